@@ -1,0 +1,357 @@
+//! Datasets, their dimensions and code lists, and series keys.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The code every dimension uses for "all of it".
+pub const TOTAL: &str = "_T";
+
+/// The measures a dataset may carry.
+pub const KNOWN_MEASURES: [&str; 3] = ["BAL", "CRE", "DEB"];
+
+/// One entry of a dimension's code list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Code {
+    pub code: String,
+    pub label: String,
+    /// The code this one is a part of; `None` only for the total `_T`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// A dimension with its code list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dimension {
+    pub id: String,
+    pub label: String,
+    pub codes: Vec<Code>,
+}
+
+impl Dimension {
+    /// Position of `code` in this dimension's code list.
+    pub fn position(&self, code: &str) -> Option<usize> {
+        self.codes.iter().position(|c| c.code == code)
+    }
+
+    /// Position of the total `_T`; every validated dimension has one.
+    pub fn total_position(&self) -> usize {
+        self.position(TOTAL).unwrap_or(0)
+    }
+}
+
+/// A dataset definition as published in a `DatasetDefined` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    pub id: String,
+    pub name: String,
+    pub publisher: String,
+    /// Currency or unit of the figures, e.g. `USD`.
+    pub unit: String,
+    /// Power of ten the figures are expressed in (6 = millions).
+    pub unit_multiplier: i32,
+    pub dimensions: Vec<Dimension>,
+    pub measures: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A dataset definition that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid dataset `{dataset}`: {message}")]
+pub struct DatasetError {
+    pub dataset: String,
+    pub message: String,
+}
+
+/// Identifiers are SDMX-like: letters, digits and underscores, starting with a letter or `_`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !id.as_bytes()[0].is_ascii_digit()
+        && id.as_bytes()[0] != b'-'
+}
+
+impl Dataset {
+    /// Checks the definition: ids, a `_T` in every code list, parents that exist and form no
+    /// cycle, no duplicate codes or dimensions, known measures.
+    pub fn validate(&self) -> Result<(), DatasetError> {
+        let fail = |message: String| DatasetError {
+            dataset: self.id.clone(),
+            message,
+        };
+        if !is_valid_id(&self.id) {
+            return Err(fail("dataset id must be 1 to 64 letters, digits, `_` or `-`".into()));
+        }
+        if self.name.trim().is_empty() {
+            return Err(fail("name is empty".into()));
+        }
+        if self.dimensions.is_empty() {
+            return Err(fail("a dataset needs at least one dimension".into()));
+        }
+        if self.dimensions.len() > 16 {
+            return Err(fail("a dataset has at most 16 dimensions".into()));
+        }
+        let mut dim_ids = HashSet::new();
+        for dim in &self.dimensions {
+            if !is_valid_id(&dim.id) {
+                return Err(fail(format!("invalid dimension id `{}`", dim.id)));
+            }
+            if !dim_ids.insert(dim.id.as_str()) {
+                return Err(fail(format!("dimension `{}` appears twice", dim.id)));
+            }
+            if dim.codes.len() > u16::MAX as usize {
+                return Err(fail(format!("dimension `{}` has too many codes", dim.id)));
+            }
+            let mut codes = HashSet::new();
+            for c in &dim.codes {
+                if !is_valid_id(&c.code) {
+                    return Err(fail(format!("invalid code `{}` in dimension `{}`", c.code, dim.id)));
+                }
+                if !codes.insert(c.code.as_str()) {
+                    return Err(fail(format!("code `{}` appears twice in dimension `{}`", c.code, dim.id)));
+                }
+            }
+            if !codes.contains(TOTAL) {
+                return Err(fail(format!("dimension `{}` has no total code `_T`", dim.id)));
+            }
+            for c in &dim.codes {
+                match (&c.parent, c.code == TOTAL) {
+                    (Some(_), true) => {
+                        return Err(fail(format!("the total `_T` of dimension `{}` cannot have a parent", dim.id)))
+                    }
+                    (Some(p), false) if !codes.contains(p.as_str()) => {
+                        return Err(fail(format!(
+                            "code `{}` in dimension `{}` has unknown parent `{p}`",
+                            c.code, dim.id
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            // Every chain of parents must reach `_T` (or a root) without looping.
+            for c in &dim.codes {
+                let mut seen = HashSet::new();
+                let mut cur = c;
+                while let Some(p) = &cur.parent {
+                    if !seen.insert(cur.code.as_str()) {
+                        return Err(fail(format!("parents of code `{}` in dimension `{}` form a cycle", c.code, dim.id)));
+                    }
+                    cur = dim.codes.iter().find(|x| &x.code == p).expect("parent checked above");
+                }
+            }
+        }
+        if self.measures.is_empty() {
+            return Err(fail("a dataset needs at least one measure".into()));
+        }
+        let mut seen = HashSet::new();
+        for m in &self.measures {
+            if !KNOWN_MEASURES.contains(&m.as_str()) {
+                return Err(fail(format!("unknown measure `{m}`; known measures are BAL, CRE, DEB")));
+            }
+            if !seen.insert(m.as_str()) {
+                return Err(fail(format!("measure `{m}` appears twice")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dimension(&self, id: &str) -> Option<(usize, &Dimension)> {
+        self.dimensions.iter().enumerate().find(|(_, d)| d.id == id)
+    }
+
+    pub fn has_measure(&self, measure: &str) -> bool {
+        self.measures.iter().any(|m| m == measure)
+    }
+
+    /// Parses a series key in SDMX dot notation (`IPR._T._T`) against this dataset.
+    pub fn parse_key(&self, key: &str) -> Result<SeriesKey, KeyError> {
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.len() != self.dimensions.len() {
+            return Err(KeyError::Arity {
+                key: key.to_owned(),
+                expected: self.dimensions.len(),
+                got: parts.len(),
+                dimensions: self.dimensions.iter().map(|d| d.id.clone()).collect::<Vec<_>>().join("."),
+            });
+        }
+        let mut codes = Vec::with_capacity(parts.len());
+        for (dim, part) in self.dimensions.iter().zip(parts) {
+            let pos = dim.position(part).ok_or_else(|| KeyError::UnknownCode {
+                key: key.to_owned(),
+                dimension: dim.id.clone(),
+                code: part.to_owned(),
+            })?;
+            codes.push(pos as u16);
+        }
+        Ok(SeriesKey(codes.into_boxed_slice()))
+    }
+
+    /// Formats a key back into dot notation.
+    pub fn format_key(&self, key: &SeriesKey) -> String {
+        let mut out = String::new();
+        for (i, (dim, &c)) in self.dimensions.iter().zip(key.codes()).enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(&dim.codes[c as usize].code);
+        }
+        out
+    }
+
+    /// The key with the total in every dimension.
+    pub fn total_key(&self) -> SeriesKey {
+        SeriesKey(self.dimensions.iter().map(|d| d.total_position() as u16).collect())
+    }
+}
+
+/// A series key resolved against its dataset: the position of each code in its dimension's
+/// code list, in dimension order. Compact, and ordered the way the dataset lists its codes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey(Box<[u16]>);
+
+impl SeriesKey {
+    pub fn codes(&self) -> &[u16] {
+        &self.0
+    }
+
+    pub fn with(&self, dimension: usize, code: u16) -> SeriesKey {
+        let mut codes = self.0.clone();
+        codes[dimension] = code;
+        SeriesKey(codes)
+    }
+
+    pub fn from_codes(codes: impl Into<Box<[u16]>>) -> SeriesKey {
+        SeriesKey(codes.into())
+    }
+}
+
+/// A series key that does not fit its dataset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("key `{key}` has {got} parts but the dataset has {expected} dimensions ({dimensions})")]
+    Arity {
+        key: String,
+        expected: usize,
+        got: usize,
+        dimensions: String,
+    },
+    #[error("key `{key}`: unknown code `{code}` for dimension {dimension}")]
+    UnknownCode {
+        key: String,
+        dimension: String,
+        code: String,
+    },
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.id, self.name)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn code(code: &str, label: &str, parent: Option<&str>) -> Code {
+        Code {
+            code: code.into(),
+            label: label.into(),
+            parent: parent.map(Into::into),
+        }
+    }
+
+    /// A small dataset shaped like the Bank of Korea one.
+    pub(crate) fn sample() -> Dataset {
+        Dataset {
+            id: "KR_KNOWLEDGE_SERVICES".into(),
+            name: "Knowledge services trade".into(),
+            publisher: "Bank of Korea".into(),
+            unit: "USD".into(),
+            unit_multiplier: 6,
+            dimensions: vec![
+                Dimension {
+                    id: "SERVICE_TYPE".into(),
+                    label: "Service type".into(),
+                    codes: vec![
+                        code("_T", "Total", None),
+                        code("IPR", "IP royalties", Some("_T")),
+                        code("ICT", "ICT services", Some("_T")),
+                    ],
+                },
+                Dimension {
+                    id: "COUNTERPART".into(),
+                    label: "Region".into(),
+                    codes: vec![code("_T", "World", None), code("ASIA", "Asia", Some("_T"))],
+                },
+            ],
+            measures: vec!["BAL".into(), "CRE".into(), "DEB".into()],
+            description: None,
+        }
+    }
+
+    #[test]
+    fn sample_is_valid() {
+        sample().validate().unwrap();
+    }
+
+    #[test]
+    fn parses_and_formats_keys() {
+        let ds = sample();
+        let k = ds.parse_key("IPR._T").unwrap();
+        assert_eq!(k.codes(), &[1, 0]);
+        assert_eq!(ds.format_key(&k), "IPR._T");
+        assert_eq!(ds.total_key(), ds.parse_key("_T._T").unwrap());
+    }
+
+    #[test]
+    fn rejects_keys_with_wrong_arity_or_unknown_codes() {
+        let ds = sample();
+        let e = ds.parse_key("IPR").unwrap_err();
+        assert!(matches!(e, KeyError::Arity { expected: 2, got: 1, .. }), "{e}");
+        assert!(e.to_string().contains("SERVICE_TYPE.COUNTERPART"));
+        assert!(matches!(ds.parse_key("IPR._T._T").unwrap_err(), KeyError::Arity { got: 3, .. }));
+        let e = ds.parse_key("XXX._T").unwrap_err();
+        assert_eq!(e.to_string(), "key `XXX._T`: unknown code `XXX` for dimension SERVICE_TYPE");
+        assert!(matches!(ds.parse_key("IPR.NAM").unwrap_err(), KeyError::UnknownCode { .. }));
+        assert!(ds.parse_key("").is_err());
+        assert!(ds.parse_key("ipr._T").is_err(), "codes are case-sensitive");
+        assert!(ds.parse_key("IPR._T.").is_err());
+    }
+
+    #[test]
+    fn rejects_broken_definitions() {
+        let cases: Vec<(Box<dyn Fn(&mut Dataset)>, &str)> = vec![
+            (Box::new(|d| d.id = "".into()), "dataset id"),
+            (Box::new(|d| d.id = "BAD ID".into()), "dataset id"),
+            (Box::new(|d| d.dimensions.clear()), "at least one dimension"),
+            (Box::new(|d| d.dimensions[1].id = "SERVICE_TYPE".into()), "appears twice"),
+            (Box::new(|d| d.dimensions[0].codes.remove(0)), "no total code"),
+            (Box::new(|d| d.dimensions[0].codes[1].parent = Some("NOPE".into())), "unknown parent"),
+            (Box::new(|d| d.dimensions[0].codes[2].code = "IPR".into()), "appears twice"),
+            (Box::new(|d| d.dimensions[0].codes[0].parent = Some("IPR".into())), "cannot have a parent"),
+            (Box::new(|d| d.measures = vec!["XYZ".into()]), "unknown measure"),
+            (Box::new(|d| d.measures = vec!["BAL".into(), "BAL".into()]), "appears twice"),
+            (Box::new(|d| d.measures.clear()), "at least one measure"),
+            (
+                Box::new(|d| {
+                    d.dimensions[0].codes[1].parent = Some("ICT".into());
+                    d.dimensions[0].codes[2].parent = Some("IPR".into());
+                }),
+                "cycle",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut ds = sample();
+            mutate(&mut ds);
+            let err = ds.validate().unwrap_err();
+            assert!(err.to_string().contains(expected), "{err} should mention {expected}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Events: the facts the ledger records, named in the past tense.
+
+use serde::{Deserialize, Serialize};
+
+use super::dataset::Dataset;
+use super::release::Release;
+
+/// Something that happened. Events are never changed or removed once recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    DatasetDefined { dataset: Dataset },
+    ReleasePublished { release: Release },
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::DatasetDefined { .. } => "DatasetDefined",
+            Event::ReleasePublished { .. } => "ReleasePublished",
+        }
+    }
+}

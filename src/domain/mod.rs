@@ -1,0 +1,13 @@
+//! Pure domain types: no storage, no GraphQL.
+
+pub mod dataset;
+pub mod event;
+pub mod period;
+pub mod release;
+pub mod value;
+
+pub use dataset::{Code, Dataset, DatasetError, Dimension, KeyError, SeriesKey, TOTAL};
+pub use event::Event;
+pub use period::{Frequency, Period, PeriodError};
+pub use release::{Observation, ObservationDraft, Release, ReleaseDraft, ReleaseError, ReleaseStatus};
+pub use value::{parse_value, ValueError};

@@ -1,0 +1,344 @@
+//! Releases: what an agency published at one moment, validated against its dataset.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::dataset::Dataset;
+use super::period::Period;
+use super::value::parse_value;
+
+/// How final a release's figures are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReleaseStatus {
+    Preliminary,
+    Revised,
+    Final,
+}
+
+impl ReleaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Preliminary => "PRELIMINARY",
+            ReleaseStatus::Revised => "REVISED",
+            ReleaseStatus::Final => "FINAL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PRELIMINARY" => Some(Self::Preliminary),
+            "REVISED" => Some(Self::Revised),
+            "FINAL" => Some(Self::Final),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One published figure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Series key in dot notation, e.g. `IPR._T._T`.
+    pub key: String,
+    pub period: Period,
+    pub measure: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub value: Decimal,
+}
+
+/// A validated release, as recorded in a `ReleasePublished` event.
+///
+/// Observations are kept sorted by (key, period, measure) so that two releases with the same
+/// figures compare equal whatever order they were sent in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: Uuid,
+    pub dataset: String,
+    pub status: ReleaseStatus,
+    pub title: String,
+    pub published_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub observations: Vec<Observation>,
+}
+
+/// A figure as submitted, before validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationDraft {
+    pub key: String,
+    pub period: String,
+    #[serde(default)]
+    pub measure: Option<String>,
+    /// The value as text, so that it is never a float on its way in.
+    #[serde(deserialize_with = "exact_text")]
+    pub value: String,
+}
+
+/// A release as submitted (GraphQL input, JSON or CSV file), before validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseDraft {
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    pub dataset: String,
+    pub status: ReleaseStatus,
+    pub title: String,
+    pub published_at: DateTime<Utc>,
+    #[serde(default)]
+    pub source: Option<String>,
+    pub observations: Vec<ObservationDraft>,
+}
+
+/// Takes a value as a string, or as an integer (which JSON carries exactly); refuses JSON
+/// numbers with a fraction or exponent, which parsers turn into floats.
+fn exact_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a decimal written as a string, like \"-4530\" or \"12.5\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "value {v} is a JSON number with a fraction; write decimals as strings so they stay exact"
+            )))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A release that breaks a rule; `field` points at the offending item
+/// (e.g. `observations[3].period`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ReleaseError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Upper bound on observations in one release: bigger uploads should be split.
+pub const MAX_OBSERVATIONS_PER_RELEASE: usize = 1_000_000;
+const MAX_TEXT: usize = 1_000;
+
+impl ReleaseDraft {
+    /// Checks every rule of the design and returns the release to record. `dataset` must be
+    /// the definition named by `self.dataset` (the caller reports an unknown dataset).
+    pub fn validate(self, dataset: &Dataset) -> Result<Release, ReleaseError> {
+        let err = |field: &str, message: String| ReleaseError {
+            field: field.to_owned(),
+            message,
+        };
+        debug_assert_eq!(dataset.id, self.dataset);
+        let title = self.title.trim().to_owned();
+        if title.is_empty() {
+            return Err(err("title", "must not be empty".into()));
+        }
+        if title.chars().count() > MAX_TEXT || title.chars().any(char::is_control) {
+            return Err(err("title", format!("must be at most {MAX_TEXT} characters without control characters")));
+        }
+        if let Some(src) = &self.source {
+            if src.chars().count() > MAX_TEXT || src.chars().any(char::is_control) {
+                return Err(err("source", format!("must be at most {MAX_TEXT} characters without control characters")));
+            }
+        }
+        if self.observations.is_empty() {
+            return Err(err("observations", "a release must publish at least one observation".into()));
+        }
+        if self.observations.len() > MAX_OBSERVATIONS_PER_RELEASE {
+            return Err(err(
+                "observations",
+                format!("at most {MAX_OBSERVATIONS_PER_RELEASE} observations per release; split the upload"),
+            ));
+        }
+        let mut seen: HashMap<(String, Period, String), usize> = HashMap::with_capacity(self.observations.len());
+        let mut observations = Vec::with_capacity(self.observations.len());
+        for (i, o) in self.observations.into_iter().enumerate() {
+            let at = |f: &str| format!("observations[{i}].{f}");
+            let key = dataset
+                .parse_key(&o.key)
+                .map_err(|e| err(&at("key"), e.to_string()))?;
+            let period = Period::parse(&o.period).map_err(|e| err(&at("period"), e.to_string()))?;
+            let measure = o.measure.unwrap_or_else(|| "BAL".to_owned());
+            if !dataset.has_measure(&measure) {
+                return Err(err(
+                    &at("measure"),
+                    format!("unknown measure `{measure}`; dataset {} has {}", dataset.id, dataset.measures.join(", ")),
+                ));
+            }
+            let value = parse_value(&o.value).map_err(|e| err(&at("value"), e.to_string()))?;
+            let key = dataset.format_key(&key);
+            if let Some(first) = seen.insert((key.clone(), period, measure.clone()), i) {
+                return Err(err(
+                    &at("key"),
+                    format!("duplicate observation {key} {period} {measure}: already given as observations[{first}]"),
+                ));
+            }
+            observations.push(Observation {
+                key,
+                period,
+                measure,
+                value,
+            });
+        }
+        check_balances(&observations)?;
+        observations.sort_by(|a, b| (&a.key, a.period, &a.measure).cmp(&(&b.key, b.period, &b.measure)));
+        Ok(Release {
+            id: self.id.unwrap_or_else(Uuid::new_v4),
+            dataset: self.dataset,
+            status: self.status,
+            title,
+            published_at: self.published_at,
+            source: self.source.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+            observations,
+        })
+    }
+}
+
+/// Where a release gives balance, credits and debits for the same figure, BAL = CRE - DEB.
+fn check_balances(observations: &[Observation]) -> Result<(), ReleaseError> {
+    let mut by_cell: HashMap<(&str, Period), [Option<Decimal>; 3]> = HashMap::new();
+    for o in observations {
+        let slot = match o.measure.as_str() {
+            "BAL" => 0,
+            "CRE" => 1,
+            "DEB" => 2,
+            _ => continue,
+        };
+        by_cell.entry((&o.key, o.period)).or_default()[slot] = Some(o.value);
+    }
+    for ((key, period), m) in by_cell {
+        if let [Some(bal), Some(cre), Some(deb)] = m {
+            if bal != cre - deb {
+                return Err(ReleaseError {
+                    field: "observations".into(),
+                    message: format!("{key} {period}: BAL {bal} is not CRE {cre} minus DEB {deb}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::dataset::tests::sample;
+
+    fn obs(key: &str, period: &str, measure: Option<&str>, value: &str) -> ObservationDraft {
+        ObservationDraft {
+            key: key.into(),
+            period: period.into(),
+            measure: measure.map(Into::into),
+            value: value.into(),
+        }
+    }
+
+    fn draft(observations: Vec<ObservationDraft>) -> ReleaseDraft {
+        ReleaseDraft {
+            id: None,
+            dataset: "KR_KNOWLEDGE_SERVICES".into(),
+            status: ReleaseStatus::Preliminary,
+            title: "2025-H1 preliminary".into(),
+            published_at: "2025-09-03T00:00:00Z".parse().unwrap(),
+            source: None,
+            observations,
+        }
+    }
+
+    #[test]
+    fn validates_and_canonicalises() {
+        let r = draft(vec![
+            obs("IPR._T", "2025H1", None, "-2450"),
+            obs("_T._T", "2025-S1", Some("BAL"), "-4530.0"),
+        ])
+        .validate(&sample())
+        .unwrap();
+        assert_eq!(r.observations.len(), 2);
+        assert_eq!(r.observations[0].key, "IPR._T");
+        assert_eq!(r.observations[0].period.to_string(), "2025-S1");
+        assert_eq!(r.observations[0].measure, "BAL");
+        assert_eq!(r.observations[1].value.to_string(), "-4530.0");
+    }
+
+    #[test]
+    fn names_the_offending_item() {
+        let ds = sample();
+        let cases = [
+            (vec![], "observations", "at least one"),
+            (vec![obs("IPR._T", "2025-S3", None, "1")], "observations[0].period", "2025-S3"),
+            (vec![obs("IPR", "2025-S1", None, "1")], "observations[0].key", "dimensions"),
+            (vec![obs("IPR.MARS", "2025-S1", None, "1")], "observations[0].key", "MARS"),
+            (vec![obs("IPR._T", "2025-S1", Some("XXX"), "1")], "observations[0].measure", "XXX"),
+            (vec![obs("IPR._T", "2025-S1", None, "1e3")], "observations[0].value", "1e3"),
+            (vec![obs("IPR._T", "2025-S1", None, "NaN")], "observations[0].value", "NaN"),
+            (
+                vec![obs("IPR._T", "2025-S1", None, "1"), obs("IPR._T", "2025H1", Some("BAL"), "2")],
+                "observations[1].key",
+                "duplicate observation IPR._T 2025-S1 BAL",
+            ),
+            (
+                vec![
+                    obs("IPR._T", "2025-S1", Some("CRE"), "10"),
+                    obs("IPR._T", "2025-S1", Some("DEB"), "4"),
+                    obs("IPR._T", "2025-S1", Some("BAL"), "5"),
+                ],
+                "observations",
+                "BAL 5 is not CRE 10 minus DEB 4",
+            ),
+        ];
+        for (observations, field, needle) in cases {
+            let e = draft(observations).validate(&ds).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(needle), "{e} should mention {needle}");
+        }
+        let mut d = draft(vec![obs("IPR._T", "2025-S1", None, "1")]);
+        d.title = "  ".into();
+        assert_eq!(d.validate(&ds).unwrap_err().field, "title");
+        let mut d = draft(vec![obs("IPR._T", "2025-S1", None, "1")]);
+        d.title = "bad\u{0}title".into();
+        assert_eq!(d.validate(&ds).unwrap_err().field, "title");
+    }
+
+    #[test]
+    fn consistent_balance_credits_and_debits_pass() {
+        draft(vec![
+            obs("IPR._T", "2025-S1", Some("CRE"), "10"),
+            obs("IPR._T", "2025-S1", Some("DEB"), "4"),
+            obs("IPR._T", "2025-S1", Some("BAL"), "6"),
+        ])
+        .validate(&sample())
+        .unwrap();
+    }
+
+    #[test]
+    fn same_figures_in_another_order_are_equal() {
+        let ds = sample();
+        let id = Some(Uuid::new_v4());
+        let mut a = draft(vec![obs("IPR._T", "2025-S1", None, "1"), obs("ICT._T", "2025-S1", None, "2")]);
+        a.id = id;
+        let mut b = draft(vec![obs("ICT._T", "2025-S1", None, "2"), obs("IPR._T", "2025-S1", None, "1")]);
+        b.id = id;
+        assert_eq!(a.validate(&ds).unwrap(), b.validate(&ds).unwrap());
+    }
+}

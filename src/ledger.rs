@@ -1,0 +1,641 @@
+//! The ledger: one writer task in front of the event log, and the projections it keeps.
+//!
+//! Writes go through a single task so that revisions stay dense and ordered. The task
+//! commits in groups: it takes every command waiting in its queue, appends their events in
+//! one store transaction, waits for one flush, and only then updates the projection, answers
+//! each caller and notifies subscribers. A caller is therefore never told of a write that
+//! could still be lost, and a read after an acknowledged write sees it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::domain::{Dataset, Event, Release, ReleaseDraft};
+use crate::projection::{Applied, Projection};
+use crate::store::{decode, encode, Damage, Envelope, Hash, Head, LogStore, Record, StoredEvent, FORMAT_VERSION};
+
+/// Most commands taken into one group commit.
+const MAX_GROUP: usize = 4096;
+/// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
+const NOTICE_CAPACITY: usize = 4096;
+
+/// A failed write or read, with the error class clients see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{field}: {message}")]
+    BadInput { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the ledger is read-only: {0}")]
+    ReadOnly(String),
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+impl LedgerError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        LedgerError::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The `extensions.code` clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LedgerError::BadInput { .. } => "BAD_USER_INPUT",
+            LedgerError::Conflict(_) => "CONFLICT",
+            LedgerError::NotFound(_) => "NOT_FOUND",
+            LedgerError::ReadOnly(_) => "FORBIDDEN",
+            LedgerError::Storage(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+/// What a successful write returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub revision: u64,
+    pub hash: Hash,
+    /// True when the same content had been recorded before; nothing new was written.
+    pub duplicate: bool,
+    /// For releases: the release id (generated if the caller gave none).
+    pub release: Option<Uuid>,
+}
+
+/// Sent to subscribers after an event is durable and applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub revision: u64,
+    pub applied: Applied,
+}
+
+/// How the log looked when the ledger opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Events that passed every check.
+    pub checked: u64,
+    /// The first damaged revision, if any.
+    pub damage: Option<Damage>,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        self.damage.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Serve reads from a damaged log (up to its last good revision) instead of refusing.
+    pub read_only: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the event log is damaged at {0}; run `tradeledger verify`, or start read-only")]
+    Damaged(Damage),
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+enum Change {
+    Define(Dataset),
+    Publish(Release),
+}
+
+struct Command {
+    change: Change,
+    expected_revision: Option<u64>,
+    actor: String,
+    reply: oneshot::Sender<Result<Committed, LedgerError>>,
+}
+
+struct Inner {
+    store: Arc<dyn LogStore>,
+    state: RwLock<Projection>,
+    commands: mpsc::Sender<Command>,
+    notices: broadcast::Sender<Arc<Notice>>,
+    read_only: Option<String>,
+    /// Set when a flush failed after an append: the store may hold events the projection
+    /// does not, so no further write is accepted until a restart re-reads the log.
+    poisoned: AtomicBool,
+}
+
+/// Cheap-to-clone handle to the ledger.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+/// Reads every event from the log, checking the hash chain, and folds them into a projection.
+/// Stops at the first damaged event.
+pub fn fold_log(store: &dyn LogStore) -> Result<(Projection, Verification), OpenError> {
+    let storage = |e: crate::store::StoreError| OpenError::Storage(e.to_string());
+    let mut projection = Projection::new();
+    let mut prev = Hash::GENESIS;
+    let mut expected = 1u64;
+    let mut damage = None;
+    for item in store.scan(1) {
+        let (revision, bytes) = item.map_err(storage)?;
+        if revision != expected {
+            damage = Some(Damage {
+                revision: expected,
+                reason: format!("missing: the next stored event is revision {revision}"),
+            });
+            break;
+        }
+        let event = match decode(revision, &bytes, &prev) {
+            Ok(e) => e,
+            Err(d) => {
+                damage = Some(d);
+                break;
+            }
+        };
+        if let Err(e) = projection.apply(&event) {
+            damage = Some(Damage {
+                revision,
+                reason: e.to_string(),
+            });
+            break;
+        }
+        prev = event.hash;
+        expected += 1;
+    }
+    let checked = projection.head().revision;
+    if damage.is_none() {
+        let head = store.head().map_err(storage)?;
+        if head.revision != checked || head.hash != prev {
+            damage = Some(Damage {
+                revision: checked + 1,
+                reason: format!(
+                    "the log ends at revision {checked} but its head record says {} ({})",
+                    head.revision, head.hash
+                ),
+            });
+        }
+    }
+    if damage.is_none() {
+        for r in projection.releases() {
+            match store.release_revision(r.id).map_err(storage)? {
+                Some(rev) if rev == r.revision => {}
+                other => {
+                    damage = Some(Damage {
+                        revision: r.revision,
+                        reason: format!("release index maps {} to {other:?}", r.id),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    Ok((projection, Verification { checked, damage }))
+}
+
+impl Ledger {
+    /// Opens the ledger over `store`: folds the whole log, refusing a damaged one unless
+    /// `options.read_only`. Must be called inside a tokio runtime (it spawns the writer).
+    pub fn open(store: Arc<dyn LogStore>, options: OpenOptions) -> Result<(Ledger, Verification), OpenError> {
+        let (projection, verification) = fold_log(store.as_ref())?;
+        let read_only = match (&verification.damage, options.read_only) {
+            (Some(d), false) => return Err(OpenError::Damaged(d.clone())),
+            (Some(d), true) => Some(format!("the log is damaged at {d}")),
+            (None, true) => Some("started with --read-only".to_owned()),
+            (None, false) => None,
+        };
+        let (commands, rx) = mpsc::channel(MAX_GROUP);
+        let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
+        let inner = Arc::new(Inner {
+            store,
+            state: RwLock::new(projection),
+            commands,
+            notices,
+            read_only,
+            poisoned: AtomicBool::new(false),
+        });
+        tokio::spawn(writer(Arc::downgrade(&inner), rx));
+        Ok((Ledger { inner }, verification))
+    }
+
+    /// Read access to the projection. The guard is a std lock: never hold it across `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, Projection> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
+        self.inner.notices.subscribe()
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.notices.receiver_count()
+    }
+
+    pub fn store(&self) -> &Arc<dyn LogStore> {
+        &self.inner.store
+    }
+
+    pub fn is_read_only(&self) -> Option<&str> {
+        self.inner.read_only.as_deref()
+    }
+
+    /// Records a dataset definition. Re-defining with identical content is a duplicate;
+    /// with different content, a conflict.
+    pub async fn define_dataset(&self, dataset: Dataset, actor: &str) -> Result<Committed, LedgerError> {
+        dataset
+            .validate()
+            .map_err(|e| LedgerError::bad_input("input", e.to_string()))?;
+        self.submit(Change::Define(dataset), None, actor).await
+    }
+
+    /// Validates and records a release; see the module docs for when it returns.
+    pub async fn publish(
+        &self,
+        draft: ReleaseDraft,
+        expected_revision: Option<u64>,
+        actor: &str,
+    ) -> Result<Committed, LedgerError> {
+        let release = self.validate(draft)?;
+        self.submit(Change::Publish(release), expected_revision, actor).await
+    }
+
+    /// Records many releases in order, letting the writer group them; one result each.
+    pub async fn publish_all(&self, drafts: Vec<ReleaseDraft>, actor: &str) -> Vec<Result<Committed, LedgerError>> {
+        let mut pending = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            pending.push(match self.validate(draft) {
+                Ok(release) => Ok(self.enqueue(Change::Publish(release), None, actor).await),
+                Err(e) => Err(e),
+            });
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(match p {
+                Ok(Ok(rx)) => rx.await.unwrap_or_else(|_| Err(writer_gone())),
+                Ok(Err(e)) | Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    fn validate(&self, draft: ReleaseDraft) -> Result<Release, LedgerError> {
+        // Definitions never change once recorded, so validating outside the writer is safe.
+        let dataset = self
+            .read()
+            .dataset(&draft.dataset)
+            .map(|d| d.def.clone())
+            .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", draft.dataset)))?;
+        draft
+            .validate(&dataset)
+            .map_err(|e| LedgerError::BadInput {
+                field: e.field,
+                message: e.message,
+            })
+    }
+
+    async fn submit(&self, change: Change, expected: Option<u64>, actor: &str) -> Result<Committed, LedgerError> {
+        let rx = self.enqueue(change, expected, actor).await?;
+        rx.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn enqueue(
+        &self,
+        change: Change,
+        expected_revision: Option<u64>,
+        actor: &str,
+    ) -> Result<oneshot::Receiver<Result<Committed, LedgerError>>, LedgerError> {
+        if let Some(why) = &self.inner.read_only {
+            return Err(LedgerError::ReadOnly(why.clone()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command {
+                change,
+                expected_revision,
+                actor: actor.to_owned(),
+                reply,
+            })
+            .await
+            .map_err(|_| writer_gone())?;
+        Ok(rx)
+    }
+
+    /// Reads events after `after`, at most `limit`, checking each against the one before.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, LedgerError> {
+        let store = &self.inner.store;
+        let storage = |e: crate::store::StoreError| LedgerError::Storage(e.to_string());
+        let mut prev = if after == 0 {
+            Hash::GENESIS
+        } else {
+            match store.get(after).map_err(storage)? {
+                Some(bytes) if bytes.len() >= 32 => Hash(bytes[..32].try_into().expect("32 bytes")),
+                _ => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::new();
+        for item in store.scan(after + 1).take(limit) {
+            let (revision, bytes) = item.map_err(storage)?;
+            let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))?;
+            prev = event.hash;
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    /// Reads the release recorded at `revision` from the log.
+    pub fn release_event(&self, revision: u64) -> Result<Option<Release>, LedgerError> {
+        Ok(self
+            .events(revision - 1, 1)?
+            .into_iter()
+            .next()
+            .and_then(|e| match e.envelope.event {
+                Event::ReleasePublished { release } => Some(release),
+                Event::DatasetDefined { .. } => None,
+            }))
+    }
+
+    /// Walks the whole log again, checking the chain and re-folding every event.
+    pub fn verify(&self) -> Result<Verification, LedgerError> {
+        let (projection, verification) =
+            fold_log(self.inner.store.as_ref()).map_err(|e| LedgerError::Storage(e.to_string()))?;
+        if verification.ok() && *self.read() != projection {
+            return Ok(Verification {
+                checked: verification.checked,
+                damage: Some(Damage {
+                    revision: verification.checked,
+                    reason: "the in-memory projection differs from a fresh fold of the log".into(),
+                }),
+            });
+        }
+        Ok(verification)
+    }
+
+    /// Waits until everything appended is on stable storage.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        self.inner
+            .store
+            .flush()
+            .await
+            .map_err(|e| LedgerError::Storage(e.to_string()))
+    }
+}
+
+fn writer_gone() -> LedgerError {
+    LedgerError::Storage("the ledger is shutting down".into())
+}
+
+/// The single writer. Holds only a weak reference so dropping every `Ledger` stops it.
+async fn writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Command>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let Some(inner) = inner.upgrade() else { return };
+        commit_group(&inner, std::mem::take(&mut group)).await;
+    }
+}
+
+enum Decision {
+    /// Answer now (an error, or a duplicate of something already durable).
+    Answer(Result<Committed, LedgerError>),
+    /// A duplicate of an event appended earlier in this same group.
+    SameAs(usize),
+    Append(usize),
+}
+
+async fn commit_group(inner: &Arc<Inner>, group: Vec<Command>) {
+    if inner.poisoned.load(Ordering::Acquire) {
+        for c in group {
+            let _ = c.reply.send(Err(LedgerError::Storage(
+                "an earlier write failed to reach disk; restart the server".into(),
+            )));
+        }
+        return;
+    }
+    let mut records: Vec<Record> = Vec::new();
+    let mut events: Vec<StoredEvent> = Vec::new();
+    let mut decisions = Vec::with_capacity(group.len());
+    {
+        let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+        let mut head = Head {
+            revision: state.head().revision,
+            hash: state.head().hash,
+        };
+        // What this group adds, for duplicate checks between its own commands.
+        let mut new_datasets: HashMap<String, usize> = HashMap::new();
+        let mut new_releases: HashMap<Uuid, usize> = HashMap::new();
+        for cmd in &group {
+            let decision = decide(inner, &state, &events, &new_datasets, &new_releases, head, cmd);
+            if let Decision::Append(_) = decision {
+                let event = match &cmd.change {
+                    Change::Define(d) => Event::DatasetDefined { dataset: d.clone() },
+                    Change::Publish(r) => Event::ReleasePublished { release: r.clone() },
+                };
+                let envelope = Envelope {
+                    format: FORMAT_VERSION,
+                    revision: head.revision + 1,
+                    event_id: Uuid::new_v4(),
+                    recorded_at: Utc::now(),
+                    actor: cmd.actor.clone(),
+                    prev_hash: head.hash.to_hex(),
+                    event,
+                };
+                let (hash, bytes) = encode(&envelope);
+                let index = events.len();
+                match &cmd.change {
+                    Change::Define(d) => new_datasets.insert(d.id.clone(), index),
+                    Change::Publish(r) => new_releases.insert(r.id, index),
+                };
+                records.push(Record {
+                    revision: envelope.revision,
+                    hash,
+                    bytes,
+                    release_id: match &cmd.change {
+                        Change::Publish(r) => Some(r.id),
+                        Change::Define(_) => None,
+                    },
+                });
+                head = Head {
+                    revision: envelope.revision,
+                    hash,
+                };
+                events.push(StoredEvent { envelope, hash });
+                decisions.push(Decision::Append(index));
+            } else {
+                decisions.push(decision);
+            }
+        }
+    }
+
+    if !records.is_empty() {
+        let store = inner.store.clone();
+        let appended = tokio::task::spawn_blocking(move || store.append(&records))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let durable = match appended {
+            Ok(_) => inner.store.flush().await.map_err(|e| {
+                inner.poisoned.store(true, Ordering::Release);
+                e.to_string()
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = durable {
+            tracing::error!(error = %e, "append failed; the group is refused");
+            for (cmd, decision) in group.into_iter().zip(decisions) {
+                let answer = match decision {
+                    Decision::Answer(a) => a,
+                    _ => Err(LedgerError::Storage(e.clone())),
+                };
+                let _ = cmd.reply.send(answer);
+            }
+            return;
+        }
+    }
+
+    let mut notices = Vec::with_capacity(events.len());
+    {
+        let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
+        for event in &events {
+            match state.apply(event) {
+                Ok(applied) => notices.push(Arc::new(Notice {
+                    revision: event.revision(),
+                    applied,
+                })),
+                Err(e) => {
+                    // Validated events always apply; if one does not, stop accepting writes.
+                    tracing::error!(error = %e, "projection rejected a recorded event");
+                    inner.poisoned.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+    for (cmd, decision) in group.into_iter().zip(decisions) {
+        let answer = match decision {
+            Decision::Answer(a) => a,
+            Decision::Append(i) | Decision::SameAs(i) => Ok(Committed {
+                revision: events[i].revision(),
+                hash: events[i].hash,
+                duplicate: matches!(decision, Decision::SameAs(_)),
+                release: match &cmd.change {
+                    Change::Publish(r) => Some(r.id),
+                    Change::Define(_) => None,
+                },
+            }),
+        };
+        let _ = cmd.reply.send(answer);
+    }
+    for n in notices {
+        // No receivers is fine: nobody is subscribed.
+        let _ = inner.notices.send(n);
+    }
+}
+
+fn decide(
+    inner: &Inner,
+    state: &Projection,
+    pending: &[StoredEvent],
+    new_datasets: &HashMap<String, usize>,
+    new_releases: &HashMap<Uuid, usize>,
+    head: Head,
+    cmd: &Command,
+) -> Decision {
+    // Idempotency comes before the revision check: a retry of a write that succeeded must
+    // get its original answer even though the head has moved since.
+    match &cmd.change {
+        Change::Define(d) => {
+            if let Some(existing) = state.dataset(&d.id) {
+                return Decision::Answer(if existing.def == *d {
+                    hash_of(inner, existing.revision).map(|hash| Committed {
+                        revision: existing.revision,
+                        hash,
+                        duplicate: true,
+                        release: None,
+                    })
+                } else {
+                    Err(LedgerError::Conflict(format!(
+                        "dataset `{}` is already defined (revision {}) with different content",
+                        d.id, existing.revision
+                    )))
+                });
+            }
+            if let Some(&i) = new_datasets.get(&d.id) {
+                let same = matches!(&pending[i].envelope.event, Event::DatasetDefined { dataset } if dataset == d);
+                return if same {
+                    Decision::SameAs(i)
+                } else {
+                    Decision::Answer(Err(LedgerError::Conflict(format!(
+                        "dataset `{}` is being defined with different content",
+                        d.id
+                    ))))
+                };
+            }
+        }
+        Change::Publish(r) => {
+            if let Some((_, info)) = state.release(&r.id) {
+                let revision = info.revision;
+                return Decision::Answer(original_release(inner, revision).and_then(|(original, hash)| {
+                    if original == *r {
+                        Ok(Committed {
+                            revision,
+                            hash,
+                            duplicate: true,
+                            release: Some(r.id),
+                        })
+                    } else {
+                        Err(LedgerError::Conflict(format!(
+                            "release {} was already recorded at revision {revision} with different content",
+                            r.id
+                        )))
+                    }
+                }));
+            }
+            if let Some(&i) = new_releases.get(&r.id) {
+                let same = matches!(&pending[i].envelope.event, Event::ReleasePublished { release } if release == r);
+                return if same {
+                    Decision::SameAs(i)
+                } else {
+                    Decision::Answer(Err(LedgerError::Conflict(format!(
+                        "release {} is being recorded with different content",
+                        r.id
+                    ))))
+                };
+            }
+        }
+    }
+    if let Some(expected) = cmd.expected_revision {
+        if expected != head.revision {
+            return Decision::Answer(Err(LedgerError::Conflict(format!(
+                "expectedRevision {expected} does not match the ledger head {}",
+                head.revision
+            ))));
+        }
+    }
+    Decision::Append(pending.len())
+}
+
+fn hash_of(inner: &Inner, revision: u64) -> Result<Hash, LedgerError> {
+    match inner.store.get(revision) {
+        Ok(Some(bytes)) if bytes.len() >= 32 => Ok(Hash(bytes[..32].try_into().expect("32 bytes"))),
+        Ok(_) => Err(LedgerError::Storage(format!("revision {revision} is missing from the log"))),
+        Err(e) => Err(LedgerError::Storage(e.to_string())),
+    }
+}
+
+fn original_release(inner: &Inner, revision: u64) -> Result<(Release, Hash), LedgerError> {
+    let bytes = inner
+        .store
+        .get(revision)
+        .map_err(|e| LedgerError::Storage(e.to_string()))?
+        .ok_or_else(|| LedgerError::Storage(format!("revision {revision} is missing from the log")))?;
+    let prev = if revision == 1 { Hash::GENESIS } else { hash_of(inner, revision - 1)? };
+    let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))?;
+    match event.envelope.event {
+        Event::ReleasePublished { release } => Ok((release, event.hash)),
+        Event::DatasetDefined { .. } => Err(LedgerError::Storage(format!("revision {revision} is not a release"))),
+    }
+}

@@ -1,0 +1,446 @@
+//! In-memory views folded from the event log.
+//!
+//! Every figure is a cell `(dataset, key, period, measure)` holding its version list in
+//! revision order. A version names the release that set it by its position in
+//! [`Projection::releases`], which is itself in revision order, so "as of revision R" turns
+//! into "versions whose release position is below B" and is answered by binary search:
+//! the cost depends on the number of versions of one cell, never on the length of the log.
+
+mod filter;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound as RangeBound;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::domain::{Dataset, Event, Period, ReleaseStatus, SeriesKey};
+use crate::store::{Hash, StoredEvent};
+
+pub use filter::{Filter, KeyPattern};
+pub use stats::{RevisionStat, RevisionSummary};
+
+/// A figure's coordinates inside one dataset.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CellKey {
+    pub key: SeriesKey,
+    pub period: Period,
+    /// Position of the measure in the dataset's measure list.
+    pub measure: u8,
+}
+
+/// One value of a figure, set by one release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    /// Position of the release in [`Projection::releases`].
+    pub release: u32,
+    pub value: Decimal,
+}
+
+/// A dataset with its figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetView {
+    pub def: Dataset,
+    pub revision: u64,
+    cells: BTreeMap<CellKey, u32>,
+    versions: Vec<Vec<Version>>,
+    pub release_count: u32,
+}
+
+/// What the projection keeps of a release (its figures live in the cells).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseInfo {
+    pub id: Uuid,
+    pub dataset: String,
+    pub status: ReleaseStatus,
+    pub title: String,
+    pub published_at: DateTime<Utc>,
+    pub source: Option<String>,
+    pub revision: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: String,
+    pub observation_count: u32,
+    /// How many of its figures changed a value that an earlier release had published.
+    pub revised_count: u32,
+}
+
+/// A point in the ledger's history that reads are made at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub revision: u64,
+    /// Number of releases recorded at or before `revision`.
+    releases: u32,
+}
+
+/// The ways to name a point in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Revision(u64),
+    Release(Uuid),
+    PublishedAt(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("asOf.revision {requested} is beyond the ledger head {head}")]
+    RevisionBeyondHead { requested: u64, head: u64 },
+    #[error("asOf.release {0}: no such release")]
+    UnknownRelease(Uuid),
+    #[error("revision {revision}: {message}")]
+    Inconsistent { revision: u64, message: String },
+}
+
+/// A figure read at some bound.
+#[derive(Debug, Clone, Copy)]
+pub struct ObservationAt<'a> {
+    pub dataset: &'a DatasetView,
+    pub cell: &'a CellKey,
+    /// The versions up to the bound; never empty.
+    pub versions: &'a [Version],
+}
+
+impl<'a> ObservationAt<'a> {
+    pub fn current(&self) -> Version {
+        *self.versions.last().expect("never empty")
+    }
+    pub fn preliminary(&self) -> Version {
+        self.versions[0]
+    }
+    /// The value this one replaced, if it replaced one.
+    pub fn revised_from(&self) -> Option<Decimal> {
+        self.versions.len().checked_sub(2).map(|i| self.versions[i].value)
+    }
+}
+
+/// A new version of an existing figure, reported when a release revises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisedFigure {
+    pub key: String,
+    pub period: Period,
+    pub measure: String,
+    pub previous: Decimal,
+    pub value: Decimal,
+    pub version: u32,
+}
+
+/// What applying one event changed, for notifying subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    DatasetDefined { id: String },
+    ReleasePublished { release: u32, revised: Vec<RevisedFigure> },
+}
+
+/// Head of the folded log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerHead {
+    pub revision: u64,
+    pub hash: Hash,
+}
+
+/// All views, folded from the log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    head: LedgerHead,
+    datasets: Vec<DatasetView>,
+    dataset_ix: HashMap<String, usize>,
+    releases: Vec<ReleaseInfo>,
+    release_ix: HashMap<Uuid, u32>,
+    /// (published_at, revision) sorted by time, with the running maximum of revisions.
+    published: Vec<(DateTime<Utc>, u64)>,
+    published_max: Vec<u64>,
+    version_count: u64,
+}
+
+impl Projection {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn head(&self) -> LedgerHead {
+        self.head
+    }
+
+    pub fn version_count(&self) -> u64 {
+        self.version_count
+    }
+
+    pub fn datasets(&self) -> &[DatasetView] {
+        &self.datasets
+    }
+
+    pub fn dataset(&self, id: &str) -> Option<&DatasetView> {
+        self.dataset_ix.get(id).map(|&i| &self.datasets[i])
+    }
+
+    pub fn releases(&self) -> &[ReleaseInfo] {
+        &self.releases
+    }
+
+    pub fn release(&self, id: &Uuid) -> Option<(u32, &ReleaseInfo)> {
+        self.release_ix.get(id).map(|&i| (i, &self.releases[i as usize]))
+    }
+
+    pub fn release_at(&self, position: u32) -> &ReleaseInfo {
+        &self.releases[position as usize]
+    }
+
+    /// Position of the first release recorded after `revision`.
+    pub fn releases_after(&self, revision: u64) -> usize {
+        self.releases.partition_point(|r| r.revision <= revision)
+    }
+
+    /// The bound for the current head.
+    pub fn latest(&self) -> Bound {
+        Bound {
+            revision: self.head.revision,
+            releases: self.releases.len() as u32,
+        }
+    }
+
+    /// Resolves an as-of specification (none means the head).
+    pub fn bound(&self, as_of: Option<AsOf>) -> Result<Bound, ProjectionError> {
+        let revision = match as_of {
+            None => return Ok(self.latest()),
+            Some(AsOf::Revision(r)) if r > self.head.revision => {
+                return Err(ProjectionError::RevisionBeyondHead {
+                    requested: r,
+                    head: self.head.revision,
+                })
+            }
+            Some(AsOf::Revision(r)) => r,
+            Some(AsOf::Release(id)) => self.release(&id).ok_or(ProjectionError::UnknownRelease(id))?.1.revision,
+            Some(AsOf::PublishedAt(t)) => {
+                let n = self.published.partition_point(|(p, _)| *p <= t);
+                if n == 0 {
+                    0
+                } else {
+                    self.published_max[n - 1]
+                }
+            }
+        };
+        Ok(Bound {
+            revision,
+            releases: self.releases_after(revision) as u32,
+        })
+    }
+
+    /// Folds one event in. Events must come in revision order.
+    pub fn apply(&mut self, event: &StoredEvent) -> Result<Applied, ProjectionError> {
+        let revision = event.revision();
+        let inconsistent = |message: String| ProjectionError::Inconsistent { revision, message };
+        if revision != self.head.revision + 1 {
+            return Err(inconsistent(format!("expected revision {}", self.head.revision + 1)));
+        }
+        let applied = match &event.envelope.event {
+            Event::DatasetDefined { dataset } => {
+                if self.dataset_ix.contains_key(&dataset.id) {
+                    return Err(inconsistent(format!("dataset {} defined twice", dataset.id)));
+                }
+                self.dataset_ix.insert(dataset.id.clone(), self.datasets.len());
+                self.datasets.push(DatasetView {
+                    def: dataset.clone(),
+                    revision,
+                    cells: BTreeMap::new(),
+                    versions: Vec::new(),
+                    release_count: 0,
+                });
+                Applied::DatasetDefined { id: dataset.id.clone() }
+            }
+            Event::ReleasePublished { release } => {
+                if self.release_ix.contains_key(&release.id) {
+                    return Err(inconsistent(format!("release {} recorded twice", release.id)));
+                }
+                let &ds_pos = self
+                    .dataset_ix
+                    .get(&release.dataset)
+                    .ok_or_else(|| inconsistent(format!("release of unknown dataset {}", release.dataset)))?;
+                let position = self.releases.len() as u32;
+                let ds = &mut self.datasets[ds_pos];
+                // Resolve everything before mutating, so a bad event leaves no trace.
+                let mut resolved = Vec::with_capacity(release.observations.len());
+                for o in &release.observations {
+                    let key = ds.def.parse_key(&o.key).map_err(|e| inconsistent(e.to_string()))?;
+                    let measure = ds
+                        .def
+                        .measures
+                        .iter()
+                        .position(|m| *m == o.measure)
+                        .ok_or_else(|| inconsistent(format!("unknown measure {}", o.measure)))?;
+                    resolved.push(CellKey {
+                        key,
+                        period: o.period,
+                        measure: measure as u8,
+                    });
+                }
+                let mut revised = Vec::new();
+                for (cell, o) in resolved.into_iter().zip(&release.observations) {
+                    let next = ds.versions.len() as u32;
+                    let slot = *ds.cells.entry(cell).or_insert(next);
+                    if slot == next {
+                        ds.versions.push(Vec::with_capacity(1));
+                    }
+                    let versions = &mut ds.versions[slot as usize];
+                    if let Some(prev) = versions.last() {
+                        if prev.value != o.value {
+                            revised.push(RevisedFigure {
+                                key: o.key.clone(),
+                                period: o.period,
+                                measure: o.measure.clone(),
+                                previous: prev.value,
+                                value: o.value,
+                                version: versions.len() as u32 + 1,
+                            });
+                        }
+                    }
+                    versions.push(Version {
+                        release: position,
+                        value: o.value,
+                    });
+                }
+                ds.release_count += 1;
+                self.version_count += release.observations.len() as u64;
+                self.releases.push(ReleaseInfo {
+                    id: release.id,
+                    dataset: release.dataset.clone(),
+                    status: release.status,
+                    title: release.title.clone(),
+                    published_at: release.published_at,
+                    source: release.source.clone(),
+                    revision,
+                    recorded_at: event.envelope.recorded_at,
+                    actor: event.envelope.actor.clone(),
+                    observation_count: release.observations.len() as u32,
+                    revised_count: revised.len() as u32,
+                });
+                self.release_ix.insert(release.id, position);
+                self.index_publication(release.published_at, revision);
+                Applied::ReleasePublished {
+                    release: position,
+                    revised,
+                }
+            }
+        };
+        self.head = LedgerHead {
+            revision,
+            hash: event.hash,
+        };
+        Ok(applied)
+    }
+
+    /// Figures of `dataset` matching `filter` as of `bound`, in key order, after `after`.
+    pub fn select<'a>(
+        &'a self,
+        dataset: &'a DatasetView,
+        filter: &'a Filter,
+        bound: Bound,
+        after: Option<&CellKey>,
+    ) -> impl Iterator<Item = ObservationAt<'a>> + 'a {
+        let start = after.map_or(RangeBound::Unbounded, |c| RangeBound::Excluded(c.clone()));
+        dataset
+            .cells
+            .range((start, RangeBound::Unbounded))
+            .filter(move |(cell, _)| filter.matches_cell(cell))
+            .filter_map(move |(cell, &slot)| dataset.at(cell, slot, bound))
+            .filter(move |obs| filter.matches_versions(obs.versions, |r| self.releases[r as usize].status))
+    }
+
+    fn index_publication(&mut self, at: DateTime<Utc>, revision: u64) {
+        let pos = self.published.partition_point(|(p, _)| *p <= at);
+        self.published.insert(pos, (at, revision));
+        // Releases nearly always arrive in publication order, so this usually touches one entry.
+        self.published_max.truncate(pos);
+        let mut max = pos.checked_sub(1).map_or(0, |i| self.published_max[i]);
+        for &(_, r) in &self.published[pos..] {
+            max = max.max(r);
+            self.published_max.push(max);
+        }
+    }
+}
+
+impl DatasetView {
+    pub fn cell_count(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Resolves a measure id to its position.
+    pub fn measure(&self, id: &str) -> Option<u8> {
+        self.def.measures.iter().position(|m| m == id).map(|p| p as u8)
+    }
+
+    pub fn measure_id(&self, position: u8) -> &str {
+        &self.def.measures[position as usize]
+    }
+
+    /// A figure as of `bound`, or `None` if nothing had been published for it by then.
+    pub fn get(&self, cell: &CellKey, bound: Bound) -> Option<ObservationAt<'_>> {
+        let (key, &slot) = self.cells.get_key_value(cell)?;
+        self.at(key, slot, bound)
+    }
+
+    fn at<'a>(&'a self, cell: &'a CellKey, slot: u32, bound: Bound) -> Option<ObservationAt<'a>> {
+        let all = &self.versions[slot as usize];
+        let n = all.partition_point(|v| v.release < bound.releases);
+        (n > 0).then(|| ObservationAt {
+            dataset: self,
+            cell,
+            versions: &all[..n],
+        })
+    }
+
+    /// Every version of a figure, whatever the bound.
+    pub fn history(&self, cell: &CellKey) -> Option<ObservationAt<'_>> {
+        self.get(
+            cell,
+            Bound {
+                revision: u64::MAX,
+                releases: u32::MAX,
+            },
+        )
+    }
+
+    /// The items of `dimension` directly under `base`'s code in that dimension, as of
+    /// `bound`, with the figure of `base` itself as the total.
+    pub fn breakdown(
+        &self,
+        base: &SeriesKey,
+        dimension: usize,
+        period: Period,
+        measure: u8,
+        bound: Bound,
+    ) -> Breakdown<'_> {
+        let dim = &self.def.dimensions[dimension];
+        let parent = &dim.codes[base.codes()[dimension] as usize].code;
+        let cell = |key: SeriesKey| CellKey { key, period, measure };
+        let total = self.get(&cell(base.clone()), bound);
+        let items: Vec<_> = dim
+            .codes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.parent.as_deref() == Some(parent.as_str()))
+            .filter_map(|(i, _)| self.get(&cell(base.with(dimension, i as u16)), bound))
+            .collect();
+        let sum_of_items = items.iter().map(|o| o.current().value).sum();
+        let residual = total.map(|t| t.current().value - sum_of_items);
+        Breakdown {
+            total,
+            items,
+            sum_of_items,
+            residual,
+        }
+    }
+}
+
+/// One dimension's items under a total, with what they leave unexplained.
+#[derive(Debug, Clone)]
+pub struct Breakdown<'a> {
+    pub total: Option<ObservationAt<'a>>,
+    pub items: Vec<ObservationAt<'a>>,
+    pub sum_of_items: Decimal,
+    /// `total - sum_of_items`: the part no listed item covers ("other").
+    pub residual: Option<Decimal>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! The event log: an append-only sequence of hash-chained records.
+//!
+//! [`LogStore`] is the small seam between the ledger and its storage. [`SledStore`] is the
+//! embedded implementation; a replicated log (e.g. a JetStream stream) would be another.
+
+mod record;
+mod sled_store;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use uuid::Uuid;
+
+pub use record::{decode, encode, Damage, Envelope, Hash, StoredEvent, FORMAT_VERSION};
+pub use sled_store::SledStore;
+
+/// A record ready to be appended: its revision, hash and encoded bytes.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub revision: u64,
+    pub hash: Hash,
+    pub bytes: Vec<u8>,
+    /// Set for `ReleasePublished`, so the store can index release ids.
+    pub release_id: Option<Uuid>,
+}
+
+/// The newest record of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Head {
+    pub revision: u64,
+    pub hash: Hash,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Io(String),
+    #[error("append at revision {got} does not follow head revision {head}")]
+    OutOfOrder { head: u64, got: u64 },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Durable, ordered storage of encoded records.
+pub trait LogStore: Send + Sync + 'static {
+    /// The newest record, as recorded in the store's metadata.
+    fn head(&self) -> Result<Head, StoreError>;
+
+    /// Appends records atomically: all of them or none. They must continue the head densely.
+    /// Not yet durable: call [`LogStore::flush`] before telling anyone.
+    fn append(&self, records: &[Record]) -> Result<Head, StoreError>;
+
+    /// Resolves once everything appended so far is on stable storage.
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The raw stored values from `from` (inclusive) on, in revision order.
+    fn scan(&self, from: u64) -> Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send + '_>;
+
+    /// One raw stored value.
+    fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The revision that recorded release `id`, from the release index.
+    fn release_revision(&self, id: Uuid) -> Result<Option<u64>, StoreError>;
+
+    /// Rewrites the release index and head metadata from the events themselves.
+    fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError>;
+}

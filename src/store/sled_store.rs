@@ -1,0 +1,154 @@
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use uuid::Uuid;
+
+use super::{BoxFuture, Hash, Head, LogStore, Record, StoreError};
+
+const HEAD_KEY: &[u8] = b"head";
+
+/// The event log in sled: `events` (big-endian revision -> `hash || canonical bytes`),
+/// `releases` (release id -> big-endian revision) and `meta` (`head` -> revision || hash).
+/// One append is one transaction over the three trees.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    events: sled::Tree,
+    releases: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::from_db(sled::Config::new().path(path).open()?)
+    }
+
+    /// A store that lives only as long as the value (for tests and benchmarks).
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(SledStore {
+            events: db.open_tree("events")?,
+            releases: db.open_tree("releases")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// The raw events tree, for tests that tamper with the log on purpose.
+    pub fn events_tree(&self) -> &sled::Tree {
+        &self.events
+    }
+
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn encode_head(head: &Head) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..8].copy_from_slice(&head.revision.to_be_bytes());
+    out[8..].copy_from_slice(&head.hash.0);
+    out
+}
+
+fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
+    if bytes.len() != 40 {
+        return Err(StoreError::Io("head metadata is malformed".into()));
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&bytes[8..]);
+    Ok(Head {
+        revision: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+        hash: Hash(hash),
+    })
+}
+
+impl LogStore for SledStore {
+    fn head(&self) -> Result<Head, StoreError> {
+        match self.meta.get(HEAD_KEY)? {
+            Some(bytes) => decode_head(&bytes),
+            None => Ok(Head::default()),
+        }
+    }
+
+    fn append(&self, records: &[Record]) -> Result<Head, StoreError> {
+        let Some(last) = records.last() else {
+            return self.head();
+        };
+        let new_head = Head {
+            revision: last.revision,
+            hash: last.hash,
+        };
+        let result = (&self.events, &self.releases, &self.meta).transaction(|(events, releases, meta)| {
+            let head = match meta.get(HEAD_KEY)? {
+                Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
+                None => Head::default(),
+            };
+            let mut expected = head.revision + 1;
+            for r in records {
+                if r.revision != expected {
+                    return Err(ConflictableTransactionError::Abort(StoreError::OutOfOrder {
+                        head: head.revision,
+                        got: r.revision,
+                    }));
+                }
+                events.insert(&r.revision.to_be_bytes(), r.bytes.as_slice())?;
+                if let Some(id) = r.release_id {
+                    releases.insert(id.as_bytes(), &r.revision.to_be_bytes())?;
+                }
+                expected += 1;
+            }
+            meta.insert(HEAD_KEY, encode_head(&new_head).to_vec())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(new_head),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.db.flush_async().await?;
+            Ok(())
+        })
+    }
+
+    fn scan(&self, from: u64) -> Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send + '_> {
+        Box::new(self.events.range(from.to_be_bytes()..).map(|item| {
+            let (k, v) = item?;
+            let key: [u8; 8] = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Io("event key is not 8 bytes".into()))?;
+            Ok((u64::from_be_bytes(key), v.to_vec()))
+        }))
+    }
+
+    fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.events.get(revision.to_be_bytes())?.map(|v| v.to_vec()))
+    }
+
+    fn release_revision(&self, id: Uuid) -> Result<Option<u64>, StoreError> {
+        Ok(self.releases.get(id.as_bytes())?.and_then(|v| {
+            let b: [u8; 8] = v.as_ref().try_into().ok()?;
+            Some(u64::from_be_bytes(b))
+        }))
+    }
+
+    fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError> {
+        self.releases.clear()?;
+        for (id, rev) in releases {
+            self.releases.insert(id.as_bytes(), &rev.to_be_bytes())?;
+        }
+        self.meta.insert(HEAD_KEY, encode_head(&head).to_vec())?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
