@@ -14,6 +14,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::domain::{Dataset, ObservationDraft, ReleaseDraft, ReleaseStatus};
+use crate::ledger::Ledger;
 
 /// The contents of release files, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -85,6 +86,62 @@ impl Batch {
             batch.extend(Batch::read_file(&p)?);
         }
         Ok(batch)
+    }
+}
+
+/// What [`load`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub datasets_defined: usize,
+    pub releases_recorded: usize,
+    /// Releases (or datasets) already in the ledger with identical content.
+    pub duplicates: usize,
+    pub observations: usize,
+    pub head_revision: u64,
+}
+
+/// Records a batch: datasets first, then every release. All releases are validated before
+/// any is recorded, so a batch with a bad release records none of them. Errors name the
+/// release by its position in the batch.
+pub async fn load(ledger: &Ledger, batch: Batch, actor: &str) -> Result<LoadReport, Vec<String>> {
+    let mut report = LoadReport::default();
+    for ds in batch.datasets {
+        let id = ds.id.clone();
+        match ledger.define_dataset(ds, actor).await {
+            Ok(c) if c.duplicate => report.duplicates += 1,
+            Ok(_) => report.datasets_defined += 1,
+            Err(e) => return Err(vec![format!("dataset {id}: {e}")]),
+        }
+    }
+    let errors: Vec<String> = batch
+        .releases
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            ledger
+                .validate(r.clone())
+                .err()
+                .map(|e| format!("release {i} ({}): {e}", r.title))
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    report.observations = batch.releases.iter().map(|r| r.observations.len()).sum();
+    let titles: Vec<String> = batch.releases.iter().map(|r| r.title.clone()).collect();
+    let mut errors = Vec::new();
+    for (i, result) in ledger.publish_all(batch.releases, actor).await.into_iter().enumerate() {
+        match result {
+            Ok(c) if c.duplicate => report.duplicates += 1,
+            Ok(_) => report.releases_recorded += 1,
+            Err(e) => errors.push(format!("release {i} ({}): {e}", titles[i])),
+        }
+    }
+    report.head_revision = ledger.read().head().revision;
+    if errors.is_empty() {
+        Ok(report)
+    } else {
+        Err(errors)
     }
 }
 

@@ -76,6 +76,14 @@ pub struct Notice {
     pub applied: Applied,
 }
 
+/// An event with the exact bytes its hash covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub event: StoredEvent,
+    /// The canonical JSON whose SHA-256 is the event's hash.
+    pub canonical: String,
+}
+
 /// How the log looked when the ledger opened it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
@@ -83,6 +91,9 @@ pub struct Verification {
     pub checked: u64,
     /// The first damaged revision, if any.
     pub damage: Option<Damage>,
+    /// True when only derived data (release index, head record) disagrees with an intact
+    /// chain of events: `tradeledger rebuild` repairs that.
+    pub derived_only: bool,
 }
 
 impl Verification {
@@ -170,6 +181,7 @@ pub fn fold_log(store: &dyn LogStore) -> Result<(Projection, Verification), Open
     }
     let checked = projection.head().revision;
     if damage.is_none() {
+        // A head record ahead of the events means events were removed from the end.
         let head = store.head().map_err(storage)?;
         if head.revision != checked || head.hash != prev {
             damage = Some(Damage {
@@ -181,6 +193,7 @@ pub fn fold_log(store: &dyn LogStore) -> Result<(Projection, Verification), Open
             });
         }
     }
+    let chain_intact = damage.is_none();
     if damage.is_none() {
         for r in projection.releases() {
             match store.release_revision(r.id).map_err(storage)? {
@@ -195,7 +208,15 @@ pub fn fold_log(store: &dyn LogStore) -> Result<(Projection, Verification), Open
             }
         }
     }
-    Ok((projection, Verification { checked, damage }))
+    let derived_only = chain_intact && damage.is_some();
+    Ok((
+        projection,
+        Verification {
+            checked,
+            damage,
+            derived_only,
+        },
+    ))
 }
 
 impl Ledger {
@@ -283,7 +304,8 @@ impl Ledger {
         out
     }
 
-    fn validate(&self, draft: ReleaseDraft) -> Result<Release, LedgerError> {
+    /// Validates a release against its dataset without recording it.
+    pub fn validate(&self, draft: ReleaseDraft) -> Result<Release, LedgerError> {
         // Definitions never change once recorded, so validating outside the writer is safe.
         let dataset = self
             .read()
@@ -328,6 +350,12 @@ impl Ledger {
 
     /// Reads events after `after`, at most `limit`, checking each against the one before.
     pub fn events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, LedgerError> {
+        Ok(self.audit_events(after, limit)?.into_iter().map(|a| a.event).collect())
+    }
+
+    /// Like [`Ledger::events`], with each event's canonical bytes, so that auditors can
+    /// recompute its hash.
+    pub fn audit_events(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, LedgerError> {
         let store = &self.inner.store;
         let storage = |e: crate::store::StoreError| LedgerError::Storage(e.to_string());
         let mut prev = if after == 0 {
@@ -343,7 +371,10 @@ impl Ledger {
             let (revision, bytes) = item.map_err(storage)?;
             let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))?;
             prev = event.hash;
-            out.push(event);
+            out.push(AuditEvent {
+                event,
+                canonical: String::from_utf8_lossy(&bytes[32..]).into_owned(),
+            });
         }
         Ok(out)
     }
@@ -371,6 +402,7 @@ impl Ledger {
                     revision: verification.checked,
                     reason: "the in-memory projection differs from a fresh fold of the log".into(),
                 }),
+                derived_only: true,
             });
         }
         Ok(verification)

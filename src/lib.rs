@@ -11,11 +11,18 @@
 //! - [`ledger`]: the single writer (group commit, idempotency, optimistic concurrency) and the
 //!   shared handle readers and subscribers use.
 //! - [`import`]: release files (JSON and CSV).
+//! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits.
 
+pub mod auth;
+pub mod cli;
 pub mod domain;
+pub mod graphql;
 pub mod import;
 pub mod ledger;
+pub mod metrics;
 pub mod projection;
+pub mod server;
 pub mod store;
+pub mod ws;
 
 pub use ledger::{Ledger, LedgerError};

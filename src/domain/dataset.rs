@@ -327,12 +327,13 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_broken_definitions() {
-        let cases: Vec<(Box<dyn Fn(&mut Dataset)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Dataset)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|d| d.id = "".into()), "dataset id"),
             (Box::new(|d| d.id = "BAD ID".into()), "dataset id"),
             (Box::new(|d| d.dimensions.clear()), "at least one dimension"),
             (Box::new(|d| d.dimensions[1].id = "SERVICE_TYPE".into()), "appears twice"),
-            (Box::new(|d| d.dimensions[0].codes.remove(0)), "no total code"),
+            (Box::new(|d| drop(d.dimensions[0].codes.remove(0))), "no total code"),
             (Box::new(|d| d.dimensions[0].codes[1].parent = Some("NOPE".into())), "unknown parent"),
             (Box::new(|d| d.dimensions[0].codes[2].code = "IPR".into()), "appears twice"),
             (Box::new(|d| d.dimensions[0].codes[0].parent = Some("IPR".into())), "cannot have a parent"),

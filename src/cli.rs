@@ -1,0 +1,317 @@
+//! The command line: `serve`, `import`, `export-schema`, `verify`, `rebuild`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{generated_token, Token, Tokens};
+use crate::graphql::Limits;
+use crate::import::{load, Batch};
+use crate::ledger::{fold_log, Ledger, OpenOptions};
+use crate::server::{run, ServerConfig};
+use crate::store::{LogStore, SledStore};
+
+#[derive(Parser, Debug)]
+#[command(name = "tradeledger", version, about = "GraphQL server over an event-sourced ledger of trade-statistics releases")]
+pub struct Cli {
+    /// Directory of the sled store and the generated write token.
+    #[arg(long, env = "TRADELEDGER_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Log filter, e.g. `info` or `tradeledger=debug`.
+    #[arg(long, env = "TRADELEDGER_LOG", default_value = "info", global = true)]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve GraphQL over HTTP and WebSocket.
+    Serve(ServeArgs),
+    /// Record release files (JSON or CSV) in the ledger.
+    Import {
+        /// Files to import, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Actor name recorded with the events.
+        #[arg(long, default_value = "import")]
+        actor: String,
+    },
+    /// Print the GraphQL schema (SDL).
+    ExportSchema {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check the hash chain and re-fold every event; exits 1 and names the first bad
+    /// revision if the log was altered.
+    Verify,
+    /// Re-fold the log and rewrite the derived indexes (release index, head record).
+    Rebuild,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TRADELEDGER_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Write tokens, comma-separated, each `name:secret` or `secret`. Without any, a token is
+    /// generated on first start, kept in the data directory and printed once.
+    #[arg(long, env = "TRADELEDGER_WRITE_TOKENS", hide_env_values = true)]
+    pub write_tokens: Option<String>,
+    /// Read tokens; when set, reads need a read or write token.
+    #[arg(long, env = "TRADELEDGER_READ_TOKENS", hide_env_values = true)]
+    pub read_tokens: Option<String>,
+    /// Release files loaded into an empty store.
+    #[arg(long, env = "TRADELEDGER_FIXTURES", default_value = "fixtures")]
+    pub fixtures: PathBuf,
+    /// Start with an empty store.
+    #[arg(long, env = "TRADELEDGER_NO_FIXTURES")]
+    pub no_fixtures: bool,
+    /// Refuse writes; also lets a damaged log be served up to its last good revision.
+    #[arg(long, env = "TRADELEDGER_READ_ONLY")]
+    pub read_only: bool,
+    #[arg(long, env = "TRADELEDGER_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+    /// Most fields one query may select (fragments expanded, `__typename` included).
+    #[arg(long, env = "TRADELEDGER_MAX_COMPLEXITY", default_value_t = 1000)]
+    pub max_complexity: usize,
+    #[arg(long, env = "TRADELEDGER_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    #[arg(long, env = "TRADELEDGER_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+    #[arg(long, env = "TRADELEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: usize,
+    /// Largest request body (and WebSocket message), in bytes.
+    #[arg(long, env = "TRADELEDGER_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    #[arg(long, env = "TRADELEDGER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    #[arg(long, env = "TRADELEDGER_MAX_WS_CONNECTIONS", default_value_t = 20_000)]
+    pub max_ws_connections: usize,
+    #[arg(long, env = "TRADELEDGER_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_init_timeout_ms: u64,
+    #[arg(long, env = "TRADELEDGER_WS_KEEPALIVE_MS", default_value_t = 30_000)]
+    pub ws_keepalive_ms: u64,
+    /// Turn off schema introspection (for production).
+    #[arg(long, env = "TRADELEDGER_NO_INTROSPECTION")]
+    pub no_introspection: bool,
+    /// Do not serve GraphiQL on `GET /graphql`.
+    #[arg(long, env = "TRADELEDGER_NO_GRAPHIQL")]
+    pub no_graphiql: bool,
+    /// Origins allowed by CORS (comma-separated); CORS is off without any.
+    #[arg(long, env = "TRADELEDGER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+/// Creates the data directory, readable by its owner only.
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn open_store(data_dir: &Path) -> Result<Arc<SledStore>> {
+    prepare_data_dir(data_dir)?;
+    let path = data_dir.join("log");
+    Ok(Arc::new(SledStore::open(&path).with_context(|| format!("opening the store at {}", path.display()))?))
+}
+
+fn open_ledger(data_dir: &Path, read_only: bool) -> Result<Ledger> {
+    let store = open_store(data_dir)?;
+    let started = Instant::now();
+    let (ledger, verification) = Ledger::open(store, OpenOptions { read_only })?;
+    let p = ledger.read();
+    tracing::info!(
+        revision = p.head().revision,
+        versions = p.version_count(),
+        millis = started.elapsed().as_millis() as u64,
+        "ledger opened"
+    );
+    if let Some(d) = &verification.damage {
+        tracing::error!(damage = %d, "serving a damaged log read-only");
+    }
+    drop(p);
+    Ok(ledger)
+}
+
+/// Runs a parsed command line.
+pub async fn run_cli(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.data_dir, args).await,
+        Command::Import { files, actor } => {
+            let ledger = open_ledger(&cli.data_dir, false)?;
+            let mut batch = Batch::default();
+            for f in &files {
+                batch.extend(Batch::read_file(f)?);
+            }
+            let started = Instant::now();
+            match load(&ledger, batch, &actor).await {
+                Ok(r) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    println!(
+                        "recorded {} datasets and {} releases ({} observations, {} duplicates) in {secs:.2} s; head revision {}",
+                        r.datasets_defined, r.releases_recorded, r.observations, r.duplicates, r.head_revision
+                    );
+                    Ok(())
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("error: {e}");
+                    }
+                    bail!("{} error(s); nothing from the invalid releases was recorded", errors.len())
+                }
+            }
+        }
+        Command::ExportSchema { out } => {
+            let sdl = crate::graphql::sdl();
+            match out {
+                Some(path) => std::fs::write(&path, sdl).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{sdl}"),
+            }
+            Ok(())
+        }
+        Command::Verify => {
+            let store = open_store(&cli.data_dir)?;
+            let started = Instant::now();
+            let (projection, v) = fold_log(store.as_ref())?;
+            match v.damage {
+                None => {
+                    println!(
+                        "ok: {} events checked, {} observation versions, head {} ({:.2} s)",
+                        v.checked,
+                        projection.version_count(),
+                        projection.head().hash,
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(())
+                }
+                Some(d) => {
+                    println!("DAMAGED: first bad revision {}: {}", d.revision, d.reason);
+                    println!("{} events before it check out", v.checked);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Rebuild => {
+            let store = open_store(&cli.data_dir)?;
+            let started = Instant::now();
+            let (projection, v) = fold_log(store.as_ref())?;
+            // A damaged chain stays damaged: rebuilding indexes over it would hide the damage.
+            if let Some(d) = v.damage.as_ref().filter(|_| !v.derived_only) {
+                println!("DAMAGED: first bad revision {}: {}", d.revision, d.reason);
+                std::process::exit(1);
+            }
+            let head = crate::store::Head {
+                revision: projection.head().revision,
+                hash: projection.head().hash,
+            };
+            let releases: Vec<_> = projection.releases().iter().map(|r| (r.id, r.revision)).collect();
+            store.rebuild_indexes(head, &releases)?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "rebuilt: {} events, {} releases, {} observation versions in {secs:.2} s ({:.0} versions/s)",
+                head.revision,
+                releases.len(),
+                projection.version_count(),
+                projection.version_count() as f64 / secs.max(1e-9)
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(data_dir: &Path, args: ServeArgs) -> Result<()> {
+    let ledger = open_ledger(data_dir, args.read_only)?;
+    let mut tokens = Tokens {
+        write: Token::parse_list(args.write_tokens.as_deref().unwrap_or("")).context("--write-tokens")?,
+        read: Token::parse_list(args.read_tokens.as_deref().unwrap_or("")).context("--read-tokens")?,
+    };
+    if tokens.write.is_empty() {
+        let (token, created) = generated_token(data_dir).context("the generated write token")?;
+        if let Some(text) = created {
+            // Printed once, on stderr, and never logged.
+            eprintln!(
+                "Generated a write token (kept in {}): {text}\nUse it as `Authorization: Bearer {}`",
+                data_dir.join(crate::auth::TOKEN_FILE).display(),
+                text.split_once(':').map_or(text.as_str(), |(_, s)| s)
+            );
+        }
+        tokens.write.push(token);
+    }
+    if !args.no_fixtures && ledger.read().head().revision == 0 && ledger.is_read_only().is_none() {
+        if args.fixtures.is_dir() {
+            let batch = Batch::read_dir(&args.fixtures)?;
+            match load(&ledger, batch, "fixtures").await {
+                Ok(r) => tracing::info!(
+                    releases = r.releases_recorded,
+                    observations = r.observations,
+                    revision = r.head_revision,
+                    "loaded fixtures from {}",
+                    args.fixtures.display()
+                ),
+                Err(errors) => bail!("loading fixtures: {}", errors.join("; ")),
+            }
+        } else {
+            tracing::warn!("fixtures directory {} not found; starting empty", args.fixtures.display());
+        }
+    }
+    let config = ServerConfig {
+        limits: Limits {
+            max_depth: args.max_depth,
+            max_complexity: args.max_complexity,
+            max_aliases: args.max_aliases,
+            max_page_size: args.max_page_size,
+            introspection: !args.no_introspection,
+            ..Limits::default()
+        },
+        max_body_bytes: args.max_body_bytes,
+        max_batch: args.max_batch,
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        max_ws_connections: args.max_ws_connections,
+        ws_init_timeout: Duration::from_millis(args.ws_init_timeout_ms),
+        ws_keepalive: Duration::from_millis(args.ws_keepalive_ms),
+        tokens,
+        cors_origins: args.cors_origins,
+        graphiql: !args.no_graphiql,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}/graphql");
+    // Machine-readable line for scripts and tests that start the binary on port 0.
+    println!("listening on {addr}");
+    run(listener, ledger, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

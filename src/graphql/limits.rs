@@ -1,0 +1,184 @@
+//! Limits checked on the parsed document before validation.
+//!
+//! async-graphql's own depth and complexity limits do not count `__typename`, so a query of
+//! thousands of aliased `__typename` fields passes them. This extension counts every field
+//! selection (with fragments expanded, stopping as soon as a limit is passed, so fragment
+//! "bombs" cost no more than the limit), every alias, and the nesting depth.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
+use async_graphql::parser::Positioned;
+use async_graphql::{Name, ServerError, ServerResult, Variables};
+
+use super::{Limits, LIMIT_EXCEEDED};
+
+/// The extension factory; see the module docs.
+pub struct QueryLimits {
+    limits: Limits,
+}
+
+impl QueryLimits {
+    pub fn new(limits: Limits) -> Self {
+        QueryLimits { limits }
+    }
+}
+
+impl ExtensionFactory for QueryLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(QueryLimitsExtension { limits: self.limits })
+    }
+}
+
+struct QueryLimitsExtension {
+    limits: Limits,
+}
+
+fn exceeded(message: String) -> ServerError {
+    let mut e = ServerError::new(message, None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", LIMIT_EXCEEDED);
+    e.extensions = Some(ext);
+    e
+}
+
+struct Walk<'a> {
+    doc: &'a ExecutableDocument,
+    limits: Limits,
+    fields: usize,
+    aliases: usize,
+    /// Fragments on the current path, to refuse cycles without looping.
+    path: HashSet<&'a str>,
+}
+
+impl<'a> Walk<'a> {
+    fn selection_set(&mut self, set: &'a SelectionSet, depth: usize) -> Result<(), ServerError> {
+        if depth > self.limits.max_depth {
+            return Err(exceeded(format!("query is nested deeper than the limit of {}", self.limits.max_depth)));
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    self.fields += 1;
+                    if self.fields > self.limits.max_complexity {
+                        return Err(exceeded(format!(
+                            "query selects more than the limit of {} fields (fragments expanded, `__typename` included)",
+                            self.limits.max_complexity
+                        )));
+                    }
+                    if f.node.alias.is_some() {
+                        self.aliases += 1;
+                        if self.aliases > self.limits.max_aliases {
+                            return Err(exceeded(format!(
+                                "query uses more than the limit of {} aliases",
+                                self.limits.max_aliases
+                            )));
+                        }
+                    }
+                    if !f.node.selection_set.node.items.is_empty() {
+                        self.selection_set(&f.node.selection_set.node, depth + 1)?;
+                    }
+                }
+                Selection::InlineFragment(i) => self.selection_set(&i.node.selection_set.node, depth)?,
+                Selection::FragmentSpread(s) => {
+                    let name: &Name = &s.node.fragment_name.node;
+                    // Unknown fragments are reported by validation, which runs next.
+                    let Some(def): Option<&Positioned<FragmentDefinition>> = self.doc.fragments.get(name) else {
+                        continue;
+                    };
+                    if !self.path.insert(name.as_str()) {
+                        // Validation names the cycle; stop walking it.
+                        continue;
+                    }
+                    self.selection_set(&def.node.selection_set.node, depth)?;
+                    self.path.remove(name.as_str());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks one parsed document against the limits.
+pub fn check(doc: &ExecutableDocument, limits: Limits) -> Result<(), ServerError> {
+    let mut walk = Walk {
+        doc,
+        limits,
+        fields: 0,
+        aliases: 0,
+        path: HashSet::new(),
+    };
+    for (_, op) in doc.operations.iter() {
+        walk.selection_set(&op.node.selection_set.node, 1)?;
+    }
+    Ok(())
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for QueryLimitsExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        check(&doc, self.limits)?;
+        Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    fn limits() -> Limits {
+        Limits {
+            max_depth: 4,
+            max_complexity: 10,
+            max_aliases: 3,
+            ..Limits::default()
+        }
+    }
+
+    fn run(q: &str) -> Result<(), String> {
+        check(&parse_query(q).unwrap(), limits()).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn counts_typename_and_aliases() {
+        assert!(run("{ a: __typename b: __typename c: __typename }").is_ok());
+        assert!(run("{ a: __typename b: __typename c: __typename d: __typename }")
+            .unwrap_err()
+            .contains("aliases"));
+        let many = format!("{{ {} }}", "__typename ".repeat(11));
+        assert!(run(&many).unwrap_err().contains("fields"));
+    }
+
+    #[test]
+    fn measures_depth_through_fragments() {
+        assert!(run("{ a { b { c } } }").is_ok());
+        assert!(run("{ a { b { c { d { e } } } } }").unwrap_err().contains("deeper"));
+        assert!(run("query { a { ...F } } fragment F on T { b { c { d { e } } } }")
+            .unwrap_err()
+            .contains("deeper"));
+    }
+
+    #[test]
+    fn fragment_bombs_stop_at_the_limit() {
+        let mut q = String::from("{ ...F0 } fragment F20 on Q { __typename }");
+        for i in 0..20 {
+            q.push_str(&format!(" fragment F{i} on Q {{ ...F{n} ...F{n} }}", n = i + 1));
+        }
+        assert!(run(&q).unwrap_err().contains("fields"));
+    }
+
+    #[test]
+    fn fragment_cycles_do_not_loop() {
+        assert!(run("{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }").is_ok());
+    }
+}

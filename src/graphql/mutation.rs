@@ -1,0 +1,190 @@
+//! The mutation root: every write needs a write token.
+
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::{self, bad_input, coded, FORBIDDEN, UNAUTHENTICATED};
+use super::scalars::Dec;
+use super::types::{Dataset, Release, ReleaseStatus};
+use super::{caller_of, ledger_of};
+use crate::domain::{self, Period};
+
+#[derive(Default)]
+pub struct MutationRoot;
+
+/// One entry of a code list.
+#[derive(InputObject)]
+pub struct CodeInput {
+    pub code: String,
+    pub label: String,
+    /// The code this one is part of; omit only for the total `_T`.
+    pub parent: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct DimensionInput {
+    pub id: String,
+    pub label: String,
+    /// Must include the total `_T`.
+    pub codes: Vec<CodeInput>,
+}
+
+/// A dataset definition. Definitions cannot change once recorded.
+#[derive(InputObject)]
+pub struct DatasetInput {
+    pub id: ID,
+    pub name: String,
+    pub publisher: String,
+    pub description: Option<String>,
+    pub unit: String,
+    /// Power of ten the figures are expressed in: 6 means millions.
+    pub unit_multiplier: i32,
+    /// In series-key order.
+    pub dimensions: Vec<DimensionInput>,
+    /// Among `BAL`, `CRE`, `DEB`.
+    #[graphql(default_with = "vec![String::from(\"BAL\")]")]
+    pub measures: Vec<String>,
+}
+
+/// One figure of a release.
+#[derive(InputObject)]
+pub struct ObservationInput {
+    /// Series key in dot notation, e.g. `IPR._T._T`.
+    pub key: String,
+    pub period: Period,
+    #[graphql(default_with = "String::from(\"BAL\")")]
+    pub measure: String,
+    /// Exact decimal, as a string.
+    pub value: Dec,
+}
+
+/// A release to record.
+#[derive(InputObject)]
+pub struct ReleaseInput {
+    /// Optional; set it to make re-sending the same release idempotent.
+    pub id: Option<Uuid>,
+    pub dataset: ID,
+    pub status: ReleaseStatus,
+    pub title: String,
+    /// Official publication time.
+    pub published_at: DateTime<Utc>,
+    /// Where the figures come from (text or URL).
+    pub source: Option<String>,
+    pub observations: Vec<ObservationInput>,
+}
+
+/// What `publishRelease` recorded.
+#[derive(SimpleObject)]
+pub struct PublishResult {
+    pub release: Release,
+    /// Revision of the event that recorded the release.
+    pub revision: u64,
+    /// SHA-256 (hex) of that event.
+    pub hash: String,
+    /// True when this exact release had been recorded before: nothing new was written and
+    /// `revision` is the original one.
+    pub duplicate: bool,
+}
+
+/// The actor name of the caller's write token, or the right error.
+fn writer(ctx: &Context<'_>) -> Result<String> {
+    let caller = caller_of(ctx);
+    match (&caller.actor, caller.can_write) {
+        (Some(actor), true) => Ok(actor.clone()),
+        (Some(_), false) => Err(coded(FORBIDDEN, "this token may read but not write")),
+        (None, _) if caller.bad_token => Err(coded(UNAUTHENTICATED, "the bearer token is not valid")),
+        (None, _) => Err(coded(
+            UNAUTHENTICATED,
+            "writes need an `Authorization: Bearer <token>` header with a write token",
+        )),
+    }
+}
+
+#[Object]
+impl MutationRoot {
+    /// Defines a dataset. Sending the identical definition again is harmless; a different
+    /// definition under an existing id is a `CONFLICT`.
+    async fn define_dataset(&self, ctx: &Context<'_>, input: DatasetInput) -> Result<Dataset> {
+        let actor = writer(ctx)?;
+        let dataset = domain::Dataset {
+            id: input.id.0,
+            name: input.name,
+            publisher: input.publisher,
+            unit: input.unit,
+            unit_multiplier: input.unit_multiplier,
+            description: input.description,
+            dimensions: input
+                .dimensions
+                .into_iter()
+                .map(|d| domain::Dimension {
+                    id: d.id,
+                    label: d.label,
+                    codes: d
+                        .codes
+                        .into_iter()
+                        .map(|c| domain::Code {
+                            code: c.code,
+                            label: c.label,
+                            parent: c.parent,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            measures: input.measures,
+        };
+        let id = dataset.id.clone();
+        let ledger = ledger_of(ctx);
+        ledger.define_dataset(dataset, &actor).await.map_err(error::ledger)?;
+        let p = ledger.read();
+        p.dataset(&id)
+            .map(Dataset::from_view)
+            .ok_or_else(|| coded("INTERNAL_SERVER_ERROR", "dataset vanished after it was recorded"))
+    }
+
+    /// Records a release. Returns once the release is durable and visible to reads.
+    async fn publish_release(
+        &self,
+        ctx: &Context<'_>,
+        input: ReleaseInput,
+        #[graphql(desc = "Refuse with `CONFLICT` unless the ledger head is at this revision.")]
+        expected_revision: Option<i64>,
+    ) -> Result<PublishResult> {
+        let actor = writer(ctx)?;
+        let expected = match expected_revision {
+            Some(r) if r < 0 => return Err(bad_input(format!("expectedRevision must not be negative (got {r})"))),
+            r => r.map(|r| r as u64),
+        };
+        let draft = domain::ReleaseDraft {
+            id: input.id,
+            dataset: input.dataset.0,
+            status: input.status.into(),
+            title: input.title,
+            published_at: input.published_at,
+            source: input.source,
+            observations: input
+                .observations
+                .into_iter()
+                .map(|o| domain::ObservationDraft {
+                    key: o.key,
+                    period: o.period.to_string(),
+                    measure: Some(o.measure),
+                    value: o.value.0.to_string(),
+                })
+                .collect(),
+        };
+        let ledger = ledger_of(ctx);
+        let committed = ledger.publish(draft, expected, &actor).await.map_err(error::ledger)?;
+        let id = committed.release.expect("publish always names the release");
+        let p = ledger.read();
+        let (pos, info) = p
+            .release(&id)
+            .ok_or_else(|| coded("INTERNAL_SERVER_ERROR", "release vanished after it was recorded"))?;
+        Ok(PublishResult {
+            release: Release::from_info(pos, info),
+            revision: committed.revision,
+            hash: committed.hash.to_hex(),
+            duplicate: committed.duplicate,
+        })
+    }
+}

@@ -1,0 +1,545 @@
+//! The query root.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::{self, bad_input, coded, NOT_FOUND};
+use super::scalars::Dec;
+use super::types::{
+    cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release,
+    ReleaseStatus,
+};
+use super::{ledger_of, limits_of};
+use crate::domain::{Event, Period};
+use crate::projection::{CellKey, DatasetView, Filter, KeyPattern, RevisionStat, RevisionSummary as Summary};
+
+#[derive(Default)]
+pub struct QueryRoot;
+
+/// Codes allowed in one dimension.
+#[derive(InputObject, Clone, Debug)]
+pub struct DimensionFilter {
+    /// Dimension id, e.g. `SERVICE_TYPE`.
+    pub dimension: String,
+    /// Codes to keep, e.g. `["IPR", "ICT"]`.
+    pub codes: Vec<String>,
+}
+
+/// Which figures to select. Every criterion given must hold.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct ObservationFilter {
+    /// SDMX key pattern: one part per dimension, empty for any code, `+` for alternatives,
+    /// e.g. `IPR+ICT.._T`.
+    pub key: Option<String>,
+    /// Codes allowed per dimension (combined with `key`).
+    pub dimensions: Option<Vec<DimensionFilter>>,
+    /// Exactly these periods.
+    pub periods: Option<Vec<Period>>,
+    /// From this period on (inclusive; only periods of the same frequency match).
+    pub period_from: Option<Period>,
+    /// Up to this period (inclusive; only periods of the same frequency match).
+    pub period_to: Option<Period>,
+    /// Measures, e.g. `["BAL"]`.
+    pub measures: Option<Vec<String>>,
+    /// Status of the release that set the value (as of the requested point).
+    pub status: Option<Vec<ReleaseStatus>>,
+    /// Only figures whose value has changed at least once.
+    pub revised_only: Option<bool>,
+}
+
+impl ObservationFilter {
+    fn resolve(&self, ds: &DatasetView) -> Result<Filter> {
+        let def = &ds.def;
+        let mut key = match &self.key {
+            Some(k) => Some(KeyPattern::parse(def, k).map_err(|e| bad_input(format!("filter.key: {e}")))?),
+            None => None,
+        };
+        for d in self.dimensions.iter().flatten() {
+            let (pos, dim) = def.dimension(&d.dimension).ok_or_else(|| {
+                bad_input(format!(
+                    "filter.dimensions: unknown dimension `{}`; dataset {} has {}",
+                    d.dimension,
+                    def.id,
+                    def.dimensions.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let codes = d
+                .codes
+                .iter()
+                .map(|c| {
+                    dim.position(c).map(|p| p as u16).ok_or_else(|| {
+                        bad_input(format!("filter.dimensions: unknown code `{c}` for dimension {}", dim.id))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            key.get_or_insert_with(|| KeyPattern(vec![None; def.dimensions.len()]))
+                .restrict(pos, codes);
+        }
+        let measures = match &self.measures {
+            Some(ms) => Some(
+                ms.iter()
+                    .map(|m| {
+                        ds.measure(m).ok_or_else(|| {
+                            bad_input(format!(
+                                "filter.measures: unknown measure `{m}`; dataset {} has {}",
+                                def.id,
+                                def.measures.join(", ")
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        Ok(Filter {
+            key,
+            periods: self.periods.clone(),
+            period_from: self.period_from,
+            period_to: self.period_to,
+            measures,
+            statuses: self.status.as_ref().map(|s| s.iter().map(|&x| x.into()).collect()),
+            revised_only: self.revised_only.unwrap_or(false),
+        })
+    }
+}
+
+/// A dimension's items under a total, with their sum and what they leave unexplained.
+#[derive(SimpleObject)]
+pub struct Breakdown {
+    pub dimension: String,
+    pub period: Period,
+    pub measure: String,
+    /// The figure the items break down (all `_T` by default); null if none was published.
+    pub total: Option<Observation>,
+    /// The codes directly under the total's code in this dimension that have a figure.
+    pub items: Vec<Observation>,
+    pub sum_of_items: Dec,
+    /// `total - sumOfItems`: the part the listed items do not cover ("other").
+    pub residual: Option<Dec>,
+    pub as_of_revision: u64,
+}
+
+/// Preliminary versus latest for one figure.
+#[derive(SimpleObject)]
+pub struct RevisionStatItem {
+    pub key: String,
+    pub period: Period,
+    pub measure: String,
+    pub preliminary_value: Dec,
+    pub latest_value: Dec,
+    /// `latestValue - preliminaryValue`.
+    pub revision: Dec,
+    /// Number of times the value changed.
+    pub revision_count: u32,
+}
+
+/// Revision statistics over a selection, following OECD / Eurostat revision analysis:
+/// revision = latest - preliminary, averaged over all selected figures (unrevised ones count
+/// as zero).
+#[derive(SimpleObject)]
+pub struct RevisionSummary {
+    pub observation_count: u64,
+    /// Figures whose value changed at least once.
+    pub revised_count: u64,
+    /// Total number of value changes.
+    pub revision_count: u64,
+    /// Mean revision: its sign shows whether preliminary figures tend to be too low (+) or
+    /// too high (-). Null for an empty selection.
+    pub mean_revision: Option<Dec>,
+    /// Mean absolute revision: the typical size of a revision.
+    pub mean_absolute_revision: Option<Dec>,
+    pub max_absolute_revision: Option<Dec>,
+    /// Per-figure statistics for revised figures, largest absolute revision first (at most 1000).
+    pub items: Vec<RevisionStatItem>,
+}
+
+/// Kind of an event.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum EventKind {
+    DatasetDefined,
+    ReleasePublished,
+}
+
+/// An event of the audit log, with its place in the hash chain.
+#[derive(SimpleObject)]
+#[graphql(complex, name = "Event")]
+pub struct LedgerEvent {
+    pub revision: u64,
+    pub event_id: Uuid,
+    pub kind: EventKind,
+    pub recorded_at: DateTime<Utc>,
+    /// Name of the write token that recorded the event.
+    pub actor: String,
+    /// Hash of the previous event (64 zeros for the first).
+    pub prev_hash: String,
+    /// SHA-256 (hex) of `canonical`.
+    pub hash: String,
+    /// The exact bytes (UTF-8 JSON) the hash covers, so anyone can recompute it.
+    pub canonical: String,
+    pub dataset: ID,
+    #[graphql(skip)]
+    release: Option<Uuid>,
+}
+
+#[async_graphql::ComplexObject]
+impl LedgerEvent {
+    /// The release this event recorded, for `RELEASE_PUBLISHED`.
+    async fn release(&self, ctx: &Context<'_>) -> Option<Release> {
+        let id = self.release?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        p.release(&id).map(|(pos, info)| Release::from_info(pos, info))
+    }
+}
+
+/// Result of checking the whole hash chain and re-folding the log.
+#[derive(SimpleObject)]
+pub struct LedgerVerification {
+    pub ok: bool,
+    /// Events that passed every check.
+    pub checked: u64,
+    /// First revision that failed a check, if any.
+    pub first_bad_revision: Option<u64>,
+    /// What was wrong with it.
+    pub reason: Option<String>,
+}
+
+/// Additional connection fields.
+#[derive(SimpleObject)]
+pub struct Counted {
+    /// Number of items matching, over all pages.
+    pub total_count: u64,
+}
+
+fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
+    let max = limits_of(ctx).max_page_size;
+    match first {
+        None => Ok(max.min(100)),
+        Some(n) if n < 0 => Err(bad_input(format!("first must not be negative (got {n})"))),
+        Some(n) if n as usize > max => Err(bad_input(format!("first must be at most {max} (got {n})"))),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+fn dataset_view<'a>(p: &'a crate::projection::Projection, id: &str) -> Result<&'a DatasetView> {
+    p.dataset(id)
+        .ok_or_else(|| coded(NOT_FOUND, format!("dataset `{id}` not found")))
+}
+
+fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}|{}|{}",
+        ds.def.format_key(&cell.key),
+        cell.period,
+        ds.measure_id(cell.measure)
+    ))
+}
+
+fn decode_cursor(ds: &DatasetView, cursor: &str) -> Result<CellKey> {
+    let invalid = || bad_input(format!("after: `{cursor}` is not a cursor of this dataset's observations"));
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    let mut parts = text.split('|');
+    let (Some(key), Some(period), Some(measure), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let period = Period::parse(period).map_err(|_| invalid())?;
+    cell_key(ds, key, period, measure).map_err(|_| invalid())
+}
+
+fn revision_cursor(after: Option<&str>) -> Result<u64> {
+    match after {
+        None => Ok(0),
+        Some(s) => s
+            .parse()
+            .map_err(|_| bad_input(format!("after: `{s}` is not a cursor of this list"))),
+    }
+}
+
+#[Object]
+impl QueryRoot {
+    /// The newest event: revision and hash of the ledger's head.
+    async fn ledger(&self, ctx: &Context<'_>) -> LedgerHead {
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        LedgerHead {
+            revision: p.head().revision,
+            hash: p.head().hash.to_hex(),
+            event_count: p.head().revision,
+            release_count: p.releases().len() as u64,
+            observation_version_count: p.version_count(),
+            read_only_reason: ledger.is_read_only().map(str::to_owned),
+        }
+    }
+
+    /// All datasets.
+    async fn datasets(&self, ctx: &Context<'_>) -> Vec<Dataset> {
+        ledger_of(ctx).read().datasets().iter().map(Dataset::from_view).collect()
+    }
+
+    /// One dataset by id, or null.
+    async fn dataset(&self, ctx: &Context<'_>, id: ID) -> Option<Dataset> {
+        ledger_of(ctx).read().dataset(&id).map(Dataset::from_view)
+    }
+
+    /// Releases in the order they were recorded (oldest first).
+    async fn releases(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only releases of this dataset.")] dataset: Option<ID>,
+        #[graphql(desc = "Only releases with this status.")] status: Option<ReleaseStatus>,
+        #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
+    ) -> Result<Connection<String, Release, Counted, EmptyFields>> {
+        let limit = page_size(ctx, first)?;
+        let after_rev = revision_cursor(after.as_deref())?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        if let Some(d) = &dataset {
+            dataset_view(&p, d)?;
+        }
+        let status = status.map(crate::domain::ReleaseStatus::from);
+        let matches = |r: &&crate::projection::ReleaseInfo| {
+            dataset.as_ref().is_none_or(|d| r.dataset == d.as_str()) && status.is_none_or(|s| r.status == s)
+        };
+        let total = p.releases().iter().filter(matches).count() as u64;
+        let start = p.releases_after(after_rev);
+        let mut page = p.releases()[start..]
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches(r))
+            .take(limit + 1);
+        let mut conn = Connection::with_additional_fields(after.is_some(), false, Counted { total_count: total });
+        for (i, r) in page.by_ref().take(limit) {
+            conn.edges.push(Edge::new(
+                r.revision.to_string(),
+                Release::from_info((start + i) as u32, r),
+            ));
+        }
+        conn.has_next_page = page.next().is_some();
+        Ok(conn)
+    }
+
+    /// One release by id, or null.
+    async fn release(&self, ctx: &Context<'_>, id: Uuid) -> Option<Release> {
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        p.release(&id).map(|(pos, r)| Release::from_info(pos, r))
+    }
+
+    /// Figures of a dataset, in key, period and measure order, as of a point in history.
+    async fn observations(
+        &self,
+        ctx: &Context<'_>,
+        dataset: ID,
+        filter: Option<ObservationFilter>,
+        #[graphql(desc = "Read as of this point (default: latest).")] as_of: Option<AsOf>,
+        #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
+    ) -> Result<Connection<String, Observation, EmptyFields, EmptyFields>> {
+        let limit = page_size(ctx, first)?;
+        let spec = AsOf::to_spec(as_of.as_ref())?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let ds = dataset_view(&p, &dataset)?;
+        let bound = p.bound(spec).map_err(error::projection)?;
+        let filter = filter.unwrap_or_default().resolve(ds)?;
+        let after_cell = after.as_deref().map(|c| decode_cursor(ds, c)).transpose()?;
+        let mut it = p.select(ds, &filter, bound, after_cell.as_ref());
+        let mut conn = Connection::new(after.is_some(), false);
+        for obs in it.by_ref().take(limit) {
+            conn.edges
+                .push(Edge::new(encode_cursor(ds, obs.cell), observation(&p, &obs, bound.revision)));
+        }
+        conn.has_next_page = it.next().is_some();
+        Ok(conn)
+    }
+
+    /// One figure, as of a point in history; null if nothing was published for it by then.
+    async fn observation(
+        &self,
+        ctx: &Context<'_>,
+        dataset: ID,
+        #[graphql(desc = "Series key in dot notation, e.g. `IPR._T._T`.")] key: String,
+        period: Period,
+        #[graphql(default_with = "String::from(\"BAL\")")] measure: String,
+        as_of: Option<AsOf>,
+    ) -> Result<Option<Observation>> {
+        let spec = AsOf::to_spec(as_of.as_ref())?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let ds = dataset_view(&p, &dataset)?;
+        let cell = cell_key(ds, &key, period, &measure)?;
+        let bound = p.bound(spec).map_err(error::projection)?;
+        Ok(ds.get(&cell, bound).map(|o| observation(&p, &o, bound.revision)))
+    }
+
+    /// Every version of one figure, oldest (preliminary) first, with the change each made.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        dataset: ID,
+        key: String,
+        period: Period,
+        #[graphql(default_with = "String::from(\"BAL\")")] measure: String,
+        #[graphql(desc = "Only versions up to this point (default: all).")] as_of: Option<AsOf>,
+    ) -> Result<Vec<ObservationVersion>> {
+        let spec = AsOf::to_spec(as_of.as_ref())?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let ds = dataset_view(&p, &dataset)?;
+        let cell = cell_key(ds, &key, period, &measure)?;
+        let bound = p.bound(spec).map_err(error::projection)?;
+        Ok(ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default())
+    }
+
+    /// The items of one dimension under a total, with their sum and the residual
+    /// `total - sum(items)`, as of a point in history.
+    async fn breakdown(
+        &self,
+        ctx: &Context<'_>,
+        dataset: ID,
+        #[graphql(desc = "Dimension to break down, e.g. `SERVICE_TYPE`.")] dimension: String,
+        period: Period,
+        #[graphql(default_with = "String::from(\"BAL\")")] measure: String,
+        #[graphql(desc = "Key of the total to break down (default: `_T` in every dimension).")] key: Option<String>,
+        as_of: Option<AsOf>,
+    ) -> Result<Breakdown> {
+        let spec = AsOf::to_spec(as_of.as_ref())?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let ds = dataset_view(&p, &dataset)?;
+        let (dim, _) = ds.def.dimension(&dimension).ok_or_else(|| {
+            bad_input(format!(
+                "dimension: unknown dimension `{dimension}`; dataset {} has {}",
+                ds.def.id,
+                ds.def.dimensions.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let base = match &key {
+            Some(k) => ds.def.parse_key(k).map_err(|e| bad_input(format!("key: {e}")))?,
+            None => ds.def.total_key(),
+        };
+        let measure_pos = cell_key(ds, &ds.def.format_key(&base), period, &measure)?.measure;
+        let bound = p.bound(spec).map_err(error::projection)?;
+        let b = ds.breakdown(&base, dim, period, measure_pos, bound);
+        Ok(Breakdown {
+            dimension,
+            period,
+            measure,
+            total: b.total.map(|t| observation(&p, &t, bound.revision)),
+            items: b.items.iter().map(|o| observation(&p, o, bound.revision)).collect(),
+            sum_of_items: Dec(b.sum_of_items),
+            residual: b.residual.map(Dec),
+            as_of_revision: bound.revision,
+        })
+    }
+
+    /// Revision statistics (preliminary versus latest) over a selection of figures.
+    async fn revision_summary(
+        &self,
+        ctx: &Context<'_>,
+        dataset: ID,
+        filter: Option<ObservationFilter>,
+        as_of: Option<AsOf>,
+    ) -> Result<RevisionSummary> {
+        let spec = AsOf::to_spec(as_of.as_ref())?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let ds = dataset_view(&p, &dataset)?;
+        let bound = p.bound(spec).map_err(error::projection)?;
+        let filter = filter.unwrap_or_default().resolve(ds)?;
+        let s = Summary::of(p.select(ds, &filter, bound, None));
+        let mut items: Vec<_> = p
+            .select(ds, &filter, bound, None)
+            .filter_map(|o| {
+                let st = RevisionStat::of(&o);
+                (st.revisions > 0).then(|| RevisionStatItem {
+                    key: ds.def.format_key(&o.cell.key),
+                    period: o.cell.period,
+                    measure: ds.measure_id(o.cell.measure).to_owned(),
+                    preliminary_value: Dec(st.preliminary),
+                    latest_value: Dec(st.latest),
+                    revision: Dec(st.revision),
+                    revision_count: st.revisions,
+                })
+            })
+            .collect();
+        items.sort_by(|a, b| b.revision.0.abs().cmp(&a.revision.0.abs()));
+        items.truncate(1000);
+        Ok(RevisionSummary {
+            observation_count: s.observations,
+            revised_count: s.revised,
+            revision_count: s.revisions,
+            mean_revision: s.mean_revision.map(Dec),
+            mean_absolute_revision: s.mean_absolute_revision.map(Dec),
+            max_absolute_revision: s.max_absolute_revision.map(Dec),
+            items,
+        })
+    }
+
+    /// The audit log: events in revision order with their hashes.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Start after this revision (default 0: from the first event).")] after: Option<i64>,
+        #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
+    ) -> Result<Connection<String, LedgerEvent, Counted, EmptyFields>> {
+        let limit = page_size(ctx, first)?;
+        let after = match after {
+            Some(a) if a < 0 => return Err(bad_input(format!("after must not be negative (got {a})"))),
+            a => a.unwrap_or(0) as u64,
+        };
+        let ledger = ledger_of(ctx);
+        let head = ledger.read().head().revision;
+        let events = ledger.audit_events(after, limit).map_err(error::ledger)?;
+        let last = events.last().map_or(after, |e| e.event.revision());
+        let mut conn = Connection::with_additional_fields(after > 0, last < head, Counted { total_count: head });
+        for a in events {
+            let env = &a.event.envelope;
+            let (kind, dataset, release) = match &env.event {
+                Event::DatasetDefined { dataset } => (EventKind::DatasetDefined, dataset.id.clone(), None),
+                Event::ReleasePublished { release } => {
+                    (EventKind::ReleasePublished, release.dataset.clone(), Some(release.id))
+                }
+            };
+            conn.edges.push(Edge::new(
+                env.revision.to_string(),
+                LedgerEvent {
+                    revision: env.revision,
+                    event_id: env.event_id,
+                    kind,
+                    recorded_at: env.recorded_at,
+                    actor: env.actor.clone(),
+                    prev_hash: env.prev_hash.clone(),
+                    hash: a.event.hash.to_hex(),
+                    canonical: a.canonical,
+                    dataset: ID(dataset),
+                    release,
+                },
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// Walks the whole log: checks every hash and link of the chain and re-folds the events.
+    /// Cost grows with the log; meant for audits, not for polling.
+    async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
+        let ledger = ledger_of(ctx).clone();
+        let v = tokio::task::spawn_blocking(move || ledger.verify())
+            .await
+            .map_err(|e| coded("INTERNAL_SERVER_ERROR", e.to_string()))?
+            .map_err(error::ledger)?;
+        Ok(LedgerVerification {
+            ok: v.ok(),
+            checked: v.checked,
+            first_bad_revision: v.damage.as_ref().map(|d| d.revision),
+            reason: v.damage.map(|d| d.reason),
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! Custom scalars. `DateTime` and `UUID` come from async-graphql's chrono and uuid support.
+
+use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use rust_decimal::Decimal;
+
+use crate::domain::{parse_value, Period};
+
+/// An exact decimal number, written as a string (`"-4530"`, `"1960.25"`). Integers are also
+/// accepted as input; numbers with a fraction or exponent are refused, since JSON parsers
+/// turn them into floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dec(pub Decimal);
+
+#[Scalar(name = "Decimal")]
+impl ScalarType for Dec {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => parse_value(s).map(Dec).map_err(|e| InputValueError::custom(e.to_string())),
+            Value::Number(n) if n.is_i64() || n.is_u64() => parse_value(&n.to_string())
+                .map(Dec)
+                .map_err(|e| InputValueError::custom(e.to_string())),
+            Value::Number(n) => Err(InputValueError::custom(format!(
+                "Decimal {n} is a number with a fraction or exponent; write it as a string, like \"12.5\""
+            ))),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(_) | Value::Number(_))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_string())
+    }
+}
+
+impl From<Decimal> for Dec {
+    fn from(d: Decimal) -> Self {
+        Dec(d)
+    }
+}
+
+/// A reference period in SDMX notation: `2025` (year), `2025-S1` (half year), `2025-Q3`
+/// (quarter), `2025-07` (month). Input also takes `2025-H1`, `2025H1` and `2025S1`.
+#[Scalar(name = "Period")]
+impl ScalarType for Period {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => Period::parse(s).map_err(|e| InputValueError::custom(e.to_string())),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(_))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.to_string())
+    }
+}

@@ -1,0 +1,429 @@
+//! Output and input types of the schema, and how projection views become them.
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::{bad_input, coded, NOT_FOUND};
+use super::scalars::Dec;
+use super::ledger_of;
+use crate::domain::Period;
+use crate::projection::{AsOf as AsOfSpec, CellKey, DatasetView, ObservationAt, Projection, ReleaseInfo};
+
+/// How final a release's figures are.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::ReleaseStatus")]
+pub enum ReleaseStatus {
+    /// First estimate, published soon after the period ends; expected to be revised.
+    Preliminary,
+    /// A later estimate replacing an earlier one.
+    Revised,
+    /// The agency does not plan to revise these figures again.
+    Final,
+}
+
+/// A point in the ledger's history to read at. Set exactly one field.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct AsOf {
+    /// As of this ledger revision (see `ledger.revision` and `events`).
+    pub revision: Option<i64>,
+    /// As of the revision that recorded this release: what was public right after it.
+    pub release: Option<Uuid>,
+    /// As of the last release whose official publication time is at or before this time.
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+impl AsOf {
+    pub fn to_spec(value: Option<&AsOf>) -> Result<Option<AsOfSpec>> {
+        let Some(a) = value else { return Ok(None) };
+        match (a.revision, a.release, a.published_at) {
+            (Some(r), None, None) if r >= 0 => Ok(Some(AsOfSpec::Revision(r as u64))),
+            (Some(r), None, None) => Err(bad_input(format!("asOf.revision must not be negative (got {r})"))),
+            (None, Some(id), None) => Ok(Some(AsOfSpec::Release(id))),
+            (None, None, Some(t)) => Ok(Some(AsOfSpec::PublishedAt(t))),
+            _ => Err(bad_input("asOf: set exactly one of revision, release, publishedAt")),
+        }
+    }
+}
+
+/// The newest event of the ledger.
+#[derive(SimpleObject)]
+pub struct LedgerHead {
+    /// Revision of the newest event (0 for an empty ledger).
+    pub revision: u64,
+    /// SHA-256 (hex) of the newest event; it covers every event before it.
+    pub hash: String,
+    /// Number of events recorded (equal to `revision`, since revisions have no gaps).
+    pub event_count: u64,
+    pub release_count: u64,
+    /// Number of figure versions held (all releases' observations).
+    pub observation_version_count: u64,
+    /// Why the ledger refuses writes, if it does (damaged log, or started read-only).
+    pub read_only_reason: Option<String>,
+}
+
+/// One entry of a dimension's code list.
+#[derive(SimpleObject, Clone)]
+pub struct Code {
+    pub code: String,
+    pub label: String,
+    /// The code this one is a part of; null for the total `_T`.
+    pub parent: Option<String>,
+}
+
+/// A dimension of a dataset, with its code list.
+#[derive(SimpleObject, Clone)]
+pub struct Dimension {
+    pub id: String,
+    pub label: String,
+    /// 0-based position of this dimension in series keys.
+    pub position: i32,
+    pub codes: Vec<Code>,
+}
+
+/// A statistical dataset: its dimensions, measures and unit.
+#[derive(SimpleObject)]
+pub struct Dataset {
+    pub id: ID,
+    pub name: String,
+    pub publisher: String,
+    pub description: Option<String>,
+    /// Currency or unit of the figures, e.g. `USD`.
+    pub unit: String,
+    /// Power of ten the figures are expressed in: 6 means millions.
+    pub unit_multiplier: i32,
+    /// Dimensions in series-key order.
+    pub dimensions: Vec<Dimension>,
+    /// Measures carried: `BAL` balance, `CRE` credits (exports), `DEB` debits (imports).
+    pub measures: Vec<String>,
+    /// Revision of the event that defined the dataset.
+    pub defined_at_revision: u64,
+    pub release_count: u32,
+    /// Number of distinct figures (key, period, measure) ever published.
+    pub observation_count: u64,
+}
+
+impl Dataset {
+    pub fn from_view(v: &DatasetView) -> Self {
+        let d = &v.def;
+        Dataset {
+            id: ID(d.id.clone()),
+            name: d.name.clone(),
+            publisher: d.publisher.clone(),
+            description: d.description.clone(),
+            unit: d.unit.clone(),
+            unit_multiplier: d.unit_multiplier,
+            dimensions: d
+                .dimensions
+                .iter()
+                .enumerate()
+                .map(|(i, dim)| Dimension {
+                    id: dim.id.clone(),
+                    label: dim.label.clone(),
+                    position: i as i32,
+                    codes: dim
+                        .codes
+                        .iter()
+                        .map(|c| Code {
+                            code: c.code.clone(),
+                            label: c.label.clone(),
+                            parent: c.parent.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            measures: d.measures.clone(),
+            defined_at_revision: v.revision,
+            release_count: v.release_count,
+            observation_count: v.cell_count() as u64,
+        }
+    }
+}
+
+/// A release: figures an agency published at one moment.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Release {
+    pub id: Uuid,
+    pub status: ReleaseStatus,
+    pub title: String,
+    /// Official publication time.
+    pub published_at: DateTime<Utc>,
+    /// Where the figures come from (text or URL).
+    pub source: Option<String>,
+    /// Ledger revision of the event that recorded the release.
+    pub revision: u64,
+    /// When the ledger recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// Name of the write token that recorded it.
+    pub actor: String,
+    pub observation_count: u32,
+    /// How many of its figures changed a value published by an earlier release.
+    pub revised_count: u32,
+    #[graphql(skip)]
+    pub dataset_id: String,
+    #[graphql(skip)]
+    pub position: u32,
+}
+
+impl Release {
+    pub fn from_info(position: u32, r: &ReleaseInfo) -> Self {
+        Release {
+            id: r.id,
+            status: r.status.into(),
+            title: r.title.clone(),
+            published_at: r.published_at,
+            source: r.source.clone(),
+            revision: r.revision,
+            recorded_at: r.recorded_at,
+            actor: r.actor.clone(),
+            observation_count: r.observation_count,
+            revised_count: r.revised_count,
+            dataset_id: r.dataset.clone(),
+            position,
+        }
+    }
+}
+
+/// A figure as a release published it, with the value it replaced.
+#[derive(SimpleObject)]
+pub struct ReleaseFigure {
+    pub key: String,
+    pub period: Period,
+    pub measure: String,
+    pub value: Dec,
+    /// The value before this release, if an earlier release had published one.
+    pub previous_value: Option<Dec>,
+    /// `value - previousValue`.
+    pub delta: Option<Dec>,
+}
+
+#[ComplexObject]
+impl Release {
+    /// The dataset the release belongs to.
+    async fn dataset(&self, ctx: &Context<'_>) -> Result<Dataset> {
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        p.dataset(&self.dataset_id)
+            .map(Dataset::from_view)
+            .ok_or_else(|| coded(NOT_FOUND, format!("dataset `{}` not found", self.dataset_id)))
+    }
+
+    /// SHA-256 (hex) of the event that recorded the release.
+    async fn hash(&self, ctx: &Context<'_>) -> Result<String> {
+        let ledger = ledger_of(ctx);
+        let events = ledger.events(self.revision - 1, 1).map_err(super::error::ledger)?;
+        Ok(events.first().map(|e| e.hash.to_hex()).unwrap_or_default())
+    }
+
+    /// Every figure the release published, read from the log, in key order.
+    async fn observations(&self, ctx: &Context<'_>) -> Result<Vec<ReleaseFigure>> {
+        let ledger = ledger_of(ctx);
+        let release = ledger
+            .release_event(self.revision)
+            .map_err(super::error::ledger)?
+            .ok_or_else(|| coded(NOT_FOUND, format!("release {} not in the log", self.id)))?;
+        let p = ledger.read();
+        let ds = p.dataset(&release.dataset);
+        Ok(release
+            .observations
+            .into_iter()
+            .map(|o| {
+                let previous = ds.and_then(|ds| {
+                    let cell = cell_key(ds, &o.key, o.period, &o.measure).ok()?;
+                    let h = ds.history(&cell)?;
+                    let i = h.versions.iter().position(|v| v.release == self.position)?;
+                    i.checked_sub(1).map(|j| h.versions[j].value)
+                });
+                ReleaseFigure {
+                    key: o.key,
+                    period: o.period,
+                    measure: o.measure,
+                    value: Dec(o.value),
+                    previous_value: previous.map(Dec),
+                    delta: previous.map(|p| Dec(o.value - p)),
+                }
+            })
+            .collect())
+    }
+}
+
+/// A code of one dimension in a series key.
+#[derive(SimpleObject, Clone)]
+pub struct DimensionValue {
+    pub dimension: String,
+    pub code: String,
+    pub label: String,
+}
+
+/// A figure, as of the requested point in history (the latest by default).
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Observation {
+    pub dataset: ID,
+    /// Series key in SDMX dot notation, e.g. `IPR._T._T`.
+    pub key: String,
+    /// The key spelled out: code and label per dimension.
+    pub dimensions: Vec<DimensionValue>,
+    pub period: Period,
+    pub measure: String,
+    pub value: Dec,
+    /// Status of the release that set this value.
+    pub status: ReleaseStatus,
+    /// Ledger revision of the release that set this value.
+    pub revision: u64,
+    /// Official publication time of that release.
+    pub published_at: DateTime<Utc>,
+    /// The first published (preliminary) value.
+    pub preliminary_value: Dec,
+    /// `value - preliminaryValue`: how far the figure moved since its first estimate.
+    pub revision_from_preliminary: Dec,
+    /// Number of releases that published this figure, up to the requested point.
+    pub version_count: u32,
+    /// Number of times its value changed, up to the requested point.
+    pub revision_count: u32,
+    /// The value this one replaced, if a previous release published a figure here.
+    pub revised_from: Option<Dec>,
+    /// The ledger revision this figure was read at.
+    pub as_of_revision: u64,
+    #[graphql(skip)]
+    pub release_position: u32,
+    #[graphql(skip)]
+    pub cell: CellKey,
+}
+
+#[ComplexObject]
+impl Observation {
+    /// The release that set this value.
+    async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        Ok(Release::from_info(self.release_position, p.release_at(self.release_position)))
+    }
+
+    /// Every version of this figure up to the requested point, oldest first.
+    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<ObservationVersion>> {
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let Some(ds) = p.dataset(&self.dataset) else { return Ok(vec![]) };
+        let bound = p
+            .bound(Some(AsOfSpec::Revision(self.as_of_revision)))
+            .map_err(super::error::projection)?;
+        Ok(ds
+            .get(&self.cell, bound)
+            .map(|obs| versions(&p, &obs))
+            .unwrap_or_default())
+    }
+}
+
+/// One version of a figure: the value one release gave it.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct ObservationVersion {
+    pub dataset: ID,
+    pub key: String,
+    pub period: Period,
+    pub measure: String,
+    /// 1 for the first (preliminary) version, then 2, 3, ...
+    pub version: u32,
+    /// Ledger revision of the release that set it.
+    pub revision: u64,
+    pub status: ReleaseStatus,
+    pub value: Dec,
+    /// The value of the version before, if any.
+    pub previous_value: Option<Dec>,
+    /// `value - previousValue`; null for the first version.
+    pub delta: Option<Dec>,
+    /// Official publication time of the release.
+    pub published_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub release_position: u32,
+}
+
+#[ComplexObject]
+impl ObservationVersion {
+    /// The release that set this version.
+    async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        Ok(Release::from_info(self.release_position, p.release_at(self.release_position)))
+    }
+}
+
+/// Resolves textual coordinates of a figure against its dataset.
+pub fn cell_key(ds: &DatasetView, key: &str, period: Period, measure: &str) -> Result<CellKey> {
+    let key = ds.def.parse_key(key).map_err(|e| bad_input(e.to_string()))?;
+    let measure = ds.measure(measure).ok_or_else(|| {
+        bad_input(format!(
+            "unknown measure `{measure}`; dataset {} has {}",
+            ds.def.id,
+            ds.def.measures.join(", ")
+        ))
+    })?;
+    Ok(CellKey { key, period, measure })
+}
+
+pub fn observation(p: &Projection, obs: &ObservationAt<'_>, as_of_revision: u64) -> Observation {
+    let ds = &obs.dataset.def;
+    let current = obs.current();
+    let release = p.release_at(current.release);
+    let preliminary = obs.preliminary().value;
+    let dimensions = ds
+        .dimensions
+        .iter()
+        .zip(obs.cell.key.codes())
+        .map(|(d, &c)| {
+            let code = &d.codes[c as usize];
+            DimensionValue {
+                dimension: d.id.clone(),
+                code: code.code.clone(),
+                label: code.label.clone(),
+            }
+        })
+        .collect();
+    Observation {
+        dataset: ID(ds.id.clone()),
+        key: ds.format_key(&obs.cell.key),
+        dimensions,
+        period: obs.cell.period,
+        measure: obs.dataset.measure_id(obs.cell.measure).to_owned(),
+        value: Dec(current.value),
+        status: release.status.into(),
+        revision: release.revision,
+        published_at: release.published_at,
+        preliminary_value: Dec(preliminary),
+        revision_from_preliminary: Dec(current.value - preliminary),
+        version_count: obs.versions.len() as u32,
+        revision_count: obs.versions.windows(2).filter(|w| w[0].value != w[1].value).count() as u32,
+        revised_from: obs.revised_from().map(Dec),
+        as_of_revision,
+        release_position: current.release,
+        cell: obs.cell.clone(),
+    }
+}
+
+pub fn versions(p: &Projection, obs: &ObservationAt<'_>) -> Vec<ObservationVersion> {
+    let ds = &obs.dataset.def;
+    let key = ds.format_key(&obs.cell.key);
+    let measure = obs.dataset.measure_id(obs.cell.measure).to_owned();
+    let mut out = Vec::with_capacity(obs.versions.len());
+    for (i, v) in obs.versions.iter().enumerate() {
+        let release = p.release_at(v.release);
+        let previous_value = i.checked_sub(1).map(|j| obs.versions[j].value);
+        out.push(ObservationVersion {
+            dataset: ID(ds.id.clone()),
+            key: key.clone(),
+            period: obs.cell.period,
+            measure: measure.clone(),
+            version: i as u32 + 1,
+            revision: release.revision,
+            status: release.status.into(),
+            value: Dec(v.value),
+            previous_value: previous_value.map(Dec),
+            delta: previous_value.map(|pv| Dec(v.value - pv)),
+            published_at: release.published_at,
+            release_position: v.release,
+        });
+    }
+    out
+}

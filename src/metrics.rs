@@ -1,0 +1,103 @@
+//! Prometheus metrics, served as text on `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::ledger::Ledger;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to about 3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub websocket_connections: Gauge,
+    head_revision: Gauge,
+    events: Gauge,
+    releases: Gauge,
+    versions: Gauge,
+    subscribers: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tradeledger");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let websocket_connections = gauge(&mut registry, "websocket_connections", "Open WebSocket connections");
+        let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
+        let events = gauge(&mut registry, "ledger_events", "Events in the log");
+        let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
+        let versions = gauge(
+            &mut registry,
+            "ledger_observation_versions",
+            "Figure versions held by the projection",
+        );
+        let subscribers = gauge(&mut registry, "subscribers", "Live subscription streams");
+        Metrics {
+            registry,
+            requests,
+            latency,
+            websocket_connections,
+            head_revision,
+            events,
+            releases,
+            versions,
+            subscribers,
+        }
+    }
+
+    /// Renders the metrics in the Prometheus text format, reading ledger figures now.
+    pub fn render(&self, ledger: &Ledger) -> String {
+        {
+            let p = ledger.read();
+            let head = p.head().revision as i64;
+            self.head_revision.set(head);
+            self.events.set(head);
+            self.releases.set(p.releases().len() as i64);
+            self.versions.set(p.version_count() as i64);
+        }
+        self.subscribers.set(ledger.subscriber_count() as i64);
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

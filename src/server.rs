@@ -1,0 +1,581 @@
+//! The HTTP server: GraphQL over HTTP, WebSocket subscriptions, health and metrics.
+//!
+//! The GraphQL endpoint follows the GraphQL-over-HTTP specification at its MUST level, which
+//! the stock async-graphql-axum extractor does not: `Accept` negotiation between
+//! `application/graphql-response+json` and `application/json` (406 otherwise), 415 for any
+//! POST that is not `application/json` (so a `text/plain` form cannot carry a mutation
+//! across origins), 400 for unparseable JSON or malformed parameters, 405 for a mutation
+//! over GET, and 4xx when a `graphql-response+json` request fails before execution. Bodies
+//! are read with a hard cap that also holds for streamed (chunked) bodies, and batches are
+//! bounded.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Request, ServerError, Variables};
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::{bearer, Access, Tokens};
+use crate::graphql::{build_schema, AppSchema, Caller, Limits, BAD_USER_INPUT, LIMIT_EXCEEDED, UNAUTHENTICATED};
+use crate::ledger::Ledger;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+const APPLICATION_JSON: &str = "application/json";
+
+/// Everything configurable about serving.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub request_timeout: Duration,
+    pub max_ws_connections: usize,
+    /// How long a WebSocket client has to send `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// Interval of keep-alive pings on idle WebSocket connections.
+    pub ws_keepalive: Duration,
+    pub tokens: Tokens,
+    /// Origins allowed by CORS; empty turns CORS off.
+    pub cors_origins: Vec<String>,
+    pub graphiql: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            max_body_bytes: 2 * 1024 * 1024,
+            max_batch: 10,
+            request_timeout: Duration::from_secs(30),
+            max_ws_connections: 20_000,
+            ws_init_timeout: Duration::from_secs(10),
+            ws_keepalive: Duration::from_secs(30),
+            tokens: Tokens::default(),
+            cors_origins: Vec::new(),
+            graphiql: true,
+        }
+    }
+}
+
+/// Shared state of the HTTP layer.
+pub struct AppState {
+    pub schema: AppSchema,
+    pub ledger: Ledger,
+    pub config: ServerConfig,
+    pub metrics: Metrics,
+    pub ws_slots: Arc<Semaphore>,
+    /// Flips to true when the server starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The media type of a GraphQL response, chosen from `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    GraphqlResponse,
+    Json,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Media::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// Picks the response media type; `None` when `Accept` allows neither.
+fn negotiate(headers: &HeaderMap) -> Option<Media> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(Media::Json);
+    };
+    let mut best: Option<(f32, Media)> = None;
+    for part in accept.split(',') {
+        let mut params = part.split(';');
+        let range = params.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = params
+            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+            .next()
+            .unwrap_or(1.0);
+        if q <= 0.0 {
+            continue;
+        }
+        let media = match range.as_str() {
+            GRAPHQL_RESPONSE_JSON => Media::GraphqlResponse,
+            APPLICATION_JSON => Media::Json,
+            // Wildcards get the spec's preferred type, slightly below explicit choices.
+            "*/*" | "application/*" => {
+                if best.is_none() {
+                    best = Some((q - 0.0001, Media::GraphqlResponse));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, media));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+fn error_body(message: &str, code: &str) -> Value {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+fn json_response(status: StatusCode, media: Media, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))],
+        serde_json::to_vec(body).expect("JSON values serialize"),
+    )
+        .into_response()
+}
+
+/// Refuses a request before GraphQL sees it.
+fn refuse(status: StatusCode, media: Media, message: &str, code: &str) -> Response {
+    json_response(status, media, &error_body(message, code))
+}
+
+/// Decides who is calling from the `Authorization` header.
+fn caller(state: &AppState, headers: &HeaderMap, media: Media) -> Result<Caller, Response> {
+    let tokens = &state.config.tokens;
+    let presented = headers.get(header::AUTHORIZATION).map(|v| v.to_str().ok().and_then(bearer));
+    let caller = match presented {
+        None => Caller::default(),
+        Some(None) => {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                media,
+                "the Authorization header must be `Bearer <token>`",
+                UNAUTHENTICATED,
+            ))
+        }
+        Some(Some(secret)) => match tokens.check(secret) {
+            Access::Write(name) => Caller {
+                actor: Some(name),
+                can_write: true,
+                bad_token: false,
+            },
+            Access::Read(name) => Caller {
+                actor: Some(name),
+                can_write: false,
+                bad_token: false,
+            },
+            Access::Invalid => {
+                return Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    media,
+                    "the bearer token is not valid",
+                    UNAUTHENTICATED,
+                ))
+            }
+        },
+    };
+    if tokens.reads_protected() && caller.actor.is_none() {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            media,
+            "this server needs a bearer token for reads",
+            UNAUTHENTICATED,
+        ));
+    }
+    Ok(caller)
+}
+
+/// Builds a request from the GraphQL-over-HTTP parameters, checking their types.
+pub(crate) fn request_from_params(params: &serde_json::Map<String, Value>) -> Result<Request, String> {
+    let query = match params.get("query") {
+        Some(Value::String(q)) => q.clone(),
+        Some(_) => return Err("`query` must be a string".into()),
+        None => return Err("`query` is missing".into()),
+    };
+    let mut request = Request::new(query);
+    match params.get("operationName") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) => request = request.operation_name(name.clone()),
+        Some(_) => return Err("`operationName` must be a string".into()),
+    }
+    match params.get("variables") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => request = request.variables(Variables::from_json(v.clone())),
+        Some(_) => return Err("`variables` must be an object".into()),
+    }
+    match params.get("extensions") {
+        None | Some(Value::Null) | Some(Value::Object(_)) => {}
+        Some(_) => return Err("`extensions` must be an object".into()),
+    }
+    Ok(request)
+}
+
+/// Tags errors that async-graphql leaves without a code.
+pub(crate) fn add_codes(errors: &mut [ServerError]) {
+    for e in errors {
+        let has_code = e.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if e.path.is_empty() {
+            let m = &e.message;
+            if m.contains("Invalid value for argument") || m.contains("Failed to parse") || m.contains("Variable") {
+                BAD_USER_INPUT
+            } else if m.starts_with(" --> ") || m.contains("expected ") && m.contains("-->") {
+                "GRAPHQL_PARSE_FAILED"
+            } else {
+                "GRAPHQL_VALIDATION_FAILED"
+            }
+        } else {
+            "INTERNAL_SERVER_ERROR"
+        };
+        e.extensions.get_or_insert_with(Default::default).set("code", code);
+    }
+}
+
+/// True when the response failed before execution (no `data` entry in spec terms).
+pub(crate) fn is_request_error(r: &async_graphql::Response) -> bool {
+    !r.errors.is_empty() && r.data == async_graphql::Value::Null && r.errors.iter().all(|e| e.path.is_empty())
+}
+
+async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchRequest) -> Response {
+    let batch = batch.data(caller);
+    let timeout = state.config.request_timeout;
+    let Ok(mut response) = tokio::time::timeout(timeout, state.schema.execute_batch(batch)).await else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            media,
+            &format!("the request took longer than the limit of {} ms", timeout.as_millis()),
+            LIMIT_EXCEEDED,
+        );
+    };
+    let mut failed_before_execution = true;
+    match &mut response {
+        BatchResponse::Single(r) => {
+            add_codes(&mut r.errors);
+            failed_before_execution = is_request_error(r);
+        }
+        BatchResponse::Batch(rs) => {
+            for r in rs.iter_mut() {
+                add_codes(&mut r.errors);
+            }
+            failed_before_execution &= rs.iter().all(is_request_error) && !rs.is_empty();
+        }
+    }
+    let status = match media {
+        Media::GraphqlResponse if failed_before_execution => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    let body = serde_json::to_value(&response).expect("responses serialize");
+    json_response(status, media, &body)
+}
+
+/// The operation a document would run, if it can be told without executing it.
+fn operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    doc.operations
+        .iter()
+        .find(|(name, _)| match operation_name {
+            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+            None => true,
+        })
+        .map(|(_, op)| op.node.ty)
+}
+
+async fn graphql_get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let params: Vec<(String, String)> = match raw.as_deref().map(serde_urlencoded::from_str).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                Media::Json,
+                &format!("malformed query string: {e}"),
+                BAD_USER_INPUT,
+            )
+        }
+    };
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let has_query = params.iter().any(|(k, _)| k == "query");
+    if !has_query && wants_html && state.config.graphiql {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .title("tradeledger")
+                .finish(),
+        )
+        .into_response();
+    }
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let mut map = serde_json::Map::new();
+    for (k, v) in params {
+        let value = match k.as_str() {
+            "variables" | "extensions" => match serde_json::from_str::<Value>(&v) {
+                Ok(v) => v,
+                Err(e) => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        media,
+                        &format!("`{k}` is not valid JSON: {e}"),
+                        BAD_USER_INPUT,
+                    )
+                }
+            },
+            _ => Value::String(v),
+        };
+        map.insert(k, value);
+    }
+    let request = match request_from_params(&map) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e, BAD_USER_INPUT),
+    };
+    if operation_type(&request.query, map.get("operationName").and_then(Value::as_str)) == Some(OperationType::Mutation)
+    {
+        let mut response = refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            media,
+            "mutations are not allowed over GET; use POST",
+            "METHOD_NOT_ALLOWED",
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let caller = match caller(&state, &headers, media) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    execute(&state, caller, media, BatchRequest::Single(request)).await
+}
+
+fn not_acceptable() -> Response {
+    refuse(
+        StatusCode::NOT_ACCEPTABLE,
+        Media::Json,
+        "Accept must allow application/graphql-response+json or application/json",
+        BAD_USER_INPUT,
+    )
+}
+
+async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(media) = negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != APPLICATION_JSON {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            &format!("Content-Type must be application/json (got `{content_type}`)"),
+            BAD_USER_INPUT,
+        );
+    }
+    let limit = state.config.max_body_bytes;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                media,
+                &format!("the request body is larger than the limit of {limit} bytes"),
+                LIMIT_EXCEEDED,
+            )
+        }
+    };
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                media,
+                &format!("the body is not valid JSON: {e}"),
+                BAD_USER_INPUT,
+            )
+        }
+    };
+    let batch = match parsed {
+        Value::Object(map) => match request_from_params(&map) {
+            Ok(r) => BatchRequest::Single(r),
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e, BAD_USER_INPUT),
+        },
+        Value::Array(items) => {
+            let max = state.config.max_batch;
+            if items.is_empty() {
+                return refuse(StatusCode::BAD_REQUEST, media, "the batch is empty", BAD_USER_INPUT);
+            }
+            if items.len() > max {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    &format!("the batch has {} requests; the limit is {max}", items.len()),
+                    LIMIT_EXCEEDED,
+                );
+            }
+            let mut requests = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let Value::Object(map) = item else {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        media,
+                        &format!("batch item {i} is not an object"),
+                        BAD_USER_INPUT,
+                    );
+                };
+                match request_from_params(map) {
+                    Ok(r) => requests.push(r),
+                    Err(e) => {
+                        return refuse(
+                            StatusCode::BAD_REQUEST,
+                            media,
+                            &format!("batch item {i}: {e}"),
+                            BAD_USER_INPUT,
+                        )
+                    }
+                }
+            }
+            BatchRequest::Batch(requests)
+        }
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                media,
+                "the body must be a JSON object (or an array of them for a batch)",
+                BAD_USER_INPUT,
+            )
+        }
+    };
+    let caller = match caller(&state, &headers, media) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    execute(&state, caller, media, batch).await
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let p = state.ledger.read();
+    let body = json!({
+        "status": "ok",
+        "revision": p.head().revision,
+        "readOnly": state.ledger.is_read_only(),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.render(&state.ledger),
+    )
+        .into_response()
+}
+
+async fn record_metrics(State(state): State<Arc<AppState>>, req: axum::extract::Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    state
+        .metrics
+        .latency
+        .get_or_create(&RouteLabels { route: route.clone() })
+        .observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// The application's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut app = Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/ws", get(crate::ws::upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics));
+    if !state.config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = state
+            .config
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT]),
+        );
+    }
+    app.with_state(state)
+}
+
+/// Builds the shared state for `ledger` under `config`.
+pub fn app_state(ledger: Ledger, config: ServerConfig, shutdown: watch::Receiver<bool>) -> Arc<AppState> {
+    Arc::new(AppState {
+        schema: build_schema(ledger.clone(), config.limits),
+        ws_slots: Arc::new(Semaphore::new(config.max_ws_connections)),
+        metrics: Metrics::new(),
+        ledger,
+        config,
+        shutdown,
+    })
+}
+
+/// Serves until `signal` resolves, then stops accepting, lets in-flight requests finish,
+/// completes open subscriptions and flushes the store.
+pub async fn run(
+    listener: TcpListener,
+    ledger: Ledger,
+    config: ServerConfig,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let state = app_state(ledger.clone(), config, stopped);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        signal.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    serve.await?;
+    if let Err(e) = ledger.flush().await {
+        tracing::error!(error = %e, "final flush failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
