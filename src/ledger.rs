@@ -148,75 +148,116 @@ pub struct Ledger {
 /// Reads every event from the log, checking the hash chain, and folds them into a projection.
 /// Stops at the first damaged event.
 pub fn fold_log(store: &dyn LogStore) -> Result<(Projection, Verification), OpenError> {
-    let storage = |e: crate::store::StoreError| OpenError::Storage(e.to_string());
-    let mut projection = Projection::new();
-    let mut prev = Hash::GENESIS;
-    let mut expected = 1u64;
-    let mut damage = None;
-    for item in store.scan(1) {
-        let (revision, bytes) = item.map_err(storage)?;
-        if revision != expected {
-            damage = Some(Damage {
-                revision: expected,
-                reason: format!("missing: the next stored event is revision {revision}"),
-            });
-            break;
+    let mut fold = Fold::default();
+    fold.advance(store, None)?;
+    fold.finish(store, None)
+}
+
+/// A fold of the log in progress, so that it can be continued as the log grows.
+#[derive(Default)]
+struct Fold {
+    projection: Projection,
+    prev: Hash,
+    damage: Option<Damage>,
+}
+
+impl Fold {
+    /// Folds the events after the current head, up to revision `upto` (inclusive) or to the
+    /// end of the log. Stops at the first damaged event.
+    fn advance(&mut self, store: &dyn LogStore, upto: Option<u64>) -> Result<(), OpenError> {
+        let storage = |e: crate::store::StoreError| OpenError::Storage(e.to_string());
+        if self.damage.is_some() {
+            return Ok(());
         }
-        let event = match decode(revision, &bytes, &prev) {
-            Ok(e) => e,
-            Err(d) => {
-                damage = Some(d);
+        let mut expected = self.projection.head().revision + 1;
+        for item in store.scan(expected) {
+            let (revision, bytes) = item.map_err(storage)?;
+            if upto.is_some_and(|u| revision > u) {
                 break;
             }
-        };
-        if let Err(e) = projection.apply(&event) {
-            damage = Some(Damage {
-                revision,
-                reason: e.to_string(),
-            });
-            break;
+            if revision != expected {
+                self.damage = Some(Damage {
+                    revision: expected,
+                    reason: format!("missing: the next stored event is revision {revision}"),
+                });
+                return Ok(());
+            }
+            let event = match decode(revision, &bytes, &self.prev) {
+                Ok(e) => e,
+                Err(d) => {
+                    self.damage = Some(d);
+                    return Ok(());
+                }
+            };
+            if let Err(e) = self.projection.apply(&event) {
+                self.damage = Some(Damage {
+                    revision,
+                    reason: e.to_string(),
+                });
+                return Ok(());
+            }
+            self.prev = event.hash;
+            expected += 1;
         }
-        prev = event.hash;
-        expected += 1;
-    }
-    let checked = projection.head().revision;
-    if damage.is_none() {
-        // A head record ahead of the events means events were removed from the end.
-        let head = store.head().map_err(storage)?;
-        if head.revision != checked || head.hash != prev {
-            damage = Some(Damage {
-                revision: checked + 1,
-                reason: format!(
-                    "the log ends at revision {checked} but its head record says {} ({})",
-                    head.revision, head.hash
-                ),
+        if let Some(u) = upto.filter(|&u| u >= expected) {
+            self.damage = Some(Damage {
+                revision: expected,
+                reason: format!("missing: the log ends at revision {} before {u}", expected - 1),
             });
         }
+        Ok(())
     }
-    let chain_intact = damage.is_none();
-    if damage.is_none() {
-        for r in projection.releases() {
-            match store.release_revision(r.id).map_err(storage)? {
-                Some(rev) if rev == r.revision => {}
-                other => {
-                    damage = Some(Damage {
-                        revision: r.revision,
-                        reason: format!("release index maps {} to {other:?}", r.id),
-                    });
-                    break;
+
+    /// Checks the head record and the release index against the folded events. `live` is the
+    /// revision a running ledger has folded up to: its head record may be ahead of it (writes
+    /// appended and still being flushed), never behind.
+    fn finish(self, store: &dyn LogStore, live: Option<u64>) -> Result<(Projection, Verification), OpenError> {
+        let storage = |e: crate::store::StoreError| OpenError::Storage(e.to_string());
+        let Fold {
+            projection,
+            prev,
+            mut damage,
+        } = self;
+        let checked = projection.head().revision;
+        if damage.is_none() {
+            // A head record ahead of the events means events were removed from the end.
+            let head = store.head().map_err(storage)?;
+            let in_flight = live.is_some() && head.revision > checked;
+            if !in_flight && (head.revision != checked || head.hash != prev) {
+                damage = Some(Damage {
+                    revision: checked + 1,
+                    reason: format!(
+                        "the log ends at revision {checked} but its head record says {} ({})",
+                        head.revision, head.hash
+                    ),
+                });
+            }
+        }
+        let chain_intact = damage.is_none();
+        if damage.is_none() {
+            for r in projection.releases() {
+                match store.release_revision(r.id).map_err(storage)? {
+                    Some(rev) if rev == r.revision => {}
+                    other => {
+                        damage = Some(Damage {
+                            revision: r.revision,
+                            reason: format!("release index maps {} to {other:?}", r.id),
+                        });
+                        break;
+                    }
                 }
             }
         }
+        let derived_only = chain_intact && damage.is_some();
+        Ok((
+            projection,
+            Verification {
+                checked,
+                damage,
+                derived_only,
+            },
+        ))
     }
-    let derived_only = chain_intact && damage.is_some();
-    Ok((
-        projection,
-        Verification {
-            checked,
-            damage,
-            derived_only,
-        },
-    ))
 }
 
 impl Ledger {
@@ -392,20 +433,39 @@ impl Ledger {
     }
 
     /// Walks the whole log again, checking the chain and re-folding every event.
+    ///
+    /// Writes may go on meanwhile: the log is folded up to the projection's head (events past
+    /// it are appended but not yet acknowledged), catching up while the head moves, and the
+    /// two projections are compared while the head is held still.
     pub fn verify(&self) -> Result<Verification, LedgerError> {
-        let (projection, verification) =
-            fold_log(self.inner.store.as_ref()).map_err(|e| LedgerError::Storage(e.to_string()))?;
-        if verification.ok() && *self.read() != projection {
-            return Ok(Verification {
-                checked: verification.checked,
-                damage: Some(Damage {
-                    revision: verification.checked,
-                    reason: "the in-memory projection differs from a fresh fold of the log".into(),
-                }),
-                derived_only: true,
-            });
+        let storage = |e: OpenError| LedgerError::Storage(e.to_string());
+        let store = self.inner.store.as_ref();
+        let mut fold = Fold::default();
+        loop {
+            let target = self.read().head().revision;
+            fold.advance(store, Some(target)).map_err(storage)?;
+            if fold.damage.is_some() {
+                return Ok(fold.finish(store, Some(target)).map_err(storage)?.1);
+            }
+            let live = self.read();
+            if live.head().revision != target {
+                continue;
+            }
+            let same = *live == fold.projection;
+            drop(live);
+            let (_, verification) = fold.finish(store, Some(target)).map_err(storage)?;
+            if verification.ok() && !same {
+                return Ok(Verification {
+                    checked: verification.checked,
+                    damage: Some(Damage {
+                        revision: verification.checked,
+                        reason: "the in-memory projection differs from a fresh fold of the log".into(),
+                    }),
+                    derived_only: true,
+                });
+            }
+            return Ok(verification);
         }
-        Ok(verification)
     }
 
     /// Waits until everything appended is on stable storage.

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+RUN cargo build --release --locked --bin tradeledger
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin tradeledger \
+ && mkdir -p /data && chown tradeledger /data && chmod 700 /data
+COPY --from=build /src/target/release/tradeledger /usr/local/bin/tradeledger
+COPY fixtures /opt/tradeledger/fixtures
+USER tradeledger
+ENV TRADELEDGER_DATA_DIR=/data \
+    TRADELEDGER_LISTEN=0.0.0.0:8000 \
+    TRADELEDGER_FIXTURES=/opt/tradeledger/fixtures
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
+ENTRYPOINT ["tradeledger"]
+CMD ["serve"]

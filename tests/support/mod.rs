@@ -1,0 +1,142 @@
+//! Shared helpers for integration tests: a real server on port 0 over a temp sled store.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tradeledger::auth::{Token, Tokens};
+use tradeledger::import::{load, Batch};
+use tradeledger::ledger::{Ledger, OpenOptions};
+use tradeledger::server::{run, ServerConfig};
+use tradeledger::store::SledStore;
+
+pub const WRITE_SECRET: &str = "test-write-secret";
+pub const READ_SECRET: &str = "test-read-secret";
+pub const DATASET: &str = "KR_KNOWLEDGE_SERVICES";
+
+/// A running server and what tests need to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT/graphql`
+    pub url: String,
+    /// `ws://127.0.0.1:PORT/graphql/ws`
+    pub ws_url: String,
+    pub ledger: Ledger,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn fixtures_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A server with the fixtures loaded and the default configuration (plus a write token).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, true).await
+}
+
+/// A server with a configuration adjusted by `configure`, with or without the fixtures.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig), fixtures: bool) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SledStore::open(&dir.path().join("log")).expect("open store"));
+    let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("open ledger");
+    if fixtures {
+        let batch = Batch::read_dir(&fixtures_dir()).expect("read fixtures");
+        load(&ledger, batch, "fixtures").await.expect("load fixtures");
+    }
+    let mut config = ServerConfig {
+        tokens: Tokens {
+            write: vec![Token::parse(&format!("tester:{WRITE_SECRET}")).unwrap()],
+            read: vec![],
+        },
+        ..ServerConfig::default()
+    };
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(run(listener, ledger.clone(), config, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        url: format!("http://{addr}/graphql"),
+        ws_url: format!("ws://{addr}/graphql/ws"),
+        ledger,
+        client: reqwest::Client::new(),
+        dir,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    /// POSTs a query without a token; returns the JSON body (any status).
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.post(query, variables, None).await.1
+    }
+
+    /// POSTs a query with the write token.
+    pub async fn gql_write(&self, query: &str, variables: Value) -> Value {
+        self.post(query, variables, Some(WRITE_SECRET)).await.1
+    }
+
+    /// POSTs a query with an optional bearer token; returns status and JSON body.
+    pub async fn post(&self, query: &str, variables: Value, token: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.expect("JSON body");
+        (status, body)
+    }
+
+    /// The ledger head (revision, hash) as the server reports it.
+    pub async fn head(&self) -> (u64, String) {
+        let v = self.gql("{ ledger { revision hash } }", json!({})).await;
+        (
+            v["data"]["ledger"]["revision"].as_u64().expect("revision"),
+            v["data"]["ledger"]["hash"].as_str().expect("hash").to_owned(),
+        )
+    }
+
+    /// Asks the server to shut down gracefully and waits until it has.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+/// A release input for `publishRelease` with one observation.
+pub fn release_input(id: &str, key: &str, period: &str, value: &str) -> Value {
+    json!({
+        "id": id,
+        "dataset": DATASET,
+        "status": "REVISED",
+        "title": format!("SYNTHETIC test release {id}"),
+        "publishedAt": "2026-01-15T00:00:00Z",
+        "source": "tests",
+        "observations": [{ "key": key, "period": period, "value": value }]
+    })
+}
+
+pub const PUBLISH: &str = "mutation($input: ReleaseInput!, $expected: Int) {
+  publishRelease(input: $input, expectedRevision: $expected) { revision hash duplicate release { id status } }
+}";
