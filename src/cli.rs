@@ -52,6 +52,18 @@ pub enum Command {
     Verify,
     /// Re-fold the log and rewrite the derived indexes (release index, head record).
     Rebuild,
+    /// Write a SYNTHETIC release file (dataset and releases) for benchmarks and load tests:
+    /// each release publishes one new period and revises the two before it.
+    Generate {
+        #[arg(long, default_value_t = 2000)]
+        releases: usize,
+        #[arg(long, default_value_t = 500)]
+        observations_per_release: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The JSON file to write.
+        out: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -201,6 +213,29 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Generate {
+            releases,
+            observations_per_release,
+            seed,
+            out,
+        } => {
+            use std::io::Write;
+            let file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            w.write_all(b"[")?;
+            serde_json::to_writer(&mut w, &crate::generate::dataset())?;
+            for r in crate::generate::Generator::new(releases, observations_per_release, seed) {
+                w.write_all(b",\n")?;
+                serde_json::to_writer(&mut w, &r)?;
+            }
+            w.write_all(b"]\n")?;
+            w.flush()?;
+            println!(
+                "wrote {releases} SYNTHETIC releases x {observations_per_release} observations to {}",
+                out.display()
+            );
+            Ok(())
         }
         Command::Rebuild => {
             let store = open_store(&cli.data_dir)?;

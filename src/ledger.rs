@@ -445,7 +445,7 @@ impl Ledger {
             let target = self.read().head().revision;
             fold.advance(store, Some(target)).map_err(storage)?;
             if fold.damage.is_some() {
-                return Ok(fold.finish(store, Some(target)).map_err(storage)?.1);
+                return Ok(fold.finish(store, None).map_err(storage)?.1);
             }
             let live = self.read();
             if live.head().revision != target {
@@ -453,7 +453,15 @@ impl Ledger {
             }
             let same = *live == fold.projection;
             drop(live);
-            let (_, verification) = fold.finish(store, Some(target)).map_err(storage)?;
+            // A read-only ledger has no writes in flight but may serve a damaged log up to its
+            // last good revision: check the rest of the log too.
+            let live = if self.inner.read_only.is_some() {
+                fold.advance(store, None).map_err(storage)?;
+                None
+            } else {
+                Some(target)
+            };
+            let (_, verification) = fold.finish(store, live).map_err(storage)?;
             if verification.ok() && !same {
                 return Ok(Verification {
                     checked: verification.checked,

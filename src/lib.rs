@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod cli;
 pub mod domain;
+pub mod generate;
 pub mod graphql;
 pub mod import;
 pub mod ledger;

@@ -197,6 +197,23 @@ async fn expected_revision_mismatch_changes_nothing() {
     let e = ledger.publish(d(), Some(3), "test").await.unwrap_err();
     assert!(matches!(e, LedgerError::Conflict(_)));
     assert_eq!(ledger.read().head().revision, 4);
+
+    // Racing writers that all expect revision 4: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move { ledger.publish(d(), Some(4), "test").await })
+        })
+        .collect();
+    let mut wins = Vec::new();
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(c) => wins.push(c.revision),
+            Err(e) => assert!(matches!(e, LedgerError::Conflict(_)), "{e:?}"),
+        }
+    }
+    assert_eq!(wins, [5]);
+    assert_eq!(ledger.read().head().revision, 5);
 }
 
 /// Each kind of invalid release is `BAD_USER_INPUT` naming the offending item (field and
@@ -563,6 +580,7 @@ async fn verify_during_writes_reports_no_false_damage() {
         w.await.unwrap();
     }
     let checks = checker.await.unwrap();
+    eprintln!("{checks} verifications while writing");
     assert!(checks > 0);
     assert!(ledger.verify().unwrap().ok());
 }

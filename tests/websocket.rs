@@ -1,0 +1,941 @@
+//! Live subscriptions over WebSocket: `releasePublished` (live, resumed with `afterRevision`,
+//! filtered by dataset, racing with a replay), `observationRevised`, fan-out to many
+//! subscribers, isolation from a subscriber that never reads, every close code and message
+//! rule of `graphql-transport-ws`, the legacy `graphql-ws` protocol, and graceful shutdown.
+//!
+//! Every test talks to a real server (tests/support) through tokio-tungstenite, and every
+//! receive has a timeout, so a broken server fails a test instead of hanging it.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use futures_util::SinkExt;
+use serde_json::{json, Value};
+use support::*;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, SEC_WEBSOCKET_PROTOCOL};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use tradeledger::auth::Token;
+use uuid::Uuid;
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+const TRANSPORT: &str = "graphql-transport-ws";
+const LEGACY: &str = "graphql-ws";
+/// Longest wait for any single message, upgrade or publish.
+const RECV: Duration = Duration::from_secs(10);
+/// How long "nothing more arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Ids of the two fixture releases (revisions 2 and 3).
+const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
+const REVISION_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000002";
+
+const RELEASES: &str = "subscription($after: Int) { releasePublished(afterRevision: $after) { revision release { id title } } }";
+
+// ---------------------------------------------------------------------------------------------
+// Client helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Opens a WebSocket offering `protocol` (if any), with an optional `Authorization` header.
+async fn try_connect(
+    url: &str,
+    protocol: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<(Ws, tungstenite::handshake::client::Response), tungstenite::Error> {
+    let mut request = url.into_client_request().expect("valid ws url");
+    if let Some(p) = protocol {
+        request
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_str(p).unwrap());
+    }
+    if let Some(a) = authorization {
+        request.headers_mut().insert(AUTHORIZATION, HeaderValue::from_str(a).unwrap());
+    }
+    timeout(RECV, connect_async(request)).await.expect("WebSocket upgrade timed out")
+}
+
+async fn connect_with(app: &TestApp, protocol: &str) -> Ws {
+    try_connect(&app.ws_url, Some(protocol), None)
+        .await
+        .unwrap_or_else(|e| panic!("upgrade with {protocol} failed: {e}"))
+        .0
+}
+
+async fn connect(app: &TestApp) -> Ws {
+    connect_with(app, TRANSPORT).await
+}
+
+/// The HTTP status of a refused upgrade.
+fn refused_status(result: Result<(Ws, tungstenite::handshake::client::Response), tungstenite::Error>) -> u16 {
+    match result {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("expected an HTTP refusal, got error {e}"),
+        Ok((_, response)) => panic!("expected an HTTP refusal, got upgraded ({})", response.status()),
+    }
+}
+
+async fn send(ws: &mut Ws, value: Value) {
+    timeout(RECV, ws.send(Message::text(value.to_string())))
+        .await
+        .expect("send timed out")
+        .expect("send failed");
+}
+
+async fn send_text(ws: &mut Ws, text: &str) {
+    timeout(RECV, ws.send(Message::text(text.to_owned())))
+        .await
+        .expect("send timed out")
+        .expect("send failed");
+}
+
+/// What the server sent next.
+#[derive(Debug)]
+enum Got {
+    Json(Value),
+    /// A close frame: its code (none when the frame had no payload) and reason.
+    Close(Option<u16>, String),
+    /// The stream ended (or failed) without a close frame.
+    Ended(String),
+}
+
+/// The next data or close frame, skipping WebSocket-level ping and pong frames.
+async fn recv_raw(ws: &mut Ws) -> Got {
+    loop {
+        let item = timeout(RECV, ws.next())
+            .await
+            .expect("timed out waiting for a WebSocket message");
+        return match item {
+            None => Got::Ended("stream ended".into()),
+            Some(Err(e)) => Got::Ended(e.to_string()),
+            Some(Ok(Message::Text(text))) => Got::Json(
+                serde_json::from_str(text.as_str()).unwrap_or_else(|e| panic!("server sent non-JSON text {text}: {e}")),
+            ),
+            Some(Ok(Message::Close(frame))) => match frame {
+                Some(f) => Got::Close(Some(u16::from(f.code)), f.reason.to_string()),
+                None => Got::Close(None, String::new()),
+            },
+            Some(Ok(Message::Binary(b))) => panic!("server sent a binary frame of {} bytes", b.len()),
+            Some(Ok(_)) => continue,
+        };
+    }
+}
+
+/// True for the server's keep-alive messages, which tests ignore.
+fn is_keepalive(v: &Value) -> bool {
+    v["type"] == "ka" || (v["type"] == "ping" && v["payload"]["reason"] == "keepalive")
+}
+
+/// The next protocol message (keep-alives skipped); panics on a close.
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        match recv_raw(ws).await {
+            Got::Json(v) if is_keepalive(&v) => continue,
+            Got::Json(v) => return v,
+            Got::Close(code, reason) => panic!("expected a message, the server closed with {code:?} {reason:?}"),
+            Got::Ended(why) => panic!("expected a message, the connection ended without a close frame: {why}"),
+        }
+    }
+}
+
+/// Reads until the close frame and returns its code and reason; panics on any protocol
+/// message other than a keep-alive.
+async fn expect_close_with_reason(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match recv_raw(ws).await {
+            Got::Json(v) if is_keepalive(&v) => continue,
+            Got::Json(v) => panic!("expected a close frame, got message {v}"),
+            Got::Close(Some(code), reason) => return (code, reason),
+            Got::Close(None, _) => panic!("expected a close frame with a code, got one without"),
+            Got::Ended(why) => panic!("expected a close frame, the connection ended without one: {why}"),
+        }
+    }
+}
+
+/// Like [`expect_close_with_reason`], the code only.
+async fn expect_close(ws: &mut Ws) -> u16 {
+    expect_close_with_reason(ws).await.0
+}
+
+/// Asserts nothing but keep-alives arrives for `QUIET`.
+async fn expect_quiet(ws: &mut Ws) {
+    let deadline = tokio::time::Instant::now() + QUIET;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let v: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                assert!(is_keepalive(&v), "expected nothing more, got {v}");
+            }
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            Ok(other) => panic!("expected nothing more, got {other:?}"),
+        }
+    }
+}
+
+/// `connection_init` (with an optional payload) answered by `connection_ack`.
+async fn init_with(ws: &mut Ws, payload: Option<Value>) {
+    let mut msg = json!({"type": "connection_init"});
+    if let Some(p) = payload {
+        msg["payload"] = p;
+    }
+    send(ws, msg).await;
+    let ack = recv(ws).await;
+    assert_eq!(ack["type"], "connection_ack", "expected connection_ack, got {ack}");
+}
+
+async fn init(ws: &mut Ws) {
+    init_with(ws, None).await;
+}
+
+async fn subscribe(ws: &mut Ws, id: &str, query: &str, variables: Value) {
+    send(
+        ws,
+        json!({"type": "subscribe", "id": id, "payload": {"query": query, "variables": variables}}),
+    )
+    .await;
+}
+
+/// The next `next` message for `id`; returns its `data` (and asserts there are no errors).
+async fn next_data(ws: &mut Ws, id: &str) -> Value {
+    let msg = recv(ws).await;
+    assert_eq!(msg["type"], "next", "expected next for {id}, got {msg}");
+    assert_eq!(msg["id"], id, "next for the wrong subscription: {msg}");
+    assert!(msg["payload"].get("errors").is_none(), "next carries errors: {msg}");
+    msg["payload"]["data"].clone()
+}
+
+/// The next `releasePublished` event for `id`: (revision, release id, title).
+async fn next_release(ws: &mut Ws, id: &str) -> (u64, String, String) {
+    let data = next_data(ws, id).await;
+    let e = &data["releasePublished"];
+    (
+        e["revision"].as_u64().unwrap_or_else(|| panic!("no revision in {data}")),
+        e["release"]["id"].as_str().expect("release id").to_owned(),
+        e["release"]["title"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// Waits until the ledger has at least `n` notice receivers, that is, `n` subscription
+/// streams have been set up on the server, so a publish after this is seen live.
+async fn wait_subscribers(app: &TestApp, n: usize) {
+    let start = Instant::now();
+    while app.ledger.subscriber_count() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "only {} of {n} subscriptions set up after 20 s",
+            app.ledger.subscriber_count()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the ledger has at most `n` notice receivers.
+async fn wait_subscribers_at_most(app: &TestApp, n: usize) {
+    let start = Instant::now();
+    while app.ledger.subscriber_count() > n {
+        assert!(
+            start.elapsed() < RECV,
+            "still {} subscriptions (expected at most {n})",
+            app.ledger.subscriber_count()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A release of KR_KNOWLEDGE_SERVICES with a fresh id: (id, input).
+fn new_release(key: &str, period: &str, value: &str) -> (String, Value) {
+    let id = Uuid::new_v4().to_string();
+    let input = release_input(&id, key, period, value);
+    (id, input)
+}
+
+/// Publishes over HTTP with the write token; returns the revision.
+async fn publish(app: &TestApp, input: Value) -> u64 {
+    let body = timeout(RECV, app.gql_write(PUBLISH, json!({ "input": input })))
+        .await
+        .expect("publish timed out");
+    assert!(body.get("errors").is_none(), "publish failed: {body}");
+    body["data"]["publishRelease"]["revision"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no revision in {body}"))
+}
+
+/// Publishes all `inputs`, `concurrency` at a time; returns their revisions.
+async fn publish_many(app: &TestApp, inputs: Vec<Value>, concurrency: usize) -> Vec<u64> {
+    stream::iter(inputs)
+        .map(|input| publish(app, input))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+/// `n` releases of one figure with fresh ids: (ids, inputs).
+fn releases(n: usize, key: &str) -> (Vec<String>, Vec<Value>) {
+    (0..n).map(|i| new_release(key, "2026-S1", &i.to_string())).unzip()
+}
+
+// ---------------------------------------------------------------------------------------------
+// releasePublished
+// ---------------------------------------------------------------------------------------------
+
+/// A live `releasePublished` subscription over graphql-transport-ws (negotiated as such)
+/// receives a release published over HTTP, with its revision, id and title.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_published_delivers_a_release_published_over_http() {
+    let app = spawn_app().await;
+    let (mut ws, response) = try_connect(&app.ws_url, Some(&format!("{LEGACY}, {TRANSPORT}")), None)
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()),
+        Some(TRANSPORT),
+        "the server must prefer graphql-transport-ws when both are offered"
+    );
+    init(&mut ws).await;
+    subscribe(
+        &mut ws,
+        "live",
+        "subscription { releasePublished { revision release { id title } } }",
+        json!({}),
+    )
+    .await;
+    wait_subscribers(&app, 1).await;
+
+    let (id, input) = new_release("_T._T._T", "2026-S1", "-5000");
+    let revision = publish(&app, input).await;
+    assert_eq!(revision, 4, "fixtures take revisions 1 to 3");
+
+    let (got_revision, got_id, title) = next_release(&mut ws, "live").await;
+    assert_eq!((got_revision, got_id.as_str()), (revision, id.as_str()));
+    assert_eq!(title, format!("SYNTHETIC test release {id}"));
+    expect_quiet(&mut ws).await;
+}
+
+/// Resuming with `afterRevision: 1` replays exactly the releases recorded since (revisions
+/// 2 and 3 from the fixtures, then the ones published before subscribing), in order, and
+/// then continues live with the ones published after, with no gap and no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_revision_replays_the_missed_releases_then_continues_live() {
+    let app = spawn_app().await;
+    let mut expected = vec![(2, PRELIMINARY_ID.to_owned()), (3, REVISION_ID.to_owned())];
+    for i in 0..3 {
+        let (id, input) = new_release("IPR._T._T", "2026-S1", &format!("-{i}"));
+        expected.push((publish(&app, input).await, id));
+    }
+    assert_eq!(expected.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 4, 5, 6]);
+
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(&mut ws, "resume", RELEASES, json!({"after": 1})).await;
+    for (revision, id) in &expected {
+        let (r, got, _) = next_release(&mut ws, "resume").await;
+        assert_eq!((r, &got), (*revision, id), "replay out of order or with a gap");
+    }
+
+    // Now live: two more.
+    for i in 0..2 {
+        let (id, input) = new_release("IPR._T._T", "2026-S1", &format!("1{i}"));
+        let revision = publish(&app, input).await;
+        let (r, got, _) = next_release(&mut ws, "resume").await;
+        assert_eq!((r, got), (revision, id), "live release after the replay");
+    }
+    expect_quiet(&mut ws).await;
+}
+
+/// Releases published while a long replay is running (more than one replay chunk behind)
+/// are each delivered exactly once: the stream's revisions are dense and strictly
+/// increasing and every release arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_published_during_a_replay_arrive_exactly_once() {
+    const BEFORE: usize = 300; // more than the replay chunk of 256
+    const DURING: usize = 200;
+    let app = spawn_app().await;
+    let (before_ids, before) = releases(BEFORE, "_T._T.ASIA");
+    publish_many(&app, before, 16).await;
+    let (during_ids, during) = releases(DURING, "_T._T.NAM");
+
+    let mut wanted: HashSet<String> = before_ids.into_iter().chain(during_ids).collect();
+    wanted.insert(PRELIMINARY_ID.into());
+    wanted.insert(REVISION_ID.into());
+    let total = wanted.len();
+    assert_eq!(total, BEFORE + DURING + 2);
+
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(&mut ws, "all", RELEASES, json!({"after": 0})).await;
+
+    let collect = async {
+        let mut got: Vec<(u64, String)> = Vec::new();
+        let mut seen = HashSet::new();
+        while seen.len() < total {
+            let (revision, id, _) = next_release(&mut ws, "all").await;
+            assert!(wanted.contains(&id), "unexpected release {id}");
+            assert!(seen.insert(id.clone()), "release {id} delivered twice (revision {revision})");
+            if let Some((last, _)) = got.last() {
+                assert_eq!(revision, last + 1, "revisions must be dense and increasing");
+            } else {
+                assert_eq!(revision, 2, "the replay starts at the first release");
+            }
+            got.push((revision, id));
+        }
+        got
+    };
+    let (got, revisions) = tokio::join!(collect, publish_many(&app, during, 8));
+    assert_eq!(got.len(), total);
+    assert_eq!(got.last().unwrap().0, *revisions.iter().max().unwrap());
+    assert_eq!(got.last().unwrap().0, (total + 1) as u64);
+    expect_quiet(&mut ws).await;
+}
+
+/// `dataset:` filters: with a second dataset defined, a subscription to
+/// KR_KNOWLEDGE_SERVICES gets only the release of that dataset, not the other one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_published_filters_by_dataset() {
+    let app = spawn_app().await;
+    let define = app
+        .gql_write(
+            "mutation($input: DatasetInput!) { defineDataset(input: $input) { id } }",
+            json!({"input": {
+                "id": "SYNTHETIC_OTHER",
+                "name": "SYNTHETIC second dataset for the subscription filter test",
+                "publisher": "tests",
+                "unit": "USD",
+                "unitMultiplier": 6,
+                "dimensions": [{
+                    "id": "COUNTERPART",
+                    "label": "Counterpart region",
+                    "codes": [
+                        {"code": "_T", "label": "World"},
+                        {"code": "ASIA", "label": "Asia", "parent": "_T"}
+                    ]
+                }],
+                "measures": ["BAL"]
+            }}),
+        )
+        .await;
+    assert_eq!(define["data"]["defineDataset"]["id"], "SYNTHETIC_OTHER", "{define}");
+
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(
+        &mut ws,
+        "kr",
+        "subscription { releasePublished(dataset: \"KR_KNOWLEDGE_SERVICES\") { revision release { id title } } }",
+        json!({}),
+    )
+    .await;
+    wait_subscribers(&app, 1).await;
+
+    let (_, mut other) = new_release("_T", "2026-S1", "1");
+    other["dataset"] = json!("SYNTHETIC_OTHER");
+    let other_revision = publish(&app, other).await;
+    let (kr_id, kr) = new_release("_T._T._T", "2026-S1", "2");
+    let kr_revision = publish(&app, kr).await;
+    assert!(kr_revision > other_revision);
+
+    let (revision, id, _) = next_release(&mut ws, "kr").await;
+    assert_eq!((revision, id), (kr_revision, kr_id), "only the KR release may arrive");
+    expect_quiet(&mut ws).await;
+}
+
+/// Bad subscription arguments (an unknown dataset, a negative `afterRevision`) are
+/// reported to that subscription with the right error code, and the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_subscription_arguments_are_reported_with_codes() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    let cases = [
+        ("unknown", "subscription { releasePublished(dataset: \"NOPE\") { revision } }", "NOT_FOUND"),
+        ("negative", "subscription { releasePublished(afterRevision: -1) { revision } }", "BAD_USER_INPUT"),
+    ];
+    for (id, query, code) in cases {
+        subscribe(&mut ws, id, query, json!({})).await;
+        let msg = recv(&mut ws).await;
+        assert_eq!(msg["id"], id, "{msg}");
+        match msg["type"].as_str() {
+            // Either an `error` message...
+            Some("error") => assert_eq!(msg["payload"][0]["extensions"]["code"], code, "{msg}"),
+            // ...or an execution result with the error, then `complete`.
+            Some("next") => {
+                assert_eq!(msg["payload"]["errors"][0]["extensions"]["code"], code, "{msg}");
+                let done = recv(&mut ws).await;
+                assert_eq!(done, json!({"type": "complete", "id": id}));
+            }
+            _ => panic!("expected error or next for {id}, got {msg}"),
+        }
+    }
+    // The connection still works, and so does the id of a finished operation.
+    subscribe(&mut ws, "unknown", RELEASES, json!({"after": 2})).await;
+    let (revision, id, _) = next_release(&mut ws, "unknown").await;
+    assert_eq!((revision, id.as_str()), (3, REVISION_ID));
+}
+
+// ---------------------------------------------------------------------------------------------
+// observationRevised
+// ---------------------------------------------------------------------------------------------
+
+/// `observationRevised` on `_T._T._T` reports a changed value with the previous value and
+/// the delta, and reports nothing for a brand-new figure, another key, or a republished
+/// unchanged value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observation_revised_reports_changes_of_the_watched_figure_only() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(
+        &mut ws,
+        "rev",
+        "subscription { observationRevised(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"_T._T._T\") \
+         { key period previousValue value delta revision } }",
+        json!({}),
+    )
+    .await;
+    wait_subscribers(&app, 1).await;
+
+    // 2025-S1 total: -4610 (synthetic revision) -> -4700.
+    let r1 = publish(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
+    let first = next_data(&mut ws, "rev").await;
+    assert_eq!(
+        first["observationRevised"],
+        json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4610", "value": "-4700",
+               "delta": "-90", "revision": r1})
+    );
+
+    // Nothing for: a new figure of the key, a revision of another key, the same value again.
+    publish(&app, new_release("_T._T._T", "2026-S1", "100").1).await;
+    publish(&app, new_release("_T._T.ASIA", "2025-S1", "3600").1).await;
+    publish(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
+    // A second real change of the watched figure is the next event.
+    let r2 = publish(&app, new_release("_T._T._T", "2025-S1", "-4650").1).await;
+    let second = next_data(&mut ws, "rev").await;
+    assert_eq!(
+        second["observationRevised"],
+        json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4700", "value": "-4650",
+               "delta": "50", "revision": r2})
+    );
+    expect_quiet(&mut ws).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fan-out and back-pressure
+// ---------------------------------------------------------------------------------------------
+
+/// The soft limit on open files of this process, from /proc (None elsewhere).
+fn open_files_soft_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// At least 1,000 concurrent graphql-transport-ws subscribers (fewer only if the open-file
+/// limit cannot hold them) all receive the event of one publish; prints the latency from
+/// the publish acknowledgement to the last subscriber notified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publish_reaches_a_thousand_subscribers() {
+    const WANTED: usize = 1_000;
+    // Each subscriber costs two descriptors here (client and server side of the socket);
+    // leave room for the store, the HTTP client and the other tests running alongside.
+    let n = match open_files_soft_limit() {
+        Some(limit) => WANTED.min(limit.saturating_sub(1_024) / 2),
+        None => WANTED,
+    };
+    if n < WANTED {
+        println!("fan-out: open-file limit {:?} only allows {n} subscribers", open_files_soft_limit());
+    }
+    assert!(n >= 100, "the open-file limit is too low for a fan-out test");
+    let app = spawn_app().await;
+
+    let started = Instant::now();
+    let conns: Vec<Ws> = stream::iter(0..n)
+        .map(|_| async {
+            let mut ws = connect(&app).await;
+            init(&mut ws).await;
+            subscribe(&mut ws, "fan", RELEASES, json!({})).await;
+            ws
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    wait_subscribers(&app, n).await;
+    let setup = started.elapsed();
+
+    let mut readers = tokio::task::JoinSet::new();
+    for mut ws in conns {
+        readers.spawn(async move {
+            let (revision, id, _) = next_release(&mut ws, "fan").await;
+            (Instant::now(), revision, id, ws)
+        });
+    }
+    let (id, input) = new_release("_T._T._T", "2026-S1", "-1");
+    let revision = publish(&app, input).await;
+    let acked = Instant::now();
+
+    let mut latencies = Vec::with_capacity(n);
+    let mut keep = Vec::with_capacity(n);
+    while let Some(joined) = readers.join_next().await {
+        let (at, r, got, ws) = joined.expect("reader task");
+        assert_eq!((r, got.as_str()), (revision, id.as_str()));
+        latencies.push(at.saturating_duration_since(acked));
+        keep.push(ws);
+    }
+    assert_eq!(latencies.len(), n, "every subscriber must be notified");
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "fan-out: {n} subscribers set up in {:.0} ms; publish ack -> last notified {:.1} ms \
+         (first {:.1} ms, median {:.1} ms, p99 {:.1} ms)",
+        ms(setup),
+        ms(latencies[n - 1]),
+        ms(latencies[0]),
+        ms(latencies[n / 2]),
+        ms(latencies[n * 99 / 100]),
+    );
+    drop(keep);
+}
+
+/// A subscriber that stops reading its socket does not hold up anybody else: while it
+/// stalls (its subscription asks for ~20 KB per release), a healthy subscriber receives
+/// all of 2,000 releases with 1,000-character titles, in order and in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_does_not_block_the_others() {
+    const N: usize = 2_000;
+    let app = spawn_app().await;
+
+    let mut stalled = connect(&app).await;
+    init(&mut stalled).await;
+    let aliases: String = (0..20).map(|i| format!(" t{i}: title")).collect();
+    subscribe(
+        &mut stalled,
+        "big",
+        &format!("subscription {{ releasePublished {{ revision release {{{aliases} }} }} }}"),
+        json!({}),
+    )
+    .await;
+    // From here on `stalled` is never polled again until the end of the test.
+
+    let mut healthy = connect(&app).await;
+    init(&mut healthy).await;
+    subscribe(&mut healthy, "ok", RELEASES, json!({})).await;
+    wait_subscribers(&app, 2).await;
+
+    let inputs: Vec<Value> = (0..N)
+        .map(|i| {
+            let id = Uuid::new_v4().to_string();
+            let mut input = release_input(&id, "_T._T.EUR", "2026-S1", &i.to_string());
+            let mut title = format!("SYNTHETIC big-title release {i} ");
+            while title.len() < 1_000 {
+                title.push('x');
+            }
+            input["title"] = json!(title);
+            input
+        })
+        .collect();
+
+    let started = Instant::now();
+    let receive = async {
+        let mut last = 3;
+        for _ in 0..N {
+            let (revision, _, title) = next_release(&mut healthy, "ok").await;
+            assert_eq!(revision, last + 1, "releases must arrive in order, without gaps");
+            assert_eq!(title.len(), 1_000);
+            last = revision;
+        }
+        started.elapsed()
+    };
+    let (took, _) = tokio::join!(receive, publish_many(&app, inputs, 16));
+    println!(
+        "slow reader: healthy subscriber got {N} releases in {:.2} s",
+        took.as_secs_f64()
+    );
+    // Well inside the 30 s after which the server gives up on the stalled client: its
+    // stall cannot have been what let the healthy subscriber through.
+    assert!(took < Duration::from_secs(25), "took {took:?}");
+    drop(stalled);
+}
+
+// ---------------------------------------------------------------------------------------------
+// graphql-transport-ws protocol rules
+// ---------------------------------------------------------------------------------------------
+
+/// `subscribe` before `connection_init` closes the connection with 4401 Unauthorized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_before_init_closes_4401() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    subscribe(&mut ws, "1", RELEASES, json!({})).await;
+    assert_eq!(expect_close(&mut ws).await, 4401);
+}
+
+/// A `subscribe` reusing the id of an active subscription closes with 4409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_subscription_id_closes_4409() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(&mut ws, "dup", RELEASES, json!({})).await;
+    wait_subscribers(&app, 1).await;
+    subscribe(&mut ws, "dup", RELEASES, json!({})).await;
+    assert_eq!(expect_close(&mut ws).await, 4409);
+}
+
+/// A second `connection_init` closes with 4429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_connection_init_closes_4429() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    send(&mut ws, json!({"type": "connection_init"})).await;
+    assert_eq!(expect_close(&mut ws).await, 4429);
+}
+
+/// Invalid JSON, an unknown message type, a message missing a required field, a subscribe
+/// payload without a query, and a binary frame each close with 4400, before or after init.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_messages_close_4400() {
+    let app = spawn_app().await;
+    let texts = [
+        (false, "{not json"),
+        (false, "[]"),
+        (false, r#"{"type": "bogus"}"#),
+        (true, r#"{"type": "bogus"}"#),
+        (true, r#"{"type": "subscribe", "id": "1"}"#),
+        (true, r#"{"type": "subscribe", "payload": {"query": "subscription { releasePublished { revision } }"}}"#),
+        (true, r#"{"type": "subscribe", "id": "1", "payload": {"variables": {}}}"#),
+        (true, r#"{"type": "complete"}"#),
+    ];
+    for (initialised, text) in texts {
+        let mut ws = connect(&app).await;
+        if initialised {
+            init(&mut ws).await;
+        }
+        send_text(&mut ws, text).await;
+        assert_eq!(expect_close(&mut ws).await, 4400, "for {text} (after init: {initialised})");
+    }
+    for initialised in [false, true] {
+        let mut ws = connect(&app).await;
+        if initialised {
+            init(&mut ws).await;
+        }
+        timeout(RECV, ws.send(Message::binary(b"{\"type\":\"ping\"}".to_vec())))
+            .await
+            .expect("send timed out")
+            .expect("send");
+        assert_eq!(expect_close(&mut ws).await, 4400, "binary frame (after init: {initialised})");
+    }
+}
+
+/// No `connection_init` within the configured init timeout closes with 4408, while a
+/// connection that did initialise in time stays open past that timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_init_closes_4408_after_the_init_timeout() {
+    let app = spawn_app_with(|c| c.ws_init_timeout = Duration::from_millis(300), true).await;
+    let mut idle = connect(&app).await;
+    let mut prompt = connect(&app).await;
+    init(&mut prompt).await;
+
+    let started = Instant::now();
+    assert_eq!(expect_close(&mut idle).await, 4408);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "closed only after {waited:?}");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    send(&mut prompt, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut prompt).await["type"], "pong");
+}
+
+/// With reads protected, `connection_init` with a wrong token or none closes with 4403;
+/// the read token in the payload (or in the upgrade request's header) is acknowledged and
+/// can subscribe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_init_is_authenticated_when_reads_are_protected() {
+    let app = spawn_app_with(
+        |c| c.tokens.read = vec![Token::parse(&format!("viewer:{READ_SECRET}")).unwrap()],
+        true,
+    )
+    .await;
+    for payload in [
+        Some(json!({"authorization": "Bearer wrong-secret-123"})),
+        Some(json!({})),
+        None,
+    ] {
+        let mut ws = connect(&app).await;
+        let mut msg = json!({"type": "connection_init"});
+        if let Some(p) = &payload {
+            msg["payload"] = p.clone();
+        }
+        send(&mut ws, msg).await;
+        assert_eq!(expect_close(&mut ws).await, 4403, "payload {payload:?}");
+    }
+
+    let mut ws = connect(&app).await;
+    init_with(&mut ws, Some(json!({"authorization": format!("Bearer {READ_SECRET}")}))).await;
+    subscribe(&mut ws, "r", RELEASES, json!({"after": 2})).await;
+    let (revision, id, _) = next_release(&mut ws, "r").await;
+    assert_eq!((revision, id.as_str()), (3, REVISION_ID));
+
+    let (mut ws, _) = try_connect(&app.ws_url, Some(TRANSPORT), Some(&format!("Bearer {READ_SECRET}")))
+        .await
+        .expect("upgrade");
+    init(&mut ws).await;
+}
+
+/// An invalid document (syntax or validation error) gets an `error` message for its id,
+/// and the connection stays usable (the id can be used again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_document_gets_an_error_and_the_connection_stays() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    for (id, query) in [
+        ("syntax", "subscription {"),
+        ("validation", "subscription { releasePublished { noSuchField } }"),
+    ] {
+        subscribe(&mut ws, id, query, json!({})).await;
+        let msg = recv(&mut ws).await;
+        assert_eq!(msg["type"], "error", "{msg}");
+        assert_eq!(msg["id"], id, "{msg}");
+        let errors = msg["payload"].as_array().unwrap_or_else(|| panic!("payload must be a list: {msg}"));
+        assert!(!errors.is_empty() && errors[0]["message"].is_string(), "{msg}");
+    }
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    subscribe(&mut ws, "validation", RELEASES, json!({"after": 2})).await;
+    let (revision, _, _) = next_release(&mut ws, "validation").await;
+    assert_eq!(revision, 3);
+}
+
+/// `ping` is answered by `pong` carrying the same payload, before and after init.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_is_answered_with_pong() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await, json!({"type": "pong"}));
+    init(&mut ws).await;
+    send(&mut ws, json!({"type": "ping", "payload": {"n": 7}})).await;
+    assert_eq!(recv(&mut ws).await, json!({"type": "pong", "payload": {"n": 7}}));
+}
+
+/// A client `complete` stops that subscription (its stream is dropped on the server and
+/// it gets no more events) while others on the connection go on, and frees its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_complete_stops_the_subscription() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(&mut ws, "a", RELEASES, json!({})).await;
+    subscribe(&mut ws, "b", RELEASES, json!({})).await;
+    wait_subscribers(&app, 2).await;
+
+    send(&mut ws, json!({"type": "complete", "id": "a"})).await;
+    wait_subscribers_at_most(&app, 1).await;
+    let (id, input) = new_release("_T._T._T", "2026-S1", "1");
+    let revision = publish(&app, input).await;
+    let (r, got, _) = next_release(&mut ws, "b").await;
+    assert_eq!((r, got), (revision, id));
+    expect_quiet(&mut ws).await;
+
+    // The id is free again.
+    subscribe(&mut ws, "a", RELEASES, json!({"after": revision - 1})).await;
+    let (r, _, _) = next_release(&mut ws, "a").await;
+    assert_eq!(r, revision);
+}
+
+/// An upgrade offering no supported subprotocol (or none at all) is refused with HTTP 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_subprotocol_is_refused_with_400() {
+    let app = spawn_app().await;
+    assert_eq!(refused_status(try_connect(&app.ws_url, Some("graphql-sse"), None).await), 400);
+    assert_eq!(refused_status(try_connect(&app.ws_url, None, None).await), 400);
+}
+
+/// With `max_ws_connections = 2`, a third upgrade is refused with 503, and a slot freed by
+/// closing a connection can be used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_refuses_with_503() {
+    let app = spawn_app_with(|c| c.max_ws_connections = 2, true).await;
+    let mut first = connect(&app).await;
+    let mut second = connect(&app).await;
+    init(&mut first).await;
+    init(&mut second).await;
+    assert_eq!(refused_status(try_connect(&app.ws_url, Some(TRANSPORT), None).await), 503);
+
+    timeout(RECV, first.close(None)).await.expect("close timed out").expect("close");
+    let start = Instant::now();
+    let mut third = loop {
+        match try_connect(&app.ws_url, Some(TRANSPORT), None).await {
+            Ok((ws, _)) => break ws,
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 && start.elapsed() < RECV => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the freed slot was not given back: {e}"),
+        }
+    };
+    init(&mut third).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy protocol and shutdown
+// ---------------------------------------------------------------------------------------------
+
+/// The legacy `graphql-ws` subprotocol: connection_init -> connection_ack, start -> data
+/// with the live release, stop -> complete (and the server drops the stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_graphql_ws_protocol() {
+    let app = spawn_app().await;
+    let (mut ws, response) = try_connect(&app.ws_url, Some(LEGACY), None).await.expect("upgrade");
+    assert_eq!(
+        response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()),
+        Some(LEGACY)
+    );
+    send(&mut ws, json!({"type": "connection_init", "payload": {}})).await;
+    assert_eq!(recv(&mut ws).await["type"], "connection_ack");
+    send(
+        &mut ws,
+        json!({"type": "start", "id": "1", "payload": {"query": "subscription { releasePublished { revision release { id } } }"}}),
+    )
+    .await;
+    wait_subscribers(&app, 1).await;
+
+    let (id, input) = new_release("_T._T._T", "2026-S1", "3");
+    let revision = publish(&app, input).await;
+    let data = recv(&mut ws).await;
+    assert_eq!(data["type"], "data", "{data}");
+    assert_eq!(data["id"], "1");
+    assert_eq!(
+        data["payload"]["data"]["releasePublished"],
+        json!({"revision": revision, "release": {"id": id}})
+    );
+
+    send(&mut ws, json!({"type": "stop", "id": "1"})).await;
+    assert_eq!(recv(&mut ws).await, json!({"type": "complete", "id": "1"}));
+    wait_subscribers_at_most(&app, 0).await;
+}
+
+/// Graceful shutdown: with a subscription open, stopping the server sends `complete` for
+/// it and then closes the connection with 1001 (going away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_completes_subscriptions_then_closes_1001() {
+    let mut app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(&mut ws, "live", RELEASES, json!({})).await;
+    wait_subscribers(&app, 1).await;
+
+    timeout(RECV, app.stop()).await.expect("the server did not stop in time");
+    assert_eq!(recv(&mut ws).await, json!({"type": "complete", "id": "live"}));
+    let (code, reason) = expect_close_with_reason(&mut ws).await;
+    assert_eq!(code, 1001, "close reason {reason:?}");
+}
