@@ -41,7 +41,11 @@ impl Token {
         }
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let name = match name {
-            Some(n) if !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => {
+            Some(n)
+                if !n.is_empty()
+                    && n.len() <= 64
+                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
                 n.to_owned()
             }
             Some(_) => return Err(TokenError("the name must be 1 to 64 letters, digits, `-`, `_` or `.`")),
@@ -177,12 +181,21 @@ mod tests {
         let (t2, again) = generated_token(dir.path()).unwrap();
         assert!(again.is_none(), "printed only once");
         assert_eq!(t1.name, t2.name);
-        let tokens = Tokens { write: vec![t2], read: vec![] };
-        assert_eq!(tokens.check(printed.split_once(':').unwrap().1), Access::Write("admin".into()));
+        let tokens = Tokens {
+            write: vec![t2],
+            read: vec![],
+        };
+        assert_eq!(
+            tokens.check(printed.split_once(':').unwrap().1),
+            Access::Write("admin".into())
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(TOKEN_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(TOKEN_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

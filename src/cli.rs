@@ -16,7 +16,11 @@ use crate::server::{run, ServerConfig};
 use crate::store::{LogStore, SledStore};
 
 #[derive(Parser, Debug)]
-#[command(name = "tradeledger", version, about = "GraphQL server over an event-sourced ledger of trade-statistics releases")]
+#[command(
+    name = "tradeledger",
+    version,
+    about = "GraphQL server over an event-sourced ledger of trade-statistics releases"
+)]
 pub struct Cli {
     /// Directory of the sled store and the generated write token.
     #[arg(long, env = "TRADELEDGER_DATA_DIR", default_value = "./data", global = true)]
@@ -135,7 +139,9 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
 fn open_store(data_dir: &Path) -> Result<Arc<SledStore>> {
     prepare_data_dir(data_dir)?;
     let path = data_dir.join("log");
-    Ok(Arc::new(SledStore::open(&path).with_context(|| format!("opening the store at {}", path.display()))?))
+    Ok(Arc::new(
+        SledStore::open(&path).with_context(|| format!("opening the store at {}", path.display()))?,
+    ))
 }
 
 fn open_ledger(data_dir: &Path, read_only: bool) -> Result<Ledger> {
@@ -180,7 +186,10 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                     for e in &errors {
                         eprintln!("error: {e}");
                     }
-                    bail!("{} error(s); nothing from the invalid releases was recorded", errors.len())
+                    bail!(
+                        "{} error(s); nothing from the invalid releases was recorded",
+                        errors.len()
+                    )
                 }
             }
         }
@@ -297,7 +306,10 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> Result<()> {
                 Err(errors) => bail!("loading fixtures: {}", errors.join("; ")),
             }
         } else {
-            tracing::warn!("fixtures directory {} not found; starting empty", args.fixtures.display());
+            tracing::warn!(
+                "fixtures directory {} not found; starting empty",
+                args.fixtures.display()
+            );
         }
     }
     let config = ServerConfig {

@@ -115,7 +115,11 @@ impl Iterator for Generator {
         let share = self.per_release / (back + 1);
         let mut observations = Vec::with_capacity(self.per_release);
         for age in 0..=back {
-            let n = if age == 0 { self.per_release - share * back } else { share };
+            let n = if age == 0 {
+                self.per_release - share * back
+            } else {
+                share
+            };
             let p = i - age;
             for k in 0..n.min(self.keys.len()) {
                 let value = self.value(k, p, age);
@@ -131,7 +135,11 @@ impl Iterator for Generator {
         Some(ReleaseDraft {
             id: Some(uuid::Builder::from_random_bytes(seed_bytes).into_uuid()),
             dataset: DATASET_ID.into(),
-            status: if i == 0 { ReleaseStatus::Preliminary } else { ReleaseStatus::Revised },
+            status: if i == 0 {
+                ReleaseStatus::Preliminary
+            } else {
+                ReleaseStatus::Revised
+            },
             title: format!("SYNTHETIC release {} ({} preliminary)", i + 1, period(i)),
             published_at: self.start + Duration::days(30 * i as i64),
             source: Some("SYNTHETIC: tradeledger generate".into()),
@@ -154,7 +162,8 @@ mod tests {
             assert_eq!(r.observations.len(), 30);
             r.clone().validate(&ds).unwrap();
         }
-        let periods: std::collections::BTreeSet<_> = releases[4].observations.iter().map(|o| o.period.clone()).collect();
+        let periods: std::collections::BTreeSet<_> =
+            releases[4].observations.iter().map(|o| o.period.clone()).collect();
         assert_eq!(periods.len(), 3);
         assert!(releases[4].title.starts_with("SYNTHETIC"));
         // Same seed, same output.

@@ -54,9 +54,7 @@ impl Batch {
             return Err(fail(format!("{len} bytes is more than the {MAX_FILE_BYTES} accepted")));
         }
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let is_csv = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         if is_csv {
             parse_csv(&name, &bytes)
         } else {
@@ -163,12 +161,18 @@ pub fn parse_json(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
         at,
         message,
     };
-    let mut root: Value = serde_json::from_slice(bytes).map_err(|e| fail(format!("line {}", e.line()), e.to_string()))?;
+    let mut root: Value =
+        serde_json::from_slice(bytes).map_err(|e| fail(format!("line {}", e.line()), e.to_string()))?;
     strip_comments(&mut root);
     let items = match root {
         Value::Array(items) => items,
         obj @ Value::Object(_) => vec![obj],
-        _ => return Err(fail("top level".into(), "expected an object or an array of objects".into())),
+        _ => {
+            return Err(fail(
+                "top level".into(),
+                "expected an object or an array of objects".into(),
+            ))
+        }
     };
     let mut batch = Batch::default();
     for (i, item) in items.into_iter().enumerate() {
@@ -362,10 +366,17 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
                 r#"{{"dataset": "KR", "status": "FINAL", "title": "t", "publishedAt": "2025-09-03T00:00:00Z", "observations": [{obs}]}}"#
             )
         };
-        let e = parse_json("f", release(r#"{"key": "_T", "period": "2025", "value": 1.5}"#).as_bytes()).unwrap_err();
+        let e = parse_json(
+            "f",
+            release(r#"{"key": "_T", "period": "2025", "value": 1.5}"#).as_bytes(),
+        )
+        .unwrap_err();
         assert!(e.message.contains("write decimals as strings"), "{e}");
-        let e = parse_json("f", release(r#"{"key": "_T", "period": "2025", "value": "1", "colour": 1}"#).as_bytes())
-            .unwrap_err();
+        let e = parse_json(
+            "f",
+            release(r#"{"key": "_T", "period": "2025", "value": "1", "colour": 1}"#).as_bytes(),
+        )
+        .unwrap_err();
         assert!(e.message.contains("colour"), "{e}");
         assert!(parse_json("f", b"{").is_err());
         assert!(parse_json("f", b"42").is_err());

@@ -309,6 +309,7 @@ impl Ledger {
     /// Records a dataset definition. Re-defining with identical content is a duplicate;
     /// with different content, a conflict.
     pub async fn define_dataset(&self, dataset: Dataset, actor: &str) -> Result<Committed, LedgerError> {
+        self.writable()?;
         dataset
             .validate()
             .map_err(|e| LedgerError::bad_input("input", e.to_string()))?;
@@ -322,12 +323,16 @@ impl Ledger {
         expected_revision: Option<u64>,
         actor: &str,
     ) -> Result<Committed, LedgerError> {
+        self.writable()?;
         let release = self.validate(draft)?;
         self.submit(Change::Publish(release), expected_revision, actor).await
     }
 
     /// Records many releases in order, letting the writer group them; one result each.
     pub async fn publish_all(&self, drafts: Vec<ReleaseDraft>, actor: &str) -> Vec<Result<Committed, LedgerError>> {
+        if let Err(e) = self.writable() {
+            return drafts.iter().map(|_| Err(e.clone())).collect();
+        }
         let mut pending = Vec::with_capacity(drafts.len());
         for draft in drafts {
             pending.push(match self.validate(draft) {
@@ -345,6 +350,14 @@ impl Ledger {
         out
     }
 
+    /// Refuses writes to a read-only ledger before anything else is checked.
+    fn writable(&self) -> Result<(), LedgerError> {
+        match &self.inner.read_only {
+            Some(why) => Err(LedgerError::ReadOnly(why.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// Validates a release against its dataset without recording it.
     pub fn validate(&self, draft: ReleaseDraft) -> Result<Release, LedgerError> {
         // Definitions never change once recorded, so validating outside the writer is safe.
@@ -353,12 +366,10 @@ impl Ledger {
             .dataset(&draft.dataset)
             .map(|d| d.def.clone())
             .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", draft.dataset)))?;
-        draft
-            .validate(&dataset)
-            .map_err(|e| LedgerError::BadInput {
-                field: e.field,
-                message: e.message,
-            })
+        draft.validate(&dataset).map_err(|e| LedgerError::BadInput {
+            field: e.field,
+            message: e.message,
+        })
     }
 
     async fn submit(&self, change: Change, expected: Option<u64>, actor: &str) -> Result<Committed, LedgerError> {
@@ -372,9 +383,7 @@ impl Ledger {
         expected_revision: Option<u64>,
         actor: &str,
     ) -> Result<oneshot::Receiver<Result<Committed, LedgerError>>, LedgerError> {
-        if let Some(why) = &self.inner.read_only {
-            return Err(LedgerError::ReadOnly(why.clone()));
-        }
+        self.writable()?;
         let (reply, rx) = oneshot::channel();
         self.inner
             .commands
@@ -408,7 +417,13 @@ impl Ledger {
             }
         };
         let mut out = Vec::new();
-        for item in store.scan(after + 1).take(limit) {
+        // Only acknowledged events: the store may already hold a group that is still being
+        // flushed, and the projection head moves only once the group is durable.
+        let head = self.read().head().revision;
+        let acknowledged = store
+            .scan(after + 1)
+            .take_while(|item| item.as_ref().map_or(true, |(revision, _)| *revision <= head));
+        for item in acknowledged.take(limit) {
             let (revision, bytes) = item.map_err(storage)?;
             let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))?;
             prev = event.hash;
@@ -721,7 +736,9 @@ fn decide(
 fn hash_of(inner: &Inner, revision: u64) -> Result<Hash, LedgerError> {
     match inner.store.get(revision) {
         Ok(Some(bytes)) if bytes.len() >= 32 => Ok(Hash(bytes[..32].try_into().expect("32 bytes"))),
-        Ok(_) => Err(LedgerError::Storage(format!("revision {revision} is missing from the log"))),
+        Ok(_) => Err(LedgerError::Storage(format!(
+            "revision {revision} is missing from the log"
+        ))),
         Err(e) => Err(LedgerError::Storage(e.to_string())),
     }
 }
@@ -732,7 +749,11 @@ fn original_release(inner: &Inner, revision: u64) -> Result<(Release, Hash), Led
         .get(revision)
         .map_err(|e| LedgerError::Storage(e.to_string()))?
         .ok_or_else(|| LedgerError::Storage(format!("revision {revision} is missing from the log")))?;
-    let prev = if revision == 1 { Hash::GENESIS } else { hash_of(inner, revision - 1)? };
+    let prev = if revision == 1 {
+        Hash::GENESIS
+    } else {
+        hash_of(inner, revision - 1)?
+    };
     let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))?;
     match event.envelope.event {
         Event::ReleasePublished { release } => Ok((release, event.hash)),

@@ -50,7 +50,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tradeledger");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         registry.register(
             "http_request_duration_seconds",

@@ -155,7 +155,9 @@ fn refuse(status: StatusCode, media: Media, message: &str, code: &str) -> Respon
 /// Decides who is calling from the `Authorization` header.
 fn caller(state: &AppState, headers: &HeaderMap, media: Media) -> Result<Caller, Response> {
     let tokens = &state.config.tokens;
-    let presented = headers.get(header::AUTHORIZATION).map(|v| v.to_str().ok().and_then(bearer));
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(bearer));
     let caller = match presented {
         None => Caller::default(),
         Some(None) => {
@@ -223,24 +225,32 @@ pub(crate) fn request_from_params(params: &serde_json::Map<String, Value>) -> Re
     Ok(request)
 }
 
-/// Tags errors that async-graphql leaves without a code.
+/// Tags errors that async-graphql leaves without a code. Argument values are coerced while
+/// executing, so a bad literal's error has a path: the message decides, not the phase.
 pub(crate) fn add_codes(errors: &mut [ServerError]) {
     for e in errors {
-        let has_code = e.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
-        if has_code {
+        if e.extensions.as_ref().is_some_and(|x| x.get("code").is_some()) {
             continue;
         }
-        let code = if e.path.is_empty() {
-            let m = &e.message;
-            if m.contains("Invalid value for argument") || m.contains("Failed to parse") || m.contains("Variable") {
-                BAD_USER_INPUT
-            } else if m.starts_with(" --> ") || m.contains("expected ") && m.contains("-->") {
-                "GRAPHQL_PARSE_FAILED"
-            } else {
-                "GRAPHQL_VALIDATION_FAILED"
-            }
-        } else {
+        let m = e.message.as_str();
+        let code = if m.starts_with("Query is too complex")
+            || m.starts_with("Query is nested too deep")
+            || m.starts_with("The recursion depth of the query")
+            || m.starts_with("The number of directives")
+        {
+            LIMIT_EXCEEDED
+        } else if m.starts_with("Failed to parse")
+            || m.contains("Invalid value for argument")
+            || (m.starts_with("Variable") && (m.contains("is not defined") || m.contains("Invalid value")))
+            || m.starts_with("Invalid value for")
+        {
+            BAD_USER_INPUT
+        } else if !e.path.is_empty() {
             "INTERNAL_SERVER_ERROR"
+        } else if e.locations.is_empty() || m.starts_with(" --> ") {
+            "GRAPHQL_PARSE_FAILED"
+        } else {
+            "GRAPHQL_VALIDATION_FAILED"
         };
         e.extensions.get_or_insert_with(Default::default).set("code", code);
     }
@@ -355,7 +365,9 @@ async fn graphql_get(State(state): State<Arc<AppState>>, headers: HeaderMap, Raw
             "mutations are not allowed over GET; use POST",
             "METHOD_NOT_ALLOWED",
         );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
     let caller = match caller(&state, &headers, media) {

@@ -260,7 +260,11 @@ impl Connection {
         let from_payload = payload.and_then(|p| {
             ["authorization", "Authorization"]
                 .iter()
-                .find_map(|k| p.get(k).and_then(Value::as_str).map(|s| bearer(s).unwrap_or(s).to_owned()))
+                .find_map(|k| {
+                    p.get(k)
+                        .and_then(Value::as_str)
+                        .map(|s| bearer(s).unwrap_or(s).to_owned())
+                })
                 .or_else(|| p.get("token").and_then(Value::as_str).map(str::to_owned))
         });
         let tokens = &self.state.config.tokens;
@@ -324,7 +328,8 @@ impl Connection {
                 if self.active.contains_key(&id) {
                     return Err(Close(4409, truncate(format!("Subscriber for {id} already exists"))));
                 }
-                let request = request_from_params(&payload).map_err(|e| Close(4400, truncate(format!("Invalid message: {e}"))))?;
+                let request = request_from_params(&payload)
+                    .map_err(|e| Close(4400, truncate(format!("Invalid message: {e}"))))?;
                 self.start(id, request);
                 Ok(())
             }
@@ -379,7 +384,10 @@ impl Connection {
                         self.start(id, request);
                         Ok(())
                     }
-                    Err(e) => self.send(json!({"type": "error", "id": id, "payload": {"message": e}})).await,
+                    Err(e) => {
+                        self.send(json!({"type": "error", "id": id, "payload": {"message": e}}))
+                            .await
+                    }
                 }
             }
             LegacyMessage::Stop { id } => {
@@ -435,7 +443,10 @@ impl Connection {
             Out::Error(errors) => {
                 self.active.remove(&id);
                 let payload = if legacy {
-                    errors.as_array().and_then(|a| a.first().cloned()).unwrap_or(Value::Null)
+                    errors
+                        .as_array()
+                        .and_then(|a| a.first().cloned())
+                        .unwrap_or(Value::Null)
                 } else {
                     errors
                 };

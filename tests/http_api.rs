@@ -77,7 +77,10 @@ const OBSERVATION: &str = "query($key: String!, $period: Period!, $asOf: AsOf) {
 
 async fn total_as_of(app: &TestApp, as_of: Value) -> Value {
     let data = ok(app
-        .gql(OBSERVATION, json!({ "key": "_T._T._T", "period": "2025-S1", "asOf": as_of }))
+        .gql(
+            OBSERVATION,
+            json!({ "key": "_T._T._T", "period": "2025-S1", "asOf": as_of }),
+        )
         .await);
     data["observation"].clone()
 }
@@ -90,7 +93,10 @@ async fn total_as_of(app: &TestApp, as_of: Value) -> Value {
 async fn ledger_reports_the_head() {
     let app = spawn_app().await;
     let data = ok(app
-        .gql("{ ledger { revision hash eventCount releaseCount observationVersionCount readOnlyReason } }", json!({}))
+        .gql(
+            "{ ledger { revision hash eventCount releaseCount observationVersionCount readOnlyReason } }",
+            json!({}),
+        )
         .await);
     let l = &data["ledger"];
     assert_eq!(l["revision"], 3);
@@ -124,7 +130,12 @@ async fn datasets_lists_the_fixture_dataset() {
     assert_eq!(d["definedAtRevision"], 1);
     assert_eq!(d["releaseCount"], 2);
     assert_eq!(d["observationCount"], 12);
-    let dims: Vec<&str> = d["dimensions"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    let dims: Vec<&str> = d["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
     assert_eq!(dims, ["SERVICE_TYPE", "INDUSTRY", "COUNTERPART"]);
 }
 
@@ -151,7 +162,12 @@ async fn dataset_by_id_gives_dimensions_codes_and_labels() {
         assert_eq!(dim["id"], id);
         assert_eq!(dim["label"], label);
         assert_eq!(dim["position"], i);
-        let got: Vec<&str> = dim["codes"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
+        let got: Vec<&str> = dim["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].as_str().unwrap())
+            .collect();
         assert_eq!(got, codes, "codes of {id}");
         for c in dim["codes"].as_array().unwrap() {
             let parent = if c["code"] == "_T" { Value::Null } else { json!("_T") };
@@ -186,7 +202,12 @@ const RELEASES: &str = "query($status: ReleaseStatus, $first: Int, $after: Strin
 }";
 
 fn release_ids(conn: &Value) -> Vec<String> {
-    conn["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect()
+    conn["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// `releases` lists the two fixture releases oldest first, with their revisions and counts.
@@ -225,7 +246,9 @@ async fn releases_filter_by_status() {
         assert_eq!(release_ids(&data["releases"]), ids, "status {status}");
         assert_eq!(data["releases"]["totalCount"], ids.len(), "totalCount for {status}");
     }
-    let data = ok(app.gql(RELEASES, json!({ "dataset": DATASET, "status": "REVISED" })).await);
+    let data = ok(app
+        .gql(RELEASES, json!({ "dataset": DATASET, "status": "REVISED" }))
+        .await);
     assert_eq!(release_ids(&data["releases"]), [REVISION_ID]);
 }
 
@@ -260,8 +283,7 @@ async fn releases_pagination_visits_each_release_once() {
     assert_eq!(data["releases"]["pageInfo"]["hasNextPage"], false);
 }
 
-/// `release(id)` gives the revision's figures with the value each replaced and the delta,
-/// and the hash of the event that recorded it.
+/// `release(id)` gives each figure with the value it replaced and the delta, and its event's hash.
 #[tokio::test]
 async fn release_by_id_gives_figures_with_deltas_and_hash() {
     let app = spawn_app().await;
@@ -291,11 +313,20 @@ async fn release_by_id_gives_figures_with_deltas_and_hash() {
         (&json!("BAL"), &json!("-4610"), &json!("-4530"), &json!("-80"))
     );
     let t = find("_T._T._T", "2024-S2");
-    assert_eq!((&t["value"], &t["previousValue"], &t["delta"]), (&json!("-3790"), &json!("-3760"), &json!("-30")));
+    assert_eq!(
+        (&t["value"], &t["previousValue"], &t["delta"]),
+        (&json!("-3790"), &json!("-3760"), &json!("-30"))
+    );
     let t = find("_T.ICT._T", "2025-S1");
-    assert_eq!((&t["value"], &t["previousValue"], &t["delta"]), (&json!("1600"), &json!("1640"), &json!("-40")));
+    assert_eq!(
+        (&t["value"], &t["previousValue"], &t["delta"]),
+        (&json!("1600"), &json!("1640"), &json!("-40"))
+    );
     let t = find("ICT._T._T", "2025-S1");
-    assert_eq!((&t["value"], &t["previousValue"], &t["delta"]), (&json!("1960"), &json!("1960"), &json!("0")));
+    assert_eq!(
+        (&t["value"], &t["previousValue"], &t["delta"]),
+        (&json!("1960"), &json!("1960"), &json!("0"))
+    );
 
     // The preliminary release replaced nothing; its hash is event 2's.
     let data = ok(app.gql(q, json!({ "id": PRELIMINARY_ID })).await);
@@ -304,8 +335,13 @@ async fn release_by_id_gives_figures_with_deltas_and_hash() {
     assert_eq!(r["revision"], 2);
     let figures = r["observations"].as_array().unwrap();
     assert_eq!(figures.len(), 12);
-    assert!(figures.iter().all(|f| f["previousValue"].is_null() && f["delta"].is_null()));
-    let total = figures.iter().find(|f| f["key"] == "_T._T._T" && f["period"] == "2025-S1").unwrap();
+    assert!(figures
+        .iter()
+        .all(|f| f["previousValue"].is_null() && f["delta"].is_null()));
+    let total = figures
+        .iter()
+        .find(|f| f["key"] == "_T._T._T" && f["period"] == "2025-S1")
+        .unwrap();
     assert_eq!(total["value"], "-4530");
     let events = ok(app.gql("{ events { nodes { revision hash } } }", json!({})).await);
     assert_eq!(r["hash"], events["events"]["nodes"][1]["hash"]);
@@ -317,7 +353,10 @@ async fn release_by_id_gives_figures_with_deltas_and_hash() {
 async fn release_with_unknown_id_is_null() {
     let app = spawn_app().await;
     let v = app
-        .gql("{ release(id: \"00000000-0000-4000-8000-000000000000\") { id } }", json!({}))
+        .gql(
+            "{ release(id: \"00000000-0000-4000-8000-000000000000\") { id } }",
+            json!({}),
+        )
         .await;
     assert!(v.get("errors").is_none(), "{v}");
     assert_eq!(v["data"]["release"], Value::Null);
@@ -350,13 +389,15 @@ async fn observations_lists_every_current_figure_in_key_order() {
     );
 }
 
-/// The SDMX key pattern `IPR+ICT.._T` selects royalties and ICT services for all industries
-/// and the world.
+/// The key pattern `IPR+ICT.._T` selects royalties and ICT services for all industries and the world.
 #[tokio::test]
 async fn observations_filter_by_key_pattern() {
     let app = spawn_app().await;
     let got = observations(&app, json!({ "key": "IPR+ICT.._T" })).await;
-    assert_eq!(got, kv(&[("IPR._T._T 2025-S1", "-2530"), ("ICT._T._T 2025-S1", "1960")]));
+    assert_eq!(
+        got,
+        kv(&[("IPR._T._T 2025-S1", "-2530"), ("ICT._T._T 2025-S1", "1960")])
+    );
     let got = observations(&app, json!({ "key": "_T..", "periods": ["2024-S2"] })).await;
     assert_eq!(got, kv(&[("_T._T._T 2024-S2", "-3790")]));
 }
@@ -372,7 +413,11 @@ async fn observations_filter_by_dimension_codes() {
     .await;
     assert_eq!(
         got,
-        kv(&[("_T._T.ASIA 2025-S1", "3570"), ("_T._T.NAM 2025-S1", "-3800"), ("_T._T.EUR 2025-S1", "-2180")])
+        kv(&[
+            ("_T._T.ASIA 2025-S1", "3570"),
+            ("_T._T.NAM 2025-S1", "-3800"),
+            ("_T._T.EUR 2025-S1", "-2180")
+        ])
     );
     // Intersected with the key pattern's alternatives.
     let got = observations(
@@ -397,7 +442,11 @@ async fn observations_filter_by_periods() {
     assert!(got.iter().all(|(k, _)| k.ends_with(" 2025-S1")), "{got:?}");
     let got = observations(&app, json!({ "periodTo": "2024-S2" })).await;
     assert_eq!(got, kv(&[("_T._T._T 2024-S2", "-3790")]));
-    let got = observations(&app, json!({ "periodFrom": "2024-S2", "periodTo": "2025-S1", "key": "_T._T._T" })).await;
+    let got = observations(
+        &app,
+        json!({ "periodFrom": "2024-S2", "periodTo": "2025-S1", "key": "_T._T._T" }),
+    )
+    .await;
     assert_eq!(got, kv(&[("_T._T._T 2024-S2", "-3790"), ("_T._T._T 2025-S1", "-4610")]));
     let got = observations(&app, json!({ "periodFrom": "2025-S2" })).await;
     assert_eq!(got, kv(&[]));
@@ -412,7 +461,9 @@ async fn observations_filter_by_measures() {
     let app = spawn_app().await;
     assert_eq!(observations(&app, json!({ "measures": ["BAL"] })).await.len(), 12);
     assert_eq!(observations(&app, json!({ "measures": ["CRE", "DEB"] })).await, kv(&[]));
-    let v = app.gql(OBSERVATIONS, json!({ "filter": { "measures": ["XYZ"] } })).await;
+    let v = app
+        .gql(OBSERVATIONS, json!({ "filter": { "measures": ["XYZ"] } }))
+        .await;
     assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
 }
 
@@ -424,12 +475,19 @@ async fn observations_filter_by_status() {
     assert_eq!(observations(&app, json!({ "status": ["PRELIMINARY"] })).await, kv(&[]));
     assert_eq!(observations(&app, json!({ "status": ["FINAL"] })).await, kv(&[]));
     let data = ok(app
-        .gql(OBSERVATIONS, json!({ "filter": { "status": ["PRELIMINARY"] }, "asOf": { "revision": 2 } }))
+        .gql(
+            OBSERVATIONS,
+            json!({ "filter": { "status": ["PRELIMINARY"] }, "asOf": { "revision": 2 } }),
+        )
         .await);
     let got = keys_and_values(&data["observations"]);
     assert_eq!(got.len(), 12);
     assert!(got.contains(&("_T._T._T 2025-S1".to_owned(), "-4530".to_owned())));
-    assert!(data["observations"]["nodes"].as_array().unwrap().iter().all(|n| n["status"] == "PRELIMINARY"));
+    assert!(data["observations"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["status"] == "PRELIMINARY"));
 }
 
 /// `revisedOnly` keeps the five figures the synthetic revision changed, in key order.
@@ -450,13 +508,15 @@ async fn observations_filter_revised_only() {
     assert_eq!(observations(&app, json!({ "revisedOnly": false })).await.len(), 12);
     // Nothing had been revised at revision 2.
     let data = ok(app
-        .gql(OBSERVATIONS, json!({ "filter": { "revisedOnly": true }, "asOf": { "revision": 2 } }))
+        .gql(
+            OBSERVATIONS,
+            json!({ "filter": { "revisedOnly": true }, "asOf": { "revision": 2 } }),
+        )
         .await);
     assert_eq!(keys_and_values(&data["observations"]), kv(&[]));
 }
 
-/// Walking `observations` with `first: 2` and `after: endCursor` visits every figure exactly
-/// once, in the unpaginated order, and ends with `hasNextPage: false`.
+/// Walking with `first: 2` and `after: endCursor` visits every figure once and ends with `hasNextPage: false`.
 #[tokio::test]
 async fn observations_pagination_visits_each_figure_once() {
     let app = spawn_app().await;
@@ -517,8 +577,7 @@ async fn observations_bad_cursor_is_bad_user_input() {
 // ---------------------------------------------------------------------------------------
 // observation, history
 
-/// The current 2025-S1 total is the revised -4610, with -4530 as preliminary value and
-/// `revisedFrom`, and two versions.
+/// The current 2025-S1 total is the REVISED -4610, preliminary -4530, revisedFrom -4530, 2 versions.
 #[tokio::test]
 async fn observation_current_value_is_the_revision() {
     let app = spawn_app().await;
@@ -551,12 +610,13 @@ async fn observation_current_value_is_the_revision() {
     assert_eq!(data["observation"]["value"], "-2530");
     assert_eq!(data["observation"]["preliminaryValue"], "-2450");
     // A figure never published is null.
-    let data = ok(app.gql(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2024-S2" })).await);
+    let data = ok(app
+        .gql(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2024-S2" }))
+        .await);
     assert_eq!(data["observation"], Value::Null);
 }
 
-/// As of revision 2, as of the preliminary release and as of 2025-10-01 the total was the
-/// preliminary -4530.
+/// As of revision 2, the preliminary release and 2025-10-01 the total is the preliminary -4530.
 #[tokio::test]
 async fn observation_as_of_revision_release_and_time_gives_the_preliminary() {
     let app = spawn_app().await;
@@ -581,7 +641,11 @@ async fn observation_as_of_revision_release_and_time_gives_the_preliminary() {
         assert_eq!(total_as_of(&app, as_of.clone()).await["value"], "-4610", "asOf {as_of}");
     }
     // Before anything was published there was no figure.
-    for as_of in [json!({ "revision": 1 }), json!({ "revision": 0 }), json!({ "publishedAt": "2025-09-03T02:59:59Z" })] {
+    for as_of in [
+        json!({ "revision": 1 }),
+        json!({ "revision": 0 }),
+        json!({ "publishedAt": "2025-09-03T02:59:59Z" }),
+    ] {
         assert_eq!(total_as_of(&app, as_of.clone()).await, Value::Null, "asOf {as_of}");
     }
 }
@@ -604,7 +668,12 @@ async fn history_gives_both_versions_with_the_delta() {
     );
     // A republished, unchanged figure also has two versions, with delta 0.
     let data = ok(app.gql(q, json!({ "key": "ICT._T._T" })).await);
-    let deltas: Vec<&Value> = data["history"].as_array().unwrap().iter().map(|v| &v["delta"]).collect();
+    let deltas: Vec<&Value> = data["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["delta"])
+        .collect();
     assert_eq!(deltas, [&Value::Null, &json!("0")]);
     // No figure, no history.
     let data = ok(app.gql(q, json!({ "key": "CUL.MFG.EUR" })).await);
@@ -621,15 +690,22 @@ const BREAKDOWN: &str = "query($dimension: String!, $asOf: AsOf) {
 }";
 
 async fn breakdown(app: &TestApp, dimension: &str, as_of: Value) -> Value {
-    ok(app.gql(BREAKDOWN, json!({ "dimension": dimension, "asOf": as_of })).await)["breakdown"].clone()
+    ok(app
+        .gql(BREAKDOWN, json!({ "dimension": dimension, "asOf": as_of }))
+        .await)["breakdown"]
+        .clone()
 }
 
 fn item_keys(b: &Value) -> Vec<String> {
-    b["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap().to_owned()).collect()
+    b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap().to_owned())
+        .collect()
 }
 
-/// As of revision 2 (the real figures), service types add up exactly to the total (residual
-/// 0), industries leave -1500 and regions -2150.
+/// As of revision 2 the residuals are 0 (service types), -1500 (industries) and -2150 (regions).
 #[tokio::test]
 async fn breakdown_residuals_of_the_real_figures() {
     let app = spawn_app().await;
@@ -656,8 +732,7 @@ async fn breakdown_residuals_of_the_real_figures() {
     assert_eq!(b["residual"], "-2150");
 }
 
-/// After the synthetic revision the industry residual is -1540, and the service types still
-/// add up to the new total.
+/// After the synthetic revision the industry residual is -1540 and the service types still add up.
 #[tokio::test]
 async fn breakdown_after_the_revision() {
     let app = spawn_app().await;
@@ -695,8 +770,7 @@ const SUMMARY: &str = "query($filter: ObservationFilter, $asOf: AsOf) {
   }
 }";
 
-/// Over all 12 figures, 5 were revised, by -80, -30, -80, -40 and -30: mean revision
-/// -260/12 = -21.666667 and mean absolute revision 21.666667 (6 decimals).
+/// 12 figures, 5 revised (-80, -30, -80, -40, -30): mean revision -21.666667, mean absolute 21.666667.
 #[tokio::test]
 async fn revision_summary_over_the_whole_dataset() {
     let app = spawn_app().await;
@@ -714,7 +788,13 @@ async fn revision_summary_over_the_whole_dataset() {
         .iter()
         .map(|i| {
             let s = |f: &str| i[f].as_str().unwrap().to_owned();
-            (s("key"), s("period"), s("preliminaryValue"), s("latestValue"), s("revision"))
+            (
+                s("key"),
+                s("period"),
+                s("preliminaryValue"),
+                s("latestValue"),
+                s("revision"),
+            )
         })
         .collect();
     let own = |a: &str, b: &str, c: &str, d: &str, e: &str| (a.into(), b.into(), c.into(), d.into(), e.into());
@@ -766,8 +846,7 @@ async fn revision_summary_with_filter_and_as_of() {
 // ---------------------------------------------------------------------------------------
 // events, verifyLedger
 
-/// `events` lists the 3 events, each `prevHash` is the hash before it, and each `hash` is
-/// the SHA-256 of its `canonical` bytes.
+/// `events` lists 3 events whose `prevHash` links the chain and whose `hash` is SHA-256(`canonical`).
 #[tokio::test]
 async fn events_form_a_hash_chain() {
     let app = spawn_app().await;
@@ -796,7 +875,12 @@ async fn events_form_a_hash_chain() {
         let canonical = n["canonical"].as_str().unwrap();
         let hash = n["hash"].as_str().unwrap();
         assert!(is_hex64(hash));
-        assert_eq!(hex::encode(Sha256::digest(canonical.as_bytes())), hash, "event {}", i + 1);
+        assert_eq!(
+            hex::encode(Sha256::digest(canonical.as_bytes())),
+            hash,
+            "event {}",
+            i + 1
+        );
         // The canonical bytes name the revision and the previous hash they chain to.
         let parsed: Value = serde_json::from_str(canonical).expect("canonical is JSON");
         assert_eq!(parsed["revision"], i + 1);
@@ -807,7 +891,10 @@ async fn events_form_a_hash_chain() {
 
     // Paging by revision.
     let data = ok(app
-        .gql("{ events(after: 1, first: 1) { totalCount pageInfo { hasNextPage hasPreviousPage } nodes { revision } } }", json!({}))
+        .gql(
+            "{ events(after: 1, first: 1) { totalCount pageInfo { hasNextPage hasPreviousPage } nodes { revision } } }",
+            json!({}),
+        )
         .await);
     assert_eq!(data["events"]["nodes"], json!([{ "revision": 2 }]));
     assert_eq!(data["events"]["pageInfo"]["hasNextPage"], true);
@@ -820,7 +907,9 @@ async fn events_form_a_hash_chain() {
 #[tokio::test]
 async fn verify_ledger_is_ok() {
     let app = spawn_app().await;
-    let data = ok(app.gql("{ verifyLedger { ok checked firstBadRevision reason } }", json!({})).await);
+    let data = ok(app
+        .gql("{ verifyLedger { ok checked firstBadRevision reason } }", json!({}))
+        .await);
     assert_eq!(
         data["verifyLedger"],
         json!({ "ok": true, "checked": 3, "firstBadRevision": null, "reason": null })
@@ -833,8 +922,7 @@ async fn verify_ledger_is_ok() {
 const NEW_ID: &str = "0f6a3c1e-2b7d-4c1a-9e55-00000000aa01";
 const LATER_ID: &str = "0f6a3c1e-2b7d-4c1a-9e55-00000000aa02";
 
-/// A published release is visible to the very next read; re-sending it is a duplicate with
-/// the original revision and hash, and writes nothing.
+/// A publish is visible to the next read; re-sending it is `duplicate` with the original revision.
 #[tokio::test]
 async fn publish_then_read_your_write_and_idempotent_republish() {
     let app = spawn_app().await;
@@ -848,7 +936,9 @@ async fn publish_then_read_your_write_and_idempotent_republish() {
     assert!(is_hex64(&hash));
     assert_eq!(app.head().await, (4, hash.clone()));
 
-    let data = ok(app.gql(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2025-S1" })).await);
+    let data = ok(app
+        .gql(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2025-S1" }))
+        .await);
     let o = &data["observation"];
     assert_eq!(o["value"], "-2600.5");
     assert_eq!(o["revisedFrom"], "-2530");
@@ -859,9 +949,14 @@ async fn publish_then_read_your_write_and_idempotent_republish() {
     assert_eq!(o["release"]["id"], NEW_ID);
 
     // The write was recorded under the name of the token, never its secret.
-    let data = ok(app.gql("{ events(after: 3) { nodes { actor canonical } } }", json!({})).await);
+    let data = ok(app
+        .gql("{ events(after: 3) { nodes { actor canonical } } }", json!({}))
+        .await);
     assert_eq!(data["events"]["nodes"][0]["actor"], "tester");
-    assert!(!data["events"]["nodes"][0]["canonical"].as_str().unwrap().contains(WRITE_SECRET));
+    assert!(!data["events"]["nodes"][0]["canonical"]
+        .as_str()
+        .unwrap()
+        .contains(WRITE_SECRET));
 
     // Same id, same content: the original answer.
     let again = ok(app.gql_write(PUBLISH, json!({ "input": input })).await)["publishRelease"].clone();
@@ -871,9 +966,15 @@ async fn publish_then_read_your_write_and_idempotent_republish() {
     assert_eq!(app.head().await, (4, hash.clone()));
     // Also when the head has moved on since, and with a stale expectedRevision.
     let later = release_input(LATER_ID, "CUL._T._T", "2025-S1", "450");
-    assert_eq!(ok(app.gql_write(PUBLISH, json!({ "input": later })).await)["publishRelease"]["revision"], 5);
+    assert_eq!(
+        ok(app.gql_write(PUBLISH, json!({ "input": later })).await)["publishRelease"]["revision"],
+        5
+    );
     let again = ok(app.gql_write(PUBLISH, json!({ "input": input, "expected": 3 })).await)["publishRelease"].clone();
-    assert_eq!((again["duplicate"].clone(), again["revision"].clone()), (json!(true), json!(4)));
+    assert_eq!(
+        (again["duplicate"].clone(), again["revision"].clone()),
+        (json!(true), json!(4))
+    );
     assert_eq!(app.head().await.0, 5);
 }
 
@@ -933,13 +1034,22 @@ async fn mutation_without_token_is_unauthenticated() {
     let app = spawn_app().await;
     let before = app.head().await;
     let (status, v) = app
-        .post(PUBLISH, json!({ "input": release_input(NEW_ID, "_T._T._T", "2025-S1", "1") }), None)
+        .post(
+            PUBLISH,
+            json!({ "input": release_input(NEW_ID, "_T._T._T", "2025-S1", "1") }),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(code(&v), "UNAUTHENTICATED", "{v}");
     assert_eq!(v["data"], Value::Null);
     assert_eq!(app.head().await, before);
-    let data = ok(app.gql("{ release(id: \"0f6a3c1e-2b7d-4c1a-9e55-00000000aa01\") { id } }", json!({})).await);
+    let data = ok(app
+        .gql(
+            "{ release(id: \"0f6a3c1e-2b7d-4c1a-9e55-00000000aa01\") { id } }",
+            json!({}),
+        )
+        .await);
     assert_eq!(data["release"], Value::Null);
 }
 
@@ -956,7 +1066,9 @@ async fn wrong_token_is_http_401() {
     let (status, _) = app.post(PUBLISH, input, Some("tester:test-write-secret")).await;
     assert_eq!(status, 401);
     // Not even reads go through with a bad token.
-    let (status, _) = app.post("{ ledger { revision } }", json!({}), Some("not-the-secret")).await;
+    let (status, _) = app
+        .post("{ ledger { revision } }", json!({}), Some("not-the-secret"))
+        .await;
     assert_eq!(status, 401);
     // A malformed Authorization header is refused too.
     let resp = app
@@ -972,8 +1084,7 @@ async fn wrong_token_is_http_401() {
     assert_eq!(app.head().await, before);
 }
 
-/// With read tokens configured, reads need a token, a read token reads, and a read token
-/// cannot write (`FORBIDDEN`).
+/// With read tokens configured reads need a token, and a read token cannot write (`FORBIDDEN`).
 #[tokio::test]
 async fn read_tokens_protect_reads_and_cannot_write() {
     let app = spawn_app_with(
@@ -1010,10 +1121,8 @@ async fn read_tokens_protect_reads_and_cannot_write() {
 /// Publishes `input` with the write token and checks the error code, the offending field
 /// (when given) and that the ledger head did not move.
 async fn assert_publish_refused(app: &TestApp, variables: Value, expected_code: &str, field: Option<&str>) {
-    let before = app.head().await;
-    let v = app.gql_write(PUBLISH, variables.clone()).await;
+    let v = publish_refused(app, variables.clone()).await;
     assert_eq!(code(&v), expected_code, "variables {variables}: {v}");
-    assert!(v["data"].is_null() || v["data"]["publishRelease"].is_null(), "{v}");
     if let Some(f) = field {
         let ext_field = v["errors"][0]["extensions"]["field"].as_str();
         let message = v["errors"][0]["message"].as_str().unwrap_or("");
@@ -1022,7 +1131,17 @@ async fn assert_publish_refused(app: &TestApp, variables: Value, expected_code: 
             "error should name `{f}`: {v}"
         );
     }
+}
+
+/// Publishes with the write token, checks that it failed and that the ledger head did not
+/// move, and returns the response.
+async fn publish_refused(app: &TestApp, variables: Value) -> Value {
+    let before = app.head().await;
+    let v = app.gql_write(PUBLISH, variables.clone()).await;
+    assert!(v["errors"][0].is_object(), "variables {variables} were accepted: {v}");
+    assert!(v["data"].is_null() || v["data"]["publishRelease"].is_null(), "{v}");
     assert_eq!(app.head().await, before, "head moved after refused {variables}");
+    v
 }
 
 fn with_observations(observations: Value) -> Value {
@@ -1031,25 +1150,31 @@ fn with_observations(observations: Value) -> Value {
     json!({ "input": input })
 }
 
-/// A period literal that does not exist (`2025-S3`) is `BAD_USER_INPUT`.
+/// The period `2025-S3` is `BAD_USER_INPUT` as a variable, a literal and a query argument; nothing is written.
 #[tokio::test]
 async fn bad_period_is_bad_user_input() {
     let app = spawn_app().await;
-    assert_publish_refused(
+    let mut codes = Vec::new();
+    let v = publish_refused(
         &app,
         json!({ "input": release_input(NEW_ID, "_T._T._T", "2025-S3", "1") }),
-        "BAD_USER_INPUT",
-        None,
     )
     .await;
-    // Also as a literal in the document and in a query argument.
+    codes.push(("publish, variable", code(&v).to_owned()));
     let doc = "mutation { publishRelease(input: { dataset: \"KR_KNOWLEDGE_SERVICES\", status: REVISED, title: \"t\",
         publishedAt: \"2026-01-01T00:00:00Z\", observations: [{ key: \"_T._T._T\", period: \"2025-S3\", value: \"1\" }] }) { revision } }";
     let v = app.gql_write(doc, json!({})).await;
-    assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
-    let v = app.gql(OBSERVATION, json!({ "key": "_T._T._T", "period": "2025-S3" })).await;
-    assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
+    codes.push(("publish, literal", code(&v).to_owned()));
+    let v = app
+        .gql(OBSERVATION, json!({ "key": "_T._T._T", "period": "2025-S3" }))
+        .await;
+    codes.push(("observation, variable", code(&v).to_owned()));
     assert_eq!(app.head().await.0, 3);
+    let expected: Vec<(&str, String)> = codes
+        .iter()
+        .map(|(case, _)| (*case, "BAD_USER_INPUT".to_owned()))
+        .collect();
+    assert_eq!(codes, expected);
 }
 
 /// A code that is not in the dimension's code list is `BAD_USER_INPUT` naming the key.
@@ -1063,7 +1188,9 @@ async fn unknown_code_in_key_is_bad_user_input() {
         Some("observations[0].key"),
     )
     .await;
-    let v = app.gql(OBSERVATION, json!({ "key": "IPR.XYZ._T", "period": "2025-S1" })).await;
+    let v = app
+        .gql(OBSERVATION, json!({ "key": "IPR.XYZ._T", "period": "2025-S1" }))
+        .await;
     assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
     let v = app.gql(OBSERVATIONS, json!({ "filter": { "key": "IPR+XYZ.." } })).await;
     assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
@@ -1082,7 +1209,9 @@ async fn wrong_key_arity_is_bad_user_input() {
         )
         .await;
     }
-    let v = app.gql(OBSERVATION, json!({ "key": "IPR._T", "period": "2025-S1" })).await;
+    let v = app
+        .gql(OBSERVATION, json!({ "key": "IPR._T", "period": "2025-S1" }))
+        .await;
     assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
 }
 
@@ -1102,19 +1231,31 @@ async fn duplicate_observation_is_bad_user_input() {
     .await;
 }
 
-/// Values that are not plain decimals (`1e3`, `NaN`, the JSON number 1.5) are `BAD_USER_INPUT`.
+/// Values `1e3`, `NaN`, JSON number 1.5 and other non-decimals are `BAD_USER_INPUT`; nothing is written.
 #[tokio::test]
 async fn non_decimal_values_are_bad_user_input() {
     let app = spawn_app().await;
-    for value in [json!("1e3"), json!("NaN"), json!(1.5), json!("1,000"), json!(""), json!(true)] {
-        assert_publish_refused(
+    let mut codes = Vec::new();
+    for value in [
+        json!("1e3"),
+        json!("NaN"),
+        json!(1.5),
+        json!("1,000"),
+        json!(""),
+        json!(true),
+    ] {
+        let v = publish_refused(
             &app,
             with_observations(json!([{ "key": "_T._T._T", "period": "2025-S1", "value": value }])),
-            "BAD_USER_INPUT",
-            None,
         )
         .await;
+        codes.push((value.to_string(), code(&v).to_owned()));
     }
+    let expected: Vec<(String, String)> = codes
+        .iter()
+        .map(|(value, _)| (value.clone(), "BAD_USER_INPUT".to_owned()))
+        .collect();
+    assert_eq!(codes, expected);
 }
 
 /// An integer JSON number is carried exactly and accepted as a decimal.
@@ -1140,7 +1281,10 @@ async fn unknown_dataset_is_bad_user_input() {
     assert_publish_refused(&app, json!({ "input": input }), "BAD_USER_INPUT", Some("dataset")).await;
     // Reads of an unknown dataset are NOT_FOUND.
     let v = app
-        .gql("{ observation(dataset: \"NO_SUCH_DATASET\", key: \"_T._T._T\", period: \"2025-S1\") { value } }", json!({}))
+        .gql(
+            "{ observation(dataset: \"NO_SUCH_DATASET\", key: \"_T._T._T\", period: \"2025-S1\") { value } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code(&v), "NOT_FOUND", "{v}");
 }
@@ -1149,7 +1293,13 @@ async fn unknown_dataset_is_bad_user_input() {
 #[tokio::test]
 async fn empty_observations_is_bad_user_input() {
     let app = spawn_app().await;
-    assert_publish_refused(&app, with_observations(json!([])), "BAD_USER_INPUT", Some("observations")).await;
+    assert_publish_refused(
+        &app,
+        with_observations(json!([])),
+        "BAD_USER_INPUT",
+        Some("observations"),
+    )
+    .await;
 }
 
 /// An unknown measure is `BAD_USER_INPUT`.
@@ -1172,9 +1322,15 @@ async fn conflicting_republish_is_conflict() {
     let input = release_input(PRELIMINARY_ID, "_T._T._T", "2025-S1", "-4530");
     assert_publish_refused(&app, json!({ "input": input }), "CONFLICT", None).await;
     // The original is untouched.
-    assert_eq!(total_as_of(&app, json!({ "release": PRELIMINARY_ID })).await["value"], "-4530");
+    assert_eq!(
+        total_as_of(&app, json!({ "release": PRELIMINARY_ID })).await["value"],
+        "-4530"
+    );
     let data = ok(app
-        .gql("query($id: UUID!) { release(id: $id) { title observationCount } }", json!({ "id": PRELIMINARY_ID }))
+        .gql(
+            "query($id: UUID!) { release(id: $id) { title observationCount } }",
+            json!({ "id": PRELIMINARY_ID }),
+        )
         .await);
     assert_eq!(data["release"]["observationCount"], 12);
 }
@@ -1190,8 +1346,7 @@ async fn stale_expected_revision_is_conflict() {
     assert_publish_refused(&app, json!({ "input": input, "expected": -1 }), "BAD_USER_INPUT", None).await;
 }
 
-/// Bad `asOf` arguments: a negative revision, two fields at once, a revision beyond the head
-/// (`BAD_USER_INPUT`) and an unknown release (`NOT_FOUND`).
+/// Negative, doubly-set, empty or beyond-head `asOf` is `BAD_USER_INPUT`; an unknown release is `NOT_FOUND`.
 #[tokio::test]
 async fn bad_as_of_arguments() {
     let app = spawn_app().await;
@@ -1199,14 +1354,23 @@ async fn bad_as_of_arguments() {
     for (as_of, expected) in [
         (json!({ "revision": -1 }), "BAD_USER_INPUT"),
         (json!({ "revision": 2, "release": PRELIMINARY_ID }), "BAD_USER_INPUT"),
-        (json!({ "revision": 2, "publishedAt": "2025-10-01T00:00:00Z" }), "BAD_USER_INPUT"),
+        (
+            json!({ "revision": 2, "publishedAt": "2025-10-01T00:00:00Z" }),
+            "BAD_USER_INPUT",
+        ),
         (json!({}), "BAD_USER_INPUT"),
         (json!({ "revision": 4 }), "BAD_USER_INPUT"),
         (json!({ "revision": 1_000_000 }), "BAD_USER_INPUT"),
-        (json!({ "release": "00000000-0000-4000-8000-000000000000" }), "NOT_FOUND"),
+        (
+            json!({ "release": "00000000-0000-4000-8000-000000000000" }),
+            "NOT_FOUND",
+        ),
     ] {
         let v = app
-            .gql(OBSERVATION, json!({ "key": "_T._T._T", "period": "2025-S1", "asOf": as_of }))
+            .gql(
+                OBSERVATION,
+                json!({ "key": "_T._T._T", "period": "2025-S1", "asOf": as_of }),
+            )
             .await;
         assert_eq!(code(&v), expected, "asOf {as_of}: {v}");
         assert_eq!(v["data"]["observation"], Value::Null, "{v}");

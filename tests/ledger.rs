@@ -36,10 +36,7 @@ async fn idempotent_republish_returns_the_original() {
     let projection = ledger.read().clone();
 
     let prelim = fixtures().releases.remove(0);
-    let again = ledger
-        .publish(prelim.clone(), None, "someone-else")
-        .await
-        .unwrap();
+    let again = ledger.publish(prelim.clone(), None, "someone-else").await.unwrap();
     assert_eq!(
         again,
         Committed {
@@ -86,10 +83,7 @@ async fn duplicates_within_one_group_are_recorded_once() {
 
     let mut e = draft(vec![obs("_T._T._T", "2026-S1", None, "-1")]);
     e.id = Some(Uuid::new_v4());
-    let (a, b) = tokio::join!(
-        ledger.publish(e.clone(), None, "a"),
-        ledger.publish(e, None, "b")
-    );
+    let (a, b) = tokio::join!(ledger.publish(e.clone(), None, "a"), ledger.publish(e, None, "b"));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.revision, 5);
     assert_eq!(b.revision, 5);
@@ -133,37 +127,19 @@ async fn conflicting_republish_changes_nothing() {
     other.observations[0].value = "-4001".into();
     let results = ledger.publish_all(vec![d, other], "test").await;
     assert_eq!(results[0].as_ref().unwrap().revision, 4);
-    assert!(
-        matches!(results[1], Err(LedgerError::Conflict(_))),
-        "{:?}",
-        results[1]
-    );
-    assert_eq!(
-        figure(&ledger, "_T._T._T", "2025-S2", None),
-        Some(dec("-4000"))
-    );
+    assert!(matches!(results[1], Err(LedgerError::Conflict(_))), "{:?}", results[1]);
+    assert_eq!(figure(&ledger, "_T._T._T", "2025-S2", None), Some(dec("-4000")));
     assert_eq!(ledger.read().head().revision, 4);
 
     let before = heads(&ledger);
     let mut ds = dataset();
     ds.name = "Renamed".into();
     let e = ledger.define_dataset(ds, "test").await.unwrap_err();
-    assert!(
-        matches!(&e, LedgerError::Conflict(m) if m.contains(DATASET)),
-        "{e:?}"
-    );
+    assert!(matches!(&e, LedgerError::Conflict(m) if m.contains(DATASET)), "{e:?}");
     assert_eq!(heads(&ledger), before);
+    assert_eq!(figure(&ledger, "_T._T._T", "2025-S1", None), Some(dec("-4610")));
     assert_eq!(
-        figure(&ledger, "_T._T._T", "2025-S1", None),
-        Some(dec("-4610"))
-    );
-    assert_eq!(
-        figure(
-            &ledger,
-            "_T._T._T",
-            "2025-S1",
-            Some(AsOf::Release(prelim_id()))
-        ),
+        figure(&ledger, "_T._T._T", "2025-S1", Some(AsOf::Release(prelim_id()))),
         Some(dec("-4530"))
     );
 }
@@ -178,10 +154,7 @@ async fn expected_revision_mismatch_changes_nothing() {
     let projection = ledger.read().clone();
     let d = || draft(vec![obs("_T._T._T", "2025-S2", None, "-4000")]);
     for expected in [0, 2, 4, 100] {
-        let e = ledger
-            .publish(d(), Some(expected), "test")
-            .await
-            .unwrap_err();
+        let e = ledger.publish(d(), Some(expected), "test").await.unwrap_err();
         match &e {
             LedgerError::Conflict(m) => {
                 assert!(m.contains(&format!("expectedRevision {expected}")), "{m}")
@@ -311,22 +284,14 @@ async fn validation_failures_name_the_item_and_change_nothing() {
             panic!("{what}: {e:?}");
         };
         assert_eq!(f, field, "{what}: {e}");
-        assert!(
-            message.contains(needle),
-            "{what}: `{message}` should name `{needle}`"
-        );
+        assert!(message.contains(needle), "{what}: `{message}` should name `{needle}`");
         assert_eq!(heads(&ledger), before, "{what} changed the ledger");
     }
     // publish_all validates each release the same way.
     let results = ledger
-        .publish_all(
-            vec![draft(vec![obs("IPR._T._T", "2025-S3", None, "1")])],
-            "test",
-        )
+        .publish_all(vec![draft(vec![obs("IPR._T._T", "2025-S3", None, "1")])], "test")
         .await;
-    assert!(
-        matches!(&results[0], Err(LedgerError::BadInput { field, .. }) if field == "observations[0].period")
-    );
+    assert!(matches!(&results[0], Err(LedgerError::BadInput { field, .. }) if field == "observations[0].period"));
     assert_eq!(heads(&ledger), before);
     assert_eq!(ledger.events(0, 100).unwrap().len(), 3);
     assert!(ledger.verify().unwrap().ok());
@@ -346,13 +311,7 @@ async fn concurrent_publishers_get_dense_unique_revisions() {
                     obs("_T._T._T", "2030-S1", None, &i.to_string()),
                     obs("IPR._T._T", "2030-S1", None, &(i * 10).to_string()),
                 ]);
-                (
-                    i,
-                    ledger
-                        .publish(d, None, &format!("writer-{i}"))
-                        .await
-                        .unwrap(),
-                )
+                (i, ledger.publish(d, None, &format!("writer-{i}")).await.unwrap())
             })
         })
         .collect();
@@ -410,22 +369,13 @@ async fn notices_follow_durable_writes() {
         .publish(fixtures().releases.remove(0), None, "test")
         .await
         .unwrap();
-    let _ = ledger
-        .publish(draft(vec![]), None, "test")
-        .await
-        .unwrap_err();
+    let _ = ledger.publish(draft(vec![]), None, "test").await.unwrap_err();
     let mut got = Vec::new();
     while let Ok(n) = rx.try_recv() {
         got.push(n);
     }
-    assert_eq!(
-        got.iter().map(|n| n.revision).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
-    assert_eq!(
-        got[0].applied,
-        Applied::DatasetDefined { id: DATASET.into() }
-    );
+    assert_eq!(got.iter().map(|n| n.revision).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(got[0].applied, Applied::DatasetDefined { id: DATASET.into() });
     let Applied::ReleasePublished { release, revised } = &got[2].applied else {
         panic!("{:?}", got[2]);
     };
@@ -447,10 +397,7 @@ async fn notices_follow_durable_writes() {
 #[derive(Debug, Clone)]
 enum Step {
     /// A new release: (key, period, value) triples; published `day` days after 2025-01-01.
-    Publish {
-        day: i64,
-        obs: Vec<(usize, usize, i64)>,
-    },
+    Publish { day: i64, obs: Vec<(usize, usize, i64)> },
     /// Re-send the n-th earlier release unchanged (a duplicate), or changed (a conflict).
     Resend { nth: usize, change: bool },
 }

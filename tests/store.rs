@@ -24,10 +24,7 @@ fn raw(store: &SledStore, revision: u64) -> Vec<u8> {
 }
 
 fn put(store: &SledStore, revision: u64, value: &[u8]) {
-    store
-        .events_tree()
-        .insert(revision.to_be_bytes(), value)
-        .unwrap();
+    store.events_tree().insert(revision.to_be_bytes(), value).unwrap();
 }
 
 /// Loads the fixtures into a fresh store and drops the ledger, keeping the store handle.
@@ -56,36 +53,19 @@ async fn revisions_are_dense_and_chained() {
     let revisions: Vec<u64> = committed.iter().map(|c| c.revision).collect();
     assert_eq!(revisions, [1, 2, 3]);
     assert!(committed.iter().all(|c| !c.duplicate));
-    assert_eq!(
-        committed[1].release,
-        Some(Uuid::parse_str(PRELIMINARY_ID).unwrap())
-    );
+    assert_eq!(committed[1].release, Some(Uuid::parse_str(PRELIMINARY_ID).unwrap()));
 
     let events = ledger.events(0, 100).unwrap();
-    assert_eq!(
-        events.iter().map(|e| e.revision()).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(events.iter().map(|e| e.revision()).collect::<Vec<_>>(), [1, 2, 3]);
     let mut prev = Hash::GENESIS;
     for (e, c) in events.iter().zip(&committed) {
-        assert_eq!(
-            e.envelope.prev_hash,
-            prev.to_hex(),
-            "revision {}",
-            e.revision()
-        );
+        assert_eq!(e.envelope.prev_hash, prev.to_hex(), "revision {}", e.revision());
         assert_eq!(e.hash, c.hash, "revision {}", e.revision());
         assert_eq!(e.envelope.actor, "test");
         prev = e.hash;
     }
-    assert!(matches!(
-        events[0].envelope.event,
-        Event::DatasetDefined { .. }
-    ));
-    assert!(matches!(
-        events[2].envelope.event,
-        Event::ReleasePublished { .. }
-    ));
+    assert!(matches!(events[0].envelope.event, Event::DatasetDefined { .. }));
+    assert!(matches!(events[2].envelope.event, Event::ReleasePublished { .. }));
     let head = store.head().unwrap();
     assert_eq!((head.revision, head.hash), (3, prev));
     assert_eq!(ledger.read().head().revision, 3);
@@ -146,30 +126,19 @@ async fn damaged_log_is_refused_unless_read_only() {
     put(&store, 3, &bad);
     assert_refused(&store, 3);
 
-    let (ledger, v) =
-        Ledger::open(Arc::new(store.clone()), OpenOptions { read_only: true }).unwrap();
+    let (ledger, v) = Ledger::open(Arc::new(store.clone()), OpenOptions { read_only: true }).unwrap();
     assert_eq!(v.damage.as_ref().map(|d| d.revision), Some(3));
     assert_eq!(v.checked, 2);
     assert!(ledger.is_read_only().unwrap().contains("damaged"));
     assert_eq!(ledger.read().head().revision, 2);
     // The preliminary figures are served; the damaged revision's are not.
-    assert_eq!(
-        figure(&ledger, "_T._T._T", "2025-S1", None),
-        Some(dec("-4530"))
-    );
-    assert!(ledger
-        .read()
-        .release(&Uuid::parse_str(REVISION_ID).unwrap())
-        .is_none());
+    assert_eq!(figure(&ledger, "_T._T._T", "2025-S1", None), Some(dec("-4530")));
+    assert!(ledger.read().release(&Uuid::parse_str(REVISION_ID).unwrap()).is_none());
     let v = ledger.verify().unwrap();
     assert!(!v.ok());
     assert_eq!(v.damage.unwrap().revision, 3);
     let e = ledger
-        .publish(
-            draft(vec![obs("_T._T._T", "2026-S1", None, "1")]),
-            None,
-            "test",
-        )
+        .publish(draft(vec![obs("_T._T._T", "2026-S1", None, "1")]), None, "test")
         .await
         .unwrap_err();
     assert!(matches!(e, LedgerError::ReadOnly(_)), "{e:?}");
@@ -269,15 +238,9 @@ async fn reopen_keeps_everything() {
     let ledger = open_ledger(&store);
     assert_eq!(*ledger.read(), projection);
     assert_eq!(ledger.events(0, 100).unwrap(), events);
-    assert_eq!(
-        figure(&ledger, "_T._T._T", "2025-S1", None),
-        Some(dec("-4610"))
-    );
+    assert_eq!(figure(&ledger, "_T._T._T", "2025-S1", None), Some(dec("-4610")));
     let prelim = Some(AsOf::Release(Uuid::parse_str(PRELIMINARY_ID).unwrap()));
-    assert_eq!(
-        figure(&ledger, "_T._T._T", "2025-S1", prelim),
-        Some(dec("-4530"))
-    );
+    assert_eq!(figure(&ledger, "_T._T._T", "2025-S1", prelim), Some(dec("-4530")));
     assert!(ledger.verify().unwrap().ok());
 
     // A re-sent fixture is still recognised after the restart (the release index survived).
@@ -287,11 +250,7 @@ async fn reopen_keeps_everything() {
         .unwrap();
     assert_eq!((again.revision, again.duplicate), (2, true));
     let c = ledger
-        .publish(
-            draft(vec![obs("_T._T._T", "2025-S2", None, "-4000")]),
-            None,
-            "test",
-        )
+        .publish(draft(vec![obs("_T._T._T", "2025-S2", None, "-4000")]), None, "test")
         .await
         .unwrap();
     assert_eq!(c.revision, 4);
@@ -303,8 +262,5 @@ async fn reopen_keeps_everything() {
     let store = open_store(dir.path()).await;
     let ledger = open_ledger(&store);
     assert_eq!(ledger.read().head().revision, 4);
-    assert_eq!(
-        figure(&ledger, "_T._T._T", "2025-S2", None),
-        Some(dec("-4000"))
-    );
+    assert_eq!(figure(&ledger, "_T._T._T", "2025-S2", None), Some(dec("-4000")));
 }

@@ -37,7 +37,8 @@ const QUIET: Duration = Duration::from_millis(300);
 const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
 const REVISION_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000002";
 
-const RELEASES: &str = "subscription($after: Int) { releasePublished(afterRevision: $after) { revision release { id title } } }";
+const RELEASES: &str =
+    "subscription($after: Int) { releasePublished(afterRevision: $after) { revision release { id title } } }";
 
 // ---------------------------------------------------------------------------------------------
 // Client helpers
@@ -56,9 +57,13 @@ async fn try_connect(
             .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_str(p).unwrap());
     }
     if let Some(a) = authorization {
-        request.headers_mut().insert(AUTHORIZATION, HeaderValue::from_str(a).unwrap());
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, HeaderValue::from_str(a).unwrap());
     }
-    timeout(RECV, connect_async(request)).await.expect("WebSocket upgrade timed out")
+    timeout(RECV, connect_async(request))
+        .await
+        .expect("WebSocket upgrade timed out")
 }
 
 async fn connect_with(app: &TestApp, protocol: &str) -> Ws {
@@ -216,7 +221,9 @@ async fn next_release(ws: &mut Ws, id: &str) -> (u64, String, String) {
     let data = next_data(ws, id).await;
     let e = &data["releasePublished"];
     (
-        e["revision"].as_u64().unwrap_or_else(|| panic!("no revision in {data}")),
+        e["revision"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no revision in {data}")),
         e["release"]["id"].as_str().expect("release id").to_owned(),
         e["release"]["title"].as_str().unwrap_or("").to_owned(),
     )
@@ -289,8 +296,7 @@ fn releases(n: usize, key: &str) -> (Vec<String>, Vec<Value>) {
 // releasePublished
 // ---------------------------------------------------------------------------------------------
 
-/// A live `releasePublished` subscription over graphql-transport-ws (negotiated as such)
-/// receives a release published over HTTP, with its revision, id and title.
+/// A live `releasePublished` subscription (graphql-transport-ws preferred) gets a release published over HTTP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_published_delivers_a_release_published_over_http() {
     let app = spawn_app().await;
@@ -298,7 +304,10 @@ async fn release_published_delivers_a_release_published_over_http() {
         .await
         .expect("upgrade");
     assert_eq!(
-        response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok()),
         Some(TRANSPORT),
         "the server must prefer graphql-transport-ws when both are offered"
     );
@@ -322,9 +331,7 @@ async fn release_published_delivers_a_release_published_over_http() {
     expect_quiet(&mut ws).await;
 }
 
-/// Resuming with `afterRevision: 1` replays exactly the releases recorded since (revisions
-/// 2 and 3 from the fixtures, then the ones published before subscribing), in order, and
-/// then continues live with the ones published after, with no gap and no duplicate.
+/// `afterRevision: 1` replays revisions 2, 3 and the missed releases in order, then continues live, no duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_revision_replays_the_missed_releases_then_continues_live() {
     let app = spawn_app().await;
@@ -353,9 +360,46 @@ async fn after_revision_replays_the_missed_releases_then_continues_live() {
     expect_quiet(&mut ws).await;
 }
 
-/// Releases published while a long replay is running (more than one replay chunk behind)
-/// are each delivered exactly once: the stream's revisions are dense and strictly
-/// increasing and every release arrives once.
+/// `afterRevision` beyond the head is refused or skips to releases after it, never replaying earlier ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_revision_beyond_the_head_delivers_nothing_at_or_before_it() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    // The client says it has seen everything up to revision 6 (say, from a replica that is
+    // further ahead); revisions 4 to 6 recorded here later are not "after" that.
+    subscribe(&mut ws, "ahead", RELEASES, json!({"after": 6})).await;
+    let refused = tokio::select! {
+        _ = wait_subscribers(&app, 1) => None,
+        msg = recv(&mut ws) => Some(msg),
+    };
+    if let Some(msg) = refused {
+        // Refusing is fine, if it is a proper error for this subscription.
+        assert_eq!(msg["id"], "ahead", "{msg}");
+        let errors = match msg["type"].as_str() {
+            Some("error") => &msg["payload"],
+            Some("next") => &msg["payload"]["errors"],
+            _ => panic!("expected an error, got {msg}"),
+        };
+        assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{msg}");
+        return;
+    }
+    let mut published = Vec::new();
+    for i in 0..4 {
+        let (id, input) = new_release("_T._T._T", "2026-S1", &i.to_string());
+        published.push((publish(&app, input).await, id));
+    }
+    assert_eq!(published.iter().map(|p| p.0).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    let (revision, id, _) = next_release(&mut ws, "ahead").await;
+    assert_eq!(
+        (revision, id),
+        published[3].clone(),
+        "afterRevision 6 must not deliver revision {revision}"
+    );
+    expect_quiet(&mut ws).await;
+}
+
+/// Releases published during a replay longer than one chunk arrive exactly once, with dense increasing revisions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releases_published_during_a_replay_arrive_exactly_once() {
     const BEFORE: usize = 300; // more than the replay chunk of 256
@@ -381,7 +425,10 @@ async fn releases_published_during_a_replay_arrive_exactly_once() {
         while seen.len() < total {
             let (revision, id, _) = next_release(&mut ws, "all").await;
             assert!(wanted.contains(&id), "unexpected release {id}");
-            assert!(seen.insert(id.clone()), "release {id} delivered twice (revision {revision})");
+            assert!(
+                seen.insert(id.clone()),
+                "release {id} delivered twice (revision {revision})"
+            );
             if let Some((last, _)) = got.last() {
                 assert_eq!(revision, last + 1, "revisions must be dense and increasing");
             } else {
@@ -398,8 +445,7 @@ async fn releases_published_during_a_replay_arrive_exactly_once() {
     expect_quiet(&mut ws).await;
 }
 
-/// `dataset:` filters: with a second dataset defined, a subscription to
-/// KR_KNOWLEDGE_SERVICES gets only the release of that dataset, not the other one's.
+/// `releasePublished(dataset:)` delivers the KR_KNOWLEDGE_SERVICES release but not one of another dataset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_published_filters_by_dataset() {
     let app = spawn_app().await;
@@ -449,16 +495,23 @@ async fn release_published_filters_by_dataset() {
     expect_quiet(&mut ws).await;
 }
 
-/// Bad subscription arguments (an unknown dataset, a negative `afterRevision`) are
-/// reported to that subscription with the right error code, and the connection stays usable.
+/// An unknown dataset or a negative `afterRevision` is reported with its code and the connection stays usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_subscription_arguments_are_reported_with_codes() {
     let app = spawn_app().await;
     let mut ws = connect(&app).await;
     init(&mut ws).await;
     let cases = [
-        ("unknown", "subscription { releasePublished(dataset: \"NOPE\") { revision } }", "NOT_FOUND"),
-        ("negative", "subscription { releasePublished(afterRevision: -1) { revision } }", "BAD_USER_INPUT"),
+        (
+            "unknown",
+            "subscription { releasePublished(dataset: \"NOPE\") { revision } }",
+            "NOT_FOUND",
+        ),
+        (
+            "negative",
+            "subscription { releasePublished(afterRevision: -1) { revision } }",
+            "BAD_USER_INPUT",
+        ),
     ];
     for (id, query, code) in cases {
         subscribe(&mut ws, id, query, json!({})).await;
@@ -486,44 +539,68 @@ async fn bad_subscription_arguments_are_reported_with_codes() {
 // observationRevised
 // ---------------------------------------------------------------------------------------------
 
-/// `observationRevised` on `_T._T._T` reports a changed value with the previous value and
-/// the delta, and reports nothing for a brand-new figure, another key, or a republished
-/// unchanged value.
+/// Reads `observationRevised` events until `total` has `t` and `regions` has `r` (the two
+/// subscriptions interleave freely); each in arrival order.
+async fn revised_events(ws: &mut Ws, t: usize, r: usize) -> (Vec<Value>, Vec<Value>) {
+    let (mut total, mut regions) = (Vec::new(), Vec::new());
+    while total.len() < t || regions.len() < r {
+        let msg = recv(ws).await;
+        assert_eq!(msg["type"], "next", "{msg}");
+        let event = msg["payload"]["data"]["observationRevised"].clone();
+        match msg["id"].as_str() {
+            Some("total") => total.push(event),
+            Some("regions") => regions.push(event),
+            _ => panic!("unexpected {msg}"),
+        }
+    }
+    (total, regions)
+}
+
+/// `observationRevised` reports value changes of matching keys (previous, delta), not new or unchanged figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observation_revised_reports_changes_of_the_watched_figure_only() {
     let app = spawn_app().await;
     let mut ws = connect(&app).await;
     init(&mut ws).await;
-    subscribe(
-        &mut ws,
-        "rev",
-        "subscription { observationRevised(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"_T._T._T\") \
-         { key period previousValue value delta revision } }",
-        json!({}),
-    )
-    .await;
-    wait_subscribers(&app, 1).await;
+    let fields = "key period previousValue value delta version revision";
+    for (id, key) in [("total", "_T._T._T"), ("regions", "_T._T.")] {
+        subscribe(
+            &mut ws,
+            id,
+            &format!(
+                "subscription {{ observationRevised(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"{key}\") {{ {fields} }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+    }
+    wait_subscribers(&app, 2).await;
 
-    // 2025-S1 total: -4610 (synthetic revision) -> -4700.
+    // 2025-S1 total: -4610 (synthetic revision, version 2) -> -4700.
     let r1 = publish(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
-    let first = next_data(&mut ws, "rev").await;
-    assert_eq!(
-        first["observationRevised"],
-        json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4610", "value": "-4700",
-               "delta": "-90", "revision": r1})
-    );
+    let expected_first = json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4610",
+        "value": "-4700", "delta": "-90", "version": 3, "revision": r1});
+    let (total, regions) = revised_events(&mut ws, 1, 1).await;
+    assert_eq!((total, regions), (vec![expected_first.clone()], vec![expected_first]));
 
-    // Nothing for: a new figure of the key, a revision of another key, the same value again.
+    // Nothing for `total`: a new figure of the key, a revision of another key (which the
+    // pattern matches), the same value again (a version 4 that changes nothing).
     publish(&app, new_release("_T._T._T", "2026-S1", "100").1).await;
-    publish(&app, new_release("_T._T.ASIA", "2025-S1", "3600").1).await;
+    let asia = publish(&app, new_release("_T._T.ASIA", "2025-S1", "3600").1).await;
     publish(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
-    // A second real change of the watched figure is the next event.
+    // A second real change of the total is its next event.
     let r2 = publish(&app, new_release("_T._T._T", "2025-S1", "-4650").1).await;
-    let second = next_data(&mut ws, "rev").await;
+    let expected_second = json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4700",
+        "value": "-4650", "delta": "50", "version": 5, "revision": r2});
+    let (total, regions) = revised_events(&mut ws, 1, 2).await;
+    assert_eq!(total, [expected_second.clone()]);
     assert_eq!(
-        second["observationRevised"],
-        json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4700", "value": "-4650",
-               "delta": "50", "revision": r2})
+        regions,
+        [
+            json!({"key": "_T._T.ASIA", "period": "2025-S1", "previousValue": "3570", "value": "3600",
+                   "delta": "30", "version": 3, "revision": asia}),
+            expected_second
+        ]
     );
     expect_quiet(&mut ws).await;
 }
@@ -539,20 +616,25 @@ fn open_files_soft_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// At least 1,000 concurrent graphql-transport-ws subscribers (fewer only if the open-file
-/// limit cannot hold them) all receive the event of one publish; prints the latency from
-/// the publish acknowledgement to the last subscriber notified.
+/// One publish reaches 1,000 concurrent subscribers (fewer only under a low open-file limit); prints the latency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publish_reaches_a_thousand_subscribers() {
-    const WANTED: usize = 1_000;
+    // TRADELEDGER_TEST_FANOUT raises (or lowers) the count for a manual measurement.
+    let wanted: usize = std::env::var("TRADELEDGER_TEST_FANOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
     // Each subscriber costs two descriptors here (client and server side of the socket);
     // leave room for the store, the HTTP client and the other tests running alongside.
     let n = match open_files_soft_limit() {
-        Some(limit) => WANTED.min(limit.saturating_sub(1_024) / 2),
-        None => WANTED,
+        Some(limit) => wanted.min(limit.saturating_sub(1_024) / 2),
+        None => wanted,
     };
-    if n < WANTED {
-        println!("fan-out: open-file limit {:?} only allows {n} subscribers", open_files_soft_limit());
+    if n < wanted {
+        println!(
+            "fan-out: open-file limit {:?} only allows {n} subscribers",
+            open_files_soft_limit()
+        );
     }
     assert!(n >= 100, "the open-file limit is too low for a fan-out test");
     let app = spawn_app().await;
@@ -605,9 +687,7 @@ async fn one_publish_reaches_a_thousand_subscribers() {
     drop(keep);
 }
 
-/// A subscriber that stops reading its socket does not hold up anybody else: while it
-/// stalls (its subscription asks for ~20 KB per release), a healthy subscriber receives
-/// all of 2,000 releases with 1,000-character titles, in order and in time.
+/// A subscriber that never reads does not hold up a healthy one receiving 2,000 big-title releases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_never_reads_does_not_block_the_others() {
     const N: usize = 2_000;
@@ -665,11 +745,103 @@ async fn a_subscriber_that_never_reads_does_not_block_the_others() {
     drop(stalled);
 }
 
+/// A subscriber lagging past the 4,096-notice buffer still gets every release and revision once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_lagging_past_the_notice_buffer_still_gets_every_event_once() {
+    // The first releases have 1,000-character titles, asked for 25 times per event, so they
+    // fill the socket buffers and stall the server's sends; the small ones then pile up far
+    // beyond the notice buffer while the subscription streams wait.
+    const BIG: usize = 300;
+    const SMALL: usize = 4_800;
+    const N: usize = BIG + SMALL;
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    let titles: String = (0..25).map(|i| format!(" t{i}: title")).collect();
+    subscribe(
+        &mut ws,
+        "rel",
+        &format!("subscription {{ releasePublished {{ revision release {{ id{titles} }} }} }}"),
+        json!({}),
+    )
+    .await;
+    subscribe(
+        &mut ws,
+        "obs",
+        &format!(
+            "subscription {{ observationRevised(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"_T._T._T\") \
+             {{ revision previousValue value release {{{titles} }} }} }}"
+        ),
+        json!({}),
+    )
+    .await;
+    wait_subscribers(&app, 2).await;
+
+    // Every release changes the 2025-S1 total (currently -4610) to a value never used before.
+    let inputs: Vec<Value> = (0..N)
+        .map(|i| {
+            let id = Uuid::new_v4().to_string();
+            let mut input = release_input(&id, "_T._T._T", "2025-S1", &(i + 1).to_string());
+            if i < BIG {
+                let mut title = format!("SYNTHETIC lag test release {i} ");
+                while title.len() < 1_000 {
+                    title.push('x');
+                }
+                input["title"] = json!(title);
+            }
+            input
+        })
+        .collect();
+    let started = Instant::now();
+    let mut revisions = publish_many(&app, inputs, 16).await;
+    revisions.sort_unstable();
+    assert_eq!(revisions, (4..4 + N as u64).collect::<Vec<_>>());
+    println!(
+        "lag: published {N} releases in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Now read everything; the two subscriptions interleave freely.
+    let mut last_release = 3;
+    let mut last_observation = 3;
+    let mut last_value = "-4610".to_owned();
+    let (mut releases, mut observations) = (0, 0);
+    while releases < N || observations < N {
+        let msg = recv(&mut ws).await;
+        assert_eq!(msg["type"], "next", "{msg}");
+        let data = &msg["payload"]["data"];
+        match msg["id"].as_str() {
+            Some("rel") => {
+                let revision = data["releasePublished"]["revision"].as_u64().expect("revision");
+                assert_eq!(revision, last_release + 1, "releasePublished: gap or duplicate");
+                last_release = revision;
+                releases += 1;
+            }
+            Some("obs") => {
+                let e = &data["observationRevised"];
+                let revision = e["revision"].as_u64().expect("revision");
+                assert_eq!(revision, last_observation + 1, "observationRevised: gap or duplicate");
+                assert_eq!(e["previousValue"], json!(last_value), "at revision {revision}");
+                last_observation = revision;
+                last_value = e["value"].as_str().expect("value").to_owned();
+                observations += 1;
+            }
+            _ => panic!("unexpected message {msg}"),
+        }
+    }
+    assert_eq!((last_release, last_observation), (3 + N as u64, 3 + N as u64));
+    println!(
+        "lag: read back 2 x {N} events after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    expect_quiet(&mut ws).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // graphql-transport-ws protocol rules
 // ---------------------------------------------------------------------------------------------
 
-/// `subscribe` before `connection_init` closes the connection with 4401 Unauthorized.
+/// `subscribe` before `connection_init` closes with 4401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_before_init_closes_4401() {
     let app = spawn_app().await;
@@ -678,7 +850,7 @@ async fn subscribe_before_init_closes_4401() {
     assert_eq!(expect_close(&mut ws).await, 4401);
 }
 
-/// A `subscribe` reusing the id of an active subscription closes with 4409.
+/// `subscribe` with the id of an active subscription closes with 4409.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_subscription_id_closes_4409() {
     let app = spawn_app().await;
@@ -700,8 +872,7 @@ async fn second_connection_init_closes_4429() {
     assert_eq!(expect_close(&mut ws).await, 4429);
 }
 
-/// Invalid JSON, an unknown message type, a message missing a required field, a subscribe
-/// payload without a query, and a binary frame each close with 4400, before or after init.
+/// Invalid JSON, unknown types, missing fields, a non-object init payload and binary frames close with 4400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_messages_close_4400() {
     let app = spawn_app().await;
@@ -711,9 +882,16 @@ async fn invalid_messages_close_4400() {
         (false, r#"{"type": "bogus"}"#),
         (true, r#"{"type": "bogus"}"#),
         (true, r#"{"type": "subscribe", "id": "1"}"#),
-        (true, r#"{"type": "subscribe", "payload": {"query": "subscription { releasePublished { revision } }"}}"#),
-        (true, r#"{"type": "subscribe", "id": "1", "payload": {"variables": {}}}"#),
+        (
+            true,
+            r#"{"type": "subscribe", "payload": {"query": "subscription { releasePublished { revision } }"}}"#,
+        ),
+        (
+            true,
+            r#"{"type": "subscribe", "id": "1", "payload": {"variables": {}}}"#,
+        ),
         (true, r#"{"type": "complete"}"#),
+        (false, r#"{"type": "connection_init", "payload": [1]}"#),
     ];
     for (initialised, text) in texts {
         let mut ws = connect(&app).await;
@@ -721,7 +899,11 @@ async fn invalid_messages_close_4400() {
             init(&mut ws).await;
         }
         send_text(&mut ws, text).await;
-        assert_eq!(expect_close(&mut ws).await, 4400, "for {text} (after init: {initialised})");
+        assert_eq!(
+            expect_close(&mut ws).await,
+            4400,
+            "for {text} (after init: {initialised})"
+        );
     }
     for initialised in [false, true] {
         let mut ws = connect(&app).await;
@@ -732,12 +914,30 @@ async fn invalid_messages_close_4400() {
             .await
             .expect("send timed out")
             .expect("send");
-        assert_eq!(expect_close(&mut ws).await, 4400, "binary frame (after init: {initialised})");
+        assert_eq!(
+            expect_close(&mut ws).await,
+            4400,
+            "binary frame (after init: {initialised})"
+        );
     }
 }
 
-/// No `connection_init` within the configured init timeout closes with 4408, while a
-/// connection that did initialise in time stays open past that timeout.
+/// A message over the size limit (`max_body_bytes`) closes with 1009 (message too big), not 1000 (normal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_size_limit_closes_1009() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 1024, true).await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    // A small message is fine...
+    send(&mut ws, json!({"type": "ping", "payload": {"x": "y".repeat(100)}})).await;
+    assert_eq!(recv(&mut ws).await["type"], "pong");
+    // ...a big one is refused.
+    send(&mut ws, json!({"type": "ping", "payload": {"x": "y".repeat(4_000)}})).await;
+    let (code, reason) = expect_close_with_reason(&mut ws).await;
+    assert_eq!(code, 1009, "close reason {reason:?}");
+}
+
+/// No `connection_init` within `ws_init_timeout` closes with 4408; an initialised connection stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_init_closes_4408_after_the_init_timeout() {
     let app = spawn_app_with(|c| c.ws_init_timeout = Duration::from_millis(300), true).await;
@@ -755,9 +955,7 @@ async fn missing_init_closes_4408_after_the_init_timeout() {
     assert_eq!(recv(&mut prompt).await["type"], "pong");
 }
 
-/// With reads protected, `connection_init` with a wrong token or none closes with 4403;
-/// the read token in the payload (or in the upgrade request's header) is acknowledged and
-/// can subscribe.
+/// With reads protected, a wrong or missing token closes with 4403; the read token (payload or header) is acked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_init_is_authenticated_when_reads_are_protected() {
     let app = spawn_app_with(
@@ -791,8 +989,7 @@ async fn connection_init_is_authenticated_when_reads_are_protected() {
     init(&mut ws).await;
 }
 
-/// An invalid document (syntax or validation error) gets an `error` message for its id,
-/// and the connection stays usable (the id can be used again).
+/// An invalid document gets an `error` message for its id and the connection (and the id) stays usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_document_gets_an_error_and_the_connection_stays() {
     let app = spawn_app().await;
@@ -806,7 +1003,9 @@ async fn invalid_document_gets_an_error_and_the_connection_stays() {
         let msg = recv(&mut ws).await;
         assert_eq!(msg["type"], "error", "{msg}");
         assert_eq!(msg["id"], id, "{msg}");
-        let errors = msg["payload"].as_array().unwrap_or_else(|| panic!("payload must be a list: {msg}"));
+        let errors = msg["payload"]
+            .as_array()
+            .unwrap_or_else(|| panic!("payload must be a list: {msg}"));
         assert!(!errors.is_empty() && errors[0]["message"].is_string(), "{msg}");
     }
     send(&mut ws, json!({"type": "ping"})).await;
@@ -816,7 +1015,7 @@ async fn invalid_document_gets_an_error_and_the_connection_stays() {
     assert_eq!(revision, 3);
 }
 
-/// `ping` is answered by `pong` carrying the same payload, before and after init.
+/// `ping` is answered with `pong` echoing the payload, before and after init.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_is_answered_with_pong() {
     let app = spawn_app().await;
@@ -828,8 +1027,7 @@ async fn ping_is_answered_with_pong() {
     assert_eq!(recv(&mut ws).await, json!({"type": "pong", "payload": {"n": 7}}));
 }
 
-/// A client `complete` stops that subscription (its stream is dropped on the server and
-/// it gets no more events) while others on the connection go on, and frees its id.
+/// A client `complete` drops that subscription's stream and events, keeps the others, and frees the id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_complete_stops_the_subscription() {
     let app = spawn_app().await;
@@ -843,8 +1041,21 @@ async fn client_complete_stops_the_subscription() {
     wait_subscribers_at_most(&app, 1).await;
     let (id, input) = new_release("_T._T._T", "2026-S1", "1");
     let revision = publish(&app, input).await;
-    let (r, got, _) = next_release(&mut ws, "b").await;
-    assert_eq!((r, got), (revision, id));
+    let msg = loop {
+        let msg = recv(&mut ws).await;
+        match msg["id"].as_str() {
+            // The protocol does not ask the server to confirm a client's `complete`, but
+            // doing so is harmless; any other message for "a" is not.
+            Some("a") => assert_eq!(msg["type"], "complete", "event after complete: {msg}"),
+            _ => break msg,
+        }
+    };
+    assert_eq!((&msg["type"], &msg["id"]), (&json!("next"), &json!("b")), "{msg}");
+    let event = &msg["payload"]["data"]["releasePublished"];
+    assert_eq!(
+        (&event["revision"], &event["release"]["id"]),
+        (&json!(revision), &json!(id))
+    );
     expect_quiet(&mut ws).await;
 
     // The id is free again.
@@ -853,16 +1064,67 @@ async fn client_complete_stops_the_subscription() {
     assert_eq!(r, revision);
 }
 
-/// An upgrade offering no supported subprotocol (or none at all) is refused with HTTP 400.
+/// A query sent with `subscribe` gets one `next` with its result, then `complete`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_websocket_gets_next_then_complete() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(&mut ws, "q", "{ ledger { revision } }", json!({})).await;
+    assert_eq!(next_data(&mut ws, "q").await, json!({"ledger": {"revision": 3}}));
+    assert_eq!(recv(&mut ws).await, json!({"type": "complete", "id": "q"}));
+    expect_quiet(&mut ws).await;
+}
+
+/// Idle connections get keep-alives at the configured interval: `ping` (transport) and `ka` (legacy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_get_keepalives() {
+    let app = spawn_app_with(|c| c.ws_keepalive = Duration::from_millis(100), true).await;
+    let mut ws = connect(&app).await;
+    for initialised in [false, true] {
+        if initialised {
+            init(&mut ws).await;
+        }
+        match recv_raw(&mut ws).await {
+            Got::Json(v) => assert_eq!(v, json!({"type": "ping", "payload": {"reason": "keepalive"}})),
+            other => panic!("expected a keep-alive ping, got {other:?}"),
+        }
+    }
+    let mut legacy = connect_with(&app, LEGACY).await;
+    send(&mut legacy, json!({"type": "connection_init"})).await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match recv_raw(&mut legacy).await {
+            Got::Json(v) => seen.push(v["type"].as_str().unwrap_or("").to_owned()),
+            other => panic!("expected ack and keep-alives, got {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["connection_ack", "ka", "ka"]);
+}
+
+/// A keep-alive interval of zero does not break connections: they still initialise and subscribe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_keepalive_interval_does_not_break_connections() {
+    let app = spawn_app_with(|c| c.ws_keepalive = Duration::ZERO, true).await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(&mut ws, "r", RELEASES, json!({"after": 2})).await;
+    let (revision, _, _) = next_release(&mut ws, "r").await;
+    assert_eq!(revision, 3);
+}
+
+/// An upgrade offering no supported subprotocol, or none, is refused with HTTP 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_subprotocol_is_refused_with_400() {
     let app = spawn_app().await;
-    assert_eq!(refused_status(try_connect(&app.ws_url, Some("graphql-sse"), None).await), 400);
+    assert_eq!(
+        refused_status(try_connect(&app.ws_url, Some("graphql-sse"), None).await),
+        400
+    );
     assert_eq!(refused_status(try_connect(&app.ws_url, None, None).await), 400);
 }
 
-/// With `max_ws_connections = 2`, a third upgrade is refused with 503, and a slot freed by
-/// closing a connection can be used again.
+/// Over `max_ws_connections` an upgrade is refused with 503 and Retry-After; a freed slot is reusable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_limit_refuses_with_503() {
     let app = spawn_app_with(|c| c.max_ws_connections = 2, true).await;
@@ -870,9 +1132,15 @@ async fn connection_limit_refuses_with_503() {
     let mut second = connect(&app).await;
     init(&mut first).await;
     init(&mut second).await;
-    assert_eq!(refused_status(try_connect(&app.ws_url, Some(TRANSPORT), None).await), 503);
+    assert_eq!(
+        refused_status(try_connect(&app.ws_url, Some(TRANSPORT), None).await),
+        503
+    );
 
-    timeout(RECV, first.close(None)).await.expect("close timed out").expect("close");
+    timeout(RECV, first.close(None))
+        .await
+        .expect("close timed out")
+        .expect("close");
     let start = Instant::now();
     let mut third = loop {
         match try_connect(&app.ws_url, Some(TRANSPORT), None).await {
@@ -890,14 +1158,16 @@ async fn connection_limit_refuses_with_503() {
 // Legacy protocol and shutdown
 // ---------------------------------------------------------------------------------------------
 
-/// The legacy `graphql-ws` subprotocol: connection_init -> connection_ack, start -> data
-/// with the live release, stop -> complete (and the server drops the stream).
+/// Legacy `graphql-ws`: connection_init -> connection_ack, start -> data, stop -> complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_graphql_ws_protocol() {
     let app = spawn_app().await;
     let (mut ws, response) = try_connect(&app.ws_url, Some(LEGACY), None).await.expect("upgrade");
     assert_eq!(
-        response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get(SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok()),
         Some(LEGACY)
     );
     send(&mut ws, json!({"type": "connection_init", "payload": {}})).await;
@@ -924,8 +1194,7 @@ async fn legacy_graphql_ws_protocol() {
     wait_subscribers_at_most(&app, 0).await;
 }
 
-/// Graceful shutdown: with a subscription open, stopping the server sends `complete` for
-/// it and then closes the connection with 1001 (going away).
+/// Graceful shutdown sends `complete` for every subscription, then closes every connection with 1001.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_completes_subscriptions_then_closes_1001() {
     let mut app = spawn_app().await;
@@ -934,7 +1203,9 @@ async fn graceful_shutdown_completes_subscriptions_then_closes_1001() {
     subscribe(&mut ws, "live", RELEASES, json!({})).await;
     wait_subscribers(&app, 1).await;
 
-    timeout(RECV, app.stop()).await.expect("the server did not stop in time");
+    timeout(RECV, app.stop())
+        .await
+        .expect("the server did not stop in time");
     assert_eq!(recv(&mut ws).await, json!({"type": "complete", "id": "live"}));
     let (code, reason) = expect_close_with_reason(&mut ws).await;
     assert_eq!(code, 1001, "close reason {reason:?}");

@@ -94,8 +94,8 @@ impl Dataset {
         if self.dimensions.is_empty() {
             return Err(fail("a dataset needs at least one dimension".into()));
         }
-        if self.dimensions.len() > 16 {
-            return Err(fail("a dataset has at most 16 dimensions".into()));
+        if self.dimensions.len() > MAX_DIMENSIONS {
+            return Err(fail(format!("a dataset has at most {MAX_DIMENSIONS} dimensions")));
         }
         let mut dim_ids = HashSet::new();
         for dim in &self.dimensions {
@@ -114,7 +114,10 @@ impl Dataset {
                     return Err(fail(format!("invalid code `{}` in dimension `{}`", c.code, dim.id)));
                 }
                 if !codes.insert(c.code.as_str()) {
-                    return Err(fail(format!("code `{}` appears twice in dimension `{}`", c.code, dim.id)));
+                    return Err(fail(format!(
+                        "code `{}` appears twice in dimension `{}`",
+                        c.code, dim.id
+                    )));
                 }
             }
             if !codes.contains(TOTAL) {
@@ -123,7 +126,10 @@ impl Dataset {
             for c in &dim.codes {
                 match (&c.parent, c.code == TOTAL) {
                     (Some(_), true) => {
-                        return Err(fail(format!("the total `_T` of dimension `{}` cannot have a parent", dim.id)))
+                        return Err(fail(format!(
+                            "the total `_T` of dimension `{}` cannot have a parent",
+                            dim.id
+                        )))
                     }
                     (Some(p), false) if !codes.contains(p.as_str()) => {
                         return Err(fail(format!(
@@ -140,7 +146,10 @@ impl Dataset {
                 let mut cur = c;
                 while let Some(p) = &cur.parent {
                     if !seen.insert(cur.code.as_str()) {
-                        return Err(fail(format!("parents of code `{}` in dimension `{}` form a cycle", c.code, dim.id)));
+                        return Err(fail(format!(
+                            "parents of code `{}` in dimension `{}` form a cycle",
+                            c.code, dim.id
+                        )));
                     }
                     cur = dim.codes.iter().find(|x| &x.code == p).expect("parent checked above");
                 }
@@ -177,7 +186,12 @@ impl Dataset {
                 key: key.to_owned(),
                 expected: self.dimensions.len(),
                 got: parts.len(),
-                dimensions: self.dimensions.iter().map(|d| d.id.clone()).collect::<Vec<_>>().join("."),
+                dimensions: self
+                    .dimensions
+                    .iter()
+                    .map(|d| d.id.clone())
+                    .collect::<Vec<_>>()
+                    .join("."),
             });
         }
         let mut codes = Vec::with_capacity(parts.len());
@@ -189,13 +203,13 @@ impl Dataset {
             })?;
             codes.push(pos as u16);
         }
-        Ok(SeriesKey(codes.into_boxed_slice()))
+        Ok(SeriesKey::from_codes(&codes))
     }
 
     /// Formats a key back into dot notation.
     pub fn format_key(&self, key: &SeriesKey) -> String {
         let mut out = String::new();
-        for (i, (dim, &c)) in self.dimensions.iter().zip(key.codes()).enumerate() {
+        for (i, (dim, c)) in self.dimensions.iter().zip(key.codes()).enumerate() {
             if i > 0 {
                 out.push('.');
             }
@@ -206,28 +220,72 @@ impl Dataset {
 
     /// The key with the total in every dimension.
     pub fn total_key(&self) -> SeriesKey {
-        SeriesKey(self.dimensions.iter().map(|d| d.total_position() as u16).collect())
+        let codes: Vec<u16> = self.dimensions.iter().map(|d| d.total_position() as u16).collect();
+        SeriesKey::from_codes(&codes)
     }
 }
 
+/// Most dimensions a dataset may have (series keys are packed into 128 bits).
+pub const MAX_DIMENSIONS: usize = 8;
+
 /// A series key resolved against its dataset: the position of each code in its dimension's
-/// code list, in dimension order. Compact, and ordered the way the dataset lists its codes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesKey(Box<[u16]>);
+/// code list, in dimension order, packed 16 bits per dimension (the first dimension in the
+/// highest bits). Fixed-size and `Copy`, so figures are keyed without a heap allocation, and
+/// ordered the way the dataset lists its codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    hi: u64,
+    lo: u64,
+    len: u8,
+}
 
 impl SeriesKey {
-    pub fn codes(&self) -> &[u16] {
-        &self.0
+    /// Packs code positions; at most [`MAX_DIMENSIONS`] of them.
+    pub fn from_codes(codes: &[u16]) -> SeriesKey {
+        assert!(codes.len() <= MAX_DIMENSIONS, "at most {MAX_DIMENSIONS} dimensions");
+        let mut packed: u128 = 0;
+        for (i, &c) in codes.iter().enumerate() {
+            packed |= u128::from(c) << (16 * (MAX_DIMENSIONS - 1 - i));
+        }
+        SeriesKey {
+            hi: (packed >> 64) as u64,
+            lo: packed as u64,
+            len: codes.len() as u8,
+        }
     }
 
+    fn packed(&self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+
+    /// Number of dimensions.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Code position in dimension `dimension`.
+    pub fn code(&self, dimension: usize) -> u16 {
+        (self.packed() >> (16 * (MAX_DIMENSIONS - 1 - dimension))) as u16
+    }
+
+    /// Code positions in dimension order.
+    pub fn codes(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.len()).map(|d| self.code(d))
+    }
+
+    /// The same key with another code in one dimension.
     pub fn with(&self, dimension: usize, code: u16) -> SeriesKey {
-        let mut codes = self.0.clone();
-        codes[dimension] = code;
-        SeriesKey(codes)
-    }
-
-    pub fn from_codes(codes: impl Into<Box<[u16]>>) -> SeriesKey {
-        SeriesKey(codes.into())
+        let shift = 16 * (MAX_DIMENSIONS - 1 - dimension);
+        let packed = (self.packed() & !(0xffffu128 << shift)) | (u128::from(code) << shift);
+        SeriesKey {
+            hi: (packed >> 64) as u64,
+            lo: packed as u64,
+            len: self.len,
+        }
     }
 }
 
@@ -305,7 +363,9 @@ pub(crate) mod tests {
     fn parses_and_formats_keys() {
         let ds = sample();
         let k = ds.parse_key("IPR._T").unwrap();
-        assert_eq!(k.codes(), &[1, 0]);
+        assert_eq!(k.codes().collect::<Vec<_>>(), vec![1, 0]);
+        assert_eq!(k.with(1, 1).codes().collect::<Vec<_>>(), vec![1, 1]);
+        assert!(ds.parse_key("_T._T").unwrap() < k, "keys order like their code lists");
         assert_eq!(ds.format_key(&k), "IPR._T");
         assert_eq!(ds.total_key(), ds.parse_key("_T._T").unwrap());
     }
@@ -314,12 +374,31 @@ pub(crate) mod tests {
     fn rejects_keys_with_wrong_arity_or_unknown_codes() {
         let ds = sample();
         let e = ds.parse_key("IPR").unwrap_err();
-        assert!(matches!(e, KeyError::Arity { expected: 2, got: 1, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                KeyError::Arity {
+                    expected: 2,
+                    got: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("SERVICE_TYPE.COUNTERPART"));
-        assert!(matches!(ds.parse_key("IPR._T._T").unwrap_err(), KeyError::Arity { got: 3, .. }));
+        assert!(matches!(
+            ds.parse_key("IPR._T._T").unwrap_err(),
+            KeyError::Arity { got: 3, .. }
+        ));
         let e = ds.parse_key("XXX._T").unwrap_err();
-        assert_eq!(e.to_string(), "key `XXX._T`: unknown code `XXX` for dimension SERVICE_TYPE");
-        assert!(matches!(ds.parse_key("IPR.NAM").unwrap_err(), KeyError::UnknownCode { .. }));
+        assert_eq!(
+            e.to_string(),
+            "key `XXX._T`: unknown code `XXX` for dimension SERVICE_TYPE"
+        );
+        assert!(matches!(
+            ds.parse_key("IPR.NAM").unwrap_err(),
+            KeyError::UnknownCode { .. }
+        ));
         assert!(ds.parse_key("").is_err());
         assert!(ds.parse_key("ipr._T").is_err(), "codes are case-sensitive");
         assert!(ds.parse_key("IPR._T.").is_err());
@@ -332,13 +411,28 @@ pub(crate) mod tests {
             (Box::new(|d| d.id = "".into()), "dataset id"),
             (Box::new(|d| d.id = "BAD ID".into()), "dataset id"),
             (Box::new(|d| d.dimensions.clear()), "at least one dimension"),
-            (Box::new(|d| d.dimensions[1].id = "SERVICE_TYPE".into()), "appears twice"),
+            (
+                Box::new(|d| d.dimensions[1].id = "SERVICE_TYPE".into()),
+                "appears twice",
+            ),
             (Box::new(|d| drop(d.dimensions[0].codes.remove(0))), "no total code"),
-            (Box::new(|d| d.dimensions[0].codes[1].parent = Some("NOPE".into())), "unknown parent"),
-            (Box::new(|d| d.dimensions[0].codes[2].code = "IPR".into()), "appears twice"),
-            (Box::new(|d| d.dimensions[0].codes[0].parent = Some("IPR".into())), "cannot have a parent"),
+            (
+                Box::new(|d| d.dimensions[0].codes[1].parent = Some("NOPE".into())),
+                "unknown parent",
+            ),
+            (
+                Box::new(|d| d.dimensions[0].codes[2].code = "IPR".into()),
+                "appears twice",
+            ),
+            (
+                Box::new(|d| d.dimensions[0].codes[0].parent = Some("IPR".into())),
+                "cannot have a parent",
+            ),
             (Box::new(|d| d.measures = vec!["XYZ".into()]), "unknown measure"),
-            (Box::new(|d| d.measures = vec!["BAL".into(), "BAL".into()]), "appears twice"),
+            (
+                Box::new(|d| d.measures = vec!["BAL".into(), "BAL".into()]),
+                "appears twice",
+            ),
             (Box::new(|d| d.measures.clear()), "at least one measure"),
             (
                 Box::new(|d| {

@@ -7,7 +7,8 @@ use super::release::Release;
 
 /// Something that happened. Events are never changed or removed once recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+// Adjacently tagged with the tag first, so decoding streams instead of buffering the payload.
+#[serde(tag = "type", content = "data")]
 pub enum Event {
     DatasetDefined { dataset: Dataset },
     ReleasePublished { release: Release },

@@ -77,11 +77,7 @@ impl Period {
                 Frequency::Month => "month must be 01 to 12",
             });
         }
-        Ok(Period {
-            frequency,
-            year,
-            index,
-        })
+        Ok(Period { frequency, year, index })
     }
 
     pub fn annual(year: u16) -> Result<Self, &'static str> {
@@ -249,22 +245,36 @@ mod tests {
     #[test]
     fn rejects_bad_periods_with_a_reason() {
         for bad in [
-            "2025-S3", "2025-S0", "2025-H3", "2025-13", "2025-00", "2025-Q5", "2025-Q0", "abc", "",
-            "25-S1", "2025-", "2025-S", "2025-S1x", "2025-S01x", "20251", "2025-7", "0999", "2025 S1",
-            "2025-W01", "２０２５", "2025-S١", "2025é", "2025-é1",
+            "2025-S3",
+            "2025-S0",
+            "2025-H3",
+            "2025-13",
+            "2025-00",
+            "2025-Q5",
+            "2025-Q0",
+            "abc",
+            "",
+            "25-S1",
+            "2025-",
+            "2025-S",
+            "2025-S1x",
+            "2025-S01x",
+            "20251",
+            "2025-7",
+            "0999",
+            "2025 S1",
+            "2025-W01",
+            "２０２５",
+            "2025-S١",
+            "2025é",
+            "2025-é1",
         ] {
             let err = Period::parse(bad).unwrap_err();
             assert_eq!(err.input, bad);
             assert!(err.to_string().contains(bad), "{err}");
         }
-        assert_eq!(
-            Period::parse("2025-S3").unwrap_err().reason,
-            "half-year must be 1 or 2"
-        );
-        assert_eq!(
-            Period::parse("2025-13").unwrap_err().reason,
-            "month must be 01 to 12"
-        );
+        assert_eq!(Period::parse("2025-S3").unwrap_err().reason, "half-year must be 1 or 2");
+        assert_eq!(Period::parse("2025-13").unwrap_err().reason, "month must be 01 to 12");
     }
 
     #[test]

@@ -155,15 +155,24 @@ impl ReleaseDraft {
             return Err(err("title", "must not be empty".into()));
         }
         if title.chars().count() > MAX_TEXT || title.chars().any(char::is_control) {
-            return Err(err("title", format!("must be at most {MAX_TEXT} characters without control characters")));
+            return Err(err(
+                "title",
+                format!("must be at most {MAX_TEXT} characters without control characters"),
+            ));
         }
         if let Some(src) = &self.source {
             if src.chars().count() > MAX_TEXT || src.chars().any(char::is_control) {
-                return Err(err("source", format!("must be at most {MAX_TEXT} characters without control characters")));
+                return Err(err(
+                    "source",
+                    format!("must be at most {MAX_TEXT} characters without control characters"),
+                ));
             }
         }
         if self.observations.is_empty() {
-            return Err(err("observations", "a release must publish at least one observation".into()));
+            return Err(err(
+                "observations",
+                "a release must publish at least one observation".into(),
+            ));
         }
         if self.observations.len() > MAX_OBSERVATIONS_PER_RELEASE {
             return Err(err(
@@ -175,15 +184,17 @@ impl ReleaseDraft {
         let mut observations = Vec::with_capacity(self.observations.len());
         for (i, o) in self.observations.into_iter().enumerate() {
             let at = |f: &str| format!("observations[{i}].{f}");
-            let key = dataset
-                .parse_key(&o.key)
-                .map_err(|e| err(&at("key"), e.to_string()))?;
+            let key = dataset.parse_key(&o.key).map_err(|e| err(&at("key"), e.to_string()))?;
             let period = Period::parse(&o.period).map_err(|e| err(&at("period"), e.to_string()))?;
             let measure = o.measure.unwrap_or_else(|| "BAL".to_owned());
             if !dataset.has_measure(&measure) {
                 return Err(err(
                     &at("measure"),
-                    format!("unknown measure `{measure}`; dataset {} has {}", dataset.id, dataset.measures.join(", ")),
+                    format!(
+                        "unknown measure `{measure}`; dataset {} has {}",
+                        dataset.id,
+                        dataset.measures.join(", ")
+                    ),
                 ));
             }
             let value = parse_value(&o.value).map_err(|e| err(&at("value"), e.to_string()))?;
@@ -286,14 +297,41 @@ mod tests {
         let ds = sample();
         let cases = [
             (vec![], "observations", "at least one"),
-            (vec![obs("IPR._T", "2025-S3", None, "1")], "observations[0].period", "2025-S3"),
-            (vec![obs("IPR", "2025-S1", None, "1")], "observations[0].key", "dimensions"),
-            (vec![obs("IPR.MARS", "2025-S1", None, "1")], "observations[0].key", "MARS"),
-            (vec![obs("IPR._T", "2025-S1", Some("XXX"), "1")], "observations[0].measure", "XXX"),
-            (vec![obs("IPR._T", "2025-S1", None, "1e3")], "observations[0].value", "1e3"),
-            (vec![obs("IPR._T", "2025-S1", None, "NaN")], "observations[0].value", "NaN"),
             (
-                vec![obs("IPR._T", "2025-S1", None, "1"), obs("IPR._T", "2025H1", Some("BAL"), "2")],
+                vec![obs("IPR._T", "2025-S3", None, "1")],
+                "observations[0].period",
+                "2025-S3",
+            ),
+            (
+                vec![obs("IPR", "2025-S1", None, "1")],
+                "observations[0].key",
+                "dimensions",
+            ),
+            (
+                vec![obs("IPR.MARS", "2025-S1", None, "1")],
+                "observations[0].key",
+                "MARS",
+            ),
+            (
+                vec![obs("IPR._T", "2025-S1", Some("XXX"), "1")],
+                "observations[0].measure",
+                "XXX",
+            ),
+            (
+                vec![obs("IPR._T", "2025-S1", None, "1e3")],
+                "observations[0].value",
+                "1e3",
+            ),
+            (
+                vec![obs("IPR._T", "2025-S1", None, "NaN")],
+                "observations[0].value",
+                "NaN",
+            ),
+            (
+                vec![
+                    obs("IPR._T", "2025-S1", None, "1"),
+                    obs("IPR._T", "2025H1", Some("BAL"), "2"),
+                ],
                 "observations[1].key",
                 "duplicate observation IPR._T 2025-S1 BAL",
             ),
@@ -335,9 +373,15 @@ mod tests {
     fn same_figures_in_another_order_are_equal() {
         let ds = sample();
         let id = Some(Uuid::new_v4());
-        let mut a = draft(vec![obs("IPR._T", "2025-S1", None, "1"), obs("ICT._T", "2025-S1", None, "2")]);
+        let mut a = draft(vec![
+            obs("IPR._T", "2025-S1", None, "1"),
+            obs("ICT._T", "2025-S1", None, "2"),
+        ]);
         a.id = id;
-        let mut b = draft(vec![obs("ICT._T", "2025-S1", None, "2"), obs("IPR._T", "2025-S1", None, "1")]);
+        let mut b = draft(vec![
+            obs("ICT._T", "2025-S1", None, "2"),
+            obs("IPR._T", "2025-S1", None, "1"),
+        ]);
         b.id = id;
         assert_eq!(a.validate(&ds).unwrap(), b.validate(&ds).unwrap());
     }

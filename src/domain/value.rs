@@ -34,15 +34,15 @@ pub fn parse_value(input: &str) -> Result<Decimal, ValueError> {
     };
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if int.is_empty() || !all_digits(int) || frac.is_some_and(|f| f.is_empty() || !all_digits(f)) {
-        return Err(fail("expected digits with an optional sign and decimal point, like -4530 or 12.5"));
+        return Err(fail(
+            "expected digits with an optional sign and decimal point, like -4530 or 12.5",
+        ));
     }
     let significant = int.trim_start_matches('0').len() + frac.map_or(0, str::len);
     if significant > MAX_DIGITS {
         return Err(fail("more than 28 significant digits"));
     }
-    input
-        .parse::<Decimal>()
-        .map_err(|_| fail("out of range"))
+    input.parse::<Decimal>().map_err(|_| fail("out of range"))
 }
 
 #[cfg(test)]
@@ -64,9 +64,27 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_plain_decimal() {
         for bad in [
-            "", "-", "abc", "1e3", "1e400", "NaN", "nan", "inf", "-Infinity", "1,000", "1.", ".5",
-            "1.2.3", " 1", "1 ", "0x10", "١٢", "--1", "1-",
-            "123456789012345678901234567890", "0.00000000000000000000000000001",
+            "",
+            "-",
+            "abc",
+            "1e3",
+            "1e400",
+            "NaN",
+            "nan",
+            "inf",
+            "-Infinity",
+            "1,000",
+            "1.",
+            ".5",
+            "1.2.3",
+            " 1",
+            "1 ",
+            "0x10",
+            "١٢",
+            "--1",
+            "1-",
+            "123456789012345678901234567890",
+            "0.00000000000000000000000000001",
         ] {
             let err = parse_value(bad).unwrap_err();
             assert!(err.to_string().starts_with("invalid decimal"), "{bad}: {err}");

@@ -56,7 +56,10 @@ struct Walk<'a> {
 impl<'a> Walk<'a> {
     fn selection_set(&mut self, set: &'a SelectionSet, depth: usize) -> Result<(), ServerError> {
         if depth > self.limits.max_depth {
-            return Err(exceeded(format!("query is nested deeper than the limit of {}", self.limits.max_depth)));
+            return Err(exceeded(format!(
+                "query is nested deeper than the limit of {}",
+                self.limits.max_depth
+            )));
         }
         for item in &set.items {
             match &item.node {

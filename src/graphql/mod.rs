@@ -73,9 +73,7 @@ pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
 
 /// The SDL of the schema, as kept in `schema/tradeledger.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .finish()
-        .sdl()
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
 }
 
 fn ledger_of<'a>(ctx: &Context<'a>) -> &'a Ledger {

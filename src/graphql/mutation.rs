@@ -101,7 +101,7 @@ fn writer(ctx: &Context<'_>) -> Result<String> {
     }
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Defines a dataset. Sending the identical definition again is harmless; a different
     /// definition under an existing id is a `CONFLICT`.

@@ -10,8 +10,7 @@ use uuid::Uuid;
 use super::error::{self, bad_input, coded, NOT_FOUND};
 use super::scalars::Dec;
 use super::types::{
-    cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release,
-    ReleaseStatus,
+    cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };
 use super::{ledger_of, limits_of};
 use crate::domain::{Event, Period};
@@ -64,7 +63,11 @@ impl ObservationFilter {
                     "filter.dimensions: unknown dimension `{}`; dataset {} has {}",
                     d.dimension,
                     def.id,
-                    def.dimensions.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                    def.dimensions
+                        .iter()
+                        .map(|d| d.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             let codes = d
@@ -72,7 +75,10 @@ impl ObservationFilter {
                 .iter()
                 .map(|c| {
                     dim.position(c).map(|p| p as u16).ok_or_else(|| {
-                        bad_input(format!("filter.dimensions: unknown code `{c}` for dimension {}", dim.id))
+                        bad_input(format!(
+                            "filter.dimensions: unknown code `{c}` for dimension {}",
+                            dim.id
+                        ))
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -240,7 +246,11 @@ fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
 }
 
 fn decode_cursor(ds: &DatasetView, cursor: &str) -> Result<CellKey> {
-    let invalid = || bad_input(format!("after: `{cursor}` is not a cursor of this dataset's observations"));
+    let invalid = || {
+        bad_input(format!(
+            "after: `{cursor}` is not a cursor of this dataset's observations"
+        ))
+    };
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(raw).map_err(|_| invalid())?;
     let mut parts = text.split('|');
@@ -261,7 +271,7 @@ fn revision_cursor(after: Option<&str>) -> Result<u64> {
     }
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The newest event: revision and hash of the ledger's head.
     async fn ledger(&self, ctx: &Context<'_>) -> LedgerHead {
@@ -279,7 +289,12 @@ impl QueryRoot {
 
     /// All datasets.
     async fn datasets(&self, ctx: &Context<'_>) -> Vec<Dataset> {
-        ledger_of(ctx).read().datasets().iter().map(Dataset::from_view).collect()
+        ledger_of(ctx)
+            .read()
+            .datasets()
+            .iter()
+            .map(Dataset::from_view)
+            .collect()
     }
 
     /// One dataset by id, or null.
@@ -353,8 +368,10 @@ impl QueryRoot {
         let mut it = p.select(ds, &filter, bound, after_cell.as_ref());
         let mut conn = Connection::new(after.is_some(), false);
         for obs in it.by_ref().take(limit) {
-            conn.edges
-                .push(Edge::new(encode_cursor(ds, obs.cell), observation(&p, &obs, bound.revision)));
+            conn.edges.push(Edge::new(
+                encode_cursor(ds, obs.cell),
+                observation(&p, &obs, bound.revision),
+            ));
         }
         conn.has_next_page = it.next().is_some();
         Ok(conn)
@@ -418,7 +435,12 @@ impl QueryRoot {
             bad_input(format!(
                 "dimension: unknown dimension `{dimension}`; dataset {} has {}",
                 ds.def.id,
-                ds.def.dimensions.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                ds.def
+                    .dimensions
+                    .iter()
+                    .map(|d| d.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
         let base = match &key {

@@ -15,7 +15,9 @@ pub struct Dec(pub Decimal);
 impl ScalarType for Dec {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => parse_value(s).map(Dec).map_err(|e| InputValueError::custom(e.to_string())),
+            Value::String(s) => parse_value(s)
+                .map(Dec)
+                .map_err(|e| InputValueError::custom(e.to_string())),
             Value::Number(n) if n.is_i64() || n.is_u64() => parse_value(&n.to_string())
                 .map(Dec)
                 .map_err(|e| InputValueError::custom(e.to_string())),
@@ -26,6 +28,8 @@ impl ScalarType for Dec {
         }
     }
 
+    // Deliberately permissive: the value is parsed during execution, where the error can
+    // say what exactly is wrong with it (`is_valid` can only say "expected Decimal").
     fn is_valid(value: &Value) -> bool {
         matches!(value, Value::String(_) | Value::Number(_))
     }

@@ -14,9 +14,9 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{self, bad_input};
+use super::ledger_of;
 use super::scalars::Dec;
 use super::types::{cell_key, ObservationVersion, Release};
-use super::ledger_of;
 use crate::ledger::{Ledger, Notice};
 use crate::projection::{Applied, KeyPattern};
 
@@ -83,7 +83,9 @@ impl RevisionCursor {
             return;
         }
         self.after = notice.revision;
-        let Applied::ReleasePublished { release, revised } = &notice.applied else { return };
+        let Applied::ReleasePublished { release, revised } = &notice.applied else {
+            return;
+        };
         let p = self.ledger.read();
         let info = p.release_at(*release);
         if info.dataset != self.dataset {
@@ -91,8 +93,10 @@ impl RevisionCursor {
         }
         let Some(ds) = p.dataset(&self.dataset) else { return };
         for f in revised {
-            let Ok(cell) = cell_key(ds, &f.key, f.period, &f.measure) else { continue };
-            if self.key.as_ref().is_some_and(|k| !k.matches(cell.key.codes())) {
+            let Ok(cell) = cell_key(ds, &f.key, f.period, &f.measure) else {
+                continue;
+            };
+            if self.key.as_ref().is_some_and(|k| !k.matches(&cell.key)) {
                 continue;
             }
             self.ready.push_back(ObservationVersion {
@@ -125,7 +129,9 @@ impl RevisionCursor {
                 .collect()
         };
         for (position, revision) in releases {
-            let Some(release) = self.ledger.release_event(revision)? else { continue };
+            let Some(release) = self.ledger.release_event(revision)? else {
+                continue;
+            };
             let revised = {
                 let p = self.ledger.read();
                 let Some(ds) = p.dataset(&self.dataset) else { break };
@@ -160,7 +166,7 @@ impl RevisionCursor {
     }
 }
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Releases as they are recorded. With `afterRevision`, first replays every release
     /// recorded after that revision, in order, then continues live with no gap and no
@@ -169,13 +175,17 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only releases of this dataset.")] dataset: Option<ID>,
-        #[graphql(desc = "Replay releases recorded after this revision first (0 replays all).")]
-        after_revision: Option<i64>,
+        #[graphql(desc = "Replay releases recorded after this revision first (0 replays all).")] after_revision: Option<
+            i64,
+        >,
     ) -> Result<impl Stream<Item = ReleaseEvent>> {
         let ledger = ledger_of(ctx).clone();
         if let Some(d) = &dataset {
             if ledger.read().dataset(d).is_none() {
-                return Err(error::coded(error::NOT_FOUND, format!("dataset `{}` not found", d.as_str())));
+                return Err(error::coded(
+                    error::NOT_FOUND,
+                    format!("dataset `{}` not found", d.as_str()),
+                ));
             }
         }
         // Subscribe before reading the head, so nothing recorded in between is missed.

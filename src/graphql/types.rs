@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::error::{bad_input, coded, NOT_FOUND};
-use super::scalars::Dec;
 use super::ledger_of;
+use super::scalars::Dec;
 use crate::domain::Period;
 use crate::projection::{AsOf as AsOfSpec, CellKey, DatasetView, ObservationAt, Projection, ReleaseInfo};
 
@@ -298,14 +298,19 @@ impl Observation {
     async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
-        Ok(Release::from_info(self.release_position, p.release_at(self.release_position)))
+        Ok(Release::from_info(
+            self.release_position,
+            p.release_at(self.release_position),
+        ))
     }
 
     /// Every version of this figure up to the requested point, oldest first.
     async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<ObservationVersion>> {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
-        let Some(ds) = p.dataset(&self.dataset) else { return Ok(vec![]) };
+        let Some(ds) = p.dataset(&self.dataset) else {
+            return Ok(vec![]);
+        };
         let bound = p
             .bound(Some(AsOfSpec::Revision(self.as_of_revision)))
             .map_err(super::error::projection)?;
@@ -346,7 +351,10 @@ impl ObservationVersion {
     async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
-        Ok(Release::from_info(self.release_position, p.release_at(self.release_position)))
+        Ok(Release::from_info(
+            self.release_position,
+            p.release_at(self.release_position),
+        ))
     }
 }
 
@@ -372,7 +380,7 @@ pub fn observation(p: &Projection, obs: &ObservationAt<'_>, as_of_revision: u64)
         .dimensions
         .iter()
         .zip(obs.cell.key.codes())
-        .map(|(d, &c)| {
+        .map(|(d, c)| {
             let code = &d.codes[c as usize];
             DimensionValue {
                 dimension: d.id.clone(),

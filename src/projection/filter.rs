@@ -1,6 +1,6 @@
 //! Selections of figures: by key pattern, period, measure and status.
 
-use crate::domain::{Dataset, Period, ReleaseStatus};
+use crate::domain::{Dataset, Period, ReleaseStatus, SeriesKey};
 
 use super::{CellKey, Version};
 
@@ -57,11 +57,11 @@ impl KeyPattern {
         });
     }
 
-    pub fn matches(&self, key: &[u16]) -> bool {
+    pub fn matches(&self, key: &SeriesKey) -> bool {
         self.0
             .iter()
-            .zip(key)
-            .all(|(part, code)| part.as_ref().is_none_or(|codes| codes.contains(code)))
+            .zip(key.codes())
+            .all(|(part, code)| part.as_ref().is_none_or(|codes| codes.contains(&code)))
     }
 }
 
@@ -82,7 +82,7 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches_cell(&self, cell: &CellKey) -> bool {
-        self.key.as_ref().is_none_or(|k| k.matches(cell.key.codes()))
+        self.key.as_ref().is_none_or(|k| k.matches(&cell.key))
             && self.periods.as_ref().is_none_or(|ps| ps.contains(&cell.period))
             && self
                 .period_from

@@ -23,7 +23,7 @@ pub use filter::{Filter, KeyPattern};
 pub use stats::{RevisionStat, RevisionSummary};
 
 /// A figure's coordinates inside one dataset.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CellKey {
     pub key: SeriesKey,
     pub period: Period,
@@ -411,9 +411,9 @@ impl DatasetView {
         bound: Bound,
     ) -> Breakdown<'_> {
         let dim = &self.def.dimensions[dimension];
-        let parent = &dim.codes[base.codes()[dimension] as usize].code;
+        let parent = &dim.codes[base.code(dimension) as usize].code;
         let cell = |key: SeriesKey| CellKey { key, period, measure };
-        let total = self.get(&cell(base.clone()), bound);
+        let total = self.get(&cell(*base), bound);
         let items: Vec<_> = dim
             .codes
             .iter()

@@ -70,9 +70,7 @@ impl RevisionSummary {
             sum_abs = sum_abs.checked_add(s.revision.abs()).unwrap_or(sum_abs);
             max_abs = Some(max_abs.map_or(s.revision.abs(), |m| m.max(s.revision.abs())));
         }
-        let mean = |total: Decimal| {
-            (n > 0).then(|| (total / Decimal::from(n)).round_dp(MEAN_SCALE).normalize())
-        };
+        let mean = |total: Decimal| (n > 0).then(|| (total / Decimal::from(n)).round_dp(MEAN_SCALE).normalize());
         RevisionSummary {
             observations: n,
             revised,

@@ -48,8 +48,7 @@ impl Log {
             format: FORMAT_VERSION,
             revision,
             event_id: Uuid::new_v4(),
-            recorded_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
-                + Duration::seconds(revision as i64),
+            recorded_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(revision as i64),
             actor: "test".into(),
             prev_hash: self.prev.to_hex(),
             event,
@@ -87,9 +86,7 @@ fn fixture_projection(upto: usize) -> (Projection, Log) {
     }];
     for draft in batch.releases {
         events.push(Event::ReleasePublished {
-            release: draft
-                .validate(&dataset)
-                .expect("fixture releases are valid"),
+            release: draft.validate(&dataset).expect("fixture releases are valid"),
         });
     }
     for event in events.into_iter().take(upto) {
@@ -115,8 +112,7 @@ fn value_at(p: &Projection, key: &str, per: &str, as_of: Option<AsOf>) -> Option
         period: period(per),
         measure: ds.measure("BAL").unwrap(),
     };
-    ds.get(&cell, p.bound(as_of).unwrap())
-        .map(|o| o.current().value)
+    ds.get(&cell, p.bound(as_of).unwrap()).map(|o| o.current().value)
 }
 
 fn history<'a>(p: &'a Projection, key: &str, per: &str) -> ObservationAt<'a> {
@@ -161,18 +157,11 @@ fn worked_example_total_is_exact() {
     let v = value_at(&p, "_T._T._T", "2025-S1", None).unwrap();
     assert_eq!(v, dec("-4530"));
     assert_eq!(v.to_string(), "-4530");
-    assert_eq!(
-        v.scale(),
-        0,
-        "the value keeps the scale it was published with"
-    );
+    assert_eq!(v.scale(), 0, "the value keeps the scale it was published with");
     let obs = history(&p, "_T._T._T", "2025-S1");
     assert_eq!(obs.versions.len(), 1);
     assert_eq!(p.release_at(obs.current().release).id, preliminary_id());
-    assert_eq!(
-        p.release_at(obs.current().release).status,
-        ReleaseStatus::Preliminary
-    );
+    assert_eq!(p.release_at(obs.current().release).status, ReleaseStatus::Preliminary);
 }
 
 /// Every figure of the fixture table is present, exactly, as of the preliminary release,
@@ -190,8 +179,7 @@ fn every_table_figure_as_of_the_preliminary_release() {
     assert_eq!(ds.cell_count(), TABLE.len());
     let filter = Filter::default();
     assert_eq!(
-        p.select(ds, &filter, p.bound(prelim).unwrap(), None)
-            .count(),
+        p.select(ds, &filter, p.bound(prelim).unwrap(), None).count(),
         TABLE.len()
     );
     // A figure the release did not publish is absent rather than zero.
@@ -207,10 +195,7 @@ fn synthetic_revision_keeps_preliminary_and_latest() {
     assert_eq!(obs.preliminary().value, dec("-4530"));
     assert_eq!(obs.current().value, dec("-4610"));
     assert_eq!(obs.revised_from(), Some(dec("-4530")));
-    assert_eq!(
-        p.release_at(obs.current().release).status,
-        ReleaseStatus::Revised
-    );
+    assert_eq!(p.release_at(obs.current().release).status, ReleaseStatus::Revised);
     let stat = RevisionStat::of(&obs);
     assert_eq!(stat.revision, dec("-80"));
     assert_eq!(stat.revision.to_string(), "-80");
@@ -233,10 +218,7 @@ fn synthetic_revision_keeps_preliminary_and_latest() {
 fn applying_the_revision_reports_revised_figures() {
     let (mut p, mut log) = fixture_projection(2);
     let batch = fixtures();
-    let release = batch.releases[1]
-        .clone()
-        .validate(&batch.datasets[0])
-        .unwrap();
+    let release = batch.releases[1].clone().validate(&batch.datasets[0]).unwrap();
     let stored = log.push(Event::ReleasePublished { release });
     let Applied::ReleasePublished { release, revised } = p.apply(&stored).unwrap() else {
         panic!("not a release");
@@ -316,11 +298,7 @@ fn as_of_the_preliminary_release_after_the_revision() {
         AsOf::Revision(1),
         AsOf::PublishedAt(prelim_published - Duration::seconds(1)),
     ] {
-        assert_eq!(
-            value_at(&p, "_T._T._T", "2025-S1", Some(as_of)),
-            None,
-            "{as_of:?}"
-        );
+        assert_eq!(value_at(&p, "_T._T._T", "2025-S1", Some(as_of)), None, "{as_of:?}");
     }
 }
 
@@ -336,20 +314,12 @@ fn breakdown_residuals_before_and_after_the_revision() {
     let cases = [
         (
             Some(AsOf::Release(preliminary_id())),
-            [
-                ("0", "-4530", 4),
-                ("-1500", "-3030", 3),
-                ("-2150", "-2380", 3),
-            ],
+            [("0", "-4530", 4), ("-1500", "-3030", 3), ("-2150", "-2380", 3)],
             "-4530",
         ),
         (
             None,
-            [
-                ("0", "-4610", 4),
-                ("-1540", "-3070", 3),
-                ("-2200", "-2410", 3),
-            ],
+            [("0", "-4610", 4), ("-1540", "-3070", 3), ("-2200", "-2410", 3)],
             "-4610",
         ),
     ];
@@ -369,11 +339,7 @@ fn breakdown_residuals_before_and_after_the_revision() {
     }
     // The service-type items are named in code-list order.
     let b = ds.breakdown(&total, 0, s1, bal, p.latest());
-    let keys: Vec<_> = b
-        .items
-        .iter()
-        .map(|o| ds.def.format_key(&o.cell.key))
-        .collect();
+    let keys: Vec<_> = b.items.iter().map(|o| ds.def.format_key(&o.cell.key)).collect();
     assert_eq!(keys, ["IPR._T._T", "ICT._T._T", "CUL._T._T", "PBS._T._T"]);
     // For 2024-S2 only the total is known: no items, and the whole total is residual.
     let b = ds.breakdown(&total, 0, period("2024-S2"), bal, p.latest());
@@ -400,8 +366,7 @@ fn revision_summary_over_the_dataset() {
     assert_eq!(s.max_absolute_revision, Some(dec("80")));
 
     // As of the preliminary release nothing has been revised yet.
-    let s =
-        RevisionSummary::of(p.select(ds, &all, p.bound(Some(AsOf::Revision(2))).unwrap(), None));
+    let s = RevisionSummary::of(p.select(ds, &all, p.bound(Some(AsOf::Revision(2))).unwrap(), None));
     assert_eq!((s.observations, s.revised, s.revisions), (12, 0, 0));
     assert_eq!(s.mean_revision, Some(Decimal::ZERO));
     assert_eq!(s.mean_absolute_revision, Some(Decimal::ZERO));
@@ -456,19 +421,13 @@ fn filters_select_what_they_describe() {
         key: key("IPR+ICT.."),
         ..Filter::default()
     };
-    assert_eq!(
-        selected(&p, &f, None),
-        ["IPR._T._T 2025-S1", "ICT._T._T 2025-S1"]
-    );
+    assert_eq!(selected(&p, &f, None), ["IPR._T._T 2025-S1", "ICT._T._T 2025-S1"]);
 
     let f = Filter {
         key: key("_T._T._T"),
         ..Filter::default()
     };
-    assert_eq!(
-        selected(&p, &f, None),
-        ["_T._T._T 2024-S2", "_T._T._T 2025-S1"]
-    );
+    assert_eq!(selected(&p, &f, None), ["_T._T._T 2024-S2", "_T._T._T 2025-S1"]);
 
     let f = Filter {
         key: key("_T.._T"),
@@ -485,10 +444,7 @@ fn filters_select_what_they_describe() {
         periods: Some(vec![period("2025-S1")]),
         ..Filter::default()
     };
-    assert_eq!(
-        selected(&p, &f, None),
-        ["_T._T.ASIA 2025-S1", "_T._T.EUR 2025-S1"]
-    );
+    assert_eq!(selected(&p, &f, None), ["_T._T.ASIA 2025-S1", "_T._T.EUR 2025-S1"]);
 
     let f = Filter {
         period_from: Some(period("2025-S1")),
@@ -525,15 +481,9 @@ fn filters_select_what_they_describe() {
         statuses: Some(vec![s]),
         ..Filter::default()
     };
-    assert_eq!(
-        selected(&p, &status(ReleaseStatus::Revised), None).len(),
-        12
-    );
+    assert_eq!(selected(&p, &status(ReleaseStatus::Revised), None).len(), 12);
     assert!(selected(&p, &status(ReleaseStatus::Preliminary), None).is_empty());
-    assert_eq!(
-        selected(&p, &status(ReleaseStatus::Preliminary), prelim).len(),
-        12
-    );
+    assert_eq!(selected(&p, &status(ReleaseStatus::Preliminary), prelim).len(), 12);
     assert!(selected(&p, &status(ReleaseStatus::Revised), prelim).is_empty());
     assert!(selected(&p, &status(ReleaseStatus::Final), None).is_empty());
 
@@ -543,10 +493,7 @@ fn filters_select_what_they_describe() {
     };
     let mut got = selected(&p, &revised, None);
     got.sort();
-    let mut want: Vec<_> = REVISED
-        .iter()
-        .map(|(k, per, _, _)| format!("{k} {per}"))
-        .collect();
+    let mut want: Vec<_> = REVISED.iter().map(|(k, per, _, _)| format!("{k} {per}")).collect();
     want.sort();
     assert_eq!(got, want);
     assert!(selected(&p, &revised, prelim).is_empty());
@@ -570,10 +517,7 @@ fn key_patterns_and_paging() {
         "{e}"
     );
     let e = KeyPattern::parse(&ds.def, "IPR+XYZ..").unwrap_err();
-    assert!(
-        e.message.contains("XYZ") && e.message.contains("SERVICE_TYPE"),
-        "{e}"
-    );
+    assert!(e.message.contains("XYZ") && e.message.contains("SERVICE_TYPE"), "{e}");
     // Codes are per dimension: ASIA is a region, not a service type.
     assert!(KeyPattern::parse(&ds.def, "ASIA..").is_err());
 
@@ -585,17 +529,11 @@ fn key_patterns_and_paging() {
         key: Some(k),
         ..Filter::default()
     };
-    assert_eq!(
-        selected(&p, &f, None),
-        ["ICT._T._T 2025-S1", "CUL._T._T 2025-S1"]
-    );
+    assert_eq!(selected(&p, &f, None), ["ICT._T._T 2025-S1", "CUL._T._T 2025-S1"]);
 
     // Paging: resuming after each cell in turn visits every cell once, in order.
     let all = Filter::default();
-    let cells: Vec<CellKey> = p
-        .select(ds, &all, p.latest(), None)
-        .map(|o| o.cell.clone())
-        .collect();
+    let cells: Vec<CellKey> = p.select(ds, &all, p.latest(), None).map(|o| o.cell.clone()).collect();
     assert_eq!(cells.len(), 12);
     assert!(cells.windows(2).all(|w| w[0] < w[1]), "key order");
     for (i, c) in cells.iter().enumerate() {
@@ -613,27 +551,15 @@ fn as_of_errors() {
     let (p, _) = fixture_projection(3);
     assert!(p.bound(Some(AsOf::Revision(3))).is_ok());
     let e = p.bound(Some(AsOf::Revision(4))).unwrap_err();
-    assert_eq!(
-        e,
-        ProjectionError::RevisionBeyondHead {
-            requested: 4,
-            head: 3
-        }
-    );
-    assert!(
-        e.to_string().contains('4') && e.to_string().contains('3'),
-        "{e}"
-    );
+    assert_eq!(e, ProjectionError::RevisionBeyondHead { requested: 4, head: 3 });
+    assert!(e.to_string().contains('4') && e.to_string().contains('3'), "{e}");
     let unknown = Uuid::new_v4();
     let e = p.bound(Some(AsOf::Release(unknown))).unwrap_err();
     assert_eq!(e, ProjectionError::UnknownRelease(unknown));
     assert!(e.to_string().contains(&unknown.to_string()));
     assert!(matches!(
         Projection::new().bound(Some(AsOf::Revision(1))),
-        Err(ProjectionError::RevisionBeyondHead {
-            requested: 1,
-            head: 0
-        })
+        Err(ProjectionError::RevisionBeyondHead { requested: 1, head: 0 })
     ));
 }
 
@@ -703,10 +629,7 @@ fn apply_refuses_inconsistent_events_without_a_trace() {
         };
         let stored = attempt.push(event.clone());
         assert!(
-            matches!(
-                p.apply(&stored),
-                Err(ProjectionError::Inconsistent { revision: 3, .. })
-            ),
+            matches!(p.apply(&stored), Err(ProjectionError::Inconsistent { revision: 3, .. })),
             "{event:?} applied"
         );
         assert_eq!(p, before, "{event:?} left a trace");
@@ -714,10 +637,7 @@ fn apply_refuses_inconsistent_events_without_a_trace() {
     // The real revision still applies afterwards.
     let stored = log.push(Event::ReleasePublished { release: revision });
     p.apply(&stored).unwrap();
-    assert_eq!(
-        value_at(&p, "_T._T._T", "2025-S1", None),
-        Some(dec("-4610"))
-    );
+    assert_eq!(value_at(&p, "_T._T._T", "2025-S1", None), Some(dec("-4610")));
 }
 
 /// Folding the fixtures one event at a time equals a rebuild from a sled log holding them.
@@ -790,8 +710,7 @@ fn build_release(ds: &Dataset, g: &GenRelease) -> Release {
         dataset: ds.id.clone(),
         status: g.status,
         title: "generated".into(),
-        published_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
-            + Duration::days(g.published_day),
+        published_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::days(g.published_day),
         source: None,
         observations: g
             .observations

@@ -110,7 +110,10 @@ pub fn decode(revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, D
         return Err(damage(format!("unknown record format {}", envelope.format)));
     }
     if envelope.revision != revision {
-        return Err(damage(format!("record says revision {} but is stored at {revision}", envelope.revision)));
+        return Err(damage(format!(
+            "record says revision {} but is stored at {revision}",
+            envelope.revision
+        )));
     }
     if Hash::from_hex(&envelope.prev_hash) != Some(*prev) {
         return Err(damage(format!(
@@ -119,10 +122,7 @@ pub fn decode(revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, D
             revision - 1
         )));
     }
-    Ok(StoredEvent {
-        envelope,
-        hash: actual,
-    })
+    Ok(StoredEvent { envelope, hash: actual })
 }
 
 #[cfg(test)]
@@ -161,7 +161,10 @@ mod tests {
         for i in (0..v.len()).step_by(7) {
             let mut bad = v.clone();
             bad[i] ^= 0x01;
-            assert!(decode(1, &bad, &Hash::GENESIS).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode(1, &bad, &Hash::GENESIS).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
         assert!(decode(1, &v[..20], &Hash::GENESIS).is_err());
     }

@@ -51,11 +51,8 @@ pub async fn open_store(path: &Path) -> SledStore {
 
 /// A ledger over `store`, which must hold an undamaged log.
 pub fn open_ledger(store: &SledStore) -> Ledger {
-    let (ledger, verification) = Ledger::open(
-        Arc::new(store.clone()) as Arc<dyn LogStore>,
-        OpenOptions::default(),
-    )
-    .expect("ledger opens");
+    let (ledger, verification) =
+        Ledger::open(Arc::new(store.clone()) as Arc<dyn LogStore>, OpenOptions::default()).expect("ledger opens");
     assert!(verification.ok(), "{verification:?}");
     ledger
 }
@@ -73,20 +70,10 @@ pub async fn load_fixtures(ledger: &Ledger) -> Vec<Committed> {
     let batch = fixtures();
     let mut out = Vec::new();
     for ds in batch.datasets {
-        out.push(
-            ledger
-                .define_dataset(ds, "test")
-                .await
-                .expect("dataset defined"),
-        );
+        out.push(ledger.define_dataset(ds, "test").await.expect("dataset defined"));
     }
     for draft in batch.releases {
-        out.push(
-            ledger
-                .publish(draft, None, "test")
-                .await
-                .expect("release published"),
-        );
+        out.push(ledger.publish(draft, None, "test").await.expect("release published"));
     }
     out
 }
@@ -100,8 +87,7 @@ pub fn figure(ledger: &Ledger, key: &str, period: &str, as_of: Option<AsOf>) -> 
         period: period.parse().unwrap(),
         measure: ds.measure("BAL").unwrap(),
     };
-    ds.get(&cell, p.bound(as_of).unwrap())
-        .map(|o| o.current().value)
+    ds.get(&cell, p.bound(as_of).unwrap()).map(|o| o.current().value)
 }
 
 pub fn obs(key: &str, period: &str, measure: Option<&str>, value: &str) -> ObservationDraft {

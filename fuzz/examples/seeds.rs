@@ -1,0 +1,36 @@
+//! Writes the generated seeds of the `event_decode` corpus: canonical encoded events (the
+//! fixture dataset and the fixture preliminary release) framed for each mode of the target.
+//!
+//! Run from `fuzz/`: `cargo run --example seeds`.
+
+use std::path::Path;
+
+use tradeledger_fuzz::canonical_events;
+
+fn main() -> std::io::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/event_decode");
+    std::fs::create_dir_all(&dir)?;
+    for (i, name) in ["dataset", "release"].iter().enumerate() {
+        let event = &canonical_events()[i];
+        // Mode 0: the stored value as it is.
+        let mut v = vec![0u8];
+        v.extend_from_slice(event);
+        std::fs::write(dir.join(format!("raw_{name}")), &v)?;
+        // Mode 1: the body alone (the target recomputes the hash).
+        let mut v = vec![1u8];
+        v.extend_from_slice(&event[32..]);
+        std::fs::write(dir.join(format!("body_{name}")), &v)?;
+        // Mode 2: a few mutations of the canonical record.
+        for (kind, args) in [
+            ("flip", vec![0u8, 40, 0, 1]),
+            ("overwrite", vec![1u8, 60, 0, b'9', b'9']),
+            ("insert", vec![2u8, 33, 0, b' ']),
+            ("truncate", vec![4u8, 100, 0]),
+        ] {
+            let mut v = vec![2u8, i as u8];
+            v.extend_from_slice(&args);
+            std::fs::write(dir.join(format!("mutate_{kind}_{name}")), &v)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! Helpers for tests that drive the real `tradeledger` binary as a child process: running a
+//! command with a deadline, starting `serve` on port 0, and killing whatever was started when
+//! the guard drops, so that a failing test never leaves a server behind.
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tradeledger");
+pub const DATASET: &str = "KR_KNOWLEDGE_SERVICES";
+
+/// How long `serve` may take to print its `listening on` line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a one-shot command (`import`, `verify`, `rebuild`) may take.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, unless it already exited.
+pub struct ChildGuard {
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    pub fn new(child: Child) -> Self {
+        ChildGuard { child: Some(child) }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().expect("child").id()
+    }
+
+    /// The exit status if the process has exited (it is then reaped and forgotten).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        self.child = None;
+        Some(status)
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("a running child");
+        let _ = child.kill();
+        child.wait().expect("wait for the killed child")
+    }
+
+    /// Waits for the process to exit by itself, killing it and panicking after `timeout`.
+    pub async fn wait_timeout(&mut self, timeout: Duration, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!("{what} did not finish within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads a pipe to its end on a thread, into a shared buffer.
+fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+    })
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Runs `tradeledger ARGS...` to completion, bounded by [`CLI_TIMEOUT`].
+pub async fn run_cli<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let what = format!(
+        "tradeledger {}",
+        args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .env_remove("TRADELEDGER_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+    let out = Arc::new(Mutex::new(String::new()));
+    let err = Arc::new(Mutex::new(String::new()));
+    let t_out = drain(child.stdout.take().expect("stdout"), out.clone());
+    let t_err = drain(child.stderr.take().expect("stderr"), err.clone());
+    let mut guard = ChildGuard::new(child);
+    let status = guard.wait_timeout(CLI_TIMEOUT, &what).await;
+    let _ = t_out.join();
+    let _ = t_err.join();
+    let stdout = std::mem::take(&mut *out.lock().unwrap());
+    let stderr = std::mem::take(&mut *err.lock().unwrap());
+    Output { status, stdout, stderr }
+}
+
+/// `tradeledger verify --data-dir DIR`.
+pub async fn verify(data_dir: &Path) -> Output {
+    run_cli([OsStr::new("verify"), OsStr::new("--data-dir"), data_dir.as_os_str()]).await
+}
+
+/// `tradeledger rebuild --data-dir DIR`.
+pub async fn rebuild(data_dir: &Path) -> Output {
+    run_cli([OsStr::new("rebuild"), OsStr::new("--data-dir"), data_dir.as_os_str()]).await
+}
+
+/// `tradeledger import --data-dir DIR FILES...`, which must succeed.
+pub async fn import(data_dir: &Path, files: &[PathBuf]) -> Output {
+    let mut args: Vec<OsString> = vec!["import".into(), "--data-dir".into(), data_dir.into()];
+    args.extend(files.iter().map(|f| f.as_os_str().to_owned()));
+    let out = run_cli(args).await;
+    assert_eq!(out.code(), Some(0), "import failed: {out:?}");
+    out
+}
+
+/// A `tradeledger serve` child process listening on a port of its own.
+pub struct Server {
+    pub child: ChildGuard,
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT/graphql`
+    pub url: String,
+    pub client: reqwest::Client,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// How a `serve` that never started listening ended.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Starts `tradeledger serve --data-dir DIR --listen 127.0.0.1:0 ARGS...` and waits (bounded)
+/// for its `listening on` line. `Err` if the process exited before listening.
+pub async fn start_server(data_dir: &Path, args: &[&str]) -> Result<Server, StartFailure> {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0", "--fixtures"])
+        .arg(fixtures_dir())
+        .args(args)
+        .env_remove("TRADELEDGER_DATA_DIR")
+        .env_remove("TRADELEDGER_READ_ONLY")
+        .env_remove("TRADELEDGER_NO_FIXTURES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning tradeledger serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let t_err = drain(child.stderr.take().expect("stderr"), stderr.clone());
+    let mut guard = ChildGuard::new(child);
+
+    // Stdout is read line by line on a thread: the listening line goes to the channel, the
+    // rest is kept so that the pipe never fills up.
+    let stdout_text = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel::<SocketAddr>();
+    let t_out = {
+        let stdout_text = stdout_text.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Ok(addr) = addr.trim().parse() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut s = stdout_text.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+    };
+
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(addr) = rx.try_recv() {
+            return Ok(Server {
+                child: guard,
+                addr,
+                url: format!("http://{addr}/graphql"),
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(20))
+                    .build()
+                    .expect("HTTP client"),
+                stderr,
+            });
+        }
+        if let Some(status) = guard.try_wait() {
+            let _ = t_out.join();
+            let _ = t_err.join();
+            let stdout = std::mem::take(&mut *stdout_text.lock().unwrap());
+            let stderr = std::mem::take(&mut *stderr.lock().unwrap());
+            return Err(StartFailure { status, stdout, stderr });
+        }
+        if Instant::now() >= deadline {
+            drop(guard);
+            panic!(
+                "tradeledger serve did not print its listening line within {START_TIMEOUT:?}; stderr:\n{}",
+                stderr.lock().unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+impl Server {
+    /// Starts the server and panics if it does not come up.
+    pub async fn start(data_dir: &Path, args: &[&str]) -> Server {
+        match start_server(data_dir, args).await {
+            Ok(s) => s,
+            Err(f) => panic!("tradeledger serve exited before listening: {f:?}"),
+        }
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// POSTs a GraphQL request with an optional bearer token; returns status and JSON body.
+    pub async fn post(&self, query: &str, variables: Value, token: Option<&str>) -> Result<(u16, Value), String> {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp.json().await.map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
+    /// A read query that must succeed with HTTP 200 and no errors; returns `data`.
+    pub async fn query(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(query, variables, None).await.expect("query request");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "query failed: {body}");
+        body["data"].clone()
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush or clean up) and reaps it.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.child.kill()
+    }
+}
+
+pub const PUBLISH: &str = "mutation($input: ReleaseInput!) {
+  publishRelease(input: $input) { revision hash duplicate release { id } }
+}";
+
+/// A SYNTHETIC release input with one observation.
+pub fn release_input(id: &str, key: &str, period: &str, value: &str) -> Value {
+    json!({
+        "id": id,
+        "dataset": DATASET,
+        "status": "PRELIMINARY",
+        "title": format!("SYNTHETIC process test release {id}"),
+        "publishedAt": "2030-01-15T00:00:00Z",
+        "source": "SYNTHETIC: tests through the binary",
+        "observations": [{ "key": key, "period": period, "value": value }]
+    })
+}
+
+/// One event of the audit log, as `events` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub revision: u64,
+    pub hash: String,
+    pub prev_hash: String,
+    pub release: Option<String>,
+}
+
+/// Walks the whole audit log page by page.
+pub async fn walk_events(server: &Server) -> Vec<LogEntry> {
+    const PAGE: &str = "query($after: Int) { events(after: $after, first: 500) {
+        pageInfo { hasNextPage } edges { node { revision hash prevHash release { id } } } } }";
+    let mut out = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let data = server.query(PAGE, json!({ "after": after })).await;
+        let edges = data["events"]["edges"].as_array().expect("edges").clone();
+        for e in &edges {
+            let n = &e["node"];
+            out.push(LogEntry {
+                revision: n["revision"].as_u64().expect("revision"),
+                hash: n["hash"].as_str().expect("hash").to_owned(),
+                prev_hash: n["prevHash"].as_str().expect("prevHash").to_owned(),
+                release: n["release"]["id"].as_str().map(str::to_owned),
+            });
+        }
+        if let Some(last) = out.last() {
+            after = last.revision;
+        }
+        if !data["events"]["pageInfo"]["hasNextPage"]
+            .as_bool()
+            .expect("hasNextPage")
+            || edges.is_empty()
+        {
+            return out;
+        }
+    }
+}
