@@ -237,11 +237,15 @@ pub(crate) fn add_codes(errors: &mut [ServerError]) {
             || m.starts_with("Query is nested too deep")
             || m.starts_with("The recursion depth of the query")
             || m.starts_with("The number of directives")
+            || m.contains("recursion limit exceeded")
         {
             LIMIT_EXCEEDED
         } else if m.starts_with("Failed to parse")
             || m.contains("Invalid value for argument")
-            || (m.starts_with("Variable") && (m.contains("is not defined") || m.contains("Invalid value")))
+            // `Variable "$x" is not defined` is a document error; `Variable x is not defined`
+            // means a required value is missing from `variables`.
+            || (m.starts_with("Variable") && !m.starts_with("Variable \"$") && m.contains("is not defined"))
+            || (m.starts_with("Variable") && m.contains("Invalid value"))
             || m.starts_with("Invalid value for")
         {
             BAD_USER_INPUT

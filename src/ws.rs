@@ -203,7 +203,9 @@ impl Connection {
         let mut shutdown = self.state.shutdown.clone();
         let init_deadline = tokio::time::sleep(self.state.config.ws_init_timeout);
         tokio::pin!(init_deadline);
-        let mut keepalive = tokio::time::interval(self.state.config.ws_keepalive);
+        // A zero interval turns keep-alives off.
+        let keepalive_period = self.state.config.ws_keepalive;
+        let mut keepalive = tokio::time::interval(keepalive_period.max(Duration::from_millis(1)));
         keepalive.tick().await;
         let close = loop {
             let result = tokio::select! {
@@ -216,7 +218,11 @@ impl Connection {
                         if let Some((_, task)) = self.active.remove(&id) {
                             task.abort();
                         }
-                        result = result.and(self.send(self.complete_message(&id)).await);
+                        // Stop at the first failed send: a client that does not read gets
+                        // one send timeout, not one per subscription.
+                        if result.is_ok() {
+                            result = self.send(self.complete_message(&id)).await;
+                        }
                     }
                     result.and(Err(Close(1001, "server shutting down".into())))
                 }
@@ -227,10 +233,11 @@ impl Connection {
                     Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => Err(Close(4400, "binary frames are not part of the protocol".into())),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Err(Close(1000, String::new())),
+                    Some(Ok(Message::Close(_))) | None => Err(Close(1000, String::new())),
+                    Some(Err(e)) => Err(read_error(&e, self.state.config.max_body_bytes)),
                 },
                 Some((id, generation, out)) = inbox.recv() => self.on_out(id, generation, out).await,
-                _ = keepalive.tick() => match self.protocol {
+                _ = keepalive.tick(), if !keepalive_period.is_zero() => match self.protocol {
                     Protocol::TransportWs => self.send(json!({"type": "ping", "payload": {"reason": "keepalive"}})).await,
                     Protocol::LegacyWs => if self.caller.is_some() { self.send(json!({"type": "ka"})).await } else { Ok(()) },
                 },
@@ -458,6 +465,19 @@ impl Connection {
             }
         };
         self.send(message).await
+    }
+}
+
+/// The close code for a failed read: 1009 for a message over the size limit, 1007 for text
+/// that is not UTF-8, 1002 for other protocol violations.
+fn read_error(e: &axum::Error, limit: usize) -> Close {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit exceeded") {
+        Close(1009, truncate(format!("message larger than the limit of {limit} bytes")))
+    } else if text.to_ascii_lowercase().contains("utf-8") || text.contains("UTF") {
+        Close(1007, "text frame is not valid UTF-8".into())
+    } else {
+        Close(1002, truncate(format!("protocol error: {text}")))
     }
 }
 

@@ -593,7 +593,7 @@ async fn observation_revised_reports_changes_of_the_watched_figure_only() {
     let expected_second = json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4700",
         "value": "-4650", "delta": "50", "version": 5, "revision": r2});
     let (total, regions) = revised_events(&mut ws, 1, 2).await;
-    assert_eq!(total, [expected_second.clone()]);
+    assert_eq!(total, std::slice::from_ref(&expected_second));
     assert_eq!(
         regions,
         [

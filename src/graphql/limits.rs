@@ -1,17 +1,21 @@
-//! Limits checked on the parsed document before validation.
+//! Limits checked on the parsed document before anything else looks at it.
 //!
 //! async-graphql's own depth and complexity limits do not count `__typename`, so a query of
-//! thousands of aliased `__typename` fields passes them. This extension counts every field
-//! selection (with fragments expanded, stopping as soon as a limit is passed, so fragment
-//! "bombs" cost no more than the limit), every alias, and the nesting depth.
+//! thousands of aliased `__typename` fields passes them; and its recursion-depth check expands
+//! fragments without bound, so a "fragment bomb" (each fragment spreading the next twice)
+//! keeps a core busy for minutes. This extension parses the request itself in
+//! `prepare_request`, before those checks run, and counts every selection (with fragments
+//! expanded, stopping as soon as a limit is passed, so a bomb costs no more than the limit),
+//! every alias, and the nesting depth. The parsed document is handed on, so nothing is
+//! parsed twice.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
 use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
 use async_graphql::parser::Positioned;
-use async_graphql::{Name, ServerError, ServerResult, Variables};
+use async_graphql::{Name, Request, ServerError, ServerResult};
 
 use super::{Limits, LIMIT_EXCEEDED};
 
@@ -49,6 +53,8 @@ struct Walk<'a> {
     limits: Limits,
     fields: usize,
     aliases: usize,
+    /// Selections visited, fragment spreads included: bounds the work of the walk itself.
+    visits: usize,
     /// Fragments on the current path, to refuse cycles without looping.
     path: HashSet<&'a str>,
 }
@@ -62,6 +68,13 @@ impl<'a> Walk<'a> {
             )));
         }
         for item in &set.items {
+            self.visits += 1;
+            if self.visits > self.limits.max_complexity.saturating_mul(4) {
+                return Err(exceeded(format!(
+                    "query expands to more than {} selections (fragments expanded)",
+                    self.limits.max_complexity.saturating_mul(4)
+                )));
+            }
             match &item.node {
                 Selection::Field(f) => {
                     self.fields += 1;
@@ -111,6 +124,7 @@ pub fn check(doc: &ExecutableDocument, limits: Limits) -> Result<(), ServerError
         limits,
         fields: 0,
         aliases: 0,
+        visits: 0,
         path: HashSet::new(),
     };
     for (_, op) in doc.operations.iter() {
@@ -121,16 +135,14 @@ pub fn check(doc: &ExecutableDocument, limits: Limits) -> Result<(), ServerError
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for QueryLimitsExtension {
-    async fn parse_query(
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        check(&doc, self.limits)?;
-        Ok(doc)
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        check(request.parsed_query()?, self.limits)?;
+        next.run(ctx, request).await
     }
 }
 
@@ -173,8 +185,8 @@ mod tests {
 
     #[test]
     fn fragment_bombs_stop_at_the_limit() {
-        let mut q = String::from("{ ...F0 } fragment F20 on Q { __typename }");
-        for i in 0..20 {
+        let mut q = String::from("{ ...F0 } fragment F30 on Q { __typename }");
+        for i in 0..30 {
             q.push_str(&format!(" fragment F{i} on Q {{ ...F{n} ...F{n} }}", n = i + 1));
         }
         assert!(run(&q).unwrap_err().contains("fields"));

@@ -221,6 +221,29 @@ pub struct Counted {
     pub total_count: u64,
 }
 
+/// Additional fields of `ObservationConnection`, computed only when asked for.
+pub struct ObservationTotals {
+    dataset: String,
+    filter: ObservationFilter,
+    as_of_revision: u64,
+}
+
+#[Object]
+impl ObservationTotals {
+    /// Number of figures matching, over all pages. Costs one pass over the dataset's
+    /// figures, so ask for it once, not on every page.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let ds = dataset_view(&p, &self.dataset)?;
+        let filter = self.filter.resolve(ds)?;
+        let bound = p
+            .bound(Some(crate::projection::AsOf::Revision(self.as_of_revision)))
+            .map_err(error::projection)?;
+        Ok(p.select(ds, &filter, bound, None).count() as u64)
+    }
+}
+
 fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
     let max = limits_of(ctx).max_page_size;
     match first {
@@ -356,17 +379,23 @@ impl QueryRoot {
         #[graphql(desc = "Read as of this point (default: latest).")] as_of: Option<AsOf>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
         #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, Observation, EmptyFields, EmptyFields>> {
+    ) -> Result<Connection<String, Observation, ObservationTotals, EmptyFields>> {
         let limit = page_size(ctx, first)?;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
         let bound = p.bound(spec).map_err(error::projection)?;
-        let filter = filter.unwrap_or_default().resolve(ds)?;
+        let input = filter.unwrap_or_default();
+        let filter = input.resolve(ds)?;
         let after_cell = after.as_deref().map(|c| decode_cursor(ds, c)).transpose()?;
         let mut it = p.select(ds, &filter, bound, after_cell.as_ref());
-        let mut conn = Connection::new(after.is_some(), false);
+        let totals = ObservationTotals {
+            dataset: dataset.0.clone(),
+            filter: input,
+            as_of_revision: bound.revision,
+        };
+        let mut conn = Connection::with_additional_fields(after.is_some(), false, totals);
         for obs in it.by_ref().take(limit) {
             conn.edges.push(Edge::new(
                 encode_cursor(ds, obs.cell),

@@ -193,7 +193,9 @@ impl SubscriptionRoot {
         let head = ledger.read().head().revision;
         let after = match after_revision {
             Some(r) if r < 0 => return Err(bad_input(format!("afterRevision must not be negative (got {r})"))),
-            Some(r) => (r as u64).min(head),
+            // Not clamped to the head: a client resuming from a node that has seen more than
+            // this one must not be sent revisions it already has.
+            Some(r) => r as u64,
             None => head,
         };
         let mut cursor = ReleaseCursor {
