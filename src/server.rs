@@ -152,22 +152,16 @@ fn refuse(status: StatusCode, media: Media, message: &str, code: &str) -> Respon
     json_response(status, media, &error_body(message, code))
 }
 
-/// Decides who is calling from the `Authorization` header.
-fn caller(state: &AppState, headers: &HeaderMap, media: Media) -> Result<Caller, Response> {
+/// Decides who is calling from the `Authorization` header; the error is why the request is
+/// refused with 401.
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, &'static str> {
     let tokens = &state.config.tokens;
     let presented = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().ok().and_then(bearer));
     let caller = match presented {
         None => Caller::default(),
-        Some(None) => {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                media,
-                "the Authorization header must be `Bearer <token>`",
-                UNAUTHENTICATED,
-            ))
-        }
+        Some(None) => return Err("the Authorization header must be `Bearer <token>`"),
         Some(Some(secret)) => match tokens.check(secret) {
             Access::Write(name) => Caller {
                 actor: Some(name),
@@ -179,23 +173,11 @@ fn caller(state: &AppState, headers: &HeaderMap, media: Media) -> Result<Caller,
                 can_write: false,
                 bad_token: false,
             },
-            Access::Invalid => {
-                return Err(refuse(
-                    StatusCode::UNAUTHORIZED,
-                    media,
-                    "the bearer token is not valid",
-                    UNAUTHENTICATED,
-                ))
-            }
+            Access::Invalid => return Err("the bearer token is not valid"),
         },
     };
     if tokens.reads_protected() && caller.actor.is_none() {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            media,
-            "this server needs a bearer token for reads",
-            UNAUTHENTICATED,
-        ));
+        return Err("this server needs a bearer token for reads");
     }
     Ok(caller)
 }
@@ -374,9 +356,9 @@ async fn graphql_get(State(state): State<Arc<AppState>>, headers: HeaderMap, Raw
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let caller = match caller(&state, &headers, media) {
+    let caller = match caller(&state, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return refuse(StatusCode::UNAUTHORIZED, media, why, UNAUTHENTICATED),
     };
     execute(&state, caller, media, BatchRequest::Single(request)).await
 }
@@ -481,9 +463,9 @@ async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
             )
         }
     };
-    let caller = match caller(&state, &headers, media) {
+    let caller = match caller(&state, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return refuse(StatusCode::UNAUTHORIZED, media, why, UNAUTHENTICATED),
     };
     execute(&state, caller, media, batch).await
 }

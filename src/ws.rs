@@ -473,7 +473,10 @@ impl Connection {
 fn read_error(e: &axum::Error, limit: usize) -> Close {
     let text = e.to_string();
     if text.contains("too long") || text.contains("too big") || text.contains("Space limit exceeded") {
-        Close(1009, truncate(format!("message larger than the limit of {limit} bytes")))
+        Close(
+            1009,
+            truncate(format!("message larger than the limit of {limit} bytes")),
+        )
     } else if text.to_ascii_lowercase().contains("utf-8") || text.contains("UTF") {
         Close(1007, "text frame is not valid UTF-8".into())
     } else {

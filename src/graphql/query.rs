@@ -446,6 +446,7 @@ impl QueryRoot {
 
     /// The items of one dimension under a total, with their sum and the residual
     /// `total - sum(items)`, as of a point in history.
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn breakdown(
         &self,
         ctx: &Context<'_>,
@@ -521,7 +522,7 @@ impl QueryRoot {
                 })
             })
             .collect();
-        items.sort_by(|a, b| b.revision.0.abs().cmp(&a.revision.0.abs()));
+        items.sort_by_key(|item| std::cmp::Reverse(item.revision.0.abs()));
         items.truncate(1000);
         Ok(RevisionSummary {
             observation_count: s.observations,

@@ -406,7 +406,7 @@ pub fn observation(p: &Projection, obs: &ObservationAt<'_>, as_of_revision: u64)
         revised_from: obs.revised_from().map(Dec),
         as_of_revision,
         release_position: current.release,
-        cell: obs.cell.clone(),
+        cell: *obs.cell,
     }
 }
 

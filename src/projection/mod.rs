@@ -337,7 +337,7 @@ impl Projection {
         bound: Bound,
         after: Option<&CellKey>,
     ) -> impl Iterator<Item = ObservationAt<'a>> + 'a {
-        let start = after.map_or(RangeBound::Unbounded, |c| RangeBound::Excluded(c.clone()));
+        let start = after.map_or(RangeBound::Unbounded, |c| RangeBound::Excluded(*c));
         dataset
             .cells
             .range((start, RangeBound::Unbounded))

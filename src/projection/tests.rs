@@ -533,14 +533,11 @@ fn key_patterns_and_paging() {
 
     // Paging: resuming after each cell in turn visits every cell once, in order.
     let all = Filter::default();
-    let cells: Vec<CellKey> = p.select(ds, &all, p.latest(), None).map(|o| o.cell.clone()).collect();
+    let cells: Vec<CellKey> = p.select(ds, &all, p.latest(), None).map(|o| *o.cell).collect();
     assert_eq!(cells.len(), 12);
     assert!(cells.windows(2).all(|w| w[0] < w[1]), "key order");
     for (i, c) in cells.iter().enumerate() {
-        let rest: Vec<CellKey> = p
-            .select(ds, &all, p.latest(), Some(c))
-            .map(|o| o.cell.clone())
-            .collect();
+        let rest: Vec<CellKey> = p.select(ds, &all, p.latest(), Some(c)).map(|o| *o.cell).collect();
         assert_eq!(rest, cells[i + 1..].to_vec());
     }
 }

@@ -47,6 +47,9 @@ impl From<sled::Error> for StoreError {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Stored records in revision order: `(revision, hash || canonical bytes)`.
+pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send + 'a>;
+
 /// Durable, ordered storage of encoded records.
 pub trait LogStore: Send + Sync + 'static {
     /// The newest record, as recorded in the store's metadata.
@@ -60,7 +63,7 @@ pub trait LogStore: Send + Sync + 'static {
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// The raw stored values from `from` (inclusive) on, in revision order.
-    fn scan(&self, from: u64) -> Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send + '_>;
+    fn scan(&self, from: u64) -> RecordIter<'_>;
 
     /// One raw stored value.
     fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError>;

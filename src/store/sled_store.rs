@@ -4,7 +4,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use uuid::Uuid;
 
-use super::{BoxFuture, Hash, Head, LogStore, Record, StoreError};
+use super::{BoxFuture, Hash, Head, LogStore, Record, RecordIter, StoreError};
 
 const HEAD_KEY: &[u8] = b"head";
 
@@ -89,8 +89,7 @@ impl LogStore for SledStore {
                 Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
                 None => Head::default(),
             };
-            let mut expected = head.revision + 1;
-            for r in records {
+            for (expected, r) in (head.revision + 1..).zip(records) {
                 if r.revision != expected {
                     return Err(ConflictableTransactionError::Abort(StoreError::OutOfOrder {
                         head: head.revision,
@@ -101,7 +100,6 @@ impl LogStore for SledStore {
                 if let Some(id) = r.release_id {
                     releases.insert(id.as_bytes(), &r.revision.to_be_bytes())?;
                 }
-                expected += 1;
             }
             meta.insert(HEAD_KEY, encode_head(&new_head).to_vec())?;
             Ok(())
@@ -120,7 +118,7 @@ impl LogStore for SledStore {
         })
     }
 
-    fn scan(&self, from: u64) -> Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send + '_> {
+    fn scan(&self, from: u64) -> RecordIter<'_> {
         Box::new(self.events.range(from.to_be_bytes()..).map(|item| {
             let (k, v) = item?;
             let key: [u8; 8] = k
