@@ -664,7 +664,7 @@ fn decide(
     match &cmd.change {
         Change::Define(d) => {
             if let Some(existing) = state.dataset(&d.id) {
-                return Decision::Answer(if existing.def == *d {
+                return Decision::Answer(if *existing.def == *d {
                     hash_of(inner, existing.revision).map(|hash| Committed {
                         revision: existing.revision,
                         hash,

@@ -138,11 +138,11 @@ fn error_body(message: &str, code: &str) -> Value {
     json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
 }
 
-fn json_response(status: StatusCode, media: Media, body: &Value) -> Response {
+fn json_response(status: StatusCode, media: Media, body: &impl serde::Serialize) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))],
-        serde_json::to_vec(body).expect("JSON values serialize"),
+        serde_json::to_vec(body).expect("responses serialize"),
     )
         .into_response()
 }
@@ -275,8 +275,7 @@ async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchReq
         Media::GraphqlResponse if failed_before_execution => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let body = serde_json::to_value(&response).expect("responses serialize");
-    json_response(status, media, &body)
+    json_response(status, media, &response)
 }
 
 /// The operation a document would run, if it can be told without executing it.

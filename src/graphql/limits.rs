@@ -8,9 +8,12 @@
 //! expanded, stopping as soon as a limit is passed, so a bomb costs no more than the limit),
 //! every alias, and the nesting depth. The parsed document is handed on, so nothing is
 //! parsed twice.
+//!
+//! Clients send the same few query texts over and over, so documents that passed are kept in
+//! a small cache keyed by their text: a repeated query is neither parsed nor walked again.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
 use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
@@ -19,25 +22,41 @@ use async_graphql::{Name, Request, ServerError, ServerResult};
 
 use super::{Limits, LIMIT_EXCEEDED};
 
+/// Documents kept; when full, the cache starts over (cheap, and a steady workload refills it
+/// with its few queries at once).
+const CACHE_ENTRIES: usize = 1024;
+/// Longer query texts are not cached.
+const CACHE_MAX_QUERY: usize = 16 * 1024;
+
+type DocumentCache = Mutex<HashMap<String, ExecutableDocument>>;
+
 /// The extension factory; see the module docs.
 pub struct QueryLimits {
     limits: Limits,
+    cache: Arc<DocumentCache>,
 }
 
 impl QueryLimits {
     pub fn new(limits: Limits) -> Self {
-        QueryLimits { limits }
+        QueryLimits {
+            limits,
+            cache: Arc::default(),
+        }
     }
 }
 
 impl ExtensionFactory for QueryLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension { limits: self.limits })
+        Arc::new(QueryLimitsExtension {
+            limits: self.limits,
+            cache: self.cache.clone(),
+        })
     }
 }
 
 struct QueryLimitsExtension {
     limits: Limits,
+    cache: Arc<DocumentCache>,
 }
 
 fn exceeded(message: String) -> ServerError {
@@ -141,7 +160,28 @@ impl Extension for QueryLimitsExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        check(request.parsed_query()?, self.limits)?;
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&request.query)
+            .cloned();
+        match cached {
+            Some(doc) => request.set_parsed_query(doc),
+            None => {
+                let cacheable = request.query.len() <= CACHE_MAX_QUERY;
+                let doc = request.parsed_query()?;
+                check(doc, self.limits)?;
+                if cacheable {
+                    let doc = doc.clone();
+                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= CACHE_ENTRIES {
+                        cache.clear();
+                    }
+                    cache.insert(request.query.clone(), doc);
+                }
+            }
+        }
         next.run(ctx, request).await
     }
 }

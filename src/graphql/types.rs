@@ -1,13 +1,16 @@
 //! Output and input types of the schema, and how projection views become them.
 
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Result, SimpleObject, ID};
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::error::{bad_input, coded, NOT_FOUND};
 use super::ledger_of;
 use super::scalars::Dec;
-use crate::domain::Period;
+use crate::domain::{self, Period};
 use crate::projection::{AsOf as AsOfSpec, CellKey, DatasetView, ObservationAt, Projection, ReleaseInfo};
 
 /// How final a release's figures are.
@@ -257,43 +260,111 @@ pub struct DimensionValue {
 }
 
 /// A figure, as of the requested point in history (the latest by default).
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
+///
+/// Fields are computed when asked for, so a query that wants only `key` and `value` of many
+/// figures does not pay for labels it never reads.
+#[derive(Clone)]
 pub struct Observation {
-    pub dataset: ID,
-    /// Series key in SDMX dot notation, e.g. `IPR._T._T`.
-    pub key: String,
-    /// The key spelled out: code and label per dimension.
-    pub dimensions: Vec<DimensionValue>,
-    pub period: Period,
-    pub measure: String,
-    pub value: Dec,
-    /// Status of the release that set this value.
-    pub status: ReleaseStatus,
-    /// Ledger revision of the release that set this value.
-    pub revision: u64,
-    /// Official publication time of that release.
-    pub published_at: DateTime<Utc>,
-    /// The first published (preliminary) value.
-    pub preliminary_value: Dec,
-    /// `value - preliminaryValue`: how far the figure moved since its first estimate.
-    pub revision_from_preliminary: Dec,
-    /// Number of releases that published this figure, up to the requested point.
-    pub version_count: u32,
-    /// Number of times its value changed, up to the requested point.
-    pub revision_count: u32,
-    /// The value this one replaced, if a previous release published a figure here.
-    pub revised_from: Option<Dec>,
-    /// The ledger revision this figure was read at.
-    pub as_of_revision: u64,
-    #[graphql(skip)]
-    pub release_position: u32,
-    #[graphql(skip)]
-    pub cell: CellKey,
+    def: Arc<domain::Dataset>,
+    cell: CellKey,
+    value: Decimal,
+    preliminary: Decimal,
+    revised_from: Option<Decimal>,
+    version_count: u32,
+    revision_count: u32,
+    status: ReleaseStatus,
+    revision: u64,
+    published_at: DateTime<Utc>,
+    as_of_revision: u64,
+    release_position: u32,
 }
 
-#[ComplexObject]
+#[Object]
 impl Observation {
+    /// Id of the dataset.
+    async fn dataset(&self) -> ID {
+        ID(self.def.id.clone())
+    }
+
+    /// Series key in SDMX dot notation, e.g. `IPR._T._T`.
+    async fn key(&self) -> String {
+        self.def.format_key(&self.cell.key)
+    }
+
+    /// The key spelled out: code and label per dimension.
+    async fn dimensions(&self) -> Vec<DimensionValue> {
+        self.def
+            .dimensions
+            .iter()
+            .zip(self.cell.key.codes())
+            .map(|(d, c)| {
+                let code = &d.codes[c as usize];
+                DimensionValue {
+                    dimension: d.id.clone(),
+                    code: code.code.clone(),
+                    label: code.label.clone(),
+                }
+            })
+            .collect()
+    }
+
+    async fn period(&self) -> Period {
+        self.cell.period
+    }
+
+    async fn measure(&self) -> &str {
+        &self.def.measures[self.cell.measure as usize]
+    }
+
+    async fn value(&self) -> Dec {
+        Dec(self.value)
+    }
+
+    /// Status of the release that set this value.
+    async fn status(&self) -> ReleaseStatus {
+        self.status
+    }
+
+    /// Ledger revision of the release that set this value.
+    async fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Official publication time of that release.
+    async fn published_at(&self) -> DateTime<Utc> {
+        self.published_at
+    }
+
+    /// The first published (preliminary) value.
+    async fn preliminary_value(&self) -> Dec {
+        Dec(self.preliminary)
+    }
+
+    /// `value - preliminaryValue`: how far the figure moved since its first estimate.
+    async fn revision_from_preliminary(&self) -> Dec {
+        Dec(self.value - self.preliminary)
+    }
+
+    /// Number of releases that published this figure, up to the requested point.
+    async fn version_count(&self) -> u32 {
+        self.version_count
+    }
+
+    /// Number of times its value changed, up to the requested point.
+    async fn revision_count(&self) -> u32 {
+        self.revision_count
+    }
+
+    /// The value this one replaced, if a previous release published a figure here.
+    async fn revised_from(&self) -> Option<Dec> {
+        self.revised_from.map(Dec)
+    }
+
+    /// The ledger revision this figure was read at.
+    async fn as_of_revision(&self) -> u64 {
+        self.as_of_revision
+    }
+
     /// The release that set this value.
     async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
         let ledger = ledger_of(ctx);
@@ -308,7 +379,7 @@ impl Observation {
     async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<ObservationVersion>> {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
-        let Some(ds) = p.dataset(&self.dataset) else {
+        let Some(ds) = p.dataset(&self.def.id) else {
             return Ok(vec![]);
         };
         let bound = p
@@ -372,41 +443,21 @@ pub fn cell_key(ds: &DatasetView, key: &str, period: Period, measure: &str) -> R
 }
 
 pub fn observation(p: &Projection, obs: &ObservationAt<'_>, as_of_revision: u64) -> Observation {
-    let ds = &obs.dataset.def;
     let current = obs.current();
     let release = p.release_at(current.release);
-    let preliminary = obs.preliminary().value;
-    let dimensions = ds
-        .dimensions
-        .iter()
-        .zip(obs.cell.key.codes())
-        .map(|(d, c)| {
-            let code = &d.codes[c as usize];
-            DimensionValue {
-                dimension: d.id.clone(),
-                code: code.code.clone(),
-                label: code.label.clone(),
-            }
-        })
-        .collect();
     Observation {
-        dataset: ID(ds.id.clone()),
-        key: ds.format_key(&obs.cell.key),
-        dimensions,
-        period: obs.cell.period,
-        measure: obs.dataset.measure_id(obs.cell.measure).to_owned(),
-        value: Dec(current.value),
+        def: obs.dataset.def.clone(),
+        cell: *obs.cell,
+        value: current.value,
+        preliminary: obs.preliminary().value,
+        revised_from: obs.revised_from(),
+        version_count: obs.versions.len() as u32,
+        revision_count: obs.versions.windows(2).filter(|w| w[0].value != w[1].value).count() as u32,
         status: release.status.into(),
         revision: release.revision,
         published_at: release.published_at,
-        preliminary_value: Dec(preliminary),
-        revision_from_preliminary: Dec(current.value - preliminary),
-        version_count: obs.versions.len() as u32,
-        revision_count: obs.versions.windows(2).filter(|w| w[0].value != w[1].value).count() as u32,
-        revised_from: obs.revised_from().map(Dec),
         as_of_revision,
         release_position: current.release,
-        cell: *obs.cell,
     }
 }
 

@@ -11,6 +11,7 @@ mod stats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound as RangeBound;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -42,7 +43,8 @@ pub struct Version {
 /// A dataset with its figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetView {
-    pub def: Dataset,
+    /// Shared, so views handed to readers can outlive the lock.
+    pub def: Arc<Dataset>,
     pub revision: u64,
     cells: BTreeMap<CellKey, u32>,
     versions: Vec<Vec<Version>>,
@@ -240,7 +242,7 @@ impl Projection {
                 }
                 self.dataset_ix.insert(dataset.id.clone(), self.datasets.len());
                 self.datasets.push(DatasetView {
-                    def: dataset.clone(),
+                    def: Arc::new(dataset.clone()),
                     revision,
                     cells: BTreeMap::new(),
                     versions: Vec::new(),
