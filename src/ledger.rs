@@ -164,40 +164,71 @@ struct Fold {
 impl Fold {
     /// Folds the events after the current head, up to revision `upto` (inclusive) or to the
     /// end of the log. Stops at the first damaged event.
+    ///
+    /// Reading, hashing and decoding run on a second thread while this one applies the
+    /// decoded events, so a rebuild keeps both cores busy.
     fn advance(&mut self, store: &dyn LogStore, upto: Option<u64>) -> Result<(), OpenError> {
-        let storage = |e: crate::store::StoreError| OpenError::Storage(e.to_string());
         if self.damage.is_some() {
             return Ok(());
         }
-        let mut expected = self.projection.head().revision + 1;
-        for item in store.scan(expected) {
-            let (revision, bytes) = item.map_err(storage)?;
-            if upto.is_some_and(|u| revision > u) {
-                break;
-            }
-            if revision != expected {
-                self.damage = Some(Damage {
-                    revision: expected,
-                    reason: format!("missing: the next stored event is revision {revision}"),
-                });
-                return Ok(());
-            }
-            let event = match decode(revision, &bytes, &self.prev) {
-                Ok(e) => e,
-                Err(d) => {
-                    self.damage = Some(d);
-                    return Ok(());
+        let first = self.projection.head().revision + 1;
+        let prev = self.prev;
+        let mut storage_error = None;
+        let mut expected = first;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Result<StoredEvent, Damage>, String>>(256);
+            scope.spawn(move || {
+                let mut prev = prev;
+                let mut expected = first;
+                for item in store.scan(first) {
+                    let decoded = match item {
+                        Err(e) => Err(e.to_string()),
+                        Ok((revision, _)) if upto.is_some_and(|u| revision > u) => break,
+                        Ok((revision, _)) if revision != expected => Ok(Err(Damage {
+                            revision: expected,
+                            reason: format!("missing: the next stored event is revision {revision}"),
+                        })),
+                        Ok((revision, bytes)) => Ok(decode(revision, &bytes, &prev)),
+                    };
+                    let stop = !matches!(decoded, Ok(Ok(_)));
+                    if let Ok(Ok(event)) = &decoded {
+                        prev = event.hash;
+                        expected += 1;
+                    }
+                    // The receiver hangs up when it stops early; nothing more to do then.
+                    if tx.send(decoded).is_err() || stop {
+                        break;
+                    }
                 }
-            };
-            if let Err(e) = self.projection.apply(&event) {
-                self.damage = Some(Damage {
-                    revision,
-                    reason: e.to_string(),
-                });
-                return Ok(());
+            });
+            for decoded in rx {
+                let event = match decoded {
+                    Err(e) => {
+                        storage_error = Some(e);
+                        return;
+                    }
+                    Ok(Err(d)) => {
+                        self.damage = Some(d);
+                        return;
+                    }
+                    Ok(Ok(event)) => event,
+                };
+                if let Err(e) = self.projection.apply(&event) {
+                    self.damage = Some(Damage {
+                        revision: event.revision(),
+                        reason: e.to_string(),
+                    });
+                    return;
+                }
+                self.prev = event.hash;
+                expected += 1;
             }
-            self.prev = event.hash;
-            expected += 1;
+        });
+        if let Some(e) = storage_error {
+            return Err(OpenError::Storage(e));
+        }
+        if self.damage.is_some() {
+            return Ok(());
         }
         if let Some(u) = upto.filter(|&u| u >= expected) {
             self.damage = Some(Damage {

@@ -21,7 +21,9 @@ pub struct SledStore {
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::from_db(sled::Config::new().path(path).open()?)
+        // The projection keeps everything readers need in memory and the log is read in full
+        // only at start-up, so sled's page cache (1 GiB by default) buys little: keep it small.
+        Self::from_db(sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).open()?)
     }
 
     /// A store that lives only as long as the value (for tests and benchmarks).
