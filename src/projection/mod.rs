@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound as RangeBound;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -47,7 +49,10 @@ pub struct DatasetView {
     pub def: Arc<Dataset>,
     pub revision: u64,
     cells: BTreeMap<CellKey, u32>,
-    versions: Vec<Vec<Version>>,
+    /// Per cell, its versions. Most figures have at most three (preliminary and two
+    /// revisions), kept inline in this one big vector: no allocation per figure, which keeps
+    /// memory near 40 bytes per version instead of scattering small blocks over the heap.
+    versions: Vec<SmallVec<[Version; 3]>>,
     pub release_count: u32,
 }
 
@@ -281,7 +286,7 @@ impl Projection {
                     let next = ds.versions.len() as u32;
                     let slot = *ds.cells.entry(cell).or_insert(next);
                     if slot == next {
-                        ds.versions.push(Vec::with_capacity(1));
+                        ds.versions.push(SmallVec::new());
                     }
                     let versions = &mut ds.versions[slot as usize];
                     if let Some(prev) = versions.last() {
