@@ -152,34 +152,42 @@ fn refuse(status: StatusCode, media: Media, message: &str, code: &str) -> Respon
     json_response(status, media, &error_body(message, code))
 }
 
-/// Decides who is calling from the `Authorization` header; the error is why the request is
-/// refused with 401.
-fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, &'static str> {
-    let tokens = &state.config.tokens;
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().ok().and_then(bearer));
-    let caller = match presented {
+/// Decides who is calling from a presented token secret (HTTP `Authorization` header or
+/// WebSocket `connection_init`); the error says why the caller is refused.
+pub(crate) fn authorize(tokens: &Tokens, secret: Option<&str>) -> Result<Caller, &'static str> {
+    let caller = match secret.map(|s| tokens.check(s)) {
         None => Caller::default(),
-        Some(None) => return Err("the Authorization header must be `Bearer <token>`"),
-        Some(Some(secret)) => match tokens.check(secret) {
-            Access::Write(name) => Caller {
-                actor: Some(name),
-                can_write: true,
-                bad_token: false,
-            },
-            Access::Read(name) => Caller {
-                actor: Some(name),
-                can_write: false,
-                bad_token: false,
-            },
-            Access::Invalid => return Err("the bearer token is not valid"),
+        Some(Access::Write(name)) => Caller {
+            actor: Some(name),
+            can_write: true,
+            bad_token: false,
         },
+        Some(Access::Read(name)) => Caller {
+            actor: Some(name),
+            can_write: false,
+            bad_token: false,
+        },
+        Some(Access::Invalid) => return Err("the bearer token is not valid"),
     };
     if tokens.reads_protected() && caller.actor.is_none() {
         return Err("this server needs a bearer token for reads");
     }
     Ok(caller)
+}
+
+/// Decides who is calling from the `Authorization` header; the error is why the request is
+/// refused with 401.
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, &'static str> {
+    let secret = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(bearer)
+                .ok_or("the Authorization header must be `Bearer <token>`")?,
+        ),
+    };
+    authorize(&state.config.tokens, secret)
 }
 
 /// Builds a request from the GraphQL-over-HTTP parameters, checking their types.

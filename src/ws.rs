@@ -32,9 +32,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-use crate::auth::{bearer, Access};
+use crate::auth::bearer;
 use crate::graphql::Caller;
-use crate::server::{add_codes, is_request_error, request_from_params, AppState};
+use crate::server::{add_codes, authorize, is_request_error, request_from_params, AppState};
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
@@ -274,27 +274,8 @@ impl Connection {
                 })
                 .or_else(|| p.get("token").and_then(Value::as_str).map(str::to_owned))
         });
-        let tokens = &self.state.config.tokens;
-        let caller = match from_payload.or_else(|| self.header_token.clone()) {
-            None => Caller::default(),
-            Some(secret) => match tokens.check(&secret) {
-                Access::Write(name) => Caller {
-                    actor: Some(name),
-                    can_write: true,
-                    bad_token: false,
-                },
-                Access::Read(name) => Caller {
-                    actor: Some(name),
-                    can_write: false,
-                    bad_token: false,
-                },
-                Access::Invalid => return Err("Forbidden: the token is not valid".into()),
-            },
-        };
-        if tokens.reads_protected() && caller.actor.is_none() {
-            return Err("Forbidden: this server needs a token in the connection_init payload".into());
-        }
-        Ok(caller)
+        let secret = from_payload.or_else(|| self.header_token.clone());
+        authorize(&self.state.config.tokens, secret.as_deref()).map_err(|why| format!("Forbidden: {why}"))
     }
 
     async fn on_text(&mut self, text: &str) -> Result<(), Close> {
