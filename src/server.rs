@@ -241,6 +241,8 @@ pub(crate) fn add_codes(errors: &mut [ServerError]) {
             BAD_USER_INPUT
         } else if !e.path.is_empty() {
             "INTERNAL_SERVER_ERROR"
+        } else if m.starts_with("Unknown operation named") || m.contains("not supported on this transport") {
+            "GRAPHQL_VALIDATION_FAILED"
         } else if e.locations.is_empty() || m.starts_with(" --> ") {
             "GRAPHQL_PARSE_FAILED"
         } else {

@@ -1,11 +1,15 @@
 //! Writes the generated seeds of the `event_decode` corpus: canonical encoded events (the
-//! fixture dataset and the fixture preliminary release) framed for each mode of the target.
+//! fixture dataset and the fixture preliminary release) framed for each mode of the target;
+//! and the `event_decode` regression input `revision_zero`.
 //!
-//! Run from `fuzz/`: `cargo run --example seeds`.
+//! Run from `fuzz/`: `cargo run --example seeds` (add `--target-dir ../target` to reuse the
+//! main crate's build).
 
 use std::path::Path;
 
-use tradeledger_fuzz::canonical_events;
+use tradeledger::domain::Event;
+use tradeledger::store::{encode, Hash};
+use tradeledger_fuzz::{canonical_events, dataset, envelope};
 
 fn main() -> std::io::Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/event_decode");
@@ -32,5 +36,16 @@ fn main() -> std::io::Result<()> {
             std::fs::write(dir.join(format!("mutate_{kind}_{name}")), &v)?;
         }
     }
+    // Mode 1 (recomputed hash) asking for revision 0 (first byte: revision bits 1, mode 1):
+    // an envelope that says revision 0 and whose prev_hash is not the genesis hash, which
+    // sends `decode` into its prev_hash error message, computed with `revision - 1`.
+    let mut env = envelope(0, &Hash::GENESIS, Event::DatasetDefined { dataset: dataset().clone() });
+    env.prev_hash = Hash([0x11; 32]).to_hex();
+    let (_, stored) = encode(&env);
+    let mut v = vec![(1u8 << 2) | 1];
+    v.extend_from_slice(&stored[32..]);
+    let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions/event_decode");
+    std::fs::create_dir_all(&regressions)?;
+    std::fs::write(regressions.join("revision_zero"), &v)?;
     Ok(())
 }

@@ -154,17 +154,17 @@ impl ReleaseDraft {
         if title.is_empty() {
             return Err(err("title", "must not be empty".into()));
         }
-        if title.chars().count() > MAX_TEXT || title.chars().any(char::is_control) {
+        if title.chars().count() > MAX_TEXT || title.chars().any(is_hidden) {
             return Err(err(
                 "title",
-                format!("must be at most {MAX_TEXT} characters without control characters"),
+                format!("must be at most {MAX_TEXT} characters without control or text-direction characters"),
             ));
         }
         if let Some(src) = &self.source {
-            if src.chars().count() > MAX_TEXT || src.chars().any(char::is_control) {
+            if src.chars().count() > MAX_TEXT || src.chars().any(is_hidden) {
                 return Err(err(
                     "source",
-                    format!("must be at most {MAX_TEXT} characters without control characters"),
+                    format!("must be at most {MAX_TEXT} characters without control or text-direction characters"),
                 ));
             }
         }
@@ -224,6 +224,13 @@ impl ReleaseDraft {
             observations,
         })
     }
+}
+
+/// Characters that change how text displays without being seen: control characters and the
+/// bidirectional-text controls (an RTL override in a title would make audit logs lie).
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Where a release gives balance, credits and debits for the same figure, BAL = CRE - DEB.
@@ -356,6 +363,12 @@ mod tests {
         let mut d = draft(vec![obs("IPR._T", "2025-S1", None, "1")]);
         d.title = "bad\u{0}title".into();
         assert_eq!(d.validate(&ds).unwrap_err().field, "title");
+        let mut d = draft(vec![obs("IPR._T", "2025-S1", None, "1")]);
+        d.title = "SYNTHETIC \u{202E}esaeler".into();
+        assert_eq!(d.validate(&ds).unwrap_err().field, "title");
+        let mut d = draft(vec![obs("IPR._T", "2025-S1", None, "1")]);
+        d.source = Some("a\u{2067}b".into());
+        assert_eq!(d.validate(&ds).unwrap_err().field, "source");
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub fn decode(revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, D
         return Err(damage(format!(
             "prev_hash {} does not match the hash of revision {} ({prev})",
             envelope.prev_hash,
-            revision - 1
+            revision.saturating_sub(1)
         )));
     }
     Ok(StoredEvent { envelope, hash: actual })
