@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{Request, Response as GqlResponse};
+use async_graphql::Request;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -142,7 +142,8 @@ enum LegacyMessage {
 
 /// What a subscription task reports.
 enum Out {
-    Next(Value),
+    /// A serialized execution result.
+    Next(String),
     Error(Value),
     Complete,
 }
@@ -190,7 +191,11 @@ impl Connection {
     }
 
     async fn send(&mut self, value: Value) -> Result<(), Close> {
-        let text = serde_json::to_string(&value).expect("JSON values serialize");
+        self.send_text(serde_json::to_string(&value).expect("JSON values serialize"))
+            .await
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), Close> {
         match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Close(1006, String::new())),
@@ -406,7 +411,9 @@ impl Connection {
                     let _ = outbox.send((task_id, generation, Out::Error(errors))).await;
                     return;
                 } else {
-                    Out::Next(response_value(response))
+                    // Serialized here, in the subscription's own task, so that a burst of
+                    // notifications is encoded in parallel rather than by the connection.
+                    Out::Next(serde_json::to_string(&response).expect("responses serialize"))
                 };
                 first = false;
                 // Waiting here when the client is slow is fine: the writer never waits on
@@ -427,7 +434,13 @@ impl Connection {
         }
         let legacy = self.protocol == Protocol::LegacyWs;
         let message = match out {
-            Out::Next(payload) => json!({"type": if legacy { "data" } else { "next" }, "id": id, "payload": payload}),
+            Out::Next(payload) => {
+                let kind = if legacy { "data" } else { "next" };
+                let id = serde_json::to_string(&id).expect("strings serialize");
+                return self
+                    .send_text(format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#))
+                    .await;
+            }
             Out::Error(errors) => {
                 self.active.remove(&id);
                 let payload = if legacy {
@@ -463,10 +476,6 @@ fn read_error(e: &axum::Error, limit: usize) -> Close {
     } else {
         Close(1002, truncate(format!("protocol error: {text}")))
     }
-}
-
-fn response_value(response: GqlResponse) -> Value {
-    serde_json::to_value(&response).expect("responses serialize")
 }
 
 /// Close reasons must fit in a control frame (123 bytes).

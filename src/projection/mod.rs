@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound as RangeBound;
 use std::sync::Arc;
 
+use fxhash::FxBuildHasher;
 use smallvec::SmallVec;
 
 use chrono::{DateTime, Utc};
@@ -48,7 +49,12 @@ pub struct DatasetView {
     /// Shared, so views handed to readers can outlive the lock.
     pub def: Arc<Dataset>,
     pub revision: u64,
+    /// Ordered index of the figures, for listing them in key order.
     cells: BTreeMap<CellKey, u32>,
+    /// Hash index of the same figures, for point lookups, whose cost must not grow with the
+    /// number of figures (a B-tree over millions of keys gets deeper and misses the cache).
+    /// Keys come only from validated releases, so a fast non-keyed hash is fine.
+    lookup: HashMap<CellKey, u32, FxBuildHasher>,
     /// Per cell, its versions. Most figures have at most three (preliminary and two
     /// revisions), kept inline in this one big vector: no allocation per figure, which keeps
     /// memory near 40 bytes per version instead of scattering small blocks over the heap.
@@ -250,6 +256,7 @@ impl Projection {
                     def: Arc::new(dataset.clone()),
                     revision,
                     cells: BTreeMap::new(),
+                    lookup: HashMap::default(),
                     versions: Vec::new(),
                     release_count: 0,
                 });
@@ -284,8 +291,9 @@ impl Projection {
                 let mut revised = Vec::new();
                 for (cell, o) in resolved.into_iter().zip(&release.observations) {
                     let next = ds.versions.len() as u32;
-                    let slot = *ds.cells.entry(cell).or_insert(next);
+                    let slot = *ds.lookup.entry(cell).or_insert(next);
                     if slot == next {
+                        ds.cells.insert(cell, next);
                         ds.versions.push(SmallVec::new());
                     }
                     let versions = &mut ds.versions[slot as usize];
@@ -382,7 +390,7 @@ impl DatasetView {
 
     /// A figure as of `bound`, or `None` if nothing had been published for it by then.
     pub fn get(&self, cell: &CellKey, bound: Bound) -> Option<ObservationAt<'_>> {
-        let (key, &slot) = self.cells.get_key_value(cell)?;
+        let (key, &slot) = self.lookup.get_key_value(cell)?;
         self.at(key, slot, bound)
     }
 
