@@ -17,6 +17,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 PORT=${PORT:-18123}
 WORK=${WORK:-/tmp/tradeledger-load}
+# Responses kept per revision by the server; CACHE_ENTRIES=0 measures every query executed.
+CACHE_ENTRIES=${CACHE_ENTRIES:-1024}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release --locked --quiet --bin tradeledger
@@ -31,7 +33,7 @@ if [ ! -f "$STORE/.complete" ]; then
 fi
 
 $BIN serve --data-dir "$STORE" --listen "127.0.0.1:$PORT" --no-fixtures --write-tokens "load:load-test-secret" \
-  --log warn > "$WORK/serve.out" 2> "$WORK/serve.err" &
+  --response-cache-entries "$CACHE_ENTRIES" --log warn > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do
@@ -75,7 +77,7 @@ done
 echo "warming up..."
 BODY="{\"query\": \"${QUERIES[breakdown]}\"}" wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$WORK/post.lua" "$URL" >/dev/null
 
-printf '\n%s, %s releases x %s observations, wrk -t%s -c%s -d%s\n' "$(date -u +%F)" "$RELEASES" "$PER_RELEASE" "$THREADS" "$CONNECTIONS" "$DURATION"
+printf '\n%s, %s releases x %s observations, wrk -t%s -c%s -d%s, response cache %s entries\n' "$(date -u +%F)" "$RELEASES" "$PER_RELEASE" "$THREADS" "$CONNECTIONS" "$DURATION" "$CACHE_ENTRIES"
 printf '%-16s %12s %10s %10s %8s %8s\n' query req/s p50_ms p99_ms errors ratio
 base=""
 for name in "${ORDER[@]}"; do

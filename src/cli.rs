@@ -119,6 +119,9 @@ pub struct ServeArgs {
     /// Do not serve GraphiQL on `GET /graphql`.
     #[arg(long, env = "TRADELEDGER_NO_GRAPHIQL")]
     pub no_graphiql: bool,
+    /// Responses to read-only queries kept per ledger revision (0 turns the cache off).
+    #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_ENTRIES", default_value_t = 1024)]
+    pub response_cache_entries: usize,
     /// Origins allowed by CORS (comma-separated); CORS is off without any.
     #[arg(long, env = "TRADELEDGER_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -330,6 +333,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> Result<()> {
         tokens,
         cors_origins: args.cors_origins,
         graphiql: !args.no_graphiql,
+        response_cache_entries: args.response_cache_entries,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -12,8 +12,12 @@
 //!   shared handle readers and subscribers use.
 //! - [`import`]: release files (JSON and CSV).
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits.
+//! - [`server`], [`ws`], [`auth`], [`metrics`], [`cache`]: HTTP and WebSocket serving, tokens,
+//!   Prometheus metrics, and the per-revision response cache.
+//! - [`cli`]: the command line.
 
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod domain;
 pub mod generate;

@@ -30,6 +30,7 @@ use tokio::sync::{watch, Semaphore};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{bearer, Access, Tokens};
+use crate::cache::ResponseCache;
 use crate::graphql::{build_schema, AppSchema, Caller, Limits, BAD_USER_INPUT, LIMIT_EXCEEDED, UNAUTHENTICATED};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
     pub graphiql: bool,
+    /// Responses to read-only queries kept per ledger revision; 0 turns the cache off.
+    pub response_cache_entries: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +71,7 @@ impl Default for ServerConfig {
             tokens: Tokens::default(),
             cors_origins: Vec::new(),
             graphiql: true,
+            response_cache_entries: 1024,
         }
     }
 }
@@ -79,6 +83,7 @@ pub struct AppState {
     pub config: ServerConfig,
     pub metrics: Metrics,
     pub ws_slots: Arc<Semaphore>,
+    pub responses: ResponseCache,
     /// Flips to true when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -139,12 +144,11 @@ fn error_body(message: &str, code: &str) -> Value {
 }
 
 fn json_response(status: StatusCode, media: Media, body: &impl serde::Serialize) -> Response {
-    (
+    body_response(
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))],
-        serde_json::to_vec(body).expect("responses serialize"),
+        media,
+        Bytes::from(serde_json::to_vec(body).expect("responses serialize")),
     )
-        .into_response()
 }
 
 /// Refuses a request before GraphQL sees it.
@@ -258,6 +262,14 @@ pub(crate) fn is_request_error(r: &async_graphql::Response) -> bool {
 }
 
 async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchRequest) -> Response {
+    let revision = state.ledger.read().head().revision;
+    let cache_key = match &batch {
+        BatchRequest::Single(r) => state.responses.key(revision, r),
+        BatchRequest::Batch(_) => None,
+    };
+    if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
+        return body_response(StatusCode::OK, media, body);
+    }
     let batch = batch.data(caller);
     let timeout = state.config.request_timeout;
     let Ok(mut response) = tokio::time::timeout(timeout, state.schema.execute_batch(batch)).await else {
@@ -285,7 +297,22 @@ async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchReq
         Media::GraphqlResponse if failed_before_execution => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    json_response(status, media, &response)
+    let body = Bytes::from(serde_json::to_vec(&response).expect("responses serialize"));
+    // Cache only clean answers computed entirely at the revision they are keyed by.
+    let clean = matches!(&response, BatchResponse::Single(r) if r.errors.is_empty());
+    if let Some(key) = cache_key.filter(|_| clean && state.ledger.read().head().revision == revision) {
+        state.responses.put(key, body.clone());
+    }
+    body_response(status, media, body)
+}
+
+fn body_response(status: StatusCode, media: Media, body: Bytes) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))],
+        body,
+    )
+        .into_response()
 }
 
 /// The operation a document would run, if it can be told without executing it.
@@ -556,6 +583,7 @@ pub fn app_state(ledger: Ledger, config: ServerConfig, shutdown: watch::Receiver
     Arc::new(AppState {
         schema: build_schema(ledger.clone(), config.limits),
         ws_slots: Arc::new(Semaphore::new(config.max_ws_connections)),
+        responses: ResponseCache::new(config.response_cache_entries),
         metrics: Metrics::new(),
         ledger,
         config,

@@ -1379,3 +1379,29 @@ async fn bad_as_of_arguments() {
     }
     assert_eq!(app.head().await, before);
 }
+
+/// A repeated query is answered from the response cache until a write moves the head, and
+/// then reflects the write at once (the cache is keyed by revision).
+#[tokio::test]
+async fn repeated_queries_see_writes_immediately() {
+    let app = spawn_app().await;
+    let q =
+        r#"{ observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "CUL._T._T", period: "2025-S1") { value revision } }"#;
+    for _ in 0..3 {
+        let v = app.gql(q, json!({})).await;
+        assert_eq!(v["data"]["observation"]["value"], "440", "{v}");
+    }
+    let input = release_input("0b7e4f7e-0000-4000-8000-00000000ca01", "CUL._T._T", "2025-S1", "455");
+    let v = app.gql_write(PUBLISH, json!({ "input": input })).await;
+    assert_eq!(v["data"]["publishRelease"]["duplicate"], false, "{v}");
+    let v = app.gql(q, json!({})).await;
+    assert_eq!(v["data"]["observation"]["value"], "455", "{v}");
+    assert_eq!(v["data"]["observation"]["revision"], 4, "{v}");
+    // With variables, each distinct set of variables is its own entry.
+    let qv =
+        r#"query($k: String!) { observation(dataset: "KR_KNOWLEDGE_SERVICES", key: $k, period: "2025-S1") { value } }"#;
+    let a = app.gql(qv, json!({"k": "IPR._T._T"})).await;
+    let b = app.gql(qv, json!({"k": "ICT._T._T"})).await;
+    assert_eq!(a["data"]["observation"]["value"], "-2530", "{a}");
+    assert_eq!(b["data"]["observation"]["value"], "1960", "{b}");
+}
