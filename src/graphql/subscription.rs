@@ -140,16 +140,14 @@ impl RevisionCursor {
                     .iter()
                     .filter_map(|o| {
                         let cell = cell_key(ds, &o.key, o.period, &o.measure).ok()?;
-                        let h = ds.history(&cell)?;
-                        let i = h.versions.iter().position(|v| v.release == position)?;
-                        let prev = h.versions.get(i.checked_sub(1)?)?;
-                        (prev.value != o.value).then(|| crate::projection::RevisedFigure {
+                        let (version, previous) = ds.replaced_by(&cell, position)?;
+                        (previous != o.value).then(|| crate::projection::RevisedFigure {
                             key: o.key.clone(),
                             period: o.period,
                             measure: o.measure.clone(),
-                            previous: prev.value,
+                            previous,
                             value: o.value,
-                            version: i as u32 + 1,
+                            version,
                         })
                     })
                     .collect()

@@ -234,9 +234,7 @@ impl Release {
             .map(|o| {
                 let previous = ds.and_then(|ds| {
                     let cell = cell_key(ds, &o.key, o.period, &o.measure).ok()?;
-                    let h = ds.history(&cell)?;
-                    let i = h.versions.iter().position(|v| v.release == self.position)?;
-                    i.checked_sub(1).map(|j| h.versions[j].value)
+                    ds.replaced_by(&cell, self.position).map(|(_, value)| value)
                 });
                 ReleaseFigure {
                     key: o.key,

@@ -404,6 +404,14 @@ impl DatasetView {
         })
     }
 
+    /// The value that release `release` replaced in a figure, with the 1-based number of the
+    /// version it set; `None` if the release did not publish the figure or was its first.
+    pub fn replaced_by(&self, cell: &CellKey, release: u32) -> Option<(u32, Decimal)> {
+        let versions = self.history(cell)?.versions;
+        let i = versions.iter().position(|v| v.release == release)?;
+        Some((i as u32 + 1, versions.get(i.checked_sub(1)?)?.value))
+    }
+
     /// Every version of a figure, whatever the bound.
     pub fn history(&self, cell: &CellKey) -> Option<ObservationAt<'_>> {
         self.get(
