@@ -11,9 +11,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::auth::{generated_token, Token, Tokens};
 use crate::graphql::Limits;
 use crate::import::{load, Batch};
-use crate::ledger::{fold_log, Ledger, OpenOptions};
+use crate::ledger::{fold_log_after, Ledger, OpenOptions, Prefold};
 use crate::server::{run, ServerConfig};
-use crate::store::{LogStore, SledStore};
+use crate::store::{ColdScan, LogStore, SledStore, COLD_SCAN_CHUNK};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -139,18 +139,20 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn open_store(data_dir: &Path) -> Result<Arc<SledStore>> {
+/// Folds the log with bounded memory (through [`ColdScan`]), then opens the store, whose
+/// handle has read nothing yet, for everything after.
+fn open_store(data_dir: &Path) -> Result<(Arc<SledStore>, Prefold)> {
     prepare_data_dir(data_dir)?;
     let path = data_dir.join("log");
-    Ok(Arc::new(
-        SledStore::open(&path).with_context(|| format!("opening the store at {}", path.display()))?,
-    ))
+    let context = || format!("opening the store at {}", path.display());
+    let prefold = Prefold::from_records(Box::new(ColdScan::new(&path, 1, COLD_SCAN_CHUNK))).with_context(context)?;
+    Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
 }
 
 fn open_ledger(data_dir: &Path, read_only: bool) -> Result<Ledger> {
-    let store = open_store(data_dir)?;
     let started = Instant::now();
-    let (ledger, verification) = Ledger::open(store, OpenOptions { read_only })?;
+    let (store, prefold) = open_store(data_dir)?;
+    let (ledger, verification) = Ledger::open_after(store, OpenOptions { read_only }, Some(prefold))?;
     let p = ledger.read();
     tracing::info!(
         revision = p.head().revision,
@@ -205,9 +207,9 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Verify => {
-            let store = open_store(&cli.data_dir)?;
             let started = Instant::now();
-            let (projection, v) = fold_log(store.as_ref())?;
+            let (store, prefold) = open_store(&cli.data_dir)?;
+            let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
             match v.damage {
                 None => {
                     println!(
@@ -250,9 +252,9 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Rebuild => {
-            let store = open_store(&cli.data_dir)?;
             let started = Instant::now();
-            let (projection, v) = fold_log(store.as_ref())?;
+            let (store, prefold) = open_store(&cli.data_dir)?;
+            let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
             // A damaged chain stays damaged: rebuilding indexes over it would hide the damage.
             if let Some(d) = v.damage.as_ref().filter(|_| !v.derived_only) {
                 println!("DAMAGED: first bad revision {}: {}", d.revision, d.reason);

@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use crate::domain::{Dataset, Event, Release, ReleaseDraft};
 use crate::projection::{Applied, Projection};
-use crate::store::{decode, encode, Damage, Envelope, Hash, Head, LogStore, Record, StoredEvent, FORMAT_VERSION};
+use crate::store::{
+    decode, encode, Damage, Envelope, Hash, Head, LogStore, Record, RecordIter, StoredEvent, FORMAT_VERSION,
+};
 
 /// Most commands taken into one group commit.
 const MAX_GROUP: usize = 4096;
@@ -148,9 +150,28 @@ pub struct Ledger {
 /// Reads every event from the log, checking the hash chain, and folds them into a projection.
 /// Stops at the first damaged event.
 pub fn fold_log(store: &dyn LogStore) -> Result<(Projection, Verification), OpenError> {
-    let mut fold = Fold::default();
+    fold_log_after(store, None)
+}
+
+/// Like [`fold_log`], continuing a fold made from the same log before `store` was opened.
+pub fn fold_log_after(store: &dyn LogStore, prefold: Option<Prefold>) -> Result<(Projection, Verification), OpenError> {
+    let mut fold = prefold.map_or_else(Fold::default, |p| p.0);
     fold.advance(store, None)?;
     fold.finish(store, None)
+}
+
+/// A fold of the log read other than through the store the ledger then opens: the events
+/// from revision 1 on, up to the end or the first damaged one. The ledger (or
+/// [`fold_log_after`]) folds whatever the store holds beyond it and runs the final checks.
+pub struct Prefold(Fold);
+
+impl Prefold {
+    /// Folds `records`, which must start at revision 1 (see `store::ColdScan`).
+    pub fn from_records(records: RecordIter<'_>) -> Result<Self, OpenError> {
+        let mut fold = Fold::default();
+        fold.advance_records(records, None)?;
+        Ok(Prefold(fold))
+    }
 }
 
 /// A fold of the log in progress, so that it can be continued as the log grows.
@@ -171,6 +192,14 @@ impl Fold {
         if self.damage.is_some() {
             return Ok(());
         }
+        self.advance_records(store.scan(self.projection.head().revision + 1), upto)
+    }
+
+    /// [`Fold::advance`] over records that start right after the current head.
+    fn advance_records(&mut self, records: RecordIter<'_>, upto: Option<u64>) -> Result<(), OpenError> {
+        if self.damage.is_some() {
+            return Ok(());
+        }
         let first = self.projection.head().revision + 1;
         let prev = self.prev;
         let mut storage_error = None;
@@ -180,7 +209,7 @@ impl Fold {
             scope.spawn(move || {
                 let mut prev = prev;
                 let mut expected = first;
-                for item in store.scan(first) {
+                for item in records {
                     let decoded = match item {
                         Err(e) => Err(e.to_string()),
                         Ok((revision, _)) if upto.is_some_and(|u| revision > u) => break,
@@ -295,7 +324,16 @@ impl Ledger {
     /// Opens the ledger over `store`: folds the whole log, refusing a damaged one unless
     /// `options.read_only`. Must be called inside a tokio runtime (it spawns the writer).
     pub fn open(store: Arc<dyn LogStore>, options: OpenOptions) -> Result<(Ledger, Verification), OpenError> {
-        let (projection, verification) = fold_log(store.as_ref())?;
+        Self::open_after(store, options, None)
+    }
+
+    /// [`Ledger::open`], continuing a fold of the same log made before `store` was opened.
+    pub fn open_after(
+        store: Arc<dyn LogStore>,
+        options: OpenOptions,
+        prefold: Option<Prefold>,
+    ) -> Result<(Ledger, Verification), OpenError> {
+        let (projection, verification) = fold_log_after(store.as_ref(), prefold)?;
         let read_only = match (&verification.damage, options.read_only) {
             (Some(d), false) => return Err(OpenError::Damaged(d.clone())),
             (Some(d), true) => Some(format!("the log is damaged at {d}")),

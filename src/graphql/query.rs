@@ -398,7 +398,7 @@ impl QueryRoot {
         let mut conn = Connection::with_additional_fields(after.is_some(), false, totals);
         for obs in it.by_ref().take(limit) {
             conn.edges.push(Edge::new(
-                encode_cursor(ds, obs.cell),
+                encode_cursor(ds, &obs.cell),
                 observation(&p, &obs, bound.revision),
             ));
         }

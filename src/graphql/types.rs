@@ -445,7 +445,7 @@ pub fn observation(p: &Projection, obs: &ObservationAt<'_>, as_of_revision: u64)
     let release = p.release_at(current.release);
     Observation {
         def: obs.dataset.def.clone(),
-        cell: *obs.cell,
+        cell: obs.cell,
         value: current.value,
         preliminary: obs.preliminary().value,
         revised_from: obs.revised_from(),

@@ -93,6 +93,15 @@ impl Filter {
             && self.measures.as_ref().is_none_or(|ms| ms.contains(&cell.measure))
     }
 
+    /// The narrowest `(first, last)` periods a matching figure can have, in [`Period`]'s
+    /// order, so a listing can skip the rest of each series.
+    pub(super) fn period_span(&self) -> (Option<Period>, Option<Period>) {
+        let listed = self.periods.as_ref();
+        let first = [self.period_from, listed.and_then(|ps| ps.iter().min().copied())];
+        let last = [self.period_to, listed.and_then(|ps| ps.iter().max().copied())];
+        (first.into_iter().flatten().max(), last.into_iter().flatten().min())
+    }
+
     /// Criteria that depend on the figure's versions, checked after the bound is applied.
     /// `status_of` gives the status of the release at a position.
     pub fn matches_versions(&self, versions: &[Version], status_of: impl Fn(u32) -> ReleaseStatus) -> bool {

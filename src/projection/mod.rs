@@ -14,7 +14,6 @@ use std::ops::Bound as RangeBound;
 use std::sync::Arc;
 
 use fxhash::FxBuildHasher;
-use smallvec::SmallVec;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -36,7 +35,7 @@ pub struct CellKey {
 }
 
 /// One value of a figure, set by one release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Version {
     /// Position of the release in [`Projection::releases`].
     pub release: u32,
@@ -44,22 +43,108 @@ pub struct Version {
 }
 
 /// A dataset with its figures.
+///
+/// Memory is laid out for tens of millions of versions: figures are grouped by series (a
+/// dataset has thousands of series but millions of figures), so the 24-byte series key is
+/// stored once per series, and each figure costs a 12-byte entry in its series' list, a
+/// 16-byte entry in the point index and a fixed 64-byte slot for its versions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetView {
     /// Shared, so views handed to readers can outlive the lock.
     pub def: Arc<Dataset>,
     pub revision: u64,
-    /// Ordered index of the figures, for listing them in key order.
-    cells: BTreeMap<CellKey, u32>,
-    /// Hash index of the same figures, for point lookups, whose cost must not grow with the
-    /// number of figures (a B-tree over millions of keys gets deeper and misses the cache).
-    /// Keys come only from validated releases, so a fast non-keyed hash is fine.
-    lookup: HashMap<CellKey, u32, FxBuildHasher>,
-    /// Per cell, its versions. Most figures have at most three (preliminary and two
-    /// revisions), kept inline in this one big vector: no allocation per figure, which keeps
-    /// memory near 40 bytes per version instead of scattering small blocks over the heap.
-    versions: Vec<SmallVec<[Version; 3]>>,
+    /// Series in key order, for listing figures in key order.
+    series_order: BTreeMap<SeriesKey, u32>,
+    /// The same series by hash, for point lookups.
+    series_ix: HashMap<SeriesKey, u32, FxBuildHasher>,
+    series: Vec<Series>,
+    /// Point index of the figures, whose cost must not grow with their number (a B-tree over
+    /// millions of keys gets deeper and misses the cache). Keys come only from validated
+    /// releases, so a fast non-keyed hash is fine.
+    lookup: HashMap<FigureKey, u32, FxBuildHasher>,
+    figures: Figures,
     pub release_count: u32,
+}
+
+/// One series and its figures, ordered by `(period, measure)` as [`CellKey`] orders them.
+#[derive(Debug, Clone, PartialEq)]
+struct Series {
+    key: SeriesKey,
+    /// `(period, measure position, figure)`. New periods nearly always come last, so keeping
+    /// the list sorted costs an append.
+    cells: Vec<(Period, u8, u32)>,
+}
+
+/// A figure named by its series' number rather than its key: 12 bytes instead of 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FigureKey {
+    series: u32,
+    period: Period,
+    measure: u8,
+}
+
+/// Versions kept in place per figure. Most figures have at most three (preliminary and two
+/// revisions).
+const INLINE: usize = 3;
+/// Figures per block of [`Figures`]: 16,384 x 64 bytes = 1 MiB.
+const BLOCK: usize = 1 << 14;
+
+/// The versions of every figure, in fixed-size blocks: no allocation per figure, no spare
+/// capacity beyond the last block, and no reallocation (whose old and new buffers would
+/// both count towards peak memory) as the ledger grows.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Figures {
+    blocks: Vec<Vec<Slot>>,
+    /// All versions of the rare figures revised more than `INLINE - 1` times.
+    spilled: HashMap<u32, Vec<Version>, FxBuildHasher>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Slot {
+    len: u32,
+    inline: [Version; INLINE],
+}
+
+impl Figures {
+    /// Adds a figure without versions and returns its number.
+    fn push(&mut self) -> u32 {
+        if self.blocks.last().is_none_or(|b| b.len() == BLOCK) {
+            self.blocks.push(Vec::with_capacity(BLOCK));
+        }
+        let id = (self.blocks.len() - 1) * BLOCK + self.blocks.last().map_or(0, Vec::len);
+        self.blocks.last_mut().expect("just ensured").push(Slot::default());
+        id as u32
+    }
+
+    fn slot(&self, id: u32) -> &Slot {
+        &self.blocks[id as usize / BLOCK][id as usize % BLOCK]
+    }
+
+    fn versions(&self, id: u32) -> &[Version] {
+        let slot = self.slot(id);
+        match slot.len as usize {
+            n if n <= INLINE => &slot.inline[..n],
+            _ => &self.spilled[&id],
+        }
+    }
+
+    fn add(&mut self, id: u32, version: Version) {
+        let slot = &mut self.blocks[id as usize / BLOCK][id as usize % BLOCK];
+        let n = slot.len as usize;
+        slot.len += 1;
+        if n < INLINE {
+            slot.inline[n] = version;
+        } else if n == INLINE {
+            let mut all = slot.inline.to_vec();
+            all.push(version);
+            self.spilled.insert(id, all);
+        } else {
+            self.spilled
+                .get_mut(&id)
+                .expect("spilled when it outgrew its slot")
+                .push(version);
+        }
+    }
 }
 
 /// What the projection keeps of a release (its figures live in the cells).
@@ -109,7 +194,7 @@ pub enum ProjectionError {
 #[derive(Debug, Clone, Copy)]
 pub struct ObservationAt<'a> {
     pub dataset: &'a DatasetView,
-    pub cell: &'a CellKey,
+    pub cell: CellKey,
     /// The versions up to the bound; never empty.
     pub versions: &'a [Version],
 }
@@ -255,9 +340,11 @@ impl Projection {
                 self.datasets.push(DatasetView {
                     def: Arc::new(dataset.clone()),
                     revision,
-                    cells: BTreeMap::new(),
+                    series_order: BTreeMap::new(),
+                    series_ix: HashMap::default(),
+                    series: Vec::new(),
                     lookup: HashMap::default(),
-                    versions: Vec::new(),
+                    figures: Figures::default(),
                     release_count: 0,
                 });
                 Applied::DatasetDefined { id: dataset.id.clone() }
@@ -290,13 +377,8 @@ impl Projection {
                 }
                 let mut revised = Vec::new();
                 for (cell, o) in resolved.into_iter().zip(&release.observations) {
-                    let next = ds.versions.len() as u32;
-                    let slot = *ds.lookup.entry(cell).or_insert(next);
-                    if slot == next {
-                        ds.cells.insert(cell, next);
-                        ds.versions.push(SmallVec::new());
-                    }
-                    let versions = &mut ds.versions[slot as usize];
+                    let figure = ds.figure_or_insert(cell);
+                    let versions = ds.figures.versions(figure);
                     if let Some(prev) = versions.last() {
                         if prev.value != o.value {
                             revised.push(RevisedFigure {
@@ -309,10 +391,13 @@ impl Projection {
                             });
                         }
                     }
-                    versions.push(Version {
-                        release: position,
-                        value: o.value,
-                    });
+                    ds.figures.add(
+                        figure,
+                        Version {
+                            release: position,
+                            value: o.value,
+                        },
+                    );
                 }
                 ds.release_count += 1;
                 self.version_count += release.observations.len() as u64;
@@ -352,12 +437,29 @@ impl Projection {
         bound: Bound,
         after: Option<&CellKey>,
     ) -> impl Iterator<Item = ObservationAt<'a>> + 'a {
-        let start = after.map_or(RangeBound::Unbounded, |c| RangeBound::Excluded(*c));
+        let start = after.map_or(RangeBound::Unbounded, |c| RangeBound::Included(c.key));
+        let after = after.copied();
+        let (first, last) = filter.period_span();
         dataset
-            .cells
+            .series_order
             .range((start, RangeBound::Unbounded))
+            .filter(move |(key, _)| filter.key.as_ref().is_none_or(|k| k.matches(key)))
+            .flat_map(move |(&key, &s)| {
+                // Only the part of the series inside the period span and after the cursor.
+                let cells = &dataset.series[s as usize].cells;
+                let mut from = first.map_or(0, |p| cells.partition_point(|c| c.0 < p));
+                if let Some(a) = after.filter(|a| a.key == key) {
+                    from = from.max(cells.partition_point(|c| (c.0, c.1) <= (a.period, a.measure)));
+                }
+                let to = last
+                    .map_or(cells.len(), |p| cells.partition_point(|c| c.0 <= p))
+                    .max(from);
+                cells[from..to]
+                    .iter()
+                    .map(move |&(period, measure, figure)| (CellKey { key, period, measure }, figure))
+            })
             .filter(move |(cell, _)| filter.matches_cell(cell))
-            .filter_map(move |(cell, &slot)| dataset.at(cell, slot, bound))
+            .filter_map(move |(cell, figure)| dataset.at(cell, figure, bound))
             .filter(move |obs| filter.matches_versions(obs.versions, |r| self.releases[r as usize].status))
     }
 
@@ -376,7 +478,38 @@ impl Projection {
 
 impl DatasetView {
     pub fn cell_count(&self) -> usize {
-        self.cells.len()
+        self.lookup.len()
+    }
+
+    /// The number of the figure at `cell`, adding it (without versions) if it is new.
+    fn figure_or_insert(&mut self, cell: CellKey) -> u32 {
+        let series = match self.series_ix.get(&cell.key) {
+            Some(&s) => s,
+            None => {
+                let s = self.series.len() as u32;
+                self.series.push(Series {
+                    key: cell.key,
+                    cells: Vec::new(),
+                });
+                self.series_ix.insert(cell.key, s);
+                self.series_order.insert(cell.key, s);
+                s
+            }
+        };
+        let key = FigureKey {
+            series,
+            period: cell.period,
+            measure: cell.measure,
+        };
+        if let Some(&figure) = self.lookup.get(&key) {
+            return figure;
+        }
+        let figure = self.figures.push();
+        self.lookup.insert(key, figure);
+        let cells = &mut self.series[series as usize].cells;
+        let at = cells.partition_point(|c| (c.0, c.1) < (cell.period, cell.measure));
+        cells.insert(at, (cell.period, cell.measure, figure));
+        figure
     }
 
     /// Resolves a measure id to its position.
@@ -390,12 +523,17 @@ impl DatasetView {
 
     /// A figure as of `bound`, or `None` if nothing had been published for it by then.
     pub fn get(&self, cell: &CellKey, bound: Bound) -> Option<ObservationAt<'_>> {
-        let (key, &slot) = self.lookup.get_key_value(cell)?;
-        self.at(key, slot, bound)
+        let &series = self.series_ix.get(&cell.key)?;
+        let key = FigureKey {
+            series,
+            period: cell.period,
+            measure: cell.measure,
+        };
+        self.at(*cell, *self.lookup.get(&key)?, bound)
     }
 
-    fn at<'a>(&'a self, cell: &'a CellKey, slot: u32, bound: Bound) -> Option<ObservationAt<'a>> {
-        let all = &self.versions[slot as usize];
+    fn at(&self, cell: CellKey, figure: u32, bound: Bound) -> Option<ObservationAt<'_>> {
+        let all = self.figures.versions(figure);
         let n = all.partition_point(|v| v.release < bound.releases);
         (n > 0).then(|| ObservationAt {
             dataset: self,

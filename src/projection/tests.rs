@@ -533,11 +533,11 @@ fn key_patterns_and_paging() {
 
     // Paging: resuming after each cell in turn visits every cell once, in order.
     let all = Filter::default();
-    let cells: Vec<CellKey> = p.select(ds, &all, p.latest(), None).map(|o| *o.cell).collect();
+    let cells: Vec<CellKey> = p.select(ds, &all, p.latest(), None).map(|o| o.cell).collect();
     assert_eq!(cells.len(), 12);
     assert!(cells.windows(2).all(|w| w[0] < w[1]), "key order");
     for (i, c) in cells.iter().enumerate() {
-        let rest: Vec<CellKey> = p.select(ds, &all, p.latest(), Some(c)).map(|o| *o.cell).collect();
+        let rest: Vec<CellKey> = p.select(ds, &all, p.latest(), Some(c)).map(|o| o.cell).collect();
         assert_eq!(rest, cells[i + 1..].to_vec());
     }
 }
@@ -809,6 +809,37 @@ proptest! {
                             prop_assert_eq!(stat.revisions as usize, values.windows(2).filter(|w| w[0] != w[1]).count());
                         }
                     }
+                }
+            }
+        }
+
+        // Listings in key order, narrowed by key, period and measure, and resumed after any
+        // figure, agree with point reads of every cell.
+        let all_cells: Vec<CellKey> = KEYS
+            .iter()
+            .flat_map(|k| PERIODS.iter().flat_map(move |p| MEASURES.iter().map(move |m| (*k, *p, *m))))
+            .map(|(k, p, m)| CellKey { key: ds.parse_key(k).unwrap(), period: period(p), measure: view.measure(m).unwrap() })
+            .collect();
+        let filters = [
+            Filter::default(),
+            Filter { period_from: Some(period("2025-S1")), ..Filter::default() },
+            Filter { period_to: Some(period("2024-S2")), ..Filter::default() },
+            Filter { period_from: Some(period("2024-S2")), period_to: Some(period("2024-S2")), ..Filter::default() },
+            Filter { periods: Some(vec![period("2025"), period("2025-Q1")]), ..Filter::default() },
+            Filter { key: Some(KeyPattern::parse(&ds, "IPR+ICT.").unwrap()), measures: Some(vec![1]), ..Filter::default() },
+        ];
+        for revision in [head / 2, head] {
+            let bound = incremental.bound(Some(AsOf::Revision(revision))).unwrap();
+            for f in &filters {
+                let mut expected: Vec<CellKey> =
+                    all_cells.iter().filter(|c| f.matches_cell(c) && view.get(c, bound).is_some()).copied().collect();
+                expected.sort();
+                let got: Vec<CellKey> = incremental.select(view, f, bound, None).map(|o| o.cell).collect();
+                prop_assert_eq!(&got, &expected, "{:?} @{}", f, revision);
+                for (i, c) in all_cells.iter().enumerate() {
+                    let rest: Vec<CellKey> = incremental.select(view, f, bound, Some(c)).map(|o| o.cell).collect();
+                    let want: Vec<CellKey> = expected.iter().filter(|e| *e > c).copied().collect();
+                    prop_assert_eq!(rest, want, "{:?} after cell {}", f, i);
                 }
             }
         }

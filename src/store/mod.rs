@@ -12,7 +12,7 @@ use std::pin::Pin;
 use uuid::Uuid;
 
 pub use record::{decode, encode, Damage, Envelope, Hash, StoredEvent, FORMAT_VERSION};
-pub use sled_store::SledStore;
+pub use sled_store::{ColdScan, SledStore, COLD_SCAN_CHUNK};
 
 /// A record ready to be appended: its revision, hash and encoded bytes.
 #[derive(Debug, Clone)]
