@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{generated_token, Token, Tokens};
 use crate::graphql::Limits;
-use crate::import::{load, Batch};
+use crate::import::{import_files, load, Batch};
 use crate::ledger::{fold_log_after, Ledger, OpenOptions, Prefold};
 use crate::server::{run, ServerConfig};
 use crate::store::{ColdScan, LogStore, SledStore, COLD_SCAN_CHUNK};
@@ -173,12 +173,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&cli.data_dir, args).await,
         Command::Import { files, actor } => {
             let ledger = open_ledger(&cli.data_dir, false)?;
-            let mut batch = Batch::default();
-            for f in &files {
-                batch.extend(Batch::read_file(f)?);
-            }
             let started = Instant::now();
-            match load(&ledger, batch, &actor).await {
+            match import_files(&ledger, &files, &actor).await {
                 Ok(r) => {
                     let secs = started.elapsed().as_secs_f64();
                     println!(

@@ -9,12 +9,12 @@
 //! the same `release_id` form one release and must agree on its other columns.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::domain::{Dataset, ObservationDraft, ReleaseDraft, ReleaseStatus};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerError};
 
 /// The contents of release files, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,19 +43,8 @@ impl Batch {
 
     /// Reads one file, choosing the format by its extension (`.csv`, otherwise JSON).
     pub fn read_file(path: &Path) -> Result<Batch, ImportError> {
-        let name = path.display().to_string();
-        let fail = |message: String| ImportError {
-            file: name.clone(),
-            at: "file".into(),
-            message,
-        };
-        let len = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?.len();
-        if len > MAX_FILE_BYTES {
-            return Err(fail(format!("{len} bytes is more than the {MAX_FILE_BYTES} accepted")));
-        }
-        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        if is_csv {
+        let (name, bytes) = read_bytes(path)?;
+        if is_csv(path) {
             parse_csv(&name, &bytes)
         } else {
             parse_json(&name, &bytes)
@@ -87,6 +76,26 @@ impl Batch {
     }
 }
 
+fn is_csv(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// A file's name and contents, refusing files over [`MAX_FILE_BYTES`].
+fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), ImportError> {
+    let name = path.display().to_string();
+    let fail = |message: String| ImportError {
+        file: name.clone(),
+        at: "file".into(),
+        message,
+    };
+    let len = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(fail(format!("{len} bytes is more than the {MAX_FILE_BYTES} accepted")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    Ok((name, bytes))
+}
+
 /// What [`load`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -98,48 +107,204 @@ pub struct LoadReport {
     pub head_revision: u64,
 }
 
-/// Records a batch: datasets first, then every release. All releases are validated before
-/// any is recorded, so a batch with a bad release records none of them. Errors name the
-/// release by its position in the batch.
+/// Records a batch: first checks every release (against the batch's datasets and the
+/// ledger's), then defines the datasets, then records the releases in order. A batch with a
+/// bad release records nothing. Errors name a release by its position in the batch.
 pub async fn load(ledger: &Ledger, batch: Batch, actor: &str) -> Result<LoadReport, Vec<String>> {
-    let mut report = LoadReport::default();
-    for ds in batch.datasets {
-        let id = ds.id.clone();
-        match ledger.define_dataset(ds, actor).await {
-            Ok(c) if c.duplicate => report.duplicates += 1,
-            Ok(_) => report.datasets_defined += 1,
-            Err(e) => return Err(vec![format!("dataset {id}: {e}")]),
+    let mut check = Check::new(ledger);
+    batch.datasets.iter().for_each(|d| check.dataset(d.clone()));
+    batch.releases.iter().for_each(|r| check.release(r.clone()));
+    let datasets = check.finish()?;
+    let mut record = Record::new(ledger, actor, datasets).await?;
+    record.releases(batch.releases).await;
+    record.finish()
+}
+
+/// Records release files (JSON or CSV) as [`load`] records their concatenation, without
+/// holding them in memory: each file is read twice, once to check it and once to record it,
+/// and JSON is parsed one item at a time on a blocking thread while the ledger records the
+/// releases before it. Memory stays near the size of the largest file.
+pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Result<LoadReport, Vec<String>> {
+    let mut check = Check::new(ledger);
+    for path in files {
+        let (name, bytes) = read_bytes(path).map_err(|e| vec![e.to_string()])?;
+        if is_csv(path) {
+            let batch = parse_csv(&name, &bytes).map_err(|e| vec![e.to_string()])?;
+            batch.datasets.into_iter().for_each(|d| check.dataset(d));
+            batch.releases.into_iter().for_each(|r| check.release(r));
+        } else {
+            for_each_json_item(&name, &bytes, |_, item| {
+                match item {
+                    Item::Dataset(d) => check.dataset(d),
+                    Item::Release(r) => check.release(r),
+                }
+                Ok(())
+            })
+            .map_err(|e| vec![e.to_string()])?;
         }
     }
-    let errors: Vec<String> = batch
-        .releases
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            ledger
-                .validate(r.clone())
-                .err()
-                .map(|e| format!("release {i} ({}): {e}", r.title))
+    let datasets = check.finish()?;
+    let mut record = Record::new(ledger, actor, datasets).await?;
+    for path in files {
+        // The files were read a moment ago; one changed since is refused like a bad one.
+        let (name, bytes) = read_bytes(path).map_err(|e| vec![e.to_string()])?;
+        if is_csv(path) {
+            let batch = parse_csv(&name, &bytes).map_err(|e| vec![e.to_string()])?;
+            record.releases(batch.releases).await;
+            continue;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_CHUNK);
+        let parser = tokio::task::spawn_blocking(move || {
+            for_each_json_item(&name, &bytes, |_, item| {
+                if let Item::Release(r) = item {
+                    // The receiver only hangs up if the import is abandoned.
+                    let _ = tx.blocking_send(r);
+                }
+                Ok(())
+            })
+        });
+        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
+        while rx.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
+            record.releases(std::mem::take(&mut chunk)).await;
+        }
+        match parser.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => record.errors.push(e.to_string()),
+            Err(e) => record.errors.push(format!("parsing {}: {e}", path.display())),
+        }
+    }
+    record.finish()
+}
+
+/// Releases handed to the ledger at a time by [`import_files`].
+const RECORD_CHUNK: usize = 256;
+
+/// The checks [`load`] makes before recording anything.
+struct Check<'a> {
+    ledger: &'a Ledger,
+    datasets: Vec<Dataset>,
+    releases: usize,
+    /// Releases of a dataset defined later in the batch, checked once all are known.
+    deferred: Vec<(usize, ReleaseDraft)>,
+    /// By release position.
+    errors: Vec<(usize, String)>,
+}
+
+impl<'a> Check<'a> {
+    fn new(ledger: &'a Ledger) -> Self {
+        Check {
+            ledger,
+            datasets: Vec::new(),
+            releases: 0,
+            deferred: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn dataset(&mut self, d: Dataset) {
+        self.datasets.push(d);
+    }
+
+    fn release(&mut self, draft: ReleaseDraft) {
+        let i = self.releases;
+        self.releases += 1;
+        let known =
+            self.ledger.read().dataset(&draft.dataset).is_some() || self.datasets.iter().any(|d| d.id == draft.dataset);
+        if known {
+            self.check(i, draft);
+        } else {
+            self.deferred.push((i, draft));
+        }
+    }
+
+    fn check(&mut self, i: usize, draft: ReleaseDraft) {
+        let title = draft.title.clone();
+        let in_batch = self.datasets.iter().find(|d| d.id == draft.dataset);
+        let result = match in_batch {
+            // The ledger's definition wins: a batch that redefines it differently fails
+            // when its datasets are defined, before anything is recorded.
+            Some(d) if self.ledger.read().dataset(&d.id).is_none() => {
+                draft.validate(d).map(drop).map_err(|e| LedgerError::BadInput {
+                    field: e.field,
+                    message: e.message,
+                })
+            }
+            _ => self.ledger.validate(draft).map(drop),
+        };
+        if let Err(e) = result {
+            self.errors.push((i, format!("release {i} ({title}): {e}")));
+        }
+    }
+
+    /// The batch's datasets, if every release checked out.
+    fn finish(mut self) -> Result<Vec<Dataset>, Vec<String>> {
+        for (i, draft) in std::mem::take(&mut self.deferred) {
+            self.check(i, draft);
+        }
+        if self.errors.is_empty() {
+            Ok(self.datasets)
+        } else {
+            self.errors.sort_by_key(|(i, _)| *i);
+            Err(self.errors.into_iter().map(|(_, e)| e).collect())
+        }
+    }
+}
+
+/// Defines the datasets, then records releases in order, tallying what happened.
+struct Record<'a> {
+    ledger: &'a Ledger,
+    actor: &'a str,
+    report: LoadReport,
+    next: usize,
+    errors: Vec<String>,
+}
+
+impl<'a> Record<'a> {
+    async fn new(ledger: &'a Ledger, actor: &'a str, datasets: Vec<Dataset>) -> Result<Record<'a>, Vec<String>> {
+        let mut report = LoadReport::default();
+        for ds in datasets {
+            let id = ds.id.clone();
+            match ledger.define_dataset(ds, actor).await {
+                Ok(c) if c.duplicate => report.duplicates += 1,
+                Ok(_) => report.datasets_defined += 1,
+                Err(e) => return Err(vec![format!("dataset {id}: {e}")]),
+            }
+        }
+        Ok(Record {
+            ledger,
+            actor,
+            report,
+            next: 0,
+            errors: Vec::new(),
         })
-        .collect();
-    if !errors.is_empty() {
-        return Err(errors);
     }
-    report.observations = batch.releases.iter().map(|r| r.observations.len()).sum();
-    let titles: Vec<String> = batch.releases.iter().map(|r| r.title.clone()).collect();
-    let mut errors = Vec::new();
-    for (i, result) in ledger.publish_all(batch.releases, actor).await.into_iter().enumerate() {
-        match result {
-            Ok(c) if c.duplicate => report.duplicates += 1,
-            Ok(_) => report.releases_recorded += 1,
-            Err(e) => errors.push(format!("release {i} ({}): {e}", titles[i])),
+
+    async fn releases(&mut self, releases: Vec<ReleaseDraft>) {
+        let titles: Vec<String> = releases.iter().map(|r| r.title.clone()).collect();
+        self.report.observations += releases.iter().map(|r| r.observations.len()).sum::<usize>();
+        for (result, title) in self
+            .ledger
+            .publish_all(releases, self.actor)
+            .await
+            .into_iter()
+            .zip(titles)
+        {
+            match result {
+                Ok(c) if c.duplicate => self.report.duplicates += 1,
+                Ok(_) => self.report.releases_recorded += 1,
+                Err(e) => self.errors.push(format!("release {} ({title}): {e}", self.next)),
+            }
+            self.next += 1;
         }
     }
-    report.head_revision = ledger.read().head().revision;
-    if errors.is_empty() {
-        Ok(report)
-    } else {
-        Err(errors)
+
+    fn finish(mut self) -> Result<LoadReport, Vec<String>> {
+        self.report.head_revision = self.ledger.read().head().revision;
+        if self.errors.is_empty() {
+            Ok(self.report)
+        } else {
+            Err(self.errors)
+        }
     }
 }
 
@@ -154,46 +319,116 @@ fn strip_comments(v: &mut Value) {
     }
 }
 
+/// One item of a release file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Dataset(Dataset),
+    Release(ReleaseDraft),
+}
+
 /// Parses a JSON release file.
 pub fn parse_json(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
+    let mut batch = Batch::default();
+    for_each_json_item(file, bytes, |_, item| {
+        match item {
+            Item::Dataset(d) => batch.datasets.push(d),
+            Item::Release(r) => batch.releases.push(r),
+        }
+        Ok(())
+    })?;
+    Ok(batch)
+}
+
+/// Calls `each` with every item of a JSON release file in order, holding one item at a time
+/// in memory rather than the whole document (whose tree takes some 15 times the file's size).
+/// Stops at the first error, from the file or from `each`.
+pub fn for_each_json_item(
+    file: &str,
+    bytes: &[u8],
+    each: impl FnMut(usize, Item) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    use serde::de::Deserializer as _;
+    let mut visitor = ItemVisitor {
+        file,
+        each,
+        failed: None,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = (&mut de).deserialize_any(&mut visitor).and_then(|()| de.end());
+    if let Some(e) = visitor.failed {
+        return Err(e);
+    }
+    parsed.map_err(|e| ImportError {
+        file: file.to_owned(),
+        at: format!("line {}", e.line()),
+        message: e.to_string(),
+    })
+}
+
+struct ItemVisitor<'f, F> {
+    file: &'f str,
+    each: F,
+    /// The error `each` (or an item's conversion) returned, which stopped the parse.
+    failed: Option<ImportError>,
+}
+
+impl<F: FnMut(usize, Item) -> Result<(), ImportError>> ItemVisitor<'_, F> {
+    fn take<E: serde::de::Error>(&mut self, i: usize, value: Value) -> Result<(), E> {
+        let result = item_from_value(self.file, format!("item {i}"), value).and_then(|item| (self.each)(i, item));
+        result.map_err(|e| {
+            self.failed = Some(e);
+            E::custom("stopped")
+        })
+    }
+}
+
+impl<'de, F: FnMut(usize, Item) -> Result<(), ImportError>> serde::de::Visitor<'de> for &mut ItemVisitor<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object or an array of objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(value) = seq.next_element::<Value>()? {
+            self.take(i, value)?;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        use serde::Deserialize as _;
+        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        self.take(0, value)
+    }
+}
+
+fn item_from_value(file: &str, at: String, mut item: Value) -> Result<Item, ImportError> {
     let fail = |at: String, message: String| ImportError {
         file: file.to_owned(),
         at,
         message,
     };
-    let mut root: Value =
-        serde_json::from_slice(bytes).map_err(|e| fail(format!("line {}", e.line()), e.to_string()))?;
-    strip_comments(&mut root);
-    let items = match root {
-        Value::Array(items) => items,
-        obj @ Value::Object(_) => vec![obj],
-        _ => {
-            return Err(fail(
-                "top level".into(),
-                "expected an object or an array of objects".into(),
-            ))
-        }
+    strip_comments(&mut item);
+    let Value::Object(map) = &item else {
+        return Err(fail(at, "expected an object".into()));
     };
-    let mut batch = Batch::default();
-    for (i, item) in items.into_iter().enumerate() {
-        let at = format!("item {i}");
-        let Value::Object(map) = &item else {
-            return Err(fail(at, "expected an object".into()));
-        };
-        if map.contains_key("dimensions") {
-            let d: Dataset = serde_json::from_value(item).map_err(|e| fail(at, format!("dataset: {e}")))?;
-            batch.datasets.push(d);
-        } else if map.contains_key("observations") {
-            let r: ReleaseDraft = serde_json::from_value(item).map_err(|e| fail(at, format!("release: {e}")))?;
-            batch.releases.push(r);
-        } else {
-            return Err(fail(
-                at,
-                "neither a dataset (no `dimensions`) nor a release (no `observations`)".into(),
-            ));
-        }
+    if map.contains_key("dimensions") {
+        serde_json::from_value(item)
+            .map(Item::Dataset)
+            .map_err(|e| fail(at, format!("dataset: {e}")))
+    } else if map.contains_key("observations") {
+        serde_json::from_value(item)
+            .map(Item::Release)
+            .map_err(|e| fail(at, format!("release: {e}")))
+    } else {
+        Err(fail(
+            at,
+            "neither a dataset (no `dimensions`) nor a release (no `observations`)".into(),
+        ))
     }
-    Ok(batch)
 }
 
 const CSV_COLUMNS: [&str; 10] = [

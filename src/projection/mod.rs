@@ -76,11 +76,31 @@ struct Series {
 }
 
 /// A figure named by its series' number rather than its key: 12 bytes instead of 32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FigureKey {
     series: u32,
     period: Period,
     measure: u8,
+}
+
+impl std::hash::Hash for FigureKey {
+    /// One well-mixed word. FxHash alone multiplies, so the low bits the table indexes by
+    /// would depend only on the low fields: figures of different series would all collide.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let p = self.period;
+        let mut x = u64::from(self.series)
+            | u64::from(p.year()) << 32
+            | u64::from(p.index()) << 48
+            | (p.frequency() as u64) << 56
+            | u64::from(self.measure) << 58;
+        // The 64-bit finalizer of MurmurHash3.
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        state.write_u64(x);
+    }
 }
 
 /// Versions kept in place per figure. Most figures have at most three (preliminary and two
