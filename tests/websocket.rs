@@ -937,6 +937,30 @@ async fn a_message_over_the_size_limit_closes_1009() {
     assert_eq!(code, 1009, "close reason {reason:?}");
 }
 
+/// Messages far larger than the server's initial per-connection read buffer (a few KiB) but
+/// within the size limit arrive whole: a padded subscribe and a big ping both work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_larger_than_the_read_buffer_are_read_whole() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    let pad = "y".repeat(100_000);
+    send(&mut ws, json!({"type": "ping", "payload": {"x": pad}})).await;
+    let pong = recv(&mut ws).await;
+    assert_eq!(pong["type"], "pong");
+    assert_eq!(pong["payload"]["x"].as_str().map(str::len), Some(100_000));
+    let padded = format!(
+        "subscription {{ releasePublished {{ revision release {{ id }} }} }} # {}",
+        "z".repeat(50_000)
+    );
+    subscribe(&mut ws, "big", &padded, json!({})).await;
+    wait_subscribers(&app, 1).await;
+    let (id, input) = new_release("_T._T._T", "2026-S1", "7");
+    let revision = publish(&app, input).await;
+    let (got_revision, got_id, _) = next_release(&mut ws, "big").await;
+    assert_eq!((got_revision, got_id.as_str()), (revision, id.as_str()));
+}
+
 /// No `connection_init` within `ws_init_timeout` closes with 4408; an initialised connection stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_init_closes_4408_after_the_init_timeout() {
