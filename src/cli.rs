@@ -36,7 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve GraphQL over HTTP and WebSocket.
     Serve(ServeArgs),
-    /// Record release files (JSON or CSV) in the ledger.
+    /// Record release files (JSON or CSV) in the ledger: every release is checked before any
+    /// is recorded, and files are read one item at a time, so they may be large.
     Import {
         /// Files to import, in order.
         #[arg(required = true)]
