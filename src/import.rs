@@ -146,7 +146,8 @@ pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Re
     let datasets = check.finish()?;
     let mut record = Record::new(ledger, actor, datasets).await?;
     for path in files {
-        // The files were read a moment ago; one changed since is refused like a bad one.
+        // A file changed since it was checked can still fail here, once the releases before
+        // the change are recorded; the error then names the file and the place.
         let (name, bytes) = read_bytes(path).map_err(|e| vec![e.to_string()])?;
         if is_csv(path) {
             let batch = parse_csv(&name, &bytes).map_err(|e| vec![e.to_string()])?;
