@@ -31,7 +31,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{bearer, Access, Tokens};
 use crate::cache::ResponseCache;
-use crate::graphql::{build_schema, AppSchema, Caller, Limits, BAD_USER_INPUT, LIMIT_EXCEEDED, UNAUTHENTICATED};
+use crate::graphql::{
+    build_schema, AppSchema, Caller, Limits, QueryLimits, BAD_USER_INPUT, LIMIT_EXCEEDED, UNAUTHENTICATED,
+};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 
@@ -84,6 +86,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub ws_slots: Arc<Semaphore>,
     pub responses: ResponseCache,
+    /// Checked before every execution, over HTTP and WebSocket alike.
+    pub queries: QueryLimits,
     /// Flips to true when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -256,6 +260,30 @@ pub(crate) fn add_codes(errors: &mut [ServerError]) {
     }
 }
 
+/// Executes the requests of a batch one after the other, as async-graphql's `execute_batch`
+/// does, each after [`QueryLimits::prepare`].
+async fn execute_batch(state: &AppState, caller: Caller, batch: BatchRequest) -> BatchResponse {
+    let one = |request: async_graphql::Request| {
+        let prepared = state.queries.prepare(request.data(caller.clone()));
+        async move {
+            match prepared {
+                Ok(request) => state.schema.execute(request).await,
+                Err(e) => async_graphql::Response::from_errors(vec![e]),
+            }
+        }
+    };
+    match batch {
+        BatchRequest::Single(r) => BatchResponse::Single(one(r).await),
+        BatchRequest::Batch(rs) => {
+            let mut out = Vec::with_capacity(rs.len());
+            for r in rs {
+                out.push(one(r).await);
+            }
+            BatchResponse::Batch(out)
+        }
+    }
+}
+
 /// True when the response failed before execution (no `data` entry in spec terms).
 pub(crate) fn is_request_error(r: &async_graphql::Response) -> bool {
     !r.errors.is_empty() && r.data == async_graphql::Value::Null && r.errors.iter().all(|e| e.path.is_empty())
@@ -270,9 +298,8 @@ async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchReq
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
         return body_response(StatusCode::OK, media, body);
     }
-    let batch = batch.data(caller);
     let timeout = state.config.request_timeout;
-    let Ok(mut response) = tokio::time::timeout(timeout, state.schema.execute_batch(batch)).await else {
+    let Ok(mut response) = tokio::time::timeout(timeout, execute_batch(state, caller, batch)).await else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             media,
@@ -584,6 +611,7 @@ pub fn app_state(ledger: Ledger, config: ServerConfig, shutdown: watch::Receiver
         schema: build_schema(ledger.clone(), config.limits),
         ws_slots: Arc::new(Semaphore::new(config.max_ws_connections)),
         responses: ResponseCache::new(config.response_cache_entries),
+        queries: QueryLimits::new(config.limits),
         metrics: Metrics::new(),
         ledger,
         config,

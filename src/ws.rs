@@ -405,11 +405,14 @@ impl Connection {
         self.generation += 1;
         let generation = self.generation;
         let caller = self.caller.clone().unwrap_or_default();
-        let schema = self.state.schema.clone();
+        let state = self.state.clone();
         let outbox = self.outbox.clone();
         let task_id = id.clone();
         let task = tokio::spawn(async move {
-            let mut stream = schema.execute_stream(request.data(caller));
+            let mut stream = match state.queries.prepare(request.data(caller)) {
+                Ok(request) => state.schema.execute_stream(request),
+                Err(e) => futures_util::stream::once(async { async_graphql::Response::from_errors(vec![e]) }).boxed(),
+            };
             let mut first = true;
             while let Some(mut response) = stream.next().await {
                 add_codes(&mut response.errors);

@@ -1032,6 +1032,22 @@ async fn invalid_document_gets_an_error_and_the_connection_stays() {
             .unwrap_or_else(|| panic!("payload must be a list: {msg}"));
         assert!(!errors.is_empty() && errors[0]["message"].is_string(), "{msg}");
     }
+    // Our own limits apply over WebSocket too: 40 aliased `__typename` fields pass
+    // async-graphql's checks (which count neither) but not the alias limit.
+    let flood: String = (0..40).map(|i| format!("a{i}: __typename ")).collect();
+    let query = format!("subscription {{ releasePublished {{ {flood} revision }} }}");
+    subscribe(&mut ws, "flood", &query, json!({})).await;
+    let msg = recv(&mut ws).await;
+    assert_eq!(
+        (msg["type"].as_str(), msg["id"].as_str()),
+        (Some("error"), Some("flood")),
+        "{msg}"
+    );
+    assert_eq!(msg["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{msg}");
+    assert!(
+        msg["payload"][0]["message"].as_str().unwrap().contains("aliases"),
+        "{msg}"
+    );
     send(&mut ws, json!({"type": "ping"})).await;
     assert_eq!(recv(&mut ws).await["type"], "pong");
     subscribe(&mut ws, "validation", RELEASES, json!({"after": 2})).await;

@@ -63,8 +63,7 @@ pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
         .data(limits)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .limit_directives(limits.max_directives)
-        .extension(QueryLimits::new(limits));
+        .limit_directives(limits.max_directives);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
