@@ -140,10 +140,39 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Holds an exclusive lock on `DIR/lock` for the rest of the process. sled locks its own
+/// files, but start-up reads the log through short-lived sled handles ([`ColdScan`]), and
+/// between them sled's lock is free: without this one, a second process could take the store
+/// in the middle of a long start-up and make it fail.
+fn lock_data_dir(dir: &Path) -> Result<()> {
+    static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // Held until the process ends; each command opens its data directory once.
+            let _ = HELD.set(file);
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "could not acquire lock on {}: another tradeledger process is using {}",
+            path.display(),
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
 /// Folds the log with bounded memory (through [`ColdScan`]), then opens the store, whose
 /// handle has read nothing yet, for everything after.
 fn open_store(data_dir: &Path) -> Result<(Arc<SledStore>, Prefold)> {
     prepare_data_dir(data_dir)?;
+    lock_data_dir(data_dir)?;
     let path = data_dir.join("log");
     let context = || format!("opening the store at {}", path.display());
     let prefold = Prefold::from_records(Box::new(ColdScan::new(&path, 1, COLD_SCAN_CHUNK))).with_context(context)?;
@@ -184,13 +213,20 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                     );
                     Ok(())
                 }
-                Err(errors) => {
-                    for e in &errors {
+                Err(failure) => {
+                    for e in &failure.errors {
                         eprintln!("error: {e}");
                     }
+                    let r = failure.recorded;
+                    if r.datasets_defined + r.releases_recorded == 0 {
+                        bail!("{} error(s); nothing was recorded", failure.errors.len())
+                    }
                     bail!(
-                        "{} error(s); nothing from the invalid releases was recorded",
-                        errors.len()
+                        "{} error(s); {} datasets and {} releases were recorded before the first; head revision {}",
+                        failure.errors.len(),
+                        r.datasets_defined,
+                        r.releases_recorded,
+                        r.head_revision
                     )
                 }
             }

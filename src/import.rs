@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::domain::{Dataset, ObservationDraft, ReleaseDraft, ReleaseStatus};
+use sha2::{Digest, Sha256};
+
 use crate::ledger::{Ledger, LedgerError};
 
 /// The contents of release files, in file order.
@@ -92,7 +94,14 @@ fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), ImportError> {
     if len > MAX_FILE_BYTES {
         return Err(fail(format!("{len} bytes is more than the {MAX_FILE_BYTES} accepted")));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    // The length of a pipe is not known in advance: stop reading past the limit.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE_BYTES + 1), &mut bytes))
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(format!("more than the {MAX_FILE_BYTES} bytes accepted")));
+    }
     Ok((name, bytes))
 }
 
@@ -120,16 +129,33 @@ pub async fn load(ledger: &Ledger, batch: Batch, actor: &str) -> Result<LoadRepo
     record.finish()
 }
 
+/// Why [`import_files`] stopped, and what it had recorded by then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportFailure {
+    pub errors: Vec<String>,
+    /// All zero when the files failed their check: then nothing was recorded.
+    pub recorded: LoadReport,
+}
+
 /// Records release files (JSON or CSV) as [`load`] records their concatenation, without
 /// holding them in memory: each file is read twice, once to check it and once to record it,
 /// and JSON is parsed one item at a time on a blocking thread while the ledger records the
 /// releases before it. Memory stays near the size of the largest file.
-pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Result<LoadReport, Vec<String>> {
+///
+/// The second reading must be the bytes that were checked: a regular file is compared with
+/// the digest taken the first time (a file changed in between stops the import there), and
+/// anything else (a pipe, `/dev/stdin`) is kept in memory from the first reading.
+pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Result<LoadReport, ImportFailure> {
+    let refused = |errors: Vec<String>| ImportFailure {
+        errors,
+        recorded: LoadReport::default(),
+    };
     let mut check = Check::new(ledger);
+    let mut checked = Vec::with_capacity(files.len());
     for path in files {
-        let (name, bytes) = read_bytes(path).map_err(|e| vec![e.to_string()])?;
+        let (name, bytes) = read_bytes(path).map_err(|e| refused(vec![e.to_string()]))?;
         if is_csv(path) {
-            let batch = parse_csv(&name, &bytes).map_err(|e| vec![e.to_string()])?;
+            let batch = parse_csv(&name, &bytes).map_err(|e| refused(vec![e.to_string()]))?;
             batch.datasets.into_iter().for_each(|d| check.dataset(d));
             batch.releases.into_iter().for_each(|r| check.release(r));
         } else {
@@ -140,41 +166,62 @@ pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Re
                 }
                 Ok(())
             })
-            .map_err(|e| vec![e.to_string()])?;
+            .map_err(|e| refused(vec![e.to_string()]))?;
         }
-    }
-    let datasets = check.finish()?;
-    let mut record = Record::new(ledger, actor, datasets).await?;
-    for path in files {
-        // A file changed since it was checked can still fail here, once the releases before
-        // the change are recorded; the error then names the file and the place.
-        let (name, bytes) = read_bytes(path).map_err(|e| vec![e.to_string()])?;
-        if is_csv(path) {
-            let batch = parse_csv(&name, &bytes).map_err(|e| vec![e.to_string()])?;
-            record.releases(batch.releases).await;
-            continue;
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_CHUNK);
-        let parser = tokio::task::spawn_blocking(move || {
-            for_each_json_item(&name, &bytes, |_, item| {
-                if let Item::Release(r) = item {
-                    // The receiver only hangs up if the import is abandoned.
-                    let _ = tx.blocking_send(r);
-                }
-                Ok(())
-            })
+        let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+        checked.push(if regular {
+            Checked::Digest(Sha256::digest(&bytes).into())
+        } else {
+            Checked::Kept(bytes)
         });
-        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
-        while rx.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
-            record.releases(std::mem::take(&mut chunk)).await;
+    }
+    let datasets = check.finish().map_err(refused)?;
+    let mut record = Record::new(ledger, actor, datasets).await.map_err(refused)?;
+    for (path, checked) in files.iter().zip(checked) {
+        let name = path.display().to_string();
+        let bytes = match checked {
+            Checked::Kept(bytes) => bytes,
+            Checked::Digest(digest) => match read_bytes(path) {
+                Ok((_, bytes)) if <[u8; 32]>::from(Sha256::digest(&bytes)) == digest => bytes,
+                Ok(_) => {
+                    record
+                        .errors
+                        .push(format!("{name}: changed since it was checked; not recorded"));
+                    break;
+                }
+                Err(e) => {
+                    record.errors.push(e.to_string());
+                    break;
+                }
+            },
+        };
+        if is_csv(path) {
+            // Checked above, so it parses.
+            if let Ok(batch) = parse_csv(&name, &bytes) {
+                record.releases(batch.releases).await;
+            }
+        } else {
+            record.json_releases(name, bytes).await;
         }
-        match parser.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => record.errors.push(e.to_string()),
-            Err(e) => record.errors.push(format!("parsing {}: {e}", path.display())),
+        if !record.errors.is_empty() {
+            break;
         }
     }
-    record.finish()
+    let recorded = record.report();
+    if record.errors.is_empty() {
+        Ok(recorded)
+    } else {
+        Err(ImportFailure {
+            errors: record.errors,
+            recorded,
+        })
+    }
+}
+
+/// What the first reading of a file leaves for the second.
+enum Checked {
+    Digest([u8; 32]),
+    Kept(Vec<u8>),
 }
 
 /// Releases handed to the ledger at a time by [`import_files`].
@@ -237,16 +284,28 @@ impl<'a> Check<'a> {
         }
     }
 
-    /// The batch's datasets, if every release checked out.
+    /// The batch's datasets, if they and every release checked out.
     fn finish(mut self) -> Result<Vec<Dataset>, Vec<String>> {
         for (i, draft) in std::mem::take(&mut self.deferred) {
             self.check(i, draft);
         }
-        if self.errors.is_empty() {
+        let mut errors = Vec::new();
+        for (i, d) in self.datasets.iter().enumerate() {
+            let recorded = self.ledger.read().dataset(&d.id).map(|v| v.def.clone());
+            if let Err(e) = d.validate() {
+                errors.push(format!("dataset {}: {e}", d.id));
+            } else if recorded.is_some_and(|r| *r != *d) {
+                errors.push(format!("dataset {}: already defined with different content", d.id));
+            } else if self.datasets[..i].iter().any(|e| e.id == d.id && e != d) {
+                errors.push(format!("dataset {}: defined twice with different content", d.id));
+            }
+        }
+        self.errors.sort_by_key(|(i, _)| *i);
+        errors.extend(self.errors.into_iter().map(|(_, e)| e));
+        if errors.is_empty() {
             Ok(self.datasets)
         } else {
-            self.errors.sort_by_key(|(i, _)| *i);
-            Err(self.errors.into_iter().map(|(_, e)| e).collect())
+            Err(errors)
         }
     }
 }
@@ -280,6 +339,37 @@ impl<'a> Record<'a> {
         })
     }
 
+    /// Records the releases of a JSON file, parsed on a blocking thread meanwhile; stops at
+    /// the first error.
+    async fn json_releases(&mut self, name: String, bytes: Vec<u8>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_CHUNK);
+        let parser = tokio::task::spawn_blocking(move || {
+            for_each_json_item(&name, &bytes, |_, item| match item {
+                Item::Release(r) => tx.blocking_send(r).map_err(|_| ImportError {
+                    file: name.clone(),
+                    at: "release".into(),
+                    message: "the import stopped".into(),
+                }),
+                Item::Dataset(_) => Ok(()),
+            })
+        });
+        let mut chunk = Vec::with_capacity(RECORD_CHUNK);
+        while rx.recv_many(&mut chunk, RECORD_CHUNK).await > 0 {
+            self.releases(std::mem::take(&mut chunk)).await;
+            if !self.errors.is_empty() {
+                // Hanging up stops the parser at its next release.
+                drop(rx);
+                let _ = parser.await;
+                return;
+            }
+        }
+        match parser.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.errors.push(e.to_string()),
+            Err(e) => self.errors.push(format!("parsing failed: {e}")),
+        }
+    }
+
     async fn releases(&mut self, releases: Vec<ReleaseDraft>) {
         let titles: Vec<String> = releases.iter().map(|r| r.title.clone()).collect();
         self.report.observations += releases.iter().map(|r| r.observations.len()).sum::<usize>();
@@ -299,10 +389,16 @@ impl<'a> Record<'a> {
         }
     }
 
-    fn finish(mut self) -> Result<LoadReport, Vec<String>> {
-        self.report.head_revision = self.ledger.read().head().revision;
+    fn report(&self) -> LoadReport {
+        LoadReport {
+            head_revision: self.ledger.read().head().revision,
+            ..self.report.clone()
+        }
+    }
+
+    fn finish(self) -> Result<LoadReport, Vec<String>> {
         if self.errors.is_empty() {
-            Ok(self.report)
+            Ok(self.report())
         } else {
             Err(self.errors)
         }

@@ -102,7 +102,8 @@ async fn a_bad_item_records_nothing() {
     let (_d, _s, ledger) = fresh().await;
     let errors = import_files(&ledger, &[first.clone(), second], "test")
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .errors;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].starts_with("release 3 (bad one)"), "{errors:?}");
     assert!(errors[0].contains("NOPE"), "{errors:?}");
@@ -113,7 +114,7 @@ async fn a_bad_item_records_nothing() {
     let text = std::fs::read_to_string(&first).unwrap();
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, &text[..text.len() - 10]).unwrap();
-    let errors = import_files(&ledger, &[broken], "test").await.unwrap_err();
+    let errors = import_files(&ledger, &[broken], "test").await.unwrap_err().errors;
     assert!(
         errors[0].contains("broken.json") && errors[0].contains("line"),
         "{errors:?}"
@@ -122,10 +123,95 @@ async fn a_bad_item_records_nothing() {
 
     // An item that is neither a dataset nor a release.
     let odd = write_json(dir.path(), "odd.json", &[dataset, serde_json::json!({"title": "?"})]);
-    let errors = import_files(&ledger, &[odd], "test").await.unwrap_err();
+    let errors = import_files(&ledger, &[odd], "test").await.unwrap_err().errors;
     assert!(
         errors[0].contains("item 1") && errors[0].contains("neither"),
         "{errors:?}"
     );
     assert_eq!(ledger.read().head().revision, 0, "nothing recorded");
+}
+
+/// A dataset that conflicts with the recorded one, or is defined twice differently, is found
+/// in the check: nothing is recorded, not even the other, valid datasets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_datasets_record_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (_d, _s, ledger) = fresh().await;
+    load_fixtures(&ledger).await;
+    let head = ledger.read().head().revision;
+
+    let mut other = dataset();
+    other.id = "OTHER".into();
+    let mut changed = dataset();
+    changed.name = "another name".into();
+    let file = write_json(
+        dir.path(),
+        "c.json",
+        &[
+            serde_json::to_value(&other).unwrap(),
+            serde_json::to_value(&changed).unwrap(),
+        ],
+    );
+    let failure = import_files(&ledger, &[file], "test").await.unwrap_err();
+    assert_eq!(failure.errors.len(), 1, "{:?}", failure.errors);
+    assert!(
+        failure.errors[0].contains(DATASET) && failure.errors[0].contains("different"),
+        "{:?}",
+        failure.errors
+    );
+    assert_eq!(
+        failure.recorded.datasets_defined + failure.recorded.releases_recorded,
+        0
+    );
+    assert_eq!(ledger.read().head().revision, head);
+    assert!(ledger.read().dataset("OTHER").is_none());
+
+    let mut twice = other.clone();
+    twice.name = "second".into();
+    let file = write_json(
+        dir.path(),
+        "d.json",
+        &[
+            serde_json::to_value(&other).unwrap(),
+            serde_json::to_value(&twice).unwrap(),
+        ],
+    );
+    let errors = import_files(&ledger, &[file], "test").await.unwrap_err().errors;
+    assert!(errors[0].contains("OTHER") && errors[0].contains("twice"), "{errors:?}");
+    assert_eq!(ledger.read().head().revision, head);
+}
+
+/// Many releases (more than one chunk handed to the ledger at a time) from a pipe, which can
+/// be read only once: the checked bytes are the recorded bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_is_read_once_and_everything_recorded() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let fifo = dir.path().join("releases.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let mut items = vec![serde_json::to_value(dataset()).unwrap()];
+    for i in 0..600 {
+        let period = format!("{}-S{}", 1900 + i / 2, i % 2 + 1);
+        let draft = ReleaseDraft {
+            title: format!("r{i}"),
+            ..draft(vec![obs("_T._T._T", &period, Some("BAL"), &i.to_string())])
+        };
+        items.push(serde_json::to_value(draft).unwrap());
+    }
+    let body = serde_json::to_vec(&items).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, body).expect("write to the pipe"))
+    };
+    let (_d, _s, ledger) = fresh().await;
+    let report = import_files(&ledger, std::slice::from_ref(&fifo), "test")
+        .await
+        .expect("imports");
+    writer.join().unwrap();
+    assert_eq!((report.datasets_defined, report.releases_recorded), (1, 600));
+    assert_eq!(ledger.read().head().revision, 601);
+    assert_eq!(figure(&ledger, "_T._T._T", "2199-S2", None), Some(dec("599")));
 }

@@ -203,6 +203,15 @@ async fn untouched_store_verifies() {
         .expect("publish request");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["publishRelease"]["revision"].as_u64(), Some(4), "{body}");
+    // A second process on the same data directory is refused, naming why, and the server
+    // goes on serving.
+    let out = verify(&data).await;
+    assert_eq!(out.code(), Some(2), "exit 2: could not check; {out:?}");
+    assert!(out.stderr.contains("another tradeledger process is using"), "{out:?}");
+    assert_eq!(
+        server.query("{ ledger { revision } }", json!({})).await["ledger"]["revision"],
+        4
+    );
     server.kill();
     let out = verify(&data).await;
     assert_eq!(out.code(), Some(0), "{out:?}");
