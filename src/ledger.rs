@@ -136,6 +136,8 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     notices: broadcast::Sender<Arc<Notice>>,
     read_only: Option<String>,
+    /// Held by the verification running, so that verifications run one at a time.
+    verifying: Arc<tokio::sync::Mutex<()>>,
     /// Set when a flush failed after an append: the store may hold events the projection
     /// does not, so no further write is accepted until a restart re-reads the log.
     poisoned: AtomicBool,
@@ -348,6 +350,7 @@ impl Ledger {
             commands,
             notices,
             read_only,
+            verifying: Arc::default(),
             poisoned: AtomicBool::new(false),
         });
         tokio::spawn(writer(Arc::downgrade(&inner), rx));
@@ -558,6 +561,22 @@ impl Ledger {
             }
             return Ok(verification);
         }
+    }
+
+    /// [`Ledger::verify`] on a blocking thread, one verification at a time. Each folds the
+    /// whole log into a second projection (some 500 MB at 10^7 versions), so concurrent ones
+    /// would multiply that. A caller waits for the one running, then runs its own: a result
+    /// is never shared, so it always covers the log as it was after the call. The turn is
+    /// held by the blocking task itself, so a caller that gives up does not free it early.
+    pub async fn verify_in_turn(&self) -> Result<Verification, LedgerError> {
+        let turn = self.inner.verifying.clone().lock_owned().await;
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            ledger.verify()
+        })
+        .await
+        .map_err(|e| LedgerError::Storage(format!("verification failed: {e}")))?
     }
 
     /// Waits until everything appended is on stable storage.

@@ -531,3 +531,42 @@ async fn verify_during_writes_reports_no_false_damage() {
     assert!(checks > 0);
     assert!(ledger.verify().unwrap().ok());
 }
+
+/// Verifications asked for at once (they take turns) each get a result of their own: every
+/// one reports the intact log and covers at least the revision that was the head when it
+/// was asked for, even while writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_verifications_each_cover_the_log() {
+    let (_dir, _store, ledger) = fresh().await;
+    load_fixtures(&ledger).await;
+    let writer = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            for i in 0..30 {
+                let d = draft(vec![obs("_T._T._T", "2031-S1", None, &i.to_string())]);
+                ledger.publish(d, None, "test").await.unwrap();
+            }
+        })
+    };
+    let checks: Vec<_> = (0..6)
+        .map(|_| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let asked_at = ledger.read().head().revision;
+                (asked_at, ledger.verify_in_turn().await.unwrap())
+            })
+        })
+        .collect();
+    for c in checks {
+        let (asked_at, v) = c.await.unwrap();
+        assert!(v.ok(), "{v:?}");
+        assert!(
+            v.checked >= asked_at,
+            "checked {} < head {asked_at} when asked",
+            v.checked
+        );
+    }
+    writer.await.unwrap();
+    let v = ledger.verify_in_turn().await.unwrap();
+    assert_eq!((v.ok(), v.checked), (true, 33));
+}

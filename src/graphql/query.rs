@@ -580,13 +580,10 @@ impl QueryRoot {
     }
 
     /// Walks the whole log: checks every hash and link of the chain and re-folds the events.
-    /// Cost grows with the log; meant for audits, not for polling.
+    /// Cost grows with the log; meant for audits, not for polling. Verifications run one at
+    /// a time; a second caller waits for the first to finish.
     async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
-        let ledger = ledger_of(ctx).clone();
-        let v = tokio::task::spawn_blocking(move || ledger.verify())
-            .await
-            .map_err(|e| coded("INTERNAL_SERVER_ERROR", e.to_string()))?
-            .map_err(error::ledger)?;
+        let v = ledger_of(ctx).verify_in_turn().await.map_err(error::ledger)?;
         Ok(LedgerVerification {
             ok: v.ok(),
             checked: v.checked,
