@@ -34,8 +34,7 @@ const CACHE_MAX_QUERY: usize = 16 * 1024;
 
 type DocumentCache = Mutex<HashMap<String, ExecutableDocument>>;
 
-/// The extension factory; see the module docs.
-/// The limits, and the documents that passed them, by query text.
+/// The limits, and the documents that passed them, by query text; see the module docs.
 pub struct QueryLimits {
     limits: Limits,
     cache: DocumentCache,
