@@ -43,6 +43,16 @@ async fn post_accept(app: &TestApp, accept: Option<&str>, body: &Value) -> reqwe
     req.send().await.expect("request")
 }
 
+/// GETs the endpoint with query-string `params` and the given `Accept` (reqwest sends `*/*`
+/// when `None`).
+async fn get_accept(app: &TestApp, params: &[(&str, &str)], accept: Option<&str>) -> reqwest::Response {
+    let mut req = app.client.get(&app.url).query(params);
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    req.send().await.expect("request")
+}
+
 fn content_type(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("content-type")
@@ -238,14 +248,7 @@ async fn unacceptable_accept_is_406() {
     assert_eq!(resp.status(), 406);
     let resp = post_accept(&app, Some("application/json;q=0"), &json!({ "query": LEDGER_QUERY })).await;
     assert_eq!(resp.status(), 406);
-    let resp = app
-        .client
-        .get(&app.url)
-        .query(&[("query", LEDGER_QUERY)])
-        .header("accept", "text/xml")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_accept(&app, &[("query", LEDGER_QUERY)], Some("text/xml")).await;
     assert_eq!(resp.status(), 406);
 }
 
@@ -529,42 +532,28 @@ async fn variables_not_an_object_is_400() {
 #[tokio::test]
 async fn get_with_query_parameter_works() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(&app.url)
-        .query(&[("query", LEDGER_QUERY)])
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_accept(&app, &[("query", LEDGER_QUERY)], Some("application/json")).await;
     assert_eq!(resp.status(), 200);
     assert!(content_type(&resp).starts_with("application/json"));
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v, json!({ "data": { "ledger": { "revision": 3 } } }));
 
     let q = "query A { ledger { revision } } query B($key: String!) { observation(dataset: \"KR_KNOWLEDGE_SERVICES\", key: $key, period: \"2025-S1\") { value } }";
-    let resp = app
-        .client
-        .get(&app.url)
-        .query(&[
+    let resp = get_accept(
+        &app,
+        &[
             ("query", q),
             ("operationName", "B"),
             ("variables", &json!({ "key": "_T.ICT._T" }).to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+        None,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v, json!({ "data": { "observation": { "value": "1600" } } }));
 
-    let resp = app
-        .client
-        .get(&app.url)
-        .query(&[("query", "{ __typename }"), ("variables", "not json")])
-        .send()
-        .await
-        .unwrap();
+    let resp = get_accept(&app, &[("query", "{ __typename }"), ("variables", "not json")], None).await;
     assert_eq!(resp.status(), 400);
 }
 
@@ -599,13 +588,7 @@ async fn mutation_over_get_is_405_and_writes_nothing() {
     }
     assert_eq!(app.head().await, before);
     // The query of a document that also holds a mutation may still be run over GET.
-    let resp = app
-        .client
-        .get(&app.url)
-        .query(&[("query", named.as_str()), ("operationName", "Q")])
-        .send()
-        .await
-        .unwrap();
+    let resp = get_accept(&app, &[("query", named.as_str()), ("operationName", "Q")], None).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.head().await, before);
 }
@@ -614,16 +597,12 @@ async fn mutation_over_get_is_405_and_writes_nothing() {
 #[tokio::test]
 async fn get_html_without_query_serves_graphiql() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(&app.url)
-        .header(
-            "accept",
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = get_accept(
+        &app,
+        &[],
+        Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert!(content_type(&resp).starts_with("text/html"), "{}", content_type(&resp));
     let html = resp.text().await.unwrap();
@@ -633,13 +612,7 @@ async fn get_html_without_query_serves_graphiql() {
 
     // Not when GraphiQL is turned off.
     let off = spawn_app_with(|c| c.graphiql = false, false).await;
-    let resp = off
-        .client
-        .get(&off.url)
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_accept(&off, &[], Some("text/html")).await;
     assert_ne!(resp.status(), 200);
 }
 

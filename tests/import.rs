@@ -29,7 +29,7 @@ fn release(title: &str, value: &str) -> ReleaseDraft {
 }
 
 /// Writes a JSON array of `items` to `name` in `dir`.
-fn write_json(dir: &std::path::Path, name: &str, items: &[serde_json::Value]) -> PathBuf {
+fn write_json<T: serde::Serialize>(dir: &std::path::Path, name: &str, items: &[T]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_vec_pretty(items).unwrap()).unwrap();
     path
@@ -144,14 +144,7 @@ async fn conflicting_datasets_record_nothing() {
     other.id = "OTHER".into();
     let mut changed = dataset();
     changed.name = "another name".into();
-    let file = write_json(
-        dir.path(),
-        "c.json",
-        &[
-            serde_json::to_value(&other).unwrap(),
-            serde_json::to_value(&changed).unwrap(),
-        ],
-    );
+    let file = write_json(dir.path(), "c.json", &[&other, &changed]);
     let failure = import_files(&ledger, &[file], "test").await.unwrap_err();
     assert_eq!(failure.errors.len(), 1, "{:?}", failure.errors);
     assert!(
@@ -168,14 +161,7 @@ async fn conflicting_datasets_record_nothing() {
 
     let mut twice = other.clone();
     twice.name = "second".into();
-    let file = write_json(
-        dir.path(),
-        "d.json",
-        &[
-            serde_json::to_value(&other).unwrap(),
-            serde_json::to_value(&twice).unwrap(),
-        ],
-    );
+    let file = write_json(dir.path(), "d.json", &[&other, &twice]);
     let errors = import_files(&ledger, &[file], "test").await.unwrap_err().errors;
     assert!(errors[0].contains("OTHER") && errors[0].contains("twice"), "{errors:?}");
     assert_eq!(ledger.read().head().revision, head);

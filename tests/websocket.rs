@@ -199,6 +199,11 @@ async fn init(ws: &mut Ws) {
     init_with(ws, None).await;
 }
 
+/// `start` padded with `x` to 1,000 characters: big enough titles fill socket buffers.
+fn long_title(start: String) -> String {
+    format!("{start:x<1000}")
+}
+
 async fn subscribe(ws: &mut Ws, id: &str, query: &str, variables: Value) {
     send(
         ws,
@@ -714,11 +719,7 @@ async fn a_subscriber_that_never_reads_does_not_block_the_others() {
         .map(|i| {
             let id = Uuid::new_v4().to_string();
             let mut input = release_input(&id, "_T._T.EUR", "2026-S1", &i.to_string());
-            let mut title = format!("SYNTHETIC big-title release {i} ");
-            while title.len() < 1_000 {
-                title.push('x');
-            }
-            input["title"] = json!(title);
+            input["title"] = json!(long_title(format!("SYNTHETIC big-title release {i} ")));
             input
         })
         .collect();
@@ -783,11 +784,7 @@ async fn a_subscriber_lagging_past_the_notice_buffer_still_gets_every_event_once
             let id = Uuid::new_v4().to_string();
             let mut input = release_input(&id, "_T._T._T", "2025-S1", &(i + 1).to_string());
             if i < BIG {
-                let mut title = format!("SYNTHETIC lag test release {i} ");
-                while title.len() < 1_000 {
-                    title.push('x');
-                }
-                input["title"] = json!(title);
+                input["title"] = json!(long_title(format!("SYNTHETIC lag test release {i} ")));
             }
             input
         })
