@@ -45,7 +45,7 @@ impl Batch {
 
     /// Reads one file, choosing the format by its extension (`.csv`, otherwise JSON).
     pub fn read_file(path: &Path) -> Result<Batch, ImportError> {
-        let (name, bytes) = read_bytes(path)?;
+        let (name, bytes, _) = read_bytes(path)?;
         if is_csv(path) {
             parse_csv(&name, &bytes)
         } else {
@@ -82,15 +82,17 @@ fn is_csv(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
 }
 
-/// A file's name and contents, refusing files over [`MAX_FILE_BYTES`].
-fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), ImportError> {
+/// A file's name and contents, and whether it is a regular file (not a pipe); refuses files
+/// over [`MAX_FILE_BYTES`].
+fn read_bytes(path: &Path) -> Result<(String, Vec<u8>, bool), ImportError> {
     let name = path.display().to_string();
     let fail = |message: String| ImportError {
         file: name.clone(),
         at: "file".into(),
         message,
     };
-    let len = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?.len();
+    let metadata = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    let len = metadata.len();
     if len > MAX_FILE_BYTES {
         return Err(fail(format!("{len} bytes is more than the {MAX_FILE_BYTES} accepted")));
     }
@@ -102,7 +104,7 @@ fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), ImportError> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(fail(format!("more than the {MAX_FILE_BYTES} bytes accepted")));
     }
-    Ok((name, bytes))
+    Ok((name, bytes, metadata.is_file()))
 }
 
 /// What [`load`] did.
@@ -153,13 +155,13 @@ pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Re
     let mut check = Check::new(ledger);
     let mut checked = Vec::with_capacity(files.len());
     for path in files {
-        let (name, bytes) = read_bytes(path).map_err(|e| refused(vec![e.to_string()]))?;
+        let (name, bytes, regular) = read_bytes(path).map_err(|e| refused(vec![e.to_string()]))?;
         if is_csv(path) {
             let batch = parse_csv(&name, &bytes).map_err(|e| refused(vec![e.to_string()]))?;
             batch.datasets.into_iter().for_each(|d| check.dataset(d));
             batch.releases.into_iter().for_each(|r| check.release(r));
         } else {
-            for_each_json_item(&name, &bytes, |_, item| {
+            for_each_json_item(&name, &bytes, |item| {
                 match item {
                     Item::Dataset(d) => check.dataset(d),
                     Item::Release(r) => check.release(r),
@@ -168,7 +170,6 @@ pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Re
             })
             .map_err(|e| refused(vec![e.to_string()]))?;
         }
-        let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
         checked.push(if regular {
             Checked::Digest(Sha256::digest(&bytes).into())
         } else {
@@ -182,7 +183,7 @@ pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Re
         let bytes = match checked {
             Checked::Kept(bytes) => bytes,
             Checked::Digest(digest) => match read_bytes(path) {
-                Ok((_, bytes)) if <[u8; 32]>::from(Sha256::digest(&bytes)) == digest => bytes,
+                Ok((_, bytes, _)) if <[u8; 32]>::from(Sha256::digest(&bytes)) == digest => bytes,
                 Ok(_) => {
                     record
                         .errors
@@ -256,38 +257,33 @@ impl<'a> Check<'a> {
     fn release(&mut self, draft: ReleaseDraft) {
         let i = self.releases;
         self.releases += 1;
-        let known =
-            self.ledger.read().dataset(&draft.dataset).is_some() || self.datasets.iter().any(|d| d.id == draft.dataset);
-        if known {
-            self.check(i, draft);
-        } else {
+        if let Some(draft) = self.check(i, draft, false) {
             self.deferred.push((i, draft));
         }
     }
 
-    fn check(&mut self, i: usize, draft: ReleaseDraft) {
+    /// Checks release `i` against its dataset: the ledger's definition (a batch that
+    /// redefines it differently fails when its datasets are checked) or else the batch's.
+    /// A release of a dataset neither knows yet is handed back, unless `last`: then it gets
+    /// the ledger's "unknown dataset" error.
+    fn check(&mut self, i: usize, draft: ReleaseDraft, last: bool) -> Option<ReleaseDraft> {
         let title = draft.title.clone();
-        let in_batch = self.datasets.iter().find(|d| d.id == draft.dataset);
-        let result = match in_batch {
-            // The ledger's definition wins: a batch that redefines it differently fails
-            // when its datasets are defined, before anything is recorded.
-            Some(d) if self.ledger.read().dataset(&d.id).is_none() => {
-                draft.validate(d).map(drop).map_err(|e| LedgerError::BadInput {
-                    field: e.field,
-                    message: e.message,
-                })
-            }
+        let in_ledger = self.ledger.read().dataset(&draft.dataset).is_some();
+        let result = match self.datasets.iter().find(|d| d.id == draft.dataset) {
+            Some(d) if !in_ledger => draft.validate(d).map(drop).map_err(LedgerError::from),
+            None if !in_ledger && !last => return Some(draft),
             _ => self.ledger.validate(draft).map(drop),
         };
         if let Err(e) = result {
             self.errors.push((i, format!("release {i} ({title}): {e}")));
         }
+        None
     }
 
     /// The batch's datasets, if they and every release checked out.
     fn finish(mut self) -> Result<Vec<Dataset>, Vec<String>> {
         for (i, draft) in std::mem::take(&mut self.deferred) {
-            self.check(i, draft);
+            self.check(i, draft, true);
         }
         let mut errors = Vec::new();
         for (i, d) in self.datasets.iter().enumerate() {
@@ -344,7 +340,7 @@ impl<'a> Record<'a> {
     async fn json_releases(&mut self, name: String, bytes: Vec<u8>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_CHUNK);
         let parser = tokio::task::spawn_blocking(move || {
-            for_each_json_item(&name, &bytes, |_, item| match item {
+            for_each_json_item(&name, &bytes, |item| match item {
                 Item::Release(r) => tx.blocking_send(r).map_err(|_| ImportError {
                     file: name.clone(),
                     at: "release".into(),
@@ -426,7 +422,7 @@ pub enum Item {
 /// Parses a JSON release file.
 pub fn parse_json(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
     let mut batch = Batch::default();
-    for_each_json_item(file, bytes, |_, item| {
+    for_each_json_item(file, bytes, |item| {
         match item {
             Item::Dataset(d) => batch.datasets.push(d),
             Item::Release(r) => batch.releases.push(r),
@@ -442,7 +438,7 @@ pub fn parse_json(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
 pub fn for_each_json_item(
     file: &str,
     bytes: &[u8],
-    each: impl FnMut(usize, Item) -> Result<(), ImportError>,
+    each: impl FnMut(Item) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     use serde::de::Deserializer as _;
     let mut visitor = ItemVisitor {
@@ -469,9 +465,9 @@ struct ItemVisitor<'f, F> {
     failed: Option<ImportError>,
 }
 
-impl<F: FnMut(usize, Item) -> Result<(), ImportError>> ItemVisitor<'_, F> {
+impl<F: FnMut(Item) -> Result<(), ImportError>> ItemVisitor<'_, F> {
     fn take<E: serde::de::Error>(&mut self, i: usize, value: Value) -> Result<(), E> {
-        let result = item_from_value(self.file, format!("item {i}"), value).and_then(|item| (self.each)(i, item));
+        let result = item_from_value(self.file, format!("item {i}"), value).and_then(|item| (self.each)(item));
         result.map_err(|e| {
             self.failed = Some(e);
             E::custom("stopped")
@@ -479,7 +475,7 @@ impl<F: FnMut(usize, Item) -> Result<(), ImportError>> ItemVisitor<'_, F> {
     }
 }
 
-impl<'de, F: FnMut(usize, Item) -> Result<(), ImportError>> serde::de::Visitor<'de> for &mut ItemVisitor<'_, F> {
+impl<'de, F: FnMut(Item) -> Result<(), ImportError>> serde::de::Visitor<'de> for &mut ItemVisitor<'_, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {

@@ -60,6 +60,15 @@ impl LedgerError {
     }
 }
 
+impl From<crate::domain::ReleaseError> for LedgerError {
+    fn from(e: crate::domain::ReleaseError) -> Self {
+        LedgerError::BadInput {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 /// What a successful write returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -438,10 +447,7 @@ impl Ledger {
             .dataset(&draft.dataset)
             .map(|d| d.def.clone())
             .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", draft.dataset)))?;
-        draft.validate(&dataset).map_err(|e| LedgerError::BadInput {
-            field: e.field,
-            message: e.message,
-        })
+        draft.validate(&dataset).map_err(LedgerError::from)
     }
 
     async fn submit(&self, change: Change, expected: Option<u64>, actor: &str) -> Result<Committed, LedgerError> {

@@ -168,12 +168,10 @@ pub(crate) fn authorize(tokens: &Tokens, secret: Option<&str>) -> Result<Caller,
         Some(Access::Write(name)) => Caller {
             actor: Some(name),
             can_write: true,
-            bad_token: false,
         },
         Some(Access::Read(name)) => Caller {
             actor: Some(name),
             can_write: false,
-            bad_token: false,
         },
         Some(Access::Invalid) => return Err("the bearer token is not valid"),
     };

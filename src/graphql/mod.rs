@@ -28,8 +28,6 @@ pub struct Caller {
     /// Name of the token presented, if it was valid.
     pub actor: Option<String>,
     pub can_write: bool,
-    /// A token was presented but matched none.
-    pub bad_token: bool,
 }
 
 /// Limits on what one request may ask for.

@@ -93,7 +93,6 @@ fn writer(ctx: &Context<'_>) -> Result<String> {
     match (&caller.actor, caller.can_write) {
         (Some(actor), true) => Ok(actor.clone()),
         (Some(_), false) => Err(coded(FORBIDDEN, "this token may read but not write")),
-        (None, _) if caller.bad_token => Err(coded(UNAUTHENTICATED, "the bearer token is not valid")),
         (None, _) => Err(coded(
             UNAUTHENTICATED,
             "writes need an `Authorization: Bearer <token>` header with a write token",

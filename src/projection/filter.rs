@@ -82,15 +82,19 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches_cell(&self, cell: &CellKey) -> bool {
-        self.key.as_ref().is_none_or(|k| k.matches(&cell.key))
-            && self.periods.as_ref().is_none_or(|ps| ps.contains(&cell.period))
+        self.key.as_ref().is_none_or(|k| k.matches(&cell.key)) && self.matches_point(cell.period, cell.measure)
+    }
+
+    /// The criteria on the period and the measure (all but the key).
+    pub fn matches_point(&self, period: Period, measure: u8) -> bool {
+        self.periods.as_ref().is_none_or(|ps| ps.contains(&period))
             && self
                 .period_from
-                .is_none_or(|p| p.frequency() == cell.period.frequency() && cell.period >= p)
+                .is_none_or(|p| p.frequency() == period.frequency() && period >= p)
             && self
                 .period_to
-                .is_none_or(|p| p.frequency() == cell.period.frequency() && cell.period <= p)
-            && self.measures.as_ref().is_none_or(|ms| ms.contains(&cell.measure))
+                .is_none_or(|p| p.frequency() == period.frequency() && period <= p)
+            && self.measures.as_ref().is_none_or(|ms| ms.contains(&measure))
     }
 
     /// The narrowest `(first, last)` periods a matching figure can have, in [`Period`]'s

@@ -9,6 +9,7 @@
 mod filter;
 mod stats;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound as RangeBound;
 use std::sync::Arc;
@@ -45,8 +46,8 @@ pub struct Version {
 /// A dataset with its figures.
 ///
 /// Memory is laid out for tens of millions of versions: figures are grouped by series (a
-/// dataset has thousands of series but millions of figures), so the 24-byte series key is
-/// stored once per series, and each figure costs a 12-byte entry in its series' list, a
+/// dataset has thousands of series but millions of figures), so the 24-byte series key is kept
+/// per series (in its two indexes), and each figure costs a 12-byte entry in its series' list, a
 /// 16-byte entry in the point index and a fixed 64-byte slot for its versions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetView {
@@ -69,7 +70,6 @@ pub struct DatasetView {
 /// One series and its figures, ordered by `(period, measure)` as [`CellKey`] orders them.
 #[derive(Debug, Clone, PartialEq)]
 struct Series {
-    key: SeriesKey,
     /// `(period, measure position, figure)`. New periods nearly always come last, so keeping
     /// the list sorted costs an append.
     cells: Vec<(Period, u8, u32)>,
@@ -478,7 +478,8 @@ impl Projection {
                     .iter()
                     .map(move |&(period, measure, figure)| (CellKey { key, period, measure }, figure))
             })
-            .filter(move |(cell, _)| filter.matches_cell(cell))
+            // The key was matched per series above.
+            .filter(move |(cell, _)| filter.matches_point(cell.period, cell.measure))
             .filter_map(move |(cell, figure)| dataset.at(cell, figure, bound))
             .filter(move |obs| filter.matches_versions(obs.versions, |r| self.releases[r as usize].status))
     }
@@ -503,17 +504,13 @@ impl DatasetView {
 
     /// The number of the figure at `cell`, adding it (without versions) if it is new.
     fn figure_or_insert(&mut self, cell: CellKey) -> u32 {
-        let series = match self.series_ix.get(&cell.key) {
-            Some(&s) => s,
-            None => {
+        let series = match self.series_ix.entry(cell.key) {
+            Entry::Occupied(o) => *o.get(),
+            Entry::Vacant(v) => {
                 let s = self.series.len() as u32;
-                self.series.push(Series {
-                    key: cell.key,
-                    cells: Vec::new(),
-                });
-                self.series_ix.insert(cell.key, s);
+                self.series.push(Series { cells: Vec::new() });
                 self.series_order.insert(cell.key, s);
-                s
+                *v.insert(s)
             }
         };
         let key = FigureKey {
@@ -521,11 +518,10 @@ impl DatasetView {
             period: cell.period,
             measure: cell.measure,
         };
-        if let Some(&figure) = self.lookup.get(&key) {
-            return figure;
-        }
-        let figure = self.figures.push();
-        self.lookup.insert(key, figure);
+        let figure = match self.lookup.entry(key) {
+            Entry::Occupied(o) => return *o.get(),
+            Entry::Vacant(v) => *v.insert(self.figures.push()),
+        };
         let cells = &mut self.series[series as usize].cells;
         let at = cells.partition_point(|c| (c.0, c.1) < (cell.period, cell.measure));
         cells.insert(at, (cell.period, cell.measure, figure));

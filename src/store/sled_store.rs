@@ -37,7 +37,7 @@ impl SledStore {
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         Ok(SledStore {
-            events: db.open_tree("events")?,
+            events: db.open_tree(EVENTS)?,
             releases: db.open_tree("releases")?,
             meta: db.open_tree("meta")?,
             db,
@@ -89,27 +89,22 @@ impl ColdScan {
     fn item(&mut self) -> Option<Result<(u64, Vec<u8>), StoreError>> {
         if self.open.is_none() {
             let db = SledStore::config(&self.path).open();
-            let opened = db.and_then(|db| Ok((db.open_tree("events")?, db)));
+            let opened = db.and_then(|db| Ok((db.open_tree(EVENTS)?, db)));
             match opened {
                 Ok((events, db)) => self.open = Some((db, events.range(self.next.to_be_bytes()..))),
                 Err(e) => return Some(Err(e.into())),
             }
             self.read = 0;
         }
-        let (k, v) = match self.open.as_mut()?.1.next()? {
-            Ok(kv) => kv,
-            Err(e) => return Some(Err(e.into())),
-        };
-        let Ok(key) = <[u8; 8]>::try_from(k.as_ref()) else {
-            return Some(Err(StoreError::Io("event key is not 8 bytes".into())));
-        };
-        let revision = u64::from_be_bytes(key);
-        self.next = revision + 1;
-        self.read += v.len();
-        if self.read >= self.chunk {
-            self.open = None;
+        let record = event_record(self.open.as_mut()?.1.next()?);
+        if let Ok((revision, bytes)) = &record {
+            self.next = revision + 1;
+            self.read += bytes.len();
+            if self.read >= self.chunk {
+                self.open = None;
+            }
         }
-        Some(Ok((revision, v.to_vec())))
+        Some(record)
     }
 }
 
@@ -128,6 +123,19 @@ impl Iterator for ColdScan {
         }
         item
     }
+}
+
+/// The tree of events: big-endian revision -> stored record.
+const EVENTS: &str = "events";
+
+/// One entry of the events tree as `(revision, stored bytes)`.
+fn event_record(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(u64, Vec<u8>), StoreError> {
+    let (k, v) = item?;
+    let key: [u8; 8] = k
+        .as_ref()
+        .try_into()
+        .map_err(|_| StoreError::Io("event key is not 8 bytes".into()))?;
+    Ok((u64::from_be_bytes(key), v.to_vec()))
 }
 
 fn encode_head(head: &Head) -> [u8; 40] {
@@ -200,14 +208,7 @@ impl LogStore for SledStore {
     }
 
     fn scan(&self, from: u64) -> RecordIter<'_> {
-        Box::new(self.events.range(from.to_be_bytes()..).map(|item| {
-            let (k, v) = item?;
-            let key: [u8; 8] = k
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Io("event key is not 8 bytes".into()))?;
-            Ok((u64::from_be_bytes(key), v.to_vec()))
-        }))
+        Box::new(self.events.range(from.to_be_bytes()..).map(event_record))
     }
 
     fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {
