@@ -7,14 +7,16 @@
 //! queries are served from memory. Mutations, subscriptions and `verifyLedger` (which reads
 //! the files again) are never cached, nor are responses with errors.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 
 use async_graphql::Request;
 use axum::body::Bytes;
 
-/// Longest query text cached.
-const MAX_QUERY: usize = 16 * 1024;
+/// Longest query text cached, here and by the query limits' document cache.
+pub const MAX_QUERY: usize = 16 * 1024;
 /// Largest response body cached.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -26,22 +28,45 @@ pub struct CacheKey {
     operation: Option<String>,
 }
 
-/// A bounded map of response bodies; when full it starts over, which is cheap and lets a
-/// steady workload refill it with its few queries at once.
-pub struct ResponseCache {
+/// A map of at most `capacity` entries, shared between threads; when full it starts over,
+/// which is cheap and lets a steady workload refill it with its few queries at once.
+pub struct BoundedMap<K, V> {
     capacity: usize,
-    entries: Mutex<HashMap<CacheKey, Bytes>>,
+    entries: Mutex<HashMap<K, V>>,
 }
 
-impl ResponseCache {
-    /// A cache of at most `capacity` responses; 0 turns caching off.
+impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
+    /// A map of at most `capacity` entries; with 0 it keeps nothing.
     pub fn new(capacity: usize) -> Self {
-        ResponseCache {
+        BoundedMap {
             capacity,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
+}
+
+/// Response bodies by request and revision; a capacity of 0 turns caching off.
+pub type ResponseCache = BoundedMap<CacheKey, Bytes>;
+
+impl ResponseCache {
     /// The key of a request at `revision`, or `None` if it must not be cached.
     pub fn key(&self, revision: u64, request: &Request) -> Option<CacheKey> {
         let q = &request.query;
@@ -54,19 +79,10 @@ impl ResponseCache {
         })
     }
 
-    pub fn get(&self, key: &CacheKey) -> Option<Bytes> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
-    }
-
     pub fn put(&self, key: CacheKey, body: Bytes) {
-        if body.len() > MAX_BODY {
-            return;
+        if body.len() <= MAX_BODY {
+            self.insert(key, body);
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity {
-            entries.clear();
-        }
-        entries.insert(key, body);
     }
 }
 

@@ -17,59 +17,45 @@
 //! Clients send the same few query texts over and over, so documents that passed are kept in
 //! a small cache keyed by their text: a repeated query is neither parsed nor walked again.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
 
 use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
 use async_graphql::parser::Positioned;
 use async_graphql::{Name, Request, ServerError};
 
 use super::{Limits, LIMIT_EXCEEDED};
+use crate::cache::{BoundedMap, MAX_QUERY};
 
 /// Documents kept; when full, the cache starts over (cheap, and a steady workload refills it
 /// with its few queries at once).
 const CACHE_ENTRIES: usize = 1024;
-/// Longer query texts are not cached.
-const CACHE_MAX_QUERY: usize = 16 * 1024;
-
-type DocumentCache = Mutex<HashMap<String, ExecutableDocument>>;
 
 /// The limits, and the documents that passed them, by query text; see the module docs.
 pub struct QueryLimits {
     limits: Limits,
-    cache: DocumentCache,
+    cache: BoundedMap<String, ExecutableDocument>,
 }
 
 impl QueryLimits {
     pub fn new(limits: Limits) -> Self {
         QueryLimits {
             limits,
-            cache: DocumentCache::default(),
+            cache: BoundedMap::new(CACHE_ENTRIES),
         }
     }
 
     /// Parses `request` (or takes its document from the cache) and checks the limits; the
     /// request comes back with its parsed document, ready to execute.
     pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&request.query)
-            .cloned();
-        match cached {
+        match self.cache.get(&request.query) {
             Some(doc) => request.set_parsed_query(doc),
             None => {
-                let cacheable = request.query.len() <= CACHE_MAX_QUERY;
+                let cacheable = request.query.len() <= MAX_QUERY;
                 let doc = request.parsed_query()?;
                 check(doc, self.limits)?;
                 if cacheable {
                     let doc = doc.clone();
-                    let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                    if cache.len() >= CACHE_ENTRIES {
-                        cache.clear();
-                    }
-                    cache.insert(request.query.clone(), doc);
+                    self.cache.insert(request.query.clone(), doc);
                 }
             }
         }
