@@ -185,11 +185,11 @@ impl Prefold {
     }
 }
 
-/// A fold of the log in progress, so that it can be continued as the log grows.
+/// A fold of the log in progress, so that it can be continued as the log grows. The
+/// projection's head is where it stands: the last revision folded and its hash.
 #[derive(Default)]
 struct Fold {
     projection: Projection,
-    prev: Hash,
     damage: Option<Damage>,
 }
 
@@ -200,9 +200,6 @@ impl Fold {
     /// Reading, hashing and decoding run on a second thread while this one applies the
     /// decoded events, so a rebuild keeps both cores busy.
     fn advance(&mut self, store: &dyn LogStore, upto: Option<u64>) -> Result<(), OpenError> {
-        if self.damage.is_some() {
-            return Ok(());
-        }
         self.advance_records(store.scan(self.projection.head().revision + 1), upto)
     }
 
@@ -212,9 +209,8 @@ impl Fold {
             return Ok(());
         }
         let first = self.projection.head().revision + 1;
-        let prev = self.prev;
+        let prev = self.projection.head().hash;
         let mut storage_error = None;
-        let mut expected = first;
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Result<StoredEvent, Damage>, String>>(256);
             scope.spawn(move || {
@@ -260,8 +256,6 @@ impl Fold {
                     });
                     return;
                 }
-                self.prev = event.hash;
-                expected += 1;
             }
         });
         if let Some(e) = storage_error {
@@ -270,6 +264,7 @@ impl Fold {
         if self.damage.is_some() {
             return Ok(());
         }
+        let expected = self.projection.head().revision + 1;
         if let Some(u) = upto.filter(|&u| u >= expected) {
             self.damage = Some(Damage {
                 revision: expected,
@@ -284,12 +279,9 @@ impl Fold {
     /// appended and still being flushed), never behind.
     fn finish(self, store: &dyn LogStore, live: Option<u64>) -> Result<(Projection, Verification), OpenError> {
         let storage = |e: crate::store::StoreError| OpenError::Storage(e.to_string());
-        let Fold {
-            projection,
-            prev,
-            mut damage,
-        } = self;
+        let Fold { projection, mut damage } = self;
         let checked = projection.head().revision;
+        let prev = projection.head().hash;
         if damage.is_none() {
             // A head record ahead of the events means events were removed from the end.
             let head = store.head().map_err(storage)?;
