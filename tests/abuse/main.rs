@@ -1,0 +1,8 @@
+//! The abuse suite: each numbered class of the hostile-clients issue reproduced against the
+//! real `tradeledger` binary (started on port 0 over a temp data directory), and the
+//! protection that stops it. Every test here fails when its protection is removed.
+//!
+//! One binary with a module per class, so that the suite links once.
+
+#[path = "../proc_support/mod.rs"]
+mod proc_support;
