@@ -28,6 +28,17 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `tradeledger=debug`.
     #[arg(long, env = "TRADELEDGER_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log bytes read through one store handle while folding the log at start-up, before the
+    /// store is opened afresh: bounds the memory of the start-up scan (sled keeps every page
+    /// a handle reads until it is closed). Smaller means less memory and more reopens.
+    #[arg(
+        long,
+        env = "TRADELEDGER_COLD_SCAN_CHUNK",
+        default_value_t = COLD_SCAN_CHUNK as u64,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub cold_scan_chunk: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -169,19 +180,27 @@ fn lock_data_dir(dir: &Path) -> Result<()> {
 }
 
 /// Folds the log with bounded memory (through [`ColdScan`]), then opens the store, whose
-/// handle has read nothing yet, for everything after.
-fn open_store(data_dir: &Path) -> Result<(Arc<SledStore>, Prefold)> {
+/// handle has read nothing yet, for everything after. Each handle is closed before the next
+/// is opened; sled lets go of its file lock a moment after, which [`SledStore::open`] waits
+/// for (safe because this process holds `DATA_DIR/lock`). A new store has nothing to scan.
+fn open_store(data_dir: &Path, chunk: u64) -> Result<(Arc<SledStore>, Prefold)> {
     prepare_data_dir(data_dir)?;
     lock_data_dir(data_dir)?;
     let path = data_dir.join("log");
     let context = || format!("opening the store at {}", path.display());
-    let prefold = Prefold::from_records(Box::new(ColdScan::new(&path, 1, COLD_SCAN_CHUNK))).with_context(context)?;
+    let records: crate::store::RecordIter<'_> = if path.exists() {
+        let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
+        Box::new(ColdScan::new(&path, 1, chunk))
+    } else {
+        Box::new(std::iter::empty())
+    };
+    let prefold = Prefold::from_records(records).with_context(context)?;
     Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
 }
 
-fn open_ledger(data_dir: &Path, read_only: bool) -> Result<Ledger> {
+fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
     let started = Instant::now();
-    let (store, prefold) = open_store(data_dir)?;
+    let (store, prefold) = open_store(data_dir, chunk)?;
     let (ledger, verification) = Ledger::open_after(store, OpenOptions { read_only }, Some(prefold))?;
     let p = ledger.read();
     tracing::info!(
@@ -200,9 +219,9 @@ fn open_ledger(data_dir: &Path, read_only: bool) -> Result<Ledger> {
 /// Runs a parsed command line.
 pub async fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.data_dir, args).await,
+        Command::Serve(args) => serve(&cli.data_dir, cli.cold_scan_chunk, args).await,
         Command::Import { files, actor } => {
-            let ledger = open_ledger(&cli.data_dir, false)?;
+            let ledger = open_ledger(&cli.data_dir, cli.cold_scan_chunk, false)?;
             let started = Instant::now();
             match import_files(&ledger, &files, &actor).await {
                 Ok(r) => {
@@ -241,7 +260,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
         }
         Command::Verify => {
             let started = Instant::now();
-            let (store, prefold) = open_store(&cli.data_dir)?;
+            let (store, prefold) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
             match v.damage {
                 None => {
@@ -286,7 +305,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
         }
         Command::Rebuild => {
             let started = Instant::now();
-            let (store, prefold) = open_store(&cli.data_dir)?;
+            let (store, prefold) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
             // A damaged chain stays damaged: rebuilding indexes over it would hide the damage.
             if let Some(d) = v.damage.as_ref().filter(|_| !v.derived_only) {
@@ -312,8 +331,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
     }
 }
 
-async fn serve(data_dir: &Path, args: ServeArgs) -> Result<()> {
-    let ledger = open_ledger(data_dir, args.read_only)?;
+async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result<()> {
+    let ledger = open_ledger(data_dir, cold_scan_chunk, args.read_only)?;
     let mut tokens = Tokens {
         write: Token::parse_list(args.write_tokens.as_deref().unwrap_or("")).context("--write-tokens")?,
         read: Token::parse_list(args.read_tokens.as_deref().unwrap_or("")).context("--read-tokens")?,

@@ -5,10 +5,18 @@
 //! one store transaction, waits for one flush, and only then updates the projection, answers
 //! each caller and notifies subscribers. A caller is therefore never told of a write that
 //! could still be lost, and a read after an acknowledged write sees it.
+//!
+//! When a write fails to reach the disk (a full disk, an I/O error), the callers of that
+//! group are told so, further writes are refused, and the writer tries to bring the store
+//! back with a growing pause ([`RECOVER_FIRST`] to [`RECOVER_MAX`]). Once a write reaches the
+//! disk again, the projection takes in whatever of the failed group survived in the log (a
+//! re-sent release then gets its original revision, `duplicate: true`) and writes resume,
+//! without a restart.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -24,6 +32,11 @@ use crate::store::{
 const MAX_GROUP: usize = 4096;
 /// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
 const NOTICE_CAPACITY: usize = 4096;
+/// First pause before the writer tries to bring a failed store back; it doubles after each
+/// failed attempt, up to [`RECOVER_MAX`].
+pub const RECOVER_FIRST: Duration = Duration::from_millis(100);
+/// Longest pause between two attempts to bring a failed store back.
+pub const RECOVER_MAX: Duration = Duration::from_secs(5);
 
 /// A failed write or read, with the error class clients see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,11 +158,40 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     notices: broadcast::Sender<Arc<Notice>>,
     read_only: Option<String>,
-    /// Held by the verification running, so that verifications run one at a time.
+    /// True when `read_only` is because the log is damaged.
+    damaged: bool,
+    /// Held by the full verification running, so that those run one at a time.
     verifying: Arc<tokio::sync::Mutex<()>>,
-    /// Set when a flush failed after an append: the store may hold events the projection
-    /// does not, so no further write is accepted until a restart re-reads the log.
+    /// How far verifications have covered the log. Held while one extends it.
+    verified: Arc<tokio::sync::Mutex<Verified>>,
+    /// Why writes are refused for now: a write did not reach the disk and the writer has not
+    /// brought the store back yet. Cleared once it has.
+    storage_failure: Mutex<Option<String>>,
+    /// Set when a recorded event does not apply to the projection, or the store lost events
+    /// that were acknowledged: no further write is accepted until a restart re-reads the log.
     poisoned: AtomicBool,
+}
+
+/// The log as far as verifications have covered it: every event up to `head` was checked
+/// (hash, link to the one before, release index), by the fold at start-up or since.
+#[derive(Debug, Clone)]
+struct Verified {
+    head: Head,
+    verification: Verification,
+}
+
+/// Whether the ledger takes writes, for health and readiness checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// True when a write would be attempted now.
+    pub writable: bool,
+    /// Started read-only (`--read-only`, or a damaged log).
+    pub read_only: bool,
+    /// Something is wrong: a damaged log, a store that failed to write, a ledger that needs
+    /// a restart. False for a ledger that is read-only by choice.
+    pub degraded: bool,
+    /// Why writes are refused, when they are.
+    pub reason: Option<String>,
 }
 
 /// Cheap-to-clone handle to the ledger.
@@ -345,13 +387,23 @@ impl Ledger {
         };
         let (commands, rx) = mpsc::channel(MAX_GROUP);
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
+        let verified = Verified {
+            head: Head {
+                revision: projection.head().revision,
+                hash: projection.head().hash,
+            },
+            verification: verification.clone(),
+        };
         let inner = Arc::new(Inner {
             store,
             state: RwLock::new(projection),
             commands,
             notices,
             read_only,
+            damaged: verification.damage.is_some(),
             verifying: Arc::default(),
+            verified: Arc::new(tokio::sync::Mutex::new(verified)),
+            storage_failure: Mutex::new(None),
             poisoned: AtomicBool::new(false),
         });
         tokio::spawn(writer(Arc::downgrade(&inner), rx));
@@ -377,6 +429,29 @@ impl Ledger {
 
     pub fn is_read_only(&self) -> Option<&str> {
         self.inner.read_only.as_deref()
+    }
+
+    /// Whether writes are possible now, and why not.
+    pub fn health(&self) -> Health {
+        let failure = self.writable().err().map(|e| match e {
+            LedgerError::ReadOnly(why) | LedgerError::Storage(why) => why,
+            other => other.to_string(),
+        });
+        let failing = self.inner.poisoned.load(Ordering::Acquire) || self.storage_failure().is_some();
+        Health {
+            writable: failure.is_none(),
+            read_only: self.inner.read_only.is_some(),
+            degraded: self.inner.damaged || failing,
+            reason: failure,
+        }
+    }
+
+    fn storage_failure(&self) -> Option<String> {
+        self.inner
+            .storage_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Records a dataset definition. Re-defining with identical content is a duplicate;
@@ -423,10 +498,17 @@ impl Ledger {
         out
     }
 
-    /// Refuses writes to a read-only ledger before anything else is checked.
+    /// Refuses writes to a read-only ledger, or while the store fails, before anything else
+    /// is checked.
     fn writable(&self) -> Result<(), LedgerError> {
-        match &self.inner.read_only {
-            Some(why) => Err(LedgerError::ReadOnly(why.clone())),
+        if let Some(why) = &self.inner.read_only {
+            return Err(LedgerError::ReadOnly(why.clone()));
+        }
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(poisoned());
+        }
+        match self.storage_failure() {
+            Some(why) => Err(LedgerError::Storage(why)),
             None => Ok(()),
         }
     }
@@ -566,15 +648,129 @@ impl Ledger {
     /// would multiply that. A caller waits for the one running, then runs its own: a result
     /// is never shared, so it always covers the log as it was after the call. The turn is
     /// held by the blocking task itself, so a caller that gives up does not free it early.
+    /// Damage it finds is remembered: [`Ledger::verify_new`] reports it from then on.
     pub async fn verify_in_turn(&self) -> Result<Verification, LedgerError> {
         let turn = self.inner.verifying.clone().lock_owned().await;
         let ledger = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let v = tokio::task::spawn_blocking(move || {
             let _turn = turn;
             ledger.verify()
         })
         .await
+        .map_err(|e| LedgerError::Storage(format!("verification failed: {e}")))??;
+        if v.damage.is_some() {
+            let mut verified = self.inner.verified.lock().await;
+            if verified.verification.damage.is_none() {
+                verified.verification = v.clone();
+            }
+        }
+        Ok(v)
+    }
+
+    /// Verifies the events recorded since the last verification, continuing the chain from
+    /// the hash verified last: each new event's stored bytes are hashed again and linked to
+    /// the one before, its release checked against the release index, and the last must be
+    /// the projection's head. The fold at start-up verified everything before. A call at a
+    /// head already verified costs nothing, and concurrent calls share the work (one extends
+    /// the verified head while the others wait for it), so anyone may call it. Damage, once
+    /// found, is reported by every later call. [`Ledger::verify_in_turn`] re-checks the
+    /// whole log from revision 1 and re-folds it.
+    pub async fn verify_new(&self) -> Result<Verification, LedgerError> {
+        let mut verified = self.inner.verified.clone().lock_owned().await;
+        let target = self.head();
+        if verified.verification.damage.is_some() || verified.head.revision >= target.revision {
+            return Ok(verified.verification.clone());
+        }
+        let ledger = self.clone();
+        // The guard moves into the blocking task, so a caller that gives up leaves the work
+        // to finish for the next one rather than starting it again.
+        tokio::task::spawn_blocking(move || {
+            *verified = ledger.continue_chain(verified.head, target)?;
+            Ok(verified.verification.clone())
+        })
+        .await
         .map_err(|e| LedgerError::Storage(format!("verification failed: {e}")))?
+    }
+
+    /// The projection's head.
+    fn head(&self) -> Head {
+        let p = self.read();
+        Head {
+            revision: p.head().revision,
+            hash: p.head().hash,
+        }
+    }
+
+    /// Checks the events after `from` (verified) up to `target` (the projection's head).
+    fn continue_chain(&self, from: Head, target: Head) -> Result<Verified, LedgerError> {
+        let store = self.inner.store.as_ref();
+        let storage = |e: crate::store::StoreError| LedgerError::Storage(e.to_string());
+        let mut head = from;
+        let mut damage = None;
+        let mut derived_only = false;
+        for item in store.scan(from.revision + 1) {
+            let (revision, bytes) = item.map_err(storage)?;
+            if revision > target.revision {
+                break;
+            }
+            if revision != head.revision + 1 {
+                damage = Some(Damage {
+                    revision: head.revision + 1,
+                    reason: format!("missing: the next stored event is revision {revision}"),
+                });
+                break;
+            }
+            let event = match decode(revision, &bytes, &head.hash) {
+                Ok(event) => event,
+                Err(d) => {
+                    damage = Some(d);
+                    break;
+                }
+            };
+            if let Event::ReleasePublished { release } = &event.envelope.event {
+                match store.release_revision(release.id).map_err(storage)? {
+                    Some(r) if r == revision => {}
+                    other => {
+                        damage = Some(Damage {
+                            revision,
+                            reason: format!("release index maps {} to {other:?}", release.id),
+                        });
+                        derived_only = true;
+                        break;
+                    }
+                }
+            }
+            head = Head {
+                revision,
+                hash: event.hash,
+            };
+        }
+        if damage.is_none() && head.revision < target.revision {
+            damage = Some(Damage {
+                revision: head.revision + 1,
+                reason: format!(
+                    "missing: the log ends at revision {} before the ledger's head {}",
+                    head.revision, target.revision
+                ),
+            });
+        } else if damage.is_none() && head.hash != target.hash {
+            damage = Some(Damage {
+                revision: head.revision,
+                reason: format!(
+                    "the log's hash {} differs from the ledger's head {}",
+                    head.hash, target.hash
+                ),
+            });
+            head.revision -= 1;
+        }
+        Ok(Verified {
+            head,
+            verification: Verification {
+                checked: head.revision,
+                damage,
+                derived_only,
+            },
+        })
     }
 
     /// Waits until everything appended is on stable storage.
@@ -591,13 +787,136 @@ fn writer_gone() -> LedgerError {
     LedgerError::Storage("the ledger is shutting down".into())
 }
 
+fn poisoned() -> LedgerError {
+    LedgerError::Storage("the ledger stopped taking writes after an inconsistency; restart the server".into())
+}
+
 /// The single writer. Holds only a weak reference so dropping every `Ledger` stops it.
+///
+/// After a group fails to reach the disk, it refuses every command and, with a pause that
+/// doubles from [`RECOVER_FIRST`] to [`RECOVER_MAX`], tries to bring the store back.
 async fn writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Command>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+    // While the store fails: when to try to bring it back next, and the pause after that.
+    let mut retry: Option<(Instant, Duration)> = None;
+    loop {
+        let closed = match retry {
+            None => rx.recv_many(&mut group, MAX_GROUP).await == 0,
+            // `recv_many` is cancel-safe: losing the race to the timer loses no command.
+            Some((at, _)) => tokio::select! {
+                n = rx.recv_many(&mut group, MAX_GROUP) => n == 0,
+                () = tokio::time::sleep_until(at.into()) => false,
+            },
+        };
+        if closed {
+            return;
+        }
         let Some(inner) = inner.upgrade() else { return };
-        commit_group(&inner, std::mem::take(&mut group)).await;
+        if let Some((at, pause)) = retry {
+            if Instant::now() >= at {
+                retry = match recover(&inner).await {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "the store still fails");
+                        set_storage_failure(&inner, &e);
+                        Some((Instant::now() + pause, (pause * 2).min(RECOVER_MAX)))
+                    }
+                };
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let commands = std::mem::take(&mut group);
+        if retry.is_some() {
+            let why = inner
+                .storage_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_default();
+            for c in commands {
+                let _ = c.reply.send(Err(LedgerError::Storage(why.clone())));
+            }
+            continue;
+        }
+        if let Err(e) = commit_group(&inner, commands).await {
+            set_storage_failure(&inner, &e);
+            retry = Some((Instant::now() + RECOVER_FIRST, (RECOVER_FIRST * 2).min(RECOVER_MAX)));
+        }
     }
+}
+
+fn set_storage_failure(inner: &Inner, error: &str) {
+    *inner.storage_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+        "writes are refused until the store takes them again (retried every few seconds; GET /readyz \
+         says when): {error}"
+    ));
+}
+
+/// Brings a failed store back: reopens it, checks that it takes a write, and folds into the
+/// projection whatever the failed group left in the log. Writes resume when this succeeds.
+async fn recover(inner: &Arc<Inner>) -> Result<(), String> {
+    inner.store.recover().await.map_err(|e| e.to_string())?;
+    let notices = catch_up(inner)?;
+    *inner.storage_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    tracing::info!(
+        revision = inner.state.read().unwrap_or_else(|e| e.into_inner()).head().revision,
+        recovered_events = notices.len(),
+        "the store takes writes again"
+    );
+    for n in notices {
+        let _ = inner.notices.send(n);
+    }
+    Ok(())
+}
+
+/// Applies to the projection the events the store holds beyond it: those of a group whose
+/// flush failed but which reached the disk all the same. Their callers were told the write
+/// failed; a re-send gets the original revision. The log and the projection agree after.
+fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
+    let store = inner.store.as_ref();
+    let (from, prev) = {
+        let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+        (state.head().revision, state.head().hash)
+    };
+    let stored = store.head().map_err(|e| e.to_string())?;
+    let poison = |why: String| {
+        tracing::error!(error = %why, "the log and the projection disagree after a storage failure");
+        inner.poisoned.store(true, Ordering::Release);
+        why
+    };
+    if stored.revision < from {
+        return Err(poison(format!(
+            "the store's head is revision {} but revision {from} was acknowledged",
+            stored.revision
+        )));
+    }
+    // Only the writer changes the projection, so decoding before taking the lock is safe.
+    let mut events = Vec::new();
+    let mut prev = prev;
+    for item in store.scan(from + 1) {
+        let (revision, bytes) = item.map_err(|e| e.to_string())?;
+        let event = decode(revision, &bytes, &prev).map_err(|d| poison(d.to_string()))?;
+        prev = event.hash;
+        events.push(event);
+    }
+    if from + events.len() as u64 != stored.revision || prev != stored.hash {
+        return Err(poison(format!(
+            "the store's head record ({}) does not match its events",
+            stored.revision
+        )));
+    }
+    let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
+    let mut notices = Vec::with_capacity(events.len());
+    for event in &events {
+        let applied = state.apply(event).map_err(|e| poison(e.to_string()))?;
+        notices.push(Arc::new(Notice {
+            revision: event.revision(),
+            applied,
+        }));
+    }
+    Ok(notices)
 }
 
 enum Decision {
@@ -608,14 +927,14 @@ enum Decision {
     Append(usize),
 }
 
-async fn commit_group(inner: &Arc<Inner>, group: Vec<Command>) {
+/// Decides, appends, flushes, applies and answers one group. `Err` when the group did not
+/// reach the disk: the store must then be brought back before the next write.
+async fn commit_group(inner: &Arc<Inner>, group: Vec<Command>) -> Result<(), String> {
     if inner.poisoned.load(Ordering::Acquire) {
         for c in group {
-            let _ = c.reply.send(Err(LedgerError::Storage(
-                "an earlier write failed to reach disk; restart the server".into(),
-            )));
+            let _ = c.reply.send(Err(poisoned()));
         }
-        return;
+        return Ok(());
     }
     let mut records: Vec<Record> = Vec::new();
     let mut events: Vec<StoredEvent> = Vec::new();
@@ -679,22 +998,25 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Command>) {
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
         let durable = match appended {
-            Ok(_) => inner.store.flush().await.map_err(|e| {
-                inner.poisoned.store(true, Ordering::Release);
-                e.to_string()
-            }),
+            Ok(_) => inner.store.flush().await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = durable {
-            tracing::error!(error = %e, "append failed; the group is refused");
+            // The group may or may not be in the log: the projection is left as it was, and
+            // takes in whatever the store holds once it is back (see `catch_up`).
+            tracing::error!(error = %e, "a write did not reach the disk; the group is refused");
+            let in_doubt = format!(
+                "the write did not reach the disk and is not acknowledged ({e}); it may still be \
+                 recorded once storage recovers: re-send it with the same release id to learn its revision"
+            );
             for (cmd, decision) in group.into_iter().zip(decisions) {
                 let answer = match decision {
                     Decision::Answer(a) => a,
-                    _ => Err(LedgerError::Storage(e.clone())),
+                    _ => Err(LedgerError::Storage(in_doubt.clone())),
                 };
                 let _ = cmd.reply.send(answer);
             }
-            return;
+            return Err(e);
         }
     }
 
@@ -734,6 +1056,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Command>) {
         // No receivers is fine: nobody is subscribed.
         let _ = inner.notices.send(n);
     }
+    Ok(())
 }
 
 fn decide(

@@ -531,14 +531,44 @@ async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     execute(&state, caller, media, batch).await
 }
 
+/// Liveness: 200 while the process serves. `writable` says whether a write would be
+/// attempted now; `status` is `degraded` when something is wrong (a damaged log, a store
+/// that failed to write), not for a node that is read-only by choice.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let p = state.ledger.read();
-    let body = json!({
-        "status": "ok",
-        "revision": p.head().revision,
-        "readOnly": state.ledger.is_read_only(),
+    let health = state.ledger.health();
+    let mut body = json!({
+        "status": if health.degraded { "degraded" } else { "ok" },
+        "revision": state.ledger.read().head().revision,
+        "readOnly": health.read_only,
+        "writable": health.writable,
     });
+    if let Some(reason) = health.reason {
+        body["reason"] = Value::String(reason);
+    }
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Seconds a client is told to wait when `/readyz` answers 503.
+const READY_RETRY_AFTER_SECS: u64 = 5;
+
+/// Readiness: 200 when the node takes writes, 503 with `Retry-After` and the reason when it
+/// cannot (read-only, or a store that failed to write and has not come back yet).
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let health = state.ledger.health();
+    let revision = state.ledger.read().head().revision;
+    match health.reason {
+        None => (
+            StatusCode::OK,
+            axum::Json(json!({ "ready": true, "revision": revision })),
+        )
+            .into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from(READY_RETRY_AFTER_SECS))],
+            axum::Json(json!({ "ready": false, "revision": revision, "reason": reason })),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -584,6 +614,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(crate::ws::upgrade))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics));
     if !state.config.cors_origins.is_empty() {

@@ -947,7 +947,7 @@ async fn request_timeout_cuts_off_slow_requests() {
 // ---------------------------------------------------------------------------------------
 // Health and metrics
 
-/// `/healthz` answers 200 with JSON naming the head revision.
+/// `/healthz` answers 200 with JSON naming the head revision and whether writes are possible.
 #[tokio::test]
 async fn healthz_is_200_json() {
     let app = spawn_app().await;
@@ -964,7 +964,10 @@ async fn healthz_is_200_json() {
         content_type(&resp)
     );
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v, json!({ "status": "ok", "revision": 3, "readOnly": null }));
+    assert_eq!(
+        v,
+        json!({ "status": "ok", "revision": 3, "readOnly": false, "writable": true })
+    );
 }
 
 /// `/metrics` is Prometheus text with request counters and the head revision.

@@ -7,7 +7,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::error::{self, bad_input, coded, NOT_FOUND};
+use super::error::{self, bad_input, coded, FORBIDDEN, NOT_FOUND};
 use super::scalars::Dec;
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
@@ -202,11 +202,11 @@ impl LedgerEvent {
     }
 }
 
-/// Result of checking the whole hash chain and re-folding the log.
+/// Result of checking the hash chain (and, for the full verification, re-folding the log).
 #[derive(SimpleObject)]
 pub struct LedgerVerification {
     pub ok: bool,
-    /// Events that passed every check.
+    /// Events the verified chain covers, from revision 1: every one has passed every check.
     pub checked: u64,
     /// First revision that failed a check, if any.
     pub first_bad_revision: Option<u64>,
@@ -579,16 +579,36 @@ impl QueryRoot {
         Ok(conn)
     }
 
-    /// Walks the whole log: checks every hash and link of the chain and re-folds the events.
-    /// Cost grows with the log; meant for audits, not for polling. Verifications run one at
-    /// a time; a second caller waits for the first to finish.
+    /// Checks the hash chain, continuing it from the head verified last: every event
+    /// recorded since is hashed again from its stored bytes and linked to the one before
+    /// (start-up verified the whole log), so a call at a head already verified costs
+    /// nothing. `verifyLedgerFull` walks the whole log again.
     async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
+        let v = ledger_of(ctx).verify_new().await.map_err(error::ledger)?;
+        Ok(verification(v))
+    }
+
+    /// Walks the whole log from revision 1: checks every hash and link of the chain and
+    /// re-folds the events. Needs a write token. Cost grows with the log; meant for audits,
+    /// not for polling. Full verifications run one at a time; a second caller waits for the
+    /// first to finish.
+    async fn verify_ledger_full(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
+        if !super::caller_of(ctx).can_write {
+            return Err(coded(
+                FORBIDDEN,
+                "verifyLedgerFull needs a write token; verifyLedger checks what was recorded since the last verification",
+            ));
+        }
         let v = ledger_of(ctx).verify_in_turn().await.map_err(error::ledger)?;
-        Ok(LedgerVerification {
-            ok: v.ok(),
-            checked: v.checked,
-            first_bad_revision: v.damage.as_ref().map(|d| d.revision),
-            reason: v.damage.map(|d| d.reason),
-        })
+        Ok(verification(v))
+    }
+}
+
+fn verification(v: crate::ledger::Verification) -> LedgerVerification {
+    LedgerVerification {
+        ok: v.ok(),
+        checked: v.checked,
+        first_bad_revision: v.damage.as_ref().map(|d| d.revision),
+        reason: v.damage.map(|d| d.reason),
     }
 }

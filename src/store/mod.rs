@@ -62,6 +62,14 @@ pub trait LogStore: Send + Sync + 'static {
     /// Resolves once everything appended so far is on stable storage.
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// After a failed append or flush: makes the store take writes again if its storage
+    /// does. `Ok` means a write reached stable storage; what the store then holds is what
+    /// survived the failure (records appended before it may or may not be there). By
+    /// default, a flush: for stores that recover from a failed write by themselves.
+    fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.flush()
+    }
+
     /// The raw stored values from `from` (inclusive) on, in revision order.
     fn scan(&self, from: u64) -> RecordIter<'_>;
 

@@ -1,4 +1,6 @@
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -8,49 +10,147 @@ use super::{BoxFuture, Hash, Head, LogStore, Record, RecordIter, StoreError};
 
 const HEAD_KEY: &[u8] = b"head";
 
+/// Longest wait for sled's file lock to be let go by an earlier handle of this same process.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// The event log in sled: `events` (big-endian revision -> `hash || canonical bytes`),
 /// `releases` (release id -> big-endian revision) and `meta` (`head` -> revision || hash).
 /// One append is one transaction over the three trees.
+///
+/// Clones share one set of handles, which [`LogStore::recover`] replaces after a storage
+/// failure: sled 0.34 keeps the first I/O error it meets and fails every later write and
+/// flush with it until the store is opened again.
 #[derive(Clone)]
 pub struct SledStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// `None` for a temporary store, which cannot be opened again.
+    path: Option<PathBuf>,
+    /// `None` only while [`LogStore::recover`] reopens the store.
+    handles: RwLock<Option<Handles>>,
+}
+
+#[derive(Clone)]
+struct Handles {
     db: sled::Db,
     events: sled::Tree,
     releases: sled::Tree,
     meta: sled::Tree,
 }
 
-impl SledStore {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        // The projection keeps everything readers need in memory and the log is read in full
-        // only at start-up, so sled's page cache (1 GiB by default) buys little: keep it small.
-        Self::from_db(Self::config(path).open()?)
-    }
-
-    fn config(path: &Path) -> sled::Config {
-        sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024)
-    }
-
-    /// A store that lives only as long as the value (for tests and benchmarks).
-    pub fn temporary() -> Result<Self, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
-    }
-
-    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
-        Ok(SledStore {
+impl Handles {
+    fn new(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Handles {
             events: db.open_tree(EVENTS)?,
             releases: db.open_tree("releases")?,
             meta: db.open_tree("meta")?,
             db,
         })
     }
+}
+
+/// True for sled's refusal to open a store whose file lock is held.
+fn is_lock_conflict(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
+/// Opens the sled store at `path`, waiting (at most [`LOCK_WAIT`]) for sled's file lock.
+///
+/// Dropping a `sled::Db` does not release that lock at once: sled's I/O threads keep a
+/// reference to the open file until the task that wrote or truncated it returns, a moment
+/// after whoever waited for it was woken. A store closed and reopened in one process (the
+/// start-up scan's handles, then the server's; a reopen after a storage failure) can
+/// therefore meet its own lock. The command line holds `DATA_DIR/lock` for the whole
+/// process, so a conflict there can only come from such a lingering handle, and waiting for
+/// it is safe; any other error is returned at once.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let mut attempts = 0u32;
+    loop {
+        match SledStore::config(path).open() {
+            Ok(db) => {
+                if attempts > 0 {
+                    tracing::info!(
+                        path = %path.display(),
+                        attempts,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "sled's file lock was still held by an earlier handle of this process; opened after waiting"
+                    );
+                }
+                return Ok(db);
+            }
+            Err(e) if is_lock_conflict(&e) && started.elapsed() < LOCK_WAIT => {
+                attempts += 1;
+                tracing::debug!(path = %path.display(), attempts, "sled's file lock is held; waiting");
+                std::thread::sleep(pause.min(LOCK_WAIT.saturating_sub(started.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`; see [`open_db`] for the wait on sled's lock.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self::from_handles(Some(path.to_owned()), Handles::new(open_db(path)?)?))
+    }
+
+    // The projection keeps everything readers need in memory and the log is read in full only
+    // at start-up, so sled's page cache (1 GiB by default) buys little: keep it small.
+    fn config(path: &Path) -> sled::Config {
+        sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024)
+    }
+
+    /// A store that lives only as long as the value (for tests and benchmarks).
+    pub fn temporary() -> Result<Self, StoreError> {
+        Ok(Self::from_handles(
+            None,
+            Handles::new(sled::Config::new().temporary(true).open()?)?,
+        ))
+    }
+
+    fn from_handles(path: Option<PathBuf>, handles: Handles) -> Self {
+        SledStore {
+            shared: Arc::new(Shared {
+                path,
+                handles: RwLock::new(Some(handles)),
+            }),
+        }
+    }
+
+    /// The current handles (cheap clones); an error while the store is being reopened.
+    fn handles(&self) -> Result<Handles, StoreError> {
+        self.shared
+            .handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Io("the store is being reopened after a storage failure".into()))
+    }
 
     /// The raw events tree, for tests that tamper with the log on purpose.
-    pub fn events_tree(&self) -> &sled::Tree {
-        &self.events
+    pub fn events_tree(&self) -> sled::Tree {
+        self.handles().expect("the store is open").events
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.handles()?.db.flush()?;
+        Ok(())
+    }
+
+    /// Closes the handles and opens the store again from what is on disk.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let Some(path) = &self.shared.path else {
+            return Ok(());
+        };
+        // Ours go first, so that sled can let go of its lock; readers meanwhile get an error.
+        drop(self.shared.handles.write().unwrap_or_else(|e| e.into_inner()).take());
+        let handles = Handles::new(open_db(path)?)?;
+        *self.shared.handles.write().unwrap_or_else(|e| e.into_inner()) = Some(handles);
         Ok(())
     }
 }
@@ -88,11 +188,10 @@ impl ColdScan {
 
     fn item(&mut self) -> Option<Result<(u64, Vec<u8>), StoreError>> {
         if self.open.is_none() {
-            let db = SledStore::config(&self.path).open();
-            let opened = db.and_then(|db| Ok((db.open_tree(EVENTS)?, db)));
+            let opened = open_db(&self.path).and_then(|db| Ok((db.open_tree(EVENTS)?, db)));
             match opened {
                 Ok((events, db)) => self.open = Some((db, events.range(self.next.to_be_bytes()..))),
-                Err(e) => return Some(Err(e.into())),
+                Err(e) => return Some(Err(e)),
             }
             self.read = 0;
         }
@@ -159,7 +258,7 @@ fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
 
 impl LogStore for SledStore {
     fn head(&self) -> Result<Head, StoreError> {
-        match self.meta.get(HEAD_KEY)? {
+        match self.handles()?.meta.get(HEAD_KEY)? {
             Some(bytes) => decode_head(&bytes),
             None => Ok(Head::default()),
         }
@@ -173,7 +272,8 @@ impl LogStore for SledStore {
             revision: last.revision,
             hash: last.hash,
         };
-        let result = (&self.events, &self.releases, &self.meta).transaction(|(events, releases, meta)| {
+        let h = self.handles()?;
+        let result = (&h.events, &h.releases, &h.meta).transaction(|(events, releases, meta)| {
             let head = match meta.get(HEAD_KEY)? {
                 Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
                 None => Head::default(),
@@ -202,33 +302,56 @@ impl LogStore for SledStore {
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            self.db.flush_async().await?;
+            let db = self.handles()?.db;
+            db.flush_async().await?;
+            Ok(())
+        })
+    }
+
+    /// Reopens the store from disk (what was flushed, and whatever sled wrote on its own
+    /// since), then rewrites the head record as it is and flushes: only a write that reaches
+    /// the disk shows that it takes data again.
+    fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || store.reopen())
+                .await
+                .map_err(|e| StoreError::Io(format!("reopening the store: {e}")))??;
+            let h = self.handles()?;
+            if let Some(head) = h.meta.get(HEAD_KEY)? {
+                h.meta.insert(HEAD_KEY, head)?;
+            }
+            h.db.flush_async().await?;
             Ok(())
         })
     }
 
     fn scan(&self, from: u64) -> RecordIter<'_> {
-        Box::new(self.events.range(from.to_be_bytes()..).map(event_record))
+        match self.handles() {
+            Ok(h) => Box::new(h.events.range(from.to_be_bytes()..).map(event_record)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.events.get(revision.to_be_bytes())?.map(|v| v.to_vec()))
+        Ok(self.handles()?.events.get(revision.to_be_bytes())?.map(|v| v.to_vec()))
     }
 
     fn release_revision(&self, id: Uuid) -> Result<Option<u64>, StoreError> {
-        Ok(self.releases.get(id.as_bytes())?.and_then(|v| {
+        Ok(self.handles()?.releases.get(id.as_bytes())?.and_then(|v| {
             let b: [u8; 8] = v.as_ref().try_into().ok()?;
             Some(u64::from_be_bytes(b))
         }))
     }
 
     fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError> {
-        self.releases.clear()?;
+        let h = self.handles()?;
+        h.releases.clear()?;
         for (id, rev) in releases {
-            self.releases.insert(id.as_bytes(), &rev.to_be_bytes())?;
+            h.releases.insert(id.as_bytes(), &rev.to_be_bytes())?;
         }
-        self.meta.insert(HEAD_KEY, encode_head(&head).to_vec())?;
-        self.db.flush()?;
+        h.meta.insert(HEAD_KEY, encode_head(&head).to_vec())?;
+        h.db.flush()?;
         Ok(())
     }
 }

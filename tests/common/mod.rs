@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tempfile::TempDir;
@@ -32,21 +31,11 @@ pub fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
-/// Opens a sled store at `path`. A store dropped a moment ago may still be closing (the
-/// writer task lets go of its handle just after answering), so retry for a while.
+/// Opens a sled store at `path`. A store dropped a moment ago may still hold sled's file
+/// lock (the writer task lets go of its handle just after answering): `SledStore::open`
+/// waits for it.
 pub async fn open_store(path: &Path) -> SledStore {
-    let mut attempts = 0;
-    loop {
-        match SledStore::open(path) {
-            Ok(s) => return s,
-            Err(e) if attempts < 250 => {
-                attempts += 1;
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("cannot open the store at {}: {e}", path.display()),
-        }
-    }
+    SledStore::open(path).unwrap_or_else(|e| panic!("cannot open the store at {}: {e}", path.display()))
 }
 
 /// A ledger over `store`, which must hold an undamaged log.
