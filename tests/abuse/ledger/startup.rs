@@ -3,11 +3,13 @@
 //! after a handle is dropped, so the next open could lose the race and the process exit.
 
 use std::ffi::OsStr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::generated_store;
+use tradeledger::store::SledStore;
+
 use crate::proc_support::{rebuild, start_server, verify};
 
 /// Starts `serve` on `data` `times` times in a row (killing it each time) and returns the
@@ -96,4 +98,45 @@ async fn cold_scan_chunk_must_be_positive() {
     assert_eq!(out.code(), Some(2), "{out:?}");
     assert!(out.stderr.contains("--cold-scan-chunk"), "{out:?}");
     assert!(!data.exists(), "nothing is created");
+}
+
+/// In one process, an open waits (bounded) for sled's lock held by an earlier handle of the
+/// same process that has not let go yet, as sled's I/O threads do for a moment after a
+/// handle is dropped: a handle let go of after 300 ms is waited for; one held past the
+/// 5 s bound makes the open fail with sled's lock error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_waits_for_a_lingering_handle_of_this_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    for (hold, opens) in [(Duration::from_millis(300), true), (Duration::from_secs(7), false)] {
+        let store = SledStore::open(&path).unwrap();
+        store.events_tree().insert(1u64.to_be_bytes(), vec![7u8; 4096]).unwrap();
+        store.flush_blocking().unwrap();
+        // A clone of a tree keeps the store, and sled's lock, open.
+        let lingering = store.events_tree();
+        drop(store);
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            drop(lingering);
+        });
+        let started = Instant::now();
+        let reopened = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || SledStore::open(&path)
+        })
+        .await
+        .unwrap();
+        let waited = started.elapsed();
+        if opens {
+            let store = reopened.unwrap_or_else(|e| panic!("after {waited:?}: {e}"));
+            assert!(waited >= Duration::from_millis(250), "opened after {waited:?}");
+            drop(store);
+        } else {
+            let e = reopened.err().expect("the lock is held past the bound");
+            assert!(e.to_string().contains("could not acquire lock"), "{e}");
+            assert!(waited >= Duration::from_millis(4900), "gave up after {waited:?}");
+            assert!(waited < Duration::from_secs(7), "gave up after {waited:?}");
+        }
+        releaser.join().unwrap();
+    }
 }
