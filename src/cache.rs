@@ -239,9 +239,17 @@ mod tests {
         assert!(key(&cache, 1, &Request::new("{ mutation: ledger { revision } }")).is_some());
         assert!(key(&cache, 1, &Request::new("subscription { x }")).is_none());
         assert!(key(&cache, 1, &Request::new("{ verifyLedger { ok } }")).is_none());
-        assert!(key(&cache, 1, &Request::new("{ ...F } fragment F on Query { verifyLedger { ok } }")).is_none());
+        assert!(key(
+            &cache,
+            1,
+            &Request::new("{ ...F } fragment F on Query { verifyLedger { ok } }")
+        )
+        .is_none());
         assert!(key(&cache, 1, &Request::new("{ ... on Query { a: verifyLedger { ok } } }")).is_none());
-        assert!(key(&cache, 1, &Request::new("{ ledger")).is_none(), "unparsed documents are not cached");
+        assert!(
+            key(&cache, 1, &Request::new("{ ledger")).is_none(),
+            "unparsed documents are not cached"
+        );
         assert!(key(&ResponseCache::new(0, 1 << 20), 1, &q).is_none());
         let k = key(&cache, 1, &q).unwrap();
         cache.put(k, Bytes::from_static(b"{}"));
@@ -267,7 +275,10 @@ mod tests {
         let junk = "x".repeat(100_000);
         assert_eq!(base, key(&cache, 1, &with(json!({"k": "A", "unused": junk}))));
         assert_ne!(base, key(&cache, 1, &with(json!({"k": "B"}))));
-        assert_ne!(key(&cache, 1, &with(json!({}))), key(&cache, 1, &with(json!({"k": null}))));
+        assert_ne!(
+            key(&cache, 1, &with(json!({}))),
+            key(&cache, 1, &with(json!({"k": null})))
+        );
         assert_ne!(base, key(&cache, 1, &Request::new(q).operation_name("X")));
     }
 

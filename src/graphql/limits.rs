@@ -47,8 +47,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, Field, FragmentDefinition, OperationDefinition, Selection, SelectionSet, Type, TypeKind,
-    TypeSystemDefinition,
+    BaseType, ExecutableDocument, Field, FragmentDefinition, OperationDefinition, Selection, SelectionSet, Type,
+    TypeKind, TypeSystemDefinition,
 };
 use async_graphql::parser::Positioned;
 use async_graphql::{Name, Request, ServerError, Value, Variables};
@@ -278,7 +278,10 @@ const INTROSPECTION: &[(&str, &[(&str, &str, bool)])] = &[
     ("__EnumValue", &[]),
     (
         "__Directive",
-        &[("args", "__InputValue", true), ("locations", "__DirectiveLocation", true)],
+        &[
+            ("args", "__InputValue", true),
+            ("locations", "__DirectiveLocation", true),
+        ],
     ),
 ];
 /// Introspection and built-in types the SDL leaves out: 8 introspection types and 5 scalars.
@@ -325,7 +328,10 @@ impl Shape {
         for def in &doc.definitions {
             match def {
                 TypeSystemDefinition::Schema(s) => {
-                    for (i, name) in [&s.node.query, &s.node.mutation, &s.node.subscription].into_iter().enumerate() {
+                    for (i, name) in [&s.node.query, &s.node.mutation, &s.node.subscription]
+                        .into_iter()
+                        .enumerate()
+                    {
                         if let Some(n) = name {
                             roots[i] = n.node.to_string();
                         }
@@ -370,16 +376,36 @@ impl Shape {
                 }
             }
         }
-        sizes.possible_types = sizes.possible_types.max(implementors.values().copied().max().unwrap_or(0));
+        sizes.possible_types = sizes
+            .possible_types
+            .max(implementors.values().copied().max().unwrap_or(0));
         for (ty, fields) in INTROSPECTION {
             let map = types.entry((*ty).to_owned()).or_default();
             for (name, ty, list) in *fields {
-                map.insert((*name).to_owned(), FieldShape { ty: (*ty).to_owned(), list: *list });
+                map.insert(
+                    (*name).to_owned(),
+                    FieldShape {
+                        ty: (*ty).to_owned(),
+                        list: *list,
+                    },
+                );
             }
         }
         let query = types.entry(roots[0].clone()).or_default();
-        query.insert("__schema".into(), FieldShape { ty: "__Schema".into(), list: false });
-        query.insert("__type".into(), FieldShape { ty: "__Type".into(), list: false });
+        query.insert(
+            "__schema".into(),
+            FieldShape {
+                ty: "__Schema".into(),
+                list: false,
+            },
+        );
+        query.insert(
+            "__type".into(),
+            FieldShape {
+                ty: "__Type".into(),
+                list: false,
+            },
+        );
         Ok(Shape { types, roots, sizes })
     }
 
@@ -463,7 +489,11 @@ impl<'a> CostWalk<'a> {
                     }
                 }
                 Selection::InlineFragment(i) => {
-                    let ty = i.node.type_condition.as_ref().map_or(parent, |c| c.node.on.node.as_str());
+                    let ty = i
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .map_or(parent, |c| c.node.on.node.as_str());
                     self.selection_set(ty, &i.node.selection_set.node, times, page)
                 }
                 Selection::FragmentSpread(s) => {
@@ -701,8 +731,14 @@ mod tests {
         assert_eq!(cost_of("{ ledger { revision hash } __typename }", json!({})), 1);
         // Without `first`, the default page of 100; never more items than there are.
         assert_eq!(cost_of("{ releases { nodes { title } } }", json!({})), 1 + 100);
-        assert_eq!(cost_of("{ events(first: 1000) { nodes { hash } } }", json!({})), 1 + 1000);
-        let small = Extents { releases: 7, ..extents() };
+        assert_eq!(
+            cost_of("{ events(first: 1000) { nodes { hash } } }", json!({})),
+            1 + 1000
+        );
+        let small = Extents {
+            releases: 7,
+            ..extents()
+        };
         let doc = parse_query("{ releases(first: 1000) { nodes { title } } }").unwrap();
         let request = Request::new("");
         assert_eq!(cost(&doc, &request, &Shape::of_schema(), &small, 1000), 1 + 7);
@@ -751,7 +787,10 @@ mod tests {
     fn introspection_has_a_bounded_cost() {
         let q = include_str!("../../tests/abuse/introspection.graphql");
         let c = cost_of(q, json!({}));
-        assert!(c > 1000 && c < Limits::default().max_cost, "GraphiQL's introspection query costs {c}");
+        assert!(
+            c > 1000 && c < Limits::default().max_cost,
+            "GraphiQL's introspection query costs {c}"
+        );
         // Nested `ofType`/`fields` cycles multiply like any other list.
         let deep = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
         assert!(cost_of(deep, json!({})) > Limits::default().max_cost);

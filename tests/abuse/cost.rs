@@ -68,7 +68,10 @@ async fn eight_aliased_pages_of_observations_are_refused_with_their_cost() {
     let (status, v) = server.post(&eight_aliases(1000), json!({}), None).await.unwrap();
     assert_eq!(status, 200, "application/json: {v}");
     assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");
-    assert!(v.get("data").is_none(), "refused before executing: {v}");
+    assert!(
+        v["data"].is_null() && v["errors"][0].get("path").is_none(),
+        "refused before executing: {v}"
+    );
     let ext = &v["errors"][0]["extensions"];
     // 200 releases (fewer than `first`), 100 observations each, eight times.
     assert_eq!(ext["cost"], 8 * (1 + 200 + 200 * 100), "{v}");
@@ -77,7 +80,10 @@ async fn eight_aliased_pages_of_observations_are_refused_with_their_cost() {
     assert!(message.contains("161608") && message.contains("100000"), "{message}");
     // Nothing was built: peak memory did not move by the ~100 MB the answer would take.
     let (_, hwm_after) = memory_kb(server.child.id());
-    assert!(hwm_after < hwm_before + 40_000, "peak RSS {hwm_before} -> {hwm_after} kB");
+    assert!(
+        hwm_after < hwm_before + 40_000,
+        "peak RSS {hwm_before} -> {hwm_after} kB"
+    );
 
     // The same shape with small pages is under the limit and answers.
     let data = server.query(&eight_aliases(10), json!({})).await;
@@ -86,8 +92,17 @@ async fn eight_aliased_pages_of_observations_are_refused_with_their_cost() {
     // A page size passed as a variable counts the same.
     let q = "query($n: Int) { releases(first: $n) { nodes { observations { value } } } }";
     let (_, v) = server.post(q, json!({"n": 1000}), None).await.unwrap();
-    assert!(v["data"]["releases"]["nodes"].is_array(), "20,201 is under the limit: {v}");
-    let many = format!("query($n: Int) {{ {} }}", (0..5).map(|i| format!("a{i}: releases(first: $n) {{ nodes {{ observations {{ value }} }} }}")).collect::<Vec<_>>().join(" "));
+    assert!(
+        v["data"]["releases"]["nodes"].is_array(),
+        "20,201 is under the limit: {v}"
+    );
+    let many = format!(
+        "query($n: Int) {{ {} }}",
+        (0..5)
+            .map(|i| format!("a{i}: releases(first: $n) {{ nodes {{ observations {{ value }} }} }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let (_, v) = server.post(&many, json!({"n": 1000}), None).await.unwrap();
     assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");
     assert_eq!(v["errors"][0]["extensions"]["cost"], 5 * 20_201, "{v}");
@@ -104,8 +119,11 @@ async fn responses_over_the_byte_cap_are_refused() {
     let (status, v) = server.post(big, json!({}), None).await.unwrap();
     assert_eq!(status, 200, "{v}");
     assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");
-    assert!(v.get("data").is_none(), "{v}");
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("4000 bytes"), "{v}");
+    assert!(v["data"].is_null() && v["errors"].as_array().unwrap().len() == 1, "{v}");
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("4000 bytes"),
+        "{v}"
+    );
     assert_eq!(v["errors"][0]["extensions"]["maxResponseBytes"], 4000, "{v}");
     // With graphql-response+json a response without `data` is a 4xx.
     let resp = server
@@ -119,7 +137,9 @@ async fn responses_over_the_byte_cap_are_refused() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     // A small answer still comes through.
-    let data = server.query("{ events(first: 1) { nodes { revision } } }", json!({})).await;
+    let data = server
+        .query("{ events(first: 1) { nodes { revision } } }", json!({}))
+        .await;
     assert_eq!(data["events"]["nodes"][0]["revision"], 1);
 
     // Over WebSocket the `next` payload carries the error instead.
@@ -147,8 +167,11 @@ async fn responses_over_the_byte_cap_are_refused() {
             break v;
         }
     };
-    assert_eq!(next["payload"]["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{next}");
-    assert!(next["payload"].get("data").is_none(), "{next}");
+    assert_eq!(
+        next["payload"]["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED",
+        "{next}"
+    );
+    assert!(next["payload"]["data"].is_null(), "{next}");
 }
 
 /// The Prometheus gauge of the response cache's bytes.
@@ -179,7 +202,12 @@ async fn unused_variables_do_not_grow_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &["--max-body-bytes", "200000", "--response-cache-bytes", &BUDGET.to_string()],
+        &[
+            "--max-body-bytes",
+            "200000",
+            "--response-cache-bytes",
+            &BUDGET.to_string(),
+        ],
     )
     .await;
     let q = "{ ledger { revision } }";
@@ -192,10 +220,17 @@ async fn unused_variables_do_not_grow_the_cache() {
         let data = server.query(q, json!({ "unused": junk })).await;
         assert!(data["ledger"]["revision"].is_u64());
     }
-    assert_eq!(cache_bytes(&server).await, one_entry, "unused variables are not part of the key");
+    assert_eq!(
+        cache_bytes(&server).await,
+        one_entry,
+        "unused variables are not part of the key"
+    );
     let (rss_after, _) = memory_kb(server.child.id());
     // 500 x 128 KiB = 64 MiB of variables went through; none of it is kept.
-    assert!(rss_after < rss_before + 32 * 1024, "VmRSS {rss_before} -> {rss_after} kB");
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "VmRSS {rss_before} -> {rss_after} kB"
+    );
 
     // Distinct queries fill the cache only up to its bound.
     for i in 0..2000 {
