@@ -250,8 +250,11 @@ pub struct Shape {
     sizes: SchemaSizes,
 }
 
+/// A field of an introspection type: name, named type, list or not.
+type IntrospectionField = (&'static str, &'static str, bool);
+
 /// The introspection types' list and object fields (their scalars cost nothing).
-const INTROSPECTION: &[(&str, &[(&str, &str, bool)])] = &[
+const INTROSPECTION: &[(&str, &[IntrospectionField])] = &[
     (
         "__Schema",
         &[
