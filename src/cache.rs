@@ -1,119 +1,327 @@
 //! Responses to read-only queries, keyed by the ledger revision they were computed at.
 //!
-//! Every answer of this server is a function of the query, its variables and the ledger
-//! revision: what was published at a revision never changes. So a response computed at the
-//! head revision can be served again until the next write moves the head, with no
-//! invalidation to get wrong: the revision is part of the key. Dashboards that poll the same
-//! queries are served from memory. Mutations, subscriptions and `verifyLedger` (which reads
-//! the files again) are never cached, nor are responses with errors.
+//! Every answer of this server is a function of the operation, the variables it declares and
+//! the ledger revision: what was published at a revision never changes. So a response
+//! computed at the head revision can be served again until the next write moves the head,
+//! with no invalidation to get wrong: the revision is part of the key. Dashboards that poll
+//! the same queries are served from memory. Mutations, subscriptions and `verifyLedger`
+//! (which reads the files again) are never cached, nor are responses with errors; which
+//! operation a request runs is read from its parsed document, not guessed from its text.
+//!
+//! The cache is bounded in bytes as well as entries. A key is a SHA-256 digest of the query
+//! text, the operation name and only the variables the operation declares, so its size is
+//! fixed: variables an operation does not use (which GraphQL ignores, as graphql-js does)
+//! neither reach the key nor make a request look new. When the cache is full the oldest
+//! entries go first; entries of an older revision can never be hit again, so a write clears
+//! them all at once.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::Request;
 use axum::body::Bytes;
+use sha2::{Digest, Sha256};
 
 /// Longest query text cached, here and by the query limits' document cache.
 pub const MAX_QUERY: usize = 16 * 1024;
 /// Largest response body cached.
 pub const MAX_BODY: usize = 64 * 1024;
+/// What an entry costs beyond its body: the key, the map and queue slots, the allocation.
+pub const ENTRY_OVERHEAD: usize = 160;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A response's key: the revision and a digest of what the response depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     revision: u64,
-    query: String,
-    variables: String,
-    operation: Option<String>,
+    digest: [u8; 32],
 }
 
-/// A map of at most `capacity` entries, shared between threads; when full it starts over,
-/// which is cheap and lets a steady workload refill it with its few queries at once.
+struct Entries<K, V> {
+    map: HashMap<K, (V, usize)>,
+    /// Keys in insertion order, oldest first; each key of `map` once.
+    order: VecDeque<K>,
+    bytes: usize,
+}
+
+/// A map of at most `max_entries` entries and `max_bytes` bytes (as charged by the caller),
+/// shared between threads; when full, the oldest entries make room.
 pub struct BoundedMap<K, V> {
-    capacity: usize,
-    entries: Mutex<HashMap<K, V>>,
+    max_entries: usize,
+    max_bytes: usize,
+    entries: Mutex<Entries<K, V>>,
 }
 
-impl<K: Hash + Eq, V: Clone> BoundedMap<K, V> {
-    /// A map of at most `capacity` entries; with 0 it keeps nothing.
-    pub fn new(capacity: usize) -> Self {
+impl<K: Hash + Eq + Clone, V: Clone> BoundedMap<K, V> {
+    /// A map of at most `max_entries` entries and `max_bytes` bytes; with 0 it keeps nothing.
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
         BoundedMap {
-            capacity,
-            entries: Mutex::new(HashMap::new()),
+            max_entries,
+            max_bytes,
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
     {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        self.lock().map.get(key).map(|(v, _)| v.clone())
     }
 
-    pub fn insert(&self, key: K, value: V) {
-        if self.capacity == 0 {
+    /// Keeps `value`, which costs `charge` bytes, evicting the oldest entries to make room;
+    /// a value larger than the whole budget is not kept.
+    pub fn insert(&self, key: K, value: V, charge: usize) {
+        if self.max_entries == 0 || charge > self.max_bytes {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity {
-            entries.clear();
+        let mut e = self.lock();
+        match e.map.insert(key.clone(), (value, charge)) {
+            Some((_, old)) => e.bytes -= old,
+            None => e.order.push_back(key),
         }
-        entries.insert(key, value);
+        e.bytes += charge;
+        while e.map.len() > self.max_entries || e.bytes > self.max_bytes {
+            let Some(oldest) = e.order.pop_front() else { break };
+            if let Some((_, c)) = e.map.remove(&oldest) {
+                e.bytes -= c;
+            }
+        }
+    }
+
+    pub fn clear(&self) {
+        let mut e = self.lock();
+        e.map.clear();
+        e.order.clear();
+        e.bytes = 0;
+    }
+
+    /// Bytes charged by the entries kept.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// Response bodies by request and revision; a capacity of 0 turns caching off.
-pub type ResponseCache = BoundedMap<CacheKey, Bytes>;
+/// Response bodies by request and revision; see the module docs.
+pub struct ResponseCache {
+    entries: BoundedMap<CacheKey, Bytes>,
+    /// Revision of the entries kept.
+    revision: AtomicU64,
+}
 
 impl ResponseCache {
-    /// The key of a request at `revision`, or `None` if it must not be cached.
-    pub fn key(&self, revision: u64, request: &Request) -> Option<CacheKey> {
-        let q = &request.query;
-        let read_only = !(q.contains("mutation") || q.contains("subscription") || q.contains("verifyLedger"));
-        (self.capacity > 0 && read_only && q.len() <= MAX_QUERY).then(|| CacheKey {
+    /// A cache of at most `max_entries` responses and `max_bytes` bytes (keys and overhead
+    /// included); 0 for either turns it off.
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        ResponseCache {
+            entries: BoundedMap::new(max_entries, max_bytes),
+            revision: AtomicU64::new(0),
+        }
+    }
+
+    /// The key of `request` at `revision`, or `None` if it must not be cached. `document` is
+    /// the request's parsed query, if it parsed and passed the limits.
+    pub fn key(&self, revision: u64, request: &Request, document: Option<&ExecutableDocument>) -> Option<CacheKey> {
+        if self.entries.max_entries == 0 || self.entries.max_bytes == 0 || request.query.len() > MAX_QUERY {
+            return None;
+        }
+        let doc = document?;
+        let name = request.operation_name.as_deref();
+        let op = doc
+            .operations
+            .iter()
+            .find(|(n, _)| name.is_none_or(|wanted| n.is_some_and(|n| n.as_str() == wanted)))
+            .map(|(_, op)| &op.node)?;
+        if op.ty != OperationType::Query || verifies(doc, &op.selection_set.node, 0) {
+            return None;
+        }
+        let mut h = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        part(request.query.as_bytes());
+        part(name.unwrap_or("").as_bytes());
+        for def in &op.variable_definitions {
+            let var = &def.node.name.node;
+            part(var.as_bytes());
+            match request.variables.get(var) {
+                Some(value) => part(&serde_json::to_vec(value).ok()?),
+                // Absent and null differ: an absent variable takes its default.
+                None => part(b"absent"),
+            }
+        }
+        Some(CacheKey {
             revision,
-            query: q.clone(),
-            variables: serde_json::to_string(&request.variables).unwrap_or_default(),
-            operation: request.operation_name.clone(),
+            digest: h.finalize().into(),
         })
     }
 
-    pub fn put(&self, key: CacheKey, body: Bytes) {
-        if body.len() <= MAX_BODY {
-            self.insert(key, body);
-        }
+    pub fn get(&self, key: &CacheKey) -> Option<Bytes> {
+        self.entries.get(key)
     }
+
+    pub fn put(&self, key: CacheKey, body: Bytes) {
+        if body.len() > MAX_BODY {
+            return;
+        }
+        // Entries of an older revision are never asked for again: drop them at the first
+        // answer at a newer one, and never keep an answer of an older one.
+        let kept = self.revision.fetch_max(key.revision, Ordering::AcqRel);
+        if key.revision < kept {
+            return;
+        }
+        if key.revision > kept {
+            self.entries.clear();
+        }
+        let charge = body.len() + ENTRY_OVERHEAD;
+        self.entries.insert(key, body, charge);
+    }
+
+    /// Bytes held (bodies, keys and overhead).
+    pub fn bytes(&self) -> usize {
+        self.entries.bytes()
+    }
+}
+
+/// True if the selection runs `verifyLedger` (directly or through fragments at the root).
+fn verifies(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+    // Fragments nest without bound only in cyclic documents, which validation refuses.
+    depth < 32
+        && set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => f.node.name.node == "verifyLedger",
+            Selection::InlineFragment(i) => verifies(doc, &i.node.selection_set.node, depth + 1),
+            Selection::FragmentSpread(s) => doc
+                .fragments
+                .get(&s.node.fragment_name.node)
+                .is_some_and(|f| verifies(doc, &f.node.selection_set.node, depth + 1)),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_graphql::parser::parse_query;
+    use async_graphql::Variables;
+    use serde_json::json;
 
-    #[test]
-    fn keys_only_read_only_queries_and_include_the_revision() {
-        let cache = ResponseCache::new(2);
-        let q = Request::new("{ ledger { revision } }");
-        assert_ne!(cache.key(1, &q), cache.key(2, &q));
-        assert!(cache.key(1, &Request::new("mutation { x }")).is_none());
-        assert!(cache.key(1, &Request::new("{ verifyLedger { ok } }")).is_none());
-        assert!(ResponseCache::new(0).key(1, &q).is_none());
-        let k = cache.key(1, &q).unwrap();
-        cache.put(k.clone(), Bytes::from_static(b"{}"));
-        assert_eq!(cache.get(&k).as_deref(), Some(&b"{}"[..]));
-        assert!(cache.get(&cache.key(2, &q).unwrap()).is_none());
+    fn key(cache: &ResponseCache, revision: u64, request: &Request) -> Option<CacheKey> {
+        let doc = parse_query(&request.query).ok();
+        cache.key(revision, request, doc.as_ref())
     }
 
     #[test]
-    fn stays_bounded() {
-        let cache = ResponseCache::new(2);
+    fn keys_only_read_only_queries_and_include_the_revision() {
+        let cache = ResponseCache::new(2, 1 << 20);
+        let q = Request::new("{ ledger { revision } }");
+        assert_ne!(key(&cache, 1, &q), key(&cache, 2, &q));
+        assert!(key(&cache, 1, &Request::new("mutation { x }")).is_none());
+        // Read from the parsed operation: a query that mentions "mutation" is still a query.
+        assert!(key(&cache, 1, &Request::new("{ mutation: ledger { revision } }")).is_some());
+        assert!(key(&cache, 1, &Request::new("subscription { x }")).is_none());
+        assert!(key(&cache, 1, &Request::new("{ verifyLedger { ok } }")).is_none());
+        assert!(key(
+            &cache,
+            1,
+            &Request::new("{ ...F } fragment F on Query { verifyLedger { ok } }")
+        )
+        .is_none());
+        assert!(key(&cache, 1, &Request::new("{ ... on Query { a: verifyLedger { ok } } }")).is_none());
+        assert!(
+            key(&cache, 1, &Request::new("{ ledger")).is_none(),
+            "unparsed documents are not cached"
+        );
+        assert!(key(&ResponseCache::new(0, 1 << 20), 1, &q).is_none());
+        let k = key(&cache, 1, &q).unwrap();
+        cache.put(k, Bytes::from_static(b"{}"));
+        assert_eq!(cache.get(&k).as_deref(), Some(&b"{}"[..]));
+        assert!(cache.get(&key(&cache, 2, &q).unwrap()).is_none());
+    }
+
+    #[test]
+    fn picks_the_named_operation() {
+        let cache = ResponseCache::new(2, 1 << 20);
+        let doc = "query A { ledger { revision } } mutation B { x }";
+        assert!(key(&cache, 1, &Request::new(doc).operation_name("A")).is_some());
+        assert!(key(&cache, 1, &Request::new(doc).operation_name("B")).is_none());
+        assert!(key(&cache, 1, &Request::new(doc).operation_name("C")).is_none());
+    }
+
+    #[test]
+    fn keys_only_on_declared_variables() {
+        let cache = ResponseCache::new(2, 1 << 20);
+        let q = "query($k: String) { observation(key: $k) { value } }";
+        let with = |v: serde_json::Value| Request::new(q).variables(Variables::from_json(v));
+        let base = key(&cache, 1, &with(json!({"k": "A"})));
+        let junk = "x".repeat(100_000);
+        assert_eq!(base, key(&cache, 1, &with(json!({"k": "A", "unused": junk}))));
+        assert_ne!(base, key(&cache, 1, &with(json!({"k": "B"}))));
+        assert_ne!(
+            key(&cache, 1, &with(json!({}))),
+            key(&cache, 1, &with(json!({"k": null})))
+        );
+        assert_ne!(base, key(&cache, 1, &Request::new(q).operation_name("X")));
+    }
+
+    #[test]
+    fn stays_bounded_in_entries_and_bytes() {
+        let cache = ResponseCache::new(2, 1 << 20);
         for i in 0..5 {
-            cache.put(cache.key(i, &Request::new("{ a }")).unwrap(), Bytes::from_static(b"x"));
+            let q = Request::new(format!("{{ a{i} }}"));
+            cache.put(key(&cache, 1, &q).unwrap(), Bytes::from_static(b"x"));
         }
-        assert!(cache.entries.lock().unwrap().len() <= 2);
+        assert_eq!(cache.entries.len(), 2);
         let big = Bytes::from(vec![b' '; MAX_BODY + 1]);
-        let k = cache.key(9, &Request::new("{ b }")).unwrap();
-        cache.put(k.clone(), big);
+        let k = key(&cache, 1, &Request::new("{ b }")).unwrap();
+        cache.put(k, big);
         assert!(cache.get(&k).is_none());
+
+        let budget = 10 * (1000 + ENTRY_OVERHEAD);
+        let cache = ResponseCache::new(1000, budget);
+        let mut keys = Vec::new();
+        for i in 0..50 {
+            let k = key(&cache, 1, &Request::new(format!("{{ a{i} }}"))).unwrap();
+            cache.put(k, Bytes::from(vec![b'x'; 1000]));
+            keys.push(k);
+            assert!(cache.bytes() <= budget);
+        }
+        assert_eq!(cache.bytes(), budget);
+        // The oldest went first; the newest are kept.
+        assert!(cache.get(&keys[0]).is_none());
+        assert!(cache.get(&keys[49]).is_some());
+    }
+
+    #[test]
+    fn a_newer_revision_drops_older_entries() {
+        let cache = ResponseCache::new(10, 1 << 20);
+        let q = Request::new("{ a }");
+        let old = key(&cache, 1, &q).unwrap();
+        cache.put(old, Bytes::from_static(b"1"));
+        let new = key(&cache, 2, &q).unwrap();
+        cache.put(new, Bytes::from_static(b"2"));
+        assert!(cache.get(&old).is_none());
+        assert_eq!(cache.bytes(), 1 + ENTRY_OVERHEAD);
+        // A late answer computed at the older revision is not kept.
+        cache.put(old, Bytes::from_static(b"1"));
+        assert!(cache.get(&old).is_none());
     }
 }

@@ -114,6 +114,14 @@ pub struct ServeArgs {
     pub max_batch: usize,
     #[arg(long, env = "TRADELEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: usize,
+    /// Most objects one query may return in the worst case, computed before it runs: list
+    /// sizes (`first`, the page-size cap, the ledger's largest lists) multiplied down the tree.
+    #[arg(long, env = "TRADELEDGER_MAX_COST", default_value_t = crate::graphql::DEFAULT_MAX_COST)]
+    pub max_cost: u64,
+    /// Largest response body (and WebSocket `next` payload), in bytes; checked while it is
+    /// written.
+    #[arg(long, env = "TRADELEDGER_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
     /// Largest request body (and WebSocket message), in bytes.
     #[arg(long, env = "TRADELEDGER_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -134,6 +142,9 @@ pub struct ServeArgs {
     /// Responses to read-only queries kept per ledger revision (0 turns the cache off).
     #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_ENTRIES", default_value_t = 1024)]
     pub response_cache_entries: usize,
+    /// Bytes the response cache may hold, keys and overhead included (0 turns it off).
+    #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub response_cache_bytes: usize,
     /// Origins allowed by CORS (comma-separated); CORS is off without any.
     #[arg(long, env = "TRADELEDGER_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -375,6 +386,7 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
             max_complexity: args.max_complexity,
             max_aliases: args.max_aliases,
             max_page_size: args.max_page_size,
+            max_cost: args.max_cost,
             introspection: !args.no_introspection,
             ..Limits::default()
         },
@@ -388,6 +400,8 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
         cors_origins: args.cors_origins,
         graphiql: !args.no_graphiql,
         response_cache_entries: args.response_cache_entries,
+        response_cache_bytes: args.response_cache_bytes,
+        max_response_bytes: args.max_response_bytes,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

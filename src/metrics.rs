@@ -33,6 +33,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub websocket_connections: Gauge,
+    /// Bytes held by the response cache, set when the metrics are rendered.
+    pub response_cache_bytes: Gauge,
     head_revision: Gauge,
     events: Gauge,
     releases: Gauge,
@@ -67,6 +69,11 @@ impl Metrics {
             g
         };
         let websocket_connections = gauge(&mut registry, "websocket_connections", "Open WebSocket connections");
+        let response_cache_bytes = gauge(
+            &mut registry,
+            "response_cache_bytes",
+            "Bytes held by the response cache (bodies, keys and overhead)",
+        );
         let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
         let events = gauge(&mut registry, "ledger_events", "Events in the log");
         let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
@@ -81,6 +88,7 @@ impl Metrics {
             requests,
             latency,
             websocket_connections,
+            response_cache_bytes,
             head_revision,
             events,
             releases,

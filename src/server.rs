@@ -32,7 +32,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::{bearer, Access, Tokens};
 use crate::cache::ResponseCache;
 use crate::graphql::{
-    build_schema, AppSchema, Caller, Limits, QueryLimits, BAD_USER_INPUT, LIMIT_EXCEEDED, UNAUTHENTICATED,
+    build_schema, to_json_capped, AppSchema, Caller, Limits, QueryLimits, BAD_USER_INPUT, LIMIT_EXCEEDED,
+    UNAUTHENTICATED,
 };
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
@@ -58,6 +59,10 @@ pub struct ServerConfig {
     pub graphiql: bool,
     /// Responses to read-only queries kept per ledger revision; 0 turns the cache off.
     pub response_cache_entries: usize,
+    /// Bytes the response cache may hold (bodies, keys and overhead).
+    pub response_cache_bytes: usize,
+    /// Largest response body (HTTP) or `next` payload (WebSocket), in bytes.
+    pub max_response_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +79,8 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             graphiql: true,
             response_cache_entries: 1024,
+            response_cache_bytes: 64 * 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -290,7 +297,9 @@ pub(crate) fn is_request_error(r: &async_graphql::Response) -> bool {
 async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchRequest) -> Response {
     let revision = state.ledger.read().head().revision;
     let cache_key = match &batch {
-        BatchRequest::Single(r) => state.responses.key(revision, r),
+        BatchRequest::Single(r) => state
+            .responses
+            .key(revision, r, state.queries.document(&r.query).ok().as_deref()),
         BatchRequest::Batch(_) => None,
     };
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
@@ -322,7 +331,23 @@ async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchReq
         Media::GraphqlResponse if failed_before_execution => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let body = Bytes::from(serde_json::to_vec(&response).expect("responses serialize"));
+    let body = match to_json_capped(&response, state.config.max_response_bytes) {
+        Ok(body) => Bytes::from(body),
+        Err(too_large) => {
+            // Nothing of the response was sent; the client gets the error in its place, a
+            // request error (no `data`) in GraphQL-over-HTTP terms.
+            let error = || async_graphql::Response::from_errors(vec![too_large.error()]);
+            let refused = match &response {
+                BatchResponse::Single(_) => BatchResponse::Single(error()),
+                BatchResponse::Batch(rs) => BatchResponse::Batch(rs.iter().map(|_| error()).collect()),
+            };
+            let status = match media {
+                Media::GraphqlResponse => StatusCode::BAD_REQUEST,
+                Media::Json => StatusCode::OK,
+            };
+            return json_response(status, media, &refused);
+        }
+    };
     // Cache only clean answers computed entirely at the revision they are keyed by.
     let clean = matches!(&response, BatchResponse::Single(r) if r.errors.is_empty());
     if let Some(key) = cache_key.filter(|_| clean && state.ledger.read().head().revision == revision) {
@@ -572,6 +597,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state.metrics.response_cache_bytes.set(state.responses.bytes() as i64);
     (
         [(
             header::CONTENT_TYPE,
@@ -639,8 +665,8 @@ pub fn app_state(ledger: Ledger, config: ServerConfig, shutdown: watch::Receiver
     Arc::new(AppState {
         schema: build_schema(ledger.clone(), config.limits),
         ws_slots: Arc::new(Semaphore::new(config.max_ws_connections)),
-        responses: ResponseCache::new(config.response_cache_entries),
-        queries: QueryLimits::new(config.limits),
+        responses: ResponseCache::new(config.response_cache_entries, config.response_cache_bytes),
+        queries: QueryLimits::new(config.limits, ledger.clone()),
         metrics: Metrics::new(),
         ledger,
         config,

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use crate::auth::bearer;
-use crate::graphql::Caller;
+use crate::graphql::{to_json_capped, Caller};
 use crate::server::{add_codes, authorize, is_request_error, request_from_params, AppState};
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -423,7 +423,13 @@ impl Connection {
                 } else {
                     // Serialized here, in the subscription's own task, so that a burst of
                     // notifications is encoded in parallel rather than by the connection.
-                    Out::Next(serde_json::to_string(&response).expect("responses serialize"))
+                    // Under the response-size cap; beyond it the payload is the error instead.
+                    let limit = state.config.max_response_bytes;
+                    let payload = to_json_capped(&response, limit).unwrap_or_else(|e| {
+                        let refused = async_graphql::Response::from_errors(vec![e.error()]);
+                        serde_json::to_vec(&refused).expect("errors serialize")
+                    });
+                    Out::Next(String::from_utf8(payload).expect("serde_json writes UTF-8"))
                 };
                 first = false;
                 // Waiting here when the client is slow is fine: the writer never waits on

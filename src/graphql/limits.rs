@@ -16,51 +16,117 @@
 //!
 //! Clients send the same few query texts over and over, so documents that passed are kept in
 //! a small cache keyed by their text: a repeated query is neither parsed nor walked again.
+//!
+//! # Cost: the objects a query can return
+//!
+//! Counting fields says nothing of list sizes: eight aliases of
+//! `releases(first: 1000) { nodes { observations { value } } }` are a few dozen fields and
+//! may return a million objects. So before executing, [`QueryLimits::prepare`] also computes
+//! the worst-case number of objects the chosen operation can return, as GitHub's GraphQL API
+//! counts nodes and Shopify costs lists: every object a selection can return counts once,
+//! multiplied by the sizes of the lists above it.
+//!
+//! - A connection's page is its `first` (a literal, or a variable with its default), else the
+//!   default page of 100, never more than the page-size cap nor than the items there are
+//!   (releases, events, figures of the largest dataset). Its `edges` and `nodes` are lists
+//!   of that size; the connection and its `pageInfo` count once per parent.
+//! - Other lists take the ledger's largest real size ([`Extents`], O(1) to read): the
+//!   observations of the largest release, the versions of the most revised figure, the
+//!   longest code list, the number of datasets; introspection lists take the schema's own
+//!   sizes. A list field not known here counts as a full page (the page-size cap).
+//! - Scalars cost nothing; a list of scalars counts its items.
+//!
+//! The field types come from the schema's own SDL, so a field added later is typed without
+//! touching this file. Above `max_cost` the request is refused with `LIMIT_EXCEEDED` and the
+//! computed `cost` and `maxCost` in `extensions`, before anything runs.
+//!
+//! The response is then serialized under a byte cap ([`to_json_capped`]), which stops
+//! writing as soon as the cap is passed rather than after building the whole body.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    BaseType, ExecutableDocument, Field, FragmentDefinition, OperationDefinition, Selection, SelectionSet, Type,
+    TypeKind, TypeSystemDefinition,
+};
 use async_graphql::parser::Positioned;
-use async_graphql::{Name, Request, ServerError};
+use async_graphql::{Name, Request, ServerError, Value, Variables};
 
 use super::{Limits, LIMIT_EXCEEDED};
 use crate::cache::{BoundedMap, MAX_QUERY};
+use crate::ledger::Ledger;
+use crate::projection::Extents;
 
-/// Documents kept; when full, the cache starts over (cheap, and a steady workload refills it
-/// with its few queries at once).
+/// Documents kept; the oldest go first when the cache is full.
 const CACHE_ENTRIES: usize = 1024;
+/// Bytes charged to the document cache: a parsed document takes several times its text.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+const DOCUMENT_BYTES_PER_BYTE: usize = 12;
+/// The page a connection returns without `first`, as the resolvers choose it.
+const DEFAULT_PAGE: u64 = 100;
+/// `revisionSummary.items` holds at most this many items.
+const REVISION_ITEMS: u64 = 1000;
 
-/// The limits, and the documents that passed them, by query text; see the module docs.
+/// The limits, the schema's shape, and the documents that passed the limits, by query text;
+/// see the module docs.
 pub struct QueryLimits {
     limits: Limits,
-    cache: BoundedMap<String, ExecutableDocument>,
+    shape: Shape,
+    ledger: Ledger,
+    cache: BoundedMap<Arc<str>, Arc<ExecutableDocument>>,
 }
 
 impl QueryLimits {
-    pub fn new(limits: Limits) -> Self {
+    /// Limits for queries over `ledger`, whose list sizes bound the cost of a query.
+    pub fn new(limits: Limits, ledger: Ledger) -> Self {
         QueryLimits {
             limits,
-            cache: BoundedMap::new(CACHE_ENTRIES),
+            shape: Shape::of_schema(),
+            ledger,
+            cache: BoundedMap::new(CACHE_ENTRIES, CACHE_BYTES),
         }
     }
 
-    /// Parses `request` (or takes its document from the cache) and checks the limits; the
-    /// request comes back with its parsed document, ready to execute.
-    pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
-        match self.cache.get(&request.query) {
-            Some(doc) => request.set_parsed_query(doc),
-            None => {
-                let cacheable = request.query.len() <= MAX_QUERY;
-                let doc = request.parsed_query()?;
-                check(doc, self.limits)?;
-                if cacheable {
-                    let doc = doc.clone();
-                    self.cache.insert(request.query.clone(), doc);
-                }
-            }
+    /// The parsed document of `query` if it parses and passes the limits on fields, aliases
+    /// and depth (from the cache when it was seen before).
+    pub fn document(&self, query: &str) -> Result<Arc<ExecutableDocument>, ServerError> {
+        if let Some(doc) = self.cache.get(query) {
+            return Ok(doc);
         }
+        let doc = async_graphql::parser::parse_query(query)?;
+        check(&doc, self.limits)?;
+        let doc = Arc::new(doc);
+        if query.len() <= MAX_QUERY {
+            let charge = query.len().saturating_mul(DOCUMENT_BYTES_PER_BYTE) + 256;
+            self.cache.insert(Arc::from(query), doc.clone(), charge);
+        }
+        Ok(doc)
+    }
+
+    /// Parses `request` (or takes its document from the cache) and checks the limits, its
+    /// cost included; the request comes back with its parsed document, ready to execute.
+    pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
+        let doc = self.document(&request.query)?;
+        let extents = self.ledger.read().extents();
+        let cost = cost(&doc, &request, &self.shape, &extents, self.limits.max_page_size as u64);
+        if cost > self.limits.max_cost {
+            return Err(too_costly(cost, self.limits.max_cost));
+        }
+        request.set_parsed_query((*doc).clone());
         Ok(request)
     }
+}
+
+fn too_costly(cost: u64, max: u64) -> ServerError {
+    let mut e = exceeded(format!(
+        "query may return up to {cost} objects; the limit is {max} (lists count at their page size, \
+         `first` or the page-size cap, or at the ledger's largest list; ask for smaller pages)"
+    ));
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("cost", cost);
+    ext.set("maxCost", max);
+    e
 }
 
 fn exceeded(message: String) -> ServerError {
@@ -156,10 +222,435 @@ pub fn check(doc: &ExecutableDocument, limits: Limits) -> Result<(), ServerError
     Ok(())
 }
 
+/// What the cost walk needs to know of one field: its named type and whether it is a list.
+#[derive(Debug, Clone)]
+struct FieldShape {
+    ty: String,
+    list: bool,
+}
+
+/// Sizes of the schema's own lists, for introspection.
+#[derive(Debug, Clone, Copy, Default)]
+struct SchemaSizes {
+    types: u64,
+    directives: u64,
+    fields: u64,
+    input_fields: u64,
+    args: u64,
+    enum_values: u64,
+    interfaces: u64,
+    possible_types: u64,
+}
+
+/// Field types of every object type, taken from the SDL, plus the introspection types.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    types: HashMap<String, HashMap<String, FieldShape>>,
+    roots: [String; 3],
+    sizes: SchemaSizes,
+}
+
+/// A field of an introspection type: name, named type, list or not.
+type IntrospectionField = (&'static str, &'static str, bool);
+
+/// The introspection types' list and object fields (their scalars cost nothing).
+const INTROSPECTION: &[(&str, &[IntrospectionField])] = &[
+    (
+        "__Schema",
+        &[
+            ("types", "__Type", true),
+            ("queryType", "__Type", false),
+            ("mutationType", "__Type", false),
+            ("subscriptionType", "__Type", false),
+            ("directives", "__Directive", true),
+        ],
+    ),
+    (
+        "__Type",
+        &[
+            ("fields", "__Field", true),
+            ("interfaces", "__Type", true),
+            ("possibleTypes", "__Type", true),
+            ("enumValues", "__EnumValue", true),
+            ("inputFields", "__InputValue", true),
+            ("ofType", "__Type", false),
+        ],
+    ),
+    ("__Field", &[("args", "__InputValue", true), ("type", "__Type", false)]),
+    ("__InputValue", &[("type", "__Type", false)]),
+    ("__EnumValue", &[]),
+    (
+        "__Directive",
+        &[
+            ("args", "__InputValue", true),
+            ("locations", "__DirectiveLocation", true),
+        ],
+    ),
+];
+/// Introspection and built-in types the SDL leaves out: 8 introspection types and 5 scalars.
+const UNLISTED_TYPES: u64 = 13;
+/// `@include`, `@skip`, `@deprecated`, `@specifiedBy`, `@oneOf`, with one to spare.
+const BUILT_IN_DIRECTIVES: u64 = 6;
+/// Fields of `__Type`, the introspection type with the most.
+const INTROSPECTION_FIELDS: u64 = 11;
+/// Values of `__DirectiveLocation`, the largest built-in enum.
+const DIRECTIVE_LOCATIONS: u64 = 19;
+
+fn shape_of(ty: &Type) -> FieldShape {
+    match &ty.base {
+        BaseType::Named(n) => FieldShape {
+            ty: n.to_string(),
+            list: false,
+        },
+        BaseType::List(inner) => FieldShape {
+            list: true,
+            ..shape_of(inner)
+        },
+    }
+}
+
+impl Shape {
+    /// The shape of this server's schema.
+    pub fn of_schema() -> Self {
+        Shape::from_sdl(&super::sdl()).expect("the schema's own SDL parses")
+    }
+
+    fn from_sdl(sdl: &str) -> Result<Self, async_graphql::parser::Error> {
+        let doc = async_graphql::parser::parse_schema(sdl)?;
+        let mut types: HashMap<String, HashMap<String, FieldShape>> = HashMap::new();
+        let mut roots = ["Query".to_owned(), "Mutation".to_owned(), "Subscription".to_owned()];
+        let mut sizes = SchemaSizes {
+            types: UNLISTED_TYPES,
+            directives: BUILT_IN_DIRECTIVES,
+            fields: INTROSPECTION_FIELDS,
+            enum_values: DIRECTIVE_LOCATIONS,
+            args: 1,
+            ..SchemaSizes::default()
+        };
+        let mut implementors: HashMap<String, u64> = HashMap::new();
+        for def in &doc.definitions {
+            match def {
+                TypeSystemDefinition::Schema(s) => {
+                    for (i, name) in [&s.node.query, &s.node.mutation, &s.node.subscription]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        if let Some(n) = name {
+                            roots[i] = n.node.to_string();
+                        }
+                    }
+                }
+                TypeSystemDefinition::Directive(d) => {
+                    sizes.directives += 1;
+                    sizes.args = sizes.args.max(d.node.arguments.len() as u64);
+                }
+                TypeSystemDefinition::Type(t) => {
+                    sizes.types += 1;
+                    let name = t.node.name.node.to_string();
+                    let fields = match &t.node.kind {
+                        TypeKind::Object(o) => {
+                            sizes.interfaces = sizes.interfaces.max(o.implements.len() as u64);
+                            for i in &o.implements {
+                                *implementors.entry(i.node.to_string()).or_default() += 1;
+                            }
+                            &o.fields
+                        }
+                        TypeKind::Interface(i) => &i.fields,
+                        TypeKind::Union(u) => {
+                            sizes.possible_types = sizes.possible_types.max(u.members.len() as u64);
+                            continue;
+                        }
+                        TypeKind::Enum(e) => {
+                            sizes.enum_values = sizes.enum_values.max(e.values.len() as u64);
+                            continue;
+                        }
+                        TypeKind::InputObject(i) => {
+                            sizes.input_fields = sizes.input_fields.max(i.fields.len() as u64);
+                            continue;
+                        }
+                        TypeKind::Scalar => continue,
+                    };
+                    sizes.fields = sizes.fields.max(fields.len() as u64);
+                    let map = types.entry(name).or_default();
+                    for f in fields {
+                        sizes.args = sizes.args.max(f.node.arguments.len() as u64);
+                        map.insert(f.node.name.node.to_string(), shape_of(&f.node.ty.node));
+                    }
+                }
+            }
+        }
+        sizes.possible_types = sizes
+            .possible_types
+            .max(implementors.values().copied().max().unwrap_or(0));
+        for (ty, fields) in INTROSPECTION {
+            let map = types.entry((*ty).to_owned()).or_default();
+            for (name, ty, list) in *fields {
+                map.insert(
+                    (*name).to_owned(),
+                    FieldShape {
+                        ty: (*ty).to_owned(),
+                        list: *list,
+                    },
+                );
+            }
+        }
+        let query = types.entry(roots[0].clone()).or_default();
+        query.insert(
+            "__schema".into(),
+            FieldShape {
+                ty: "__Schema".into(),
+                list: false,
+            },
+        );
+        query.insert(
+            "__type".into(),
+            FieldShape {
+                ty: "__Type".into(),
+                list: false,
+            },
+        );
+        Ok(Shape { types, roots, sizes })
+    }
+
+    fn field(&self, parent: &str, name: &str) -> Option<&FieldShape> {
+        self.types.get(parent)?.get(name)
+    }
+
+    fn is_object(&self, ty: &str) -> bool {
+        self.types.contains_key(ty)
+    }
+}
+
+/// The worst-case number of objects the operation of `request` can return; see the module
+/// docs. Without an operation name, the costliest operation of the document counts.
+pub fn cost(doc: &ExecutableDocument, request: &Request, shape: &Shape, extents: &Extents, max_page: u64) -> u64 {
+    let wanted = request.operation_name.as_deref();
+    doc.operations
+        .iter()
+        .filter(|(name, _)| wanted.is_none_or(|w| name.is_some_and(|n| n.as_str() == w)))
+        .map(|(_, op)| {
+            let root = match op.node.ty {
+                async_graphql::parser::types::OperationType::Query => &shape.roots[0],
+                async_graphql::parser::types::OperationType::Mutation => &shape.roots[1],
+                async_graphql::parser::types::OperationType::Subscription => &shape.roots[2],
+            };
+            let mut walk = CostWalk {
+                doc,
+                shape,
+                extents,
+                max_page,
+                op: &op.node,
+                variables: &request.variables,
+                path: HashSet::new(),
+            };
+            walk.selection_set(root, &op.node.selection_set.node, 1, 0)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+struct CostWalk<'a> {
+    doc: &'a ExecutableDocument,
+    shape: &'a Shape,
+    extents: &'a Extents,
+    max_page: u64,
+    op: &'a OperationDefinition,
+    variables: &'a Variables,
+    /// Fragments on the current path, to walk a cycle (which validation refuses) only once.
+    path: HashSet<&'a str>,
+}
+
+impl<'a> CostWalk<'a> {
+    /// Objects `set` returns on `parent`, which is returned `times` times; `page` is the page
+    /// size of the nearest connection above.
+    fn selection_set(&mut self, parent: &'a str, set: &'a SelectionSet, times: u64, page: u64) -> u64 {
+        let shape = self.shape;
+        let mut total = 0u64;
+        for item in &set.items {
+            let cost = match &item.node {
+                Selection::Field(f) => {
+                    let f = &f.node;
+                    let name = f.name.node.as_str();
+                    let children = &f.selection_set.node;
+                    match shape.field(parent, name) {
+                        // Unknown here (validation refuses it next) or a scalar such as
+                        // `__typename`.
+                        None if children.items.is_empty() => 0,
+                        None => times.saturating_add(self.selection_set("", children, times, page)),
+                        Some(field) if field.ty.ends_with("Connection") && !field.list => {
+                            let n = self.page(f).min(self.available(parent, name));
+                            times.saturating_add(self.selection_set(&field.ty, children, times, n))
+                        }
+                        Some(field) if field.list => {
+                            let n = times.saturating_mul(self.list_len(parent, name, page));
+                            n.saturating_add(self.selection_set(&field.ty, children, n, page))
+                        }
+                        Some(field) if shape.is_object(&field.ty) => {
+                            times.saturating_add(self.selection_set(&field.ty, children, times, page))
+                        }
+                        Some(_) => 0,
+                    }
+                }
+                Selection::InlineFragment(i) => {
+                    let ty = i
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .map_or(parent, |c| c.node.on.node.as_str());
+                    self.selection_set(ty, &i.node.selection_set.node, times, page)
+                }
+                Selection::FragmentSpread(s) => {
+                    let name: &Name = &s.node.fragment_name.node;
+                    let Some(def): Option<&Positioned<FragmentDefinition>> = self.doc.fragments.get(name) else {
+                        continue;
+                    };
+                    if !self.path.insert(name.as_str()) {
+                        continue;
+                    }
+                    let ty = def.node.type_condition.node.on.node.as_str();
+                    let cost = self.selection_set(ty, &def.node.selection_set.node, times, page);
+                    self.path.remove(name.as_str());
+                    cost
+                }
+            };
+            total = total.saturating_add(cost);
+        }
+        total
+    }
+
+    /// The page a connection field returns, from its `first` (or `last`) argument.
+    fn page(&self, field: &Field) -> u64 {
+        let default = DEFAULT_PAGE.min(self.max_page);
+        let arguments = &field.arguments;
+        let Some((_, value)) = arguments
+            .iter()
+            .find(|(n, _)| n.node == "first")
+            .or_else(|| arguments.iter().find(|(n, _)| n.node == "last"))
+        else {
+            return default;
+        };
+        let resolved = value.node.clone().into_const_with(|var| self.variable(&var).ok_or(()));
+        match resolved {
+            Err(()) | Ok(Value::Null) => default,
+            Ok(Value::Number(n)) => match n.as_i64() {
+                Some(n) if n < 0 => 0,
+                Some(n) => (n as u64).min(self.max_page),
+                None => self.max_page,
+            },
+            // The resolver refuses it; count a full page meanwhile.
+            Ok(_) => self.max_page,
+        }
+    }
+
+    /// A variable's value: as sent, else its default.
+    fn variable(&self, name: &Name) -> Option<Value> {
+        self.variables.get(name).cloned().or_else(|| {
+            self.op
+                .variable_definitions
+                .iter()
+                .find(|d| d.node.name.node == *name)
+                .and_then(|d| d.node.default_value.as_ref().map(|v| v.node.clone()))
+        })
+    }
+
+    /// How many items a connection field has at most, whatever the page.
+    fn available(&self, parent: &str, field: &str) -> u64 {
+        let e = self.extents;
+        match (parent, field) {
+            ("Query", "releases") => e.releases,
+            ("Query", "observations") => e.max_figures,
+            ("Query", "events") => e.events,
+            _ => u64::MAX,
+        }
+    }
+
+    /// The longest a list field can be.
+    fn list_len(&self, parent: &str, field: &str, page: u64) -> u64 {
+        let e = self.extents;
+        let s = &self.shape.sizes;
+        match (parent, field) {
+            (p, "edges" | "nodes") if p.ends_with("Connection") => page,
+            ("Query", "datasets") => e.datasets,
+            ("Query", "history") | ("Observation", "versions") => e.max_versions,
+            ("Breakdown", "items") | ("Dimension", "codes") => e.max_codes,
+            ("RevisionSummary", "items") => e.max_figures.min(REVISION_ITEMS),
+            ("Dataset" | "Observation", "dimensions") => e.max_dimensions,
+            ("Dataset", "measures") => e.max_measures,
+            ("Release", "observations") => e.max_release_observations,
+            ("__Schema", "types") => s.types,
+            ("__Schema", "directives") => s.directives,
+            ("__Type", "fields") => s.fields,
+            ("__Type", "inputFields") => s.input_fields,
+            ("__Type", "enumValues") => s.enum_values,
+            ("__Type", "interfaces") => s.interfaces,
+            ("__Type", "possibleTypes") => s.possible_types,
+            ("__Field" | "__Directive", "args") => s.args,
+            ("__Directive", "locations") => DIRECTIVE_LOCATIONS,
+            // A list this table does not know: a full page.
+            _ => self.max_page,
+        }
+    }
+}
+
+/// A response that would be larger than the limit; nothing of it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseTooLarge {
+    pub limit: usize,
+}
+
+impl ResponseTooLarge {
+    /// The error a client gets instead of the response.
+    pub fn error(&self) -> ServerError {
+        let mut e = exceeded(format!(
+            "the response is larger than the limit of {} bytes; ask for fewer or smaller pages",
+            self.limit
+        ));
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("maxResponseBytes", self.limit as u64);
+        e
+    }
+}
+
+/// A writer that refuses to grow past its limit.
+struct Capped {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.limit {
+            return Err(std::io::Error::other("response limit reached"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serializes `value` as JSON, stopping as soon as it would pass `limit` bytes.
+pub fn to_json_capped<T: serde::Serialize + ?Sized>(value: &T, limit: usize) -> Result<Vec<u8>, ResponseTooLarge> {
+    let mut w = Capped {
+        buf: Vec::with_capacity(limit.min(4096)),
+        limit,
+    };
+    match serde_json::to_writer(&mut w, value) {
+        Ok(()) => Ok(w.buf),
+        // The only writer error is the limit.
+        Err(e) if e.is_io() => Err(ResponseTooLarge { limit }),
+        Err(e) => panic!("responses serialize: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use async_graphql::parser::parse_query;
+    use serde_json::json;
 
     fn limits() -> Limits {
         Limits {
@@ -206,5 +697,118 @@ mod tests {
     #[test]
     fn fragment_cycles_do_not_loop() {
         assert!(run("{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }").is_ok());
+    }
+
+    /// A ledger like the issue's: 2,000 releases of 100 observations, one dataset of 3
+    /// dimensions with up to 20 codes, figures with up to 3 versions.
+    fn extents() -> Extents {
+        Extents {
+            datasets: 1,
+            releases: 2000,
+            events: 2001,
+            max_figures: 150_000,
+            max_release_observations: 100,
+            max_versions: 3,
+            max_dimensions: 3,
+            max_codes: 20,
+            max_measures: 3,
+        }
+    }
+
+    fn cost_of(query: &str, variables: serde_json::Value) -> u64 {
+        let doc = parse_query(query).unwrap();
+        let request = Request::new(query).variables(Variables::from_json(variables));
+        cost(&doc, &request, &Shape::of_schema(), &extents(), 1000)
+    }
+
+    #[test]
+    fn counts_objects_multiplied_down_lists() {
+        // The connection, 1000 nodes, 100 observations each.
+        let one = "{ releases(first: 1000, after: \"0\") { nodes { observations { key period measure value } } } }";
+        assert_eq!(cost_of(one, json!({})), 1 + 1000 + 1000 * 100);
+        let eight: String = (0..8)
+            .map(|i| format!("a{i}: releases(first: 1000) {{ nodes {{ observations {{ value }} }} }} "))
+            .collect();
+        assert_eq!(cost_of(&format!("{{ {eight} }}"), json!({})), 8 * (1 + 1000 + 100_000));
+        // Scalars cost nothing; objects count once per parent.
+        assert_eq!(cost_of("{ ledger { revision hash } __typename }", json!({})), 1);
+        // Without `first`, the default page of 100; never more items than there are.
+        assert_eq!(cost_of("{ releases { nodes { title } } }", json!({})), 1 + 100);
+        assert_eq!(
+            cost_of("{ events(first: 1000) { nodes { hash } } }", json!({})),
+            1 + 1000
+        );
+        let small = Extents {
+            releases: 7,
+            ..extents()
+        };
+        let doc = parse_query("{ releases(first: 1000) { nodes { title } } }").unwrap();
+        let request = Request::new("");
+        assert_eq!(cost(&doc, &request, &Shape::of_schema(), &small, 1000), 1 + 7);
+        // Edges and their nodes are objects each.
+        assert_eq!(
+            cost_of("{ observations(dataset: \"D\", first: 10) { edges { node { value versions { value } } } pageInfo { hasNextPage } } }", json!({})),
+            1 + 10 + 10 + 10 * 3 + 1
+        );
+    }
+
+    #[test]
+    fn reads_page_sizes_from_variables_and_their_defaults() {
+        let q = "query($n: Int = 5) { releases(first: $n) { nodes { observations { value } } } }";
+        assert_eq!(cost_of(q, json!({})), 1 + 5 + 5 * 100);
+        assert_eq!(cost_of(q, json!({"n": 20})), 1 + 20 + 20 * 100);
+        assert_eq!(cost_of(q, json!({"n": null})), 1 + 100 + 100 * 100);
+        // Above the page-size cap (which the resolver refuses) or not a number: a full page.
+        assert_eq!(cost_of(q, json!({"n": 5000})), 1 + 1000 + 1000 * 100);
+        assert_eq!(cost_of(q, json!({"n": "x"})), 1 + 1000 + 1000 * 100);
+        assert_eq!(cost_of(q, json!({"n": -3})), 1);
+    }
+
+    #[test]
+    fn follows_fragments_and_the_chosen_operation() {
+        let q = "query A { ...R } query B { ledger { revision } } fragment R on Query { releases(first: 10) { nodes { ... on Release { observations { value } } } } }";
+        let doc = parse_query(q).unwrap();
+        let shape = Shape::of_schema();
+        let a = cost(&doc, &Request::new(q).operation_name("A"), &shape, &extents(), 1000);
+        let b = cost(&doc, &Request::new(q).operation_name("B"), &shape, &extents(), 1000);
+        assert_eq!((a, b), (1 + 10 + 10 * 100, 1));
+        // Without a name, the costliest operation counts.
+        assert_eq!(cost(&doc, &Request::new(q), &shape, &extents(), 1000), a);
+    }
+
+    #[test]
+    fn sizes_other_lists_by_the_ledger() {
+        let q = "{ datasets { dimensions { codes { code } } measures } history(dataset: \"D\", key: \"K\", period: \"2025\") { value release { title } } }";
+        assert_eq!(cost_of(q, json!({})), 1 + 3 + 3 * 20 + 3 + 3 + 3);
+        let q = "{ breakdown(dataset: \"D\", dimension: \"X\", period: \"2025\") { total { value } items { key dimensions { label } } } }";
+        assert_eq!(cost_of(q, json!({})), 1 + 1 + 20 + 20 * 3);
+        let q = "{ revisionSummary(dataset: \"D\") { items { key } } }";
+        assert_eq!(cost_of(q, json!({})), 1 + 1000);
+    }
+
+    #[test]
+    fn introspection_has_a_bounded_cost() {
+        let q = include_str!("../../tests/abuse/introspection.graphql");
+        let c = cost_of(q, json!({}));
+        assert!(
+            c > 1000 && c < Limits::default().max_cost,
+            "GraphiQL's introspection query costs {c}"
+        );
+        // Nested `ofType`/`fields` cycles multiply like any other list.
+        let deep = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+        assert!(cost_of(deep, json!({})) > Limits::default().max_cost);
+    }
+
+    #[test]
+    fn caps_the_serialized_response() {
+        let value = json!({"data": {"a": "x".repeat(100)}});
+        let full = serde_json::to_vec(&value).unwrap();
+        assert_eq!(to_json_capped(&value, full.len()).unwrap(), full);
+        assert_eq!(
+            to_json_capped(&value, full.len() - 1),
+            Err(ResponseTooLarge { limit: full.len() - 1 })
+        );
+        let e = ResponseTooLarge { limit: 10 }.error();
+        assert!(e.message.contains("10 bytes"), "{}", e.message);
     }
 }

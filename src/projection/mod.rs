@@ -269,6 +269,29 @@ pub struct Projection {
     published: Vec<(DateTime<Utc>, u64)>,
     published_max: Vec<u64>,
     version_count: u64,
+    extents: Extents,
+}
+
+/// The largest sizes of the lists the API returns, kept up to date as events apply (O(1) to
+/// read), for the worst-case cost of a query before it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extents {
+    pub datasets: u64,
+    pub releases: u64,
+    /// Events in the log (the head revision).
+    pub events: u64,
+    /// Figures of the largest dataset.
+    pub max_figures: u64,
+    /// Observations of the largest release.
+    pub max_release_observations: u64,
+    /// Versions of the most revised figure.
+    pub max_versions: u64,
+    /// Dimensions of the dataset with the most.
+    pub max_dimensions: u64,
+    /// Codes of the longest code list.
+    pub max_codes: u64,
+    /// Measures of the dataset with the most.
+    pub max_measures: u64,
 }
 
 impl Projection {
@@ -282,6 +305,16 @@ impl Projection {
 
     pub fn version_count(&self) -> u64 {
         self.version_count
+    }
+
+    /// The largest list sizes; see [`Extents`].
+    pub fn extents(&self) -> Extents {
+        Extents {
+            datasets: self.datasets.len() as u64,
+            releases: self.releases.len() as u64,
+            events: self.head.revision,
+            ..self.extents
+        }
     }
 
     pub fn datasets(&self) -> &[DatasetView] {
@@ -367,6 +400,11 @@ impl Projection {
                     figures: Figures::default(),
                     release_count: 0,
                 });
+                let e = &mut self.extents;
+                e.max_dimensions = e.max_dimensions.max(dataset.dimensions.len() as u64);
+                e.max_measures = e.max_measures.max(dataset.measures.len() as u64);
+                let codes = dataset.dimensions.iter().map(|d| d.codes.len()).max().unwrap_or(0);
+                e.max_codes = e.max_codes.max(codes as u64);
                 Applied::DatasetDefined { id: dataset.id.clone() }
             }
             Event::ReleasePublished { release } => {
@@ -396,6 +434,7 @@ impl Projection {
                     });
                 }
                 let mut revised = Vec::new();
+                let mut max_versions = self.extents.max_versions;
                 for (cell, o) in resolved.into_iter().zip(&release.observations) {
                     let figure = ds.figure_or_insert(cell);
                     let versions = ds.figures.versions(figure);
@@ -418,8 +457,13 @@ impl Projection {
                             value: o.value,
                         },
                     );
+                    max_versions = max_versions.max(u64::from(ds.figures.slot(figure).len));
                 }
                 ds.release_count += 1;
+                let e = &mut self.extents;
+                e.max_versions = max_versions;
+                e.max_figures = e.max_figures.max(ds.cell_count() as u64);
+                e.max_release_observations = e.max_release_observations.max(release.observations.len() as u64);
                 self.version_count += release.observations.len() as u64;
                 self.releases.push(ReleaseInfo {
                     id: release.id,

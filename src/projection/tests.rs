@@ -845,3 +845,38 @@ proptest! {
         }
     }
 }
+
+/// The list sizes the cost model reads follow the events: the largest release, code list and
+/// version list, and the number of figures.
+#[test]
+fn extents_follow_the_events() {
+    let batch = fixtures();
+    let def = &batch.datasets[0];
+    let (one, _) = fixture_projection(1);
+    let e = one.extents();
+    assert_eq!(
+        (e.datasets, e.releases, e.events, e.max_versions, e.max_figures),
+        (1, 0, 1, 0, 0)
+    );
+    assert_eq!(e.max_dimensions, def.dimensions.len() as u64);
+    assert_eq!(e.max_measures, def.measures.len() as u64);
+    assert_eq!(
+        e.max_codes,
+        def.dimensions.iter().map(|d| d.codes.len()).max().unwrap() as u64
+    );
+    let (two, _) = fixture_projection(2);
+    let first = batch.releases[0].observations.len() as u64;
+    let e = two.extents();
+    assert_eq!((e.releases, e.events, e.max_versions), (1, 2, 1));
+    assert_eq!((e.max_release_observations, e.max_figures), (first, first));
+    let (three, _) = fixture_projection(3);
+    let e = three.extents();
+    let largest = batch.releases.iter().map(|r| r.observations.len()).max().unwrap() as u64;
+    assert_eq!(
+        (e.releases, e.events, e.max_versions),
+        (2, 3, 2),
+        "the revision adds a second version"
+    );
+    assert_eq!(e.max_release_observations, largest);
+    assert_eq!(e.max_figures, three.datasets()[0].cell_count() as u64);
+}
