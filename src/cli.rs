@@ -1,4 +1,4 @@
-//! The command line: `serve`, `import`, `export-schema`, `verify`, `rebuild`.
+//! The command line: `serve`, `import`, `export-schema`, `verify`, `rebuild`, `witness`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,8 +55,27 @@ pub enum Command {
     /// Check the hash chain and re-fold every event; exits 1 and names the first bad
     /// revision if the log was altered.
     Verify,
-    /// Re-fold the log and rewrite the derived indexes (release index, head record).
+    /// Re-fold the log and rewrite the derived indexes (release index, head record,
+    /// transparency log leaves).
     Rebuild,
+    /// Check a server's transparency log from outside, as an auditor does from cron: fetch its
+    /// signed checkpoint, verify the signature, check with a consistency proof that it extends
+    /// the checkpoint saved in the state file, then save it. Exits 0 when everything verifies,
+    /// 1 with the reason otherwise.
+    Witness {
+        /// The server's base URL, e.g. `http://ledger.example:8000` (http only).
+        #[arg(long, env = "TRADELEDGER_WITNESS_URL")]
+        url: String,
+        /// The log's note verifier key (`verifierKey` in the API).
+        #[arg(long, env = "TRADELEDGER_WITNESS_VKEY")]
+        vkey: String,
+        /// File holding the last checkpoint this witness accepted; created on the first run.
+        #[arg(long, env = "TRADELEDGER_WITNESS_STATE")]
+        state: PathBuf,
+        /// Bearer token, for a server whose reads need one.
+        #[arg(long, env = "TRADELEDGER_WITNESS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Write a SYNTHETIC release file (dataset and releases) for benchmarks and load tests:
     /// each release publishes one new period and revises the two before it.
     Generate {
@@ -126,6 +145,16 @@ pub struct ServeArgs {
     /// Origins allowed by CORS (comma-separated); CORS is off without any.
     #[arg(long, env = "TRADELEDGER_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Origin (name) of the transparency log, the first line of its checkpoints: 1 to 256
+    /// bytes, no spaces or `+`. Default: the name in the signing key, or for a key generated
+    /// on first start `tradeledger.local/<8 random hex digits>`.
+    #[arg(long, env = "TRADELEDGER_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
+    /// File holding the Ed25519 key checkpoints are signed with, as
+    /// `PRIVATE+KEY+<origin>+<hash>+<key>`. Without it, one is generated on first start in
+    /// DATA_DIR/signing-key (owner-only) and its verifier key printed once.
+    #[arg(long, env = "TRADELEDGER_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// Creates the data directory, readable by its owner only.
@@ -243,13 +272,15 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             let started = Instant::now();
             let (store, prefold) = open_store(&cli.data_dir)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
-            match v.damage {
+            let tree = crate::tlog::check_tree(store.as_ref(), v.checked)?;
+            match v.damage.or(tree.damage) {
                 None => {
                     println!(
-                        "ok: {} events checked, {} observation versions, head {} ({:.2} s)",
+                        "ok: {} events checked, {} observation versions, head {}, tree root {} ({:.2} s)",
                         v.checked,
                         projection.version_count(),
                         projection.head().hash,
+                        hex::encode(tree.root),
                         started.elapsed().as_secs_f64()
                     );
                     Ok(())
@@ -257,6 +288,18 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 Some(d) => {
                     println!("DAMAGED: first bad revision {}: {}", d.revision, d.reason);
                     println!("{} events before it check out", v.checked);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Witness { url, vkey, state, token } => {
+            match crate::tlog::witness::run(&url, &vkey, &state, token.as_deref()).await {
+                Ok(outcome) => {
+                    println!("{outcome}");
+                    Ok(())
+                }
+                Err(refusal) => {
+                    eprintln!("witness: {refusal}");
                     std::process::exit(1);
                 }
             }
@@ -314,6 +357,21 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
 
 async fn serve(data_dir: &Path, args: ServeArgs) -> Result<()> {
     let ledger = open_ledger(data_dir, args.read_only)?;
+    let keys = crate::tlog::KeyConfig {
+        key_file: args.signing_key.as_deref(),
+        origin: args.log_origin.as_deref(),
+    };
+    let (signer, created) = crate::tlog::load_signer(data_dir, keys).context("the checkpoint signing key")?;
+    if created {
+        // Printed once, on stderr, like the generated write token.
+        eprintln!(
+            "Generated a checkpoint signing key (kept in {}). Its verifier key, for witnesses:\n{}",
+            data_dir.join(crate::tlog::KEY_FILE).display(),
+            signer.verifier_key()
+        );
+    }
+    tracing::info!(verifier_key = %signer.verifier_key(), "signing checkpoints");
+    ledger.set_signer(Arc::new(signer));
     let mut tokens = Tokens {
         write: Token::parse_list(args.write_tokens.as_deref().unwrap_or("")).context("--write-tokens")?,
         read: Token::parse_list(args.read_tokens.as_deref().unwrap_or("")).context("--read-tokens")?,

@@ -150,6 +150,8 @@ struct Inner {
     /// Set when a flush failed after an append: the store may hold events the projection
     /// does not, so no further write is accepted until a restart re-reads the log.
     poisoned: AtomicBool,
+    /// The key checkpoints of the transparency log are signed with, once configured.
+    signer: std::sync::OnceLock<Arc<crate::tlog::Signer>>,
 }
 
 /// Cheap-to-clone handle to the ledger.
@@ -353,6 +355,7 @@ impl Ledger {
             read_only,
             verifying: Arc::default(),
             poisoned: AtomicBool::new(false),
+            signer: Default::default(),
         });
         tokio::spawn(writer(Arc::downgrade(&inner), rx));
         Ok((Ledger { inner }, verification))
@@ -377,6 +380,16 @@ impl Ledger {
 
     pub fn is_read_only(&self) -> Option<&str> {
         self.inner.read_only.as_deref()
+    }
+
+    /// Sets the key that signs checkpoints; false if one was set already (it never changes).
+    pub fn set_signer(&self, signer: Arc<crate::tlog::Signer>) -> bool {
+        self.inner.signer.set(signer).is_ok()
+    }
+
+    /// The key that signs checkpoints, if one was set.
+    pub fn signer(&self) -> Option<&Arc<crate::tlog::Signer>> {
+        self.inner.signer.get()
     }
 
     /// Records a dataset definition. Re-defining with identical content is a duplicate;

@@ -14,6 +14,8 @@
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits.
 //! - [`server`], [`ws`], [`auth`], [`metrics`], [`cache`]: HTTP and WebSocket serving, tokens,
 //!   Prometheus metrics, and the per-revision response cache.
+//! - [`tlog`]: the transparency log: a Merkle tree over the events, signed checkpoints,
+//!   proofs, and the witness.
 //! - [`cli`]: the command line.
 
 pub mod auth;
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod projection;
 pub mod server;
 pub mod store;
+pub mod tlog;
 pub mod ws;
 
 pub use ledger::{Ledger, LedgerError};

@@ -585,6 +585,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/graphql/ws", get(crate::ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/checkpoint", get(crate::tlog::http::checkpoint))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics));
     if !state.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state

@@ -3,6 +3,7 @@
 //! SYNTHETIC revision at revision 3.
 
 mod support;
+mod transparency;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -12,6 +12,7 @@ use super::scalars::Dec;
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };
+use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
 use super::{ledger_of, limits_of};
 use crate::domain::{Event, Period};
 use crate::projection::{CellKey, DatasetView, Filter, KeyPattern, RevisionStat, RevisionSummary as Summary};
@@ -212,6 +213,9 @@ pub struct LedgerVerification {
     pub first_bad_revision: Option<u64>,
     /// What was wrong with it.
     pub reason: Option<String>,
+    /// Root of the transparency log's Merkle tree recomputed from the `checked` events'
+    /// canonical bytes; equal to `checkpoint(treeSize: checked).rootHash` when `ok`.
+    pub root_hash: String,
 }
 
 /// Additional connection fields.
@@ -583,12 +587,68 @@ impl QueryRoot {
     /// Cost grows with the log; meant for audits, not for polling. Verifications run one at
     /// a time; a second caller waits for the first to finish.
     async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
-        let v = ledger_of(ctx).verify_in_turn().await.map_err(error::ledger)?;
+        let ledger = ledger_of(ctx);
+        let v = ledger.verify_in_turn().await.map_err(error::ledger)?;
+        // The transparency log's leaves are derived data: recompute them from the events.
+        let store = ledger.store().clone();
+        let checked = v.checked;
+        let tree = tokio::task::spawn_blocking(move || crate::tlog::check_tree(store.as_ref(), checked))
+            .await
+            .map_err(|e| coded("INTERNAL_SERVER_ERROR", format!("verification failed: {e}")))?
+            .map_err(|e| coded("INTERNAL_SERVER_ERROR", e.to_string()))?;
+        let damage = v.damage.or(tree.damage);
         Ok(LedgerVerification {
-            ok: v.ok(),
+            ok: damage.is_none(),
             checked: v.checked,
-            first_bad_revision: v.damage.as_ref().map(|d| d.revision),
-            reason: v.damage.map(|d| d.reason),
+            first_bad_revision: damage.as_ref().map(|d| d.revision),
+            reason: damage.map(|d| d.reason),
+            root_hash: hex::encode(tree.root),
         })
+    }
+
+    /// The note verifier key of the key checkpoints are signed with:
+    /// `<origin>+<hex key hash>+<base64(0x01 || Ed25519 public key)>`.
+    async fn verifier_key(&self, ctx: &Context<'_>) -> Result<String> {
+        ledger_of(ctx)
+            .signer()
+            .map(|s| s.verifier_key())
+            .ok_or_else(|| coded("INTERNAL_SERVER_ERROR", "this server has no checkpoint signing key"))
+    }
+
+    /// The signed checkpoint (C2SP tlog-checkpoint) of the transparency log at a tree size.
+    async fn checkpoint(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Number of events the tree covers (default: the head revision).")] tree_size: Option<i64>,
+    ) -> Result<Checkpoint> {
+        let ledger = ledger_of(ctx);
+        let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
+        Ok(crate::tlog::checkpoint(ledger, size).map_err(error::ledger)?.into())
+    }
+
+    /// Proof that the event at `revision` is in the tree of `treeSize` events.
+    async fn inclusion_proof(
+        &self,
+        ctx: &Context<'_>,
+        revision: i64,
+        #[graphql(desc = "Tree size to prove against (default: the head revision).")] tree_size: Option<i64>,
+    ) -> Result<InclusionProof> {
+        let ledger = ledger_of(ctx);
+        let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
+        let revision = crate::tlog::tree_size(ledger, "revision", Some(revision)).map_err(error::ledger)?;
+        Ok(crate::tlog::inclusion(ledger, revision, size).map_err(error::ledger)?.into())
+    }
+
+    /// Proof that the tree of `fromSize` events is a prefix of the tree of `toSize`.
+    async fn consistency_proof(
+        &self,
+        ctx: &Context<'_>,
+        from_size: i64,
+        #[graphql(desc = "The larger tree size (default: the head revision).")] to_size: Option<i64>,
+    ) -> Result<ConsistencyProof> {
+        let ledger = ledger_of(ctx);
+        let to = crate::tlog::tree_size(ledger, "toSize", to_size).map_err(error::ledger)?;
+        let from = crate::tlog::tree_size(ledger, "fromSize", Some(from_size)).map_err(error::ledger)?;
+        Ok(crate::tlog::consistency(ledger, from, to).map_err(error::ledger)?.into())
     }
 }

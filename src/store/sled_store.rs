@@ -1,22 +1,28 @@
 use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use uuid::Uuid;
 
 use super::{BoxFuture, Hash, Head, LogStore, Record, RecordIter, StoreError};
+use crate::tlog::{leaf_of_record, MerkleTree, Node, TreeLock};
 
 const HEAD_KEY: &[u8] = b"head";
 
 /// The event log in sled: `events` (big-endian revision -> `hash || canonical bytes`),
-/// `releases` (release id -> big-endian revision) and `meta` (`head` -> revision || hash).
-/// One append is one transaction over the three trees.
+/// `releases` (release id -> big-endian revision), `meta` (`head` -> revision || hash) and
+/// `tlog` (big-endian revision -> the Merkle leaf hash of its event, see [`crate::tlog`]).
+/// One append is one transaction over the four trees.
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
     events: sled::Tree,
     releases: sled::Tree,
     meta: sled::Tree,
+    tlog: sled::Tree,
+    /// The Merkle tree over `tlog`'s leaves, built at open.
+    tree: std::sync::Arc<TreeLock>,
 }
 
 impl SledStore {
@@ -36,17 +42,71 @@ impl SledStore {
     }
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
-        Ok(SledStore {
+        let store = SledStore {
             events: db.open_tree(EVENTS)?,
             releases: db.open_tree("releases")?,
             meta: db.open_tree("meta")?,
+            tlog: db.open_tree("tlog")?,
+            tree: Default::default(),
             db,
-        })
+        };
+        store.load_tree()?;
+        Ok(store)
+    }
+
+    /// Builds the in-memory Merkle tree from the stored leaves (no event is hashed again),
+    /// then brings it level with the head record: leaves missing (a store written before the
+    /// transparency log) are computed from their events and stored, and leaves beyond the
+    /// head are ignored. When the last leaf does not match the head event, the stored leaves
+    /// are not trusted and all are recomputed.
+    fn load_tree(&self) -> Result<(), StoreError> {
+        let head = self.head()?.revision;
+        let mut leaves = Vec::new();
+        for item in self.tlog.iter() {
+            let (k, v) = item?;
+            let expected = leaves.len() as u64 + 1;
+            let (Ok(key), Ok(leaf)) = (<[u8; 8]>::try_from(k.as_ref()), <Node>::try_from(v.as_ref())) else {
+                break;
+            };
+            if u64::from_be_bytes(key) != expected || expected > head {
+                break;
+            }
+            leaves.push(leaf);
+        }
+        if let Some(last) = leaves.last() {
+            let at = leaves.len() as u64;
+            if self.get(at)?.map(|b| leaf_of_record(&b)).as_ref() != Some(last) {
+                tracing::warn!(revision = at, "transparency log leaves do not match the events; recomputing them");
+                leaves.clear();
+            }
+        }
+        if (leaves.len() as u64) < head {
+            let from = leaves.len() as u64 + 1;
+            let mut batch = sled::Batch::default();
+            for item in self.scan(from) {
+                let (revision, bytes) = item?;
+                if revision > head || revision != leaves.len() as u64 + 1 {
+                    break;
+                }
+                let leaf = leaf_of_record(&bytes);
+                batch.insert(&revision.to_be_bytes(), &leaf);
+                leaves.push(leaf);
+            }
+            self.tlog.apply_batch(batch)?;
+            tracing::info!(from, to = leaves.len(), "computed transparency log leaves from the events");
+        }
+        *self.tree.write().unwrap_or_else(PoisonError::into_inner) = MerkleTree::from_leaves(leaves);
+        Ok(())
     }
 
     /// The raw events tree, for tests that tamper with the log on purpose.
     pub fn events_tree(&self) -> &sled::Tree {
         &self.events
+    }
+
+    /// The raw tree of transparency log leaves, for tests that damage it on purpose.
+    pub fn tlog_tree(&self) -> &sled::Tree {
+        &self.tlog
     }
 
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
@@ -173,12 +233,14 @@ impl LogStore for SledStore {
             revision: last.revision,
             hash: last.hash,
         };
-        let result = (&self.events, &self.releases, &self.meta).transaction(|(events, releases, meta)| {
+        let leaves: Vec<Node> = records.iter().map(|r| leaf_of_record(&r.bytes)).collect();
+        let trees = (&self.events, &self.releases, &self.meta, &self.tlog);
+        let result = trees.transaction(|(events, releases, meta, tlog)| {
             let head = match meta.get(HEAD_KEY)? {
                 Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
                 None => Head::default(),
             };
-            for (expected, r) in (head.revision + 1..).zip(records) {
+            for ((expected, r), leaf) in (head.revision + 1..).zip(records).zip(&leaves) {
                 if r.revision != expected {
                     return Err(ConflictableTransactionError::Abort(StoreError::OutOfOrder {
                         head: head.revision,
@@ -186,6 +248,7 @@ impl LogStore for SledStore {
                     }));
                 }
                 events.insert(&r.revision.to_be_bytes(), r.bytes.as_slice())?;
+                tlog.insert(&r.revision.to_be_bytes(), leaf.as_slice())?;
                 if let Some(id) = r.release_id {
                     releases.insert(id.as_bytes(), &r.revision.to_be_bytes())?;
                 }
@@ -194,7 +257,15 @@ impl LogStore for SledStore {
             Ok(())
         });
         match result {
-            Ok(()) => Ok(new_head),
+            Ok(()) => {
+                let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
+                // The writer is the only appender, so the tree is level with the old head.
+                tree.truncate(records[0].revision - 1);
+                for leaf in leaves {
+                    tree.push(leaf);
+                }
+                Ok(new_head)
+            }
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
@@ -228,7 +299,13 @@ impl LogStore for SledStore {
             self.releases.insert(id.as_bytes(), &rev.to_be_bytes())?;
         }
         self.meta.insert(HEAD_KEY, encode_head(&head).to_vec())?;
+        self.tlog.clear()?;
+        self.load_tree()?;
         self.db.flush()?;
         Ok(())
+    }
+
+    fn tree(&self) -> &TreeLock {
+        &self.tree
     }
 }
