@@ -421,8 +421,8 @@ async fn python_example_verifies_inclusion_proofs() {
 }
 
 fn which_python() -> Result<String, ()> {
-    let ok = std::process::Command::new("python3").arg("--version").output().map(|o| o.status.success());
-    if ok == Ok(true) {
+    let ok = std::process::Command::new("python3").arg("--version").output();
+    if ok.is_ok_and(|o| o.status.success()) {
         Ok("python3".into())
     } else {
         Err(())
