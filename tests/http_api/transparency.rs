@@ -113,11 +113,15 @@ async fn app_with(signer: Arc<Signer>, extra: usize, tag: u32) -> TestApp {
 }
 
 async fn publish(app: &TestApp, count: usize, tag: u32) {
+    publish_key(app, count, tag, "IPR._T._T").await
+}
+
+async fn publish_key(app: &TestApp, count: usize, tag: u32, key: &str) {
     for _ in 0..count {
         let (head, _) = app.head().await;
         let id = format!("6b1f0c2e-4d3a-4e51-9a57-{tag:04x}{head:08x}");
         let value = format!("{}", 100 + head);
-        let v = app.gql_write(PUBLISH, json!({ "input": release_input(&id, "IPR._T._T", "2025-S1", &value) })).await;
+        let v = app.gql_write(PUBLISH, json!({ "input": release_input(&id, key, "2025-S1", &value) })).await;
         ok(v);
     }
 }
@@ -319,10 +323,12 @@ async fn bad_sizes_are_bad_user_input() {
 #[tokio::test]
 async fn observation_proof_proves_the_release_that_set_the_value() {
     let app = app_with(test_signer("test.example/obs"), 3, 6).await;
+    // Later releases that leave the figure alone: its proof reaches back into a larger tree.
+    publish_key(&app, 4, 6, "ICT._T._T").await;
     let leaves = event_leaves(&app).await;
     let q = "query($r: Int!) { observation(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-S1\", asOf: { revision: $r }) {
         value revision release { id } proof { revision treeSize leafIndex canonical hashes rootHash } } }";
-    for as_of in [2usize, 3, 5] {
+    for (as_of, set_at) in [(2usize, 2u64), (5, 5), (7, 6), (10, 6)] {
         let o = ok(app.gql(q, json!({ "r": as_of })).await)["observation"].clone();
         let p = &o["proof"];
         assert_eq!(p["revision"], o["revision"]);
@@ -330,7 +336,8 @@ async fn observation_proof_proves_the_release_that_set_the_value() {
         let canonical = p["canonical"].as_str().unwrap();
         assert!(canonical.contains(o["release"]["id"].as_str().unwrap()), "{canonical}");
         assert!(canonical.contains(o["value"].as_str().unwrap()), "{canonical}");
-        let r = o["revision"].as_u64().unwrap() as usize;
+        assert_eq!(o["revision"], set_at, "as of {as_of}");
+        let r = set_at as usize;
         assert_eq!(
             root_from_path(r - 1, as_of, leaf(canonical.as_bytes()), &hashes(&p["hashes"])),
             Some(mth(&leaves[..as_of]))
