@@ -40,11 +40,27 @@ pub enum Command {
     /// is recorded, and files are read one item at a time, so they may be large.
     Import {
         /// Files to import, in order.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "event_log", conflicts_with = "event_log")]
         files: Vec<PathBuf>,
+        /// Restore a log written by `tradeledger export` into an empty store instead: every
+        /// line is checked before anything is written, then the restored head hash and Merkle
+        /// root are compared with the file's.
+        #[arg(long, value_name = "FILE")]
+        event_log: Option<PathBuf>,
+        /// With --event-log: a checkpoint note of the source (`GET /checkpoint`) whose size
+        /// and root the restored log must have.
+        #[arg(long, value_name = "FILE", requires = "event_log")]
+        checkpoint: Option<PathBuf>,
         /// Actor name recorded with the events.
         #[arg(long, default_value = "import")]
         actor: String,
+    },
+    /// Write the log as JSON Lines, one event per line with its revision, hash and canonical
+    /// text (the chain is checked on the way); `import --event-log` restores it.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print the GraphQL schema (SDL).
     ExportSchema {
@@ -230,7 +246,61 @@ fn open_ledger(data_dir: &Path, read_only: bool) -> Result<Ledger> {
 pub async fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.data_dir, args).await,
-        Command::Import { files, actor } => {
+        Command::Import {
+            event_log: Some(path),
+            checkpoint,
+            ..
+        } => {
+            let (store, _) = open_store(&cli.data_dir)?;
+            let note = match &checkpoint {
+                Some(c) => Some(std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?),
+                None => None,
+            };
+            let open = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+                Ok(Box::new(std::io::BufReader::new(std::fs::File::open(&path)?)))
+            };
+            match crate::export::restore(store.as_ref(), open, note.as_deref()) {
+                Ok(s) => {
+                    store.flush_blocking()?;
+                    println!(
+                        "restored {} events; head {}, tree root {}",
+                        s.events,
+                        s.head,
+                        hex::encode(s.root)
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Export { out } => {
+            let (store, prefold) = open_store(&cli.data_dir)?;
+            let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
+            if let Some(d) = v.damage.filter(|_| !v.derived_only) {
+                eprintln!("DAMAGED: first bad revision {}: {}", d.revision, d.reason);
+                std::process::exit(1);
+            }
+            let head = projection.head().revision;
+            drop(projection);
+            let summary = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                    crate::export::export(store.as_ref(), head, &mut std::io::BufWriter::new(file))?
+                }
+                None => crate::export::export(store.as_ref(), head, &mut std::io::BufWriter::new(std::io::stdout()))?,
+            };
+            eprintln!(
+                "exported {} events; head {}, tree root {}",
+                summary.events,
+                summary.head,
+                hex::encode(summary.root)
+            );
+            Ok(())
+        }
+        Command::Import { files, actor, .. } => {
             let ledger = open_ledger(&cli.data_dir, false)?;
             let started = Instant::now();
             match import_files(&ledger, &files, &actor).await {

@@ -11,6 +11,7 @@
 //! - [`ledger`]: the single writer (group commit, idempotency, optimistic concurrency) and the
 //!   shared handle readers and subscribers use.
 //! - [`import`]: release files (JSON and CSV).
+//! - [`export`]: the log as JSON Lines (`export`, `import --event-log`): audit and backup.
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits.
 //! - [`server`], [`ws`], [`auth`], [`metrics`], [`cache`]: HTTP and WebSocket serving, tokens,
 //!   Prometheus metrics, and the per-revision response cache.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod domain;
+pub mod export;
 pub mod generate;
 pub mod graphql;
 pub mod import;
