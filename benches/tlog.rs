@@ -16,7 +16,11 @@ use tradeledger::tlog::{leaf_hash, MerkleTree, Node};
 use uuid::Uuid;
 
 /// Events of the 10^4- and 10^7-version logs, and a million.
-const SIZES: [(&str, u64); 3] = [("10^4_versions", 21), ("10^7_versions", 20_001), ("10^6_events", 1_000_000)];
+const SIZES: [(&str, u64); 3] = [
+    ("10^4_versions", 21),
+    ("10^7_versions", 20_001),
+    ("10^6_events", 1_000_000),
+];
 
 fn tree(n: u64) -> MerkleTree {
     MerkleTree::from_leaves((0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect())
@@ -42,7 +46,9 @@ fn append(c: &mut Criterion) {
     let (_, bytes) = encode(&env);
     let mut g = c.benchmark_group("tlog_append_500_observation_event");
     // What every append did before the tree: serialise and hash the event.
-    g.bench_function("encode_and_chain_hash (before)", |b| b.iter(|| black_box(encode(&env).0)));
+    g.bench_function("encode_and_chain_hash (before)", |b| {
+        b.iter(|| black_box(encode(&env).0))
+    });
     // What the tree adds: the leaf hash of the same bytes, and the push.
     let mut t = tree(20_001);
     g.bench_function("leaf_hash_and_push (added)", |b| {

@@ -362,18 +362,21 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Witness { url, vkey, state, token } => {
-            match crate::tlog::witness::run(&url, &vkey, &state, token.as_deref()).await {
-                Ok(outcome) => {
-                    println!("{outcome}");
-                    Ok(())
-                }
-                Err(refusal) => {
-                    eprintln!("witness: {refusal}");
-                    std::process::exit(1);
-                }
+        Command::Witness {
+            url,
+            vkey,
+            state,
+            token,
+        } => match crate::tlog::witness::run(&url, &vkey, &state, token.as_deref()).await {
+            Ok(outcome) => {
+                println!("{outcome}");
+                Ok(())
             }
-        }
+            Err(refusal) => {
+                eprintln!("witness: {refusal}");
+                std::process::exit(1);
+            }
+        },
         Command::Generate {
             releases,
             observations_per_release,

@@ -67,7 +67,8 @@ pub fn export(store: &dyn LogStore, head: u64, out: &mut dyn Write) -> Result<Su
         if revision > head {
             break;
         }
-        let event = decode(revision, &bytes, &prev).map_err(|d| ExportError::Refused(format!("the log is damaged at {d}")))?;
+        let event =
+            decode(revision, &bytes, &prev).map_err(|d| ExportError::Refused(format!("the log is damaged at {d}")))?;
         prev = event.hash;
         let canonical = std::str::from_utf8(&bytes[32..])
             .map_err(|_| ExportError::Refused(format!("revision {revision} is not UTF-8")))?;
@@ -81,7 +82,10 @@ pub fn export(store: &dyn LogStore, head: u64, out: &mut dyn Write) -> Result<Su
         out.write_all(b"\n")?;
     }
     if tree.len() != head {
-        return Err(ExportError::Refused(format!("the log ends at revision {} before {head}", tree.len())));
+        return Err(ExportError::Refused(format!(
+            "the log ends at revision {} before {head}",
+            tree.len()
+        )));
     }
     out.flush()?;
     Ok(Summary {
@@ -92,7 +96,10 @@ pub fn export(store: &dyn LogStore, head: u64, out: &mut dyn Write) -> Result<Su
 }
 
 /// Reads and checks every line: the records to append and what they add up to.
-fn read_log(input: &mut dyn BufRead, mut each: impl FnMut(Record) -> Result<(), ExportError>) -> Result<Summary, ExportError> {
+fn read_log(
+    input: &mut dyn BufRead,
+    mut each: impl FnMut(Record) -> Result<(), ExportError>,
+) -> Result<Summary, ExportError> {
     let mut prev = Hash::GENESIS;
     let mut tree = MerkleTree::default();
     let mut projection = Projection::new();
@@ -108,10 +115,14 @@ fn read_log(input: &mut dyn BufRead, mut each: impl FnMut(Record) -> Result<(), 
         if buf.len() > MAX_LINE_BYTES {
             return Err(bad(number, format!("longer than {MAX_LINE_BYTES} bytes")));
         }
-        let line: Line = serde_json::from_slice(&buf).map_err(|e| bad(number, format!("not an exported event: {e}")))?;
+        let line: Line =
+            serde_json::from_slice(&buf).map_err(|e| bad(number, format!("not an exported event: {e}")))?;
         let expected = tree.len() + 1;
         if line.revision != expected {
-            return Err(bad(number, format!("revision {} where {expected} was expected", line.revision)));
+            return Err(bad(
+                number,
+                format!("revision {} where {expected} was expected", line.revision),
+            ));
         }
         let hash = Hash::from_hex(&line.hash).ok_or_else(|| bad(number, "hash is not 64 hex digits"))?;
         let mut bytes = Vec::with_capacity(32 + line.canonical.len());

@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use super::error::{self, bad_input, coded, NOT_FOUND};
 use super::scalars::Dec;
+use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };
-use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
 use super::{ledger_of, limits_of};
 use crate::domain::{Event, Period};
 use crate::projection::{CellKey, DatasetView, Filter, KeyPattern, RevisionStat, RevisionSummary as Summary};
@@ -636,7 +636,9 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
         let revision = crate::tlog::tree_size(ledger, "revision", Some(revision)).map_err(error::ledger)?;
-        Ok(crate::tlog::inclusion(ledger, revision, size).map_err(error::ledger)?.into())
+        Ok(crate::tlog::inclusion(ledger, revision, size)
+            .map_err(error::ledger)?
+            .into())
     }
 
     /// Proof that the tree of `fromSize` events is a prefix of the tree of `toSize`.
@@ -649,6 +651,8 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let to = crate::tlog::tree_size(ledger, "toSize", to_size).map_err(error::ledger)?;
         let from = crate::tlog::tree_size(ledger, "fromSize", Some(from_size)).map_err(error::ledger)?;
-        Ok(crate::tlog::consistency(ledger, from, to).map_err(error::ledger)?.into())
+        Ok(crate::tlog::consistency(ledger, from, to)
+            .map_err(error::ledger)?
+            .into())
     }
 }

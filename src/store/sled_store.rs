@@ -76,7 +76,10 @@ impl SledStore {
         if let Some(last) = leaves.last() {
             let at = leaves.len() as u64;
             if self.get(at)?.map(|b| leaf_of_record(&b)).as_ref() != Some(last) {
-                tracing::warn!(revision = at, "transparency log leaves do not match the events; recomputing them");
+                tracing::warn!(
+                    revision = at,
+                    "transparency log leaves do not match the events; recomputing them"
+                );
                 leaves.clear();
             }
         }
@@ -93,7 +96,11 @@ impl SledStore {
                 leaves.push(leaf);
             }
             self.tlog.apply_batch(batch)?;
-            tracing::info!(from, to = leaves.len(), "computed transparency log leaves from the events");
+            tracing::info!(
+                from,
+                to = leaves.len(),
+                "computed transparency log leaves from the events"
+            );
         }
         *self.tree.write().unwrap_or_else(PoisonError::into_inner) = MerkleTree::from_leaves(leaves);
         Ok(())

@@ -138,7 +138,11 @@ impl MerkleTree {
     /// The root of the tree of the first `size` leaves.
     pub fn root(&self, size: u64) -> Result<Node, TreeError> {
         self.check_size(size)?;
-        Ok(if size == 0 { empty_root() } else { self.range_hash(0, size) })
+        Ok(if size == 0 {
+            empty_root()
+        } else {
+            self.range_hash(0, size)
+        })
     }
 
     /// The inclusion proof (RFC 9162 section 2.1.3.1) of leaf `index` in the tree of `size`.
@@ -231,7 +235,11 @@ mod tests {
         for (i, l) in all.iter().enumerate() {
             tree.push(*l);
             for size in 0..=tree.len() {
-                assert_eq!(tree.root(size).unwrap(), mth(&all[..size as usize]), "size {size} after {i}");
+                assert_eq!(
+                    tree.root(size).unwrap(),
+                    mth(&all[..size as usize]),
+                    "size {size} after {i}"
+                );
             }
         }
         assert_eq!(MerkleTree::from_leaves(all.clone()), tree);
@@ -267,7 +275,10 @@ mod tests {
         );
         assert!(tree.inclusion_proof(0, 6).is_err());
         assert_eq!(tree.consistency_proof(0, 3), Err(TreeError::EmptyFrom));
-        assert_eq!(tree.consistency_proof(4, 3), Err(TreeError::FromAfterTo { from: 4, to: 3 }));
+        assert_eq!(
+            tree.consistency_proof(4, 3),
+            Err(TreeError::FromAfterTo { from: 4, to: 3 })
+        );
         assert!(tree.consistency_proof(3, 6).is_err());
         assert_eq!(tree.consistency_proof(5, 5), Ok(vec![]));
     }

@@ -56,7 +56,14 @@ pub fn check_tree(store: &dyn LogStore, size: u64) -> Result<TreeCheck, StoreErr
             break;
         }
         let leaf = leaf_of_record(&bytes);
-        if damage.is_none() && store.tree().read().unwrap_or_else(|e| e.into_inner()).leaf(revision - 1) != Some(&leaf) {
+        if damage.is_none()
+            && store
+                .tree()
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .leaf(revision - 1)
+                != Some(&leaf)
+        {
             damage = Some(Damage {
                 revision,
                 reason: "the transparency log's leaf differs from the event (derived data: \
@@ -287,7 +294,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

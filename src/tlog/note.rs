@@ -75,9 +75,12 @@ impl Checkpoint {
         if !body.ends_with('\n') || origin.is_empty() {
             return Err(err("malformed checkpoint: empty origin or no final newline"));
         }
-        let parsed: u64 = size
-            .parse()
-            .map_err(|_| err(format!("checkpoint tree size `{}` is not a decimal number", size.escape_debug())))?;
+        let parsed: u64 = size.parse().map_err(|_| {
+            err(format!(
+                "checkpoint tree size `{}` is not a decimal number",
+                size.escape_debug()
+            ))
+        })?;
         if parsed.to_string() != size {
             return Err(err(format!("checkpoint tree size `{size}` is not in canonical form")));
         }
@@ -261,7 +264,11 @@ impl Verifier {
                 Err(_) => Err(err(format!("the signature by {} does not verify", self.name))),
             };
         }
-        Err(err(format!("the note has no signature by {}+{}", self.name, hex::encode(self.hash))))
+        Err(err(format!(
+            "the note has no signature by {}+{}",
+            self.name,
+            hex::encode(self.hash)
+        )))
     }
 
     /// Opens a signed checkpoint: signature, format, and origin equal to the key's name.
@@ -310,7 +317,14 @@ mod tests {
 
     #[test]
     fn refuses_malformed_checkpoints() {
-        for body in ["", "o\n", "o\n01\nAAAA\n", "o\n1\nAAAA\n", "o\nx\nAAAA\n", "\n1\nAAAA\n"] {
+        for body in [
+            "",
+            "o\n",
+            "o\n01\nAAAA\n",
+            "o\n1\nAAAA\n",
+            "o\nx\nAAAA\n",
+            "\n1\nAAAA\n",
+        ] {
             assert!(Checkpoint::parse(body).is_err(), "{body:?}");
         }
     }

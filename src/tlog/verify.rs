@@ -94,7 +94,10 @@ mod tests {
             for first in 1..=size {
                 let proof = tree.consistency_proof(first, size).unwrap();
                 let first_root = tree.root(first).unwrap();
-                assert!(consistency(first, size, &first_root, &root, &proof), "{first} -> {size}");
+                assert!(
+                    consistency(first, size, &first_root, &root, &proof),
+                    "{first} -> {size}"
+                );
                 if first < size {
                     assert!(!consistency(first, size, &leaves[0], &root, &proof) || first == 1);
                     let mut bad = proof.clone();

@@ -37,7 +37,11 @@ impl std::fmt::Display for Outcome {
         let c = &self.checkpoint;
         let root = base64::engine::general_purpose::STANDARD.encode(c.root);
         match self.previous {
-            None => write!(f, "ok: first checkpoint of {} saved: size {}, root {root}", c.origin, c.size),
+            None => write!(
+                f,
+                "ok: first checkpoint of {} saved: size {}, root {root}",
+                c.origin, c.size
+            ),
             Some(p) if p == c.size => write!(f, "ok: {} unchanged at size {}, root {root}", c.origin, c.size),
             Some(p) => write!(
                 f,

@@ -121,7 +121,9 @@ async fn publish_key(app: &TestApp, count: usize, tag: u32, key: &str) {
         let (head, _) = app.head().await;
         let id = format!("6b1f0c2e-4d3a-4e51-9a57-{tag:04x}{head:08x}");
         let value = format!("{}", 100 + head);
-        let v = app.gql_write(PUBLISH, json!({ "input": release_input(&id, key, "2025-S1", &value) })).await;
+        let v = app
+            .gql_write(PUBLISH, json!({ "input": release_input(&id, key, "2025-S1", &value) }))
+            .await;
         ok(v);
     }
 }
@@ -133,7 +135,10 @@ fn test_signer(name: &str) -> Arc<Signer> {
 /// The leaf hashes of every event, computed here from their canonical text.
 async fn event_leaves(app: &TestApp) -> Vec<H> {
     let v = ok(app
-        .gql("{ events(first: 1000) { edges { node { revision canonical } } } }", json!({}))
+        .gql(
+            "{ events(first: 1000) { edges { node { revision canonical } } } }",
+            json!({}),
+        )
         .await);
     v["events"]["edges"]
         .as_array()
@@ -160,13 +165,20 @@ async fn inclusion_proofs_verify_for_every_revision_at_every_size() {
         let root = mth(&leaves[..n]);
         for r in 1..=n {
             let p = ok(app.gql(q, json!({ "r": r, "n": n })).await)["inclusionProof"].clone();
-            assert_eq!((p["revision"].as_u64(), p["treeSize"].as_u64()), (Some(r as u64), Some(n as u64)));
+            assert_eq!(
+                (p["revision"].as_u64(), p["treeSize"].as_u64()),
+                (Some(r as u64), Some(n as u64))
+            );
             assert_eq!(p["leafIndex"], r - 1);
             assert_eq!(unhex(&p["rootHash"]), root, "root of size {n}");
             let l = leaf(p["canonical"].as_str().unwrap().as_bytes());
             assert_eq!(l, leaves[r - 1]);
             let path = hashes(&p["hashes"]);
-            assert_eq!(root_from_path(r - 1, n, l, &path), Some(root), "revision {r} in size {n}");
+            assert_eq!(
+                root_from_path(r - 1, n, l, &path),
+                Some(root),
+                "revision {r} in size {n}"
+            );
             if n > 1 {
                 let other = if r == 1 { 1 } else { r - 2 };
                 assert_ne!(root_from_path(other, n, l, &path), Some(root), "moved leaf {r} in {n}");
@@ -174,7 +186,9 @@ async fn inclusion_proofs_verify_for_every_revision_at_every_size() {
         }
     }
     // The default tree size is the head, and hex is lowercase.
-    let p = ok(app.gql("{ inclusionProof(revision: 2) { treeSize rootHash } }", json!({})).await);
+    let p = ok(app
+        .gql("{ inclusionProof(revision: 2) { treeSize rootHash } }", json!({}))
+        .await);
     assert_eq!(p["inclusionProof"]["treeSize"], 13);
     let root = p["inclusionProof"]["rootHash"].as_str().unwrap().to_owned();
     assert_eq!(root, root.to_lowercase());
@@ -193,7 +207,10 @@ async fn consistency_proofs_verify_between_every_pair_of_sizes() {
     for to in 1..=n {
         for from in 1..=to {
             let p = ok(app.gql(q, json!({ "m": from, "n": to })).await)["consistencyProof"].clone();
-            assert_eq!((p["fromSize"].as_u64(), p["toSize"].as_u64()), (Some(from as u64), Some(to as u64)));
+            assert_eq!(
+                (p["fromSize"].as_u64(), p["toSize"].as_u64()),
+                (Some(from as u64), Some(to as u64))
+            );
             let (old, new) = (mth(&leaves[..from]), mth(&leaves[..to]));
             assert_eq!((unhex(&p["fromRoot"]), unhex(&p["toRoot"])), (old, new));
             let proof = hashes(&p["hashes"]);
@@ -277,7 +294,12 @@ async fn checkpoints_are_signed_notes_of_the_tree() {
     let other = test_signer("test.example/ckpt");
     assert!(open_note(note, &other.verifier_key()).is_err());
 
-    let resp = app.client.get(format!("http://{}/checkpoint", app.addr)).send().await.unwrap();
+    let resp = app
+        .client
+        .get(format!("http://{}/checkpoint", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(ctype.starts_with("text/plain"), "{ctype}");
@@ -289,7 +311,10 @@ async fn checkpoints_are_signed_notes_of_the_tree() {
 async fn verify_ledger_and_checkpoint_agree() {
     let app = app_with(test_signer("test.example/agree"), 4, 4).await;
     let v = ok(app
-        .gql("{ verifyLedger { ok checked rootHash } checkpoint { treeSize rootHash } }", json!({}))
+        .gql(
+            "{ verifyLedger { ok checked rootHash } checkpoint { treeSize rootHash } }",
+            json!({}),
+        )
         .await);
     assert_eq!(v["verifyLedger"]["ok"], true);
     assert_eq!(v["verifyLedger"]["checked"], v["checkpoint"]["treeSize"]);
@@ -359,7 +384,9 @@ async fn witness_accepts_growth_and_rejects_a_rewritten_history() {
     let first = run(&url, &vkey, &state, None).await.expect("first checkpoint");
     assert_eq!((first.previous, first.checkpoint.size), (None, 4));
     publish(&honest, 3, 7).await;
-    let grown = run(&format!("{url}/graphql"), &vkey, &state, None).await.expect("honest growth");
+    let grown = run(&format!("{url}/graphql"), &vkey, &state, None)
+        .await
+        .expect("honest growth");
     assert_eq!((grown.previous, grown.checkpoint.size), (Some(4), 7));
     let same = run(&url, &vkey, &state, None).await.expect("no change");
     assert_eq!(same.previous, Some(7));
@@ -376,7 +403,11 @@ async fn witness_accepts_growth_and_rejects_a_rewritten_history() {
     publish(&forged, 2, 8).await;
     let e = run(&forged_url, &vkey, &state, None).await.unwrap_err().to_string();
     assert!(e.contains("REJECTED") && e.contains("not an extension"), "{e}");
-    assert_eq!(std::fs::read_to_string(&state).unwrap(), saved, "a refused checkpoint is not saved");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        saved,
+        "a refused checkpoint is not saved"
+    );
 
     // A checkpoint signed by another key is refused too.
     let e = run(&url, &test_signer("test.example/witness").verifier_key(), &state, None)
@@ -424,7 +455,11 @@ async fn python_example_verifies_inclusion_proofs() {
     let mut moved = proof.clone();
     moved["leafIndex"] = json!(3);
     assert_eq!(run(&moved, None).0, Some(1));
-    assert_eq!(run(proof, v["other"]["note"].as_str()).0, Some(1), "another size's checkpoint");
+    assert_eq!(
+        run(proof, v["other"]["note"].as_str()).0,
+        Some(1),
+        "another size's checkpoint"
+    );
 }
 
 fn which_python() -> Result<String, ()> {
@@ -501,8 +536,10 @@ async fn exported_log_restores_to_the_same_head_and_root() {
     let leaves = event_leaves(&app).await;
     assert_eq!(exported.root, mth(&leaves));
 
-    let reader = |t: String| move || -> std::io::Result<Box<dyn std::io::BufRead>> {
-        Ok(Box::new(std::io::Cursor::new(t.clone().into_bytes())))
+    let reader = |t: String| {
+        move || -> std::io::Result<Box<dyn std::io::BufRead>> {
+            Ok(Box::new(std::io::Cursor::new(t.clone().into_bytes())))
+        }
     };
     // One changed figure in the middle: refused, and nothing is written.
     let target = SledStore::temporary().unwrap();
@@ -524,5 +561,8 @@ async fn exported_log_restores_to_the_same_head_and_root() {
     assert_eq!(target.head().unwrap().hash.to_hex(), hash);
     assert_eq!(target.tree().read().unwrap().root(head).unwrap(), mth(&leaves));
     // A second restore into the same store is refused.
-    assert!(restore(&target, reader(text), None).unwrap_err().to_string().contains("not empty"));
+    assert!(restore(&target, reader(text), None)
+        .unwrap_err()
+        .to_string()
+        .contains("not empty"));
 }
