@@ -97,7 +97,7 @@ impl MerkleTree {
             let row = &mut self.levels[level];
             row.push(node);
             let index = row.len() - 1;
-            if index % 2 == 0 {
+            if index.is_multiple_of(2) {
                 return;
             }
             node = node_hash(&row[index - 1], &row[index]);
