@@ -203,12 +203,17 @@ impl ResponseCache {
     }
 }
 
-/// True if the selection runs `verifyLedger` (directly or through fragments at the root).
+/// Root fields whose answer is not a function of the revision alone: they read the store
+/// again (and so can see damage done since), so they are never cached.
+const UNCACHEABLE: [&str; 2] = ["verifyLedger", "verifyLedgerFull"];
+
+/// True if the selection runs a field of [`UNCACHEABLE`] (directly or through fragments at
+/// the root).
 fn verifies(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
     // Fragments nest without bound only in cyclic documents, which validation refuses.
     depth < 32
         && set.items.iter().any(|item| match &item.node {
-            Selection::Field(f) => f.node.name.node == "verifyLedger",
+            Selection::Field(f) => UNCACHEABLE.contains(&f.node.name.node.as_str()),
             Selection::InlineFragment(i) => verifies(doc, &i.node.selection_set.node, depth + 1),
             Selection::FragmentSpread(s) => doc
                 .fragments

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `import`, `export-schema`, `verify`, `rebuild`.
+//! The command line: `serve`, `import`, `export-schema`, `verify`, `rebuild`, `witness`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,11 +51,27 @@ pub enum Command {
     /// is recorded, and files are read one item at a time, so they may be large.
     Import {
         /// Files to import, in order.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "event_log", conflicts_with = "event_log")]
         files: Vec<PathBuf>,
+        /// Restore a log written by `tradeledger export` into an empty store instead: every
+        /// line is checked before anything is written, then the restored head hash and Merkle
+        /// root are compared with the file's.
+        #[arg(long, value_name = "FILE")]
+        event_log: Option<PathBuf>,
+        /// With --event-log: a checkpoint note of the source (`GET /checkpoint`) whose size
+        /// and root the restored log must have.
+        #[arg(long, value_name = "FILE", requires = "event_log")]
+        checkpoint: Option<PathBuf>,
         /// Actor name recorded with the events.
         #[arg(long, default_value = "import")]
         actor: String,
+    },
+    /// Write the log as JSON Lines, one event per line with its revision, hash and canonical
+    /// text (the chain is checked on the way); `import --event-log` restores it.
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print the GraphQL schema (SDL).
     ExportSchema {
@@ -66,8 +82,27 @@ pub enum Command {
     /// Check the hash chain and re-fold every event; exits 1 and names the first bad
     /// revision if the log was altered.
     Verify,
-    /// Re-fold the log and rewrite the derived indexes (release index, head record).
+    /// Re-fold the log and rewrite the derived indexes (release index, head record,
+    /// transparency log leaves).
     Rebuild,
+    /// Check a server's transparency log from outside, as an auditor does from cron: fetch its
+    /// signed checkpoint, verify the signature, check with a consistency proof that it extends
+    /// the checkpoint saved in the state file, then save it. Exits 0 when everything verifies,
+    /// 1 with the reason otherwise.
+    Witness {
+        /// The server's base URL, e.g. `http://ledger.example:8000` (http only).
+        #[arg(long, env = "TRADELEDGER_WITNESS_URL")]
+        url: String,
+        /// The log's note verifier key (`verifierKey` in the API).
+        #[arg(long, env = "TRADELEDGER_WITNESS_VKEY")]
+        vkey: String,
+        /// File holding the last checkpoint this witness accepted; created on the first run.
+        #[arg(long, env = "TRADELEDGER_WITNESS_STATE")]
+        state: PathBuf,
+        /// Bearer token, for a server whose reads need one.
+        #[arg(long, env = "TRADELEDGER_WITNESS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Write a SYNTHETIC release file (dataset and releases) for benchmarks and load tests:
     /// each release publishes one new period and revises the two before it.
     Generate {
@@ -148,6 +183,16 @@ pub struct ServeArgs {
     /// Origins allowed by CORS (comma-separated); CORS is off without any.
     #[arg(long, env = "TRADELEDGER_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Origin (name) of the transparency log, the first line of its checkpoints: 1 to 256
+    /// bytes, no spaces or `+`. Default: the name in the signing key, or for a key generated
+    /// on first start `tradeledger.local/<8 random hex digits>`.
+    #[arg(long, env = "TRADELEDGER_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
+    /// File holding the Ed25519 key checkpoints are signed with, as
+    /// `PRIVATE+KEY+<origin>+<hash>+<key>`. Without it, one is generated on first start in
+    /// DATA_DIR/signing-key (owner-only) and its verifier key printed once.
+    #[arg(long, env = "TRADELEDGER_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// Creates the data directory, readable by its owner only.
@@ -231,7 +276,61 @@ fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
 pub async fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.data_dir, cli.cold_scan_chunk, args).await,
-        Command::Import { files, actor } => {
+        Command::Import {
+            event_log: Some(path),
+            checkpoint,
+            ..
+        } => {
+            let (store, _) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
+            let note = match &checkpoint {
+                Some(c) => Some(std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?),
+                None => None,
+            };
+            let open = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+                Ok(Box::new(std::io::BufReader::new(std::fs::File::open(&path)?)))
+            };
+            match crate::export::restore(store.as_ref(), open, note.as_deref()) {
+                Ok(s) => {
+                    store.flush_blocking()?;
+                    println!(
+                        "restored {} events; head {}, tree root {}",
+                        s.events,
+                        s.head,
+                        hex::encode(s.root)
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Export { out } => {
+            let (store, prefold) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
+            let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
+            if let Some(d) = v.damage.filter(|_| !v.derived_only) {
+                eprintln!("DAMAGED: first bad revision {}: {}", d.revision, d.reason);
+                std::process::exit(1);
+            }
+            let head = projection.head().revision;
+            drop(projection);
+            let summary = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                    crate::export::export(store.as_ref(), head, &mut std::io::BufWriter::new(file))?
+                }
+                None => crate::export::export(store.as_ref(), head, &mut std::io::BufWriter::new(std::io::stdout()))?,
+            };
+            eprintln!(
+                "exported {} events; head {}, tree root {}",
+                summary.events,
+                summary.head,
+                hex::encode(summary.root)
+            );
+            Ok(())
+        }
+        Command::Import { files, actor, .. } => {
             let ledger = open_ledger(&cli.data_dir, cli.cold_scan_chunk, false)?;
             let started = Instant::now();
             match import_files(&ledger, &files, &actor).await {
@@ -273,13 +372,15 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             let started = Instant::now();
             let (store, prefold) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
-            match v.damage {
+            let tree = crate::tlog::check_tree(store.as_ref(), v.checked)?;
+            match v.damage.or(tree.damage) {
                 None => {
                     println!(
-                        "ok: {} events checked, {} observation versions, head {} ({:.2} s)",
+                        "ok: {} events checked, {} observation versions, head {}, tree root {} ({:.2} s)",
                         v.checked,
                         projection.version_count(),
                         projection.head().hash,
+                        hex::encode(tree.root),
                         started.elapsed().as_secs_f64()
                     );
                     Ok(())
@@ -291,6 +392,21 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Witness {
+            url,
+            vkey,
+            state,
+            token,
+        } => match crate::tlog::witness::run(&url, &vkey, &state, token.as_deref()).await {
+            Ok(outcome) => {
+                println!("{outcome}");
+                Ok(())
+            }
+            Err(refusal) => {
+                eprintln!("witness: {refusal}");
+                std::process::exit(1);
+            }
+        },
         Command::Generate {
             releases,
             observations_per_release,
@@ -344,6 +460,21 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
 
 async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result<()> {
     let ledger = open_ledger(data_dir, cold_scan_chunk, args.read_only)?;
+    let keys = crate::tlog::KeyConfig {
+        key_file: args.signing_key.as_deref(),
+        origin: args.log_origin.as_deref(),
+    };
+    let (signer, created) = crate::tlog::load_signer(data_dir, keys).context("the checkpoint signing key")?;
+    if created {
+        // Printed once, on stderr, like the generated write token.
+        eprintln!(
+            "Generated a checkpoint signing key (kept in {}). Its verifier key, for witnesses:\n{}",
+            data_dir.join(crate::tlog::KEY_FILE).display(),
+            signer.verifier_key()
+        );
+    }
+    tracing::info!(verifier_key = %signer.verifier_key(), "signing checkpoints");
+    ledger.set_signer(Arc::new(signer));
     let mut tokens = Tokens {
         write: Token::parse_list(args.write_tokens.as_deref().unwrap_or("")).context("--write-tokens")?,
         read: Token::parse_list(args.read_tokens.as_deref().unwrap_or("")).context("--read-tokens")?,

@@ -170,6 +170,8 @@ struct Inner {
     /// Set when a recorded event does not apply to the projection, or the store lost events
     /// that were acknowledged: no further write is accepted until a restart re-reads the log.
     poisoned: AtomicBool,
+    /// The key checkpoints of the transparency log are signed with, once configured.
+    signer: std::sync::OnceLock<Arc<crate::tlog::Signer>>,
 }
 
 /// The log as far as verifications have covered it: every event up to `head` was checked
@@ -405,6 +407,7 @@ impl Ledger {
             verified: Arc::new(tokio::sync::Mutex::new(verified)),
             storage_failure: Mutex::new(None),
             poisoned: AtomicBool::new(false),
+            signer: Default::default(),
         });
         tokio::spawn(writer(Arc::downgrade(&inner), rx));
         Ok((Ledger { inner }, verification))
@@ -452,6 +455,16 @@ impl Ledger {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Sets the key that signs checkpoints; false if one was set already (it never changes).
+    pub fn set_signer(&self, signer: Arc<crate::tlog::Signer>) -> bool {
+        self.inner.signer.set(signer).is_ok()
+    }
+
+    /// The key that signs checkpoints, if one was set.
+    pub fn signer(&self) -> Option<&Arc<crate::tlog::Signer>> {
+        self.inner.signer.get()
     }
 
     /// Records a dataset definition. Re-defining with identical content is a duplicate;

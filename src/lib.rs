@@ -11,15 +11,19 @@
 //! - [`ledger`]: the single writer (group commit, idempotency, optimistic concurrency) and the
 //!   shared handle readers and subscribers use.
 //! - [`import`]: release files (JSON and CSV).
+//! - [`export`]: the log as JSON Lines (`export`, `import --event-log`): audit and backup.
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits.
 //! - [`server`], [`ws`], [`auth`], [`metrics`], [`cache`]: HTTP and WebSocket serving, tokens,
 //!   Prometheus metrics, and the per-revision response cache.
+//! - [`tlog`]: the transparency log: a Merkle tree over the events, signed checkpoints,
+//!   proofs, and the witness.
 //! - [`cli`]: the command line.
 
 pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod domain;
+pub mod export;
 pub mod generate;
 pub mod graphql;
 pub mod import;
@@ -28,6 +32,7 @@ pub mod metrics;
 pub mod projection;
 pub mod server;
 pub mod store;
+pub mod tlog;
 pub mod ws;
 
 pub use ledger::{Ledger, LedgerError};

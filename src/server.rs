@@ -642,6 +642,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/checkpoint", get(crate::tlog::http::checkpoint))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics));
     if !state.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state

@@ -3,6 +3,8 @@
 //! SYNTHETIC revision at revision 3.
 
 mod support;
+#[path = "http_api/transparency.rs"]
+mod transparency;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::error::{self, bad_input, coded, FORBIDDEN, NOT_FOUND};
 use super::scalars::Dec;
+use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };
@@ -212,6 +213,9 @@ pub struct LedgerVerification {
     pub first_bad_revision: Option<u64>,
     /// What was wrong with it.
     pub reason: Option<String>,
+    /// Root of the transparency log's Merkle tree recomputed from the `checked` events'
+    /// canonical bytes; equal to `checkpoint(treeSize: checked).rootHash` when `ok`.
+    pub root_hash: String,
 }
 
 /// Additional connection fields.
@@ -584,14 +588,24 @@ impl QueryRoot {
     /// (start-up verified the whole log), so a call at a head already verified costs
     /// nothing. `verifyLedgerFull` walks the whole log again.
     async fn verify_ledger(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
-        let v = ledger_of(ctx).verify_new().await.map_err(error::ledger)?;
-        Ok(verification(v))
+        let ledger = ledger_of(ctx);
+        let v = ledger.verify_new().await.map_err(error::ledger)?;
+        // The tree's leaves were checked against their events when they were stored and are
+        // checked again in every proof; `verifyLedgerFull` recomputes them all.
+        let root = ledger
+            .store()
+            .tree()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .root(v.checked)
+            .map_err(|e| coded("INTERNAL_SERVER_ERROR", e.to_string()))?;
+        Ok(verification(v, None, root))
     }
 
-    /// Walks the whole log from revision 1: checks every hash and link of the chain and
-    /// re-folds the events. Needs a write token. Cost grows with the log; meant for audits,
-    /// not for polling. Full verifications run one at a time; a second caller waits for the
-    /// first to finish.
+    /// Walks the whole log from revision 1: checks every hash and link of the chain,
+    /// re-folds the events and recomputes every leaf of the transparency log. Needs a write
+    /// token. Cost grows with the log; meant for audits, not for polling. Full verifications
+    /// run one at a time; a second caller waits for the first to finish.
     async fn verify_ledger_full(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
         if !super::caller_of(ctx).can_write {
             return Err(coded(
@@ -599,16 +613,82 @@ impl QueryRoot {
                 "verifyLedgerFull needs a write token; verifyLedger checks what was recorded since the last verification",
             ));
         }
-        let v = ledger_of(ctx).verify_in_turn().await.map_err(error::ledger)?;
-        Ok(verification(v))
+        let ledger = ledger_of(ctx);
+        let v = ledger.verify_in_turn().await.map_err(error::ledger)?;
+        // The transparency log's leaves are derived data: recompute them from the events.
+        let store = ledger.store().clone();
+        let checked = v.checked;
+        let tree = tokio::task::spawn_blocking(move || crate::tlog::check_tree(store.as_ref(), checked))
+            .await
+            .map_err(|e| coded("INTERNAL_SERVER_ERROR", format!("verification failed: {e}")))?
+            .map_err(|e| coded("INTERNAL_SERVER_ERROR", e.to_string()))?;
+        Ok(verification(v, tree.damage, tree.root))
+    }
+
+    /// The note verifier key of the key checkpoints are signed with:
+    /// `<origin>+<hex key hash>+<base64(0x01 || Ed25519 public key)>`.
+    async fn verifier_key(&self, ctx: &Context<'_>) -> Result<String> {
+        ledger_of(ctx)
+            .signer()
+            .map(|s| s.verifier_key())
+            .ok_or_else(|| coded("INTERNAL_SERVER_ERROR", "this server has no checkpoint signing key"))
+    }
+
+    /// The signed checkpoint (C2SP tlog-checkpoint) of the transparency log at a tree size.
+    async fn checkpoint(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Number of events the tree covers (default: the head revision).")] tree_size: Option<i64>,
+    ) -> Result<Checkpoint> {
+        let ledger = ledger_of(ctx);
+        let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
+        Ok(crate::tlog::checkpoint(ledger, size).map_err(error::ledger)?.into())
+    }
+
+    /// Proof that the event at `revision` is in the tree of `treeSize` events.
+    async fn inclusion_proof(
+        &self,
+        ctx: &Context<'_>,
+        revision: i64,
+        #[graphql(desc = "Tree size to prove against (default: the head revision).")] tree_size: Option<i64>,
+    ) -> Result<InclusionProof> {
+        let ledger = ledger_of(ctx);
+        let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
+        let revision = crate::tlog::tree_size(ledger, "revision", Some(revision)).map_err(error::ledger)?;
+        Ok(crate::tlog::inclusion(ledger, revision, size)
+            .map_err(error::ledger)?
+            .into())
+    }
+
+    /// Proof that the tree of `fromSize` events is a prefix of the tree of `toSize`.
+    async fn consistency_proof(
+        &self,
+        ctx: &Context<'_>,
+        from_size: i64,
+        #[graphql(desc = "The larger tree size (default: the head revision).")] to_size: Option<i64>,
+    ) -> Result<ConsistencyProof> {
+        let ledger = ledger_of(ctx);
+        let to = crate::tlog::tree_size(ledger, "toSize", to_size).map_err(error::ledger)?;
+        let from = crate::tlog::tree_size(ledger, "fromSize", Some(from_size)).map_err(error::ledger)?;
+        Ok(crate::tlog::consistency(ledger, from, to)
+            .map_err(error::ledger)?
+            .into())
     }
 }
 
-fn verification(v: crate::ledger::Verification) -> LedgerVerification {
+/// The answer of a verification: the chain's, and the transparency log's damage if the
+/// chain is intact.
+fn verification(
+    v: crate::ledger::Verification,
+    tree_damage: Option<crate::store::Damage>,
+    root: crate::tlog::Node,
+) -> LedgerVerification {
+    let damage = v.damage.or(tree_damage);
     LedgerVerification {
-        ok: v.ok(),
+        ok: damage.is_none(),
         checked: v.checked,
-        first_bad_revision: v.damage.as_ref().map(|d| d.revision),
-        reason: v.damage.map(|d| d.reason),
+        first_bad_revision: damage.as_ref().map(|d| d.revision),
+        reason: damage.map(|d| d.reason),
+        root_hash: hex::encode(root),
     }
 }

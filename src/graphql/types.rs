@@ -373,6 +373,14 @@ impl Observation {
         ))
     }
 
+    /// Proof that the event of the release that set this value is in the ledger's
+    /// transparency log, in the tree of the revision this figure was read at.
+    async fn proof(&self, ctx: &Context<'_>) -> Result<super::transparency::InclusionProof> {
+        let ledger = ledger_of(ctx);
+        let p = crate::tlog::inclusion(ledger, self.revision, self.as_of_revision).map_err(super::error::ledger)?;
+        Ok(p.into())
+    }
+
     /// Every version of this figure up to the requested point, oldest first.
     async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<ObservationVersion>> {
         let ledger = ledger_of(ctx);

@@ -79,6 +79,10 @@ pub trait LogStore: Send + Sync + 'static {
     /// The revision that recorded release `id`, from the release index.
     fn release_revision(&self, id: Uuid) -> Result<Option<u64>, StoreError>;
 
-    /// Rewrites the release index and head metadata from the events themselves.
+    /// Rewrites the release index, head metadata and transparency log leaves from the events
+    /// themselves.
     fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError>;
+
+    /// The Merkle tree over the stored events (it may run ahead of what is acknowledged).
+    fn tree(&self) -> &crate::tlog::TreeLock;
 }

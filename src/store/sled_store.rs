@@ -1,5 +1,5 @@
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -7,6 +7,7 @@ use sled::Transactional;
 use uuid::Uuid;
 
 use super::{BoxFuture, Hash, Head, LogStore, Record, RecordIter, StoreError};
+use crate::tlog::{leaf_of_record, MerkleTree, Node, TreeLock};
 
 const HEAD_KEY: &[u8] = b"head";
 
@@ -14,8 +15,9 @@ const HEAD_KEY: &[u8] = b"head";
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The event log in sled: `events` (big-endian revision -> `hash || canonical bytes`),
-/// `releases` (release id -> big-endian revision) and `meta` (`head` -> revision || hash).
-/// One append is one transaction over the three trees.
+/// `releases` (release id -> big-endian revision), `meta` (`head` -> revision || hash) and
+/// `tlog` (big-endian revision -> the Merkle leaf hash of its event, see [`crate::tlog`]).
+/// One append is one transaction over the four trees.
 ///
 /// Clones share one set of handles, which [`LogStore::recover`] replaces after a storage
 /// failure: sled 0.34 keeps the first I/O error it meets and fails every later write and
@@ -30,6 +32,8 @@ struct Shared {
     path: Option<PathBuf>,
     /// `None` only while [`LogStore::recover`] reopens the store.
     handles: RwLock<Option<Handles>>,
+    /// The Merkle tree over `tlog`'s leaves, built at open and again after a reopen.
+    tree: TreeLock,
 }
 
 #[derive(Clone)]
@@ -38,6 +42,7 @@ struct Handles {
     events: sled::Tree,
     releases: sled::Tree,
     meta: sled::Tree,
+    tlog: sled::Tree,
 }
 
 impl Handles {
@@ -46,6 +51,7 @@ impl Handles {
             events: db.open_tree(EVENTS)?,
             releases: db.open_tree("releases")?,
             meta: db.open_tree("meta")?,
+            tlog: db.open_tree("tlog")?,
             db,
         })
     }
@@ -96,7 +102,7 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
 impl SledStore {
     /// Opens (or creates) the store at `path`; see [`open_db`] for the wait on sled's lock.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self::from_handles(Some(path.to_owned()), Handles::new(open_db(path)?)?))
+        Self::from_handles(Some(path.to_owned()), Handles::new(open_db(path)?)?)
     }
 
     // The projection keeps everything readers need in memory and the log is read in full only
@@ -107,19 +113,72 @@ impl SledStore {
 
     /// A store that lives only as long as the value (for tests and benchmarks).
     pub fn temporary() -> Result<Self, StoreError> {
-        Ok(Self::from_handles(
-            None,
-            Handles::new(sled::Config::new().temporary(true).open()?)?,
-        ))
+        Self::from_handles(None, Handles::new(sled::Config::new().temporary(true).open()?)?)
     }
 
-    fn from_handles(path: Option<PathBuf>, handles: Handles) -> Self {
-        SledStore {
+    fn from_handles(path: Option<PathBuf>, handles: Handles) -> Result<Self, StoreError> {
+        let store = SledStore {
             shared: Arc::new(Shared {
                 path,
                 handles: RwLock::new(Some(handles)),
+                tree: Default::default(),
             }),
+        };
+        store.load_tree()?;
+        Ok(store)
+    }
+
+    /// Builds the in-memory Merkle tree from the stored leaves (no event is hashed again),
+    /// then brings it level with the head record: leaves missing (a store written before the
+    /// transparency log) are computed from their events and stored, and leaves beyond the
+    /// head are ignored. When the last leaf does not match the head event, the stored leaves
+    /// are not trusted and all are recomputed.
+    fn load_tree(&self) -> Result<(), StoreError> {
+        let h = self.handles()?;
+        let head = self.head()?.revision;
+        let mut leaves = Vec::new();
+        for item in h.tlog.iter() {
+            let (k, v) = item?;
+            let expected = leaves.len() as u64 + 1;
+            let (Ok(key), Ok(leaf)) = (<[u8; 8]>::try_from(k.as_ref()), <Node>::try_from(v.as_ref())) else {
+                break;
+            };
+            if u64::from_be_bytes(key) != expected || expected > head {
+                break;
+            }
+            leaves.push(leaf);
         }
+        if let Some(last) = leaves.last() {
+            let at = leaves.len() as u64;
+            if self.get(at)?.map(|b| leaf_of_record(&b)).as_ref() != Some(last) {
+                tracing::warn!(
+                    revision = at,
+                    "transparency log leaves do not match the events; recomputing them"
+                );
+                leaves.clear();
+            }
+        }
+        if (leaves.len() as u64) < head {
+            let from = leaves.len() as u64 + 1;
+            let mut batch = sled::Batch::default();
+            for item in self.scan(from) {
+                let (revision, bytes) = item?;
+                if revision > head || revision != leaves.len() as u64 + 1 {
+                    break;
+                }
+                let leaf = leaf_of_record(&bytes);
+                batch.insert(&revision.to_be_bytes(), &leaf);
+                leaves.push(leaf);
+            }
+            h.tlog.apply_batch(batch)?;
+            tracing::info!(
+                from,
+                to = leaves.len(),
+                "computed transparency log leaves from the events"
+            );
+        }
+        *self.shared.tree.write().unwrap_or_else(PoisonError::into_inner) = MerkleTree::from_leaves(leaves);
+        Ok(())
     }
 
     /// The current handles (cheap clones); an error while the store is being reopened.
@@ -137,6 +196,11 @@ impl SledStore {
         self.handles().expect("the store is open").events
     }
 
+    /// The raw tree of transparency log leaves, for tests that damage it on purpose.
+    pub fn tlog_tree(&self) -> sled::Tree {
+        self.handles().expect("the store is open").tlog
+    }
+
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         self.handles()?.db.flush()?;
         Ok(())
@@ -151,7 +215,8 @@ impl SledStore {
         drop(self.shared.handles.write().unwrap_or_else(|e| e.into_inner()).take());
         let handles = Handles::new(open_db(path)?)?;
         *self.shared.handles.write().unwrap_or_else(|e| e.into_inner()) = Some(handles);
-        Ok(())
+        // What reached the disk may end before what the tree had taken in.
+        self.load_tree()
     }
 }
 
@@ -272,13 +337,15 @@ impl LogStore for SledStore {
             revision: last.revision,
             hash: last.hash,
         };
+        let leaves: Vec<Node> = records.iter().map(|r| leaf_of_record(&r.bytes)).collect();
         let h = self.handles()?;
-        let result = (&h.events, &h.releases, &h.meta).transaction(|(events, releases, meta)| {
+        let trees = (&h.events, &h.releases, &h.meta, &h.tlog);
+        let result = trees.transaction(|(events, releases, meta, tlog)| {
             let head = match meta.get(HEAD_KEY)? {
                 Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
                 None => Head::default(),
             };
-            for (expected, r) in (head.revision + 1..).zip(records) {
+            for ((expected, r), leaf) in (head.revision + 1..).zip(records).zip(&leaves) {
                 if r.revision != expected {
                     return Err(ConflictableTransactionError::Abort(StoreError::OutOfOrder {
                         head: head.revision,
@@ -286,6 +353,7 @@ impl LogStore for SledStore {
                     }));
                 }
                 events.insert(&r.revision.to_be_bytes(), r.bytes.as_slice())?;
+                tlog.insert(&r.revision.to_be_bytes(), leaf.as_slice())?;
                 if let Some(id) = r.release_id {
                     releases.insert(id.as_bytes(), &r.revision.to_be_bytes())?;
                 }
@@ -294,7 +362,15 @@ impl LogStore for SledStore {
             Ok(())
         });
         match result {
-            Ok(()) => Ok(new_head),
+            Ok(()) => {
+                let mut tree = self.shared.tree.write().unwrap_or_else(PoisonError::into_inner);
+                // The writer is the only appender, so the tree is level with the old head.
+                tree.truncate(records[0].revision - 1);
+                for leaf in leaves {
+                    tree.push(leaf);
+                }
+                Ok(new_head)
+            }
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
@@ -351,7 +427,13 @@ impl LogStore for SledStore {
             h.releases.insert(id.as_bytes(), &rev.to_be_bytes())?;
         }
         h.meta.insert(HEAD_KEY, encode_head(&head).to_vec())?;
+        h.tlog.clear()?;
+        self.load_tree()?;
         h.db.flush()?;
         Ok(())
+    }
+
+    fn tree(&self) -> &TreeLock {
+        &self.shared.tree
     }
 }

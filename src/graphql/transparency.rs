@@ -1,0 +1,85 @@
+//! Types of the transparency log's API: signed checkpoints, inclusion and consistency
+//! proofs. Hashes are lowercase hex; the checkpoint note carries the root in base64, as the
+//! C2SP format has it.
+
+use async_graphql::SimpleObject;
+
+use crate::tlog;
+
+/// A signed tree head of the transparency log.
+#[derive(SimpleObject)]
+pub struct Checkpoint {
+    /// The log's origin, also the name of its signing key.
+    pub origin: String,
+    /// Number of events the tree covers (the ledger revision it was taken at).
+    pub tree_size: u64,
+    /// Root of the Merkle tree (RFC 9162), lowercase hex.
+    pub root_hash: String,
+    /// The whole C2SP signed note: origin, size and base64 root lines, a blank line and the
+    /// Ed25519 signature line.
+    pub note: String,
+}
+
+impl From<tlog::SignedCheckpoint> for Checkpoint {
+    fn from(c: tlog::SignedCheckpoint) -> Self {
+        Checkpoint {
+            origin: c.origin,
+            tree_size: c.size,
+            root_hash: hex::encode(c.root),
+            note: c.note,
+        }
+    }
+}
+
+/// Proof that one event is a leaf of the tree of a given size (RFC 9162 section 2.1.3).
+#[derive(SimpleObject)]
+pub struct InclusionProof {
+    /// The event's revision.
+    pub revision: u64,
+    pub tree_size: u64,
+    /// `revision - 1`.
+    pub leaf_index: u64,
+    /// The event's canonical text; the leaf hash is `SHA-256(0x00 || canonical)`.
+    pub canonical: String,
+    /// The audit path, from the leaf's sibling upwards, lowercase hex.
+    pub hashes: Vec<String>,
+    /// Root of the tree of `treeSize`, lowercase hex.
+    pub root_hash: String,
+}
+
+impl From<tlog::Inclusion> for InclusionProof {
+    fn from(p: tlog::Inclusion) -> Self {
+        InclusionProof {
+            revision: p.revision,
+            tree_size: p.size,
+            leaf_index: p.revision - 1,
+            canonical: p.canonical,
+            hashes: p.hashes.iter().map(hex::encode).collect(),
+            root_hash: hex::encode(p.root),
+        }
+    }
+}
+
+/// Proof that the tree of `fromSize` is a prefix of the tree of `toSize` (RFC 9162 section
+/// 2.1.4).
+#[derive(SimpleObject)]
+pub struct ConsistencyProof {
+    pub from_size: u64,
+    pub to_size: u64,
+    /// The proof's hashes, lowercase hex.
+    pub hashes: Vec<String>,
+    pub from_root: String,
+    pub to_root: String,
+}
+
+impl From<tlog::Consistency> for ConsistencyProof {
+    fn from(p: tlog::Consistency) -> Self {
+        ConsistencyProof {
+            from_size: p.from,
+            to_size: p.to,
+            hashes: p.hashes.iter().map(hex::encode).collect(),
+            from_root: hex::encode(p.from_root),
+            to_root: hex::encode(p.to_root),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Signed checkpoints in the C2SP formats: `tlog-checkpoint` bodies, `signed-note` Ed25519
+//! signatures, note verifier keys, and the `PRIVATE+KEY+...` form a signing key is kept in
+//! (the form Go's `golang.org/x/mod/sumdb/note` reads and writes).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use super::merkle::Node;
+
+/// The signature algorithm byte of Ed25519 in signed notes.
+const ALG_ED25519: u8 = 0x01;
+/// The longest key name (origin) accepted.
+pub const MAX_NAME_BYTES: usize = 256;
+/// The longest note accepted when verifying one.
+pub const MAX_NOTE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoteError(pub String);
+
+fn err(message: impl Into<String>) -> NoteError {
+    NoteError(message.into())
+}
+
+/// Checks a key name (the log origin): 1 to 256 bytes, no spaces and no `+`.
+pub fn check_name(name: &str) -> Result<(), NoteError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(err(format!(
+            "the log origin must have 1 to {MAX_NAME_BYTES} bytes (got {})",
+            name.len()
+        )));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+') {
+        return Err(err(format!(
+            "the log origin `{}` must not contain spaces, control characters or `+`",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// The 4-byte key hash: the first bytes of `SHA-256(name || "\n" || 0x01 || public key)`.
+pub fn key_hash(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ALG_ED25519]);
+    h.update(public);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// The C2SP `tlog-checkpoint` body: origin, tree size and base64 root, each on its own line.
+pub fn checkpoint_body(origin: &str, size: u64, root: &Node) -> String {
+    format!("{origin}\n{size}\n{}\n", STANDARD.encode(root))
+}
+
+/// A checkpoint read from a note body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: Node,
+}
+
+impl Checkpoint {
+    /// Parses a `tlog-checkpoint` body (extension lines after the root are allowed).
+    pub fn parse(body: &str) -> Result<Checkpoint, NoteError> {
+        let mut lines = body.split('\n');
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next()) else {
+            return Err(err("a checkpoint has an origin, a tree size and a root hash line"));
+        };
+        if !body.ends_with('\n') || origin.is_empty() {
+            return Err(err("malformed checkpoint: empty origin or no final newline"));
+        }
+        let parsed: u64 = size.parse().map_err(|_| {
+            err(format!(
+                "checkpoint tree size `{}` is not a decimal number",
+                size.escape_debug()
+            ))
+        })?;
+        if parsed.to_string() != size {
+            return Err(err(format!("checkpoint tree size `{size}` is not in canonical form")));
+        }
+        let root: Node = STANDARD
+            .decode(root)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| err("checkpoint root hash is not 32 bytes of base64"))?;
+        Ok(Checkpoint {
+            origin: origin.to_owned(),
+            size: parsed,
+            root,
+        })
+    }
+}
+
+/// The log's signing key under its name (the origin).
+pub struct Signer {
+    name: String,
+    key: SigningKey,
+    hash: [u8; 4],
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({})", self.verifier_key())
+    }
+}
+
+impl Signer {
+    pub fn new(name: &str, seed: [u8; 32]) -> Result<Signer, NoteError> {
+        check_name(name)?;
+        let key = SigningKey::from_bytes(&seed);
+        let hash = key_hash(name, key.verifying_key().as_bytes());
+        Ok(Signer {
+            name: name.to_owned(),
+            key,
+            hash,
+        })
+    }
+
+    /// A new key from the operating system's random source.
+    pub fn generate(name: &str) -> Result<Signer, NoteError> {
+        use rand::RngCore;
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        Signer::new(name, seed)
+    }
+
+    /// Reads `PRIVATE+KEY+<name>+<hex key hash>+<base64(0x01 || seed)>`.
+    pub fn parse(text: &str) -> Result<Signer, NoteError> {
+        let bad = |why: &str| err(format!("not a note signing key (`PRIVATE+KEY+name+hash+key`): {why}"));
+        // The base64 key may itself contain `+`: split off the first four fields only.
+        let parts: Vec<&str> = text.trim().splitn(5, '+').collect();
+        let [private, key, name, hash, data] = parts[..] else {
+            return Err(bad("wrong number of `+`-separated fields"));
+        };
+        if private != "PRIVATE" || key != "KEY" {
+            return Err(bad("it does not start with `PRIVATE+KEY+`"));
+        }
+        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
+        let Some((&ALG_ED25519, seed)) = data.split_first() else {
+            return Err(bad("the key is not an Ed25519 key"));
+        };
+        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
+        let signer = Signer::new(name, seed)?;
+        if hash != hex::encode(signer.hash) {
+            return Err(bad("the key hash does not match the name and key"));
+        }
+        Ok(signer)
+    }
+
+    /// The form [`Signer::parse`] reads. Secret: keep it owner-only.
+    pub fn to_private_text(&self) -> String {
+        let mut data = vec![ALG_ED25519];
+        data.extend_from_slice(self.key.as_bytes());
+        format!(
+            "PRIVATE+KEY+{}+{}+{}",
+            self.name,
+            hex::encode(self.hash),
+            STANDARD.encode(data)
+        )
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The note verifier key: `<name>+<hex key hash>+<base64(0x01 || public key)>`.
+    pub fn verifier_key(&self) -> String {
+        let mut data = vec![ALG_ED25519];
+        data.extend_from_slice(self.key.verifying_key().as_bytes());
+        format!("{}+{}+{}", self.name, hex::encode(self.hash), STANDARD.encode(data))
+    }
+
+    /// Signs `text` (which must end with a newline) as a signed note.
+    pub fn sign(&self, text: &str) -> String {
+        debug_assert!(text.ends_with('\n'));
+        let signature = self.key.sign(text.as_bytes());
+        let mut data = self.hash.to_vec();
+        data.extend_from_slice(&signature.to_bytes());
+        format!("{text}\n\u{2014} {} {}\n", self.name, STANDARD.encode(data))
+    }
+
+    /// The signed checkpoint of a tree.
+    pub fn checkpoint(&self, size: u64, root: &Node) -> String {
+        self.sign(&checkpoint_body(&self.name, size, root))
+    }
+}
+
+/// A note verifier key.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    name: String,
+    hash: [u8; 4],
+    key: VerifyingKey,
+}
+
+impl Verifier {
+    /// Parses `<name>+<hex key hash>+<base64(0x01 || public key)>`.
+    pub fn parse(text: &str) -> Result<Verifier, NoteError> {
+        let bad = |why: &str| err(format!("not a note verifier key (`name+hash+key`): {why}"));
+        let parts: Vec<&str> = text.trim().splitn(3, '+').collect();
+        let [name, hash, data] = parts[..] else {
+            return Err(bad("wrong number of `+`-separated fields"));
+        };
+        check_name(name)?;
+        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
+        let Some((&ALG_ED25519, public)) = data.split_first() else {
+            return Err(bad("the key is not an Ed25519 key"));
+        };
+        let public: [u8; 32] = public.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
+        let key = VerifyingKey::from_bytes(&public).map_err(|_| bad("the key is not a valid Ed25519 point"))?;
+        let computed = key_hash(name, &public);
+        if hash != hex::encode(computed) {
+            return Err(bad("the key hash does not match the name and key"));
+        }
+        Ok(Verifier {
+            name: name.to_owned(),
+            hash: computed,
+            key,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks that `note` carries a valid signature by this key; returns the signed text.
+    /// Signatures by other keys are ignored, as the signed-note format allows.
+    pub fn open<'a>(&self, note: &'a str) -> Result<&'a str, NoteError> {
+        if note.len() > MAX_NOTE_BYTES {
+            return Err(err(format!("the note is longer than {MAX_NOTE_BYTES} bytes")));
+        }
+        let split = note
+            .rfind("\n\n")
+            .ok_or_else(|| err("malformed note: no blank line before the signatures"))?;
+        let (text, signatures) = (&note[..split + 1], &note[split + 2..]);
+        if !signatures.ends_with('\n') {
+            return Err(err("malformed note: the signature block does not end with a newline"));
+        }
+        for line in signatures.lines() {
+            let Some(rest) = line.strip_prefix("\u{2014} ") else {
+                return Err(err(format!("malformed signature line `{}`", line.escape_debug())));
+            };
+            let Some((name, data)) = rest.split_once(' ') else {
+                return Err(err(format!("malformed signature line `{}`", line.escape_debug())));
+            };
+            if name != self.name {
+                continue;
+            }
+            let data = STANDARD
+                .decode(data)
+                .map_err(|_| err("malformed signature: not base64"))?;
+            if data.len() != 68 || data[..4] != self.hash {
+                continue;
+            }
+            let signature = ed25519_dalek::Signature::from_bytes(data[4..].try_into().expect("64 bytes"));
+            return match self.key.verify_strict(text.as_bytes(), &signature) {
+                Ok(()) => Ok(text),
+                Err(_) => Err(err(format!("the signature by {} does not verify", self.name))),
+            };
+        }
+        Err(err(format!(
+            "the note has no signature by {}+{}",
+            self.name,
+            hex::encode(self.hash)
+        )))
+    }
+
+    /// Opens a signed checkpoint: signature, format, and origin equal to the key's name.
+    pub fn open_checkpoint(&self, note: &str) -> Result<Checkpoint, NoteError> {
+        let checkpoint = Checkpoint::parse(self.open(note)?)?;
+        if checkpoint.origin != self.name {
+            return Err(err(format!(
+                "the checkpoint's origin `{}` is not the key's name `{}`",
+                checkpoint.origin, self.name
+            )));
+        }
+        Ok(checkpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_and_verifies_checkpoints() {
+        let signer = Signer::new("example.com/log", [7; 32]).unwrap();
+        let verifier = Verifier::parse(&signer.verifier_key()).unwrap();
+        let note = signer.checkpoint(5, &[9; 32]);
+        assert!(note.starts_with("example.com/log\n5\nCQkJ"), "{note}");
+        assert!(note.contains("\n\n\u{2014} example.com/log "), "{note}");
+        let c = verifier.open_checkpoint(&note).unwrap();
+        assert_eq!((c.size, c.root), (5, [9; 32]));
+        // One changed character anywhere in the body breaks the signature.
+        let forged = note.replacen("\n5\n", "\n6\n", 1);
+        assert!(verifier.open_checkpoint(&forged).is_err());
+        let other = Signer::new("example.com/log", [8; 32]).unwrap();
+        assert!(verifier.open_checkpoint(&other.checkpoint(5, &[9; 32])).is_err());
+    }
+
+    #[test]
+    fn private_key_text_round_trips() {
+        let signer = Signer::generate("tradeledger.local/abc").unwrap();
+        let back = Signer::parse(&signer.to_private_text()).unwrap();
+        assert_eq!(back.verifier_key(), signer.verifier_key());
+        assert!(Signer::parse("PRIVATE+KEY+x+00000000+AQ==").is_err());
+        assert!(Signer::new("has space", [1; 32]).is_err());
+        assert!(Signer::new("has+plus", [1; 32]).is_err());
+        assert!(Signer::new("", [1; 32]).is_err());
+    }
+
+    #[test]
+    fn refuses_malformed_checkpoints() {
+        for body in [
+            "",
+            "o\n",
+            "o\n01\nAAAA\n",
+            "o\n1\nAAAA\n",
+            "o\nx\nAAAA\n",
+            "\n1\nAAAA\n",
+        ] {
+            assert!(Checkpoint::parse(body).is_err(), "{body:?}");
+        }
+    }
+}
