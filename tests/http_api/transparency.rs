@@ -306,7 +306,7 @@ async fn checkpoints_are_signed_notes_of_the_tree() {
     assert_eq!(resp.text().await.unwrap(), note);
 }
 
-/// `verifyLedger` recomputes the tree from the events and agrees with the checkpoint.
+/// `verifyLedger` gives the root of the tree it verified, which agrees with the checkpoint and with the events.
 #[tokio::test]
 async fn verify_ledger_and_checkpoint_agree() {
     let app = app_with(test_signer("test.example/agree"), 4, 4).await;
@@ -472,7 +472,7 @@ fn which_python() -> Result<String, ()> {
 }
 
 /// The stored leaves are derived data: a damaged one is named by the tree check (which
-/// `verifyLedger` and `tradeledger verify` run) and refused as proof, `rebuild` repairs it,
+/// `verifyLedgerFull` and `tradeledger verify` run) and refused as proof, `rebuild` repairs it,
 /// and a store without leaves (written before the tree existed) gets them at open.
 #[tokio::test]
 async fn damaged_or_missing_leaves_are_found_and_rebuilt() {
