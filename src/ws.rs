@@ -15,6 +15,7 @@
 //! | `subscribe` with an id already in use | close 4409 |
 //! | a second `connection_init` | close 4429 |
 //! | invalid document | `error` for that id, connection stays |
+//! | query text or variables beyond a front-door bound | `error` for that id (`LIMIT_EXCEEDED`), connection stays |
 //! | server shutdown | `complete` for every subscription, then close 1001 |
 
 use std::collections::HashMap;

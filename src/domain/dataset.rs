@@ -121,7 +121,10 @@ impl Dataset {
                 if !is_valid_id(&c.code) {
                     return Err(fail(format!("invalid code `{}` in dimension `{}`", c.code, dim.id)));
                 }
-                text(format!("the label of code `{}` in dimension `{}`", c.code, dim.id), &c.label)?;
+                text(
+                    format!("the label of code `{}` in dimension `{}`", c.code, dim.id),
+                    &c.label,
+                )?;
                 if !codes.insert(c.code.as_str()) {
                     return Err(fail(format!(
                         "code `{}` appears twice in dimension `{}`",
@@ -443,7 +446,10 @@ pub(crate) mod tests {
                 "appears twice",
             ),
             (Box::new(|d| d.measures.clear()), "at least one measure"),
-            (Box::new(|d| d.name = "\u{200D}\u{200D}".into()), "name must contain at least one visible"),
+            (
+                Box::new(|d| d.name = "\u{200D}\u{200D}".into()),
+                "name must contain at least one visible",
+            ),
             (
                 Box::new(|d| d.dimensions[0].label = "\u{200B} \u{FEFF}".into()),
                 "label of dimension `SERVICE_TYPE` must contain at least one visible",

@@ -104,7 +104,7 @@ mod tests {
     fn visibly_empty_text_is_told_apart() {
         for empty in [
             "",
-            " \t\u{3000}",
+            " \u{00A0}\u{3000}",
             "\u{200D}\u{200D}\u{200D}",
             "\u{200B}\u{2060}\u{FEFF}",
             "\u{00AD}",
@@ -115,9 +115,22 @@ mod tests {
             "\u{034F}\u{180E}",
         ] {
             assert!(!has_visible(empty), "{empty:?}");
-            assert!(check_display_text(empty, 100).unwrap_err().contains("visible"), "{empty:?}");
+            assert!(
+                check_display_text(empty, 100).unwrap_err().contains("visible"),
+                "{empty:?}"
+            );
         }
-        for shown in ["a", "\u{200D}x", "é", "e\u{0301}", "무역", "٣", "€", "🙂\u{FE0F}", "\u{0915}\u{093F}"] {
+        for shown in [
+            "a",
+            "\u{200D}x",
+            "é",
+            "e\u{0301}",
+            "무역",
+            "٣",
+            "€",
+            "🙂\u{FE0F}",
+            "\u{0915}\u{093F}",
+        ] {
             assert!(has_visible(shown), "{shown:?}");
             assert!(check_display_text(shown, 100).is_ok(), "{shown:?}");
         }
@@ -125,7 +138,9 @@ mod tests {
 
     #[test]
     fn hidden_characters_and_length_are_refused() {
-        assert!(check_display_text("a\u{202E}b", 100).unwrap_err().contains("text-direction"));
+        assert!(check_display_text("a\u{202E}b", 100)
+            .unwrap_err()
+            .contains("text-direction"));
         assert!(check_display_text("a\u{0}b", 100).is_err());
         assert!(check_display_text(&"x".repeat(101), 100).is_err());
         assert!(check_display_text(&"x".repeat(100), 100).is_ok());

@@ -236,9 +236,8 @@ mod tests {
 
     #[test]
     fn skips_strings_block_strings_and_comments() {
-        let s = shape(
-            "# {{{{{{ [[[[[[\n{ a(x: \"[[[[[[ \\\" {{{{{\", y: \"\"\"{{{{{{ \\\"\"\" [[[[[[\"\"\") }\u{FEFF}",
-        );
+        let s =
+            shape("# {{{{{{ [[[[[[\n{ a(x: \"[[[[[[ \\\" {{{{{\", y: \"\"\"{{{{{{ \\\"\"\" [[[[[[\"\"\") }\u{FEFF}");
         assert_eq!(s.nesting, 2);
         // { a ( x : "..." y : """...""" ) }
         assert_eq!(s.tokens, 11);
@@ -280,7 +279,12 @@ mod tests {
         let e = check_json("variables", &serde_json::json!({"a": {"b": [[1]]}}), &l).unwrap_err();
         assert_eq!(e.bound, "--max-variables-depth");
         assert!(e.message.contains("`variables`"), "{e}");
-        let e = check_json("extensions", &serde_json::json!({"a": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}), &l).unwrap_err();
+        let e = check_json(
+            "extensions",
+            &serde_json::json!({"a": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}),
+            &l,
+        )
+        .unwrap_err();
         assert_eq!(e.bound, "--max-variables-nodes");
         // Scalars at the depth limit are fine; only containers beyond it are refused.
         assert!(check_json("variables", &serde_json::json!({"a": {"b": "x"}}), &l).is_ok());
@@ -317,8 +321,16 @@ mod tests {
             .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
             .collect();
         let n = limits.max_query_nesting - 2;
-        inputs.push(format!("{{ ledger(x: {}{}) {{ revision }} }}", "[".repeat(n), "]".repeat(n)));
-        inputs.push(format!("{{ ledger(x: {}1{}) {{ revision }} }}", "{a: ".repeat(n), "}".repeat(n)));
+        inputs.push(format!(
+            "{{ ledger(x: {}{}) {{ revision }} }}",
+            "[".repeat(n),
+            "]".repeat(n)
+        ));
+        inputs.push(format!(
+            "{{ ledger(x: {}1{}) {{ revision }} }}",
+            "{a: ".repeat(n),
+            "}".repeat(n)
+        ));
         inputs.push(format!("{}{}", "{ a ".repeat(n + 2), "}".repeat(n + 2)));
         inputs.push("[".repeat(n + 2));
         assert!(inputs.len() >= 8);

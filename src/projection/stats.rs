@@ -81,7 +81,11 @@ impl RevisionSummary {
             match (sum.checked_add(s.revision), sum_abs.checked_add(s.revision.abs())) {
                 (Some(a), Some(b)) => (sum, sum_abs) = (a, b),
                 (None, _) => overflow = Some(Overflow { figure: "meanRevision" }),
-                (_, None) => overflow = Some(Overflow { figure: "meanAbsoluteRevision" }),
+                (_, None) => {
+                    overflow = Some(Overflow {
+                        figure: "meanAbsoluteRevision",
+                    })
+                }
             }
             max_abs = Some(max_abs.map_or(s.revision.abs(), |m| m.max(s.revision.abs())));
         }

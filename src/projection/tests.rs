@@ -884,26 +884,33 @@ fn sums_beyond_the_decimal_range_are_reported_not_panicked() {
     let mut first: Vec<_> = (0..10).map(|i| obs(&format!("C{i}._T._T"), "2025-S1", big)).collect();
     first.push(obs("_T._T._T", "2025-S1", -big));
     // 2025-S2: the items add up, but the residual does not fit.
-    first.push(obs("C0._T._T", "2025-S2", big));
+    first.push(obs("C0._T._T", "2025-S2", Decimal::MAX));
     first.push(obs("_T._T._T", "2025-S2", -big));
     let mut log = Log::default();
     let mut p = Projection::new();
     for event in [
         Event::DatasetDefined { dataset },
         release(first),
-        // A revision from +big to -big: the revision itself does not fit.
-        release(vec![obs("C1._T._T", "2025-S1", -big)]),
+        // A revision from 10^28 to -7.9 * 10^28: the revision itself does not fit.
+        release(vec![obs("C1._T._T", "2025-S1", Decimal::MIN)]),
     ] {
         p.apply(&log.push(event)).expect("events apply");
     }
     let ds = p.dataset(DATASET).unwrap();
     let total = ds.def.total_key();
     let bal = ds.measure("BAL").unwrap();
-    let b = ds.breakdown(&total, 0, period("2025-S1"), bal, p.latest());
+    // Before the revision, ten times 10^28.
+    let b = ds.breakdown(
+        &total,
+        0,
+        period("2025-S1"),
+        bal,
+        p.bound(Some(AsOf::Revision(2))).unwrap(),
+    );
     assert_eq!(b.items.len(), 10);
     assert_eq!(b.overflow, Some(Overflow { figure: "sumOfItems" }));
     let b = ds.breakdown(&total, 0, period("2025-S2"), bal, p.latest());
-    assert_eq!(b.sum_of_items, big);
+    assert_eq!(b.sum_of_items, Decimal::MAX);
     assert_eq!(b.overflow, Some(Overflow { figure: "residual" }));
     let c1 = history(&p, "C1._T._T", "2025-S1");
     let stat = RevisionStat::of(&c1);

@@ -4,6 +4,6 @@
 //!
 //! One binary with a module per class, so that the suite links once.
 
+mod frontdoor;
 #[path = "../proc_support/mod.rs"]
 mod proc_support;
-mod frontdoor;
