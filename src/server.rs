@@ -242,11 +242,6 @@ pub(crate) fn request_from_params(
         Some(Value::String(name)) => request = request.operation_name(name.clone()),
         Some(_) => return Err(malformed("`operationName` must be a string")),
     }
-    match params.get("extensions") {
-        None | Some(Value::Null) => {}
-        Some(v @ Value::Object(_)) => guard::check_json("extensions", v, limits).map_err(ParamError::Exceeded)?,
-        Some(_) => return Err(malformed("`extensions` must be an object")),
-    }
     match params.get("variables") {
         None | Some(Value::Null) => {}
         Some(v @ Value::Object(_)) => {
@@ -254,6 +249,11 @@ pub(crate) fn request_from_params(
             request = request.variables(Variables::from_json(v.clone()));
         }
         Some(_) => return Err(malformed("`variables` must be an object")),
+    }
+    match params.get("extensions") {
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => guard::check_json("extensions", v, limits).map_err(ParamError::Exceeded)?,
+        Some(_) => return Err(malformed("`extensions` must be an object")),
     }
     Ok(request)
 }
