@@ -157,6 +157,27 @@ pub struct ServeArgs {
     /// written.
     #[arg(long, env = "TRADELEDGER_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_response_bytes: usize,
+    /// Longest GraphQL query text, in bytes; checked before parsing (the standard
+    /// introspection query is about 1.3 KB).
+    #[arg(long, env = "TRADELEDGER_MAX_QUERY_BYTES", default_value_t = 64 * 1024)]
+    pub max_query_bytes: usize,
+    /// Most lexical tokens (names, punctuators, values) in a query text; checked before
+    /// parsing.
+    #[arg(long, env = "TRADELEDGER_MAX_QUERY_TOKENS", default_value_t = 15_000)]
+    pub max_query_tokens: usize,
+    /// Deepest nesting of brackets `{ [ (` (selection sets, list and object literals,
+    /// arguments) in a query text; checked before parsing, so that the parser cannot run out
+    /// of stack. Keep it above --max-depth.
+    #[arg(long, env = "TRADELEDGER_MAX_QUERY_NESTING", default_value_t = 64)]
+    pub max_query_nesting: usize,
+    /// Deepest nesting of arrays and objects in `variables` and `extensions` (the object
+    /// itself is level 1).
+    #[arg(long, env = "TRADELEDGER_MAX_VARIABLES_DEPTH", default_value_t = 32)]
+    pub max_variables_depth: usize,
+    /// Most JSON values in `variables` (and in `extensions`); larger releases go through
+    /// `tradeledger import`.
+    #[arg(long, env = "TRADELEDGER_MAX_VARIABLES_NODES", default_value_t = 100_000)]
+    pub max_variables_nodes: usize,
     /// Largest request body (and WebSocket message), in bytes.
     #[arg(long, env = "TRADELEDGER_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -331,6 +352,9 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Import { files, actor, .. } => {
+            if !crate::domain::text::has_visible(&actor) || actor.chars().any(crate::domain::text::is_hidden) {
+                bail!("--actor must show at least one visible character, without control or text-direction characters");
+            }
             let ledger = open_ledger(&cli.data_dir, cli.cold_scan_chunk, false)?;
             let started = Instant::now();
             match import_files(&ledger, &files, &actor).await {
@@ -459,6 +483,13 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
 }
 
 async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result<()> {
+    if args.max_query_nesting < args.max_depth {
+        bail!(
+            "--max-query-nesting ({}) must be at least --max-depth ({}): each level of a query is a `{{`",
+            args.max_query_nesting,
+            args.max_depth
+        );
+    }
     let ledger = open_ledger(data_dir, cold_scan_chunk, args.read_only)?;
     let keys = crate::tlog::KeyConfig {
         key_file: args.signing_key.as_deref(),
@@ -519,6 +550,11 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
             max_page_size: args.max_page_size,
             max_cost: args.max_cost,
             introspection: !args.no_introspection,
+            max_query_bytes: args.max_query_bytes,
+            max_query_tokens: args.max_query_tokens,
+            max_query_nesting: args.max_query_nesting,
+            max_variables_depth: args.max_variables_depth,
+            max_variables_nodes: args.max_variables_nodes,
             ..Limits::default()
         },
         max_body_bytes: args.max_body_bytes,

@@ -32,7 +32,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::{bearer, Access, Tokens};
 use crate::cache::ResponseCache;
 use crate::graphql::{
-    build_schema, to_json_capped, AppSchema, Caller, Limits, QueryLimits, BAD_USER_INPUT, LIMIT_EXCEEDED,
+    build_schema, guard, to_json_capped, AppSchema, Caller, Limits, QueryLimits, BAD_USER_INPUT, LIMIT_EXCEEDED,
     UNAUTHENTICATED,
 };
 use crate::ledger::Ledger;
@@ -203,29 +203,79 @@ fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, &'static str>
     authorize(&state.config.tokens, secret)
 }
 
-/// Builds a request from the GraphQL-over-HTTP parameters, checking their types.
-pub(crate) fn request_from_params(params: &serde_json::Map<String, Value>) -> Result<Request, String> {
+/// Why GraphQL-over-HTTP parameters were refused.
+#[derive(Debug)]
+pub(crate) enum ParamError {
+    /// A parameter is missing or of the wrong type.
+    Malformed(String),
+    /// Beyond a bound of the front door ([`guard`]).
+    Exceeded(guard::Exceeded),
+}
+
+impl ParamError {
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            ParamError::Malformed(_) => BAD_USER_INPUT,
+            ParamError::Exceeded(_) => LIMIT_EXCEEDED,
+        }
+    }
+}
+
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamError::Malformed(m) => f.write_str(m),
+            ParamError::Exceeded(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Builds a request from the GraphQL-over-HTTP parameters, checking their types and, before
+/// anything parses them, the front door's bounds on the query text and the JSON parameters.
+pub(crate) fn request_from_params(
+    params: &serde_json::Map<String, Value>,
+    limits: &Limits,
+) -> Result<Request, ParamError> {
+    let malformed = |m: &str| ParamError::Malformed(m.to_owned());
     let query = match params.get("query") {
-        Some(Value::String(q)) => q.clone(),
-        Some(_) => return Err("`query` must be a string".into()),
-        None => return Err("`query` is missing".into()),
+        Some(Value::String(q)) => q,
+        Some(_) => return Err(malformed("`query` must be a string")),
+        None => return Err(malformed("`query` is missing")),
     };
-    let mut request = Request::new(query);
+    guard::check_query(query, limits).map_err(ParamError::Exceeded)?;
+    let mut request = Request::new(query.clone());
     match params.get("operationName") {
         None | Some(Value::Null) => {}
         Some(Value::String(name)) => request = request.operation_name(name.clone()),
-        Some(_) => return Err("`operationName` must be a string".into()),
+        Some(_) => return Err(malformed("`operationName` must be a string")),
     }
     match params.get("variables") {
         None | Some(Value::Null) => {}
-        Some(v @ Value::Object(_)) => request = request.variables(Variables::from_json(v.clone())),
-        Some(_) => return Err("`variables` must be an object".into()),
+        Some(v @ Value::Object(_)) => {
+            guard::check_json("variables", v, limits).map_err(ParamError::Exceeded)?;
+            request = request.variables(Variables::from_json(v.clone()));
+        }
+        Some(_) => return Err(malformed("`variables` must be an object")),
     }
     match params.get("extensions") {
-        None | Some(Value::Null) | Some(Value::Object(_)) => {}
-        Some(_) => return Err("`extensions` must be an object".into()),
+        None | Some(Value::Null) => {}
+        Some(v @ Value::Object(_)) => guard::check_json("extensions", v, limits).map_err(ParamError::Exceeded)?,
+        Some(_) => return Err(malformed("`extensions` must be an object")),
     }
     Ok(request)
+}
+
+/// The refusal of JSON that does not parse: serde_json stops at 128 levels of nesting, which
+/// is a limit (so the body cannot blow the stack), anything else is bad input.
+fn json_refusal(what: &str, e: &serde_json::Error) -> (String, &'static str) {
+    if e.to_string().starts_with("recursion limit exceeded") {
+        (
+            format!("{what} nests arrays and objects deeper than the limit of 128 levels"),
+            LIMIT_EXCEEDED,
+        )
+    } else {
+        (format!("{what} is not valid JSON: {e}"), BAD_USER_INPUT)
+    }
 }
 
 /// Tags errors that async-graphql leaves without a code. Argument values are coerced while
@@ -413,21 +463,17 @@ async fn graphql_get(State(state): State<Arc<AppState>>, headers: HeaderMap, Raw
             "variables" | "extensions" => match serde_json::from_str::<Value>(&v) {
                 Ok(v) => v,
                 Err(e) => {
-                    return refuse(
-                        StatusCode::BAD_REQUEST,
-                        media,
-                        &format!("`{k}` is not valid JSON: {e}"),
-                        BAD_USER_INPUT,
-                    )
+                    let (message, code) = json_refusal(&format!("`{k}`"), &e);
+                    return refuse(StatusCode::BAD_REQUEST, media, &message, code);
                 }
             },
             _ => Value::String(v),
         };
         map.insert(k, value);
     }
-    let request = match request_from_params(&map) {
+    let request = match request_from_params(&map, &state.config.limits) {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e, BAD_USER_INPUT),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e.to_string(), e.code()),
     };
     if operation_type(&request.query, map.get("operationName").and_then(Value::as_str)) == Some(OperationType::Mutation)
     {
@@ -490,18 +536,14 @@ async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     let parsed: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                media,
-                &format!("the body is not valid JSON: {e}"),
-                BAD_USER_INPUT,
-            )
+            let (message, code) = json_refusal("the body", &e);
+            return refuse(StatusCode::BAD_REQUEST, media, &message, code);
         }
     };
     let batch = match parsed {
-        Value::Object(map) => match request_from_params(&map) {
+        Value::Object(map) => match request_from_params(&map, &state.config.limits) {
             Ok(r) => BatchRequest::Single(r),
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e, BAD_USER_INPUT),
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e.to_string(), e.code()),
         },
         Value::Array(items) => {
             let max = state.config.max_batch;
@@ -526,14 +568,14 @@ async fn graphql_post(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
                         BAD_USER_INPUT,
                     );
                 };
-                match request_from_params(map) {
+                match request_from_params(map, &state.config.limits) {
                     Ok(r) => requests.push(r),
                     Err(e) => {
                         return refuse(
                             StatusCode::BAD_REQUEST,
                             media,
                             &format!("batch item {i}: {e}"),
-                            BAD_USER_INPUT,
+                            e.code(),
                         )
                     }
                 }

@@ -15,6 +15,7 @@
 //! | `subscribe` with an id already in use | close 4409 |
 //! | a second `connection_init` | close 4429 |
 //! | invalid document | `error` for that id, connection stays |
+//! | query text or variables beyond a front-door bound | `error` for that id (`LIMIT_EXCEEDED`), connection stays |
 //! | server shutdown | `complete` for every subscription, then close 1001 |
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::bearer;
 use crate::graphql::{to_json_capped, Caller};
-use crate::server::{add_codes, authorize, is_request_error, request_from_params, AppState};
+use crate::server::{add_codes, authorize, is_request_error, request_from_params, AppState, ParamError};
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
@@ -328,8 +329,16 @@ impl Connection {
                 if self.active.contains_key(&id) {
                     return Err(Close(4409, truncate(format!("Subscriber for {id} already exists"))));
                 }
-                let request = request_from_params(&payload)
-                    .map_err(|e| Close(4400, truncate(format!("Invalid message: {e}"))))?;
+                let request = match request_from_params(&payload, &self.state.config.limits) {
+                    Ok(r) => r,
+                    // Beyond a front-door bound: a well-formed message refused, like an
+                    // invalid document, so the connection stays.
+                    Err(e @ ParamError::Exceeded(_)) => {
+                        let error = json!([{"message": e.to_string(), "extensions": {"code": e.code()}}]);
+                        return self.send(json!({"type": "error", "id": id, "payload": error})).await;
+                    }
+                    Err(e) => return Err(Close(4400, truncate(format!("Invalid message: {e}")))),
+                };
                 self.start(id, request);
                 Ok(())
             }
@@ -379,14 +388,14 @@ impl Connection {
                     let payload = json!({"message": format!("subscription {id} already exists")});
                     return self.send(json!({"type": "error", "id": id, "payload": payload})).await;
                 }
-                match request_from_params(&payload) {
+                match request_from_params(&payload, &self.state.config.limits) {
                     Ok(request) => {
                         self.start(id, request);
                         Ok(())
                     }
                     Err(e) => {
-                        self.send(json!({"type": "error", "id": id, "payload": {"message": e}}))
-                            .await
+                        let payload = json!({"message": e.to_string(), "extensions": {"code": e.code()}});
+                        self.send(json!({"type": "error", "id": id, "payload": payload})).await
                     }
                 }
             }

@@ -5,6 +5,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::text::check_display_text;
+
+/// Longest name or label, in characters.
+const MAX_LABEL: usize = 1_000;
+
 /// The code every dimension uses for "all of it".
 pub const TOTAL: &str = "_T";
 
@@ -91,6 +96,8 @@ impl Dataset {
         if self.name.trim().is_empty() {
             return Err(fail("name is empty".into()));
         }
+        let text = |what: String, s: &str| check_display_text(s, MAX_LABEL).map_err(|m| fail(format!("{what} {m}")));
+        text("name".into(), &self.name)?;
         if self.dimensions.is_empty() {
             return Err(fail("a dataset needs at least one dimension".into()));
         }
@@ -105,6 +112,7 @@ impl Dataset {
             if !dim_ids.insert(dim.id.as_str()) {
                 return Err(fail(format!("dimension `{}` appears twice", dim.id)));
             }
+            text(format!("the label of dimension `{}`", dim.id), &dim.label)?;
             if dim.codes.len() > u16::MAX as usize {
                 return Err(fail(format!("dimension `{}` has too many codes", dim.id)));
             }
@@ -113,6 +121,10 @@ impl Dataset {
                 if !is_valid_id(&c.code) {
                     return Err(fail(format!("invalid code `{}` in dimension `{}`", c.code, dim.id)));
                 }
+                text(
+                    format!("the label of code `{}` in dimension `{}`", c.code, dim.id),
+                    &c.label,
+                )?;
                 if !codes.insert(c.code.as_str()) {
                     return Err(fail(format!(
                         "code `{}` appears twice in dimension `{}`",
@@ -434,6 +446,22 @@ pub(crate) mod tests {
                 "appears twice",
             ),
             (Box::new(|d| d.measures.clear()), "at least one measure"),
+            (
+                Box::new(|d| d.name = "\u{200D}\u{200D}".into()),
+                "name must contain at least one visible",
+            ),
+            (
+                Box::new(|d| d.dimensions[0].label = "\u{200B} \u{FEFF}".into()),
+                "label of dimension `SERVICE_TYPE` must contain at least one visible",
+            ),
+            (
+                Box::new(|d| d.dimensions[0].codes[1].label = "\u{0301}\u{0301}".into()),
+                "in dimension `SERVICE_TYPE` must contain at least one visible",
+            ),
+            (
+                Box::new(|d| d.dimensions[0].codes[1].label = "a\u{202E}b".into()),
+                "text-direction",
+            ),
             (
                 Box::new(|d| {
                     d.dimensions[0].codes[1].parent = Some("ICT".into());

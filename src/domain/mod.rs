@@ -4,10 +4,11 @@ pub mod dataset;
 pub mod event;
 pub mod period;
 pub mod release;
+pub mod text;
 pub mod value;
 
 pub use dataset::{Code, Dataset, DatasetError, Dimension, KeyError, SeriesKey, TOTAL};
 pub use event::Event;
 pub use period::{Frequency, Period, PeriodError};
 pub use release::{Observation, ObservationDraft, Release, ReleaseDraft, ReleaseError, ReleaseStatus};
-pub use value::{parse_value, ValueError};
+pub use value::{parse_value, ValueError, MAX_VALUE};

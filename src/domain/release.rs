@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::dataset::Dataset;
 use super::period::Period;
-use super::value::parse_value;
+use super::text::{check_display_text, is_hidden};
+use super::value::{parse_value, MAX_VALUE};
 
 /// How final a release's figures are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -154,19 +155,14 @@ impl ReleaseDraft {
         if title.is_empty() {
             return Err(err("title", "must not be empty".into()));
         }
-        if title.chars().count() > MAX_TEXT || title.chars().any(is_hidden) {
-            return Err(err(
-                "title",
-                format!("must be at most {MAX_TEXT} characters without control or text-direction characters"),
-            ));
-        }
-        if let Some(src) = &self.source {
-            if src.chars().count() > MAX_TEXT || src.chars().any(is_hidden) {
-                return Err(err(
-                    "source",
-                    format!("must be at most {MAX_TEXT} characters without control or text-direction characters"),
-                ));
-            }
+        check_display_text(&title, MAX_TEXT).map_err(|m| err("title", m))?;
+        // A source of nothing but spaces is no source (dropped below), not an error.
+        if let Some(src) = self
+            .source
+            .as_deref()
+            .filter(|s| !s.trim().is_empty() || s.chars().any(is_hidden))
+        {
+            check_display_text(src, MAX_TEXT).map_err(|m| err("source", m))?;
         }
         if self.observations.is_empty() {
             return Err(err(
@@ -198,6 +194,15 @@ impl ReleaseDraft {
                 ));
             }
             let value = parse_value(&o.value).map_err(|e| err(&at("value"), e.to_string()))?;
+            if value.abs() > MAX_VALUE {
+                return Err(err(
+                    &at("value"),
+                    format!(
+                        "{value} is beyond the limit of ±10^20: breakdowns and revision statistics add a \
+                         dataset's figures, and their sums must stay within the range of a decimal (about 7.9e28)"
+                    ),
+                ));
+            }
             let key = dataset.format_key(&key);
             if let Some(first) = seen.insert((key.clone(), period, measure.clone()), i) {
                 return Err(err(
@@ -226,13 +231,6 @@ impl ReleaseDraft {
     }
 }
 
-/// Characters that change how text displays without being seen: control characters and the
-/// bidirectional-text controls (an RTL override in a title would make audit logs lie).
-fn is_hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
 /// Where a release gives balance, credits and debits for the same figure, BAL = CRE - DEB.
 fn check_balances(observations: &[Observation]) -> Result<(), ReleaseError> {
     let mut by_cell: HashMap<(&str, Period), [Option<Decimal>; 3]> = HashMap::new();
@@ -247,7 +245,8 @@ fn check_balances(observations: &[Observation]) -> Result<(), ReleaseError> {
     }
     for ((key, period), m) in by_cell {
         if let [Some(bal), Some(cre), Some(deb)] = m {
-            if bal != cre - deb {
+            // Values are bounded (MAX_VALUE), so this cannot overflow; checked all the same.
+            if cre.checked_sub(deb) != Some(bal) {
                 return Err(ReleaseError {
                     field: "observations".into(),
                     message: format!("{key} {period}: BAL {bal} is not CRE {cre} minus DEB {deb}"),
@@ -369,6 +368,40 @@ mod tests {
         let mut d = draft(vec![obs("IPR._T", "2025-S1", None, "1")]);
         d.source = Some("a\u{2067}b".into());
         assert_eq!(d.validate(&ds).unwrap_err().field, "source");
+    }
+
+    #[test]
+    fn visibly_empty_text_and_huge_values_are_refused() {
+        let ds = sample();
+        let one = || vec![obs("IPR._T", "2025-S1", None, "1")];
+        let mut d = draft(one());
+        d.title = "\u{200D}\u{200D}\u{200D}".into();
+        let e = d.validate(&ds).unwrap_err();
+        assert_eq!(e.field, "title");
+        assert!(e.message.contains("visible"), "{e}");
+        let mut d = draft(one());
+        d.source = Some("\u{200B}\u{2060}".into());
+        assert_eq!(d.validate(&ds).unwrap_err().field, "source");
+        // Spaces only: no source, not an error.
+        let mut d = draft(one());
+        d.source = Some("   ".into());
+        assert_eq!(d.validate(&ds).unwrap().source, None);
+        for (value, ok) in [
+            ("100000000000000000000", true),
+            ("-100000000000000000000", true),
+            ("100000000000000000000.5", false),
+            ("-9999999999999999999999999999", false),
+        ] {
+            let r = draft(vec![obs("IPR._T", "2025-S1", None, value)]).validate(&ds);
+            match ok {
+                true => assert!(r.is_ok(), "{value}: {r:?}"),
+                false => {
+                    let e = r.unwrap_err();
+                    assert_eq!(e.field, "observations[0].value", "{value}");
+                    assert!(e.message.contains("10^20"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,12 @@ pub struct ValueError {
     pub reason: &'static str,
 }
 
+/// Largest magnitude of a published value: 10^20. A breakdown sums up to 65,535 items of a
+/// dimension and revision statistics sum over a whole selection; with every value within
+/// ±10^20, sums of up to 7.9 × 10^8 values stay within a decimal's range (about 7.9 × 10^28).
+/// 10^20 units of a currency in millions is far beyond any real figure.
+pub const MAX_VALUE: Decimal = Decimal::from_parts(0x6310_0000, 0x6BC7_5E2D, 5, false, 0);
+
 /// Largest number of significant digits kept exactly (rust_decimal's limit is 28 to 29).
 const MAX_DIGITS: usize = 28;
 
@@ -59,6 +65,11 @@ mod tests {
             parse_value("0.1").unwrap() + parse_value("0.2").unwrap(),
             Decimal::from_str("0.3").unwrap()
         );
+    }
+
+    #[test]
+    fn max_value_is_ten_to_the_twenty() {
+        assert_eq!(MAX_VALUE, Decimal::from_str("100000000000000000000").unwrap());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The GraphQL schema: query, mutation and subscription roots over the ledger.
 
 mod error;
+pub mod guard;
 mod limits;
 mod mutation;
 mod query;
@@ -47,6 +48,16 @@ pub struct Limits {
     /// Most objects a query may return in the worst case (see `limits`).
     pub max_cost: u64,
     pub introspection: bool,
+    /// Front door ([`guard`]): longest query text, in bytes.
+    pub max_query_bytes: usize,
+    /// Front door: most lexical tokens in a query text.
+    pub max_query_tokens: usize,
+    /// Front door: deepest nesting of `{ [ (` in a query text.
+    pub max_query_nesting: usize,
+    /// Front door: deepest nesting of arrays and objects in `variables` and `extensions`.
+    pub max_variables_depth: usize,
+    /// Front door: most JSON values in `variables` (and, separately, in `extensions`).
+    pub max_variables_nodes: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +70,11 @@ impl Default for Limits {
             max_page_size: 1000,
             max_cost: DEFAULT_MAX_COST,
             introspection: true,
+            max_query_bytes: 64 * 1024,
+            max_query_tokens: 15_000,
+            max_query_nesting: 64,
+            max_variables_depth: 32,
+            max_variables_nodes: 100_000,
         }
     }
 }
@@ -72,7 +88,8 @@ pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives);
     if !limits.introspection {
-        builder = builder.disable_introspection();
+        // Suggestions (`Did you mean "ledger"?`) would map the schema for anyone guessing.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     builder.finish()
 }

@@ -5,10 +5,11 @@ use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::error::{self, bad_input, coded, FORBIDDEN, NOT_FOUND};
-use super::scalars::Dec;
+use super::scalars::{Computed, Dec};
 use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
@@ -124,9 +125,9 @@ pub struct Breakdown {
     pub total: Option<Observation>,
     /// The codes directly under the total's code in this dimension that have a figure.
     pub items: Vec<Observation>,
-    pub sum_of_items: Dec,
+    pub sum_of_items: Computed,
     /// `total - sumOfItems`: the part the listed items do not cover ("other").
-    pub residual: Option<Dec>,
+    pub residual: Option<Computed>,
     pub as_of_revision: u64,
 }
 
@@ -139,7 +140,7 @@ pub struct RevisionStatItem {
     pub preliminary_value: Dec,
     pub latest_value: Dec,
     /// `latestValue - preliminaryValue`.
-    pub revision: Dec,
+    pub revision: Computed,
     /// Number of times the value changed.
     pub revision_count: u32,
 }
@@ -156,12 +157,21 @@ pub struct RevisionSummary {
     pub revision_count: u64,
     /// Mean revision: its sign shows whether preliminary figures tend to be too low (+) or
     /// too high (-). Null for an empty selection.
-    pub mean_revision: Option<Dec>,
+    pub mean_revision: Option<Computed>,
     /// Mean absolute revision: the typical size of a revision.
-    pub mean_absolute_revision: Option<Dec>,
-    pub max_absolute_revision: Option<Dec>,
+    pub mean_absolute_revision: Option<Computed>,
+    pub max_absolute_revision: Option<Computed>,
     /// Per-figure statistics for revised figures, largest absolute revision first (at most 1000).
     pub items: Vec<RevisionStatItem>,
+}
+
+/// A figure of a revision summary: `None` for an empty selection, an error when the
+/// summary overflowed.
+fn summary_figure(s: &Summary, figure: Option<Decimal>) -> Option<Computed> {
+    match s.overflow {
+        Some(e) => (s.observations > 0).then_some(Computed(Err(e))),
+        None => figure.map(|f| Computed(Ok(f))),
+    }
 }
 
 /// Kind of an event.
@@ -490,8 +500,15 @@ impl QueryRoot {
             measure,
             total: b.total.map(|t| observation(&p, &t, bound.revision)),
             items: b.items.iter().map(|o| observation(&p, o, bound.revision)).collect(),
-            sum_of_items: Dec(b.sum_of_items),
-            residual: b.residual.map(Dec),
+            sum_of_items: Computed(match b.overflow {
+                Some(e) => Err(e),
+                None => Ok(b.sum_of_items),
+            }),
+            // A residual exists when the total does, whether or not it overflowed.
+            residual: match b.overflow {
+                Some(e) => b.total.is_some().then_some(Computed(Err(e))),
+                None => b.residual.map(|r| Computed(Ok(r))),
+            },
             as_of_revision: bound.revision,
         })
     }
@@ -521,20 +538,24 @@ impl QueryRoot {
                     measure: ds.measure_id(o.cell.measure).to_owned(),
                     preliminary_value: Dec(st.preliminary),
                     latest_value: Dec(st.latest),
-                    revision: Dec(st.revision),
+                    revision: Computed(match st.overflow {
+                        Some(e) => Err(e),
+                        None => Ok(st.revision),
+                    }),
                     revision_count: st.revisions,
                 })
             })
             .collect();
-        items.sort_by_key(|item| std::cmp::Reverse(item.revision.0.abs()));
+        // Overflowed revisions (the largest of all) first.
+        items.sort_by_key(|item| std::cmp::Reverse(item.revision.0.map_or(Decimal::MAX, |r| r.abs())));
         items.truncate(1000);
         Ok(RevisionSummary {
             observation_count: s.observations,
             revised_count: s.revised,
             revision_count: s.revisions,
-            mean_revision: s.mean_revision.map(Dec),
-            mean_absolute_revision: s.mean_absolute_revision.map(Dec),
-            max_absolute_revision: s.max_absolute_revision.map(Dec),
+            mean_revision: summary_figure(&s, s.mean_revision),
+            mean_absolute_revision: summary_figure(&s, s.mean_absolute_revision),
+            max_absolute_revision: summary_figure(&s, s.max_absolute_revision),
             items,
         })
     }

@@ -1,9 +1,18 @@
 //! Custom scalars. `DateTime` and `UUID` come from async-graphql's chrono and uuid support.
 
-use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use std::borrow::Cow;
+
+use async_graphql::parser::types::Field;
+use async_graphql::registry::Registry;
+use async_graphql::{
+    ContextSelectionSet, InputValueError, InputValueResult, OutputType, Positioned, Scalar, ScalarType, ServerResult,
+    Value,
+};
 use rust_decimal::Decimal;
 
+use super::{coded, LIMIT_EXCEEDED};
 use crate::domain::{parse_value, Period};
+use crate::projection::Overflow;
 
 /// An exact decimal number, written as a string (`"-4530"`, `"1960.25"`). Integers are also
 /// accepted as input; numbers with a fraction or exponent are refused, since JSON parsers
@@ -62,5 +71,35 @@ impl ScalarType for Period {
 
     fn to_value(&self) -> Value {
         Value::String(self.to_string())
+    }
+}
+
+/// A `Decimal` computed from others (a sum, a difference, a mean). In the schema it is a
+/// `Decimal`; one that overflowed resolves to a field error naming the figure, with code
+/// `LIMIT_EXCEEDED`, rather than a wrong number or a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Computed(pub Result<Decimal, Overflow>);
+
+impl Computed {
+    /// `a - b`, checked; `figure` names it in the error.
+    pub fn difference(a: Decimal, b: Decimal, figure: &'static str) -> Self {
+        Computed(a.checked_sub(b).ok_or(Overflow { figure }))
+    }
+}
+
+impl OutputType for Computed {
+    fn type_name() -> Cow<'static, str> {
+        <Dec as OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Dec as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        match self.0 {
+            Ok(d) => OutputType::resolve(&Dec(d), ctx, field).await,
+            Err(e) => Err(ctx.set_error_path(coded(LIMIT_EXCEEDED, e.to_string()).into_server_error(field.pos))),
+        }
     }
 }

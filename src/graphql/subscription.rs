@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{self, bad_input};
 use super::ledger_of;
-use super::scalars::Dec;
+use super::scalars::{Computed, Dec};
 use super::types::{cell_key, ObservationVersion, Release};
 use crate::ledger::{Ledger, Notice};
 use crate::projection::{Applied, KeyPattern};
@@ -109,7 +109,7 @@ impl RevisionCursor {
                 status: info.status.into(),
                 value: Dec(f.value),
                 previous_value: Some(Dec(f.previous)),
-                delta: Some(Dec(f.value - f.previous)),
+                delta: Some(Computed::difference(f.value, f.previous, "delta")),
                 published_at: info.published_at,
                 release_position: *release,
             });

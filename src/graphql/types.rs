@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::error::{bad_input, coded, NOT_FOUND};
 use super::ledger_of;
-use super::scalars::Dec;
+use super::scalars::{Computed, Dec};
 use crate::domain::{self, Period};
 use crate::projection::{AsOf as AsOfSpec, CellKey, DatasetView, ObservationAt, Projection, ReleaseInfo};
 
@@ -198,7 +198,7 @@ pub struct ReleaseFigure {
     /// The value before this release, if an earlier release had published one.
     pub previous_value: Option<Dec>,
     /// `value - previousValue`.
-    pub delta: Option<Dec>,
+    pub delta: Option<Computed>,
 }
 
 #[ComplexObject]
@@ -242,7 +242,7 @@ impl Release {
                     measure: o.measure,
                     value: Dec(o.value),
                     previous_value: previous.map(Dec),
-                    delta: previous.map(|p| Dec(o.value - p)),
+                    delta: previous.map(|p| Computed::difference(o.value, p, "delta")),
                 }
             })
             .collect())
@@ -339,8 +339,8 @@ impl Observation {
     }
 
     /// `value - preliminaryValue`: how far the figure moved since its first estimate.
-    async fn revision_from_preliminary(&self) -> Dec {
-        Dec(self.value - self.preliminary)
+    async fn revision_from_preliminary(&self) -> Computed {
+        Computed::difference(self.value, self.preliminary, "revisionFromPreliminary")
     }
 
     /// Number of releases that published this figure, up to the requested point.
@@ -415,7 +415,7 @@ pub struct ObservationVersion {
     /// The value of the version before, if any.
     pub previous_value: Option<Dec>,
     /// `value - previousValue`; null for the first version.
-    pub delta: Option<Dec>,
+    pub delta: Option<Computed>,
     /// Official publication time of the release.
     pub published_at: DateTime<Utc>,
     #[graphql(skip)]
@@ -485,7 +485,7 @@ pub fn versions(p: &Projection, obs: &ObservationAt<'_>) -> Vec<ObservationVersi
             status: release.status.into(),
             value: Dec(v.value),
             previous_value: previous_value.map(Dec),
-            delta: previous_value.map(|pv| Dec(v.value - pv)),
+            delta: previous_value.map(|pv| Computed::difference(v.value, pv, "delta")),
             published_at: release.published_at,
             release_position: v.release,
         });

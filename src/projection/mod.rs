@@ -210,6 +210,17 @@ pub enum ProjectionError {
     Inconsistent { revision: u64, message: String },
 }
 
+/// A figure computed from others (a sum, a difference) that does not fit in a decimal
+/// (about ±7.9 × 10^28). Publishing bounds every value well below that (see
+/// `domain::MAX_VALUE`), so only a log written before that bound can get here; the figure is
+/// then reported as overflowed, never as a wrong number or a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{figure} overflows the range of a decimal (about ±7.9e28)")]
+pub struct Overflow {
+    /// The figure, by its GraphQL name (e.g. `sumOfItems`).
+    pub figure: &'static str,
+}
+
 /// A figure read at some bound.
 #[derive(Debug, Clone, Copy)]
 pub struct ObservationAt<'a> {
@@ -642,13 +653,27 @@ impl DatasetView {
             .filter(|(_, c)| c.parent.as_deref() == Some(parent.as_str()))
             .filter_map(|(i, _)| self.get(&cell(base.with(dimension, i as u16)), bound))
             .collect();
-        let sum_of_items = items.iter().map(|o| o.current().value).sum();
-        let residual = total.map(|t| t.current().value - sum_of_items);
+        let sum = items
+            .iter()
+            .try_fold(Decimal::ZERO, |sum, o| sum.checked_add(o.current().value))
+            .ok_or(Overflow { figure: "sumOfItems" });
+        let residual = match (total, sum) {
+            (None, _) => Ok(None),
+            (Some(t), Ok(s)) => t
+                .current()
+                .value
+                .checked_sub(s)
+                .map(Some)
+                .ok_or(Overflow { figure: "residual" }),
+            (Some(_), Err(e)) => Err(e),
+        };
+        let overflow = sum.err().or(residual.err());
         Breakdown {
             total,
             items,
-            sum_of_items,
-            residual,
+            sum_of_items: sum.unwrap_or_default(),
+            residual: residual.unwrap_or_default(),
+            overflow,
         }
     }
 }
@@ -661,6 +686,9 @@ pub struct Breakdown<'a> {
     pub sum_of_items: Decimal,
     /// `total - sum_of_items`: the part no listed item covers ("other").
     pub residual: Option<Decimal>,
+    /// Set when the sum or the residual overflowed; they are then zero and `None`, and must
+    /// not be shown.
+    pub overflow: Option<Overflow>,
 }
 
 #[cfg(test)]

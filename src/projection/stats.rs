@@ -3,7 +3,7 @@
 
 use rust_decimal::Decimal;
 
-use super::ObservationAt;
+use super::{ObservationAt, Overflow};
 
 /// Preliminary versus latest for one figure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,9 @@ pub struct RevisionStat {
     pub revision: Decimal,
     /// Number of times the value changed.
     pub revisions: u32,
+    /// Set when `latest - preliminary` overflowed; `revision` is then zero and must not be
+    /// shown.
+    pub overflow: Option<Overflow>,
 }
 
 impl RevisionStat {
@@ -21,11 +24,13 @@ impl RevisionStat {
         let preliminary = obs.preliminary().value;
         let latest = obs.current().value;
         let revisions = obs.versions.windows(2).filter(|w| w[0].value != w[1].value).count() as u32;
+        let revision = latest.checked_sub(preliminary);
         RevisionStat {
             preliminary,
             latest,
-            revision: latest - preliminary,
+            revision: revision.unwrap_or_default(),
             revisions,
+            overflow: revision.is_none().then_some(Overflow { figure: "revision" }),
         }
     }
 }
@@ -45,6 +50,9 @@ pub struct RevisionSummary {
     /// Mean of `|latest - preliminary|`: the typical size of a revision.
     pub mean_absolute_revision: Option<Decimal>,
     pub max_absolute_revision: Option<Decimal>,
+    /// Set when a figure's revision or a sum of them overflowed; the means and the maximum
+    /// are then `None` and must not be shown.
+    pub overflow: Option<Overflow>,
 }
 
 /// Digits kept in the means; the rest is rounded half to even (banker's rounding).
@@ -58,6 +66,7 @@ impl RevisionSummary {
         let mut sum = Decimal::ZERO;
         let mut sum_abs = Decimal::ZERO;
         let mut max_abs: Option<Decimal> = None;
+        let mut overflow = None;
         for obs in observations {
             let s = RevisionStat::of(&obs);
             n += 1;
@@ -65,19 +74,33 @@ impl RevisionSummary {
                 revised += 1;
             }
             revisions += u64::from(s.revisions);
-            // Saturate rather than overflow on absurd inputs: a statistic, not a ledger value.
-            sum = sum.checked_add(s.revision).unwrap_or(sum);
-            sum_abs = sum_abs.checked_add(s.revision.abs()).unwrap_or(sum_abs);
+            if overflow.is_some() {
+                continue;
+            }
+            overflow = s.overflow;
+            match (sum.checked_add(s.revision), sum_abs.checked_add(s.revision.abs())) {
+                (Some(a), Some(b)) => (sum, sum_abs) = (a, b),
+                (None, _) => overflow = Some(Overflow { figure: "meanRevision" }),
+                (_, None) => {
+                    overflow = Some(Overflow {
+                        figure: "meanAbsoluteRevision",
+                    })
+                }
+            }
             max_abs = Some(max_abs.map_or(s.revision.abs(), |m| m.max(s.revision.abs())));
         }
-        let mean = |total: Decimal| (n > 0).then(|| (total / Decimal::from(n)).round_dp(MEAN_SCALE).normalize());
+        // Dividing by a count of at least one cannot overflow.
+        let mean = |total: Decimal| {
+            (n > 0 && overflow.is_none()).then(|| (total / Decimal::from(n)).round_dp(MEAN_SCALE).normalize())
+        };
         RevisionSummary {
             observations: n,
             revised,
             revisions,
             mean_revision: mean(sum),
             mean_absolute_revision: mean(sum_abs),
-            max_absolute_revision: max_abs,
+            max_absolute_revision: max_abs.filter(|_| overflow.is_none()),
+            overflow,
         }
     }
 }

@@ -880,3 +880,78 @@ fn extents_follow_the_events() {
     assert_eq!(e.max_release_observations, largest);
     assert_eq!(e.max_figures, three.datasets()[0].cell_count() as u64);
 }
+
+/// Ten codes under `_T`, each at 9999999999999999999999999999: publishing refuses such values
+/// now (they are beyond ±10^20), but a log written before that bound holds them, so the read
+/// path must report the sums as overflowed, naming the figure, instead of panicking.
+#[test]
+fn sums_beyond_the_decimal_range_are_reported_not_panicked() {
+    let mut dataset = fixtures().datasets[0].clone();
+    for i in 0..10 {
+        dataset.dimensions[0].codes.push(crate::domain::Code {
+            code: format!("C{i}"),
+            label: format!("SYNTHETIC code {i}"),
+            parent: Some("_T".into()),
+        });
+    }
+    let big = dec("9999999999999999999999999999");
+    let obs = |key: &str, per: &str, value: Decimal| crate::domain::Observation {
+        key: key.into(),
+        period: period(per),
+        measure: "BAL".into(),
+        value,
+    };
+    let release = |observations: Vec<crate::domain::Observation>| {
+        let mut observations = observations;
+        observations.sort_by(|a, b| (&a.key, a.period).cmp(&(&b.key, b.period)));
+        Event::ReleasePublished {
+            release: Release {
+                id: Uuid::new_v4(),
+                dataset: DATASET.into(),
+                status: ReleaseStatus::Preliminary,
+                title: "SYNTHETIC values beyond the publishing bound".into(),
+                published_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+                source: None,
+                observations,
+            },
+        }
+    };
+    let mut first: Vec<_> = (0..10).map(|i| obs(&format!("C{i}._T._T"), "2025-S1", big)).collect();
+    first.push(obs("_T._T._T", "2025-S1", -big));
+    // 2025-S2: the items add up, but the residual does not fit.
+    first.push(obs("C0._T._T", "2025-S2", Decimal::MAX));
+    first.push(obs("_T._T._T", "2025-S2", -big));
+    let mut log = Log::default();
+    let mut p = Projection::new();
+    for event in [
+        Event::DatasetDefined { dataset },
+        release(first),
+        // A revision from 10^28 to -7.9 * 10^28: the revision itself does not fit.
+        release(vec![obs("C1._T._T", "2025-S1", Decimal::MIN)]),
+    ] {
+        p.apply(&log.push(event)).expect("events apply");
+    }
+    let ds = p.dataset(DATASET).unwrap();
+    let total = ds.def.total_key();
+    let bal = ds.measure("BAL").unwrap();
+    // Before the revision, ten times 10^28.
+    let b = ds.breakdown(
+        &total,
+        0,
+        period("2025-S1"),
+        bal,
+        p.bound(Some(AsOf::Revision(2))).unwrap(),
+    );
+    assert_eq!(b.items.len(), 10);
+    assert_eq!(b.overflow, Some(Overflow { figure: "sumOfItems" }));
+    let b = ds.breakdown(&total, 0, period("2025-S2"), bal, p.latest());
+    assert_eq!(b.sum_of_items, Decimal::MAX);
+    assert_eq!(b.overflow, Some(Overflow { figure: "residual" }));
+    let c1 = history(&p, "C1._T._T", "2025-S1");
+    let stat = RevisionStat::of(&c1);
+    assert_eq!(stat.overflow, Some(Overflow { figure: "revision" }));
+    let s = RevisionSummary::of(p.select(ds, &Filter::default(), p.latest(), None));
+    assert_eq!(s.overflow, Some(Overflow { figure: "revision" }));
+    assert_eq!((s.mean_revision, s.max_absolute_revision), (None, None));
+    assert_eq!(s.observations, 13);
+}

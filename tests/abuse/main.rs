@@ -5,6 +5,7 @@
 //! One binary with a module per class, so that the suite links once.
 
 mod cost;
+mod frontdoor;
 mod ledger;
 #[path = "../proc_support/mod.rs"]
 mod proc_support;
