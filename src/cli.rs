@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve GraphQL over HTTP and WebSocket.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Record release files (JSON or CSV) in the ledger: every release is checked before any
     /// is recorded, and files are read one item at a time, so they may be large.
     Import {
@@ -221,7 +221,7 @@ fn open_ledger(data_dir: &Path, read_only: bool) -> Result<Ledger> {
 /// Runs a parsed command line.
 pub async fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.data_dir, args).await,
+        Command::Serve(args) => serve(&cli.data_dir, *args).await,
         Command::Import { files, actor } => {
             if !crate::domain::text::has_visible(&actor) || actor.chars().any(crate::domain::text::is_hidden) {
                 bail!("--actor must show at least one visible character, without control or text-direction characters");
