@@ -46,7 +46,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve GraphQL over HTTP and WebSocket.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Record release files (JSON or CSV) in the ledger: every release is checked before any
     /// is recorded, and files are read one item at a time, so they may be large.
     Import {
@@ -296,7 +296,7 @@ fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
 /// Runs a parsed command line.
 pub async fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.data_dir, cli.cold_scan_chunk, args).await,
+        Command::Serve(args) => serve(&cli.data_dir, cli.cold_scan_chunk, *args).await,
         Command::Import {
             event_log: Some(path),
             checkpoint,
