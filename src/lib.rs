@@ -14,17 +14,23 @@
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits.
 //! - [`server`], [`ws`], [`auth`], [`metrics`], [`cache`]: HTTP and WebSocket serving, tokens,
 //!   Prometheus metrics, and the per-revision response cache.
+//! - [`conn`]: the accept loop: connection cap, header-read and idle timeouts, shutdown
+//!   with a deadline.
+//! - [`pool`]: the bounded pool GraphQL operations run on, away from the I/O threads, with
+//!   admission control and deadlines that cancel.
 //! - [`cli`]: the command line.
 
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod conn;
 pub mod domain;
 pub mod generate;
 pub mod graphql;
 pub mod import;
 pub mod ledger;
 pub mod metrics;
+pub mod pool;
 pub mod projection;
 pub mod server;
 pub mod store;

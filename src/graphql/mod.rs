@@ -6,6 +6,7 @@ mod mutation;
 mod query;
 mod scalars;
 mod subscription;
+mod tick;
 mod types;
 
 use async_graphql::{Context, Schema};

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::error::{self, bad_input, coded, NOT_FOUND};
 use super::scalars::Dec;
+use super::tick::{checkpoint, ticks, Tick};
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };
@@ -122,7 +123,7 @@ pub struct Breakdown {
     /// The figure the items break down (all `_T` by default); null if none was published.
     pub total: Option<Observation>,
     /// The codes directly under the total's code in this dimension that have a figure.
-    pub items: Vec<Observation>,
+    pub items: Vec<Tick<Observation>>,
     pub sum_of_items: Dec,
     /// `total - sumOfItems`: the part the listed items do not cover ("other").
     pub residual: Option<Dec>,
@@ -160,7 +161,7 @@ pub struct RevisionSummary {
     pub mean_absolute_revision: Option<Dec>,
     pub max_absolute_revision: Option<Dec>,
     /// Per-figure statistics for revised figures, largest absolute revision first (at most 1000).
-    pub items: Vec<RevisionStatItem>,
+    pub items: Vec<Tick<RevisionStatItem>>,
 }
 
 /// Kind of an event.
@@ -333,7 +334,8 @@ impl QueryRoot {
         #[graphql(desc = "Only releases with this status.")] status: Option<ReleaseStatus>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
         #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, Release, Counted, EmptyFields>> {
+    ) -> Result<Connection<String, Tick<Release>, Counted, EmptyFields>> {
+        checkpoint().await;
         let limit = page_size(ctx, first)?;
         let after_rev = revision_cursor(after.as_deref())?;
         let ledger = ledger_of(ctx);
@@ -356,7 +358,7 @@ impl QueryRoot {
         for (i, r) in page.by_ref().take(limit) {
             conn.edges.push(Edge::new(
                 r.revision.to_string(),
-                Release::from_info((start + i) as u32, r),
+                Tick(Release::from_info((start + i) as u32, r)),
             ));
         }
         conn.has_next_page = page.next().is_some();
@@ -379,7 +381,8 @@ impl QueryRoot {
         #[graphql(desc = "Read as of this point (default: latest).")] as_of: Option<AsOf>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
         #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, Observation, ObservationTotals, EmptyFields>> {
+    ) -> Result<Connection<String, Tick<Observation>, ObservationTotals, EmptyFields>> {
+        checkpoint().await;
         let limit = page_size(ctx, first)?;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
@@ -399,7 +402,7 @@ impl QueryRoot {
         for obs in it.by_ref().take(limit) {
             conn.edges.push(Edge::new(
                 encode_cursor(ds, &obs.cell),
-                observation(&p, &obs, bound.revision),
+                Tick(observation(&p, &obs, bound.revision)),
             ));
         }
         conn.has_next_page = it.next().is_some();
@@ -434,14 +437,15 @@ impl QueryRoot {
         period: Period,
         #[graphql(default_with = "String::from(\"BAL\")")] measure: String,
         #[graphql(desc = "Only versions up to this point (default: all).")] as_of: Option<AsOf>,
-    ) -> Result<Vec<ObservationVersion>> {
+    ) -> Result<Vec<Tick<ObservationVersion>>> {
+        checkpoint().await;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
         let cell = cell_key(ds, &key, period, &measure)?;
         let bound = p.bound(spec).map_err(error::projection)?;
-        Ok(ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default())
+        Ok(ticks(ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default()))
     }
 
     /// The items of one dimension under a total, with their sum and the residual
@@ -457,6 +461,7 @@ impl QueryRoot {
         #[graphql(desc = "Key of the total to break down (default: `_T` in every dimension).")] key: Option<String>,
         as_of: Option<AsOf>,
     ) -> Result<Breakdown> {
+        checkpoint().await;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
@@ -485,7 +490,7 @@ impl QueryRoot {
             period,
             measure,
             total: b.total.map(|t| observation(&p, &t, bound.revision)),
-            items: b.items.iter().map(|o| observation(&p, o, bound.revision)).collect(),
+            items: b.items.iter().map(|o| Tick(observation(&p, o, bound.revision))).collect(),
             sum_of_items: Dec(b.sum_of_items),
             residual: b.residual.map(Dec),
             as_of_revision: bound.revision,
@@ -500,6 +505,7 @@ impl QueryRoot {
         filter: Option<ObservationFilter>,
         as_of: Option<AsOf>,
     ) -> Result<RevisionSummary> {
+        checkpoint().await;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
@@ -524,6 +530,7 @@ impl QueryRoot {
             .collect();
         items.sort_by_key(|item| std::cmp::Reverse(item.revision.0.abs()));
         items.truncate(1000);
+        let items = ticks(items);
         Ok(RevisionSummary {
             observation_count: s.observations,
             revised_count: s.revised,
@@ -541,7 +548,8 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "Start after this revision (default 0: from the first event).")] after: Option<i64>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
-    ) -> Result<Connection<String, LedgerEvent, Counted, EmptyFields>> {
+    ) -> Result<Connection<String, Tick<LedgerEvent>, Counted, EmptyFields>> {
+        checkpoint().await;
         let limit = page_size(ctx, first)?;
         let after = match after {
             Some(a) if a < 0 => return Err(bad_input(format!("after must not be negative (got {a})"))),
@@ -562,7 +570,7 @@ impl QueryRoot {
             };
             conn.edges.push(Edge::new(
                 env.revision.to_string(),
-                LedgerEvent {
+                Tick(LedgerEvent {
                     revision: env.revision,
                     event_id: env.event_id,
                     kind,
@@ -573,7 +581,7 @@ impl QueryRoot {
                     canonical: a.canonical,
                     dataset: ID(dataset),
                     release,
-                },
+                }),
             ));
         }
         Ok(conn)

@@ -6,3 +6,4 @@
 
 #[path = "../proc_support/mod.rs"]
 mod proc_support;
+mod runtime;
