@@ -15,12 +15,21 @@
 //!   is given back, not just the answer sent early. The same yields let cheap operations
 //!   interleave with heavy ones on the pool's threads.
 //!
+//! The pool has two lanes of `threads` threads each. Every operation starts on the first;
+//! one still running after [`FAST_LANE_TIME`] moves on to the second and finishes there. Heavy
+//! operations thus share the slow lane among themselves, while the fast lane's threads stay
+//! mostly idle, so a cheap operation starts at once even when the machine is loaded and the
+//! operating system, not only tokio, decides who runs (with one lane, a cheap query waited
+//! up to 180 ms behind three heavy ones on two loaded cores; see bench/abuse-runtime.sh).
+//!
 //! The timer of the deadline runs on the caller's (I/O) runtime, so it fires on time however
 //! busy the pool is.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Semaphore;
@@ -37,11 +46,15 @@ pub enum Refused {
     Panicked,
 }
 
+/// How long an operation may run on the fast lane before it moves to the slow one.
+pub const FAST_LANE_TIME: Duration = Duration::from_millis(10);
+
 /// A bounded pool of threads for GraphQL execution; see the module docs.
 pub struct QueryPool {
-    /// Owned here so that dropping the pool stops its threads without waiting for them.
-    runtime: Option<Runtime>,
-    handle: Handle,
+    /// Owned here so that dropping the pool stops their threads without waiting for them.
+    runtimes: Vec<Runtime>,
+    fast: Handle,
+    slow: Handle,
     /// Permits for operations running or waiting to run.
     admitted: Arc<Semaphore>,
     /// Permits for operations running.
@@ -70,14 +83,22 @@ impl QueryPool {
             threads
         };
         let max_running = max_running.max(1);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("tl-query")
-            .enable_all()
-            .build()?;
+        let lane = |name: &str| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name(name)
+                // Operations yield every few milliseconds and go back to their worker's local
+                // queue; a new one waits in the shared queue, which a busy worker looks at
+                // only every so many polls (61 by default) unless told otherwise.
+                .global_queue_interval(2)
+                .enable_all()
+                .build()
+        };
+        let (fast, slow) = (lane("tl-query")?, lane("tl-query-slow")?);
         Ok(QueryPool {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
+            fast: fast.handle().clone(),
+            slow: slow.handle().clone(),
+            runtimes: vec![fast, slow],
             admitted: Arc::new(Semaphore::new(max_running.saturating_add(max_waiting))),
             running: Arc::new(Semaphore::new(max_running)),
             threads,
@@ -101,13 +122,34 @@ impl QueryPool {
             return Err(Refused::Busy);
         };
         let running = self.running.clone();
-        let task = AbortOnDrop(self.handle.spawn(async move {
+        let slow = self.slow.clone();
+        let mut task = AbortOnDrop(self.fast.spawn(async move {
             // Both permits go back when the task ends, including when it is aborted.
             let _admitted = admitted;
             let _slot = running.acquire_owned().await.expect("the pool's semaphore is never closed");
-            work.await
+            let started = Instant::now();
+            let mut work = Box::pin(work);
+            let first = std::future::poll_fn(|cx| {
+                if started.elapsed() >= FAST_LANE_TIME {
+                    return Poll::Ready(None);
+                }
+                work.as_mut().poll(cx).map(Some)
+            })
+            .await;
+            match first {
+                Some(value) => value,
+                None => {
+                    // Aborting this task drops the guard, which aborts the moved work too.
+                    let mut moved = AbortOnDrop(slow.spawn(work as Pin<Box<dyn Future<Output = T> + Send>>));
+                    match (&mut moved.0).await {
+                        Ok(value) => value,
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        // Cancelled: the pool is shutting down; the caller times out.
+                        Err(_) => std::future::pending().await,
+                    }
+                }
+            }
         }));
-        let mut task = task;
         match tokio::time::timeout(timeout, &mut task.0).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) if e.is_panic() => {
@@ -123,7 +165,7 @@ impl QueryPool {
 impl Drop for QueryPool {
     fn drop(&mut self) {
         // Dropping a runtime inside another one panics; this never blocks.
-        if let Some(runtime) = self.runtime.take() {
+        for runtime in self.runtimes.drain(..) {
             runtime.shutdown_background();
         }
     }

@@ -68,7 +68,11 @@ pub fn ticks<T>(items: impl IntoIterator<Item = T>) -> Vec<Tick<T>> {
 /// other checkpoint reached in the same poll.
 pub async fn checkpoint() {
     let now = Instant::now();
-    let start = SLICE_START.with(|s| *s.get().get_or_insert(now));
+    let start = SLICE_START.with(|s| {
+        let start = s.get().unwrap_or(now);
+        s.set(Some(start));
+        start
+    });
     if now.duration_since(start) >= SLICE || !has_budget_remaining() {
         SLICE_START.with(|s| s.set(None));
         // Spend the rest of the budget, so that every checkpoint after this one in the same
