@@ -32,6 +32,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `Serve` carries every flag of the server; the enum is built once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve GraphQL over HTTP and WebSocket.

@@ -215,7 +215,10 @@ pub async fn serve(
             },
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(limit = limits.max_connections, "connection refused: too many open connections");
+            tracing::debug!(
+                limit = limits.max_connections,
+                "connection refused: too many open connections"
+            );
             if let Ok(permit) = refusing.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     refuse(stream).await;
@@ -260,7 +263,11 @@ pub async fn serve(
     drop(listener);
     let _ = stop.send(true);
     let open = connections.len();
-    tracing::info!(connections = open, grace_ms = limits.shutdown_grace.as_millis() as u64, "stopped accepting; draining");
+    tracing::info!(
+        connections = open,
+        grace_ms = limits.shutdown_grace.as_millis() as u64,
+        "stopped accepting; draining"
+    );
     let drain = async {
         while connections.join_next().await.is_some() {}
         drained.await;

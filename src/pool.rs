@@ -126,7 +126,10 @@ impl QueryPool {
         let mut task = AbortOnDrop(self.fast.spawn(async move {
             // Both permits go back when the task ends, including when it is aborted.
             let _admitted = admitted;
-            let _slot = running.acquire_owned().await.expect("the pool's semaphore is never closed");
+            let _slot = running
+                .acquire_owned()
+                .await
+                .expect("the pool's semaphore is never closed");
             let started = Instant::now();
             let mut work = Box::pin(work);
             let first = std::future::poll_fn(|cx| {
@@ -220,7 +223,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let after = steps.load(std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(steps.load(std::sync::atomic::Ordering::Relaxed), after, "the work stopped");
+        assert_eq!(
+            steps.load(std::sync::atomic::Ordering::Relaxed),
+            after,
+            "the work stopped"
+        );
         assert_eq!(pool.in_flight(), 0, "the aborted task gave its permits back");
     }
 }

@@ -445,7 +445,9 @@ impl QueryRoot {
         let ds = dataset_view(&p, &dataset)?;
         let cell = cell_key(ds, &key, period, &measure)?;
         let bound = p.bound(spec).map_err(error::projection)?;
-        Ok(ticks(ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default()))
+        Ok(ticks(
+            ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default(),
+        ))
     }
 
     /// The items of one dimension under a total, with their sum and the residual
@@ -490,7 +492,11 @@ impl QueryRoot {
             period,
             measure,
             total: b.total.map(|t| observation(&p, &t, bound.revision)),
-            items: b.items.iter().map(|o| Tick(observation(&p, o, bound.revision))).collect(),
+            items: b
+                .items
+                .iter()
+                .map(|o| Tick(observation(&p, o, bound.revision)))
+                .collect(),
             sum_of_items: Dec(b.sum_of_items),
             residual: b.residual.map(Dec),
             as_of_revision: bound.revision,

@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::Field;
@@ -46,15 +45,9 @@ impl<T: OutputType> OutputType for Tick<T> {
         T::create_type_info(registry)
     }
 
-    fn resolve(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        field: &Positioned<Field>,
-    ) -> impl Future<Output = ServerResult<Value>> + Send {
-        async move {
-            checkpoint().await;
-            self.0.resolve(ctx, field).await
-        }
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        checkpoint().await;
+        self.0.resolve(ctx, field).await
     }
 }
 

@@ -143,7 +143,11 @@ async fn read_one_response(stream: &mut TcpStream) -> String {
             if let Some(end) = text.find("\r\n\r\n") {
                 let length: usize = text[..end]
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
                     .expect("content-length");
                 if got.len() >= end + 4 + length {
                     return text;
@@ -173,7 +177,9 @@ async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
 }
 
 async fn ws_connect(server: &Server) -> Ws {
-    let mut request = format!("ws://{}/graphql/ws", server.addr).into_client_request().unwrap();
+    let mut request = format!("ws://{}/graphql/ws", server.addr)
+        .into_client_request()
+        .unwrap();
     request
         .headers_mut()
         .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("graphql-transport-ws"));
@@ -274,8 +280,14 @@ async fn heavy_queries_do_not_freeze_health_or_cheap_queries() {
     );
     let (h, c) = (p99(&mut healthz), p99(&mut cheap));
     eprintln!("healthz p99 {h:?}, cheap query p99 {c:?}, heavy queries {heavy_times:?}");
-    assert!(h < Duration::from_millis(100), "/healthz p99 {h:?} while heavy queries run");
-    assert!(c < Duration::from_millis(100), "cheap query p99 {c:?} while heavy queries run");
+    assert!(
+        h < Duration::from_millis(100),
+        "/healthz p99 {h:?} while heavy queries run"
+    );
+    assert!(
+        c < Duration::from_millis(100),
+        "cheap query p99 {c:?} while heavy queries run"
+    );
 }
 
 /// A query past a 200 ms timeout is answered 503 in about that time, and stops using CPU.
@@ -336,7 +348,10 @@ async fn beyond_the_admission_bound_requests_get_503_with_retry_after() {
                 .await
                 .expect("request");
             let status = resp.status().as_u16();
-            let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
             let body: Value = resp.json().await.unwrap();
             (status, retry_after, body)
         }
@@ -344,11 +359,18 @@ async fn beyond_the_admission_bound_requests_get_503_with_retry_after() {
     let results = futures_util::future::join_all(requests).await;
     let refused: Vec<_> = results.iter().filter(|(s, _, _)| *s == 503).collect();
     assert!(results.iter().any(|(s, _, _)| *s == 200), "some were served");
-    assert!(refused.len() >= 3, "at most 2 admitted at once; got {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(
+        refused.len() >= 3,
+        "at most 2 admitted at once; got {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     for (_, retry_after, body) in refused {
         assert_eq!(retry_after.as_deref(), Some("1"));
         assert_eq!(body["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{body}");
-        assert!(body["errors"][0]["message"].as_str().unwrap().contains("busy"), "{body}");
+        assert!(
+            body["errors"][0]["message"].as_str().unwrap().contains("busy"),
+            "{body}"
+        );
     }
     // Once the load is gone, queries are served again.
     server.query("{ ledger { revision } }", json!({})).await;
@@ -423,10 +445,18 @@ async fn connections_beyond_the_cap_are_refused_politely() {
     held.truncate(40);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match server.client.get(format!("http://{}/healthz", server.addr)).send().await {
+        match server
+            .client
+            .get(format!("http://{}/healthz", server.addr))
+            .send()
+            .await
+        {
             Ok(r) if r.status() == 200 => break,
             other => {
-                assert!(Instant::now() < deadline, "not served again after others left: {other:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "not served again after others left: {other:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -461,14 +491,20 @@ async fn sigterm_exits_within_the_grace_period_whatever_the_clients_do() {
         let complete = ws_recv(&mut reader).await;
         assert_eq!(complete, json!({"type": "complete", "id": "1"}));
         loop {
-            match timeout(Duration::from_secs(10), reader.next()).await.expect("close in time") {
+            match timeout(Duration::from_secs(10), reader.next())
+                .await
+                .expect("close in time")
+            {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
                 Some(Ok(_)) => continue,
                 other => panic!("expected a close frame, got {other:?}"),
             }
         }
     };
-    let (code, status) = tokio::join!(reading, server.child.wait_timeout(Duration::from_secs(6), "serve after SIGTERM"));
+    let (code, status) = tokio::join!(
+        reading,
+        server.child.wait_timeout(Duration::from_secs(6), "serve after SIGTERM")
+    );
     let took = started.elapsed();
     assert_eq!(code, Some(1001));
     assert!(status.success(), "{status:?}");
@@ -489,16 +525,27 @@ async fn the_101st_subscription_on_one_connection_is_refused() {
     let mut ws = ws_connect(&server).await;
     let query = format!("subscription {{ observationRevised(dataset: \"{DATASET}\") {{ value }} }}");
     for i in 1..=101 {
-        ws_send(&mut ws, json!({"type": "subscribe", "id": i.to_string(), "payload": {"query": query}})).await;
+        ws_send(
+            &mut ws,
+            json!({"type": "subscribe", "id": i.to_string(), "payload": {"query": query}}),
+        )
+        .await;
     }
     let error = ws_recv(&mut ws).await;
     assert_eq!(error["type"], "error", "{error}");
     assert_eq!(error["id"], "101", "{error}");
     assert_eq!(error["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{error}");
-    assert!(error["payload"][0]["message"].as_str().unwrap().contains("100"), "{error}");
+    assert!(
+        error["payload"][0]["message"].as_str().unwrap().contains("100"),
+        "{error}"
+    );
 
     ws_send(&mut ws, json!({"type": "complete", "id": "1"})).await;
-    ws_send(&mut ws, json!({"type": "subscribe", "id": "102", "payload": {"query": query}})).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "102", "payload": {"query": query}}),
+    )
+    .await;
     ws_send(&mut ws, json!({"type": "ping"})).await;
     // Had 102 been refused, its error would come before the pong.
     assert_eq!(ws_recv(&mut ws).await["type"], "pong");
@@ -511,10 +558,23 @@ async fn a_slow_query_over_websocket_times_out() {
     let server = Server::start(store.path(), &["--request-timeout-ms", "200"]).await;
     let mut ws = ws_connect(&server).await;
     let started = Instant::now();
-    ws_send(&mut ws, json!({"type": "subscribe", "id": "q", "payload": {"query": heavy_query(30)}})).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "q", "payload": {"query": heavy_query(30)}}),
+    )
+    .await;
     let answer = ws_recv(&mut ws).await;
-    assert_eq!(answer["type"], "error", "{}", &answer.to_string()[..answer.to_string().len().min(300)]);
+    assert_eq!(
+        answer["type"],
+        "error",
+        "{}",
+        &answer.to_string()[..answer.to_string().len().min(300)]
+    );
     assert_eq!(answer["id"], "q");
     assert_eq!(answer["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }
