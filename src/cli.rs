@@ -43,6 +43,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `Serve` carries every flag of the server; the enum is built once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve GraphQL over HTTP and WebSocket.
@@ -214,6 +216,36 @@ pub struct ServeArgs {
     /// DATA_DIR/signing-key (owner-only) and its verifier key printed once.
     #[arg(long, env = "TRADELEDGER_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// Threads that execute GraphQL operations, apart from the threads serving connections
+    /// (0: one per core).
+    #[arg(long, env = "TRADELEDGER_QUERY_THREADS", default_value_t = 0)]
+    pub query_threads: usize,
+    /// GraphQL operations executing at once (HTTP and WebSocket queries and mutations).
+    #[arg(long, env = "TRADELEDGER_MAX_CONCURRENT_QUERIES", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_queries: u32,
+    /// Operations waiting for an execution slot; beyond, 503 with Retry-After.
+    #[arg(long, env = "TRADELEDGER_MAX_QUEUED_QUERIES", default_value_t = 256)]
+    pub max_queued_queries: usize,
+    /// Operations (subscriptions included) open at once on one WebSocket; beyond, an `error`
+    /// message with code LIMIT_EXCEEDED for the new one.
+    #[arg(long, env = "TRADELEDGER_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 100)]
+    pub max_subscriptions_per_connection: usize,
+    /// Time a client has to send a request's headers (also the longest a keep-alive
+    /// connection may wait for its next request); 0 turns it off.
+    #[arg(long, env = "TRADELEDGER_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// A connection on which no byte moves either way for this long is closed (keep it
+    /// above the request timeout); 0 turns it off.
+    #[arg(long, env = "TRADELEDGER_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Open connections (WebSockets included); beyond, a 503 with Retry-After and the
+    /// connection is closed. Keep it below the open-files limit (`ulimit -n`).
+    #[arg(long, env = "TRADELEDGER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// On SIGTERM or Ctrl-C: how long in-flight requests and WebSockets get to finish
+    /// before every connection is closed and the process exits.
+    #[arg(long, env = "TRADELEDGER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
 }
 
 /// Creates the data directory, readable by its owner only.
@@ -569,6 +601,16 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
         response_cache_entries: args.response_cache_entries,
         response_cache_bytes: args.response_cache_bytes,
         max_response_bytes: args.max_response_bytes,
+        query_threads: args.query_threads,
+        max_concurrent_queries: args.max_concurrent_queries as usize,
+        max_queued_queries: args.max_queued_queries,
+        max_subscriptions_per_connection: args.max_subscriptions_per_connection,
+        connections: crate::conn::ConnLimits {
+            header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+            max_connections: connection_cap(args.max_connections as usize),
+            shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        },
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -579,6 +621,35 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
     println!("listening on {addr}");
     run(listener, ledger, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Descriptors kept free for the store, the token file and the process's own needs.
+const RESERVED_FILES: u64 = 64;
+
+/// The soft limit on open files (Linux, from /proc); `None` when unknown or unlimited.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// `--max-connections`, lowered (with a warning) to what the open-files limit allows: beyond
+/// it, `accept` would fail with EMFILE and clients would wait in the backlog instead of
+/// getting a 503.
+fn connection_cap(wanted: usize) -> usize {
+    match open_files_limit() {
+        Some(limit) if wanted as u64 + RESERVED_FILES > limit => {
+            let cap = limit.saturating_sub(RESERVED_FILES).max(1) as usize;
+            tracing::warn!(
+                wanted,
+                open_files_limit = limit,
+                cap,
+                "--max-connections is above what the open-files limit (ulimit -n) allows; using {cap}"
+            );
+            cap
+        }
+        _ => wanted,
+    }
 }
 
 async fn shutdown_signal() {

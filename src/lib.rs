@@ -15,6 +15,10 @@
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits.
 //! - [`server`], [`ws`], [`auth`], [`metrics`], [`cache`]: HTTP and WebSocket serving, tokens,
 //!   Prometheus metrics, and the per-revision response cache.
+//! - [`conn`]: the accept loop: connection cap, header-read and idle timeouts, shutdown
+//!   with a deadline.
+//! - [`pool`]: the bounded pool GraphQL operations run on, away from the I/O threads, with
+//!   admission control and deadlines that cancel.
 //! - [`tlog`]: the transparency log: a Merkle tree over the events, signed checkpoints,
 //!   proofs, and the witness.
 //! - [`cli`]: the command line.
@@ -22,6 +26,7 @@
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod conn;
 pub mod domain;
 pub mod export;
 pub mod generate;
@@ -29,6 +34,7 @@ pub mod graphql;
 pub mod import;
 pub mod ledger;
 pub mod metrics;
+pub mod pool;
 pub mod projection;
 pub mod server;
 pub mod store;

@@ -10,7 +10,6 @@
 //! bounded.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +36,7 @@ use crate::graphql::{
 };
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::pool::{QueryPool, Refused};
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 const APPLICATION_JSON: &str = "application/json";
@@ -63,6 +63,16 @@ pub struct ServerConfig {
     pub response_cache_bytes: usize,
     /// Largest response body (HTTP) or `next` payload (WebSocket), in bytes.
     pub max_response_bytes: usize,
+    /// Threads of the query pool; 0 for one per core.
+    pub query_threads: usize,
+    /// GraphQL operations running at once on the query pool.
+    pub max_concurrent_queries: usize,
+    /// Operations waiting for a slot on the query pool; beyond, 503 with `Retry-After`.
+    pub max_queued_queries: usize,
+    /// Operations (subscriptions included) open at once on one WebSocket.
+    pub max_subscriptions_per_connection: usize,
+    /// Connections, limits and shutdown of the listener.
+    pub connections: crate::conn::ConnLimits,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +91,11 @@ impl Default for ServerConfig {
             response_cache_entries: 1024,
             response_cache_bytes: 64 * 1024 * 1024,
             max_response_bytes: 16 * 1024 * 1024,
+            query_threads: 0,
+            max_concurrent_queries: 32,
+            max_queued_queries: 256,
+            max_subscriptions_per_connection: 100,
+            connections: crate::conn::ConnLimits::default(),
         }
     }
 }
@@ -95,6 +110,8 @@ pub struct AppState {
     pub responses: ResponseCache,
     /// Checked before every execution, over HTTP and WebSocket alike.
     pub queries: QueryLimits,
+    /// Where operations run, over HTTP and WebSocket alike.
+    pub pool: QueryPool,
     /// Flips to true when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -344,7 +361,39 @@ pub(crate) fn is_request_error(r: &async_graphql::Response) -> bool {
     !r.errors.is_empty() && r.data == async_graphql::Value::Null && r.errors.iter().all(|e| e.path.is_empty())
 }
 
-async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchRequest) -> Response {
+/// The answer when the query pool did not run an operation to its end.
+pub(crate) fn pool_refusal(config: &ServerConfig, why: Refused) -> (StatusCode, String, &'static str) {
+    match why {
+        Refused::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the server is busy: {} operations are running and {} are waiting, the limits; retry later",
+                config.max_concurrent_queries, config.max_queued_queries
+            ),
+            LIMIT_EXCEEDED,
+        ),
+        Refused::TimedOut => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request took longer than the limit of {} ms",
+                config.request_timeout.as_millis()
+            ),
+            LIMIT_EXCEEDED,
+        ),
+        Refused::Panicked => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error while executing the operation".to_owned(),
+            "INTERNAL_SERVER_ERROR",
+        ),
+    }
+}
+
+/// Seconds a client refused for load should wait before it retries.
+pub(crate) const RETRY_AFTER_SECS: &str = "1";
+
+/// Cache hits are answered here; everything else runs on the query pool (see [`crate::pool`]),
+/// response encoding included, under the request timeout.
+async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: BatchRequest) -> Response {
     let revision = state.ledger.read().head().revision;
     let cache_key = match &batch {
         BatchRequest::Single(r) => state
@@ -355,15 +404,37 @@ async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchReq
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
         return body_response(StatusCode::OK, media, body);
     }
-    let timeout = state.config.request_timeout;
-    let Ok(mut response) = tokio::time::timeout(timeout, execute_batch(state, caller, batch)).await else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            media,
-            &format!("the request took longer than the limit of {} ms", timeout.as_millis()),
-            LIMIT_EXCEEDED,
-        );
+    let task_state = state.clone();
+    let outcome = state
+        .pool
+        .run(state.config.request_timeout, async move {
+            let response = execute_batch(&task_state, caller, batch).await;
+            encode(response, media, task_state.config.max_response_bytes)
+        })
+        .await;
+    let (status, body, clean) = match outcome {
+        Ok(done) => done,
+        Err(why) => {
+            let (status, message, code) = pool_refusal(&state.config, why);
+            let mut response = refuse(status, media, &message, code);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            return response;
+        }
     };
+    // Cache only clean answers computed entirely at the revision they are keyed by.
+    if let Some(key) = cache_key.filter(|_| clean && state.ledger.read().head().revision == revision) {
+        state.responses.put(key, body.clone());
+    }
+    body_response(status, media, body)
+}
+
+/// Codes the errors, picks the status and encodes the body; says whether the answer may be
+/// cached (a single result without errors).
+fn encode(mut response: BatchResponse, media: Media, max_response_bytes: usize) -> (StatusCode, Bytes, bool) {
     let mut failed_before_execution = true;
     match &mut response {
         BatchResponse::Single(r) => {
@@ -381,7 +452,7 @@ async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchReq
         Media::GraphqlResponse if failed_before_execution => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let body = match to_json_capped(&response, state.config.max_response_bytes) {
+    let body = match to_json_capped(&response, max_response_bytes) {
         Ok(body) => Bytes::from(body),
         Err(too_large) => {
             // Nothing of the response was sent; the client gets the error in its place, a
@@ -395,15 +466,12 @@ async fn execute(state: &AppState, caller: Caller, media: Media, batch: BatchReq
                 Media::GraphqlResponse => StatusCode::BAD_REQUEST,
                 Media::Json => StatusCode::OK,
             };
-            return json_response(status, media, &refused);
+            let body = serde_json::to_vec(&refused).expect("responses serialize");
+            return (status, Bytes::from(body), false);
         }
     };
-    // Cache only clean answers computed entirely at the revision they are keyed by.
     let clean = matches!(&response, BatchResponse::Single(r) if r.errors.is_empty());
-    if let Some(key) = cache_key.filter(|_| clean && state.ledger.read().head().revision == revision) {
-        state.responses.put(key, body.clone());
-    }
-    body_response(status, media, body)
+    (status, body, clean)
 }
 
 fn body_response(status: StatusCode, media: Media, body: Bytes) -> Response {
@@ -703,9 +771,19 @@ pub fn router(state: Arc<AppState>) -> Router {
     app.with_state(state)
 }
 
-/// Builds the shared state for `ledger` under `config`.
-pub fn app_state(ledger: Ledger, config: ServerConfig, shutdown: watch::Receiver<bool>) -> Arc<AppState> {
-    Arc::new(AppState {
+/// Builds the shared state for `ledger` under `config`; fails if the query pool's threads
+/// cannot be started.
+pub fn app_state(
+    ledger: Ledger,
+    config: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Arc<AppState>> {
+    Ok(Arc::new(AppState {
+        pool: QueryPool::new(
+            config.query_threads,
+            config.max_concurrent_queries,
+            config.max_queued_queries,
+        )?,
         schema: build_schema(ledger.clone(), config.limits),
         ws_slots: Arc::new(Semaphore::new(config.max_ws_connections)),
         responses: ResponseCache::new(config.response_cache_entries, config.response_cache_bytes),
@@ -714,11 +792,12 @@ pub fn app_state(ledger: Ledger, config: ServerConfig, shutdown: watch::Receiver
         ledger,
         config,
         shutdown,
-    })
+    }))
 }
 
-/// Serves until `signal` resolves, then stops accepting, lets in-flight requests finish,
-/// completes open subscriptions and flushes the store.
+/// Serves until `signal` resolves, then stops accepting, lets in-flight requests finish and
+/// WebSockets complete their subscriptions and close (1001), all within the shutdown grace
+/// period, and flushes the store.
 pub async fn run(
     listener: TcpListener,
     ledger: Ledger,
@@ -726,14 +805,20 @@ pub async fn run(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
-    let state = app_state(ledger.clone(), config, stopped);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = config.connections;
+    let state = app_state(ledger.clone(), config, stopped)?;
+    let signal = async move {
         signal.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop.send(true);
-    });
-    serve.await?;
+    };
+    // Every WebSocket holds a slot until its task ends: all slots back means all closed.
+    let ws_slots = state.ws_slots.clone();
+    let all_slots = state.config.max_ws_connections.min(u32::MAX as usize) as u32;
+    let websockets_closed = async move {
+        let _ = ws_slots.acquire_many(all_slots).await;
+    };
+    crate::conn::serve(listener, router(state), limits, signal, websockets_closed).await;
     if let Err(e) = ledger.flush().await {
         tracing::error!(error = %e, "final flush failed");
     }

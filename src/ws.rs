@@ -16,12 +16,18 @@
 //! | a second `connection_init` | close 4429 |
 //! | invalid document | `error` for that id, connection stays |
 //! | query text or variables beyond a front-door bound | `error` for that id (`LIMIT_EXCEEDED`), connection stays |
-//! | server shutdown | `complete` for every subscription, then close 1001 |
+//! | more operations open than `max_subscriptions_per_connection` | `error` (`LIMIT_EXCEEDED`) for that id, connection stays |
+//! | a query or mutation past the request timeout, or the query pool full | `error` (`LIMIT_EXCEEDED`) for that id |
+//! | server shutdown | `complete` for every subscription, then close 1001 (bounded in time) |
+//!
+//! Queries and mutations (single results) run on the query pool with the request timeout,
+//! as over HTTP; subscriptions stay on the connection's runtime, where they mostly wait.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::parser::types::OperationType;
 use async_graphql::Request;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -34,8 +40,10 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use crate::auth::bearer;
-use crate::graphql::{to_json_capped, Caller};
-use crate::server::{add_codes, authorize, is_request_error, request_from_params, AppState, ParamError};
+use crate::graphql::{to_json_capped, Caller, LIMIT_EXCEEDED};
+use crate::server::{
+    add_codes, authorize, is_request_error, pool_refusal, request_from_params, AppState, ParamError,
+};
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
@@ -44,6 +52,9 @@ const LEGACY_WS: &str = "graphql-ws";
 const OUTBOX: usize = 256;
 /// A client that does not take a frame within this time is disconnected.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// At shutdown, how long the `complete` messages may take to go out: a client that does not
+/// read must not hold the server up.
+const SHUTDOWN_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Initial read buffer per connection. The connection task polls its socket every time it
 /// wakes, including for each notification it forwards, and tungstenite zero-fills the whole
 /// read buffer on every poll: at the default 128 KiB that memset was the largest single cost
@@ -226,18 +237,21 @@ impl Connection {
                 _ = shutdown.changed() => {
                     // Complete every subscription properly before going away.
                     let ids: Vec<String> = self.active.keys().cloned().collect();
-                    let mut result = Ok(());
-                    for id in ids {
-                        if let Some((_, task)) = self.active.remove(&id) {
-                            task.abort();
-                        }
-                        // Stop at the first failed send: a client that does not read gets
-                        // one send timeout, not one per subscription.
-                        if result.is_ok() {
-                            result = self.send(self.complete_message(&id)).await;
-                        }
+                    for (_, (_, task)) in self.active.drain() {
+                        task.abort();
                     }
-                    result.and(Err(Close(1001, "server shutting down".into())))
+                    // Stop at the first failed send, and after a short while in all: a client
+                    // that does not read gets one short timeout, not one per subscription.
+                    let completes = async {
+                        for id in ids {
+                            self.send(self.complete_message(&id)).await?;
+                        }
+                        Ok(())
+                    };
+                    match tokio::time::timeout(SHUTDOWN_SEND_TIMEOUT, completes).await {
+                        Ok(Err(close)) => Err(close),
+                        _ => Err(Close(1001, "server shutting down".into())),
+                    }
                 }
                 _ = &mut init_deadline, if !self.init_seen => {
                     Err(Close(4408, "Connection initialisation timeout".into()))
@@ -329,6 +343,9 @@ impl Connection {
                 if self.active.contains_key(&id) {
                     return Err(Close(4409, truncate(format!("Subscriber for {id} already exists"))));
                 }
+                if let Some(error) = self.over_operation_limit() {
+                    return self.send(json!({"type": "error", "id": id, "payload": [error]})).await;
+                }
                 let request = match request_from_params(&payload, &self.state.config.limits) {
                     Ok(r) => r,
                     // Beyond a front-door bound: a well-formed message refused, like an
@@ -388,6 +405,9 @@ impl Connection {
                     let payload = json!({"message": format!("subscription {id} already exists")});
                     return self.send(json!({"type": "error", "id": id, "payload": payload})).await;
                 }
+                if let Some(error) = self.over_operation_limit() {
+                    return self.send(json!({"type": "error", "id": id, "payload": error})).await;
+                }
                 match request_from_params(&payload, &self.state.config.limits) {
                     Ok(request) => {
                         self.start(id, request);
@@ -409,6 +429,17 @@ impl Connection {
         }
     }
 
+    /// The error for a new operation when the connection already has as many open as it may.
+    fn over_operation_limit(&self) -> Option<Value> {
+        let max = self.state.config.max_subscriptions_per_connection;
+        (self.active.len() >= max).then(|| {
+            json!({
+                "message": format!("this connection already has {max} operations open, the limit per connection; complete one first"),
+                "extensions": {"code": LIMIT_EXCEEDED},
+            })
+        })
+    }
+
     /// Starts executing an operation; its results come back through the outbox.
     fn start(&mut self, id: String, request: Request) {
         self.generation += 1;
@@ -418,10 +449,25 @@ impl Connection {
         let outbox = self.outbox.clone();
         let task_id = id.clone();
         let task = tokio::spawn(async move {
-            let mut stream = match state.queries.prepare(request.data(caller)) {
-                Ok(request) => state.schema.execute_stream(request),
-                Err(e) => futures_util::stream::once(async { async_graphql::Response::from_errors(vec![e]) }).boxed(),
+            let mut request = match state.queries.prepare(request.data(caller)) {
+                Ok(request) => request,
+                Err(e) => {
+                    let mut errors = vec![e];
+                    add_codes(&mut errors);
+                    let errors = serde_json::to_value(&errors).expect("errors serialize");
+                    let _ = outbox.send((task_id, generation, Out::Error(errors))).await;
+                    return;
+                }
             };
+            if operation_type(&mut request) != Some(OperationType::Subscription) {
+                let out = single_result(&state, request).await;
+                let done = matches!(out, Out::Next(_));
+                if outbox.send((task_id.clone(), generation, out)).await.is_ok() && done {
+                    let _ = outbox.send((task_id, generation, Out::Complete)).await;
+                }
+                return;
+            }
+            let mut stream = state.schema.execute_stream(request);
             let mut first = true;
             while let Some(mut response) = stream.next().await {
                 add_codes(&mut response.errors);
@@ -485,6 +531,40 @@ impl Connection {
         };
         self.send(message).await
     }
+}
+
+/// The type of the operation a prepared request will run, if the document names it.
+fn operation_type(request: &mut Request) -> Option<OperationType> {
+    let wanted = request.operation_name.clone();
+    let doc = request.parsed_query().ok()?;
+    doc.operations
+        .iter()
+        .find(|(name, _)| match &wanted {
+            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+            None => true,
+        })
+        .map(|(_, op)| op.node.ty)
+}
+
+/// Runs a query or mutation on the query pool, as over HTTP: same admission, same timeout.
+async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
+    let schema = state.schema.clone();
+    let outcome = state
+        .pool
+        .run(state.config.request_timeout, async move {
+            let mut response = schema.execute(request).await;
+            add_codes(&mut response.errors);
+            if is_request_error(&response) {
+                Out::Error(serde_json::to_value(&response.errors).expect("errors serialize"))
+            } else {
+                Out::Next(serde_json::to_string(&response).expect("responses serialize"))
+            }
+        })
+        .await;
+    outcome.unwrap_or_else(|why| {
+        let (_, message, code) = pool_refusal(&state.config, why);
+        Out::Error(json!([{"message": message, "extensions": {"code": code}}]))
+    })
 }
 
 /// The close code for a failed read: 1009 for a message over the size limit, 1007 for text

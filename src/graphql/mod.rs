@@ -7,6 +7,7 @@ mod mutation;
 mod query;
 mod scalars;
 mod subscription;
+mod tick;
 mod transparency;
 mod types;
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::error::{self, bad_input, coded, FORBIDDEN, NOT_FOUND};
 use super::scalars::{Computed, Dec};
 use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
+use super::tick::{checkpoint, ticks, Tick};
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };
@@ -124,7 +125,7 @@ pub struct Breakdown {
     /// The figure the items break down (all `_T` by default); null if none was published.
     pub total: Option<Observation>,
     /// The codes directly under the total's code in this dimension that have a figure.
-    pub items: Vec<Observation>,
+    pub items: Vec<Tick<Observation>>,
     pub sum_of_items: Computed,
     /// `total - sumOfItems`: the part the listed items do not cover ("other").
     pub residual: Option<Computed>,
@@ -162,7 +163,7 @@ pub struct RevisionSummary {
     pub mean_absolute_revision: Option<Computed>,
     pub max_absolute_revision: Option<Computed>,
     /// Per-figure statistics for revised figures, largest absolute revision first (at most 1000).
-    pub items: Vec<RevisionStatItem>,
+    pub items: Vec<Tick<RevisionStatItem>>,
 }
 
 /// A figure of a revision summary: `None` for an empty selection, an error when the
@@ -347,7 +348,8 @@ impl QueryRoot {
         #[graphql(desc = "Only releases with this status.")] status: Option<ReleaseStatus>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
         #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, Release, Counted, EmptyFields>> {
+    ) -> Result<Connection<String, Tick<Release>, Counted, EmptyFields>> {
+        checkpoint().await;
         let limit = page_size(ctx, first)?;
         let after_rev = revision_cursor(after.as_deref())?;
         let ledger = ledger_of(ctx);
@@ -370,7 +372,7 @@ impl QueryRoot {
         for (i, r) in page.by_ref().take(limit) {
             conn.edges.push(Edge::new(
                 r.revision.to_string(),
-                Release::from_info((start + i) as u32, r),
+                Tick(Release::from_info((start + i) as u32, r)),
             ));
         }
         conn.has_next_page = page.next().is_some();
@@ -393,7 +395,8 @@ impl QueryRoot {
         #[graphql(desc = "Read as of this point (default: latest).")] as_of: Option<AsOf>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
         #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
-    ) -> Result<Connection<String, Observation, ObservationTotals, EmptyFields>> {
+    ) -> Result<Connection<String, Tick<Observation>, ObservationTotals, EmptyFields>> {
+        checkpoint().await;
         let limit = page_size(ctx, first)?;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
@@ -413,7 +416,7 @@ impl QueryRoot {
         for obs in it.by_ref().take(limit) {
             conn.edges.push(Edge::new(
                 encode_cursor(ds, &obs.cell),
-                observation(&p, &obs, bound.revision),
+                Tick(observation(&p, &obs, bound.revision)),
             ));
         }
         conn.has_next_page = it.next().is_some();
@@ -448,14 +451,17 @@ impl QueryRoot {
         period: Period,
         #[graphql(default_with = "String::from(\"BAL\")")] measure: String,
         #[graphql(desc = "Only versions up to this point (default: all).")] as_of: Option<AsOf>,
-    ) -> Result<Vec<ObservationVersion>> {
+    ) -> Result<Vec<Tick<ObservationVersion>>> {
+        checkpoint().await;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
         let cell = cell_key(ds, &key, period, &measure)?;
         let bound = p.bound(spec).map_err(error::projection)?;
-        Ok(ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default())
+        Ok(ticks(
+            ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default(),
+        ))
     }
 
     /// The items of one dimension under a total, with their sum and the residual
@@ -471,6 +477,7 @@ impl QueryRoot {
         #[graphql(desc = "Key of the total to break down (default: `_T` in every dimension).")] key: Option<String>,
         as_of: Option<AsOf>,
     ) -> Result<Breakdown> {
+        checkpoint().await;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
@@ -499,7 +506,11 @@ impl QueryRoot {
             period,
             measure,
             total: b.total.map(|t| observation(&p, &t, bound.revision)),
-            items: b.items.iter().map(|o| observation(&p, o, bound.revision)).collect(),
+            items: b
+                .items
+                .iter()
+                .map(|o| Tick(observation(&p, o, bound.revision)))
+                .collect(),
             sum_of_items: Computed(match b.overflow {
                 Some(e) => Err(e),
                 None => Ok(b.sum_of_items),
@@ -521,6 +532,7 @@ impl QueryRoot {
         filter: Option<ObservationFilter>,
         as_of: Option<AsOf>,
     ) -> Result<RevisionSummary> {
+        checkpoint().await;
         let spec = AsOf::to_spec(as_of.as_ref())?;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
@@ -549,6 +561,7 @@ impl QueryRoot {
         // Overflowed revisions (the largest of all) first.
         items.sort_by_key(|item| std::cmp::Reverse(item.revision.0.map_or(Decimal::MAX, |r| r.abs())));
         items.truncate(1000);
+        let items = ticks(items);
         Ok(RevisionSummary {
             observation_count: s.observations,
             revised_count: s.revised,
@@ -566,7 +579,8 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "Start after this revision (default 0: from the first event).")] after: Option<i64>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
-    ) -> Result<Connection<String, LedgerEvent, Counted, EmptyFields>> {
+    ) -> Result<Connection<String, Tick<LedgerEvent>, Counted, EmptyFields>> {
+        checkpoint().await;
         let limit = page_size(ctx, first)?;
         let after = match after {
             Some(a) if a < 0 => return Err(bad_input(format!("after must not be negative (got {a})"))),
@@ -587,7 +601,7 @@ impl QueryRoot {
             };
             conn.edges.push(Edge::new(
                 env.revision.to_string(),
-                LedgerEvent {
+                Tick(LedgerEvent {
                     revision: env.revision,
                     event_id: env.event_id,
                     kind,
@@ -598,7 +612,7 @@ impl QueryRoot {
                     canonical: a.canonical,
                     dataset: ID(dataset),
                     release,
-                },
+                }),
             ));
         }
         Ok(conn)

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::error::{bad_input, coded, NOT_FOUND};
 use super::ledger_of;
 use super::scalars::{Computed, Dec};
+use super::tick::{checkpoint, ticks, Tick};
 use crate::domain::{self, Period};
 use crate::projection::{AsOf as AsOfSpec, CellKey, DatasetView, ObservationAt, Projection, ReleaseInfo};
 
@@ -220,7 +221,8 @@ impl Release {
     }
 
     /// Every figure the release published, read from the log, in key order.
-    async fn observations(&self, ctx: &Context<'_>) -> Result<Vec<ReleaseFigure>> {
+    async fn observations(&self, ctx: &Context<'_>) -> Result<Vec<Tick<ReleaseFigure>>> {
+        checkpoint().await;
         let ledger = ledger_of(ctx);
         let release = ledger
             .release_event(self.revision)
@@ -236,14 +238,14 @@ impl Release {
                     let cell = cell_key(ds, &o.key, o.period, &o.measure).ok()?;
                     ds.replaced_by(&cell, self.position).map(|(_, value)| value)
                 });
-                ReleaseFigure {
+                Tick(ReleaseFigure {
                     key: o.key,
                     period: o.period,
                     measure: o.measure,
                     value: Dec(o.value),
                     previous_value: previous.map(Dec),
                     delta: previous.map(|p| Computed::difference(o.value, p, "delta")),
-                }
+                })
             })
             .collect())
     }
@@ -382,7 +384,8 @@ impl Observation {
     }
 
     /// Every version of this figure up to the requested point, oldest first.
-    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<ObservationVersion>> {
+    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<Tick<ObservationVersion>>> {
+        checkpoint().await;
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let Some(ds) = p.dataset(&self.def.id) else {
@@ -393,7 +396,7 @@ impl Observation {
             .map_err(super::error::projection)?;
         Ok(ds
             .get(&self.cell, bound)
-            .map(|obs| versions(&p, &obs))
+            .map(|obs| ticks(versions(&p, &obs)))
             .unwrap_or_default())
     }
 }

@@ -9,3 +9,4 @@ mod frontdoor;
 mod ledger;
 #[path = "../proc_support/mod.rs"]
 mod proc_support;
+mod runtime;

@@ -1,0 +1,282 @@
+//! The listener: accepting connections within limits, timing out slow clients, and shutting
+//! down with a deadline.
+//!
+//! `axum::serve` has no header-read timeout, no cap on connections, and its graceful
+//! shutdown waits for every connection to leave by itself, so idle keep-alive clients,
+//! half-sent requests and non-reading WebSockets could keep a stopping server alive forever.
+//! This accept loop serves the same router over hyper's HTTP/1 connections (with upgrades,
+//! for WebSockets) and adds:
+//!
+//! - a header-read timeout: a client that does not finish its request head in time is
+//!   disconnected. hyper runs the same timer while a keep-alive connection waits for its next
+//!   request, so an idle keep-alive connection is closed after it as well;
+//! - an idle timeout: a connection on which no byte moves either way for that long (a body
+//!   that stops arriving, a client that stops reading its response) is closed;
+//! - a cap on open connections, WebSockets included (the slot is held by the socket itself,
+//!   so it is freed exactly when the descriptor is closed). Beyond it a connection gets a
+//!   minimal `503` with `Retry-After` and `Connection: close`; accept errors such as EMFILE
+//!   are logged and retried after a short pause, never fatal, never a busy loop;
+//! - shutdown with a deadline: stop accepting, ask every connection to finish its request in
+//!   flight and close, wait for them (and for whatever `drained` waits for: WebSockets) for
+//!   at most the grace period, then drop whatever is left.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+/// Limits of the listener; see the module docs. A zero duration turns that timeout off.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Refused connections answered at once; beyond, a refused connection is just closed.
+const MAX_REFUSING: usize = 64;
+/// How long a refused connection gets to take its 503.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
+/// Pause after a failed `accept` (EMFILE, ENFILE, ENOBUFS...).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 44\r\n\
+\r\n\
+too many open connections; retry in a moment";
+
+/// When a connection last moved a byte.
+struct Activity {
+    since: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            since: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.since.elapsed().saturating_sub(last)
+    }
+
+    /// Resolves once nothing has moved for `limit` (never, for a zero limit).
+    async fn idle(&self, limit: Duration) {
+        if limit.is_zero() {
+            return std::future::pending().await;
+        }
+        loop {
+            let quiet = self.quiet_for();
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - quiet).await;
+        }
+    }
+}
+
+/// A client socket that records its activity and holds its connection slot: the slot is
+/// released when the socket is dropped, also after an upgrade to WebSocket.
+struct Tracked {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Answers a connection over the cap with a 503 and closes it. The request is read (and
+/// dropped) after the answer so that closing does not reset the connection before the
+/// client has read it.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        stream.write_all(REFUSAL).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
+}
+
+/// Serves `app` on `listener` until `signal` resolves, then shuts down within
+/// `limits.shutdown_grace`, waiting for `drained` as well as for the HTTP connections.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    signal: impl Future<Output = ()>,
+    drained: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).keep_alive(true);
+    http.header_read_timeout((!limits.header_read_timeout.is_zero()).then_some(limits.header_read_timeout));
+    let service = TowerToHyperService::new(app);
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(signal);
+    loop {
+        let stream = tokio::select! {
+            biased;
+            _ = &mut signal => break,
+            // Reap finished connection tasks as we go, so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; pausing before the next accept");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                limit = limits.max_connections,
+                "connection refused: too many open connections"
+            );
+            if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(permit);
+                });
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let io = TokioIo::new(Tracked {
+            stream,
+            activity: activity.clone(),
+            _slot: slot,
+        });
+        let conn = http.serve_connection(io, service.clone()).with_upgrades();
+        let mut stopping = stopping.clone();
+        let idle = limits.idle_timeout;
+        connections.spawn(async move {
+            tokio::pin!(conn);
+            let mut asked_to_stop = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        return;
+                    }
+                    _ = stopping.changed(), if !asked_to_stop => {
+                        asked_to_stop = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = activity.idle(idle) => {
+                        tracing::debug!(idle_ms = idle.as_millis() as u64, "closing an idle connection");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let open = connections.len();
+    tracing::info!(
+        connections = open,
+        grace_ms = limits.shutdown_grace.as_millis() as u64,
+        "stopped accepting; draining"
+    );
+    let drain = async {
+        while connections.join_next().await.is_some() {}
+        drained.await;
+    };
+    if tokio::time::timeout(limits.shutdown_grace, drain).await.is_err() {
+        tracing::warn!(
+            left = connections.len(),
+            "shutdown grace period over; closing the connections left"
+        );
+    }
+    connections.shutdown().await;
+}
