@@ -41,9 +41,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::bearer;
 use crate::graphql::{to_json_capped, Caller, LIMIT_EXCEEDED};
-use crate::server::{
-    add_codes, authorize, is_request_error, pool_refusal, request_from_params, AppState, ParamError,
-};
+use crate::server::{add_codes, authorize, is_request_error, pool_refusal, request_from_params, AppState, ParamError};
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::error::{self, bad_input, coded, FORBIDDEN, NOT_FOUND};
 use super::scalars::{Computed, Dec};
-use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
 use super::tick::{checkpoint, ticks, Tick};
+use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
 use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };

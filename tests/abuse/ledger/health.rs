@@ -72,6 +72,9 @@ impl LogStore for FailingDisk {
     fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError> {
         self.store.rebuild_indexes(head, releases)
     }
+    fn tree(&self) -> &tradeledger::tlog::TreeLock {
+        self.store.tree()
+    }
 }
 
 async fn get(client: &reqwest::Client, url: String) -> (u16, Option<String>, Value) {
