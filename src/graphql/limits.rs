@@ -137,6 +137,10 @@ fn exceeded(message: String) -> ServerError {
     e
 }
 
+/// Levels allowed below a `__schema` or `__type` field, whatever `--max-depth` says: the
+/// standard introspection query of graphql-js (GraphiQL, codegen, Apollo tooling) needs 12.
+pub const INTROSPECTION_DEPTH: usize = 14;
+
 struct Walk<'a> {
     doc: &'a ExecutableDocument,
     limits: Limits,
@@ -149,12 +153,15 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn selection_set(&mut self, set: &'a SelectionSet, depth: usize) -> Result<(), ServerError> {
-        if depth > self.limits.max_depth {
-            return Err(exceeded(format!(
-                "query is nested deeper than the limit of {}",
-                self.limits.max_depth
-            )));
+    /// Walks `set` at `depth`; `max` is the deepest it may reach: `--max-depth`, or for the
+    /// selections under `__schema` and `__type` [`INTROSPECTION_DEPTH`] more than their field.
+    fn selection_set(&mut self, set: &'a SelectionSet, depth: usize, max: usize) -> Result<(), ServerError> {
+        if depth > max {
+            return Err(exceeded(if max == self.limits.max_depth {
+                format!("query is nested deeper than the limit of {}", self.limits.max_depth)
+            } else {
+                format!("introspection is nested deeper than the limit of {INTROSPECTION_DEPTH} levels below `__schema` or `__type`")
+            }));
         }
         for item in &set.items {
             self.visits += 1;
@@ -183,10 +190,20 @@ impl<'a> Walk<'a> {
                         }
                     }
                     if !f.node.selection_set.node.items.is_empty() {
-                        self.selection_set(&f.node.selection_set.node, depth + 1)?;
+                        let name = f.node.name.node.as_str();
+                        // The schema is finite and small: its own nesting (type references
+                        // wrapped in lists and non-nulls) is what the standard introspection
+                        // query follows, 13 levels deep in all, and the cost model still
+                        // counts every object it returns.
+                        let max = if max == self.limits.max_depth && (name == "__schema" || name == "__type") {
+                            max.max(depth + INTROSPECTION_DEPTH)
+                        } else {
+                            max
+                        };
+                        self.selection_set(&f.node.selection_set.node, depth + 1, max)?;
                     }
                 }
-                Selection::InlineFragment(i) => self.selection_set(&i.node.selection_set.node, depth)?,
+                Selection::InlineFragment(i) => self.selection_set(&i.node.selection_set.node, depth, max)?,
                 Selection::FragmentSpread(s) => {
                     let name: &Name = &s.node.fragment_name.node;
                     // Unknown fragments are reported by validation, which runs next.
@@ -197,7 +214,7 @@ impl<'a> Walk<'a> {
                         // Validation names the cycle; stop walking it.
                         continue;
                     }
-                    self.selection_set(&def.node.selection_set.node, depth)?;
+                    self.selection_set(&def.node.selection_set.node, depth, max)?;
                     self.path.remove(name.as_str());
                 }
             }
@@ -217,7 +234,7 @@ pub fn check(doc: &ExecutableDocument, limits: Limits) -> Result<(), ServerError
         path: HashSet::new(),
     };
     for (_, op) in doc.operations.iter() {
-        walk.selection_set(&op.node.selection_set.node, 1)?;
+        walk.selection_set(&op.node.selection_set.node, 1, limits.max_depth)?;
     }
     Ok(())
 }
@@ -797,6 +814,30 @@ mod tests {
         // Nested `ofType`/`fields` cycles multiply like any other list.
         let deep = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
         assert!(cost_of(deep, json!({})) > Limits::default().max_cost);
+    }
+
+    #[test]
+    fn standard_introspection_queries_pass_the_default_limits() {
+        for q in [
+            include_str!("../../tests/abuse/introspection-graphql-js.graphql"),
+            include_str!("../../tests/abuse/introspection-graphql-js-all-options.graphql"),
+            include_str!("../../tests/abuse/introspection.graphql"),
+        ] {
+            let doc = async_graphql::parser::parse_query(q).unwrap();
+            check(&doc, Limits::default()).unwrap();
+            assert!(cost_of(q, json!({})) < Limits::default().max_cost);
+        }
+        // The depth limit still holds for data, and introspection has its own bound.
+        let data = format!("{{ {}x{} }}", "a { ".repeat(12), " }".repeat(12));
+        let e = check(&async_graphql::parser::parse_query(&data).unwrap(), Limits::default()).unwrap_err();
+        assert!(e.message.contains("limit of 12"), "{}", e.message);
+        let deep = format!(
+            "{{ __schema {{ types {{ {}name{} }} }} }}",
+            "ofType { ".repeat(14),
+            " }".repeat(14)
+        );
+        let e = check(&async_graphql::parser::parse_query(&deep).unwrap(), Limits::default()).unwrap_err();
+        assert!(e.message.contains("introspection"), "{}", e.message);
     }
 
     #[test]

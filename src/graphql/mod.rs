@@ -85,7 +85,8 @@ pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(ledger)
         .data(limits)
-        .limit_depth(limits.max_depth)
+        // Depth is checked by `QueryLimits::prepare` alone, which lets introspection follow
+        // the schema's own nesting (async-graphql's check would refuse GraphiQL's query).
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives);
     if !limits.introspection {

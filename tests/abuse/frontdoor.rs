@@ -272,18 +272,51 @@ async fn deep_literals_over_websocket_are_refused() {
     assert_alive(&mut server).await;
 }
 
-/// The standard introspection query (what GraphiQL sends) passes the front door at its
-/// defaults and runs. (Its `args { type { ...TypeRef } }` is 13 selection sets deep, one more
-/// than the default `--max-depth`, which is not the front door's; raised here.)
+/// The standard introspection query (what GraphiQL sends) passes the front door and the
+/// depth limit at their defaults and runs: graphql-js's `getIntrospectionQuery()` (16.15,
+/// kept verbatim in `tests/abuse/introspection-graphql-js.graphql`; its `TypeRef` fragment
+/// makes it 14 selection sets deep), the same with every option on, and GraphiQL's variant.
+/// Data queries stay under `--max-depth`: one 13 levels deep is still refused.
 #[tokio::test]
 async fn the_introspection_query_passes_at_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--max-depth", "13"]).await;
-    let data = server.query(INTROSPECTION, json!({})).await;
+    let server = start(dir.path(), &[]).await;
+    for (name, query) in [
+        ("graphql-js", include_str!("introspection-graphql-js.graphql")),
+        (
+            "graphql-js, every option",
+            include_str!("introspection-graphql-js-all-options.graphql"),
+        ),
+        ("GraphiQL", INTROSPECTION),
+    ] {
+        let (status, body) = server.post(query, json!({}), None).await.expect("introspection");
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(body["errors"].is_null(), "{name}: {body}");
+        assert!(
+            body["data"]["__schema"]["types"]
+                .as_array()
+                .is_some_and(|t| t.len() > 10),
+            "{name}: {body}"
+        );
+    }
+    // Outside introspection the default depth of 12 holds (the walk runs before validation,
+    // so the field names need not exist).
+    let thirteen = format!("{{ {}x{} }}", "a { ".repeat(12), " }".repeat(12));
+    let (status, body) = server.post(&thirteen, json!({}), None).await.expect("deep query");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{body}");
     assert!(
-        data["__schema"]["types"].as_array().is_some_and(|t| t.len() > 10),
-        "{data}"
+        body["errors"][0]["message"].as_str().unwrap().contains("limit of 12"),
+        "{body}"
     );
+    // And introspection has a bound of its own.
+    let too_deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } } } }";
+    let (status, body) = server
+        .post(too_deep, json!({}), None)
+        .await
+        .expect("deep introspection");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{body}");
 }
 
 const DEFINE: &str = "mutation($input: DatasetInput!) { defineDataset(input: $input) { id } }";
