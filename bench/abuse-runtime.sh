@@ -147,7 +147,8 @@ serve() { # $1 binary, $2 store, rest: flags; prints "addr pid"
   echo "$(awk '/listening on/ {print $3}' "$WORK/serve.out") $pid"
 }
 
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# The server is not a child of this shell (it was started in a process substitution): poll.
+stop() { kill "$1" 2>/dev/null || true; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
 
 measure() { # $1 label, $2 binary
   local store="$WORK/run"
