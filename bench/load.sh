@@ -5,6 +5,7 @@
 #
 #   bench/load.sh                       # defaults
 #   RELEASES=200 PER_RELEASE=500 DURATION=5s bench/load.sh
+#   BIN=/tmp/tradeledger-before bench/load.sh   # another build, same store
 #
 # Needs wrk (Debian package `wrk`). Everything runs on 127.0.0.1.
 set -euo pipefail
@@ -21,8 +22,11 @@ WORK=${WORK:-/tmp/tradeledger-load}
 CACHE_ENTRIES=${CACHE_ENTRIES:-1024}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-cargo build --release --locked --quiet --bin tradeledger
-BIN=target/release/tradeledger
+# BIN=path runs another build (for example the previous release) against the same store.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked --quiet --bin tradeledger
+  BIN=target/release/tradeledger
+fi
 
 STORE="$WORK/store-$RELEASES-$PER_RELEASE"
 if [ ! -f "$STORE/.complete" ]; then
