@@ -476,13 +476,7 @@ impl Connection {
                 } else {
                     // Serialized here, in the subscription's own task, so that a burst of
                     // notifications is encoded in parallel rather than by the connection.
-                    // Under the response-size cap; beyond it the payload is the error instead.
-                    let limit = state.config.max_response_bytes;
-                    let payload = to_json_capped(&response, limit).unwrap_or_else(|e| {
-                        let refused = async_graphql::Response::from_errors(vec![e.error()]);
-                        serde_json::to_vec(&refused).expect("errors serialize")
-                    });
-                    Out::Next(String::from_utf8(payload).expect("serde_json writes UTF-8"))
+                    next_capped(&response, state.config.max_response_bytes)
                 };
                 first = false;
                 // Waiting here when the client is slow is fine: the writer never waits on
@@ -547,6 +541,7 @@ fn operation_type(request: &mut Request) -> Option<OperationType> {
 /// Runs a query or mutation on the query pool, as over HTTP: same admission, same timeout.
 async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
     let schema = state.schema.clone();
+    let limit = state.config.max_response_bytes;
     let outcome = state
         .pool
         .run(state.config.request_timeout, async move {
@@ -555,7 +550,7 @@ async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
             if is_request_error(&response) {
                 Out::Error(serde_json::to_value(&response.errors).expect("errors serialize"))
             } else {
-                Out::Next(serde_json::to_string(&response).expect("responses serialize"))
+                next_capped(&response, limit)
             }
         })
         .await;
@@ -563,6 +558,16 @@ async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
         let (_, message, code) = pool_refusal(&state.config, why);
         Out::Error(json!([{"message": message, "extensions": {"code": code}}]))
     })
+}
+
+/// A `next` payload under the response-size cap; beyond it, the payload is the error
+/// instead (nothing of the response is sent).
+fn next_capped(response: &async_graphql::Response, limit: usize) -> Out {
+    let payload = to_json_capped(response, limit).unwrap_or_else(|e| {
+        let refused = async_graphql::Response::from_errors(vec![e.error()]);
+        serde_json::to_vec(&refused).expect("errors serialize")
+    });
+    Out::Next(String::from_utf8(payload).expect("serde_json writes UTF-8"))
 }
 
 /// The close code for a failed read: 1009 for a message over the size limit, 1007 for text

@@ -644,23 +644,40 @@ fn nested_query(n: usize) -> String {
     )
 }
 
-/// A query deeper than `max_depth` (12, or as configured) is `LIMIT_EXCEEDED`; one at the limit runs.
+/// A query deeper than `max_depth` (12, or as configured) is `LIMIT_EXCEEDED`; one at the limit
+/// runs. Selections under `__schema` may go 14 levels below it (15 in all), so that the
+/// standard introspection query (14) works; beyond that they are refused too.
 #[tokio::test]
 async fn too_deep_query_is_limit_exceeded() {
     let app = spawn_app().await;
-    let v = app.gql(&nested_query(7), json!({})).await;
-    assert!(v.get("errors").is_none(), "depth 12 is allowed: {v}");
-    for n in [8, 20] {
+    for n in [7, 10] {
+        let v = app.gql(&nested_query(n), json!({})).await;
+        assert!(
+            v.get("errors").is_none(),
+            "introspection depth {} is allowed: {v}",
+            n + 5
+        );
+    }
+    for n in [11, 20] {
         let (status, v) = app.post(&nested_query(n), json!({}), None).await;
         assert_eq!(code(&v), "LIMIT_EXCEEDED", "depth {}: {v}", n + 5);
         assert_eq!(status, 400, "graphql-response+json (reqwest's */*) makes it a 400");
         assert!(v["errors"][0]["message"].as_str().unwrap().contains("deeper"), "{v}");
     }
+    // Data queries: 13 levels are refused (the limit is checked before validation, so the
+    // names need not exist; the schema has no data path that deep).
+    let thirteen = format!("{{ {}x{} }}", "a { ".repeat(12), " }".repeat(12));
+    let (status, v) = app.post(&thirteen, json!({}), None).await;
+    assert_eq!((status, code(&v)), (400, "LIMIT_EXCEEDED"), "{v}");
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("limit of 12"),
+        "{v}"
+    );
     // Also through fragments.
     let root = query_type_name(&app).await;
     let q = format!(
         "{{ ...A }} fragment A on {root} {{ __schema {{ types {{ fields {{ type {{ ...B }} }} }} }} }}
-         fragment B on __Type {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ name }} }} }} }} }} }} }} }} }}"
+         fragment B on __Type {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ ofType {{ name }} }} }} }} }} }} }} }} }} }} }} }}"
     );
     let v = app.gql(&q, json!({})).await;
     assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");

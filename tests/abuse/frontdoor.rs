@@ -310,9 +310,13 @@ async fn the_introspection_query_passes_at_defaults() {
         "{body}"
     );
     // And introspection has a bound of its own.
-    let too_deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } } } }";
+    let too_deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {}name{} }} }} }} }} }}",
+        "ofType { ".repeat(13),
+        " }".repeat(13)
+    );
     let (status, body) = server
-        .post(too_deep, json!({}), None)
+        .post(&too_deep, json!({}), None)
         .await
         .expect("deep introspection");
     assert_eq!(status, 200, "{body}");
