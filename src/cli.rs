@@ -325,6 +325,21 @@ fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
     Ok(ledger)
 }
 
+/// Refuses a data directory without a store: `verify`, `rebuild` and `export` only read an
+/// existing one, so a mistyped `--data-dir` must not create a directory and report an
+/// empty, intact log.
+fn require_store(data_dir: &Path) -> Result<()> {
+    let log = data_dir.join("log");
+    if !log.is_dir() {
+        bail!(
+            "no store in {}: {} does not exist (check --data-dir; only `serve` and `import` create a data directory)",
+            data_dir.display(),
+            log.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub async fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
@@ -360,6 +375,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             }
         }
         Command::Export { out } => {
+            require_store(&cli.data_dir)?;
             let (store, prefold) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
             if let Some(d) = v.damage.filter(|_| !v.derived_only) {
@@ -425,6 +441,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Verify => {
+            require_store(&cli.data_dir)?;
             let started = Instant::now();
             let (store, prefold) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
@@ -487,6 +504,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Rebuild => {
+            require_store(&cli.data_dir)?;
             let started = Instant::now();
             let (store, prefold) = open_store(&cli.data_dir, cli.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;

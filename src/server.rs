@@ -706,13 +706,22 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /metrics`: OpenMetrics for scrapers that ask for it in `Accept`, Prometheus text
+/// 0.0.4 (`text/plain`, which a browser or `curl` shows) otherwise. The body is the same:
+/// the 0.0.4 format reads OpenMetrics' extra lines (`# UNIT`, `# EOF`) as comments.
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     state.metrics.response_cache_bytes.set(state.responses.bytes() as i64);
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         state.metrics.render(&state.ledger),
     )
         .into_response()

@@ -1039,6 +1039,35 @@ async fn metrics_count_requests_and_show_the_head() {
     );
 }
 
+/// `/metrics` is Prometheus text 0.0.4 for a browser or `curl` (so it is shown, not
+/// downloaded), and OpenMetrics for a scraper that asks for it.
+#[tokio::test]
+async fn metrics_negotiate_the_format_by_accept() {
+    let app = spawn_app().await;
+    let url = format!("http://{}/metrics", app.addr);
+    for (accept, expected) in [
+        (None, "text/plain; version=0.0.4"),
+        (
+            Some("text/html,application/xhtml+xml,*/*;q=0.8"),
+            "text/plain; version=0.0.4",
+        ),
+        (
+            Some("application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+            "application/openmetrics-text",
+        ),
+    ] {
+        let mut req = app.client.get(&url);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with(expected), "Accept {accept:?}: {ct}");
+        assert!(resp.text().await.unwrap().contains("tradeledger_ledger_head_revision"));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Graceful shutdown
 

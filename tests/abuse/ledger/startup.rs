@@ -140,3 +140,27 @@ async fn an_open_waits_for_a_lingering_handle_of_this_process() {
         releaser.join().unwrap();
     }
 }
+
+/// A mistyped `--data-dir` is not a store: `verify`, `rebuild` and `export` exit non-zero
+/// naming it, and create nothing (before, `verify` made the directory and printed
+/// `ok: 0 events checked`).
+#[tokio::test]
+async fn commands_that_read_refuse_a_missing_data_dir() {
+    let parent = tempfile::tempdir().unwrap();
+    let typo = parent.path().join("typo");
+    for command in ["verify", "rebuild", "export"] {
+        let out = crate::proc_support::run_cli([OsStr::new(command), OsStr::new("--data-dir"), typo.as_os_str()]).await;
+        assert_ne!(out.code(), Some(0), "{command}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("no store in") && out.stderr.contains("typo"),
+            "{command}: {}",
+            out.stderr
+        );
+        assert!(!typo.exists(), "{command} created {}", typo.display());
+    }
+    // An existing directory without a store is refused the same way.
+    std::fs::create_dir(&typo).unwrap();
+    let out = verify(&typo).await;
+    assert_ne!(out.code(), Some(0), "{}", out.stdout);
+    assert!(!typo.join("log").exists());
+}
