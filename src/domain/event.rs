@@ -1,6 +1,7 @@
 //! Events: the facts the ledger records, named in the past tense.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::dataset::Dataset;
 use super::release::Release;
@@ -14,11 +15,48 @@ pub enum Event {
     ReleasePublished { release: Release },
 }
 
+/// What an event is about. The writer records at most one event per subject in a group
+/// commit: a second, identical one is a duplicate of the first, a different one a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Dataset(String),
+    Release(Uuid),
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Dataset(id) => write!(f, "dataset `{id}`"),
+            Subject::Release(id) => write!(f, "release {id}"),
+        }
+    }
+}
+
 impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::DatasetDefined { .. } => "DatasetDefined",
             Event::ReleasePublished { .. } => "ReleasePublished",
         }
+    }
+
+    pub fn subject(&self) -> Subject {
+        match self {
+            Event::DatasetDefined { dataset } => Subject::Dataset(dataset.id.clone()),
+            Event::ReleasePublished { release } => Subject::Release(release.id),
+        }
+    }
+
+    /// The release, for a `ReleasePublished`.
+    pub fn release(&self) -> Option<&Release> {
+        match self {
+            Event::ReleasePublished { release } => Some(release),
+            _ => None,
+        }
+    }
+
+    /// The release id, for a `ReleasePublished`.
+    pub fn release_id(&self) -> Option<Uuid> {
+        self.release().map(|r| r.id)
     }
 }

@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::domain::{Dataset, Event, Period, ReleaseStatus, SeriesKey};
-use crate::store::{Hash, StoredEvent};
+use crate::store::{Head, StoredEvent};
 
 pub use filter::{Filter, KeyPattern};
 pub use stats::{RevisionStat, RevisionSummary};
@@ -261,17 +261,10 @@ pub enum Applied {
     ReleasePublished { release: u32, revised: Vec<RevisedFigure> },
 }
 
-/// Head of the folded log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LedgerHead {
-    pub revision: u64,
-    pub hash: Hash,
-}
-
 /// All views, folded from the log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Projection {
-    head: LedgerHead,
+    head: Head,
     datasets: Vec<DatasetView>,
     dataset_ix: HashMap<String, usize>,
     releases: Vec<ReleaseInfo>,
@@ -310,7 +303,7 @@ impl Projection {
         Self::default()
     }
 
-    pub fn head(&self) -> LedgerHead {
+    pub fn head(&self) -> Head {
         self.head
     }
 
@@ -497,7 +490,7 @@ impl Projection {
                 }
             }
         };
-        self.head = LedgerHead {
+        self.head = Head {
             revision,
             hash: event.hash,
         };

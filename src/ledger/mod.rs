@@ -1,0 +1,393 @@
+//! The ledger: one writer task in front of the event log, and the projections it keeps.
+//!
+//! Writes go through a single task so that revisions stay dense and ordered. The task
+//! commits in groups: it takes every command waiting in its queue, appends their events in
+//! one store transaction, waits for one flush, and only then updates the projection, answers
+//! each caller and notifies subscribers. A caller is therefore never told of a write that
+//! could still be lost, and a read after an acknowledged write sees it.
+//!
+//! When a write fails to reach the disk (a full disk, an I/O error), the callers of that
+//! group are told so, further writes are refused, and the writer tries to bring the store
+//! back with a growing pause ([`RECOVER_FIRST`] to [`RECOVER_MAX`]). Once a write reaches the
+//! disk again, the projection takes in whatever of the failed group survived in the log (a
+//! re-sent release then gets its original revision, `duplicate: true`) and writes resume,
+//! without a restart.
+
+mod command;
+mod error;
+mod fold;
+mod writer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::domain::{Dataset, Release, ReleaseDraft};
+use crate::projection::{Applied, Projection};
+use crate::store::{decode, Damage, Hash, Head, LogStore, StoredEvent};
+
+use command::Command;
+use error::{poisoned, writer_gone};
+use writer::{Pending, MAX_GROUP};
+
+pub use error::{LedgerError, OpenError};
+pub use fold::{fold_log, fold_log_after, Prefold};
+pub use writer::{RECOVER_FIRST, RECOVER_MAX};
+
+/// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
+const NOTICE_CAPACITY: usize = 4096;
+
+/// What a successful write returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub revision: u64,
+    pub hash: Hash,
+    /// True when the same content had been recorded before; nothing new was written.
+    pub duplicate: bool,
+    /// For releases: the release id (generated if the caller gave none).
+    pub release: Option<Uuid>,
+}
+
+/// Sent to subscribers after an event is durable and applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub revision: u64,
+    pub applied: Applied,
+}
+
+/// An event with the exact bytes its hash covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub event: StoredEvent,
+    /// The canonical JSON whose SHA-256 is the event's hash.
+    pub canonical: String,
+}
+
+/// How the log looked when the ledger opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Events that passed every check.
+    pub checked: u64,
+    /// The first damaged revision, if any.
+    pub damage: Option<Damage>,
+    /// True when only derived data (release index, head record) disagrees with an intact
+    /// chain of events: `tradeledger rebuild` repairs that.
+    pub derived_only: bool,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        self.damage.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Serve reads from a damaged log (up to its last good revision) instead of refusing.
+    pub read_only: bool,
+}
+
+struct Inner {
+    store: Arc<dyn LogStore>,
+    state: RwLock<Projection>,
+    commands: mpsc::Sender<Pending>,
+    notices: broadcast::Sender<Arc<Notice>>,
+    read_only: Option<String>,
+    /// True when `read_only` is because the log is damaged.
+    damaged: bool,
+    /// Held by the full verification running, so that those run one at a time.
+    verifying: Arc<tokio::sync::Mutex<()>>,
+    /// How far verifications have covered the log. Held while one extends it.
+    verified: Arc<tokio::sync::Mutex<Verified>>,
+    /// Why writes are refused for now: a write did not reach the disk and the writer has not
+    /// brought the store back yet. Cleared once it has.
+    storage_failure: Mutex<Option<String>>,
+    /// Set when a recorded event does not apply to the projection, or the store lost events
+    /// that were acknowledged: no further write is accepted until a restart re-reads the log.
+    poisoned: AtomicBool,
+    /// The key checkpoints of the transparency log are signed with, once configured.
+    signer: std::sync::OnceLock<Arc<crate::tlog::Signer>>,
+}
+
+/// The log as far as verifications have covered it: every event up to `head` was checked
+/// (hash, link to the one before, release index), by the fold at start-up or since.
+#[derive(Debug, Clone)]
+struct Verified {
+    head: Head,
+    verification: Verification,
+}
+
+/// Whether the ledger takes writes, for health and readiness checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// True when a write would be attempted now.
+    pub writable: bool,
+    /// Started read-only (`--read-only`, or a damaged log).
+    pub read_only: bool,
+    /// Something is wrong: a damaged log, a store that failed to write, a ledger that needs
+    /// a restart. False for a ledger that is read-only by choice.
+    pub degraded: bool,
+    /// Why writes are refused, when they are.
+    pub reason: Option<String>,
+}
+
+/// Cheap-to-clone handle to the ledger.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+impl Ledger {
+    /// Opens the ledger over `store`: folds the whole log, refusing a damaged one unless
+    /// `options.read_only`. Must be called inside a tokio runtime (it spawns the writer).
+    pub fn open(store: Arc<dyn LogStore>, options: OpenOptions) -> Result<(Ledger, Verification), OpenError> {
+        Self::open_after(store, options, None)
+    }
+
+    /// [`Ledger::open`], continuing a fold of the same log made before `store` was opened.
+    pub fn open_after(
+        store: Arc<dyn LogStore>,
+        options: OpenOptions,
+        prefold: Option<Prefold>,
+    ) -> Result<(Ledger, Verification), OpenError> {
+        let (projection, verification) = fold_log_after(store.as_ref(), prefold)?;
+        let read_only = match (&verification.damage, options.read_only) {
+            (Some(d), false) => return Err(OpenError::Damaged(d.clone())),
+            (Some(d), true) => Some(format!("the log is damaged at {d}")),
+            (None, true) => Some("started with --read-only".to_owned()),
+            (None, false) => None,
+        };
+        let (commands, rx) = mpsc::channel(MAX_GROUP);
+        let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
+        let verified = Verified {
+            head: Head {
+                revision: projection.head().revision,
+                hash: projection.head().hash,
+            },
+            verification: verification.clone(),
+        };
+        let inner = Arc::new(Inner {
+            store,
+            state: RwLock::new(projection),
+            commands,
+            notices,
+            read_only,
+            damaged: verification.damage.is_some(),
+            verifying: Arc::default(),
+            verified: Arc::new(tokio::sync::Mutex::new(verified)),
+            storage_failure: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            signer: Default::default(),
+        });
+        tokio::spawn(writer::writer(Arc::downgrade(&inner), rx));
+        Ok((Ledger { inner }, verification))
+    }
+
+    /// Read access to the projection. The guard is a std lock: never hold it across `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, Projection> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
+        self.inner.notices.subscribe()
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.notices.receiver_count()
+    }
+
+    pub fn store(&self) -> &Arc<dyn LogStore> {
+        &self.inner.store
+    }
+
+    pub fn is_read_only(&self) -> Option<&str> {
+        self.inner.read_only.as_deref()
+    }
+
+    /// Whether writes are possible now, and why not.
+    pub fn health(&self) -> Health {
+        let failure = self.writable().err().map(|e| match e {
+            LedgerError::ReadOnly(why) | LedgerError::Storage(why) => why,
+            other => other.to_string(),
+        });
+        let failing = self.inner.poisoned.load(Ordering::Acquire) || self.storage_failure().is_some();
+        Health {
+            writable: failure.is_none(),
+            read_only: self.inner.read_only.is_some(),
+            degraded: self.inner.damaged || failing,
+            reason: failure,
+        }
+    }
+
+    fn storage_failure(&self) -> Option<String> {
+        self.inner
+            .storage_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Sets the key that signs checkpoints; false if one was set already (it never changes).
+    pub fn set_signer(&self, signer: Arc<crate::tlog::Signer>) -> bool {
+        self.inner.signer.set(signer).is_ok()
+    }
+
+    /// The key that signs checkpoints, if one was set.
+    pub fn signer(&self) -> Option<&Arc<crate::tlog::Signer>> {
+        self.inner.signer.get()
+    }
+
+    /// Records a dataset definition. Re-defining with identical content is a duplicate;
+    /// with different content, a conflict.
+    pub async fn define_dataset(&self, dataset: Dataset, actor: &str) -> Result<Committed, LedgerError> {
+        self.writable()?;
+        dataset
+            .validate()
+            .map_err(|e| LedgerError::bad_input("input", e.to_string()))?;
+        self.submit(Command::DefineDataset(dataset), None, actor).await
+    }
+
+    /// Validates and records a release; see the module docs for when it returns.
+    pub async fn publish(
+        &self,
+        draft: ReleaseDraft,
+        expected_revision: Option<u64>,
+        actor: &str,
+    ) -> Result<Committed, LedgerError> {
+        self.writable()?;
+        let release = self.validate(draft)?;
+        self.submit(Command::PublishRelease(release), expected_revision, actor)
+            .await
+    }
+
+    /// Records many releases in order, letting the writer group them; one result each.
+    pub async fn publish_all(&self, drafts: Vec<ReleaseDraft>, actor: &str) -> Vec<Result<Committed, LedgerError>> {
+        if let Err(e) = self.writable() {
+            return drafts.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut pending = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            pending.push(match self.validate(draft) {
+                Ok(release) => Ok(self.enqueue(Command::PublishRelease(release), None, actor).await),
+                Err(e) => Err(e),
+            });
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(match p {
+                Ok(Ok(rx)) => rx.await.unwrap_or_else(|_| Err(writer_gone())),
+                Ok(Err(e)) | Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    /// Refuses writes to a read-only ledger, or while the store fails, before anything else
+    /// is checked.
+    fn writable(&self) -> Result<(), LedgerError> {
+        if let Some(why) = &self.inner.read_only {
+            return Err(LedgerError::ReadOnly(why.clone()));
+        }
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(poisoned());
+        }
+        match self.storage_failure() {
+            Some(why) => Err(LedgerError::Storage(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Validates a release against its dataset without recording it.
+    pub fn validate(&self, draft: ReleaseDraft) -> Result<Release, LedgerError> {
+        // Definitions never change once recorded, so validating outside the writer is safe.
+        let dataset = self
+            .read()
+            .dataset(&draft.dataset)
+            .map(|d| d.def.clone())
+            .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", draft.dataset)))?;
+        draft.validate(&dataset).map_err(LedgerError::from)
+    }
+
+    async fn submit(&self, command: Command, expected: Option<u64>, actor: &str) -> Result<Committed, LedgerError> {
+        let rx = self.enqueue(command, expected, actor).await?;
+        rx.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    async fn enqueue(
+        &self,
+        command: Command,
+        expected_revision: Option<u64>,
+        actor: &str,
+    ) -> Result<oneshot::Receiver<Result<Committed, LedgerError>>, LedgerError> {
+        self.writable()?;
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Pending {
+                command,
+                expected_revision,
+                actor: actor.to_owned(),
+                reply,
+            })
+            .await
+            .map_err(|_| writer_gone())?;
+        Ok(rx)
+    }
+
+    /// Reads events after `after`, at most `limit`, checking each against the one before.
+    pub fn events(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, LedgerError> {
+        Ok(self.audit_events(after, limit)?.into_iter().map(|a| a.event).collect())
+    }
+
+    /// Like [`Ledger::events`], with each event's canonical bytes, so that auditors can
+    /// recompute its hash.
+    pub fn audit_events(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, LedgerError> {
+        let store = &self.inner.store;
+        let storage = |e: crate::store::StoreError| LedgerError::Storage(e.to_string());
+        let mut prev = if after == 0 {
+            Hash::GENESIS
+        } else {
+            match store.get(after).map_err(storage)? {
+                Some(bytes) if bytes.len() >= 32 => Hash(bytes[..32].try_into().expect("32 bytes")),
+                _ => return Ok(Vec::new()),
+            }
+        };
+        let mut out = Vec::new();
+        // Only acknowledged events: the store may already hold a group that is still being
+        // flushed, and the projection head moves only once the group is durable.
+        let head = self.read().head().revision;
+        let acknowledged = store
+            .scan(after + 1)
+            .take_while(|item| item.as_ref().map_or(true, |(revision, _)| *revision <= head));
+        for item in acknowledged.take(limit) {
+            let (revision, bytes) = item.map_err(storage)?;
+            let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))?;
+            prev = event.hash;
+            out.push(AuditEvent {
+                event,
+                canonical: String::from_utf8_lossy(&bytes[32..]).into_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads the release recorded at `revision` from the log.
+    pub fn release_event(&self, revision: u64) -> Result<Option<Release>, LedgerError> {
+        Ok(self
+            .events(revision - 1, 1)?
+            .into_iter()
+            .next()
+            .and_then(|e| e.envelope.event.release().cloned()))
+    }
+
+    /// Waits until everything appended is on stable storage.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        self.inner
+            .store
+            .flush()
+            .await
+            .map_err(|e| LedgerError::Storage(e.to_string()))
+    }
+}

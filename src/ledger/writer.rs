@@ -1,0 +1,317 @@
+//! The single writer task: group commit, storage failures and recovery.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::domain::Subject;
+use crate::store::{decode, encode, Envelope, Head, Record, StoredEvent, FORMAT_VERSION};
+
+use super::command::{Command, Context, Decision};
+use super::error::poisoned;
+use super::{Committed, Inner, LedgerError, Notice};
+
+/// Most commands taken into one group commit.
+pub(super) const MAX_GROUP: usize = 4096;
+/// First pause before the writer tries to bring a failed store back; it doubles after each
+/// failed attempt, up to [`RECOVER_MAX`].
+pub const RECOVER_FIRST: Duration = Duration::from_millis(100);
+/// Longest pause between two attempts to bring a failed store back.
+pub const RECOVER_MAX: Duration = Duration::from_secs(5);
+
+/// A command on its way to the writer, with who sent it and where the answer goes.
+pub(super) struct Pending {
+    pub command: Command,
+    pub expected_revision: Option<u64>,
+    pub actor: String,
+    pub reply: oneshot::Sender<Result<Committed, LedgerError>>,
+}
+
+/// The single writer. Holds only a weak reference so dropping every `Ledger` stops it.
+///
+/// After a group fails to reach the disk, it refuses every command and, with a pause that
+/// doubles from [`RECOVER_FIRST`] to [`RECOVER_MAX`], tries to bring the store back.
+pub(super) async fn writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Pending>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    // While the store fails: when to try to bring it back next, and the pause after that.
+    let mut retry: Option<(Instant, Duration)> = None;
+    loop {
+        let closed = match retry {
+            None => rx.recv_many(&mut group, MAX_GROUP).await == 0,
+            // `recv_many` is cancel-safe: losing the race to the timer loses no command.
+            Some((at, _)) => tokio::select! {
+                n = rx.recv_many(&mut group, MAX_GROUP) => n == 0,
+                () = tokio::time::sleep_until(at.into()) => false,
+            },
+        };
+        if closed {
+            return;
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        if let Some((at, pause)) = retry {
+            if Instant::now() >= at {
+                retry = match recover(&inner).await {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "the store still fails");
+                        set_storage_failure(&inner, &e);
+                        Some((Instant::now() + pause, (pause * 2).min(RECOVER_MAX)))
+                    }
+                };
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let commands = std::mem::take(&mut group);
+        if retry.is_some() {
+            let why = inner
+                .storage_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_default();
+            for c in commands {
+                let _ = c.reply.send(Err(LedgerError::Storage(why.clone())));
+            }
+            continue;
+        }
+        if let Err(e) = commit_group(&inner, commands).await {
+            set_storage_failure(&inner, &e);
+            retry = Some((Instant::now() + RECOVER_FIRST, (RECOVER_FIRST * 2).min(RECOVER_MAX)));
+        }
+    }
+}
+
+fn set_storage_failure(inner: &Inner, error: &str) {
+    *inner.storage_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+        "writes are refused until the store takes them again (retried every few seconds; GET /readyz \
+         says when): {error}"
+    ));
+}
+
+/// Brings a failed store back: reopens it, checks that it takes a write, and folds into the
+/// projection whatever the failed group left in the log. Writes resume when this succeeds.
+async fn recover(inner: &Arc<Inner>) -> Result<(), String> {
+    inner.store.recover().await.map_err(|e| e.to_string())?;
+    let notices = catch_up(inner)?;
+    *inner.storage_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    tracing::info!(
+        revision = inner.state.read().unwrap_or_else(|e| e.into_inner()).head().revision,
+        recovered_events = notices.len(),
+        "the store takes writes again"
+    );
+    for n in notices {
+        let _ = inner.notices.send(n);
+    }
+    Ok(())
+}
+
+/// Applies to the projection the events the store holds beyond it: those of a group whose
+/// flush failed but which reached the disk all the same. Their callers were told the write
+/// failed; a re-send gets the original revision. The log and the projection agree after.
+fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
+    let store = inner.store.as_ref();
+    let (from, prev) = {
+        let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+        (state.head().revision, state.head().hash)
+    };
+    let stored = store.head().map_err(|e| e.to_string())?;
+    let poison = |why: String| {
+        tracing::error!(error = %why, "the log and the projection disagree after a storage failure");
+        inner.poisoned.store(true, Ordering::Release);
+        why
+    };
+    if stored.revision < from {
+        return Err(poison(format!(
+            "the store's head is revision {} but revision {from} was acknowledged",
+            stored.revision
+        )));
+    }
+    // Only the writer changes the projection, so decoding before taking the lock is safe.
+    let mut events = Vec::new();
+    let mut prev = prev;
+    for item in store.scan(from + 1) {
+        let (revision, bytes) = item.map_err(|e| e.to_string())?;
+        let event = decode(revision, &bytes, &prev).map_err(|d| poison(d.to_string()))?;
+        prev = event.hash;
+        events.push(event);
+    }
+    if from + events.len() as u64 != stored.revision || prev != stored.hash {
+        return Err(poison(format!(
+            "the store's head record ({}) does not match its events",
+            stored.revision
+        )));
+    }
+    let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
+    let mut notices = Vec::with_capacity(events.len());
+    for event in &events {
+        let applied = state.apply(event).map_err(|e| poison(e.to_string()))?;
+        notices.push(Arc::new(Notice {
+            revision: event.revision(),
+            applied,
+        }));
+    }
+    Ok(notices)
+}
+
+/// How one command of a group is answered.
+enum Outcome {
+    /// Answered without writing.
+    Answer(Result<Committed, LedgerError>),
+    /// The event at this index of the group: appended for this command, or (`duplicate`)
+    /// for an earlier identical command of the same group.
+    Event { index: usize, duplicate: bool },
+}
+
+/// Decides, appends, flushes, applies and answers one group. `Err` when the group did not
+/// reach the disk: the store must then be brought back before the next write.
+async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), String> {
+    if inner.poisoned.load(Ordering::Acquire) {
+        for p in group {
+            let _ = p.reply.send(Err(poisoned()));
+        }
+        return Ok(());
+    }
+    let mut records: Vec<Record> = Vec::new();
+    let mut events: Vec<StoredEvent> = Vec::new();
+    let mut answers = Vec::with_capacity(group.len());
+    {
+        let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+        let ctx = Context {
+            state: &state,
+            store: inner.store.as_ref(),
+        };
+        let mut head = state.head();
+        // The event this group appends for each subject, for duplicate checks between its
+        // own commands.
+        let mut subjects: HashMap<Subject, usize> = HashMap::new();
+        for Pending {
+            command,
+            expected_revision,
+            actor,
+            reply,
+        } in group
+        {
+            let outcome = match command.decide(&ctx) {
+                Decision::Answer(answer) => Outcome::Answer(answer),
+                Decision::Append(event) => {
+                    let subject = event.subject();
+                    if let Some(&index) = subjects.get(&subject) {
+                        if events[index].envelope.event == event {
+                            Outcome::Event { index, duplicate: true }
+                        } else {
+                            Outcome::Answer(Err(LedgerError::Conflict(format!(
+                                "{subject} is being recorded with different content"
+                            ))))
+                        }
+                    } else if let Some(expected) = expected_revision.filter(|&e| e != head.revision) {
+                        Outcome::Answer(Err(LedgerError::Conflict(format!(
+                            "expectedRevision {expected} does not match the ledger head {}",
+                            head.revision
+                        ))))
+                    } else {
+                        let release_id = event.release_id();
+                        let envelope = Envelope {
+                            format: FORMAT_VERSION,
+                            revision: head.revision + 1,
+                            event_id: Uuid::new_v4(),
+                            recorded_at: Utc::now(),
+                            actor,
+                            prev_hash: head.hash.to_hex(),
+                            event,
+                        };
+                        let (hash, bytes) = encode(&envelope);
+                        let index = events.len();
+                        subjects.insert(subject, index);
+                        records.push(Record {
+                            revision: envelope.revision,
+                            hash,
+                            bytes,
+                            release_id,
+                        });
+                        head = Head {
+                            revision: envelope.revision,
+                            hash,
+                        };
+                        events.push(StoredEvent { envelope, hash });
+                        Outcome::Event {
+                            index,
+                            duplicate: false,
+                        }
+                    }
+                }
+            };
+            answers.push((reply, outcome));
+        }
+    }
+
+    if !records.is_empty() {
+        let store = inner.store.clone();
+        let appended = tokio::task::spawn_blocking(move || store.append(&records))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let durable = match appended {
+            Ok(_) => inner.store.flush().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = durable {
+            // The group may or may not be in the log: the projection is left as it was, and
+            // takes in whatever the store holds once it is back (see `catch_up`).
+            tracing::error!(error = %e, "a write did not reach the disk; the group is refused");
+            let in_doubt = format!(
+                "the write did not reach the disk and is not acknowledged ({e}); it may still be \
+                 recorded once storage recovers: re-send it with the same release id to learn its revision"
+            );
+            for (reply, outcome) in answers {
+                let answer = match outcome {
+                    Outcome::Answer(a) => a,
+                    Outcome::Event { .. } => Err(LedgerError::Storage(in_doubt.clone())),
+                };
+                let _ = reply.send(answer);
+            }
+            return Err(e);
+        }
+    }
+
+    let mut notices = Vec::with_capacity(events.len());
+    {
+        let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
+        for event in &events {
+            match state.apply(event) {
+                Ok(applied) => notices.push(Arc::new(Notice {
+                    revision: event.revision(),
+                    applied,
+                })),
+                Err(e) => {
+                    // Validated events always apply; if one does not, stop accepting writes.
+                    tracing::error!(error = %e, "projection rejected a recorded event");
+                    inner.poisoned.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+    for (reply, outcome) in answers {
+        let answer = match outcome {
+            Outcome::Answer(a) => a,
+            Outcome::Event { index, duplicate } => Ok(Committed {
+                revision: events[index].revision(),
+                hash: events[index].hash,
+                duplicate,
+                release: events[index].envelope.event.release_id(),
+            }),
+        };
+        let _ = reply.send(answer);
+    }
+    for n in notices {
+        // No receivers is fine: nobody is subscribed.
+        let _ = inner.notices.send(n);
+    }
+    Ok(())
+}
