@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`error_code`]: the one enum of error classes clients see; mapped to strings only in
+//!   `graphql::error`.
 //! - [`domain`]: pure types: periods, datasets and series keys, releases, events, validation.
 //! - [`store`]: the append-only event log with its SHA-256 hash chain; sled by default,
 //!   behind the small [`store::LogStore`] trait.
@@ -28,6 +30,7 @@ pub mod cache;
 pub mod cli;
 pub mod conn;
 pub mod domain;
+pub mod error_code;
 pub mod export;
 pub mod generate;
 pub mod graphql;

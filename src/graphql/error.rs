@@ -2,22 +2,53 @@
 
 use async_graphql::{Error, ErrorExtensions};
 
+pub use crate::error_code::ErrorCode;
 use crate::ledger::LedgerError;
 use crate::projection::ProjectionError;
 
-pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-pub const NOT_FOUND: &str = "NOT_FOUND";
-pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
-pub const FORBIDDEN: &str = "FORBIDDEN";
-pub const LIMIT_EXCEEDED: &str = "LIMIT_EXCEEDED";
+/// The `extensions.code` string of each [`ErrorCode`]: the only place they are written.
+pub const fn extension_code(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::BadUserInput => "BAD_USER_INPUT",
+        ErrorCode::Conflict => "CONFLICT",
+        ErrorCode::NotFound => "NOT_FOUND",
+        ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+        ErrorCode::Forbidden => "FORBIDDEN",
+        ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+        ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+        ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+        ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+        ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(extension_code(*self))
+    }
+}
+
+/// Compares with the string clients see, e.g. `e.code() == "CONFLICT"`.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        extension_code(*self) == *other
+    }
+}
+
+// The strings as constants, for the HTTP and WebSocket layers that still write them.
+pub const BAD_USER_INPUT: &str = extension_code(ErrorCode::BadUserInput);
+pub const NOT_FOUND: &str = extension_code(ErrorCode::NotFound);
+pub const UNAUTHENTICATED: &str = extension_code(ErrorCode::Unauthenticated);
+pub const FORBIDDEN: &str = extension_code(ErrorCode::Forbidden);
+pub const LIMIT_EXCEEDED: &str = extension_code(ErrorCode::LimitExceeded);
 
 /// An error with a code.
-pub fn coded(code: &'static str, message: impl Into<String>) -> Error {
-    Error::new(message).extend_with(|_, e| e.set("code", code))
+pub fn coded(code: ErrorCode, message: impl Into<String>) -> Error {
+    Error::new(message).extend_with(|_, e| e.set("code", extension_code(code)))
 }
 
 pub fn bad_input(message: impl Into<String>) -> Error {
-    coded(BAD_USER_INPUT, message)
+    coded(ErrorCode::BadUserInput, message)
 }
 
 /// A ledger error with its code, and the offending field for bad input.
@@ -28,7 +59,7 @@ pub fn ledger(e: LedgerError) -> Error {
         _ => None,
     };
     Error::new(e.to_string()).extend_with(|_, ext| {
-        ext.set("code", code);
+        ext.set("code", extension_code(code));
         if let Some(f) = &field {
             ext.set("field", f.as_str());
         }
@@ -37,8 +68,23 @@ pub fn ledger(e: LedgerError) -> Error {
 
 pub fn projection(e: ProjectionError) -> Error {
     match e {
-        ProjectionError::UnknownRelease(_) => coded(NOT_FOUND, e.to_string()),
+        ProjectionError::UnknownRelease(_) => coded(ErrorCode::NotFound, e.to_string()),
         ProjectionError::RevisionBeyondHead { .. } => bad_input(e.to_string()),
-        ProjectionError::Inconsistent { .. } => coded("INTERNAL_SERVER_ERROR", e.to_string()),
+        ProjectionError::Inconsistent { .. } => coded(ErrorCode::InternalServerError, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_own_string() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = extension_code(code);
+            assert!(s.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{code:?}: {s}");
+            assert!(seen.insert(s), "{code:?} repeats {s}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::error::{self, bad_input, coded, FORBIDDEN, UNAUTHENTICATED};
+use super::error::{self, bad_input, coded, ErrorCode};
 use super::scalars::Dec;
 use super::types::{Dataset, Release, ReleaseStatus};
 use super::{caller_of, ledger_of};
@@ -92,9 +92,9 @@ fn writer(ctx: &Context<'_>) -> Result<String> {
     let caller = caller_of(ctx);
     match (&caller.actor, caller.can_write) {
         (Some(actor), true) => Ok(actor.clone()),
-        (Some(_), false) => Err(coded(FORBIDDEN, "this token may read but not write")),
+        (Some(_), false) => Err(coded(ErrorCode::Forbidden, "this token may read but not write")),
         (None, _) => Err(coded(
-            UNAUTHENTICATED,
+            ErrorCode::Unauthenticated,
             "writes need an `Authorization: Bearer <token>` header with a write token",
         )),
     }
@@ -138,7 +138,7 @@ impl MutationRoot {
         let p = ledger.read();
         p.dataset(&id)
             .map(Dataset::from_view)
-            .ok_or_else(|| coded("INTERNAL_SERVER_ERROR", "dataset vanished after it was recorded"))
+            .ok_or_else(|| coded(ErrorCode::InternalServerError, "dataset vanished after it was recorded"))
     }
 
     /// Records a release. Returns once the release is durable and visible to reads.
@@ -178,7 +178,7 @@ impl MutationRoot {
         let p = ledger.read();
         let (pos, info) = p
             .release(&id)
-            .ok_or_else(|| coded("INTERNAL_SERVER_ERROR", "release vanished after it was recorded"))?;
+            .ok_or_else(|| coded(ErrorCode::InternalServerError, "release vanished after it was recorded"))?;
         Ok(PublishResult {
             release: Release::from_info(pos, info),
             revision: committed.revision,

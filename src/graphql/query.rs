@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::error::{self, bad_input, coded, FORBIDDEN, NOT_FOUND};
+use super::error::{self, bad_input, coded, ErrorCode};
 use super::scalars::{Computed, Dec};
 use super::tick::{checkpoint, ticks, Tick};
 use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
@@ -271,7 +271,7 @@ fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
 
 fn dataset_view<'a>(p: &'a crate::projection::Projection, id: &str) -> Result<&'a DatasetView> {
     p.dataset(id)
-        .ok_or_else(|| coded(NOT_FOUND, format!("dataset `{id}` not found")))
+        .ok_or_else(|| coded(ErrorCode::NotFound, format!("dataset `{id}` not found")))
 }
 
 fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
@@ -633,7 +633,7 @@ impl QueryRoot {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .root(v.checked)
-            .map_err(|e| coded("INTERNAL_SERVER_ERROR", e.to_string()))?;
+            .map_err(|e| coded(ErrorCode::InternalServerError, e.to_string()))?;
         Ok(verification(v, None, root))
     }
 
@@ -644,7 +644,7 @@ impl QueryRoot {
     async fn verify_ledger_full(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
         if !super::caller_of(ctx).can_write {
             return Err(coded(
-                FORBIDDEN,
+                ErrorCode::Forbidden,
                 "verifyLedgerFull needs a write token; verifyLedger checks what was recorded since the last verification",
             ));
         }
@@ -655,18 +655,20 @@ impl QueryRoot {
         let checked = v.checked;
         let tree = tokio::task::spawn_blocking(move || crate::tlog::check_tree(store.as_ref(), checked))
             .await
-            .map_err(|e| coded("INTERNAL_SERVER_ERROR", format!("verification failed: {e}")))?
-            .map_err(|e| coded("INTERNAL_SERVER_ERROR", e.to_string()))?;
+            .map_err(|e| coded(ErrorCode::InternalServerError, format!("verification failed: {e}")))?
+            .map_err(|e| coded(ErrorCode::InternalServerError, e.to_string()))?;
         Ok(verification(v, tree.damage, tree.root))
     }
 
     /// The note verifier key of the key checkpoints are signed with:
     /// `<origin>+<hex key hash>+<base64(0x01 || Ed25519 public key)>`.
     async fn verifier_key(&self, ctx: &Context<'_>) -> Result<String> {
-        ledger_of(ctx)
-            .signer()
-            .map(|s| s.verifier_key())
-            .ok_or_else(|| coded("INTERNAL_SERVER_ERROR", "this server has no checkpoint signing key"))
+        ledger_of(ctx).signer().map(|s| s.verifier_key()).ok_or_else(|| {
+            coded(
+                ErrorCode::InternalServerError,
+                "this server has no checkpoint signing key",
+            )
+        })
     }
 
     /// The signed checkpoint (C2SP tlog-checkpoint) of the transparency log at a tree size.

@@ -10,7 +10,7 @@ use async_graphql::{
 };
 use rust_decimal::Decimal;
 
-use super::{coded, LIMIT_EXCEEDED};
+use super::error::{coded, ErrorCode};
 use crate::domain::{parse_value, Period};
 use crate::projection::Overflow;
 
@@ -99,7 +99,9 @@ impl OutputType for Computed {
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match self.0 {
             Ok(d) => OutputType::resolve(&Dec(d), ctx, field).await,
-            Err(e) => Err(ctx.set_error_path(coded(LIMIT_EXCEEDED, e.to_string()).into_server_error(field.pos))),
+            Err(e) => {
+                Err(ctx.set_error_path(coded(ErrorCode::LimitExceeded, e.to_string()).into_server_error(field.pos)))
+            }
         }
     }
 }

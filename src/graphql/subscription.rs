@@ -181,7 +181,7 @@ impl SubscriptionRoot {
         if let Some(d) = &dataset {
             if ledger.read().dataset(d).is_none() {
                 return Err(error::coded(
-                    error::NOT_FOUND,
+                    error::ErrorCode::NotFound,
                     format!("dataset `{}` not found", d.as_str()),
                 ));
             }
@@ -234,9 +234,12 @@ impl SubscriptionRoot {
         let ledger = ledger_of(ctx).clone();
         let key = {
             let p = ledger.read();
-            let ds = p
-                .dataset(&dataset)
-                .ok_or_else(|| error::coded(error::NOT_FOUND, format!("dataset `{}` not found", dataset.as_str())))?;
+            let ds = p.dataset(&dataset).ok_or_else(|| {
+                error::coded(
+                    error::ErrorCode::NotFound,
+                    format!("dataset `{}` not found", dataset.as_str()),
+                )
+            })?;
             match &key {
                 Some(k) => Some(KeyPattern::parse(&ds.def, k).map_err(|e| bad_input(format!("key: {e}")))?),
                 None => None,

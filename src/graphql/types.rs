@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::error::{bad_input, coded, NOT_FOUND};
+use super::error::{bad_input, coded, ErrorCode};
 use super::ledger_of;
 use super::scalars::{Computed, Dec};
 use super::tick::{checkpoint, ticks, Tick};
@@ -210,7 +210,7 @@ impl Release {
         let p = ledger.read();
         p.dataset(&self.dataset_id)
             .map(Dataset::from_view)
-            .ok_or_else(|| coded(NOT_FOUND, format!("dataset `{}` not found", self.dataset_id)))
+            .ok_or_else(|| coded(ErrorCode::NotFound, format!("dataset `{}` not found", self.dataset_id)))
     }
 
     /// SHA-256 (hex) of the event that recorded the release.
@@ -227,7 +227,7 @@ impl Release {
         let release = ledger
             .release_event(self.revision)
             .map_err(super::error::ledger)?
-            .ok_or_else(|| coded(NOT_FOUND, format!("release {} not in the log", self.id)))?;
+            .ok_or_else(|| coded(ErrorCode::NotFound, format!("release {} not in the log", self.id)))?;
         let p = ledger.read();
         let ds = p.dataset(&release.dataset);
         Ok(release

@@ -90,7 +90,7 @@ impl Context<'_> {
         match self.store.get(revision) {
             Ok(Some(bytes)) if bytes.len() >= 32 => Ok(Hash(bytes[..32].try_into().expect("32 bytes"))),
             Ok(_) => Err(missing(revision)),
-            Err(e) => Err(LedgerError::Storage(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -99,17 +99,17 @@ impl Context<'_> {
         let bytes = self
             .store
             .get(revision)
-            .map_err(|e| LedgerError::Storage(e.to_string()))?
+            .map_err(LedgerError::from)?
             .ok_or_else(|| missing(revision))?;
         let prev = if revision == 1 {
             Hash::GENESIS
         } else {
             self.hash_of(revision - 1)?
         };
-        decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))
+        decode(revision, &bytes, &prev).map_err(|d| LedgerError::storage(d.to_string()))
     }
 }
 
 fn missing(revision: u64) -> LedgerError {
-    LedgerError::Storage(format!("revision {revision} is missing from the log"))
+    LedgerError::storage(format!("revision {revision} is missing from the log"))
 }

@@ -1,9 +1,12 @@
 //! What a write or a read of the ledger can fail with.
 
-use crate::store::Damage;
+use std::sync::Arc;
+
+use crate::error_code::ErrorCode;
+use crate::store::{Damage, StoreError};
 
 /// A failed write or read, with the error class clients see.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
     #[error("{field}: {message}")]
     BadInput { field: String, message: String },
@@ -13,11 +16,49 @@ pub enum LedgerError {
     NotFound(String),
     #[error("the ledger is read-only: {0}")]
     ReadOnly(String),
-    #[error("storage failure: {0}")]
-    Storage(String),
+    #[error("storage failure: {message}")]
+    Storage {
+        message: String,
+        /// The store's error, when there is one. Shared, so that one failure can answer
+        /// every caller of a group.
+        #[source]
+        source: Option<Arc<StoreError>>,
+    },
+}
+
+impl PartialEq for LedgerError {
+    /// Equal class and message; the source of a storage failure is not compared.
+    fn eq(&self, other: &Self) -> bool {
+        use LedgerError::*;
+        match (self, other) {
+            (BadInput { field: f1, message: m1 }, BadInput { field: f2, message: m2 }) => f1 == f2 && m1 == m2,
+            (Conflict(a), Conflict(b)) | (NotFound(a), NotFound(b)) | (ReadOnly(a), ReadOnly(b)) => a == b,
+            (Storage { message: a, .. }, Storage { message: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for LedgerError {}
+
+impl From<StoreError> for LedgerError {
+    fn from(e: StoreError) -> Self {
+        LedgerError::Storage {
+            message: e.to_string(),
+            source: Some(Arc::new(e)),
+        }
+    }
 }
 
 impl LedgerError {
+    /// A storage failure described by the ledger itself, without an underlying store error.
+    pub fn storage(message: impl Into<String>) -> Self {
+        LedgerError::Storage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
         LedgerError::BadInput {
             field: field.into(),
@@ -25,14 +66,14 @@ impl LedgerError {
         }
     }
 
-    /// The `extensions.code` clients see.
-    pub fn code(&self) -> &'static str {
+    /// The class of error clients see.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            LedgerError::BadInput { .. } => "BAD_USER_INPUT",
-            LedgerError::Conflict(_) => "CONFLICT",
-            LedgerError::NotFound(_) => "NOT_FOUND",
-            LedgerError::ReadOnly(_) => "FORBIDDEN",
-            LedgerError::Storage(_) => "INTERNAL_SERVER_ERROR",
+            LedgerError::BadInput { .. } => ErrorCode::BadUserInput,
+            LedgerError::Conflict(_) => ErrorCode::Conflict,
+            LedgerError::NotFound(_) => ErrorCode::NotFound,
+            LedgerError::ReadOnly(_) => ErrorCode::Forbidden,
+            LedgerError::Storage { .. } => ErrorCode::InternalServerError,
         }
     }
 }
@@ -55,9 +96,9 @@ pub enum OpenError {
 }
 
 pub(super) fn writer_gone() -> LedgerError {
-    LedgerError::Storage("the ledger is shutting down".into())
+    LedgerError::storage("the ledger is shutting down")
 }
 
 pub(super) fn poisoned() -> LedgerError {
-    LedgerError::Storage("the ledger stopped taking writes after an inconsistency; restart the server".into())
+    LedgerError::storage("the ledger stopped taking writes after an inconsistency; restart the server")
 }

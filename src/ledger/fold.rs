@@ -179,7 +179,7 @@ impl Ledger {
     /// it are appended but not yet acknowledged), catching up while the head moves, and the
     /// two projections are compared while the head is held still.
     pub fn verify(&self) -> Result<Verification, LedgerError> {
-        let storage = |e: OpenError| LedgerError::Storage(e.to_string());
+        let storage = |e: OpenError| LedgerError::storage(e.to_string());
         let store = self.inner.store.as_ref();
         let mut fold = Fold::default();
         loop {
@@ -231,7 +231,7 @@ impl Ledger {
             ledger.verify()
         })
         .await
-        .map_err(|e| LedgerError::Storage(format!("verification failed: {e}")))??;
+        .map_err(|e| LedgerError::storage(format!("verification failed: {e}")))??;
         if v.damage.is_some() {
             let mut verified = self.inner.verified.lock().await;
             if verified.verification.damage.is_none() {
@@ -263,7 +263,7 @@ impl Ledger {
             Ok(verified.verification.clone())
         })
         .await
-        .map_err(|e| LedgerError::Storage(format!("verification failed: {e}")))?
+        .map_err(|e| LedgerError::storage(format!("verification failed: {e}")))?
     }
 
     /// The projection's head.
@@ -278,7 +278,7 @@ impl Ledger {
     /// Checks the events after `from` (verified) up to `target` (the projection's head).
     fn continue_chain(&self, from: Head, target: Head) -> Result<Verified, LedgerError> {
         let store = self.inner.store.as_ref();
-        let storage = |e: crate::store::StoreError| LedgerError::Storage(e.to_string());
+        let storage = LedgerError::from;
         let mut head = from;
         let mut damage = None;
         let mut derived_only = false;

@@ -209,7 +209,7 @@ impl Ledger {
     /// Whether writes are possible now, and why not.
     pub fn health(&self) -> Health {
         let failure = self.writable().err().map(|e| match e {
-            LedgerError::ReadOnly(why) | LedgerError::Storage(why) => why,
+            LedgerError::ReadOnly(why) | LedgerError::Storage { message: why, .. } => why,
             other => other.to_string(),
         });
         let failing = self.inner.poisoned.load(Ordering::Acquire) || self.storage_failure().is_some();
@@ -294,7 +294,7 @@ impl Ledger {
             return Err(poisoned());
         }
         match self.storage_failure() {
-            Some(why) => Err(LedgerError::Storage(why)),
+            Some(why) => Err(LedgerError::storage(why)),
             None => Ok(()),
         }
     }
@@ -345,7 +345,7 @@ impl Ledger {
     /// recompute its hash.
     pub fn audit_events(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, LedgerError> {
         let store = &self.inner.store;
-        let storage = |e: crate::store::StoreError| LedgerError::Storage(e.to_string());
+        let storage = LedgerError::from;
         let mut prev = if after == 0 {
             Hash::GENESIS
         } else {
@@ -363,7 +363,7 @@ impl Ledger {
             .take_while(|item| item.as_ref().map_or(true, |(revision, _)| *revision <= head));
         for item in acknowledged.take(limit) {
             let (revision, bytes) = item.map_err(storage)?;
-            let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::Storage(d.to_string()))?;
+            let event = decode(revision, &bytes, &prev).map_err(|d| LedgerError::storage(d.to_string()))?;
             prev = event.hash;
             out.push(AuditEvent {
                 event,
@@ -384,10 +384,6 @@ impl Ledger {
 
     /// Waits until everything appended is on stable storage.
     pub async fn flush(&self) -> Result<(), LedgerError> {
-        self.inner
-            .store
-            .flush()
-            .await
-            .map_err(|e| LedgerError::Storage(e.to_string()))
+        self.inner.store.flush().await.map_err(LedgerError::from)
     }
 }

@@ -77,7 +77,7 @@ pub(super) async fn writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver
                 .clone()
                 .unwrap_or_default();
             for c in commands {
-                let _ = c.reply.send(Err(LedgerError::Storage(why.clone())));
+                let _ = c.reply.send(Err(LedgerError::storage(why.clone())));
             }
             continue;
         }
@@ -272,7 +272,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
             for (reply, outcome) in answers {
                 let answer = match outcome {
                     Outcome::Answer(a) => a,
-                    Outcome::Event { .. } => Err(LedgerError::Storage(in_doubt.clone())),
+                    Outcome::Event { .. } => Err(LedgerError::storage(in_doubt.clone())),
                 };
                 let _ = reply.send(answer);
             }

@@ -33,15 +33,33 @@ pub struct Head {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage error: {0}")]
-    Io(String),
+    #[error("storage error: {message}")]
+    Io {
+        message: String,
+        /// The storage engine's error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("append at revision {got} does not follow head revision {head}")]
     OutOfOrder { head: u64, got: u64 },
 }
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Io(e.to_string())
+        StoreError::Io {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+impl StoreError {
+    /// A storage failure the store describes itself, without an underlying error.
+    pub fn io(message: impl Into<String>) -> Self {
+        StoreError::Io {
+            message: message.into(),
+            source: None,
+        }
     }
 }
 

@@ -188,7 +188,7 @@ impl SledStore {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or_else(|| StoreError::Io("the store is being reopened after a storage failure".into()))
+            .ok_or_else(|| StoreError::io("the store is being reopened after a storage failure"))
     }
 
     /// The raw events tree, for tests that tamper with the log on purpose.
@@ -298,7 +298,7 @@ fn event_record(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(u64, Ve
     let key: [u8; 8] = k
         .as_ref()
         .try_into()
-        .map_err(|_| StoreError::Io("event key is not 8 bytes".into()))?;
+        .map_err(|_| StoreError::io("event key is not 8 bytes"))?;
     Ok((u64::from_be_bytes(key), v.to_vec()))
 }
 
@@ -311,7 +311,7 @@ fn encode_head(head: &Head) -> [u8; 40] {
 
 fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
     if bytes.len() != 40 {
-        return Err(StoreError::Io("head metadata is malformed".into()));
+        return Err(StoreError::io("head metadata is malformed"));
     }
     let mut hash = [0u8; 32];
     hash.copy_from_slice(&bytes[8..]);
@@ -392,7 +392,7 @@ impl LogStore for SledStore {
             let store = self.clone();
             tokio::task::spawn_blocking(move || store.reopen())
                 .await
-                .map_err(|e| StoreError::Io(format!("reopening the store: {e}")))??;
+                .map_err(|e| StoreError::io(format!("reopening the store: {e}")))??;
             let h = self.handles()?;
             if let Some(head) = h.meta.get(HEAD_KEY)? {
                 h.meta.insert(HEAD_KEY, head)?;

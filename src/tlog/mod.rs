@@ -118,7 +118,7 @@ pub struct Consistency {
 }
 
 fn tree_failure(e: TreeError) -> LedgerError {
-    LedgerError::Storage(format!("the transparency log is behind the ledger: {e}"))
+    LedgerError::storage(format!("the transparency log is behind the ledger: {e}"))
 }
 
 /// A tree size argument: the acknowledged head when absent, else 1 to the head.
@@ -143,7 +143,7 @@ fn read_tree(ledger: &Ledger) -> std::sync::RwLockReadGuard<'_, MerkleTree> {
 pub fn checkpoint(ledger: &Ledger, size: u64) -> Result<SignedCheckpoint, LedgerError> {
     let signer = ledger
         .signer()
-        .ok_or_else(|| LedgerError::Storage("this server has no checkpoint signing key".into()))?;
+        .ok_or_else(|| LedgerError::storage("this server has no checkpoint signing key"))?;
     let root = read_tree(ledger).root(size).map_err(tree_failure)?;
     Ok(SignedCheckpoint {
         origin: signer.name().to_owned(),
@@ -164,12 +164,12 @@ pub fn inclusion(ledger: &Ledger, revision: u64, size: u64) -> Result<Inclusion,
     let stored = ledger
         .store()
         .get(revision)
-        .map_err(|e| LedgerError::Storage(e.to_string()))?
-        .ok_or_else(|| LedgerError::Storage(format!("revision {revision} is missing from the log")))?;
+        .map_err(LedgerError::from)?
+        .ok_or_else(|| LedgerError::storage(format!("revision {revision} is missing from the log")))?;
     let tree = read_tree(ledger);
     // The tree's leaves are derived data: a proof is only given for a leaf its event matches.
     if tree.leaf(revision - 1) != Some(&leaf_of_record(&stored)) {
-        return Err(LedgerError::Storage(format!(
+        return Err(LedgerError::storage(format!(
             "the transparency log's leaf for revision {revision} does not match the event; run verifyLedger"
         )));
     }

@@ -32,9 +32,7 @@ struct FailingDisk {
 impl FailingDisk {
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Io(
-                "No space left on device (os error 28) [injected]".into(),
-            ))
+            Err(StoreError::io("No space left on device (os error 28) [injected]"))
         } else {
             Ok(())
         }

@@ -1,0 +1,46 @@
+//! The classes of error clients are told about, one enum for every layer.
+//!
+//! Lower layers say which class an error is ([`crate::ledger::LedgerError::code`]); the
+//! strings clients see (GraphQL `extensions.code`) are written only at the GraphQL boundary,
+//! in `graphql::error`.
+
+/// Why a request failed, as a client can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The input is malformed or breaks a rule; the message names what is wrong.
+    BadUserInput,
+    /// The write contradicts what is recorded (a different content for a known id, a stale
+    /// expected revision).
+    Conflict,
+    NotFound,
+    /// No (valid) credentials.
+    Unauthenticated,
+    /// Valid credentials that do not allow this, or a ledger that takes no writes.
+    Forbidden,
+    /// A bound on size, cost, time or concurrency was exceeded.
+    LimitExceeded,
+    /// The GraphQL document does not parse.
+    GraphqlParseFailed,
+    /// The GraphQL document does not validate against the schema.
+    GraphqlValidationFailed,
+    /// An HTTP method the endpoint does not serve.
+    MethodNotAllowed,
+    /// The server failed (storage, an inconsistency); not the client's fault.
+    InternalServerError,
+}
+
+impl ErrorCode {
+    /// Every code, for exhaustive checks.
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::BadUserInput,
+        ErrorCode::Conflict,
+        ErrorCode::NotFound,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::LimitExceeded,
+        ErrorCode::GraphqlParseFailed,
+        ErrorCode::GraphqlValidationFailed,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::InternalServerError,
+    ];
+}
