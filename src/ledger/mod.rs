@@ -39,6 +39,18 @@ pub use writer::{RECOVER_FIRST, RECOVER_MAX};
 /// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
 const NOTICE_CAPACITY: usize = 4096;
 
+impl<'a> From<&'a StoredEvent> for crate::projection::Recorded<'a> {
+    fn from(e: &'a StoredEvent) -> Self {
+        crate::projection::Recorded {
+            revision: e.envelope.revision,
+            hash: e.hash,
+            recorded_at: e.envelope.recorded_at,
+            actor: &e.envelope.actor,
+            event: &e.envelope.event,
+        }
+    }
+}
+
 /// What a successful write returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {

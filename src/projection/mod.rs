@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use crate::domain::{Dataset, Event, Period, ReleaseStatus, SeriesKey};
-use crate::store::{Head, StoredEvent};
+use crate::store::{Hash, Head};
 
 pub use filter::{Filter, KeyPattern};
 pub use stats::{RevisionStat, RevisionSummary};
@@ -261,6 +261,17 @@ pub enum Applied {
     ReleasePublished { release: u32, revised: Vec<RevisedFigure> },
 }
 
+/// One recorded event as the projection takes it in: the event with its place in the log.
+/// The ledger makes one from each stored event.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    pub revision: u64,
+    pub hash: Hash,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: &'a str,
+    pub event: &'a Event,
+}
+
 /// All views, folded from the log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Projection {
@@ -382,13 +393,14 @@ impl Projection {
     }
 
     /// Folds one event in. Events must come in revision order.
-    pub fn apply(&mut self, event: &StoredEvent) -> Result<Applied, ProjectionError> {
-        let revision = event.revision();
+    pub fn apply<'e>(&mut self, event: impl Into<Recorded<'e>>) -> Result<Applied, ProjectionError> {
+        let event: Recorded<'e> = event.into();
+        let revision = event.revision;
         let inconsistent = |message: String| ProjectionError::Inconsistent { revision, message };
         if revision != self.head.revision + 1 {
             return Err(inconsistent(format!("expected revision {}", self.head.revision + 1)));
         }
-        let applied = match &event.envelope.event {
+        let applied = match event.event {
             Event::DatasetDefined { dataset } => {
                 if self.dataset_ix.contains_key(&dataset.id) {
                     return Err(inconsistent(format!("dataset {} defined twice", dataset.id)));
@@ -477,8 +489,8 @@ impl Projection {
                     published_at: release.published_at,
                     source: release.source.clone(),
                     revision,
-                    recorded_at: event.envelope.recorded_at,
-                    actor: event.envelope.actor.clone(),
+                    recorded_at: event.recorded_at,
+                    actor: event.actor.to_owned(),
                     observation_count: release.observations.len() as u32,
                     revised_count: revised.len() as u32,
                 });

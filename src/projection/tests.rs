@@ -14,7 +14,7 @@ use super::*;
 use crate::domain::{Dataset, Event, ObservationDraft, Release, ReleaseDraft, ReleaseStatus};
 use crate::import::Batch;
 use crate::ledger::fold_log;
-use crate::store::{decode, encode, Envelope, Hash, LogStore, Record, SledStore, FORMAT_VERSION};
+use crate::store::{decode, encode, Envelope, Hash, LogStore, Record, SledStore, StoredEvent, FORMAT_VERSION};
 
 const DATASET: &str = "KR_KNOWLEDGE_SERVICES";
 const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
