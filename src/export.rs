@@ -11,7 +11,6 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Event;
 use crate::projection::Projection;
 use crate::store::{decode, Hash, LogStore, Record, StoreError};
 use crate::tlog::{leaf_hash, Checkpoint, MerkleTree, Node};
@@ -134,10 +133,7 @@ fn read_log(
             .map_err(|e| bad(number, format!("revision {}: {e}", line.revision)))?;
         prev = event.hash;
         tree.push(leaf_hash(line.canonical.as_bytes()));
-        let release_id = match &event.envelope.event {
-            Event::ReleasePublished { release } => Some(release.id),
-            Event::DatasetDefined { .. } => None,
-        };
+        let release_id = event.envelope.event.release_id();
         each(Record {
             revision: line.revision,
             hash,
