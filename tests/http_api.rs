@@ -2,6 +2,8 @@
 //! revision 1, the Bank of Korea's preliminary 2025-S1 release at revision 2 and the
 //! SYNTHETIC revision at revision 3.
 
+#[path = "http_api/amend.rs"]
+mod amend;
 mod support;
 #[path = "http_api/transparency.rs"]
 mod transparency;

@@ -182,6 +182,50 @@ impl Dataset {
         Ok(())
     }
 
+    /// Checks that this definition may replace `previous` (an amendment): the name, the
+    /// description and labels may change, and codes may be appended to a code list; nothing
+    /// else, so that every recorded figure keeps its meaning. Call [`Dataset::validate`] too.
+    pub fn check_amends(&self, previous: &Dataset) -> Result<(), DatasetError> {
+        let fail = |message: String| DatasetError {
+            dataset: self.id.clone(),
+            message,
+        };
+        let fixed = |what: &str, same: bool| {
+            if same {
+                Ok(())
+            } else {
+                Err(fail(format!("the {what} cannot be amended")))
+            }
+        };
+        fixed("id", self.id == previous.id)?;
+        fixed("publisher", self.publisher == previous.publisher)?;
+        fixed("unit", self.unit == previous.unit)?;
+        fixed("unit multiplier", self.unit_multiplier == previous.unit_multiplier)?;
+        fixed("measure list", self.measures == previous.measures)?;
+        let ids = |d: &Dataset| d.dimensions.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+        fixed("dimension list", ids(self) == ids(previous))?;
+        for (new, old) in self.dimensions.iter().zip(&previous.dimensions) {
+            for (i, code) in old.codes.iter().enumerate() {
+                match new.codes.get(i) {
+                    Some(c) if c.code == code.code && c.parent == code.parent => {}
+                    _ if new.position(&code.code).is_none() => {
+                        return Err(fail(format!(
+                            "code `{}` of dimension `{}` cannot be removed",
+                            code.code, old.id
+                        )))
+                    }
+                    _ => {
+                        return Err(fail(format!(
+                            "code `{}` of dimension `{}` must keep its place and parent; new codes go at the end",
+                            code.code, old.id
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn dimension(&self, id: &str) -> Option<(usize, &Dimension)> {
         self.dimensions.iter().enumerate().find(|(_, d)| d.id == id)
     }

@@ -11,8 +11,17 @@ use super::release::Release;
 // Adjacently tagged with the tag first, so decoding streams instead of buffering the payload.
 #[serde(tag = "type", content = "data")]
 pub enum Event {
-    DatasetDefined { dataset: Dataset },
-    ReleasePublished { release: Release },
+    DatasetDefined {
+        dataset: Dataset,
+    },
+    ReleasePublished {
+        release: Release,
+    },
+    /// A new definition of a recorded dataset: its name, description or labels changed, or
+    /// codes appended (see `Dataset::check_amends`).
+    DatasetAmended {
+        dataset: Dataset,
+    },
 }
 
 /// What an event is about. The writer records at most one event per subject in a group
@@ -37,6 +46,7 @@ impl Event {
         match self {
             Event::DatasetDefined { .. } => "DatasetDefined",
             Event::ReleasePublished { .. } => "ReleasePublished",
+            Event::DatasetAmended { .. } => "DatasetAmended",
         }
     }
 
@@ -44,6 +54,7 @@ impl Event {
         match self {
             Event::DatasetDefined { dataset } => Subject::Dataset(dataset.id.clone()),
             Event::ReleasePublished { release } => Subject::Release(release.id),
+            Event::DatasetAmended { dataset } => Subject::Dataset(dataset.id.clone()),
         }
     }
 

@@ -100,13 +100,10 @@ fn writer(ctx: &Context<'_>) -> Result<String> {
     }
 }
 
-#[Object(name = "Mutation")]
-impl MutationRoot {
-    /// Defines a dataset. Sending the identical definition again is harmless; a different
-    /// definition under an existing id is a `CONFLICT`.
-    async fn define_dataset(&self, ctx: &Context<'_>, input: DatasetInput) -> Result<Dataset> {
-        let actor = writer(ctx)?;
-        let dataset = domain::Dataset {
+impl DatasetInput {
+    fn into_domain(self) -> domain::Dataset {
+        let input = self;
+        domain::Dataset {
             id: input.id.0,
             name: input.name,
             publisher: input.publisher,
@@ -131,7 +128,17 @@ impl MutationRoot {
                 })
                 .collect(),
             measures: input.measures,
-        };
+        }
+    }
+}
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Defines a dataset. Sending the identical definition again is harmless; a different
+    /// definition under an existing id is a `CONFLICT`.
+    async fn define_dataset(&self, ctx: &Context<'_>, input: DatasetInput) -> Result<Dataset> {
+        let actor = writer(ctx)?;
+        let dataset = input.into_domain();
         let id = dataset.id.clone();
         let ledger = ledger_of(ctx);
         ledger.define_dataset(dataset, &actor).await.map_err(error::ledger)?;
@@ -139,6 +146,22 @@ impl MutationRoot {
         p.dataset(&id)
             .map(Dataset::from_view)
             .ok_or_else(|| coded(ErrorCode::InternalServerError, "dataset vanished after it was recorded"))
+    }
+
+    /// Amends a recorded dataset with its whole new definition: the name, the description and
+    /// labels may change, and codes may be appended at the end of a code list. A removed or
+    /// moved code, or any other change, is `BAD_USER_INPUT` naming it; the current definition
+    /// again is harmless.
+    async fn amend_dataset(&self, ctx: &Context<'_>, input: DatasetInput) -> Result<Dataset> {
+        let actor = writer(ctx)?;
+        let dataset = input.into_domain();
+        let id = dataset.id.clone();
+        let ledger = ledger_of(ctx);
+        ledger.amend_dataset(dataset, &actor).await.map_err(error::ledger)?;
+        let p = ledger.read();
+        p.dataset(&id)
+            .map(Dataset::from_view)
+            .ok_or_else(|| coded(ErrorCode::InternalServerError, "dataset vanished after it was amended"))
     }
 
     /// Records a release. Returns once the release is durable and visible to reads.

@@ -180,6 +180,7 @@ fn summary_figure(s: &Summary, figure: Option<Decimal>) -> Option<Computed> {
 pub enum EventKind {
     DatasetDefined,
     ReleasePublished,
+    DatasetAmended,
 }
 
 /// An event of the audit log, with its place in the hash chain.
@@ -595,6 +596,7 @@ impl QueryRoot {
             let env = &a.event.envelope;
             let (kind, dataset, release) = match &env.event {
                 Event::DatasetDefined { dataset } => (EventKind::DatasetDefined, dataset.id.clone(), None),
+                Event::DatasetAmended { dataset } => (EventKind::DatasetAmended, dataset.id.clone(), None),
                 Event::ReleasePublished { release } => {
                     (EventKind::ReleasePublished, release.dataset.clone(), Some(release.id))
                 }

@@ -20,6 +20,7 @@ use super::{Committed, LedgerError};
 pub(super) enum Command {
     DefineDataset(Dataset),
     PublishRelease(Release),
+    AmendDataset(Dataset),
 }
 
 /// What a command decided.
@@ -79,6 +80,24 @@ impl Command {
                         )))
                     }
                 }))
+            }
+            Command::AmendDataset(d) => {
+                let Some(existing) = ctx.state.dataset(&d.id) else {
+                    return Decision::Answer(Err(LedgerError::NotFound(format!("dataset `{}` not found", d.id))));
+                };
+                if *existing.def == d {
+                    // Nothing to change: a retry of an amendment already recorded.
+                    return Decision::Answer(ctx.hash_of(existing.def_revision).map(|hash| Committed {
+                        revision: existing.def_revision,
+                        hash,
+                        duplicate: true,
+                        release: None,
+                    }));
+                }
+                match d.check_amends(&existing.def) {
+                    Ok(()) => Decision::Append(Event::DatasetAmended { dataset: d }),
+                    Err(e) => Decision::Answer(Err(LedgerError::bad_input("input", e.to_string()))),
+                }
             }
         }
     }

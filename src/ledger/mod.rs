@@ -261,6 +261,17 @@ impl Ledger {
         self.submit(Command::DefineDataset(dataset), None, actor).await
     }
 
+    /// Records a new definition of a recorded dataset: a changed name, description or labels,
+    /// codes appended. Removing or moving a code, or changing anything else, is refused
+    /// (`BadInput`, naming it); the same definition again is a duplicate.
+    pub async fn amend_dataset(&self, dataset: Dataset, actor: &str) -> Result<Committed, LedgerError> {
+        self.writable()?;
+        dataset
+            .validate()
+            .map_err(|e| LedgerError::bad_input("input", e.to_string()))?;
+        self.submit(Command::AmendDataset(dataset), None, actor).await
+    }
+
     /// Validates and records a release; see the module docs for when it returns.
     pub async fn publish(
         &self,
@@ -313,7 +324,9 @@ impl Ledger {
 
     /// Validates a release against its dataset without recording it.
     pub fn validate(&self, draft: ReleaseDraft) -> Result<Release, LedgerError> {
-        // Definitions never change once recorded, so validating outside the writer is safe.
+        // Amendments only append codes and change labels, so a release valid against the
+        // definition read here stays valid against any later one: validating outside the
+        // writer is safe.
         let dataset = self
             .read()
             .dataset(&draft.dataset)

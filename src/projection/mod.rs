@@ -53,7 +53,10 @@ pub struct Version {
 pub struct DatasetView {
     /// Shared, so views handed to readers can outlive the lock.
     pub def: Arc<Dataset>,
+    /// Revision of the event that defined the dataset.
     pub revision: u64,
+    /// Revision of the event that recorded `def`: the definition, or its latest amendment.
+    pub def_revision: u64,
     /// Series in key order, for listing figures in key order.
     series_order: BTreeMap<SeriesKey, u32>,
     /// The same series by hash, for point lookups.
@@ -259,6 +262,7 @@ pub struct RevisedFigure {
 pub enum Applied {
     DatasetDefined { id: String },
     ReleasePublished { release: u32, revised: Vec<RevisedFigure> },
+    DatasetAmended { id: String },
 }
 
 /// One recorded event as the projection takes it in: the event with its place in the log.
@@ -409,6 +413,7 @@ impl Projection {
                 self.datasets.push(DatasetView {
                     def: Arc::new(dataset.clone()),
                     revision,
+                    def_revision: revision,
                     series_order: BTreeMap::new(),
                     series_ix: HashMap::default(),
                     series: Vec::new(),
@@ -500,6 +505,20 @@ impl Projection {
                     release: position,
                     revised,
                 }
+            }
+            Event::DatasetAmended { dataset } => {
+                let &ds_pos = self
+                    .dataset_ix
+                    .get(&dataset.id)
+                    .ok_or_else(|| inconsistent(format!("amendment of unknown dataset {}", dataset.id)))?;
+                let ds = &mut self.datasets[ds_pos];
+                dataset.check_amends(&ds.def).map_err(|e| inconsistent(e.to_string()))?;
+                // Codes are only appended, so the series keys already recorded keep their meaning.
+                ds.def = Arc::new(dataset.clone());
+                ds.def_revision = revision;
+                let codes = dataset.dimensions.iter().map(|d| d.codes.len()).max().unwrap_or(0);
+                self.extents.max_codes = self.extents.max_codes.max(codes as u64);
+                Applied::DatasetAmended { id: dataset.id.clone() }
             }
         };
         self.head = Head {
