@@ -30,7 +30,7 @@ fn records(versions: usize) -> Vec<Record> {
     let ds = generate::dataset();
     let mut prev = Hash::GENESIS;
     let mut out = Vec::new();
-    let mut push = |event: Event, release_id: Option<Uuid>, out: &mut Vec<Record>| {
+    let mut push = |event: Event, out: &mut Vec<Record>| {
         let revision = out.len() as u64 + 1;
         let (hash, bytes) = encode(&Envelope {
             format: FORMAT_VERSION,
@@ -42,19 +42,13 @@ fn records(versions: usize) -> Vec<Record> {
             event,
         });
         prev = hash;
-        out.push(Record {
-            revision,
-            hash,
-            bytes,
-            release_id,
-        });
+        out.push(Record { revision, hash, bytes });
     };
-    push(Event::DatasetDefined { dataset: ds.clone() }, None, &mut out);
+    push(Event::DatasetDefined { dataset: ds.clone() }, &mut out);
     let releases = versions.div_ceil(PER_RELEASE);
     for draft in Generator::new(releases, PER_RELEASE, 42) {
         let release = draft.validate(&ds).expect("generated releases are valid");
-        let id = release.id;
-        push(Event::ReleasePublished { release }, Some(id), &mut out);
+        push(Event::ReleasePublished { release }, &mut out);
     }
     out
 }

@@ -84,7 +84,7 @@ pub enum Command {
     /// Check the hash chain and re-fold every event; exits 1 and names the first bad
     /// revision if the log was altered.
     Verify,
-    /// Re-fold the log and rewrite the derived indexes (release index, head record,
+    /// Re-fold the log and rewrite the derived indexes (head record,
     /// transparency log leaves).
     Rebuild,
     /// Check a server's transparency log from outside, as an auditor does from cron: fetch its
@@ -517,13 +517,12 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 revision: projection.head().revision,
                 hash: projection.head().hash,
             };
-            let releases: Vec<_> = projection.releases().iter().map(|r| (r.id, r.revision)).collect();
-            store.rebuild_indexes(head, &releases)?;
+            store.rebuild_derived(head)?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "rebuilt: {} events, {} releases, {} observation versions in {secs:.2} s ({:.0} versions/s)",
                 head.revision,
-                releases.len(),
+                projection.releases().len(),
                 projection.version_count(),
                 projection.version_count() as f64 / secs.max(1e-9)
             );

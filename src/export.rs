@@ -133,12 +133,10 @@ fn read_log(
             .map_err(|e| bad(number, format!("revision {}: {e}", line.revision)))?;
         prev = event.hash;
         tree.push(leaf_hash(line.canonical.as_bytes()));
-        let release_id = event.envelope.event.release_id();
         each(Record {
             revision: line.revision,
             hash,
             bytes,
-            release_id,
         })?;
     }
     Ok(Summary {

@@ -1,7 +1,6 @@
 //! Folding the log into a projection, and verifying it: at start-up, in full on demand, and
 //! incrementally since the last verification.
 
-use crate::domain::Event;
 use crate::projection::Projection;
 use crate::store::{decode, Damage, Head, LogStore, RecordIter, StoredEvent};
 
@@ -123,7 +122,7 @@ impl Fold {
         Ok(())
     }
 
-    /// Checks the head record and the release index against the folded events. `live` is the
+    /// Checks the head record against the folded events. `live` is the
     /// revision a running ledger has folded up to: its head record may be ahead of it (writes
     /// appended and still being flushed), never behind.
     fn finish(self, store: &dyn LogStore, live: Option<u64>) -> Result<(Projection, Verification), OpenError> {
@@ -145,28 +144,13 @@ impl Fold {
                 });
             }
         }
-        let chain_intact = damage.is_none();
-        if damage.is_none() {
-            for r in projection.releases() {
-                match store.release_revision(r.id).map_err(storage)? {
-                    Some(rev) if rev == r.revision => {}
-                    other => {
-                        damage = Some(Damage {
-                            revision: r.revision,
-                            reason: format!("release index maps {} to {other:?}", r.id),
-                        });
-                        break;
-                    }
-                }
-            }
-        }
-        let derived_only = chain_intact && damage.is_some();
+        // The release index is the projection's, folded from the events: nothing to compare.
         Ok((
             projection,
             Verification {
                 checked,
                 damage,
-                derived_only,
+                derived_only: false,
             },
         ))
     }
@@ -243,7 +227,7 @@ impl Ledger {
 
     /// Verifies the events recorded since the last verification, continuing the chain from
     /// the hash verified last: each new event's stored bytes are hashed again and linked to
-    /// the one before, its release checked against the release index, and the last must be
+    /// the one before, and the last must be
     /// the projection's head. The fold at start-up verified everything before. A call at a
     /// head already verified costs nothing, and concurrent calls share the work (one extends
     /// the verified head while the others wait for it), so anyone may call it. Damage, once
@@ -281,7 +265,6 @@ impl Ledger {
         let storage = LedgerError::from;
         let mut head = from;
         let mut damage = None;
-        let mut derived_only = false;
         for item in store.scan(from.revision + 1) {
             let (revision, bytes) = item.map_err(storage)?;
             if revision > target.revision {
@@ -301,19 +284,6 @@ impl Ledger {
                     break;
                 }
             };
-            if let Event::ReleasePublished { release } = &event.envelope.event {
-                match store.release_revision(release.id).map_err(storage)? {
-                    Some(r) if r == revision => {}
-                    other => {
-                        damage = Some(Damage {
-                            revision,
-                            reason: format!("release index maps {} to {other:?}", release.id),
-                        });
-                        derived_only = true;
-                        break;
-                    }
-                }
-            }
             head = Head {
                 revision,
                 hash: event.hash,
@@ -342,7 +312,7 @@ impl Ledger {
             verification: Verification {
                 checked: head.revision,
                 damage,
-                derived_only,
+                derived_only: false,
             },
         })
     }

@@ -84,7 +84,7 @@ pub struct Verification {
     pub checked: u64,
     /// The first damaged revision, if any.
     pub damage: Option<Damage>,
-    /// True when only derived data (release index, head record) disagrees with an intact
+    /// True when only derived data (the projection kept in memory) disagrees with an intact
     /// chain of events: `tradeledger rebuild` repairs that.
     pub derived_only: bool,
 }
@@ -124,7 +124,7 @@ struct Inner {
 }
 
 /// The log as far as verifications have covered it: every event up to `head` was checked
-/// (hash, link to the one before, release index), by the fold at start-up or since.
+/// (hash, link to the one before), by the fold at start-up or since.
 #[derive(Debug, Clone)]
 struct Verified {
     head: Head,

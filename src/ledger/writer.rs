@@ -216,7 +216,6 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
                             head.revision
                         ))))
                     } else {
-                        let release_id = event.release_id();
                         let envelope = Envelope {
                             format: FORMAT_VERSION,
                             revision: head.revision + 1,
@@ -233,7 +232,6 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
                             revision: envelope.revision,
                             hash,
                             bytes,
-                            release_id,
                         });
                         head = Head {
                             revision: envelope.revision,

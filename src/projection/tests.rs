@@ -40,10 +40,6 @@ struct Log {
 impl Log {
     fn push(&mut self, event: Event) -> StoredEvent {
         let revision = self.events.len() as u64 + 1;
-        let release_id = match &event {
-            Event::ReleasePublished { release } => Some(release.id),
-            Event::DatasetDefined { .. } => None,
-        };
         let envelope = Envelope {
             format: FORMAT_VERSION,
             revision,
@@ -57,12 +53,7 @@ impl Log {
         let stored = decode(revision, &bytes, &self.prev).expect("a fresh record decodes");
         assert_eq!(stored.hash, hash);
         self.prev = hash;
-        self.records.push(Record {
-            revision,
-            hash,
-            bytes,
-            release_id,
-        });
+        self.records.push(Record { revision, hash, bytes });
         self.events.push(stored.clone());
         stored
     }

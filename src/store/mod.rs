@@ -1,16 +1,23 @@
 //! The event log: an append-only sequence of hash-chained records.
 //!
-//! [`LogStore`] is the small seam between the ledger and its storage. [`SledStore`] is the
-//! embedded implementation; a replicated log (e.g. a JetStream stream) would be another.
+//! [`LogStore`] is the small seam between the ledger and its storage: it knows records,
+//! revisions and hashes, never what an event means (indexes over the domain, like release
+//! ids, are the projection's). [`SledStore`] is the embedded implementation and
+//! [`MemoryStore`] one for tests; a replicated log (e.g. a JetStream stream) would be another,
+//! and has to pass the same conformance suite (`store::conformance`).
 
+#[cfg(test)]
+mod conformance;
+mod memory;
 mod record;
 mod sled_store;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use uuid::Uuid;
+use futures_util::Stream;
 
+pub use memory::MemoryStore;
 pub use record::{decode, encode, Damage, Envelope, Hash, StoredEvent, FORMAT_VERSION};
 pub use sled_store::{ColdScan, SledStore, COLD_SCAN_CHUNK};
 
@@ -19,9 +26,8 @@ pub use sled_store::{ColdScan, SledStore, COLD_SCAN_CHUNK};
 pub struct Record {
     pub revision: u64,
     pub hash: Hash,
+    /// `hash || canonical bytes`, as stored.
     pub bytes: Vec<u8>,
-    /// Set for `ReleasePublished`, so the store can index release ids.
-    pub release_id: Option<Uuid>,
 }
 
 /// The newest record of the log.
@@ -68,6 +74,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Stored records in revision order: `(revision, hash || canonical bytes)`.
 pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + Send + 'a>;
 
+/// Stored records in revision order, as an async stream.
+pub type RecordStream<'a> = Pin<Box<dyn Stream<Item = Result<(u64, Vec<u8>), StoreError>> + Send + 'a>>;
+
 /// Durable, ordered storage of encoded records.
 pub trait LogStore: Send + Sync + 'static {
     /// The newest record, as recorded in the store's metadata.
@@ -88,18 +97,27 @@ pub trait LogStore: Send + Sync + 'static {
         self.flush()
     }
 
-    /// The raw stored values from `from` (inclusive) on, in revision order.
+    /// The raw stored values from `from` (inclusive) on, in revision order, read on the
+    /// calling thread (for the fold, which runs on its own thread).
     fn scan(&self, from: u64) -> RecordIter<'_>;
+
+    /// The raw stored values from `from` to `to` (both inclusive; `None`: to the end), as a
+    /// stream. By default [`LogStore::scan`] wrapped, for stores whose reads do not block for
+    /// long; a networked store reads in pages.
+    fn read_range(&self, from: u64, to: Option<u64>) -> RecordStream<'_> {
+        let to = to.unwrap_or(u64::MAX);
+        let records = self
+            .scan(from)
+            .take_while(move |r| r.as_ref().map_or(true, |(revision, _)| *revision <= to));
+        Box::pin(futures_util::stream::iter(records))
+    }
 
     /// One raw stored value.
     fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// The revision that recorded release `id`, from the release index.
-    fn release_revision(&self, id: Uuid) -> Result<Option<u64>, StoreError>;
-
-    /// Rewrites the release index, head metadata and transparency log leaves from the events
-    /// themselves.
-    fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError>;
+    /// Rewrites what the store derives from its records (the head metadata, the transparency
+    /// log leaves) from the records themselves, `head` being the last good one.
+    fn rebuild_derived(&self, head: Head) -> Result<(), StoreError>;
 
     /// The Merkle tree over the stored events (it may run ahead of what is acknowledged).
     fn tree(&self) -> &crate::tlog::TreeLock;

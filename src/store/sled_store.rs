@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-use uuid::Uuid;
 
 use super::{BoxFuture, Hash, Head, LogStore, Record, RecordIter, StoreError};
 use crate::tlog::{leaf_of_record, MerkleTree, Node, TreeLock};
@@ -15,9 +14,10 @@ const HEAD_KEY: &[u8] = b"head";
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The event log in sled: `events` (big-endian revision -> `hash || canonical bytes`),
-/// `releases` (release id -> big-endian revision), `meta` (`head` -> revision || hash) and
-/// `tlog` (big-endian revision -> the Merkle leaf hash of its event, see [`crate::tlog`]).
-/// One append is one transaction over the four trees.
+/// `meta` (`head` -> revision || hash) and `tlog` (big-endian revision -> the Merkle leaf hash
+/// of its event, see [`crate::tlog`]). One append is one transaction over the three trees.
+/// (Stores written before the release index moved to the projection also hold a `releases`
+/// tree, no longer read or written.)
 ///
 /// Clones share one set of handles, which [`LogStore::recover`] replaces after a storage
 /// failure: sled 0.34 keeps the first I/O error it meets and fails every later write and
@@ -40,7 +40,6 @@ struct Shared {
 struct Handles {
     db: sled::Db,
     events: sled::Tree,
-    releases: sled::Tree,
     meta: sled::Tree,
     tlog: sled::Tree,
 }
@@ -49,7 +48,6 @@ impl Handles {
     fn new(db: sled::Db) -> Result<Self, StoreError> {
         Ok(Handles {
             events: db.open_tree(EVENTS)?,
-            releases: db.open_tree("releases")?,
             meta: db.open_tree("meta")?,
             tlog: db.open_tree("tlog")?,
             db,
@@ -339,8 +337,8 @@ impl LogStore for SledStore {
         };
         let leaves: Vec<Node> = records.iter().map(|r| leaf_of_record(&r.bytes)).collect();
         let h = self.handles()?;
-        let trees = (&h.events, &h.releases, &h.meta, &h.tlog);
-        let result = trees.transaction(|(events, releases, meta, tlog)| {
+        let trees = (&h.events, &h.meta, &h.tlog);
+        let result = trees.transaction(|(events, meta, tlog)| {
             let head = match meta.get(HEAD_KEY)? {
                 Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
                 None => Head::default(),
@@ -354,9 +352,6 @@ impl LogStore for SledStore {
                 }
                 events.insert(&r.revision.to_be_bytes(), r.bytes.as_slice())?;
                 tlog.insert(&r.revision.to_be_bytes(), leaf.as_slice())?;
-                if let Some(id) = r.release_id {
-                    releases.insert(id.as_bytes(), &r.revision.to_be_bytes())?;
-                }
             }
             meta.insert(HEAD_KEY, encode_head(&new_head).to_vec())?;
             Ok(())
@@ -413,19 +408,8 @@ impl LogStore for SledStore {
         Ok(self.handles()?.events.get(revision.to_be_bytes())?.map(|v| v.to_vec()))
     }
 
-    fn release_revision(&self, id: Uuid) -> Result<Option<u64>, StoreError> {
-        Ok(self.handles()?.releases.get(id.as_bytes())?.and_then(|v| {
-            let b: [u8; 8] = v.as_ref().try_into().ok()?;
-            Some(u64::from_be_bytes(b))
-        }))
-    }
-
-    fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError> {
+    fn rebuild_derived(&self, head: Head) -> Result<(), StoreError> {
         let h = self.handles()?;
-        h.releases.clear()?;
-        for (id, rev) in releases {
-            h.releases.insert(id.as_bytes(), &rev.to_be_bytes())?;
-        }
         h.meta.insert(HEAD_KEY, encode_head(&head).to_vec())?;
         h.tlog.clear()?;
         self.load_tree()?;

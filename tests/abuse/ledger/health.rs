@@ -16,7 +16,6 @@ use tradeledger::ledger::OpenOptions;
 use tradeledger::server::{run, ServerConfig};
 use tradeledger::store::{BoxFuture, Head, LogStore, Record, RecordIter, SledStore, StoreError};
 use tradeledger::Ledger;
-use uuid::Uuid;
 
 use super::common::load_fixtures;
 use crate::proc_support::{release_input, PUBLISH};
@@ -64,11 +63,8 @@ impl LogStore for FailingDisk {
     fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.get(revision)
     }
-    fn release_revision(&self, id: Uuid) -> Result<Option<u64>, StoreError> {
-        self.store.release_revision(id)
-    }
-    fn rebuild_indexes(&self, head: Head, releases: &[(Uuid, u64)]) -> Result<(), StoreError> {
-        self.store.rebuild_indexes(head, releases)
+    fn rebuild_derived(&self, head: Head) -> Result<(), StoreError> {
+        self.store.rebuild_derived(head)
     }
     fn tree(&self) -> &tradeledger::tlog::TreeLock {
         self.store.tree()

@@ -1,0 +1,211 @@
+//! The cases every [`LogStore`] must pass, run against each implementation.
+//!
+//! To check a new store, add one line at the bottom: `conformance!(name, || make_store());`
+//! where the closure returns a fresh, empty store.
+
+use futures_util::StreamExt;
+
+use super::{encode, Envelope, Hash, Head, LogStore, Record, StoreError, FORMAT_VERSION};
+use crate::domain::Event;
+use crate::tlog::leaf_of_record;
+
+/// `n` records continuing `head`, each hash-chained to the one before.
+pub(super) fn records_after(head: Head, n: usize) -> Vec<Record> {
+    let mut prev = head;
+    (0..n)
+        .map(|i| {
+            let mut dataset = crate::generate::dataset();
+            dataset.id = format!("DS_{}_{i}", prev.revision + 1);
+            let envelope = Envelope {
+                format: FORMAT_VERSION,
+                revision: prev.revision + 1,
+                event_id: uuid::Uuid::new_v4(),
+                recorded_at: chrono::Utc::now(),
+                actor: "conformance".into(),
+                prev_hash: prev.hash.to_hex(),
+                event: Event::DatasetDefined { dataset },
+            };
+            let (hash, bytes) = encode(&envelope);
+            prev = Head {
+                revision: envelope.revision,
+                hash,
+            };
+            Record {
+                revision: envelope.revision,
+                hash,
+                bytes,
+            }
+        })
+        .collect()
+}
+
+fn scanned(store: &dyn LogStore, from: u64) -> Vec<(u64, Vec<u8>)> {
+    store.scan(from).collect::<Result<_, _>>().expect("scan")
+}
+
+pub(super) async fn empty_store_has_genesis_head(store: &dyn LogStore) {
+    assert_eq!(store.head().unwrap(), Head::default());
+    assert_eq!(store.head().unwrap().hash, Hash::GENESIS);
+    assert!(scanned(store, 1).is_empty());
+    assert_eq!(store.get(1).unwrap(), None);
+}
+
+pub(super) async fn append_reports_the_head_and_revisions_stay_dense(store: &dyn LogStore) {
+    let first = records_after(Head::default(), 3);
+    let head = store.append(&first).unwrap();
+    assert_eq!(
+        head,
+        Head {
+            revision: 3,
+            hash: first[2].hash
+        }
+    );
+    store.flush().await.unwrap();
+    assert_eq!(store.head().unwrap(), head);
+    let second = records_after(head, 2);
+    let head = store.append(&second).unwrap();
+    assert_eq!(head.revision, 5);
+    let revisions: Vec<u64> = scanned(store, 1).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(revisions, [1, 2, 3, 4, 5]);
+    for r in first.iter().chain(&second) {
+        assert_eq!(store.get(r.revision).unwrap().as_deref(), Some(r.bytes.as_slice()));
+    }
+    // An empty batch changes nothing and reports the head.
+    assert_eq!(store.append(&[]).unwrap(), head);
+}
+
+pub(super) async fn an_append_that_does_not_continue_the_head_is_refused_whole(store: &dyn LogStore) {
+    let head = store.append(&records_after(Head::default(), 2)).unwrap();
+    // A gap, a repeat, and a batch whose second record breaks density.
+    let gap = records_after(Head { revision: 3, ..head }, 1);
+    let repeat = records_after(Head { revision: 1, ..head }, 1);
+    let mut broken = records_after(head, 2);
+    broken[1].revision = 9;
+    for (what, batch) in [("gap", gap), ("repeat", repeat), ("broken", broken)] {
+        match store.append(&batch) {
+            Err(StoreError::OutOfOrder { head: 2, .. }) => {}
+            other => panic!("{what}: expected OutOfOrder at head 2, got {other:?}"),
+        }
+        assert_eq!(store.head().unwrap(), head, "{what}: nothing appended");
+        assert_eq!(scanned(store, 1).len(), 2, "{what}: nothing appended");
+    }
+}
+
+pub(super) async fn range_reads_start_and_stop_where_asked(store: &dyn LogStore) {
+    let records = records_after(Head::default(), 10);
+    store.append(&records).unwrap();
+    let revisions = |items: Vec<(u64, Vec<u8>)>| items.into_iter().map(|(r, _)| r).collect::<Vec<_>>();
+    assert_eq!(revisions(scanned(store, 4)), (4..=10).collect::<Vec<_>>());
+    assert!(scanned(store, 11).is_empty());
+    let streamed: Vec<_> = store.read_range(3, Some(6)).collect().await;
+    let streamed: Vec<_> = streamed.into_iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(revisions(streamed.clone()), [3, 4, 5, 6]);
+    assert_eq!(streamed[0].1, records[2].bytes);
+    let rest: Vec<_> = store.read_range(9, None).collect().await;
+    assert_eq!(rest.len(), 2);
+    assert!(store.read_range(11, None).next().await.is_none());
+}
+
+pub(super) async fn stored_records_keep_the_hash_chain(store: &dyn LogStore) {
+    let mut head = Head::default();
+    for n in [1, 3, 2] {
+        head = store.append(&records_after(head, n)).unwrap();
+    }
+    let mut prev = Hash::GENESIS;
+    for (revision, bytes) in scanned(store, 1) {
+        let event = super::decode(revision, &bytes, &prev).unwrap_or_else(|d| panic!("{d}"));
+        prev = event.hash;
+    }
+    assert_eq!(prev, head.hash);
+    assert_eq!(store.head().unwrap(), head);
+}
+
+pub(super) async fn large_batches_append_atomically(store: &dyn LogStore) {
+    let records = records_after(Head::default(), 5_000);
+    let head = store.append(&records).unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(head.revision, 5_000);
+    assert_eq!(scanned(store, 4_990).len(), 11);
+    assert_eq!(
+        store.get(5_000).unwrap().as_deref(),
+        Some(records[4_999].bytes.as_slice())
+    );
+}
+
+pub(super) async fn the_merkle_tree_follows_appends_and_rebuilds(store: &dyn LogStore) {
+    let records = records_after(Head::default(), 7);
+    let head = store.append(&records).unwrap();
+    let leaves = |store: &dyn LogStore| {
+        let tree = store.tree().read().unwrap();
+        (0..tree.len()).map(|i| *tree.leaf(i).unwrap()).collect::<Vec<_>>()
+    };
+    let expected: Vec<_> = records.iter().map(|r| leaf_of_record(&r.bytes)).collect();
+    assert_eq!(leaves(store), expected);
+    store.rebuild_derived(head).unwrap();
+    assert_eq!(leaves(store), expected);
+    assert_eq!(store.head().unwrap(), head);
+}
+
+macro_rules! conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+
+            fn make() -> Box<dyn LogStore> {
+                Box::new(($make)())
+            }
+
+            #[tokio::test]
+            async fn empty_store_has_genesis_head() {
+                super::empty_store_has_genesis_head(make().as_ref()).await
+            }
+            #[tokio::test]
+            async fn append_reports_the_head_and_revisions_stay_dense() {
+                super::append_reports_the_head_and_revisions_stay_dense(make().as_ref()).await
+            }
+            #[tokio::test]
+            async fn an_append_that_does_not_continue_the_head_is_refused_whole() {
+                super::an_append_that_does_not_continue_the_head_is_refused_whole(make().as_ref()).await
+            }
+            #[tokio::test]
+            async fn range_reads_start_and_stop_where_asked() {
+                super::range_reads_start_and_stop_where_asked(make().as_ref()).await
+            }
+            #[tokio::test]
+            async fn stored_records_keep_the_hash_chain() {
+                super::stored_records_keep_the_hash_chain(make().as_ref()).await
+            }
+            #[tokio::test]
+            async fn large_batches_append_atomically() {
+                super::large_batches_append_atomically(make().as_ref()).await
+            }
+            #[tokio::test]
+            async fn the_merkle_tree_follows_appends_and_rebuilds() {
+                super::the_merkle_tree_follows_appends_and_rebuilds(make().as_ref()).await
+            }
+        }
+    };
+}
+
+conformance!(sled, || super::super::SledStore::temporary().unwrap());
+conformance!(memory, super::super::MemoryStore::new);
+
+/// Durability, for stores that live on disk: what was flushed is there after a reopen, and
+/// appends continue from it.
+#[tokio::test]
+async fn sled_keeps_flushed_records_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = records_after(Head::default(), 4);
+    let head = {
+        let store = super::SledStore::open(dir.path()).unwrap();
+        let head = store.append(&records).unwrap();
+        store.flush().await.unwrap();
+        head
+    };
+    let store = super::SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.head().unwrap(), head);
+    assert_eq!(scanned(&store, 1).len(), 4);
+    assert_eq!(store.tree().read().unwrap().len(), 4);
+    let head = store.append(&records_after(head, 1)).unwrap();
+    assert_eq!(head.revision, 5);
+}
