@@ -41,6 +41,8 @@ pub mod pool;
 pub mod projection;
 pub mod server;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 pub mod tlog;
 pub mod ws;
 

@@ -13,6 +13,7 @@ use tradeledger::domain::{ReleaseDraft, ReleaseStatus};
 use tradeledger::ledger::{fold_log, Committed, OpenOptions};
 use tradeledger::projection::{Applied, AsOf, CellKey};
 use tradeledger::store::{Head, LogStore, SledStore};
+use tradeledger::testing::*;
 use tradeledger::{Ledger, LedgerError};
 use uuid::Uuid;
 

@@ -10,6 +10,7 @@ use tradeledger::domain::Event;
 use tradeledger::ledger::{fold_log, fold_log_after, OpenError, OpenOptions, Prefold};
 use tradeledger::projection::AsOf;
 use tradeledger::store::{decode, encode, ColdScan, Hash, LogStore, SledStore};
+use tradeledger::testing::*;
 use tradeledger::{Ledger, LedgerError};
 use uuid::Uuid;
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use proc_support::*;
 use serde_json::{json, Value};
 use tradeledger::store::{LogStore, SledStore};
+use tradeledger::testing::*;
 use uuid::Uuid;
 
 const TOKEN: &str = "tamper-test-secret";

@@ -630,7 +630,7 @@ impl QueryRoot {
         // The tree's leaves were checked against their events when they were stored and are
         // checked again in every proof; `verifyLedgerFull` recomputes them all.
         let root = ledger
-            .store()
+            .log()
             .tree()
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -653,7 +653,7 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let v = ledger.verify_in_turn().await.map_err(error::ledger)?;
         // The transparency log's leaves are derived data: recompute them from the events.
-        let store = ledger.store().clone();
+        let store = ledger.log().clone();
         let checked = v.checked;
         let tree = tokio::task::spawn_blocking(move || crate::tlog::check_tree(store.as_ref(), checked))
             .await

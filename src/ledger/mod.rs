@@ -210,7 +210,8 @@ impl Ledger {
         self.inner.notices.receiver_count()
     }
 
-    pub fn store(&self) -> &Arc<dyn LogStore> {
+    /// The log, for reads (proofs, exports). Appends go through the writer only.
+    pub(crate) fn log(&self) -> &Arc<dyn LogStore> {
         &self.inner.store
     }
 

@@ -189,13 +189,14 @@ impl SledStore {
             .ok_or_else(|| StoreError::io("the store is being reopened after a storage failure"))
     }
 
-    /// The raw events tree, for tests that tamper with the log on purpose.
-    pub fn events_tree(&self) -> sled::Tree {
+    /// The raw events tree, for tests that tamper with the log on purpose (see
+    /// [`crate::testing`]).
+    pub(crate) fn raw_events_tree(&self) -> sled::Tree {
         self.handles().expect("the store is open").events
     }
 
     /// The raw tree of transparency log leaves, for tests that damage it on purpose.
-    pub fn tlog_tree(&self) -> sled::Tree {
+    pub(crate) fn raw_tlog_tree(&self) -> sled::Tree {
         self.handles().expect("the store is open").tlog
     }
 

@@ -136,7 +136,7 @@ pub fn tree_size(ledger: &Ledger, field: &str, value: Option<i64>) -> Result<u64
 }
 
 fn read_tree(ledger: &Ledger) -> std::sync::RwLockReadGuard<'_, MerkleTree> {
-    ledger.store().tree().read().unwrap_or_else(|e| e.into_inner())
+    ledger.log().tree().read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The signed checkpoint of the tree of `size` leaves.
@@ -162,7 +162,7 @@ pub fn inclusion(ledger: &Ledger, revision: u64, size: u64) -> Result<Inclusion,
         ));
     }
     let stored = ledger
-        .store()
+        .log()
         .get(revision)
         .map_err(LedgerError::from)?
         .ok_or_else(|| LedgerError::storage(format!("revision {revision} is missing from the log")))?;

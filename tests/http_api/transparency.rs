@@ -477,6 +477,7 @@ fn which_python() -> Result<String, ()> {
 #[tokio::test]
 async fn damaged_or_missing_leaves_are_found_and_rebuilt() {
     use tradeledger::store::{LogStore, SledStore};
+    use tradeledger::testing::*;
     use tradeledger::tlog::check_tree;
     let mut app = app_with(test_signer("test.example/damage"), 3, 10).await;
     let leaves = event_leaves(&app).await;
@@ -521,6 +522,7 @@ async fn damaged_or_missing_leaves_are_found_and_rebuilt() {
 async fn exported_log_restores_to_the_same_head_and_root() {
     use tradeledger::export::{export, restore};
     use tradeledger::store::{LogStore, SledStore};
+    use tradeledger::testing::*;
     let app = app_with(test_signer("test.example/export"), 5, 11).await;
     let note = ok(app.gql("{ checkpoint { note } }", json!({})).await)["checkpoint"]["note"]
         .as_str()

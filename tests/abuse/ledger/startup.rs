@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::generated_store;
 use tradeledger::store::SledStore;
+use tradeledger::testing::*;
 
 use crate::proc_support::{rebuild, start_server, verify};
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tradeledger::ledger::OpenOptions;
 use tradeledger::store::{LogStore, SledStore};
+use tradeledger::testing::*;
 use tradeledger::Ledger;
 
 use super::common::{draft, load_fixtures, obs};
