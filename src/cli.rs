@@ -28,6 +28,10 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `tradeledger=debug`.
     #[arg(long, env = "TRADELEDGER_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log line format: `text` (coloured only on a terminal) or `json` (one object per line,
+    /// for log collectors).
+    #[arg(long, env = "TRADELEDGER_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text, global = true)]
+    pub log_format: crate::logging::LogFormat,
     /// Log bytes read through one store handle while folding the log at start-up, before the
     /// store is opened afresh: bounds the memory of the start-up scan (sled keeps every page
     /// a handle reads until it is closed). Smaller means less memory and more reopens.
