@@ -16,6 +16,7 @@ pub fn page(headers: &HeaderMap) -> Response {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tradeledger · GraphiQL</title>
 <link rel="stylesheet" href="{css}">
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{site}">
 </head>
 <body class="graphiql-page">

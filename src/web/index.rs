@@ -21,6 +21,7 @@ pub fn page(headers: &HeaderMap, graphiql: bool) -> Response {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tradeledger</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{site}">
 </head>
 <body class="start-page">
