@@ -2,7 +2,9 @@
 //! embedded files they load: only the server's own paths, a content security policy of
 //! `'self'`, content-addressed URLs with long cache lifetimes, and revalidation by ETag.
 
-use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use reqwest::header::{
+    ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
+};
 use reqwest::Response;
 
 use crate::proc_support::Server;
@@ -104,4 +106,46 @@ async fn graphiql_loads_only_embedded_assets() {
         let resp = server.client.get(format!("http://{}{bad}", server.addr)).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{bad}");
     }
+}
+
+/// A client that accepts gzip gets the same bytes in a quarter of the size or less; one
+/// that does not gets them as they are.
+#[tokio::test(flavor = "multi_thread")]
+async fn assets_are_gzipped_for_clients_that_accept_it() {
+    use std::io::Read;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let html = server
+        .client
+        .get(&server.url)
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let path = links(&html)
+        .into_iter()
+        .find(|l| l.starts_with("/assets/graphiql.") && l.ends_with(".min.js"))
+        .expect("GraphiQL's script");
+    let url = format!("http://{}{path}", server.addr);
+    let plain = server.client.get(&url).send().await.unwrap();
+    assert!(plain.headers().get(CONTENT_ENCODING).is_none());
+    let plain = plain.bytes().await.unwrap();
+    let gzipped = server
+        .client
+        .get(&url)
+        .header(ACCEPT_ENCODING, "gzip, deflate, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&gzipped, CONTENT_ENCODING), "gzip");
+    assert_eq!(header(&gzipped, VARY), "accept-encoding");
+    let gzipped = gzipped.bytes().await.unwrap();
+    assert!(gzipped.len() * 4 < plain.len(), "{} gzipped vs {} plain", gzipped.len(), plain.len());
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped[..]).read_to_end(&mut decoded).unwrap();
+    assert!(decoded == plain, "gzip decodes to the same file");
 }
