@@ -5,7 +5,7 @@
 //! Each file is served at `/assets/<stem>.<hash>.<ext>`, the hash being the first 16 hex
 //! digits of its SHA-256: a URL names one content for ever, so responses carry a year-long
 //! `immutable` cache lifetime, and a new build of a file gets a new URL. Clients that accept
-//! gzip get it (GraphiQL's 1.6 MB shrink to about a quarter), compressed once, on first use.
+//! gzip get it (GraphiQL's script shrinks from 1,066 KB to 340 KB), compressed once, on first use.
 
 use std::io::Write;
 use std::sync::{LazyLock, OnceLock};
