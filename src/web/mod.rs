@@ -18,7 +18,10 @@ pub use graphiql::page as graphiql_page;
 /// which the start page mentions.
 pub fn routes<S: Clone + Send + Sync + 'static>(graphiql: bool) -> Router<S> {
     Router::new()
-        .route("/", get(move |headers: HeaderMap| async move { index::page(&headers, graphiql) }))
+        .route(
+            "/",
+            get(move |headers: HeaderMap| async move { index::page(&headers, graphiql) }),
+        )
         .route("/assets/{file}", get(assets::get))
 }
 
@@ -76,7 +79,10 @@ mod tests {
     fn the_policy_names_the_websocket_origin_of_a_plain_host() {
         let p = policy_for("127.0.0.1:8000");
         assert!(p.starts_with("default-src 'self';"), "{p}");
-        assert!(p.contains("connect-src 'self' ws://127.0.0.1:8000 wss://127.0.0.1:8000;"), "{p}");
+        assert!(
+            p.contains("connect-src 'self' ws://127.0.0.1:8000 wss://127.0.0.1:8000;"),
+            "{p}"
+        );
         assert!(policy_for("[::1]:80").contains("ws://[::1]:80"));
     }
 

@@ -32,7 +32,10 @@ fn browser_setup() -> Result<PathBuf, String> {
     if !chromium.is_file() {
         missing.push(format!("no Chromium at {}", chromium.display()));
     }
-    if !root().join("tests/browser/node_modules/playwright-core/package.json").is_file() {
+    if !root()
+        .join("tests/browser/node_modules/playwright-core/package.json")
+        .is_file()
+    {
         missing.push("no tests/browser/node_modules/playwright-core".to_owned());
     }
     if Command::new("node").arg("--version").output().is_err() {

@@ -45,7 +45,8 @@ async fn json_logs_are_one_object_per_line() {
     let lines: Vec<Value> = log
         .lines()
         .map(|line| {
-            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\nwhole log:\n{log}"))
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\nwhole log:\n{log}"))
         })
         .collect();
     assert!(lines.len() >= 3, "a few lines at least: {log}");
@@ -74,5 +75,9 @@ async fn an_unknown_log_format_is_refused() {
     ])
     .await;
     assert_eq!(out.code(), Some(2), "{out:?}");
-    assert!(out.stderr.contains("--log-format") && out.stderr.contains("json"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--log-format") && out.stderr.contains("json"),
+        "{}",
+        out.stderr
+    );
 }

@@ -3,7 +3,8 @@
 //! `'self'`, content-addressed URLs with long cache lifetimes, and revalidation by ETag.
 
 use reqwest::header::{
-    ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
+    ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH, VARY,
 };
 use reqwest::Response;
 
@@ -35,7 +36,10 @@ fn links(html: &str) -> Vec<String> {
 fn assert_policy(resp: &Response, host: &str) {
     let csp = header(resp, CONTENT_SECURITY_POLICY);
     assert!(csp.starts_with("default-src 'self';"), "CSP of {}: {csp:?}", resp.url());
-    assert!(csp.contains(&format!("connect-src 'self' ws://{host} wss://{host};")), "{csp}");
+    assert!(
+        csp.contains(&format!("connect-src 'self' ws://{host} wss://{host};")),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe"), "{csp}");
 }
 
@@ -78,14 +82,25 @@ async fn graphiql_loads_only_embedded_assets() {
     assert_policy(&resp, &server.addr.to_string());
     let html = resp.text().await.unwrap();
     let assets: Vec<String> = links(&html).into_iter().filter(|l| l != "data:,").collect();
-    assert_eq!(assets.len(), 7, "React, ReactDOM, graphql-ws, GraphiQL, its CSS, ours: {assets:?}");
+    assert_eq!(
+        assets.len(),
+        7,
+        "React, ReactDOM, graphql-ws, GraphiQL, its CSS, ours: {assets:?}"
+    );
     for path in &assets {
-        assert!(path.starts_with("/assets/"), "{path} is not one of the server's own files");
+        assert!(
+            path.starts_with("/assets/"),
+            "{path} is not one of the server's own files"
+        );
         let url = format!("http://{}{path}", server.addr);
         let resp = server.client.get(&url).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
         let ty = header(&resp, CONTENT_TYPE);
-        let expected = if path.ends_with(".js") { "text/javascript" } else { "text/css" };
+        let expected = if path.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
         assert!(ty.starts_with(expected), "{path}: {ty}");
         assert!(header(&resp, CACHE_CONTROL).contains("immutable"), "{path}");
         let etag = header(&resp, ETAG);
@@ -102,8 +117,17 @@ async fn graphiql_loads_only_embedded_assets() {
         assert_eq!(again.status(), 304, "{path} revalidated");
         assert!(again.bytes().await.unwrap().is_empty());
     }
-    for bad in ["/assets/graphiql.0000000000000000.min.js", "/assets/graphiql.min.js", "/assets/..%2fCargo.toml"] {
-        let resp = server.client.get(format!("http://{}{bad}", server.addr)).send().await.unwrap();
+    for bad in [
+        "/assets/graphiql.0000000000000000.min.js",
+        "/assets/graphiql.min.js",
+        "/assets/..%2fCargo.toml",
+    ] {
+        let resp = server
+            .client
+            .get(format!("http://{}{bad}", server.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 404, "{bad}");
     }
 }
@@ -144,8 +168,15 @@ async fn assets_are_gzipped_for_clients_that_accept_it() {
     assert_eq!(header(&gzipped, CONTENT_ENCODING), "gzip");
     assert_eq!(header(&gzipped, VARY), "accept-encoding");
     let gzipped = gzipped.bytes().await.unwrap();
-    assert!(gzipped.len() * 3 < plain.len(), "{} gzipped vs {} plain", gzipped.len(), plain.len());
+    assert!(
+        gzipped.len() * 3 < plain.len(),
+        "{} gzipped vs {} plain",
+        gzipped.len(),
+        plain.len()
+    );
     let mut decoded = Vec::new();
-    flate2::read::GzDecoder::new(&gzipped[..]).read_to_end(&mut decoded).unwrap();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_end(&mut decoded)
+        .unwrap();
     assert!(decoded == plain, "gzip decodes to the same file");
 }
