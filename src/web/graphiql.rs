@@ -14,13 +14,13 @@ pub fn page(headers: &HeaderMap) -> Response {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tradeledger · GraphiQL</title>
+<title>tradeledger</title>
 <link rel="stylesheet" href="{css}">
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="{site}">
 </head>
 <body class="graphiql-page">
-<div id="graphiql">Loading GraphiQL…</div>
+<div id="graphiql" data-endpoint="/graphql" data-subscription-endpoint="/graphql/ws">Loading GraphiQL…</div>
 <script src="{react}"></script>
 <script src="{react_dom}"></script>
 <script src="{graphql_ws}"></script>
