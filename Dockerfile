@@ -3,6 +3,8 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# GraphiQL's files, embedded by src/web/assets.rs.
+COPY assets/graphiql/dist ./assets/graphiql/dist
 COPY benches ./benches
 RUN cargo build --release --locked --bin tradeledger
 

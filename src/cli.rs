@@ -28,6 +28,10 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `tradeledger=debug`.
     #[arg(long, env = "TRADELEDGER_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log line format: `text` (coloured only on a terminal) or `json` (one object per line,
+    /// for log collectors).
+    #[arg(long, env = "TRADELEDGER_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text, global = true)]
+    pub log_format: crate::logging::LogFormat,
     /// Log bytes read through one store handle while folding the log at start-up, before the
     /// store is opened afresh: bounds the memory of the start-up scan (sled keeps every page
     /// a handle reads until it is closed). Smaller means less memory and more reopens.
@@ -547,11 +551,11 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
     let (signer, created) = crate::tlog::load_signer(data_dir, keys).context("the checkpoint signing key")?;
     if created {
         // Printed once, on stderr, like the generated write token.
-        eprintln!(
+        crate::logging::notice(&format!(
             "Generated a checkpoint signing key (kept in {}). Its verifier key, for witnesses:\n{}",
             data_dir.join(crate::tlog::KEY_FILE).display(),
             signer.verifier_key()
-        );
+        ));
     }
     tracing::info!(verifier_key = %signer.verifier_key(), "signing checkpoints");
     ledger.set_signer(Arc::new(signer));
@@ -563,11 +567,11 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
         let (token, created) = generated_token(data_dir).context("the generated write token")?;
         if let Some(text) = created {
             // Printed once, on stderr, and never logged.
-            eprintln!(
+            crate::logging::notice(&format!(
                 "Generated a write token (kept in {}): {text}\nUse it as `Authorization: Bearer {}`",
                 data_dir.join(crate::auth::TOKEN_FILE).display(),
                 text.split_once(':').map_or(text.as_str(), |(_, s)| s)
-            );
+            ));
         }
         tokens.write.push(token);
     }

@@ -23,7 +23,8 @@
 //!   admission control and deadlines that cancel.
 //! - [`tlog`]: the transparency log: a Merkle tree over the events, signed checkpoints,
 //!   proofs, and the witness.
-//! - [`cli`]: the command line.
+//! - [`web`]: the browser side: GraphiQL, the start page and their embedded assets.
+//! - [`cli`]: the command line; [`logging`]: where and how diagnostics are written.
 
 pub mod auth;
 pub mod cache;
@@ -36,6 +37,7 @@ pub mod generate;
 pub mod graphql;
 pub mod import;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod pool;
 pub mod projection;
@@ -44,6 +46,7 @@ pub mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod tlog;
+pub mod web;
 pub mod ws;
 
 pub use ledger::{Ledger, LedgerError};

@@ -13,14 +13,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request, ServerError, Variables};
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
@@ -513,14 +512,7 @@ async fn graphql_get(State(state): State<Arc<AppState>>, headers: HeaderMap, Raw
         .is_some_and(|a| a.contains("text/html"));
     let has_query = params.iter().any(|(k, _)| k == "query");
     if !has_query && wants_html && state.config.graphiql {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql/ws")
-                .title("tradeledger")
-                .finish(),
-        )
-        .into_response();
+        return crate::web::graphiql_page(&headers);
     }
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
@@ -762,6 +754,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/checkpoint", get(crate::tlog::http::checkpoint))
+        .merge(crate::web::routes(state.config.graphiql))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics));
     if !state.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state
