@@ -433,7 +433,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             }
         }
         Command::ExportSchema { out } => {
-            let sdl = crate::graphql::sdl();
+            let sdl = crate::graphql::schema_file();
             match out {
                 Some(path) => std::fs::write(&path, sdl).with_context(|| format!("writing {}", path.display()))?,
                 None => print!("{sdl}"),
