@@ -3,6 +3,8 @@
 //! SYNTHETIC revision at revision 3.
 
 mod support;
+#[path = "http_api/arguments.rs"]
+mod arguments;
 #[path = "http_api/transparency.rs"]
 mod transparency;
 

@@ -115,7 +115,8 @@ fn parse(sdl: &str) -> Sdl {
         let next = &rest[(line_end + 1).min(rest.len())..];
         if let Some(name) = line.strip_prefix("scalar ") {
             // The name, without directives such as `@specifiedBy(...)`.
-            out.scalars.push(name.split_whitespace().next().unwrap_or("").to_owned());
+            out.scalars
+                .push(name.split_whitespace().next().unwrap_or("").to_owned());
             rest = next;
             continue;
         }
@@ -148,7 +149,11 @@ fn parse(sdl: &str) -> Sdl {
     // Without a schema definition, the roots are the types with the usual names (the
     // GraphQL spec, "Root Operation Types"), which is how graphql-js prints such a schema.
     if out.roots.is_empty() {
-        for (op, ty) in [("query", "Query"), ("mutation", "Mutation"), ("subscription", "Subscription")] {
+        for (op, ty) in [
+            ("query", "Query"),
+            ("mutation", "Mutation"),
+            ("subscription", "Subscription"),
+        ] {
             if out.blocks.contains_key(&format!("type {ty}")) {
                 out.roots.insert(op.to_owned(), ty.to_owned());
             }
@@ -420,8 +425,14 @@ fn required_field_types() {
 fn sdl_is_printed_like_graphql_js() {
     let sdl = tradeledger::graphql::schema_file();
     assert!(!sdl.contains('\t'), "the SDL has tabs");
-    assert!(!sdl.contains("\nschema {"), "printSchema leaves out a schema block with the usual root names");
-    assert!(!sdl.contains("directive @"), "printSchema leaves out the built-in directives");
+    assert!(
+        !sdl.contains("\nschema {"),
+        "printSchema leaves out a schema block with the usual root names"
+    );
+    assert!(
+        !sdl.contains("directive @"),
+        "printSchema leaves out the built-in directives"
+    );
     for (scalar, url) in [
         ("DateTime", "https://datatracker.ietf.org/doc/html/rfc3339"),
         ("UUID", "http://tools.ietf.org/html/rfc4122"),
@@ -437,10 +448,7 @@ fn sdl_is_printed_like_graphql_js() {
     assert_eq!(scalars, ["DateTime", "Decimal", "Period", "UUID"]);
     for scalar in scalars {
         let at = sdl.find(&format!("\nscalar {scalar}")).unwrap();
-        assert!(
-            sdl[..at].ends_with("\"\"\""),
-            "scalar {scalar} has no description"
-        );
+        assert!(sdl[..at].ends_with("\"\"\""), "scalar {scalar} has no description");
     }
     // An argument list with a description: one argument per line, indented four spaces,
     // a blank line before each described argument but the first.

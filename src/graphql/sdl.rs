@@ -352,7 +352,10 @@ mod tests {
     fn descriptions_follow_graphql_js() {
         assert_eq!(block_string("short"), "\"\"\"short\"\"\"");
         assert_eq!(block_string("two\nlines"), "\"\"\"\ntwo\nlines\n\"\"\"");
-        assert_eq!(block_string(&"x".repeat(71)), format!("\"\"\"\n{}\n\"\"\"", "x".repeat(71)));
+        assert_eq!(
+            block_string(&"x".repeat(71)),
+            format!("\"\"\"\n{}\n\"\"\"", "x".repeat(71))
+        );
         assert_eq!(block_string("ends with \""), "\"\"\"\nends with \"\n\"\"\"");
         assert!(!printable_as_block_string("\nleading"));
         assert!(!printable_as_block_string("trailing\n"));
