@@ -88,7 +88,7 @@ async fn files_are_recorded_like_a_batch() {
 }
 
 /// One bad release anywhere, or a syntax error late in a file, and nothing is recorded, not
-/// even the datasets; the error names the release by its position over all files, or the line.
+/// even the datasets; the error names the file and the item in it, or the line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_item_records_nothing() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -105,7 +105,9 @@ async fn a_bad_item_records_nothing() {
         .unwrap_err()
         .errors;
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with("release 3 (bad one)"), "{errors:?}");
+    // The second item of the second file, not the fourth release over both.
+    let expected = format!("{}: item 1: release \"bad one\": ", dir.path().join("2.json").display());
+    assert!(errors[0].starts_with(&expected), "{errors:?}");
     assert!(errors[0].contains("NOPE"), "{errors:?}");
     assert_eq!(ledger.read().head().revision, 0, "nothing recorded");
     assert!(ledger.read().dataset(DATASET).is_none());
@@ -200,4 +202,158 @@ async fn a_pipe_is_read_once_and_everything_recorded() {
     assert_eq!((report.datasets_defined, report.releases_recorded), (1, 600));
     assert_eq!(ledger.read().head().revision, 601);
     assert_eq!(figure(&ledger, "_T._T._T", "2199-S2", None), Some(dec("599")));
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const CSV_HEADER: &str = "dataset,release_id,status,title,published_at,source,key,period,measure,value\n";
+
+/// A CSV error names the file and the line of the observation at fault, counted in that file,
+/// not in the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_errors_name_the_file_and_line() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let row = |period: &str, value: &str| {
+        format!("{DATASET},6b1f0c2e-4d3a-4e51-9a57-2025a00000c2,FINAL,csv release,2026-02-01T00:00:00Z,,_T._T._T,{period},BAL,{value}\n")
+    };
+    let good = write(dir.path(), "a.csv", &format!("{CSV_HEADER}{}", row("2026-S1", "1")));
+    let bad = write(
+        dir.path(),
+        "b.csv",
+        &format!("{CSV_HEADER}{}{}{}", row("2027-S1", "1"), row("2027-S2", "2"), row("2028-S1", "1.5.5")),
+    );
+    let (_d, _s, ledger) = fresh().await;
+    load_fixtures(&ledger).await;
+    let head = ledger.read().head().revision;
+    let errors = import_files(&ledger, &[good, bad.clone()], "test").await.unwrap_err().errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let expected = format!("{}: line 4: release \"csv release\": observations[2].value", bad.display());
+    assert!(errors[0].starts_with(&expected), "{errors:?}");
+    assert!(errors[0].contains("1.5.5"), "{errors:?}");
+    assert_eq!(ledger.read().head().revision, head, "nothing recorded");
+}
+
+/// `--format` decides over the extension; without it an unknown extension, or none (standard
+/// input), is refused naming the file, before anything is read or recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_format_is_asked_for_or_named_by_the_extension() {
+    use tradeledger::import::{format_of, import_files_as, Format};
+    let dir = tempfile::TempDir::new().unwrap();
+    let dataset = serde_json::to_string(&dataset()).unwrap();
+    let txt = write(dir.path(), "dataset.txt", &dataset);
+    let (_d, _s, ledger) = fresh().await;
+    let errors = import_files(&ledger, std::slice::from_ref(&txt), "test")
+        .await
+        .unwrap_err()
+        .errors;
+    assert!(
+        errors[0].contains("dataset.txt") && errors[0].contains("unknown extension `.txt`") && errors[0].contains("--format"),
+        "{errors:?}"
+    );
+    assert!(ledger.read().dataset(DATASET).is_none());
+    let report = import_files_as(&ledger, &[txt], Some(Format::Json), "test")
+        .await
+        .expect("read as JSON");
+    assert_eq!(report.datasets_defined, 1);
+
+    // CSV in a file named .json: as CSV when asked, else parsed as JSON and refused.
+    let csv_named_json = write(
+        dir.path(),
+        "rows.json",
+        &format!("{CSV_HEADER}{DATASET},,FINAL,t,2026-02-01T00:00:00Z,,_T._T._T,2030-S1,BAL,5\n"),
+    );
+    assert!(import_files(&ledger, std::slice::from_ref(&csv_named_json), "test").await.is_err());
+    let report = import_files_as(&ledger, &[csv_named_json], Some(Format::Csv), "test")
+        .await
+        .expect("read as CSV");
+    assert_eq!(report.releases_recorded, 1);
+
+    let stdin = std::path::Path::new("-");
+    let e = format_of(stdin, None).unwrap_err();
+    assert_eq!(e.file, "standard input");
+    assert!(e.message.contains("--format"), "{e}");
+    assert_eq!(format_of(stdin, Some(Format::Csv)), Ok(Format::Csv));
+    assert_eq!(format_of(std::path::Path::new("A.CSV"), None), Ok(Format::Csv));
+    assert!(format_of(std::path::Path::new("/dev/stdin"), None).is_err());
+}
+
+/// The summary counts releases, with their observations in parentheses, for what was recorded
+/// and for what was already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_says_what_was_recorded_and_what_was_there() {
+    let files = fixture_files();
+    let (_d, _s, ledger) = fresh().await;
+    let first = import_files(&ledger, &files, "test").await.unwrap();
+    assert_eq!(
+        first.summary(),
+        "recorded 1 dataset and 2 releases (24 observations); already there: 0 datasets and 0 releases (0 observations)"
+    );
+    let again = import_files(&ledger, &files, "test").await.unwrap();
+    assert_eq!(
+        again.summary(),
+        "recorded 0 datasets and 0 releases (0 observations); already there: 1 dataset and 2 releases (24 observations)"
+    );
+}
+
+/// The command line: `-` reads standard input with `--format csv` (or the env variable), is
+/// refused without a format, and the summary and errors reach the user.
+#[test]
+fn the_command_reads_standard_input() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_tradeledger");
+    let run = |args: &[&str], env: Option<(&str, &str)>, input: &str| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("import").arg("--data-dir").arg(&data).args(args);
+        cmd.env_remove("TRADELEDGER_IMPORT_FORMAT");
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let fixtures: Vec<String> = fixture_files().iter().map(|p| p.display().to_string()).collect();
+    let args: Vec<&str> = fixtures.iter().map(String::as_str).collect();
+    let (ok, out, err) = run(&args, None, "");
+    assert!(ok, "{err}");
+    assert!(out.starts_with("recorded 1 dataset and 2 releases (24 observations)"), "{out}");
+
+    let csv = format!("{CSV_HEADER}{DATASET},6b1f0c2e-4d3a-4e51-9a57-2025a00000c3,FINAL,from stdin,2026-02-01T00:00:00Z,,_T._T._T,2031-S1,BAL,7\n");
+    let (ok, _, err) = run(&["-"], None, &csv);
+    assert!(!ok);
+    assert!(err.contains("standard input") && err.contains("--format"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let (ok, out, err) = run(&["--format", "csv", "-"], None, &csv);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("recorded 0 datasets and 1 release (1 observation); already there: 0 datasets and 0 releases (0 observations); refused: none"), "{out}");
+    let (ok, out, err) = run(&["-"], Some(("TRADELEDGER_IMPORT_FORMAT", "csv")), &csv);
+    assert!(ok, "{err}");
+    assert!(out.contains("already there: 0 datasets and 1 release (1 observation)"), "{out}");
+
+    let bad = csv.replace(",7\n", ",1.5.5\n");
+    let (ok, _, err) = run(&["--format", "csv", "-"], None, &bad);
+    assert!(!ok);
+    assert!(
+        err.contains("standard input: line 2: release \"from stdin\": observations[0].value"),
+        "{err}"
+    );
+    assert!(err.contains("refused: 1 error(s) above; nothing was recorded"), "{err}");
 }
