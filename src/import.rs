@@ -64,7 +64,9 @@ pub fn format_of(path: &Path, format: Option<Format>) -> Result<Format, ImportEr
         message,
     };
     if path.as_os_str() == STDIN {
-        return Err(fail("no extension to tell the format by: give --format json or --format csv".into()));
+        return Err(fail(
+            "no extension to tell the format by: give --format json or --format csv".into(),
+        ));
     }
     match path.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("json") => Ok(Format::Json),
@@ -190,8 +192,11 @@ fn read_bytes(path: &Path) -> Result<(String, Vec<u8>, bool), ImportError> {
     };
     if path.as_os_str() == STDIN {
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin(), MAX_FILE_BYTES + 1), &mut bytes)
-            .map_err(|e| fail(e.to_string()))?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), MAX_FILE_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(|e| fail(e.to_string()))?;
         if bytes.len() as u64 > MAX_FILE_BYTES {
             return Err(fail(format!("more than the {MAX_FILE_BYTES} bytes accepted")));
         }
@@ -244,7 +249,11 @@ impl LoadReport {
             n(self.observations_recorded, "observation", "observations"),
             n(self.duplicate_datasets, "dataset", "datasets"),
             n(self.duplicate_releases, "release", "releases"),
-            n(self.observations - self.observations_recorded, "observation", "observations"),
+            n(
+                self.observations - self.observations_recorded,
+                "observation",
+                "observations"
+            ),
         )
     }
 }
@@ -512,11 +521,13 @@ impl<'a> Record<'a> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_CHUNK);
         let parser = tokio::task::spawn_blocking(move || {
             for_each_json_item(&name, &bytes, |i, item| match item {
-                Item::Release(r) => tx.blocking_send((r, Some(json_origin(&name, i)))).map_err(|_| ImportError {
-                    file: name.clone(),
-                    at: "release".into(),
-                    message: "the import stopped".into(),
-                }),
+                Item::Release(r) => tx
+                    .blocking_send((r, Some(json_origin(&name, i))))
+                    .map_err(|_| ImportError {
+                        file: name.clone(),
+                        at: "release".into(),
+                        message: "the import stopped".into(),
+                    }),
                 Item::Dataset(_) => Ok(()),
             })
         });
@@ -561,9 +572,7 @@ impl<'a> Record<'a> {
                     self.report.releases_recorded += 1;
                     self.report.observations_recorded += observations;
                 }
-                Err(e) => self
-                    .errors
-                    .push(release_error(self.next, origin.as_ref(), &title, &e)),
+                Err(e) => self.errors.push(release_error(self.next, origin.as_ref(), &title, &e)),
             }
             self.next += 1;
         }
