@@ -260,7 +260,8 @@ impl LoadReport {
 
 /// Records a batch: first checks every release (against the batch's datasets and the
 /// ledger's), then defines the datasets, then records the releases in order. A batch with a
-/// bad release records nothing. Errors name a release by its position in the batch.
+/// bad release records nothing. Errors name a release by its file and item or line (see
+/// [`Origin`]), or by its position in the batch when it was not read from a file.
 pub async fn load(ledger: &Ledger, batch: Batch, actor: &str) -> Result<LoadReport, Vec<String>> {
     let mut check = Check::new(ledger);
     batch.datasets.iter().for_each(|d| check.dataset(d.clone()));

@@ -659,7 +659,8 @@ mod json_schema {
         let release_schema = load("release.schema.json");
         let dataset_schema = load("dataset.schema.json");
         let mut cases: Vec<(&str, &Value, Value)> = Vec::new();
-        let edits: [(&str, fn(&mut Value)); 7] = [
+        type Edit = (&'static str, fn(&mut Value));
+        let edits: [Edit; 7] = [
             ("a float value", |r| r["observations"][0]["value"] = json!(1.5)),
             ("an unknown status", |r| r["status"] = json!("DRAFT")),
             ("a time that is not RFC 3339", |r| r["publishedAt"] = json!("yesterday")),
