@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{generated_token, Token, Tokens};
 use crate::graphql::Limits;
-use crate::import::{import_files, load, Batch};
+use crate::import::{import_files_as, load, Batch};
 use crate::ledger::{fold_log_after, Ledger, OpenOptions, Prefold};
 use crate::server::{run, ServerConfig};
 use crate::store::{ColdScan, LogStore, SledStore, COLD_SCAN_CHUNK};
@@ -56,9 +56,13 @@ pub enum Command {
     /// Record release files (JSON or CSV) in the ledger: every release is checked before any
     /// is recorded, and files are read one item at a time, so they may be large.
     Import {
-        /// Files to import, in order.
+        /// Files to import, in order; `-` is standard input (then --format is required).
         #[arg(required_unless_present = "event_log", conflicts_with = "event_log")]
         files: Vec<PathBuf>,
+        /// Read every file as this format instead of choosing by extension (`.json`, `.csv`;
+        /// any other extension is refused).
+        #[arg(long, value_enum, env = "TRADELEDGER_IMPORT_FORMAT", conflicts_with = "event_log")]
+        format: Option<crate::import::Format>,
         /// Restore a log written by `tradeledger export` into an empty store instead: every
         /// line is checked before anything is written, then the restored head hash and Merkle
         /// root are compared with the file's.
@@ -403,18 +407,25 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Import { files, actor, .. } => {
+        Command::Import {
+            files, format, actor, ..
+        } => {
             if !crate::domain::text::has_visible(&actor) || actor.chars().any(crate::domain::text::is_hidden) {
                 bail!("--actor must show at least one visible character, without control or text-direction characters");
             }
+            // A file of unknown format is refused before the store is opened (or created).
+            for f in &files {
+                crate::import::format_of(f, format)?;
+            }
             let ledger = open_ledger(&cli.data_dir, cli.cold_scan_chunk, false)?;
             let started = Instant::now();
-            match import_files(&ledger, &files, &actor).await {
+            match import_files_as(&ledger, &files, format, &actor).await {
                 Ok(r) => {
                     let secs = started.elapsed().as_secs_f64();
                     println!(
-                        "recorded {} datasets and {} releases ({} observations, {} duplicates) in {secs:.2} s; head revision {}",
-                        r.datasets_defined, r.releases_recorded, r.observations, r.duplicates, r.head_revision
+                        "{}; refused: none; head revision {} ({secs:.2} s)",
+                        r.summary(),
+                        r.head_revision
                     );
                     Ok(())
                 }
@@ -423,21 +434,20 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                         eprintln!("error: {e}");
                     }
                     let r = failure.recorded;
+                    let n = failure.errors.len();
                     if r.datasets_defined + r.releases_recorded == 0 {
-                        bail!("{} error(s); nothing was recorded", failure.errors.len())
+                        bail!("refused: {n} error(s) above; nothing was recorded")
                     }
                     bail!(
-                        "{} error(s); {} datasets and {} releases were recorded before the first; head revision {}",
-                        failure.errors.len(),
-                        r.datasets_defined,
-                        r.releases_recorded,
+                        "{} before the first error; refused: {n} error(s) above; nothing after it was recorded; head revision {}",
+                        r.summary(),
                         r.head_revision
                     )
                 }
             }
         }
         Command::ExportSchema { out } => {
-            let sdl = crate::graphql::sdl();
+            let sdl = crate::graphql::schema_file();
             match out {
                 Some(path) => std::fs::write(&path, sdl).with_context(|| format!("writing {}", path.display()))?,
                 None => print!("{sdl}"),

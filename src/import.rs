@@ -7,6 +7,10 @@
 //! A CSV file has the header
 //! `dataset,release_id,status,title,published_at,source,key,period,measure,value`; rows with
 //! the same `release_id` form one release and must agree on its other columns.
+//!
+//! The format is the one asked for ([`Format`], `import --format`), or else the file's
+//! extension (`.json`, `.csv`); `-` is standard input. Errors name the file and, in it, the
+//! item (JSON, numbered from 0 like an array index) or the line (CSV).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,8 @@ use crate::ledger::{Ledger, LedgerError};
 pub struct Batch {
     pub datasets: Vec<Dataset>,
     pub releases: Vec<ReleaseDraft>,
+    /// Where each release came from, for the releases read from files.
+    pub origins: Vec<Origin>,
 }
 
 /// A file that cannot be read as release data; `at` locates the problem.
@@ -37,19 +43,116 @@ pub struct ImportError {
 /// Largest file accepted, to keep a mistaken path from exhausting memory.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
+/// The format of a release file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+/// The path that means standard input.
+pub const STDIN: &str = "-";
+
+/// The format of `path`: `format` if given, else the one its extension names.
+pub fn format_of(path: &Path, format: Option<Format>) -> Result<Format, ImportError> {
+    if let Some(f) = format {
+        return Ok(f);
+    }
+    let fail = |message: String| ImportError {
+        file: display_name(path),
+        at: "file".into(),
+        message,
+    };
+    if path.as_os_str() == STDIN {
+        return Err(fail(
+            "no extension to tell the format by: give --format json or --format csv".into(),
+        ));
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("json") => Ok(Format::Json),
+        Some(e) if e.eq_ignore_ascii_case("csv") => Ok(Format::Csv),
+        Some(e) => Err(fail(format!(
+            "unknown extension `.{e}`: name the file .json or .csv, or give --format json or --format csv"
+        ))),
+        None => Err(fail(
+            "no extension: name the file .json or .csv, or give --format json or --format csv".into(),
+        )),
+    }
+}
+
+fn display_name(path: &Path) -> String {
+    if path.as_os_str() == STDIN {
+        "standard input".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Where a release came from: its file and, in it, its item (JSON) or the line of each of its
+/// observations (CSV).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub place: Place,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Position in the file's array (0 for a file holding one object).
+    Item(usize),
+    /// Line of each observation, in order.
+    Lines(Vec<usize>),
+}
+
+impl Origin {
+    /// The error `e` about this release, located: `file: item 3: release "title": ...`, or for
+    /// CSV the line of the observation the error is about (else the release's first line).
+    fn locate(&self, title: &str, e: &LedgerError) -> String {
+        let at = match &self.place {
+            Place::Item(i) => format!("item {i}"),
+            Place::Lines(lines) => {
+                let observation = match e {
+                    LedgerError::BadInput { field, .. } => field
+                        .strip_prefix("observations[")
+                        .and_then(|rest| rest.split(']').next())
+                        .and_then(|n| n.parse::<usize>().ok()),
+                    _ => None,
+                };
+                let line = observation
+                    .and_then(|n| lines.get(n))
+                    .or(lines.first())
+                    .copied()
+                    .unwrap_or(0);
+                format!("line {line}")
+            }
+        };
+        format!("{}: {at}: release \"{title}\": {e}", self.file)
+    }
+}
+
+/// A release error, located by `origin` when known, else by the release's position in the
+/// batch.
+fn release_error(i: usize, origin: Option<&Origin>, title: &str, e: &LedgerError) -> String {
+    match origin {
+        Some(o) => o.locate(title, e),
+        None => format!("release {i} ({title}): {e}"),
+    }
+}
+
 impl Batch {
     pub fn extend(&mut self, other: Batch) {
         self.datasets.extend(other.datasets);
         self.releases.extend(other.releases);
+        self.origins.extend(other.origins);
     }
 
-    /// Reads one file, choosing the format by its extension (`.csv`, otherwise JSON).
+    /// Reads one file, choosing the format by its extension (`.json` or `.csv`).
     pub fn read_file(path: &Path) -> Result<Batch, ImportError> {
+        let format = format_of(path, None)?;
         let (name, bytes, _) = read_bytes(path)?;
-        if is_csv(path) {
-            parse_csv(&name, &bytes)
-        } else {
-            parse_json(&name, &bytes)
+        match format {
+            Format::Csv => parse_csv(&name, &bytes),
+            Format::Json => parse_json(&name, &bytes),
         }
     }
 
@@ -78,19 +181,27 @@ impl Batch {
     }
 }
 
-fn is_csv(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-}
-
 /// A file's name and contents, and whether it is a regular file (not a pipe); refuses files
 /// over [`MAX_FILE_BYTES`].
 fn read_bytes(path: &Path) -> Result<(String, Vec<u8>, bool), ImportError> {
-    let name = path.display().to_string();
+    let name = display_name(path);
     let fail = |message: String| ImportError {
         file: name.clone(),
         at: "file".into(),
         message,
     };
+    if path.as_os_str() == STDIN {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), MAX_FILE_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(fail(format!("more than the {MAX_FILE_BYTES} bytes accepted")));
+        }
+        return Ok((name, bytes, false));
+    }
     let metadata = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
     let len = metadata.len();
     if len > MAX_FILE_BYTES {
@@ -112,22 +223,55 @@ fn read_bytes(path: &Path) -> Result<(String, Vec<u8>, bool), ImportError> {
 pub struct LoadReport {
     pub datasets_defined: usize,
     pub releases_recorded: usize,
-    /// Releases (or datasets) already in the ledger with identical content.
+    /// Releases and datasets already in the ledger with identical content (the sum of
+    /// `duplicate_datasets` and `duplicate_releases`).
     pub duplicates: usize,
+    pub duplicate_datasets: usize,
+    pub duplicate_releases: usize,
+    /// Observations of all the releases handled, recorded or already there.
     pub observations: usize,
+    /// Observations of the releases recorded now.
+    pub observations_recorded: usize,
     pub head_revision: u64,
+}
+
+impl LoadReport {
+    /// What was recorded and what was already there, in releases with their observations:
+    /// `recorded 1 dataset and 2 releases (23 observations); already there: ...`.
+    pub fn summary(&self) -> String {
+        fn n(count: usize, one: &str, many: &str) -> String {
+            format!("{count} {}", if count == 1 { one } else { many })
+        }
+        format!(
+            "recorded {} and {} ({}); already there: {} and {} ({})",
+            n(self.datasets_defined, "dataset", "datasets"),
+            n(self.releases_recorded, "release", "releases"),
+            n(self.observations_recorded, "observation", "observations"),
+            n(self.duplicate_datasets, "dataset", "datasets"),
+            n(self.duplicate_releases, "release", "releases"),
+            n(
+                self.observations - self.observations_recorded,
+                "observation",
+                "observations"
+            ),
+        )
+    }
 }
 
 /// Records a batch: first checks every release (against the batch's datasets and the
 /// ledger's), then defines the datasets, then records the releases in order. A batch with a
-/// bad release records nothing. Errors name a release by its position in the batch.
+/// bad release records nothing. Errors name a release by its file and item or line (see
+/// [`Origin`]), or by its position in the batch when it was not read from a file.
 pub async fn load(ledger: &Ledger, batch: Batch, actor: &str) -> Result<LoadReport, Vec<String>> {
     let mut check = Check::new(ledger);
     batch.datasets.iter().for_each(|d| check.dataset(d.clone()));
-    batch.releases.iter().for_each(|r| check.release(r.clone()));
+    let mut origins = batch.origins.into_iter();
+    let releases: Vec<(ReleaseDraft, Option<Origin>)> =
+        batch.releases.into_iter().map(|r| (r, origins.next())).collect();
+    releases.iter().for_each(|(r, o)| check.release(r.clone(), o.clone()));
     let datasets = check.finish()?;
     let mut record = Record::new(ledger, actor, datasets).await?;
-    record.releases(batch.releases).await;
+    record.releases(releases).await;
     record.finish()
 }
 
@@ -148,27 +292,52 @@ pub struct ImportFailure {
 /// the digest taken the first time (a file changed in between stops the import there), and
 /// anything else (a pipe, `/dev/stdin`) is kept in memory from the first reading.
 pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Result<LoadReport, ImportFailure> {
+    import_files_as(ledger, files, None, actor).await
+}
+
+/// [`import_files`], reading every file as `format` when given, else by its extension
+/// ([`format_of`]); `-` is standard input, which needs a format.
+pub async fn import_files_as(
+    ledger: &Ledger,
+    files: &[PathBuf],
+    format: Option<Format>,
+    actor: &str,
+) -> Result<LoadReport, ImportFailure> {
     let refused = |errors: Vec<String>| ImportFailure {
         errors,
         recorded: LoadReport::default(),
     };
+    // Every file's format first: a wrong name is found before reading anything.
+    let formats = files
+        .iter()
+        .map(|p| format_of(p, format))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refused(vec![e.to_string()]))?;
+    if files.iter().filter(|p| p.as_os_str() == STDIN).count() > 1 {
+        return Err(refused(vec!["standard input (`-`) can be read only once".into()]));
+    }
     let mut check = Check::new(ledger);
     let mut checked = Vec::with_capacity(files.len());
-    for path in files {
+    for (path, &format) in files.iter().zip(&formats) {
         let (name, bytes, regular) = read_bytes(path).map_err(|e| refused(vec![e.to_string()]))?;
-        if is_csv(path) {
-            let batch = parse_csv(&name, &bytes).map_err(|e| refused(vec![e.to_string()]))?;
-            batch.datasets.into_iter().for_each(|d| check.dataset(d));
-            batch.releases.into_iter().for_each(|r| check.release(r));
-        } else {
-            for_each_json_item(&name, &bytes, |item| {
-                match item {
-                    Item::Dataset(d) => check.dataset(d),
-                    Item::Release(r) => check.release(r),
+        match format {
+            Format::Csv => {
+                let batch = parse_csv(&name, &bytes).map_err(|e| refused(vec![e.to_string()]))?;
+                batch.datasets.into_iter().for_each(|d| check.dataset(d));
+                for (r, o) in batch.releases.into_iter().zip(batch.origins) {
+                    check.release(r, Some(o));
                 }
-                Ok(())
-            })
-            .map_err(|e| refused(vec![e.to_string()]))?;
+            }
+            Format::Json => {
+                for_each_json_item(&name, &bytes, |i, item| {
+                    match item {
+                        Item::Dataset(d) => check.dataset(d),
+                        Item::Release(r) => check.release(r, Some(json_origin(&name, i))),
+                    }
+                    Ok(())
+                })
+                .map_err(|e| refused(vec![e.to_string()]))?;
+            }
         }
         checked.push(if regular {
             Checked::Digest(Sha256::digest(&bytes).into())
@@ -178,8 +347,8 @@ pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Re
     }
     let datasets = check.finish().map_err(refused)?;
     let mut record = Record::new(ledger, actor, datasets).await.map_err(refused)?;
-    for (path, checked) in files.iter().zip(checked) {
-        let name = path.display().to_string();
+    for ((path, checked), format) in files.iter().zip(checked).zip(formats) {
+        let name = display_name(path);
         let bytes = match checked {
             Checked::Kept(bytes) => bytes,
             Checked::Digest(digest) => match read_bytes(path) {
@@ -196,13 +365,15 @@ pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Re
                 }
             },
         };
-        if is_csv(path) {
-            // Checked above, so it parses.
-            if let Ok(batch) = parse_csv(&name, &bytes) {
-                record.releases(batch.releases).await;
+        match format {
+            Format::Csv => {
+                // Checked above, so it parses.
+                if let Ok(batch) = parse_csv(&name, &bytes) {
+                    let releases = batch.releases.into_iter().zip(batch.origins.into_iter().map(Some));
+                    record.releases(releases.collect()).await;
+                }
             }
-        } else {
-            record.json_releases(name, bytes).await;
+            Format::Json => record.json_releases(name, bytes).await,
         }
         if !record.errors.is_empty() {
             break;
@@ -228,13 +399,20 @@ enum Checked {
 /// Releases handed to the ledger at a time by [`import_files`].
 const RECORD_CHUNK: usize = 256;
 
+fn json_origin(file: &str, item: usize) -> Origin {
+    Origin {
+        file: file.to_owned(),
+        place: Place::Item(item),
+    }
+}
+
 /// The checks [`load`] makes before recording anything.
 struct Check<'a> {
     ledger: &'a Ledger,
     datasets: Vec<Dataset>,
     releases: usize,
     /// Releases of a dataset defined later in the batch, checked once all are known.
-    deferred: Vec<(usize, ReleaseDraft)>,
+    deferred: Vec<(usize, ReleaseDraft, Option<Origin>)>,
     /// By release position.
     errors: Vec<(usize, String)>,
 }
@@ -254,11 +432,11 @@ impl<'a> Check<'a> {
         self.datasets.push(d);
     }
 
-    fn release(&mut self, draft: ReleaseDraft) {
+    fn release(&mut self, draft: ReleaseDraft, origin: Option<Origin>) {
         let i = self.releases;
         self.releases += 1;
-        if let Some(draft) = self.check(i, draft, false) {
-            self.deferred.push((i, draft));
+        if let Some(draft) = self.check(i, draft, origin.as_ref(), false) {
+            self.deferred.push((i, draft, origin));
         }
     }
 
@@ -266,7 +444,7 @@ impl<'a> Check<'a> {
     /// redefines it differently fails when its datasets are checked) or else the batch's.
     /// A release of a dataset neither knows yet is handed back, unless `last`: then it gets
     /// the ledger's "unknown dataset" error.
-    fn check(&mut self, i: usize, draft: ReleaseDraft, last: bool) -> Option<ReleaseDraft> {
+    fn check(&mut self, i: usize, draft: ReleaseDraft, origin: Option<&Origin>, last: bool) -> Option<ReleaseDraft> {
         let title = draft.title.clone();
         let in_ledger = self.ledger.read().dataset(&draft.dataset).is_some();
         let result = match self.datasets.iter().find(|d| d.id == draft.dataset) {
@@ -275,15 +453,15 @@ impl<'a> Check<'a> {
             _ => self.ledger.validate(draft).map(drop),
         };
         if let Err(e) = result {
-            self.errors.push((i, format!("release {i} ({title}): {e}")));
+            self.errors.push((i, release_error(i, origin, &title, &e)));
         }
         None
     }
 
     /// The batch's datasets, if they and every release checked out.
     fn finish(mut self) -> Result<Vec<Dataset>, Vec<String>> {
-        for (i, draft) in std::mem::take(&mut self.deferred) {
-            self.check(i, draft, true);
+        for (i, draft, origin) in std::mem::take(&mut self.deferred) {
+            self.check(i, draft, origin.as_ref(), true);
         }
         let mut errors = Vec::new();
         for (i, d) in self.datasets.iter().enumerate() {
@@ -321,7 +499,10 @@ impl<'a> Record<'a> {
         for ds in datasets {
             let id = ds.id.clone();
             match ledger.define_dataset(ds, actor).await {
-                Ok(c) if c.duplicate => report.duplicates += 1,
+                Ok(c) if c.duplicate => {
+                    report.duplicates += 1;
+                    report.duplicate_datasets += 1;
+                }
                 Ok(_) => report.datasets_defined += 1,
                 Err(e) => return Err(vec![format!("dataset {id}: {e}")]),
             }
@@ -340,12 +521,14 @@ impl<'a> Record<'a> {
     async fn json_releases(&mut self, name: String, bytes: Vec<u8>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_CHUNK);
         let parser = tokio::task::spawn_blocking(move || {
-            for_each_json_item(&name, &bytes, |item| match item {
-                Item::Release(r) => tx.blocking_send(r).map_err(|_| ImportError {
-                    file: name.clone(),
-                    at: "release".into(),
-                    message: "the import stopped".into(),
-                }),
+            for_each_json_item(&name, &bytes, |i, item| match item {
+                Item::Release(r) => tx
+                    .blocking_send((r, Some(json_origin(&name, i))))
+                    .map_err(|_| ImportError {
+                        file: name.clone(),
+                        at: "release".into(),
+                        message: "the import stopped".into(),
+                    }),
                 Item::Dataset(_) => Ok(()),
             })
         });
@@ -366,20 +549,31 @@ impl<'a> Record<'a> {
         }
     }
 
-    async fn releases(&mut self, releases: Vec<ReleaseDraft>) {
-        let titles: Vec<String> = releases.iter().map(|r| r.title.clone()).collect();
-        self.report.observations += releases.iter().map(|r| r.observations.len()).sum::<usize>();
-        for (result, title) in self
+    async fn releases(&mut self, releases: Vec<(ReleaseDraft, Option<Origin>)>) {
+        let (releases, origins): (Vec<ReleaseDraft>, Vec<Option<Origin>>) = releases.into_iter().unzip();
+        let about: Vec<(String, usize)> = releases
+            .iter()
+            .map(|r| (r.title.clone(), r.observations.len()))
+            .collect();
+        self.report.observations += about.iter().map(|(_, n)| n).sum::<usize>();
+        for ((result, (title, observations)), origin) in self
             .ledger
             .publish_all(releases, self.actor)
             .await
             .into_iter()
-            .zip(titles)
+            .zip(about)
+            .zip(origins)
         {
             match result {
-                Ok(c) if c.duplicate => self.report.duplicates += 1,
-                Ok(_) => self.report.releases_recorded += 1,
-                Err(e) => self.errors.push(format!("release {} ({title}): {e}", self.next)),
+                Ok(c) if c.duplicate => {
+                    self.report.duplicates += 1;
+                    self.report.duplicate_releases += 1;
+                }
+                Ok(_) => {
+                    self.report.releases_recorded += 1;
+                    self.report.observations_recorded += observations;
+                }
+                Err(e) => self.errors.push(release_error(self.next, origin.as_ref(), &title, &e)),
             }
             self.next += 1;
         }
@@ -422,23 +616,27 @@ pub enum Item {
 /// Parses a JSON release file.
 pub fn parse_json(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
     let mut batch = Batch::default();
-    for_each_json_item(file, bytes, |item| {
+    for_each_json_item(file, bytes, |i, item| {
         match item {
             Item::Dataset(d) => batch.datasets.push(d),
-            Item::Release(r) => batch.releases.push(r),
+            Item::Release(r) => {
+                batch.releases.push(r);
+                batch.origins.push(json_origin(file, i));
+            }
         }
         Ok(())
     })?;
     Ok(batch)
 }
 
-/// Calls `each` with every item of a JSON release file in order, holding one item at a time
+/// Calls `each` with the position and contents of every item of a JSON release file in order,
+/// holding one item at a time
 /// in memory rather than the whole document (whose tree takes some 15 times the file's size).
 /// Stops at the first error, from the file or from `each`.
 pub fn for_each_json_item(
     file: &str,
     bytes: &[u8],
-    each: impl FnMut(Item) -> Result<(), ImportError>,
+    each: impl FnMut(usize, Item) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     use serde::de::Deserializer as _;
     let mut visitor = ItemVisitor {
@@ -465,9 +663,9 @@ struct ItemVisitor<'f, F> {
     failed: Option<ImportError>,
 }
 
-impl<F: FnMut(Item) -> Result<(), ImportError>> ItemVisitor<'_, F> {
+impl<F: FnMut(usize, Item) -> Result<(), ImportError>> ItemVisitor<'_, F> {
     fn take<E: serde::de::Error>(&mut self, i: usize, value: Value) -> Result<(), E> {
-        let result = item_from_value(self.file, format!("item {i}"), value).and_then(|item| (self.each)(item));
+        let result = item_from_value(self.file, format!("item {i}"), value).and_then(|item| (self.each)(i, item));
         result.map_err(|e| {
             self.failed = Some(e);
             E::custom("stopped")
@@ -475,7 +673,7 @@ impl<F: FnMut(Item) -> Result<(), ImportError>> ItemVisitor<'_, F> {
     }
 }
 
-impl<'de, F: FnMut(Item) -> Result<(), ImportError>> serde::de::Visitor<'de> for &mut ItemVisitor<'_, F> {
+impl<'de, F: FnMut(usize, Item) -> Result<(), ImportError>> serde::de::Visitor<'de> for &mut ItemVisitor<'_, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -566,8 +764,9 @@ pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
             return Err(fail("header".into(), format!("missing column `{required}`")));
         }
     }
-    // Releases in order of first appearance, keyed by their release_id cell.
-    let mut order: Vec<(String, usize, ReleaseDraft)> = Vec::new();
+    // Releases in order of first appearance, keyed by their release_id cell, with the line
+    // of each observation.
+    let mut order: Vec<(String, Vec<usize>, ReleaseDraft)> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for (n, row) in reader.records().enumerate() {
         let line = n + 2;
@@ -606,10 +805,11 @@ pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
             observations: Vec::new(),
         };
         let slot = *by_id.entry(rid.clone()).or_insert_with(|| {
-            order.push((rid.clone(), line, header.clone()));
+            order.push((rid.clone(), Vec::new(), header.clone()));
             order.len() - 1
         });
-        let (_, first_line, draft) = &mut order[slot];
+        let (_, lines, draft) = &mut order[slot];
+        let first_line = lines.first().copied().unwrap_or(line);
         for (field, same) in [
             ("dataset", draft.dataset == header.dataset),
             ("status", draft.status == header.status),
@@ -624,6 +824,7 @@ pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
                 ));
             }
         }
+        lines.push(line);
         draft.observations.push(ObservationDraft {
             key: get("key").to_owned(),
             period: get("period").to_owned(),
@@ -631,10 +832,15 @@ pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
             value: get("value").to_owned(),
         });
     }
-    Ok(Batch {
-        datasets: Vec::new(),
-        releases: order.into_iter().map(|(_, _, d)| d).collect(),
-    })
+    let mut batch = Batch::default();
+    for (_, lines, draft) in order {
+        batch.releases.push(draft);
+        batch.origins.push(Origin {
+            file: file.to_owned(),
+            place: Place::Lines(lines),
+        });
+    }
+    Ok(batch)
 }
 
 #[cfg(test)]

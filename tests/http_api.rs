@@ -4,6 +4,8 @@
 
 #[path = "http_api/amend.rs"]
 mod amend;
+#[path = "http_api/arguments.rs"]
+mod arguments;
 mod support;
 #[path = "http_api/transparency.rs"]
 mod transparency;

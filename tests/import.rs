@@ -88,7 +88,7 @@ async fn files_are_recorded_like_a_batch() {
 }
 
 /// One bad release anywhere, or a syntax error late in a file, and nothing is recorded, not
-/// even the datasets; the error names the release by its position over all files, or the line.
+/// even the datasets; the error names the file and the item in it, or the line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_item_records_nothing() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -105,7 +105,9 @@ async fn a_bad_item_records_nothing() {
         .unwrap_err()
         .errors;
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].starts_with("release 3 (bad one)"), "{errors:?}");
+    // The second item of the second file, not the fourth release over both.
+    let expected = format!("{}: item 1: release \"bad one\": ", dir.path().join("2.json").display());
+    assert!(errors[0].starts_with(&expected), "{errors:?}");
     assert!(errors[0].contains("NOPE"), "{errors:?}");
     assert_eq!(ledger.read().head().revision, 0, "nothing recorded");
     assert!(ledger.read().dataset(DATASET).is_none());
@@ -200,4 +202,487 @@ async fn a_pipe_is_read_once_and_everything_recorded() {
     assert_eq!((report.datasets_defined, report.releases_recorded), (1, 600));
     assert_eq!(ledger.read().head().revision, 601);
     assert_eq!(figure(&ledger, "_T._T._T", "2199-S2", None), Some(dec("599")));
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const CSV_HEADER: &str = "dataset,release_id,status,title,published_at,source,key,period,measure,value\n";
+
+/// A CSV error names the file and the line of the observation at fault, counted in that file,
+/// not in the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_errors_name_the_file_and_line() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let row = |period: &str, value: &str| {
+        format!("{DATASET},6b1f0c2e-4d3a-4e51-9a57-2025a00000c2,FINAL,csv release,2026-02-01T00:00:00Z,,_T._T._T,{period},BAL,{value}\n")
+    };
+    let good = write(dir.path(), "a.csv", &format!("{CSV_HEADER}{}", row("2026-S1", "1")));
+    let bad = write(
+        dir.path(),
+        "b.csv",
+        &format!(
+            "{CSV_HEADER}{}{}{}",
+            row("2027-S1", "1"),
+            row("2027-S2", "2"),
+            row("2028-S1", "1.5.5")
+        ),
+    );
+    let (_d, _s, ledger) = fresh().await;
+    load_fixtures(&ledger).await;
+    let head = ledger.read().head().revision;
+    let errors = import_files(&ledger, &[good, bad.clone()], "test")
+        .await
+        .unwrap_err()
+        .errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let expected = format!(
+        "{}: line 4: release \"csv release\": observations[2].value",
+        bad.display()
+    );
+    assert!(errors[0].starts_with(&expected), "{errors:?}");
+    assert!(errors[0].contains("1.5.5"), "{errors:?}");
+    assert_eq!(ledger.read().head().revision, head, "nothing recorded");
+}
+
+/// `--format` decides over the extension; without it an unknown extension, or none (standard
+/// input), is refused naming the file, before anything is read or recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_format_is_asked_for_or_named_by_the_extension() {
+    use tradeledger::import::{format_of, import_files_as, Format};
+    let dir = tempfile::TempDir::new().unwrap();
+    let dataset = serde_json::to_string(&dataset()).unwrap();
+    let txt = write(dir.path(), "dataset.txt", &dataset);
+    let (_d, _s, ledger) = fresh().await;
+    let errors = import_files(&ledger, std::slice::from_ref(&txt), "test")
+        .await
+        .unwrap_err()
+        .errors;
+    assert!(
+        errors[0].contains("dataset.txt")
+            && errors[0].contains("unknown extension `.txt`")
+            && errors[0].contains("--format"),
+        "{errors:?}"
+    );
+    assert!(ledger.read().dataset(DATASET).is_none());
+    let report = import_files_as(&ledger, &[txt], Some(Format::Json), "test")
+        .await
+        .expect("read as JSON");
+    assert_eq!(report.datasets_defined, 1);
+
+    // CSV in a file named .json: as CSV when asked, else parsed as JSON and refused.
+    let csv_named_json = write(
+        dir.path(),
+        "rows.json",
+        &format!("{CSV_HEADER}{DATASET},,FINAL,t,2026-02-01T00:00:00Z,,_T._T._T,2030-S1,BAL,5\n"),
+    );
+    assert!(import_files(&ledger, std::slice::from_ref(&csv_named_json), "test")
+        .await
+        .is_err());
+    let report = import_files_as(&ledger, &[csv_named_json], Some(Format::Csv), "test")
+        .await
+        .expect("read as CSV");
+    assert_eq!(report.releases_recorded, 1);
+
+    let stdin = std::path::Path::new("-");
+    let e = format_of(stdin, None).unwrap_err();
+    assert_eq!(e.file, "standard input");
+    assert!(e.message.contains("--format"), "{e}");
+    assert_eq!(format_of(stdin, Some(Format::Csv)), Ok(Format::Csv));
+    assert_eq!(format_of(std::path::Path::new("A.CSV"), None), Ok(Format::Csv));
+    assert!(format_of(std::path::Path::new("/dev/stdin"), None).is_err());
+}
+
+/// The summary counts releases, with their observations in parentheses, for what was recorded
+/// and for what was already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_says_what_was_recorded_and_what_was_there() {
+    let files = fixture_files();
+    let (_d, _s, ledger) = fresh().await;
+    let first = import_files(&ledger, &files, "test").await.unwrap();
+    assert_eq!(
+        first.summary(),
+        "recorded 1 dataset and 2 releases (24 observations); already there: 0 datasets and 0 releases (0 observations)"
+    );
+    let again = import_files(&ledger, &files, "test").await.unwrap();
+    assert_eq!(
+        again.summary(),
+        "recorded 0 datasets and 0 releases (0 observations); already there: 1 dataset and 2 releases (24 observations)"
+    );
+}
+
+/// The command line: `-` reads standard input with `--format csv` (or the env variable), is
+/// refused without a format, and the summary and errors reach the user.
+#[test]
+fn the_command_reads_standard_input() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_tradeledger");
+    let run = |args: &[&str], env: Option<(&str, &str)>, input: &str| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("import").arg("--data-dir").arg(&data).args(args);
+        cmd.env_remove("TRADELEDGER_IMPORT_FORMAT");
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let fixtures: Vec<String> = fixture_files().iter().map(|p| p.display().to_string()).collect();
+    let args: Vec<&str> = fixtures.iter().map(String::as_str).collect();
+    let (ok, out, err) = run(&args, None, "");
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("recorded 1 dataset and 2 releases (24 observations)"),
+        "{out}"
+    );
+
+    let csv = format!("{CSV_HEADER}{DATASET},6b1f0c2e-4d3a-4e51-9a57-2025a00000c3,FINAL,from stdin,2026-02-01T00:00:00Z,,_T._T._T,2031-S1,BAL,7\n");
+    let (ok, _, err) = run(&["-"], None, &csv);
+    assert!(!ok);
+    assert!(err.contains("standard input") && err.contains("--format"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let (ok, out, err) = run(&["--format", "csv", "-"], None, &csv);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("recorded 0 datasets and 1 release (1 observation); already there: 0 datasets and 0 releases (0 observations); refused: none"), "{out}");
+    let (ok, out, err) = run(&["-"], Some(("TRADELEDGER_IMPORT_FORMAT", "csv")), &csv);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("already there: 0 datasets and 1 release (1 observation)"),
+        "{out}"
+    );
+
+    let bad = csv.replace(",7\n", ",1.5.5\n");
+    let (ok, _, err) = run(&["--format", "csv", "-"], None, &bad);
+    assert!(!ok);
+    assert!(
+        err.contains("standard input: line 2: release \"from stdin\": observations[0].value"),
+        "{err}"
+    );
+    assert!(err.contains("refused: 1 error(s) above; nothing was recorded"), "{err}");
+}
+
+/// The JSON Schemas of release files (`schema/release.schema.json`, `schema/dataset.schema.json`)
+/// against the parser: a small validator of the keywords the schemas use (and a check that
+/// they use no other), so producers can trust a file the schema accepts.
+mod json_schema {
+    use serde_json::{json, Value};
+
+    fn load(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schema")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    const ANNOTATIONS: [&str; 5] = ["$schema", "$id", "title", "description", "$defs"];
+    const KEYWORDS: [&str; 9] = [
+        "$ref",
+        "oneOf",
+        "type",
+        "enum",
+        "required",
+        "additionalProperties",
+        "properties",
+        "items",
+        "format",
+    ];
+
+    /// Every keyword of every subschema is one this validator knows.
+    fn known_keywords_only(schema: &Value, at: &str) {
+        let Value::Object(map) = schema else {
+            panic!("{at}: a schema is an object")
+        };
+        for (k, v) in map {
+            assert!(
+                ANNOTATIONS.contains(&k.as_str()) || KEYWORDS.contains(&k.as_str()),
+                "{at}: keyword `{k}` is not checked by this test"
+            );
+            match k.as_str() {
+                "$defs" | "properties" => v
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .for_each(|(n, s)| known_keywords_only(s, &format!("{at}/{k}/{n}"))),
+                "items" => known_keywords_only(v, &format!("{at}/items")),
+                "oneOf" => v
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .for_each(|s| known_keywords_only(s, &format!("{at}/oneOf"))),
+                _ => {}
+            }
+        }
+    }
+
+    fn type_matches(t: &str, v: &Value) -> bool {
+        match t {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "null" => v.is_null(),
+            other => panic!("type `{other}` not handled"),
+        }
+    }
+
+    /// Errors of `v` against `schema` (JSON Schema 2020-12, for the keywords above).
+    fn validate(root: &Value, schema: &Value, v: &Value, at: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let name = r.strip_prefix("#/$defs/").expect("local references only");
+            errors.extend(validate(root, &root["$defs"][name], v, at));
+        }
+        if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+            let passing = options.iter().filter(|s| validate(root, s, v, at).is_empty()).count();
+            if passing != 1 {
+                errors.push(format!("{at}: matches {passing} of the oneOf alternatives"));
+            }
+        }
+        if let Some(t) = schema.get("type") {
+            let types: Vec<&str> = match t {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().map(|s| s.as_str().unwrap()).collect(),
+                _ => panic!("bad type"),
+            };
+            if !types.iter().any(|t| type_matches(t, v)) {
+                errors.push(format!("{at}: not of type {types:?}"));
+            }
+        }
+        if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+            if !options.contains(v) {
+                errors.push(format!("{at}: not one of {options:?}"));
+            }
+        }
+        if let (Some(format), Some(s)) = (schema.get("format").and_then(Value::as_str), v.as_str()) {
+            let ok = match format {
+                "uuid" => uuid::Uuid::parse_str(s).is_ok(),
+                "date-time" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+                other => panic!("format `{other}` not handled"),
+            };
+            if !ok {
+                errors.push(format!("{at}: not a {format}"));
+            }
+        }
+        if let Value::Object(map) = v {
+            for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+                if !map.contains_key(r.as_str().unwrap()) {
+                    errors.push(format!("{at}: lacks {r}"));
+                }
+            }
+            let props = schema.get("properties").and_then(Value::as_object);
+            for (k, value) in map {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => errors.extend(validate(root, s, value, &format!("{at}.{k}"))),
+                    None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        errors.push(format!("{at}: unknown property {k}"))
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let (Some(items), Value::Array(values)) = (schema.get("items"), v) {
+            for (i, item) in values.iter().enumerate() {
+                errors.extend(validate(root, items, item, &format!("{at}[{i}]")));
+            }
+        }
+        errors
+    }
+
+    fn schema_accepts(schema: &Value, doc: &Value) -> bool {
+        validate(schema, schema, doc, "$").is_empty()
+    }
+
+    fn parser_accepts(doc: &Value) -> bool {
+        tradeledger::import::parse_json("doc.json", doc.to_string().as_bytes()).is_ok()
+    }
+
+    fn fixture(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// The object at `path` (member names and array positions) in `doc`.
+    fn members_at<'a>(doc: &'a mut Value, path: &[&str]) -> &'a mut serde_json::Map<String, Value> {
+        let mut v = doc;
+        for p in path {
+            v = match p.parse::<usize>() {
+                Ok(i) => &mut v[i],
+                Err(_) => &mut v[*p],
+            };
+        }
+        v.as_object_mut().expect("an object")
+    }
+
+    /// A dataset and a release with every optional member present.
+    fn samples() -> (Value, Value) {
+        let dataset = fixture("00_dataset.json");
+        let mut release = fixture("02_synthetic_2025_s1_revision.json");
+        release["observations"][0]["measure"] = json!("BAL");
+        assert!(release.get("source").is_some() && release.get("id").is_some());
+        assert!(dataset.get("description").is_some());
+        assert!(dataset["dimensions"][0]["codes"][1].get("parent").is_some());
+        (dataset, release)
+    }
+
+    /// The schemas use only keywords the validator checks; every fixture is valid.
+    #[test]
+    fn fixtures_validate() {
+        let (release_schema, dataset_schema) = (load("release.schema.json"), load("dataset.schema.json"));
+        known_keywords_only(&release_schema, "release.schema.json");
+        known_keywords_only(&dataset_schema, "dataset.schema.json");
+        let dataset = fixture("00_dataset.json");
+        assert!(
+            schema_accepts(&dataset_schema, &dataset),
+            "{:?}",
+            validate(&dataset_schema, &dataset_schema, &dataset, "$")
+        );
+        assert!(schema_accepts(&dataset_schema, &json!([dataset])));
+        for name in ["01_bok_2025_s1_preliminary.json", "02_synthetic_2025_s1_revision.json"] {
+            let release = fixture(name);
+            assert!(
+                schema_accepts(&release_schema, &release),
+                "{name}: {:?}",
+                validate(&release_schema, &release_schema, &release, "$")
+            );
+            assert!(!schema_accepts(&dataset_schema, &release), "{name} is not a dataset");
+        }
+    }
+
+    /// Member by member, removing it is refused by the parser exactly when the schema lists
+    /// it as required; an unknown member is refused by both; and the schema lists every member
+    /// the parser's types have.
+    #[test]
+    fn required_and_known_members_agree_with_the_parser() {
+        let (dataset, release) = samples();
+        let cases: [(&str, &str, Value, &[&str]); 5] = [
+            ("release.schema.json", "release", release.clone(), &[]),
+            (
+                "release.schema.json",
+                "observation",
+                release.clone(),
+                &["observations", "0"],
+            ),
+            ("dataset.schema.json", "dataset", dataset.clone(), &[]),
+            (
+                "dataset.schema.json",
+                "dimension",
+                dataset.clone(),
+                &["dimensions", "0"],
+            ),
+            (
+                "dataset.schema.json",
+                "code",
+                dataset.clone(),
+                &["dimensions", "0", "codes", "1"],
+            ),
+        ];
+        for (file, def, doc, path) in cases {
+            let schema = load(file);
+            let required: Vec<&str> = schema["$defs"][def]["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            let properties: Vec<String> = schema["$defs"][def]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "$comment")
+                .cloned()
+                .collect();
+            let mut sample = doc.clone();
+            let members: Vec<String> = members_at(&mut sample, path)
+                .keys()
+                .filter(|k| *k != "$comment")
+                .cloned()
+                .collect();
+            let mut sorted_members = members.clone();
+            sorted_members.sort();
+            let mut sorted_properties = properties.clone();
+            sorted_properties.sort();
+            assert_eq!(
+                sorted_members, sorted_properties,
+                "{file} {def}: the schema's members are the parser's"
+            );
+            assert!(
+                parser_accepts(&doc) && schema_accepts(&schema, &doc),
+                "{file} {def}: the sample is valid"
+            );
+            for m in &members {
+                let mut without = doc.clone();
+                members_at(&mut without, path).remove(m);
+                let (parser, schema_ok) = (parser_accepts(&without), schema_accepts(&schema, &without));
+                assert_eq!(
+                    parser, schema_ok,
+                    "{file} {def}: without `{m}` the parser says {parser}, the schema {schema_ok}"
+                );
+                assert_eq!(!parser, required.contains(&m.as_str()), "{file} {def}: `{m}` required?");
+            }
+            let mut unknown = doc.clone();
+            members_at(&mut unknown, path).insert("colour".into(), json!("red"));
+            assert!(
+                !parser_accepts(&unknown),
+                "{file} {def}: the parser takes an unknown member"
+            );
+            assert!(
+                !schema_accepts(&schema, &unknown),
+                "{file} {def}: the schema takes an unknown member"
+            );
+        }
+    }
+
+    /// Wrong types and values are refused by both the schema and the parser.
+    #[test]
+    fn invalid_files_are_refused_by_both() {
+        let (dataset, release) = samples();
+        let release_schema = load("release.schema.json");
+        let dataset_schema = load("dataset.schema.json");
+        let mut cases: Vec<(&str, &Value, Value)> = Vec::new();
+        type Edit = (&'static str, fn(&mut Value));
+        let edits: [Edit; 7] = [
+            ("a float value", |r| r["observations"][0]["value"] = json!(1.5)),
+            ("an unknown status", |r| r["status"] = json!("DRAFT")),
+            ("a time that is not RFC 3339", |r| r["publishedAt"] = json!("yesterday")),
+            ("an id that is not a UUID", |r| r["id"] = json!("release-1")),
+            ("observations not a list", |r| r["observations"] = json!({})),
+            ("a title that is a number", |r| r["title"] = json!(7)),
+            ("a key that is null", |r| r["observations"][0]["key"] = Value::Null),
+        ];
+        for (what, edit) in edits {
+            let mut r = release.clone();
+            edit(&mut r);
+            cases.push((what, &release_schema, r));
+        }
+        let mut d = dataset.clone();
+        d["unit_multiplier"] = json!("6");
+        cases.push(("a multiplier written as a string", &dataset_schema, d));
+        let mut d = dataset.clone();
+        d["dimensions"][0]["codes"] = json!("_T");
+        cases.push(("codes not a list", &dataset_schema, d));
+        for (what, schema, doc) in cases {
+            assert!(!parser_accepts(&doc), "{what}: the parser takes it");
+            assert!(!schema_accepts(schema, &doc), "{what}: the schema takes it");
+        }
+    }
 }

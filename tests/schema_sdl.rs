@@ -114,7 +114,9 @@ fn parse(sdl: &str) -> Sdl {
         let line = rest[..line_end].trim();
         let next = &rest[(line_end + 1).min(rest.len())..];
         if let Some(name) = line.strip_prefix("scalar ") {
-            out.scalars.push(name.trim().to_owned());
+            // The name, without directives such as `@specifiedBy(...)`.
+            out.scalars
+                .push(name.split_whitespace().next().unwrap_or("").to_owned());
             rest = next;
             continue;
         }
@@ -143,6 +145,19 @@ fn parse(sdl: &str) -> Sdl {
             continue;
         }
         rest = next;
+    }
+    // Without a schema definition, the roots are the types with the usual names (the
+    // GraphQL spec, "Root Operation Types"), which is how graphql-js prints such a schema.
+    if out.roots.is_empty() {
+        for (op, ty) in [
+            ("query", "Query"),
+            ("mutation", "Mutation"),
+            ("subscription", "Subscription"),
+        ] {
+            if out.blocks.contains_key(&format!("type {ty}")) {
+                out.roots.insert(op.to_owned(), ty.to_owned());
+            }
+        }
     }
     out
 }
@@ -182,10 +197,10 @@ fn assert_args(sdl: &Sdl, head: &str, field: &str, args: &[&str]) {
     );
 }
 
-/// `graphql::sdl()` is byte for byte the committed `schema/tradeledger.graphql`.
+/// `graphql::schema_file()` is byte for byte the committed `schema/tradeledger.graphql`.
 #[test]
 fn committed_sdl_matches_the_code() {
-    if let Err(message) = check_sdl(&committed_sdl(), &tradeledger::graphql::sdl()) {
+    if let Err(message) = check_sdl(&committed_sdl(), &tradeledger::graphql::schema_file()) {
         panic!("{message}");
     }
 }
@@ -206,7 +221,7 @@ fn mismatch_message_tells_how_to_regenerate() {
 /// The query root has every field and argument DESIGN.md requires.
 #[test]
 fn query_root_has_the_required_fields() {
-    let sdl = parse(&tradeledger::graphql::sdl());
+    let sdl = parse(&tradeledger::graphql::schema_file());
     let query = sdl.root("query");
     assert_fields(
         &sdl,
@@ -255,7 +270,7 @@ fn query_root_has_the_required_fields() {
 /// The mutation and subscription roots have the required fields and arguments.
 #[test]
 fn mutation_and_subscription_roots_have_the_required_fields() {
-    let sdl = parse(&tradeledger::graphql::sdl());
+    let sdl = parse(&tradeledger::graphql::schema_file());
     let mutation = sdl.root("mutation");
     assert_fields(&sdl, &mutation, &["defineDataset", "publishRelease"]);
     assert_args(&sdl, &mutation, "defineDataset", &["input"]);
@@ -269,7 +284,7 @@ fn mutation_and_subscription_roots_have_the_required_fields() {
 /// The root operation types are named `Query`, `Mutation` and `Subscription` as in DESIGN.md.
 #[test]
 fn root_types_have_the_design_names() {
-    let sdl = parse(&tradeledger::graphql::sdl());
+    let sdl = parse(&tradeledger::graphql::schema_file());
     let roots: Vec<(&str, &str)> = sdl.roots.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         roots,
@@ -284,7 +299,7 @@ fn root_types_have_the_design_names() {
 /// Every other type, input, enum and scalar DESIGN.md names is there with its fields.
 #[test]
 fn required_types_and_fields_are_present() {
-    let sdl = parse(&tradeledger::graphql::sdl());
+    let sdl = parse(&tradeledger::graphql::schema_file());
     for scalar in ["Decimal", "DateTime", "UUID", "Period"] {
         assert!(
             sdl.scalars.iter().any(|s| s == scalar),
@@ -382,7 +397,7 @@ fn required_types_and_fields_are_present() {
 /// Fields have the DESIGN.md types: `Decimal` values, `DateTime`, `UUID`, `Period`, `measure` default `BAL`.
 #[test]
 fn required_field_types() {
-    let sdl = strip_descriptions(&tradeledger::graphql::sdl());
+    let sdl = strip_descriptions(&tradeledger::graphql::schema_file());
     for needle in [
         "value: Decimal!",
         "sumOfItems: Decimal!",
@@ -400,5 +415,81 @@ fn required_field_types() {
         "firstBadRevision: Int",
     ] {
         assert!(sdl.contains(needle), "the SDL lacks `{needle}`");
+    }
+}
+
+/// The file reads like graphql-js's `printSchema`: two-space indentation and no tabs,
+/// arguments with a description one per line, `@specifiedBy` on `DateTime` and `UUID` (as
+/// introspection reports), and a description on every scalar.
+#[test]
+fn sdl_is_printed_like_graphql_js() {
+    let sdl = tradeledger::graphql::schema_file();
+    assert!(!sdl.contains('\t'), "the SDL has tabs");
+    assert!(
+        !sdl.contains("\nschema {"),
+        "printSchema leaves out a schema block with the usual root names"
+    );
+    assert!(
+        !sdl.contains("directive @"),
+        "printSchema leaves out the built-in directives"
+    );
+    for (scalar, url) in [
+        ("DateTime", "https://datatracker.ietf.org/doc/html/rfc3339"),
+        ("UUID", "http://tools.ietf.org/html/rfc4122"),
+    ] {
+        let line = format!("\nscalar {scalar} @specifiedBy(url: \"{url}\")\n");
+        assert!(sdl.contains(&line), "the SDL lacks `{}`", line.trim());
+    }
+    let scalars: Vec<&str> = sdl
+        .lines()
+        .filter_map(|l| l.strip_prefix("scalar "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(scalars, ["DateTime", "Decimal", "Period", "UUID"]);
+    for scalar in scalars {
+        let at = sdl.find(&format!("\nscalar {scalar}")).unwrap();
+        assert!(sdl[..at].ends_with("\"\"\""), "scalar {scalar} has no description");
+    }
+    // An argument list with a description: one argument per line, indented four spaces,
+    // a blank line before each described argument but the first.
+    let observations = sdl
+        .find("\n  observations(\n")
+        .map(|at| &sdl[at + 1..])
+        .expect("Query.observations has arguments on separate lines");
+    let args = &observations[..observations.find("\n  ): ").expect("the argument list is closed")];
+    assert!(args.contains("\n    dataset: ID!\n"), "{args}");
+    assert!(
+        args.contains("\n\n    \"\"\"Read as of this point (default: latest).\"\"\"\n    asOf: AsOf\n"),
+        "{args}"
+    );
+    // Without any description, on one line.
+    assert!(sdl.contains("\n  release(id: UUID!): Release\n"));
+}
+
+/// graphql-js itself prints the committed file unchanged (`buildSchema` then `printSchema`).
+/// Needs node and the `graphql` npm package (version 16): `TRADELEDGER_GRAPHQL_JS` names the
+/// package's directory (`.ci/run` installs it); without it the test says so and checks nothing.
+#[test]
+fn graphql_js_prints_the_committed_sdl_unchanged() {
+    let Some(package) = std::env::var_os("TRADELEDGER_GRAPHQL_JS") else {
+        eprintln!("TRADELEDGER_GRAPHQL_JS is not set: graphql-js round trip not checked");
+        return;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/tradeledger.graphql");
+    let script = "const [pkg, file] = process.argv.slice(1);\n\
+        const { buildSchema, printSchema } = require(pkg);\n\
+        const text = require('fs').readFileSync(file, 'utf8');\n\
+        process.stdout.write(printSchema(buildSchema(text)) + '\\n');";
+    let out = std::process::Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .arg(&package)
+        .arg(&path)
+        .output()
+        .expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    if let Err(message) = check_sdl(&committed_sdl(), &printed) {
+        panic!("graphql-js prints the file differently:\n{message}");
     }
 }

@@ -51,6 +51,17 @@ pub fn bad_input(message: impl Into<String>) -> Error {
     coded(ErrorCode::BadUserInput, message)
 }
 
+/// Names the argument (or input field) an error is about in `extensions.field`, as
+/// mutation input errors do: `key`, `asOf.revision`, `filter.periodFrom`.
+pub fn at_field(e: Error, field: &str) -> Error {
+    e.extend_with(|_, ext| ext.set("field", field))
+}
+
+/// Bad input in the argument `field`.
+pub fn bad_argument(field: &str, message: impl Into<String>) -> Error {
+    at_field(bad_input(message), field)
+}
+
 /// A ledger error with its code, and the offending field for bad input.
 pub fn ledger(e: LedgerError) -> Error {
     let code = e.code();

@@ -6,6 +6,7 @@ mod limits;
 mod mutation;
 mod query;
 mod scalars;
+mod sdl;
 mod subscription;
 mod tick;
 mod transparency;
@@ -96,9 +97,18 @@ pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
     builder.finish()
 }
 
-/// The SDL of the schema, as kept in `schema/tradeledger.graphql`.
+/// The SDL of the schema as async-graphql exports it (what the query limits read).
 pub fn sdl() -> String {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
+}
+
+/// The schema as kept in `schema/tradeledger.graphql`: printed like graphql-js's
+/// `printSchema`, with `@specifiedBy` on the scalars that have it.
+pub fn schema_file() -> String {
+    let registry_sdl = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .finish()
+        .sdl_with_options(sdl::export_options());
+    sdl::print(&registry_sdl).expect("async-graphql's SDL parses")
 }
 
 fn ledger_of<'a>(ctx: &Context<'a>) -> &'a Ledger {

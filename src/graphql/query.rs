@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::error::{self, bad_input, coded, ErrorCode};
+use super::error::{self, at_field, bad_argument, coded, ErrorCode};
 use super::scalars::{Computed, Dec};
 use super::tick::{checkpoint, ticks, Tick};
 use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
@@ -16,7 +16,7 @@ use super::types::{
     cell_key, observation, versions, AsOf, Dataset, LedgerHead, Observation, ObservationVersion, Release, ReleaseStatus,
 };
 use super::{ledger_of, limits_of};
-use crate::domain::{Event, Period};
+use crate::domain::{Event, Frequency, Period};
 use crate::projection::{CellKey, DatasetView, Filter, KeyPattern, RevisionStat, RevisionSummary as Summary};
 
 #[derive(Default)]
@@ -39,7 +39,7 @@ pub struct ObservationFilter {
     pub key: Option<String>,
     /// Codes allowed per dimension (combined with `key`).
     pub dimensions: Option<Vec<DimensionFilter>>,
-    /// Exactly these periods.
+    /// Exactly these periods, each of a frequency the dataset has figures of.
     pub periods: Option<Vec<Period>>,
     /// From this period on (inclusive; only periods of the same frequency match).
     pub period_from: Option<Period>,
@@ -57,31 +57,36 @@ impl ObservationFilter {
     fn resolve(&self, ds: &DatasetView) -> Result<Filter> {
         let def = &ds.def;
         let mut key = match &self.key {
-            Some(k) => Some(KeyPattern::parse(def, k).map_err(|e| bad_input(format!("filter.key: {e}")))?),
+            Some(k) => {
+                Some(KeyPattern::parse(def, k).map_err(|e| bad_argument("filter.key", format!("filter.key: {e}")))?)
+            }
             None => None,
         };
         for d in self.dimensions.iter().flatten() {
             let (pos, dim) = def.dimension(&d.dimension).ok_or_else(|| {
-                bad_input(format!(
-                    "filter.dimensions: unknown dimension `{}`; dataset {} has {}",
-                    d.dimension,
-                    def.id,
-                    def.dimensions
-                        .iter()
-                        .map(|d| d.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+                bad_argument(
+                    "filter.dimensions",
+                    format!(
+                        "filter.dimensions: unknown dimension `{}`; dataset {} has {}",
+                        d.dimension,
+                        def.id,
+                        def.dimensions
+                            .iter()
+                            .map(|d| d.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
             })?;
             let codes = d
                 .codes
                 .iter()
                 .map(|c| {
                     dim.position(c).map(|p| p as u16).ok_or_else(|| {
-                        bad_input(format!(
-                            "filter.dimensions: unknown code `{c}` for dimension {}",
-                            dim.id
-                        ))
+                        bad_argument(
+                            "filter.dimensions",
+                            format!("filter.dimensions: unknown code `{c}` for dimension {}", dim.id),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -93,17 +98,25 @@ impl ObservationFilter {
                 ms.iter()
                     .map(|m| {
                         ds.measure(m).ok_or_else(|| {
-                            bad_input(format!(
-                                "filter.measures: unknown measure `{m}`; dataset {} has {}",
-                                def.id,
-                                def.measures.join(", ")
-                            ))
+                            bad_argument(
+                                "filter.measures",
+                                format!(
+                                    "filter.measures: unknown measure `{m}`; dataset {} has {}",
+                                    def.id,
+                                    def.measures.join(", ")
+                                ),
+                            )
                         })
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
             None => None,
         };
+        // Range bounds keep their documented meaning (only periods of the bound's frequency
+        // match), which selects one frequency of a dataset that has several.
+        for p in self.periods.iter().flatten() {
+            check_period(ds, *p, "filter.periods")?;
+        }
         Ok(Filter {
             key,
             periods: self.periods.clone(),
@@ -264,15 +277,55 @@ fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
     let max = limits_of(ctx).max_page_size;
     match first {
         None => Ok(max.min(100)),
-        Some(n) if n < 0 => Err(bad_input(format!("first must not be negative (got {n})"))),
-        Some(n) if n as usize > max => Err(bad_input(format!("first must be at most {max} (got {n})"))),
+        Some(n) if n < 0 => Err(bad_argument("first", format!("first must not be negative (got {n})"))),
+        Some(n) if n as usize > max => Err(bad_argument("first", format!("first must be at most {max} (got {n})"))),
         Some(n) => Ok(n as usize),
     }
 }
 
 fn dataset_view<'a>(p: &'a crate::projection::Projection, id: &str) -> Result<&'a DatasetView> {
     p.dataset(id)
-        .ok_or_else(|| coded(ErrorCode::NotFound, format!("dataset `{id}` not found")))
+        .ok_or_else(|| at_field(coded(ErrorCode::NotFound, format!("dataset `{id}` not found")), "dataset"))
+}
+
+/// How a frequency reads in an error message.
+fn frequency_name(f: Frequency) -> &'static str {
+    match f {
+        Frequency::Annual => "annual",
+        Frequency::HalfYear => "half-yearly",
+        Frequency::Quarter => "quarterly",
+        Frequency::Month => "monthly",
+    }
+}
+
+/// Refuses a period of a frequency the dataset has no figures of, which could only ever
+/// find nothing (a quarter asked of half-year statistics). A dataset without figures yet
+/// takes any period.
+fn check_period(ds: &DatasetView, period: Period, field: &str) -> Result<()> {
+    let have = ds.frequencies();
+    if have.is_empty() || have.contains(&period.frequency()) {
+        return Ok(());
+    }
+    let have: Vec<String> = have
+        .iter()
+        .map(|&f| format!("{} ({})", frequency_name(f), f.code()))
+        .collect();
+    Err(bad_argument(
+        field,
+        format!(
+            "{field}: `{period}` is a {} ({}) period; dataset {} has {} periods only",
+            frequency_name(period.frequency()),
+            period.frequency().code(),
+            ds.def.id,
+            have.join(" and ")
+        ),
+    ))
+}
+
+/// An `asOf` the projection cannot resolve (a revision beyond the head, an unknown
+/// release), naming the argument.
+fn as_of_error(e: crate::projection::ProjectionError) -> async_graphql::Error {
+    at_field(error::projection(e), "asOf")
 }
 
 fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
@@ -286,9 +339,10 @@ fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
 
 fn decode_cursor(ds: &DatasetView, cursor: &str) -> Result<CellKey> {
     let invalid = || {
-        bad_input(format!(
-            "after: `{cursor}` is not a cursor of this dataset's observations"
-        ))
+        bad_argument(
+            "after",
+            format!("after: `{cursor}` is not a cursor of this dataset's observations"),
+        )
     };
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(raw).map_err(|_| invalid())?;
@@ -306,7 +360,7 @@ fn revision_cursor(after: Option<&str>) -> Result<u64> {
         None => Ok(0),
         Some(s) => s
             .parse()
-            .map_err(|_| bad_input(format!("after: `{s}` is not a cursor of this list"))),
+            .map_err(|_| bad_argument("after", format!("after: `{s}` is not a cursor of this list"))),
     }
 }
 
@@ -403,7 +457,7 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
-        let bound = p.bound(spec).map_err(error::projection)?;
+        let bound = p.bound(spec).map_err(as_of_error)?;
         let input = filter.unwrap_or_default();
         let filter = input.resolve(ds)?;
         let after_cell = after.as_deref().map(|c| decode_cursor(ds, c)).transpose()?;
@@ -438,8 +492,9 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
+        check_period(ds, period, "period")?;
         let cell = cell_key(ds, &key, period, &measure)?;
-        let bound = p.bound(spec).map_err(error::projection)?;
+        let bound = p.bound(spec).map_err(as_of_error)?;
         Ok(ds.get(&cell, bound).map(|o| observation(&p, &o, bound.revision)))
     }
 
@@ -458,8 +513,9 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
+        check_period(ds, period, "period")?;
         let cell = cell_key(ds, &key, period, &measure)?;
-        let bound = p.bound(spec).map_err(error::projection)?;
+        let bound = p.bound(spec).map_err(as_of_error)?;
         Ok(ticks(
             ds.get(&cell, bound).map(|o| versions(&p, &o)).unwrap_or_default(),
         ))
@@ -484,23 +540,30 @@ impl QueryRoot {
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
         let (dim, _) = ds.def.dimension(&dimension).ok_or_else(|| {
-            bad_input(format!(
-                "dimension: unknown dimension `{dimension}`; dataset {} has {}",
-                ds.def.id,
-                ds.def
-                    .dimensions
-                    .iter()
-                    .map(|d| d.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            bad_argument(
+                "dimension",
+                format!(
+                    "dimension: unknown dimension `{dimension}`; dataset {} has {}",
+                    ds.def.id,
+                    ds.def
+                        .dimensions
+                        .iter()
+                        .map(|d| d.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
         })?;
         let base = match &key {
-            Some(k) => ds.def.parse_key(k).map_err(|e| bad_input(format!("key: {e}")))?,
+            Some(k) => ds
+                .def
+                .parse_key(k)
+                .map_err(|e| bad_argument("key", format!("key: {e}")))?,
             None => ds.def.total_key(),
         };
+        check_period(ds, period, "period")?;
         let measure_pos = cell_key(ds, &ds.def.format_key(&base), period, &measure)?.measure;
-        let bound = p.bound(spec).map_err(error::projection)?;
+        let bound = p.bound(spec).map_err(as_of_error)?;
         let b = ds.breakdown(&base, dim, period, measure_pos, bound);
         Ok(Breakdown {
             dimension,
@@ -538,7 +601,7 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
-        let bound = p.bound(spec).map_err(error::projection)?;
+        let bound = p.bound(spec).map_err(as_of_error)?;
         let filter = filter.unwrap_or_default().resolve(ds)?;
         let s = Summary::of(p.select(ds, &filter, bound, None));
         let mut items: Vec<_> = p
@@ -584,7 +647,7 @@ impl QueryRoot {
         checkpoint().await;
         let limit = page_size(ctx, first)?;
         let after = match after {
-            Some(a) if a < 0 => return Err(bad_input(format!("after must not be negative (got {a})"))),
+            Some(a) if a < 0 => return Err(bad_argument("after", format!("after must not be negative (got {a})"))),
             a => a.unwrap_or(0) as u64,
         };
         let ledger = ledger_of(ctx);

@@ -20,7 +20,15 @@ use crate::projection::Overflow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dec(pub Decimal);
 
-#[Scalar(name = "Decimal")]
+impl async_graphql::Description for Dec {
+    fn description() -> &'static str {
+        "An exact decimal number, written as a string (`\"-4530\"`, `\"1960.25\"`), never a float.\n\
+         Input also takes an integer; a number with a fraction or exponent is refused, since JSON\n\
+         parsers turn it into a float."
+    }
+}
+
+#[Scalar(name = "Decimal", use_type_description)]
 impl ScalarType for Dec {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
@@ -56,7 +64,14 @@ impl From<Decimal> for Dec {
 
 /// A reference period in SDMX notation: `2025` (year), `2025-S1` (half year), `2025-Q3`
 /// (quarter), `2025-07` (month). Input also takes `2025-H1`, `2025H1` and `2025S1`.
-#[Scalar(name = "Period")]
+impl async_graphql::Description for Period {
+    fn description() -> &'static str {
+        "A reference period in SDMX notation: `2025` (year), `2025-S1` (half year), `2025-Q3`\n\
+         (quarter), `2025-07` (month). Input also takes `2025-H1`, `2025H1` and `2025S1`."
+    }
+}
+
+#[Scalar(name = "Period", use_type_description)]
 impl ScalarType for Period {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::error::{bad_input, coded, ErrorCode};
+use super::error::{bad_argument, coded, ErrorCode};
 use super::ledger_of;
 use super::scalars::{Computed, Dec};
 use super::tick::{checkpoint, ticks, Tick};
@@ -42,10 +42,16 @@ impl AsOf {
         let Some(a) = value else { return Ok(None) };
         match (a.revision, a.release, a.published_at) {
             (Some(r), None, None) if r >= 0 => Ok(Some(AsOfSpec::Revision(r as u64))),
-            (Some(r), None, None) => Err(bad_input(format!("asOf.revision must not be negative (got {r})"))),
+            (Some(r), None, None) => Err(bad_argument(
+                "asOf.revision",
+                format!("asOf.revision must not be negative (got {r})"),
+            )),
             (None, Some(id), None) => Ok(Some(AsOfSpec::Release(id))),
             (None, None, Some(t)) => Ok(Some(AsOfSpec::PublishedAt(t))),
-            _ => Err(bad_input("asOf: set exactly one of revision, release, publishedAt")),
+            _ => Err(bad_argument(
+                "asOf",
+                "asOf: set exactly one of revision, release, publishedAt",
+            )),
         }
     }
 }
@@ -440,13 +446,16 @@ impl ObservationVersion {
 
 /// Resolves textual coordinates of a figure against its dataset.
 pub fn cell_key(ds: &DatasetView, key: &str, period: Period, measure: &str) -> Result<CellKey> {
-    let key = ds.def.parse_key(key).map_err(|e| bad_input(e.to_string()))?;
+    let key = ds.def.parse_key(key).map_err(|e| bad_argument("key", e.to_string()))?;
     let measure = ds.measure(measure).ok_or_else(|| {
-        bad_input(format!(
-            "unknown measure `{measure}`; dataset {} has {}",
-            ds.def.id,
-            ds.def.measures.join(", ")
-        ))
+        bad_argument(
+            "measure",
+            format!(
+                "unknown measure `{measure}`; dataset {} has {}",
+                ds.def.id,
+                ds.def.measures.join(", ")
+            ),
+        )
     })?;
     Ok(CellKey { key, period, measure })
 }

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::domain::{Dataset, Event, Period, ReleaseStatus, SeriesKey};
+use crate::domain::{Dataset, Event, Frequency, Period, ReleaseStatus, SeriesKey};
 use crate::store::{Hash, Head};
 
 pub use filter::{Filter, KeyPattern};
@@ -68,6 +68,8 @@ pub struct DatasetView {
     lookup: HashMap<FigureKey, u32, FxBuildHasher>,
     figures: Figures,
     pub release_count: u32,
+    /// The frequencies of the periods that have figures, one bit per [`Frequency`].
+    frequencies: u8,
 }
 
 /// One series and its figures, ordered by `(period, measure)` as [`CellKey`] orders them.
@@ -420,6 +422,7 @@ impl Projection {
                     lookup: HashMap::default(),
                     figures: Figures::default(),
                     release_count: 0,
+                    frequencies: 0,
                 });
                 let e = &mut self.extents;
                 e.max_dimensions = e.max_dimensions.max(dataset.dimensions.len() as u64);
@@ -581,6 +584,19 @@ impl DatasetView {
         self.lookup.len()
     }
 
+    /// The frequencies of the periods that have figures (at the head), coarsest first.
+    pub fn frequencies(&self) -> Vec<Frequency> {
+        [
+            Frequency::Annual,
+            Frequency::HalfYear,
+            Frequency::Quarter,
+            Frequency::Month,
+        ]
+        .into_iter()
+        .filter(|&f| self.frequencies & 1 << f as u8 != 0)
+        .collect()
+    }
+
     /// The number of the figure at `cell`, adding it (without versions) if it is new.
     fn figure_or_insert(&mut self, cell: CellKey) -> u32 {
         let series = match self.series_ix.entry(cell.key) {
@@ -601,6 +617,7 @@ impl DatasetView {
             Entry::Occupied(o) => return *o.get(),
             Entry::Vacant(v) => *v.insert(self.figures.push()),
         };
+        self.frequencies |= 1 << cell.period.frequency() as u8;
         let cells = &mut self.series[series as usize].cells;
         let at = cells.partition_point(|c| (c.0, c.1) < (cell.period, cell.measure));
         cells.insert(at, (cell.period, cell.measure, figure));
