@@ -151,6 +151,10 @@ pub struct ServeArgs {
     pub max_batch: usize,
     #[arg(long, env = "TRADELEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: usize,
+    /// Most events one page of a filtered `events` query examines; a page that reaches it
+    /// ends early with `hasNextPage` and an `endCursor` to continue from.
+    #[arg(long, env = "TRADELEDGER_MAX_EVENTS_SCANNED", default_value_t = crate::graphql::DEFAULT_MAX_EVENTS_SCANNED, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_events_scanned: usize,
     /// Most objects one query may return in the worst case, computed before it runs: list
     /// sizes (`first`, the page-size cap, the ledger's largest lists) multiplied down the tree.
     #[arg(long, env = "TRADELEDGER_MAX_COST", default_value_t = crate::graphql::DEFAULT_MAX_COST)]
@@ -598,6 +602,7 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
             max_complexity: args.max_complexity,
             max_aliases: args.max_aliases,
             max_page_size: args.max_page_size,
+            max_events_scanned: args.max_events_scanned,
             max_cost: args.max_cost,
             introspection: !args.no_introspection,
             max_query_bytes: args.max_query_bytes,

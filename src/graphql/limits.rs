@@ -577,6 +577,7 @@ impl<'a> CostWalk<'a> {
             ("Query", "releases") => e.releases,
             ("Query", "observations") => e.max_figures,
             ("Query", "events") => e.events,
+            ("Query", "changes") => e.max_figures,
             _ => u64::MAX,
         }
     }
@@ -591,7 +592,7 @@ impl<'a> CostWalk<'a> {
             ("Query", "history") | ("Observation", "versions") => e.max_versions,
             ("Breakdown", "items") | ("Dimension", "codes") => e.max_codes,
             ("RevisionSummary", "items") => e.max_figures.min(REVISION_ITEMS),
-            ("Dataset" | "Observation", "dimensions") => e.max_dimensions,
+            ("Dataset" | "Observation" | "FigureChange", "dimensions") => e.max_dimensions,
             ("Dataset", "measures") => e.max_measures,
             ("Release", "observations") => e.max_release_observations,
             ("__Schema", "types") => s.types,
