@@ -3,6 +3,8 @@
 //! SYNTHETIC revision at revision 3.
 
 mod support;
+#[path = "http_api/audit.rs"]
+mod audit;
 #[path = "http_api/transparency.rs"]
 mod transparency;
 

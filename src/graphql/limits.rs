@@ -771,6 +771,16 @@ mod tests {
     }
 
     #[test]
+    fn counts_changes_by_their_page_and_the_largest_dataset() {
+        let q = "{ changes(dataset: \"D\", from: { revision: 1 }, first: 1000) { nodes { key dimensions { code } release { title } } } }";
+        // The connection, 1000 changes, each with its 3 dimensions and its release.
+        assert_eq!(cost_of(q, json!({})), 1 + 1000 + 1000 * 3 + 1000);
+        // Without `first`, the default page.
+        let q = "{ changes(dataset: \"D\", from: { revision: 1 }) { nodes { key } } }";
+        assert_eq!(cost_of(q, json!({})), 1 + 100);
+    }
+
+    #[test]
     fn reads_page_sizes_from_variables_and_their_defaults() {
         let q = "query($n: Int = 5) { releases(first: $n) { nodes { observations { value } } } }";
         assert_eq!(cost_of(q, json!({})), 1 + 5 + 5 * 100);

@@ -699,10 +699,10 @@ impl QueryRoot {
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
         #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
         #[graphql(
-            default = false,
+            default_with = "Some(false)",
             desc = "Also list figures a release between the two points published again with the same value (`REPUBLISHED`)."
         )]
-        include_unchanged: bool,
+        include_unchanged: Option<bool>,
     ) -> Result<Connection<String, Tick<FigureChange>, EmptyFields, EmptyFields>> {
         checkpoint().await;
         let limit = page_size(ctx, first)?;
@@ -723,6 +723,7 @@ impl QueryRoot {
         }
         let filter = filter.unwrap_or_default().resolve(ds)?;
         let after_cell = after.as_deref().map(|c| decode_cursor(ds, c)).transpose()?;
+        let include_unchanged = include_unchanged.unwrap_or(false);
         let mut it = p.changes(ds, &filter, from_bound, to_bound, include_unchanged, after_cell.as_ref());
         let mut conn = Connection::new(after.is_some(), false);
         for c in it.by_ref().take(limit) {
