@@ -10,3 +10,4 @@ mod ledger;
 #[path = "../proc_support/mod.rs"]
 mod proc_support;
 mod runtime;
+mod witness;
