@@ -307,8 +307,24 @@ fn open_store(data_dir: &Path, chunk: u64) -> Result<(Arc<SledStore>, Prefold)> 
     } else {
         Box::new(std::iter::empty())
     };
-    let prefold = Prefold::from_records(records).with_context(context)?;
-    Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
+    // sled panics on some damage to its own files (a snapshot it cannot rebuild from a
+    // corrupted log): report that as a damaged store, like its "Read corrupted data" errors.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_> {
+        let prefold = Prefold::from_records(records).with_context(context)?;
+        Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
+    }));
+    opened.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        bail!(
+            "{}: the store's files are damaged below the event layer (the storage engine failed \
+             reading them: {what}); restore from an export",
+            context()
+        )
+    })
 }
 
 fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {

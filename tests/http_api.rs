@@ -2,9 +2,9 @@
 //! revision 1, the Bank of Korea's preliminary 2025-S1 release at revision 2 and the
 //! SYNTHETIC revision at revision 3.
 
-mod support;
 #[path = "http_api/audit.rs"]
 mod audit;
+mod support;
 #[path = "http_api/transparency.rs"]
 mod transparency;
 

@@ -711,9 +711,7 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
         let ds = dataset_view(&p, &dataset)?;
-        let from_bound = p
-            .bound(from_spec)
-            .map_err(|e| bad_input(format!("from: {e}")))?;
+        let from_bound = p.bound(from_spec).map_err(|e| bad_input(format!("from: {e}")))?;
         let to_bound = p.bound(to_spec).map_err(|e| bad_input(format!("to: {e}")))?;
         if from_bound.revision > to_bound.revision {
             return Err(bad_input(format!(
@@ -724,10 +722,18 @@ impl QueryRoot {
         let filter = filter.unwrap_or_default().resolve(ds)?;
         let after_cell = after.as_deref().map(|c| decode_cursor(ds, c)).transpose()?;
         let include_unchanged = include_unchanged.unwrap_or(false);
-        let mut it = p.changes(ds, &filter, from_bound, to_bound, include_unchanged, after_cell.as_ref());
+        let mut it = p.changes(
+            ds,
+            &filter,
+            from_bound,
+            to_bound,
+            include_unchanged,
+            after_cell.as_ref(),
+        );
         let mut conn = Connection::new(after.is_some(), false);
         for c in it.by_ref().take(limit) {
-            conn.edges.push(Edge::new(encode_cursor(ds, &c.to.cell), Tick(FigureChange::of(&p, &c))));
+            conn.edges
+                .push(Edge::new(encode_cursor(ds, &c.to.cell), Tick(FigureChange::of(&p, &c))));
         }
         conn.has_next_page = it.next().is_some();
         Ok(conn)
@@ -892,12 +898,7 @@ fn filtered_events(
         while examined < head && examined - after < max_examined as u64 && candidates.len() <= limit {
             let r = examined + 1;
             let candidate = match next_release.next_if(|rel| rel.revision == r) {
-                Some(rel) => filter.matches(
-                    EventKind::ReleasePublished,
-                    &rel.dataset,
-                    &rel.actor,
-                    rel.recorded_at,
-                ),
+                Some(rel) => filter.matches(EventKind::ReleasePublished, &rel.dataset, &rel.actor, rel.recorded_at),
                 None => maybe_other,
             };
             if candidate {
@@ -916,7 +917,9 @@ fn filtered_events(
         if filter.matches(kind, dataset, &env.actor, env.recorded_at) {
             if out.len() == limit {
                 // A further match: this page ends at the last one it holds.
-                examined = out.last().map_or(after, |e: &crate::ledger::AuditEvent| e.event.revision());
+                examined = out
+                    .last()
+                    .map_or(after, |e: &crate::ledger::AuditEvent| e.event.revision());
                 break;
             }
             out.push(a);

@@ -10,4 +10,5 @@ mod ledger;
 #[path = "../proc_support/mod.rs"]
 mod proc_support;
 mod runtime;
+mod store_damage;
 mod witness;

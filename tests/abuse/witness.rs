@@ -33,7 +33,11 @@ async fn publish(server: &Server, count: u32, tag: u32) {
         let id = format!("0b7e4f7e-0000-4000-8000-{tag:06}{i:06}");
         let value = format!("{}", 100 * tag + i);
         let (status, v) = server
-            .post(PUBLISH, json!({ "input": release_input(&id, "CUL._T._T", "2025-S1", &value) }), Some(SECRET))
+            .post(
+                PUBLISH,
+                json!({ "input": release_input(&id, "CUL._T._T", "2025-S1", &value) }),
+                Some(SECRET),
+            )
             .await
             .expect("publish");
         assert_eq!(status, 200, "{v}");
@@ -61,7 +65,10 @@ fn base(server: &Server) -> String {
 /// The size line of a saved checkpoint note.
 fn saved_size(state: &Path) -> u64 {
     let text = std::fs::read_to_string(state).expect("the state file");
-    text.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or_else(|| panic!("no size in {text:?}"))
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {text:?}"))
 }
 
 /// Honest growth exits 0 and saves the new checkpoint; a server with the same signing key but
@@ -100,7 +107,11 @@ async fn witness_exits_0_on_growth_and_1_on_a_rewritten_history() {
         out.stderr.contains("REJECTED") && out.stderr.contains("not an extension of the tree of size 5"),
         "{out:?}"
     );
-    assert_eq!(std::fs::read_to_string(&state).unwrap(), saved, "a refused checkpoint is not saved");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        saved,
+        "a refused checkpoint is not saved"
+    );
 
     // And the honest server still passes against the saved checkpoint.
     let out = witness(&base(&honest), &vkey, &state).await;

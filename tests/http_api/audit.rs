@@ -99,7 +99,13 @@ async fn changes_lists_the_revised_figures_with_both_values() {
         .await);
     assert_eq!(
         rows(&filtered["changes"]),
-        vec![row("IPR._T._T 2025-S1", "REVISED", json!("-2450"), "-2530", json!("-80"))]
+        vec![row(
+            "IPR._T._T 2025-S1",
+            "REVISED",
+            json!("-2450"),
+            "-2530",
+            json!("-80")
+        )]
     );
 }
 
@@ -119,7 +125,13 @@ async fn changes_include_unchanged_lists_republished_figures() {
         assert_eq!(r.2, r.3, "{r:?}");
         assert_eq!(r.4, json!("0"), "{r:?}");
     }
-    assert!(all.contains(&row("ICT._T._T 2025-S1", "REPUBLISHED", json!("1960"), "1960", json!("0"))));
+    assert!(all.contains(&row(
+        "ICT._T._T 2025-S1",
+        "REPUBLISHED",
+        json!("1960"),
+        "1960",
+        json!("0")
+    )));
     assert_eq!(all.iter().filter(|r| r.1 == "REVISED").count(), 5);
     // Nothing happened between the head and itself, even with includeUnchanged.
     let data = ok(app
@@ -138,7 +150,10 @@ async fn changes_from_before_the_first_release_are_new() {
     let c = &data["changes"];
     let all = rows(c);
     assert_eq!(all.len(), 12);
-    assert!(all.iter().all(|r| r.1 == "NEW" && r.2.is_null() && r.4.is_null()), "{all:?}");
+    assert!(
+        all.iter().all(|r| r.1 == "NEW" && r.2.is_null() && r.4.is_null()),
+        "{all:?}"
+    );
     assert!(all.contains(&row("_T._T._T 2025-S1", "NEW", Value::Null, "-4530", Value::Null)));
     assert!(c["nodes"]
         .as_array()
@@ -160,7 +175,10 @@ async fn changes_pages_visit_each_change_once() {
     for page in 0.. {
         assert!(page < 10, "pagination does not end");
         let data = ok(app
-            .gql(CHANGES, json!({ "from": { "revision": 2 }, "first": 2, "after": after }))
+            .gql(
+                CHANGES,
+                json!({ "from": { "revision": 2 }, "first": 2, "after": after }),
+            )
             .await);
         let c = &data["changes"];
         assert_eq!(c["pageInfo"]["hasPreviousPage"], page > 0);
@@ -179,7 +197,10 @@ async fn changes_pages_visit_each_change_once() {
 async fn changes_refuses_bad_arguments() {
     let app = spawn_app().await;
     for (vars, what) in [
-        (json!({ "from": { "revision": 3 }, "to": { "revision": 2 } }), "from (revision 3) is after to (revision 2)"),
+        (
+            json!({ "from": { "revision": 3 }, "to": { "revision": 2 } }),
+            "from (revision 3) is after to (revision 2)",
+        ),
         (json!({ "from": { "revision": 4 } }), "from:"),
         (json!({ "from": { "revision": 1 }, "to": { "revision": 9 } }), "to:"),
         (json!({ "from": { "revision": -1 } }), "from:"),
@@ -279,7 +300,10 @@ async fn events_refuses_bad_filters() {
         )
         .await;
     assert_eq!(code(&v), "BAD_USER_INPUT", "{v}");
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("recordedFrom"), "{v}");
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("recordedFrom"),
+        "{v}"
+    );
     let v = app.gql(EVENTS, json!({ "from": "yesterday" })).await;
     assert!(v["errors"][0].is_object(), "{v}");
     let v = app.gql(EVENTS, json!({ "dataset": "NO_SUCH" })).await;
