@@ -4,6 +4,7 @@
 //!
 //! One binary with a module per class, so that the suite links once.
 
+mod audit_log;
 mod cost;
 mod frontdoor;
 mod ledger;
