@@ -159,6 +159,10 @@ pub struct ServeArgs {
     pub max_batch: usize,
     #[arg(long, env = "TRADELEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: usize,
+    /// Most events one page of a filtered `events` query examines; a page that reaches it
+    /// ends early with `hasNextPage` and an `endCursor` to continue from.
+    #[arg(long, env = "TRADELEDGER_MAX_EVENTS_SCANNED", default_value_t = crate::graphql::DEFAULT_MAX_EVENTS_SCANNED, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_events_scanned: usize,
     /// Most objects one query may return in the worst case, computed before it runs: list
     /// sizes (`first`, the page-size cap, the ledger's largest lists) multiplied down the tree.
     #[arg(long, env = "TRADELEDGER_MAX_COST", default_value_t = crate::graphql::DEFAULT_MAX_COST)]
@@ -311,8 +315,24 @@ fn open_store(data_dir: &Path, chunk: u64) -> Result<(Arc<SledStore>, Prefold)> 
     } else {
         Box::new(std::iter::empty())
     };
-    let prefold = Prefold::from_records(records).with_context(context)?;
-    Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
+    // sled panics on some damage to its own files (a snapshot it cannot rebuild from a
+    // corrupted log): report that as a damaged store, like its "Read corrupted data" errors.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_> {
+        let prefold = Prefold::from_records(records).with_context(context)?;
+        Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
+    }));
+    opened.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        bail!(
+            "{}: the store's files are damaged below the event layer (the storage engine failed \
+             reading them: {what}); restore from an export",
+            context()
+        )
+    })
 }
 
 fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
@@ -611,6 +631,7 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
             max_complexity: args.max_complexity,
             max_aliases: args.max_aliases,
             max_page_size: args.max_page_size,
+            max_events_scanned: args.max_events_scanned,
             max_cost: args.max_cost,
             introspection: !args.no_introspection,
             max_query_bytes: args.max_query_bytes,

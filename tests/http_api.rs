@@ -6,6 +6,8 @@
 mod amend;
 #[path = "http_api/arguments.rs"]
 mod arguments;
+#[path = "http_api/audit.rs"]
+mod audit;
 mod support;
 #[path = "http_api/transparency.rs"]
 mod transparency;

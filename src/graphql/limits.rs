@@ -577,6 +577,7 @@ impl<'a> CostWalk<'a> {
             ("Query", "releases") => e.releases,
             ("Query", "observations") => e.max_figures,
             ("Query", "events") => e.events,
+            ("Query", "changes") => e.max_figures,
             _ => u64::MAX,
         }
     }
@@ -591,7 +592,7 @@ impl<'a> CostWalk<'a> {
             ("Query", "history") | ("Observation", "versions") => e.max_versions,
             ("Breakdown", "items") | ("Dimension", "codes") => e.max_codes,
             ("RevisionSummary", "items") => e.max_figures.min(REVISION_ITEMS),
-            ("Dataset" | "Observation", "dimensions") => e.max_dimensions,
+            ("Dataset" | "Observation" | "FigureChange", "dimensions") => e.max_dimensions,
             ("Dataset", "measures") => e.max_measures,
             ("Release", "observations") => e.max_release_observations,
             ("__Schema", "types") => s.types,
@@ -767,6 +768,16 @@ mod tests {
             cost_of("{ observations(dataset: \"D\", first: 10) { edges { node { value versions { value } } } pageInfo { hasNextPage } } }", json!({})),
             1 + 10 + 10 + 10 * 3 + 1
         );
+    }
+
+    #[test]
+    fn counts_changes_by_their_page_and_the_largest_dataset() {
+        let q = "{ changes(dataset: \"D\", from: { revision: 1 }, first: 1000) { nodes { key dimensions { code } release { title } } } }";
+        // The connection, 1000 changes, each with its 3 dimensions and its release.
+        assert_eq!(cost_of(q, json!({})), 1 + 1000 + 1000 * 3 + 1000);
+        // Without `first`, the default page.
+        let q = "{ changes(dataset: \"D\", from: { revision: 1 }) { nodes { key } } }";
+        assert_eq!(cost_of(q, json!({})), 1 + 100);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The GraphQL schema: query, mutation and subscription roots over the ledger.
 
+mod changes;
 mod error;
 pub mod guard;
 mod limits;
@@ -39,6 +40,10 @@ pub struct Caller {
 /// default is lower: a query at the limit may take about 200 MB.
 pub const DEFAULT_MAX_COST: u64 = 200_000;
 
+/// Default of `--max-events-scanned`: releases are matched in memory, so examining this many
+/// costs a few milliseconds.
+pub const DEFAULT_MAX_EVENTS_SCANNED: usize = 100_000;
+
 /// Limits on what one request may ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -47,6 +52,8 @@ pub struct Limits {
     pub max_aliases: usize,
     pub max_directives: usize,
     pub max_page_size: usize,
+    /// Most events one page of a filtered `events` examines.
+    pub max_events_scanned: usize,
     /// Most objects a query may return in the worst case (see `limits`).
     pub max_cost: u64,
     pub introspection: bool,
@@ -70,6 +77,7 @@ impl Default for Limits {
             max_aliases: 30,
             max_directives: 20,
             max_page_size: 1000,
+            max_events_scanned: DEFAULT_MAX_EVENTS_SCANNED,
             max_cost: DEFAULT_MAX_COST,
             introspection: true,
             max_query_bytes: 64 * 1024,

@@ -1,6 +1,6 @@
 //! The query root.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, Edge, EmptyFields, PageInfo};
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::error::{self, at_field, bad_argument, coded, ErrorCode};
+use super::changes::FigureChange;
+use super::error::{self, at_field, bad_argument, bad_input, coded, ErrorCode};
 use super::scalars::{Computed, Dec};
 use super::tick::{checkpoint, ticks, Tick};
 use super::transparency::{Checkpoint, ConsistencyProof, InclusionProof};
@@ -189,7 +190,7 @@ fn summary_figure(s: &Summary, figure: Option<Decimal>) -> Option<Computed> {
 }
 
 /// Kind of an event.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum EventKind {
     DatasetDefined,
     ReleasePublished,
@@ -197,7 +198,7 @@ pub enum EventKind {
 }
 
 /// An event of the audit log, with its place in the hash chain.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(complex, name = "Event")]
 pub struct LedgerEvent {
     pub revision: u64,
@@ -241,6 +242,39 @@ pub struct LedgerVerification {
     /// Root of the transparency log's Merkle tree recomputed from the `checked` events'
     /// canonical bytes; equal to `checkpoint(treeSize: checked).rootHash` when `ok`.
     pub root_hash: String,
+}
+
+/// A page of the audit log.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct EventConnection {
+    /// Information to aid in pagination. With a filter, `endCursor` is the last revision
+    /// examined, which may lie beyond the last edge: continue with `after: endCursor`.
+    pub page_info: PageInfo,
+    /// A list of edges.
+    pub edges: Vec<EventEdge>,
+    /// Number of events in the log, whatever the filters (counting the matching ones would
+    /// read the whole log).
+    pub total_count: u64,
+    /// The last revision this page examined (equal to `after` when it examined none).
+    pub examined_through: u64,
+}
+
+#[async_graphql::ComplexObject]
+impl EventConnection {
+    /// A list of nodes.
+    async fn nodes(&self) -> Vec<Tick<LedgerEvent>> {
+        self.edges.iter().map(|e| e.node.clone()).collect()
+    }
+}
+
+/// An edge in a connection.
+#[derive(SimpleObject)]
+pub struct EventEdge {
+    /// The item at the end of the edge
+    pub node: Tick<LedgerEvent>,
+    /// A cursor for use in pagination
+    pub cursor: String,
 }
 
 /// Additional connection fields.
@@ -637,49 +671,135 @@ impl QueryRoot {
         })
     }
 
-    /// The audit log: events in revision order with their hashes.
+    /// The audit log: events in revision order with their hashes, optionally filtered.
+    ///
+    /// With a filter, one page examines at most `--max-events-scanned` events: a filter that
+    /// matches rarely returns a short (even empty) page with `hasNextPage` true, and
+    /// `pageInfo.endCursor` (also `examinedThrough`) says where to continue.
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn events(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Start after this revision (default 0: from the first event).")] after: Option<i64>,
         #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
-    ) -> Result<Connection<String, Tick<LedgerEvent>, Counted, EmptyFields>> {
+        #[graphql(desc = "Only events of this dataset.")] dataset: Option<ID>,
+        #[graphql(desc = "Only events of this kind.")] kind: Option<EventKind>,
+        #[graphql(desc = "Only events recorded with the write token of this name.")] actor: Option<String>,
+        #[graphql(desc = "Only events recorded at or after this time (RFC 3339).")] recorded_from: Option<
+            DateTime<Utc>,
+        >,
+        #[graphql(desc = "Only events recorded before this time (RFC 3339).")] recorded_to: Option<DateTime<Utc>>,
+    ) -> Result<EventConnection> {
         checkpoint().await;
         let limit = page_size(ctx, first)?;
         let after = match after {
             Some(a) if a < 0 => return Err(bad_argument("after", format!("after must not be negative (got {a})"))),
             a => a.unwrap_or(0) as u64,
         };
+        if let (Some(f), Some(t)) = (recorded_from, recorded_to) {
+            if f > t {
+                return Err(bad_input(format!(
+                    "recordedFrom ({}) is after recordedTo ({})",
+                    f.to_rfc3339(),
+                    t.to_rfc3339()
+                )));
+            }
+        }
+        let filter = EventFilter {
+            dataset: dataset.map(|d| d.0),
+            kind,
+            actor,
+            recorded_from,
+            recorded_to,
+        };
         let ledger = ledger_of(ctx);
         let head = ledger.read().head().revision;
-        let events = ledger.audit_events(after, limit).map_err(error::ledger)?;
-        let last = events.last().map_or(after, |e| e.event.revision());
-        let mut conn = Connection::with_additional_fields(after > 0, last < head, Counted { total_count: head });
-        for a in events {
-            let env = &a.event.envelope;
-            let (kind, dataset, release) = match &env.event {
-                Event::DatasetDefined { dataset } => (EventKind::DatasetDefined, dataset.id.clone(), None),
-                Event::DatasetAmended { dataset } => (EventKind::DatasetAmended, dataset.id.clone(), None),
-                Event::ReleasePublished { release } => {
-                    (EventKind::ReleasePublished, release.dataset.clone(), Some(release.id))
+        let (events, examined) = if filter.is_empty() {
+            let events = ledger.audit_events(after, limit).map_err(error::ledger)?;
+            let last = events.last().map_or(after, |e| e.event.revision());
+            (events, last)
+        } else {
+            if let Some(d) = &filter.dataset {
+                dataset_view(&ledger.read(), d)?;
+            }
+            filtered_events(ledger, &filter, after, limit, limits_of(ctx).max_events_scanned)?
+        };
+        let edges: Vec<EventEdge> = events
+            .into_iter()
+            .map(|a| {
+                let node = ledger_event(a);
+                EventEdge {
+                    cursor: node.revision.to_string(),
+                    node: Tick(node),
                 }
-            };
-            conn.edges.push(Edge::new(
-                env.revision.to_string(),
-                Tick(LedgerEvent {
-                    revision: env.revision,
-                    event_id: env.event_id,
-                    kind,
-                    recorded_at: env.recorded_at,
-                    actor: env.actor.clone(),
-                    prev_hash: env.prev_hash.clone(),
-                    hash: a.event.hash.to_hex(),
-                    canonical: a.canonical,
-                    dataset: ID(dataset),
-                    release,
-                }),
-            ));
+            })
+            .collect();
+        Ok(EventConnection {
+            page_info: PageInfo {
+                has_previous_page: after > 0,
+                has_next_page: examined < head,
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: (examined > after).then(|| examined.to_string()),
+            },
+            edges,
+            total_count: head,
+            examined_through: examined,
+        })
+    }
+
+    /// What changed in a dataset between two points of history: every figure whose value at
+    /// `to` differs from its value at `from` (new or revised), in key, period and measure
+    /// order, with both values and the release that set the newer one.
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
+    async fn changes(
+        &self,
+        ctx: &Context<'_>,
+        dataset: ID,
+        #[graphql(desc = "The older point.")] from: AsOf,
+        #[graphql(desc = "The newer point (default: the head).")] to: Option<AsOf>,
+        #[graphql(desc = "Only figures matching this (the status is the one at `to`).")] filter: Option<
+            ObservationFilter,
+        >,
+        #[graphql(desc = "Page size (default 100).")] first: Option<i32>,
+        #[graphql(desc = "Cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Also list figures a release between the two points published again with the same value (`REPUBLISHED`)."
+        )]
+        include_unchanged: Option<bool>,
+    ) -> Result<Connection<String, Tick<FigureChange>, EmptyFields, EmptyFields>> {
+        checkpoint().await;
+        let limit = page_size(ctx, first)?;
+        let from_spec = AsOf::to_spec(Some(&from)).map_err(|e| bad_input(format!("from: {}", e.message)))?;
+        let to_spec = AsOf::to_spec(to.as_ref()).map_err(|e| bad_input(format!("to: {}", e.message)))?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        let ds = dataset_view(&p, &dataset)?;
+        let from_bound = p.bound(from_spec).map_err(|e| bad_input(format!("from: {e}")))?;
+        let to_bound = p.bound(to_spec).map_err(|e| bad_input(format!("to: {e}")))?;
+        if from_bound.revision > to_bound.revision {
+            return Err(bad_input(format!(
+                "from (revision {}) is after to (revision {})",
+                from_bound.revision, to_bound.revision
+            )));
         }
+        let filter = filter.unwrap_or_default().resolve(ds)?;
+        let after_cell = after.as_deref().map(|c| decode_cursor(ds, c)).transpose()?;
+        let include_unchanged = include_unchanged.unwrap_or(false);
+        let mut it = p.changes(
+            ds,
+            &filter,
+            from_bound,
+            to_bound,
+            include_unchanged,
+            after_cell.as_ref(),
+        );
+        let mut conn = Connection::new(after.is_some(), false);
+        for c in it.by_ref().take(limit) {
+            conn.edges
+                .push(Edge::new(encode_cursor(ds, &c.to.cell), Tick(FigureChange::of(&p, &c))));
+        }
+        conn.has_next_page = it.next().is_some();
         Ok(conn)
     }
 
@@ -792,5 +912,110 @@ fn verification(
         first_bad_revision: damage.as_ref().map(|d| d.revision),
         reason: damage.map(|d| d.reason),
         root_hash: hex::encode(root),
+    }
+}
+
+/// The filters of `events`.
+struct EventFilter {
+    dataset: Option<String>,
+    kind: Option<EventKind>,
+    actor: Option<String>,
+    recorded_from: Option<DateTime<Utc>>,
+    recorded_to: Option<DateTime<Utc>>,
+}
+
+impl EventFilter {
+    fn is_empty(&self) -> bool {
+        self.dataset.is_none()
+            && self.kind.is_none()
+            && self.actor.is_none()
+            && self.recorded_from.is_none()
+            && self.recorded_to.is_none()
+    }
+
+    fn matches(&self, kind: EventKind, dataset: &str, actor: &str, recorded_at: DateTime<Utc>) -> bool {
+        self.kind.is_none_or(|k| k == kind)
+            && self.dataset.as_deref().is_none_or(|d| d == dataset)
+            && self.actor.as_deref().is_none_or(|a| a == actor)
+            && self.recorded_from.is_none_or(|f| recorded_at >= f)
+            && self.recorded_to.is_none_or(|t| recorded_at < t)
+    }
+}
+
+/// Up to `limit` events after `after` matching `filter`, examining at most `max_examined`
+/// events, and the last revision examined. Releases are matched in memory (the projection
+/// keeps their dataset, actor and recording time); only the candidates, and the rare other
+/// events (dataset definitions and amendments), are read from the log.
+fn filtered_events(
+    ledger: &crate::ledger::Ledger,
+    filter: &EventFilter,
+    after: u64,
+    limit: usize,
+    max_examined: usize,
+) -> Result<(Vec<crate::ledger::AuditEvent>, u64)> {
+    let mut candidates = Vec::new();
+    let mut examined = after;
+    {
+        let p = ledger.read();
+        let head = p.head().revision;
+        let releases = &p.releases()[p.releases_after(after)..];
+        let mut next_release = releases.iter().peekable();
+        let maybe_other = filter.kind.is_none_or(|k| k != EventKind::ReleasePublished);
+        while examined < head && examined - after < max_examined as u64 && candidates.len() <= limit {
+            let r = examined + 1;
+            let candidate = match next_release.next_if(|rel| rel.revision == r) {
+                Some(rel) => filter.matches(EventKind::ReleasePublished, &rel.dataset, &rel.actor, rel.recorded_at),
+                None => maybe_other,
+            };
+            if candidate {
+                candidates.push(r);
+            }
+            examined = r;
+        }
+    }
+    let mut out = Vec::new();
+    for r in candidates {
+        let Some(a) = ledger.audit_events(r - 1, 1).map_err(error::ledger)?.pop() else {
+            break;
+        };
+        let env = &a.event.envelope;
+        let (kind, dataset) = event_kind(&env.event);
+        if filter.matches(kind, dataset, &env.actor, env.recorded_at) {
+            if out.len() == limit {
+                // A further match: this page ends at the last one it holds.
+                examined = out
+                    .last()
+                    .map_or(after, |e: &crate::ledger::AuditEvent| e.event.revision());
+                break;
+            }
+            out.push(a);
+        }
+    }
+    Ok((out, examined))
+}
+
+fn event_kind(event: &Event) -> (EventKind, &str) {
+    match event {
+        Event::DatasetDefined { dataset } => (EventKind::DatasetDefined, &dataset.id),
+        Event::DatasetAmended { dataset } => (EventKind::DatasetAmended, &dataset.id),
+        Event::ReleasePublished { release } => (EventKind::ReleasePublished, &release.dataset),
+    }
+}
+
+fn ledger_event(a: crate::ledger::AuditEvent) -> LedgerEvent {
+    let env = &a.event.envelope;
+    let (kind, dataset) = event_kind(&env.event);
+    let release = env.event.release_id();
+    LedgerEvent {
+        revision: env.revision,
+        event_id: env.event_id,
+        kind,
+        recorded_at: env.recorded_at,
+        actor: env.actor.clone(),
+        prev_hash: env.prev_hash.clone(),
+        hash: a.event.hash.to_hex(),
+        dataset: ID(dataset.to_owned()),
+        release,
+        canonical: a.canonical,
     }
 }

@@ -6,6 +6,7 @@
 //! into "versions whose release position is below B" and is answered by binary search:
 //! the cost depends on the number of versions of one cell, never on the length of the log.
 
+mod changes;
 mod filter;
 mod stats;
 
@@ -23,6 +24,7 @@ use uuid::Uuid;
 use crate::domain::{Dataset, Event, Frequency, Period, ReleaseStatus, SeriesKey};
 use crate::store::{Hash, Head};
 
+pub use changes::{ChangeKind, FigureChange};
 pub use filter::{Filter, KeyPattern};
 pub use stats::{RevisionStat, RevisionSummary};
 

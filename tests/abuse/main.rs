@@ -4,9 +4,12 @@
 //!
 //! One binary with a module per class, so that the suite links once.
 
+mod audit_log;
 mod cost;
 mod frontdoor;
 mod ledger;
 #[path = "../proc_support/mod.rs"]
 mod proc_support;
 mod runtime;
+mod store_damage;
+mod witness;
