@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{generated_token, Token, Tokens};
 use crate::graphql::Limits;
+use crate::http::{run, ServerConfig};
 use crate::import::{import_files, load, Batch};
 use crate::ledger::{fold_log_after, Ledger, OpenOptions, Prefold};
-use crate::server::{run, ServerConfig};
 use crate::store::{ColdScan, LogStore, SledStore, COLD_SCAN_CHUNK};
 
 #[derive(Parser, Debug)]
@@ -623,7 +623,7 @@ async fn serve(data_dir: &Path, cold_scan_chunk: u64, args: ServeArgs) -> Result
         max_concurrent_queries: args.max_concurrent_queries as usize,
         max_queued_queries: args.max_queued_queries,
         max_subscriptions_per_connection: args.max_subscriptions_per_connection,
-        connections: crate::conn::ConnLimits {
+        connections: crate::http::ConnLimits {
             header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(args.idle_timeout_ms),
             max_connections: connection_cap(args.max_connections as usize),

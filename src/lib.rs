@@ -24,21 +24,18 @@
 //! - [`cli`]: the command line.
 
 pub mod auth;
-pub mod cache;
+mod bounded;
 pub mod cli;
-pub mod conn;
 pub mod domain;
 pub mod export;
 pub mod generate;
 pub mod graphql;
+pub mod http;
 pub mod import;
 pub mod ledger;
-pub mod metrics;
 pub mod pool;
 pub mod projection;
-pub mod server;
 pub mod store;
 pub mod tlog;
-pub mod ws;
 
 pub use ledger::{Ledger, LedgerError};

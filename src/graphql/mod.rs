@@ -1,10 +1,12 @@
 //! The GraphQL schema: query, mutation and subscription roots over the ledger.
 
+mod classify;
 mod error;
 pub mod guard;
 mod limits;
 mod mutation;
 mod query;
+mod request;
 mod scalars;
 mod subscription;
 mod tick;
@@ -13,10 +15,12 @@ mod types;
 
 use async_graphql::{Context, Schema};
 
+pub use classify::{add_codes, is_request_error};
 pub use error::{coded, BAD_USER_INPUT, FORBIDDEN, LIMIT_EXCEEDED, NOT_FOUND, UNAUTHENTICATED};
-pub use limits::{to_json_capped, QueryLimits, ResponseTooLarge};
+pub use limits::{to_json_capped, QueryLimits, ResponseTooLarge, MAX_QUERY};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+pub use request::{request_from_params, ParamError};
 pub use scalars::Dec;
 pub use subscription::SubscriptionRoot;
 

@@ -10,9 +10,9 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tradeledger::auth::{Token, Tokens};
+use tradeledger::http::{run, ServerConfig};
 use tradeledger::import::{load, Batch};
 use tradeledger::ledger::{Ledger, OpenOptions};
-use tradeledger::server::{run, ServerConfig};
 use tradeledger::store::SledStore;
 
 pub const WRITE_SECRET: &str = "test-write-secret";
