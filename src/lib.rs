@@ -23,6 +23,7 @@
 //!   proofs, and the witness.
 //! - [`cli`]: the command line.
 
+pub mod app;
 pub mod auth;
 mod bounded;
 pub mod cli;
@@ -35,6 +36,7 @@ pub mod import;
 pub mod ledger;
 pub mod pool;
 pub mod projection;
+pub mod settings;
 pub mod store;
 pub mod tlog;
 

@@ -12,6 +12,7 @@ use crate::auth::Tokens;
 use crate::graphql::{build_schema, AppSchema, Limits, QueryLimits};
 use crate::ledger::Ledger;
 use crate::pool::QueryPool;
+use crate::settings::LimitArgs;
 
 /// Everything configurable about serving.
 #[derive(Debug, Clone)]
@@ -47,28 +48,42 @@ pub struct ServerConfig {
     pub connections: ConnLimits,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
+impl ServerConfig {
+    /// The configuration under `limits`, with no tokens, CORS off and GraphiQL on.
+    pub fn new(limits: &LimitArgs) -> Self {
+        let ms = Duration::from_millis;
         ServerConfig {
-            limits: Limits::default(),
-            max_body_bytes: 2 * 1024 * 1024,
-            max_batch: 10,
-            request_timeout: Duration::from_secs(30),
-            max_ws_connections: 20_000,
-            ws_init_timeout: Duration::from_secs(10),
-            ws_keepalive: Duration::from_secs(30),
+            limits: Limits::from(limits),
+            max_body_bytes: limits.max_body_bytes,
+            max_batch: limits.max_batch,
+            request_timeout: ms(limits.request_timeout_ms),
+            max_ws_connections: limits.max_ws_connections,
+            ws_init_timeout: ms(limits.ws_init_timeout_ms),
+            ws_keepalive: ms(limits.ws_keepalive_ms),
             tokens: Tokens::default(),
             cors_origins: Vec::new(),
             graphiql: true,
-            response_cache_entries: 1024,
-            response_cache_bytes: 64 * 1024 * 1024,
-            max_response_bytes: 16 * 1024 * 1024,
-            query_threads: 0,
-            max_concurrent_queries: 32,
-            max_queued_queries: 256,
-            max_subscriptions_per_connection: 100,
-            connections: ConnLimits::default(),
+            response_cache_entries: limits.response_cache_entries,
+            response_cache_bytes: limits.response_cache_bytes,
+            max_response_bytes: limits.max_response_bytes,
+            query_threads: limits.query_threads,
+            max_concurrent_queries: limits.max_concurrent_queries as usize,
+            max_queued_queries: limits.max_queued_queries,
+            max_subscriptions_per_connection: limits.max_subscriptions_per_connection,
+            connections: ConnLimits {
+                header_read_timeout: ms(limits.header_read_timeout_ms),
+                idle_timeout: ms(limits.idle_timeout_ms),
+                max_connections: limits.max_connections as usize,
+                shutdown_grace: ms(limits.shutdown_grace_ms),
+            },
         }
+    }
+}
+
+impl Default for ServerConfig {
+    /// The defaults of the `serve` flags ([`LimitArgs`]).
+    fn default() -> Self {
+        ServerConfig::new(&LimitArgs::default())
     }
 }
 
