@@ -1,5 +1,5 @@
 //! The composition root: [`App::build`] opens the store, loads the signing key, the tokens and
-//! the fixtures, and binds the listener, from the same [`Settings`] whether `serve` runs it or
+//! the fixtures, and binds the listener, from the same [`ServeArgs`] whether `serve` runs it or
 //! a test does (as zero2prod's `Application::build`).
 
 use std::future::Future;

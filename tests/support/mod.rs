@@ -3,15 +3,18 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tradeledger::app::{App, ServeArgs};
+use tradeledger::app::App;
 use tradeledger::auth::{Token, Tokens};
 use tradeledger::http::ServerConfig;
-use tradeledger::ledger::Ledger;
+use tradeledger::import::{load, Batch};
+use tradeledger::ledger::{Ledger, OpenOptions};
+use tradeledger::store::SledStore;
 
 pub const WRITE_SECRET: &str = "test-write-secret";
 pub const READ_SECRET: &str = "test-read-secret";
@@ -43,21 +46,26 @@ pub async fn spawn_app() -> TestApp {
 /// A server with a configuration adjusted by `configure`, with or without the fixtures.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig), fixtures: bool) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    // The same composition root as `serve`: store, signing key, fixtures, listener.
-    let mut settings = ServeArgs::new(dir.path());
-    settings.fixtures = fixtures_dir();
-    settings.no_fixtures = !fixtures;
-    let app = App::build_with(settings, |config| {
-        config.tokens = Tokens {
+    let store = Arc::new(SledStore::open(&dir.path().join("log")).expect("open store"));
+    let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("open ledger");
+    if fixtures {
+        let batch = Batch::read_dir(&fixtures_dir()).expect("read fixtures");
+        load(&ledger, batch, "fixtures").await.expect("load fixtures");
+    }
+    let mut config = ServerConfig {
+        tokens: Tokens {
             write: vec![Token::parse(&format!("tester:{WRITE_SECRET}")).unwrap()],
             read: vec![],
-        };
-        configure(config);
-    })
-    .await
-    .expect("build the app");
+        },
+        ..ServerConfig::default()
+    };
+    configure(&mut config);
+    // The HTTP half of `serve`'s composition root. The store is opened here rather than by
+    // `App::build` because tests install their own checkpoint signer.
+    let app = App::with_ledger(ledger.clone(), config, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("bind");
     let addr = app.local_addr().expect("bound");
-    let ledger = app.ledger().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
