@@ -7,6 +7,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::graphql::Caller;
+
 /// A configured token: its name (recorded as the actor of writes) and the digest of its
 /// secret. The secret itself is not kept.
 #[derive(Clone)]
@@ -136,6 +138,27 @@ pub fn generated_token(data_dir: &Path) -> std::io::Result<(Token, Option<String
     file.sync_all()?;
     let token = Token::parse(&text).expect("generated tokens are valid");
     Ok((token, Some(text)))
+}
+
+/// Decides who is calling from a presented token secret (HTTP `Authorization` header or
+/// WebSocket `connection_init`); the error says why the caller is refused.
+pub fn authorize(tokens: &Tokens, secret: Option<&str>) -> Result<Caller, &'static str> {
+    let caller = match secret.map(|s| tokens.check(s)) {
+        None => Caller::default(),
+        Some(Access::Write(name)) => Caller {
+            actor: Some(name),
+            can_write: true,
+        },
+        Some(Access::Read(name)) => Caller {
+            actor: Some(name),
+            can_write: false,
+        },
+        Some(Access::Invalid) => return Err("the bearer token is not valid"),
+    };
+    if tokens.reads_protected() && caller.actor.is_none() {
+        return Err("this server needs a bearer token for reads");
+    }
+    Ok(caller)
 }
 
 #[cfg(test)]

@@ -54,10 +54,12 @@ use async_graphql::parser::Positioned;
 use async_graphql::{Name, Request, ServerError, Value, Variables};
 
 use super::{Limits, LIMIT_EXCEEDED};
-use crate::cache::{BoundedMap, MAX_QUERY};
+use crate::bounded::BoundedMap;
 use crate::ledger::Ledger;
 use crate::projection::Extents;
 
+/// Longest query text cached, by the document cache here and by the HTTP response cache.
+pub const MAX_QUERY: usize = 16 * 1024;
 /// Documents kept; the oldest go first when the cache is full.
 const CACHE_ENTRIES: usize = 1024;
 /// Bytes charged to the document cache: a parsed document takes several times its text.

@@ -1,11 +1,13 @@
 //! The GraphQL schema: query, mutation and subscription roots over the ledger.
 
 mod changes;
+mod classify;
 mod error;
 pub mod guard;
 mod limits;
 mod mutation;
 mod query;
+mod request;
 mod scalars;
 mod sdl;
 mod subscription;
@@ -15,14 +17,17 @@ mod types;
 
 use async_graphql::{Context, Schema};
 
+pub use classify::{add_codes, is_request_error};
 pub use error::{coded, BAD_USER_INPUT, FORBIDDEN, LIMIT_EXCEEDED, NOT_FOUND, UNAUTHENTICATED};
-pub use limits::{to_json_capped, QueryLimits, ResponseTooLarge};
+pub use limits::{to_json_capped, QueryLimits, ResponseTooLarge, MAX_QUERY};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+pub use request::{request_from_params, ParamError};
 pub use scalars::Dec;
 pub use subscription::SubscriptionRoot;
 
 use crate::ledger::Ledger;
+use crate::settings::LimitArgs;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -34,15 +39,6 @@ pub struct Caller {
     pub actor: Option<String>,
     pub can_write: bool,
 }
-
-/// Default of `--max-cost`. GitHub allows 500,000 nodes; here the 8 x 10^5 objects
-/// made 58 MB of JSON and took 840 MB while they were built (about 1 KB per object), so the
-/// default is lower: a query at the limit may take about 200 MB.
-pub const DEFAULT_MAX_COST: u64 = 200_000;
-
-/// Default of `--max-events-scanned`: releases are matched in memory, so examining this many
-/// costs a few milliseconds.
-pub const DEFAULT_MAX_EVENTS_SCANNED: usize = 100_000;
 
 /// Limits on what one request may ask for.
 #[derive(Debug, Clone, Copy)]
@@ -69,23 +65,30 @@ pub struct Limits {
     pub max_variables_nodes: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl From<&LimitArgs> for Limits {
+    fn from(a: &LimitArgs) -> Self {
         Limits {
-            max_depth: 12,
-            max_complexity: 1000,
-            max_aliases: 30,
-            max_directives: 20,
-            max_page_size: 1000,
-            max_events_scanned: DEFAULT_MAX_EVENTS_SCANNED,
-            max_cost: DEFAULT_MAX_COST,
+            max_depth: a.max_depth,
+            max_complexity: a.max_complexity,
+            max_aliases: a.max_aliases,
+            max_directives: a.max_directives,
+            max_page_size: a.max_page_size,
+            max_events_scanned: a.max_events_scanned,
+            max_cost: a.max_cost,
             introspection: true,
-            max_query_bytes: 64 * 1024,
-            max_query_tokens: 15_000,
-            max_query_nesting: 64,
-            max_variables_depth: 32,
-            max_variables_nodes: 100_000,
+            max_query_bytes: a.max_query_bytes,
+            max_query_tokens: a.max_query_tokens,
+            max_query_nesting: a.max_query_nesting,
+            max_variables_depth: a.max_variables_depth,
+            max_variables_nodes: a.max_variables_nodes,
         }
+    }
+}
+
+impl Default for Limits {
+    /// The defaults of the `serve` flags ([`LimitArgs`]).
+    fn default() -> Self {
+        Limits::from(&LimitArgs::default())
     }
 }
 

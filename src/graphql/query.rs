@@ -318,8 +318,12 @@ fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
 }
 
 fn dataset_view<'a>(p: &'a crate::projection::Projection, id: &str) -> Result<&'a DatasetView> {
-    p.dataset(id)
-        .ok_or_else(|| at_field(coded(ErrorCode::NotFound, format!("dataset `{id}` not found")), "dataset"))
+    p.dataset(id).ok_or_else(|| {
+        at_field(
+            coded(ErrorCode::NotFound, format!("dataset `{id}` not found")),
+            "dataset",
+        )
+    })
 }
 
 /// How a frequency reads in an error message.

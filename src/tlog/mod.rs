@@ -13,7 +13,6 @@
 //! They are derived data: `verifyLedger` and `tradeledger verify` recompute every leaf from
 //! the events and compare, and `tradeledger rebuild` rewrites them.
 
-pub mod http;
 pub mod merkle;
 pub mod note;
 pub mod verify;

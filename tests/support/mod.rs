@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tradeledger::app::App;
 use tradeledger::auth::{Token, Tokens};
+use tradeledger::http::ServerConfig;
 use tradeledger::import::{load, Batch};
 use tradeledger::ledger::{Ledger, OpenOptions};
-use tradeledger::server::{run, ServerConfig};
 use tradeledger::store::SledStore;
 
 pub const WRITE_SECRET: &str = "test-write-secret";
@@ -59,10 +60,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig), fixtures:
         ..ServerConfig::default()
     };
     configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().unwrap();
+    // The HTTP half of `serve`'s composition root. The store is opened here rather than by
+    // `App::build` because tests install their own checkpoint signer.
+    let app = App::with_ledger(ledger.clone(), config, ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("bind");
+    let addr = app.local_addr().expect("bound");
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(run(listener, ledger.clone(), config, async {
+    let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
     TestApp {

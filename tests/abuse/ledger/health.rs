@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tradeledger::auth::{Token, Tokens};
+use tradeledger::http::{run, ServerConfig};
 use tradeledger::ledger::OpenOptions;
-use tradeledger::server::{run, ServerConfig};
 use tradeledger::store::{BoxFuture, Head, LogStore, Record, RecordIter, SledStore, StoreError};
 use tradeledger::Ledger;
 

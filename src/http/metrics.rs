@@ -8,6 +8,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
 use crate::ledger::Ledger;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -112,4 +121,51 @@ impl Metrics {
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
+}
+
+/// `GET /metrics`: OpenMetrics for scrapers that ask for it in `Accept`, Prometheus text
+/// 0.0.4 (`text/plain`, which a browser or `curl` shows) otherwise. The body is the same:
+/// the 0.0.4 format reads OpenMetrics' extra lines (`# UNIT`, `# EOF`) as comments.
+pub(super) async fn serve(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    state.metrics.response_cache_bytes.set(state.responses.bytes() as i64);
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        state.metrics.render(&state.ledger),
+    )
+        .into_response()
+}
+
+pub(super) async fn record(State(state): State<Arc<AppState>>, req: axum::extract::Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    state
+        .metrics
+        .latency
+        .get_or_create(&RouteLabels { route: route.clone() })
+        .observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }

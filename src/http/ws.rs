@@ -39,9 +39,12 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-use crate::auth::bearer;
-use crate::graphql::{to_json_capped, Caller, LIMIT_EXCEEDED};
-use crate::server::{add_codes, authorize, is_request_error, pool_refusal, request_from_params, AppState, ParamError};
+use super::graphql::pool_refusal;
+use super::AppState;
+use crate::auth::{authorize, bearer};
+use crate::graphql::{
+    add_codes, is_request_error, request_from_params, to_json_capped, Caller, ParamError, LIMIT_EXCEEDED,
+};
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";

@@ -46,17 +46,6 @@ pub struct ConnLimits {
     pub shutdown_grace: Duration,
 }
 
-impl Default for ConnLimits {
-    fn default() -> Self {
-        ConnLimits {
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Refused connections answered at once; beyond, a refused connection is just closed.
 const MAX_REFUSING: usize = 64;
 /// How long a refused connection gets to take its 503.

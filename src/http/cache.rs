@@ -15,19 +15,16 @@
 //! entries go first; entries of an older revision can never be hit again, so a write clears
 //! them all at once.
 
-use std::borrow::Borrow;
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::Request;
 use axum::body::Bytes;
 use sha2::{Digest, Sha256};
 
-/// Longest query text cached, here and by the query limits' document cache.
-pub const MAX_QUERY: usize = 16 * 1024;
+use crate::bounded::BoundedMap;
+use crate::graphql::MAX_QUERY;
+
 /// Largest response body cached.
 pub const MAX_BODY: usize = 64 * 1024;
 /// What an entry costs beyond its body: the key, the map and queue slots, the allocation.
@@ -38,87 +35,6 @@ pub const ENTRY_OVERHEAD: usize = 160;
 pub struct CacheKey {
     revision: u64,
     digest: [u8; 32],
-}
-
-struct Entries<K, V> {
-    map: HashMap<K, (V, usize)>,
-    /// Keys in insertion order, oldest first; each key of `map` once.
-    order: VecDeque<K>,
-    bytes: usize,
-}
-
-/// A map of at most `max_entries` entries and `max_bytes` bytes (as charged by the caller),
-/// shared between threads; when full, the oldest entries make room.
-pub struct BoundedMap<K, V> {
-    max_entries: usize,
-    max_bytes: usize,
-    entries: Mutex<Entries<K, V>>,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> BoundedMap<K, V> {
-    /// A map of at most `max_entries` entries and `max_bytes` bytes; with 0 it keeps nothing.
-    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        BoundedMap {
-            max_entries,
-            max_bytes,
-            entries: Mutex::new(Entries {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-                bytes: 0,
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-    {
-        self.lock().map.get(key).map(|(v, _)| v.clone())
-    }
-
-    /// Keeps `value`, which costs `charge` bytes, evicting the oldest entries to make room;
-    /// a value larger than the whole budget is not kept.
-    pub fn insert(&self, key: K, value: V, charge: usize) {
-        if self.max_entries == 0 || charge > self.max_bytes {
-            return;
-        }
-        let mut e = self.lock();
-        match e.map.insert(key.clone(), (value, charge)) {
-            Some((_, old)) => e.bytes -= old,
-            None => e.order.push_back(key),
-        }
-        e.bytes += charge;
-        while e.map.len() > self.max_entries || e.bytes > self.max_bytes {
-            let Some(oldest) = e.order.pop_front() else { break };
-            if let Some((_, c)) = e.map.remove(&oldest) {
-                e.bytes -= c;
-            }
-        }
-    }
-
-    pub fn clear(&self) {
-        let mut e = self.lock();
-        e.map.clear();
-        e.order.clear();
-        e.bytes = 0;
-    }
-
-    /// Bytes charged by the entries kept.
-    pub fn bytes(&self) -> usize {
-        self.lock().bytes
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Response bodies by request and revision; see the module docs.
@@ -141,7 +57,7 @@ impl ResponseCache {
     /// The key of `request` at `revision`, or `None` if it must not be cached. `document` is
     /// the request's parsed query, if it parsed and passed the limits.
     pub fn key(&self, revision: u64, request: &Request, document: Option<&ExecutableDocument>) -> Option<CacheKey> {
-        if self.entries.max_entries == 0 || self.entries.max_bytes == 0 || request.query.len() > MAX_QUERY {
+        if self.entries.keeps_nothing() || request.query.len() > MAX_QUERY {
             return None;
         }
         let doc = document?;

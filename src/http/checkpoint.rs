@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::bearer;
-use crate::server::{authorize, AppState};
+use super::AppState;
+use crate::auth::{authorize, bearer};
 
 fn text(status: StatusCode, body: String) -> Response {
     (
@@ -40,7 +40,7 @@ pub async fn checkpoint(State(state): State<Arc<AppState>>, headers: HeaderMap) 
         return text(StatusCode::UNAUTHORIZED, format!("{why}\n"));
     }
     let size = state.ledger.read().head().revision;
-    match super::checkpoint(&state.ledger, size) {
+    match crate::tlog::checkpoint(&state.ledger, size) {
         Ok(c) => text(StatusCode::OK, c.note),
         Err(e) => {
             tracing::error!(error = %e, "no checkpoint to serve");

@@ -1,0 +1,350 @@
+//! The composition root: [`App::build`] opens the store, loads the signing key, the tokens and
+//! the fixtures, and binds the listener, from the same [`ServeArgs`] whether `serve` runs it or
+//! a test does (as zero2prod's `Application::build`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::auth::{generated_token, Token, Tokens};
+use crate::http::{self, ServerConfig};
+use crate::import::{load, Batch};
+use crate::ledger::{Ledger, OpenOptions, Prefold};
+use crate::settings::LimitArgs;
+use crate::store::{ColdScan, SledStore, COLD_SCAN_CHUNK};
+
+/// The flags of `serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "TRADELEDGER_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Write tokens, comma-separated, each `name:secret` or `secret`. Without any, a token is
+    /// generated on first start, kept in the data directory and printed once.
+    #[arg(long, env = "TRADELEDGER_WRITE_TOKENS", hide_env_values = true)]
+    pub write_tokens: Option<String>,
+    /// Read tokens; when set, reads need a read or write token.
+    #[arg(long, env = "TRADELEDGER_READ_TOKENS", hide_env_values = true)]
+    pub read_tokens: Option<String>,
+    /// Release files loaded into an empty store.
+    #[arg(long, env = "TRADELEDGER_FIXTURES", default_value = "fixtures")]
+    pub fixtures: PathBuf,
+    /// Start with an empty store.
+    #[arg(long, env = "TRADELEDGER_NO_FIXTURES")]
+    pub no_fixtures: bool,
+    /// Refuse writes; also lets a damaged log be served up to its last good revision.
+    #[arg(long, env = "TRADELEDGER_READ_ONLY")]
+    pub read_only: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Turn off schema introspection (for production).
+    #[arg(long, env = "TRADELEDGER_NO_INTROSPECTION")]
+    pub no_introspection: bool,
+    /// Do not serve GraphiQL on `GET /graphql`.
+    #[arg(long, env = "TRADELEDGER_NO_GRAPHIQL")]
+    pub no_graphiql: bool,
+    /// Origins allowed by CORS (comma-separated); CORS is off without any.
+    #[arg(long, env = "TRADELEDGER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Origin (name) of the transparency log, the first line of its checkpoints: 1 to 256
+    /// bytes, no spaces or `+`. Default: the name in the signing key, or for a key generated
+    /// on first start `tradeledger.local/<8 random hex digits>`.
+    #[arg(long, env = "TRADELEDGER_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
+    /// File holding the Ed25519 key checkpoints are signed with, as
+    /// `PRIVATE+KEY+<origin>+<hash>+<key>`. Without it, one is generated on first start in
+    /// DATA_DIR/signing-key (owner-only) and its verifier key printed once.
+    #[arg(long, env = "TRADELEDGER_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+}
+
+/// Where the store is: the flags of every command that opens one.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Directory of the sled store, the signing key and the generated write token.
+    #[arg(long, env = "TRADELEDGER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Log bytes read through one store handle while folding the log at start-up, before the
+    /// store is opened afresh: bounds the memory of the start-up scan (sled keeps every page
+    /// a handle reads until it is closed). Smaller means less memory and more reopens.
+    #[arg(
+        long,
+        env = "TRADELEDGER_COLD_SCAN_CHUNK",
+        default_value_t = COLD_SCAN_CHUNK as u64,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub cold_scan_chunk: u64,
+}
+
+impl ServeArgs {
+    /// `serve`'s defaults over `data_dir`, listening on a free port of 127.0.0.1.
+    pub fn new(data_dir: &Path) -> Self {
+        ServeArgs {
+            store: StoreArgs {
+                data_dir: data_dir.to_owned(),
+                cold_scan_chunk: COLD_SCAN_CHUNK as u64,
+            },
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            write_tokens: None,
+            read_tokens: None,
+            fixtures: PathBuf::from("fixtures"),
+            no_fixtures: false,
+            read_only: false,
+            limits: LimitArgs::default(),
+            no_introspection: false,
+            no_graphiql: false,
+            cors_origins: Vec::new(),
+            log_origin: None,
+            signing_key: None,
+        }
+    }
+}
+
+/// A server ready to run: the ledger is open and the listener bound.
+pub struct App {
+    listener: tokio::net::TcpListener,
+    ledger: Ledger,
+    config: ServerConfig,
+}
+
+impl App {
+    /// Opens everything `settings` names and binds the listener.
+    pub async fn build(settings: ServeArgs) -> Result<App> {
+        App::build_with(settings, |_| {}).await
+    }
+
+    /// As [`App::build`], with the HTTP configuration adjusted by `configure` before the
+    /// server starts (tests use it for settings that have no flag, such as the tokens).
+    pub async fn build_with(settings: ServeArgs, configure: impl FnOnce(&mut ServerConfig)) -> Result<App> {
+        let limits = &settings.limits;
+        if limits.max_query_nesting < limits.max_depth {
+            bail!(
+                "--max-query-nesting ({}) must be at least --max-depth ({}): each level of a query is a `{{`",
+                limits.max_query_nesting,
+                limits.max_depth
+            );
+        }
+        let ledger = open_ledger(
+            &settings.store.data_dir,
+            settings.store.cold_scan_chunk,
+            settings.read_only,
+        )?;
+        let keys = crate::tlog::KeyConfig {
+            key_file: settings.signing_key.as_deref(),
+            origin: settings.log_origin.as_deref(),
+        };
+        let (signer, created) =
+            crate::tlog::load_signer(&settings.store.data_dir, keys).context("the checkpoint signing key")?;
+        if created {
+            // Printed once, on stderr, like the generated write token.
+            crate::logging::notice(&format!(
+                "Generated a checkpoint signing key (kept in {}). Its verifier key, for witnesses:\n{}",
+                settings.store.data_dir.join(crate::tlog::KEY_FILE).display(),
+                signer.verifier_key()
+            ));
+        }
+        tracing::info!(verifier_key = %signer.verifier_key(), "signing checkpoints");
+        ledger.set_signer(Arc::new(signer));
+        let mut tokens = Tokens {
+            write: Token::parse_list(settings.write_tokens.as_deref().unwrap_or("")).context("--write-tokens")?,
+            read: Token::parse_list(settings.read_tokens.as_deref().unwrap_or("")).context("--read-tokens")?,
+        };
+        if tokens.write.is_empty() {
+            let (token, created) = generated_token(&settings.store.data_dir).context("the generated write token")?;
+            if let Some(text) = created {
+                // Printed once, on stderr, and never logged.
+                crate::logging::notice(&format!(
+                    "Generated a write token (kept in {}): {text}\nUse it as `Authorization: Bearer {}`",
+                    settings.store.data_dir.join(crate::auth::TOKEN_FILE).display(),
+                    text.split_once(':').map_or(text.as_str(), |(_, s)| s)
+                ));
+            }
+            tokens.write.push(token);
+        }
+        if !settings.no_fixtures && ledger.read().head().revision == 0 && ledger.is_read_only().is_none() {
+            if settings.fixtures.is_dir() {
+                let batch = Batch::read_dir(&settings.fixtures)?;
+                match load(&ledger, batch, "fixtures").await {
+                    Ok(r) => tracing::info!(
+                        releases = r.releases_recorded,
+                        observations = r.observations,
+                        revision = r.head_revision,
+                        "loaded fixtures from {}",
+                        settings.fixtures.display()
+                    ),
+                    Err(errors) => bail!("loading fixtures: {}", errors.join("; ")),
+                }
+            } else {
+                tracing::warn!(
+                    "fixtures directory {} not found; starting empty",
+                    settings.fixtures.display()
+                );
+            }
+        }
+        let serve = settings;
+        let mut config = ServerConfig::new(&serve.limits);
+        config.limits.introspection = !serve.no_introspection;
+        config.connections.max_connections = connection_cap(config.connections.max_connections);
+        config.tokens = tokens;
+        config.cors_origins = serve.cors_origins;
+        config.graphiql = !serve.no_graphiql;
+        configure(&mut config);
+        let listen = serve.listen;
+        App::with_ledger(ledger, config, listen).await
+    }
+
+    /// A server over an open `ledger` (a test's own store, say).
+    pub async fn with_ledger(ledger: Ledger, config: ServerConfig, listen: SocketAddr) -> Result<App> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        Ok(App {
+            listener,
+            ledger,
+            config,
+        })
+    }
+
+    /// The address the server listens on (with its real port when asked for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully (see [`http::run`]).
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        http::run(self.listener, self.ledger, self.config, signal).await
+    }
+}
+
+/// Creates the data directory, readable by its owner only.
+pub(crate) fn prepare_data_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Holds an exclusive lock on `DIR/lock` for the rest of the process. sled locks its own
+/// files, but start-up reads the log through short-lived sled handles ([`ColdScan`]), and
+/// between them sled's lock is free: without this one, a second process could take the store
+/// in the middle of a long start-up and make it fail.
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<()> {
+    static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // Held until the process ends; each command opens its data directory once.
+            let _ = HELD.set(file);
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "could not acquire lock on {}: another tradeledger process is using {}",
+            path.display(),
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// Folds the log with bounded memory (through [`ColdScan`]), then opens the store, whose
+/// handle has read nothing yet, for everything after. Each handle is closed before the next
+/// is opened; sled lets go of its file lock a moment after, which [`SledStore::open`] waits
+/// for (safe because this process holds `DATA_DIR/lock`). A new store has nothing to scan.
+pub(crate) fn open_store(data_dir: &Path, chunk: u64) -> Result<(Arc<SledStore>, Prefold)> {
+    prepare_data_dir(data_dir)?;
+    lock_data_dir(data_dir)?;
+    let path = data_dir.join("log");
+    let context = || format!("opening the store at {}", path.display());
+    let records: crate::store::RecordIter<'_> = if path.exists() {
+        let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
+        Box::new(ColdScan::new(&path, 1, chunk))
+    } else {
+        Box::new(std::iter::empty())
+    };
+    // sled panics on some damage to its own files (a snapshot it cannot rebuild from a
+    // corrupted log): report that as a damaged store, like its "Read corrupted data" errors.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_> {
+        let prefold = Prefold::from_records(records).with_context(context)?;
+        Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
+    }));
+    opened.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        bail!(
+            "{}: the store's files are damaged below the event layer (the storage engine failed \
+             reading them: {what}); restore from an export",
+            context()
+        )
+    })
+}
+
+pub(crate) fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
+    let started = Instant::now();
+    let (store, prefold) = open_store(data_dir, chunk)?;
+    let (ledger, verification) = Ledger::open_after(store, OpenOptions { read_only }, Some(prefold))?;
+    let p = ledger.read();
+    tracing::info!(
+        revision = p.head().revision,
+        versions = p.version_count(),
+        millis = started.elapsed().as_millis() as u64,
+        "ledger opened"
+    );
+    if let Some(d) = &verification.damage {
+        tracing::error!(damage = %d, "serving a damaged log read-only");
+    }
+    drop(p);
+    Ok(ledger)
+}
+
+/// Descriptors kept free for the store, the token file and the process's own needs.
+const RESERVED_FILES: u64 = 64;
+
+/// The soft limit on open files (Linux, from /proc); `None` when unknown or unlimited.
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// `--max-connections`, lowered (with a warning) to what the open-files limit allows: beyond
+/// it, `accept` would fail with EMFILE and clients would wait in the backlog instead of
+/// getting a 503.
+fn connection_cap(wanted: usize) -> usize {
+    match open_files_limit() {
+        Some(limit) if wanted as u64 + RESERVED_FILES > limit => {
+            let cap = limit.saturating_sub(RESERVED_FILES).max(1) as usize;
+            tracing::warn!(
+                wanted,
+                open_files_limit = limit,
+                cap,
+                "--max-connections is above what the open-files limit (ulimit -n) allows; using {cap}"
+            );
+            cap
+        }
+        _ => wanted,
+    }
+}

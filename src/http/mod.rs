@@ -1,0 +1,95 @@
+//! The HTTP layer: routes, GraphQL over HTTP and over WebSocket, health, metrics and the
+//! accept loop. It depends on [`crate::graphql`] and below; nothing below depends on it.
+//!
+//! - `state`: [`ServerConfig`] and the shared [`AppState`].
+//! - `graphql`: the GraphQL-over-HTTP endpoint (content negotiation, parsing, execution on
+//!   the query pool, response cache).
+//! - `ws`: `graphql-transport-ws` and the legacy `graphql-ws`.
+//! - `cache`: responses to read-only queries, keyed by revision.
+//! - `conn`: the accept loop (connection cap, timeouts, shutdown with a deadline).
+//! - `metrics`, `health`, `checkpoint`: `/metrics`, `/healthz` and `/readyz`, `/checkpoint`.
+
+mod cache;
+mod checkpoint;
+pub(crate) mod conn;
+mod graphql;
+mod health;
+mod metrics;
+mod state;
+mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use conn::ConnLimits;
+pub use graphql::GRAPHQL_RESPONSE_JSON;
+pub use state::{app_state, AppState, ServerConfig};
+
+use crate::ledger::Ledger;
+
+/// The application's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut app = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(ws::upgrade))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve))
+        .route("/checkpoint", get(checkpoint::checkpoint))
+        .merge(crate::web::routes(state.config.graphiql))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::record));
+    if !state.config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = state
+            .config
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT]),
+        );
+    }
+    app.with_state(state)
+}
+
+/// Serves until `signal` resolves, then stops accepting, lets in-flight requests finish and
+/// WebSockets complete their subscriptions and close (1001), all within the shutdown grace
+/// period, and flushes the store.
+pub async fn run(
+    listener: TcpListener,
+    ledger: Ledger,
+    config: ServerConfig,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let limits = config.connections;
+    let state = app_state(ledger.clone(), config, stopped)?;
+    let signal = async move {
+        signal.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+    };
+    // Every WebSocket holds a slot until its task ends: all slots back means all closed.
+    let ws_slots = state.ws_slots.clone();
+    let all_slots = state.config.max_ws_connections.min(u32::MAX as usize) as u32;
+    let websockets_closed = async move {
+        let _ = ws_slots.acquire_many(all_slots).await;
+    };
+    conn::serve(listener, router(state), limits, signal, websockets_closed).await;
+    if let Err(e) = ledger.flush().await {
+        tracing::error!(error = %e, "final flush failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

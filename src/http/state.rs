@@ -1,0 +1,128 @@
+//! The HTTP layer's configuration and shared state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+
+use super::cache::ResponseCache;
+use super::conn::ConnLimits;
+use super::metrics::Metrics;
+use crate::auth::Tokens;
+use crate::graphql::{build_schema, AppSchema, Limits, QueryLimits};
+use crate::ledger::Ledger;
+use crate::pool::QueryPool;
+use crate::settings::LimitArgs;
+
+/// Everything configurable about serving.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub request_timeout: Duration,
+    pub max_ws_connections: usize,
+    /// How long a WebSocket client has to send `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// Interval of keep-alive pings on idle WebSocket connections.
+    pub ws_keepalive: Duration,
+    pub tokens: Tokens,
+    /// Origins allowed by CORS; empty turns CORS off.
+    pub cors_origins: Vec<String>,
+    pub graphiql: bool,
+    /// Responses to read-only queries kept per ledger revision; 0 turns the cache off.
+    pub response_cache_entries: usize,
+    /// Bytes the response cache may hold (bodies, keys and overhead).
+    pub response_cache_bytes: usize,
+    /// Largest response body (HTTP) or `next` payload (WebSocket), in bytes.
+    pub max_response_bytes: usize,
+    /// Threads of the query pool; 0 for one per core.
+    pub query_threads: usize,
+    /// GraphQL operations running at once on the query pool.
+    pub max_concurrent_queries: usize,
+    /// Operations waiting for a slot on the query pool; beyond, 503 with `Retry-After`.
+    pub max_queued_queries: usize,
+    /// Operations (subscriptions included) open at once on one WebSocket.
+    pub max_subscriptions_per_connection: usize,
+    /// Connections, limits and shutdown of the listener.
+    pub connections: ConnLimits,
+}
+
+impl ServerConfig {
+    /// The configuration under `limits`, with no tokens, CORS off and GraphiQL on.
+    pub fn new(limits: &LimitArgs) -> Self {
+        let ms = Duration::from_millis;
+        ServerConfig {
+            limits: Limits::from(limits),
+            max_body_bytes: limits.max_body_bytes,
+            max_batch: limits.max_batch,
+            request_timeout: ms(limits.request_timeout_ms),
+            max_ws_connections: limits.max_ws_connections,
+            ws_init_timeout: ms(limits.ws_init_timeout_ms),
+            ws_keepalive: ms(limits.ws_keepalive_ms),
+            tokens: Tokens::default(),
+            cors_origins: Vec::new(),
+            graphiql: true,
+            response_cache_entries: limits.response_cache_entries,
+            response_cache_bytes: limits.response_cache_bytes,
+            max_response_bytes: limits.max_response_bytes,
+            query_threads: limits.query_threads,
+            max_concurrent_queries: limits.max_concurrent_queries as usize,
+            max_queued_queries: limits.max_queued_queries,
+            max_subscriptions_per_connection: limits.max_subscriptions_per_connection,
+            connections: ConnLimits {
+                header_read_timeout: ms(limits.header_read_timeout_ms),
+                idle_timeout: ms(limits.idle_timeout_ms),
+                max_connections: limits.max_connections as usize,
+                shutdown_grace: ms(limits.shutdown_grace_ms),
+            },
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    /// The defaults of the `serve` flags ([`LimitArgs`]).
+    fn default() -> Self {
+        ServerConfig::new(&LimitArgs::default())
+    }
+}
+
+/// Shared state of the HTTP layer.
+pub struct AppState {
+    pub schema: AppSchema,
+    pub ledger: Ledger,
+    pub config: ServerConfig,
+    pub metrics: Metrics,
+    pub ws_slots: Arc<Semaphore>,
+    pub responses: ResponseCache,
+    /// Checked before every execution, over HTTP and WebSocket alike.
+    pub queries: QueryLimits,
+    /// Where operations run, over HTTP and WebSocket alike.
+    pub pool: QueryPool,
+    /// Flips to true when the server starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Builds the shared state for `ledger` under `config`; fails if the query pool's threads
+/// cannot be started.
+pub fn app_state(
+    ledger: Ledger,
+    config: ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Arc<AppState>> {
+    Ok(Arc::new(AppState {
+        pool: QueryPool::new(
+            config.query_threads,
+            config.max_concurrent_queries,
+            config.max_queued_queries,
+        )?,
+        schema: build_schema(ledger.clone(), config.limits),
+        ws_slots: Arc::new(Semaphore::new(config.max_ws_connections)),
+        responses: ResponseCache::new(config.response_cache_entries, config.response_cache_bytes),
+        queries: QueryLimits::new(config.limits, ledger.clone()),
+        metrics: Metrics::new(),
+        ledger,
+        config,
+        shutdown,
+    }))
+}

@@ -1,0 +1,148 @@
+//! Every limit of `serve`, with its flag, environment variable, help text and default, in
+//! one place: [`graphql::Limits`](crate::graphql::Limits), the HTTP layer's
+//! [`ServerConfig`](crate::http::ServerConfig) and their `Default`s are all built from
+//! [`LimitArgs`], so a default is written once, here.
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
+
+/// The limits of `serve` (flattened into its flags).
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct LimitArgs {
+    /// Deepest nesting of fields in a query (introspection has its own, fixed bound).
+    #[arg(long, env = "TRADELEDGER_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+    /// Most fields one query may select (fragments expanded, `__typename` included).
+    #[arg(long, env = "TRADELEDGER_MAX_COMPLEXITY", default_value_t = 1000)]
+    pub max_complexity: usize,
+    /// Most aliased fields in one query.
+    #[arg(long, env = "TRADELEDGER_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// Most directives on one field.
+    #[arg(long, env = "TRADELEDGER_MAX_DIRECTIVES", default_value_t = 20)]
+    pub max_directives: usize,
+    /// Most operations in one batched POST (a JSON array of requests).
+    #[arg(long, env = "TRADELEDGER_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+    /// Largest page (`first`) a connection returns.
+    #[arg(long, env = "TRADELEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: usize,
+    /// Most events one page of a filtered `events` query examines; a page that reaches it
+    /// ends early with `hasNextPage` and an `endCursor` to continue from. Releases are
+    /// matched in memory, so examining the default costs a few milliseconds.
+    #[arg(long, env = "TRADELEDGER_MAX_EVENTS_SCANNED", default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_events_scanned: usize,
+    /// Most objects one query may return in the worst case, computed before it runs: list
+    /// sizes (`first`, the page-size cap, the ledger's largest lists) multiplied down the tree.
+    /// GitHub allows 500,000 nodes; here 8 x 10^5 objects made 58 MB of JSON and took 840 MB
+    /// while they were built (about 1 KB per object), so the default is lower: a query at
+    /// the limit may take about 200 MB.
+    #[arg(long, env = "TRADELEDGER_MAX_COST", default_value_t = 200_000)]
+    pub max_cost: u64,
+    /// Largest response body (and WebSocket `next` payload), in bytes; checked while it is
+    /// written.
+    #[arg(long, env = "TRADELEDGER_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Longest GraphQL query text, in bytes; checked before parsing (the standard
+    /// introspection query is about 1.3 KB).
+    #[arg(long, env = "TRADELEDGER_MAX_QUERY_BYTES", default_value_t = 64 * 1024)]
+    pub max_query_bytes: usize,
+    /// Most lexical tokens (names, punctuators, values) in a query text; checked before
+    /// parsing.
+    #[arg(long, env = "TRADELEDGER_MAX_QUERY_TOKENS", default_value_t = 15_000)]
+    pub max_query_tokens: usize,
+    /// Deepest nesting of brackets `{ [ (` (selection sets, list and object literals,
+    /// arguments) in a query text; checked before parsing, so that the parser cannot run out
+    /// of stack. Keep it above --max-depth.
+    #[arg(long, env = "TRADELEDGER_MAX_QUERY_NESTING", default_value_t = 64)]
+    pub max_query_nesting: usize,
+    /// Deepest nesting of arrays and objects in `variables` and `extensions` (the object
+    /// itself is level 1).
+    #[arg(long, env = "TRADELEDGER_MAX_VARIABLES_DEPTH", default_value_t = 32)]
+    pub max_variables_depth: usize,
+    /// Most JSON values in `variables` (and in `extensions`); larger releases go through
+    /// `tradeledger import`.
+    #[arg(long, env = "TRADELEDGER_MAX_VARIABLES_NODES", default_value_t = 100_000)]
+    pub max_variables_nodes: usize,
+    /// Largest request body (and WebSocket message), in bytes.
+    #[arg(long, env = "TRADELEDGER_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest a GraphQL operation may run (HTTP, and WebSocket queries and mutations), in
+    /// milliseconds; beyond, 503 with `Retry-After` (an `error` message over WebSocket).
+    #[arg(long, env = "TRADELEDGER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    /// Open WebSocket connections; beyond, the upgrade is refused with 503.
+    #[arg(long, env = "TRADELEDGER_MAX_WS_CONNECTIONS", default_value_t = 20_000)]
+    pub max_ws_connections: usize,
+    /// Time a WebSocket client has to send `connection_init`, in milliseconds; beyond, the
+    /// connection is closed with 4408.
+    #[arg(long, env = "TRADELEDGER_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_init_timeout_ms: u64,
+    /// Interval of keep-alive pings on idle WebSocket connections, in milliseconds.
+    #[arg(long, env = "TRADELEDGER_WS_KEEPALIVE_MS", default_value_t = 30_000)]
+    pub ws_keepalive_ms: u64,
+    /// Responses to read-only queries kept per ledger revision (0 turns the cache off).
+    #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_ENTRIES", default_value_t = 1024)]
+    pub response_cache_entries: usize,
+    /// Bytes the response cache may hold, keys and overhead included (0 turns it off).
+    #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub response_cache_bytes: usize,
+    /// Threads that execute GraphQL operations, apart from the threads serving connections
+    /// (0: one per core).
+    #[arg(long, env = "TRADELEDGER_QUERY_THREADS", default_value_t = 0)]
+    pub query_threads: usize,
+    /// GraphQL operations executing at once (HTTP and WebSocket queries and mutations).
+    #[arg(long, env = "TRADELEDGER_MAX_CONCURRENT_QUERIES", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_queries: u32,
+    /// Operations waiting for an execution slot; beyond, 503 with Retry-After.
+    #[arg(long, env = "TRADELEDGER_MAX_QUEUED_QUERIES", default_value_t = 256)]
+    pub max_queued_queries: usize,
+    /// Operations (subscriptions included) open at once on one WebSocket; beyond, an `error`
+    /// message with code LIMIT_EXCEEDED for the new one.
+    #[arg(long, env = "TRADELEDGER_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 100)]
+    pub max_subscriptions_per_connection: usize,
+    /// Time a client has to send a request's headers (also the longest a keep-alive
+    /// connection may wait for its next request); 0 turns it off.
+    #[arg(long, env = "TRADELEDGER_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// A connection on which no byte moves either way for this long is closed (keep it
+    /// above the request timeout); 0 turns it off.
+    #[arg(long, env = "TRADELEDGER_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Open connections (WebSockets included); beyond, a 503 with Retry-After and the
+    /// connection is closed. Keep it below the open-files limit (`ulimit -n`).
+    #[arg(long, env = "TRADELEDGER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// On SIGTERM or Ctrl-C: how long in-flight requests and WebSockets get to finish
+    /// before every connection is closed and the process exits.
+    #[arg(long, env = "TRADELEDGER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Parser)]
+struct Only {
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+impl Default for LimitArgs {
+    /// The defaults of the flags, whatever the environment says.
+    fn default() -> Self {
+        let command = Only::command().mut_args(|a| a.env(None));
+        let matches = command.get_matches_from(["tradeledger"]);
+        LimitArgs::from_arg_matches(&matches).expect("the flags' defaults parse")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        std::env::set_var("TRADELEDGER_MAX_ALIASES", "3");
+        let defaults = LimitArgs::default();
+        std::env::remove_var("TRADELEDGER_MAX_ALIASES");
+        assert_eq!(defaults.max_aliases, 30);
+        assert_eq!(defaults.max_depth, 12);
+    }
+}
