@@ -7,7 +7,7 @@
 //! The second half keeps the inputs that fuzzing (fuzz/) found or guards, as regression
 //! tests calling the same functions the fuzz targets call.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -1152,7 +1152,7 @@ mod fuzz_replay {
     use tradeledger::store::{decode, encode, Hash};
 
     fn fixture_dataset() -> Dataset {
-        let json = include_bytes!("../fixtures/00_dataset.json");
+        let json = include_bytes!("../../fixtures/00_dataset.json");
         let mut batch = parse_json("00_dataset.json", json).expect("fixture dataset");
         batch.datasets.remove(0)
     }

@@ -6,7 +6,7 @@
 //! Every test talks to a real server (tests/support) through tokio-tungstenite, and every
 //! receive has a timeout, so a broken server fails a test instead of hanging it.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -34,8 +34,6 @@ const RECV: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(300);
 
 /// Ids of the two fixture releases (revisions 2 and 3).
-const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
-const REVISION_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000002";
 
 const RELEASES: &str =
     "subscription($after: Int) { releasePublished(afterRevision: $after) { revision release { id title } } }";
