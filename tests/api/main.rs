@@ -3,6 +3,10 @@
 //! store (`support`); process tests drive the real binary (`support::proc_support`).
 
 mod crash;
+/// The fuzz crate's shared harness (`fuzz/src/lib.rs`), replayed by `hostile`.
+#[allow(dead_code)]
+#[path = "../../fuzz/src/lib.rs"]
+mod fuzz_harness;
 mod hostile;
 mod http_api;
 mod http_protocol;

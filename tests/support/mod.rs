@@ -4,6 +4,7 @@
 pub mod common;
 pub mod fixtures;
 pub mod proc_support;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
