@@ -63,7 +63,10 @@ fn check_release(draft: ReleaseDraft) {
             assert_eq!(back.envelope, env);
         }
         Err(e) => {
-            assert!(!e.field.is_empty() && !e.message.is_empty(), "errors name a field and a reason");
+            assert!(
+                !e.field.is_empty() && !e.message.is_empty(),
+                "errors name a field and a reason"
+            );
         }
     }
 }
@@ -91,9 +94,12 @@ pub fn canonical_events() -> &'static [Vec<u8>] {
         let batch = tradeledger::import::parse_json("01.json", PRELIMINARY_JSON.as_bytes()).expect("fixture release");
         let draft = batch.releases.into_iter().next().expect("one release");
         let release = draft.validate(&ds).expect("fixture release is valid");
-        [Event::DatasetDefined { dataset: ds }, Event::ReleasePublished { release }]
-            .into_iter()
-            .map(|ev| encode(&envelope(1, &Hash::GENESIS, ev)).1)
-            .collect()
+        [
+            Event::DatasetDefined { dataset: ds },
+            Event::ReleasePublished { release },
+        ]
+        .into_iter()
+        .map(|ev| encode(&envelope(1, &Hash::GENESIS, ev)).1)
+        .collect()
     })
 }

@@ -4,7 +4,7 @@
 //! Written here rather than taken from async-graphql-axum because the stock handler departs
 //! from the protocol: it does not close with 4400 on bad frames, lets a `subscribe` through
 //! before the connection is acknowledged, accepts duplicate ids, has no init timeout, and
-//! cannot refuse an init with 4403. Every rule below is tested in `tests/websocket.rs`.
+//! cannot refuse an init with 4403. Every rule below is tested in `tests/api/websocket.rs`.
 //!
 //! | event | graphql-transport-ws answer |
 //! |---|---|

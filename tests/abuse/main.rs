@@ -8,8 +8,10 @@ mod audit_log;
 mod cost;
 mod frontdoor;
 mod ledger;
-#[path = "../proc_support/mod.rs"]
-mod proc_support;
 mod runtime;
 mod store_damage;
+#[path = "../support/mod.rs"]
+mod support;
 mod witness;
+
+use support::proc_support;

@@ -1,8 +1,12 @@
 //! Shared helpers for integration tests: a real server on port 0 over a temp sled store.
 #![allow(dead_code)]
 
+pub mod common;
+pub mod fixtures;
+pub mod proc_support;
+pub mod ws;
+
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -18,7 +22,8 @@ use tradeledger::store::SledStore;
 
 pub const WRITE_SECRET: &str = "test-write-secret";
 pub const READ_SECRET: &str = "test-read-secret";
-pub const DATASET: &str = "KR_KNOWLEDGE_SERVICES";
+#[allow(unused_imports)]
+pub use fixtures::{fixtures_dir, DATASET, PRELIMINARY_ID, PUBLISH, REVISION_ID};
 
 /// A running server and what tests need to talk to it.
 pub struct TestApp {
@@ -32,10 +37,6 @@ pub struct TestApp {
     pub dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     pub handle: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-pub fn fixtures_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 /// A server with the fixtures loaded and the default configuration (plus a write token).
@@ -141,7 +142,3 @@ pub fn release_input(id: &str, key: &str, period: &str, value: &str) -> Value {
         "observations": [{ "key": key, "period": period, "value": value }]
     })
 }
-
-pub const PUBLISH: &str = "mutation($input: ReleaseInput!, $expected: Int) {
-  publishRelease(input: $input, expectedRevision: $expected) { revision hash duplicate release { id status } }
-}";

@@ -2,8 +2,7 @@
 //! nothing at a head already verified (item 7), and health that tells the truth about
 //! writes, which resume by themselves after a storage failure (item 10).
 
-#[path = "../../common/mod.rs"]
-mod common;
+use crate::support::common;
 mod health;
 mod startup;
 mod verify;

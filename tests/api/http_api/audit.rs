@@ -15,9 +15,6 @@ const CHANGES: &str = "query($from: AsOf!, $to: AsOf, $first: Int, $after: Strin
   }
 }";
 
-const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
-const REVISION_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000002";
-
 fn code(v: &Value) -> &str {
     v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
 }

@@ -15,16 +15,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tradeledger");
-pub const DATASET: &str = "KR_KNOWLEDGE_SERVICES";
+#[allow(unused_imports)]
+pub use super::fixtures::{fixtures_dir, DATASET, PUBLISH};
 
 /// How long `serve` may take to print its `listening on` line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a one-shot command (`import`, `verify`, `rebuild`) may take.
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
 
 /// A child process that is killed (SIGKILL) and reaped when dropped, unless it already exited.
 pub struct ChildGuard {
@@ -291,10 +288,6 @@ impl Server {
         self.child.kill()
     }
 }
-
-pub const PUBLISH: &str = "mutation($input: ReleaseInput!) {
-  publishRelease(input: $input) { revision hash duplicate release { id } }
-}";
 
 /// A SYNTHETIC release input with one observation.
 pub fn release_input(id: &str, key: &str, period: &str, value: &str) -> Value {

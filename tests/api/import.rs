@@ -1,7 +1,7 @@
 //! `import_files`: release files recorded without holding them in memory, with the
 //! guarantees of `load` (everything checked before anything is recorded).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! The ledger's writer: idempotency, conflicts, optimistic concurrency, validation, group
 //! commit under concurrent publishers, notices, and incremental projection versus rebuild.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The GraphQL-over-HTTP rules (content negotiation, status codes, media types, methods),
 //! the request limits, health and metrics, and graceful shutdown, over real HTTP.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

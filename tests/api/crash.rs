@@ -3,7 +3,7 @@
 //! Every acknowledged release must survive with its revision and hash, the log must stay
 //! dense and chained, and `tradeledger verify` must pass between rounds.
 
-mod proc_support;
+use crate::proc_support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

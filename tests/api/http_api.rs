@@ -2,23 +2,17 @@
 //! revision 1, the Bank of Korea's preliminary 2025-S1 release at revision 2 and the
 //! SYNTHETIC revision at revision 3.
 
-#[path = "http_api/amend.rs"]
 mod amend;
-#[path = "http_api/arguments.rs"]
 mod arguments;
-#[path = "http_api/audit.rs"]
 mod audit;
-mod support;
-#[path = "http_api/transparency.rs"]
 mod transparency;
+
+use crate::support;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use support::*;
 use tradeledger::auth::Token;
-
-const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
-const REVISION_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000002";
 
 /// `errors[0].extensions.code` of a response, or "" when there is none.
 fn code(v: &Value) -> &str {

@@ -15,12 +15,11 @@ use tradeledger::projection::{AsOf, CellKey};
 use tradeledger::store::{LogStore, SledStore};
 use tradeledger::Ledger;
 
-pub const DATASET: &str = "KR_KNOWLEDGE_SERVICES";
-pub const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
-pub const REVISION_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000002";
+#[allow(unused_imports)]
+pub use super::fixtures::{fixtures_dir, DATASET, PRELIMINARY_ID, REVISION_ID};
 
 pub fn fixtures() -> Batch {
-    Batch::read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")).expect("fixtures load")
+    Batch::read_dir(&fixtures_dir()).expect("fixtures load")
 }
 
 pub fn dataset() -> Dataset {

@@ -7,5 +7,3 @@
 mod browser;
 mod logs;
 mod pages;
-#[path = "../proc_support/mod.rs"]
-mod proc_support;

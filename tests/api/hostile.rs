@@ -7,19 +7,20 @@
 //! The second half keeps the inputs that fuzzing (fuzz/) found or guards, as regression
 //! tests calling the same functions the fuzz targets call.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use support::ws::Ws;
 use support::*;
 use tokio::time::timeout;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 /// Codes a hostile request may be answered with.
 const CLEAR_CODES: [&str; 8] = [
@@ -38,8 +39,6 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A refusal slower than this counts as a failure: hostile input must be cheap to refuse
 /// (generous, for a debug build on a loaded 2-core machine).
 const SLOW: Duration = Duration::from_secs(10);
-
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How a hostile request is sent.
 enum Send {
@@ -1147,14 +1146,17 @@ mod fuzz_replay {
 
     use sha2::{Digest, Sha256};
     use tradeledger::domain::{Dataset, Period};
-    use tradeledger::import::{parse_csv, parse_json, Batch};
+    use tradeledger::import::{parse_csv, parse_json};
     use tradeledger::projection::KeyPattern;
     use tradeledger::store::{decode, encode, Hash};
 
+    // The fuzz crate's shared harness (fixture dataset, checks on what the importers
+    // accept); its targets' bodies live in `fuzz_target!` closures of `#![no_main]` binaries
+    // that need libFuzzer, so the per-target checks below stay here.
+    use crate::fuzz_harness as harness;
+
     fn fixture_dataset() -> Dataset {
-        let json = include_bytes!("../fixtures/00_dataset.json");
-        let mut batch = parse_json("00_dataset.json", json).expect("fixture dataset");
-        batch.datasets.remove(0)
+        harness::dataset().clone()
     }
 
     /// The files kept for `target`, from both the corpus and the regressions.
@@ -1198,19 +1200,7 @@ mod fuzz_replay {
         }
     }
 
-    /// Validates what an importer accepted against the fixture dataset, as the fuzz targets do.
-    pub fn validate(ds: &Dataset, batch: Batch) {
-        for mut draft in batch.releases {
-            draft.dataset = ds.id.clone();
-            if let Ok(release) = draft.validate(ds) {
-                for o in &release.observations {
-                    assert_eq!(ds.format_key(&ds.parse_key(&o.key).expect("validated key")), o.key);
-                }
-            }
-        }
-    }
-
-    pub fn import_json(ds: &Dataset, input: &[u8]) {
+    pub fn import_json(input: &[u8]) {
         if let Ok(batch) = parse_json("fuzz.json", input) {
             for d in &batch.datasets {
                 if d.validate().is_ok() {
@@ -1218,13 +1208,13 @@ mod fuzz_replay {
                     assert_eq!(d.parse_key(&d.format_key(&total)).as_ref(), Ok(&total));
                 }
             }
-            validate(ds, batch);
+            harness::validate_all(batch);
         }
     }
 
-    pub fn import_csv(ds: &Dataset, input: &[u8]) {
+    pub fn import_csv(input: &[u8]) {
         if let Ok(batch) = parse_csv("fuzz.csv", input) {
-            validate(ds, batch);
+            harness::validate_all(batch);
         }
     }
 
@@ -1267,8 +1257,8 @@ mod fuzz_replay {
                 let run = std::panic::catch_unwind(|| match target {
                     "period" => period(bytes),
                     "series_key" => series_key(&ds, bytes),
-                    "import_json" => import_json(&ds, bytes),
-                    "import_csv" => import_csv(&ds, bytes),
+                    "import_json" => import_json(bytes),
+                    "import_csv" => import_csv(bytes),
                     _ => event_decode(bytes),
                 });
                 assert!(run.is_ok(), "{target}: {} fails", path.display());

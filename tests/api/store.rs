@@ -1,7 +1,7 @@
 //! The event log on disk: dense revisions, the hash chain, tamper detection, and durability
 //! across a reopen.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

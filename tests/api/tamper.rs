@@ -2,7 +2,7 @@
 //! in-process, then `verify`, `serve`, `serve --read-only` and `rebuild` are run as child
 //! processes and must all notice the damage and name the first bad revision.
 
-mod proc_support;
+use crate::proc_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
