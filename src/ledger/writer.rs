@@ -261,6 +261,9 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
             // The group may or may not be in the log: the projection is left as it was, and
             // takes in whatever the store holds once it is back (see `catch_up`).
             tracing::error!(error = %e, "a write did not reach the disk; the group is refused");
+            // Before anyone is answered, so that a caller told of the failure who then asks
+            // GET /healthz finds writes refused.
+            set_storage_failure(inner, &e);
             let in_doubt = format!(
                 "the write did not reach the disk and is not acknowledged ({e}); it may still be \
                  recorded once storage recovers: re-send it with the same release id to learn its revision"
