@@ -13,7 +13,7 @@ use tradeledger::domain::{Event, ReleaseDraft};
 use tradeledger::generate::{self, Generator};
 use tradeledger::ledger::{fold_log, Ledger, OpenOptions};
 use tradeledger::projection::{AsOf, CellKey, Filter, Projection, RevisionSummary};
-use tradeledger::store::{decode, encode, Envelope, Hash, LogStore, Record, SledStore, FORMAT_VERSION};
+use tradeledger::store::{decode, encode, Envelope, Hash, Head, LogStore, Record, SledStore, FORMAT_VERSION};
 use uuid::Uuid;
 
 const PER_RELEASE: usize = 500;
@@ -120,7 +120,7 @@ fn rebuild(c: &mut Criterion) {
     for exp in sizes().into_iter().filter(|&e| e <= 6) {
         let n = 10usize.pow(exp);
         let store = SledStore::temporary().unwrap();
-        store.append(&records(n)).unwrap();
+        store.append_blocking(&records(n), Head::default()).unwrap();
         g.throughput(criterion::Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::from_parameter(format!("10^{exp}")), |b| {
             b.iter(|| black_box(fold_log(&store).unwrap().0.version_count()))

@@ -12,7 +12,7 @@ use std::io::{BufRead, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::projection::Projection;
-use crate::store::{decode, Hash, LogStore, Record, StoreError};
+use crate::store::{decode, Hash, Head, LogStore, Record, SledStore, StoreError};
 use crate::tlog::{leaf_hash, Checkpoint, MerkleTree, Node};
 
 /// Longest line `import --event-log` reads (one event's canonical text, JSON-escaped).
@@ -146,11 +146,12 @@ fn read_log(
     })
 }
 
-/// Restores an exported log into the empty `store`. `open` reopens the file: it is read
+/// Restores an exported log into the empty sled `store` (an offline tool: it appends on the
+/// calling thread, see [`SledStore::append_blocking`]). `open` reopens the file: it is read
 /// twice, once to check everything and once to append, so that bad input changes nothing.
 /// `checkpoint`, a checkpoint note of the source, must then state the same size and root.
 pub fn restore(
-    store: &dyn LogStore,
+    store: &SledStore,
     mut open: impl FnMut() -> std::io::Result<Box<dyn BufRead>>,
     checkpoint: Option<&str>,
 ) -> Result<Summary, ExportError> {
@@ -177,8 +178,9 @@ pub fn restore(
     }
     let mut batch = Vec::new();
     let mut bytes = 0;
-    let append = |batch: &mut Vec<Record>| -> Result<(), ExportError> {
-        store.append(batch)?;
+    let mut head = Head::default();
+    let mut append = |batch: &mut Vec<Record>| -> Result<(), ExportError> {
+        head = store.append_blocking(batch, head)?;
         batch.clear();
         Ok(())
     };

@@ -181,6 +181,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
     let mut records: Vec<Record> = Vec::new();
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut answers = Vec::with_capacity(group.len());
+    let start;
     {
         let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
         let ctx = Context {
@@ -188,6 +189,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
             store: inner.store.as_ref(),
         };
         let mut head = state.head();
+        start = head;
         // The event this group appends for each subject, for duplicate checks between its
         // own commands.
         let mut subjects: HashMap<Subject, usize> = HashMap::new();
@@ -250,11 +252,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
     }
 
     if !records.is_empty() {
-        let store = inner.store.clone();
-        let appended = tokio::task::spawn_blocking(move || store.append(&records))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let appended = inner.store.append(records, start).await.map_err(|e| e.to_string());
         let durable = match appended {
             Ok(_) => inner.store.flush().await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
@@ -263,6 +261,9 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
             // The group may or may not be in the log: the projection is left as it was, and
             // takes in whatever the store holds once it is back (see `catch_up`).
             tracing::error!(error = %e, "a write did not reach the disk; the group is refused");
+            // Before anyone is answered, so that a caller told of the failure who then asks
+            // GET /healthz finds writes refused.
+            set_storage_failure(inner, &e);
             let in_doubt = format!(
                 "the write did not reach the disk and is not acknowledged ({e}); it may still be \
                  recorded once storage recovers: re-send it with the same release id to learn its revision"

@@ -14,7 +14,7 @@ use super::*;
 use crate::domain::{Dataset, Event, ObservationDraft, Release, ReleaseDraft, ReleaseStatus};
 use crate::import::Batch;
 use crate::ledger::fold_log;
-use crate::store::{decode, encode, Envelope, Hash, LogStore, Record, SledStore, StoredEvent, FORMAT_VERSION};
+use crate::store::{decode, encode, Envelope, Hash, Record, SledStore, StoredEvent, FORMAT_VERSION};
 
 const DATASET: &str = "KR_KNOWLEDGE_SERVICES";
 const PRELIMINARY_ID: &str = "6b1f0c2e-4d3a-4e51-9a57-2025a0000001";
@@ -633,7 +633,7 @@ fn apply_refuses_inconsistent_events_without_a_trace() {
 fn incremental_fold_equals_rebuild_for_the_fixtures() {
     let (p, log) = fixture_projection(3);
     let store = SledStore::temporary().unwrap();
-    store.append(&log.records).unwrap();
+    store.append_blocking(&log.records, Head::default()).unwrap();
     let (rebuilt, verification) = fold_log(&store).unwrap();
     assert!(verification.ok(), "{verification:?}");
     assert_eq!(verification.checked, 3);
@@ -736,8 +736,8 @@ proptest! {
         let store = SledStore::temporary().unwrap();
         // Appended in two transactions, as two group commits would.
         let split = log.records.len() / 2;
-        store.append(&log.records[..split]).unwrap();
-        store.append(&log.records[split..]).unwrap();
+        let head = store.append_blocking(&log.records[..split], Head::default()).unwrap();
+        store.append_blocking(&log.records[split..], head).unwrap();
         let (rebuilt, verification) = fold_log(&store).unwrap();
         prop_assert!(verification.ok(), "{:?}", verification);
         prop_assert_eq!(verification.checked, log.records.len() as u64);

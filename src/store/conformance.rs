@@ -52,7 +52,7 @@ pub(super) async fn empty_store_has_genesis_head(store: &dyn LogStore) {
 
 pub(super) async fn append_reports_the_head_and_revisions_stay_dense(store: &dyn LogStore) {
     let first = records_after(Head::default(), 3);
-    let head = store.append(&first).unwrap();
+    let head = store.append(first.clone(), Head::default()).await.unwrap();
     assert_eq!(
         head,
         Head {
@@ -63,7 +63,7 @@ pub(super) async fn append_reports_the_head_and_revisions_stay_dense(store: &dyn
     store.flush().await.unwrap();
     assert_eq!(store.head().unwrap(), head);
     let second = records_after(head, 2);
-    let head = store.append(&second).unwrap();
+    let head = store.append(second.clone(), head).await.unwrap();
     assert_eq!(head.revision, 5);
     let revisions: Vec<u64> = scanned(store, 1).into_iter().map(|(r, _)| r).collect();
     assert_eq!(revisions, [1, 2, 3, 4, 5]);
@@ -71,18 +71,21 @@ pub(super) async fn append_reports_the_head_and_revisions_stay_dense(store: &dyn
         assert_eq!(store.get(r.revision).unwrap().as_deref(), Some(r.bytes.as_slice()));
     }
     // An empty batch changes nothing and reports the head.
-    assert_eq!(store.append(&[]).unwrap(), head);
+    assert_eq!(store.append(Vec::new(), head).await.unwrap(), head);
 }
 
 pub(super) async fn an_append_that_does_not_continue_the_head_is_refused_whole(store: &dyn LogStore) {
-    let head = store.append(&records_after(Head::default(), 2)).unwrap();
+    let head = store
+        .append(records_after(Head::default(), 2), Head::default())
+        .await
+        .unwrap();
     // A gap, a repeat, and a batch whose second record breaks density.
     let gap = records_after(Head { revision: 3, ..head }, 1);
     let repeat = records_after(Head { revision: 1, ..head }, 1);
     let mut broken = records_after(head, 2);
     broken[1].revision = 9;
     for (what, batch) in [("gap", gap), ("repeat", repeat), ("broken", broken)] {
-        match store.append(&batch) {
+        match store.append(batch, head).await {
             Err(StoreError::OutOfOrder { head: 2, .. }) => {}
             other => panic!("{what}: expected OutOfOrder at head 2, got {other:?}"),
         }
@@ -93,7 +96,7 @@ pub(super) async fn an_append_that_does_not_continue_the_head_is_refused_whole(s
 
 pub(super) async fn range_reads_start_and_stop_where_asked(store: &dyn LogStore) {
     let records = records_after(Head::default(), 10);
-    store.append(&records).unwrap();
+    store.append(records.clone(), Head::default()).await.unwrap();
     let revisions = |items: Vec<(u64, Vec<u8>)>| items.into_iter().map(|(r, _)| r).collect::<Vec<_>>();
     assert_eq!(revisions(scanned(store, 4)), (4..=10).collect::<Vec<_>>());
     assert!(scanned(store, 11).is_empty());
@@ -109,7 +112,7 @@ pub(super) async fn range_reads_start_and_stop_where_asked(store: &dyn LogStore)
 pub(super) async fn stored_records_keep_the_hash_chain(store: &dyn LogStore) {
     let mut head = Head::default();
     for n in [1, 3, 2] {
-        head = store.append(&records_after(head, n)).unwrap();
+        head = store.append(records_after(head, n), head).await.unwrap();
     }
     let mut prev = Hash::GENESIS;
     for (revision, bytes) in scanned(store, 1) {
@@ -122,7 +125,7 @@ pub(super) async fn stored_records_keep_the_hash_chain(store: &dyn LogStore) {
 
 pub(super) async fn large_batches_append_atomically(store: &dyn LogStore) {
     let records = records_after(Head::default(), 5_000);
-    let head = store.append(&records).unwrap();
+    let head = store.append(records.clone(), Head::default()).await.unwrap();
     store.flush().await.unwrap();
     assert_eq!(head.revision, 5_000);
     assert_eq!(scanned(store, 4_990).len(), 11);
@@ -134,7 +137,7 @@ pub(super) async fn large_batches_append_atomically(store: &dyn LogStore) {
 
 pub(super) async fn the_merkle_tree_follows_appends_and_rebuilds(store: &dyn LogStore) {
     let records = records_after(Head::default(), 7);
-    let head = store.append(&records).unwrap();
+    let head = store.append(records.clone(), Head::default()).await.unwrap();
     let leaves = |store: &dyn LogStore| {
         let tree = store.tree().read().unwrap();
         (0..tree.len()).map(|i| *tree.leaf(i).unwrap()).collect::<Vec<_>>()
@@ -144,6 +147,91 @@ pub(super) async fn the_merkle_tree_follows_appends_and_rebuilds(store: &dyn Log
     store.rebuild_derived(head).unwrap();
     assert_eq!(leaves(store), expected);
     assert_eq!(store.head().unwrap(), head);
+}
+
+pub(super) async fn an_append_at_a_stale_head_is_a_conflict_and_changes_nothing(store: &dyn LogStore) {
+    let head = store
+        .append(records_after(Head::default(), 3), Head::default())
+        .await
+        .unwrap();
+    let next = records_after(head, 2);
+    // Stale revision (the head before the last append), and the right revision with another
+    // hash: both are refused, and the log is as it was.
+    let stale = Head {
+        revision: 2,
+        hash: store.head().unwrap().hash,
+    };
+    let forged = Head {
+        hash: Hash([7; 32]),
+        ..head
+    };
+    let empty = Head::default();
+    for (what, expected, batch) in [
+        ("stale revision", stale, next.clone()),
+        ("other hash", forged, next.clone()),
+        ("empty log expected", empty, records_after(empty, 1)),
+        ("empty batch at a stale head", stale, Vec::new()),
+    ] {
+        match store.append(batch, expected).await {
+            Err(StoreError::Conflict { expected: e, found }) => {
+                assert_eq!((e, found), (expected, head), "{what}");
+            }
+            other => panic!("{what}: expected a conflict, got {other:?}"),
+        }
+        assert_eq!(store.head().unwrap(), head, "{what}: nothing appended");
+        assert_eq!(scanned(store, 1).len(), 3, "{what}: nothing appended");
+        assert_eq!(store.tree().read().unwrap().len(), 3, "{what}: no leaf pushed");
+    }
+    // At the real head, the same batch goes in.
+    assert_eq!(store.append(next, head).await.unwrap().revision, 5);
+}
+
+/// Two appenders race at the same expected head, many times over: exactly one wins each
+/// round, the other gets a conflict, and the log holds the winner's records whole.
+pub(super) async fn of_two_racing_appends_at_one_head_exactly_one_wins(store: std::sync::Arc<dyn LogStore>) {
+    let mut head = Head::default();
+    for round in 0..20 {
+        // Two different batches continuing the same head (distinct event ids, so hashes).
+        let a = records_after(head, 1 + round % 3);
+        let b = records_after(head, 2);
+        let (sa, sb) = (store.clone(), store.clone());
+        let (ta, tb) = (a.clone(), b.clone());
+        let ra = tokio::spawn(async move { sa.append(ta, head).await });
+        let rb = tokio::spawn(async move { sb.append(tb, head).await });
+        let (ra, rb) = (ra.await.unwrap(), rb.await.unwrap());
+        let (winner, new_head) = match (ra, rb) {
+            (Ok(h), Err(StoreError::Conflict { found, .. })) => {
+                assert_eq!(found, h, "round {round}: the loser saw the winner's head");
+                (a, h)
+            }
+            (Err(StoreError::Conflict { found, .. }), Ok(h)) => {
+                assert_eq!(found, h, "round {round}: the loser saw the winner's head");
+                (b, h)
+            }
+            other => panic!("round {round}: expected one success and one conflict, got {other:?}"),
+        };
+        let last = winner.last().unwrap();
+        assert_eq!(
+            new_head,
+            Head {
+                revision: last.revision,
+                hash: last.hash
+            }
+        );
+        for r in &winner {
+            assert_eq!(store.get(r.revision).unwrap().as_deref(), Some(r.bytes.as_slice()));
+        }
+        head = new_head;
+    }
+    assert_eq!(store.head().unwrap(), head);
+    assert_eq!(scanned(store.as_ref(), 1).len() as u64, head.revision);
+    let tree = store.tree().read().unwrap();
+    let leaves: Vec<_> = (0..tree.len()).map(|i| *tree.leaf(i).unwrap()).collect();
+    let expected: Vec<_> = scanned(store.as_ref(), 1)
+        .iter()
+        .map(|(_, bytes)| leaf_of_record(bytes))
+        .collect();
+    assert_eq!(leaves, expected, "the tree holds the winners' leaves in order");
 }
 
 macro_rules! conformance {
@@ -183,6 +271,14 @@ macro_rules! conformance {
             async fn the_merkle_tree_follows_appends_and_rebuilds() {
                 super::the_merkle_tree_follows_appends_and_rebuilds(make().as_ref()).await
             }
+            #[tokio::test]
+            async fn an_append_at_a_stale_head_is_a_conflict_and_changes_nothing() {
+                super::an_append_at_a_stale_head_is_a_conflict_and_changes_nothing(make().as_ref()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn of_two_racing_appends_at_one_head_exactly_one_wins() {
+                super::of_two_racing_appends_at_one_head_exactly_one_wins(make().into()).await
+            }
         }
     };
 }
@@ -198,7 +294,7 @@ async fn sled_keeps_flushed_records_across_a_reopen() {
     let records = records_after(Head::default(), 4);
     let head = {
         let store = super::SledStore::open(dir.path()).unwrap();
-        let head = store.append(&records).unwrap();
+        let head = store.append(records, Head::default()).await.unwrap();
         store.flush().await.unwrap();
         head
     };
@@ -206,6 +302,6 @@ async fn sled_keeps_flushed_records_across_a_reopen() {
     assert_eq!(store.head().unwrap(), head);
     assert_eq!(scanned(&store, 1).len(), 4);
     assert_eq!(store.tree().read().unwrap().len(), 4);
-    let head = store.append(&records_after(head, 1)).unwrap();
+    let head = store.append(records_after(head, 1), head).await.unwrap();
     assert_eq!(head.revision, 5);
 }

@@ -44,20 +44,26 @@ impl LogStore for MemoryStore {
         head_of(&self.records())
     }
 
-    fn append(&self, batch: &[Record]) -> Result<Head, StoreError> {
-        let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
-        let head = records.len() as u64;
-        for (expected, r) in (head + 1..).zip(batch) {
-            if r.revision != expected {
-                return Err(StoreError::OutOfOrder { head, got: r.revision });
+    fn append(&self, batch: Vec<Record>, expected: Head) -> BoxFuture<'_, Result<Head, StoreError>> {
+        Box::pin(async move {
+            let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
+            let found = head_of(&records)?;
+            if found != expected {
+                return Err(StoreError::Conflict { expected, found });
             }
-        }
-        let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
-        for r in batch {
-            tree.push(leaf_of_record(&r.bytes));
-            records.push(r.bytes.clone());
-        }
-        head_of(&records)
+            let head = found.revision;
+            for (revision, r) in (head + 1..).zip(&batch) {
+                if r.revision != revision {
+                    return Err(StoreError::OutOfOrder { head, got: r.revision });
+                }
+            }
+            let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
+            for r in batch {
+                tree.push(leaf_of_record(&r.bytes));
+                records.push(r.bytes);
+            }
+            head_of(&records)
+        })
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {

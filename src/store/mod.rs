@@ -48,6 +48,12 @@ pub enum StoreError {
     },
     #[error("append at revision {got} does not follow head revision {head}")]
     OutOfOrder { head: u64, got: u64 },
+    /// The log's head is not the one the appender expected: another append got there first.
+    #[error(
+        "the log's head is revision {} ({}), not the expected revision {} ({}): another append came first",
+        .found.revision, .found.hash.to_hex(), .expected.revision, .expected.hash.to_hex()
+    )]
+    Conflict { expected: Head, found: Head },
 }
 
 impl From<sled::Error> for StoreError {
@@ -77,22 +83,39 @@ pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>), StoreEr
 /// Stored records in revision order, as an async stream.
 pub type RecordStream<'a> = Pin<Box<dyn Stream<Item = Result<(u64, Vec<u8>), StoreError>> + Send + 'a>>;
 
-/// Durable, ordered storage of encoded records.
+/// Durable, ordered storage of encoded records: the seam a new log engine implements.
+///
+/// It knows records, revisions and hashes, never what an event means. Appends are async:
+/// sled does its blocking work on tokio's blocking pool, the in-memory store answers at once,
+/// and a networked log (JetStream) awaits a publish. Nothing above the trait may assume an
+/// append blocks or is immediate. The trait is used as `Arc<dyn LogStore>` (the ledger, the
+/// fold and the tools take any store without being generic), so its futures are boxed.
+///
+/// Every implementation passes the conformance suite (`store::conformance`).
 pub trait LogStore: Send + Sync + 'static {
     /// The newest record, as recorded in the store's metadata.
     fn head(&self) -> Result<Head, StoreError>;
 
-    /// Appends records atomically: all of them or none. They must continue the head densely.
-    /// Not yet durable: call [`LogStore::flush`] before telling anyone.
-    fn append(&self, records: &[Record]) -> Result<Head, StoreError>;
+    /// Appends `records` atomically, all of them or none, if and only if the log's head is
+    /// still `expected` (revision and hash): [`StoreError::Conflict`] otherwise, and
+    /// [`StoreError::OutOfOrder`] if the records do not continue `expected` densely. Of two
+    /// appends racing at the same expected head, exactly one succeeds. Resolves to the new
+    /// head (`expected` itself for an empty batch).
+    ///
+    /// An acknowledged append is visible to every later read, but it is durable only once a
+    /// later [`LogStore::flush`] resolves `Ok`: until then a crash may lose it (never a part
+    /// of it, and never an earlier flushed record). Tell nobody about a write before that.
+    fn append(&self, records: Vec<Record>, expected: Head) -> BoxFuture<'_, Result<Head, StoreError>>;
 
-    /// Resolves once everything appended so far is on stable storage.
+    /// Resolves once everything appended so far is on stable storage: after `Ok`, those
+    /// records survive a crash and are read back, in order, by a reopened store.
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// After a failed append or flush: makes the store take writes again if its storage
     /// does. `Ok` means a write reached stable storage; what the store then holds is what
-    /// survived the failure (records appended before it may or may not be there). By
-    /// default, a flush: for stores that recover from a failed write by themselves.
+    /// survived the failure (records appended before it may or may not be there). Any log
+    /// must offer this (a file store reopens, a networked one reconnects); by default, a
+    /// flush: for stores that recover from a failed write by themselves.
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         self.flush()
     }
@@ -119,6 +142,10 @@ pub trait LogStore: Send + Sync + 'static {
     /// log leaves) from the records themselves, `head` being the last good one.
     fn rebuild_derived(&self, head: Head) -> Result<(), StoreError>;
 
-    /// The Merkle tree over the stored events (it may run ahead of what is acknowledged).
+    /// The Merkle tree over the stored records ([`crate::tlog`]; it may run ahead of what is
+    /// flushed). Any log offers it: it is a pure function of the records, so a store that
+    /// keeps no leaves of its own builds it in memory from a scan when it opens and pushes
+    /// each appended record's leaf (as [`MemoryStore`] does); sled also caches the leaves on
+    /// disk so that opening a large log does not hash every event again.
     fn tree(&self) -> &crate::tlog::TreeLock;
 }

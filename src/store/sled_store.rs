@@ -205,6 +205,66 @@ impl SledStore {
         Ok(())
     }
 
+    /// [`LogStore::append`] on the calling thread, for tools and tests that hold a sled
+    /// store and do not await (`import --event-log`, the benches); the trait's `append` runs
+    /// it on tokio's blocking pool.
+    pub fn append_blocking(&self, records: &[Record], expected: Head) -> Result<Head, StoreError> {
+        let Some(last) = records.last() else {
+            let found = self.head()?;
+            return if found == expected {
+                Ok(found)
+            } else {
+                Err(StoreError::Conflict { expected, found })
+            };
+        };
+        let new_head = Head {
+            revision: last.revision,
+            hash: last.hash,
+        };
+        let leaves: Vec<Node> = records.iter().map(|r| leaf_of_record(&r.bytes)).collect();
+        let h = self.handles()?;
+        // Held across the transaction, so that racing appends push their leaves in the order
+        // they committed.
+        let mut tree = self.shared.tree.write().unwrap_or_else(PoisonError::into_inner);
+        let trees = (&h.events, &h.meta, &h.tlog);
+        let result = trees.transaction(|(events, meta, tlog)| {
+            let head = match meta.get(HEAD_KEY)? {
+                Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
+                None => Head::default(),
+            };
+            if head != expected {
+                return Err(ConflictableTransactionError::Abort(StoreError::Conflict {
+                    expected,
+                    found: head,
+                }));
+            }
+            for ((revision, r), leaf) in (head.revision + 1..).zip(records).zip(&leaves) {
+                if r.revision != revision {
+                    return Err(ConflictableTransactionError::Abort(StoreError::OutOfOrder {
+                        head: head.revision,
+                        got: r.revision,
+                    }));
+                }
+                events.insert(&r.revision.to_be_bytes(), r.bytes.as_slice())?;
+                tlog.insert(&r.revision.to_be_bytes(), leaf.as_slice())?;
+            }
+            meta.insert(HEAD_KEY, encode_head(&new_head).to_vec())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                // The transaction checked the head, so the tree is level with `expected`.
+                tree.truncate(expected.revision);
+                for leaf in leaves {
+                    tree.push(leaf);
+                }
+                Ok(new_head)
+            }
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
     /// Closes the handles and opens the store again from what is on disk.
     fn reopen(&self) -> Result<(), StoreError> {
         let Some(path) = &self.shared.path else {
@@ -328,48 +388,13 @@ impl LogStore for SledStore {
         }
     }
 
-    fn append(&self, records: &[Record]) -> Result<Head, StoreError> {
-        let Some(last) = records.last() else {
-            return self.head();
-        };
-        let new_head = Head {
-            revision: last.revision,
-            hash: last.hash,
-        };
-        let leaves: Vec<Node> = records.iter().map(|r| leaf_of_record(&r.bytes)).collect();
-        let h = self.handles()?;
-        let trees = (&h.events, &h.meta, &h.tlog);
-        let result = trees.transaction(|(events, meta, tlog)| {
-            let head = match meta.get(HEAD_KEY)? {
-                Some(b) => decode_head(&b).map_err(ConflictableTransactionError::Abort)?,
-                None => Head::default(),
-            };
-            for ((expected, r), leaf) in (head.revision + 1..).zip(records).zip(&leaves) {
-                if r.revision != expected {
-                    return Err(ConflictableTransactionError::Abort(StoreError::OutOfOrder {
-                        head: head.revision,
-                        got: r.revision,
-                    }));
-                }
-                events.insert(&r.revision.to_be_bytes(), r.bytes.as_slice())?;
-                tlog.insert(&r.revision.to_be_bytes(), leaf.as_slice())?;
-            }
-            meta.insert(HEAD_KEY, encode_head(&new_head).to_vec())?;
-            Ok(())
-        });
-        match result {
-            Ok(()) => {
-                let mut tree = self.shared.tree.write().unwrap_or_else(PoisonError::into_inner);
-                // The writer is the only appender, so the tree is level with the old head.
-                tree.truncate(records[0].revision - 1);
-                for leaf in leaves {
-                    tree.push(leaf);
-                }
-                Ok(new_head)
-            }
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+    fn append(&self, records: Vec<Record>, expected: Head) -> BoxFuture<'_, Result<Head, StoreError>> {
+        let store = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.append_blocking(&records, expected))
+                .await
+                .map_err(|e| StoreError::io(format!("appending: {e}")))?
+        })
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -42,8 +42,8 @@ impl LogStore for FailingDisk {
     fn head(&self) -> Result<Head, StoreError> {
         self.store.head()
     }
-    fn append(&self, records: &[Record]) -> Result<Head, StoreError> {
-        self.store.append(records)
+    fn append(&self, records: Vec<Record>, expected: Head) -> BoxFuture<'_, Result<Head, StoreError>> {
+        self.store.append(records, expected)
     }
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
