@@ -54,6 +54,15 @@ pub fn check_tree(store: &dyn LogStore, size: u64) -> Result<TreeCheck, StoreErr
         if revision > size {
             break;
         }
+        if revision != fresh.len() + 1 {
+            // A damaged store can read back differently through another handle (sled drops
+            // what it cannot read): a gap is damage, never a smaller tree.
+            damage.get_or_insert(Damage {
+                revision: fresh.len() + 1,
+                reason: "the event does not read back from the store (its files are damaged)".into(),
+            });
+            break;
+        }
         let leaf = leaf_of_record(&bytes);
         if damage.is_none()
             && store
@@ -71,6 +80,12 @@ pub fn check_tree(store: &dyn LogStore, size: u64) -> Result<TreeCheck, StoreErr
             });
         }
         fresh.push(leaf);
+    }
+    if damage.is_none() && fresh.len() < size {
+        damage = Some(Damage {
+            revision: fresh.len() + 1,
+            reason: "the event does not read back from the store (its files are damaged)".into(),
+        });
     }
     let root = fresh.root(fresh.len()).expect("the size of the tree itself");
     if damage.is_none() && fresh.len() == size {
