@@ -49,6 +49,7 @@ pub struct TreeCheck {
 pub fn check_tree(store: &dyn LogStore, size: u64) -> Result<TreeCheck, StoreError> {
     let mut fresh = MerkleTree::default();
     let mut damage = None;
+    let mut prev = crate::store::Hash::GENESIS;
     for item in store.scan(1) {
         let (revision, bytes) = item?;
         if revision > size {
@@ -62,6 +63,22 @@ pub fn check_tree(store: &dyn LogStore, size: u64) -> Result<TreeCheck, StoreErr
                 reason: "the event does not read back from the store (its files are damaged)".into(),
             });
             break;
+        }
+        // The chain is checked again on these reads: the fold that checked it first may have
+        // read the log through other handles, and a damaged store can answer each handle
+        // differently.
+        match crate::store::decode(revision, &bytes, &prev) {
+            Ok(event) => prev = event.hash,
+            Err(d) => {
+                damage.get_or_insert(Damage {
+                    revision,
+                    reason: format!(
+                        "the event reads back differently through the store's handle: {}",
+                        d.reason
+                    ),
+                });
+                break;
+            }
         }
         let leaf = leaf_of_record(&bytes);
         if damage.is_none()
