@@ -4,8 +4,6 @@
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::assets::url;
-
 pub fn page(headers: &HeaderMap, graphiql: bool) -> Response {
     let graphiql_entry = if graphiql {
         r#"<dt><a href="/graphql">GraphiQL</a></dt>
@@ -14,18 +12,8 @@ pub fn page(headers: &HeaderMap, graphiql: bool) -> Response {
         r#"<dt>GraphiQL</dt>
 <dd>Turned off on this server (<code>--no-graphiql</code>).</dd>"#
     };
-    let body = format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tradeledger</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{site}">
-</head>
-<body class="start-page">
-<main>
+    let content = format!(
+        r#"<main>
 <h1>tradeledger {version}</h1>
 <p>A GraphQL server over an event-sourced ledger of official trade-statistics releases:
 every figure with its preliminary value and revisions, as it was public at any moment, and
@@ -44,11 +32,9 @@ the hash-chained log of every release behind it.</p>
 <p>The README that comes with the source describes the API (sections “A short tour”, “HTTP”
 and “Transparency”), its limits (“Security defaults”) and the command line.</p>
 </main>
-</body>
-</html>
 "#,
-        site = url("site.css"),
         version = env!("CARGO_PKG_VERSION"),
     );
+    let body = super::document(&[], "start-page", &content);
     super::html_page(headers, body)
 }

@@ -54,6 +54,22 @@ fn is_plain_host(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
+/// The document every page shares: the head (charset, viewport, title, no favicon request,
+/// the site's stylesheet after `stylesheets`) around `content` in a body of class
+/// `body_class`.
+fn document(stylesheets: &[&str], body_class: &str, content: &str) -> String {
+    let mut links = String::new();
+    for href in stylesheets.iter().chain(&[assets::url("site.css")]) {
+        links.push_str(&format!("<link rel=\"stylesheet\" href=\"{href}\">\n"));
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>tradeledger</title>\n<link rel=\"icon\" href=\"data:,\">\n{links}</head>\n\
+         <body class=\"{body_class}\">\n{content}</body>\n</html>\n"
+    )
+}
+
 /// An HTML page with the policy and the headers every page carries.
 fn html_page(headers: &HeaderMap, body: String) -> Response {
     let mut response = Html(body).into_response();
