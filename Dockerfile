@@ -3,8 +3,8 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# GraphiQL's files, embedded by src/web/assets.rs.
-COPY assets/graphiql/dist ./assets/graphiql/dist
+# The web pages' vendored files (GraphiQL, the charts), embedded by src/web/assets.rs.
+COPY assets ./assets
 COPY benches ./benches
 RUN cargo build --release --locked --bin tradeledger
 
