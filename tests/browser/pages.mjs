@@ -259,6 +259,7 @@ try {
   await step('the audit page shows the chain, a verified checkpoint and the witness', async () => {
     const page = (current = await newPage());
     await page.goto(`${base}/audit`);
+    await page.locator('#events').waitFor();
     expect((await page.locator('#events tbody tr').count()) === 3, 'three events');
     expect((await text(page, '#ev-1')).includes('first event'), 'the first event starts the chain');
     expect((await text(page, '#ev-3')).includes('links to 2'), 'event 3 links to 2');

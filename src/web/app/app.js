@@ -903,7 +903,9 @@
     const split = note.indexOf('\n\n');
     if (split < 0) return { ok: false, why: 'the checkpoint is not a signed note', steps };
     const body = note.slice(0, split + 1);
-    const [name, keyHash, keyB64] = vkey.split('+');
+    // `name+hash+base64`: the base64 may itself contain `+`.
+    const [name, keyHash] = vkey.split('+', 2);
+    const keyB64 = vkey.slice(name.length + keyHash.length + 2);
     const keyBytes = b64ToBytes(keyB64 || '');
     if (keyBytes.length !== 33 || keyBytes[0] !== 0x01) return { ok: false, why: 'the verifier key is not an Ed25519 key', steps };
     const publicKey = keyBytes.slice(1);
