@@ -1,8 +1,10 @@
 // Drives the web interface (issue 15) in headless Chromium against a tradeledger server
 // started with the fixtures.
 //
-//   node tests/browser/pages.mjs <base-url> <write-token> <screenshot-dir>
+//   node tests/browser/pages.mjs <base-url> <write-token> [<protected-base-url> <read-token>] <screenshot-dir>
 //
+// The optional second server runs with --read-tokens: its pages must ask for the token,
+// keep it in sessionStorage only and then work (HTTP and WebSocket).
 // For every page: the fixtures' figures, the chart drawn, the in-browser proof verdict, live
 // updates of head pages within 2 s of a release published over HTTP (with a visible notice),
 // asOf pages that stay as they are, no request to another origin and no console error.
@@ -14,9 +16,11 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const [base, token, shots] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const shots = args.pop();
+const [base, token, protectedBase, readToken] = args;
 if (!base || !token || !shots) {
-  console.error('usage: node pages.mjs <base-url> <write-token> <screenshot-dir>');
+  console.error('usage: node pages.mjs <base-url> <write-token> [<read-protected-base-url> <read-token>] <screenshot-dir>');
   process.exit(2);
 }
 const origin = new URL(base).origin;
@@ -39,10 +43,13 @@ const browser = await chromium.launch({
   args: ['--no-sandbox'],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
-// For working on app.js without rebuilding the binary: serve it from the source tree.
-if (process.env.TRADELEDGER_APP_FROM_DISK === '1') {
+await fromDisk(context);
+
+/** For working on app.js without rebuilding the binary: serve it from the source tree. */
+async function fromDisk(ctx) {
+  if (process.env.TRADELEDGER_APP_FROM_DISK !== '1') return;
   const dir = join(dirname(fileURLToPath(import.meta.url)), '../../src/web/app');
-  await context.route(/\/assets\/app\.[0-9a-f]+\.(js|css)$/, (route) => {
+  await ctx.route(/\/assets\/app\.[0-9a-f]+\.(js|css)$/, (route) => {
     const ext = route.request().url().endsWith('.js') ? 'js' : 'css';
     route.fulfill({
       body: readFileSync(join(dir, `app.${ext}`)),
@@ -341,6 +348,42 @@ try {
     expect((await fixed.pinned.locator('#live-notice').count()) === 0, 'the asOf page shows no notice');
     await fixed.dataset.screenshot({ path: join(shots, 'web-dataset-live.png') });
   });
+  if (protectedBase) {
+    await step('with --read-tokens the pages ask for a token and keep it in sessionStorage only', async () => {
+      // A fresh context: no storage from the pages above. The 401s before the token is
+      // given are expected, so this page's console is not checked; its requests are.
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+      await fromDisk(ctx);
+      const page = (current = await ctx.newPage());
+      page.setDefaultTimeout(STEP_TIMEOUT);
+      const own = new URL(protectedBase).origin;
+      const uncaught = [];
+      page.on('request', (r) => r.url().startsWith(`${own}/`) || requests.push(r.url()));
+      page.on('websocket', (ws) => ws.url().startsWith(own.replace(/^http/, 'ws') + '/') || requests.push(ws.url()));
+      page.on('pageerror', (e) => uncaught.push(e.message));
+      await page.goto(`${protectedBase}/datasets/${DS}`);
+      await page.locator('#token').waitFor();
+      await page.screenshot({ path: join(shots, 'web-token.png') });
+      await page.locator('#token').fill(readToken);
+      await page.getByRole('button', { name: 'Use this token' }).click();
+      const total = await text(page, '#breakdown-SERVICE_TYPE tr.total td.value');
+      expect(total === '-4,610 deficit', `with the token the total is ${total}`);
+      await page.locator('#live-state[data-state="live"]').waitFor();
+      const storage = await page.evaluate(() => ({
+        session: sessionStorage.getItem('tradeledger.readToken'),
+        local: localStorage.length,
+        cookie: document.cookie,
+      }));
+      expect(storage.session === readToken && storage.local === 0 && storage.cookie === '', `storage ${JSON.stringify(storage)}`);
+      // A wrong token: the form again, saying why.
+      await page.evaluate(() => sessionStorage.setItem('tradeledger.readToken', 'not-the-token'));
+      await page.reload();
+      await page.locator('#token').waitFor();
+      expect((await text(page, '.error')).includes('not valid'), 'the refusal is shown');
+      expect(uncaught.length === 0, `uncaught: ${uncaught}`);
+      await ctx.close();
+    });
+  }
 } catch (e) {
   failures.push(`unexpected: ${e.message}`);
 } finally {

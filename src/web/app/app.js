@@ -803,7 +803,11 @@
     const opts = {
       width: width(),
       height: 260,
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true },
+        // Room above and below the steps for the labels.
+        y: { range: (u, min, max) => { const pad = Math.max((max - min) * 0.3, Math.abs(max) * 0.01, 1); return [min - pad, max + pad]; } },
+      },
       legend: { show: false },
       cursor: { show: false },
       series: [
@@ -965,7 +969,7 @@
       const root = await rootFromInclusion(proof.leafIndex, proof.treeSize, leaf, proof.hashes.map(hexToBytes));
       if (!root) return fail('the audit path does not fit the leaf index and tree size');
       const rootHex = bytesToHex(root);
-      steps.push([true, `the ${proof.hashes.length} hashes of the audit path lead to root ${rootHex.slice(0, 16)}…`]);
+      steps.push([true, `the audit path (${proof.hashes.length} hashes) leads to root ${rootHex.slice(0, 16)}…`]);
       const note = await verifyNote(checkpoint.note, vkey);
       steps.push(...note.steps);
       if (!note.ok) return fail(note.why);
