@@ -99,9 +99,12 @@ async function text(page, selector) {
 
 /** The page at 1280 px (full page) and at 375 px. */
 async function screenshots(page, name) {
+  // The first screen of each, as the README shows them (docs/screenshots/), and the full page.
+  await page.screenshot({ path: join(shots, `readme-${name}.png`) });
   await page.screenshot({ path: join(shots, `web-${name}.png`), fullPage: true });
   await page.setViewportSize({ width: 375, height: 800 });
   await page.waitForTimeout(150);
+  await page.screenshot({ path: join(shots, `readme-${name}-375.png`) });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await page.screenshot({ path: join(shots, `web-${name}-375.png`), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 900 });

@@ -994,6 +994,9 @@
     const key = param('key') || totalKey(ds);
     const from = param('from') || null;
     const to = param('to') || null;
+    // `columns=all`: a column for every release of the dataset, not only those that
+    // published a figure of the rows.
+    const allColumns = param('columns') === 'all';
     document.title = `Vintages of ${keyLabel(ds, key)} · tradeledger`;
 
     async function load(update) {
@@ -1032,8 +1035,23 @@
         ).revisionSummary;
       }
       const columns = new Map();
+      if (allColumns) {
+        // Every release of the dataset, whether or not it touched these periods.
+        let cursor = null;
+        for (let page = 0; page < 100; page++) {
+          const d = await gql(
+            `query($id: ID!, $after: String) { releases(dataset: $id, first: 1000, after: $after) {
+              nodes { id title source publishedAt revision } pageInfo { hasNextPage endCursor } } }`,
+            { id, after: cursor },
+          );
+          for (const r of d.releases.nodes) columns.set(r.revision, { revision: r.revision, publishedAt: r.publishedAt, release: r });
+          if (!d.releases.pageInfo.hasNextPage) break;
+          cursor = d.releases.pageInfo.endCursor;
+        }
+      }
       for (const r of rows) for (const v of r.versions) if (!columns.has(v.revision)) columns.set(v.revision, v);
       const cols = [...columns.values()].sort((a, b) => a.revision - b.revision);
+      const tRender = performance.now();
       const triangle = triangleTable(ds, key, rows, cols);
       const form = h(
         'form',
@@ -1044,6 +1062,13 @@
         h('input', { id: 'from', name: 'from', value: from || '', placeholder: 'first period', size: 9 }),
         h('label', { for: 'to' }, 'To'),
         h('input', { id: 'to', name: 'to', value: to || '', placeholder: 'last period', size: 9 }),
+        h('label', { for: 'columns' }, 'Columns'),
+        h(
+          'select',
+          { id: 'columns', name: 'columns' },
+          h('option', { value: '' }, 'releases of these periods'),
+          h('option', { value: 'all', selected: allColumns }, 'every release'),
+        ),
         h('button', { type: 'submit' }, 'Show'),
       );
       const csv = triangleCsv(rows, cols);
@@ -1076,6 +1101,7 @@
       );
       performance.measure('tradeledger:triangle', { start: t0, end: performance.now() });
       root.dataset.triangleMs = String(Math.round(performance.now() - t0));
+      root.dataset.renderMs = String(Math.round(performance.now() - tRender));
       if (update) notice(...update);
     }
 
@@ -1118,26 +1144,37 @@
     // Built as one string: thousands of cells render much faster through one parse than
     // element by element. Every interpolated value is a number or escaped.
     const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+    // With thousands of columns, a run of cells a release did not touch is one cell spanning
+    // them (empty before the first publication, the value carried after): the table then has
+    // a few cells per row to lay out instead of thousands.
+    const wide = cols.length > 200;
     const body = [];
     for (const r of rows) {
-      const cells = new Array(cols.length).fill('<td class="empty"></td>');
+      const cells = [];
+      const run = (n, html) => {
+        if (n <= 0) return;
+        if (wide) cells.push(html.replace('<td', `<td colspan="${n}"`));
+        else for (let k = 0; k < n; k++) cells.push(html);
+      };
       const versions = r.versions.slice().sort((a, b) => a.revision - b.revision);
+      run(versions.length ? colIndex.get(versions[0].revision) : cols.length, '<td class="empty"></td>');
       for (let i = 0; i < versions.length; i++) {
         const v = versions[i];
         const start = colIndex.get(v.revision);
         const end = i + 1 < versions.length ? colIndex.get(versions[i + 1].revision) : cols.length;
         const neg = isNegative(v.value);
         const text = esc(fmt(v.value)) + (neg ? ' <span class="deficit" title="deficit">deficit</span>' : '');
-        for (let c = start; c < end; c++) {
-          if (c === start && v.version === 1) {
-            cells[c] = `<td class="n first" title="first published (${esc(v.status)})"><span aria-hidden="true">● </span>${text}</td>`;
-          } else if (c === start && v.delta != null && !/^-?0*(\.0*)?$/.test(v.delta)) {
-            const down = isNegative(v.delta);
-            cells[c] = `<td class="n revised ${down ? 'down' : 'up'}" title="revised ${down ? 'down' : 'up'} by ${esc(fmt(v.delta))} (${esc(v.status)})"><span aria-hidden="true">${down ? '▼' : '▲'} </span>${text}</td>`;
-          } else {
-            cells[c] = `<td class="n${c === start ? '' : ' carried'}">${text}</td>`;
-          }
+        if (v.version === 1) {
+          cells.push(`<td class="n first" title="first published (${esc(v.status)})"><span aria-hidden="true">● </span>${text}</td>`);
+        } else if (v.delta != null && !/^-?0*(\.0*)?$/.test(v.delta)) {
+          const down = isNegative(v.delta);
+          cells.push(
+            `<td class="n revised ${down ? 'down' : 'up'}" title="revised ${down ? 'down' : 'up'} by ${esc(fmt(v.delta))} (${esc(v.status)})"><span aria-hidden="true">${down ? '▼' : '▲'} </span>${text}</td>`,
+          );
+        } else {
+          cells.push(`<td class="n">${text}</td>`);
         }
+        run(end - start - 1, `<td class="n carried">${text}</td>`);
       }
       body.push(
         `<tr data-period="${esc(r.period)}"><th scope="row"><a href="${esc(figureUrl(ds.id, key, r.period))}">${esc(r.period)}</a></th>${cells.join('')}</tr>`,
@@ -1145,13 +1182,14 @@
     }
     const tbody = document.createElement('tbody');
     tbody.innerHTML = body.join('');
-    return h(
+    const table = h(
       'table',
-      { id: 'triangle', class: 'triangle' },
+      { id: 'triangle', class: wide ? 'triangle wide' : 'triangle' },
       h('caption', null, `Vintage triangle of ${key} (${unitLabel(ds)}): value of each period as of each release`),
       thead,
       tbody,
     );
+    return table;
   }
 
   function csvCell(s) {
