@@ -139,17 +139,22 @@ try {
 
   await step('the dataset page shows the seed breakdowns and paints fast', async () => {
     const page = (current = await newPage());
-    await page.goto(`${base}/datasets/${DS}`);
-    await page.locator('#breakdown-COUNTERPART').waitFor();
-    const paint = await page.evaluate(() => {
-      const fcp = performance.getEntriesByName('first-contentful-paint')[0];
-      const done = performance.getEntriesByName('tradeledger:rendered')[0];
-      return { fcp: fcp && fcp.startTime, rendered: done && done.startTime };
-    });
-    console.log(`fcp_ms=${Math.round(paint.fcp)} rendered_ms=${Math.round(paint.rendered)}`);
+    const paints = [];
+    // A cold load (new browser, nothing cached), then a reload with the assets cached.
+    for (const load of ['cold', 'warm']) {
+      await page.goto(`${base}/datasets/${DS}`);
+      await page.locator('#breakdown-COUNTERPART').waitFor();
+      const paint = await page.evaluate(() => {
+        const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+        const done = performance.getEntriesByName('tradeledger:rendered')[0];
+        return { fcp: fcp && Math.round(fcp.startTime), rendered: done && Math.round(done.startTime) };
+      });
+      console.log(`fcp_ms=${paint.fcp} rendered_ms=${paint.rendered} (${load})`);
+      paints.push(paint);
+    }
     // The issue asks for under 300 ms on this machine; a debug build on a loaded machine
-    // gets a generous bound here and the measured number goes in the report.
-    expect(paint.fcp > 0 && paint.fcp < 1500, `first contentful paint at ${paint.fcp} ms`);
+    // gets a generous bound here and the measured numbers go in the report.
+    expect(paints.every((p) => p.fcp > 0 && p.fcp < 1500), `first contentful paint at ${JSON.stringify(paints)}`);
     expect((await text(page, '#unit')) === 'USD millions', 'the unit and multiplier are shown');
     expect((await text(page, '#period')).includes('2025-S1'), 'the latest period is picked');
     const total = await text(page, '#breakdown-SERVICE_TYPE tr.total td.value');
