@@ -281,12 +281,12 @@ try {
     await page.locator('#checkpoint-verdict.verified, #checkpoint-verdict.failed').waitFor();
     expect((await text(page, '#checkpoint-verdict')).startsWith('verified'), 'checkpoint verified');
     expect((await text(page, '#witness-command')).includes('tradeledger witness --url'), 'witness command');
+    await screenshots(page, 'audit');
     await page.locator('#f-kind').selectOption('DATASET_DEFINED');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/kind=DATASET_DEFINED/);
     await page.locator('#events').waitFor();
     expect((await page.locator('#events tbody tr').count()) === 1, 'the kind filter');
-    await screenshots(page, 'audit');
     await page.goto(`${base}/audit`);
     await page.locator('#events').waitFor();
     fixed.audit = page;
@@ -354,6 +354,8 @@ try {
     const after = await text(fixed.pinned, 'main');
     expect(after === before, 'the asOf page changed');
     expect((await fixed.pinned.locator('#live-notice').count()) === 0, 'the asOf page shows no notice');
+    expect((await text(fixed.dataset, '#breakdown-SERVICE_TYPE tr.total th')).includes('updated'), 'the updated figure is marked');
+    expect((await fixed.dataset.locator('#breakdown-SERVICE_TYPE tr.item .tag.updated').count()) === 0, 'only it');
     await fixed.dataset.screenshot({ path: join(shots, 'web-dataset-live.png') });
   });
   if (protectedBase) {

@@ -476,7 +476,7 @@
     document.title = `${ds.name} · tradeledger`;
     let unsubscribe = null;
 
-    async function load(update) {
+    async function load(update, fresh) {
       const periods = await periodsOf(ds, asOf);
       const period = param('period') || periods[periods.length - 1];
       const vars = { id, period, asOf };
@@ -556,7 +556,7 @@
             )
           : null,
         period
-          ? breakdowns.map(({ dim, b }) => breakdownTable(ds, dim, b, period, asOfText))
+          ? breakdowns.map(({ dim, b }) => breakdownTable(ds, dim, b, period, asOfText, fresh))
           : h('p', null, 'This dataset has no figures yet.'),
       );
       if (update) notice(...update);
@@ -575,15 +575,15 @@
           load([
             'release ',
             releaseLink(ev.release),
-            ` (${ev.release.status}, revision ${ev.revision}) was published; it revised ${ev.release.revisedCount} of its ${ev.release.observationCount} figures. The tables show the new head.`,
-          ]).catch((e) => notice('could not reload: ' + e.message));
+            ` (${ev.release.status}, revision ${ev.revision}) was published; it revised ${ev.release.revisedCount} of its ${ev.release.observationCount} figures. The tables show the new head; figures it set are marked “updated”.`,
+          ], ev.revision).catch((e) => notice('could not reload: ' + e.message));
         },
       );
     }
     return unsubscribe;
   }
 
-  function breakdownTable(ds, dim, b, period, asOf) {
+  function breakdownTable(ds, dim, b, period, asOf, fresh) {
     const caption = `${dim.label}: ${period}, ${unitLabel(ds)}`;
     const head = h(
       'thead',
@@ -602,8 +602,13 @@
     const row = (f, label, cls) =>
       h(
         'tr',
-        { class: cls, 'data-key': f.key },
-        h('th', { scope: 'row' }, h('a', { href: figureUrl(ds.id, f.key, period, asOf) }, label)),
+        { class: f.revision === fresh ? cls + ' fresh' : cls, 'data-key': f.key },
+        h(
+          'th',
+          { scope: 'row' },
+          h('a', { href: figureUrl(ds.id, f.key, period, asOf) }, label),
+          f.revision === fresh ? [' ', h('span', { class: 'tag updated', title: 'set by the release just published' }, 'updated')] : null,
+        ),
         h('td', { class: 'n value' }, value(f.value)),
         h('td', null, badge(f.status)),
         h('td', { class: 'n' }, value(f.preliminaryValue)),

@@ -131,7 +131,10 @@ async fn the_web_interface_works_in_chromium() {
     let protected_url = format!("http://{}", protected.addr);
     if let Some(stdout) = run_script("pages.mjs", &server, &[WRITE_SECRET, &protected_url, READ_SECRET]).await {
         // The measurements, for the record (`cargo test ... -- --nocapture`).
-        for line in stdout.lines().filter(|l| l.starts_with("fcp_ms=") || l.starts_with("live:")) {
+        for line in stdout
+            .lines()
+            .filter(|l| l.starts_with("fcp_ms=") || l.starts_with("live:"))
+        {
             eprintln!("{line}");
         }
     }

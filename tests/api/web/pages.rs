@@ -194,7 +194,10 @@ async fn web_pages_are_self_contained_shells() {
         ("/", "home"),
         ("/datasets/KR_KNOWLEDGE_SERVICES?period=2025-S1&asOf=2", "dataset"),
         ("/datasets/KR_KNOWLEDGE_SERVICES/figures/_T._T._T/2025-S1", "figure"),
-        ("/datasets/KR_KNOWLEDGE_SERVICES/revisions?from=2024-S2&to=2025-S1", "revisions"),
+        (
+            "/datasets/KR_KNOWLEDGE_SERVICES/revisions?from=2024-S2&to=2025-S1",
+            "revisions",
+        ),
         ("/releases/6b1f0c2e-4d3a-4e51-9a57-2025a0000002", "release"),
         ("/audit?kind=RELEASE_PUBLISHED", "audit"),
         // Unknown ids get the shell too; the page says "not found".
