@@ -169,6 +169,8 @@ try {
     const revision = await text(page, '#breakdown-SERVICE_TYPE tr.total td:nth-child(5)');
     expect(revision.includes('-80'), `revision from preliminary ${revision}`);
     expect((await text(page, '.synthetic-note')).includes('SYNTHETIC'), 'the synthetic revision is labelled');
+    const suggested = await page.locator('#asOf-releases option').evaluateAll((os) => os.map((o) => o.value));
+    expect(suggested.join() === '3,2', `asOf suggestions ${suggested}`);
     expect((await page.locator('#breakdown-SERVICE_TYPE tr.total .tag.synthetic').count()) === 1, 'synthetic tag on the revised total');
     await screenshots(page, 'dataset');
     fixed.dataset = page;
@@ -353,6 +355,8 @@ try {
     await fixed.pinned.waitForTimeout(1000);
     const after = await text(fixed.pinned, 'main');
     expect(after === before, 'the asOf page changed');
+    const releases = await text(fixed.home, '#datasets tbody td:nth-child(4)');
+    expect(releases === '3', `the start page counts ${releases} releases`);
     expect((await fixed.pinned.locator('#live-notice').count()) === 0, 'the asOf page shows no notice');
     expect((await text(fixed.dataset, '#breakdown-SERVICE_TYPE tr.total th')).includes('updated'), 'the updated figure is marked');
     expect((await fixed.dataset.locator('#breakdown-SERVICE_TYPE tr.item .tag.updated').count()) === 0, 'only it');

@@ -362,6 +362,7 @@
       .map((n) => ({ revision: n.revision, ...n.release }))
       .reverse()
       .slice(0, 20);
+    const datasetsBody = h('tbody', null, data.datasets.map(datasetRow));
     const datasetsTable = h(
       'table',
       { id: 'datasets' },
@@ -371,28 +372,7 @@
         null,
         h('tr', null, ['Dataset', 'Publisher', 'Unit', 'Releases', 'Figures', 'Pages'].map((t) => h('th', { scope: 'col' }, t))),
       ),
-      h(
-        'tbody',
-        null,
-        data.datasets.map((ds) =>
-          h(
-            'tr',
-            null,
-            h('th', { scope: 'row' }, h('a', { href: datasetUrl(ds.id) }, ds.name), h('br'), h('code', null, ds.id)),
-            h('td', null, ds.publisher),
-            h('td', null, unitLabel(ds)),
-            h('td', { class: 'n' }, fmt(ds.releaseCount)),
-            h('td', { class: 'n' }, fmt(ds.observationCount)),
-            h(
-              'td',
-              null,
-              h('a', { href: datasetUrl(ds.id) }, 'Breakdowns'),
-              ' · ',
-              h('a', { href: `/datasets/${enc(ds.id)}/revisions` }, 'Vintage triangle'),
-            ),
-          ),
-        ),
-      ),
+      datasetsBody,
     );
     const feedBody = h('tbody', null, releases.map(releaseRow));
     const feedTable = h(
@@ -426,7 +406,29 @@
         feedBody.prepend(row);
         while (feedBody.children.length > 20) feedBody.lastChild.remove();
         notice('new release ', releaseLink(ev.release), ` (${ev.release.status}, revision ${ev.revision}).`);
+        gql(`{ datasets { ${DATASET_FIELDS} } }`)
+          .then((d) => datasetsBody.replaceChildren(...d.datasets.map(datasetRow)))
+          .catch((e) => notice('could not reload the datasets: ' + e.message));
       },
+    );
+  }
+
+  function datasetRow(ds) {
+    return h(
+      'tr',
+      null,
+      h('th', { scope: 'row' }, h('a', { href: datasetUrl(ds.id) }, ds.name), h('br'), h('code', null, ds.id)),
+      h('td', null, ds.publisher),
+      h('td', null, unitLabel(ds)),
+      h('td', { class: 'n' }, fmt(ds.releaseCount)),
+      h('td', { class: 'n' }, fmt(ds.observationCount)),
+      h(
+        'td',
+        null,
+        h('a', { href: datasetUrl(ds.id) }, 'Breakdowns'),
+        ' · ',
+        h('a', { href: `/datasets/${enc(ds.id)}/revisions` }, 'Vintage triangle'),
+      ),
     );
   }
 
@@ -478,6 +480,15 @@
 
     async function load(update, fresh) {
       const periods = await periodsOf(ds, asOf);
+      // Suggestions for the asOf picker: the dataset's releases among the last 500 events.
+      const recent = await gql('{ ledger { revision } }').then((d) =>
+        gql(
+          `query($id: ID!, $after: Int) { events(after: $after, first: 500, dataset: $id, kind: RELEASE_PUBLISHED) {
+            nodes { revision release { title publishedAt status } } } }`,
+          { id, after: Math.max(0, d.ledger.revision - 500) },
+        ),
+      );
+      const suggestions = recent.events.nodes.filter((n) => n.release).slice(-50).reverse();
       const period = param('period') || periods[periods.length - 1];
       const vars = { id, period, asOf };
       const fields = ds.dimensions
@@ -518,7 +529,15 @@
           placeholder: 'latest (head)',
           title: 'a revision number, a release id, or an RFC 3339 time',
           size: 28,
+          list: 'asOf-releases',
         }),
+        h(
+          'datalist',
+          { id: 'asOf-releases' },
+          suggestions.map((n) =>
+            h('option', { value: String(n.revision) }, `revision ${n.revision}: ${n.release.status}, ${n.release.publishedAt.slice(0, 10)}, ${n.release.title}`),
+          ),
+        ),
         h('button', { type: 'submit' }, 'Show'),
       );
       const status = asOf ? pinnedBadge(asOfText) : liveBadge;
@@ -691,7 +710,13 @@
       const verdict = h('p', { class: 'verdict pending', id: 'proof-verdict', role: 'status' }, 'checking…');
       const steps = h('ol', { class: 'proof-steps' });
       render(
-        h('p', { class: 'crumbs' }, h('a', { href: datasetUrl(id, period, asOfText) }, ds.name), ` › ${period}`),
+        h(
+          'p',
+          { class: 'crumbs' },
+          h('a', { href: datasetUrl(id, period, asOfText) }, ds.name),
+          ` › ${period} · `,
+          h('a', { href: `/datasets/${enc(id)}/revisions?key=${enc(key)}` }, 'vintages of this series'),
+        ),
         h('h1', null, `${name}, ${period}`),
         h(
           'p',
