@@ -479,15 +479,18 @@
     let unsubscribe = null;
 
     async function load(update, fresh) {
-      const periods = await periodsOf(ds, asOf);
-      // Suggestions for the asOf picker: the dataset's releases among the last 500 events.
-      const recent = await gql('{ ledger { revision } }').then((d) =>
-        gql(
-          `query($id: ID!, $after: Int) { events(after: $after, first: 500, dataset: $id, kind: RELEASE_PUBLISHED) {
-            nodes { revision release { title publishedAt status } } } }`,
-          { id, after: Math.max(0, d.ledger.revision - 500) },
+      // The periods, and suggestions for the asOf picker (the dataset's releases among the
+      // last 500 events), fetched side by side.
+      const [periods, recent] = await Promise.all([
+        periodsOf(ds, asOf),
+        gql('{ ledger { revision } }').then((d) =>
+          gql(
+            `query($id: ID!, $after: Int) { events(after: $after, first: 500, dataset: $id, kind: RELEASE_PUBLISHED) {
+              nodes { revision release { title publishedAt status } } } }`,
+            { id, after: Math.max(0, d.ledger.revision - 500) },
+          ),
         ),
-      );
+      ]);
       const suggestions = recent.events.nodes.filter((n) => n.release).slice(-50).reverse();
       const period = param('period') || periods[periods.length - 1];
       const vars = { id, period, asOf };
