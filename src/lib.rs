@@ -12,7 +12,7 @@
 //! - [`app`]: the composition root: [`app::App::build`] opens the store and the keys, loads
 //!   the fixtures and binds the listener, for `serve` and the tests alike.
 //! - [`settings`]: every limit of `serve` as one clap struct, defaults included.
-//! - [`web`]: the browser side: GraphiQL, the start page and their embedded assets.
+//! - [`web`]: the browser side: GraphiQL, the web interface and their embedded assets.
 //! - [`http`]: the router, GraphQL over HTTP, the WebSocket protocols, the per-revision
 //!   response cache, the accept loop (connection cap, timeouts, shutdown with a deadline),
 //!   Prometheus metrics, health and the checkpoint endpoint.

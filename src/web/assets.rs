@@ -1,6 +1,7 @@
 //! Static files embedded in the binary: GraphiQL's production builds (pinned in
 //! `assets/graphiql/package-lock.json`, copied into `assets/graphiql/dist/` by
-//! `assets/graphiql/build.sh`) and the server's own scripts and style.
+//! `assets/graphiql/build.sh`), the web interface's chart library (uPlot, the same way from
+//! `assets/web/`) and the server's own scripts and styles (`app/` is the web interface).
 //!
 //! Each file is served at `/assets/<stem>.<hash>.<ext>`, the hash being the first 16 hex
 //! digits of its SHA-256: a URL names one content for ever, so responses carry a year-long
@@ -31,16 +32,30 @@ const CSS: &str = "text/css; charset=utf-8";
 
 macro_rules! dist {
     ($name:literal, $ty:expr) => {
+        dist!("graphiql", $name, $ty)
+    };
+    ($dir:literal, $name:literal, $ty:expr) => {
         Embedded {
             name: $name,
             content_type: $ty,
-            bytes: include_bytes!(concat!("../../assets/graphiql/dist/", $name)),
+            bytes: include_bytes!(concat!("../../assets/", $dir, "/dist/", $name)),
             from_npm: true,
         }
     };
 }
 
-static EMBEDDED: [Embedded; 7] = [
+macro_rules! own {
+    ($path:literal, $name:literal, $ty:expr) => {
+        Embedded {
+            name: $name,
+            content_type: $ty,
+            bytes: include_bytes!($path),
+            from_npm: false,
+        }
+    };
+}
+
+static EMBEDDED: [Embedded; 11] = [
     dist!("react.production.min.js", JS),
     dist!("react-dom.production.min.js", JS),
     dist!("graphql-ws.min.js", JS),
@@ -58,6 +73,10 @@ static EMBEDDED: [Embedded; 7] = [
         bytes: include_bytes!("site.css"),
         from_npm: false,
     },
+    dist!("web", "uplot.iife.min.js", JS),
+    dist!("web", "uplot.min.css", CSS),
+    own!("app/app.js", "app.js", JS),
+    own!("app/app.css", "app.css", CSS),
 ];
 
 /// An embedded file with its content-addressed URL.
@@ -173,17 +192,38 @@ pub async fn get(Path(file): Path<String>, headers: HeaderMap) -> Response {
 mod tests {
     use super::*;
 
-    const MANIFEST: &str = include_str!("../../assets/graphiql/MANIFEST");
-    const LOCK: &str = include_str!("../../assets/graphiql/package-lock.json");
+    /// Each vendored directory: its MANIFEST and its package-lock.json.
+    const VENDORED: [(&str, &str, &str); 2] = [
+        (
+            "graphiql",
+            include_str!("../../assets/graphiql/MANIFEST"),
+            include_str!("../../assets/graphiql/package-lock.json"),
+        ),
+        (
+            "web",
+            include_str!("../../assets/web/MANIFEST"),
+            include_str!("../../assets/web/package-lock.json"),
+        ),
+    ];
 
-    /// Every file in `assets/graphiql/dist/` is the one `build.sh` recorded, from the package
-    /// version `package-lock.json` pins: a hand edit, a stale copy or a bumped lock without a
-    /// rebuild fails here.
+    /// Every file in `assets/graphiql/dist/` and `assets/web/dist/` is the one `build.sh`
+    /// recorded, from the package version `package-lock.json` pins: a hand edit, a stale copy
+    /// or a bumped lock without a rebuild fails here.
     #[test]
-    fn embedded_graphiql_files_match_the_manifest_and_the_lock() {
-        let lock: serde_json::Value = serde_json::from_str(LOCK).expect("package-lock.json is JSON");
+    fn embedded_npm_files_match_the_manifest_and_the_lock() {
         let mut checked = 0;
-        for line in MANIFEST.lines().filter(|l| !l.trim().is_empty()) {
+        for (dir, manifest, lock) in VENDORED {
+            checked += check_vendored(dir, manifest, lock);
+        }
+        let from_npm = EMBEDDED.iter().filter(|e| e.from_npm).count();
+        assert_eq!(checked, from_npm, "every file from npm is in a MANIFEST");
+    }
+
+    /// Checks one MANIFEST against the embedded files and the lock; the number of files.
+    fn check_vendored(dir: &str, manifest: &str, lock: &str) -> usize {
+        let lock: serde_json::Value = serde_json::from_str(lock).expect("package-lock.json is JSON");
+        let mut checked = 0;
+        for line in manifest.lines().filter(|l| !l.trim().is_empty()) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [name, package, version, sha256] = fields[..] else {
                 panic!("MANIFEST line {line:?} is not `file package version sha256`");
@@ -195,18 +235,17 @@ mod tests {
             assert_eq!(
                 hex::encode(Sha256::digest(file.bytes)),
                 sha256,
-                "dist/{name} differs from the build recorded in MANIFEST; run assets/graphiql/build.sh"
+                "{dir}/dist/{name} differs from the build recorded in MANIFEST; run assets/{dir}/build.sh"
             );
             let locked = lock["packages"][format!("node_modules/{package}")]["version"].as_str();
             assert_eq!(
                 locked,
                 Some(version),
-                "MANIFEST has {package} {version} but package-lock.json pins {locked:?}; run assets/graphiql/build.sh"
+                "{dir}/MANIFEST has {package} {version} but package-lock.json pins {locked:?}; run assets/{dir}/build.sh"
             );
             checked += 1;
         }
-        let from_npm = EMBEDDED.iter().filter(|e| e.from_npm).count();
-        assert_eq!(checked, from_npm, "every file from npm is in MANIFEST");
+        checked
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The browser side of the server: GraphiQL (`GET /graphql` asking for HTML), the start page
-//! (`GET /`) and the files both load (`/assets/...`), all embedded in the binary so that a
-//! browser needs no other host. Every page is sent with a content security policy that
+//! The browser side of the server: GraphiQL (`GET /graphql` asking for HTML), the web
+//! interface (`GET /` and the pages of [`pages`]) and the files they load (`/assets/...`), all
+//! embedded in the binary so that a browser needs no other host. Every page is sent with a content security policy that
 //! allows only the server's own origin.
 
 pub mod assets;
 mod graphiql;
-mod index;
+mod pages;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,14 +15,9 @@ use axum::Router;
 pub use graphiql::page as graphiql_page;
 
 /// The routes of this module; `graphiql` says whether GraphiQL is served (`--no-graphiql`),
-/// which the start page mentions.
+/// which the pages mention.
 pub fn routes<S: Clone + Send + Sync + 'static>(graphiql: bool) -> Router<S> {
-    Router::new()
-        .route(
-            "/",
-            get(move |headers: HeaderMap| async move { index::page(&headers, graphiql) }),
-        )
-        .route("/assets/{file}", get(assets::get))
+    pages::routes(graphiql).route("/assets/{file}", get(assets::get))
 }
 
 /// The content security policy of every page: scripts, styles, images and connections only

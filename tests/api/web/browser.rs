@@ -1,7 +1,8 @@
-//! GraphiQL in a real browser (issue 14, item 2): `tests/browser/graphiql.mjs` drives
-//! headless Chromium through playwright-core against the server and checks that GraphiQL
-//! renders, loads the schema into Docs, runs a query and a subscription, requests nothing
-//! from another origin and logs no console error. Screenshots go to `target/screenshots/`.
+//! GraphiQL (issue 14, item 2) and the web interface (issue 15) in a real browser:
+//! `tests/browser/graphiql.mjs` and `tests/browser/pages.mjs` drive headless Chromium through
+//! playwright-core against the server; each checks what its page shows, that nothing is
+//! requested from another origin and that nothing is logged as an error on the console.
+//! Screenshots go to `target/screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` (or `CHROMIUM`) and `tests/browser/node_modules`: `bash
 //! .ci/setup` installs both. Without them the test fails, unless
@@ -15,6 +16,7 @@ use std::time::Duration;
 use crate::proc_support::{ChildGuard, Server};
 
 const WRITE_SECRET: &str = "browser-test-secret";
+const READ_SECRET: &str = "browser-read-secret";
 /// The whole browser run: Chromium's start-up and GraphiQL's 1 MB of script on a loaded
 /// debug-build machine.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(180);
@@ -48,13 +50,12 @@ fn browser_setup() -> Result<PathBuf, String> {
     }
 }
 
-/// GraphiQL renders from the binary alone, shows the schema and a fixture figure, and
-/// receives a release over its subscription; no request leaves the server's origin.
-#[tokio::test(flavor = "multi_thread")]
-async fn graphiql_works_offline_in_chromium() {
+/// Runs `tests/browser/<script>` against `server` with the arguments after the base URL;
+/// panics with its output and the server's log unless it passes. Returns its stdout.
+async fn run_script(script: &str, server: &Server, args: &[&str]) -> Option<String> {
     if std::env::var("TRADELEDGER_SKIP_BROWSER").as_deref() == Ok("1") {
         eprintln!("skipped: TRADELEDGER_SKIP_BROWSER=1");
-        return;
+        return None;
     }
     let chromium = match browser_setup() {
         Ok(c) => c,
@@ -63,13 +64,11 @@ async fn graphiql_works_offline_in_chromium() {
              tests/browser/node_modules), or set TRADELEDGER_SKIP_BROWSER=1 to skip it"
         ),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--write-tokens", &format!("browser:{WRITE_SECRET}")]).await;
     let shots = root().join("target/screenshots");
     let mut child = Command::new("node")
-        .arg(root().join("tests/browser/graphiql.mjs"))
+        .arg(root().join("tests/browser").join(script))
         .arg(format!("http://{}", server.addr))
-        .arg(WRITE_SECRET)
+        .args(args)
         .arg(&shots)
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::null())
@@ -93,9 +92,50 @@ async fn graphiql_works_offline_in_chromium() {
     let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
     assert!(
         status.success(),
-        "the browser test failed ({status}):\n{stdout}\n{stderr}\nscreenshots in {}\nserver stderr:\n{}",
+        "the browser test {script} failed ({status}):\n{stdout}\n{stderr}\nscreenshots in {}\nserver stderr:\n{}",
         shots.display(),
         server.stderr()
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    Some(stdout)
+}
+
+/// GraphiQL renders from the binary alone, shows the schema and a fixture figure, and
+/// receives a release over its subscription; no request leaves the server's origin.
+#[tokio::test(flavor = "multi_thread")]
+async fn graphiql_works_offline_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--write-tokens", &format!("browser:{WRITE_SECRET}")]).await;
+    run_script("graphiql.mjs", &server, &[WRITE_SECRET]).await;
+}
+
+/// The web interface (issue 15), every page in Chromium: the fixtures' figures, the chart,
+/// the proof verified in the browser, live updates within 2 s, pinned asOf pages, phone
+/// width, no other origin and no console error (`tests/browser/pages.mjs`). A second server
+/// with `--read-tokens` checks that the pages ask for a token and keep it in sessionStorage.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_interface_works_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--write-tokens", &format!("browser:{WRITE_SECRET}")]).await;
+    let protected_dir = tempfile::tempdir().unwrap();
+    let protected = Server::start(
+        protected_dir.path(),
+        &[
+            "--write-tokens",
+            &format!("browser:{WRITE_SECRET}"),
+            "--read-tokens",
+            &format!("reader:{READ_SECRET}"),
+        ],
+    )
+    .await;
+    let protected_url = format!("http://{}", protected.addr);
+    if let Some(stdout) = run_script("pages.mjs", &server, &[WRITE_SECRET, &protected_url, READ_SECRET]).await {
+        // The measurements, for the record (`cargo test ... -- --nocapture`).
+        for line in stdout
+            .lines()
+            .filter(|l| l.starts_with("fcp_ms=") || l.starts_with("live:"))
+        {
+            eprintln!("{line}");
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Issue 14, items 2 and 3 over plain HTTP: the start page, the GraphiQL page and the
+//! Issue 14, items 2 and 3, and issue 15 over plain HTTP: the pages, the GraphiQL page and the
 //! embedded files they load: only the server's own paths, a content security policy of
 //! `'self'`, content-addressed URLs with long cache lifetimes, and revalidation by ETag.
 
@@ -179,4 +179,80 @@ async fn assets_are_gzipped_for_clients_that_accept_it() {
         .read_to_end(&mut decoded)
         .unwrap();
     assert!(decoded == plain, "gzip decodes to the same file");
+}
+
+/// Every page of the web interface (issue 15) is the shell for its script, with the policy
+/// and a `<noscript>` explanation, and loads only the server's own files, whose JavaScript
+/// weighs under 300 KB gzipped; a path outside them is 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn web_pages_are_self_contained_shells() {
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let pages = [
+        ("/", "home"),
+        ("/datasets/KR_KNOWLEDGE_SERVICES?period=2025-S1&asOf=2", "dataset"),
+        ("/datasets/KR_KNOWLEDGE_SERVICES/figures/_T._T._T/2025-S1", "figure"),
+        (
+            "/datasets/KR_KNOWLEDGE_SERVICES/revisions?from=2024-S2&to=2025-S1",
+            "revisions",
+        ),
+        ("/releases/6b1f0c2e-4d3a-4e51-9a57-2025a0000002", "release"),
+        ("/audit?kind=RELEASE_PUBLISHED", "audit"),
+        // Unknown ids get the shell too; the page says "not found".
+        ("/datasets/NO_SUCH_DATASET", "dataset"),
+    ];
+    let mut scripts = std::collections::BTreeSet::new();
+    for (path, page) in pages {
+        let resp = server
+            .client
+            .get(format!("http://{}{path}", server.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(header(&resp, CONTENT_TYPE).starts_with("text/html"), "{path}");
+        assert_policy(&resp, &server.addr.to_string());
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(&format!("data-page=\"{page}\"")), "{path}: {html}");
+        assert!(html.contains("<noscript>"), "{path}");
+        for link in links(&html) {
+            assert!(
+                link.starts_with('/') && !link.starts_with("//") || link == "data:,",
+                "{path} links {link}, not a path of this server"
+            );
+            if link.starts_with("/assets/") && link.ends_with(".js") {
+                scripts.insert(link);
+            }
+        }
+    }
+    // The chart library, graphql-ws and the app: every script any page loads.
+    assert_eq!(scripts.len(), 3, "{scripts:?}");
+    let mut total = 0;
+    for path in &scripts {
+        let body = server
+            .client
+            .get(format!("http://{}{path}", server.addr))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&body).unwrap();
+        total += gz.finish().unwrap().len();
+    }
+    eprintln!("web interface JavaScript: {total} bytes gzipped");
+    assert!(total < 300 * 1024, "{total} bytes of JavaScript gzipped");
+    for bad in ["/datasets", "/datasets/X/figures/_T._T._T", "/releases", "/audit/x"] {
+        let resp = server
+            .client
+            .get(format!("http://{}{bad}", server.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{bad}");
+    }
 }
