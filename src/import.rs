@@ -1113,6 +1113,109 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
         assert!(e.message.contains("yesterday"));
     }
 
+    /// Rows of a release that resume after another release are refused, naming the line
+    /// where they resume and the one where the release began; so are rows without an id
+    /// after another release.
+    #[test]
+    fn csv_rows_of_a_release_must_be_contiguous() {
+        let mut lines: Vec<&str> = CSV.lines().collect();
+        let resumed = lines[2];
+        lines.remove(2);
+        lines.push(resumed);
+        let split = lines.join("\n");
+        let e = parse_csv("x.csv", split.as_bytes()).unwrap_err();
+        assert_eq!(e.at, "line 4", "{e}");
+        assert!(
+            e.message.contains("release `6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001` began at line 2")
+                && e.message.contains("contiguous"),
+            "{e}"
+        );
+        // The same id in capitals is the same release.
+        let upper = split.replacen("6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001", "6F1C1A52-3A39-4C8E-9D43-0D2F2B1A0001", 1);
+        assert!(parse_csv("x.csv", upper.as_bytes()).unwrap_err().message.contains("contiguous"));
+        let no_ids = CSV
+            .replace("6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001", "")
+            .replace("REVISED,U,2025-12-03T00:00:00Z,src", "PRELIMINARY,T,2025-09-03T00:00:00Z,");
+        assert_eq!(parse_csv("x.csv", no_ids.as_bytes()).unwrap().releases.len(), 2);
+        let e = parse_csv("x.csv", format!("{no_ids}KR,,PRELIMINARY,T,2025-09-03T00:00:00Z,,_T._T._T,2025-S2,BAL,1\n").as_bytes()).unwrap_err();
+        assert_eq!(e.at, "line 5", "{e}");
+        assert!(e.message.contains("release `` began at line 2"), "{e}");
+    }
+
+    /// A reader that gives `text`, then fails.
+    struct FailsAfter<'a>(&'a [u8]);
+
+    impl std::io::Read for FailsAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// A release is handed on as soon as the next one begins, before the rest of the file is
+    /// read: here the file fails after the first row of the second release.
+    #[test]
+    fn csv_releases_are_handed_on_before_the_file_is_read() {
+        let mut seen = Vec::new();
+        let e = for_each_csv_release("x.csv", FailsAfter(CSV.as_bytes()), |r, o| {
+            seen.push((r.observations.len(), o.place));
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(e.message.contains("disk on fire"), "{e}");
+        assert_eq!(seen, vec![(2, Place::Lines(vec![2, 3]))]);
+    }
+
+    /// One release may not grow past the ledger's limit: the row beyond it is refused before
+    /// it is held (rows are made as they are read, so this test holds one release, not a file).
+    #[test]
+    fn a_csv_release_is_bounded() {
+        struct Rows {
+            next: usize,
+            pending: Vec<u8>,
+        }
+        impl std::io::Read for Rows {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                while self.pending.len() < buf.len() && self.next <= MAX_OBSERVATIONS_PER_RELEASE + 5 {
+                    if self.next == 0 {
+                        self.pending.extend_from_slice(b"dataset,status,title,published_at,key,period,value\n");
+                    } else {
+                        self.pending.extend_from_slice(b"KR,FINAL,T,2025-09-03T00:00:00Z,_T,2025,1\n");
+                    }
+                    self.next += 1;
+                }
+                let n = buf.len().min(self.pending.len());
+                buf[..n].copy_from_slice(&self.pending[..n]);
+                self.pending.drain(..n);
+                Ok(n)
+            }
+        }
+        let rows = Rows {
+            next: 0,
+            pending: Vec::new(),
+        };
+        let e = for_each_csv_release("big.csv", rows, |_, _| Ok(())).unwrap_err();
+        assert_eq!(e.at, format!("line {}", MAX_OBSERVATIONS_PER_RELEASE + 2), "{e}");
+        assert!(e.message.contains("split it"), "{e}");
+    }
+
+    /// What `CsvWriter` writes reads back as the same releases.
+    #[test]
+    fn csv_written_reads_back_the_same() {
+        let releases: Vec<ReleaseDraft> = crate::generate::Generator::new(5, 40, 7).collect();
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        releases.iter().for_each(|r| w.release(r).unwrap());
+        let bytes = w.finish().unwrap();
+        let batch = parse_csv("g.csv", &bytes).unwrap();
+        assert_eq!(batch.releases, releases);
+        assert_eq!(batch.origins[1].place, Place::Lines((42..82).collect()));
+    }
+
     #[test]
     fn json_items_are_told_apart_and_comments_ignored() {
         let json = r#"[
