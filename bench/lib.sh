@@ -51,3 +51,27 @@ stop_server() {
 cache_counts() {
   curl -s "$1/metrics" | awk '/^tradeledger_response_cache_hits_total /{h=$2} /^tradeledger_response_cache_misses_total /{m=$2} END{print h+0, m+0}'
 }
+
+# start_writer URL TOKEN_FILE DATASET PERIODS KEYS RATE: bench/writer.py in the background,
+# once it is ready to write (Python can take seconds to start on a loaded machine); WRITER is
+# its pid, its output in $WORK/writer.out.
+start_writer() {
+  python3 bench/writer.py "$@" >"$WORK/writer.out" 2>"$WORK/writer.err" &
+  WRITER=$!
+  for _ in $(seq 1 300); do
+    grep -q '^READY' "$WORK/writer.out" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the writer did not start: $(cat "$WORK/writer.err")" >&2
+  exit 1
+}
+
+# Stops the writer (not from a subshell: it must be this shell's child to be waited for) and
+# sets WRITER_SUMMARY to its summary line, without the WRITER tag.
+stop_writer() {
+  kill -TERM "$WRITER" 2>/dev/null || true
+  wait "$WRITER" 2>/dev/null || true
+  WRITER=
+  WRITER_SUMMARY=$(sed -n 's/^WRITER //p' "$WORK/writer.out")
+  [ -n "$WRITER_SUMMARY" ] || { echo "the writer failed: $(cat "$WORK/writer.err")" >&2; exit 1; }
+}

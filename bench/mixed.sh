@@ -27,7 +27,7 @@ BODY_COUNT=${BODY_COUNT:-20000}
 SEED=${SEED:-1}
 CACHES=${CACHES:-1024 0}
 WRITES=${WRITES:-0}
-PORT=${PORT:-18124}
+PORT=${PORT:-$((20000 + RANDOM % 20000))}
 WORK=${WORK:-/tmp/tradeledger-load}
 mkdir -p "$WORK"
 need wrk "apt-get install wrk"
@@ -37,7 +37,7 @@ generated_store "$RELEASES" "$PER_RELEASE"
 BODY_FILE="$WORK/mixed-$RELEASES-$SEED-$BODY_COUNT.jsonl"
 python3 bench/mixed_bodies.py "$RELEASES" "$BODY_COUNT" "$SEED" >"$BODY_FILE"
 URL="http://127.0.0.1:$PORT"
-trap 'stop_server; [ -n "${WRITER:-}" ] && kill "$WRITER" 2>/dev/null; true' EXIT
+trap '[ -z "${WRITER:-}" ] || kill "$WRITER" 2>/dev/null; stop_server' EXIT
 
 printf '%s, %s releases x %s observations, %s bodies (seed %s), wrk -t%s -c%s -d%s, %s writes/s\n' \
   "$(date -u +%F)" "$RELEASES" "$PER_RELEASE" "$BODY_COUNT" "$SEED" "$THREADS" "$CONNECTIONS" "$DURATION" "$WRITES"
@@ -69,18 +69,17 @@ PY
 )
   BODIES="$BODY_FILE" SEED="$SEED" wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s bench/mixed.lua "$URL/graphql" >/dev/null
   if [ "$WRITES" != 0 ]; then
-    python3 bench/writer.py "$URL/graphql" "$DIR/write-token" SYNTHETIC_TRADE \
+    start_writer "$URL/graphql" "$DIR/write-token" SYNTHETIC_TRADE \
       "$(python3 -c "print(','.join(f'{(1990*12+i)//12}-{(1990*12+i)%12+1:02d}' for i in range($RELEASES-3, $RELEASES)))")" \
-      "_T._T._T,_T.P01._T,_T.P02._T,_T.P03._T,_T.P04._T" "$WRITES" >"$WORK/writer.out" 2>"$WORK/writer.err" &
-    WRITER=$!
+      "_T._T._T,_T.P01._T,_T.P02._T,_T.P03._T,_T.P04._T" "$WRITES"
   fi
   read -r h0 m0 <<<"$(cache_counts "$URL")"
   line=$(BODIES="$BODY_FILE" SEED="$SEED" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/mixed.lua "$URL/graphql" | grep '^RESULT')
   read -r h1 m1 <<<"$(cache_counts "$URL")"
   writer=""
   if [ -n "${WRITER:-}" ]; then
-    kill -TERM "$WRITER"; wait "$WRITER" || true; WRITER=
-    writer=" $(grep '^WRITER' "$WORK/writer.out" | sed 's/^WRITER /writer: /')"
+    stop_writer
+    writer=" writer: $WRITER_SUMMARY"
   fi
   stop_server
   read -r _ rps p50 p99 errors requests <<<"$line"

@@ -27,7 +27,7 @@ RATE=${RATE:-50}
 CACHES=${CACHES:-1024 0}
 QUERIES=${QUERIES:-q1 q2 q3 breakdown}
 PEER_BENCH=${PEER_BENCH:-$(cd .. && pwd)/shared/peer-bench}
-PORT=${PORT:-18125}
+PORT=${PORT:-$((20000 + RANDOM % 20000))}
 WORK=${WORK:-/tmp/tradeledger-rw}
 mkdir -p "$WORK"
 need wrk "apt-get install wrk"
@@ -66,7 +66,7 @@ end
 LUA
 
 URL="http://127.0.0.1:$PORT"
-trap 'stop_server; [ -n "${WRITER:-}" ] && kill "$WRITER" 2>/dev/null; true' EXIT
+trap '[ -z "${WRITER:-}" ] || kill "$WRITER" 2>/dev/null; stop_server' EXIT
 # One wrk run of body $1: "req/s p50 p99 errors".
 load() {
   BODY_FILE="$WORK/bodies/$1.json" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2" --latency -s "$WORK/post.lua" "$URL/graphql" \
@@ -83,16 +83,12 @@ for entries in $CACHES; do
     case "$out" in *'"errors"'*|"") echo "query $q failed: $out" >&2; exit 1;; esac
     load "$q" 2s >/dev/null
     read -r rps p50 p99 errors <<<"$(load "$q" "$DURATION")"
-    python3 bench/writer.py "$URL/graphql" "$WORK/scratch/write-token" ITSS 2025-H1,2025-H2,2024-H1,2024-H2 \
-      "$(python3 -c "print(','.join(f'ST07.R{i:02d}' for i in range(1, 21)))")" "$RATE" \
-      >"$WORK/writer.out" 2>"$WORK/writer.err" &
-    WRITER=$!
+    start_writer "$URL/graphql" "$WORK/scratch/write-token" ITSS 2025-H1,2025-H2,2024-H1,2024-H2 \
+      "$(python3 -c "print(','.join(f'ST07.R{i:02d}' for i in range(1, 21)))")" "$RATE"
     read -r wrps wp50 wp99 werrors <<<"$(load "$q" "$DURATION")"
-    kill -TERM "$WRITER"; wait "$WRITER" || true; WRITER=
-    w=$(sed -n 's/^WRITER //p' "$WORK/writer.out")
-    [ -n "$w" ] || { echo "the writer failed: $(cat "$WORK/writer.err")" >&2; exit 1; }
+    stop_writer
     ratio=$(python3 -c "print(f'{$wrps/$rps:.2f}')")
-    echo "reads-during-writes cache_entries=$entries query=$q read_only_req_s=$rps read_only_p99_ms=$p99 during_writes_req_s=$wrps during_writes_p50_ms=$wp50 during_writes_p99_ms=$wp99 ratio=$ratio errors=$((errors + werrors)) writer: $w"
+    echo "reads-during-writes cache_entries=$entries query=$q read_only_req_s=$rps read_only_p99_ms=$p99 during_writes_req_s=$wrps during_writes_p50_ms=$wp50 during_writes_p99_ms=$wp99 ratio=$ratio errors=$((errors + werrors)) writer: $WRITER_SUMMARY"
   done
   stop_server
 done

@@ -6,7 +6,7 @@ compares value and revision with what it wrote and what the server acknowledged.
 Usage: writer.py URL TOKEN_FILE DATASET PERIODS KEYS [RATE]
   PERIODS, KEYS: comma-separated; each release touches one period (chosen at random) and
   writes every key of KEYS in it. RATE: releases per second (default 50).
-Runs until SIGTERM or SIGINT, then prints one line:
+Prints READY once it is about to write, runs until SIGTERM or SIGINT, then prints one line:
   WRITER releases=N per_s=R ack_p50_ms= ack_p99_ms= read_after_write_checked=N stale=S errors=E
 A stale read (an older value or revision after the acknowledgement) is an exactness failure.
 """
@@ -54,6 +54,8 @@ def on_signal(*_):
 
 signal.signal(signal.SIGTERM, on_signal)
 signal.signal(signal.SIGINT, on_signal)
+# The caller waits for this line before it starts measuring.
+print("READY", flush=True)
 
 acks, checked, stale, errors = [], 0, 0, 0
 started = time.monotonic()
@@ -69,7 +71,7 @@ while not stop:
     period = rng.choice(periods)
     values = {k: f"{rng.randrange(-99999, 99999)}.{rng.randrange(10)}" for k in keys}
     release = {
-        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "id": str(uuid.uuid4()),
         "dataset": dataset, "status": "REVISED",
         "title": f"SYNTHETIC bench write {n}",
         "publishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
