@@ -39,8 +39,9 @@ python3 bench/mixed_bodies.py "$RELEASES" "$BODY_COUNT" "$SEED" >"$BODY_FILE"
 URL="http://127.0.0.1:$PORT"
 trap '[ -z "${WRITER:-}" ] || kill "$WRITER" 2>/dev/null; stop_server' EXIT
 
-printf '%s, %s releases x %s observations, %s bodies (seed %s), wrk -t%s -c%s -d%s, %s writes/s\n' \
-  "$(date -u +%F)" "$RELEASES" "$PER_RELEASE" "$BODY_COUNT" "$SEED" "$THREADS" "$CONNECTIONS" "$DURATION" "$WRITES"
+printf '%s, %s releases x %s observations, %s bodies (seed %s), wrk -t%s -c%s -d%s, %s writes/s, load average %s\n' \
+  "$(date -u +%F)" "$RELEASES" "$PER_RELEASE" "$BODY_COUNT" "$SEED" "$THREADS" "$CONNECTIONS" "$DURATION" "$WRITES" \
+  "$(cut -d" " -f1-3 /proc/loadavg)"
 for entries in $CACHES; do
   DIR=$STORE
   if [ "$WRITES" != 0 ]; then

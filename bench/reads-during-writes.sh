@@ -26,7 +26,13 @@ THREADS=${THREADS:-2}
 RATE=${RATE:-50}
 CACHES=${CACHES:-1024 0}
 QUERIES=${QUERIES:-q1 q2 q3 breakdown}
-PEER_BENCH=${PEER_BENCH:-$(cd .. && pwd)/shared/peer-bench}
+# The peer benchmark beside the project (../shared/peer-bench), or beside a worktree's parent.
+if [ -z "${PEER_BENCH:-}" ]; then
+  for d in ../shared/peer-bench ../../shared/peer-bench; do
+    [ -d "$d" ] && PEER_BENCH=$(cd "$d" && pwd) && break
+  done
+fi
+[ -d "${PEER_BENCH:-}" ] || { echo "the peer benchmark is not found: set PEER_BENCH" >&2; exit 1; }
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 WORK=${WORK:-/tmp/tradeledger-rw}
 mkdir -p "$WORK"
@@ -73,8 +79,8 @@ load() {
     | awk '/^RESULT/ {print $2, $3, $4, $5}'
 }
 
-printf '%s, peer store (2,000 releases x 500 observations), wrk -t%s -c%s -d%s, writer %s releases/s\n' \
-  "$(date -u +%F)" "$THREADS" "$CONNECTIONS" "$DURATION" "$RATE"
+printf '%s, peer store (2,000 releases x 500 observations), wrk -t%s -c%s -d%s, writer %s releases/s, load average %s\n' \
+  "$(date -u +%F)" "$THREADS" "$CONNECTIONS" "$DURATION" "$RATE" "$(cut -d" " -f1-3 /proc/loadavg)"
 for entries in $CACHES; do
   rm -rf "$WORK/scratch" && cp -r "$STORE" "$WORK/scratch"
   start_server "$WORK/scratch" "$PORT" --response-cache-entries "$entries"
