@@ -370,7 +370,9 @@ pub async fn import_files_as(
         let name = display_name(path);
         let bytes = match checked {
             Checked::Releases(digests) => {
-                record.csv_releases(name, CsvInput::File(path.clone()), Some(digests)).await;
+                record
+                    .csv_releases(name, CsvInput::File(path.clone()), Some(digests))
+                    .await;
                 if !record.errors.is_empty() {
                     break;
                 }
@@ -637,7 +639,8 @@ impl<'a> Record<'a> {
                 chunk.push((draft, Some(origin)));
                 if chunk.len() >= RECORD_CHUNK || observations >= RECORD_CHUNK_OBSERVATIONS {
                     observations = 0;
-                    tx.blocking_send(std::mem::take(&mut chunk)).map_err(|_| stopped(&name))?;
+                    tx.blocking_send(std::mem::take(&mut chunk))
+                        .map_err(|_| stopped(&name))?;
                 }
                 Ok(())
             };
@@ -1027,12 +1030,14 @@ pub fn for_each_csv_release(
                     format!("status `{}` is not PRELIMINARY, REVISED or FINAL", get(status_col)),
                 )
             })?;
-            let published_at = get(published_col).parse::<chrono::DateTime<chrono::Utc>>().map_err(|e| {
-                fail(
-                    at(),
-                    format!("published_at `{}` is not an RFC 3339 time: {e}", get(published_col)),
-                )
-            })?;
+            let published_at = get(published_col)
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .map_err(|e| {
+                    fail(
+                        at(),
+                        format!("published_at `{}` is not an RFC 3339 time: {e}", get(published_col)),
+                    )
+                })?;
             for (field, same) in [
                 ("dataset", draft.dataset == get(dataset_col)),
                 ("status", status == draft.status),
@@ -1126,18 +1131,31 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
         let e = parse_csv("x.csv", split.as_bytes()).unwrap_err();
         assert_eq!(e.at, "line 4", "{e}");
         assert!(
-            e.message.contains("release `6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001` began at line 2")
+            e.message
+                .contains("release `6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001` began at line 2")
                 && e.message.contains("contiguous"),
             "{e}"
         );
         // The same id in capitals is the same release.
-        let upper = split.replacen("6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001", "6F1C1A52-3A39-4C8E-9D43-0D2F2B1A0001", 1);
-        assert!(parse_csv("x.csv", upper.as_bytes()).unwrap_err().message.contains("contiguous"));
-        let no_ids = CSV
-            .replace("6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001", "")
-            .replace("REVISED,U,2025-12-03T00:00:00Z,src", "PRELIMINARY,T,2025-09-03T00:00:00Z,");
+        let upper = split.replacen(
+            "6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001",
+            "6F1C1A52-3A39-4C8E-9D43-0D2F2B1A0001",
+            1,
+        );
+        assert!(parse_csv("x.csv", upper.as_bytes())
+            .unwrap_err()
+            .message
+            .contains("contiguous"));
+        let no_ids = CSV.replace("6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001", "").replace(
+            "REVISED,U,2025-12-03T00:00:00Z,src",
+            "PRELIMINARY,T,2025-09-03T00:00:00Z,",
+        );
         assert_eq!(parse_csv("x.csv", no_ids.as_bytes()).unwrap().releases.len(), 2);
-        let e = parse_csv("x.csv", format!("{no_ids}KR,,PRELIMINARY,T,2025-09-03T00:00:00Z,,_T._T._T,2025-S2,BAL,1\n").as_bytes()).unwrap_err();
+        let e = parse_csv(
+            "x.csv",
+            format!("{no_ids}KR,,PRELIMINARY,T,2025-09-03T00:00:00Z,,_T._T._T,2025-S2,BAL,1\n").as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!(e.at, "line 5", "{e}");
         assert!(e.message.contains("release `` began at line 2"), "{e}");
     }
@@ -1183,9 +1201,11 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 while self.pending.len() < buf.len() && self.next <= MAX_OBSERVATIONS_PER_RELEASE + 5 {
                     if self.next == 0 {
-                        self.pending.extend_from_slice(b"dataset,status,title,published_at,key,period,value\n");
+                        self.pending
+                            .extend_from_slice(b"dataset,status,title,published_at,key,period,value\n");
                     } else {
-                        self.pending.extend_from_slice(b"KR,FINAL,T,2025-09-03T00:00:00Z,_T,2025,1\n");
+                        self.pending
+                            .extend_from_slice(b"KR,FINAL,T,2025-09-03T00:00:00Z,_T,2025,1\n");
                     }
                     self.next += 1;
                 }

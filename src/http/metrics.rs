@@ -148,8 +148,16 @@ pub(super) async fn serve(State(state): State<Arc<AppState>>, headers: HeaderMap
     state.metrics.response_cache_bytes.set(state.responses.bytes() as i64);
     // fetch_max: the cache's counts only grow, and concurrent scrapes must not add twice.
     let (hits, misses) = state.responses.hits_and_misses();
-    state.metrics.response_cache_hits.inner().fetch_max(hits, Ordering::Relaxed);
-    state.metrics.response_cache_misses.inner().fetch_max(misses, Ordering::Relaxed);
+    state
+        .metrics
+        .response_cache_hits
+        .inner()
+        .fetch_max(hits, Ordering::Relaxed);
+    state
+        .metrics
+        .response_cache_misses
+        .inner()
+        .fetch_max(misses, Ordering::Relaxed);
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
