@@ -118,7 +118,12 @@ pub enum Command {
         /// Seed of the random values, so that a file can be made again.
         #[arg(long, env = "TRADELEDGER_GENERATE_SEED", default_value_t = 1)]
         seed: u64,
-        /// The JSON file to write.
+        /// The format to write: json (the dataset definition, then the releases) or csv
+        /// (the releases only, one row per observation; `--releases 0` in json gives the
+        /// dataset definition to import before it).
+        #[arg(long, env = "TRADELEDGER_GENERATE_FORMAT", value_enum, default_value = "json")]
+        format: crate::import::Format,
+        /// The file to write.
         out: PathBuf,
     },
 }
@@ -301,11 +306,24 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             releases,
             observations_per_release,
             seed,
+            format,
             out,
         } => {
             use std::io::Write;
             let file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
             let mut w = std::io::BufWriter::new(file);
+            if format == crate::import::Format::Csv {
+                let mut csv = crate::import::CsvWriter::new(w)?;
+                for r in crate::generate::Generator::new(releases, observations_per_release, seed) {
+                    csv.release(&r)?;
+                }
+                csv.finish()?.flush()?;
+                println!(
+                    "wrote {releases} SYNTHETIC releases x {observations_per_release} observations to {} (CSV: import the dataset definition first, `generate --releases 0 FILE.json`)",
+                    out.display()
+                );
+                return Ok(());
+            }
             w.write_all(b"[")?;
             serde_json::to_writer(&mut w, &crate::generate::dataset())?;
             for r in crate::generate::Generator::new(releases, observations_per_release, seed) {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::domain::release::MAX_OBSERVATIONS_PER_RELEASE;
 use crate::domain::{Dataset, ObservationDraft, ReleaseDraft, ReleaseStatus};
 use sha2::{Digest, Sha256};
 
@@ -40,7 +41,8 @@ pub struct ImportError {
     pub message: String,
 }
 
-/// Largest file accepted, to keep a mistaken path from exhausting memory.
+/// Largest file held in memory (a JSON file, or any file read from a pipe), to keep a
+/// mistaken path from exhausting memory; a regular CSV file is streamed, whatever its size.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// The format of a release file.
@@ -285,12 +287,16 @@ pub struct ImportFailure {
 
 /// Records release files (JSON or CSV) as [`load`] records their concatenation, without
 /// holding them in memory: each file is read twice, once to check it and once to record it,
-/// and JSON is parsed one item at a time on a blocking thread while the ledger records the
-/// releases before it. Memory stays near the size of the largest file.
+/// and parsed one item (JSON) or release (CSV) at a time on a blocking thread while the
+/// ledger records the releases before it. A JSON file is held whole while it is read, so
+/// memory stays near the size of the largest JSON file; a CSV file is streamed from disk, so
+/// memory holds one release plus the chunks in the writer's pipeline, whatever its size.
 ///
-/// The second reading must be the bytes that were checked: a regular file is compared with
-/// the digest taken the first time (a file changed in between stops the import there), and
-/// anything else (a pipe, `/dev/stdin`) is kept in memory from the first reading.
+/// The second reading must be what was checked: a regular JSON file is compared with the
+/// digest taken the first time, and each release of a regular CSV file with the digest of
+/// the same release the first time (a file changed in between stops the import there,
+/// before the first release that changed); anything else (a pipe, `/dev/stdin`) is kept in
+/// memory from the first reading.
 pub async fn import_files(ledger: &Ledger, files: &[PathBuf], actor: &str) -> Result<LoadReport, ImportFailure> {
     import_files_as(ledger, files, None, actor).await
 }
@@ -319,14 +325,27 @@ pub async fn import_files_as(
     let mut check = Check::new(ledger);
     let mut checked = Vec::with_capacity(files.len());
     for (path, &format) in files.iter().zip(&formats) {
+        if format == Format::Csv && is_regular(path) {
+            let name = display_name(path);
+            let file = open(path).map_err(|e| refused(vec![e.to_string()]))?;
+            let mut digests = Vec::new();
+            for_each_csv_release(&name, file, |r, o| {
+                digests.push(release_digest(&r));
+                check.release(r, Some(o));
+                Ok(())
+            })
+            .map_err(|e| refused(vec![e.to_string()]))?;
+            checked.push(Checked::Releases(digests));
+            continue;
+        }
         let (name, bytes, regular) = read_bytes(path).map_err(|e| refused(vec![e.to_string()]))?;
         match format {
             Format::Csv => {
-                let batch = parse_csv(&name, &bytes).map_err(|e| refused(vec![e.to_string()]))?;
-                batch.datasets.into_iter().for_each(|d| check.dataset(d));
-                for (r, o) in batch.releases.into_iter().zip(batch.origins) {
+                for_each_csv_release(&name, &bytes[..], |r, o| {
                     check.release(r, Some(o));
-                }
+                    Ok(())
+                })
+                .map_err(|e| refused(vec![e.to_string()]))?;
             }
             Format::Json => {
                 for_each_json_item(&name, &bytes, |i, item| {
@@ -350,6 +369,15 @@ pub async fn import_files_as(
     for ((path, checked), format) in files.iter().zip(checked).zip(formats) {
         let name = display_name(path);
         let bytes = match checked {
+            Checked::Releases(digests) => {
+                record
+                    .csv_releases(name, CsvInput::File(path.clone()), Some(digests))
+                    .await;
+                if !record.errors.is_empty() {
+                    break;
+                }
+                continue;
+            }
             Checked::Kept(bytes) => bytes,
             Checked::Digest(digest) => match read_bytes(path) {
                 Ok((_, bytes, _)) if <[u8; 32]>::from(Sha256::digest(&bytes)) == digest => bytes,
@@ -366,13 +394,7 @@ pub async fn import_files_as(
             },
         };
         match format {
-            Format::Csv => {
-                // Checked above, so it parses.
-                if let Ok(batch) = parse_csv(&name, &bytes) {
-                    let releases = batch.releases.into_iter().zip(batch.origins.into_iter().map(Some));
-                    record.releases(releases.collect()).await;
-                }
-            }
+            Format::Csv => record.csv_releases(name, CsvInput::Bytes(bytes), None).await,
             Format::Json => record.json_releases(name, bytes).await,
         }
         if !record.errors.is_empty() {
@@ -393,11 +415,43 @@ pub async fn import_files_as(
 /// What the first reading of a file leaves for the second.
 enum Checked {
     Digest([u8; 32]),
+    /// The digest of each release of a CSV file streamed from disk, in order.
+    Releases(Vec<[u8; 32]>),
     Kept(Vec<u8>),
+}
+
+/// Where [`Record::csv_releases`] reads a CSV file from.
+enum CsvInput {
+    File(PathBuf),
+    Bytes(Vec<u8>),
 }
 
 /// Releases handed to the ledger at a time by [`import_files`].
 const RECORD_CHUNK: usize = 256;
+/// Observations handed to the ledger at a time from a CSV file (a chunk ends at the release
+/// that reaches it), so that large releases do not fill the pipeline.
+const RECORD_CHUNK_OBSERVATIONS: usize = 1 << 17;
+
+/// True for a regular file (which can be read again), false for standard input, a pipe or a
+/// device.
+fn is_regular(path: &Path) -> bool {
+    path.as_os_str() != STDIN && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+fn open(path: &Path) -> Result<std::fs::File, ImportError> {
+    std::fs::File::open(path).map_err(|e| ImportError {
+        file: display_name(path),
+        at: "file".into(),
+        message: e.to_string(),
+    })
+}
+
+/// A digest of a release's contents, to tell whether a second reading gives what was checked.
+fn release_digest(draft: &ReleaseDraft) -> [u8; 32] {
+    let mut h = Sha256::new();
+    serde_json::to_writer(&mut h, draft).expect("a release draft serializes");
+    h.finalize().into()
+}
 
 fn json_origin(file: &str, item: usize) -> Origin {
     Origin {
@@ -537,6 +591,75 @@ impl<'a> Record<'a> {
             self.releases(std::mem::take(&mut chunk)).await;
             if !self.errors.is_empty() {
                 // Hanging up stops the parser at its next release.
+                drop(rx);
+                let _ = parser.await;
+                return;
+            }
+        }
+        match parser.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.errors.push(e.to_string()),
+            Err(e) => self.errors.push(format!("parsing failed: {e}")),
+        }
+    }
+
+    /// Records the releases of a CSV file, parsed on a blocking thread meanwhile, in chunks
+    /// of at most [`RECORD_CHUNK`] releases or [`RECORD_CHUNK_OBSERVATIONS`] observations,
+    /// one chunk ahead of the ledger; stops at the first error. With `digests`, each release
+    /// must be the one checked before (see [`import_files`]).
+    async fn csv_releases(&mut self, name: String, input: CsvInput, digests: Option<Vec<[u8; 32]>>) {
+        type Chunk = Vec<(ReleaseDraft, Option<Origin>)>;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(1);
+        let parser = tokio::task::spawn_blocking(move || {
+            let stopped = |name: &str| ImportError {
+                file: name.to_owned(),
+                at: "release".into(),
+                message: "the import stopped".into(),
+            };
+            let changed = |name: &str, at: String| ImportError {
+                file: name.to_owned(),
+                at,
+                message: "changed since it was checked; not recorded from here".into(),
+            };
+            let mut chunk: Chunk = Vec::new();
+            let mut observations = 0;
+            let mut n = 0;
+            let each = |draft: ReleaseDraft, origin: Origin| {
+                if let Some(digests) = &digests {
+                    if digests.get(n) != Some(&release_digest(&draft)) {
+                        let at = match &origin.place {
+                            Place::Lines(lines) => format!("line {}", lines.first().copied().unwrap_or(0)),
+                            Place::Item(i) => format!("item {i}"),
+                        };
+                        return Err(changed(&name, at));
+                    }
+                }
+                n += 1;
+                observations += draft.observations.len();
+                chunk.push((draft, Some(origin)));
+                if chunk.len() >= RECORD_CHUNK || observations >= RECORD_CHUNK_OBSERVATIONS {
+                    observations = 0;
+                    tx.blocking_send(std::mem::take(&mut chunk))
+                        .map_err(|_| stopped(&name))?;
+                }
+                Ok(())
+            };
+            match input {
+                CsvInput::File(path) => for_each_csv_release(&name, open(&path)?, each)?,
+                CsvInput::Bytes(bytes) => for_each_csv_release(&name, &bytes[..], each)?,
+            }
+            if digests.as_ref().is_some_and(|d| d.len() != n) {
+                return Err(changed(&name, "end of file".into()));
+            }
+            if !chunk.is_empty() {
+                tx.blocking_send(chunk).map_err(|_| stopped(&name))?;
+            }
+            Ok(())
+        });
+        while let Some(chunk) = rx.recv().await {
+            self.releases(chunk).await;
+            if !self.errors.is_empty() {
+                // Hanging up stops the parser at its next chunk.
                 drop(rx);
                 let _ = parser.await;
                 return;
@@ -735,14 +858,74 @@ const CSV_COLUMNS: [&str; 10] = [
     "value",
 ];
 
+/// Writes releases as a CSV release file, header first: what [`for_each_csv_release`] reads.
+pub struct CsvWriter<W: std::io::Write> {
+    out: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> CsvWriter<W> {
+    pub fn new(out: W) -> csv::Result<Self> {
+        let mut out = csv::Writer::from_writer(out);
+        out.write_record(CSV_COLUMNS)?;
+        Ok(CsvWriter { out })
+    }
+
+    /// One row per observation.
+    pub fn release(&mut self, r: &ReleaseDraft) -> csv::Result<()> {
+        let id = r.id.map(|id| id.to_string()).unwrap_or_default();
+        let published_at = r.published_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        for o in &r.observations {
+            self.out.write_record([
+                r.dataset.as_str(),
+                &id,
+                r.status.as_str(),
+                &r.title,
+                &published_at,
+                r.source.as_deref().unwrap_or(""),
+                &o.key,
+                &o.period,
+                o.measure.as_deref().unwrap_or(""),
+                &o.value,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Flushes what is buffered and gives the output back.
+    pub fn finish(self) -> csv::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error().into())
+    }
+}
+
 /// Parses a CSV release file (see the module docs for its columns).
 pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
+    let mut batch = Batch::default();
+    for_each_csv_release(file, bytes, |draft, origin| {
+        batch.releases.push(draft);
+        batch.origins.push(origin);
+        Ok(())
+    })?;
+    Ok(batch)
+}
+
+/// Calls `each` with every release of a CSV release file in order, with the line of each of
+/// its observations, holding one release at a time in memory: the rows of a release are
+/// contiguous, so a release is complete at the first row of the next. A row of a release
+/// that came before the one just ended is refused naming both lines, as is a release of
+/// more than [`MAX_OBSERVATIONS_PER_RELEASE`] rows. Besides that release, memory holds one
+/// entry per release id seen (to find such rows), never the file. Stops at the first error,
+/// from the file or from `each`.
+pub fn for_each_csv_release(
+    file: &str,
+    input: impl std::io::Read,
+    mut each: impl FnMut(ReleaseDraft, Origin) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
     let fail = |at: String, message: String| ImportError {
         file: file.to_owned(),
         at,
         message,
     };
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
     let headers = reader
         .headers()
         .map_err(|e| fail("header".into(), e.to_string()))?
@@ -764,83 +947,139 @@ pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
             return Err(fail("header".into(), format!("missing column `{required}`")));
         }
     }
-    // Releases in order of first appearance, keyed by their release_id cell, with the line
-    // of each observation.
-    let mut order: Vec<(String, Vec<usize>, ReleaseDraft)> = Vec::new();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
-    for (n, row) in reader.records().enumerate() {
-        let line = n + 2;
+    let index = |c: &str| col.get(c).copied();
+    let [dataset_col, rid_col, status_col, title_col, published_col, source_col, key_col, period_col, measure_col, value_col] =
+        CSV_COLUMNS.map(index);
+    // The release being read: its release_id cell, the line of each observation, its draft.
+    let mut current: Option<(String, Vec<usize>, ReleaseDraft)> = None;
+    // The first line of every release ended so far, by id (rows without an id form one
+    // release too).
+    let mut ended: HashMap<Option<uuid::Uuid>, usize> = HashMap::new();
+    let mut row = csv::StringRecord::new();
+    let mut rows = 0usize;
+    loop {
+        let more = reader.read_record(&mut row).map_err(|e| {
+            let line = e.position().map_or(rows + 2, |p| p.line() as usize);
+            fail(format!("line {line}"), e.to_string())
+        })?;
+        if !more {
+            break;
+        }
+        rows += 1;
+        let line = row.position().map_or(rows + 1, |p| p.line() as usize);
         let at = || format!("line {line}");
-        let row = row.map_err(|e| fail(at(), e.to_string()))?;
-        let get = |c: &str| col.get(c).and_then(|&i| row.get(i)).unwrap_or("");
-        let rid = get("release_id").to_owned();
-        let status = ReleaseStatus::parse(get("status")).ok_or_else(|| {
-            fail(
-                at(),
-                format!("status `{}` is not PRELIMINARY, REVISED or FINAL", get("status")),
-            )
-        })?;
-        let published_at = get("published_at").parse().map_err(|e| {
-            fail(
-                at(),
-                format!("published_at `{}` is not an RFC 3339 time: {e}", get("published_at")),
-            )
-        })?;
-        let id = if rid.is_empty() {
-            None
-        } else {
-            Some(
-                rid.parse()
-                    .map_err(|e| fail(at(), format!("release_id `{rid}` is not a UUID: {e}")))?,
-            )
-        };
-        let source = Some(get("source").to_owned()).filter(|s| !s.is_empty());
-        let header = ReleaseDraft {
-            id,
-            dataset: get("dataset").to_owned(),
-            status,
-            title: get("title").to_owned(),
-            published_at,
-            source,
-            observations: Vec::new(),
-        };
-        let slot = *by_id.entry(rid.clone()).or_insert_with(|| {
-            order.push((rid.clone(), Vec::new(), header.clone()));
-            order.len() - 1
-        });
-        let (_, lines, draft) = &mut order[slot];
-        let first_line = lines.first().copied().unwrap_or(line);
-        for (field, same) in [
-            ("dataset", draft.dataset == header.dataset),
-            ("status", draft.status == header.status),
-            ("title", draft.title == header.title),
-            ("published_at", draft.published_at == header.published_at),
-            ("source", draft.source == header.source),
-        ] {
-            if !same {
+        let get = |c: Option<usize>| c.and_then(|i| row.get(i)).unwrap_or("");
+        let rid = get(rid_col);
+        let same_release = current.as_ref().is_some_and(|(r, _, _)| r == rid);
+        if !same_release {
+            let id = if rid.is_empty() {
+                None
+            } else {
+                Some(
+                    rid.parse::<uuid::Uuid>()
+                        .map_err(|e| fail(at(), format!("release_id `{rid}` is not a UUID: {e}")))?,
+                )
+            };
+            if let Some(first) = ended.get(&id) {
                 return Err(fail(
                     at(),
-                    format!("{field} differs from line {first_line} of the same release `{rid}`"),
+                    format!(
+                        "release `{rid}` began at line {first} and other rows came after it: the rows of a release must be contiguous"
+                    ),
                 ));
             }
+            if let Some((_, lines, draft)) = current.take() {
+                ended.insert(draft.id, lines[0]);
+                each(
+                    draft,
+                    Origin {
+                        file: file.to_owned(),
+                        place: Place::Lines(lines),
+                    },
+                )?;
+            }
+            let status = ReleaseStatus::parse(get(status_col)).ok_or_else(|| {
+                fail(
+                    at(),
+                    format!("status `{}` is not PRELIMINARY, REVISED or FINAL", get(status_col)),
+                )
+            })?;
+            let published_at = get(published_col).parse().map_err(|e| {
+                fail(
+                    at(),
+                    format!("published_at `{}` is not an RFC 3339 time: {e}", get(published_col)),
+                )
+            })?;
+            let draft = ReleaseDraft {
+                id,
+                dataset: get(dataset_col).to_owned(),
+                status,
+                title: get(title_col).to_owned(),
+                published_at,
+                source: Some(get(source_col).to_owned()).filter(|s| !s.is_empty()),
+                observations: Vec::new(),
+            };
+            current = Some((rid.to_owned(), Vec::new(), draft));
+        }
+        let (_, lines, draft) = current.as_mut().expect("a release is being read");
+        if same_release {
+            let first = lines[0];
+            let status = ReleaseStatus::parse(get(status_col)).ok_or_else(|| {
+                fail(
+                    at(),
+                    format!("status `{}` is not PRELIMINARY, REVISED or FINAL", get(status_col)),
+                )
+            })?;
+            let published_at = get(published_col)
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .map_err(|e| {
+                    fail(
+                        at(),
+                        format!("published_at `{}` is not an RFC 3339 time: {e}", get(published_col)),
+                    )
+                })?;
+            for (field, same) in [
+                ("dataset", draft.dataset == get(dataset_col)),
+                ("status", status == draft.status),
+                ("title", draft.title == get(title_col)),
+                ("published_at", published_at == draft.published_at),
+                ("source", draft.source.as_deref().unwrap_or("") == get(source_col)),
+            ] {
+                if !same {
+                    return Err(fail(
+                        at(),
+                        format!("{field} differs from line {first} of the same release `{rid}`"),
+                    ));
+                }
+            }
+        }
+        if draft.observations.len() == MAX_OBSERVATIONS_PER_RELEASE {
+            return Err(fail(
+                at(),
+                format!(
+                    "release `{rid}` (from line {}) has more than {MAX_OBSERVATIONS_PER_RELEASE} observations; split it",
+                    lines[0]
+                ),
+            ));
         }
         lines.push(line);
         draft.observations.push(ObservationDraft {
-            key: get("key").to_owned(),
-            period: get("period").to_owned(),
-            measure: Some(get("measure").to_owned()).filter(|m| !m.is_empty()),
-            value: get("value").to_owned(),
+            key: get(key_col).to_owned(),
+            period: get(period_col).to_owned(),
+            measure: Some(get(measure_col).to_owned()).filter(|m| !m.is_empty()),
+            value: get(value_col).to_owned(),
         });
     }
-    let mut batch = Batch::default();
-    for (_, lines, draft) in order {
-        batch.releases.push(draft);
-        batch.origins.push(Origin {
-            file: file.to_owned(),
-            place: Place::Lines(lines),
-        });
+    if let Some((_, lines, draft)) = current {
+        each(
+            draft,
+            Origin {
+                file: file.to_owned(),
+                place: Place::Lines(lines),
+            },
+        )?;
     }
-    Ok(batch)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -877,6 +1116,124 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
         assert!(e.message.contains("unknown column `colour`"));
         let e = parse_csv("x.csv", CSV.replace("2025-09-03T00:00:00Z", "yesterday").as_bytes()).unwrap_err();
         assert!(e.message.contains("yesterday"));
+    }
+
+    /// Rows of a release that resume after another release are refused, naming the line
+    /// where they resume and the one where the release began; so are rows without an id
+    /// after another release.
+    #[test]
+    fn csv_rows_of_a_release_must_be_contiguous() {
+        let mut lines: Vec<&str> = CSV.lines().collect();
+        let resumed = lines[2];
+        lines.remove(2);
+        lines.push(resumed);
+        let split = lines.join("\n");
+        let e = parse_csv("x.csv", split.as_bytes()).unwrap_err();
+        assert_eq!(e.at, "line 4", "{e}");
+        assert!(
+            e.message
+                .contains("release `6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001` began at line 2")
+                && e.message.contains("contiguous"),
+            "{e}"
+        );
+        // The same id in capitals is the same release.
+        let upper = split.replacen(
+            "6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001",
+            "6F1C1A52-3A39-4C8E-9D43-0D2F2B1A0001",
+            1,
+        );
+        assert!(parse_csv("x.csv", upper.as_bytes())
+            .unwrap_err()
+            .message
+            .contains("contiguous"));
+        let no_ids = CSV.replace("6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0001", "").replace(
+            "REVISED,U,2025-12-03T00:00:00Z,src",
+            "PRELIMINARY,T,2025-09-03T00:00:00Z,",
+        );
+        assert_eq!(parse_csv("x.csv", no_ids.as_bytes()).unwrap().releases.len(), 2);
+        let e = parse_csv(
+            "x.csv",
+            format!("{no_ids}KR,,PRELIMINARY,T,2025-09-03T00:00:00Z,,_T._T._T,2025-S2,BAL,1\n").as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.at, "line 5", "{e}");
+        assert!(e.message.contains("release `` began at line 2"), "{e}");
+    }
+
+    /// A reader that gives `text`, then fails.
+    struct FailsAfter<'a>(&'a [u8]);
+
+    impl std::io::Read for FailsAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// A release is handed on as soon as the next one begins, before the rest of the file is
+    /// read: here the file fails after the first row of the second release.
+    #[test]
+    fn csv_releases_are_handed_on_before_the_file_is_read() {
+        let mut seen = Vec::new();
+        let e = for_each_csv_release("x.csv", FailsAfter(CSV.as_bytes()), |r, o| {
+            seen.push((r.observations.len(), o.place));
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(e.message.contains("disk on fire"), "{e}");
+        assert_eq!(seen, vec![(2, Place::Lines(vec![2, 3]))]);
+    }
+
+    /// One release may not grow past the ledger's limit: the row beyond it is refused before
+    /// it is held (rows are made as they are read, so this test holds one release, not a file).
+    #[test]
+    fn a_csv_release_is_bounded() {
+        struct Rows {
+            next: usize,
+            pending: Vec<u8>,
+        }
+        impl std::io::Read for Rows {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                while self.pending.len() < buf.len() && self.next <= MAX_OBSERVATIONS_PER_RELEASE + 5 {
+                    if self.next == 0 {
+                        self.pending
+                            .extend_from_slice(b"dataset,status,title,published_at,key,period,value\n");
+                    } else {
+                        self.pending
+                            .extend_from_slice(b"KR,FINAL,T,2025-09-03T00:00:00Z,_T,2025,1\n");
+                    }
+                    self.next += 1;
+                }
+                let n = buf.len().min(self.pending.len());
+                buf[..n].copy_from_slice(&self.pending[..n]);
+                self.pending.drain(..n);
+                Ok(n)
+            }
+        }
+        let rows = Rows {
+            next: 0,
+            pending: Vec::new(),
+        };
+        let e = for_each_csv_release("big.csv", rows, |_, _| Ok(())).unwrap_err();
+        assert_eq!(e.at, format!("line {}", MAX_OBSERVATIONS_PER_RELEASE + 2), "{e}");
+        assert!(e.message.contains("split it"), "{e}");
+    }
+
+    /// What `CsvWriter` writes reads back as the same releases.
+    #[test]
+    fn csv_written_reads_back_the_same() {
+        let releases: Vec<ReleaseDraft> = crate::generate::Generator::new(5, 40, 7).collect();
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        releases.iter().for_each(|r| w.release(r).unwrap());
+        let bytes = w.finish().unwrap();
+        let batch = parse_csv("g.csv", &bytes).unwrap();
+        assert_eq!(batch.releases, releases);
+        assert_eq!(batch.origins[1].place, Place::Lines((42..82).collect()));
     }
 
     #[test]

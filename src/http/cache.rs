@@ -42,6 +42,9 @@ pub struct ResponseCache {
     entries: BoundedMap<CacheKey, Bytes>,
     /// Revision of the entries kept.
     revision: AtomicU64,
+    /// Lookups of cacheable requests that found an answer, and that did not (`/metrics`).
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl ResponseCache {
@@ -51,6 +54,8 @@ impl ResponseCache {
         ResponseCache {
             entries: BoundedMap::new(max_entries, max_bytes),
             revision: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -93,7 +98,15 @@ impl ResponseCache {
     }
 
     pub fn get(&self, key: &CacheKey) -> Option<Bytes> {
-        self.entries.get(key)
+        let found = self.entries.get(key);
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Lookups that were answered from the cache, and lookups that were not.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
     }
 
     pub fn put(&self, key: CacheKey, body: Bytes) {

@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +45,9 @@ pub struct Metrics {
     pub websocket_connections: Gauge,
     /// Bytes held by the response cache, set when the metrics are rendered.
     pub response_cache_bytes: Gauge,
+    /// Lookups of the response cache, copied from it when the metrics are rendered.
+    pub response_cache_hits: Counter,
+    pub response_cache_misses: Counter,
     head_revision: Gauge,
     events: Gauge,
     releases: Gauge,
@@ -83,6 +87,18 @@ impl Metrics {
             "response_cache_bytes",
             "Bytes held by the response cache (bodies, keys and overhead)",
         );
+        let response_cache_hits = Counter::default();
+        registry.register(
+            "response_cache_hits",
+            "Cacheable queries answered from the response cache",
+            response_cache_hits.clone(),
+        );
+        let response_cache_misses = Counter::default();
+        registry.register(
+            "response_cache_misses",
+            "Cacheable queries not in the response cache (executed)",
+            response_cache_misses.clone(),
+        );
         let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
         let events = gauge(&mut registry, "ledger_events", "Events in the log");
         let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
@@ -98,6 +114,8 @@ impl Metrics {
             latency,
             websocket_connections,
             response_cache_bytes,
+            response_cache_hits,
+            response_cache_misses,
             head_revision,
             events,
             releases,
@@ -128,6 +146,18 @@ impl Metrics {
 /// the 0.0.4 format reads OpenMetrics' extra lines (`# UNIT`, `# EOF`) as comments.
 pub(super) async fn serve(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     state.metrics.response_cache_bytes.set(state.responses.bytes() as i64);
+    // fetch_max: the cache's counts only grow, and concurrent scrapes must not add twice.
+    let (hits, misses) = state.responses.hits_and_misses();
+    state
+        .metrics
+        .response_cache_hits
+        .inner()
+        .fetch_max(hits, Ordering::Relaxed);
+    state
+        .metrics
+        .response_cache_misses
+        .inner()
+        .fetch_max(misses, Ordering::Relaxed);
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -1039,6 +1039,51 @@ async fn metrics_count_requests_and_show_the_head() {
     );
 }
 
+/// `/metrics` counts the response cache's hits and misses: the first asking of a query
+/// misses, the same query again at the same revision hits, and after a write it misses again.
+#[tokio::test]
+async fn metrics_count_response_cache_hits_and_misses() {
+    let app = spawn_app().await;
+    let counts = || async {
+        let text = app
+            .client
+            .get(format!("http://{}/metrics", app.addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        (
+            value("tradeledger_response_cache_hits_total "),
+            value("tradeledger_response_cache_misses_total "),
+        )
+    };
+    let (hits, misses) = counts().await;
+    let query = json!({ "query": "{ datasets { id } }" });
+    for _ in 0..3 {
+        assert_eq!(post_accept(&app, None, &query).await.status(), 200);
+    }
+    assert_eq!(counts().await, (hits + 2, misses + 1));
+    let v = app
+        .gql_write(
+            PUBLISH,
+            json!({ "input": release_input("0f6a3c1e-2b7d-4c1a-9e55-00000000bb07", "_T._T._T", "2025-S1", "1") }),
+        )
+        .await;
+    assert!(v.get("errors").is_none(), "{v}");
+    assert_eq!(post_accept(&app, None, &query).await.status(), 200);
+    assert_eq!(counts().await, (hits + 2, misses + 2));
+}
+
 /// `/metrics` is Prometheus text 0.0.4 for a browser or `curl` (so it is shown, not
 /// downloaded), and OpenMetrics for a scraper that asks for it.
 #[tokio::test]

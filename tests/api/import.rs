@@ -686,3 +686,55 @@ mod json_schema {
         }
     }
 }
+
+/// A CSV file is streamed one release at a time, so the rows of a release must be
+/// contiguous: a release whose rows resume after another's is refused naming the file, the
+/// line and where the release began, and nothing of any file is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_releases_split_across_the_file_are_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let row = |id: &str, period: &str| {
+        format!("{DATASET},6b1f0c2e-4d3a-4e51-9a57-2025a00000{id},FINAL,split {id},2026-02-01T00:00:00Z,,_T._T._T,{period},BAL,1\n")
+    };
+    let good = write(dir.path(), "a.csv", &format!("{CSV_HEADER}{}", row("d1", "2032-S1")));
+    let split = write(
+        dir.path(),
+        "b.csv",
+        &format!(
+            "{CSV_HEADER}{}{}{}",
+            row("d2", "2033-S1"),
+            row("d3", "2033-S1"),
+            row("d2", "2033-S2")
+        ),
+    );
+    let (_d, _s, ledger) = fresh().await;
+    load_fixtures(&ledger).await;
+    let head = ledger.read().head().revision;
+    let errors = import_files(&ledger, &[good.clone(), split.clone()], "test")
+        .await
+        .unwrap_err()
+        .errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "{}: line 4: release `6b1f0c2e-4d3a-4e51-9a57-2025a00000d2` began at line 2",
+            split.display()
+        )),
+        "{errors:?}"
+    );
+    assert_eq!(ledger.read().head().revision, head, "nothing recorded");
+
+    // Contiguous, the same rows are recorded as two releases.
+    let fixed = write(
+        dir.path(),
+        "c.csv",
+        &format!(
+            "{CSV_HEADER}{}{}{}",
+            row("d2", "2033-S1"),
+            row("d2", "2033-S2"),
+            row("d3", "2033-S1")
+        ),
+    );
+    let report = import_files(&ledger, &[good, fixed], "test").await.expect("imports");
+    assert_eq!((report.releases_recorded, report.observations_recorded), (3, 4));
+}

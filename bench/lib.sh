@@ -1,0 +1,77 @@
+# Shared by bench/mixed.sh, bench/reads-during-writes.sh and bench/import.sh (sourced, not run).
+
+need() { command -v "$1" >/dev/null || { echo "$1 is needed: $2" >&2; exit 1; }; }
+
+# The release build, unless BIN names another (for example the previous release).
+bench_bin() {
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release --locked --quiet --bin tradeledger
+    BIN=target/release/tradeledger
+  fi
+}
+
+# A store of `tradeledger generate --releases $1 --observations-per-release $2 --seed 1` in
+# $WORK (the layout of bench/load.sh, so a store made by one is reused by the others).
+generated_store() {
+  STORE="$WORK/store-$1-$2"
+  if [ ! -f "$STORE/.complete" ]; then
+    rm -rf "$STORE" && mkdir -p "$STORE"
+    "$BIN" generate --releases "$1" --observations-per-release "$2" --seed 1 "$WORK/log-$1-$2.json" >/dev/null
+    "$BIN" import --log warn --data-dir "$STORE" "$WORK/log-$1-$2.json" >/dev/null
+    rm -f "$WORK/log-$1-$2.json"
+    touch "$STORE/.complete"
+  fi
+}
+
+# start_server DATA_DIR PORT [serve flags...]: starts `serve` (write token generated in the
+# data directory, `write-token`), waits until it listens; SERVER is its pid.
+start_server() {
+  local dir=$1 port=$2
+  shift 2
+  "$BIN" serve --data-dir "$dir" --listen "127.0.0.1:$port" --no-fixtures --log warn "$@" \
+    >"$WORK/serve.out" 2>"$WORK/serve.err" &
+  SERVER=$!
+  for _ in $(seq 1 600); do
+    grep -q "listening on" "$WORK/serve.out" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the server did not start: $(cat "$WORK/serve.err")" >&2
+  exit 1
+}
+
+stop_server() {
+  if [ -n "${SERVER:-}" ]; then
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=
+  fi
+}
+
+# "hits misses" of the response cache so far, from /metrics.
+cache_counts() {
+  curl -s "$1/metrics" | awk '/^tradeledger_response_cache_hits_total /{h=$2} /^tradeledger_response_cache_misses_total /{m=$2} END{print h+0, m+0}'
+}
+
+# start_writer URL TOKEN_FILE DATASET PERIODS KEYS RATE: bench/writer.py in the background,
+# once it is ready to write (Python can take seconds to start on a loaded machine); WRITER is
+# its pid, its output in $WORK/writer.out.
+start_writer() {
+  python3 bench/writer.py "$@" >"$WORK/writer.out" 2>"$WORK/writer.err" &
+  WRITER=$!
+  for _ in $(seq 1 300); do
+    grep -q '^READY' "$WORK/writer.out" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the writer did not start: $(cat "$WORK/writer.err")" >&2
+  exit 1
+}
+
+# Stops the writer (not from a subshell: it must be this shell's child to be waited for) and
+# sets WRITER_SUMMARY to its summary line, without the WRITER tag.
+stop_writer() {
+  kill -TERM "$WRITER" 2>/dev/null || true
+  wait "$WRITER" 2>/dev/null || true
+  WRITER=
+  WRITER_SUMMARY=$(sed -n 's/^WRITER //p' "$WORK/writer.out")
+  [ -n "$WRITER_SUMMARY" ] || { echo "the writer failed: $(cat "$WORK/writer.err")" >&2; exit 1; }
+}
