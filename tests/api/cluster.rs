@@ -293,3 +293,145 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     assert_eq!(ready.status().as_u16(), 200, "readyz once writes resumed");
     checked_log(&a, "after the quorum came back").await;
 }
+
+/// What a writer saw.
+#[derive(Default)]
+struct WriterLog {
+    /// Release id, input, and the acknowledged (revision, hash).
+    acked: Vec<(String, Value, (u64, String))>,
+    /// Sent without an acknowledgement (an error, or no answer): recorded or not.
+    in_doubt: Vec<(String, Value)>,
+}
+
+/// Publishes fresh releases through `server` until `stop`, or until the server is gone.
+async fn keep_writing(
+    client: reqwest::Client,
+    url: String,
+    writer: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> WriterLog {
+    use std::sync::atomic::Ordering;
+    let mut log = WriterLog::default();
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let id = Uuid::new_v4().to_string();
+        let period = format!("{}-{:02}", 2100 + writer as u64 * 200 + n / 12, n % 12 + 1);
+        let input = release_input(&id, "_T._T._T", &period, &format!("{writer}{n}.25"));
+        let sent = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "query": PUBLISH, "variables": { "input": input } }))
+            .send()
+            .await;
+        let answer = match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                resp.json::<Value>().await.ok().map(|body| (status, body))
+            }
+            Err(_) => None,
+        };
+        match answer {
+            Some((status, body)) => match ack_of(status, &body) {
+                Some((revision, hash, false)) => log.acked.push((id, input, (revision, hash))),
+                Some((_, _, true)) => panic!("writer {writer}: a fresh release is a duplicate: {body}"),
+                None => {
+                    log.in_doubt.push((id, input));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            None => {
+                // The node is gone (killed): this writer is done.
+                log.in_doubt.push((id, input));
+                return log;
+            }
+        }
+    }
+    log
+}
+
+/// Four writers through two nodes while one NATS server is SIGKILLed and restarted, then a
+/// tradeledger node is SIGKILLed and restarted: every acknowledged release is on both nodes
+/// at its acknowledged revision, the log is dense and the same on both, `verifyLedger` is ok,
+/// and an in-doubt release re-sent is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_releases_survive_killed_nats_and_tradeledger_nodes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = start_node(&data_a, &cluster, true, &["--nats-timeout-ms", "2000"]).await;
+    let mut b = start_node(&data_b, &cluster, false, &["--nats-timeout-ms", "2000"]).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawn_writers = |server: &Server, first: usize| -> Vec<tokio::task::JoinHandle<WriterLog>> {
+        (first..first + 2)
+            .map(|w| tokio::spawn(keep_writing(server.client.clone(), server.url.clone(), w, stop.clone())))
+            .collect()
+    };
+    let mut writers = spawn_writers(&a, 0);
+    writers.extend(spawn_writers(&b, 2));
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.nodes[0].kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.nodes[0].start();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    b.kill();
+    b = start_node(&data_b, &cluster, false, &["--nats-timeout-ms", "2000"]).await;
+    writers.extend(spawn_writers(&b, 4));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut acked: HashMap<String, (u64, String)> = HashMap::new();
+    let mut in_doubt = Vec::new();
+    for w in writers {
+        let log = tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .expect("a writer did not stop")
+            .expect("writer task");
+        for (id, _, ack) in log.acked {
+            assert!(acked.insert(id, ack).is_none(), "a release id was acknowledged twice");
+        }
+        in_doubt.extend(log.in_doubt);
+    }
+    assert!(!acked.is_empty(), "nothing was acknowledged");
+
+    let (head_a, log_a) = checked_log(&a, "node A").await;
+    wait_head(&b, head_a, "node B catches up").await;
+    let (head_b, log_b) = checked_log(&b, "node B").await;
+    assert_eq!(head_a, head_b, "equal heads");
+    assert_eq!(log_a, log_b, "the same log on both nodes");
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(id, ack)| log_a.get(*id) != Some(ack))
+        .map(|(id, ack)| format!("{id} acknowledged at {ack:?}, the log has {:?}", log_a.get(id)))
+        .collect();
+    assert!(lost.is_empty(), "{} acknowledged releases lost or moved: {lost:#?}", lost.len());
+    for id in log_a.keys() {
+        assert!(
+            acked.contains_key(id) || in_doubt.iter().any(|(d, _)| d == id),
+            "release {id} is in the log but was never sent"
+        );
+    }
+
+    // An in-doubt release re-sent through either node: its original revision if it was
+    // recorded, recorded once otherwise.
+    for (i, (id, input)) in in_doubt.iter().enumerate() {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = publish(server, input).await.expect("re-send");
+        let (revision, hash, duplicate) = ack_of(status, &body).unwrap_or_else(|| panic!("re-send of {id}: {body}"));
+        match log_a.get(id) {
+            Some(recorded) => {
+                assert!(duplicate, "{id} recorded again: {body}");
+                assert_eq!(&(revision, hash), recorded, "{id}");
+            }
+            None => assert!(!duplicate, "{id} is a duplicate of nothing: {body}"),
+        }
+    }
+    let (head_a, _) = checked_log(&a, "node A after the re-sends").await;
+    wait_head(&b, head_a, "node B after the re-sends").await;
+    assert_eq!(checked_log(&b, "node B after the re-sends").await.0, head_a);
+}
