@@ -227,8 +227,9 @@ enum Outcome {
     Event { index: usize, duplicate: bool },
 }
 
-/// Times a group is decided again after another node appended to a shared log first.
-const MAX_REDECIDE: usize = 16;
+/// How long a group may keep losing the race to other nodes appending to a shared log
+/// first, being decided again each time, before its writes are refused (retryable).
+const REDECIDE_FOR: Duration = Duration::from_secs(10);
 
 /// One command of a group, kept until it is answered.
 struct Slot {
@@ -372,7 +373,8 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
             actor: p.actor,
         });
     }
-    let mut attempt = 0;
+    let mut attempt = 0usize;
+    let first = Instant::now();
     let Decided {
         records: _,
         events,
@@ -396,14 +398,24 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         let appended = inner.store.append(records, decided.start).await;
         let durable = match appended {
             Ok(_) => inner.store.flush().await.map_err(|e| e.to_string()),
-            Err(StoreError::Conflict { found, .. }) if shared && attempt < MAX_REDECIDE => {
+            Err(StoreError::Conflict { found, .. }) if shared && first.elapsed() < REDECIDE_FOR => {
                 attempt += 1;
-                tracing::debug!(attempt, head = found.revision, "another node appended first; deciding again");
+                tracing::debug!(
+                    attempt,
+                    head = found.revision,
+                    "another node appended first; deciding again"
+                );
+                if attempt > 1 {
+                    // Two nodes losing to each other in step: a short random pause breaks it.
+                    let pause = rand::random::<u64>() % (attempt.min(10) as u64 + 1);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
                 continue;
             }
             Err(StoreError::Conflict { .. }) if shared => {
                 let busy = LedgerError::storage(format!(
-                    "other nodes appended first {MAX_REDECIDE} times in a row; nothing was recorded, re-send the write"
+                    "other nodes appended first for {} s ({attempt} times); nothing was recorded, re-send the write",
+                    REDECIDE_FOR.as_secs()
                 ));
                 for (reply, outcome) in replies.into_iter().zip(decided.outcomes) {
                     let _ = reply.send(match outcome {

@@ -44,6 +44,9 @@ pub const MAX_ATOMIC_BATCH: usize = 1000;
 /// Default name of the stream.
 pub const DEFAULT_STREAM: &str = "TRADELEDGER";
 
+/// Tries to find the stream at start-up, half a second apart, while the servers do not answer.
+const START_TRIES: u32 = 10;
+
 /// Default bound on every wait on NATS.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -168,8 +171,9 @@ struct Ack {
 
 /// Why a publish failed.
 enum PublishError {
-    /// `Nats-Expected-Last-Sequence` did not hold: the stream's last sequence is another.
-    WrongLastSequence,
+    /// `Nats-Expected-Last-Sequence` did not hold: the stream's last sequence is another
+    /// (the one the server named, when it did).
+    WrongLastSequence(Option<u64>),
     Other(String),
 }
 
@@ -206,15 +210,36 @@ impl JetStreamStore {
         }
         let client = tokio::time::timeout(timeout, options.connect(urls))
             .await
-            .map_err(|_| io(format!("connecting to NATS at {}: no answer within {timeout:?}", config.urls)))?
+            .map_err(|_| {
+                io(format!(
+                    "connecting to NATS at {}: no answer within {timeout:?}",
+                    config.urls
+                ))
+            })?
             .map_err(|e| io(format!("connecting to NATS at {}: {e}", config.urls)))?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(timeout);
 
         let want = wanted_config(config, &subject);
-        let mut stream = match js.get_stream(&config.stream).await {
+        // A cluster that is electing its leaders (just started, a server just back) does not
+        // answer at once: a few tries before giving up.
+        let mut tries = 0;
+        let found = loop {
+            tries += 1;
+            match js.get_stream(&config.stream).await {
+                Err(e)
+                    if tries < START_TRIES && matches!(e.kind(), jetstream::context::GetStreamErrorKind::Request) =>
+                {
+                    tracing::warn!(error = %e, "the JetStream stream does not answer yet");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => break other,
+            }
+        };
+        let mut stream = match found {
             Ok(stream) => stream,
-            Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) => {
+            Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+            {
                 tracing::info!(stream = %config.stream, replicas = config.replicas, "creating the JetStream stream");
                 js.create_stream(want.clone())
                     .await
@@ -337,11 +362,14 @@ impl JetStreamStore {
     }
 
     /// A conflict: the stream's head is not `expected`. Reports the head this node's copy has
-    /// once it has caught up with the stream.
-    async fn conflict(&self, expected: Head) -> StoreError {
-        let last = match self.last_sequence().await {
-            Ok(last) => last,
-            Err(e) => return e,
+    /// once it has caught up with the stream (with its last sequence `last`, when known).
+    async fn conflict(&self, expected: Head, last: Option<u64>) -> StoreError {
+        let last = match last {
+            Some(last) => last,
+            None => match self.last_sequence().await {
+                Ok(last) => last,
+                Err(e) => return e,
+            },
         };
         if let Err(e) = self.wait_for(last).await {
             return e;
@@ -393,10 +421,16 @@ impl JetStreamStore {
                 match answer {
                     jetstream::response::Response::Err { error } => {
                         return Err(if error.error_code() == ErrorCode::STREAM_WRONG_LAST_SEQUENCE {
-                            PublishError::WrongLastSequence
+                            // "wrong last sequence: N"
+                            let text = error.to_string();
+                            let last = text
+                                .split("wrong last sequence: ")
+                                .nth(1)
+                                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
+                            PublishError::WrongLastSequence(last)
                         } else {
                             PublishError::Other(format!("the JetStream stream refused the write: {error}"))
-                        })
+                        });
                     }
                     jetstream::response::Response::Ok(ack) if last => {
                         if ack.duplicate {
@@ -426,7 +460,11 @@ impl JetStreamStore {
                 return Ok(Hash::GENESIS);
             }
             let bytes = self.mirror.get(revision)?.unwrap_or_default();
-            Ok(bytes.get(..32).and_then(|h| h.try_into().ok()).map(Hash).unwrap_or_default())
+            Ok(bytes
+                .get(..32)
+                .and_then(|h| h.try_into().ok())
+                .map(Hash)
+                .unwrap_or_default())
         };
         if hash_at(expected.revision)? != expected.hash {
             return Err(StoreError::Conflict {
@@ -439,7 +477,7 @@ impl JetStreamStore {
             return if found == expected {
                 Ok(expected)
             } else {
-                Err(self.conflict(expected).await)
+                Err(self.conflict(expected, None).await)
             };
         }
         for (revision, r) in (expected.revision + 1..).zip(&records) {
@@ -469,8 +507,10 @@ impl JetStreamStore {
                         after + chunk.len() as u64
                     )))
                 }
-                Err(PublishError::WrongLastSequence) if i == 0 => return Err(self.conflict(expected).await),
-                Err(PublishError::WrongLastSequence) => {
+                Err(PublishError::WrongLastSequence(last)) if i == 0 => {
+                    return Err(self.conflict(expected, last).await)
+                }
+                Err(PublishError::WrongLastSequence(_)) => {
                     return Err(io(format!(
                         "another write came between two batches of one append; revisions up to {after} are stored"
                     )))
