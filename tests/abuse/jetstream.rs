@@ -37,6 +37,14 @@ async fn context(url: &str) -> jetstream::Context {
 /// is one with other replicas than `--nats-replicas`; both name the field. Nothing is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_does_not_fit_the_log_is_refused_naming_the_field() {
+    // No server named at all.
+    let dir = tempfile::tempdir().unwrap();
+    let failure = start_server(&dir.path().join("none"), &["--store", "jetstream"])
+        .await
+        .err()
+        .expect("a JetStream node started without --nats-url");
+    assert!(failure.stderr.contains("--nats-url"), "{failure:?}");
+
     let nats = NatsCluster::start(1).await;
     let url = nats.urls();
     let js = context(&url).await;
@@ -48,7 +56,6 @@ async fn a_stream_that_does_not_fit_the_log_is_refused_naming_the_field() {
     })
     .await
     .expect("creating the stream");
-    let dir = tempfile::tempdir().unwrap();
     let failure = start_server(&dir.path().join("a"), &args(&url, &["--nats-stream", "LIMITED"]))
         .await
         .err()
