@@ -90,6 +90,9 @@ pub struct JetStreamStore {
     head: watch::Receiver<Head>,
     /// Why the follower stopped or last failed, for error messages.
     follower_error: Arc<Mutex<Option<String>>>,
+    /// Tells the follower to make its consumer again: a wait for it timed out (a consumer
+    /// on a server that went away is otherwise noticed only after missed heartbeats).
+    kick: Arc<tokio::sync::Notify>,
     follower: tokio::task::JoinHandle<()>,
     /// The largest message the servers take.
     max_payload: usize,
@@ -270,6 +273,7 @@ impl JetStreamStore {
         let mirror = Arc::new(MemoryStore::new());
         let (tx, head) = watch::channel(Head::default());
         let follower_error = Arc::new(Mutex::new(None));
+        let kick = Arc::new(tokio::sync::Notify::new());
         let follower = tokio::spawn(follow(
             client.clone(),
             stream,
@@ -277,6 +281,7 @@ impl JetStreamStore {
             mirror.clone(),
             tx,
             follower_error.clone(),
+            kick.clone(),
         ));
         let store = JetStreamStore {
             max_payload: client.server_info().max_payload,
@@ -288,6 +293,7 @@ impl JetStreamStore {
             mirror,
             head,
             follower_error,
+            kick,
             follower,
         };
         store.wait_for_progress(last).await?;
@@ -327,6 +333,9 @@ impl JetStreamStore {
     async fn wait_for(&self, revision: u64) -> Result<(), StoreError> {
         let mut rx = self.head.clone();
         let waited = tokio::time::timeout(self.timeout, rx.wait_for(|h| h.revision >= revision)).await;
+        if waited.is_err() {
+            self.kick.notify_one();
+        }
         match waited {
             Ok(Ok(_)) => Ok(()),
             _ => Err(io(format!(
@@ -545,6 +554,7 @@ async fn follow(
     mirror: Arc<MemoryStore>,
     tx: watch::Sender<Head>,
     error: Arc<Mutex<Option<String>>>,
+    kick: Arc<tokio::sync::Notify>,
 ) {
     let set_error = |e: Option<String>| {
         if let Some(e) = &e {
@@ -578,7 +588,15 @@ async fn follow(
                 continue;
             }
         };
-        while let Some(message) = messages.next().await {
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                () = kick.notified() => {
+                    set_error(Some("a wait for this node's copy timed out: making the consumer again".into()));
+                    break;
+                }
+            };
+            let Some(message) = message else { break };
             let message = match message {
                 Ok(m) => m,
                 Err(e) => {
