@@ -464,3 +464,58 @@ async fn acknowledged_releases_survive_killed_nats_and_tradeledger_nodes() {
     wait_head(&b, head_a, "node B after the re-sends").await;
     assert_eq!(checked_log(&b, "node B after the re-sends").await.0, head_a);
 }
+
+/// Measurement, not a check (run with `--ignored --nocapture`): the time from an
+/// acknowledgement on node A to a subscriber on node B being notified of the release (node B
+/// has applied it, so it is readable there, before it notifies), over 200 sequential publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_cross_node_visibility() {
+    let cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_node(&dir.path().join("a"), &cluster, true, &[]).await;
+    let b = start_node(&dir.path().join("b"), &cluster, false, &[]).await;
+    wait_head(&b, head_of(&a).await, "node B reads the fixtures").await;
+    let ws_url = format!("ws://{}/graphql/ws", b.addr);
+    let (mut ws, _) = crate::support::ws::try_connect(&ws_url, Some(crate::support::ws::TRANSPORT), None)
+        .await
+        .expect("WebSocket to node B");
+    crate::support::ws::init(&mut ws).await;
+    crate::support::ws::subscribe(
+        &mut ws,
+        "1",
+        "subscription { releasePublished { revision } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut lags = Vec::new();
+    for i in 0..200u64 {
+        let input = release_input(
+            &Uuid::new_v4().to_string(),
+            "_T._T._T",
+            &format!("{}-{:02}", 2400 + i / 12, i % 12 + 1),
+            "1.5",
+        );
+        let (status, body) = publish(&a, &input).await.unwrap();
+        let acked = Instant::now();
+        let (revision, _, _) = ack_of(status, &body).unwrap_or_else(|| panic!("{body}"));
+        loop {
+            let heard = crate::support::ws::next_data(&mut ws, "1").await;
+            if heard["releasePublished"]["revision"].as_u64() >= Some(revision) {
+                break;
+            }
+        }
+        lags.push(acked.elapsed());
+    }
+    lags.sort();
+    let at = |q: f64| lags[((lags.len() as f64 * q) as usize).min(lags.len() - 1)];
+    println!(
+        "ack on A -> subscriber on B notified, {} publishes: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        lags.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        lags[lags.len() - 1]
+    );
+}
