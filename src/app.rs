@@ -16,13 +16,15 @@ use crate::http::{self, ServerConfig};
 use crate::import::{load, Batch};
 use crate::ledger::{Ledger, OpenOptions, Prefold};
 use crate::settings::LimitArgs;
-use crate::store::{ColdScan, SledStore, COLD_SCAN_CHUNK};
+use crate::store::{ColdScan, JetStreamConfig, JetStreamStore, SledStore, COLD_SCAN_CHUNK};
 
 /// The flags of `serve`.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Address to listen on.
     #[arg(long, env = "TRADELEDGER_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
@@ -83,6 +85,77 @@ pub struct StoreArgs {
     pub cold_scan_chunk: u64,
 }
 
+/// Which log `serve` runs on: the embedded sled store, or a NATS JetStream stream shared by
+/// several nodes (`--data-dir` then keeps the lock, the signing key and the token only).
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Where the event log is: `sled` (embedded, in DATA_DIR/log) or `jetstream` (a NATS
+    /// JetStream stream that any number of nodes share; needs --nats-url).
+    #[arg(long = "store", env = "TRADELEDGER_STORE", value_enum, default_value_t = StoreKind::Sled)]
+    pub kind: StoreKind,
+    /// NATS server URLs, comma-separated (`nats://host:4222,...`), for `--store jetstream`.
+    #[arg(long, env = "TRADELEDGER_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// JetStream stream holding the log (its subject is `<NAME>.events`); created if missing.
+    #[arg(long, env = "TRADELEDGER_NATS_STREAM", default_value = crate::store::DEFAULT_NATS_STREAM)]
+    pub nats_stream: String,
+    /// Replicas of the stream (1, 3 or 5 for a cluster): set when the stream is created, and
+    /// checked against an existing one.
+    #[arg(long, env = "TRADELEDGER_NATS_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub nats_replicas: u64,
+    /// NATS credentials file (JWT and NKey seed).
+    #[arg(long, env = "TRADELEDGER_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// NATS authentication token.
+    #[arg(long, env = "TRADELEDGER_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+    /// Longest wait on NATS, in milliseconds: connecting, a publish acknowledgement, the stream
+    /// answering, this node reading back its own write. Beyond it a write fails as a storage
+    /// failure (INTERNAL_SERVER_ERROR; writes are refused and /readyz answers 503 until the
+    /// stream answers again; reads go on).
+    #[arg(long, env = "TRADELEDGER_NATS_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub nats_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Sled,
+    Jetstream,
+}
+
+impl Default for LogArgs {
+    fn default() -> Self {
+        LogArgs {
+            kind: StoreKind::Sled,
+            nats_url: None,
+            nats_stream: crate::store::DEFAULT_NATS_STREAM.to_owned(),
+            nats_replicas: 1,
+            nats_creds: None,
+            nats_token: None,
+            nats_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl LogArgs {
+    /// The JetStream configuration, for `--store jetstream`.
+    fn jetstream(&self) -> Result<JetStreamConfig> {
+        let Some(urls) = self.nats_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            bail!("--store jetstream needs --nats-url (or TRADELEDGER_NATS_URL)");
+        };
+        Ok(JetStreamConfig {
+            urls: urls.to_owned(),
+            stream: self.nats_stream.clone(),
+            replicas: self.nats_replicas as usize,
+            creds: self.nats_creds.clone(),
+            token: self.nats_token.clone(),
+            timeout: std::time::Duration::from_millis(self.nats_timeout_ms),
+        })
+    }
+}
+
 impl ServeArgs {
     /// `serve`'s defaults over `data_dir`, listening on a free port of 127.0.0.1.
     pub fn new(data_dir: &Path) -> Self {
@@ -91,6 +164,7 @@ impl ServeArgs {
                 data_dir: data_dir.to_owned(),
                 cold_scan_chunk: COLD_SCAN_CHUNK as u64,
             },
+            log: LogArgs::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             write_tokens: None,
             read_tokens: None,
@@ -131,11 +205,16 @@ impl App {
                 limits.max_depth
             );
         }
-        let ledger = open_ledger(
-            &settings.store.data_dir,
-            settings.store.cold_scan_chunk,
-            settings.read_only,
-        )?;
+        let ledger = match settings.log.kind {
+            StoreKind::Sled => open_ledger(
+                &settings.store.data_dir,
+                settings.store.cold_scan_chunk,
+                settings.read_only,
+            )?,
+            StoreKind::Jetstream => {
+                open_jetstream_ledger(&settings.store.data_dir, &settings.log.jetstream()?, settings.read_only).await?
+            }
+        };
         let keys = crate::tlog::KeyConfig {
             key_file: settings.signing_key.as_deref(),
             origin: settings.log_origin.as_deref(),
@@ -312,6 +391,31 @@ pub(crate) fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Resul
         versions = p.version_count(),
         millis = started.elapsed().as_millis() as u64,
         "ledger opened"
+    );
+    if let Some(d) = &verification.damage {
+        tracing::error!(damage = %d, "serving a damaged log read-only");
+    }
+    drop(p);
+    Ok(ledger)
+}
+
+/// Opens the ledger over a JetStream stream: the data directory holds the lock, the signing
+/// key and the token only.
+async fn open_jetstream_ledger(data_dir: &Path, config: &JetStreamConfig, read_only: bool) -> Result<Ledger> {
+    let started = Instant::now();
+    prepare_data_dir(data_dir)?;
+    lock_data_dir(data_dir)?;
+    let store = JetStreamStore::open(config)
+        .await
+        .with_context(|| format!("opening the JetStream stream {} at {}", config.stream, config.urls))?;
+    let (ledger, verification) = Ledger::open(Arc::new(store), OpenOptions { read_only })?;
+    let p = ledger.read();
+    tracing::info!(
+        revision = p.head().revision,
+        versions = p.version_count(),
+        millis = started.elapsed().as_millis() as u64,
+        stream = %config.stream,
+        "ledger opened on JetStream"
     );
     if let Some(d) = &verification.damage {
         tracing::error!(damage = %d, "serving a damaged log read-only");

@@ -16,7 +16,8 @@ use crate::store::{decode, Hash, LogStore, StoredEvent};
 use super::{Committed, LedgerError};
 
 /// A write, validated against its own rules, waiting to be decided against the ledger.
-#[derive(Debug)]
+/// Cloned to decide it again when another node appended first (a shared log).
+#[derive(Debug, Clone)]
 pub(super) enum Command {
     DefineDataset(Dataset),
     PublishRelease(Release),

@@ -133,7 +133,8 @@ impl Fold {
         if damage.is_none() {
             // A head record ahead of the events means events were removed from the end.
             let head = store.head().map_err(storage)?;
-            let in_flight = live.is_some() && head.revision > checked;
+            // A shared log (other nodes append to it) may grow while it is folded, too.
+            let in_flight = (live.is_some() || store.watch_head().is_some()) && head.revision > checked;
             if !in_flight && (head.revision != checked || head.hash != prev) {
                 damage = Some(Damage {
                     revision: checked + 1,

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::Subject;
-use crate::store::{decode, encode, Envelope, Head, Record, StoredEvent, FORMAT_VERSION};
+use crate::store::{decode, encode, Envelope, Head, Record, StoreError, StoredEvent, FORMAT_VERSION};
 
 use super::command::{Command, Context, Decision};
 use super::error::poisoned;
@@ -37,17 +37,36 @@ pub(super) struct Pending {
 /// After a group fails to reach the disk, it refuses every command and, with a pause that
 /// doubles from [`RECOVER_FIRST`] to [`RECOVER_MAX`], tries to bring the store back.
 pub(super) async fn writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver<Pending>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
+    // One command makes at most one event: a group never holds more records than the store
+    // appends atomically.
+    let (max_group, mut moved) = match inner.upgrade() {
+        Some(i) => (MAX_GROUP.min(i.store.max_batch()).max(1), i.store.watch_head()),
+        None => return,
+    };
+    let mut group = Vec::with_capacity(max_group);
     // While the store fails: when to try to bring it back next, and the pause after that.
     let mut retry: Option<(Instant, Duration)> = None;
+    // A shared log may have moved between the fold and now.
+    let mut foreign = moved.is_some();
     loop {
-        let closed = match retry {
-            None => rx.recv_many(&mut group, MAX_GROUP).await == 0,
-            // `recv_many` is cancel-safe: losing the race to the timer loses no command.
-            Some((at, _)) => tokio::select! {
-                n = rx.recv_many(&mut group, MAX_GROUP) => n == 0,
-                () = tokio::time::sleep_until(at.into()) => false,
-            },
+        if foreign && retry.is_none() {
+            let Some(inner) = inner.upgrade() else { return };
+            apply_foreign(&inner);
+        }
+        foreign = false;
+        // `recv_many` is cancel-safe: losing the race to the timer or the head watch loses
+        // no command.
+        let closed = tokio::select! {
+            n = rx.recv_many(&mut group, max_group) => n == 0,
+            () = sleep_until(retry.map(|(at, _)| at)) => false,
+            changed = head_moved(moved.as_mut()) => {
+                match changed {
+                    true => foreign = true,
+                    // The store stopped announcing its head: nothing more will come.
+                    false => moved = None,
+                }
+                false
+            }
         };
         if closed {
             return;
@@ -85,6 +104,40 @@ pub(super) async fn writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver
             set_storage_failure(&inner, &e);
             retry = Some((Instant::now() + RECOVER_FIRST, (RECOVER_FIRST * 2).min(RECOVER_MAX)));
         }
+    }
+}
+
+/// Sleeps until `at`; for ever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when a shared log's head moves (true), or its store stops announcing it (false);
+/// never without a watch.
+async fn head_moved(watch: Option<&mut tokio::sync::watch::Receiver<Head>>) -> bool {
+    match watch {
+        Some(w) => w.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies the records other nodes appended to a shared log, and tells subscribers, as for
+/// this node's own writes. A record that breaks the hash chain poisons the ledger (see
+/// [`catch_up`]).
+fn apply_foreign(inner: &Inner) {
+    if inner.poisoned.load(Ordering::Acquire) {
+        return;
+    }
+    match catch_up(inner) {
+        Ok(notices) => {
+            for n in notices {
+                let _ = inner.notices.send(n);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not apply the records other nodes appended"),
     }
 }
 
@@ -136,7 +189,12 @@ fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
     // Only the writer changes the projection, so decoding before taking the lock is safe.
     let mut events = Vec::new();
     let mut prev = prev;
-    for item in store.scan(from + 1) {
+    // A shared log may grow while this runs: only up to the head read above.
+    let upto = stored.revision;
+    let records = store
+        .scan(from + 1)
+        .take_while(|item| item.as_ref().map_or(true, |(revision, _)| *revision <= upto));
+    for item in records {
         let (revision, bytes) = item.map_err(|e| e.to_string())?;
         let event = decode(revision, &bytes, &prev).map_err(|d| poison(d.to_string()))?;
         prev = event.hash;
@@ -169,8 +227,134 @@ enum Outcome {
     Event { index: usize, duplicate: bool },
 }
 
+/// How long a group may keep losing the race to other nodes appending to a shared log
+/// first, being decided again each time, before its writes are refused (retryable).
+const REDECIDE_FOR: Duration = Duration::from_secs(10);
+
+/// One command of a group, kept until it is answered.
+struct Slot {
+    /// `None` once decided, unless it may have to be decided again (a shared log).
+    command: Option<Command>,
+    expected_revision: Option<u64>,
+    actor: String,
+}
+
+/// A group decided against the projection: the records to append after `start`, their
+/// events, and how each command is answered.
+struct Decided {
+    start: Head,
+    records: Vec<Record>,
+    events: Vec<StoredEvent>,
+    outcomes: Vec<Outcome>,
+}
+
+/// Decides every command of the group against the projection as it stands.
+fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
+    let mut records: Vec<Record> = Vec::new();
+    let mut events: Vec<StoredEvent> = Vec::new();
+    let mut outcomes = Vec::with_capacity(slots.len());
+    let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+    let ctx = Context {
+        state: &state,
+        store: inner.store.as_ref(),
+    };
+    let mut head = state.head();
+    let start = head;
+    let max_record = inner.store.max_record_bytes();
+    // The event this group appends for each subject, for duplicate checks between its
+    // own commands.
+    let mut subjects: HashMap<Subject, usize> = HashMap::new();
+    for slot in slots {
+        let command = match again {
+            true => slot.command.clone(),
+            false => slot.command.take(),
+        };
+        let Some(command) = command else {
+            outcomes.push(Outcome::Answer(Err(writer_lost())));
+            continue;
+        };
+        let outcome = match command.decide(&ctx) {
+            Decision::Answer(answer) => Outcome::Answer(answer),
+            Decision::Append(event) => {
+                let subject = event.subject();
+                if let Some(&index) = subjects.get(&subject) {
+                    if events[index].envelope.event == event {
+                        Outcome::Event { index, duplicate: true }
+                    } else {
+                        Outcome::Answer(Err(LedgerError::Conflict(format!(
+                            "{subject} is being recorded with different content"
+                        ))))
+                    }
+                } else if let Some(expected) = slot.expected_revision.filter(|&e| e != head.revision) {
+                    Outcome::Answer(Err(LedgerError::Conflict(format!(
+                        "expectedRevision {expected} does not match the ledger head {}",
+                        head.revision
+                    ))))
+                } else {
+                    let envelope = Envelope {
+                        format: FORMAT_VERSION,
+                        revision: head.revision + 1,
+                        event_id: Uuid::new_v4(),
+                        recorded_at: Utc::now(),
+                        actor: slot.actor.clone(),
+                        prev_hash: head.hash.to_hex(),
+                        event,
+                    };
+                    let (hash, bytes) = encode(&envelope);
+                    if bytes.len() > max_record {
+                        outcomes.push(Outcome::Answer(Err(LedgerError::bad_input(
+                            "input",
+                            format!(
+                                "{subject} encodes to {} bytes, more than the store takes in one record ({max_record} \
+                                 bytes); split it",
+                                bytes.len()
+                            ),
+                        ))));
+                        continue;
+                    }
+                    let index = events.len();
+                    subjects.insert(subject, index);
+                    records.push(Record {
+                        revision: envelope.revision,
+                        hash,
+                        bytes,
+                    });
+                    head = Head {
+                        revision: envelope.revision,
+                        hash,
+                    };
+                    events.push(StoredEvent { envelope, hash });
+                    Outcome::Event {
+                        index,
+                        duplicate: false,
+                    }
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Decided {
+        start,
+        records,
+        events,
+        outcomes,
+    }
+}
+
+/// A command that was taken to decide it and is not there to decide it again: cannot
+/// happen (commands are kept whenever the log is shared).
+fn writer_lost() -> LedgerError {
+    LedgerError::storage("the write was lost between two decisions; re-send it".to_owned())
+}
+
 /// Decides, appends, flushes, applies and answers one group. `Err` when the group did not
 /// reach the disk: the store must then be brought back before the next write.
+///
+/// On a shared log (several nodes append to it) the group is decided against the records
+/// the other nodes appended so far; if one of them appends first all the same, the store
+/// answers with a conflict, and the group is decided again after applying their records: a
+/// release recorded meanwhile is then a duplicate, a stale `expectedRevision` a conflict,
+/// exactly as if the writes had come through this node.
 async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), String> {
     if inner.poisoned.load(Ordering::Acquire) {
         for p in group {
@@ -178,84 +362,70 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         }
         return Ok(());
     }
-    let mut records: Vec<Record> = Vec::new();
-    let mut events: Vec<StoredEvent> = Vec::new();
-    let mut answers = Vec::with_capacity(group.len());
-    let start;
-    {
-        let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
-        let ctx = Context {
-            state: &state,
-            store: inner.store.as_ref(),
-        };
-        let mut head = state.head();
-        start = head;
-        // The event this group appends for each subject, for duplicate checks between its
-        // own commands.
-        let mut subjects: HashMap<Subject, usize> = HashMap::new();
-        for Pending {
-            command,
-            expected_revision,
-            actor,
-            reply,
-        } in group
-        {
-            let outcome = match command.decide(&ctx) {
-                Decision::Answer(answer) => Outcome::Answer(answer),
-                Decision::Append(event) => {
-                    let subject = event.subject();
-                    if let Some(&index) = subjects.get(&subject) {
-                        if events[index].envelope.event == event {
-                            Outcome::Event { index, duplicate: true }
-                        } else {
-                            Outcome::Answer(Err(LedgerError::Conflict(format!(
-                                "{subject} is being recorded with different content"
-                            ))))
-                        }
-                    } else if let Some(expected) = expected_revision.filter(|&e| e != head.revision) {
-                        Outcome::Answer(Err(LedgerError::Conflict(format!(
-                            "expectedRevision {expected} does not match the ledger head {}",
-                            head.revision
-                        ))))
-                    } else {
-                        let envelope = Envelope {
-                            format: FORMAT_VERSION,
-                            revision: head.revision + 1,
-                            event_id: Uuid::new_v4(),
-                            recorded_at: Utc::now(),
-                            actor,
-                            prev_hash: head.hash.to_hex(),
-                            event,
-                        };
-                        let (hash, bytes) = encode(&envelope);
-                        let index = events.len();
-                        subjects.insert(subject, index);
-                        records.push(Record {
-                            revision: envelope.revision,
-                            hash,
-                            bytes,
-                        });
-                        head = Head {
-                            revision: envelope.revision,
-                            hash,
-                        };
-                        events.push(StoredEvent { envelope, hash });
-                        Outcome::Event {
-                            index,
-                            duplicate: false,
-                        }
-                    }
-                }
-            };
-            answers.push((reply, outcome));
-        }
+    let shared = inner.store.watch_head().is_some();
+    let mut replies = Vec::with_capacity(group.len());
+    let mut slots = Vec::with_capacity(group.len());
+    for p in group {
+        replies.push(p.reply);
+        slots.push(Slot {
+            command: Some(p.command),
+            expected_revision: p.expected_revision,
+            actor: p.actor,
+        });
     }
-
-    if !records.is_empty() {
-        let appended = inner.store.append(records, start).await.map_err(|e| e.to_string());
+    let mut attempt = 0usize;
+    let first = Instant::now();
+    let Decided {
+        records: _,
+        events,
+        outcomes,
+        start: _,
+    } = loop {
+        if shared {
+            apply_foreign(inner);
+            if inner.poisoned.load(Ordering::Acquire) {
+                for reply in replies {
+                    let _ = reply.send(Err(poisoned()));
+                }
+                return Ok(());
+            }
+        }
+        let mut decided = decide_group(inner, &mut slots, shared);
+        if decided.records.is_empty() {
+            break decided;
+        }
+        let records = std::mem::take(&mut decided.records);
+        let appended = inner.store.append(records, decided.start).await;
         let durable = match appended {
             Ok(_) => inner.store.flush().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Err(StoreError::Conflict { found, .. }) if shared && first.elapsed() < REDECIDE_FOR => {
+                attempt += 1;
+                tracing::debug!(
+                    attempt,
+                    head = found.revision,
+                    "another node appended first; deciding again"
+                );
+                if attempt > 1 {
+                    // Two nodes losing to each other in step: a short random pause breaks it.
+                    let pause = rand::random::<u64>() % (attempt.min(10) as u64 + 1);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                continue;
+            }
+            Err(StoreError::Conflict { .. }) if shared => {
+                let busy = LedgerError::storage(format!(
+                    "other nodes appended first for {} s ({attempt} times); nothing was recorded, re-send the write",
+                    REDECIDE_FOR.as_secs()
+                ));
+                for (reply, outcome) in replies.into_iter().zip(decided.outcomes) {
+                    let _ = reply.send(match outcome {
+                        Outcome::Answer(a) => a,
+                        Outcome::Event { .. } => Err(busy.clone()),
+                    });
+                }
+                return Ok(());
+            }
+            Err(e) => Err(e.to_string()),
         };
         if let Err(e) = durable {
             // The group may or may not be in the log: the projection is left as it was, and
@@ -268,7 +438,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
                 "the write did not reach the disk and is not acknowledged ({e}); it may still be \
                  recorded once storage recovers: re-send it with the same release id to learn its revision"
             );
-            for (reply, outcome) in answers {
+            for (reply, outcome) in replies.into_iter().zip(decided.outcomes) {
                 let answer = match outcome {
                     Outcome::Answer(a) => a,
                     Outcome::Event { .. } => Err(LedgerError::storage(in_doubt.clone())),
@@ -277,7 +447,8 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
             }
             return Err(e);
         }
-    }
+        break decided;
+    };
 
     let mut notices = Vec::with_capacity(events.len());
     {
@@ -296,7 +467,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
             }
         }
     }
-    for (reply, outcome) in answers {
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let answer = match outcome {
             Outcome::Answer(a) => a,
             Outcome::Event { index, duplicate } => Ok(Committed {

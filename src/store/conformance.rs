@@ -235,49 +235,58 @@ pub(super) async fn of_two_racing_appends_at_one_head_exactly_one_wins(store: st
 }
 
 macro_rules! conformance {
+    // A store made by an async constructor (one that connects to a server).
+    ($name:ident, async $make:expr) => {
+        conformance!(@cases $name, async fn make() -> Box<dyn LogStore> {
+            Box::new(($make)().await)
+        });
+    };
     ($name:ident, $make:expr) => {
+        conformance!(@cases $name, async fn make() -> Box<dyn LogStore> {
+            Box::new(($make)())
+        });
+    };
+    (@cases $name:ident, $make:item) => {
         mod $name {
             use super::*;
 
-            fn make() -> Box<dyn LogStore> {
-                Box::new(($make)())
-            }
+            $make
 
             #[tokio::test]
             async fn empty_store_has_genesis_head() {
-                super::empty_store_has_genesis_head(make().as_ref()).await
+                super::empty_store_has_genesis_head(make().await.as_ref()).await
             }
             #[tokio::test]
             async fn append_reports_the_head_and_revisions_stay_dense() {
-                super::append_reports_the_head_and_revisions_stay_dense(make().as_ref()).await
+                super::append_reports_the_head_and_revisions_stay_dense(make().await.as_ref()).await
             }
             #[tokio::test]
             async fn an_append_that_does_not_continue_the_head_is_refused_whole() {
-                super::an_append_that_does_not_continue_the_head_is_refused_whole(make().as_ref()).await
+                super::an_append_that_does_not_continue_the_head_is_refused_whole(make().await.as_ref()).await
             }
             #[tokio::test]
             async fn range_reads_start_and_stop_where_asked() {
-                super::range_reads_start_and_stop_where_asked(make().as_ref()).await
+                super::range_reads_start_and_stop_where_asked(make().await.as_ref()).await
             }
             #[tokio::test]
             async fn stored_records_keep_the_hash_chain() {
-                super::stored_records_keep_the_hash_chain(make().as_ref()).await
+                super::stored_records_keep_the_hash_chain(make().await.as_ref()).await
             }
             #[tokio::test]
             async fn large_batches_append_atomically() {
-                super::large_batches_append_atomically(make().as_ref()).await
+                super::large_batches_append_atomically(make().await.as_ref()).await
             }
             #[tokio::test]
             async fn the_merkle_tree_follows_appends_and_rebuilds() {
-                super::the_merkle_tree_follows_appends_and_rebuilds(make().as_ref()).await
+                super::the_merkle_tree_follows_appends_and_rebuilds(make().await.as_ref()).await
             }
             #[tokio::test]
             async fn an_append_at_a_stale_head_is_a_conflict_and_changes_nothing() {
-                super::an_append_at_a_stale_head_is_a_conflict_and_changes_nothing(make().as_ref()).await
+                super::an_append_at_a_stale_head_is_a_conflict_and_changes_nothing(make().await.as_ref()).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn of_two_racing_appends_at_one_head_exactly_one_wins() {
-                super::of_two_racing_appends_at_one_head_exactly_one_wins(make().into()).await
+                super::of_two_racing_appends_at_one_head_exactly_one_wins(make().await.into()).await
             }
         }
     };
@@ -285,6 +294,7 @@ macro_rules! conformance {
 
 conformance!(sled, || super::super::SledStore::temporary().unwrap());
 conformance!(memory, super::super::MemoryStore::new);
+conformance!(jetstream, async super::super::jetstream::test_server::store);
 
 /// Durability, for stores that live on disk: what was flushed is there after a reopen, and
 /// appends continue from it.

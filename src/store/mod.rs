@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 mod conformance;
+mod jetstream;
 mod memory;
 mod record;
 mod sled_store;
@@ -17,6 +18,7 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 
+pub use jetstream::{JetStreamConfig, JetStreamStore, DEFAULT_STREAM as DEFAULT_NATS_STREAM, MAX_ATOMIC_BATCH};
 pub use memory::MemoryStore;
 pub use record::{decode, encode, Damage, Envelope, Hash, StoredEvent, FORMAT_VERSION};
 pub use sled_store::{ColdScan, SledStore, COLD_SCAN_CHUNK};
@@ -148,4 +150,24 @@ pub trait LogStore: Send + Sync + 'static {
     /// each appended record's leaf (as [`MemoryStore`] does); sled also caches the leaves on
     /// disk so that opening a large log does not hash every event again.
     fn tree(&self) -> &crate::tlog::TreeLock;
+
+    /// For a log that others append to too (a JetStream stream shared by several nodes): the
+    /// head of what this store has read, announced each time it moves, so that the ledger
+    /// applies records it did not write. `None` (the default) for a log only this process
+    /// writes.
+    fn watch_head(&self) -> Option<tokio::sync::watch::Receiver<Head>> {
+        None
+    }
+
+    /// Most records one [`LogStore::append`] keeps atomic (a JetStream atomic batch holds at
+    /// most 1000 messages); the ledger's writer never appends more at once.
+    fn max_batch(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Largest record, in bytes, the store takes (a NATS server's `max_payload`); the
+    /// writer refuses a bigger event as bad input, naming its size.
+    fn max_record_bytes(&self) -> usize {
+        usize::MAX
+    }
 }

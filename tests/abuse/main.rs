@@ -7,6 +7,7 @@
 mod audit_log;
 mod cost;
 mod frontdoor;
+mod jetstream;
 mod ledger;
 mod runtime;
 mod store_damage;

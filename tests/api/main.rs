@@ -2,6 +2,7 @@
 //! that the crate links once. In-process tests start the server on port 0 over a temp sled
 //! store (`support`); process tests drive the real binary (`support::proc_support`).
 
+mod cluster;
 mod crash;
 /// The fuzz crate's shared harness (`fuzz/src/lib.rs`), replayed by `hostile`.
 #[allow(dead_code)]

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod fixtures;
+pub mod nats;
 pub mod proc_support;
 pub mod ws;
 

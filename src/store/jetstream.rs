@@ -1,0 +1,791 @@
+//! The log on a NATS JetStream stream: replicated by the NATS servers (Raft), shared by every
+//! tradeledger node that follows it.
+//!
+//! Stream sequence = revision: the stream holds our records only (one subject,
+//! `<stream>.events`, no deletes, no limits that drop records), so record `n` is message `n`.
+//!
+//! - **Writes** ([`LogStore::append`]) publish the records as one atomic batch (ADR-50: every
+//!   message carries `Nats-Batch-Id` and `Nats-Batch-Sequence`, the last `Nats-Batch-Commit`);
+//!   the first message carries `Nats-Expected-Last-Sequence: expected.revision`, so of two
+//!   nodes appending at the same head exactly one wins and the other gets
+//!   [`StoreError::Conflict`]. Each message carries `Nats-Msg-Id: <revision>-<hash>`: unique
+//!   per record, so JetStream's deduplication never drops a record of a batch that its
+//!   expected sequence accepted. Idempotency of releases is the ledger's (its release index),
+//!   not the dedup window's. A batch holds at most [`MAX_ATOMIC_BATCH`] messages (the
+//!   server's limit): a longer append is published as consecutive batches, each atomic, and
+//!   a failure between two of them leaves the first ones in the log (reported as an error,
+//!   like a sled flush that failed after the write). The ledger's writer never asks for more
+//!   than [`LogStore::max_batch`] records at once, so its groups stay atomic.
+//! - **Reads** (`head`, `scan`, `get`, `tree`) are served from an in-memory copy of the
+//!   stream (a [`MemoryStore`]) that a follower task fills in sequence order from an ordered
+//!   push consumer. An append returns only once that copy holds the records it published
+//!   (read-your-writes on this node); records published by other nodes arrive the same way
+//!   and are announced through [`LogStore::watch_head`].
+//! - **Durability**: JetStream acknowledges a batch once a quorum of the stream's replicas
+//!   stored it, so [`LogStore::flush`] has nothing left to do. Every wait on NATS is bounded by
+//!   the configured timeout: without a quorum, appends fail with [`StoreError::Io`] and the
+//!   ledger's writer refuses writes until [`LogStore::recover`] reaches the stream again.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream, ErrorCode};
+use async_nats::{HeaderMap, Request};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::{BoxFuture, Hash, Head, LogStore, MemoryStore, Record, RecordIter, StoreError};
+
+/// Most messages the server takes in one atomic batch.
+pub const MAX_ATOMIC_BATCH: usize = 1000;
+
+/// Default name of the stream.
+pub const DEFAULT_STREAM: &str = "TRADELEDGER";
+
+/// Tries to find the stream at start-up, half a second apart, while the servers do not answer.
+const START_TRIES: u32 = 10;
+
+/// Default bound on every wait on NATS.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach the stream.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// Server URLs, comma-separated.
+    pub urls: String,
+    pub stream: String,
+    pub replicas: usize,
+    /// A NATS credentials file (JWT and NKey seed).
+    pub creds: Option<PathBuf>,
+    pub token: Option<String>,
+    /// Bound on every wait on NATS (connect, publish acknowledgement, API request, the
+    /// follower catching up with an acknowledged write).
+    pub timeout: Duration,
+}
+
+impl JetStreamConfig {
+    pub fn new(urls: &str, stream: &str) -> Self {
+        JetStreamConfig {
+            urls: urls.to_owned(),
+            stream: stream.to_owned(),
+            replicas: 1,
+            creds: None,
+            token: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A [`LogStore`] over a JetStream stream; see the module docs.
+pub struct JetStreamStore {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: String,
+    subject: String,
+    timeout: Duration,
+    /// The stream as far as the follower has read it.
+    mirror: Arc<MemoryStore>,
+    head: watch::Receiver<Head>,
+    /// Why the follower stopped or last failed, for error messages.
+    follower_error: Arc<Mutex<Option<String>>>,
+    /// Tells the follower to make its consumer again: a wait for it timed out (a consumer
+    /// on a server that went away is otherwise noticed only after missed heartbeats).
+    kick: Arc<tokio::sync::Notify>,
+    follower: tokio::task::JoinHandle<()>,
+    /// The largest message the servers take.
+    max_payload: usize,
+}
+
+impl Drop for JetStreamStore {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+fn io(what: impl std::fmt::Display) -> StoreError {
+    StoreError::io(what.to_string())
+}
+
+/// The stream configuration we create, and require of an existing stream.
+fn wanted_config(config: &JetStreamConfig, subject: &str) -> stream::Config {
+    stream::Config {
+        name: config.stream.clone(),
+        description: Some("tradeledger event log: sequence = revision".into()),
+        subjects: vec![subject.to_owned()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: config.replicas,
+        max_messages: -1,
+        max_bytes: -1,
+        max_messages_per_subject: -1,
+        max_age: Duration::ZERO,
+        discard: stream::DiscardPolicy::New,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        allow_atomic_publish: true,
+        ..Default::default()
+    }
+}
+
+/// What an existing stream has that we cannot use, naming the field; `None` if it fits.
+fn config_mismatch(have: &stream::Config, want: &stream::Config) -> Option<String> {
+    let mut wrong = Vec::new();
+    if have.subjects != want.subjects {
+        wrong.push(format!("subjects is {:?}, expected {:?}", have.subjects, want.subjects));
+    }
+    if have.num_replicas != want.num_replicas {
+        wrong.push(format!(
+            "replicas is {}, expected {} (--nats-replicas)",
+            have.num_replicas, want.num_replicas
+        ));
+    }
+    if have.retention != stream::RetentionPolicy::Limits {
+        wrong.push(format!("retention is {:?}, expected Limits", have.retention));
+    }
+    if have.storage != stream::StorageType::File {
+        wrong.push(format!("storage is {:?}, expected File", have.storage));
+    }
+    if have.max_messages > 0 || have.max_bytes > 0 || have.max_messages_per_subject > 0 || !have.max_age.is_zero() {
+        wrong.push("it has limits that drop records (max_msgs, max_bytes, max_msgs_per_subject or max_age)".into());
+    }
+    if !have.allow_atomic_publish {
+        wrong.push("allow_atomic (atomic batch publish) is off".into());
+    }
+    if !have.deny_delete || !have.deny_purge {
+        wrong.push("deny_delete and deny_purge must be on".into());
+    }
+    if have.mirror.is_some() || have.sources.as_ref().is_some_and(|s| !s.is_empty()) {
+        wrong.push("it is a mirror or has sources".into());
+    }
+    (!wrong.is_empty()).then(|| wrong.join("; "))
+}
+
+/// A publish acknowledgement, single message or batch commit.
+#[derive(Debug, Deserialize)]
+struct Ack {
+    #[serde(rename = "seq")]
+    sequence: u64,
+    #[serde(default)]
+    duplicate: bool,
+}
+
+/// Why a publish failed.
+enum PublishError {
+    /// `Nats-Expected-Last-Sequence` did not hold: the stream's last sequence is another
+    /// (the one the server named, when it did).
+    WrongLastSequence(Option<u64>),
+    Other(String),
+}
+
+impl JetStreamStore {
+    /// Connects, creates the stream if it is missing (checks it otherwise), and reads it
+    /// whole into memory before returning.
+    pub async fn open(config: &JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        let timeout = config.timeout;
+        let subject = format!("{}.events", config.stream);
+        let mut options = async_nats::ConnectOptions::new()
+            .name("tradeledger")
+            .connection_timeout(timeout)
+            .request_timeout(Some(timeout))
+            // Reconnect for ever: a node outlives a NATS outage and writes resume after it.
+            .max_reconnects(None);
+        if let Some(token) = &config.token {
+            options = options.token(token.clone());
+        }
+        if let Some(creds) = &config.creds {
+            options = options
+                .credentials_file(creds)
+                .await
+                .map_err(|e| io(format!("reading the NATS credentials file {}: {e}", creds.display())))?;
+        }
+        let urls: Vec<async_nats::ServerAddr> = config
+            .urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| u.parse().map_err(|e| io(format!("--nats-url: `{u}`: {e}"))))
+            .collect::<Result<_, _>>()?;
+        if urls.is_empty() {
+            return Err(io("--nats-url: no server URL given"));
+        }
+        let client = tokio::time::timeout(timeout, options.connect(urls))
+            .await
+            .map_err(|_| {
+                io(format!(
+                    "connecting to NATS at {}: no answer within {timeout:?}",
+                    config.urls
+                ))
+            })?
+            .map_err(|e| io(format!("connecting to NATS at {}: {e}", config.urls)))?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(timeout);
+
+        let want = wanted_config(config, &subject);
+        // A cluster that is electing its leaders (just started, a server just back) does not
+        // answer at once: a few tries before giving up.
+        let mut tries = 0;
+        let found = loop {
+            tries += 1;
+            match js.get_stream(&config.stream).await {
+                Err(e)
+                    if tries < START_TRIES && matches!(e.kind(), jetstream::context::GetStreamErrorKind::Request) =>
+                {
+                    tracing::warn!(error = %e, "the JetStream stream does not answer yet");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => break other,
+            }
+        };
+        let mut stream = match found {
+            Ok(stream) => stream,
+            Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                tracing::info!(stream = %config.stream, replicas = config.replicas, "creating the JetStream stream");
+                js.create_stream(want.clone())
+                    .await
+                    .map_err(|e| io(format!("creating the JetStream stream {}: {e}", config.stream)))?
+            }
+            Err(e) => return Err(io(format!("reading the JetStream stream {}: {e}", config.stream))),
+        };
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| io(format!("reading the JetStream stream {}: {e}", config.stream)))?
+            .clone();
+        if let Some(wrong) = config_mismatch(&info.config, &want) {
+            return Err(io(format!(
+                "the JetStream stream {} does not fit a tradeledger log: {wrong}",
+                config.stream
+            )));
+        }
+        let state = &info.state;
+        if state.messages != state.last_sequence || (state.messages > 0 && state.first_sequence != 1) {
+            return Err(io(format!(
+                "the JetStream stream {} has gaps (messages {}, sequences {} to {}): its sequence cannot be the revision",
+                config.stream, state.messages, state.first_sequence, state.last_sequence
+            )));
+        }
+        let last = state.last_sequence;
+
+        let mirror = Arc::new(MemoryStore::new());
+        let (tx, head) = watch::channel(Head::default());
+        let follower_error = Arc::new(Mutex::new(None));
+        let kick = Arc::new(tokio::sync::Notify::new());
+        let follower = tokio::spawn(follow(
+            client.clone(),
+            stream,
+            subject.clone(),
+            mirror.clone(),
+            tx,
+            follower_error.clone(),
+            kick.clone(),
+        ));
+        let store = JetStreamStore {
+            max_payload: client.server_info().max_payload,
+            client,
+            js,
+            stream: config.stream.clone(),
+            subject,
+            timeout,
+            mirror,
+            head,
+            follower_error,
+            kick,
+            follower,
+        };
+        store.wait_for_progress(last).await?;
+        tracing::info!(stream = %store.stream, revision = last, "read the JetStream stream");
+        Ok(store)
+    }
+
+    /// The largest record the servers take (their `max_payload`, less room for headers).
+    pub fn max_record(&self) -> usize {
+        self.max_payload.saturating_sub(1024)
+    }
+
+    /// Waits until the copy holds `revision`, for as long as it keeps making progress
+    /// within the timeout (reading a long stream at start-up takes longer than one timeout).
+    async fn wait_for_progress(&self, revision: u64) -> Result<(), StoreError> {
+        let mut rx = self.head.clone();
+        loop {
+            let seen = rx.borrow_and_update().revision;
+            if seen >= revision {
+                return Ok(());
+            }
+            match tokio::time::timeout(self.timeout, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(io(format!(
+                        "reading the JetStream stream {}: stuck at revision {seen} of {revision} for {:?}{}",
+                        self.stream,
+                        self.timeout,
+                        self.follower_problem()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Waits (at most the timeout) until the copy holds `revision`.
+    async fn wait_for(&self, revision: u64) -> Result<(), StoreError> {
+        let mut rx = self.head.clone();
+        let waited = tokio::time::timeout(self.timeout, rx.wait_for(|h| h.revision >= revision)).await;
+        if waited.is_err() {
+            self.kick.notify_one();
+        }
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(io(format!(
+                "this node's copy of the JetStream stream {} did not reach revision {revision} within {:?} \
+                 (it is at {}){}",
+                self.stream,
+                self.timeout,
+                self.mirror_head().revision,
+                self.follower_problem()
+            ))),
+        }
+    }
+
+    fn follower_problem(&self) -> String {
+        match &*self.follower_error.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => format!(": {e}"),
+            None => String::new(),
+        }
+    }
+
+    fn mirror_head(&self) -> Head {
+        *self.head.borrow()
+    }
+
+    /// The stream's last sequence, from the server.
+    async fn last_sequence(&self) -> Result<u64, StoreError> {
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| io(format!("reading the JetStream stream {}: {e}", self.stream)))?;
+        Ok(stream.cached_info().state.last_sequence)
+    }
+
+    /// A conflict: the stream's head is not `expected`. Reports the head this node's copy has
+    /// once it has caught up with the stream (with its last sequence `last`, when known).
+    async fn conflict(&self, expected: Head, last: Option<u64>) -> StoreError {
+        let last = match last {
+            Some(last) => last,
+            None => match self.last_sequence().await {
+                Ok(last) => last,
+                Err(e) => return e,
+            },
+        };
+        if let Err(e) = self.wait_for(last).await {
+            return e;
+        }
+        StoreError::Conflict {
+            expected,
+            found: self.mirror_head(),
+        }
+    }
+
+    /// Publishes `records` as one atomic batch whose first message expects the stream's last
+    /// sequence to be `after`. Returns the sequence of the last message.
+    async fn publish_batch(&self, records: &[Record], after: u64) -> Result<u64, PublishError> {
+        let batch_id = uuid::Uuid::new_v4().simple().to_string();
+        let n = records.len();
+        for (i, record) in records.iter().enumerate() {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Batch-Id", batch_id.as_str());
+            headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+            headers.insert(
+                "Nats-Msg-Id",
+                format!("{}-{}", record.revision, record.hash.to_hex()).as_str(),
+            );
+            if i == 0 {
+                headers.insert("Nats-Expected-Last-Sequence", after.to_string().as_str());
+            }
+            let last = i + 1 == n;
+            if last {
+                headers.insert("Nats-Batch-Commit", "1");
+            }
+            let payload = record.bytes.clone();
+            if i == 0 || last {
+                // The first message is acknowledged too (flow control, and an early error
+                // for a wrong expected sequence); the commit's acknowledgement is the batch's.
+                let request = Request::new()
+                    .headers(headers)
+                    .payload(payload.into())
+                    .timeout(Some(self.timeout));
+                let response = self
+                    .client
+                    .send_request(self.subject.clone(), request)
+                    .await
+                    .map_err(|e| PublishError::Other(format!("publishing to the JetStream stream: {e}")))?;
+                if response.payload.is_empty() && !last {
+                    continue;
+                }
+                let answer: jetstream::response::Response<Ack> = serde_json::from_slice(&response.payload)
+                    .map_err(|e| PublishError::Other(format!("the JetStream acknowledgement does not decode: {e}")))?;
+                match answer {
+                    jetstream::response::Response::Err { error } => {
+                        return Err(if error.error_code() == ErrorCode::STREAM_WRONG_LAST_SEQUENCE {
+                            // "wrong last sequence: N"
+                            let text = error.to_string();
+                            let last = text
+                                .split("wrong last sequence: ")
+                                .nth(1)
+                                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok());
+                            PublishError::WrongLastSequence(last)
+                        } else {
+                            PublishError::Other(format!("the JetStream stream refused the write: {error}"))
+                        });
+                    }
+                    jetstream::response::Response::Ok(ack) if last => {
+                        if ack.duplicate {
+                            return Err(PublishError::Other(
+                                "the JetStream stream took the write as a duplicate".into(),
+                            ));
+                        }
+                        return Ok(ack.sequence);
+                    }
+                    jetstream::response::Response::Ok(_) => {}
+                }
+            } else {
+                self.client
+                    .publish_with_headers(self.subject.clone(), headers, payload.into())
+                    .await
+                    .map_err(|e| PublishError::Other(format!("publishing to the JetStream stream: {e}")))?;
+            }
+        }
+        Err(PublishError::Other("an empty batch".into()))
+    }
+
+    async fn append_records(&self, records: Vec<Record>, expected: Head) -> Result<Head, StoreError> {
+        // The hash of the expected head is checked here (the stream checks the sequence only).
+        self.wait_for(expected.revision).await?;
+        let hash_at = |revision: u64| -> Result<Hash, StoreError> {
+            if revision == 0 {
+                return Ok(Hash::GENESIS);
+            }
+            let bytes = self.mirror.get(revision)?.unwrap_or_default();
+            Ok(bytes
+                .get(..32)
+                .and_then(|h| h.try_into().ok())
+                .map(Hash)
+                .unwrap_or_default())
+        };
+        if hash_at(expected.revision)? != expected.hash {
+            return Err(StoreError::Conflict {
+                expected,
+                found: self.mirror_head(),
+            });
+        }
+        if records.is_empty() {
+            let found = self.mirror_head();
+            return if found == expected {
+                Ok(expected)
+            } else {
+                Err(self.conflict(expected, None).await)
+            };
+        }
+        for (revision, r) in (expected.revision + 1..).zip(&records) {
+            if r.revision != revision {
+                return Err(StoreError::OutOfOrder {
+                    head: expected.revision,
+                    got: r.revision,
+                });
+            }
+        }
+        if let Some(r) = records.iter().find(|r| r.bytes.len() > self.max_record()) {
+            return Err(io(format!(
+                "revision {}: the record is {} bytes, more than the NATS servers take ({} bytes: their max_payload less headers)",
+                r.revision,
+                r.bytes.len(),
+                self.max_record()
+            )));
+        }
+        let mut after = expected.revision;
+        for (i, chunk) in records.chunks(MAX_ATOMIC_BATCH).enumerate() {
+            match self.publish_batch(chunk, after).await {
+                Ok(sequence) if sequence == after + chunk.len() as u64 => after = sequence,
+                Ok(sequence) => {
+                    return Err(io(format!(
+                        "the JetStream stream stored the batch after revision {after} at sequence {sequence}, \
+                         not {}",
+                        after + chunk.len() as u64
+                    )))
+                }
+                Err(PublishError::WrongLastSequence(last)) if i == 0 => {
+                    return Err(self.conflict(expected, last).await)
+                }
+                Err(PublishError::WrongLastSequence(_)) => {
+                    return Err(io(format!(
+                        "another write came between two batches of one append; revisions up to {after} are stored"
+                    )))
+                }
+                Err(PublishError::Other(e)) if i == 0 => return Err(io(e)),
+                Err(PublishError::Other(e)) => {
+                    return Err(io(format!("{e}; revisions up to {after} are stored")));
+                }
+            }
+        }
+        // Read-your-writes: answer once this node's copy holds what was published.
+        self.wait_for(after).await?;
+        let last = records.last().expect("not empty");
+        if hash_at(after)? != last.hash {
+            return Err(io(format!(
+                "revision {after} of the JetStream stream is not the record this node published"
+            )));
+        }
+        Ok(Head {
+            revision: after,
+            hash: last.hash,
+        })
+    }
+}
+
+/// Reads the stream into `mirror` in sequence order, for as long as the store lives: an
+/// ordered push consumer from the copy's head on, made again after any failure.
+async fn follow(
+    client: async_nats::Client,
+    stream: jetstream::stream::Stream,
+    subject: String,
+    mirror: Arc<MemoryStore>,
+    tx: watch::Sender<Head>,
+    error: Arc<Mutex<Option<String>>>,
+    kick: Arc<tokio::sync::Notify>,
+) {
+    let set_error = |e: Option<String>| {
+        if let Some(e) = &e {
+            tracing::warn!(error = %e, "following the JetStream stream");
+        }
+        *error.lock().unwrap_or_else(PoisonError::into_inner) = e;
+    };
+    loop {
+        let head = *tx.borrow();
+        let config = consumer::push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            filter_subject: subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: head.revision + 1,
+            },
+            ..Default::default()
+        };
+        let messages = match stream.create_consumer(config).await {
+            Ok(consumer) => consumer.messages().await,
+            Err(e) => {
+                set_error(Some(format!("creating a consumer: {e}")));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let mut messages = match messages {
+            Ok(messages) => messages,
+            Err(e) => {
+                set_error(Some(format!("subscribing: {e}")));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                () = kick.notified() => {
+                    set_error(Some("a wait for this node's copy timed out: making the consumer again".into()));
+                    break;
+                }
+            };
+            let Some(message) = message else { break };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    set_error(Some(format!("reading: {e}")));
+                    break;
+                }
+            };
+            let sequence = match message.info() {
+                Ok(info) => info.stream_sequence,
+                Err(e) => {
+                    set_error(Some(format!("a message without its stream sequence: {e}")));
+                    break;
+                }
+            };
+            let head = *tx.borrow();
+            if sequence <= head.revision {
+                continue;
+            }
+            if sequence != head.revision + 1 {
+                set_error(Some(format!(
+                    "sequence {sequence} follows {}: a gap in the stream",
+                    head.revision
+                )));
+                break;
+            }
+            // Foreign or damaged records are kept as they are: the ledger checks the hash
+            // chain of every record it applies and refuses a broken one.
+            let bytes = message.payload.to_vec();
+            let hash = bytes
+                .get(..32)
+                .and_then(|h| h.try_into().ok())
+                .map(Hash)
+                .unwrap_or_default();
+            let record = Record {
+                revision: sequence,
+                hash,
+                bytes,
+            };
+            match mirror.append(vec![record], head).await {
+                Ok(new_head) => {
+                    tx.send_replace(new_head);
+                }
+                Err(e) => {
+                    set_error(Some(format!("copying sequence {sequence}: {e}")));
+                    break;
+                }
+            }
+            if error.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+                set_error(None);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl LogStore for JetStreamStore {
+    fn head(&self) -> Result<Head, StoreError> {
+        Ok(self.mirror_head())
+    }
+
+    fn append(&self, records: Vec<Record>, expected: Head) -> BoxFuture<'_, Result<Head, StoreError>> {
+        Box::pin(self.append_records(records, expected))
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        // Acknowledged appends are on a quorum of the replicas already.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            // The stream answers through its leader: it does once a quorum is back.
+            let last = self.last_sequence().await?;
+            self.wait_for(last).await
+        })
+    }
+
+    fn scan(&self, from: u64) -> RecordIter<'_> {
+        self.mirror.scan(from)
+    }
+
+    fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.mirror.get(revision)
+    }
+
+    fn rebuild_derived(&self, head: Head) -> Result<(), StoreError> {
+        self.mirror.rebuild_derived(head)
+    }
+
+    fn tree(&self) -> &crate::tlog::TreeLock {
+        self.mirror.tree()
+    }
+
+    fn watch_head(&self) -> Option<watch::Receiver<Head>> {
+        Some(self.head.clone())
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_ATOMIC_BATCH
+    }
+
+    fn max_record_bytes(&self) -> usize {
+        self.max_record()
+    }
+}
+
+/// A nats-server for the unit tests: one per test process, with JetStream in a temporary
+/// directory, on a free port of 127.0.0.1; it stops when the test process ends.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    /// The nats-server binary: `$TRADELEDGER_NATS_SERVER`, or `nats-server` on the PATH.
+    pub fn binary() -> PathBuf {
+        let path = std::env::var_os("TRADELEDGER_NATS_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("nats-server"));
+        match Command::new(&path).arg("--version").output() {
+            Ok(out) if out.status.success() => path,
+            other => panic!(
+                "nats-server ({}) is needed by the JetStream tests and does not run ({other:?}): \
+                 run .ci/setup (it installs nats-server 2.15.1), or set TRADELEDGER_NATS_SERVER",
+                path.display()
+            ),
+        }
+    }
+
+    struct Server {
+        url: String,
+        // Kept open for the life of the process: the wrapper shell stops the server when its
+        // standard input closes, that is when this process ends however it ends.
+        _stdin: std::process::ChildStdin,
+        _child: Child,
+        _dir: tempfile::TempDir,
+    }
+
+    /// The URL of the shared test server, started on first use.
+    pub fn url() -> String {
+        static SERVER: OnceLock<std::sync::Mutex<Server>> = OnceLock::new();
+        let server = SERVER.get_or_init(|| std::sync::Mutex::new(start()));
+        server.lock().unwrap_or_else(|e| e.into_inner()).url.clone()
+    }
+
+    fn start() -> Server {
+        let binary = binary();
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" "$@" & pid=$!; cat >/dev/null; kill $pid; wait $pid"#)
+            .arg(&binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.flush().unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            url: format!("nats://127.0.0.1:{port}"),
+            _stdin: stdin,
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    /// A fresh stream on the shared server.
+    pub async fn store() -> super::JetStreamStore {
+        let name = format!("T{}", uuid::Uuid::new_v4().simple());
+        super::JetStreamStore::open(&super::JetStreamConfig::new(&url(), &name))
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,521 @@
+//! The ledger on a NATS JetStream cluster: a 3-server NATS cluster on loopback with a
+//! 3-replica stream, and tradeledger nodes (the real binary) with `--store jetstream` over it.
+//! A release published through one node is read and heard on the other; concurrent writers
+//! through both nodes give one dense log; a quorum loss refuses writes and keeps reads, and
+//! writes resume when the quorum is back.
+
+use crate::proc_support::*;
+use crate::support::nats::NatsCluster;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const TOKEN: &str = "cluster-test-secret";
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Starts a node over `cluster`; `fixtures`: load the fixtures into an empty stream.
+async fn start_node(data: &Path, cluster: &NatsCluster, fixtures: bool, extra: &[&str]) -> Server {
+    let urls = cluster.urls();
+    let mut args = vec![
+        "--store",
+        "jetstream",
+        "--nats-url",
+        urls.as_str(),
+        "--nats-replicas",
+        "3",
+        "--write-tokens",
+        "cluster:cluster-test-secret",
+        "--log",
+        "warn",
+    ];
+    if !fixtures {
+        args.push("--no-fixtures");
+    }
+    args.extend_from_slice(extra);
+    Server::start(data, &args).await
+}
+
+async fn publish(server: &Server, input: &Value) -> Result<(u16, Value), String> {
+    server.post(PUBLISH, json!({ "input": input }), Some(TOKEN)).await
+}
+
+/// `(revision, hash, duplicate)` of a successful `publishRelease`.
+fn ack_of(status: u16, body: &Value) -> Option<(u64, String, bool)> {
+    let r = &body["data"]["publishRelease"];
+    if status != 200 || body.get("errors").is_some() {
+        return None;
+    }
+    Some((
+        r["revision"].as_u64()?,
+        r["hash"].as_str()?.to_owned(),
+        r["duplicate"].as_bool()?,
+    ))
+}
+
+async fn head_of(server: &Server) -> u64 {
+    let data = server.query("{ ledger { revision } }", json!({})).await;
+    data["ledger"]["revision"].as_u64().expect("revision")
+}
+
+/// Waits (bounded) until `server`'s head is at least `revision`.
+async fn wait_head(server: &Server, revision: u64, what: &str) {
+    let started = Instant::now();
+    loop {
+        let head = head_of(server).await;
+        if head >= revision {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: head {head}, waited for {revision}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The log as `server` has it: dense, chained, each release once; release id → (revision, hash).
+async fn checked_log(server: &Server, what: &str) -> (u64, HashMap<String, (u64, String)>) {
+    let head = head_of(server).await;
+    let log = walk_events(server).await;
+    let revisions: Vec<u64> = log.iter().map(|e| e.revision).collect();
+    assert_eq!(
+        revisions,
+        (1..=head).collect::<Vec<_>>(),
+        "{what}: revisions are not dense"
+    );
+    let mut prev = GENESIS.to_owned();
+    let mut releases = HashMap::new();
+    for e in &log {
+        assert_eq!(e.prev_hash, prev, "{what}: broken link at revision {}", e.revision);
+        prev = e.hash.clone();
+        if let Some(id) = &e.release {
+            let again = releases.insert(id.clone(), (e.revision, e.hash.clone()));
+            assert!(again.is_none(), "{what}: release {id} is in the log twice");
+        }
+    }
+    let data = server.query("{ verifyLedger { ok checked } }", json!({})).await;
+    assert_eq!(data["verifyLedger"]["ok"], json!(true), "{what}: {data}");
+    assert_eq!(data["verifyLedger"]["checked"].as_u64(), Some(head), "{what}: {data}");
+    (head, releases)
+}
+
+/// A release published through node A is readable on node B, at the same revision and hash,
+/// and a subscriber on B hears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
+    let cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_node(&dir.path().join("a"), &cluster, true, &[]).await;
+    let b = start_node(&dir.path().join("b"), &cluster, false, &[]).await;
+    let fixtures_head = head_of(&a).await;
+    assert!(fixtures_head > 0, "node A loaded the fixtures");
+    wait_head(&b, fixtures_head, "node B reads the fixtures node A wrote").await;
+
+    let ws_url = format!("ws://{}/graphql/ws", b.addr);
+    let (mut ws, _) = crate::support::ws::try_connect(&ws_url, Some(crate::support::ws::TRANSPORT), None)
+        .await
+        .expect("WebSocket to node B");
+    crate::support::ws::init(&mut ws).await;
+    crate::support::ws::subscribe(
+        &mut ws,
+        "1",
+        "subscription { releasePublished { revision release { id } } }",
+        json!({}),
+    )
+    .await;
+    // The subscription is set up once node B counts it.
+    let started = Instant::now();
+    loop {
+        let metrics = b.client.get(format!("http://{}/metrics", b.addr)).send().await.unwrap();
+        let text = metrics.text().await.unwrap();
+        if text.lines().any(|l| l == "tradeledger_subscribers 1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the subscription on node B was not set up: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let id = Uuid::new_v4().to_string();
+    let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2031-01", "1.5"))
+        .await
+        .unwrap();
+    let (revision, hash, duplicate) = ack_of(status, &body).unwrap_or_else(|| panic!("publish on A: {body}"));
+    assert!(!duplicate);
+    assert_eq!(revision, fixtures_head + 1);
+
+    let heard = crate::support::ws::next_data(&mut ws, "1").await;
+    assert_eq!(
+        heard["releasePublished"]["revision"].as_u64(),
+        Some(revision),
+        "{heard}"
+    );
+    assert_eq!(
+        heard["releasePublished"]["release"]["id"].as_str(),
+        Some(id.as_str()),
+        "{heard}"
+    );
+
+    let data = b
+        .query(
+            "query($id: ID!) { release(id: $id) { revision hash } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data["release"]["revision"].as_u64(), Some(revision), "{data}");
+    assert_eq!(data["release"]["hash"].as_str(), Some(hash.as_str()), "{data}");
+
+    // The same release re-sent through node B is a duplicate with the original revision.
+    let (status, body) = publish(&b, &release_input(&id, "_T._T._T", "2031-01", "1.5"))
+        .await
+        .unwrap();
+    assert_eq!(ack_of(status, &body), Some((revision, hash, true)), "{body}");
+}
+
+/// Four writers through two nodes, two of them re-sending the same release ids through the
+/// other node: the log is dense and chained, the same on both nodes, each release is in it
+/// once at the revision its acknowledgement named, and a re-send is a duplicate of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_through_two_nodes_keep_one_dense_log() {
+    const PER_WRITER: usize = 25;
+    let cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_node(&dir.path().join("a"), &cluster, true, &[]).await;
+    let b = start_node(&dir.path().join("b"), &cluster, false, &[]).await;
+    let start = head_of(&a).await;
+
+    // Writers 0 and 1 send their own releases; writers 2 and 3 send writer 0's and 1's again,
+    // through the other node, in another order.
+    let inputs: Vec<Vec<(String, Value)>> = (0..2)
+        .map(|w| {
+            (0..PER_WRITER)
+                .map(|i| {
+                    let id = Uuid::new_v4().to_string();
+                    let period = format!("{}-{:02}", 2040 + w * 3 + i / 12, i % 12 + 1);
+                    let input = release_input(&id, "_T._T._T", &period, &format!("{w}{i}.5"));
+                    (id, input)
+                })
+                .collect()
+        })
+        .collect();
+    let servers = [&a, &b];
+    let runs = (0..4).map(|w| {
+        let mut mine = inputs[w % 2].clone();
+        if w >= 2 {
+            mine.reverse();
+        }
+        // Writer w goes through node w % 2 for its own ids, the other node for re-sends.
+        let server = servers[(w + w / 2) % 2];
+        async move {
+            let mut acks = Vec::new();
+            for (id, input) in mine {
+                let (status, body) = publish(server, &input).await.expect("publish");
+                let ack = ack_of(status, &body).unwrap_or_else(|| panic!("writer {w}: {body}"));
+                acks.push((id, ack));
+            }
+            acks
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+
+    let (head_a, log_a) = checked_log(&a, "node A").await;
+    wait_head(&b, head_a, "node B catches up").await;
+    let (head_b, log_b) = checked_log(&b, "node B").await;
+    assert_eq!(head_a, head_b, "equal heads");
+    assert_eq!(log_a, log_b, "the same log on both nodes");
+    assert_eq!(head_a, start + 2 * PER_WRITER as u64, "each release recorded once");
+
+    let mut fresh = 0;
+    for (id, (revision, hash, duplicate)) in results.into_iter().flatten() {
+        assert_eq!(
+            log_a.get(&id),
+            Some(&(revision, hash.clone())),
+            "release {id} acknowledged at {revision}"
+        );
+        if !duplicate {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 2 * PER_WRITER, "each release acknowledged as new exactly once");
+}
+
+/// Without a quorum (2 of 3 NATS servers killed) a write fails (storage failure) within the
+/// timeout, reads still answer, `/readyz` says not ready; once the servers are back, writes
+/// resume without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
+    let mut cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_node(&dir.path().join("a"), &cluster, true, &["--nats-timeout-ms", "2000"]).await;
+    let head = head_of(&a).await;
+
+    // Node A may be connected to any of the servers: keep one alive, kill the others.
+    cluster.nodes[1].kill();
+    cluster.nodes[2].kill();
+    let sent = Instant::now();
+    let (status, body) = publish(
+        &a,
+        &release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2050-01", "2.5"),
+    )
+    .await
+    .expect("publish answers");
+    let took = sent.elapsed();
+    assert!(
+        ack_of(status, &body).is_none(),
+        "a write without quorum succeeded: {body}"
+    );
+    // The storage-failure path of every store: a server error naming the cause, /readyz 503.
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        json!("INTERNAL_SERVER_ERROR"),
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("JetStream"),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(15), "the refusal took {took:?}");
+
+    assert_eq!(head_of(&a).await, head, "reads answer with the last state");
+    let ready = a.client.get(format!("http://{}/readyz", a.addr)).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503, "readyz without quorum");
+    assert!(ready.headers().contains_key("retry-after"));
+
+    cluster.nodes[1].start();
+    cluster.nodes[2].start();
+    cluster.wait_healthy().await;
+    let started = Instant::now();
+    loop {
+        let id = Uuid::new_v4().to_string();
+        let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2050-02", "3.5"))
+            .await
+            .expect("publish answers");
+        if let Some((revision, _, false)) = ack_of(status, &body) {
+            assert!(revision > head);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "writes did not resume after the quorum came back: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let ready = a.client.get(format!("http://{}/readyz", a.addr)).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200, "readyz once writes resumed");
+    checked_log(&a, "after the quorum came back").await;
+}
+
+/// What a writer saw.
+#[derive(Default)]
+struct WriterLog {
+    /// Release id, input, and the acknowledged (revision, hash).
+    acked: Vec<(String, Value, (u64, String))>,
+    /// Sent without an acknowledgement (an error, or no answer): recorded or not.
+    in_doubt: Vec<(String, Value)>,
+}
+
+/// Publishes fresh releases through `server` until `stop`, or until the server is gone.
+async fn keep_writing(
+    client: reqwest::Client,
+    url: String,
+    writer: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> WriterLog {
+    use std::sync::atomic::Ordering;
+    let mut log = WriterLog::default();
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let id = Uuid::new_v4().to_string();
+        let period = format!("{}-{:02}", 2100 + writer as u64 * 200 + n / 12, n % 12 + 1);
+        let input = release_input(&id, "_T._T._T", &period, &format!("{writer}{n}.25"));
+        let sent = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(TOKEN)
+            .json(&json!({ "query": PUBLISH, "variables": { "input": input } }))
+            .send()
+            .await;
+        let answer = match sent {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                resp.json::<Value>().await.ok().map(|body| (status, body))
+            }
+            Err(_) => None,
+        };
+        match answer {
+            Some((status, body)) => match ack_of(status, &body) {
+                Some((revision, hash, false)) => log.acked.push((id, input, (revision, hash))),
+                Some((_, _, true)) => panic!("writer {writer}: a fresh release is a duplicate: {body}"),
+                None => {
+                    log.in_doubt.push((id, input));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            None => {
+                // The node is gone (killed): this writer is done.
+                log.in_doubt.push((id, input));
+                return log;
+            }
+        }
+    }
+    log
+}
+
+/// Four writers through two nodes while one NATS server is SIGKILLed and restarted, then a
+/// tradeledger node is SIGKILLed and restarted: every acknowledged release is on both nodes
+/// at its acknowledged revision, the log is dense and the same on both, `verifyLedger` is ok,
+/// and an in-doubt release re-sent is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_releases_survive_killed_nats_and_tradeledger_nodes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = start_node(&data_a, &cluster, true, &["--nats-timeout-ms", "2000"]).await;
+    let mut b = start_node(&data_b, &cluster, false, &["--nats-timeout-ms", "2000"]).await;
+
+    let (_, fixtures) = checked_log(&a, "node A before the writers").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawn_writers = |server: &Server, first: usize| -> Vec<tokio::task::JoinHandle<WriterLog>> {
+        (first..first + 2)
+            .map(|w| tokio::spawn(keep_writing(server.client.clone(), server.url.clone(), w, stop.clone())))
+            .collect()
+    };
+    let mut writers = spawn_writers(&a, 0);
+    writers.extend(spawn_writers(&b, 2));
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.nodes[0].kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.nodes[0].start();
+    cluster.wait_healthy().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.kill();
+    b = start_node(&data_b, &cluster, false, &["--nats-timeout-ms", "2000"]).await;
+    writers.extend(spawn_writers(&b, 4));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut acked: HashMap<String, (u64, String)> = HashMap::new();
+    let mut in_doubt = Vec::new();
+    for w in writers {
+        let log = tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .expect("a writer did not stop")
+            .expect("writer task");
+        for (id, _, ack) in log.acked {
+            assert!(acked.insert(id, ack).is_none(), "a release id was acknowledged twice");
+        }
+        in_doubt.extend(log.in_doubt);
+    }
+    assert!(!acked.is_empty(), "nothing was acknowledged");
+
+    // Each node applies what the other wrote, within a bound.
+    let newest = head_of(&a).await.max(head_of(&b).await);
+    wait_head(&a, newest, "node A catches up").await;
+    wait_head(&b, newest, "node B catches up").await;
+    let (head_a, log_a) = checked_log(&a, "node A").await;
+    let (head_b, log_b) = checked_log(&b, "node B").await;
+    assert_eq!(head_a, head_b, "equal heads");
+    assert_eq!(log_a, log_b, "the same log on both nodes");
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(id, ack)| log_a.get(*id) != Some(ack))
+        .map(|(id, ack)| format!("{id} acknowledged at {ack:?}, the log has {:?}", log_a.get(id)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged releases lost or moved: {lost:#?}",
+        lost.len()
+    );
+    for id in log_a.keys().filter(|id| !fixtures.contains_key(*id)) {
+        assert!(
+            acked.contains_key(id) || in_doubt.iter().any(|(d, _)| d == id),
+            "release {id} is in the log but was never sent"
+        );
+    }
+
+    // An in-doubt release re-sent through either node: its original revision if it was
+    // recorded, recorded once otherwise.
+    for (i, (id, input)) in in_doubt.iter().enumerate() {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = publish(server, input).await.expect("re-send");
+        let (revision, hash, duplicate) = ack_of(status, &body).unwrap_or_else(|| panic!("re-send of {id}: {body}"));
+        match log_a.get(id) {
+            Some(recorded) => {
+                assert!(duplicate, "{id} recorded again: {body}");
+                assert_eq!(&(revision, hash), recorded, "{id}");
+            }
+            None => assert!(!duplicate, "{id} is a duplicate of nothing: {body}"),
+        }
+    }
+    let (head_a, _) = checked_log(&a, "node A after the re-sends").await;
+    wait_head(&b, head_a, "node B after the re-sends").await;
+    assert_eq!(checked_log(&b, "node B after the re-sends").await.0, head_a);
+}
+
+/// Measurement, not a check (run with `--ignored --nocapture`): the time from an
+/// acknowledgement on node A to a subscriber on node B being notified of the release (node B
+/// has applied it, so it is readable there, before it notifies), over 200 sequential publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_cross_node_visibility() {
+    let cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_node(&dir.path().join("a"), &cluster, true, &[]).await;
+    let b = start_node(&dir.path().join("b"), &cluster, false, &[]).await;
+    wait_head(&b, head_of(&a).await, "node B reads the fixtures").await;
+    let ws_url = format!("ws://{}/graphql/ws", b.addr);
+    let (mut ws, _) = crate::support::ws::try_connect(&ws_url, Some(crate::support::ws::TRANSPORT), None)
+        .await
+        .expect("WebSocket to node B");
+    crate::support::ws::init(&mut ws).await;
+    crate::support::ws::subscribe(
+        &mut ws,
+        "1",
+        "subscription { releasePublished { revision } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut lags = Vec::new();
+    for i in 0..200u64 {
+        let input = release_input(
+            &Uuid::new_v4().to_string(),
+            "_T._T._T",
+            &format!("{}-{:02}", 2400 + i / 12, i % 12 + 1),
+            "1.5",
+        );
+        let (status, body) = publish(&a, &input).await.unwrap();
+        let acked = Instant::now();
+        let (revision, _, _) = ack_of(status, &body).unwrap_or_else(|| panic!("{body}"));
+        loop {
+            let heard = crate::support::ws::next_data(&mut ws, "1").await;
+            if heard["releasePublished"]["revision"].as_u64() >= Some(revision) {
+                break;
+            }
+        }
+        lags.push(acked.elapsed());
+    }
+    lags.sort();
+    let at = |q: f64| lags[((lags.len() as f64 * q) as usize).min(lags.len() - 1)];
+    println!(
+        "ack on A -> subscriber on B notified, {} publishes: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        lags.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        lags[lags.len() - 1]
+    );
+}
