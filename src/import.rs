@@ -631,6 +631,11 @@ impl<'a> Record<'a> {
                             Place::Lines(lines) => format!("line {}", lines.first().copied().unwrap_or(0)),
                             Place::Item(i) => format!("item {i}"),
                         };
+                        // The releases before it were checked: they are recorded.
+                        if !chunk.is_empty() {
+                            tx.blocking_send(std::mem::take(&mut chunk))
+                                .map_err(|_| stopped(&name))?;
+                        }
                         return Err(changed(&name, at));
                     }
                 }
@@ -1222,6 +1227,37 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
         let e = for_each_csv_release("big.csv", rows, |_, _| Ok(())).unwrap_err();
         assert_eq!(e.at, format!("line {}", MAX_OBSERVATIONS_PER_RELEASE + 2), "{e}");
         assert!(e.message.contains("split it"), "{e}");
+    }
+
+    /// A CSV release that differs from the one checked (the file changed between the two
+    /// readings) is not recorded, nor anything after it; the releases before it are.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_csv_release_changed_since_its_check_is_not_recorded() {
+        let (ledger, _) = Ledger::open(
+            std::sync::Arc::new(crate::store::MemoryStore::new()),
+            crate::ledger::OpenOptions::default(),
+        )
+        .unwrap();
+        ledger.define_dataset(crate::generate::dataset(), "t").await.unwrap();
+        let checked: Vec<ReleaseDraft> = crate::generate::Generator::new(3, 10, 1).collect();
+        let mut now = checked.clone();
+        now[1].observations[4].value = "1234".into();
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        now.iter().for_each(|r| w.release(r).unwrap());
+        let digests = checked.iter().map(release_digest).collect();
+        let mut record = Record::new(&ledger, "t", Vec::new()).await.unwrap();
+        record
+            .csv_releases("x.csv".into(), CsvInput::Bytes(w.finish().unwrap()), Some(digests))
+            .await;
+        assert_eq!(
+            record.errors,
+            vec!["x.csv: line 12: changed since it was checked; not recorded from here".to_owned()]
+        );
+        assert_eq!(
+            ledger.read().head().revision,
+            2,
+            "the dataset and the first release only"
+        );
     }
 
     /// What `CsvWriter` writes reads back as the same releases.
