@@ -10,7 +10,7 @@
 //! | 8 | revision covered (the projection's head), little-endian |
 //! | 32 | hash of the event at that revision |
 //! | 8 | body length, little-endian |
-//! | 32 | SHA-256 of the body |
+//! | 32 | SHA-256 of the header's first 60 bytes (all of the above) and the body |
 //!
 //! The body is a compact binary encoding written here rather than through a serde format: the
 //! bulk of it is the figures' version lists and cell indexes, which a serde format would need
@@ -54,7 +54,7 @@ pub enum SnapshotError {
     Format { found: u32 },
     #[error("the body is {found} bytes, the header says {expected} (torn write?)")]
     Length { expected: u64, found: u64 },
-    #[error("checksum mismatch: the body was altered or torn")]
+    #[error("checksum mismatch: the file was altered or torn")]
     Checksum,
     #[error("the body does not decode: {0}")]
     Body(String),
@@ -120,8 +120,7 @@ impl Projection {
                 found: body.len() as u64,
             });
         }
-        let checksum: [u8; 32] = Sha256::digest(body).into();
-        if checksum != header.checksum {
+        if checksum(bytes) != header.checksum {
             return Err(SnapshotError::Checksum);
         }
         let mut r = Reader(body);
@@ -281,16 +280,25 @@ impl Projection {
     }
 }
 
+/// The checksum of a snapshot file: everything but the checksum itself, so that neither the
+/// body nor the revision and hash it claims to cover can change unnoticed.
+fn checksum(file: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(&file[..60]);
+    h.update(&file[HEADER_LEN..]);
+    h.finalize().into()
+}
+
 /// A snapshot whose header still lacks the body's length and checksum.
 pub struct Unsealed(Vec<u8>);
 
 impl Unsealed {
-    /// Fills in the body's length and SHA-256: the snapshot file's bytes.
+    /// Fills in the body's length and the checksum: the snapshot file's bytes.
     pub fn seal(mut self) -> Vec<u8> {
         let body_len = (self.0.len() - HEADER_LEN) as u64;
-        let checksum: [u8; 32] = Sha256::digest(&self.0[HEADER_LEN..]).into();
         self.0[52..60].copy_from_slice(&body_len.to_le_bytes());
-        self.0[60..92].copy_from_slice(&checksum);
+        let sum = checksum(&self.0);
+        self.0[60..92].copy_from_slice(&sum);
         self.0
     }
 }
