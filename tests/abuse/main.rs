@@ -9,6 +9,7 @@ mod cost;
 mod frontdoor;
 mod ledger;
 mod runtime;
+mod snapshot;
 mod store_damage;
 #[path = "../support/mod.rs"]
 mod support;
