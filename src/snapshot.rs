@@ -211,6 +211,9 @@ impl Policy {
         let mut covered = self.covered;
         let task = tokio::spawn(async move {
             let mut since = Instant::now();
+            // After a failed write (a full disk, a degraded ledger), the next try waits for
+            // the interval rather than coming back at every poll.
+            let mut next_try = Instant::now();
             loop {
                 tokio::select! {
                     _ = stopped.changed() => return covered,
@@ -218,9 +221,10 @@ impl Policy {
                 }
                 let head = l.read().head().revision;
                 let due = head >= covered.saturating_add(every) || (head > covered && since.elapsed() >= interval);
-                if due {
-                    if let Some(saved) = save_logged(&l, &dir, "background").await {
-                        covered = saved.revision;
+                if due && Instant::now() >= next_try {
+                    match save_logged(&l, &dir, "background").await {
+                        Some(saved) => covered = saved.revision,
+                        None => next_try = Instant::now() + interval,
                     }
                     since = Instant::now();
                 }

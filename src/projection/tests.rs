@@ -947,5 +947,5 @@ fn sums_beyond_the_decimal_range_are_reported_not_panicked() {
     assert_eq!(s.observations, 13);
 }
 
-#[path = "snapshot_tests.rs"]
+#[path = "snapshot/tests.rs"]
 mod snapshot;

@@ -161,3 +161,49 @@ async fn a_bad_snapshot_is_ignored_with_a_warning() {
     assert_eq!(snapshot_used(&log), 0, "{log}");
     assert_eq!(got, full, "a foreign snapshot changed the answers");
 }
+
+/// The background writer: with `--snapshot-every-revisions 1` a snapshot covering a new
+/// release appears while the server runs, so a start after a SIGKILL continues from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_writer_snapshots_new_revisions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let every = ["--snapshot-every-revisions", "1"];
+    let mut server = start(&data, &every).await;
+    publish(&server, ID_A, "IPR._T._T", "-12.5").await;
+    let mut covered = None;
+    for _ in 0..200 {
+        if let Ok(bytes) = std::fs::read(data.join("snapshot")) {
+            // The header's revision (bytes 12..20, little-endian).
+            let revision = u64::from_le_bytes(bytes[12..20].try_into().unwrap());
+            if revision == 4 {
+                covered = Some(revision);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill();
+    assert_eq!(covered, Some(4), "no background snapshot of revision 4 within 10 s");
+    let (got, log) = answers(&data, &[]).await;
+    assert_eq!(snapshot_used(&log), 4, "{log}");
+    assert_eq!(got["a"]["value"], "-12.5", "{got}");
+}
+
+/// 0 revisions or 0 seconds between snapshots is refused with a message naming the flag.
+#[tokio::test]
+async fn zero_snapshot_spacing_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for flag in ["--snapshot-every-revisions", "--snapshot-interval"] {
+        let out = run_cli([
+            "serve".as_ref(),
+            "--data-dir".as_ref(),
+            tmp.path().as_os_str(),
+            flag.as_ref(),
+            "0".as_ref(),
+        ])
+        .await;
+        assert_eq!(out.code(), Some(2), "{out:?}");
+        assert!(out.stderr.contains(flag) && out.stderr.contains("'0'"), "{out:?}");
+    }
+}
