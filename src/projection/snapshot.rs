@@ -509,7 +509,8 @@ impl Writer {
 
     /// Sign and scale in one byte, then the mantissa's magnitude (96 bits) as two varints.
     fn decimal(&mut self, d: Decimal) {
-        self.0.push(d.scale() as u8 | if d.is_sign_negative() { 0x80 } else { 0 });
+        self.0
+            .push(d.scale() as u8 | if d.is_sign_negative() { 0x80 } else { 0 });
         let m = d.mantissa().unsigned_abs();
         self.uint(m as u64);
         self.uint((m >> 64) as u64);

@@ -50,7 +50,10 @@ async fn stop(mut server: Server) -> String {
         .status()
         .expect("kill");
     assert!(status.success());
-    let exit = server.child.wait_timeout(Duration::from_secs(20), "serve after SIGTERM").await;
+    let exit = server
+        .child
+        .wait_timeout(Duration::from_secs(20), "serve after SIGTERM")
+        .await;
     assert!(exit.success(), "{exit:?}: {}", server.stderr());
     server.stderr()
 }
@@ -78,7 +81,11 @@ fn snapshot_used(log: &str) -> u64 {
         .find(|l| l.contains("ledger opened"))
         .unwrap_or_else(|| panic!("no `ledger opened` line in:\n{log}"));
     let rest = &line[line.find("snapshot=").unwrap_or_else(|| panic!("{line}")) + "snapshot=".len()..];
-    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// A store of 3 fixture events and one release, stopped gracefully (snapshot at revision 4),
@@ -110,7 +117,11 @@ async fn restart_from_snapshot_plus_tail_answers_as_a_full_fold() {
     assert_eq!(full["verifyLedger"]["ok"], true, "{full}");
 
     let (snap, log) = answers(&data, &[]).await;
-    assert_eq!(snapshot_used(&log), 4, "the start did not continue from the snapshot:\n{log}");
+    assert_eq!(
+        snapshot_used(&log),
+        4,
+        "the start did not continue from the snapshot:\n{log}"
+    );
     assert_eq!(snap, full, "a start from the snapshot answers differently");
 }
 
@@ -135,7 +146,10 @@ async fn a_bad_snapshot_is_ignored_with_a_warning() {
     altered[at + 10..at + 17].copy_from_slice(b"PROCESS");
     std::fs::write(&path, &altered).unwrap();
     let (got, log) = answers(&data, &[]).await;
-    assert!(log.contains("ignoring the snapshot") && log.contains("checksum"), "{log}");
+    assert!(
+        log.contains("ignoring the snapshot") && log.contains("checksum"),
+        "{log}"
+    );
     assert_eq!(snapshot_used(&log), 0, "{log}");
     assert_eq!(got, full, "an altered snapshot changed the answers");
 
@@ -157,7 +171,10 @@ async fn a_bad_snapshot_is_ignored_with_a_warning() {
     assert!(log.contains("wrote a snapshot"), "{log}");
     std::fs::copy(other.join("snapshot"), &path).unwrap();
     let (got, log) = answers(&data, &[]).await;
-    assert!(log.contains("not using the snapshot") && log.contains("another hash"), "{log}");
+    assert!(
+        log.contains("not using the snapshot") && log.contains("another hash"),
+        "{log}"
+    );
     assert_eq!(snapshot_used(&log), 0, "{log}");
     assert_eq!(got, full, "a foreign snapshot changed the answers");
 }

@@ -10,7 +10,8 @@ fn random_log(releases: &[GenRelease]) -> (Projection, Log) {
     let ds = small_dataset();
     let mut log = Log::default();
     let mut p = Projection::new();
-    p.apply(&log.push(Event::DatasetDefined { dataset: ds.clone() })).unwrap();
+    p.apply(&log.push(Event::DatasetDefined { dataset: ds.clone() }))
+        .unwrap();
     for g in releases {
         p.apply(&log.push(Event::ReleasePublished {
             release: build_release(&ds, g),
@@ -37,7 +38,10 @@ fn round_trip_gives_an_equal_projection() {
     }
     let (p, _) = fixture_projection(3);
     let back = Projection::from_snapshot(&p.to_snapshot()).unwrap();
-    assert_eq!(value_at(&back, "_T._T._T", "2025-S1", None), value_at(&p, "_T._T._T", "2025-S1", None));
+    assert_eq!(
+        value_at(&back, "_T._T._T", "2025-S1", None),
+        value_at(&p, "_T._T._T", "2025-S1", None)
+    );
     assert!(value_at(&back, "_T._T._T", "2025-S1", None).is_some());
 }
 
@@ -50,9 +54,18 @@ fn a_damaged_snapshot_is_refused() {
     for i in 0..bytes.len() {
         let mut bad = bytes.clone();
         bad[i] ^= 0x01;
-        assert!(Projection::from_snapshot(&bad).is_err(), "byte {i} flipped was accepted");
+        assert!(
+            Projection::from_snapshot(&bad).is_err(),
+            "byte {i} flipped was accepted"
+        );
     }
-    for len in [0, 10, crate::projection::snapshot::HEADER_LEN, bytes.len() / 2, bytes.len() - 1] {
+    for len in [
+        0,
+        10,
+        crate::projection::snapshot::HEADER_LEN,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
         let err = Projection::from_snapshot(&bytes[..len]).unwrap_err();
         assert!(
             matches!(err, SnapshotError::NotASnapshot | SnapshotError::Length { .. }),
@@ -61,7 +74,10 @@ fn a_damaged_snapshot_is_refused() {
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(Projection::from_snapshot(&longer), Err(SnapshotError::Length { .. })));
+    assert!(matches!(
+        Projection::from_snapshot(&longer),
+        Err(SnapshotError::Length { .. })
+    ));
     let mut other_format = bytes.clone();
     other_format[8] = 99;
     assert!(matches!(
