@@ -463,14 +463,17 @@ impl DatasetView {
 /// places of a table far larger than the caches, one miss or two each (measured: most of the
 /// time a snapshot takes to load); inserted in the order of their buckets, the table fills
 /// front to back.
-fn index_of(mut entries: Vec<(FigureKey, u32)>) -> HashMap<FigureKey, u32, fxhash::FxBuildHasher> {
+fn index_of(entries: Vec<(FigureKey, u32)>) -> HashMap<FigureKey, u32, fxhash::FxBuildHasher> {
     use std::hash::BuildHasher;
     let mut lookup = HashMap::with_capacity_and_hasher(entries.len(), fxhash::FxBuildHasher::default());
-    // The bucket is the hash's low bits, below the table's (power of two) size.
+    // The bucket is the hash's low bits, below the table's (power of two) size; each entry's
+    // is computed once, not at every comparison of the sort.
     let mask = (lookup.capacity() as u64 + 1).next_power_of_two() - 1;
     let hasher = lookup.hasher().clone();
-    entries.sort_unstable_by_key(|(key, _)| hasher.hash_one(key) & mask);
-    lookup.extend(entries);
+    let mut placed: Vec<(u64, (FigureKey, u32))> =
+        entries.into_iter().map(|e| (hasher.hash_one(e.0) & mask, e)).collect();
+    placed.sort_unstable_by_key(|p| p.0);
+    lookup.extend(placed.into_iter().map(|p| p.1));
     lookup
 }
 
