@@ -16,6 +16,7 @@ use crate::http::{self, ServerConfig};
 use crate::import::{load, Batch};
 use crate::ledger::{Ledger, OpenOptions, Prefold};
 use crate::settings::LimitArgs;
+use crate::snapshot::{Policy as SnapshotPolicy, SnapshotArgs};
 use crate::store::{ColdScan, JetStreamConfig, JetStreamStore, SledStore, COLD_SCAN_CHUNK};
 
 /// The flags of `serve`.
@@ -46,6 +47,8 @@ pub struct ServeArgs {
     pub read_only: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
     /// Turn off schema introspection (for production).
     #[arg(long, env = "TRADELEDGER_NO_INTROSPECTION")]
     pub no_introspection: bool,
@@ -172,6 +175,7 @@ impl ServeArgs {
             no_fixtures: false,
             read_only: false,
             limits: LimitArgs::default(),
+            snapshot: SnapshotArgs::default(),
             no_introspection: false,
             no_graphiql: false,
             cors_origins: Vec::new(),
@@ -186,6 +190,8 @@ pub struct App {
     listener: tokio::net::TcpListener,
     ledger: Ledger,
     config: ServerConfig,
+    /// When snapshots are written; `None` for a ledger opened by the caller.
+    snapshots: Option<SnapshotPolicy>,
 }
 
 impl App {
@@ -205,16 +211,29 @@ impl App {
                 limits.max_depth
             );
         }
-        let ledger = match settings.log.kind {
-            StoreKind::Sled => open_ledger(
+        let use_snapshot = !settings.snapshot.no_snapshot;
+        let (ledger, covered) = match settings.log.kind {
+            StoreKind::Sled => open_ledger_with(
                 &settings.store.data_dir,
                 settings.store.cold_scan_chunk,
                 settings.read_only,
+                use_snapshot,
             )?,
             StoreKind::Jetstream => {
-                open_jetstream_ledger(&settings.store.data_dir, &settings.log.jetstream()?, settings.read_only).await?
+                open_jetstream_ledger(
+                    &settings.store.data_dir,
+                    &settings.log.jetstream()?,
+                    settings.read_only,
+                    use_snapshot,
+                )
+                .await?
             }
         };
+        let snapshots = use_snapshot.then(|| SnapshotPolicy {
+            dir: settings.store.data_dir.clone(),
+            args: settings.snapshot.clone(),
+            covered,
+        });
         let keys = crate::tlog::KeyConfig {
             key_file: settings.signing_key.as_deref(),
             origin: settings.log_origin.as_deref(),
@@ -276,7 +295,9 @@ impl App {
         config.graphiql = !serve.no_graphiql;
         configure(&mut config);
         let listen = serve.listen;
-        App::with_ledger(ledger, config, listen).await
+        let mut app = App::with_ledger(ledger, config, listen).await?;
+        app.snapshots = snapshots;
+        Ok(app)
     }
 
     /// A server over an open `ledger` (a test's own store, say).
@@ -288,6 +309,7 @@ impl App {
             listener,
             ledger,
             config,
+            snapshots: None,
         })
     }
 
@@ -301,8 +323,14 @@ impl App {
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully (see [`http::run`]).
+    /// Snapshots are written in the background meanwhile, and once more after the final flush.
     pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        http::run(self.listener, self.ledger, self.config, signal).await
+        let snapshots = self.snapshots.map(|p| p.spawn(self.ledger.clone()));
+        let served = http::run(self.listener, self.ledger, self.config, signal).await;
+        if let Some(writer) = snapshots {
+            writer.finish().await;
+        }
+        served
     }
 }
 
@@ -353,19 +381,32 @@ pub(crate) fn lock_data_dir(dir: &Path) -> Result<()> {
 pub(crate) fn open_store(data_dir: &Path, chunk: u64) -> Result<(Arc<SledStore>, Prefold)> {
     prepare_data_dir(data_dir)?;
     lock_data_dir(data_dir)?;
+    let (store, prefold, _) = open_locked(data_dir, chunk, None)?;
+    Ok((store, prefold))
+}
+
+/// [`open_store`] in a locked data directory, continuing `snapshot` if the log agrees with
+/// it (see [`crate::snapshot::prefold`]); true when it did.
+fn open_locked(
+    data_dir: &Path,
+    chunk: u64,
+    snapshot: Option<crate::projection::Projection>,
+) -> Result<(Arc<SledStore>, Prefold, bool)> {
     let path = data_dir.join("log");
     let context = || format!("opening the store at {}", path.display());
-    let records: crate::store::RecordIter<'_> = if path.exists() {
-        let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
-        Box::new(ColdScan::new(&path, 1, chunk))
-    } else {
-        Box::new(std::iter::empty())
+    let scan = |from: u64| -> crate::store::RecordIter<'_> {
+        if path.exists() {
+            let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
+            Box::new(ColdScan::new(&path, from, chunk))
+        } else {
+            Box::new(std::iter::empty())
+        }
     };
     // sled panics on some damage to its own files (a snapshot it cannot rebuild from a
     // corrupted log): report that as a damaged store, like its "Read corrupted data" errors.
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_> {
-        let prefold = Prefold::from_records(records).with_context(context)?;
-        Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold))
+        let (prefold, used) = crate::snapshot::prefold(snapshot, scan).with_context(context)?;
+        Ok((Arc::new(SledStore::open(&path).with_context(context)?), prefold, used))
     }));
     opened.unwrap_or_else(|panic| {
         let what = panic
@@ -382,13 +423,46 @@ pub(crate) fn open_store(data_dir: &Path, chunk: u64) -> Result<(Arc<SledStore>,
 }
 
 pub(crate) fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
+    Ok(open_ledger_with(data_dir, chunk, read_only, false)?.0)
+}
+
+/// [`open_ledger`], starting from `DATA_DIR/snapshot` when `use_snapshot` and the log agrees
+/// with it; also returns the revision of the snapshot used (0: none). Should the log's head
+/// record disagree with the fold continued from it, the whole log is folded again, so a
+/// snapshot never changes what a start reports.
+pub(crate) fn open_ledger_with(
+    data_dir: &Path,
+    chunk: u64,
+    read_only: bool,
+    use_snapshot: bool,
+) -> Result<(Ledger, u64)> {
     let started = Instant::now();
-    let (store, prefold) = open_store(data_dir, chunk)?;
-    let (ledger, verification) = Ledger::open_after(store, OpenOptions { read_only }, Some(prefold))?;
+    prepare_data_dir(data_dir)?;
+    lock_data_dir(data_dir)?;
+    let snapshot = use_snapshot.then(|| crate::snapshot::load(data_dir)).flatten();
+    let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
+    let (store, prefold, used) = open_locked(data_dir, chunk, snapshot)?;
+    let options = OpenOptions { read_only };
+    let mut opened = Ledger::open_after(store, options, Some(prefold));
+    let mut covered = if used { covered } else { 0 };
+    if used && !matches!(&opened, Ok((_, v)) if v.ok()) {
+        let why = match &opened {
+            Ok((_, v)) => v.damage.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(reason = %why, "the log disagrees with the fold continued from the snapshot ({why}); folding the whole log");
+        // The store must be closed before it is opened again.
+        drop(opened);
+        let (store, prefold, _) = open_locked(data_dir, chunk, None)?;
+        opened = Ledger::open_after(store, options, Some(prefold));
+        covered = 0;
+    }
+    let (ledger, verification) = opened?;
     let p = ledger.read();
     tracing::info!(
         revision = p.head().revision,
         versions = p.version_count(),
+        snapshot = covered,
         millis = started.elapsed().as_millis() as u64,
         "ledger opened"
     );
@@ -396,23 +470,44 @@ pub(crate) fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Resul
         tracing::error!(damage = %d, "serving a damaged log read-only");
     }
     drop(p);
-    Ok(ledger)
+    Ok((ledger, covered))
 }
 
 /// Opens the ledger over a JetStream stream: the data directory holds the lock, the signing
-/// key and the token only.
-async fn open_jetstream_ledger(data_dir: &Path, config: &JetStreamConfig, read_only: bool) -> Result<Ledger> {
+/// key, the token and the node's projection snapshot. With a usable snapshot, only the
+/// stream's tail after it is folded; returns the revision the snapshot covered (0 if none).
+async fn open_jetstream_ledger(
+    data_dir: &Path,
+    config: &JetStreamConfig,
+    read_only: bool,
+    use_snapshot: bool,
+) -> Result<(Ledger, u64)> {
     let started = Instant::now();
     prepare_data_dir(data_dir)?;
     lock_data_dir(data_dir)?;
-    let store = JetStreamStore::open(config)
-        .await
-        .with_context(|| format!("opening the JetStream stream {} at {}", config.stream, config.urls))?;
-    let (ledger, verification) = Ledger::open(Arc::new(store), OpenOptions { read_only })?;
+    let store = Arc::new(
+        JetStreamStore::open(config)
+            .await
+            .with_context(|| format!("opening the JetStream stream {} at {}", config.stream, config.urls))?,
+    );
+    let options = OpenOptions { read_only };
+    let snapshot = use_snapshot.then(|| crate::snapshot::load(data_dir)).flatten();
+    let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
+    let (prefold, used) = crate::snapshot::prefold(snapshot, |from| store.scan(from))?;
+    let mut covered = if used { covered } else { 0 };
+    let mut opened = Ledger::open_after(store.clone(), options, Some(prefold));
+    if used && !matches!(&opened, Ok((_, v)) if v.ok()) {
+        tracing::warn!("the stream disagrees with the fold continued from the snapshot; folding the whole stream");
+        drop(opened);
+        covered = 0;
+        opened = Ledger::open(store, options);
+    }
+    let (ledger, verification) = opened?;
     let p = ledger.read();
     tracing::info!(
         revision = p.head().revision,
         versions = p.version_count(),
+        snapshot = covered,
         millis = started.elapsed().as_millis() as u64,
         stream = %config.stream,
         "ledger opened on JetStream"
@@ -421,7 +516,7 @@ async fn open_jetstream_ledger(data_dir: &Path, config: &JetStreamConfig, read_o
         tracing::error!(damage = %d, "serving a damaged log read-only");
     }
     drop(p);
-    Ok(ledger)
+    Ok((ledger, covered))
 }
 
 /// Descriptors kept free for the store, the token file and the process's own needs.

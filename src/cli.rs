@@ -82,6 +82,12 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write the projection snapshot DATA_DIR/snapshot (which `serve` also writes on shutdown
+    /// and in the background), continuing the one there if the log agrees with it.
+    Snapshot {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Re-fold the log and rewrite the derived indexes (head record,
     /// transparency log leaves).
     Rebuild {
@@ -335,6 +341,23 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             println!(
                 "wrote {releases} SYNTHETIC releases x {observations_per_release} observations to {}",
                 out.display()
+            );
+            Ok(())
+        }
+        Command::Snapshot { store } => {
+            require_store(&store.data_dir)?;
+            let (ledger, _) = crate::app::open_ledger_with(&store.data_dir, store.cold_scan_chunk, true, true)?;
+            if ledger.health().degraded {
+                bail!("the log is damaged; no snapshot written (run `tradeledger verify`)");
+            }
+            let s = crate::snapshot::save(&ledger, &store.data_dir).await?;
+            println!(
+                "wrote {}: revision {}, {} bytes in {:.2} s (projection read-locked {:.0} ms)",
+                store.data_dir.join(crate::snapshot::FILE).display(),
+                s.revision,
+                s.bytes,
+                s.total.as_secs_f64(),
+                s.pause.as_secs_f64() * 1000.0
             );
             Ok(())
         }

@@ -11,6 +11,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     ("cli", 100),
     ("app", 90),
+    ("snapshot", 85),
     ("testing", 95),
     ("http", 80),
     ("web", 75),

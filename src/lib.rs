@@ -12,6 +12,8 @@
 //! - [`app`]: the composition root: [`app::App::build`] opens the store and the keys, loads
 //!   the fixtures and binds the listener, for `serve` and the tests alike.
 //! - [`settings`]: every limit of `serve` as one clap struct, defaults included.
+//! - [`snapshot`]: the local projection snapshot, read at start-up and written in the
+//!   background and on shutdown, so that a start folds only the log's tail.
 //! - [`web`]: the browser side: GraphiQL, the web interface and their embedded assets.
 //! - [`http`]: the router, GraphQL over HTTP, the WebSocket protocols, the per-revision
 //!   response cache, the accept loop (connection cap, timeouts, shutdown with a deadline),
@@ -55,6 +57,7 @@ pub mod logging;
 mod pool;
 pub mod projection;
 pub mod settings;
+pub mod snapshot;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;

@@ -93,6 +93,9 @@ pub enum OpenError {
     Damaged(Damage),
     #[error("storage failure: {0}")]
     Storage(String),
+    /// A projection snapshot that the log disagrees with; fold the whole log instead.
+    #[error("snapshot not used: {0}")]
+    Snapshot(String),
 }
 
 pub(super) fn writer_gone() -> LedgerError {

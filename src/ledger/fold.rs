@@ -1,8 +1,10 @@
 //! Folding the log into a projection, and verifying it: at start-up, in full on demand, and
 //! incrementally since the last verification.
 
+use sha2::{Digest, Sha256};
+
 use crate::projection::Projection;
-use crate::store::{decode, Damage, Head, LogStore, RecordIter, StoredEvent};
+use crate::store::{decode, Damage, Hash, Head, LogStore, RecordIter, StoredEvent};
 
 use super::{Ledger, LedgerError, OpenError, Verification, Verified};
 
@@ -30,6 +32,48 @@ impl Prefold {
         let mut fold = Fold::default();
         fold.advance_records(records, None)?;
         Ok(Prefold(fold))
+    }
+
+    /// Continues a projection loaded from a snapshot, for any log: `records` must start at the
+    /// snapshot's revision R (`store.scan(R)`, or `store::ColdScan` from R). The record at R
+    /// must hash to the snapshot's head hash, else the snapshot is not of this log (the store
+    /// was replaced or restored) and `Err` says why; then the events after R are folded, their
+    /// chain checked from that hash. The prefix up to R is taken on the strength of that
+    /// match; a full verification ([`Ledger::verify`]) still re-reads the whole log.
+    pub fn from_snapshot(projection: Projection, mut records: RecordIter<'_>) -> Result<Self, OpenError> {
+        let head = projection.head();
+        if head.revision > 0 {
+            let mismatch = |why: String| {
+                Err(OpenError::Snapshot(format!(
+                    "it covers revision {} ({}), but {why}",
+                    head.revision, head.hash
+                )))
+            };
+            match records.next() {
+                None => return mismatch("the log ends before it".into()),
+                Some(Err(e)) => return Err(OpenError::Storage(e.to_string())),
+                Some(Ok((revision, _))) if revision != head.revision => {
+                    return mismatch(format!("the log has no event at that revision (next: {revision})"))
+                }
+                Some(Ok((_, bytes))) => {
+                    let hashed = bytes.get(32..).map(|body| Hash(Sha256::digest(body).into()));
+                    if hashed != Some(head.hash) || bytes[..32] != head.hash.0 {
+                        return mismatch("the log's event at that revision has another hash".into());
+                    }
+                }
+            }
+        }
+        let mut fold = Fold {
+            projection,
+            damage: None,
+        };
+        fold.advance_records(records, None)?;
+        Ok(Prefold(fold))
+    }
+
+    /// The first damaged event met, if any.
+    pub fn damage(&self) -> Option<&Damage> {
+        self.0.damage.as_ref()
     }
 }
 

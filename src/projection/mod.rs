@@ -8,6 +8,7 @@
 
 mod changes;
 mod filter;
+mod snapshot;
 mod stats;
 
 use std::collections::hash_map::Entry;
@@ -26,6 +27,7 @@ use crate::store::{Hash, Head};
 
 pub use changes::{ChangeKind, FigureChange};
 pub use filter::{Filter, KeyPattern};
+pub use snapshot::{read_header, Header, SnapshotError, Unsealed, FORMAT as SNAPSHOT_FORMAT};
 pub use stats::{RevisionStat, RevisionSummary};
 
 /// A figure's coordinates inside one dataset.

@@ -946,3 +946,6 @@ fn sums_beyond_the_decimal_range_are_reported_not_panicked() {
     assert_eq!((s.mean_revision, s.max_absolute_revision), (None, None));
     assert_eq!(s.observations, 13);
 }
+
+#[path = "snapshot/tests.rs"]
+mod snapshot;

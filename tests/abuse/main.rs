@@ -10,6 +10,7 @@ mod frontdoor;
 mod jetstream;
 mod ledger;
 mod runtime;
+mod snapshot;
 mod store_damage;
 #[path = "../support/mod.rs"]
 mod support;
