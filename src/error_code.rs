@@ -25,13 +25,17 @@ pub enum ErrorCode {
     GraphqlValidationFailed,
     /// An HTTP method the endpoint does not serve.
     MethodNotAllowed,
-    /// The server failed (storage, an inconsistency); not the client's fault.
+    /// The store does not take writes for now (a full disk, an I/O error, a replicated log
+    /// that lost its quorum): nothing was written; retry later. `GET /readyz` says when
+    /// writes are taken again.
+    Unavailable,
+    /// The server failed (an inconsistency, a panic); not the client's fault.
     InternalServerError,
 }
 
 impl ErrorCode {
     /// Every code, for exhaustive checks.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::BadUserInput,
         ErrorCode::Conflict,
         ErrorCode::NotFound,
@@ -41,6 +45,7 @@ impl ErrorCode {
         ErrorCode::GraphqlParseFailed,
         ErrorCode::GraphqlValidationFailed,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::Unavailable,
         ErrorCode::InternalServerError,
     ];
 }

@@ -18,6 +18,7 @@ pub const fn extension_code(code: ErrorCode) -> &'static str {
         ErrorCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
         ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
         ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+        ErrorCode::Unavailable => "UNAVAILABLE",
         ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
     }
 }

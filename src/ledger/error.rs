@@ -73,7 +73,7 @@ impl LedgerError {
             LedgerError::Conflict(_) => ErrorCode::Conflict,
             LedgerError::NotFound(_) => ErrorCode::NotFound,
             LedgerError::ReadOnly(_) => ErrorCode::Forbidden,
-            LedgerError::Storage { .. } => ErrorCode::InternalServerError,
+            LedgerError::Storage { .. } => ErrorCode::Unavailable,
         }
     }
 }

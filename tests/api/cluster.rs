@@ -270,10 +270,10 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
         ack_of(status, &body).is_none(),
         "a write without quorum succeeded: {body}"
     );
-    // The storage-failure path of every store: a server error naming the cause, /readyz 503.
+    // The storage-failure path of every store: UNAVAILABLE naming the cause, /readyz 503.
     assert_eq!(
         body["errors"][0]["extensions"]["code"],
-        json!("INTERNAL_SERVER_ERROR"),
+        json!("UNAVAILABLE"),
         "{body}"
     );
     assert!(
