@@ -7,6 +7,8 @@
 #
 #   bench/publish.sh
 #   CONNECTIONS=8 DURATION=5s bench/publish.sh
+#   SERVE_ARGS="--store jetstream --nats-url nats://127.0.0.1:4222" bench/publish.sh
+#   (bench/publish-cluster.sh runs it against sled and a 3-replica stream side by side)
 #
 # Needs wrk (Debian package `wrk`).
 set -euo pipefail
@@ -23,7 +25,8 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 cargo build --release --locked --quiet --bin tradeledger
 BIN=target/release/tradeledger
 rm -rf "$WORK" && mkdir -p "$WORK"
-$BIN serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" --write-tokens "bench:$SECRET" --log warn \
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+$BIN serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" --write-tokens "bench:$SECRET" --log warn ${SERVE_ARGS:-} \
   > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
