@@ -3,6 +3,7 @@
 mod changes;
 mod classify;
 mod error;
+mod fast;
 pub mod guard;
 mod limits;
 mod mutation;
