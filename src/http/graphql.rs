@@ -196,10 +196,12 @@ pub(crate) const RETRY_AFTER_SECS: &str = "1";
 async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: BatchRequest) -> Response {
     let revision = state.ledger.read().head().revision;
     let cache_key = match &batch {
-        BatchRequest::Single(r) => state
-            .responses
-            .key(revision, r, state.queries.document(&r.query).ok().as_deref()),
-        BatchRequest::Batch(_) => None,
+        BatchRequest::Single(r) if state.responses.enabled() => {
+            state
+                .responses
+                .key(revision, r, state.queries.document(&r.query).ok().as_deref())
+        }
+        _ => None,
     };
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
         return body_response(StatusCode::OK, media, body);
@@ -210,10 +212,12 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
         .run(state.config.request_timeout, async move {
             if let BatchRequest::Single(request) = &batch {
                 let max = task_state.config.max_response_bytes;
-                match task_state.queries.fast(request, max) {
-                    Some(Ok(body)) => return (StatusCode::OK, Bytes::from(body), true),
-                    Some(Err(too_large)) => return refuse_too_large(too_large, media, None),
-                    None => {}
+                if let Some(answer) = task_state.queries.fast(request, max) {
+                    task_state.metrics.fast_path_answers.inc();
+                    return match answer {
+                        Ok(body) => (StatusCode::OK, Bytes::from(body), true),
+                        Err(too_large) => refuse_too_large(too_large, media, None),
+                    };
                 }
             }
             let response = execute_batch(&task_state, caller, batch).await;

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub websocket_connections: Gauge,
     /// Bytes held by the response cache, set when the metrics are rendered.
     pub response_cache_bytes: Gauge,
+    /// GraphQL requests answered by the fast path (`graphql::fast`) rather than async-graphql.
+    pub fast_path_answers: Counter,
     head_revision: Gauge,
     events: Gauge,
     releases: Gauge,
@@ -83,6 +85,12 @@ impl Metrics {
             "response_cache_bytes",
             "Bytes held by the response cache (bodies, keys and overhead)",
         );
+        let fast_path_answers = Counter::default();
+        registry.register(
+            "graphql_fast_path_answers",
+            "GraphQL requests answered by the compiled fast path rather than by async-graphql",
+            fast_path_answers.clone(),
+        );
         let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
         let events = gauge(&mut registry, "ledger_events", "Events in the log");
         let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
@@ -98,6 +106,7 @@ impl Metrics {
             latency,
             websocket_connections,
             response_cache_bytes,
+            fast_path_answers,
             head_revision,
             events,
             releases,

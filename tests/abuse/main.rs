@@ -6,6 +6,7 @@
 
 mod audit_log;
 mod cost;
+mod fastpath;
 mod frontdoor;
 mod ledger;
 mod runtime;
