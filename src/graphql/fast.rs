@@ -49,8 +49,6 @@ use crate::bounded::BoundedMap;
 use crate::domain::{Period, ReleaseStatus};
 use crate::projection::{ObservationAt, Projection, ReleaseInfo};
 
-/// Plans kept; the oldest go first.
-const PLANS: usize = 1024;
 /// Bytes charged to the plan cache: a plan takes a few times its query text.
 const PLAN_BYTES: usize = 16 * 1024 * 1024;
 const PLAN_BYTES_PER_BYTE: usize = 8;
@@ -67,9 +65,10 @@ pub struct Compiled {
 }
 
 impl Plans {
-    pub fn new() -> Self {
+    /// Keeps at most `max` plans (`--query-plans`); 0 turns the fast path off.
+    pub fn new(max: usize) -> Self {
         Plans {
-            cache: BoundedMap::new(PLANS, PLAN_BYTES),
+            cache: BoundedMap::new(max, PLAN_BYTES),
         }
     }
 
@@ -81,7 +80,7 @@ impl Plans {
 
     /// True when a clean answer to `request` should be learned from.
     pub fn wants(&self, request: &Request, max_query: usize) -> bool {
-        request.query.len() <= max_query && self.get(request).is_none()
+        !self.cache.keeps_nothing() && request.query.len() <= max_query && self.get(request).is_none()
     }
 
     /// Compiles the request's operation of `doc`, which async-graphql has just executed
@@ -126,12 +125,6 @@ impl Plans {
             _ if run.too_large || run.out.len() > max_bytes => Some(Err(ResponseTooLarge { limit: max_bytes })),
             _ => None,
         }
-    }
-}
-
-impl Default for Plans {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -1587,7 +1580,7 @@ mod tests {
             .build()
             .expect("runtime");
         let env = rt.block_on(env());
-        let plans = Plans::new();
+        let plans = Plans::new(1024);
         let fast_answers = std::cell::Cell::new(0u32);
         let fallbacks = std::cell::Cell::new(0u32);
         let mut runner = TestRunner::new(Config {
@@ -1650,6 +1643,22 @@ mod tests {
         });
         result.map_err(|e| e.to_string())?;
         Ok((fast_answers.get(), fallbacks.get()))
+    }
+
+    /// The plans kept are bounded by `--query-plans`, the oldest going first.
+    #[test]
+    fn keeps_at_most_the_plans_it_is_allowed() {
+        let plans = Plans::new(2);
+        let texts: Vec<String> = (0..3).map(|i| format!("{{ a{i}: __typename }}")).collect();
+        for t in &texts {
+            let doc = async_graphql::parser::parse_query(t).unwrap();
+            plans.learn(t, None, &doc);
+        }
+        assert!(plans.get(&Request::new(texts[0].clone())).is_none());
+        assert!(plans.get(&Request::new(texts[2].clone())).is_some());
+        assert!(!plans.wants(&Request::new(texts[2].clone()), 1000));
+        let off = Plans::new(0);
+        assert!(!off.wants(&Request::new(texts[0].clone()), 1000));
     }
 
     /// Random queries over the covered schema give byte-identical answers on both paths.

@@ -90,7 +90,7 @@ impl QueryLimits {
             shape: Shape::of_schema(),
             ledger,
             cache: BoundedMap::new(CACHE_ENTRIES, CACHE_BYTES),
-            plans: Plans::new(),
+            plans: Plans::new(limits.query_plans),
         }
     }
 

@@ -152,3 +152,18 @@ async fn a_read_after_a_write_sees_it_on_the_fast_path() {
     assert_eq!(data, json!({ "observation": { "value": "16", "revision": revision } }));
     assert_eq!(fast_answers(&server).await, before + 1, "read on the fast path");
 }
+
+/// `--query-plans 0` turns the fast path off: every answer comes from async-graphql.
+#[tokio::test]
+async fn no_query_plans_no_fast_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--query-plans", "0", "--response-cache-entries", "0"],
+    )
+    .await;
+    let q = "{ history(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-S1\") { value } }";
+    let first = server.query(q, json!({})).await;
+    assert_eq!(server.query(q, json!({})).await, first);
+    assert_eq!(fast_answers(&server).await, 0);
+}
