@@ -351,7 +351,7 @@ impl<'a> Compiler<'a> {
         field: impl Fn(&Self, &'a Field) -> Option<F> + Copy,
     ) -> Option<Vec<Sel<F>>> {
         let mut flat = Vec::new();
-        self.flatten(set, type_name, &mut Vec::new(), &mut flat, 0)?;
+        self.flatten(set, type_name, &[], &mut flat, 0)?;
         let mut out: Vec<Sel<F>> = Vec::with_capacity(flat.len());
         for (f, conditions) in flat {
             let key = f.response_key().node.clone();
@@ -372,7 +372,7 @@ impl<'a> Compiler<'a> {
         &self,
         set: &'a SelectionSet,
         type_name: &str,
-        conditions: &mut Vec<Condition>,
+        conditions: &[Condition],
         out: &mut Vec<(&'a Field, Vec<Condition>)>,
         depth: usize,
     ) -> Option<()> {
@@ -393,7 +393,7 @@ impl<'a> Compiler<'a> {
                     }
                     let mut inner = clone_conditions(conditions);
                     push_conditions(&i.directives, &mut inner)?;
-                    self.flatten(&i.selection_set.node, type_name, &mut inner, out, depth + 1)?;
+                    self.flatten(&i.selection_set.node, type_name, &inner, out, depth + 1)?;
                 }
                 Selection::FragmentSpread(s) => {
                     let s = &s.node;
@@ -403,7 +403,7 @@ impl<'a> Compiler<'a> {
                     }
                     let mut inner = clone_conditions(conditions);
                     push_conditions(&s.directives, &mut inner)?;
-                    self.flatten(&def.selection_set.node, type_name, &mut inner, out, depth + 1)?;
+                    self.flatten(&def.selection_set.node, type_name, &inner, out, depth + 1)?;
                 }
             }
         }
@@ -1099,6 +1099,9 @@ mod tests {
         }
     }
 
+    /// What builds a field's sub-selection, if it has one.
+    type Sub<G> = Option<fn(&mut G) -> String>;
+
     /// Builds one random query text and its variables.
     struct Gen<'a> {
         rng: StdRng,
@@ -1280,7 +1283,7 @@ mod tests {
         }
 
         /// A selection of `fields` (name, sub-selection maker) on `type_name`.
-        fn selection(&mut self, type_name: &str, fields: &[(&str, Option<fn(&mut Self) -> String>)]) -> String {
+        fn selection(&mut self, type_name: &str, fields: &[(&str, Sub<Self>)]) -> String {
             let n = self.rng.gen_range(1..=fields.len().min(6));
             let mut fields = fields.to_vec();
             fields.shuffle(&mut self.rng);
