@@ -148,6 +148,8 @@ struct VarDef {
 /// and its fragments'), and what it resolves to.
 struct Sel<F> {
     key: Name,
+    /// `"key":`, escaped once here rather than for every object written.
+    key_json: Box<[u8]>,
     conditions: Vec<Condition>,
     field: F,
 }
@@ -359,8 +361,11 @@ impl<'a> Compiler<'a> {
             if out.iter().any(|s| s.key == key) {
                 return None;
             }
+            let mut key_json = serde_json::to_vec(key.as_str()).expect("strings serialize");
+            key_json.push(b':');
             out.push(Sel {
                 key,
+                key_json: key_json.into(),
                 conditions,
                 field: field(self, f)?,
             });
@@ -582,6 +587,23 @@ fn push_conditions(directives: &[Positioned<Directive>], out: &mut Vec<Condition
 // ---------------------------------------------------------------------------------------
 // Running a plan
 
+/// Writes `s` as a JSON string, escaped as serde_json escapes it (control characters, `"`
+/// and `\` only); most strings here need no escaping at all.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    if plain(s) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("a Vec takes every write");
+    }
+}
+
+/// True when serde_json writes `s` as it is between quotes.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// A declared variable's value: the request's, else the default; `None` when absent.
 type Resolved = Vec<(Name, Option<Value>)>;
 
@@ -715,8 +737,7 @@ impl<'a> Run<'a> {
                 self.out.push(b',');
             }
             first = false;
-            self.string(&s.key);
-            self.out.push(b':');
+            self.out.extend_from_slice(&s.key_json);
             field(self, &s.field)?;
         }
         if first {
@@ -742,7 +763,28 @@ impl<'a> Run<'a> {
     }
 
     fn string(&mut self, s: &str) {
-        serde_json::to_writer(&mut self.out, s).expect("a Vec takes every write");
+        json_string(&mut self.out, s);
+    }
+
+    /// A series key in dot notation, as `Dataset::format_key` spells it, without building it.
+    fn series_key(&mut self, def: &crate::domain::Dataset, key: &crate::domain::SeriesKey) {
+        let codes = || {
+            def.dimensions
+                .iter()
+                .zip(key.codes())
+                .map(|(d, c)| d.codes[c as usize].code.as_str())
+        };
+        if !codes().all(plain) {
+            return self.string(&def.format_key(key));
+        }
+        self.out.push(b'"');
+        for (i, code) in codes().enumerate() {
+            if i > 0 {
+                self.out.push(b'.');
+            }
+            self.out.extend_from_slice(code.as_bytes());
+        }
+        self.out.push(b'"');
     }
 
     fn raw(&mut self, s: &str) {
@@ -980,7 +1022,7 @@ impl<'a> Run<'a> {
             match f {
                 ObsField::Typename => run.string("Observation"),
                 ObsField::Dataset => run.string(&def.id),
-                ObsField::Key => run.string(&def.format_key(&obs.cell.key)),
+                ObsField::Key => run.series_key(def, &obs.cell.key),
                 ObsField::Dimensions(sels) => {
                     run.out.push(b'[');
                     for (i, (d, c)) in def.dimensions.iter().zip(obs.cell.key.codes()).enumerate() {
@@ -1646,6 +1688,27 @@ mod tests {
         });
         result.map_err(|e| e.to_string())?;
         Ok((fast_answers.get(), fallbacks.get()))
+    }
+
+    /// Strings are written exactly as serde_json (and so async-graphql) writes them.
+    #[test]
+    fn escapes_strings_as_serde_json_does() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "\u{7f}",
+            "é 漢字 🙂",
+            "</script>",
+            "\u{2028}",
+        ] {
+            let mut out = Vec::new();
+            super::json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     /// The plans kept are bounded by `--query-plans`, the oldest going first.
