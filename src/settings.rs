@@ -86,6 +86,11 @@ pub struct LimitArgs {
     /// Bytes the response cache may hold, keys and overhead included (0 turns it off).
     #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub response_cache_bytes: usize,
+    /// Query texts kept compiled for the fast path, which answers the common read queries
+    /// (observations, observation, history, breakdown) straight from the ledger rather than
+    /// through async-graphql; the oldest go first. 0 turns the fast path off.
+    #[arg(long, env = "TRADELEDGER_QUERY_PLANS", default_value_t = 1024)]
+    pub query_plans: usize,
     /// Threads that execute GraphQL operations, apart from the threads serving connections
     /// (0: one per core).
     #[arg(long, env = "TRADELEDGER_QUERY_THREADS", default_value_t = 0)]

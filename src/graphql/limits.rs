@@ -53,6 +53,7 @@ use async_graphql::parser::types::{
 use async_graphql::parser::Positioned;
 use async_graphql::{Name, Request, ServerError, Value, Variables};
 
+use super::fast::Plans;
 use super::{Limits, LIMIT_EXCEEDED};
 use crate::bounded::BoundedMap;
 use crate::ledger::Ledger;
@@ -77,6 +78,8 @@ pub struct QueryLimits {
     shape: Shape,
     ledger: Ledger,
     cache: BoundedMap<Arc<str>, Arc<ExecutableDocument>>,
+    /// Plans of the fast path ([`super::fast`]), learned from clean answers.
+    plans: Plans,
 }
 
 impl QueryLimits {
@@ -87,6 +90,7 @@ impl QueryLimits {
             shape: Shape::of_schema(),
             ledger,
             cache: BoundedMap::new(CACHE_ENTRIES, CACHE_BYTES),
+            plans: Plans::new(limits.query_plans),
         }
     }
 
@@ -109,14 +113,41 @@ impl QueryLimits {
     /// Parses `request` (or takes its document from the cache) and checks the limits, its
     /// cost included; the request comes back with its parsed document, ready to execute.
     pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
+        let doc = self.check(&request)?;
+        request.set_parsed_query((*doc).clone());
+        Ok(request)
+    }
+
+    /// The parsed document of `request` if it passes every limit, its cost included.
+    pub fn check(&self, request: &Request) -> Result<Arc<ExecutableDocument>, ServerError> {
         let doc = self.document(&request.query)?;
         let extents = self.ledger.read().extents();
-        let cost = cost(&doc, &request, &self.shape, &extents, self.limits.max_page_size as u64);
+        let cost = cost(&doc, request, &self.shape, &extents, self.limits.max_page_size as u64);
         if cost > self.limits.max_cost {
             return Err(too_costly(cost, self.limits.max_cost));
         }
-        request.set_parsed_query((*doc).clone());
-        Ok(request)
+        Ok(doc)
+    }
+
+    /// Answers `request` on the fast path if a plan was learned for it and it passes the
+    /// limits: the response body, or the refusal of one larger than `max_response_bytes`.
+    /// `None` sends it to async-graphql.
+    pub fn fast(&self, request: &Request, max_response_bytes: usize) -> Option<Result<Vec<u8>, ResponseTooLarge>> {
+        self.check(request).ok()?;
+        let p = self.ledger.read();
+        self.plans.run(request, &p, &self.limits, max_response_bytes)
+    }
+
+    /// True when async-graphql's clean answer to `request` should be learned from.
+    pub fn wants_plan(&self, request: &Request) -> bool {
+        self.plans.wants(request, MAX_QUERY)
+    }
+
+    /// Compiles a plan for a query async-graphql has just answered without an error.
+    pub fn learn(&self, query: &str, operation: Option<&str>) {
+        if let Some(doc) = self.cache.get(query) {
+            self.plans.learn(query, operation, &doc);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 mod changes;
 mod classify;
 mod error;
+mod fast;
 pub mod guard;
 mod limits;
 mod mutation;
@@ -63,6 +64,8 @@ pub struct Limits {
     pub max_variables_depth: usize,
     /// Front door: most JSON values in `variables` (and, separately, in `extensions`).
     pub max_variables_nodes: usize,
+    /// Query texts kept compiled for the fast path ([`fast`]); 0 turns it off.
+    pub query_plans: usize,
 }
 
 impl From<&LimitArgs> for Limits {
@@ -81,6 +84,7 @@ impl From<&LimitArgs> for Limits {
             max_query_nesting: a.max_query_nesting,
             max_variables_depth: a.max_variables_depth,
             max_variables_nodes: a.max_variables_nodes,
+            query_plans: a.query_plans,
         }
     }
 }

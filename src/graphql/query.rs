@@ -55,7 +55,7 @@ pub struct ObservationFilter {
 }
 
 impl ObservationFilter {
-    fn resolve(&self, ds: &DatasetView) -> Result<Filter> {
+    pub(super) fn resolve(&self, ds: &DatasetView) -> Result<Filter> {
         let def = &ds.def;
         let mut key = match &self.key {
             Some(k) => {
@@ -308,7 +308,11 @@ impl ObservationTotals {
 }
 
 fn page_size(ctx: &Context<'_>, first: Option<i32>) -> Result<usize> {
-    let max = limits_of(ctx).max_page_size;
+    page_size_at_most(limits_of(ctx).max_page_size, first)
+}
+
+/// The page `first` asks for, checked against the page-size cap `max`.
+pub(super) fn page_size_at_most(max: usize, first: Option<i32>) -> Result<usize> {
     match first {
         None => Ok(max.min(100)),
         Some(n) if n < 0 => Err(bad_argument("first", format!("first must not be negative (got {n})"))),
@@ -339,7 +343,7 @@ fn frequency_name(f: Frequency) -> &'static str {
 /// Refuses a period of a frequency the dataset has no figures of, which could only ever
 /// find nothing (a quarter asked of half-year statistics). A dataset without figures yet
 /// takes any period.
-fn check_period(ds: &DatasetView, period: Period, field: &str) -> Result<()> {
+pub(super) fn check_period(ds: &DatasetView, period: Period, field: &str) -> Result<()> {
     let have = ds.frequencies();
     if have.is_empty() || have.contains(&period.frequency()) {
         return Ok(());
@@ -366,7 +370,7 @@ fn as_of_error(e: crate::projection::ProjectionError) -> async_graphql::Error {
     at_field(error::projection(e), "asOf")
 }
 
-fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
+pub(super) fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
     URL_SAFE_NO_PAD.encode(format!(
         "{}|{}|{}",
         ds.def.format_key(&cell.key),
@@ -375,7 +379,7 @@ fn encode_cursor(ds: &DatasetView, cell: &CellKey) -> String {
     ))
 }
 
-fn decode_cursor(ds: &DatasetView, cursor: &str) -> Result<CellKey> {
+pub(super) fn decode_cursor(ds: &DatasetView, cursor: &str) -> Result<CellKey> {
     let invalid = || {
         bad_argument(
             "after",

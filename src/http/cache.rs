@@ -59,6 +59,11 @@ impl ResponseCache {
         }
     }
 
+    /// False when the cache is turned off (it keeps nothing).
+    pub fn enabled(&self) -> bool {
+        !self.entries.keeps_nothing()
+    }
+
     /// The key of `request` at `revision`, or `None` if it must not be cached. `document` is
     /// the request's parsed query, if it parsed and passed the limits.
     pub fn key(&self, revision: u64, request: &Request, document: Option<&ExecutableDocument>) -> Option<CacheKey> {

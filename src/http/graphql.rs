@@ -22,8 +22,8 @@ use serde_json::{json, Value};
 use super::{AppState, ServerConfig};
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
-    add_codes, is_request_error, request_from_params, to_json_capped, Caller, BAD_USER_INPUT, LIMIT_EXCEEDED,
-    UNAUTHENTICATED,
+    add_codes, is_request_error, request_from_params, to_json_capped, Caller, ResponseTooLarge, BAD_USER_INPUT,
+    LIMIT_EXCEEDED, UNAUTHENTICATED,
 };
 use crate::pool::Refused;
 
@@ -130,10 +130,21 @@ fn json_refusal(what: &str, e: &serde_json::Error) -> (String, &'static str) {
 /// does, each after [`QueryLimits::prepare`].
 async fn execute_batch(state: &AppState, caller: Caller, batch: BatchRequest) -> BatchResponse {
     let one = |request: async_graphql::Request| {
+        // The fast path learns a query from async-graphql's first clean answer to it.
+        let learn = state
+            .queries
+            .wants_plan(&request)
+            .then(|| (request.query.clone(), request.operation_name.clone()));
         let prepared = state.queries.prepare(request.data(caller.clone()));
         async move {
             match prepared {
-                Ok(request) => state.schema.execute(request).await,
+                Ok(request) => {
+                    let response = state.schema.execute(request).await;
+                    if let Some((query, operation)) = learn.filter(|_| response.errors.is_empty()) {
+                        state.queries.learn(&query, operation.as_deref());
+                    }
+                    response
+                }
                 Err(e) => async_graphql::Response::from_errors(vec![e]),
             }
         }
@@ -185,10 +196,12 @@ pub(crate) const RETRY_AFTER_SECS: &str = "1";
 async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: BatchRequest) -> Response {
     let revision = state.ledger.read().head().revision;
     let cache_key = match &batch {
-        BatchRequest::Single(r) => state
-            .responses
-            .key(revision, r, state.queries.document(&r.query).ok().as_deref()),
-        BatchRequest::Batch(_) => None,
+        BatchRequest::Single(r) if state.responses.enabled() => {
+            state
+                .responses
+                .key(revision, r, state.queries.document(&r.query).ok().as_deref())
+        }
+        _ => None,
     };
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
         return body_response(StatusCode::OK, media, body);
@@ -197,6 +210,16 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
     let outcome = state
         .pool
         .run(state.config.request_timeout, async move {
+            if let BatchRequest::Single(request) = &batch {
+                let max = task_state.config.max_response_bytes;
+                if let Some(answer) = task_state.queries.fast(request, max) {
+                    task_state.metrics.fast_path_answers.inc();
+                    return match answer {
+                        Ok(body) => (StatusCode::OK, Bytes::from(body), true),
+                        Err(too_large) => refuse_too_large(too_large, media, None),
+                    };
+                }
+            }
             let response = execute_batch(&task_state, caller, batch).await;
             encode(response, media, task_state.config.max_response_bytes)
         })
@@ -244,23 +267,33 @@ fn encode(mut response: BatchResponse, media: Media, max_response_bytes: usize) 
     let body = match to_json_capped(&response, max_response_bytes) {
         Ok(body) => Bytes::from(body),
         Err(too_large) => {
-            // Nothing of the response was sent; the client gets the error in its place, a
-            // request error (no `data`) in GraphQL-over-HTTP terms.
-            let error = || async_graphql::Response::from_errors(vec![too_large.error()]);
-            let refused = match &response {
-                BatchResponse::Single(_) => BatchResponse::Single(error()),
-                BatchResponse::Batch(rs) => BatchResponse::Batch(rs.iter().map(|_| error()).collect()),
+            let batch = match &response {
+                BatchResponse::Single(_) => None,
+                BatchResponse::Batch(rs) => Some(rs.len()),
             };
-            let status = match media {
-                Media::GraphqlResponse => StatusCode::BAD_REQUEST,
-                Media::Json => StatusCode::OK,
-            };
-            let body = serde_json::to_vec(&refused).expect("responses serialize");
-            return (status, Bytes::from(body), false);
+            return refuse_too_large(too_large, media, batch);
         }
     };
     let clean = matches!(&response, BatchResponse::Single(r) if r.errors.is_empty());
     (status, body, clean)
+}
+
+/// The answer in place of a response larger than the limit: for a single request, or for
+/// each of the `batch` requests of a batch.
+fn refuse_too_large(too_large: ResponseTooLarge, media: Media, batch: Option<usize>) -> (StatusCode, Bytes, bool) {
+    // Nothing of the response was sent; the client gets the error in its place, a request
+    // error (no `data`) in GraphQL-over-HTTP terms.
+    let error = || async_graphql::Response::from_errors(vec![too_large.error()]);
+    let refused = match batch {
+        None => BatchResponse::Single(error()),
+        Some(n) => BatchResponse::Batch((0..n).map(|_| error()).collect()),
+    };
+    let status = match media {
+        Media::GraphqlResponse => StatusCode::BAD_REQUEST,
+        Media::Json => StatusCode::OK,
+    };
+    let body = serde_json::to_vec(&refused).expect("responses serialize");
+    (status, Bytes::from(body), false)
 }
 
 fn body_response(status: StatusCode, media: Media, body: Bytes) -> Response {

@@ -48,6 +48,8 @@ pub struct Metrics {
     /// Lookups of the response cache, copied from it when the metrics are rendered.
     pub response_cache_hits: Counter,
     pub response_cache_misses: Counter,
+    /// GraphQL requests answered by the fast path (`graphql::fast`) rather than async-graphql.
+    pub fast_path_answers: Counter,
     head_revision: Gauge,
     events: Gauge,
     releases: Gauge,
@@ -99,6 +101,12 @@ impl Metrics {
             "Cacheable queries not in the response cache (executed)",
             response_cache_misses.clone(),
         );
+        let fast_path_answers = Counter::default();
+        registry.register(
+            "graphql_fast_path_answers",
+            "GraphQL requests answered by the compiled fast path rather than by async-graphql",
+            fast_path_answers.clone(),
+        );
         let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
         let events = gauge(&mut registry, "ledger_events", "Events in the log");
         let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
@@ -116,6 +124,7 @@ impl Metrics {
             response_cache_bytes,
             response_cache_hits,
             response_cache_misses,
+            fast_path_answers,
             head_revision,
             events,
             releases,

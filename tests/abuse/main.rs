@@ -6,6 +6,7 @@
 
 mod audit_log;
 mod cost;
+mod fastpath;
 mod frontdoor;
 mod jetstream;
 mod ledger;

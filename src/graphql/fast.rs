@@ -1,0 +1,1737 @@
+//! The fast path: the hot read queries, compiled once, answered straight from the projection.
+//!
+//! async-graphql resolves every field through a boxed future, builds a `Value` tree of
+//! `IndexMap`s and serializes it at the end: about 2 µs per field, where the projection
+//! answers a whole query in about one. A frontend's flexible queries miss the response cache
+//! (other periods, keys and points in history, or a write since), so they pay that price
+//! every time.
+//!
+//! So a query text whose execution by async-graphql came back clean (which proves that it
+//! parsed, validated and passed every limit) is compiled into a [`Plan`] for its operation: a
+//! tree of the fields it selects, fragments flattened, aliases kept. The next requests with
+//! that text run the plan: arguments are coerced by the schema's own input types, the
+//! resolvers' logic reads the projection under one lock, and the JSON is written into one
+//! buffer in selection order, byte for byte what async-graphql would have written.
+//!
+//! The plan covers `observations` (nodes, edges, pageInfo), `observation`, `history` and
+//! `breakdown` with the fields of `Observation`, `ObservationVersion`, `Release` (its
+//! in-memory fields) and `DimensionValue`, `__typename`, and `@skip`/`@include`. Anything else
+//! is not compiled (other fields or directives, field merging by a repeated response key,
+//! variables of input-object or enum types), and anything a request meets at run time that is
+//! not a plain answer (a value that does not coerce, an unknown dataset, a bad cursor, an
+//! overflowing sum: every error) makes the plan give up and async-graphql answer the request:
+//! it stays the reference, and a differential property test checks that both agree.
+//!
+//! The limits are the same on both paths: every request passes [`QueryLimits::check`]
+//! (fields, aliases, depth, cost) before either runs, both run on the query pool under the
+//! request timeout, and the plan stops writing as soon as the response passes
+//! `--max-response-bytes`.
+//!
+//! [`QueryLimits::check`]: super::QueryLimits::check
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use async_graphql::parser::types::{
+    BaseType, Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet, Type,
+};
+use async_graphql::parser::Positioned;
+use async_graphql::{InputType, Name, Request, Value, ID};
+use async_graphql_value::Value as InputValue;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::query::{check_period, decode_cursor, encode_cursor, page_size_at_most as page_size, ObservationFilter};
+use super::types::{cell_key, AsOf};
+use super::{Limits, ResponseTooLarge};
+use crate::bounded::BoundedMap;
+use crate::domain::{Period, ReleaseStatus};
+use crate::projection::{ObservationAt, Projection, ReleaseInfo};
+
+/// Bytes charged to the plan cache: a plan takes a few times its query text.
+const PLAN_BYTES: usize = 16 * 1024 * 1024;
+const PLAN_BYTES_PER_BYTE: usize = 8;
+
+/// Compiled plans by query text (with the operation they were compiled for).
+pub struct Plans {
+    cache: BoundedMap<Arc<str>, Arc<Compiled>>,
+}
+
+/// What a query text compiled to: a plan, or nothing when the fast path does not cover it.
+pub struct Compiled {
+    operation: Option<String>,
+    plan: Option<Plan>,
+}
+
+impl Plans {
+    /// Keeps at most `max` plans (`--query-plans`); 0 turns the fast path off.
+    pub fn new(max: usize) -> Self {
+        Plans {
+            cache: BoundedMap::new(max, PLAN_BYTES),
+        }
+    }
+
+    /// The plan for the request's text and operation, if one was learned.
+    fn get(&self, request: &Request) -> Option<Arc<Compiled>> {
+        let c = self.cache.get(request.query.as_str())?;
+        (c.operation == request.operation_name).then_some(c)
+    }
+
+    /// True when a clean answer to `request` should be learned from.
+    pub fn wants(&self, request: &Request, max_query: usize) -> bool {
+        !self.cache.keeps_nothing() && request.query.len() <= max_query && self.get(request).is_none()
+    }
+
+    /// Compiles the request's operation of `doc`, which async-graphql has just executed
+    /// without an error (so it is valid).
+    pub fn learn(&self, query: &str, operation: Option<&str>, doc: &ExecutableDocument) {
+        let plan = compile(doc, operation);
+        let charge = query.len().saturating_mul(PLAN_BYTES_PER_BYTE) + 256;
+        self.cache.insert(
+            Arc::from(query),
+            Arc::new(Compiled {
+                operation: operation.map(str::to_owned),
+                plan,
+            }),
+            charge,
+        );
+    }
+
+    /// Runs the learned plan of `request`: `None` when there is none or it gave up (the
+    /// request then goes to async-graphql), else the response body or the refusal of a body
+    /// larger than `max_bytes`.
+    pub fn run(
+        &self,
+        request: &Request,
+        projection: &Projection,
+        limits: &Limits,
+        max_bytes: usize,
+    ) -> Option<Result<Vec<u8>, ResponseTooLarge>> {
+        let compiled = self.get(request)?;
+        let plan = compiled.plan.as_ref()?;
+        let vars = plan.variables(request)?;
+        let mut run = Run {
+            p: projection,
+            limits,
+            vars: &vars,
+            plan,
+            out: Vec::with_capacity(1024),
+            max: max_bytes,
+            too_large: false,
+        };
+        match run.operation() {
+            Some(()) if !run.too_large && run.out.len() <= max_bytes => Some(Ok(run.out)),
+            _ if run.too_large || run.out.len() > max_bytes => Some(Err(ResponseTooLarge { limit: max_bytes })),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Plans
+
+/// A compiled operation.
+pub struct Plan {
+    variables: Vec<VarDef>,
+    root: Vec<Sel<RootField>>,
+}
+
+/// A declared variable: its name, type and default.
+struct VarDef {
+    name: Name,
+    ty: Type,
+    default: Option<Value>,
+}
+
+/// One selected field: its response key, the `@skip`/`@include` conditions on it (its own
+/// and its fragments'), and what it resolves to.
+struct Sel<F> {
+    key: Name,
+    /// `"key":`, escaped once here rather than for every object written.
+    key_json: Box<[u8]>,
+    conditions: Vec<Condition>,
+    field: F,
+}
+
+enum Condition {
+    Skip(InputValue),
+    Include(InputValue),
+}
+
+/// Arguments as written, variables unresolved.
+type Args = Vec<(Name, InputValue)>;
+
+enum RootField {
+    Typename,
+    Observations(Args, Vec<Sel<ConnField>>),
+    Observation(Args, Vec<Sel<ObsField>>),
+    History(Args, Vec<Sel<VersionField>>),
+    Breakdown(Args, Vec<Sel<BreakdownField>>),
+}
+
+enum ConnField {
+    Typename,
+    Nodes(Vec<Sel<ObsField>>),
+    Edges(Vec<Sel<EdgeField>>),
+    PageInfo(Vec<Sel<PageInfoField>>),
+}
+
+enum EdgeField {
+    Typename,
+    Cursor,
+    Node(Vec<Sel<ObsField>>),
+}
+
+enum PageInfoField {
+    Typename,
+    HasPreviousPage,
+    HasNextPage,
+    StartCursor,
+    EndCursor,
+}
+
+enum ObsField {
+    Typename,
+    Dataset,
+    Key,
+    Dimensions(Vec<Sel<DimField>>),
+    Period,
+    Measure,
+    Value,
+    Status,
+    Revision,
+    PublishedAt,
+    PreliminaryValue,
+    RevisionFromPreliminary,
+    VersionCount,
+    RevisionCount,
+    RevisedFrom,
+    AsOfRevision,
+    Release(Vec<Sel<ReleaseField>>),
+}
+
+enum DimField {
+    Typename,
+    Dimension,
+    Code,
+    Label,
+}
+
+enum VersionField {
+    Typename,
+    Dataset,
+    Key,
+    Period,
+    Measure,
+    Version,
+    Revision,
+    Status,
+    Value,
+    PreviousValue,
+    Delta,
+    PublishedAt,
+    Release(Vec<Sel<ReleaseField>>),
+}
+
+enum ReleaseField {
+    Typename,
+    Id,
+    Status,
+    Title,
+    PublishedAt,
+    Source,
+    Revision,
+    RecordedAt,
+    Actor,
+    ObservationCount,
+    RevisedCount,
+}
+
+enum BreakdownField {
+    Typename,
+    Dimension,
+    Period,
+    Measure,
+    Total(Vec<Sel<ObsField>>),
+    Items(Vec<Sel<ObsField>>),
+    SumOfItems,
+    Residual,
+    AsOfRevision,
+}
+
+/// Variable types the plan coerces itself (in lists too).
+const VARIABLE_TYPES: [&str; 7] = ["String", "ID", "Int", "Boolean", "Period", "UUID", "DateTime"];
+
+/// Compiles the operation `name` of a valid document; `None` if the fast path does not cover it.
+fn compile(doc: &ExecutableDocument, name: Option<&str>) -> Option<Plan> {
+    let op = doc
+        .operations
+        .iter()
+        .find(|(n, _)| name.is_none_or(|wanted| n.is_some_and(|n| n.as_str() == wanted)))
+        .map(|(_, op)| &op.node)?;
+    if op.ty != OperationType::Query || !op.directives.is_empty() {
+        return None;
+    }
+    let mut variables = Vec::new();
+    for def in &op.variable_definitions {
+        let def = &def.node;
+        if !def.directives.is_empty() || !simple_type(&def.var_type.node, 0) {
+            return None;
+        }
+        variables.push(VarDef {
+            name: def.name.node.clone(),
+            ty: def.var_type.node.clone(),
+            default: def.default_value().cloned(),
+        });
+    }
+    let c = Compiler { doc };
+    let root = c.object(&op.selection_set.node, "Query", |c, f| {
+        Some(match f.name.node.as_str() {
+            "__typename" => RootField::Typename,
+            "observations" => RootField::Observations(
+                args(f, &["dataset", "filter", "asOf", "first", "after"])?,
+                c.object(&f.selection_set.node, "ObservationConnection", Compiler::conn_field)?,
+            ),
+            "observation" => RootField::Observation(
+                args(f, &["dataset", "key", "period", "measure", "asOf"])?,
+                c.object(&f.selection_set.node, "Observation", Compiler::obs_field)?,
+            ),
+            "history" => RootField::History(
+                args(f, &["dataset", "key", "period", "measure", "asOf"])?,
+                c.object(&f.selection_set.node, "ObservationVersion", Compiler::version_field)?,
+            ),
+            "breakdown" => RootField::Breakdown(
+                args(f, &["dataset", "dimension", "period", "measure", "key", "asOf"])?,
+                c.object(&f.selection_set.node, "Breakdown", Compiler::breakdown_field)?,
+            ),
+            _ => return None,
+        })
+    })?;
+    Some(Plan { variables, root })
+}
+
+fn simple_type(ty: &Type, depth: usize) -> bool {
+    match &ty.base {
+        BaseType::Named(n) => VARIABLE_TYPES.contains(&n.as_str()),
+        BaseType::List(inner) => depth == 0 && simple_type(inner, depth + 1),
+    }
+}
+
+/// The field's arguments, if all are among `known`.
+fn args(f: &Field, known: &[&str]) -> Option<Args> {
+    f.arguments
+        .iter()
+        .map(|(n, v)| {
+            known
+                .contains(&n.node.as_str())
+                .then(|| (n.node.clone(), v.node.clone()))
+        })
+        .collect()
+}
+
+/// A leaf: no arguments, no selection.
+fn leaf<F>(f: &Field, field: F) -> Option<F> {
+    (f.arguments.is_empty() && f.selection_set.node.items.is_empty()).then_some(field)
+}
+
+fn no_args(f: &Field) -> Option<()> {
+    f.arguments.is_empty().then_some(())
+}
+
+struct Compiler<'a> {
+    doc: &'a ExecutableDocument,
+}
+
+impl<'a> Compiler<'a> {
+    /// Flattens a selection set on `type_name` into its fields, in order, each compiled by
+    /// `field`.
+    fn object<F>(
+        &self,
+        set: &'a SelectionSet,
+        type_name: &str,
+        field: impl Fn(&Self, &'a Field) -> Option<F> + Copy,
+    ) -> Option<Vec<Sel<F>>> {
+        let mut flat = Vec::new();
+        self.flatten(set, type_name, &[], &mut flat, 0)?;
+        let mut out: Vec<Sel<F>> = Vec::with_capacity(flat.len());
+        for (f, conditions) in flat {
+            let key = f.response_key().node.clone();
+            // Fields merged under one key would need async-graphql's merging rules.
+            if out.iter().any(|s| s.key == key) {
+                return None;
+            }
+            let mut key_json = serde_json::to_vec(key.as_str()).expect("strings serialize");
+            key_json.push(b':');
+            out.push(Sel {
+                key,
+                key_json: key_json.into(),
+                conditions,
+                field: field(self, f)?,
+            });
+        }
+        Some(out)
+    }
+
+    fn flatten(
+        &self,
+        set: &'a SelectionSet,
+        type_name: &str,
+        conditions: &[Condition],
+        out: &mut Vec<(&'a Field, Vec<Condition>)>,
+        depth: usize,
+    ) -> Option<()> {
+        if depth > 16 {
+            return None;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let mut own = clone_conditions(conditions);
+                    push_conditions(&f.node.directives, &mut own)?;
+                    out.push((&f.node, own));
+                }
+                Selection::InlineFragment(i) => {
+                    let i = &i.node;
+                    if i.type_condition.as_ref().is_some_and(|t| t.node.on.node != type_name) {
+                        return None;
+                    }
+                    let mut inner = clone_conditions(conditions);
+                    push_conditions(&i.directives, &mut inner)?;
+                    self.flatten(&i.selection_set.node, type_name, &inner, out, depth + 1)?;
+                }
+                Selection::FragmentSpread(s) => {
+                    let s = &s.node;
+                    let def = &self.doc.fragments.get(&s.fragment_name.node)?.node;
+                    if def.type_condition.node.on.node != type_name || !def.directives.is_empty() {
+                        return None;
+                    }
+                    let mut inner = clone_conditions(conditions);
+                    push_conditions(&s.directives, &mut inner)?;
+                    self.flatten(&def.selection_set.node, type_name, &inner, out, depth + 1)?;
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn conn_field(&self, f: &'a Field) -> Option<ConnField> {
+        no_args(f)?;
+        Some(match f.name.node.as_str() {
+            "__typename" => leaf(f, ConnField::Typename)?,
+            "nodes" => ConnField::Nodes(self.object(&f.selection_set.node, "Observation", Self::obs_field)?),
+            "edges" => ConnField::Edges(self.object(&f.selection_set.node, "ObservationEdge", |c, f| {
+                no_args(f)?;
+                Some(match f.name.node.as_str() {
+                    "__typename" => leaf(f, EdgeField::Typename)?,
+                    "cursor" => leaf(f, EdgeField::Cursor)?,
+                    "node" => EdgeField::Node(c.object(&f.selection_set.node, "Observation", Self::obs_field)?),
+                    _ => return None,
+                })
+            })?),
+            "pageInfo" => ConnField::PageInfo(self.object(&f.selection_set.node, "PageInfo", |_, f| {
+                leaf(
+                    f,
+                    match f.name.node.as_str() {
+                        "__typename" => PageInfoField::Typename,
+                        "hasPreviousPage" => PageInfoField::HasPreviousPage,
+                        "hasNextPage" => PageInfoField::HasNextPage,
+                        "startCursor" => PageInfoField::StartCursor,
+                        "endCursor" => PageInfoField::EndCursor,
+                        _ => return None,
+                    },
+                )
+            })?),
+            _ => return None,
+        })
+    }
+
+    fn obs_field(&self, f: &'a Field) -> Option<ObsField> {
+        no_args(f)?;
+        Some(match f.name.node.as_str() {
+            "dimensions" => ObsField::Dimensions(self.object(&f.selection_set.node, "DimensionValue", |_, f| {
+                leaf(
+                    f,
+                    match f.name.node.as_str() {
+                        "__typename" => DimField::Typename,
+                        "dimension" => DimField::Dimension,
+                        "code" => DimField::Code,
+                        "label" => DimField::Label,
+                        _ => return None,
+                    },
+                )
+            })?),
+            "release" => ObsField::Release(self.release(f)?),
+            name => leaf(
+                f,
+                match name {
+                    "__typename" => ObsField::Typename,
+                    "dataset" => ObsField::Dataset,
+                    "key" => ObsField::Key,
+                    "period" => ObsField::Period,
+                    "measure" => ObsField::Measure,
+                    "value" => ObsField::Value,
+                    "status" => ObsField::Status,
+                    "revision" => ObsField::Revision,
+                    "publishedAt" => ObsField::PublishedAt,
+                    "preliminaryValue" => ObsField::PreliminaryValue,
+                    "revisionFromPreliminary" => ObsField::RevisionFromPreliminary,
+                    "versionCount" => ObsField::VersionCount,
+                    "revisionCount" => ObsField::RevisionCount,
+                    "revisedFrom" => ObsField::RevisedFrom,
+                    "asOfRevision" => ObsField::AsOfRevision,
+                    _ => return None,
+                },
+            )?,
+        })
+    }
+
+    fn version_field(&self, f: &'a Field) -> Option<VersionField> {
+        no_args(f)?;
+        Some(match f.name.node.as_str() {
+            "release" => VersionField::Release(self.release(f)?),
+            name => leaf(
+                f,
+                match name {
+                    "__typename" => VersionField::Typename,
+                    "dataset" => VersionField::Dataset,
+                    "key" => VersionField::Key,
+                    "period" => VersionField::Period,
+                    "measure" => VersionField::Measure,
+                    "version" => VersionField::Version,
+                    "revision" => VersionField::Revision,
+                    "status" => VersionField::Status,
+                    "value" => VersionField::Value,
+                    "previousValue" => VersionField::PreviousValue,
+                    "delta" => VersionField::Delta,
+                    "publishedAt" => VersionField::PublishedAt,
+                    _ => return None,
+                },
+            )?,
+        })
+    }
+
+    fn release(&self, f: &'a Field) -> Option<Vec<Sel<ReleaseField>>> {
+        self.object(&f.selection_set.node, "Release", |_, f| {
+            leaf(
+                f,
+                match f.name.node.as_str() {
+                    "__typename" => ReleaseField::Typename,
+                    "id" => ReleaseField::Id,
+                    "status" => ReleaseField::Status,
+                    "title" => ReleaseField::Title,
+                    "publishedAt" => ReleaseField::PublishedAt,
+                    "source" => ReleaseField::Source,
+                    "revision" => ReleaseField::Revision,
+                    "recordedAt" => ReleaseField::RecordedAt,
+                    "actor" => ReleaseField::Actor,
+                    "observationCount" => ReleaseField::ObservationCount,
+                    "revisedCount" => ReleaseField::RevisedCount,
+                    _ => return None,
+                },
+            )
+        })
+    }
+
+    fn breakdown_field(&self, f: &'a Field) -> Option<BreakdownField> {
+        no_args(f)?;
+        Some(match f.name.node.as_str() {
+            "total" => BreakdownField::Total(self.object(&f.selection_set.node, "Observation", Self::obs_field)?),
+            "items" => BreakdownField::Items(self.object(&f.selection_set.node, "Observation", Self::obs_field)?),
+            name => leaf(
+                f,
+                match name {
+                    "__typename" => BreakdownField::Typename,
+                    "dimension" => BreakdownField::Dimension,
+                    "period" => BreakdownField::Period,
+                    "measure" => BreakdownField::Measure,
+                    "sumOfItems" => BreakdownField::SumOfItems,
+                    "residual" => BreakdownField::Residual,
+                    "asOfRevision" => BreakdownField::AsOfRevision,
+                    _ => return None,
+                },
+            )?,
+        })
+    }
+}
+
+fn clone_conditions(c: &[Condition]) -> Vec<Condition> {
+    c.iter()
+        .map(|c| match c {
+            Condition::Skip(v) => Condition::Skip(v.clone()),
+            Condition::Include(v) => Condition::Include(v.clone()),
+        })
+        .collect()
+}
+
+/// Adds `@skip`/`@include` of `directives`; `None` for any other directive.
+fn push_conditions(directives: &[Positioned<Directive>], out: &mut Vec<Condition>) -> Option<()> {
+    for d in directives {
+        let d = &d.node;
+        let [(name, value)] = d.arguments.as_slice() else {
+            return None;
+        };
+        if name.node != "if" {
+            return None;
+        }
+        let value = value.node.clone();
+        match d.name.node.as_str() {
+            "skip" => out.push(Condition::Skip(value)),
+            "include" => out.push(Condition::Include(value)),
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a plan
+
+/// Writes `s` as a JSON string, escaped as serde_json escapes it (control characters, `"`
+/// and `\` only); most strings here need no escaping at all.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    if plain(s) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("a Vec takes every write");
+    }
+}
+
+/// True when serde_json writes `s` as it is between quotes.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// A declared variable's value: the request's, else the default; `None` when absent.
+type Resolved = Vec<(Name, Option<Value>)>;
+
+impl Plan {
+    /// The operation's variables, checked against their declared types as async-graphql's
+    /// validation checks them; `None` when one does not coerce or a required one is missing
+    /// (async-graphql then answers with the error).
+    fn variables(&self, request: &Request) -> Option<Resolved> {
+        self.variables
+            .iter()
+            .map(|def| {
+                let value = request.variables.get(&def.name).or(def.default.as_ref()).cloned();
+                match &value {
+                    None | Some(Value::Null) if !def.ty.nullable => None,
+                    None | Some(Value::Null) => Some((def.name.clone(), value)),
+                    Some(v) => conforms(&def.ty, v).then(|| (def.name.clone(), value)),
+                }
+            })
+            .collect()
+    }
+}
+
+/// True when a non-null `value` coerces to `ty` (a scalar of [`VARIABLE_TYPES`] or a list
+/// of one); a single value where a list is declared is left to async-graphql.
+fn conforms(ty: &Type, value: &Value) -> bool {
+    match (&ty.base, value) {
+        (BaseType::List(inner), Value::List(items)) => items.iter().all(|item| match item {
+            Value::Null => inner.nullable,
+            v => conforms(inner, v),
+        }),
+        (BaseType::List(_), _) => false,
+        (BaseType::Named(name), v) => {
+            let v = Some(v.clone());
+            match name.as_str() {
+                "String" => String::parse(v).is_ok(),
+                "ID" => ID::parse(v).is_ok(),
+                "Int" => i32::parse(v).is_ok(),
+                "Boolean" => bool::parse(v).is_ok(),
+                "Period" => <Period as InputType>::parse(v).is_ok(),
+                "UUID" => Uuid::parse(v).is_ok(),
+                "DateTime" => DateTime::<Utc>::parse(v).is_ok(),
+                _ => false,
+            }
+        }
+    }
+}
+
+struct Run<'a> {
+    p: &'a Projection,
+    limits: &'a Limits,
+    vars: &'a Resolved,
+    plan: &'a Plan,
+    out: Vec<u8>,
+    max: usize,
+    /// The response passed `max`: what was written is dropped, and the rest is resolved (an
+    /// error further on still hands the request to async-graphql) without being kept.
+    too_large: bool,
+}
+
+impl<'a> Run<'a> {
+    fn operation(&mut self) -> Option<()> {
+        self.out.extend_from_slice(b"{\"data\":");
+        let plan = self.plan;
+        self.object(&plan.root, |run, f| run.root_field(f))?;
+        self.out.push(b'}');
+        Some(())
+    }
+
+    /// Resolves a value as written (with variables) to a constant; `None` for an undefined
+    /// variable.
+    fn constant(&self, value: &InputValue) -> Option<Value> {
+        value
+            .clone()
+            .into_const_with(|name| {
+                self.vars
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| v.clone())
+                    .ok_or(())
+            })
+            .ok()
+    }
+
+    /// An argument coerced by its schema type, as async-graphql coerces it; `default` is the
+    /// argument's default in the schema.
+    fn arg<T: InputType>(&self, args: &Args, name: &str, default: Option<fn() -> T>) -> Option<T> {
+        match args.iter().find(|(n, _)| n.as_str() == name) {
+            None => match default {
+                Some(d) => Some(d()),
+                None => T::parse(None).ok(),
+            },
+            Some((_, v)) => T::parse(Some(self.constant(v)?)).ok(),
+        }
+    }
+
+    fn included(&self, conditions: &[Condition]) -> Option<bool> {
+        for c in conditions {
+            let (value, skip_when) = match c {
+                Condition::Skip(v) => (v, true),
+                Condition::Include(v) => (v, false),
+            };
+            let Value::Boolean(b) = self.constant(value)? else {
+                return None;
+            };
+            if b == skip_when {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// Bounds what is kept of a response that passed the limit.
+    fn check_size(&mut self) {
+        if self.out.len() > self.max {
+            self.too_large = true;
+            self.out.clear();
+        }
+    }
+
+    /// An object of the selected fields, in selection order; null when every field was
+    /// skipped, as async-graphql answers it.
+    fn object<F>(&mut self, sels: &[Sel<F>], mut field: impl FnMut(&mut Self, &F) -> Option<()>) -> Option<()> {
+        let start = self.out.len();
+        self.out.push(b'{');
+        let mut first = true;
+        for s in sels {
+            if !self.included(&s.conditions)? {
+                continue;
+            }
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            self.out.extend_from_slice(&s.key_json);
+            field(self, &s.field)?;
+        }
+        if first {
+            self.out.truncate(start);
+            self.null();
+            return Some(());
+        }
+        self.out.push(b'}');
+        Some(())
+    }
+
+    fn list<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T) -> Option<()>) -> Option<()> {
+        self.out.push(b'[');
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            item(self, x)?;
+            self.check_size();
+        }
+        self.out.push(b']');
+        Some(())
+    }
+
+    fn string(&mut self, s: &str) {
+        json_string(&mut self.out, s);
+    }
+
+    /// A series key in dot notation, as `Dataset::format_key` spells it, without building it.
+    fn series_key(&mut self, def: &crate::domain::Dataset, key: &crate::domain::SeriesKey) {
+        let codes = || {
+            def.dimensions
+                .iter()
+                .zip(key.codes())
+                .map(|(d, c)| d.codes[c as usize].code.as_str())
+        };
+        if !codes().all(plain) {
+            return self.string(&def.format_key(key));
+        }
+        self.out.push(b'"');
+        for (i, code) in codes().enumerate() {
+            if i > 0 {
+                self.out.push(b'.');
+            }
+            self.out.extend_from_slice(code.as_bytes());
+        }
+        self.out.push(b'"');
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.out.extend_from_slice(s.as_bytes());
+    }
+
+    fn null(&mut self) {
+        self.raw("null");
+    }
+
+    fn boolean(&mut self, b: bool) {
+        self.raw(if b { "true" } else { "false" });
+    }
+
+    fn number(&mut self, n: u64) {
+        write!(self.out, "{n}").expect("a Vec takes every write");
+    }
+
+    /// A `Decimal` (its digits need no escaping), a `Period` or a `UUID`: a string by its
+    /// `Display`.
+    fn display(&mut self, d: impl std::fmt::Display) {
+        write!(self.out, "\"{d}\"").expect("a Vec takes every write");
+    }
+
+    fn datetime(&mut self, t: &DateTime<Utc>) {
+        self.string(&t.to_rfc3339());
+    }
+
+    fn status(&mut self, s: ReleaseStatus) {
+        self.raw(match s {
+            ReleaseStatus::Preliminary => "\"PRELIMINARY\"",
+            ReleaseStatus::Revised => "\"REVISED\"",
+            ReleaseStatus::Final => "\"FINAL\"",
+        });
+    }
+
+    fn root_field(&mut self, f: &RootField) -> Option<()> {
+        match f {
+            RootField::Typename => self.string("Query"),
+            RootField::Observations(args, sels) => self.observations(args, sels)?,
+            RootField::Observation(args, sels) => self.single_observation(args, sels)?,
+            RootField::History(args, sels) => self.history(args, sels)?,
+            RootField::Breakdown(args, sels) => self.breakdown(args, sels)?,
+        }
+        Some(())
+    }
+
+    /// `Query.observations`, as its resolver answers it.
+    fn observations(&mut self, args: &Args, sels: &[Sel<ConnField>]) -> Option<()> {
+        let dataset: ID = self.arg(args, "dataset", None)?;
+        let filter: Option<ObservationFilter> = self.arg(args, "filter", None)?;
+        let as_of: Option<AsOf> = self.arg(args, "asOf", None)?;
+        let first: Option<i32> = self.arg(args, "first", None)?;
+        let after: Option<String> = self.arg(args, "after", None)?;
+        let limit = page_size(self.limits.max_page_size, first).ok()?;
+        let spec = AsOf::to_spec(as_of.as_ref()).ok()?;
+        let p = self.p;
+        let ds = p.dataset(&dataset)?;
+        let bound = p.bound(spec).ok()?;
+        let filter = filter.unwrap_or_default().resolve(ds).ok()?;
+        let after_cell = match &after {
+            Some(c) => Some(decode_cursor(ds, c).ok()?),
+            None => None,
+        };
+        let mut it = p.select(ds, &filter, bound, after_cell.as_ref());
+        let page: Vec<ObservationAt<'_>> = it.by_ref().take(limit).collect();
+        let has_next = it.next().is_some();
+        let as_of = bound.revision;
+        self.object(sels, |run, f| {
+            match f {
+                ConnField::Typename => run.string("ObservationConnection"),
+                ConnField::Nodes(sels) => run.list(&page, |run, o| run.observation(o, as_of, sels))?,
+                ConnField::Edges(sels) => run.list(&page, |run, o| {
+                    run.object(sels, |run, f| {
+                        match f {
+                            EdgeField::Typename => run.string("ObservationEdge"),
+                            EdgeField::Cursor => run.string(&encode_cursor(ds, &o.cell)),
+                            EdgeField::Node(sels) => run.observation(o, as_of, sels)?,
+                        }
+                        Some(())
+                    })
+                })?,
+                ConnField::PageInfo(sels) => run.object(sels, |run, f| {
+                    let cursor = |o: Option<&ObservationAt<'_>>| o.map(|o| encode_cursor(ds, &o.cell));
+                    match f {
+                        PageInfoField::Typename => run.string("PageInfo"),
+                        PageInfoField::HasPreviousPage => run.boolean(after.is_some()),
+                        PageInfoField::HasNextPage => run.boolean(has_next),
+                        PageInfoField::StartCursor => run.optional_string(cursor(page.first()).as_deref()),
+                        PageInfoField::EndCursor => run.optional_string(cursor(page.last()).as_deref()),
+                    }
+                    Some(())
+                })?,
+            }
+            Some(())
+        })
+    }
+
+    fn optional_string(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.string(s),
+            None => self.null(),
+        }
+    }
+
+    /// `Query.observation`.
+    fn single_observation(&mut self, args: &Args, sels: &[Sel<ObsField>]) -> Option<()> {
+        let (ds, cell, bound) = self.figure(args)?;
+        match ds.get(&cell, bound) {
+            Some(o) => self.observation(&o, bound.revision, sels),
+            None => {
+                self.null();
+                Some(())
+            }
+        }
+    }
+
+    /// The figure `observation` and `history` name, and the point they read at.
+    fn figure(
+        &self,
+        args: &Args,
+    ) -> Option<(
+        &'a crate::projection::DatasetView,
+        crate::projection::CellKey,
+        crate::projection::Bound,
+    )> {
+        let dataset: ID = self.arg(args, "dataset", None)?;
+        let key: String = self.arg(args, "key", None)?;
+        let period: Period = self.arg(args, "period", None)?;
+        let measure: String = self.arg(args, "measure", Some(|| String::from("BAL")))?;
+        let as_of: Option<AsOf> = self.arg(args, "asOf", None)?;
+        let spec = AsOf::to_spec(as_of.as_ref()).ok()?;
+        let ds = self.p.dataset(&dataset)?;
+        check_period(ds, period, "period").ok()?;
+        let cell = cell_key(ds, &key, period, &measure).ok()?;
+        let bound = self.p.bound(spec).ok()?;
+        Some((ds, cell, bound))
+    }
+
+    /// `Query.history`.
+    fn history(&mut self, args: &Args, sels: &[Sel<VersionField>]) -> Option<()> {
+        let (ds, cell, bound) = self.figure(args)?;
+        let Some(obs) = ds.get(&cell, bound) else {
+            self.raw("[]");
+            return Some(());
+        };
+        let key = ds.def.format_key(&cell.key);
+        let measure = ds.measure_id(cell.measure);
+        let p = self.p;
+        let indexed: Vec<usize> = (0..obs.versions.len()).collect();
+        self.list(&indexed, |run, &i| {
+            let v = obs.versions[i];
+            let release = p.release_at(v.release);
+            let previous = i.checked_sub(1).map(|j| obs.versions[j].value);
+            run.object(sels, |run, f| {
+                match f {
+                    VersionField::Typename => run.string("ObservationVersion"),
+                    VersionField::Dataset => run.string(&ds.def.id),
+                    VersionField::Key => run.string(&key),
+                    VersionField::Period => run.display(cell.period),
+                    VersionField::Measure => run.string(measure),
+                    VersionField::Version => run.number(i as u64 + 1),
+                    VersionField::Revision => run.number(release.revision),
+                    VersionField::Status => run.status(release.status),
+                    VersionField::Value => run.display(v.value),
+                    VersionField::PreviousValue => run.optional_decimal(previous),
+                    VersionField::Delta => match previous {
+                        Some(pv) => run.display(v.value.checked_sub(pv)?),
+                        None => run.null(),
+                    },
+                    VersionField::PublishedAt => run.datetime(&release.published_at),
+                    VersionField::Release(sels) => run.release(release, sels)?,
+                }
+                Some(())
+            })
+        })
+    }
+
+    fn optional_decimal(&mut self, d: Option<Decimal>) {
+        match d {
+            Some(d) => self.display(d),
+            None => self.null(),
+        }
+    }
+
+    /// `Query.breakdown`.
+    fn breakdown(&mut self, args: &Args, sels: &[Sel<BreakdownField>]) -> Option<()> {
+        let dataset: ID = self.arg(args, "dataset", None)?;
+        let dimension: String = self.arg(args, "dimension", None)?;
+        let period: Period = self.arg(args, "period", None)?;
+        let measure: String = self.arg(args, "measure", Some(|| String::from("BAL")))?;
+        let key: Option<String> = self.arg(args, "key", None)?;
+        let as_of: Option<AsOf> = self.arg(args, "asOf", None)?;
+        let spec = AsOf::to_spec(as_of.as_ref()).ok()?;
+        let p = self.p;
+        let ds = p.dataset(&dataset)?;
+        let (dim, _) = ds.def.dimension(&dimension)?;
+        let base = match &key {
+            Some(k) => ds.def.parse_key(k).ok()?,
+            None => ds.def.total_key(),
+        };
+        check_period(ds, period, "period").ok()?;
+        let measure_pos = cell_key(ds, &ds.def.format_key(&base), period, &measure).ok()?.measure;
+        let bound = p.bound(spec).ok()?;
+        let b = ds.breakdown(&base, dim, period, measure_pos, bound);
+        if b.overflow.is_some() {
+            return None;
+        }
+        let as_of = bound.revision;
+        self.object(sels, |run, f| {
+            match f {
+                BreakdownField::Typename => run.string("Breakdown"),
+                BreakdownField::Dimension => run.string(&dimension),
+                BreakdownField::Period => run.display(period),
+                BreakdownField::Measure => run.string(&measure),
+                BreakdownField::Total(sels) => match &b.total {
+                    Some(t) => run.observation(t, as_of, sels)?,
+                    None => run.null(),
+                },
+                BreakdownField::Items(sels) => run.list(&b.items, |run, o| run.observation(o, as_of, sels))?,
+                BreakdownField::SumOfItems => run.display(b.sum_of_items),
+                BreakdownField::Residual => run.optional_decimal(b.residual),
+                BreakdownField::AsOfRevision => run.number(as_of),
+            }
+            Some(())
+        })
+    }
+
+    /// An `Observation` as of `as_of`.
+    fn observation(&mut self, obs: &ObservationAt<'_>, as_of: u64, sels: &[Sel<ObsField>]) -> Option<()> {
+        let current = obs.current();
+        let release = self.p.release_at(current.release);
+        let def = &obs.dataset.def;
+        self.object(sels, |run, f| {
+            match f {
+                ObsField::Typename => run.string("Observation"),
+                ObsField::Dataset => run.string(&def.id),
+                ObsField::Key => run.series_key(def, &obs.cell.key),
+                ObsField::Dimensions(sels) => {
+                    run.out.push(b'[');
+                    for (i, (d, c)) in def.dimensions.iter().zip(obs.cell.key.codes()).enumerate() {
+                        if i > 0 {
+                            run.out.push(b',');
+                        }
+                        let code = &d.codes[c as usize];
+                        run.object(sels, |run, f| {
+                            match f {
+                                DimField::Typename => run.string("DimensionValue"),
+                                DimField::Dimension => run.string(&d.id),
+                                DimField::Code => run.string(&code.code),
+                                DimField::Label => run.string(&code.label),
+                            }
+                            Some(())
+                        })?;
+                    }
+                    run.out.push(b']');
+                }
+                ObsField::Period => run.display(obs.cell.period),
+                ObsField::Measure => run.string(&def.measures[obs.cell.measure as usize]),
+                ObsField::Value => run.display(current.value),
+                ObsField::Status => run.status(release.status),
+                ObsField::Revision => run.number(release.revision),
+                ObsField::PublishedAt => run.datetime(&release.published_at),
+                ObsField::PreliminaryValue => run.display(obs.preliminary().value),
+                ObsField::RevisionFromPreliminary => run.display(current.value.checked_sub(obs.preliminary().value)?),
+                ObsField::VersionCount => run.number(obs.versions.len() as u64),
+                ObsField::RevisionCount => {
+                    run.number(obs.versions.windows(2).filter(|w| w[0].value != w[1].value).count() as u64)
+                }
+                ObsField::RevisedFrom => run.optional_decimal(obs.revised_from()),
+                ObsField::AsOfRevision => run.number(as_of),
+                ObsField::Release(sels) => run.release(release, sels)?,
+            }
+            Some(())
+        })
+    }
+
+    fn release(&mut self, r: &ReleaseInfo, sels: &[Sel<ReleaseField>]) -> Option<()> {
+        self.object(sels, |run, f| {
+            match f {
+                ReleaseField::Typename => run.string("Release"),
+                ReleaseField::Id => run.display(r.id),
+                ReleaseField::Status => run.status(r.status),
+                ReleaseField::Title => run.string(&r.title),
+                ReleaseField::PublishedAt => run.datetime(&r.published_at),
+                ReleaseField::Source => run.optional_string(r.source.as_deref()),
+                ReleaseField::Revision => run.number(r.revision),
+                ReleaseField::RecordedAt => run.datetime(&r.recorded_at),
+                ReleaseField::Actor => run.string(&r.actor),
+                ReleaseField::ObservationCount => run.number(u64::from(r.observation_count)),
+                ReleaseField::RevisedCount => run.number(u64::from(r.revised_count)),
+            }
+            Some(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The differential property test: random queries over the schema subset the plan
+    //! covers (and a little beyond), both executors, byte-identical answers.
+
+    use std::sync::Arc;
+
+    use async_graphql::{Request, Variables};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{json, Value as Json};
+
+    use super::Plans;
+    use crate::graphql::{add_codes, build_schema, to_json_capped, AppSchema, Limits, QueryLimits};
+    use crate::ledger::{Ledger, OpenOptions};
+    use crate::store::{LogStore, MemoryStore};
+
+    struct Env {
+        ledger: Ledger,
+        schema: AppSchema,
+        queries: QueryLimits,
+        limits: Limits,
+        releases: Vec<String>,
+        head: u64,
+    }
+
+    async fn env() -> Env {
+        let store = Arc::new(MemoryStore::new()) as Arc<dyn LogStore>;
+        let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("ledger opens");
+        ledger
+            .define_dataset(crate::generate::dataset(), "test")
+            .await
+            .expect("dataset defined");
+        for draft in crate::generate::Generator::new(14, 60, 7) {
+            ledger.publish(draft, None, "test").await.expect("release published");
+        }
+        let limits = Limits {
+            max_page_size: 50,
+            ..Limits::default()
+        };
+        let p = ledger.read();
+        let releases = p.releases().iter().map(|r| r.id.to_string()).collect();
+        let head = p.head().revision;
+        drop(p);
+        Env {
+            schema: build_schema(ledger.clone(), limits),
+            queries: QueryLimits::new(limits, ledger.clone()),
+            ledger,
+            limits,
+            releases,
+            head,
+        }
+    }
+
+    /// What builds a field's sub-selection, if it has one.
+    type Sub<G> = Option<fn(&mut G) -> String>;
+
+    /// Builds one random query text and its variables.
+    struct Gen<'a> {
+        rng: StdRng,
+        env: &'a Env,
+        /// `(name, type, value, the value intended)`; `None` leaves the variable out of
+        /// `variables`.
+        vars: Vec<(String, &'static str, Option<Json>, Json)>,
+        fragments: Vec<String>,
+        aliases: usize,
+    }
+
+    impl Gen<'_> {
+        fn chance(&mut self, p: f64) -> bool {
+            self.rng.gen_bool(p)
+        }
+
+        fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
+            xs[self.rng.gen_range(0..xs.len())].clone()
+        }
+
+        /// A literal, or (sometimes) a variable of type `ty` holding `value`.
+        fn value(&mut self, ty: &'static str, literal: String, value: Json) -> String {
+            if self.chance(0.35) {
+                let name = format!("v{}", self.vars.len());
+                // Now and then a null or missing value for the variable.
+                let sent = match self.rng.gen_range(0..30) {
+                    0 => Some(Json::Null),
+                    1 => None,
+                    _ => Some(value.clone()),
+                };
+                self.vars.push((name.clone(), ty, sent, value));
+                format!("${name}")
+            } else {
+                literal
+            }
+        }
+
+        fn string(&mut self, ty: &'static str, s: &str) -> String {
+            let literal = serde_json::to_string(s).expect("strings serialize");
+            self.value(ty, literal, json!(s))
+        }
+
+        fn int(&mut self, ty: &'static str, n: i64) -> String {
+            self.value(ty, n.to_string(), json!(n))
+        }
+
+        fn period(&mut self) -> String {
+            let p = match self.rng.gen_range(0..40) {
+                0 => "1990".to_owned(),
+                1 => "1990-13".to_owned(),
+                2 => "junk".to_owned(),
+                _ => crate::generate::period(self.rng.gen_range(0..16)).to_string(),
+            };
+            self.string("Period!", &p)
+        }
+
+        fn key_text(&mut self) -> String {
+            match self.rng.gen_range(0..24) {
+                0 => "ZZ._T._T".to_owned(),
+                1 => "_T._T".to_owned(),
+                _ => {
+                    let keys = crate::generate::keys(&crate::generate::dataset());
+                    let i = self.rng.gen_range(0..25);
+                    keys[i].clone()
+                }
+            }
+        }
+
+        fn dataset(&mut self) -> String {
+            let id = if self.chance(0.02) { "NOPE" } else { "SYNTHETIC_TRADE" };
+            self.string("ID!", id)
+        }
+
+        fn measure(&mut self) -> Option<String> {
+            match self.rng.gen_range(0..20) {
+                0..=11 => None,
+                12..=16 => Some(self.string("String!", "BAL")),
+                17 | 18 => Some(self.string("String!", "CRE")),
+                _ => Some(self.string("String!", "XXX")),
+            }
+        }
+
+        fn as_of(&mut self) -> Option<String> {
+            Some(match self.rng.gen_range(0..10) {
+                0..=4 => return None,
+                5 | 6 => {
+                    let r = self.rng.gen_range(-1..self.env.head as i64 + 3);
+                    format!("{{revision: {}}}", self.int("Int", r))
+                }
+                7 => {
+                    let id = if self.chance(0.9) {
+                        let releases = self.env.releases.clone();
+                        self.pick(&releases)
+                    } else {
+                        "00000000-0000-0000-0000-000000000001".to_owned()
+                    };
+                    format!("{{release: {}}}", self.string("UUID", &id))
+                }
+                8 => {
+                    let t = self.pick(&[
+                        "1990-01-01T00:00:00Z",
+                        "1990-06-20T12:00:00+02:00",
+                        "2030-01-01T00:00:00Z",
+                    ]);
+                    format!("{{publishedAt: {}}}", self.string("DateTime", t))
+                }
+                _ => "{revision: 1, release: \"00000000-0000-0000-0000-000000000001\"}".to_owned(),
+            })
+        }
+
+        fn cursor(&mut self) -> String {
+            let raw = if self.chance(0.8) {
+                let key = self.key_text();
+                let p = crate::generate::period(self.rng.gen_range(0..16));
+                URL_SAFE_NO_PAD.encode(format!("{key}|{p}|BAL"))
+            } else {
+                "not-a-cursor".to_owned()
+            };
+            self.string("String", &raw)
+        }
+
+        fn filter(&mut self) -> String {
+            let mut parts = Vec::new();
+            if self.chance(0.5) {
+                let k = self.pick(&["S01+S02..", "._T.", "..G01", "_T._T._T", "Q..", "S01.P01+P02._T"]);
+                parts.push(format!("key: {}", self.string("String", k)));
+            }
+            if self.chance(0.4) {
+                let a = self.period();
+                let b = self.period();
+                parts.push(format!("periods: [{a}, {b}]"));
+            }
+            if self.chance(0.2) {
+                parts.push(format!("periodFrom: {}", self.period()));
+            }
+            if self.chance(0.3) {
+                let m = self.pick(&["BAL", "CRE", "XXX"]);
+                parts.push(format!("measures: [{}]", self.string("String!", m)));
+            }
+            if self.chance(0.15) {
+                parts.push("status: [REVISED]".to_owned());
+            }
+            if self.chance(0.15) {
+                parts.push("revisedOnly: true".to_owned());
+            }
+            if self.chance(0.1) {
+                parts.push("dimensions: [{dimension: \"SECTOR\", codes: [\"S01\", \"S03\"]}]".to_owned());
+            }
+            format!("{{{}}}", parts.join(", "))
+        }
+
+        fn args(&mut self, parts: Vec<Option<String>>, names: &[&str]) -> String {
+            let list: Vec<String> = names
+                .iter()
+                .zip(parts)
+                .filter_map(|(n, v)| v.map(|v| format!("{n}: {v}")))
+                .collect();
+            if list.is_empty() {
+                String::new()
+            } else {
+                format!("({})", list.join(", "))
+            }
+        }
+
+        /// A directive now and then.
+        fn directive(&mut self) -> String {
+            match self.rng.gen_range(0..40) {
+                0 => " @include(if: true)".to_owned(),
+                1 => " @include(if: false)".to_owned(),
+                2 => " @skip(if: true)".to_owned(),
+                3 => {
+                    let b = self.chance(0.5);
+                    let v = self.value("Boolean!", b.to_string(), json!(b));
+                    format!(" @skip(if: {v})")
+                }
+                4 => " @deprecated".to_owned(),
+                _ => String::new(),
+            }
+        }
+
+        /// A selection of `fields` (name, sub-selection maker) on `type_name`.
+        fn selection(&mut self, type_name: &str, fields: &[(&str, Sub<Self>)]) -> String {
+            let n = self.rng.gen_range(1..=fields.len().min(6));
+            let mut fields = fields.to_vec();
+            fields.shuffle(&mut self.rng);
+            let mut items = Vec::new();
+            for &(name, sub) in &fields[..n] {
+                let alias = if self.chance(0.2) && self.aliases < 25 {
+                    self.aliases += 1;
+                    format!("a{}: ", self.aliases)
+                } else {
+                    String::new()
+                };
+                let sub = sub.map(|f| f(self)).unwrap_or_default();
+                let directive = self.directive();
+                items.push(format!("{alias}{name}{directive}{sub}"));
+            }
+            // Some of it through fragments.
+            if items.len() > 1 && self.chance(0.3) {
+                let inner: Vec<String> = items.drain(..items.len() / 2).collect();
+                if self.chance(0.5) {
+                    let on = if self.chance(0.5) {
+                        format!(" on {type_name}")
+                    } else {
+                        String::new()
+                    };
+                    items.push(format!("...{on}{} {{ {} }}", self.directive(), inner.join(" ")));
+                } else {
+                    let name = format!("F{}", self.fragments.len());
+                    self.fragments
+                        .push(format!("fragment {name} on {type_name} {{ {} }}", inner.join(" ")));
+                    items.insert(0, format!("...{name}"));
+                }
+            }
+            format!(" {{ {} }}", items.join(" "))
+        }
+
+        fn release(&mut self) -> String {
+            self.selection(
+                "Release",
+                &[
+                    ("__typename", None),
+                    ("id", None),
+                    ("status", None),
+                    ("title", None),
+                    ("publishedAt", None),
+                    ("source", None),
+                    ("revision", None),
+                    ("recordedAt", None),
+                    ("actor", None),
+                    ("observationCount", None),
+                    ("revisedCount", None),
+                ],
+            )
+        }
+
+        fn observation(&mut self) -> String {
+            self.selection(
+                "Observation",
+                &[
+                    ("__typename", None),
+                    ("dataset", None),
+                    ("key", None),
+                    ("period", None),
+                    ("measure", None),
+                    ("value", None),
+                    ("value", None),
+                    ("status", None),
+                    ("revision", None),
+                    ("publishedAt", None),
+                    ("preliminaryValue", None),
+                    ("revisionFromPreliminary", None),
+                    ("versionCount", None),
+                    ("revisionCount", None),
+                    ("revisedFrom", None),
+                    ("asOfRevision", None),
+                    (
+                        "dimensions",
+                        Some(|g: &mut Self| {
+                            g.selection(
+                                "DimensionValue",
+                                &[
+                                    ("__typename", None),
+                                    ("dimension", None),
+                                    ("code", None),
+                                    ("label", None),
+                                ],
+                            )
+                        }),
+                    ),
+                    ("release", Some(Self::release)),
+                    ("versions", Some(|_: &mut Self| " { value }".to_owned())),
+                    ("key", None),
+                    ("value", None),
+                    ("period", None),
+                ],
+            )
+        }
+
+        fn version(&mut self) -> String {
+            self.selection(
+                "ObservationVersion",
+                &[
+                    ("__typename", None),
+                    ("dataset", None),
+                    ("key", None),
+                    ("period", None),
+                    ("measure", None),
+                    ("version", None),
+                    ("revision", None),
+                    ("status", None),
+                    ("value", None),
+                    ("previousValue", None),
+                    ("delta", None),
+                    ("publishedAt", None),
+                    ("release", Some(Self::release)),
+                ],
+            )
+        }
+
+        fn connection(&mut self) -> String {
+            self.selection(
+                "ObservationConnection",
+                &[
+                    ("__typename", None),
+                    ("nodes", Some(Self::observation)),
+                    (
+                        "edges",
+                        Some(|g: &mut Self| {
+                            g.selection(
+                                "ObservationEdge",
+                                &[
+                                    ("__typename", None),
+                                    ("cursor", None),
+                                    ("node", Some(Self::observation)),
+                                ],
+                            )
+                        }),
+                    ),
+                    (
+                        "pageInfo",
+                        Some(|g: &mut Self| {
+                            g.selection(
+                                "PageInfo",
+                                &[
+                                    ("__typename", None),
+                                    ("hasPreviousPage", None),
+                                    ("hasNextPage", None),
+                                    ("startCursor", None),
+                                    ("endCursor", None),
+                                ],
+                            )
+                        }),
+                    ),
+                    ("totalCount", None),
+                ],
+            )
+        }
+
+        fn breakdown_selection(&mut self) -> String {
+            self.selection(
+                "Breakdown",
+                &[
+                    ("__typename", None),
+                    ("dimension", None),
+                    ("period", None),
+                    ("measure", None),
+                    ("total", Some(Self::observation)),
+                    ("items", Some(Self::observation)),
+                    ("sumOfItems", None),
+                    ("residual", None),
+                    ("asOfRevision", None),
+                ],
+            )
+        }
+
+        fn root_field(&mut self) -> String {
+            match self.rng.gen_range(0..9) {
+                0 => "__typename".to_owned(),
+                1 | 2 => {
+                    let dataset = Some(self.dataset());
+                    let filter = self.chance(0.7).then(|| self.filter());
+                    let as_of = self.as_of();
+                    let first = match self.rng.gen_range(0..10) {
+                        0..=3 => None,
+                        4 => Some(self.int("Int", -1)),
+                        5 => Some(self.int("Int", 100_000)),
+                        _ => {
+                            let n = self.rng.gen_range(0..6);
+                            Some(self.int("Int", n))
+                        }
+                    };
+                    let after = self.chance(0.2).then(|| self.cursor());
+                    let args = self.args(
+                        vec![dataset, filter, as_of, first, after],
+                        &["dataset", "filter", "asOf", "first", "after"],
+                    );
+                    format!("observations{args}{}", self.connection())
+                }
+                3 | 4 => {
+                    let parts = vec![
+                        Some(self.dataset()),
+                        Some({
+                            let k = self.key_text();
+                            self.string("String!", &k)
+                        }),
+                        Some(self.period()),
+                        self.measure(),
+                        self.as_of(),
+                    ];
+                    let args = self.args(parts, &["dataset", "key", "period", "measure", "asOf"]);
+                    if self.chance(0.5) {
+                        format!("history{args}{}", self.version())
+                    } else {
+                        format!("observation{args}{}", self.observation())
+                    }
+                }
+                _ => {
+                    let dimension = self.pick(&["SECTOR", "PARTNER", "PRODUCT", "PARTNER", "NOPE"]);
+                    let key = self.chance(0.2).then(|| {
+                        let k = self.pick(&["S01._T._T", "_T._T._T", "S02.P03._T", "XX"]);
+                        self.string("String", k)
+                    });
+                    let parts = vec![
+                        Some(self.dataset()),
+                        Some(self.string("String!", dimension)),
+                        Some(self.period()),
+                        self.measure(),
+                        key,
+                        self.as_of(),
+                    ];
+                    let args = self.args(parts, &["dataset", "dimension", "period", "measure", "key", "asOf"]);
+                    format!("breakdown{args}{}", self.breakdown_selection())
+                }
+            }
+        }
+
+        /// The query text, its variables, and the variables as intended (none left out or null).
+        fn query(mut self) -> (String, Json, Json) {
+            let n = self.rng.gen_range(1..=2);
+            let mut roots = Vec::new();
+            for i in 0..n {
+                let field = self.root_field();
+                let directive = self.directive();
+                let (name, rest) = field.split_at(field.find([' ', '(']).unwrap_or(field.len()));
+                roots.push(format!("r{i}: {name}{directive}{rest}"));
+            }
+            let decls: Vec<String> = self.vars.iter().map(|(n, t, _, _)| format!("${n}: {t}")).collect();
+            let head = if decls.is_empty() {
+                "query Q".to_owned()
+            } else {
+                format!("query Q({})", decls.join(", "))
+            };
+            let text = format!("{head} {{ {} }} {}", roots.join(" "), self.fragments.join(" "));
+            let vars: serde_json::Map<String, Json> = self
+                .vars
+                .iter()
+                .filter_map(|(n, _, v, _)| v.clone().map(|v| (n.clone(), v)))
+                .collect();
+            let intended: serde_json::Map<String, Json> =
+                self.vars.iter().map(|(n, _, _, v)| (n.clone(), v.clone())).collect();
+            (text, Json::Object(vars), Json::Object(intended))
+        }
+    }
+
+    /// True when async-graphql finds nothing wrong with the document itself (it may still
+    /// fail while executing): the server learns plans of such documents only, from their
+    /// first clean answer.
+    fn valid(env: &Env, rt: &tokio::runtime::Runtime, request: Request) -> bool {
+        let (body, _) = slow(env, rt, request, usize::MAX);
+        let body = String::from_utf8(body).expect("JSON is UTF-8");
+        !body.contains("GRAPHQL_VALIDATION_FAILED") && !body.contains("GRAPHQL_PARSE_FAILED")
+    }
+
+    /// What the HTTP handler sends for a response executed by async-graphql.
+    fn slow(env: &Env, rt: &tokio::runtime::Runtime, request: Request, max_bytes: usize) -> (Vec<u8>, bool) {
+        let mut response = match env.queries.prepare(request) {
+            // Without yields: async-graphql orders an object's fields by when they finish
+            // (`FuturesUnordered`), so only a run that never yields follows the selection
+            // order, as the GraphQL spec and the fast path do.
+            Ok(r) => rt.block_on(tokio::task::unconstrained(env.schema.execute(r))),
+            Err(e) => async_graphql::Response::from_errors(vec![e]),
+        };
+        add_codes(&mut response.errors);
+        let clean = response.errors.is_empty();
+        match to_json_capped(&response, max_bytes) {
+            Ok(body) => (body, clean),
+            Err(too_large) => {
+                let refused = async_graphql::Response::from_errors(vec![too_large.error()]);
+                (serde_json::to_vec(&refused).expect("responses serialize"), false)
+            }
+        }
+    }
+
+    /// Answers of both executors for random queries; `break_field` checks that the test can fail.
+    fn differential(cases: u32) -> Result<(u32, u32), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let env = rt.block_on(env());
+        let plans = Plans::new(1024);
+        let fast_answers = std::cell::Cell::new(0u32);
+        let fallbacks = std::cell::Cell::new(0u32);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&(any::<u64>(), 0..4usize), |(seed, size)| {
+            let gen = Gen {
+                rng: StdRng::seed_from_u64(seed),
+                env: &env,
+                vars: Vec::new(),
+                fragments: Vec::new(),
+                aliases: 0,
+            };
+            let (text, vars, intended) = gen.query();
+            let max_bytes = [16 * 1024 * 1024, 3000, 800, 200][size];
+            let request = || Request::new(text.clone()).variables(Variables::from_json(vars.clone()));
+            let (slow_body, slow_clean) = slow(&env, &rt, request(), max_bytes);
+            // The server learns a plan from a clean answer, so only of a valid document;
+            // here of every valid one, whether or not this request's answer is clean.
+            let Ok(doc) = env.queries.check(&request()) else {
+                prop_assert!(!slow_clean);
+                return Ok(());
+            };
+            if !valid(
+                &env,
+                &rt,
+                Request::new(text.clone()).variables(Variables::from_json(intended)),
+            ) {
+                return Ok(());
+            }
+            plans.learn(&text, Some("Q"), &doc);
+            let fast = plans.run(
+                &request().operation_name("Q"),
+                &env.ledger.read(),
+                &env.limits,
+                max_bytes,
+            );
+            let fast_body = match fast {
+                None => {
+                    fallbacks.set(fallbacks.get() + 1);
+                    return Ok(());
+                }
+                Some(Ok(body)) => body,
+                Some(Err(too_large)) => {
+                    let refused = async_graphql::Response::from_errors(vec![too_large.error()]);
+                    serde_json::to_vec(&refused).expect("responses serialize")
+                }
+            };
+            fast_answers.set(fast_answers.get() + 1);
+            prop_assert_eq!(
+                String::from_utf8_lossy(&fast_body),
+                String::from_utf8_lossy(&slow_body),
+                "query {} variables {}",
+                text,
+                vars
+            );
+            Ok(())
+        });
+        result.map_err(|e| e.to_string())?;
+        Ok((fast_answers.get(), fallbacks.get()))
+    }
+
+    /// Strings are written exactly as serde_json (and so async-graphql) writes them.
+    #[test]
+    fn escapes_strings_as_serde_json_does() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "\u{7f}",
+            "é 漢字 🙂",
+            "</script>",
+            "\u{2028}",
+        ] {
+            let mut out = Vec::new();
+            super::json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    /// The plans kept are bounded by `--query-plans`, the oldest going first.
+    #[test]
+    fn keeps_at_most_the_plans_it_is_allowed() {
+        let plans = Plans::new(2);
+        let texts: Vec<String> = (0..3).map(|i| format!("{{ a{i}: __typename }}")).collect();
+        for t in &texts {
+            let doc = async_graphql::parser::parse_query(t).unwrap();
+            plans.learn(t, None, &doc);
+        }
+        assert!(plans.get(&Request::new(texts[0].clone())).is_none());
+        assert!(plans.get(&Request::new(texts[2].clone())).is_some());
+        assert!(!plans.wants(&Request::new(texts[2].clone()), 1000));
+        let off = Plans::new(0);
+        assert!(!off.wants(&Request::new(texts[0].clone()), 1000));
+    }
+
+    /// Random queries over the covered schema give byte-identical answers on both paths.
+    #[test]
+    fn fast_path_answers_exactly_as_async_graphql() {
+        let (fast, fallbacks) = differential(1200).unwrap();
+        // The test must exercise the fast path, not only its fallbacks.
+        assert!(fast > 250, "only {fast} fast answers ({fallbacks} fallbacks)");
+    }
+}

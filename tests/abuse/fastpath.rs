@@ -1,0 +1,169 @@
+//! Issue 16: the compiled fast path keeps every limit. A query text is answered by a plan once
+//! async-graphql has answered it cleanly; from then on the same limits refuse it with the
+//! same bytes, and a read after a write sees the write.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::proc_support::{release_input, run_cli, Server, PUBLISH};
+
+const WRITER: &str = "writer:fastpath-secret";
+const WRITE_SECRET: &str = "fastpath-secret";
+
+/// A store of `releases` generated releases of `per_release` observations.
+async fn generated_store(dir: &Path, releases: u32, per_release: u32) -> PathBuf {
+    let file = dir.join("log.json");
+    let data = dir.join("data");
+    let out = run_cli([
+        "generate".as_ref(),
+        "--releases".as_ref(),
+        releases.to_string().as_ref(),
+        "--observations-per-release".as_ref(),
+        per_release.to_string().as_ref(),
+        file.as_os_str(),
+    ])
+    .await;
+    assert_eq!(out.code(), Some(0), "generate: {out:?}");
+    crate::proc_support::import(&data, &[file]).await;
+    data
+}
+
+/// POSTs a request and returns the status and the body's exact bytes.
+async fn post_raw(server: &Server, query: &str, variables: Value) -> (u16, String) {
+    let resp = server
+        .client
+        .post(&server.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("body"))
+}
+
+/// Requests answered by the fast path so far, from `/metrics`.
+async fn fast_answers(server: &Server) -> u64 {
+    let url = format!("http://{}/metrics", server.addr);
+    let text = server
+        .client
+        .get(url)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fast path counter in {text}"))
+}
+
+fn code(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).expect("JSON body");
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("").to_owned()
+}
+
+const PAGE: &str =
+    "query Page($n: Int) { observations(dataset: \"SYNTHETIC_TRADE\", first: $n) { nodes { key period value } } }";
+
+/// The cost limit and the response-size limit refuse a learned query exactly as they refused
+/// it before it was learned (same status, same bytes), and a smaller page of it runs on the
+/// fast path.
+#[tokio::test]
+async fn the_fast_path_refuses_what_async_graphql_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generated_store(dir.path(), 30, 100).await;
+    let server = Server::start(
+        &data,
+        &[
+            "--no-fixtures",
+            "--response-cache-entries",
+            "0",
+            "--max-cost",
+            "60",
+            "--max-response-bytes",
+            "2000",
+        ],
+    )
+    .await;
+
+    // Before the text is learned, async-graphql's path refuses both. The cost is checked
+    // before anything runs; the page of 50 runs cleanly (the plan is learned from it) and is
+    // refused only when its body is written.
+    let too_costly = post_raw(&server, PAGE, json!({ "n": 80 })).await;
+    assert_eq!(code(&too_costly.1), "LIMIT_EXCEEDED", "{too_costly:?}");
+    assert!(too_costly.1.contains("maxCost"), "{too_costly:?}");
+    let too_large = post_raw(&server, PAGE, json!({ "n": 50 })).await;
+    assert_eq!(code(&too_large.1), "LIMIT_EXCEEDED", "{too_large:?}");
+    assert!(too_large.1.contains("maxResponseBytes"), "{too_large:?}");
+    assert_eq!(fast_answers(&server).await, 0);
+
+    // The plan itself stops at the response limit, with the same refusal.
+    assert_eq!(post_raw(&server, PAGE, json!({ "n": 50 })).await, too_large);
+    assert_eq!(fast_answers(&server).await, 1, "refused by the plan");
+    // A smaller page runs on it.
+    let (status, body) = post_raw(&server, PAGE, json!({ "n": 5 })).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["data"]["observations"]["nodes"].as_array().map(Vec::len),
+        Some(5),
+        "{body}"
+    );
+    assert_eq!(fast_answers(&server).await, 2, "answered by the plan");
+    // The cost is checked before the plan runs: refused with the same bytes.
+    assert_eq!(post_raw(&server, PAGE, json!({ "n": 80 })).await, too_costly);
+    assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");
+}
+
+/// A read answered by the fast path after an acknowledged write sees that write.
+#[tokio::test]
+async fn a_read_after_a_write_sees_it_on_the_fast_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--write-tokens", WRITER, "--response-cache-entries", "0"],
+    )
+    .await;
+    let q = "query($k: String!) { observation(dataset: \"KR_KNOWLEDGE_SERVICES\", key: $k, period: \"2030-S1\") { value revision } }";
+    let vars = json!({ "k": "IPR._T._T" });
+    assert_eq!(server.query(q, vars.clone()).await, json!({ "observation": null }));
+    assert_eq!(server.query(q, vars.clone()).await, json!({ "observation": null }));
+    let before = fast_answers(&server).await;
+    assert_eq!(before, 1, "the second read ran on the fast path");
+
+    let input = release_input("6b1f0c2e-4d3a-4e51-9a57-2030a0000016", "IPR._T._T", "2030-S1", "16");
+    let (_, body) = server
+        .post(PUBLISH, json!({ "input": input }), Some(WRITE_SECRET))
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(
+        body["data"]["publishRelease"]["release"]["id"],
+        "6b1f0c2e-4d3a-4e51-9a57-2030a0000016"
+    );
+    let revision = body["data"]["publishRelease"]["revision"].clone();
+
+    let data = server.query(q, vars).await;
+    assert_eq!(data, json!({ "observation": { "value": "16", "revision": revision } }));
+    assert_eq!(fast_answers(&server).await, before + 1, "read on the fast path");
+}
+
+/// `--query-plans 0` turns the fast path off: every answer comes from async-graphql.
+#[tokio::test]
+async fn no_query_plans_no_fast_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--query-plans", "0", "--response-cache-entries", "0"],
+    )
+    .await;
+    let q = "{ history(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-S1\") { value } }";
+    let first = server.query(q, json!({})).await;
+    assert_eq!(server.query(q, json!({})).await, first);
+    assert_eq!(fast_answers(&server).await, 0);
+}
