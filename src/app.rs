@@ -493,7 +493,8 @@ async fn open_jetstream_ledger(
     let options = OpenOptions { read_only };
     let snapshot = use_snapshot.then(|| crate::snapshot::load(data_dir)).flatten();
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
-    let (prefold, used) = crate::snapshot::prefold(snapshot, |from| crate::store::LogStore::scan(store.as_ref(), from))?;
+    let (prefold, used) =
+        crate::snapshot::prefold(snapshot, |from| crate::store::LogStore::scan(store.as_ref(), from))?;
     let mut covered = if used { covered } else { 0 };
     let mut opened = Ledger::open_after(store.clone(), options, Some(prefold));
     if used && !matches!(&opened, Ok((_, v)) if v.ok()) {

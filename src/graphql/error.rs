@@ -42,6 +42,7 @@ pub const NOT_FOUND: &str = extension_code(ErrorCode::NotFound);
 pub const UNAUTHENTICATED: &str = extension_code(ErrorCode::Unauthenticated);
 pub const FORBIDDEN: &str = extension_code(ErrorCode::Forbidden);
 pub const LIMIT_EXCEEDED: &str = extension_code(ErrorCode::LimitExceeded);
+pub const UNAVAILABLE: &str = extension_code(ErrorCode::Unavailable);
 
 /// An error with a code.
 pub fn coded(code: ErrorCode, message: impl Into<String>) -> Error {

@@ -23,7 +23,7 @@ use super::{AppState, ServerConfig};
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
     add_codes, is_request_error, request_from_params, to_json_capped, Caller, ResponseTooLarge, BAD_USER_INPUT,
-    LIMIT_EXCEEDED, UNAUTHENTICATED,
+    LIMIT_EXCEEDED, UNAUTHENTICATED, UNAVAILABLE,
 };
 use crate::pool::Refused;
 
@@ -241,7 +241,27 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
     if let Some(key) = cache_key.filter(|_| clean && state.ledger.read().head().revision == revision) {
         state.responses.put(key, body.clone());
     }
-    body_response(status, media, body)
+    let mut response = body_response(status, media, body);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(STORE_RETRY_AFTER_SECS));
+    }
+    response
+}
+
+/// Seconds a client whose write the store did not take should wait: the pause `/readyz`
+/// gives, about how long the writer takes to bring a failed store back.
+const STORE_RETRY_AFTER_SECS: &str = "5";
+
+/// True when some error carries `extensions.code` = `code`.
+fn has_code(errors: &[async_graphql::ServerError], code: &str) -> bool {
+    errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == async_graphql::Value::from(code))
+    })
 }
 
 /// Codes the errors, picks the status and encodes the body; says whether the answer may be
@@ -260,8 +280,16 @@ fn encode(mut response: BatchResponse, media: Media, max_response_bytes: usize) 
             failed_before_execution &= rs.iter().all(is_request_error) && !rs.is_empty();
         }
     }
+    // A write the store did not take (UNAVAILABLE, and no data): 503 for clients of
+    // application/graphql-response+json, which may be told by status, with `Retry-After` (in
+    // `execute`); `application/json` clients get 200, as GraphQL over HTTP requires.
+    let unavailable = match &response {
+        BatchResponse::Single(r) => r.data == async_graphql::Value::Null && has_code(&r.errors, UNAVAILABLE),
+        BatchResponse::Batch(_) => false,
+    };
     let status = match media {
         Media::GraphqlResponse if failed_before_execution => StatusCode::BAD_REQUEST,
+        Media::GraphqlResponse if unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     };
     let body = match to_json_capped(&response, max_response_bytes) {

@@ -271,11 +271,7 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
         "a write without quorum succeeded: {body}"
     );
     // The storage-failure path of every store: UNAVAILABLE naming the cause, /readyz 503.
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        json!("UNAVAILABLE"),
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], json!("UNAVAILABLE"), "{body}");
     assert!(
         body["errors"][0]["message"]
             .as_str()

@@ -141,10 +141,7 @@ async fn writes_resume_after_a_failed_flush() {
     const IN_DOUBT: &str = "0f6a3c1e-2b7d-4c1a-9e55-00000000ac01";
     let body = publish(&client, &url, IN_DOUBT, "-4100").await;
     assert!(body["data"]["publishRelease"].is_null(), "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
-        "{body}"
-    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.contains("not acknowledged") && message.contains("No space left"),
@@ -177,6 +174,24 @@ async fn writes_resume_after_a_failed_flush() {
     );
     assert_eq!(ledger.read().head().revision, 3);
     assert_eq!(readyz().await.0, 503);
+    // A client of application/graphql-response+json is told by status: 503, Retry-After,
+    // UNAVAILABLE (an application/json client got 200 above, as GraphQL over HTTP requires).
+    let refused = client
+        .post(&url)
+        .bearer_auth(SECRET)
+        .header("Accept", "application/graphql-response+json")
+        .json(&json!({ "query": PUBLISH, "variables": { "input":
+            release_input("0f6a3c1e-2b7d-4c1a-9e55-00000000ac03", "_T._T._T", "2026-S1", "-4300") } }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: Value = refused.json().await.expect("JSON body");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE", "{body}");
 
     // Space returns: writes resume by themselves.
     disk.failing.store(false, Ordering::SeqCst);
