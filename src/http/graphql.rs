@@ -436,12 +436,19 @@ pub(super) async fn post(State(state): State<Arc<AppState>>, headers: HeaderMap,
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            return refuse(
+            let mut response = refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 media,
                 &format!("the request body is larger than the limit of {limit} bytes"),
                 LIMIT_EXCEEDED,
-            )
+            );
+            // The rest of the body is not read, so the connection cannot carry another
+            // request: say so, so that a client does not put it back in its pool (and fail
+            // its next request on a connection the server closes).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
     };
     let parsed: Value = match serde_json::from_slice(&bytes) {

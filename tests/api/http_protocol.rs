@@ -830,6 +830,11 @@ async fn oversized_body_is_413() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
+    // The unread rest of the body leaves the connection unusable: the client is told.
+    assert_eq!(
+        resp.headers().get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     let v: Value = resp.json().await.unwrap();
     assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");
     assert_eq!(app.head().await, before);
