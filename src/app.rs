@@ -458,19 +458,31 @@ pub(crate) fn open_ledger_with(
         covered = 0;
     }
     let (ledger, verification) = opened?;
+    log_opened(&ledger, &verification, covered, started, "sled");
+    Ok((ledger, covered))
+}
+
+/// Says how the ledger opened: its head, the snapshot it started from and how long it took,
+/// and, loudly, a damaged log served read-only.
+fn log_opened(
+    ledger: &Ledger,
+    verification: &crate::ledger::Verification,
+    covered: u64,
+    started: Instant,
+    store: &str,
+) {
     let p = ledger.read();
     tracing::info!(
         revision = p.head().revision,
         versions = p.version_count(),
         snapshot = covered,
         millis = started.elapsed().as_millis() as u64,
+        store,
         "ledger opened"
     );
     if let Some(d) = &verification.damage {
         tracing::error!(damage = %d, "serving a damaged log read-only");
     }
-    drop(p);
-    Ok((ledger, covered))
 }
 
 /// Opens the ledger over a JetStream stream: the data directory holds the lock, the signing
@@ -504,19 +516,7 @@ async fn open_jetstream_ledger(
         opened = Ledger::open(store, options);
     }
     let (ledger, verification) = opened?;
-    let p = ledger.read();
-    tracing::info!(
-        revision = p.head().revision,
-        versions = p.version_count(),
-        snapshot = covered,
-        millis = started.elapsed().as_millis() as u64,
-        stream = %config.stream,
-        "ledger opened on JetStream"
-    );
-    if let Some(d) = &verification.damage {
-        tracing::error!(damage = %d, "serving a damaged log read-only");
-    }
-    drop(p);
+    log_opened(&ledger, &verification, covered, started, "jetstream");
     Ok((ledger, covered))
 }
 
