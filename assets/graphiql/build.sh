@@ -1,27 +1,10 @@
 #!/usr/bin/env bash
-# Rebuilds dist/ from npm at the versions pinned in package-lock.json, and MANIFEST with
-# each file's package, version and SHA-256. The binary embeds dist/ (src/web/assets.rs) and
-# a unit test checks dist/ against MANIFEST and MANIFEST against package-lock.json, so a
-# hand-edited or stale file fails the build's tests. Needs node and npm; `cargo build` does not.
+# GraphiQL's files for dist/, from the npm packages package-lock.json pins (see ../vendor.sh).
 set -euo pipefail
-cd "$(dirname "$0")"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cp package.json package-lock.json "$work"/
-(cd "$work" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
-rm -rf dist && mkdir dist
-: > MANIFEST
-# file in dist/ <- package and the file inside it (production builds only)
-while read -r name pkg path; do
-  cp "$work/node_modules/$pkg/$path" "dist/$name"
-  version=$(node -p "require('$work/node_modules/$pkg/package.json').version")
-  sum=$(sha256sum "dist/$name" | cut -d' ' -f1)
-  echo "$name $pkg $version $sum" >> MANIFEST
-done <<'FILES'
+exec "$(dirname "$0")/../vendor.sh" "$(dirname "$0")" <<'FILES'
 react.production.min.js react umd/react.production.min.js
 react-dom.production.min.js react-dom umd/react-dom.production.min.js
 graphiql.min.js graphiql graphiql.min.js
 graphiql.min.css graphiql graphiql.min.css
 graphql-ws.min.js graphql-ws umd/graphql-ws.min.js
 FILES
-cat MANIFEST
