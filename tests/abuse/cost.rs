@@ -1,7 +1,6 @@
 //! Issue 10, items 2 and 6: queries whose lists multiply into millions of objects, responses
 //! past a byte cap, and unused variables as a memory sink in the response cache.
 
-use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -11,7 +10,7 @@ use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::proc_support::{run_cli, Server};
+use crate::proc_support::{generated_store, Server};
 
 /// The issue's attack: eight aliases of a page of 1000 releases with all their figures.
 fn eight_aliases(first: u32) -> String {
@@ -19,24 +18,6 @@ fn eight_aliases(first: u32) -> String {
         format!("a{i}: releases(first: {first}, after: \"0\") {{ nodes {{ observations {{ key period measure value }} }} }}")
     };
     format!("{{ {} }}", (0..8).map(one).collect::<Vec<_>>().join(" "))
-}
-
-/// A store of `releases` generated releases of `per_release` observations.
-async fn generated_store(dir: &Path, releases: u32, per_release: u32) -> std::path::PathBuf {
-    let file = dir.join("log.json");
-    let data = dir.join("data");
-    let out = run_cli([
-        "generate".as_ref(),
-        "--releases".as_ref(),
-        releases.to_string().as_ref(),
-        "--observations-per-release".as_ref(),
-        per_release.to_string().as_ref(),
-        file.as_os_str(),
-    ])
-    .await;
-    assert_eq!(out.code(), Some(0), "generate: {out:?}");
-    crate::proc_support::import(&data, &[file]).await;
-    data
 }
 
 fn code(v: &Value) -> &str {

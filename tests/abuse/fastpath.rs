@@ -2,32 +2,12 @@
 //! async-graphql has answered it cleanly; from then on the same limits refuse it with the
 //! same bytes, and a read after a write sees the write.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{json, Value};
 
-use crate::proc_support::{release_input, run_cli, Server, PUBLISH};
+use crate::proc_support::{generated_store, release_input, Server, PUBLISH};
 
 const WRITER: &str = "writer:fastpath-secret";
 const WRITE_SECRET: &str = "fastpath-secret";
-
-/// A store of `releases` generated releases of `per_release` observations.
-async fn generated_store(dir: &Path, releases: u32, per_release: u32) -> PathBuf {
-    let file = dir.join("log.json");
-    let data = dir.join("data");
-    let out = run_cli([
-        "generate".as_ref(),
-        "--releases".as_ref(),
-        releases.to_string().as_ref(),
-        "--observations-per-release".as_ref(),
-        per_release.to_string().as_ref(),
-        file.as_os_str(),
-    ])
-    .await;
-    assert_eq!(out.code(), Some(0), "generate: {out:?}");
-    crate::proc_support::import(&data, &[file]).await;
-    data
-}
 
 /// POSTs a request and returns the status and the body's exact bytes.
 async fn post_raw(server: &Server, query: &str, variables: Value) -> (u16, String) {

@@ -19,30 +19,12 @@ fn verified(out: &Output) -> Option<(String, String)> {
     Some((after("head ")?, after("tree root ")?))
 }
 
-/// Generates `releases` SYNTHETIC releases and imports them into `dir/data`.
-async fn generated_store(dir: &Path, releases: u32) -> std::path::PathBuf {
-    let file = dir.join("generated.json");
-    let out = run_cli([
-        "generate".as_ref(),
-        "--releases".as_ref(),
-        releases.to_string().as_ref(),
-        "--observations-per-release".as_ref(),
-        "50".as_ref(),
-        file.as_os_str(),
-    ])
-    .await;
-    assert_eq!(out.code(), Some(0), "{out:?}");
-    let data = dir.join("data");
-    import(&data, &[file]).await;
-    data
-}
-
 /// `export` of a generated store, restored with `import --event-log` into an empty one,
 /// verifies to the same head hash and tree root; the restore refuses a changed line.
 #[tokio::test]
 async fn export_and_import_round_trip_a_generated_store() {
     let dir = tempfile::tempdir().unwrap();
-    let source = generated_store(dir.path(), 60).await;
+    let source = generated_store(dir.path(), 60, 50).await;
     let original = verify(&source).await;
     let expected = verified(&original).unwrap_or_else(|| panic!("{original:?}"));
     let log = dir.path().join("log.jsonl");
@@ -112,7 +94,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test]
 async fn a_byte_changed_in_sleds_files_is_never_a_silent_change() {
     let dir = tempfile::tempdir().unwrap();
-    let source = generated_store(dir.path(), 200).await;
+    let source = generated_store(dir.path(), 200, 50).await;
     let original = verify(&source).await;
     let expected = verified(&original).unwrap_or_else(|| panic!("{original:?}"));
     // The hash of every event, to recognise a shorter log as a prefix of this one.

@@ -150,6 +150,25 @@ pub async fn import(data_dir: &Path, files: &[PathBuf]) -> Output {
     out
 }
 
+/// `tradeledger generate` of `releases` SYNTHETIC releases of `per_release` observations,
+/// imported into `dir/data`, which is returned.
+pub async fn generated_store(dir: &Path, releases: u32, per_release: u32) -> PathBuf {
+    let file = dir.join("generated.json");
+    let out = run_cli([
+        OsStr::new("generate"),
+        OsStr::new("--releases"),
+        OsStr::new(&releases.to_string()),
+        OsStr::new("--observations-per-release"),
+        OsStr::new(&per_release.to_string()),
+        file.as_os_str(),
+    ])
+    .await;
+    assert_eq!(out.code(), Some(0), "generate: {out:?}");
+    let data = dir.join("data");
+    import(&data, &[file]).await;
+    data
+}
+
 /// A `tradeledger serve` child process listening on a port of its own.
 pub struct Server {
     pub child: ChildGuard,
