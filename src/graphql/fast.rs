@@ -13,11 +13,13 @@
 //! resolvers' logic reads the projection under one lock, and the JSON is written into one
 //! buffer in selection order, byte for byte what async-graphql would have written.
 //!
-//! The plan covers `observations` (nodes, edges, pageInfo), `observation`, `history` and
-//! `breakdown` with the fields of `Observation`, `ObservationVersion`, `Release` (its
-//! in-memory fields) and `DimensionValue`, `__typename`, and `@skip`/`@include`. Anything else
-//! is not compiled (other fields or directives, field merging by a repeated response key,
-//! variables of input-object or enum types), and anything a request meets at run time that is
+//! The plan covers `observations` (nodes, edges, pageInfo, totalCount), `observation`,
+//! `history`, `breakdown` and `revisionSummary` (its scalar fields) with the fields of
+//! `Observation`, `ObservationVersion`, `Release` (its in-memory fields) and
+//! `DimensionValue`, `__typename`, and `@skip`/`@include`; variables of scalar types (and
+//! lists of them) and of the input objects `AsOf` and `ObservationFilter`. Anything else is
+//! not compiled (other fields or directives, field merging by a repeated response key,
+//! variables of other types), and anything a request meets at run time that is
 //! not a plain answer (a value that does not coerce, an unknown dataset, a bad cursor, an
 //! overflowing sum: every error) makes the plan give up and async-graphql answer the request:
 //! it stays the reference, and a differential property test checks that both agree.
@@ -47,7 +49,7 @@ use super::types::{cell_key, AsOf};
 use super::{Limits, ResponseTooLarge};
 use crate::bounded::BoundedMap;
 use crate::domain::{Period, ReleaseStatus};
-use crate::projection::{ObservationAt, Projection, ReleaseInfo};
+use crate::projection::{ObservationAt, Projection, ReleaseInfo, RevisionSummary};
 
 /// Bytes charged to the plan cache: a plan takes a few times its query text.
 const PLAN_BYTES: usize = 16 * 1024 * 1024;
@@ -168,10 +170,23 @@ enum RootField {
     Observation(Args, Vec<Sel<ObsField>>),
     History(Args, Vec<Sel<VersionField>>),
     Breakdown(Args, Vec<Sel<BreakdownField>>),
+    RevisionSummary(Args, Vec<Sel<SummaryField>>),
+}
+
+/// The scalar fields of `RevisionSummary` (its `items` are left to async-graphql).
+enum SummaryField {
+    Typename,
+    ObservationCount,
+    RevisedCount,
+    RevisionCount,
+    MeanRevision,
+    MeanAbsoluteRevision,
+    MaxAbsoluteRevision,
 }
 
 enum ConnField {
     Typename,
+    TotalCount,
     Nodes(Vec<Sel<ObsField>>),
     Edges(Vec<Sel<EdgeField>>),
     PageInfo(Vec<Sel<PageInfoField>>),
@@ -263,6 +278,25 @@ enum BreakdownField {
 /// Variable types the plan coerces itself (in lists too).
 const VARIABLE_TYPES: [&str; 7] = ["String", "ID", "Int", "Boolean", "Period", "UUID", "DateTime"];
 
+/// Input-object types a variable may have (not in lists): their fields, and for a field of an
+/// input-object type, that type's fields.
+const INPUT_OBJECTS: [(&str, &[(&str, &[&str])]); 2] = [
+    ("AsOf", &[("revision", &[]), ("release", &[]), ("publishedAt", &[])]),
+    (
+        "ObservationFilter",
+        &[
+            ("key", &[]),
+            ("dimensions", &["dimension", "codes"]),
+            ("periods", &[]),
+            ("periodFrom", &[]),
+            ("periodTo", &[]),
+            ("measures", &[]),
+            ("status", &[]),
+            ("revisedOnly", &[]),
+        ],
+    ),
+];
+
 /// Compiles the operation `name` of a valid document; `None` if the fast path does not cover it.
 fn compile(doc: &ExecutableDocument, name: Option<&str>) -> Option<Plan> {
     let op = doc
@@ -305,6 +339,24 @@ fn compile(doc: &ExecutableDocument, name: Option<&str>) -> Option<Plan> {
                 args(f, &["dataset", "dimension", "period", "measure", "key", "asOf"])?,
                 c.object(&f.selection_set.node, "Breakdown", Compiler::breakdown_field)?,
             ),
+            "revisionSummary" => RootField::RevisionSummary(
+                args(f, &["dataset", "filter", "asOf"])?,
+                c.object(&f.selection_set.node, "RevisionSummary", |_, f| {
+                    leaf(
+                        f,
+                        match f.name.node.as_str() {
+                            "__typename" => SummaryField::Typename,
+                            "observationCount" => SummaryField::ObservationCount,
+                            "revisedCount" => SummaryField::RevisedCount,
+                            "revisionCount" => SummaryField::RevisionCount,
+                            "meanRevision" => SummaryField::MeanRevision,
+                            "meanAbsoluteRevision" => SummaryField::MeanAbsoluteRevision,
+                            "maxAbsoluteRevision" => SummaryField::MaxAbsoluteRevision,
+                            _ => return None,
+                        },
+                    )
+                })?,
+            ),
             _ => return None,
         })
     })?;
@@ -313,7 +365,9 @@ fn compile(doc: &ExecutableDocument, name: Option<&str>) -> Option<Plan> {
 
 fn simple_type(ty: &Type, depth: usize) -> bool {
     match &ty.base {
-        BaseType::Named(n) => VARIABLE_TYPES.contains(&n.as_str()),
+        BaseType::Named(n) => {
+            VARIABLE_TYPES.contains(&n.as_str()) || depth == 0 && INPUT_OBJECTS.iter().any(|(t, _)| t == n)
+        }
         BaseType::List(inner) => depth == 0 && simple_type(inner, depth + 1),
     }
 }
@@ -419,6 +473,7 @@ impl<'a> Compiler<'a> {
         no_args(f)?;
         Some(match f.name.node.as_str() {
             "__typename" => leaf(f, ConnField::Typename)?,
+            "totalCount" => leaf(f, ConnField::TotalCount)?,
             "nodes" => ConnField::Nodes(self.object(&f.selection_set.node, "Observation", Self::obs_field)?),
             "edges" => ConnField::Edges(self.object(&f.selection_set.node, "ObservationEdge", |c, f| {
                 no_args(f)?;
@@ -645,10 +700,39 @@ fn conforms(ty: &Type, value: &Value) -> bool {
                 "Period" => <Period as InputType>::parse(v).is_ok(),
                 "UUID" => Uuid::parse(v).is_ok(),
                 "DateTime" => DateTime::<Utc>::parse(v).is_ok(),
+                "AsOf" => known_fields(name, v.as_ref()) && AsOf::parse(v).is_ok(),
+                "ObservationFilter" => known_fields(name, v.as_ref()) && ObservationFilter::parse(v).is_ok(),
                 _ => false,
             }
         }
     }
+}
+
+/// True when `value` (of the input-object type `ty`) names only fields the type has, as
+/// async-graphql's validation of variables requires (the types' own parsing ignores the rest).
+fn known_fields(ty: &str, value: Option<&Value>) -> bool {
+    let Some((_, fields)) = INPUT_OBJECTS.iter().find(|(t, _)| *t == ty) else {
+        return false;
+    };
+    let Some(Value::Object(object)) = value else {
+        // Not an object at all: the type's parsing refuses it.
+        return true;
+    };
+    object.iter().all(|(name, v)| {
+        let Some((_, inner)) = fields.iter().find(|(f, _)| *f == name.as_str()) else {
+            return false;
+        };
+        // A field of an input-object type (a list of them, or one coerced to a list).
+        let objects_ok = |v: &Value| match v {
+            Value::Object(o) => o.keys().all(|k| inner.contains(&k.as_str())),
+            _ => true,
+        };
+        inner.is_empty()
+            || match v {
+                Value::List(items) => items.iter().all(objects_ok),
+                v => objects_ok(v),
+            }
+    })
 }
 
 struct Run<'a> {
@@ -828,6 +912,7 @@ impl<'a> Run<'a> {
             RootField::Observation(args, sels) => self.single_observation(args, sels)?,
             RootField::History(args, sels) => self.history(args, sels)?,
             RootField::Breakdown(args, sels) => self.breakdown(args, sels)?,
+            RootField::RevisionSummary(args, sels) => self.revision_summary(args, sels)?,
         }
         Some(())
     }
@@ -856,6 +941,7 @@ impl<'a> Run<'a> {
         self.object(sels, |run, f| {
             match f {
                 ConnField::Typename => run.string("ObservationConnection"),
+                ConnField::TotalCount => run.number(p.select(ds, &filter, bound, None).count() as u64),
                 ConnField::Nodes(sels) => run.list(&page, |run, o| run.observation(o, as_of, sels))?,
                 ConnField::Edges(sels) => run.list(&page, |run, o| {
                     run.object(sels, |run, f| {
@@ -960,6 +1046,35 @@ impl<'a> Run<'a> {
                 }
                 Some(())
             })
+        })
+    }
+
+    /// `Query.revisionSummary`, its scalar fields.
+    fn revision_summary(&mut self, args: &Args, sels: &[Sel<SummaryField>]) -> Option<()> {
+        let dataset: ID = self.arg(args, "dataset", None)?;
+        let filter: Option<ObservationFilter> = self.arg(args, "filter", None)?;
+        let as_of: Option<AsOf> = self.arg(args, "asOf", None)?;
+        let spec = AsOf::to_spec(as_of.as_ref()).ok()?;
+        let p = self.p;
+        let ds = p.dataset(&dataset)?;
+        let bound = p.bound(spec).ok()?;
+        let filter = filter.unwrap_or_default().resolve(ds).ok()?;
+        let s = RevisionSummary::of(p.select(ds, &filter, bound, None));
+        if s.overflow.is_some() {
+            // The figures are then errors: async-graphql says which.
+            return None;
+        }
+        self.object(sels, |run, f| {
+            match f {
+                SummaryField::Typename => run.string("RevisionSummary"),
+                SummaryField::ObservationCount => run.number(s.observations),
+                SummaryField::RevisedCount => run.number(s.revised),
+                SummaryField::RevisionCount => run.number(s.revisions),
+                SummaryField::MeanRevision => run.optional_decimal(s.mean_revision),
+                SummaryField::MeanAbsoluteRevision => run.optional_decimal(s.mean_absolute_revision),
+                SummaryField::MaxAbsoluteRevision => run.optional_decimal(s.max_absolute_revision),
+            }
+            Some(())
         })
     }
 

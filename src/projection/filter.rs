@@ -57,6 +57,28 @@ impl KeyPattern {
         });
     }
 
+    /// The smallest and largest keys of `dimensions` codes the pattern can match, from its
+    /// leading parts: the codes of the first dimensions that name one code each, then the
+    /// lowest and highest code of the next part; `None` when the first part is open. A
+    /// listing walks only the keys between them.
+    pub fn span(&self, dimensions: usize) -> Option<(SeriesKey, SeriesKey)> {
+        let mut low = vec![0u16; dimensions];
+        let mut high = vec![u16::MAX; dimensions];
+        let mut fixed = 0;
+        for (i, part) in self.0.iter().take(dimensions).enumerate() {
+            let Some(codes) = part.as_ref().filter(|c| !c.is_empty()) else {
+                break;
+            };
+            low[i] = *codes.iter().min()?;
+            high[i] = *codes.iter().max()?;
+            fixed += 1;
+            if codes.len() > 1 {
+                break;
+            }
+        }
+        (fixed > 0).then(|| (SeriesKey::from_codes(&low), SeriesKey::from_codes(&high)))
+    }
+
     pub fn matches(&self, key: &SeriesKey) -> bool {
         self.0
             .iter()

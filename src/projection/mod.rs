@@ -543,12 +543,26 @@ impl Projection {
         bound: Bound,
         after: Option<&CellKey>,
     ) -> impl Iterator<Item = ObservationAt<'a>> + 'a {
-        let start = after.map_or(RangeBound::Unbounded, |c| RangeBound::Included(c.key));
+        // Only the keys the pattern's leading parts allow (`ST07.` walks the ST07 series, not
+        // the whole dataset, to fill a page and to learn whether there is a next one).
+        let span = filter.key.as_ref().and_then(|k| k.span(dataset.def.dimensions.len()));
+        let (low, high) = (span.map(|s| s.0), span.map(|s| s.1));
+        let start = match (after.map(|c| c.key), low) {
+            (Some(a), Some(l)) => RangeBound::Included(a.max(l)),
+            (Some(k), None) | (None, Some(k)) => RangeBound::Included(k),
+            (None, None) => RangeBound::Unbounded,
+        };
+        let end = match high {
+            // A cursor past the pattern's last key leaves nothing to walk.
+            Some(h) if after.is_some_and(|a| a.key > h) => RangeBound::Excluded(after.expect("checked").key),
+            Some(h) => RangeBound::Included(h),
+            None => RangeBound::Unbounded,
+        };
         let after = after.copied();
         let (first, last) = filter.period_span();
         dataset
             .series_order
-            .range((start, RangeBound::Unbounded))
+            .range((start, end))
             .filter(move |(key, _)| filter.key.as_ref().is_none_or(|k| k.matches(key)))
             .flat_map(move |(&key, &s)| {
                 // Only the part of the series inside the period span and after the cursor.
