@@ -52,6 +52,11 @@ cache_counts() {
   curl -s "$1/metrics" | awk '/^tradeledger_response_cache_hits_total /{h=$2} /^tradeledger_response_cache_misses_total /{m=$2} END{print h+0, m+0}'
 }
 
+# fast_count URL: requests the fast path has answered (tradeledger_graphql_fast_path_answers_total).
+fast_count() {
+  curl -s "$1/metrics" | awk '/^tradeledger_graphql_fast_path_answers_total /{f=$2} END{print f+0}'
+}
+
 # start_writer URL TOKEN_FILE DATASET PERIODS KEYS RATE: bench/writer.py in the background,
 # once it is ready to write (Python can take seconds to start on a loaded machine); WRITER is
 # its pid, its output in $WORK/writer.out.

@@ -75,8 +75,10 @@ PY
       "_T._T._T,_T.P01._T,_T.P02._T,_T.P03._T,_T.P04._T" "$WRITES"
   fi
   read -r h0 m0 <<<"$(cache_counts "$URL")"
+  f0=$(fast_count "$URL")
   line=$(BODIES="$BODY_FILE" SEED="$SEED" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/mixed.lua "$URL/graphql" | grep '^RESULT')
   read -r h1 m1 <<<"$(cache_counts "$URL")"
+  f1=$(fast_count "$URL")
   writer=""
   if [ -n "${WRITER:-}" ]; then
     stop_writer
@@ -85,5 +87,7 @@ PY
   stop_server
   read -r _ rps p50 p99 errors requests <<<"$line"
   hit=$(python3 -c "h,m=$h1-$h0,$m1-$m0; print(f'{h/(h+m):.3f}' if h+m else 'n/a')")
-  echo "mixed cache_entries=$entries req_s=$rps p50_ms=$p50 p99_ms=$p99 hit_rate=$hit requests=$requests errors=$errors sample_errors=$failed$writer"
+  # Share of the requests the fast path answered (the rest: cache hits, async-graphql).
+  fast=$(python3 -c "f,n=$f1-$f0,$requests; print(f'{f/n:.3f}' if n else 'n/a')")
+  echo "mixed cache_entries=$entries req_s=$rps p50_ms=$p50 p99_ms=$p99 hit_rate=$hit fast_path_share=$fast requests=$requests errors=$errors sample_errors=$failed$writer"
 done

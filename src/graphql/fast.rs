@@ -1341,7 +1341,37 @@ mod tests {
             }
         }
 
+        /// A whole input object as one variable of type `ty` (nullable): its JSON value, now
+        /// and then with a field the type does not have.
+        fn object_variable(&mut self, ty: &'static str, mut value: Json) -> String {
+            if self.chance(0.08) {
+                value["nope"] = json!(1);
+            }
+            let name = format!("v{}", self.vars.len());
+            let sent = match self.rng.gen_range(0..20) {
+                0 => Some(Json::Null),
+                1 => None,
+                _ => Some(value.clone()),
+            };
+            self.vars.push((name.clone(), ty, sent, value));
+            format!("${name}")
+        }
+
         fn as_of(&mut self) -> Option<String> {
+            if self.chance(0.25) {
+                let value = match self.rng.gen_range(0..12) {
+                    0..=3 => json!({"revision": self.rng.gen_range(-1..self.env.head as i64 + 3)}),
+                    4..=6 => {
+                        let releases = self.env.releases.clone();
+                        json!({"release": self.pick(&releases)})
+                    }
+                    7 | 8 => json!({"publishedAt": self.pick(&["1990-01-01T00:00:00Z", "1990-06-20T12:00:00+02:00"])}),
+                    9 => json!({"revision": "three"}),
+                    10 => json!({"revision": 3_000_000_000i64}),
+                    _ => json!({"revision": 2, "publishedAt": "1990-01-01T00:00:00Z"}),
+                };
+                return Some(self.object_variable("AsOf", value));
+            }
             Some(match self.rng.gen_range(0..10) {
                 0..=4 => return None,
                 5 | 6 => {
@@ -1380,7 +1410,59 @@ mod tests {
             self.string("String", &raw)
         }
 
+        /// A filter as one variable, as the mixed workload sends it.
+        fn filter_variable(&mut self) -> String {
+            let mut f = serde_json::Map::new();
+            let period = |g: &mut Self| match g.rng.gen_range(0..20) {
+                0 => json!("junk"),
+                1 => json!(1990),
+                _ => json!(crate::generate::period(g.rng.gen_range(0..16)).to_string()),
+            };
+            if self.chance(0.7) {
+                let k = self.pick(&["S01+S02..", "._T.", "..G01", "_T._T._T", "_T.P01.", "_T..G02", "Q..", "S01.P01+P02._T"]);
+                f.insert("key".into(), json!(k));
+            }
+            match self.rng.gen_range(0..5) {
+                0 | 1 => {
+                    let ps: Vec<Json> = (0..self.rng.gen_range(0..3)).map(|_| period(self)).collect();
+                    f.insert("periods".into(), Json::Array(ps));
+                }
+                // One value where a list is declared: coerced to a list of one.
+                2 => {
+                    f.insert("periods".into(), period(self));
+                }
+                3 => {
+                    f.insert("periodFrom".into(), period(self));
+                    f.insert("periodTo".into(), period(self));
+                }
+                _ => {}
+            }
+            if self.chance(0.2) {
+                let m = self.pick(&["BAL", "CRE", "XXX"]);
+                f.insert("measures".into(), json!([m]));
+            }
+            if self.chance(0.1) {
+                let st = self.pick(&["REVISED", "FINAL", "BOGUS"]);
+                f.insert("status".into(), json!([st]));
+            }
+            if self.chance(0.1) {
+                f.insert("revisedOnly".into(), json!(self.chance(0.5)));
+            }
+            if self.chance(0.08) {
+                let d = if self.chance(0.8) {
+                    json!({"dimension": "SECTOR", "codes": ["S01", "S03"]})
+                } else {
+                    json!({"dimension": "SECTOR", "codes": ["S01"], "nope": true})
+                };
+                f.insert("dimensions".into(), if self.chance(0.5) { json!([d]) } else { d });
+            }
+            self.object_variable("ObservationFilter", Json::Object(f))
+        }
+
         fn filter(&mut self) -> String {
+            if self.chance(0.3) {
+                return self.filter_variable();
+            }
             let mut parts = Vec::new();
             if self.chance(0.5) {
                 let k = self.pick(&["S01+S02..", "._T.", "..G01", "_T._T._T", "Q..", "S01.P01+P02._T"]);
@@ -1616,8 +1698,28 @@ mod tests {
         }
 
         fn root_field(&mut self) -> String {
-            match self.rng.gen_range(0..9) {
+            match self.rng.gen_range(0..10) {
                 0 => "__typename".to_owned(),
+                9 => {
+                    let dataset = Some(self.dataset());
+                    let filter = self.chance(0.8).then(|| self.filter());
+                    let as_of = self.as_of();
+                    let args = self.args(vec![dataset, filter, as_of], &["dataset", "filter", "asOf"]);
+                    let selection = self.selection(
+                        "RevisionSummary",
+                        &[
+                            ("__typename", None),
+                            ("observationCount", None),
+                            ("revisedCount", None),
+                            ("revisionCount", None),
+                            ("meanRevision", None),
+                            ("meanAbsoluteRevision", None),
+                            ("maxAbsoluteRevision", None),
+                            ("items", Some(|_: &mut Self| " { key revision }".to_owned())),
+                        ],
+                    );
+                    format!("revisionSummary{args}{selection}")
+                }
                 1 | 2 => {
                     let dataset = Some(self.dataset());
                     let filter = self.chance(0.7).then(|| self.filter());

@@ -533,6 +533,44 @@ fn key_patterns_and_paging() {
     }
 }
 
+/// A listing walks only the keys between the pattern's [`KeyPattern::span`]: for every
+/// pattern of open, single and alternative parts, and every cursor, it selects what a walk
+/// over every key filtered by the pattern selects.
+#[test]
+fn key_spans_select_what_the_whole_walk_selects() {
+    let (p, _) = fixture_projection(3);
+    let ds = p.dataset(DATASET).unwrap();
+    let all: Vec<CellKey> = p.select(ds, &Filter::default(), p.latest(), None).map(|o| o.cell).collect();
+    let choices = |d: &crate::domain::Dimension| {
+        let last = d.codes.len() as u16 - 1;
+        vec![None, Some(vec![0]), Some(vec![last]), Some(vec![last, 0]), Some(vec![1.min(last)])]
+    };
+    let dims = &ds.def.dimensions;
+    let mut checked = 0;
+    for a in choices(&dims[0]) {
+        for b in choices(&dims[1]) {
+            for c in choices(&dims[2]) {
+                let pattern = KeyPattern(vec![a.clone(), b.clone(), c]);
+                let f = Filter {
+                    key: Some(pattern.clone()),
+                    ..Filter::default()
+                };
+                for after in std::iter::once(None).chain(all.iter().map(Some)) {
+                    let got: Vec<CellKey> = p.select(ds, &f, p.latest(), after).map(|o| o.cell).collect();
+                    let want: Vec<CellKey> = all
+                        .iter()
+                        .filter(|cell| pattern.matches(&cell.key) && after.is_none_or(|a| *cell > a))
+                        .copied()
+                        .collect();
+                    assert_eq!(got, want, "pattern {:?} after {after:?}", pattern.0);
+                    checked += usize::from(!want.is_empty());
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} non-empty selections");
+}
+
 /// An as-of revision beyond the head, and an unknown release, are errors naming the problem.
 #[test]
 fn as_of_errors() {

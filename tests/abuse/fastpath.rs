@@ -147,3 +147,82 @@ async fn no_query_plans_no_fast_path() {
     assert_eq!(server.query(q, json!({})).await, first);
     assert_eq!(fast_answers(&server).await, 0);
 }
+
+/// The mixed workload's listing (`bench/mixed_bodies.py`): the whole filter and the point
+/// in history as variables of input-object types, with `totalCount`.
+const LISTING: &str = "query Listing($filter: ObservationFilter, $asOf: AsOf, $first: Int) { \
+    observations(dataset: \"SYNTHETIC_TRADE\", filter: $filter, asOf: $asOf, first: $first) { \
+    totalCount nodes { key period value } pageInfo { hasNextPage endCursor } } }";
+
+/// The mixed workload's revision summary.
+const SUMMARY: &str = "query Summary($filter: ObservationFilter) { \
+    revisionSummary(dataset: \"SYNTHETIC_TRADE\", filter: $filter) { \
+    observationCount revisedCount meanRevision meanAbsoluteRevision maxAbsoluteRevision } }";
+
+/// Listings and revision summaries with input-object variables run on the fast path with
+/// async-graphql's answers; a variable naming a field its type does not have is still
+/// refused by async-graphql, and the cost and response-size limits hold on the new plans.
+#[tokio::test]
+async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generated_store(dir.path(), 30, 100).await;
+    let server = Server::start(
+        &data,
+        &[
+            "--no-fixtures",
+            "--response-cache-entries",
+            "0",
+            "--max-cost",
+            "60",
+            "--max-response-bytes",
+            "3000",
+        ],
+    )
+    .await;
+
+    let listing = json!({
+        "filter": { "key": "_T.P01.", "periodFrom": "1990-01", "periodTo": "1992-06" },
+        "asOf": { "revision": 20 },
+        "first": 5,
+    });
+    // async-graphql answers first (and the plan is learned), then the plan: the same bytes.
+    let first = post_raw(&server, LISTING, listing.clone()).await;
+    assert_eq!(first.0, 200, "{first:?}");
+    let v: Value = serde_json::from_str(&first.1).unwrap();
+    assert!(v.get("errors").is_none(), "{first:?}");
+    assert_eq!(v["data"]["observations"]["nodes"].as_array().map(Vec::len), Some(5), "{first:?}");
+    assert!(v["data"]["observations"]["totalCount"].as_u64().unwrap() > 5, "{first:?}");
+    assert_eq!(fast_answers(&server).await, 0);
+    assert_eq!(post_raw(&server, LISTING, listing).await, first);
+    assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
+
+    let summary = json!({ "filter": { "key": "_T.P02.", "periods": ["1991-03"] } });
+    let first_summary = post_raw(&server, SUMMARY, summary.clone()).await;
+    assert!(!first_summary.1.contains("errors"), "{first_summary:?}");
+    assert!(first_summary.1.contains("observationCount"), "{first_summary:?}");
+    assert_eq!(post_raw(&server, SUMMARY, summary).await, first_summary);
+    assert_eq!(fast_answers(&server).await, 2, "answered by the plan");
+
+    // A field the filter type does not have: async-graphql's refusal, not the plan's answer.
+    let (_, body) = post_raw(
+        &server,
+        LISTING,
+        json!({ "filter": { "key": "_T.P01.", "nope": 1 }, "first": 5 }),
+    )
+    .await;
+    assert!(body.contains("nope") && body.contains("errors"), "{body}");
+    assert!(!body.contains("\"nodes\""), "{body}");
+    assert_eq!(fast_answers(&server).await, 2, "not answered by the plan");
+
+    // The cost limit refuses a page too large before the plan runs.
+    let (_, body) = post_raw(&server, LISTING, json!({ "filter": { "key": "_T.." }, "first": 80 })).await;
+    assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
+    assert!(body.contains("maxCost"), "{body}");
+    assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");
+
+    // The plan stops writing at the response-size limit.
+    let (_, body) = post_raw(&server, LISTING, json!({ "filter": { "key": "_T.." }, "first": 50 })).await;
+    assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
+    assert!(body.contains("maxResponseBytes"), "{body}");
+    assert_eq!(fast_answers(&server).await, 3, "refused by the plan");
+}
