@@ -175,7 +175,7 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
             "--max-cost",
             "60",
             "--max-response-bytes",
-            "3000",
+            "2000",
         ],
     )
     .await;
