@@ -278,9 +278,12 @@ enum BreakdownField {
 /// Variable types the plan coerces itself (in lists too).
 const VARIABLE_TYPES: [&str; 7] = ["String", "ID", "Int", "Boolean", "Period", "UUID", "DateTime"];
 
+/// An input object's fields, each with the fields of its own input-object type (if it has one).
+type InputFields = &'static [(&'static str, &'static [&'static str])];
+
 /// Input-object types a variable may have (not in lists): their fields, and for a field of an
 /// input-object type, that type's fields.
-const INPUT_OBJECTS: [(&str, &[(&str, &[&str])]); 2] = [
+const INPUT_OBJECTS: [(&str, InputFields); 2] = [
     ("AsOf", &[("revision", &[]), ("release", &[]), ("publishedAt", &[])]),
     (
         "ObservationFilter",
@@ -1419,7 +1422,16 @@ mod tests {
                 _ => json!(crate::generate::period(g.rng.gen_range(0..16)).to_string()),
             };
             if self.chance(0.7) {
-                let k = self.pick(&["S01+S02..", "._T.", "..G01", "_T._T._T", "_T.P01.", "_T..G02", "Q..", "S01.P01+P02._T"]);
+                let k = self.pick(&[
+                    "S01+S02..",
+                    "._T.",
+                    "..G01",
+                    "_T._T._T",
+                    "_T.P01.",
+                    "_T..G02",
+                    "Q..",
+                    "S01.P01+P02._T",
+                ]);
                 f.insert("key".into(), json!(k));
             }
             match self.rng.gen_range(0..5) {

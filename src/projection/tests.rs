@@ -540,10 +540,19 @@ fn key_patterns_and_paging() {
 fn key_spans_select_what_the_whole_walk_selects() {
     let (p, _) = fixture_projection(3);
     let ds = p.dataset(DATASET).unwrap();
-    let all: Vec<CellKey> = p.select(ds, &Filter::default(), p.latest(), None).map(|o| o.cell).collect();
+    let all: Vec<CellKey> = p
+        .select(ds, &Filter::default(), p.latest(), None)
+        .map(|o| o.cell)
+        .collect();
     let choices = |d: &crate::domain::Dimension| {
         let last = d.codes.len() as u16 - 1;
-        vec![None, Some(vec![0]), Some(vec![last]), Some(vec![last, 0]), Some(vec![1.min(last)])]
+        vec![
+            None,
+            Some(vec![0]),
+            Some(vec![last]),
+            Some(vec![last, 0]),
+            Some(vec![1.min(last)]),
+        ]
     };
     let dims = &ds.def.dimensions;
     let mut checked = 0;

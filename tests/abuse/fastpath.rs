@@ -190,8 +190,15 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
     assert_eq!(first.0, 200, "{first:?}");
     let v: Value = serde_json::from_str(&first.1).unwrap();
     assert!(v.get("errors").is_none(), "{first:?}");
-    assert_eq!(v["data"]["observations"]["nodes"].as_array().map(Vec::len), Some(5), "{first:?}");
-    assert!(v["data"]["observations"]["totalCount"].as_u64().unwrap() > 5, "{first:?}");
+    assert_eq!(
+        v["data"]["observations"]["nodes"].as_array().map(Vec::len),
+        Some(5),
+        "{first:?}"
+    );
+    assert!(
+        v["data"]["observations"]["totalCount"].as_u64().unwrap() > 5,
+        "{first:?}"
+    );
     assert_eq!(fast_answers(&server).await, 0);
     assert_eq!(post_raw(&server, LISTING, listing).await, first);
     assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
