@@ -212,23 +212,7 @@ impl App {
             );
         }
         let use_snapshot = !settings.snapshot.no_snapshot;
-        let (ledger, covered) = match settings.log.kind {
-            StoreKind::Sled => open_ledger_with(
-                &settings.store.data_dir,
-                settings.store.cold_scan_chunk,
-                settings.read_only,
-                use_snapshot,
-            )?,
-            StoreKind::Jetstream => {
-                open_jetstream_ledger(
-                    &settings.store.data_dir,
-                    &settings.log.jetstream()?,
-                    settings.read_only,
-                    use_snapshot,
-                )
-                .await?
-            }
-        };
+        let (ledger, covered) = open_any_ledger(&settings.store, &settings.log, settings.read_only, use_snapshot).await?;
         let snapshots = use_snapshot.then(|| SnapshotPolicy {
             dir: settings.store.data_dir.clone(),
             args: settings.snapshot.clone(),
@@ -422,8 +406,18 @@ fn open_locked(
     })
 }
 
-pub(crate) fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
-    Ok(open_ledger_with(data_dir, chunk, read_only, false)?.0)
+/// Opens the ledger on the log `log` names (sled in the data directory, or a JetStream
+/// stream), as `serve` does; also returns the revision of the snapshot used (0: none).
+pub(crate) async fn open_any_ledger(
+    store: &StoreArgs,
+    log: &LogArgs,
+    read_only: bool,
+    use_snapshot: bool,
+) -> Result<(Ledger, u64)> {
+    match log.kind {
+        StoreKind::Sled => open_ledger_with(&store.data_dir, store.cold_scan_chunk, read_only, use_snapshot),
+        StoreKind::Jetstream => open_jetstream_ledger(&store.data_dir, &log.jetstream()?, read_only, use_snapshot).await,
+    }
 }
 
 /// [`open_ledger`], starting from `DATA_DIR/snapshot` when `use_snapshot` and the log agrees
