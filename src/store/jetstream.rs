@@ -25,6 +25,9 @@
 //!   stored it, so [`LogStore::flush`] has nothing left to do. Every wait on NATS is bounded by
 //!   the configured timeout: without a quorum, appends fail with [`StoreError::Io`] and the
 //!   ledger's writer refuses writes until [`LogStore::recover`] reaches the stream again.
+//! - **Readiness**: a probe asks for the stream's info every [`PROBE_EVERY`]; while it gets
+//!   no answer within the timeout, or a stream without a leader, [`LogStore::unavailable`]
+//!   says so and `/readyz` answers 503, on a node that is not writing too.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -779,7 +782,10 @@ impl LogStore for JetStreamStore {
     }
 
     fn unavailable(&self) -> Option<String> {
-        self.probe_failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.probe_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
