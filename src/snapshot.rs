@@ -130,7 +130,7 @@ fn read_bounded(path: &Path, cap: u64) -> std::io::Result<Result<Vec<u8>, String
     }
     if size != announced {
         return Ok(Err(format!(
-            "the file has {size} bytes but its header announces {announced}"
+            "the file has {size} bytes but its header announces {announced} (torn write?)"
         )));
     }
     // Bounded even if the file grows meanwhile.
