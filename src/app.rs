@@ -212,23 +212,8 @@ impl App {
             );
         }
         let use_snapshot = !settings.snapshot.no_snapshot;
-        let (ledger, covered) = match settings.log.kind {
-            StoreKind::Sled => open_ledger_with(
-                &settings.store.data_dir,
-                settings.store.cold_scan_chunk,
-                settings.read_only,
-                use_snapshot,
-            )?,
-            StoreKind::Jetstream => {
-                open_jetstream_ledger(
-                    &settings.store.data_dir,
-                    &settings.log.jetstream()?,
-                    settings.read_only,
-                    use_snapshot,
-                )
-                .await?
-            }
-        };
+        let (ledger, covered) =
+            open_any_ledger(&settings.store, &settings.log, settings.read_only, use_snapshot).await?;
         let snapshots = use_snapshot.then(|| SnapshotPolicy {
             dir: settings.store.data_dir.clone(),
             args: settings.snapshot.clone(),
@@ -422,8 +407,20 @@ fn open_locked(
     })
 }
 
-pub(crate) fn open_ledger(data_dir: &Path, chunk: u64, read_only: bool) -> Result<Ledger> {
-    Ok(open_ledger_with(data_dir, chunk, read_only, false)?.0)
+/// Opens the ledger on the log `log` names (sled in the data directory, or a JetStream
+/// stream), as `serve` does; also returns the revision of the snapshot used (0: none).
+pub(crate) async fn open_any_ledger(
+    store: &StoreArgs,
+    log: &LogArgs,
+    read_only: bool,
+    use_snapshot: bool,
+) -> Result<(Ledger, u64)> {
+    match log.kind {
+        StoreKind::Sled => open_ledger_with(&store.data_dir, store.cold_scan_chunk, read_only, use_snapshot),
+        StoreKind::Jetstream => {
+            open_jetstream_ledger(&store.data_dir, &log.jetstream()?, read_only, use_snapshot).await
+        }
+    }
 }
 
 /// [`open_ledger`], starting from `DATA_DIR/snapshot` when `use_snapshot` and the log agrees
@@ -497,13 +494,24 @@ async fn open_jetstream_ledger(
     let started = Instant::now();
     prepare_data_dir(data_dir)?;
     lock_data_dir(data_dir)?;
+    // The snapshot is read while the stream is downloaded: the two take about as long.
+    let loading = use_snapshot.then(|| {
+        let dir = data_dir.to_owned();
+        tokio::task::spawn_blocking(move || crate::snapshot::load(&dir))
+    });
     let store = Arc::new(
         JetStreamStore::open(config)
             .await
             .with_context(|| format!("opening the JetStream stream {} at {}", config.stream, config.urls))?,
     );
     let options = OpenOptions { read_only };
-    let snapshot = use_snapshot.then(|| crate::snapshot::load(data_dir)).flatten();
+    let snapshot = match loading {
+        Some(task) => task.await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the snapshot failed; folding the whole stream");
+            None
+        }),
+        None => None,
+    };
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
     let (prefold, used) =
         crate::snapshot::prefold(snapshot, |from| crate::store::LogStore::scan(store.as_ref(), from))?;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 pub use crate::app::ServeArgs;
-use crate::app::{open_ledger, open_store, App, StoreArgs};
+use crate::app::{open_any_ledger, open_store, App, LogArgs, StoreArgs, StoreKind};
 use crate::import::import_files_as;
 use crate::ledger::fold_log_after;
 use crate::store::LogStore;
@@ -60,6 +60,11 @@ pub enum Command {
         actor: String,
         #[command(flatten)]
         store: StoreArgs,
+        /// The log to import into (as for `serve`): with `--store jetstream`, releases are
+        /// appended to the stream as a node appends them (atomic batches that expect the
+        /// stream's last sequence), so other nodes may be serving it meanwhile.
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Write the log as JSON Lines, one event per line with its revision, hash and canonical
     /// text (the chain is checked on the way); `import --event-log` restores it.
@@ -69,6 +74,8 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        sled: SledOnly,
     },
     /// Print the GraphQL schema (SDL).
     ExportSchema {
@@ -81,18 +88,24 @@ pub enum Command {
     Verify {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        sled: SledOnly,
     },
     /// Write the projection snapshot DATA_DIR/snapshot (which `serve` also writes on shutdown
     /// and in the background), continuing the one there if the log agrees with it.
     Snapshot {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        sled: SledOnly,
     },
     /// Re-fold the log and rewrite the derived indexes (head record,
     /// transparency log leaves).
     Rebuild {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        sled: SledOnly,
     },
     /// Check a server's transparency log from outside, as an auditor does from cron: fetch its
     /// signed checkpoint, verify the signature, check with a consistency proof that it extends
@@ -134,6 +147,30 @@ pub enum Command {
     },
 }
 
+/// `--store` for the commands that work on the embedded sled store only: they refuse
+/// `jetstream` (from the flag or `TRADELEDGER_STORE`) instead of silently opening
+/// `DATA_DIR/log`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SledOnly {
+    /// The log to work on: this command supports `sled` only (a JetStream stream is refused;
+    /// `import` and `serve` take `--store jetstream`).
+    #[arg(long = "store", env = "TRADELEDGER_STORE", value_enum, default_value_t = StoreKind::Sled)]
+    kind: StoreKind,
+}
+
+impl SledOnly {
+    fn check(&self, command: &str) -> Result<()> {
+        if self.kind == StoreKind::Jetstream {
+            bail!(
+                "`{command}` works on the embedded sled store only and does not support --store jetstream \
+                 (TRADELEDGER_STORE=jetstream); nothing was done. Unset TRADELEDGER_STORE or pass --store sled \
+                 to work on DATA_DIR/log"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Refuses a data directory without a store: `verify`, `rebuild` and `export` only read an
 /// existing one, so a mistyped `--data-dir` must not create a directory and report an
 /// empty, intact log.
@@ -165,8 +202,16 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             event_log: Some(path),
             checkpoint,
             store,
+            log,
             ..
         } => {
+            if log.kind == StoreKind::Jetstream {
+                bail!(
+                    "`import --event-log` restores into an empty sled store only and does not support \
+                     --store jetstream (TRADELEDGER_STORE=jetstream); nothing was done. To fill a stream, \
+                     import release files with --store jetstream"
+                );
+            }
             let (store, _) = open_store(&store.data_dir, store.cold_scan_chunk)?;
             let note = match &checkpoint {
                 Some(c) => Some(std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?),
@@ -192,7 +237,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Export { out, store } => {
+        Command::Export { out, store, sled } => {
+            sled.check("export")?;
             require_store(&store.data_dir)?;
             let (store, prefold) = open_store(&store.data_dir, store.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
@@ -222,6 +268,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             format,
             actor,
             store,
+            log,
             ..
         } => {
             if !crate::domain::text::has_visible(&actor) || actor.chars().any(crate::domain::text::is_hidden) {
@@ -231,7 +278,9 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             for f in &files {
                 crate::import::format_of(f, format)?;
             }
-            let ledger = open_ledger(&store.data_dir, store.cold_scan_chunk, false)?;
+            // Opened as `serve` opens it (a JetStream stream is created if missing); the
+            // snapshot is not used: importing needs the whole log checked.
+            let (ledger, _) = open_any_ledger(&store, &log, false, false).await?;
             let started = Instant::now();
             match import_files_as(&ledger, &files, format, &actor).await {
                 Ok(r) => {
@@ -268,7 +317,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Verify { store } => {
+        Command::Verify { store, sled } => {
+            sled.check("verify")?;
             require_store(&store.data_dir)?;
             let started = Instant::now();
             let (store, prefold) = open_store(&store.data_dir, store.cold_scan_chunk)?;
@@ -344,7 +394,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Snapshot { store } => {
+        Command::Snapshot { store, sled } => {
+            sled.check("snapshot")?;
             require_store(&store.data_dir)?;
             let (ledger, _) = crate::app::open_ledger_with(&store.data_dir, store.cold_scan_chunk, true, true)?;
             if ledger.health().degraded {
@@ -361,7 +412,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Rebuild { store } => {
+        Command::Rebuild { store, sled } => {
+            sled.check("rebuild")?;
             require_store(&store.data_dir)?;
             let started = Instant::now();
             let (store, prefold) = open_store(&store.data_dir, store.cold_scan_chunk)?;

@@ -12,7 +12,7 @@
 //! Format and decoding: `projection::snapshot`. It works over any `LogStore`: see
 //! `ledger::Prefold::from_snapshot`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,10 @@ use crate::store::RecordIter;
 
 /// The snapshot's file name in the data directory.
 pub const FILE: &str = "snapshot";
+/// Largest snapshot read at start-up (8 GiB; one of 10^7 versions is a few hundred MB): a
+/// bigger one, or a file whose size is not the one its header gives, is ignored with a
+/// warning before it is read, and the whole log is folded.
+pub const MAX_BYTES: u64 = 8 << 30;
 /// Where a snapshot is written before it is renamed over [`FILE`].
 const TEMP_FILE: &str = "snapshot.tmp";
 
@@ -71,14 +75,18 @@ impl Default for SnapshotArgs {
 pub fn load(dir: &Path) -> Option<Projection> {
     let path = dir.join(FILE);
     let started = Instant::now();
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
+    let bytes = match read_bounded(&path, MAX_BYTES) {
+        Ok(Ok(b)) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!("no snapshot at {}; folding the whole log", path.display());
             return None;
         }
         Err(e) => {
             tracing::warn!(reason = %e, "ignoring the snapshot {}: {e}; folding the whole log", path.display());
+            return None;
+        }
+        Ok(Err(why)) => {
+            tracing::warn!(reason = %why, "ignoring the snapshot {}: {why}; folding the whole log", path.display());
             return None;
         }
     };
@@ -99,6 +107,41 @@ pub fn load(dir: &Path) -> Option<Projection> {
             None
         }
     }
+}
+
+/// Reads a snapshot file of at most `cap` bytes: its header first, then only the body that
+/// header announces, and only when the file has exactly that size. `Ok(Err(why))` for a file
+/// refused before its body is read.
+fn read_bounded(path: &Path, cap: u64) -> std::io::Result<Result<Vec<u8>, String>> {
+    use crate::projection::{read_header, SNAPSHOT_HEADER_LEN};
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut bytes = vec![0; SNAPSHOT_HEADER_LEN.min(usize::try_from(size).unwrap_or(usize::MAX))];
+    file.read_exact(&mut bytes)?;
+    let header = match read_header(&bytes) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let announced = header.body_len.saturating_add(SNAPSHOT_HEADER_LEN as u64);
+    if announced > cap {
+        return Ok(Err(format!(
+            "its header announces {announced} bytes, more than the {cap} bytes a snapshot may have"
+        )));
+    }
+    if size != announced {
+        return Ok(Err(format!(
+            "the file has {size} bytes but its header announces {announced} (torn write?)"
+        )));
+    }
+    // Bounded even if the file grows meanwhile.
+    (&mut file).take(header.body_len).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != announced {
+        return Ok(Err(format!(
+            "the file changed while it was read ({} bytes of {announced})",
+            bytes.len()
+        )));
+    }
+    Ok(Ok(bytes))
 }
 
 /// The start-up fold: continues `snapshot` over `scan(R)` (R its revision) when the log
@@ -273,5 +316,51 @@ async fn save_logged(ledger: &Ledger, dir: &Path, why: &'static str) -> Option<S
             tracing::warn!(error = %format!("{e:#}"), "could not write a snapshot ({why})");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    /// A valid header announcing `body_len` body bytes, and nothing else.
+    fn header(body_len: u64) -> Vec<u8> {
+        let p = Projection::default();
+        let mut bytes = p.to_snapshot();
+        bytes.truncate(crate::projection::SNAPSHOT_HEADER_LEN);
+        bytes[52..60].copy_from_slice(&body_len.to_le_bytes());
+        assert!(crate::projection::read_header(&bytes).is_ok());
+        bytes
+    }
+
+    /// A (sparse) file of 1 GiB whose header announces all of it is refused above the cap
+    /// before its body is read; one whose size is not what its header says likewise; a real
+    /// snapshot is read whole.
+    #[test]
+    fn oversized_or_mis_sized_snapshots_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let big: u64 = 1 << 30;
+        let write = |head: Vec<u8>, len: u64| {
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.write_all(&head).unwrap();
+            f.set_len(len).unwrap();
+        };
+        write(header(big - crate::projection::SNAPSHOT_HEADER_LEN as u64), big);
+        let refused = |cap: u64| match read_bounded(&path, cap).unwrap() {
+            Ok(bytes) => panic!("read {} bytes instead of refusing the file", bytes.len()),
+            Err(why) => why,
+        };
+        let why = refused(1 << 20);
+        assert!(why.contains("more than the 1048576 bytes"), "{why}");
+
+        write(header(10), big);
+        let why = refused(MAX_BYTES);
+        assert!(why.contains("the file has 1073741824 bytes"), "{why}");
+
+        let real = Projection::default().to_snapshot();
+        std::fs::write(&path, &real).unwrap();
+        assert_eq!(read_bounded(&path, MAX_BYTES).unwrap().unwrap(), real);
+        assert!(load(dir.path()).is_some());
     }
 }

@@ -226,11 +226,17 @@ impl Ledger {
             other => other.to_string(),
         });
         let failing = self.inner.poisoned.load(Ordering::Acquire) || self.storage_failure().is_some();
+        // A shared log found without a quorum by its probe: not ready, before any write fails.
+        let unavailable = if self.inner.read_only.is_none() {
+            self.inner.store.unavailable()
+        } else {
+            None
+        };
         Health {
             writable: failure.is_none(),
             read_only: self.inner.read_only.is_some(),
-            degraded: self.inner.damaged || failing,
-            reason: failure,
+            degraded: self.inner.damaged || failing || unavailable.is_some(),
+            reason: failure.or(unavailable),
         }
     }
 

@@ -27,7 +27,9 @@ use crate::store::{Hash, Head};
 
 pub use changes::{ChangeKind, FigureChange};
 pub use filter::{Filter, KeyPattern};
-pub use snapshot::{read_header, Header, SnapshotError, Unsealed, FORMAT as SNAPSHOT_FORMAT};
+pub use snapshot::{
+    read_header, Header, SnapshotError, Unsealed, FORMAT as SNAPSHOT_FORMAT, HEADER_LEN as SNAPSHOT_HEADER_LEN,
+};
 pub use stats::{RevisionStat, RevisionSummary};
 
 /// A figure's coordinates inside one dataset.

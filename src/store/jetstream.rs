@@ -25,8 +25,12 @@
 //!   stored it, so [`LogStore::flush`] has nothing left to do. Every wait on NATS is bounded by
 //!   the configured timeout: without a quorum, appends fail with [`StoreError::Io`] and the
 //!   ledger's writer refuses writes until [`LogStore::recover`] reaches the stream again.
+//! - **Readiness**: a probe asks for the stream's info every [`PROBE_EVERY`]; while it gets
+//!   no answer within the timeout, or a stream without a leader, [`LogStore::unavailable`]
+//!   says so and `/readyz` answers 503, on a node that is not writing too.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,6 +53,11 @@ const START_TRIES: u32 = 10;
 
 /// Default bound on every wait on NATS.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often an idle node asks the stream whether it answers (has a leader and a quorum), so
+/// that `/readyz` reports a lost quorum without waiting for a write to fail. Each probe waits
+/// at most the configured timeout.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// How to reach the stream.
 #[derive(Debug, Clone)]
@@ -94,6 +103,11 @@ pub struct JetStreamStore {
     /// on a server that went away is otherwise noticed only after missed heartbeats).
     kick: Arc<tokio::sync::Notify>,
     follower: tokio::task::JoinHandle<()>,
+    /// Why the last probe found the stream not answering; `None` while it answers.
+    probe_failure: Arc<Mutex<Option<String>>>,
+    /// Appends acknowledged so far: a probe that failed while an append succeeded is stale.
+    appended: Arc<AtomicU64>,
+    probe: tokio::task::JoinHandle<()>,
     /// The largest message the servers take.
     max_payload: usize,
 }
@@ -101,6 +115,7 @@ pub struct JetStreamStore {
 impl Drop for JetStreamStore {
     fn drop(&mut self) {
         self.follower.abort();
+        self.probe.abort();
     }
 }
 
@@ -283,7 +298,19 @@ impl JetStreamStore {
             follower_error.clone(),
             kick.clone(),
         ));
+        let probe_failure = Arc::new(Mutex::new(None));
+        let appended = Arc::new(AtomicU64::new(0));
+        let probe = tokio::spawn(probe(
+            js.clone(),
+            config.stream.clone(),
+            timeout,
+            probe_failure.clone(),
+            appended.clone(),
+        ));
         let store = JetStreamStore {
+            probe_failure,
+            appended,
+            probe,
             max_payload: client.server_info().max_payload,
             client,
             js,
@@ -530,6 +557,9 @@ impl JetStreamStore {
                 }
             }
         }
+        // The stream took a write: whatever a probe found before is over.
+        self.appended.fetch_add(1, Ordering::AcqRel);
+        *self.probe_failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
         // Read-your-writes: answer once this node's copy holds what was published.
         self.wait_for(after).await?;
         let last = records.last().expect("not empty");
@@ -542,6 +572,55 @@ impl JetStreamStore {
             revision: after,
             hash: last.hash,
         })
+    }
+}
+
+/// Asks the stream for its info every [`PROBE_EVERY`] (bounded by `timeout`) and keeps in
+/// `failure` why it did not answer or has no leader, so that readiness says so on a node that
+/// does not write; cleared when it answers again. A probe that overlapped a successful append
+/// is not believed.
+async fn probe(
+    js: jetstream::Context,
+    stream: String,
+    timeout: Duration,
+    failure: Arc<Mutex<Option<String>>>,
+    appended: Arc<AtomicU64>,
+) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let before = appended.load(Ordering::Acquire);
+        let problem = match tokio::time::timeout(timeout, js.get_stream(&stream)).await {
+            Err(_) => Some(format!("no answer within {timeout:?} (no leader or no quorum)")),
+            Ok(Err(e)) => Some(format!("no answer ({e}; no leader or no quorum)")),
+            Ok(Ok(s)) => {
+                let info = s.cached_info();
+                let leaderless = info.config.num_replicas > 1
+                    && info
+                        .cluster
+                        .as_ref()
+                        .is_some_and(|c| c.leader.as_deref().is_none_or(str::is_empty));
+                leaderless.then(|| "it has no leader (no quorum)".to_owned())
+            }
+        };
+        let mut failure = failure.lock().unwrap_or_else(PoisonError::into_inner);
+        match problem {
+            Some(_) if appended.load(Ordering::Acquire) != before => {}
+            Some(problem) => {
+                if failure.is_none() {
+                    tracing::warn!(stream = %stream, problem = %problem, "the JetStream stream does not answer");
+                }
+                *failure = Some(format!(
+                    "the JetStream stream {stream} does not answer: {problem}; writes would fail until it does \
+                     (checked every {} s)",
+                    PROBE_EVERY.as_secs()
+                ));
+            }
+            None => {
+                if failure.take().is_some() {
+                    tracing::info!(stream = %stream, "the JetStream stream answers again");
+                }
+            }
+        }
     }
 }
 
@@ -700,6 +779,13 @@ impl LogStore for JetStreamStore {
 
     fn max_record_bytes(&self) -> usize {
         self.max_record()
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        self.probe_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -71,14 +71,14 @@ impl LogStore for MemoryStore {
     }
 
     fn scan(&self, from: u64) -> RecordIter<'_> {
-        // A snapshot: appends after the call are not seen, as with sled's iterators.
-        let records = self.records();
-        let from = from.max(1);
-        let snapshot: Vec<_> = (from..)
-            .zip(records.iter().skip(from as usize - 1).cloned())
-            .map(Ok)
-            .collect();
-        Box::new(snapshot.into_iter())
+        // Up to the head at the call: appends after it are not seen, as with sled's
+        // iterators. Records are never removed, so each is copied only when it is reached
+        // (a whole-log copy up front would double the memory of a JetStream node's start).
+        let end = self.records().len() as u64;
+        Box::new((from.max(1)..=end).map(move |revision| {
+            let records = self.records();
+            Ok((revision, records[(revision - 1) as usize].clone()))
+        }))
     }
 
     fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {

@@ -170,4 +170,11 @@ pub trait LogStore: Send + Sync + 'static {
     fn max_record_bytes(&self) -> usize {
         usize::MAX
     }
+
+    /// Why the log would not take a write now, as far as a background check of the store
+    /// knows without writing (a JetStream stream without a leader or quorum); `None` (the
+    /// default) when nothing is known to be wrong. Health and readiness report it.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }

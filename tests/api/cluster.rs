@@ -258,6 +258,13 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     // Node A may be connected to any of the servers: keep one alive, kill the others.
     cluster.nodes[1].kill();
     cluster.nodes[2].kill();
+    // The probe: /readyz says so within seconds, before any write is attempted.
+    let (headers, body) = wait_ready(&a, 503, "an idle node without quorum").await;
+    assert!(headers.contains_key("retry-after"), "{body}");
+    assert!(
+        body["reason"].as_str().unwrap_or("").contains("JetStream"),
+        "the reason names the stream: {body}"
+    );
     let sent = Instant::now();
     let (status, body) = publish(
         &a,
@@ -289,6 +296,8 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     cluster.nodes[1].start();
     cluster.nodes[2].start();
     cluster.wait_healthy().await;
+    // Ready again once the quorum is back, before any write is attempted.
+    wait_ready(&a, 200, "once the quorum is back").await;
     let started = Instant::now();
     loop {
         let id = Uuid::new_v4().to_string();
@@ -308,6 +317,143 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     let ready = a.client.get(format!("http://{}/readyz", a.addr)).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200, "readyz once writes resumed");
     checked_log(&a, "after the quorum came back").await;
+}
+
+/// Polls `/readyz` (bounded) until it answers `status`; returns the headers and body.
+async fn wait_ready(server: &Server, status: u16, what: &str) -> (reqwest::header::HeaderMap, Value) {
+    let started = Instant::now();
+    loop {
+        let r = server
+            .client
+            .get(format!("http://{}/readyz", server.addr))
+            .send()
+            .await
+            .expect("readyz answers");
+        let got = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body: Value = r.json().await.expect("readyz body");
+        if got == status {
+            return (headers, body);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: /readyz still answers {got} after {:?}: {body}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `tradeledger import --store jetstream` fills a fresh stream through the write path of
+/// `serve`; a node over the stream then serves the imported figures. A file with a bad
+/// release changes nothing, and the sled-only commands refuse `--store jetstream`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_fills_a_stream_that_a_node_serves_and_a_bad_file_changes_nothing() {
+    let cluster = NatsCluster::start(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = cluster.urls();
+    let file = dir.path().join("generated.json");
+    let file_s = file.display().to_string();
+    let out = run_cli([
+        "generate",
+        "--releases",
+        "40",
+        "--observations-per-release",
+        "25",
+        file_s.as_str(),
+    ])
+    .await;
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let import_dir = dir.path().join("import");
+    let import_s = import_dir.display().to_string();
+    let import_into = |files: Vec<String>| {
+        let mut args: Vec<String> = [
+            "import",
+            "--data-dir",
+            import_s.as_str(),
+            "--store",
+            "jetstream",
+            "--nats-url",
+            urls.as_str(),
+            "--nats-stream",
+            "FILLED",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(files);
+        run_cli(args)
+    };
+    let out = import_into(vec![file_s.clone()]).await;
+    assert_eq!(out.code(), Some(0), "import into a fresh stream: {out:?}");
+    assert!(out.stdout.contains("head revision 41"), "{out:?}");
+
+    // A file whose second release names an unknown code: refused whole, the stream unchanged.
+    let releases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut good = releases[1].clone();
+    good["id"] = json!(Uuid::new_v4().to_string());
+    good["title"] = json!("SYNTHETIC release not to be recorded");
+    let mut bad = good.clone();
+    bad["id"] = json!(Uuid::new_v4().to_string());
+    bad["observations"][0]["key"] = json!("NOPE._T._T");
+    let bad_file = dir.path().join("bad.json");
+    std::fs::write(&bad_file, serde_json::to_vec(&json!([good, bad])).unwrap()).unwrap();
+    let out = import_into(vec![bad_file.display().to_string()]).await;
+    assert_ne!(out.code(), Some(0), "a bad file was imported: {out:?}");
+    assert!(out.stderr.contains("nothing was recorded"), "{out:?}");
+    assert!(out.stderr.contains("NOPE"), "the error names the bad code: {out:?}");
+
+    let node = Server::start(
+        &dir.path().join("node"),
+        &[
+            "--store",
+            "jetstream",
+            "--nats-url",
+            urls.as_str(),
+            "--nats-stream",
+            "FILLED",
+            "--no-fixtures",
+            "--log",
+            "warn",
+        ],
+    )
+    .await;
+    let (head, logged) = checked_log(&node, "the imported stream").await;
+    assert_eq!(head, 41, "the dataset and 40 releases, nothing of the bad file");
+    assert_eq!(logged.len(), 40);
+    for r in &releases[1..] {
+        let id = r["id"].as_str().unwrap();
+        assert!(logged.contains_key(id), "release {id} is not in the stream");
+    }
+    // The latest figures are those of the last release that set them.
+    let last = releases.last().unwrap();
+    for o in last["observations"].as_array().unwrap().iter().take(10) {
+        let data = node
+            .query(
+                "query($k: String!, $p: Period!) { observation(dataset: \"SYNTHETIC_TRADE\", key: $k, period: $p) { value } }",
+                json!({ "k": o["key"], "p": o["period"] }),
+            )
+            .await;
+        assert_eq!(data["observation"]["value"], o["value"], "{o}");
+    }
+
+    // The sled-only commands refuse a JetStream store, from the flag or the environment.
+    for command in ["verify", "rebuild", "export", "snapshot"] {
+        let data = dir.path().join(format!("refused-{command}"));
+        let out = std::process::Command::new(BIN)
+            .args([command, "--data-dir"])
+            .arg(&data)
+            .env("TRADELEDGER_STORE", "jetstream")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("sled store only"), "{command}: {stderr}");
+        assert!(!data.exists(), "{command} created its data directory");
+    }
+    let out = run_cli(["import", "--store", "jetstream", "--event-log", file_s.as_str()]).await;
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("sled store only"), "{out:?}");
 }
 
 /// What a writer saw.
