@@ -265,11 +265,25 @@ impl JetStreamStore {
             }
             Err(e) => return Err(io(format!("reading the JetStream stream {}: {e}", config.stream))),
         };
-        let info = stream
+        let mut info = stream
             .info()
             .await
             .map_err(|e| io(format!("reading the JetStream stream {}: {e}", config.stream)))?
             .clone();
+        // A replicated stream just created (or a cluster just started) elects its leader
+        // after it answers; until then a publish gets "no responders". Wait for the leader
+        // as for the stream itself, then go on: the readiness probe reports one still missing.
+        let mut tries = 0;
+        while leaderless(&info) && tries < START_TRIES {
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Ok(fresh) = stream.info().await {
+                info = fresh.clone();
+            }
+        }
+        if leaderless(&info) {
+            tracing::warn!(stream = %config.stream, "the JetStream stream has no leader yet; writes wait for one");
+        }
         if let Some(wrong) = config_mismatch(&info.config, &want) {
             return Err(io(format!(
                 "the JetStream stream {} does not fit a tradeledger log: {wrong}",
@@ -592,15 +606,7 @@ async fn probe(
         let problem = match tokio::time::timeout(timeout, js.get_stream(&stream)).await {
             Err(_) => Some(format!("no answer within {timeout:?} (no leader or no quorum)")),
             Ok(Err(e)) => Some(format!("no answer ({e}; no leader or no quorum)")),
-            Ok(Ok(s)) => {
-                let info = s.cached_info();
-                let leaderless = info.config.num_replicas > 1
-                    && info
-                        .cluster
-                        .as_ref()
-                        .is_some_and(|c| c.leader.as_deref().is_none_or(str::is_empty));
-                leaderless.then(|| "it has no leader (no quorum)".to_owned())
-            }
+            Ok(Ok(s)) => leaderless(s.cached_info()).then(|| "it has no leader (no quorum)".to_owned()),
         };
         let mut failure = failure.lock().unwrap_or_else(PoisonError::into_inner);
         match problem {
@@ -622,6 +628,15 @@ async fn probe(
             }
         }
     }
+}
+
+/// Whether a replicated stream has no leader (being elected, or no quorum).
+fn leaderless(info: &stream::Info) -> bool {
+    info.config.num_replicas > 1
+        && info
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.leader.as_deref().is_none_or(str::is_empty))
 }
 
 /// Reads the stream into `mirror` in sequence order, for as long as the store lives: an
