@@ -50,14 +50,11 @@ fn code(body: &str) -> String {
 const PAGE: &str =
     "query Page($n: Int) { observations(dataset: \"SYNTHETIC_TRADE\", first: $n) { nodes { key period value } } }";
 
-/// The cost limit and the response-size limit refuse a learned query exactly as they refused
-/// it before it was learned (same status, same bytes), and a smaller page of it runs on the
-/// fast path.
-#[tokio::test]
-async fn the_fast_path_refuses_what_async_graphql_refuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = generated_store(dir.path(), 30, 100).await;
-    let server = Server::start(
+/// A server over 30 generated releases of 100 observations, without the response cache (so
+/// every answer is executed), a cost limit of 60 and responses of at most 2,000 bytes.
+async fn limited_server(dir: &std::path::Path) -> Server {
+    let data = generated_store(dir, 30, 100).await;
+    Server::start(
         &data,
         &[
             "--no-fixtures",
@@ -69,7 +66,16 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
             "2000",
         ],
     )
-    .await;
+    .await
+}
+
+/// The cost limit and the response-size limit refuse a learned query exactly as they refused
+/// it before it was learned (same status, same bytes), and a smaller page of it runs on the
+/// fast path.
+#[tokio::test]
+async fn the_fast_path_refuses_what_async_graphql_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = limited_server(dir.path()).await;
 
     // Before the text is learned, async-graphql's path refuses both. The cost is checked
     // before anything runs; the page of 50 runs cleanly (the plan is learned from it) and is
@@ -165,20 +171,7 @@ const SUMMARY: &str = "query Summary($filter: ObservationFilter) { \
 #[tokio::test]
 async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let data = generated_store(dir.path(), 30, 100).await;
-    let server = Server::start(
-        &data,
-        &[
-            "--no-fixtures",
-            "--response-cache-entries",
-            "0",
-            "--max-cost",
-            "60",
-            "--max-response-bytes",
-            "2000",
-        ],
-    )
-    .await;
+    let server = limited_server(dir.path()).await;
 
     let listing = json!({
         "filter": { "key": "_T.P01.", "periodFrom": "1990-01", "periodTo": "1992-06" },
