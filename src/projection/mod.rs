@@ -451,8 +451,14 @@ impl Projection {
                 let ds = &mut self.datasets[ds_pos];
                 // Resolve everything before mutating, so a bad event leaves no trace.
                 let mut resolved = Vec::with_capacity(release.observations.len());
+                // Observations are sorted by key, so a key's periods come together: parse it once.
+                let mut last: Option<(&str, SeriesKey)> = None;
                 for o in &release.observations {
-                    let key = ds.def.parse_key(&o.key).map_err(|e| inconsistent(e.to_string()))?;
+                    let key = match last {
+                        Some((text, key)) if text == o.key => key,
+                        _ => ds.def.parse_key(&o.key).map_err(|e| inconsistent(e.to_string()))?,
+                    };
+                    last = Some((&o.key, key));
                     let measure = ds
                         .def
                         .measures
