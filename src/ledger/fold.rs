@@ -422,7 +422,11 @@ mod tests {
                     measure: Some("CRE".into()),
                     value: value.to_string(),
                 };
-                let id = if duplicate_at == Some(revision) { last_id } else { Uuid::new_v4() };
+                let id = if duplicate_at == Some(revision) {
+                    last_id
+                } else {
+                    Uuid::new_v4()
+                };
                 last_id = id;
                 let release = ReleaseDraft {
                     id: Some(id),
@@ -455,7 +459,8 @@ mod tests {
 
     fn fold(records: Vec<(u64, Vec<u8>)>) -> Fold {
         let mut fold = Fold::default();
-        fold.advance_records(Box::new(records.into_iter().map(Ok)), None).unwrap();
+        fold.advance_records(Box::new(records.into_iter().map(Ok)), None)
+            .unwrap();
         fold
     }
 
@@ -477,10 +482,7 @@ mod tests {
             let damage = f.damage.as_ref().expect("damage found");
             assert_eq!(damage.revision, bad);
             assert!(damage.reason.contains("does not match its hash"), "{damage:?}");
-            let mut prefix = Fold::default();
-            prefix
-                .advance_records(Box::new(good[..bad as usize - 1].to_vec().into_iter().map(Ok)), None)
-                .unwrap();
+            let prefix = fold(good[..bad as usize - 1].to_vec());
             assert_eq!(f.projection, prefix.projection, "revision {bad}");
 
             // A missing record (the last one missing is the head record's business).
