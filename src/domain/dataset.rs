@@ -236,12 +236,13 @@ impl Dataset {
 
     /// Parses a series key in SDMX dot notation (`IPR._T._T`) against this dataset.
     pub fn parse_key(&self, key: &str) -> Result<SeriesKey, KeyError> {
-        let parts: Vec<&str> = key.split('.').collect();
-        if parts.len() != self.dimensions.len() {
+        // Called for every observation a fold applies: no allocation unless the key is bad.
+        let got = key.split('.').count();
+        if got != self.dimensions.len() || got > MAX_DIMENSIONS {
             return Err(KeyError::Arity {
                 key: key.to_owned(),
                 expected: self.dimensions.len(),
-                got: parts.len(),
+                got,
                 dimensions: self
                     .dimensions
                     .iter()
@@ -250,16 +251,16 @@ impl Dataset {
                     .join("."),
             });
         }
-        let mut codes = Vec::with_capacity(parts.len());
-        for (dim, part) in self.dimensions.iter().zip(parts) {
+        let mut codes = [0u16; MAX_DIMENSIONS];
+        for ((dim, part), code) in self.dimensions.iter().zip(key.split('.')).zip(&mut codes) {
             let pos = dim.position(part).ok_or_else(|| KeyError::UnknownCode {
                 key: key.to_owned(),
                 dimension: dim.id.clone(),
                 code: part.to_owned(),
             })?;
-            codes.push(pos as u16);
+            *code = pos as u16;
         }
-        Ok(SeriesKey::from_codes(&codes))
+        Ok(SeriesKey::from_codes(&codes[..got]))
     }
 
     /// Formats a key back into dot notation.

@@ -215,8 +215,19 @@ impl Serialize for Period {
 
 impl<'de> Deserialize<'de> for Period {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Period::parse(&s).map_err(serde::de::Error::custom)
+        // A visitor rather than `Cow<str>` (which serde always fills with a new `String`): a
+        // fold decodes millions of periods.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Period;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Period, E> {
+                Period::parse(s).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 

@@ -86,6 +86,10 @@ struct Series {
     cells: Vec<(Period, u8, u32)>,
 }
 
+/// How many cells at the end of a series [`DatasetView::figure_or_insert`] looks at before
+/// it asks the figure index.
+const TAIL_SCAN: usize = 8;
+
 /// A figure named by its series' number rather than its key: 12 bytes instead of 32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FigureKey {
@@ -449,8 +453,14 @@ impl Projection {
                 let ds = &mut self.datasets[ds_pos];
                 // Resolve everything before mutating, so a bad event leaves no trace.
                 let mut resolved = Vec::with_capacity(release.observations.len());
+                // Observations are sorted by key, so a key's periods come together: parse it once.
+                let mut last: Option<(&str, SeriesKey)> = None;
                 for o in &release.observations {
-                    let key = ds.def.parse_key(&o.key).map_err(|e| inconsistent(e.to_string()))?;
+                    let key = match last {
+                        Some((text, key)) if text == o.key => key,
+                        _ => ds.def.parse_key(&o.key).map_err(|e| inconsistent(e.to_string()))?,
+                    };
+                    last = Some((&o.key, key));
                     let measure = ds
                         .def
                         .measures
@@ -628,6 +638,26 @@ impl DatasetView {
                 *v.insert(s)
             }
         };
+        let target = (cell.period, cell.measure);
+        // A release mostly revises the latest periods of a series and adds the next one: look
+        // at the end of the series' sorted cells first (in cache, unlike a random probe of
+        // `lookup`). Every figure of the series is in `cells`, so a miss there past the last
+        // cell means a new figure; otherwise `lookup` answers.
+        let cells = &self.series[series as usize].cells;
+        let mut at = None;
+        for (i, c) in cells.iter().enumerate().rev().take(TAIL_SCAN) {
+            match (c.0, c.1).cmp(&target) {
+                std::cmp::Ordering::Equal => return c.2,
+                std::cmp::Ordering::Less => {
+                    at = Some(i + 1);
+                    break;
+                }
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        if cells.is_empty() {
+            at = Some(0);
+        }
         let key = FigureKey {
             series,
             period: cell.period,
@@ -639,7 +669,7 @@ impl DatasetView {
         };
         self.frequencies |= 1 << cell.period.frequency() as u8;
         let cells = &mut self.series[series as usize].cells;
-        let at = cells.partition_point(|c| (c.0, c.1) < (cell.period, cell.measure));
+        let at = at.unwrap_or_else(|| cells.partition_point(|c| (c.0, c.1) < target));
         cells.insert(at, (cell.period, cell.measure, figure));
         figure
     }

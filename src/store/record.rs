@@ -104,8 +104,13 @@ pub fn decode(revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, D
             hex::encode(stored_hash)
         )));
     }
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| damage(format!("record does not decode: {e}")))?;
+    // Checking the text is UTF-8 once is cheaper than serde_json checking each string of it;
+    // a body that is not UTF-8 goes through `from_slice`, for the same error as ever.
+    let envelope: Envelope = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+    .map_err(|e| damage(format!("record does not decode: {e}")))?;
     if envelope.format == 0 || envelope.format > FORMAT_VERSION {
         return Err(damage(format!("unknown record format {}", envelope.format)));
     }
