@@ -80,3 +80,26 @@ stop_writer() {
   WRITER_SUMMARY=$(sed -n 's/^WRITER //p' "$WORK/writer.out")
   [ -n "$WRITER_SUMMARY" ] || { echo "the writer failed: $(cat "$WORK/writer.err")" >&2; exit 1; }
 }
+
+# start_nats PORT: a nats-server with JetStream on 127.0.0.1:PORT (monitoring on PORT+1), its
+# data in $WORK/nats; waits until JetStream answers. NATS_PID is its pid, NATS_URL its URL.
+# The caller's EXIT trap stops it.
+start_nats() {
+  "${TRADELEDGER_NATS_SERVER:-nats-server}" -a 127.0.0.1 -p "$1" -m $(($1 + 1)) -js -sd "$WORK/nats" \
+    >"$WORK/nats.log" 2>&1 &
+  NATS_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$(($1 + 1))/healthz?js-enabled-only=true" >/dev/null && break
+    sleep 0.2
+  done
+  NATS_URL="nats://127.0.0.1:$1"
+}
+
+# sled_and_stream RELEASES PER_RELEASE: the same generated file imported into a sled store
+# ($WORK/sled) and into the stream at $NATS_URL (data directory $WORK/js).
+sled_and_stream() {
+  "$BIN" generate --releases "$1" --observations-per-release "$2" --seed 1 "$WORK/log.json" >/dev/null
+  "$BIN" import --log warn --data-dir "$WORK/sled" "$WORK/log.json" >/dev/null
+  "$BIN" import --log warn --data-dir "$WORK/js" --store jetstream --nats-url "$NATS_URL" "$WORK/log.json" >/dev/null
+  rm -f "$WORK/log.json"
+}

@@ -29,18 +29,10 @@ need "$NATS" "bash .ci/setup installs nats-server 2.15.1"
 bench_bin
 
 rm -rf "$WORK" && mkdir -p "$WORK"
-"$NATS" -a 127.0.0.1 -p "$NATS_PORT" -m $((NATS_PORT + 1)) -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
-NATS_PID=$!
+NATS_PID=
 trap 'stop_server; kill $NATS_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$((NATS_PORT + 1))/healthz?js-enabled-only=true" >/dev/null && break
-  sleep 0.2
-done
-NATS_URL="nats://127.0.0.1:$NATS_PORT"
-"$BIN" generate --releases "$RELEASES" --observations-per-release "$PER_RELEASE" --seed 1 "$WORK/log.json" >/dev/null
-"$BIN" import --log warn --data-dir "$WORK/sled" "$WORK/log.json" >/dev/null
-"$BIN" import --log warn --data-dir "$WORK/js" --store jetstream --nats-url "$NATS_URL" "$WORK/log.json" >/dev/null
-rm -f "$WORK/log.json"
+start_nats "$NATS_PORT"
+sled_and_stream "$RELEASES" "$PER_RELEASE"
 JS_ARGS=(--store jetstream --nats-url "$NATS_URL")
 
 cat >"$WORK/post.lua" <<'LUA'
