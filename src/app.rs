@@ -14,7 +14,7 @@ use clap::Args;
 use crate::auth::{generated_token, Token, Tokens};
 use crate::http::{self, ServerConfig};
 use crate::import::{load, Batch};
-use crate::ledger::{Ledger, OpenOptions, Prefold};
+use crate::ledger::{Ledger, OpenError, OpenOptions, Prefold, Verification};
 use crate::settings::LimitArgs;
 use crate::snapshot::{Policy as SnapshotPolicy, SnapshotArgs};
 use crate::store::{ColdScan, JetStreamConfig, JetStreamStore, SledStore, COLD_SCAN_CHUNK};
@@ -440,34 +440,45 @@ pub(crate) fn open_ledger_with(
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
     let (store, prefold, used) = open_locked(data_dir, chunk, snapshot)?;
     let options = OpenOptions { read_only };
-    let mut opened = Ledger::open_after(store, options, Some(prefold));
-    let mut covered = if used { covered } else { 0 };
-    if used && !matches!(&opened, Ok((_, v)) if v.ok()) {
-        let why = match &opened {
-            Ok((_, v)) => v.damage.as_ref().map(|d| d.to_string()).unwrap_or_default(),
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!(reason = %why, "the log disagrees with the fold continued from the snapshot ({why}); folding the whole log");
-        // The store must be closed before it is opened again.
-        drop(opened);
+    let opened = Ledger::open_after(store, options, Some(prefold));
+    let (ledger, verification, kept) = keep_or_refold(opened, used, || {
         let (store, prefold, _) = open_locked(data_dir, chunk, None)?;
-        opened = Ledger::open_after(store, options, Some(prefold));
-        covered = 0;
-    }
-    let (ledger, verification) = opened?;
+        Ok(Ledger::open_after(store, options, Some(prefold)))
+    })?;
+    let covered = if kept { covered } else { 0 };
     log_opened(&ledger, &verification, covered, started, "sled");
     Ok((ledger, covered))
 }
 
+/// The ledger `opened` from a fold continued from a snapshot (`used`), kept when the log
+/// agrees with it; otherwise, with a warning naming why, the ledger `refold` opens over the
+/// whole log, so a snapshot never changes what a start reports. `opened` (and its store) is
+/// closed before `refold` runs. Also says whether the snapshot was kept.
+fn keep_or_refold(
+    opened: Result<(Ledger, Verification), OpenError>,
+    used: bool,
+    refold: impl FnOnce() -> Result<Result<(Ledger, Verification), OpenError>>,
+) -> Result<(Ledger, Verification, bool)> {
+    let why = match &opened {
+        Ok((_, v)) if v.ok() => None,
+        Ok((_, v)) => Some(v.damage.as_ref().map(|d| d.to_string()).unwrap_or_default()),
+        Err(e) => Some(e.to_string()),
+    };
+    let (opened, kept) = match why {
+        Some(why) if used => {
+            tracing::warn!(reason = %why, "the log disagrees with the fold continued from the snapshot ({why}); folding the whole log");
+            drop(opened);
+            (refold()?, false)
+        }
+        _ => (opened, used),
+    };
+    let (ledger, verification) = opened?;
+    Ok((ledger, verification, kept))
+}
+
 /// Says how the ledger opened: its head, the snapshot it started from and how long it took,
 /// and, loudly, a damaged log served read-only.
-fn log_opened(
-    ledger: &Ledger,
-    verification: &crate::ledger::Verification,
-    covered: u64,
-    started: Instant,
-    store: &str,
-) {
+fn log_opened(ledger: &Ledger, verification: &Verification, covered: u64, started: Instant, store: &str) {
     let p = ledger.read();
     tracing::info!(
         revision = p.head().revision,
@@ -515,15 +526,9 @@ async fn open_jetstream_ledger(
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
     let (prefold, used) =
         crate::snapshot::prefold(snapshot, |from| crate::store::LogStore::scan(store.as_ref(), from))?;
-    let mut covered = if used { covered } else { 0 };
-    let mut opened = Ledger::open_after(store.clone(), options, Some(prefold));
-    if used && !matches!(&opened, Ok((_, v)) if v.ok()) {
-        tracing::warn!("the stream disagrees with the fold continued from the snapshot; folding the whole stream");
-        drop(opened);
-        covered = 0;
-        opened = Ledger::open(store, options);
-    }
-    let (ledger, verification) = opened?;
+    let opened = Ledger::open_after(store.clone(), options, Some(prefold));
+    let (ledger, verification, kept) = keep_or_refold(opened, used, || Ok(Ledger::open(store, options)))?;
+    let covered = if kept { covered } else { 0 };
     log_opened(&ledger, &verification, covered, started, "jetstream");
     Ok((ledger, covered))
 }

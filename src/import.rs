@@ -596,11 +596,7 @@ impl<'a> Record<'a> {
                 return;
             }
         }
-        match parser.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => self.errors.push(e.to_string()),
-            Err(e) => self.errors.push(format!("parsing failed: {e}")),
-        }
+        self.parsed(parser.await);
     }
 
     /// Records the releases of a CSV file, parsed on a blocking thread meanwhile, in chunks
@@ -670,7 +666,12 @@ impl<'a> Record<'a> {
                 return;
             }
         }
-        match parser.await {
+        self.parsed(parser.await);
+    }
+
+    /// Takes the end of a parser that ran to its end: its own error, if it had one.
+    fn parsed(&mut self, joined: Result<Result<(), ImportError>, tokio::task::JoinError>) {
+        match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.errors.push(e.to_string()),
             Err(e) => self.errors.push(format!("parsing failed: {e}")),

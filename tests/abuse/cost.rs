@@ -157,15 +157,7 @@ async fn responses_over_the_byte_cap_are_refused() {
 
 /// The Prometheus gauge of the response cache's bytes.
 async fn cache_bytes(server: &Server) -> u64 {
-    let text = server
-        .client
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("tradeledger_response_cache_bytes "))
         .unwrap_or_else(|| panic!("no cache gauge in {text}"))

@@ -26,16 +26,7 @@ async fn post_raw(server: &Server, query: &str, variables: Value) -> (u16, Strin
 
 /// Requests answered by the fast path so far, from `/metrics`.
 async fn fast_answers(server: &Server) -> u64 {
-    let url = format!("http://{}/metrics", server.addr);
-    let text = server
-        .client
-        .get(url)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let text = server.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
         .and_then(|v| v.trim().parse().ok())

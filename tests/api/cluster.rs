@@ -56,6 +56,17 @@ fn ack_of(status: u16, body: &Value) -> Option<(u64, String, bool)> {
     ))
 }
 
+/// A graphql-transport-ws connection to `server` with `subscription` started as id "1".
+async fn subscribed(server: &Server, subscription: &str) -> crate::support::ws::Ws {
+    let url = format!("ws://{}/graphql/ws", server.addr);
+    let (mut ws, _) = crate::support::ws::try_connect(&url, Some(crate::support::ws::TRANSPORT), None)
+        .await
+        .expect("WebSocket to the node");
+    crate::support::ws::init(&mut ws).await;
+    crate::support::ws::subscribe(&mut ws, "1", subscription, json!({})).await;
+    ws
+}
+
 async fn head_of(server: &Server) -> u64 {
     let data = server.query("{ ledger { revision } }", json!({})).await;
     data["ledger"]["revision"].as_u64().expect("revision")
@@ -115,18 +126,7 @@ async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
     assert!(fixtures_head > 0, "node A loaded the fixtures");
     wait_head(&b, fixtures_head, "node B reads the fixtures node A wrote").await;
 
-    let ws_url = format!("ws://{}/graphql/ws", b.addr);
-    let (mut ws, _) = crate::support::ws::try_connect(&ws_url, Some(crate::support::ws::TRANSPORT), None)
-        .await
-        .expect("WebSocket to node B");
-    crate::support::ws::init(&mut ws).await;
-    crate::support::ws::subscribe(
-        &mut ws,
-        "1",
-        "subscription { releasePublished { revision release { id } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = subscribed(&b, "subscription { releasePublished { revision release { id } } }").await;
     // The subscription is set up once node B counts it.
     let started = Instant::now();
     loop {
@@ -618,18 +618,7 @@ async fn measure_cross_node_visibility() {
     let a = start_node(&dir.path().join("a"), &cluster, true, &[]).await;
     let b = start_node(&dir.path().join("b"), &cluster, false, &[]).await;
     wait_head(&b, head_of(&a).await, "node B reads the fixtures").await;
-    let ws_url = format!("ws://{}/graphql/ws", b.addr);
-    let (mut ws, _) = crate::support::ws::try_connect(&ws_url, Some(crate::support::ws::TRANSPORT), None)
-        .await
-        .expect("WebSocket to node B");
-    crate::support::ws::init(&mut ws).await;
-    crate::support::ws::subscribe(
-        &mut ws,
-        "1",
-        "subscription { releasePublished { revision } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = subscribed(&b, "subscription { releasePublished { revision } }").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut lags = Vec::new();
     for i in 0..200u64 {

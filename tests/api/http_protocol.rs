@@ -1029,15 +1029,7 @@ async fn metrics_count_requests_and_show_the_head() {
         )
         .await;
     assert!(v.get("errors").is_none(), "{v}");
-    let text = app
-        .client
-        .get(format!("http://{}/metrics", app.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.lines().any(|l| l == "tradeledger_ledger_head_revision 4"),
         "{text}"
@@ -1050,15 +1042,7 @@ async fn metrics_count_requests_and_show_the_head() {
 async fn metrics_count_response_cache_hits_and_misses() {
     let app = spawn_app().await;
     let counts = || async {
-        let text = app
-            .client
-            .get(format!("http://{}/metrics", app.addr))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         let value = |name: &str| -> u64 {
             text.lines()
                 .find_map(|l| l.strip_prefix(name))

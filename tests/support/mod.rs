@@ -111,6 +111,19 @@ impl TestApp {
         (status, body)
     }
 
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.addr);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("its text")
+    }
+
     /// The ledger head (revision, hash) as the server reports it.
     pub async fn head(&self) -> (u64, String) {
         let v = self.gql("{ ledger { revision hash } }", json!({})).await;

@@ -294,6 +294,19 @@ impl Server {
         Ok((status, body))
     }
 
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.addr);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("its text")
+    }
+
     /// A read query that must succeed with HTTP 200 and no errors; returns `data`.
     pub async fn query(&self, query: &str, variables: Value) -> Value {
         let (status, body) = self.post(query, variables, None).await.expect("query request");
