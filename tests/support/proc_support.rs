@@ -153,7 +153,15 @@ pub async fn import(data_dir: &Path, files: &[PathBuf]) -> Output {
 /// `tradeledger generate` of `releases` SYNTHETIC releases of `per_release` observations,
 /// imported into `dir/data`, which is returned.
 pub async fn generated_store(dir: &Path, releases: u32, per_release: u32) -> PathBuf {
-    let file = dir.join("generated.json");
+    let data = dir.join("data");
+    generate_into(dir, &data, releases, per_release).await;
+    data
+}
+
+/// Writes a SYNTHETIC release file of `releases` x `per_release` observations into `dir`
+/// and imports it into the data directory `data` (which must be new).
+pub async fn generate_into(dir: &Path, data: &Path, releases: u32, per_release: u32) {
+    let file = dir.join(format!("generated-{releases}x{per_release}.json"));
     let out = run_cli([
         OsStr::new("generate"),
         OsStr::new("--releases"),
@@ -164,9 +172,7 @@ pub async fn generated_store(dir: &Path, releases: u32, per_release: u32) -> Pat
     ])
     .await;
     assert_eq!(out.code(), Some(0), "generate: {out:?}");
-    let data = dir.join("data");
-    import(&data, &[file]).await;
-    data
+    import(data, &[file]).await;
 }
 
 /// A `tradeledger serve` child process listening on a port of its own.
