@@ -418,7 +418,14 @@ pub(crate) async fn open_any_ledger(
     match log.kind {
         StoreKind::Sled => open_ledger_with(&store.data_dir, store.cold_scan_chunk, read_only, use_snapshot),
         StoreKind::Jetstream => {
-            open_jetstream_ledger(&store.data_dir, &log.jetstream()?, read_only, use_snapshot).await
+            open_jetstream_ledger(
+                &store.data_dir,
+                store.cold_scan_chunk,
+                &log.jetstream()?,
+                read_only,
+                use_snapshot,
+            )
+            .await
         }
     }
 }
@@ -493,11 +500,18 @@ fn log_opened(ledger: &Ledger, verification: &Verification, covered: u64, starte
     }
 }
 
+/// Where a JetStream node keeps its copy of the stream, in its data directory.
+pub const STREAM_COPY_DIR: &str = "jetstream";
+
 /// Opens the ledger over a JetStream stream: the data directory holds the lock, the signing
-/// key, the token and the node's projection snapshot. With a usable snapshot, only the
-/// stream's tail after it is folded; returns the revision the snapshot covered (0 if none).
+/// key, the token, the node's projection snapshot and its copy of the stream
+/// ([`STREAM_COPY_DIR`], a sled store; see [`JetStreamStore::connect`]). The fold reads the
+/// copy from the disk first (with bounded memory, continuing the snapshot when the copy
+/// agrees with it), then what the stream holds beyond the copy, as it downloads. Returns the
+/// revision the snapshot covered (0 if none was used).
 async fn open_jetstream_ledger(
     data_dir: &Path,
+    chunk: u64,
     config: &JetStreamConfig,
     read_only: bool,
     use_snapshot: bool,
@@ -505,17 +519,16 @@ async fn open_jetstream_ledger(
     let started = Instant::now();
     prepare_data_dir(data_dir)?;
     lock_data_dir(data_dir)?;
-    // The snapshot is read while the stream is downloaded: the two take about as long.
+    let context = || format!("opening the JetStream stream {} at {}", config.stream, config.urls);
+    // The snapshot is read while the node connects and checks its copy of the stream.
     let loading = use_snapshot.then(|| {
         let dir = data_dir.to_owned();
         tokio::task::spawn_blocking(move || crate::snapshot::load(&dir))
     });
-    let store = Arc::new(
-        JetStreamStore::open(config)
-            .await
-            .with_context(|| format!("opening the JetStream stream {} at {}", config.stream, config.urls))?,
-    );
-    let options = OpenOptions { read_only };
+    let copy = data_dir.join(STREAM_COPY_DIR);
+    let mut connection = JetStreamStore::connect(config, Some(&copy))
+        .await
+        .with_context(context)?;
     let snapshot = match loading {
         Some(task) => task.await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading the snapshot failed; folding the whole stream");
@@ -524,8 +537,49 @@ async fn open_jetstream_ledger(
         None => None,
     };
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
-    let (prefold, used) =
-        crate::snapshot::prefold(snapshot, |from| crate::store::LogStore::scan(store.as_ref(), from))?;
+    let local = connection.local.revision;
+    let (local_fold, used) = if local > 0 {
+        let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
+        let path = copy.clone();
+        let (prefold, used) = tokio::task::spawn_blocking(move || {
+            crate::snapshot::prefold(snapshot, |from| Box::new(ColdScan::new(&path, from, chunk)))
+        })
+        .await
+        .context("folding this node's copy of the stream")??;
+        match prefold.damage() {
+            None => (Some(prefold), used),
+            Some(d) => {
+                connection
+                    .discard_copy(&format!("it is damaged at {d}"))
+                    .await
+                    .with_context(context)?;
+                (None, false)
+            }
+        }
+    } else {
+        if snapshot.is_some() {
+            tracing::info!(
+                "this node has no copy of the stream yet: folding the whole stream as it downloads, not the snapshot"
+            );
+        }
+        (None, false)
+    };
+    let (store, feed) = connection.follow(true).await.with_context(context)?;
+    let store = Arc::new(store);
+    let prefold = tokio::task::spawn_blocking(move || {
+        let records: crate::store::RecordIter<'static> = match feed {
+            Some(feed) => Box::new(feed),
+            None => Box::new(std::iter::empty()),
+        };
+        match local_fold {
+            Some(prefold) => prefold.then(records),
+            None => Prefold::from_records(records),
+        }
+    })
+    .await
+    .context("folding the JetStream stream")??;
+    tracing::info!(stream = %config.stream, local, fetched = prefold.revision().saturating_sub(local), "read the JetStream stream");
+    let options = OpenOptions { read_only };
     let opened = Ledger::open_after(store.clone(), options, Some(prefold));
     let (ledger, verification, kept) = keep_or_refold(opened, used, || Ok(Ledger::open(store, options)))?;
     let covered = if kept { covered } else { 0 };

@@ -175,33 +175,39 @@ pub struct Saved {
     pub total: Duration,
 }
 
-/// Writes the ledger's projection to `DIR/snapshot` on the calling thread: serialized under
-/// the projection's read lock, then checksummed and written without it, to a temporary file
-/// that is fsynced and renamed over the old snapshot (the directory fsynced after), so a
-/// crash leaves the old snapshot or the new one, never a torn one under the name.
-pub fn save_blocking(ledger: &Ledger, dir: &Path) -> Result<Saved> {
-    let started = Instant::now();
-    let (unsealed, revision) = {
-        let p = ledger.read();
-        (p.snapshot_unsealed(), p.head().revision)
-    };
-    let pause = started.elapsed();
-    let bytes = unsealed.seal();
-    write_file(dir, &bytes)?;
-    Ok(Saved {
-        revision,
-        bytes: bytes.len() as u64,
-        pause,
-        total: started.elapsed(),
-    })
-}
-
-/// [`save_blocking`] on tokio's blocking pool.
+/// Writes the ledger's projection to `DIR/snapshot`: serialized under the projection's read
+/// lock, then checksummed and written without it, to a temporary file that is fsynced and
+/// renamed over the old snapshot (the directory fsynced after), so a crash leaves the old
+/// snapshot or the new one, never a torn one under the name. The store is flushed in between
+/// ([`crate::store::LogStore::flush_all`]), so that the snapshot never covers more than the
+/// store keeps for the next start (a JetStream node's local copy of the stream).
 pub async fn save(ledger: &Ledger, dir: &Path) -> Result<Saved> {
-    let (ledger, dir) = (ledger.clone(), dir.to_owned());
-    tokio::task::spawn_blocking(move || save_blocking(&ledger, &dir))
+    let started = Instant::now();
+    let l = ledger.clone();
+    let (unsealed, revision, pause) = tokio::task::spawn_blocking(move || {
+        let p = l.read();
+        (p.snapshot_unsealed(), p.head().revision, started.elapsed())
+    })
+    .await
+    .context("writing the snapshot")?;
+    ledger
+        .log()
+        .flush_all()
         .await
-        .context("writing the snapshot")?
+        .context("flushing the store before writing the snapshot")?;
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let bytes = unsealed.seal();
+        write_file(&dir, &bytes)?;
+        Ok(Saved {
+            revision,
+            bytes: bytes.len() as u64,
+            pause,
+            total: started.elapsed(),
+        })
+    })
+    .await
+    .context("writing the snapshot")?
 }
 
 fn write_file(dir: &Path, bytes: &[u8]) -> Result<()> {

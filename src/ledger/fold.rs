@@ -71,6 +71,18 @@ impl Prefold {
         Ok(Prefold(fold))
     }
 
+    /// Continues the fold over `records`, which must start right after its head (a
+    /// JetStream node's start: its local copy first, then what it fetches from the stream).
+    pub fn then(mut self, records: RecordIter<'_>) -> Result<Self, OpenError> {
+        self.0.advance_records(records, None)?;
+        Ok(self)
+    }
+
+    /// The revision the fold reached.
+    pub fn revision(&self) -> u64 {
+        self.0.projection.head().revision
+    }
+
     /// The first damaged event met, if any.
     pub fn damage(&self) -> Option<&Damage> {
         self.0.damage.as_ref()

@@ -414,8 +414,9 @@ impl Ledger {
             .and_then(|e| e.envelope.event.release().cloned()))
     }
 
-    /// Waits until everything appended is on stable storage.
+    /// Waits until everything appended is on stable storage, with whatever the store keeps
+    /// for its next start ([`LogStore::flush_all`]).
     pub async fn flush(&self) -> Result<(), LedgerError> {
-        self.inner.store.flush().await.map_err(LedgerError::from)
+        self.inner.store.flush_all().await.map_err(LedgerError::from)
     }
 }

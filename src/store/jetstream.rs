@@ -29,18 +29,18 @@
 //!   no answer within the timeout, or a stream without a leader, [`LogStore::unavailable`]
 //!   says so and `/readyz` answers 503, on a node that is not writing too.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream, ErrorCode};
 use async_nats::{HeaderMap, Request};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::{BoxFuture, Hash, Head, LogStore, MemoryStore, Record, RecordIter, StoreError};
+use super::{BoxFuture, Hash, Head, LogStore, MemoryStore, Record, RecordIter, SledStore, StoreError};
 
 /// Most messages the server takes in one atomic batch.
 pub const MAX_ATOMIC_BATCH: usize = 1000;
@@ -94,8 +94,9 @@ pub struct JetStreamStore {
     stream: String,
     subject: String,
     timeout: Duration,
-    /// The stream as far as the follower has read it.
-    mirror: Arc<MemoryStore>,
+    /// The stream as far as the follower has read it: this node's copy, in a sled store
+    /// under the data directory (see [`JetStreamStore::connect`]) or in memory.
+    mirror: Arc<dyn LogStore>,
     head: watch::Receiver<Head>,
     /// Why the follower stopped or last failed, for error messages.
     follower_error: Arc<Mutex<Option<String>>>,
@@ -195,10 +196,252 @@ enum PublishError {
     Other(String),
 }
 
+/// A stream reached and checked, and this node's copy of it checked too, before anything
+/// is read: see [`JetStreamStore::connect`] and [`Connection::follow`].
+pub struct Connection {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    name: String,
+    subject: String,
+    timeout: Duration,
+    max_payload: usize,
+    /// The stream's last sequence when the node connected.
+    pub last: u64,
+    /// Where the copy is kept (`None`: in memory).
+    copy: Option<PathBuf>,
+    /// The copy's head: the stream's record at this revision is the copy's.
+    pub local: Head,
+}
+
+impl Connection {
+    /// The sled store holding this node's copy of the stream, if it keeps one on disk.
+    /// Closed until [`Connection::follow`] opens it, so that it can be read meanwhile (e.g.
+    /// through [`super::ColdScan`]) up to [`Connection::local`].
+    pub fn copy_path(&self) -> Option<&Path> {
+        self.copy.as_deref()
+    }
+
+    /// Empties the copy (it was found damaged): the follower then fetches the whole stream.
+    pub async fn discard_copy(&mut self, why: &str) -> Result<(), StoreError> {
+        if let Some(path) = &self.copy {
+            wipe_copy(path, why).await?;
+        }
+        self.local = Head::default();
+        Ok(())
+    }
+
+    /// Opens the copy and starts following the stream from the copy's head. With `feed`,
+    /// also returns the records after the head up to [`Connection::last`], handed over as
+    /// the follower stores them, so that a start-up fold runs while the stream downloads.
+    pub async fn follow(self, feed: bool) -> Result<(JetStreamStore, Option<Feed>), StoreError> {
+        let mirror: Arc<dyn LogStore> = match &self.copy {
+            Some(path) => {
+                let path = path.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || SledStore::open(&path))
+                        .await
+                        .map_err(|e| io(format!("opening this node's copy of the stream: {e}")))??,
+                )
+            }
+            None => Arc::new(MemoryStore::new()),
+        };
+        let head = mirror.head()?;
+        if head != self.local {
+            return Err(io(format!(
+                "this node's copy of the stream changed while the node started (revision {} instead of {})",
+                head.revision, self.local.revision
+            )));
+        }
+        let (feed, fed) = if feed && self.last > head.revision {
+            let (sender, receiver) = tokio::sync::mpsc::channel(FEED_QUEUE);
+            (Some((self.last, sender)), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let (tx, head_rx) = watch::channel(head);
+        let follower_error = Arc::new(Mutex::new(None));
+        let kick = Arc::new(tokio::sync::Notify::new());
+        let follower = tokio::spawn(follow(
+            self.client.clone(),
+            self.stream,
+            self.subject.clone(),
+            mirror.clone(),
+            tx,
+            follower_error.clone(),
+            kick.clone(),
+            feed,
+        ));
+        let probe_failure = Arc::new(Mutex::new(None));
+        let appended = Arc::new(AtomicU64::new(0));
+        let probe = tokio::spawn(probe(
+            self.js.clone(),
+            self.name.clone(),
+            self.timeout,
+            probe_failure.clone(),
+            appended.clone(),
+        ));
+        let feed = fed.map(|receiver| Feed {
+            receiver,
+            next: head.revision + 1,
+            upto: self.last,
+            timeout: self.timeout,
+            runtime: tokio::runtime::Handle::current(),
+            stream: self.name.clone(),
+            follower_error: follower_error.clone(),
+            failed: false,
+        });
+        let store = JetStreamStore {
+            probe_failure,
+            appended,
+            probe,
+            max_payload: self.max_payload,
+            client: self.client,
+            js: self.js,
+            stream: self.name,
+            subject: self.subject,
+            timeout: self.timeout,
+            mirror,
+            head: head_rx,
+            follower_error,
+            kick,
+            follower,
+        };
+        Ok((store, feed))
+    }
+}
+
+/// The follower's end of a [`Feed`]: the last revision it wants, and where to send records.
+type FeedSender = (u64, tokio::sync::mpsc::Sender<(u64, Vec<u8>)>);
+
+/// Records the follower hands to the start-up fold at most ahead of it.
+const FEED_QUEUE: usize = 64;
+
+/// The records of the stream after the copy's head up to its last sequence at start-up, in
+/// order, as the follower stores them in the copy: a blocking iterator (for the fold's
+/// reading thread) that fails, naming why, when no record comes within the timeout.
+pub struct Feed {
+    receiver: tokio::sync::mpsc::Receiver<(u64, Vec<u8>)>,
+    next: u64,
+    upto: u64,
+    timeout: Duration,
+    runtime: tokio::runtime::Handle,
+    stream: String,
+    follower_error: Arc<Mutex<Option<String>>>,
+    failed: bool,
+}
+
+impl Iterator for Feed {
+    type Item = Result<(u64, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next > self.upto {
+            return None;
+        }
+        let (timeout, receiver) = (self.timeout, &mut self.receiver);
+        // The timer is made inside the runtime: `block_on` enters it only when polled.
+        let got = self
+            .runtime
+            .block_on(async move { tokio::time::timeout(timeout, receiver.recv()).await });
+        if let Ok(Some(record)) = got {
+            self.next = record.0 + 1;
+            return Some(Ok(record));
+        }
+        self.failed = true;
+        let problem = match &*self.follower_error.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => format!(": {e}"),
+            None => String::new(),
+        };
+        Some(Err(io(format!(
+            "reading the JetStream stream {}: stuck at revision {} of {} for {:?}{problem}",
+            self.stream,
+            self.next - 1,
+            self.upto,
+            self.timeout
+        ))))
+    }
+}
+
+/// The head of this node's copy of the stream at `path`, if the stream holds the same record
+/// there; otherwise the copy is emptied (with a warning naming why) and the head is empty.
+async fn check_copy(stream: &stream::Stream, path: &Path, last: u64) -> Result<Head, StoreError> {
+    let at = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        // sled panics on some damage to its own files: a copy that does not open is replaced.
+        std::panic::catch_unwind(|| SledStore::head_at(&at))
+            .unwrap_or_else(|_| Err(StoreError::io("the storage engine panicked reading it")))
+    })
+    .await
+    .map_err(|e| io(format!("reading this node's copy of the stream: {e}")))?;
+    let head = match read {
+        Ok(head) => head,
+        Err(e) => {
+            wipe_copy(path, &format!("it does not open ({e})")).await?;
+            return Ok(Head::default());
+        }
+    };
+    if head.revision == 0 {
+        return Ok(head);
+    }
+    let why = if head.revision > last {
+        format!("it holds revision {}, but the stream ends at {last}", head.revision)
+    } else {
+        match stream.get_raw_message(head.revision).await {
+            Ok(m) if m.payload.get(..32) == Some(&head.hash.0[..]) => return Ok(head),
+            Ok(_) => format!(
+                "its revision {} is not the stream's (another stream under the same name)",
+                head.revision
+            ),
+            Err(e) => {
+                return Err(io(format!(
+                    "reading revision {} of the JetStream stream to check this node's copy: {e}",
+                    head.revision
+                )))
+            }
+        }
+    };
+    wipe_copy(path, &why).await?;
+    Ok(Head::default())
+}
+
+/// Removes the copy at `path`, saying why.
+async fn wipe_copy(path: &Path, why: &str) -> Result<(), StoreError> {
+    tracing::warn!(path = %path.display(), reason = %why, "emptying this node's copy of the JetStream stream ({why}): it is fetched again");
+    let at = path.to_owned();
+    tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&at) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    })
+    .await
+    .map_err(|e| io(format!("emptying this node's copy of the stream: {e}")))?
+    .map_err(|e| {
+        io(format!(
+            "emptying this node's copy of the stream at {}: {e}",
+            path.display()
+        ))
+    })
+}
+
 impl JetStreamStore {
     /// Connects, creates the stream if it is missing (checks it otherwise), and reads it
     /// whole into memory before returning.
     pub async fn open(config: &JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        let connection = Self::connect(config, None).await?;
+        let last = connection.last;
+        let (store, _) = connection.follow(false).await?;
+        store.wait_for_progress(last).await?;
+        tracing::info!(stream = %store.stream, revision = last, "read the JetStream stream");
+        Ok(store)
+    }
+
+    /// Connects, creates the stream if it is missing (checks it otherwise), and checks this
+    /// node's copy of it at `copy` (`None`: the copy is kept in memory). The copy is a sled
+    /// store that the follower appends to without waiting for the disk (the stream is the
+    /// durable log; the copy only spares a restarted node the download of what it had
+    /// already read). It is kept when the stream holds its head record (same revision, same
+    /// hash, so by the hash chain the same log up to there); otherwise (the stream was
+    /// replaced, is shorter, or the copy does not open) it is emptied, with a warning.
+    pub async fn connect(config: &JetStreamConfig, copy: Option<&Path>) -> Result<Connection, StoreError> {
         let timeout = config.timeout;
         let subject = format!("{}.events", config.stream);
         let mut options = async_nats::ConnectOptions::new()
@@ -298,48 +541,22 @@ impl JetStreamStore {
             )));
         }
         let last = state.last_sequence;
-
-        let mirror = Arc::new(MemoryStore::new());
-        let (tx, head) = watch::channel(Head::default());
-        let follower_error = Arc::new(Mutex::new(None));
-        let kick = Arc::new(tokio::sync::Notify::new());
-        let follower = tokio::spawn(follow(
-            client.clone(),
-            stream,
-            subject.clone(),
-            mirror.clone(),
-            tx,
-            follower_error.clone(),
-            kick.clone(),
-        ));
-        let probe_failure = Arc::new(Mutex::new(None));
-        let appended = Arc::new(AtomicU64::new(0));
-        let probe = tokio::spawn(probe(
-            js.clone(),
-            config.stream.clone(),
-            timeout,
-            probe_failure.clone(),
-            appended.clone(),
-        ));
-        let store = JetStreamStore {
-            probe_failure,
-            appended,
-            probe,
+        let local = match copy {
+            Some(path) => check_copy(&stream, path, last).await?,
+            None => Head::default(),
+        };
+        Ok(Connection {
             max_payload: client.server_info().max_payload,
             client,
             js,
-            stream: config.stream.clone(),
+            stream,
+            name: config.stream.clone(),
             subject,
             timeout,
-            mirror,
-            head,
-            follower_error,
-            kick,
-            follower,
-        };
-        store.wait_for_progress(last).await?;
-        tracing::info!(stream = %store.stream, revision = last, "read the JetStream stream");
-        Ok(store)
+            last,
+            copy: copy.map(Path::to_owned),
+            local,
+        })
     }
 
     /// The largest record the servers take (their `max_payload`, less room for headers).
@@ -639,16 +856,35 @@ fn leaderless(info: &stream::Info) -> bool {
             .is_some_and(|c| c.leader.as_deref().is_none_or(str::is_empty))
 }
 
+/// Most messages the follower stores in the copy at once (what has arrived already, up to
+/// this many or [`FOLLOW_BATCH_BYTES`]).
+const FOLLOW_BATCH: usize = 512;
+
+/// Most payload bytes the follower stores in the copy at once.
+const FOLLOW_BATCH_BYTES: usize = 8 << 20;
+
+/// Where a batch of messages ended other than by running out of ready messages.
+enum BatchEnd {
+    /// The subscription ended: make the consumer again.
+    Closed,
+    /// A failure, named: make the consumer again after saying so.
+    Failed(String),
+}
+
 /// Reads the stream into `mirror` in sequence order, for as long as the store lives: an
-/// ordered push consumer from the copy's head on, made again after any failure.
+/// ordered push consumer from the copy's head on, made again after any failure. Messages that
+/// have arrived are stored in batches. `feed`, if any, gets a copy of each record up to its
+/// revision once it is stored.
+#[allow(clippy::too_many_arguments)]
 async fn follow(
     client: async_nats::Client,
     stream: jetstream::stream::Stream,
     subject: String,
-    mirror: Arc<MemoryStore>,
+    mirror: Arc<dyn LogStore>,
     tx: watch::Sender<Head>,
     error: Arc<Mutex<Option<String>>>,
     kick: Arc<tokio::sync::Notify>,
+    mut feed: Option<FeedSender>,
 ) {
     let set_error = |e: Option<String>| {
         if let Some(e) = &e {
@@ -683,63 +919,108 @@ async fn follow(
             }
         };
         loop {
-            let message = tokio::select! {
+            let first = tokio::select! {
                 m = messages.next() => m,
                 () = kick.notified() => {
                     set_error(Some("a wait for this node's copy timed out: making the consumer again".into()));
                     break;
                 }
             };
-            let Some(message) = message else { break };
-            let message = match message {
-                Ok(m) => m,
-                Err(e) => {
-                    set_error(Some(format!("reading: {e}")));
-                    break;
+            let mut batch = Vec::new();
+            let mut end = None;
+            let mut next = Some(first);
+            let mut bytes = 0;
+            // The first message waited for, then whatever has arrived since.
+            while let Some(item) = next.take() {
+                match item {
+                    None => end = Some(BatchEnd::Closed),
+                    Some(Err(e)) => end = Some(BatchEnd::Failed(format!("reading: {e}"))),
+                    Some(Ok(m)) => {
+                        bytes += m.payload.len();
+                        batch.push(m);
+                        if batch.len() < FOLLOW_BATCH && bytes < FOLLOW_BATCH_BYTES {
+                            next = messages.next().now_or_never();
+                        }
+                    }
                 }
-            };
-            let sequence = match message.info() {
-                Ok(info) => info.stream_sequence,
-                Err(e) => {
-                    set_error(Some(format!("a message without its stream sequence: {e}")));
-                    break;
-                }
-            };
+            }
             let head = *tx.borrow();
-            if sequence <= head.revision {
-                continue;
-            }
-            if sequence != head.revision + 1 {
-                set_error(Some(format!(
-                    "sequence {sequence} follows {}: a gap in the stream",
-                    head.revision
-                )));
-                break;
-            }
-            // Foreign or damaged records are kept as they are: the ledger checks the hash
-            // chain of every record it applies and refuses a broken one.
-            let bytes = message.payload.to_vec();
-            let hash = bytes
-                .get(..32)
-                .and_then(|h| h.try_into().ok())
-                .map(Hash)
-                .unwrap_or_default();
-            let record = Record {
-                revision: sequence,
-                hash,
-                bytes,
-            };
-            match mirror.append(vec![record], head).await {
-                Ok(new_head) => {
-                    tx.send_replace(new_head);
+            let mut records = Vec::with_capacity(batch.len());
+            for message in batch {
+                let sequence = match message.info() {
+                    Ok(info) => info.stream_sequence,
+                    Err(e) => {
+                        end = Some(BatchEnd::Failed(format!("a message without its stream sequence: {e}")));
+                        break;
+                    }
+                };
+                let expected = head.revision + records.len() as u64 + 1;
+                if sequence < expected {
+                    continue;
                 }
-                Err(e) => {
-                    set_error(Some(format!("copying sequence {sequence}: {e}")));
+                if sequence != expected {
+                    end = Some(BatchEnd::Failed(format!(
+                        "sequence {sequence} follows {}: a gap in the stream",
+                        expected - 1
+                    )));
                     break;
                 }
+                // Foreign or damaged records are kept as they are: the ledger checks the hash
+                // chain of every record it applies and refuses a broken one.
+                let bytes = message.payload.to_vec();
+                let hash = bytes
+                    .get(..32)
+                    .and_then(|h| h.try_into().ok())
+                    .map(Hash)
+                    .unwrap_or_default();
+                records.push(Record {
+                    revision: sequence,
+                    hash,
+                    bytes,
+                });
             }
-            if error.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
-                set_error(None);
+            if !records.is_empty() {
+                let fed: Vec<(u64, Vec<u8>)> = match &feed {
+                    Some((upto, _)) => records
+                        .iter()
+                        .filter(|r| r.revision <= *upto)
+                        .map(|r| (r.revision, r.bytes.clone()))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let (first, last) = (records[0].revision, records[records.len() - 1].revision);
+                match mirror.append(records, head).await {
+                    Ok(new_head) => {
+                        tx.send_replace(new_head);
+                    }
+                    Err(e) => {
+                        set_error(Some(format!("copying sequences {first} to {last}: {e}")));
+                        break;
+                    }
+                }
+                if let Some((upto, sender)) = &feed {
+                    let mut gone = false;
+                    for record in fed {
+                        gone = sender.send(record).await.is_err();
+                        if gone {
+                            break;
+                        }
+                    }
+                    if gone || last >= *upto {
+                        feed = None;
+                    }
+                }
+                if error.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+                    set_error(None);
+                }
+            }
+            match end {
+                None => {}
+                Some(BatchEnd::Closed) => break,
+                Some(BatchEnd::Failed(e)) => {
+                    set_error(Some(e));
+                    break;
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -758,6 +1039,11 @@ impl LogStore for JetStreamStore {
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         // Acknowledged appends are on a quorum of the replicas already.
         Box::pin(async { Ok(()) })
+    }
+
+    fn flush_all(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        // The copy, for the next start (the follower stores it without waiting for the disk).
+        self.mirror.flush()
     }
 
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {

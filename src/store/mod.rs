@@ -113,6 +113,13 @@ pub trait LogStore: Send + Sync + 'static {
     /// records survive a crash and are read back, in order, by a reopened store.
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// [`LogStore::flush`], and also whatever the store keeps beside the log for its next
+    /// start (a JetStream node's local copy of the stream, which its appends do not wait
+    /// for): called at shutdown and before a snapshot is written. By default, a flush.
+    fn flush_all(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.flush()
+    }
+
     /// After a failed append or flush: makes the store take writes again if its storage
     /// does. `Ok` means a write reached stable storage; what the store then holds is what
     /// survived the failure (records appended before it may or may not be there). Any log

@@ -103,6 +103,19 @@ impl SledStore {
         Self::from_handles(Some(path.to_owned()), Handles::new(open_db(path)?)?)
     }
 
+    /// The head of the (closed) store at `path`, read without loading its Merkle leaves;
+    /// the empty head when there is no store there.
+    pub fn head_at(path: &Path) -> Result<Head, StoreError> {
+        if !path.exists() {
+            return Ok(Head::default());
+        }
+        let db = open_db(path)?;
+        match db.open_tree("meta")?.get(HEAD_KEY)? {
+            Some(bytes) => decode_head(&bytes),
+            None => Ok(Head::default()),
+        }
+    }
+
     // The projection keeps everything readers need in memory and the log is read in full only
     // at start-up, so sled's page cache (1 GiB by default) buys little: keep it small.
     fn config(path: &Path) -> sled::Config {
