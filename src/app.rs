@@ -541,16 +541,21 @@ async fn open_jetstream_ledger(
     let (local_fold, used) = if local > 0 {
         let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
         let path = copy.clone();
-        let (prefold, used) = tokio::task::spawn_blocking(move || {
+        let folded = tokio::task::spawn_blocking(move || {
             crate::snapshot::prefold(snapshot, |from| Box::new(ColdScan::new(&path, from, chunk)))
         })
-        .await
-        .context("folding this node's copy of the stream")??;
-        match prefold.damage() {
-            None => (Some(prefold), used),
-            Some(d) => {
+        .await;
+        // The copy is only a cache of the stream: damaged, it is fetched again.
+        let why = match &folded {
+            Ok(Ok((prefold, _))) => prefold.damage().map(|d| format!("it is damaged at {d}")),
+            Ok(Err(e)) => Some(format!("it does not read back ({e})")),
+            Err(e) => Some(format!("the storage engine failed reading it ({e})")),
+        };
+        match (why, folded) {
+            (None, Ok(Ok((prefold, used)))) => (Some(prefold), used),
+            (why, _) => {
                 connection
-                    .discard_copy(&format!("it is damaged at {d}"))
+                    .discard_copy(&why.unwrap_or_default())
                     .await
                     .with_context(context)?;
                 (None, false)

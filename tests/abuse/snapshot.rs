@@ -41,23 +41,6 @@ async fn publish(server: &Server, id: &str, key: &str, value: &str) {
     assert!(body.get("errors").is_none(), "{body}");
 }
 
-/// Stops the server with SIGTERM and waits for it to exit; returns what it logged.
-async fn stop(mut server: Server) -> String {
-    // A request served shows the server is past installing its signal handler.
-    server.query("{ ledger { revision } }", json!({})).await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = server
-        .child
-        .wait_timeout(Duration::from_secs(20), "serve after SIGTERM")
-        .await;
-    assert!(exit.success(), "{exit:?}: {}", server.stderr());
-    server.stderr()
-}
-
 /// Starts a server on `data` (with `extra` flags), answers [`ANSWERS`], stops it (SIGKILL, so
 /// no snapshot is written), and returns the answers and its log.
 async fn answers(data: &Path, extra: &[&str]) -> (Value, String) {
@@ -94,7 +77,7 @@ fn snapshot_used(log: &str) -> u64 {
 async fn store_with_tail(data: &Path) {
     let server = start(data, &[]).await;
     publish(&server, ID_A, "IPR._T._T", "-12.5").await;
-    let log = stop(server).await;
+    let log = server.stop().await;
     assert!(log.contains("wrote a snapshot"), "{log}");
     assert!(data.join("snapshot").is_file(), "no snapshot after a graceful stop");
 
@@ -167,7 +150,7 @@ async fn a_bad_snapshot_is_ignored_with_a_warning() {
     server.kill();
     let server = start(&other, &[]).await;
     publish(&server, ID_B, "ICT._T._T", "7").await;
-    let log = stop(server).await;
+    let log = server.stop().await;
     assert!(log.contains("wrote a snapshot"), "{log}");
     std::fs::copy(other.join("snapshot"), &path).unwrap();
     let (got, log) = answers(&data, &[]).await;

@@ -650,3 +650,142 @@ async fn measure_cross_node_visibility() {
         lags[lags.len() - 1]
     );
 }
+
+/// `serve --store jetstream` on a one-server cluster, on stream `stream`, logging at info.
+async fn start_logged(data: &Path, cluster: &NatsCluster, stream: &str, fixtures: bool) -> Server {
+    let urls = cluster.urls();
+    let mut args = vec![
+        "--store",
+        "jetstream",
+        "--nats-url",
+        urls.as_str(),
+        "--nats-stream",
+        stream,
+        "--write-tokens",
+        "cluster:cluster-test-secret",
+        "--log",
+        "info",
+    ];
+    if !fixtures {
+        args.push("--no-fixtures");
+    }
+    Server::start(data, &args).await
+}
+
+/// The `key=value` fields of the first line of `log` that contains `message`.
+fn logged(log: &str, message: &str) -> HashMap<String, String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains(message))
+        .unwrap_or_else(|| panic!("no `{message}` line in the log:\n{log}"));
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect()
+}
+
+/// Publishes `n` one-observation releases through `server`; returns their ids.
+async fn publish_n(server: &Server, n: usize, period: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = Uuid::new_v4().to_string();
+        let value = format!("{}.5", i + 1);
+        let (status, body) = publish(server, &release_input(&id, "_T._T._T", period, &value))
+            .await
+            .unwrap();
+        assert!(ack_of(status, &body).is_some(), "{body}");
+        ids.push(id);
+    }
+    ids
+}
+
+async fn release_revision(server: &Server, id: &str) -> Option<u64> {
+    let data = server
+        .query("query($id: ID!) { release(id: $id) { revision } }", json!({ "id": id }))
+        .await;
+    data["release"]["revision"].as_u64()
+}
+
+/// A node keeps its copy of the stream in `DATA_DIR/jetstream`. Restarted, it folds the copy
+/// from its disk (continuing its snapshot) and fetches from the stream only what the stream
+/// gained meanwhile. Pointed at another stream (a stream replaced under the name it knows
+/// shows the same), it empties the copy and reads the new stream whole: nothing of the old
+/// log survives, and the new one verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
+    let cluster = NatsCluster::start(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+
+    let a = start_logged(&a_dir, &cluster, "COPIED", true).await;
+    let first = publish_n(&a, 2, "2031-01").await;
+    let head = head_of(&a).await;
+    let log = a.stop().await;
+    let read = logged(&log, "read the JetStream stream");
+    assert_eq!((read["local"].as_str(), read["fetched"].as_str()), ("0", "0"), "{log}");
+    assert!(
+        a_dir.join("jetstream").is_dir(),
+        "no copy of the stream in the data directory"
+    );
+
+    // Node B joins fresh and writes while A is down.
+    let b = start_logged(&b_dir, &cluster, "COPIED", false).await;
+    assert_eq!(head_of(&b).await, head);
+    let later = publish_n(&b, 3, "2031-02").await;
+    let b_head = head_of(&b).await;
+    let read = logged(&b.stderr(), "read the JetStream stream");
+    assert_eq!(read["local"], "0");
+    assert_eq!(read["fetched"], head.to_string(), "node B reads the whole stream");
+
+    let a = start_logged(&a_dir, &cluster, "COPIED", false).await;
+    let log = a.stderr();
+    let read = logged(&log, "read the JetStream stream");
+    assert_eq!(read["local"], head.to_string(), "node A reads its copy: {log}");
+    assert_eq!(
+        read["fetched"],
+        (b_head - head).to_string(),
+        "and fetches only the tail: {log}"
+    );
+    assert_eq!(
+        logged(&log, "ledger opened")["snapshot"],
+        head.to_string(),
+        "the snapshot is continued over the copy: {log}"
+    );
+    for id in first.iter().chain(&later) {
+        assert!(
+            release_revision(&a, id).await.is_some(),
+            "release {id} is missing on node A"
+        );
+    }
+    let (a_head, _) = checked_log(&a, "node A after its restart").await;
+    assert_eq!(a_head, b_head);
+    // Writes through the restarted node continue the log both nodes see.
+    let more = publish_n(&a, 1, "2031-03").await;
+    wait_head(&b, b_head + 1, "node B sees node A's write").await;
+    assert_eq!(release_revision(&b, &more[0]).await, Some(b_head + 1));
+    drop(b);
+    a.stop().await;
+
+    // Another stream, longer than A's copy, whose record at the copy's head differs.
+    let c = start_logged(&dir.path().join("c"), &cluster, "OTHER", true).await;
+    let other = publish_n(&c, 8, "2032-01").await;
+    let other_head = head_of(&c).await;
+    assert!(other_head > b_head + 1);
+    drop(c);
+    let a = start_logged(&a_dir, &cluster, "OTHER", false).await;
+    let log = a.stderr();
+    assert!(
+        log.contains("emptying this node's copy of the JetStream stream"),
+        "the copy of the old stream is not emptied: {log}"
+    );
+    let read = logged(&log, "read the JetStream stream");
+    assert_eq!(read["local"], "0", "{log}");
+    assert_eq!(read["fetched"], other_head.to_string(), "{log}");
+    let (a_head, releases) = checked_log(&a, "node A on the other stream").await;
+    assert_eq!(a_head, other_head);
+    assert!(other.iter().all(|id| releases.contains_key(id)), "{releases:?}");
+    assert!(
+        !first.iter().chain(&later).any(|id| releases.contains_key(id)),
+        "releases of the old stream survived on node A"
+    );
+}

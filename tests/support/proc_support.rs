@@ -77,11 +77,16 @@ impl Drop for ChildGuard {
 }
 
 /// Reads a pipe to its end on a thread, into a shared buffer.
-fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
+/// Reads `pipe` to its end on a thread, appending each whole line to `into` as it comes
+/// (so that a running server's log can be read).
+fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            into.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
+            line.clear();
+        }
     })
 }
 
@@ -183,6 +188,8 @@ pub struct Server {
     pub url: String,
     pub client: reqwest::Client,
     stderr: Arc<Mutex<String>>,
+    /// The thread reading stderr: done once the process has exited and all is read.
+    stderr_read: Option<JoinHandle<()>>,
 }
 
 /// How a `serve` that never started listening ended.
@@ -249,6 +256,7 @@ pub async fn start_server(data_dir: &Path, args: &[&str]) -> Result<Server, Star
                     .build()
                     .expect("HTTP client"),
                 stderr,
+                stderr_read: Some(t_err),
             });
         }
         if let Some(status) = guard.try_wait() {
@@ -319,6 +327,27 @@ impl Server {
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "query failed: {body}");
         body["data"].clone()
+    }
+
+    /// Stops the server with SIGTERM and waits (bounded) for it to exit successfully;
+    /// returns what it logged.
+    pub async fn stop(mut self) -> String {
+        // A request served shows the server is past installing its signal handler.
+        self.query("{ ledger { revision } }", json!({})).await;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self
+            .child
+            .wait_timeout(Duration::from_secs(20), "serve after SIGTERM")
+            .await;
+        if let Some(reading) = self.stderr_read.take() {
+            let _ = reading.join();
+        }
+        assert!(exit.success(), "{exit:?}: {}", self.stderr());
+        self.stderr()
     }
 
     /// Kills the server with SIGKILL (no chance to flush or clean up) and reaps it.
