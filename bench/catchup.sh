@@ -4,8 +4,10 @@
 # --store jetstream` from `generate` (RELEASES x 500 observations for each size in SIZES:
 # 2000 and 20000 give 10^6 and 10^7 versions), and the same file imported into a sled store.
 # For each: seconds from launching `serve` to `/readyz` answering 200 at the head revision,
-# for a FRESH node (empty data directory, no snapshot: the full fold) and for a node with
-# its snapshot (second start); versions per second of the full fold; peak RSS of each node
+# for a FRESH node (empty data directory, no snapshot: the full fold, as the stream
+# downloads), for a node with its snapshot and its copy of the stream (second start), and for
+# a node with its copy but no snapshot (third start, --no-snapshot: the copy folded from the
+# disk); versions per second of the full folds; peak RSS of each node
 # (/usr/bin/time -v).
 #
 #   bench/catchup.sh                       # SIZES="2000 20000"
@@ -89,6 +91,7 @@ for releases in $SIZES; do
   js=(--store jetstream --nats-url "$URL" --nats-stream "$stream")
   start "$js_dir" "$head" "${js[@]}"; js_full=$SECS; js_full_rss=$RSS_MB
   start "$js_dir" "$head" "${js[@]}"; js_snap=$SECS; js_snap_rss=$RSS_MB
+  start "$js_dir" "$head" "${js[@]}" --no-snapshot; js_copy=$SECS; js_copy_rss=$RSS_MB
   sled_dir="$WORK/sled-$releases"
   start "$sled_dir" "$head" --no-snapshot; sled_full=$SECS; sled_full_rss=$RSS_MB
   start "$sled_dir" "$head" >/dev/null # writes the snapshot at shutdown
@@ -97,6 +100,7 @@ for releases in $SIZES; do
 v = $versions
 rows = [("jetstream, fresh node (full fold)", $js_full, $js_full_rss, True),
         ("jetstream, with its snapshot", $js_snap, $js_snap_rss, False),
+        ("jetstream, its copy, no snapshot", $js_copy, $js_copy_rss, True),
         ("sled, full fold (--no-snapshot)", $sled_full, $sled_full_rss, True),
         ("sled, with its snapshot", $sled_snap, $sled_snap_rss, False)]
 for name, s, rss, full in rows:

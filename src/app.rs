@@ -569,6 +569,7 @@ async fn open_jetstream_ledger(
         }
         (None, false)
     };
+    let local = if local_fold.is_some() { local } else { 0 };
     let (store, feed) = connection.follow(true).await.with_context(context)?;
     let store = Arc::new(store);
     let prefold = tokio::task::spawn_blocking(move || {

@@ -406,7 +406,7 @@ async fn check_copy(stream: &stream::Stream, path: &Path, last: u64) -> Result<H
 
 /// Removes the copy at `path`, saying why.
 async fn wipe_copy(path: &Path, why: &str) -> Result<(), StoreError> {
-    tracing::warn!(path = %path.display(), reason = %why, "emptying this node's copy of the JetStream stream ({why}): it is fetched again");
+    tracing::warn!(path = %path.display(), reason = %why, "emptying this node's copy of the JetStream stream: it is fetched again");
     let at = path.to_owned();
     tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&at) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

@@ -12,6 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tradeledger::store::{LogStore, SledStore};
+use tradeledger::testing::*;
 use uuid::Uuid;
 
 const TOKEN: &str = "cluster-test-secret";
@@ -652,7 +654,7 @@ async fn measure_cross_node_visibility() {
 }
 
 /// `serve --store jetstream` on a one-server cluster, on stream `stream`, logging at info.
-async fn start_logged(data: &Path, cluster: &NatsCluster, stream: &str, fixtures: bool) -> Server {
+async fn start_logged(data: &Path, cluster: &NatsCluster, stream: &str, fixtures: bool, extra: &[&str]) -> Server {
     let urls = cluster.urls();
     let mut args = vec![
         "--store",
@@ -669,6 +671,7 @@ async fn start_logged(data: &Path, cluster: &NatsCluster, stream: &str, fixtures
     if !fixtures {
         args.push("--no-fixtures");
     }
+    args.extend_from_slice(extra);
     Server::start(data, &args).await
 }
 
@@ -717,7 +720,7 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
 
-    let a = start_logged(&a_dir, &cluster, "COPIED", true).await;
+    let a = start_logged(&a_dir, &cluster, "COPIED", true, &[]).await;
     let first = publish_n(&a, 2, "2031-01").await;
     let head = head_of(&a).await;
     let log = a.stop().await;
@@ -729,7 +732,7 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
     );
 
     // Node B joins fresh and writes while A is down.
-    let b = start_logged(&b_dir, &cluster, "COPIED", false).await;
+    let b = start_logged(&b_dir, &cluster, "COPIED", false, &[]).await;
     assert_eq!(head_of(&b).await, head);
     let later = publish_n(&b, 3, "2031-02").await;
     let b_head = head_of(&b).await;
@@ -737,7 +740,7 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
     assert_eq!(read["local"], "0");
     assert_eq!(read["fetched"], head.to_string(), "node B reads the whole stream");
 
-    let a = start_logged(&a_dir, &cluster, "COPIED", false).await;
+    let a = start_logged(&a_dir, &cluster, "COPIED", false, &[]).await;
     let log = a.stderr();
     let read = logged(&log, "read the JetStream stream");
     assert_eq!(read["local"], head.to_string(), "node A reads its copy: {log}");
@@ -766,13 +769,38 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
     drop(b);
     a.stop().await;
 
+    // A damaged copy (a flipped byte in revision 2) is fetched again, not served as a
+    // damaged log. Without the snapshot, the whole copy is read.
+    let head = b_head + 1;
+    {
+        let copy = SledStore::open(&a_dir.join("jetstream")).expect("open the stopped node's copy");
+        assert_eq!(copy.head().unwrap().revision, head);
+        let mut bytes = copy.get(2).unwrap().expect("revision 2 is in the copy");
+        let at = bytes.len() - 2;
+        bytes[at] ^= 1;
+        copy.events_tree().insert(2u64.to_be_bytes(), bytes).unwrap();
+        copy.flush_blocking().unwrap();
+    }
+    let a = start_logged(&a_dir, &cluster, "COPIED", false, &["--no-snapshot"]).await;
+    let log = a.stderr();
+    assert!(
+        log.contains("emptying this node's copy of the JetStream stream") && log.contains("damaged at revision 2"),
+        "the damaged copy is not emptied: {log}"
+    );
+    let read = logged(&log, "read the JetStream stream");
+    assert_eq!(read["local"], "0", "{log}");
+    assert_eq!(read["fetched"], head.to_string(), "{log}");
+    let (a_head, _) = checked_log(&a, "node A after its copy was damaged").await;
+    assert_eq!(a_head, head);
+    a.stop().await;
+
     // Another stream, longer than A's copy, whose record at the copy's head differs.
-    let c = start_logged(&dir.path().join("c"), &cluster, "OTHER", true).await;
+    let c = start_logged(&dir.path().join("c"), &cluster, "OTHER", true, &[]).await;
     let other = publish_n(&c, 8, "2032-01").await;
     let other_head = head_of(&c).await;
     assert!(other_head > b_head + 1);
     drop(c);
-    let a = start_logged(&a_dir, &cluster, "OTHER", false).await;
+    let a = start_logged(&a_dir, &cluster, "OTHER", false, &[]).await;
     let log = a.stderr();
     assert!(
         log.contains("emptying this node's copy of the JetStream stream"),
