@@ -295,6 +295,7 @@ macro_rules! conformance {
 conformance!(sled, || super::super::SledStore::temporary().unwrap());
 conformance!(memory, super::super::MemoryStore::new);
 conformance!(jetstream, async super::super::jetstream::test_server::store);
+conformance!(jetstream_copied, async super::super::jetstream::test_server::store_with_copy);
 
 /// Durability, for stores that live on disk: what was flushed is there after a reopen, and
 /// appends continue from it.
@@ -309,6 +310,36 @@ async fn sled_keeps_flushed_records_across_a_reopen() {
         head
     };
     let store = super::SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.head().unwrap(), head);
+    assert_eq!(scanned(&store, 1).len(), 4);
+    assert_eq!(store.tree().read().unwrap().len(), 4);
+    let head = store.append(records_after(head, 1), head).await.unwrap();
+    assert_eq!(head.revision, 5);
+}
+
+/// A JetStream store's copy on disk: closed and opened again, it still holds what it had,
+/// the store starts from it and goes on following the stream, appends included.
+#[tokio::test]
+async fn a_jetstream_copy_is_kept_across_a_reopen() {
+    use super::jetstream::test_server;
+    let name = format!("T{}", uuid::Uuid::new_v4().simple());
+    let copy = test_server::copy_dir();
+    let head = {
+        let store = test_server::store_over(&name, &copy).await;
+        let head = store
+            .append(records_after(Head::default(), 4), Head::default())
+            .await
+            .unwrap();
+        store.flush_all().await.unwrap();
+        head
+    };
+    let connection =
+        super::JetStreamStore::connect(&super::JetStreamConfig::new(&test_server::url(), &name), Some(&copy))
+            .await
+            .unwrap();
+    assert_eq!(connection.local, head, "the copy keeps what it had");
+    let (store, feed) = connection.follow(true).await.unwrap();
+    assert!(feed.is_none(), "nothing to fetch: the copy holds the whole stream");
     assert_eq!(store.head().unwrap(), head);
     assert_eq!(scanned(&store, 1).len(), 4);
     assert_eq!(store.tree().read().unwrap().len(), 4);

@@ -1117,6 +1117,8 @@ pub(crate) mod test_server {
 
     struct Server {
         url: String,
+        /// Holds the server's storage and the stores' copies of their streams.
+        dir: PathBuf,
         // Kept open for the life of the process: the wrapper shell stops the server when its
         // standard input closes, that is when this process ends however it ends.
         _stdin: std::process::ChildStdin,
@@ -1124,11 +1126,23 @@ pub(crate) mod test_server {
         _dir: tempfile::TempDir,
     }
 
-    /// The URL of the shared test server, started on first use.
-    pub fn url() -> String {
+    fn server() -> std::sync::MutexGuard<'static, Server> {
         static SERVER: OnceLock<std::sync::Mutex<Server>> = OnceLock::new();
         let server = SERVER.get_or_init(|| std::sync::Mutex::new(start()));
-        server.lock().unwrap_or_else(|e| e.into_inner()).url.clone()
+        server.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The URL of the shared test server, started on first use.
+    pub fn url() -> String {
+        server().url.clone()
+    }
+
+    /// A fresh directory for a store's copy of its stream, removed with the server's.
+    pub fn copy_dir() -> PathBuf {
+        server()
+            .dir
+            .join("copies")
+            .join(uuid::Uuid::new_v4().simple().to_string())
     }
 
     fn start() -> Server {
@@ -1162,6 +1176,7 @@ pub(crate) mod test_server {
         }
         Server {
             url: format!("nats://127.0.0.1:{port}"),
+            dir: dir.path().to_owned(),
             _stdin: stdin,
             _child: child,
             _dir: dir,
@@ -1174,5 +1189,22 @@ pub(crate) mod test_server {
         super::JetStreamStore::open(&super::JetStreamConfig::new(&url(), &name))
             .await
             .unwrap()
+    }
+
+    /// A store over stream `name` keeping its copy at `copy`, once the copy holds the
+    /// whole stream.
+    pub async fn store_over(name: &str, copy: &std::path::Path) -> super::JetStreamStore {
+        let connection = super::JetStreamStore::connect(&super::JetStreamConfig::new(&url(), name), Some(copy))
+            .await
+            .unwrap();
+        let last = connection.last;
+        let (store, _) = connection.follow(false).await.unwrap();
+        store.wait_for_progress(last).await.unwrap();
+        store
+    }
+
+    /// A fresh stream on the shared server, copied on disk.
+    pub async fn store_with_copy() -> super::JetStreamStore {
+        store_over(&format!("T{}", uuid::Uuid::new_v4().simple()), &copy_dir()).await
     }
 }
