@@ -19,7 +19,8 @@ use uuid::Uuid;
 const TOKEN: &str = "cluster-test-secret";
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Starts a node over `cluster`; `fixtures`: load the fixtures into an empty stream.
+/// Starts a node over `cluster`; `fixtures`: load the fixtures into an empty stream. A
+/// 3-replica stream and warnings only, unless `extra` says otherwise.
 async fn start_node(data: &Path, cluster: &NatsCluster, fixtures: bool, extra: &[&str]) -> Server {
     let urls = cluster.urls();
     let mut args = vec![
@@ -27,13 +28,14 @@ async fn start_node(data: &Path, cluster: &NatsCluster, fixtures: bool, extra: &
         "jetstream",
         "--nats-url",
         urls.as_str(),
-        "--nats-replicas",
-        "3",
         "--write-tokens",
         "cluster:cluster-test-secret",
-        "--log",
-        "warn",
     ];
+    for (flag, default) in [("--nats-replicas", "3"), ("--log", "warn")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
     if !fixtures {
         args.push("--no-fixtures");
     }
@@ -653,26 +655,14 @@ async fn measure_cross_node_visibility() {
     );
 }
 
-/// `serve --store jetstream` on a one-server cluster, on stream `stream`, logging at info.
+/// A node over stream `stream` with one replica (a one-server cluster), logging at info.
 async fn start_logged(data: &Path, cluster: &NatsCluster, stream: &str, fixtures: bool, extra: &[&str]) -> Server {
-    let urls = cluster.urls();
-    let mut args = vec![
-        "--store",
-        "jetstream",
-        "--nats-url",
-        urls.as_str(),
-        "--nats-stream",
-        stream,
-        "--write-tokens",
-        "cluster:cluster-test-secret",
-        "--log",
-        "info",
-    ];
-    if !fixtures {
-        args.push("--no-fixtures");
-    }
-    args.extend_from_slice(extra);
-    Server::start(data, &args).await
+    let args = [
+        &["--nats-stream", stream, "--nats-replicas", "1", "--log", "info"],
+        extra,
+    ]
+    .concat();
+    start_node(data, cluster, fixtures, &args).await
 }
 
 /// The `key=value` fields of the first line of `log` that contains `message`.
