@@ -995,6 +995,15 @@ async fn follow(
                     }
                     Err(e) => {
                         set_error(Some(format!("copying sequences {first} to {last}: {e}")));
+                        // sled keeps its first I/O error (a full disk) until it is opened
+                        // again: reopen the copy before trying again, from what it holds.
+                        if let Err(e) = mirror.recover().await {
+                            set_error(Some(format!(
+                                "copying sequences {first} to {last}: reopening this node's copy: {e}"
+                            )));
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        tx.send_replace(mirror.head().unwrap_or(head));
                         break;
                     }
                 }
