@@ -354,6 +354,16 @@ impl Server {
     pub fn kill(&mut self) -> ExitStatus {
         self.child.kill()
     }
+
+    /// Kills the server with SIGKILL and returns all it wrote on stderr: the reader is
+    /// waited for, and it ends once the pipe closes with the process.
+    pub fn kill_and_read_stderr(mut self) -> String {
+        self.kill();
+        if let Some(reading) = self.stderr_read.take() {
+            let _ = reading.join();
+        }
+        self.stderr()
+    }
 }
 
 /// A SYNTHETIC release input with one observation.

@@ -3,26 +3,16 @@
 //! included.
 
 use std::ffi::OsStr;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::proc_support::Server;
 
-/// Everything `serve` wrote on stderr: the pipe is read to its end once the process is
-/// killed, so this kills it and waits (bounded) for the reader.
-async fn stderr_after_kill(mut server: Server) -> String {
+/// Everything `serve` wrote on stderr, after one request, once it is killed.
+async fn stderr_after_kill(server: Server) -> String {
     // A request, so that the log has more than the start-up lines.
     server.query("{ ledger { revision } }", json!({})).await;
-    server.kill();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = server.stderr();
-        if !text.is_empty() || Instant::now() >= deadline {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.kill_and_read_stderr()
 }
 
 /// Text logs written to a pipe (not a terminal) have no escape codes.
