@@ -346,3 +346,99 @@ async fn a_jetstream_copy_is_kept_across_a_reopen() {
     let head = store.append(records_after(head, 1), head).await.unwrap();
     assert_eq!(head.revision, 5);
 }
+
+/// A copy whose appends fail while `fail` is set, as sled's do on a full disk, counting the
+/// times the follower reopens it.
+struct RefusingCopy {
+    inner: super::MemoryStore,
+    fail: std::sync::atomic::AtomicBool,
+    reopened: std::sync::atomic::AtomicUsize,
+}
+
+impl LogStore for RefusingCopy {
+    fn head(&self) -> Result<Head, StoreError> {
+        self.inner.head()
+    }
+
+    fn append(&self, records: Vec<Record>, expected: Head) -> super::BoxFuture<'_, Result<Head, StoreError>> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::io("No space left on device (injected)")) });
+        }
+        self.inner.append(records, expected)
+    }
+
+    fn flush(&self) -> super::BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.flush()
+    }
+
+    fn recover(&self) -> super::BoxFuture<'_, Result<(), StoreError>> {
+        self.reopened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.recover()
+    }
+
+    fn scan(&self, from: u64) -> super::RecordIter<'_> {
+        self.inner.scan(from)
+    }
+
+    fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(revision)
+    }
+
+    fn rebuild_derived(&self, head: Head) -> Result<(), StoreError> {
+        self.inner.rebuild_derived(head)
+    }
+
+    fn tree(&self) -> &crate::tlog::TreeLock {
+        self.inner.tree()
+    }
+}
+
+/// A JetStream node whose copy refuses writes (a full disk): the write it was asked for is
+/// on the stream but not acknowledged, readiness names the copy and the sequences it
+/// refused, and the follower reopens the copy and tries again. Once the copy takes writes,
+/// the node catches up by itself, readiness clears and writes go on.
+#[tokio::test]
+async fn a_jetstream_copy_that_refuses_writes_is_reported_reopened_and_caught_up() {
+    use super::jetstream::test_server;
+    use std::sync::atomic::Ordering;
+    let copy = std::sync::Arc::new(RefusingCopy {
+        inner: super::MemoryStore::new(),
+        fail: true.into(),
+        reopened: 0.into(),
+    });
+    let mut config = super::JetStreamConfig::new(&test_server::url(), &format!("T{}", uuid::Uuid::new_v4().simple()));
+    config.timeout = std::time::Duration::from_secs(1);
+    let connection = super::JetStreamStore::connect(&config, None).await.unwrap();
+    let (store, _) = connection.follow_into(copy.clone(), false).await.unwrap();
+    assert_eq!(store.unavailable(), None);
+
+    let records = records_after(Head::default(), 2);
+    let err = store.append(records.clone(), Head::default()).await.unwrap_err();
+    assert!(err.to_string().contains("No space left on device (injected)"), "{err}");
+    let why = store.unavailable().expect("readiness names the refusing copy");
+    assert!(
+        why.contains("copy of the JetStream stream") && why.contains("refused sequences 1 to 2"),
+        "{why}"
+    );
+    assert!(
+        copy.reopened.load(Ordering::SeqCst) > 0,
+        "the follower reopens the copy"
+    );
+    assert_eq!(store.head().unwrap(), Head::default(), "nothing is in the copy yet");
+
+    copy.fail.store(false, Ordering::SeqCst);
+    let mut head = store.watch_head().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), head.wait_for(|h| h.revision >= 2))
+        .await
+        .expect("the node catches up once the copy takes writes")
+        .unwrap();
+    assert_eq!(store.unavailable(), None, "readiness clears");
+    let got: Vec<_> = scanned(&store, 1).into_iter().map(|(_, bytes)| bytes).collect();
+    let want: Vec<_> = records.iter().map(|r| r.bytes.clone()).collect();
+    assert_eq!(got, want, "the copy holds what the stream holds");
+    let last = Head {
+        revision: 2,
+        hash: records[1].hash,
+    };
+    assert_eq!(store.append(records_after(last, 1), last).await.unwrap().revision, 3);
+}

@@ -16,9 +16,10 @@
 //!   a failure between two of them leaves the first ones in the log (reported as an error,
 //!   like a sled flush that failed after the write). The ledger's writer never asks for more
 //!   than [`LogStore::max_batch`] records at once, so its groups stay atomic.
-//! - **Reads** (`head`, `scan`, `get`, `tree`) are served from an in-memory copy of the
-//!   stream (a [`MemoryStore`]) that a follower task fills in sequence order from an ordered
-//!   push consumer. An append returns only once that copy holds the records it published
+//! - **Reads** (`head`, `scan`, `get`, `tree`) are served from this node's copy of the
+//!   stream (a [`SledStore`] under the data directory, checked against the stream at start;
+//!   a [`MemoryStore`] without one) that a follower task fills in sequence order from an
+//!   ordered push consumer. An append returns only once that copy holds the records it published
 //!   (read-your-writes on this node); records published by other nodes arrive the same way
 //!   and are announced through [`LogStore::watch_head`].
 //! - **Durability**: JetStream acknowledges a batch once a quorum of the stream's replicas
@@ -27,7 +28,8 @@
 //!   ledger's writer refuses writes until [`LogStore::recover`] reaches the stream again.
 //! - **Readiness**: a probe asks for the stream's info every [`PROBE_EVERY`]; while it gets
 //!   no answer within the timeout, or a stream without a leader, [`LogStore::unavailable`]
-//!   says so and `/readyz` answers 503, on a node that is not writing too.
+//!   says so and `/readyz` answers 503, on a node that is not writing too. So it does while
+//!   the copy refuses the follower's writes (a full disk): the node falls behind the stream.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,6 +102,9 @@ pub struct JetStreamStore {
     head: watch::Receiver<Head>,
     /// Why the follower stopped or last failed, for error messages.
     follower_error: Arc<Mutex<Option<String>>>,
+    /// Why the copy refused the follower's last write (a full disk, say); `None` once it
+    /// takes one. Readiness reports it: the node falls behind the stream meanwhile.
+    copy_failure: Arc<Mutex<Option<String>>>,
     /// Tells the follower to make its consumer again: a wait for it timed out (a consumer
     /// on a server that went away is otherwise noticed only after missed heartbeats).
     kick: Arc<tokio::sync::Notify>,
@@ -246,6 +251,15 @@ impl Connection {
             }
             None => Arc::new(MemoryStore::new()),
         };
+        self.follow_into(mirror, feed).await
+    }
+
+    /// [`Connection::follow`] with the copy kept in `mirror`, which holds [`Connection::local`].
+    pub(super) async fn follow_into(
+        self,
+        mirror: Arc<dyn LogStore>,
+        feed: bool,
+    ) -> Result<(JetStreamStore, Option<Feed>), StoreError> {
         let head = mirror.head()?;
         if head != self.local {
             return Err(io(format!(
@@ -261,15 +275,19 @@ impl Connection {
         };
         let (tx, head_rx) = watch::channel(head);
         let follower_error = Arc::new(Mutex::new(None));
+        let copy_failure = Arc::new(Mutex::new(None));
         let kick = Arc::new(tokio::sync::Notify::new());
         let follower = tokio::spawn(follow(
-            self.client.clone(),
-            self.stream,
-            self.subject.clone(),
-            mirror.clone(),
-            tx,
-            follower_error.clone(),
-            kick.clone(),
+            Follower {
+                client: self.client.clone(),
+                stream: self.stream,
+                subject: self.subject.clone(),
+                mirror: mirror.clone(),
+                tx,
+                error: follower_error.clone(),
+                copy_failure: copy_failure.clone(),
+                kick: kick.clone(),
+            },
             feed,
         ));
         let probe_failure = Arc::new(Mutex::new(None));
@@ -304,6 +322,7 @@ impl Connection {
             mirror,
             head: head_rx,
             follower_error,
+            copy_failure,
             kick,
             follower,
         };
@@ -871,21 +890,39 @@ enum BatchEnd {
     Failed(String),
 }
 
+/// What the follower task works with.
+struct Follower {
+    client: async_nats::Client,
+    stream: jetstream::stream::Stream,
+    subject: String,
+    /// This node's copy of the stream.
+    mirror: Arc<dyn LogStore>,
+    /// The copy's head, sent after each batch it stores.
+    tx: watch::Sender<Head>,
+    /// Why following last failed, for error messages.
+    error: Arc<Mutex<Option<String>>>,
+    /// Why the copy last refused a batch, for readiness.
+    copy_failure: Arc<Mutex<Option<String>>>,
+    /// Make the consumer again.
+    kick: Arc<tokio::sync::Notify>,
+}
+
 /// Reads the stream into `mirror` in sequence order, for as long as the store lives: an
 /// ordered push consumer from the copy's head on, made again after any failure. Messages that
 /// have arrived are stored in batches. `feed`, if any, gets a copy of each record up to its
 /// revision once it is stored.
-#[allow(clippy::too_many_arguments)]
-async fn follow(
-    client: async_nats::Client,
-    stream: jetstream::stream::Stream,
-    subject: String,
-    mirror: Arc<dyn LogStore>,
-    tx: watch::Sender<Head>,
-    error: Arc<Mutex<Option<String>>>,
-    kick: Arc<tokio::sync::Notify>,
-    mut feed: Option<FeedSender>,
-) {
+async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
+    let Follower {
+        client,
+        stream,
+        subject,
+        mirror,
+        tx,
+        error,
+        copy_failure,
+        kick,
+    } = follower;
+    let name = stream.cached_info().config.name.clone();
     let set_error = |e: Option<String>| {
         if let Some(e) = &e {
             tracing::warn!(error = %e, "following the JetStream stream");
@@ -992,9 +1029,23 @@ async fn follow(
                 match mirror.append(records, head).await {
                     Ok(new_head) => {
                         tx.send_replace(new_head);
+                        if copy_failure
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take()
+                            .is_some()
+                        {
+                            tracing::info!(stream = %name, revision = new_head.revision, "this node's copy of the stream takes writes again");
+                        }
                     }
                     Err(e) => {
                         set_error(Some(format!("copying sequences {first} to {last}: {e}")));
+                        *copy_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!(
+                            "this node's copy of the JetStream stream {name} refused sequences {first} to {last} ({e}): \
+                             the node serves revision {} and falls behind the stream until the copy takes writes \
+                             again (tried again every 0.1 to 1 s)",
+                            head.revision
+                        ));
                         // sled keeps its first I/O error (a full disk) until it is opened
                         // again: reopen the copy before trying again, from what it holds.
                         if let Err(e) = mirror.recover().await {
@@ -1092,10 +1143,12 @@ impl LogStore for JetStreamStore {
     }
 
     fn unavailable(&self) -> Option<String> {
-        self.probe_failure
+        let probe = self
+            .probe_failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        probe.or_else(|| self.copy_failure.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 }
 
