@@ -347,12 +347,27 @@ async fn a_jetstream_copy_is_kept_across_a_reopen() {
     assert_eq!(head.revision, 5);
 }
 
-/// A copy whose appends fail while `fail` is set, as sled's do on a full disk, counting the
-/// times the follower reopens it.
+/// A copy whose appends fail while `fail` is set, or once when they reach `fail_once_at`,
+/// as sled's do on a full disk; reopened (`recover`), it keeps only the records up to
+/// `durable`, as a sled copy keeps only what reached its disk. Counts the reopenings.
 struct RefusingCopy {
     inner: super::MemoryStore,
     fail: std::sync::atomic::AtomicBool,
+    fail_once_at: std::sync::atomic::AtomicU64,
+    durable: std::sync::atomic::AtomicU64,
     reopened: std::sync::atomic::AtomicUsize,
+}
+
+impl RefusingCopy {
+    fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(RefusingCopy {
+            inner: super::MemoryStore::new(),
+            fail: false.into(),
+            fail_once_at: u64::MAX.into(),
+            durable: u64::MAX.into(),
+            reopened: 0.into(),
+        })
+    }
 }
 
 impl LogStore for RefusingCopy {
@@ -361,7 +376,16 @@ impl LogStore for RefusingCopy {
     }
 
     fn append(&self, records: Vec<Record>, expected: Head) -> super::BoxFuture<'_, Result<Head, StoreError>> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+        use std::sync::atomic::Ordering;
+        let reaches = records.last().map_or(0, |r| r.revision);
+        let once = self.fail_once_at.load(Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst)
+            || (reaches >= once
+                && self
+                    .fail_once_at
+                    .compare_exchange(once, u64::MAX, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok())
+        {
             return Box::pin(async { Err(StoreError::io("No space left on device (injected)")) });
         }
         self.inner.append(records, expected)
@@ -372,7 +396,9 @@ impl LogStore for RefusingCopy {
     }
 
     fn recover(&self) -> super::BoxFuture<'_, Result<(), StoreError>> {
-        self.reopened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        use std::sync::atomic::Ordering;
+        self.reopened.fetch_add(1, Ordering::SeqCst);
+        self.inner.truncate(self.durable.load(Ordering::SeqCst));
         self.inner.recover()
     }
 
@@ -393,25 +419,28 @@ impl LogStore for RefusingCopy {
     }
 }
 
+/// A config for a fresh stream on the test server, with a short timeout.
+fn fresh_stream() -> super::JetStreamConfig {
+    let mut config = super::JetStreamConfig::new(
+        &super::jetstream::test_server::url(),
+        &format!("T{}", uuid::Uuid::new_v4().simple()),
+    );
+    config.timeout = std::time::Duration::from_secs(1);
+    config
+}
+
 /// A JetStream node whose copy refuses writes (a full disk): the write it was asked for is
 /// on the stream but not acknowledged, readiness names the copy and the sequences it
 /// refused, and the follower reopens the copy and tries again. Once the copy takes writes,
 /// the node catches up by itself, readiness clears and writes go on.
 #[tokio::test]
 async fn a_jetstream_copy_that_refuses_writes_is_reported_reopened_and_caught_up() {
-    use super::jetstream::test_server;
     use std::sync::atomic::Ordering;
-    let copy = std::sync::Arc::new(RefusingCopy {
-        inner: super::MemoryStore::new(),
-        fail: true.into(),
-        reopened: 0.into(),
-    });
-    let mut config = super::JetStreamConfig::new(&test_server::url(), &format!("T{}", uuid::Uuid::new_v4().simple()));
-    config.timeout = std::time::Duration::from_secs(1);
-    let connection = super::JetStreamStore::connect(&config, None).await.unwrap();
+    let copy = RefusingCopy::new();
+    copy.fail.store(true, Ordering::SeqCst);
+    let connection = super::JetStreamStore::connect(&fresh_stream(), None).await.unwrap();
     let (store, _) = connection.follow_into(copy.clone(), false).await.unwrap();
     assert_eq!(store.unavailable(), None);
-
     let records = records_after(Head::default(), 2);
     let err = store.append(records.clone(), Head::default()).await.unwrap_err();
     assert!(err.to_string().contains("No space left on device (injected)"), "{err}");
@@ -441,4 +470,100 @@ async fn a_jetstream_copy_that_refuses_writes_is_reported_reopened_and_caught_up
         hash: records[1].hash,
     };
     assert_eq!(store.append(records_after(last, 1), last).await.unwrap().revision, 3);
+}
+
+/// A copy reopened after a failed write keeps only what reached its disk (sled's last half
+/// second can be missing). The node's head never goes back, so its ledger, which has
+/// applied those revisions, is not told the log shrank (that poisoned it for good): the
+/// copy fetches what it lost, the node applies the other node's write and writes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_lost_unflushed_records_is_refilled_without_going_back() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let config = fresh_stream();
+    let copy = RefusingCopy::new();
+    let connection = super::JetStreamStore::connect(&config, None).await.unwrap();
+    let (store, _) = connection.follow_into(copy.clone(), false).await.unwrap();
+    let (ledger, _) = crate::Ledger::open(std::sync::Arc::new(store), Default::default()).unwrap();
+    for i in 0..3 {
+        let mut dataset = crate::generate::dataset();
+        dataset.id = format!("DS_LEDGER_{i}");
+        ledger.define_dataset(dataset, "test").await.unwrap();
+    }
+    let head = ledger.log().head().unwrap();
+    assert_eq!(head.revision, 3);
+
+    // Another node writes revision 4; this node's copy refuses it and, reopened, holds
+    // revision 1 only.
+    copy.durable.store(1, Ordering::SeqCst);
+    copy.fail.store(true, Ordering::SeqCst);
+    let other = super::JetStreamStore::open(&config).await.unwrap();
+    other.append(records_after(head, 1), head).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while copy.reopened.load(Ordering::SeqCst) == 0 || copy.head().unwrap().revision != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the copy is not reopened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ledger.log().head().unwrap(), head, "the node's head does not go back");
+    assert!(ledger.health().degraded, "readiness reports the copy");
+    // A snapshot now would cover more than the copy holds: the flush before it says so.
+    let err = ledger.flush().await.unwrap_err().to_string();
+    assert!(err.contains("holds revision 1, behind the revision 3"), "{err}");
+
+    copy.fail.store(false, Ordering::SeqCst);
+    while ledger.read().head().revision < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other node's write is not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let health = ledger.health();
+    assert!(!health.degraded && health.writable, "{:?}", health.reason);
+    let mut dataset = crate::generate::dataset();
+    dataset.id = "DS_LEDGER_AFTER".into();
+    assert_eq!(ledger.define_dataset(dataset, "test").await.unwrap().revision, 5);
+    let theirs: Vec<_> = other.read_range(1, None).map(|r| r.unwrap()).collect().await;
+    let ours = scanned(copy.as_ref(), 1);
+    assert_eq!(ours.len(), 5);
+    assert_eq!(ours[..4], theirs[..4], "the copy holds the stream");
+}
+
+/// The start-up feed hands each revision once and in order, even when the copy fails a
+/// write halfway through the download and, reopened, lost part of what it had fed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_feed_hands_each_revision_once_across_a_copy_failure() {
+    use std::sync::atomic::Ordering;
+    let config = fresh_stream();
+    let writer = super::JetStreamStore::open(&config).await.unwrap();
+    let mut head = Head::default();
+    for _ in 0..6 {
+        let records = records_after(head, 200);
+        head = writer.append(records, head).await.unwrap();
+    }
+    let copy = RefusingCopy::new();
+    copy.fail_once_at.store(900, Ordering::SeqCst);
+    copy.durable.store(300, Ordering::SeqCst);
+    let connection = super::JetStreamStore::connect(&config, None).await.unwrap();
+    assert_eq!(connection.last, 1200);
+    let (store, feed) = connection.follow_into(copy.clone(), true).await.unwrap();
+    let feed = feed.expect("the stream is fed to the start-up fold");
+    let fed = tokio::task::spawn_blocking(move || feed.map(|r| r.map(|(revision, _)| revision)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.reopened.load(Ordering::SeqCst),
+        1,
+        "the copy failed once and was reopened"
+    );
+    let fed: Vec<u64> = fed.into_iter().map(|r| r.unwrap()).collect();
+    let out_of_order = fed.iter().zip(1u64..).find(|(got, want)| **got != *want);
+    assert!(
+        out_of_order.is_none() && fed.len() == 1200,
+        "{} revisions fed; the first out of order (fed, due): {out_of_order:?}",
+        fed.len()
+    );
+    let mut watch = store.watch_head().unwrap();
+    watch.wait_for(|h| h.revision >= 1200).await.unwrap();
+    assert_eq!(copy.head().unwrap(), head, "the copy refetched what it lost");
 }

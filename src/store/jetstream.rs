@@ -362,9 +362,20 @@ impl Iterator for Feed {
         let got = self
             .runtime
             .block_on(async move { tokio::time::timeout(timeout, receiver.recv()).await });
-        if let Ok(Some(record)) = got {
-            self.next = record.0 + 1;
-            return Some(Ok(record));
+        match got {
+            Ok(Some(record)) if record.0 == self.next => {
+                self.next = record.0 + 1;
+                return Some(Ok(record));
+            }
+            // The follower hands each revision once, in order: anything else is a bug.
+            Ok(Some(record)) => {
+                self.failed = true;
+                return Some(Err(io(format!(
+                    "reading the JetStream stream {}: revision {} was handed over where {} was due",
+                    self.stream, record.0, self.next
+                ))));
+            }
+            _ => {}
         }
         self.failed = true;
         let problem = match &*self.follower_error.lock().unwrap_or_else(PoisonError::into_inner) {
@@ -929,8 +940,14 @@ async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
         }
         *error.lock().unwrap_or_else(PoisonError::into_inner) = e;
     };
+    // What the copy holds. The head announced on `tx` never goes back, but the copy can: a
+    // copy reopened after a failed write (a full disk) holds only what reached its disk, and
+    // what it lost is fetched again without being announced (or fed) a second time.
+    let mut copied = *tx.borrow();
+    // The last revision handed to the feed.
+    let mut fed_upto = copied.revision;
     loop {
-        let head = *tx.borrow();
+        let head = copied;
         let config = consumer::push::OrderedConfig {
             deliver_subject: client.new_inbox(),
             filter_subject: subject.clone(),
@@ -981,7 +998,7 @@ async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
                     }
                 }
             }
-            let head = *tx.borrow();
+            let head = copied;
             let mut records = Vec::with_capacity(batch.len());
             for message in batch {
                 let sequence = match message.info() {
@@ -1020,7 +1037,7 @@ async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
                 let fed: Vec<(u64, Vec<u8>)> = match &feed {
                     Some((upto, _)) => records
                         .iter()
-                        .filter(|r| r.revision <= *upto)
+                        .filter(|r| r.revision > fed_upto && r.revision <= *upto)
                         .map(|r| (r.revision, r.bytes.clone()))
                         .collect(),
                     None => Vec::new(),
@@ -1028,12 +1045,17 @@ async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
                 let (first, last) = (records[0].revision, records[records.len() - 1].revision);
                 match mirror.append(records, head).await {
                     Ok(new_head) => {
-                        tx.send_replace(new_head);
-                        if copy_failure
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .take()
-                            .is_some()
+                        copied = new_head;
+                        let announced = tx.borrow().revision;
+                        if new_head.revision > announced {
+                            tx.send_replace(new_head);
+                        }
+                        if new_head.revision >= announced
+                            && copy_failure
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .take()
+                                .is_some()
                         {
                             tracing::info!(stream = %name, revision = new_head.revision, "this node's copy of the stream takes writes again");
                         }
@@ -1044,7 +1066,7 @@ async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
                             "this node's copy of the JetStream stream {name} refused sequences {first} to {last} ({e}): \
                              the node serves revision {} and falls behind the stream until the copy takes writes \
                              again (tried again every 0.1 to 1 s)",
-                            head.revision
+                            tx.borrow().revision
                         ));
                         // sled keeps its first I/O error (a full disk) until it is opened
                         // again: reopen the copy before trying again, from what it holds.
@@ -1054,17 +1076,34 @@ async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
                             )));
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
-                        tx.send_replace(mirror.head().unwrap_or(head));
+                        match mirror.head() {
+                            Ok(now) => {
+                                if now.revision < head.revision {
+                                    tracing::warn!(
+                                        stream = %name,
+                                        from = now.revision + 1,
+                                        to = head.revision,
+                                        "this node's copy lost records that had not reached its disk: fetching them again"
+                                    );
+                                }
+                                copied = now;
+                            }
+                            Err(e) => set_error(Some(format!(
+                                "copying sequences {first} to {last}: reading the head of this node's copy: {e}"
+                            ))),
+                        }
                         break;
                     }
                 }
                 if let Some((upto, sender)) = &feed {
                     let mut gone = false;
                     for record in fed {
+                        let revision = record.0;
                         gone = sender.send(record).await.is_err();
                         if gone {
                             break;
                         }
+                        fed_upto = revision;
                     }
                     if gone || last >= *upto {
                         feed = None;
@@ -1102,8 +1141,30 @@ impl LogStore for JetStreamStore {
     }
 
     fn flush_all(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        // The copy, for the next start (the follower stores it without waiting for the disk).
-        self.mirror.flush()
+        // The copy, for the next start (the follower stores it without waiting for the disk),
+        // once it holds all the node has served: a copy reopened after a failed write may be
+        // fetching again what it lost, and a snapshot must not cover more than it holds.
+        Box::pin(async move {
+            let served = self.mirror_head().revision;
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            loop {
+                let held = self.mirror.head()?.revision;
+                if held >= served {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(io(format!(
+                        "this node's copy of the JetStream stream {} holds revision {held}, behind the revision \
+                         {served} the node serves, after {:?}{}",
+                        self.stream,
+                        self.timeout,
+                        self.follower_problem()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.mirror.flush().await
+        })
     }
 
     fn recover(&self) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -19,6 +19,16 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Drops the records after `revision`, as a store reopened from a disk that did not get
+    /// them would (for fault-injection tests).
+    #[cfg(test)]
+    pub(crate) fn truncate(&self, revision: u64) {
+        let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
+        records.truncate(revision as usize);
+        let leaves = records.iter().map(|r| leaf_of_record(r)).collect();
+        *self.tree.write().unwrap_or_else(PoisonError::into_inner) = MerkleTree::from_leaves(leaves);
+    }
+
     fn records(&self) -> std::sync::RwLockReadGuard<'_, Vec<Vec<u8>>> {
         self.records.read().unwrap_or_else(PoisonError::into_inner)
     }
