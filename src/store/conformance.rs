@@ -425,7 +425,7 @@ fn fresh_stream() -> super::JetStreamConfig {
         &super::jetstream::test_server::url(),
         &format!("T{}", uuid::Uuid::new_v4().simple()),
     );
-    config.timeout = std::time::Duration::from_secs(1);
+    config.timeout = std::time::Duration::from_secs(2);
     config
 }
 
