@@ -567,3 +567,26 @@ async fn the_start_up_feed_hands_each_revision_once_across_a_copy_failure() {
     watch.wait_for(|h| h.revision >= 1200).await.unwrap();
     assert_eq!(copy.head().unwrap(), head, "the copy refetched what it lost");
 }
+
+/// Records the follower has stored in the copy but not announced yet are not read: a scan
+/// ends at the announced head and `get` past it finds nothing, so no reader (a
+/// verification of the whole log, say) sees a log longer than the head it is told.
+#[tokio::test]
+async fn a_jetstream_store_reads_its_copy_up_to_the_announced_head_only() {
+    let copy = RefusingCopy::new();
+    let connection = super::JetStreamStore::connect(&fresh_stream(), None).await.unwrap();
+    let (store, _) = connection.follow_into(copy.clone(), false).await.unwrap();
+    let head = store
+        .append(records_after(Head::default(), 2), Head::default())
+        .await
+        .unwrap();
+    // As the follower does, just before it announces revision 3.
+    copy.inner.append(records_after(head, 1), head).await.unwrap();
+    assert_eq!(store.head().unwrap(), head);
+    let revisions: Vec<u64> = scanned(&store, 1).into_iter().map(|(revision, _)| revision).collect();
+    assert_eq!(revisions, [1, 2]);
+    assert_eq!(store.get(3).unwrap(), None);
+    assert!(store.get(2).unwrap().is_some());
+    let read: Vec<_> = store.read_range(2, None).collect().await;
+    assert_eq!(read.len(), 1);
+}

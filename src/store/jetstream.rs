@@ -1176,10 +1176,21 @@ impl LogStore for JetStreamStore {
     }
 
     fn scan(&self, from: u64) -> RecordIter<'_> {
-        self.mirror.scan(from)
+        // Up to the head announced when the scan starts: the follower stores a batch in the
+        // copy just before it announces it, and a reader must not see a log longer than the
+        // head it is told (a verification would call that damage).
+        let upto = self.mirror_head().revision;
+        Box::new(
+            self.mirror
+                .scan(from)
+                .take_while(move |r| r.as_ref().map_or(true, |(revision, _)| *revision <= upto)),
+        )
     }
 
     fn get(&self, revision: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        if revision > self.mirror_head().revision {
+            return Ok(None);
+        }
         self.mirror.get(revision)
     }
 
