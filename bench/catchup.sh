@@ -28,15 +28,11 @@ need curl "Debian package curl"
 bench_bin
 
 rm -rf "$WORK" && mkdir -p "$WORK"
-"$NATS" -a 127.0.0.1 -p "$PORT" -m $((PORT + 1)) -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
-NATS_PID=$!
+NATS_PID=
 NODE=
 trap 'kill $NODE $NATS_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$((PORT + 1))/healthz?js-enabled-only=true" >/dev/null && break
-  sleep 0.2
-done
-URL="nats://127.0.0.1:$PORT"
+start_nats "$PORT"
+URL=$NATS_URL
 
 # start DATA_DIR HEAD [serve flags...]: launches `serve` under /usr/bin/time -v, sets SECS to
 # the seconds until /readyz says 200 at revision HEAD, stops it with SIGTERM (which writes the

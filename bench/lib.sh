@@ -1,4 +1,4 @@
-# Shared by bench/mixed.sh, bench/reads-during-writes.sh and bench/import.sh (sourced, not run).
+# Shared by the bench scripts (sourced, not run).
 
 need() { command -v "$1" >/dev/null || { echo "$1 is needed: $2" >&2; exit 1; }; }
 
@@ -93,6 +93,17 @@ start_nats() {
     sleep 0.2
   done
   NATS_URL="nats://127.0.0.1:$1"
+}
+
+# fresh_nats_and_data: an empty $WORK, a nats-server on $NATS_PORT (start_nats), and
+# RELEASES x PER_RELEASE in both stores (sled_and_stream); the server and any node started
+# with start_server are stopped at exit.
+fresh_nats_and_data() {
+  rm -rf "$WORK" && mkdir -p "$WORK"
+  NATS_PID=
+  trap 'stop_server; kill $NATS_PID 2>/dev/null || true' EXIT
+  start_nats "$NATS_PORT"
+  sled_and_stream "$RELEASES" "$PER_RELEASE"
 }
 
 # sled_and_stream RELEASES PER_RELEASE: the same generated file imported into a sled store

@@ -26,11 +26,7 @@ need callgrind_control "apt-get install valgrind"
 need "$NATS" "bash .ci/setup installs nats-server 2.15.1"
 bench_bin
 
-rm -rf "$WORK" && mkdir -p "$WORK"
-NATS_PID=
-trap 'stop_server; kill $NATS_PID 2>/dev/null || true' EXIT
-start_nats "$NATS_PORT"
-sled_and_stream "$RELEASES" "$PER_RELEASE"
+fresh_nats_and_data
 
 MID=$(python3 -c "m=1990*12+$RELEASES//2; print(f'{m//12}-{m%12+1:02d}')")
 QUERIES=(

@@ -28,11 +28,7 @@ need wrk "apt-get install wrk"
 need "$NATS" "bash .ci/setup installs nats-server 2.15.1"
 bench_bin
 
-rm -rf "$WORK" && mkdir -p "$WORK"
-NATS_PID=
-trap 'stop_server; kill $NATS_PID 2>/dev/null || true' EXIT
-start_nats "$NATS_PORT"
-sled_and_stream "$RELEASES" "$PER_RELEASE"
+fresh_nats_and_data
 JS_ARGS=(--store jetstream --nats-url "$NATS_URL")
 
 cat >"$WORK/post.lua" <<'LUA'

@@ -537,8 +537,7 @@ async fn open_jetstream_ledger(
         None => None,
     };
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
-    let local = connection.local.revision;
-    let (local_fold, used) = if local > 0 {
+    let (local_fold, used) = if connection.local.revision > 0 {
         let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
         let path = copy.clone();
         let folded = tokio::task::spawn_blocking(move || {
@@ -546,18 +545,18 @@ async fn open_jetstream_ledger(
         })
         .await;
         // The copy is only a cache of the stream: damaged, it is fetched again.
-        let why = match &folded {
-            Ok(Ok((prefold, _))) => prefold.damage().map(|d| format!("it is damaged at {d}")),
-            Ok(Err(e)) => Some(format!("it does not read back ({e})")),
-            Err(e) => Some(format!("the storage engine failed reading it ({e})")),
+        let folded = match folded {
+            Ok(Ok((prefold, used))) => match prefold.damage() {
+                None => Ok((prefold, used)),
+                Some(d) => Err(format!("it is damaged at {d}")),
+            },
+            Ok(Err(e)) => Err(format!("it does not read back ({e})")),
+            Err(e) => Err(format!("the storage engine failed reading it ({e})")),
         };
-        match (why, folded) {
-            (None, Ok(Ok((prefold, used)))) => (Some(prefold), used),
-            (why, _) => {
-                connection
-                    .discard_copy(&why.unwrap_or_default())
-                    .await
-                    .with_context(context)?;
+        match folded {
+            Ok((prefold, used)) => (Some(prefold), used),
+            Err(why) => {
+                connection.discard_copy(&why).await.with_context(context)?;
                 (None, false)
             }
         }
@@ -569,7 +568,8 @@ async fn open_jetstream_ledger(
         }
         (None, false)
     };
-    let local = if local_fold.is_some() { local } else { 0 };
+    // What the copy holds: nothing if it was emptied.
+    let local = connection.local.revision;
     let (store, feed) = connection.follow(true).await.with_context(context)?;
     let store = Arc::new(store);
     let prefold = tokio::task::spawn_blocking(move || {

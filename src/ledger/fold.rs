@@ -168,7 +168,6 @@ impl Fold {
                     let _ = tx.send(batch);
                 }
             });
-            let spent_tx = spent_tx;
             for mut batch in rx {
                 for decoded in &mut batch {
                     let event = match decoded {

@@ -497,7 +497,7 @@ async fn a_copy_that_lost_unflushed_records_is_refilled_without_going_back() {
     // revision 1 only.
     copy.durable.store(1, Ordering::SeqCst);
     copy.fail.store(true, Ordering::SeqCst);
-    let other = super::JetStreamStore::open(&config).await.unwrap();
+    let other = super::jetstream::test_server::open(&config, None).await.unwrap();
     other.append(records_after(head, 1), head).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while copy.reopened.load(Ordering::SeqCst) == 0 || copy.head().unwrap().revision != 1 {
@@ -535,7 +535,7 @@ async fn a_copy_that_lost_unflushed_records_is_refilled_without_going_back() {
 async fn the_start_up_feed_hands_each_revision_once_across_a_copy_failure() {
     use std::sync::atomic::Ordering;
     let config = fresh_stream();
-    let writer = super::JetStreamStore::open(&config).await.unwrap();
+    let writer = super::jetstream::test_server::open(&config, None).await.unwrap();
     let mut head = Head::default();
     for _ in 0..6 {
         let records = records_after(head, 200);

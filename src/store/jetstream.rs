@@ -220,13 +220,6 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The sled store holding this node's copy of the stream, if it keeps one on disk.
-    /// Closed until [`Connection::follow`] opens it, so that it can be read meanwhile (e.g.
-    /// through [`super::ColdScan`]) up to [`Connection::local`].
-    pub fn copy_path(&self) -> Option<&Path> {
-        self.copy.as_deref()
-    }
-
     /// Empties the copy (it was found damaged): the follower then fetches the whole stream.
     pub async fn discard_copy(&mut self, why: &str) -> Result<(), StoreError> {
         if let Some(path) = &self.copy {
@@ -453,17 +446,6 @@ async fn wipe_copy(path: &Path, why: &str) -> Result<(), StoreError> {
 }
 
 impl JetStreamStore {
-    /// Connects, creates the stream if it is missing (checks it otherwise), and reads it
-    /// whole into memory before returning.
-    pub async fn open(config: &JetStreamConfig) -> Result<JetStreamStore, StoreError> {
-        let connection = Self::connect(config, None).await?;
-        let last = connection.last;
-        let (store, _) = connection.follow(false).await?;
-        store.wait_for_progress(last).await?;
-        tracing::info!(stream = %store.stream, revision = last, "read the JetStream stream");
-        Ok(store)
-    }
-
     /// Connects, creates the stream if it is missing (checks it otherwise), and checks this
     /// node's copy of it at `copy` (`None`: the copy is kept in memory). The copy is a sled
     /// store that the follower appends to without waiting for the disk (the stream is the
@@ -596,6 +578,7 @@ impl JetStreamStore {
 
     /// Waits until the copy holds `revision`, for as long as it keeps making progress
     /// within the timeout (reading a long stream at start-up takes longer than one timeout).
+    #[cfg(test)]
     async fn wait_for_progress(&self, revision: u64) -> Result<(), StoreError> {
         let mut rx = self.head.clone();
         loop {
@@ -908,7 +891,7 @@ struct Follower {
     subject: String,
     /// This node's copy of the stream.
     mirror: Arc<dyn LogStore>,
-    /// The copy's head, sent after each batch it stores.
+    /// The head announced to the node, sent after each batch the copy stores beyond it.
     tx: watch::Sender<Head>,
     /// Why following last failed, for error messages.
     error: Arc<Mutex<Option<String>>>,
@@ -918,211 +901,235 @@ struct Follower {
     kick: Arc<tokio::sync::Notify>,
 }
 
+/// How far the follower has come.
+struct Progress {
+    /// What the copy holds. The head announced on `tx` never goes back, but the copy can: a
+    /// copy reopened after a failed write (a full disk) holds only what reached its disk,
+    /// and what it lost is fetched again without being announced (or fed) a second time.
+    copied: Head,
+    /// Where the start-up fold wants records, until it has them all or hangs up.
+    feed: Option<FeedSender>,
+    /// The last revision handed to the feed.
+    fed_upto: u64,
+}
+
 /// Reads the stream into `mirror` in sequence order, for as long as the store lives: an
 /// ordered push consumer from the copy's head on, made again after any failure. Messages that
 /// have arrived are stored in batches. `feed`, if any, gets a copy of each record up to its
 /// revision once it is stored.
-async fn follow(follower: Follower, mut feed: Option<FeedSender>) {
-    let Follower {
-        client,
-        stream,
-        subject,
-        mirror,
-        tx,
-        error,
-        copy_failure,
-        kick,
-    } = follower;
-    let name = stream.cached_info().config.name.clone();
-    let set_error = |e: Option<String>| {
-        if let Some(e) = &e {
-            tracing::warn!(error = %e, "following the JetStream stream");
-        }
-        *error.lock().unwrap_or_else(PoisonError::into_inner) = e;
+async fn follow(follower: Follower, feed: Option<FeedSender>) {
+    let copied = *follower.tx.borrow();
+    let mut progress = Progress {
+        copied,
+        feed,
+        fed_upto: copied.revision,
     };
-    // What the copy holds. The head announced on `tx` never goes back, but the copy can: a
-    // copy reopened after a failed write (a full disk) holds only what reached its disk, and
-    // what it lost is fetched again without being announced (or fed) a second time.
-    let mut copied = *tx.borrow();
-    // The last revision handed to the feed.
-    let mut fed_upto = copied.revision;
     loop {
-        let head = copied;
-        let config = consumer::push::OrderedConfig {
-            deliver_subject: client.new_inbox(),
-            filter_subject: subject.clone(),
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: head.revision + 1,
-            },
-            ..Default::default()
-        };
-        let messages = match stream.create_consumer(config).await {
-            Ok(consumer) => consumer.messages().await,
-            Err(e) => {
-                set_error(Some(format!("creating a consumer: {e}")));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
-        let mut messages = match messages {
-            Ok(messages) => messages,
-            Err(e) => {
-                set_error(Some(format!("subscribing: {e}")));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
+        let Some(mut messages) = follower.consume_from(progress.copied).await else {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
         };
         loop {
             let first = tokio::select! {
                 m = messages.next() => m,
-                () = kick.notified() => {
-                    set_error(Some("a wait for this node's copy timed out: making the consumer again".into()));
+                () = follower.kick.notified() => {
+                    follower.set_error(Some("a wait for this node's copy timed out: making the consumer again".into()));
                     break;
                 }
             };
-            let mut batch = Vec::new();
-            let mut end = None;
-            let mut next = Some(first);
-            let mut bytes = 0;
-            // The first message waited for, then whatever has arrived since.
-            while let Some(item) = next.take() {
-                match item {
-                    None => end = Some(BatchEnd::Closed),
-                    Some(Err(e)) => end = Some(BatchEnd::Failed(format!("reading: {e}"))),
-                    Some(Ok(m)) => {
-                        bytes += m.payload.len();
-                        batch.push(m);
-                        if batch.len() < FOLLOW_BATCH && bytes < FOLLOW_BATCH_BYTES {
-                            next = messages.next().now_or_never();
-                        }
-                    }
-                }
-            }
-            let head = copied;
-            let mut records = Vec::with_capacity(batch.len());
-            for message in batch {
-                let sequence = match message.info() {
-                    Ok(info) => info.stream_sequence,
-                    Err(e) => {
-                        end = Some(BatchEnd::Failed(format!("a message without its stream sequence: {e}")));
-                        break;
-                    }
-                };
-                let expected = head.revision + records.len() as u64 + 1;
-                if sequence < expected {
-                    continue;
-                }
-                if sequence != expected {
-                    end = Some(BatchEnd::Failed(format!(
-                        "sequence {sequence} follows {}: a gap in the stream",
-                        expected - 1
-                    )));
-                    break;
-                }
-                // Foreign or damaged records are kept as they are: the ledger checks the hash
-                // chain of every record it applies and refuses a broken one.
-                let bytes = message.payload.to_vec();
-                let hash = bytes
-                    .get(..32)
-                    .and_then(|h| h.try_into().ok())
-                    .map(Hash)
-                    .unwrap_or_default();
-                records.push(Record {
-                    revision: sequence,
-                    hash,
-                    bytes,
-                });
-            }
-            if !records.is_empty() {
-                let fed: Vec<(u64, Vec<u8>)> = match &feed {
-                    Some((upto, _)) => records
-                        .iter()
-                        .filter(|r| r.revision > fed_upto && r.revision <= *upto)
-                        .map(|r| (r.revision, r.bytes.clone()))
-                        .collect(),
-                    None => Vec::new(),
-                };
-                let (first, last) = (records[0].revision, records[records.len() - 1].revision);
-                match mirror.append(records, head).await {
-                    Ok(new_head) => {
-                        copied = new_head;
-                        let announced = tx.borrow().revision;
-                        if new_head.revision > announced {
-                            tx.send_replace(new_head);
-                        }
-                        if new_head.revision >= announced
-                            && copy_failure
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .take()
-                                .is_some()
-                        {
-                            tracing::info!(stream = %name, revision = new_head.revision, "this node's copy of the stream takes writes again");
-                        }
-                    }
-                    Err(e) => {
-                        set_error(Some(format!("copying sequences {first} to {last}: {e}")));
-                        *copy_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!(
-                            "this node's copy of the JetStream stream {name} refused sequences {first} to {last} ({e}): \
-                             the node serves revision {} and falls behind the stream until the copy takes writes \
-                             again (tried again every 0.1 to 1 s)",
-                            tx.borrow().revision
-                        ));
-                        // sled keeps its first I/O error (a full disk) until it is opened
-                        // again: reopen the copy before trying again, from what it holds.
-                        if let Err(e) = mirror.recover().await {
-                            set_error(Some(format!(
-                                "copying sequences {first} to {last}: reopening this node's copy: {e}"
-                            )));
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                        match mirror.head() {
-                            Ok(now) => {
-                                if now.revision < head.revision {
-                                    tracing::warn!(
-                                        stream = %name,
-                                        from = now.revision + 1,
-                                        to = head.revision,
-                                        "this node's copy lost records that had not reached its disk: fetching them again"
-                                    );
-                                }
-                                copied = now;
-                            }
-                            Err(e) => set_error(Some(format!(
-                                "copying sequences {first} to {last}: reading the head of this node's copy: {e}"
-                            ))),
-                        }
-                        break;
-                    }
-                }
-                if let Some((upto, sender)) = &feed {
-                    let mut gone = false;
-                    for record in fed {
-                        let revision = record.0;
-                        gone = sender.send(record).await.is_err();
-                        if gone {
-                            break;
-                        }
-                        fed_upto = revision;
-                    }
-                    if gone || last >= *upto {
-                        feed = None;
-                    }
-                }
-                if error.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
-                    set_error(None);
-                }
+            let (records, end) = gather(first, &mut messages, progress.copied);
+            if !records.is_empty() && !follower.store(&mut progress, records).await {
+                break;
             }
             match end {
                 None => {}
                 Some(BatchEnd::Closed) => break,
                 Some(BatchEnd::Failed(e)) => {
-                    set_error(Some(e));
+                    follower.set_error(Some(e));
                     break;
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `first` and the messages that have arrived since (up to [`FOLLOW_BATCH`] or
+/// [`FOLLOW_BATCH_BYTES`]) as records continuing `head`, skipping those it already holds;
+/// with why the batch ended early, if it did (the records before that are kept).
+fn gather<E: std::fmt::Display>(
+    first: Option<Result<jetstream::Message, E>>,
+    messages: &mut (impl futures_util::Stream<Item = Result<jetstream::Message, E>> + Unpin),
+    head: Head,
+) -> (Vec<Record>, Option<BatchEnd>) {
+    let mut records = Vec::new();
+    let (mut taken, mut bytes) = (0, 0);
+    let mut next = Some(first);
+    while let Some(item) = next.take() {
+        let message = match item {
+            None => return (records, Some(BatchEnd::Closed)),
+            Some(Err(e)) => return (records, Some(BatchEnd::Failed(format!("reading: {e}")))),
+            Some(Ok(m)) => m,
+        };
+        taken += 1;
+        bytes += message.payload.len();
+        let sequence = match message.info() {
+            Ok(info) => info.stream_sequence,
+            Err(e) => {
+                let why = format!("a message without its stream sequence: {e}");
+                return (records, Some(BatchEnd::Failed(why)));
+            }
+        };
+        let expected = head.revision + records.len() as u64 + 1;
+        if sequence > expected {
+            let why = format!("sequence {sequence} follows {}: a gap in the stream", expected - 1);
+            return (records, Some(BatchEnd::Failed(why)));
+        }
+        if sequence == expected {
+            // Foreign or damaged records are kept as they are: the ledger checks the hash
+            // chain of every record it applies and refuses a broken one.
+            let payload = message.payload.to_vec();
+            let hash = payload
+                .get(..32)
+                .and_then(|h| h.try_into().ok())
+                .map(Hash)
+                .unwrap_or_default();
+            records.push(Record {
+                revision: sequence,
+                hash,
+                bytes: payload,
+            });
+        }
+        if taken < FOLLOW_BATCH && bytes < FOLLOW_BATCH_BYTES {
+            next = messages.next().now_or_never();
+        }
+    }
+    (records, None)
+}
+
+impl Follower {
+    fn set_error(&self, e: Option<String>) {
+        if let Some(e) = &e {
+            tracing::warn!(error = %e, "following the JetStream stream");
+        }
+        *self.error.lock().unwrap_or_else(PoisonError::into_inner) = e;
+    }
+
+    fn name(&self) -> &str {
+        &self.stream.cached_info().config.name
+    }
+
+    /// An ordered push consumer from after `head` on; `None` (the failure said) if there is
+    /// none for now.
+    async fn consume_from(&self, head: Head) -> Option<consumer::push::Ordered> {
+        let config = consumer::push::OrderedConfig {
+            deliver_subject: self.client.new_inbox(),
+            filter_subject: self.subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: head.revision + 1,
+            },
+            ..Default::default()
+        };
+        let consumer = match self.stream.create_consumer(config).await {
+            Ok(consumer) => consumer,
+            Err(e) => {
+                self.set_error(Some(format!("creating a consumer: {e}")));
+                return None;
+            }
+        };
+        match consumer.messages().await {
+            Ok(messages) => Some(messages),
+            Err(e) => {
+                self.set_error(Some(format!("subscribing: {e}")));
+                None
+            }
+        }
+    }
+
+    /// Stores `records` (continuing the copy) in the copy, announces the new head if it is
+    /// beyond the announced one, and feeds them. False when the copy refused them: it has
+    /// been reopened, and the consumer must be made again from what it holds.
+    async fn store(&self, progress: &mut Progress, records: Vec<Record>) -> bool {
+        let fed: Vec<(u64, Vec<u8>)> = match &progress.feed {
+            Some((upto, _)) => records
+                .iter()
+                .filter(|r| r.revision > progress.fed_upto && r.revision <= *upto)
+                .map(|r| (r.revision, r.bytes.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let (first, last) = (records[0].revision, records[records.len() - 1].revision);
+        match self.mirror.append(records, progress.copied).await {
+            Ok(new_head) => {
+                progress.copied = new_head;
+                let announced = self.tx.borrow().revision;
+                if new_head.revision > announced {
+                    self.tx.send_replace(new_head);
+                }
+                let mut failure = self.copy_failure.lock().unwrap_or_else(PoisonError::into_inner);
+                if new_head.revision >= announced && failure.take().is_some() {
+                    tracing::info!(stream = %self.name(), revision = new_head.revision, "this node's copy of the stream takes writes again");
+                }
+            }
+            Err(e) => {
+                self.copy_refused(progress, e, first, last).await;
+                return false;
+            }
+        }
+        if let Some((upto, sender)) = &progress.feed {
+            let mut gone = false;
+            for record in fed {
+                let revision = record.0;
+                gone = sender.send(record).await.is_err();
+                if gone {
+                    break;
+                }
+                progress.fed_upto = revision;
+            }
+            if gone || last >= *upto {
+                progress.feed = None;
+            }
+        }
+        if self.error.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+            self.set_error(None);
+        }
+        true
+    }
+
+    /// The copy refused sequences `first` to `last`: says so (readiness too), and reopens
+    /// it, since sled keeps its first I/O error (a full disk) until it is opened again. The
+    /// reopened copy holds what reached its disk, from which the follower goes on.
+    async fn copy_refused(&self, progress: &mut Progress, e: StoreError, first: u64, last: u64) {
+        self.set_error(Some(format!("copying sequences {first} to {last}: {e}")));
+        *self.copy_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!(
+            "this node's copy of the JetStream stream {} refused sequences {first} to {last} ({e}): \
+             the node serves revision {} and falls behind the stream until the copy takes writes \
+             again (tried again every 0.1 to 1 s)",
+            self.name(),
+            self.tx.borrow().revision
+        ));
+        if let Err(e) = self.mirror.recover().await {
+            self.set_error(Some(format!(
+                "copying sequences {first} to {last}: reopening this node's copy: {e}"
+            )));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        match self.mirror.head() {
+            Ok(now) => {
+                if now.revision < progress.copied.revision {
+                    tracing::warn!(
+                        stream = %self.name(),
+                        from = now.revision + 1,
+                        to = progress.copied.revision,
+                        "this node's copy lost records that had not reached its disk: fetching them again"
+                    );
+                }
+                progress.copied = now;
+            }
+            Err(e) => self.set_error(Some(format!(
+                "copying sequences {first} to {last}: reading the head of this node's copy: {e}"
+            ))),
+        }
     }
 }
 
@@ -1317,24 +1324,30 @@ pub(crate) mod test_server {
         }
     }
 
+    /// A store over the stream `config` names (created if missing), keeping its copy at
+    /// `copy` (`None`: in memory), once the copy holds the whole stream.
+    pub async fn open(
+        config: &super::JetStreamConfig,
+        copy: Option<&std::path::Path>,
+    ) -> Result<super::JetStreamStore, super::StoreError> {
+        let connection = super::JetStreamStore::connect(config, copy).await?;
+        let last = connection.last;
+        let (store, _) = connection.follow(false).await?;
+        store.wait_for_progress(last).await?;
+        Ok(store)
+    }
+
     /// A fresh stream on the shared server.
     pub async fn store() -> super::JetStreamStore {
         let name = format!("T{}", uuid::Uuid::new_v4().simple());
-        super::JetStreamStore::open(&super::JetStreamConfig::new(&url(), &name))
-            .await
-            .unwrap()
+        open(&super::JetStreamConfig::new(&url(), &name), None).await.unwrap()
     }
 
-    /// A store over stream `name` keeping its copy at `copy`, once the copy holds the
-    /// whole stream.
+    /// A store over stream `name` keeping its copy at `copy`.
     pub async fn store_over(name: &str, copy: &std::path::Path) -> super::JetStreamStore {
-        let connection = super::JetStreamStore::connect(&super::JetStreamConfig::new(&url(), name), Some(copy))
+        open(&super::JetStreamConfig::new(&url(), name), Some(copy))
             .await
-            .unwrap();
-        let last = connection.last;
-        let (store, _) = connection.follow(false).await.unwrap();
-        store.wait_for_progress(last).await.unwrap();
-        store
+            .unwrap()
     }
 
     /// A fresh stream on the shared server, copied on disk.

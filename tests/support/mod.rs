@@ -113,15 +113,7 @@ impl TestApp {
 
     /// The text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
-        let url = format!("http://{}/metrics", self.addr);
-        self.client
-            .get(url)
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("its text")
+        proc_support::metrics_text(&self.client, self.addr).await
     }
 
     /// The ledger head (revision, hash) as the server reports it.

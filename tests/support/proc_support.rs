@@ -310,15 +310,7 @@ impl Server {
 
     /// The text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
-        let url = format!("http://{}/metrics", self.addr);
-        self.client
-            .get(url)
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("its text")
+        metrics_text(&self.client, self.addr).await
     }
 
     /// A read query that must succeed with HTTP 200 and no errors; returns `data`.
@@ -364,6 +356,18 @@ impl Server {
         }
         self.stderr()
     }
+}
+
+/// The text of `GET /metrics` from the server at `addr`.
+pub async fn metrics_text(client: &reqwest::Client, addr: SocketAddr) -> String {
+    client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("its text")
 }
 
 /// A SYNTHETIC release input with one observation.
