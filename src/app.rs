@@ -446,7 +446,10 @@ pub(crate) fn open_ledger_with(
     let snapshot = use_snapshot.then(|| crate::snapshot::load(data_dir)).flatten();
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
     let (store, prefold, used) = open_locked(data_dir, chunk, snapshot)?;
-    let options = OpenOptions { read_only };
+    let options = OpenOptions {
+        read_only,
+        ..OpenOptions::default()
+    };
     let opened = Ledger::open_after(store, options, Some(prefold));
     let (ledger, verification, kept) = keep_or_refold(opened, used, || {
         let (store, prefold, _) = open_locked(data_dir, chunk, None)?;
@@ -585,7 +588,10 @@ async fn open_jetstream_ledger(
     .await
     .context("folding the JetStream stream")??;
     tracing::info!(stream = %config.stream, local, fetched = prefold.revision().saturating_sub(local), "read the JetStream stream");
-    let options = OpenOptions { read_only };
+    let options = OpenOptions {
+        read_only,
+        ..OpenOptions::default()
+    };
     let opened = Ledger::open_after(store.clone(), options, Some(prefold));
     let (ledger, verification, kept) = keep_or_refold(opened, used, || Ok(Ledger::open(store, options)))?;
     let covered = if kept { covered } else { 0 };

@@ -234,6 +234,9 @@ pub struct LoadReport {
     pub observations: usize,
     /// Observations of the releases recorded now.
     pub observations_recorded: usize,
+    /// Releases recorded now that were back-fills: published before their dataset's latest
+    /// publication, so placed in publication order among the versions already there.
+    pub backfilled: usize,
     pub head_revision: u64,
 }
 
@@ -256,7 +259,13 @@ impl LoadReport {
                 "observation",
                 "observations"
             ),
-        )
+        ) + &match self.backfilled {
+            0 => String::new(),
+            b => format!(
+                "; {} back-filled (published before their dataset's latest publication, placed by publication time)",
+                n(b, "release", "releases")
+            ),
+        }
     }
 }
 
@@ -678,8 +687,12 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// Records releases in order. An import may back-fill: an agency's archive of older
+    /// vintages is recorded with each release in its place by publication time (each marked
+    /// `backfilled`, counted in the report).
     async fn releases(&mut self, releases: Vec<(ReleaseDraft, Option<Origin>)>) {
-        let (releases, origins): (Vec<ReleaseDraft>, Vec<Option<Origin>>) = releases.into_iter().unzip();
+        let (mut releases, origins): (Vec<ReleaseDraft>, Vec<Option<Origin>>) = releases.into_iter().unzip();
+        releases.iter_mut().for_each(|r| r.backfill = true);
         let about: Vec<(String, usize)> = releases
             .iter()
             .map(|r| (r.title.clone(), r.observations.len()))
@@ -698,9 +711,13 @@ impl<'a> Record<'a> {
                     self.report.duplicates += 1;
                     self.report.duplicate_releases += 1;
                 }
-                Ok(_) => {
+                Ok(c) => {
                     self.report.releases_recorded += 1;
                     self.report.observations_recorded += observations;
+                    let p = self.ledger.read();
+                    if c.release.and_then(|id| p.release(&id)).is_some_and(|(_, r)| r.backfilled) {
+                        self.report.backfilled += 1;
+                    }
                 }
                 Err(e) => self.errors.push(release_error(self.next, origin.as_ref(), &title, &e)),
             }
@@ -1024,6 +1041,7 @@ pub fn for_each_csv_release(
                 published_at,
                 source: Some(get(source_col).to_owned()).filter(|s| !s.is_empty()),
                 observations: Vec::new(),
+                backfill: false,
             };
             current = Some((rid.to_owned(), Vec::new(), draft));
         }

@@ -63,6 +63,11 @@ pub struct Dataset {
     pub measures: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How often the figures are observed (SDMX `FREQ`: `A`, `S`, `Q`, `M`): every period
+    /// published must be of this frequency. Definitions recorded without one take the
+    /// frequency of their first published figures (see `projection::DatasetView::frequency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<super::Frequency>,
 }
 
 /// A dataset definition that breaks a rule.
@@ -202,6 +207,11 @@ impl Dataset {
         fixed("unit", self.unit == previous.unit)?;
         fixed("unit multiplier", self.unit_multiplier == previous.unit_multiplier)?;
         fixed("measure list", self.measures == previous.measures)?;
+        // A definition recorded without a frequency may be given one (the ledger checks it
+        // against the figures already published); once set, it stays.
+        if previous.frequency.is_some() {
+            fixed("frequency", self.frequency == previous.frequency)?;
+        }
         let ids = |d: &Dataset| d.dimensions.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
         fixed("dimension list", ids(self) == ids(previous))?;
         for (new, old) in self.dimensions.iter().zip(&previous.dimensions) {
@@ -408,6 +418,7 @@ pub(crate) mod tests {
             ],
             measures: vec!["BAL".into(), "CRE".into(), "DEB".into()],
             description: None,
+            frequency: None,
         }
     }
 

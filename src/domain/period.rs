@@ -15,6 +15,22 @@ pub enum Frequency {
     Month,
 }
 
+/// Written as its SDMX code (`"S"`), as dataset definitions carry it.
+impl Serialize for Frequency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Frequency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        Frequency::from_code(&code).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown frequency `{code}`; use A, S, Q or M (SDMX codes)"))
+        })
+    }
+}
+
 impl Frequency {
     /// The SDMX frequency code (`A`, `S`, `Q`, `M`).
     pub fn code(self) -> &'static str {
@@ -23,6 +39,27 @@ impl Frequency {
             Frequency::HalfYear => "S",
             Frequency::Quarter => "Q",
             Frequency::Month => "M",
+        }
+    }
+
+    /// The frequency of an SDMX frequency code (`A`, `S`, `Q`, `M`; `H` is read as `S`).
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code.trim().to_ascii_uppercase().as_str() {
+            "A" => Some(Frequency::Annual),
+            "S" | "H" => Some(Frequency::HalfYear),
+            "Q" => Some(Frequency::Quarter),
+            "M" => Some(Frequency::Month),
+            _ => None,
+        }
+    }
+
+    /// The frequency in words: `annual`, `half-yearly`, `quarterly`, `monthly`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Frequency::Annual => "annual",
+            Frequency::HalfYear => "half-yearly",
+            Frequency::Quarter => "quarterly",
+            Frequency::Month => "monthly",
         }
     }
 

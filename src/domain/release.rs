@@ -72,6 +72,29 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub observations: Vec<Observation>,
+    /// A back-fill: published (by `published_at`) before the dataset's latest publication
+    /// when it was recorded. Its versions take their place in publication order. Before the
+    /// ledger decides a release this is the writer's permission (`backfill: true`); in a
+    /// recorded event it says whether the release was one. Events written before the flag
+    /// existed lack it; the projection derives it for them by the same rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
+}
+
+impl Release {
+    /// Whether `other` records the same release, whatever either says of being a back-fill
+    /// (the ledger sets that when it records one, so a retry of a recorded back-fill differs
+    /// from it only there).
+    pub fn same_content(&self, other: &Release) -> bool {
+        let (a, b) = (self, other);
+        a.id == b.id
+            && a.dataset == b.dataset
+            && a.status == b.status
+            && a.title == b.title
+            && a.published_at == b.published_at
+            && a.source == b.source
+            && a.observations == b.observations
+    }
 }
 
 /// A figure as submitted, before validation.
@@ -100,6 +123,10 @@ pub struct ReleaseDraft {
     #[serde(default)]
     pub source: Option<String>,
     pub observations: Vec<ObservationDraft>,
+    /// Allows a `published_at` earlier than the dataset's latest publication: an agency's
+    /// older vintage recorded now (see [`Release::backfill`]).
+    #[serde(default)]
+    pub backfill: bool,
 }
 
 /// Takes a value as a string, or as an integer (which JSON carries exactly); refuses JSON
@@ -146,6 +173,13 @@ impl ReleaseDraft {
     /// Checks every rule of the design and returns the release to record. `dataset` must be
     /// the definition named by `self.dataset` (the caller reports an unknown dataset).
     pub fn validate(self, dataset: &Dataset) -> Result<Release, ReleaseError> {
+        let frequency = dataset.frequency;
+        self.validate_at(dataset, frequency)
+    }
+
+    /// [`ReleaseDraft::validate`], with every period required to be of `frequency` (the
+    /// dataset's, or for one defined without, that of its figures).
+    pub fn validate_at(self, dataset: &Dataset, frequency: Option<super::Frequency>) -> Result<Release, ReleaseError> {
         let err = |field: &str, message: String| ReleaseError {
             field: field.to_owned(),
             message,
@@ -182,6 +216,9 @@ impl ReleaseDraft {
             let at = |f: &str| format!("observations[{i}].{f}");
             let key = dataset.parse_key(&o.key).map_err(|e| err(&at("key"), e.to_string()))?;
             let period = Period::parse(&o.period).map_err(|e| err(&at("period"), e.to_string()))?;
+            if let Some(frequency) = frequency.filter(|&f| f != period.frequency()) {
+                return Err(err(&at("period"), wrong_frequency(period, &dataset.id, frequency)));
+            }
             let measure = o.measure.unwrap_or_else(|| "BAL".to_owned());
             if !dataset.has_measure(&measure) {
                 return Err(err(
@@ -227,8 +264,25 @@ impl ReleaseDraft {
             published_at: self.published_at,
             source: self.source.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
             observations,
+            backfill: self.backfill,
         })
     }
+}
+
+/// The message for a period of another frequency than its dataset's.
+pub fn wrong_frequency(period: Period, dataset: &str, frequency: super::Frequency) -> String {
+    format!(
+        "{period} is a {} period; dataset {dataset} is {} (FREQ {}): its periods look like {}",
+        period.frequency().name(),
+        frequency.name(),
+        frequency.code(),
+        match frequency {
+            super::Frequency::Annual => "2025",
+            super::Frequency::HalfYear => "2025-S1",
+            super::Frequency::Quarter => "2025-Q3",
+            super::Frequency::Month => "2025-07",
+        }
+    )
 }
 
 /// Where a release gives balance, credits and debits for the same figure, BAL = CRE - DEB.
@@ -280,6 +334,7 @@ mod tests {
             published_at: "2025-09-03T00:00:00Z".parse().unwrap(),
             source: None,
             observations,
+            backfill: false,
         }
     }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::error::{self, bad_input, coded, ErrorCode};
 use super::scalars::Dec;
-use super::types::{Dataset, Release, ReleaseStatus};
+use super::types::{Dataset, Frequency, Release, ReleaseStatus};
 use super::{caller_of, ledger_of};
 use crate::domain::{self, Period};
 
@@ -45,6 +45,9 @@ pub struct DatasetInput {
     /// Among `BAL`, `CRE`, `DEB`.
     #[graphql(default_with = "vec![String::from(\"BAL\")]")]
     pub measures: Vec<String>,
+    /// How often the figures are observed; every period published must be of it. Without
+    /// it, the dataset takes the frequency of its first release.
+    pub frequency: Option<Frequency>,
 }
 
 /// One figure of a release.
@@ -72,6 +75,12 @@ pub struct ReleaseInput {
     /// Where the figures come from (text or URL).
     pub source: Option<String>,
     pub observations: Vec<ObservationInput>,
+    /// Allows a `publishedAt` earlier than the dataset's latest publication: an older
+    /// vintage (an agency's archive) recorded now. Its figures take their place in
+    /// publication order, and it is marked `backfilled`. Without it such a release is
+    /// refused, since it would change what was public at earlier times.
+    #[graphql(default)]
+    pub backfill: bool,
 }
 
 /// What `publishRelease` recorded.
@@ -128,6 +137,7 @@ impl DatasetInput {
                 })
                 .collect(),
             measures: input.measures,
+            frequency: input.frequency.map(Into::into),
         }
     }
 }
@@ -194,6 +204,7 @@ impl MutationRoot {
                     value: o.value.0.to_string(),
                 })
                 .collect(),
+            backfill: input.backfill,
         };
         let ledger = ledger_of(ctx);
         let committed = ledger.publish(draft, expected, &actor).await.map_err(error::ledger)?;

@@ -288,7 +288,7 @@ pub struct Counted {
 pub struct ObservationTotals {
     dataset: String,
     filter: ObservationFilter,
-    as_of_revision: u64,
+    bound: crate::projection::Bound,
 }
 
 #[Object]
@@ -300,10 +300,7 @@ impl ObservationTotals {
         let p = ledger.read();
         let ds = dataset_view(&p, &self.dataset)?;
         let filter = self.filter.resolve(ds)?;
-        let bound = p
-            .bound(Some(crate::projection::AsOf::Revision(self.as_of_revision)))
-            .map_err(error::projection)?;
-        Ok(p.select(ds, &filter, bound, None).count() as u64)
+        Ok(p.select(ds, &filter, self.bound, None).count() as u64)
     }
 }
 
@@ -507,13 +504,13 @@ impl QueryRoot {
         let totals = ObservationTotals {
             dataset: dataset.0.clone(),
             filter: input,
-            as_of_revision: bound.revision,
+            bound,
         };
         let mut conn = Connection::with_additional_fields(after.is_some(), false, totals);
         for obs in it.by_ref().take(limit) {
             conn.edges.push(Edge::new(
                 encode_cursor(ds, &obs.cell),
-                Tick(observation(&p, &obs, bound.revision)),
+                Tick(observation(&p, &obs, bound)),
             ));
         }
         conn.has_next_page = it.next().is_some();
@@ -537,7 +534,7 @@ impl QueryRoot {
         check_period(ds, period, "period")?;
         let cell = cell_key(ds, &key, period, &measure)?;
         let bound = p.bound(spec).map_err(as_of_error)?;
-        Ok(ds.get(&cell, bound).map(|o| observation(&p, &o, bound.revision)))
+        Ok(ds.get(&cell, bound).map(|o| observation(&p, &o, bound)))
     }
 
     /// Every version of one figure, oldest (preliminary) first, with the change each made.
@@ -611,11 +608,11 @@ impl QueryRoot {
             dimension,
             period,
             measure,
-            total: b.total.map(|t| observation(&p, &t, bound.revision)),
+            total: b.total.as_ref().map(|t| observation(&p, t, bound)),
             items: b
                 .items
                 .iter()
-                .map(|o| Tick(observation(&p, o, bound.revision)))
+                .map(|o| Tick(observation(&p, o, bound)))
                 .collect(),
             sum_of_items: Computed(match b.overflow {
                 Some(e) => Err(e),

@@ -111,6 +111,8 @@ impl RevisionCursor {
                 previous_value: Some(Dec(f.previous)),
                 delta: Some(Computed::difference(f.value, f.previous, "delta")),
                 published_at: info.published_at,
+                recorded_at: info.recorded_at,
+                backfilled: info.backfilled,
                 release_position: *release,
             });
         }

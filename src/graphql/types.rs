@@ -12,7 +12,7 @@ use super::ledger_of;
 use super::scalars::{Computed, Dec};
 use super::tick::{checkpoint, ticks, Tick};
 use crate::domain::{self, Period};
-use crate::projection::{AsOf as AsOfSpec, CellKey, DatasetView, ObservationAt, Projection, ReleaseInfo};
+use crate::projection::{AsOf as AsOfSpec, Bound, CellKey, DatasetView, ObservationAt, Projection, ReleaseInfo};
 
 /// How final a release's figures are.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -26,32 +26,74 @@ pub enum ReleaseStatus {
     Final,
 }
 
-/// A point in the ledger's history to read at. Set exactly one field.
+/// A point in the ledger's history to read at, on its two time axes. Set exactly one field,
+/// or `publishedAt` with `knownAt`.
 #[derive(InputObject, Debug, Clone, Default)]
 pub struct AsOf {
     /// As of this ledger revision (see `ledger.revision` and `events`).
     pub revision: Option<i64>,
     /// As of the revision that recorded this release: what was public right after it.
     pub release: Option<Uuid>,
-    /// As of the last release whose official publication time is at or before this time.
+    /// What the agencies had published by this time (their publication times), as the
+    /// ledger knows it now. A back-fill recorded later can change this answer; add `knownAt`
+    /// for one that cannot change.
     pub published_at: Option<DateTime<Utc>>,
+    /// What the ledger showed at this time (its recording times, `recordedAt`): releases
+    /// recorded later are ignored. Once this time is past, the answer never changes.
+    pub known_at: Option<DateTime<Utc>>,
 }
 
 impl AsOf {
     pub fn to_spec(value: Option<&AsOf>) -> Result<Option<AsOfSpec>> {
         let Some(a) = value else { return Ok(None) };
-        match (a.revision, a.release, a.published_at) {
-            (Some(r), None, None) if r >= 0 => Ok(Some(AsOfSpec::Revision(r as u64))),
-            (Some(r), None, None) => Err(bad_argument(
+        match (a.revision, a.release, a.published_at, a.known_at) {
+            (Some(r), None, None, None) if r >= 0 => Ok(Some(AsOfSpec::Revision(r as u64))),
+            (Some(r), None, None, None) => Err(bad_argument(
                 "asOf.revision",
                 format!("asOf.revision must not be negative (got {r})"),
             )),
-            (None, Some(id), None) => Ok(Some(AsOfSpec::Release(id))),
-            (None, None, Some(t)) => Ok(Some(AsOfSpec::PublishedAt(t))),
+            (None, Some(id), None, None) => Ok(Some(AsOfSpec::Release(id))),
+            (None, None, Some(t), None) => Ok(Some(AsOfSpec::PublishedAt(t))),
+            (None, None, published_at, Some(known_at)) => Ok(Some(AsOfSpec::KnownAt { known_at, published_at })),
             _ => Err(bad_argument(
                 "asOf",
-                "asOf: set exactly one of revision, release, publishedAt",
+                "asOf: set exactly one of revision, release, publishedAt, knownAt (or publishedAt with knownAt)",
             )),
+        }
+    }
+}
+
+/// How often a dataset's figures are observed; SDMX's `FREQ` codes in brackets.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Frequency {
+    /// Years: `2025` (`A`).
+    Annual,
+    /// Half-years: `2025-S1` (`S`).
+    HalfYear,
+    /// Quarters: `2025-Q3` (`Q`).
+    Quarter,
+    /// Months: `2025-07` (`M`).
+    Month,
+}
+
+impl From<domain::Frequency> for Frequency {
+    fn from(f: domain::Frequency) -> Self {
+        match f {
+            domain::Frequency::Annual => Frequency::Annual,
+            domain::Frequency::HalfYear => Frequency::HalfYear,
+            domain::Frequency::Quarter => Frequency::Quarter,
+            domain::Frequency::Month => Frequency::Month,
+        }
+    }
+}
+
+impl From<Frequency> for domain::Frequency {
+    fn from(f: Frequency) -> Self {
+        match f {
+            Frequency::Annual => domain::Frequency::Annual,
+            Frequency::HalfYear => domain::Frequency::HalfYear,
+            Frequency::Quarter => domain::Frequency::Quarter,
+            Frequency::Month => domain::Frequency::Month,
         }
     }
 }
@@ -106,6 +148,9 @@ pub struct Dataset {
     pub dimensions: Vec<Dimension>,
     /// Measures carried: `BAL` balance, `CRE` credits (exports), `DEB` debits (imports).
     pub measures: Vec<String>,
+    /// How often its figures are observed: every period published must be of this
+    /// frequency. Null only for a dataset defined without one that has no figures yet.
+    pub frequency: Option<Frequency>,
     /// Revision of the event that defined the dataset.
     pub defined_at_revision: u64,
     pub release_count: u32,
@@ -143,6 +188,7 @@ impl Dataset {
                 })
                 .collect(),
             measures: d.measures.clone(),
+            frequency: v.frequency().map(Into::into),
             defined_at_revision: v.revision,
             release_count: v.release_count,
             observation_count: v.cell_count() as u64,
@@ -170,6 +216,10 @@ pub struct Release {
     pub observation_count: u32,
     /// How many of its figures changed a value published by an earlier release.
     pub revised_count: u32,
+    /// A back-fill: published before its dataset's latest publication at the time it was
+    /// recorded (an agency's older vintage). Its figures take their place in publication
+    /// order.
+    pub backfilled: bool,
     #[graphql(skip)]
     pub dataset_id: String,
     #[graphql(skip)]
@@ -189,6 +239,7 @@ impl Release {
             actor: r.actor.clone(),
             observation_count: r.observation_count,
             revised_count: r.revised_count,
+            backfilled: r.backfilled,
             dataset_id: r.dataset.clone(),
             position,
         }
@@ -281,7 +332,9 @@ pub struct Observation {
     status: ReleaseStatus,
     revision: u64,
     published_at: DateTime<Utc>,
-    as_of_revision: u64,
+    recorded_at: DateTime<Utc>,
+    backfilled: bool,
+    bound: Bound,
     release_position: u32,
 }
 
@@ -341,7 +394,18 @@ impl Observation {
         self.published_at
     }
 
-    /// The first published (preliminary) value.
+    /// When the ledger recorded that release (its recording time, which the server gives).
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.recorded_at
+    }
+
+    /// True when the release that set this value was a back-fill: an older vintage recorded
+    /// after later ones.
+    async fn backfilled(&self) -> bool {
+        self.backfilled
+    }
+
+    /// The first published (preliminary) value: the first version in publication order.
     async fn preliminary_value(&self) -> Dec {
         Dec(self.preliminary)
     }
@@ -368,7 +432,7 @@ impl Observation {
 
     /// The ledger revision this figure was read at.
     async fn as_of_revision(&self) -> u64 {
-        self.as_of_revision
+        self.bound.revision
     }
 
     /// The release that set this value.
@@ -385,11 +449,12 @@ impl Observation {
     /// transparency log, in the tree of the revision this figure was read at.
     async fn proof(&self, ctx: &Context<'_>) -> Result<super::transparency::InclusionProof> {
         let ledger = ledger_of(ctx);
-        let p = crate::tlog::inclusion(ledger, self.revision, self.as_of_revision).map_err(super::error::ledger)?;
+        let tree = self.bound.revision.max(self.revision);
+        let p = crate::tlog::inclusion(ledger, self.revision, tree).map_err(super::error::ledger)?;
         Ok(p.into())
     }
 
-    /// Every version of this figure up to the requested point, oldest first.
+    /// Every version of this figure up to the requested point, in publication order.
     async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<Tick<ObservationVersion>>> {
         checkpoint().await;
         let ledger = ledger_of(ctx);
@@ -397,11 +462,8 @@ impl Observation {
         let Some(ds) = p.dataset(&self.def.id) else {
             return Ok(vec![]);
         };
-        let bound = p
-            .bound(Some(AsOfSpec::Revision(self.as_of_revision)))
-            .map_err(super::error::projection)?;
         Ok(ds
-            .get(&self.cell, bound)
+            .get(&self.cell, self.bound)
             .map(|obs| ticks(versions(&p, &obs)))
             .unwrap_or_default())
     }
@@ -427,6 +489,11 @@ pub struct ObservationVersion {
     pub delta: Option<Computed>,
     /// Official publication time of the release.
     pub published_at: DateTime<Utc>,
+    /// When the ledger recorded the release.
+    pub recorded_at: DateTime<Utc>,
+    /// True when the release was a back-fill: an older vintage recorded after later ones,
+    /// placed here by its publication time.
+    pub backfilled: bool,
     #[graphql(skip)]
     pub release_position: u32,
 }
@@ -460,7 +527,7 @@ pub fn cell_key(ds: &DatasetView, key: &str, period: Period, measure: &str) -> R
     Ok(CellKey { key, period, measure })
 }
 
-pub fn observation(p: &Projection, obs: &ObservationAt<'_>, as_of_revision: u64) -> Observation {
+pub fn observation(p: &Projection, obs: &ObservationAt<'_>, bound: Bound) -> Observation {
     let current = obs.current();
     let release = p.release_at(current.release);
     Observation {
@@ -474,7 +541,9 @@ pub fn observation(p: &Projection, obs: &ObservationAt<'_>, as_of_revision: u64)
         status: release.status.into(),
         revision: release.revision,
         published_at: release.published_at,
-        as_of_revision,
+        recorded_at: release.recorded_at,
+        backfilled: release.backfilled,
+        bound,
         release_position: current.release,
     }
 }
@@ -499,6 +568,8 @@ pub fn versions(p: &Projection, obs: &ObservationAt<'_>) -> Vec<ObservationVersi
             previous_value: previous_value.map(Dec),
             delta: previous_value.map(|pv| Computed::difference(v.value, pv, "delta")),
             published_at: release.published_at,
+            recorded_at: release.recorded_at,
+            backfilled: release.backfilled,
             release_position: v.release,
         });
     }

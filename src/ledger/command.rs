@@ -9,7 +9,12 @@
 //! Adding an event kind takes one variant of [`Event`], one variant here with its `decide`
 //! arm, one arm in the projection's `apply`, and the schema.
 
-use crate::domain::{Dataset, Event, Release};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Dataset, Event, Frequency, Release};
 use crate::projection::Projection;
 use crate::store::{decode, Hash, LogStore, StoredEvent};
 
@@ -38,6 +43,13 @@ pub(super) enum Decision {
 pub(super) struct Context<'a> {
     pub state: &'a Projection,
     pub store: &'a dyn LogStore,
+    /// The writer's clock when the group is decided.
+    pub now: DateTime<Utc>,
+    /// How far in the future a `publishedAt` may be (clocks differ).
+    pub max_clock_skew: chrono::Duration,
+    /// What the releases decided earlier in the same group change, which the projection does
+    /// not show yet: per dataset, the latest publication time and the frequency.
+    pub group: RefCell<HashMap<String, (Option<DateTime<Utc>>, Option<Frequency>)>>,
 }
 
 impl Command {
@@ -61,13 +73,16 @@ impl Command {
                 )))),
                 None => Decision::Append(Event::DatasetDefined { dataset: d }),
             },
-            Command::PublishRelease(r) => {
+            Command::PublishRelease(mut r) => {
                 let Some((_, info)) = ctx.state.release(&r.id) else {
-                    return Decision::Append(Event::ReleasePublished { release: r });
+                    return match ctx.check_publication(&mut r) {
+                        Ok(()) => Decision::Append(Event::ReleasePublished { release: r }),
+                        Err(e) => Decision::Answer(Err(e)),
+                    };
                 };
                 let revision = info.revision;
                 Decision::Answer(ctx.recorded(revision).and_then(|original| {
-                    if original.envelope.event.release() == Some(&r) {
+                    if original.envelope.event.release().is_some_and(|o| o.same_content(&r)) {
                         Ok(Committed {
                             revision,
                             hash: original.hash,
@@ -95,6 +110,20 @@ impl Command {
                         release: None,
                     }));
                 }
+                if let Some(f) = d.frequency.filter(|_| existing.def.frequency.is_none()) {
+                    if let Some(other) = existing.frequencies().into_iter().find(|&g| g != f) {
+                        return Decision::Answer(Err(LedgerError::bad_input(
+                            "frequency",
+                            format!(
+                                "dataset `{}` already has {} figures; it cannot become {} (FREQ {})",
+                                d.id,
+                                other.name(),
+                                f.name(),
+                                f.code()
+                            ),
+                        )));
+                    }
+                }
                 match d.check_amends(&existing.def) {
                     Ok(()) => Decision::Append(Event::DatasetAmended { dataset: d }),
                     Err(e) => Decision::Answer(Err(LedgerError::bad_input("input", e.to_string()))),
@@ -105,6 +134,64 @@ impl Command {
 }
 
 impl Context<'_> {
+    /// The rules of the two time axes and of the dataset's frequency, for a release about to
+    /// be recorded; marks it a back-fill when it is one. See `docs/guide.md`, "Time".
+    fn check_publication(&self, r: &mut Release) -> Result<(), LedgerError> {
+        let ds = self
+            .state
+            .dataset(&r.dataset)
+            .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", r.dataset)))?;
+        let mut group = self.group.borrow_mut();
+        let (group_latest, group_frequency) = group.get(&r.dataset).copied().unwrap_or_default();
+        if r.published_at > self.now + self.max_clock_skew {
+            return Err(LedgerError::bad_input(
+                "publishedAt",
+                format!(
+                    "{} is in the future (the server's clock says {}, and allows {} s of clock skew); \
+                     a release is recorded once it is public",
+                    r.published_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    self.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    self.max_clock_skew.num_seconds()
+                ),
+            ));
+        }
+        let latest = ds.latest_published().max(group_latest);
+        let backdated = latest.is_some_and(|l| r.published_at < l);
+        if backdated && !r.backfill {
+            return Err(LedgerError::bad_input(
+                "publishedAt",
+                format!(
+                    "{} is earlier than the latest publication of dataset {} ({}): recording it would change \
+                     what was public at earlier times. A release of older figures (an agency's archive) must \
+                     say backfill: true",
+                    r.published_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    r.dataset,
+                    latest.expect("backdated").to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+            ));
+        }
+        r.backfill = backdated;
+        let frequency = ds.frequency().or(group_frequency);
+        let want = frequency.or(r.observations.first().map(|o| o.period.frequency()));
+        if let Some(o) = r.observations.iter().find(|o| Some(o.period.frequency()) != want) {
+            return Err(LedgerError::bad_input(
+                "observations",
+                format!(
+                    "{} {}: {}",
+                    o.key,
+                    o.period,
+                    crate::domain::release::wrong_frequency(o.period, &r.dataset, want.expect("found one"))
+                ),
+            ));
+        }
+        let entry = group.entry(r.dataset.clone()).or_default();
+        if !backdated {
+            entry.0 = Some(r.published_at).max(entry.0);
+        }
+        entry.1 = entry.1.or(r.observations.first().map(|o| o.period.frequency()));
+        Ok(())
+    }
+
     /// The hash of the recorded event at `revision`.
     fn hash_of(&self, revision: u64) -> Result<Hash, LedgerError> {
         match self.store.get(revision) {

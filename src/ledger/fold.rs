@@ -447,6 +447,7 @@ mod tests {
                     published_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::hours(revision as i64),
                     source: None,
                     observations: vec![obs(revision - 1, revision), obs(revision, revision)],
+                    backfill: false,
                 }
                 .validate(&ds)
                 .expect("a valid release");

@@ -99,7 +99,13 @@ impl Verification {
 pub struct OpenOptions {
     /// Serve reads from a damaged log (up to its last good revision) instead of refusing.
     pub read_only: bool,
+    /// How far in the future a release's `publishedAt` may be; `None` for
+    /// [`DEFAULT_MAX_CLOCK_SKEW`].
+    pub max_clock_skew: Option<std::time::Duration>,
 }
+
+/// The default of `--max-clock-skew`: five minutes.
+pub const DEFAULT_MAX_CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(300);
 
 struct Inner {
     store: Arc<dyn LogStore>,
@@ -121,6 +127,8 @@ struct Inner {
     poisoned: AtomicBool,
     /// The key checkpoints of the transparency log are signed with, once configured.
     signer: std::sync::OnceLock<Arc<crate::tlog::Signer>>,
+    /// How far in the future a release's `publishedAt` may be.
+    max_clock_skew: chrono::Duration,
 }
 
 /// The log as far as verifications have covered it: every event up to `head` was checked
@@ -192,6 +200,8 @@ impl Ledger {
             storage_failure: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             signer: Default::default(),
+            max_clock_skew: chrono::Duration::from_std(options.max_clock_skew.unwrap_or(DEFAULT_MAX_CLOCK_SKEW))
+                .unwrap_or(chrono::Duration::MAX),
         });
         tokio::spawn(writer::writer(Arc::downgrade(&inner), rx));
         Ok((Ledger { inner }, verification))
@@ -334,12 +344,14 @@ impl Ledger {
         // Amendments only append codes and change labels, so a release valid against the
         // definition read here stays valid against any later one: validating outside the
         // writer is safe.
-        let dataset = self
+        let (dataset, frequency) = self
             .read()
             .dataset(&draft.dataset)
-            .map(|d| d.def.clone())
+            .map(|d| (d.def.clone(), d.frequency()))
             .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", draft.dataset)))?;
-        draft.validate(&dataset).map_err(LedgerError::from)
+        // A dataset defined without a frequency has that of its figures (the writer checks
+        // again, against releases recorded meanwhile).
+        draft.validate_at(&dataset, frequency).map_err(LedgerError::from)
     }
 
     async fn submit(&self, command: Command, expected: Option<u64>, actor: &str) -> Result<Committed, LedgerError> {

@@ -254,9 +254,14 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut outcomes = Vec::with_capacity(slots.len());
     let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+    // Recording times never go back, whatever the clock does: "known at" stays a prefix.
+    let now = state.last_recorded_at().map_or_else(Utc::now, |last| last.max(Utc::now()));
     let ctx = Context {
         state: &state,
         store: inner.store.as_ref(),
+        now,
+        max_clock_skew: inner.max_clock_skew,
+        group: Default::default(),
     };
     let mut head = state.head();
     let start = head;
@@ -295,7 +300,7 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
                         format: FORMAT_VERSION,
                         revision: head.revision + 1,
                         event_id: Uuid::new_v4(),
-                        recorded_at: Utc::now(),
+                        recorded_at: now,
                         actor: slot.actor.clone(),
                         prev_hash: head.hash.to_hex(),
                         event,

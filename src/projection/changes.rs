@@ -18,7 +18,7 @@ pub enum ChangeKind {
 }
 
 /// One figure whose value (or publishing release) differs between two bounds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FigureChange<'a> {
     /// The figure as of `to`: its last version is the one that set the newer value.
     pub to: ObservationAt<'a>,
@@ -42,13 +42,15 @@ impl Projection {
         after: Option<&CellKey>,
     ) -> impl Iterator<Item = FigureChange<'a>> + 'a {
         self.select(dataset, filter, to, after).filter_map(move |obs| {
-            let before = obs.versions.partition_point(|v| v.release < from.releases);
+            // What was visible at `from` is a part of what is visible at `to` (the bounds are
+            // ordered on both axes), but with back-fills not always a prefix of it.
+            let before = dataset.get(&obs.cell, from);
             let current = obs.current();
-            let (from_version, kind) = match before.checked_sub(1).map(|i| obs.versions[i]) {
+            let (from_version, kind) = match before.as_ref().map(|b| (b.current(), b.versions.len())) {
                 None => (None, ChangeKind::New),
-                Some(v) if v.value != current.value => (Some(v), ChangeKind::Revised),
+                Some((v, _)) if v.value != current.value => (Some(v), ChangeKind::Revised),
                 // Published again after `from`, with the value it had there.
-                Some(v) if include_unchanged && before < obs.versions.len() => (Some(v), ChangeKind::Republished),
+                Some((v, n)) if include_unchanged && n < obs.versions.len() => (Some(v), ChangeKind::Republished),
                 Some(_) => return None,
             };
             Some(FigureChange {

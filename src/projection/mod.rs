@@ -13,6 +13,8 @@ mod stats;
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::Bound as RangeBound;
 use std::sync::Arc;
 
@@ -76,6 +78,11 @@ pub struct DatasetView {
     pub release_count: u32,
     /// The frequencies of the periods that have figures, one bit per [`Frequency`].
     frequencies: u8,
+    /// `(published_at, position)` of the releases that were not back-fills, in recording order,
+    /// which is also publication order (the writer refuses anything else).
+    mainline: Vec<(DateTime<Utc>, u32)>,
+    /// `(position, published_at)` of the back-filled releases, in recording order.
+    backfills: Vec<(u32, DateTime<Utc>)>,
 }
 
 /// One series and its figures, ordered by `(period, measure)` as [`CellKey`] orders them.
@@ -132,6 +139,9 @@ struct Figures {
     blocks: Vec<Vec<Slot>>,
     /// All versions of the rare figures revised more than `INLINE - 1` times.
     spilled: HashMap<u32, Vec<Version>, FxBuildHasher>,
+    /// The rare figures with a back-filled version: their lists are in publication order but
+    /// not in release order, so what is visible at a bound is not always a prefix.
+    mixed: HashSet<u32, FxBuildHasher>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -161,6 +171,21 @@ impl Figures {
             n if n <= INLINE => &slot.inline[..n],
             _ => &self.spilled[&id],
         }
+    }
+
+    /// Inserts `version` at position `at` of the figure's list (a back-fill).
+    fn insert(&mut self, id: u32, at: usize, version: Version) {
+        let mut all = self.versions(id).to_vec();
+        all.insert(at, version);
+        let slot = &mut self.blocks[id as usize / BLOCK][id as usize % BLOCK];
+        slot.len = all.len() as u32;
+        // As `add` leaves it: the first versions in place, and all of them spilled beyond.
+        let inline = all.len().min(INLINE);
+        slot.inline[..inline].copy_from_slice(&all[..inline]);
+        if all.len() > INLINE {
+            self.spilled.insert(id, all);
+        }
+        self.mixed.insert(id);
     }
 
     fn add(&mut self, id: u32, version: Version) {
@@ -197,14 +222,27 @@ pub struct ReleaseInfo {
     pub observation_count: u32,
     /// How many of its figures changed a value that an earlier release had published.
     pub revised_count: u32,
+    /// Published before its dataset's latest publication when it was recorded: its versions
+    /// took their place in publication order (see [`Projection::apply`]).
+    pub backfilled: bool,
 }
 
-/// A point in the ledger's history that reads are made at.
+/// A point in the ledger's history that reads are made at, on two axes: what the ledger had
+/// recorded (`releases`, up to `revision`), and what the agencies had published by then
+/// (`published`, none for no limit).
+///
+/// A version is visible at a bound when its release is among the first `releases` and was
+/// published at or before `published`; a figure's current value is its last visible version
+/// in publication order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
+    /// The ledger revision the view is read at: the revision asked for, the one the ledger had
+    /// reached at `knownAt`, or (as of a publication time) the last release published by then.
     pub revision: u64,
-    /// Number of releases recorded at or before `revision`.
+    /// Number of releases recorded at or before the ledger revision read at.
     releases: u32,
+    /// Only versions published at or before this time.
+    pub published: Option<DateTime<Utc>>,
 }
 
 /// The ways to name a point in history.
@@ -212,7 +250,14 @@ pub struct Bound {
 pub enum AsOf {
     Revision(u64),
     Release(Uuid),
+    /// What the agencies had published at this time, as the ledger knows it now.
     PublishedAt(DateTime<Utc>),
+    /// What the ledger showed at `known_at` (its recording time), optionally only what had
+    /// been published by `published_at`. Once `known_at` is past, the answer never changes.
+    KnownAt {
+        known_at: DateTime<Utc>,
+        published_at: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,12 +282,13 @@ pub struct Overflow {
 }
 
 /// A figure read at some bound.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ObservationAt<'a> {
     pub dataset: &'a DatasetView,
     pub cell: CellKey,
-    /// The versions up to the bound; never empty.
-    pub versions: &'a [Version],
+    /// The versions visible at the bound, in publication order; never empty. Borrowed from
+    /// the figure's list, which they are a prefix of unless a back-fill is involved.
+    pub versions: Cow<'a, [Version]>,
 }
 
 impl<'a> ObservationAt<'a> {
@@ -299,6 +345,10 @@ pub struct Projection {
     /// (published_at, revision) sorted by time, with the running maximum of revisions.
     published: Vec<(DateTime<Utc>, u64)>,
     published_max: Vec<u64>,
+    /// For each revision (at index revision - 1), the latest recording time of the events up
+    /// to it: the running maximum, so that "known at K" is a binary search even for a log
+    /// whose clock once stepped back.
+    recorded: Vec<DateTime<Utc>>,
     version_count: u64,
     extents: Extents,
 }
@@ -378,11 +428,44 @@ impl Projection {
         Bound {
             revision: self.head.revision,
             releases: self.releases.len() as u32,
+            published: None,
+        }
+    }
+
+    /// The latest recording time of the events so far (new events are recorded no earlier).
+    pub fn last_recorded_at(&self) -> Option<DateTime<Utc>> {
+        self.recorded.last().copied()
+    }
+
+    /// The revision the ledger had reached at `t`: the last whose event, and every event before
+    /// it, was recorded at or before `t`.
+    pub fn revision_known_at(&self, t: DateTime<Utc>) -> u64 {
+        self.recorded.partition_point(|r| *r <= t) as u64
+    }
+
+    /// The last revision, up to `limit`, of a release published at or before `t`.
+    fn published_by(&self, t: DateTime<Utc>, limit: u64) -> u64 {
+        let n = self.published.partition_point(|(p, _)| *p <= t);
+        match n.checked_sub(1).map(|i| self.published_max[i]) {
+            None => 0,
+            Some(max) if max <= limit => max,
+            // Only with a past `knownAt`: releases recorded after it were published by `t`.
+            Some(_) => self.published[..n]
+                .iter()
+                .map(|&(_, r)| r)
+                .filter(|&r| r <= limit)
+                .max()
+                .unwrap_or(0),
         }
     }
 
     /// Resolves an as-of specification (none means the head).
     pub fn bound(&self, as_of: Option<AsOf>) -> Result<Bound, ProjectionError> {
+        let (known, published) = match as_of {
+            Some(AsOf::PublishedAt(t)) => (self.head.revision, Some(t)),
+            Some(AsOf::KnownAt { known_at, published_at }) => (self.revision_known_at(known_at), published_at),
+            _ => (0, None),
+        };
         let revision = match as_of {
             None => return Ok(self.latest()),
             Some(AsOf::Revision(r)) if r > self.head.revision => {
@@ -393,18 +476,18 @@ impl Projection {
             }
             Some(AsOf::Revision(r)) => r,
             Some(AsOf::Release(id)) => self.release(&id).ok_or(ProjectionError::UnknownRelease(id))?.1.revision,
-            Some(AsOf::PublishedAt(t)) => {
-                let n = self.published.partition_point(|(p, _)| *p <= t);
-                if n == 0 {
-                    0
-                } else {
-                    self.published_max[n - 1]
-                }
+            Some(AsOf::PublishedAt(_) | AsOf::KnownAt { .. }) => {
+                return Ok(Bound {
+                    revision: published.map_or(known, |t| self.published_by(t, known)),
+                    releases: self.releases_after(known) as u32,
+                    published,
+                })
             }
         };
         Ok(Bound {
             revision,
             releases: self.releases_after(revision) as u32,
+            published: None,
         })
     }
 
@@ -433,6 +516,8 @@ impl Projection {
                     figures: Figures::default(),
                     release_count: 0,
                     frequencies: 0,
+                    mainline: Vec::new(),
+                    backfills: Vec::new(),
                 });
                 let e = &mut self.extents;
                 e.max_dimensions = e.max_dimensions.max(dataset.dimensions.len() as u64);
@@ -473,31 +558,54 @@ impl Projection {
                         measure: measure as u8,
                     });
                 }
+                // A release published before the dataset's latest publication is a back-fill
+                // (the writer refuses one that does not say so; older logs are read by the
+                // same rule): its versions go where their publication time puts them.
+                let latest = ds.mainline.last().map(|m| m.0);
+                let backfilled = release.backfill || latest.is_some_and(|l| release.published_at < l);
                 let mut revised = Vec::new();
+                let mut revised_count = 0;
                 let mut max_versions = self.extents.max_versions;
+                let version_of = |o: &crate::domain::Observation| Version {
+                    release: position,
+                    value: o.value,
+                };
                 for (cell, o) in resolved.into_iter().zip(&release.observations) {
                     let figure = ds.figure_or_insert(cell);
                     let versions = ds.figures.versions(figure);
-                    if let Some(prev) = versions.last() {
+                    let at = if backfilled {
+                        let releases = &self.releases;
+                        versions.partition_point(|v| releases[v.release as usize].published_at <= release.published_at)
+                    } else {
+                        versions.len()
+                    };
+                    if let Some(prev) = at.checked_sub(1).map(|i| versions[i]) {
                         if prev.value != o.value {
-                            revised.push(RevisedFigure {
-                                key: o.key.clone(),
-                                period: o.period,
-                                measure: o.measure.clone(),
-                                previous: prev.value,
-                                value: o.value,
-                                version: versions.len() as u32 + 1,
-                            });
+                            revised_count += 1;
+                            // Subscribers hear of a new current value only.
+                            if at == versions.len() {
+                                revised.push(RevisedFigure {
+                                    key: o.key.clone(),
+                                    period: o.period,
+                                    measure: o.measure.clone(),
+                                    previous: prev.value,
+                                    value: o.value,
+                                    version: versions.len() as u32 + 1,
+                                });
+                            }
                         }
                     }
-                    ds.figures.add(
-                        figure,
-                        Version {
-                            release: position,
-                            value: o.value,
-                        },
-                    );
+                    if backfilled {
+                        ds.figures.insert(figure, at, version_of(o));
+                    } else {
+                        ds.figures.add(figure, version_of(o));
+                    }
                     max_versions = max_versions.max(u64::from(ds.figures.slot(figure).len));
+                }
+                if backfilled {
+                    ds.backfills.push((position, release.published_at));
+                } else {
+                    ds.mainline.push((release.published_at, position));
                 }
                 ds.release_count += 1;
                 let e = &mut self.extents;
@@ -516,7 +624,8 @@ impl Projection {
                     recorded_at: event.recorded_at,
                     actor: event.actor.to_owned(),
                     observation_count: release.observations.len() as u32,
-                    revised_count: revised.len() as u32,
+                    revised_count,
+                    backfilled,
                 });
                 self.release_ix.insert(release.id, position);
                 self.index_publication(release.published_at, revision);
@@ -544,6 +653,8 @@ impl Projection {
             revision,
             hash: event.hash,
         };
+        let recorded = self.recorded.last().map_or(event.recorded_at, |&t| t.max(event.recorded_at));
+        self.recorded.push(recorded);
         Ok(applied)
     }
 
@@ -593,7 +704,7 @@ impl Projection {
             // The key was matched per series above.
             .filter(move |(cell, _)| filter.matches_point(cell.period, cell.measure))
             .filter_map(move |(cell, figure)| dataset.at(cell, figure, bound))
-            .filter(move |obs| filter.matches_versions(obs.versions, |r| self.releases[r as usize].status))
+            .filter(move |obs| filter.matches_versions(&obs.versions, |r| self.releases[r as usize].status))
     }
 
     fn index_publication(&mut self, at: DateTime<Utc>, revision: u64) {
@@ -696,11 +807,58 @@ impl DatasetView {
 
     fn at(&self, cell: CellKey, figure: u32, bound: Bound) -> Option<ObservationAt<'_>> {
         let all = self.figures.versions(figure);
-        let n = all.partition_point(|v| v.release < bound.releases);
-        (n > 0).then(|| ObservationAt {
+        let mainline_cut = bound.published.map_or(u32::MAX, |t| self.mainline_cut(t));
+        let versions = if self.figures.mixed.is_empty() || !self.figures.mixed.contains(&figure) {
+            // Every version is of a mainline release: in release order, and what is visible is
+            // the prefix before both cuts.
+            let cut = bound.releases.min(mainline_cut);
+            Cow::Borrowed(&all[..all.partition_point(|v| v.release < cut)])
+        } else {
+            let visible = |v: &Version| {
+                v.release < bound.releases
+                    && match (bound.published, self.backfill_time(v.release)) {
+                        (None, _) => true,
+                        (Some(t), Some(published)) => published <= t,
+                        (Some(_), None) => v.release < mainline_cut,
+                    }
+            };
+            let n = all.iter().take_while(|v| visible(v)).count();
+            if all[n..].iter().any(visible) {
+                Cow::Owned(all.iter().copied().filter(visible).collect())
+            } else {
+                Cow::Borrowed(&all[..n])
+            }
+        };
+        (!versions.is_empty()).then(|| ObservationAt {
             dataset: self,
             cell,
-            versions: &all[..n],
+            versions,
+        })
+    }
+
+    /// Position of the first mainline release published after `t` (none: `u32::MAX`).
+    fn mainline_cut(&self, t: DateTime<Utc>) -> u32 {
+        let i = self.mainline.partition_point(|m| m.0 <= t);
+        self.mainline.get(i).map_or(u32::MAX, |m| m.1)
+    }
+
+    /// The publication time of release `position`, if it is a back-fill of this dataset.
+    fn backfill_time(&self, position: u32) -> Option<DateTime<Utc>> {
+        let i = self.backfills.binary_search_by_key(&position, |b| b.0).ok()?;
+        Some(self.backfills[i].1)
+    }
+
+    /// The latest publication time of the dataset's releases.
+    pub fn latest_published(&self) -> Option<DateTime<Utc>> {
+        self.mainline.last().map(|m| m.0)
+    }
+
+    /// The dataset's frequency: its definition's, or (for one defined without) that of its
+    /// figures, when they have exactly one.
+    pub fn frequency(&self) -> Option<Frequency> {
+        self.def.frequency.or_else(|| match self.frequencies().as_slice() {
+            [only] => Some(*only),
+            _ => None,
         })
     }
 
@@ -709,6 +867,7 @@ impl DatasetView {
     pub fn replaced_by(&self, cell: &CellKey, release: u32) -> Option<(u32, Decimal)> {
         let versions = self.history(cell)?.versions;
         let i = versions.iter().position(|v| v.release == release)?;
+        let versions = &versions[..];
         Some((i as u32 + 1, versions.get(i.checked_sub(1)?)?.value))
     }
 
@@ -719,6 +878,7 @@ impl DatasetView {
             Bound {
                 revision: u64::MAX,
                 releases: u32::MAX,
+                published: None,
             },
         )
     }
@@ -748,7 +908,7 @@ impl DatasetView {
             .iter()
             .try_fold(Decimal::ZERO, |sum, o| sum.checked_add(o.current().value))
             .ok_or(Overflow { figure: "sumOfItems" });
-        let residual = match (total, sum) {
+        let residual = match (&total, sum) {
             (None, _) => Ok(None),
             (Some(t), Ok(s)) => t
                 .current()

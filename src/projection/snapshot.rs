@@ -39,7 +39,7 @@ use super::{DatasetView, Extents, FigureKey, Figures, Projection, ReleaseInfo, S
 
 /// Bump whenever the body's layout or the meaning of a field changes: an older snapshot is
 /// then ignored (a full fold), never misread.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"TLSNAPSH";
 /// Bytes before the body.
@@ -170,6 +170,18 @@ impl Projection {
             w.str(&r.actor);
             w.uint(u64::from(r.observation_count));
             w.uint(u64::from(r.revised_count));
+            w.uint(u64::from(r.backfilled));
+        }
+        // The recording times, as seconds and nanoseconds since the one before (they never
+        // go back: it is the running maximum).
+        w.uint(self.recorded.len() as u64);
+        let mut last: Option<DateTime<Utc>> = None;
+        for &t in &self.recorded {
+            let delta = last.map_or(t.timestamp_nanos_opt().unwrap_or(0), |l| {
+                (t - l).num_nanoseconds().unwrap_or(0)
+            });
+            w.uint(delta as u64);
+            last = Some(t);
         }
     }
 
@@ -229,6 +241,11 @@ impl Projection {
             let actor = r.str()?;
             let observation_count = r.u32()?;
             let revised_count = r.u32()?;
+            let backfilled = match r.uint()? {
+                0 => false,
+                1 => true,
+                b => return Err(format!("bad back-fill flag {b}")),
+            };
             if release_ix.insert(id, position as u32).is_some() {
                 return Err(format!("release {id} twice"));
             }
@@ -244,13 +261,44 @@ impl Projection {
                 actor,
                 observation_count,
                 revised_count,
+                backfilled,
             });
         }
+        let n = r.count()?;
+        if n as u64 != head.revision {
+            return Err(format!("{n} recording times for {} events", head.revision));
+        }
+        let mut recorded = Vec::with_capacity(n);
+        let mut nanos: i64 = 0;
+        for i in 0..n {
+            let delta = i64::try_from(r.uint()?).map_err(|_| "bad recording time")?;
+            nanos = if i == 0 { delta } else { nanos.checked_add(delta).ok_or("bad recording time")? };
+            recorded.push(DateTime::from_timestamp_nanos(nanos));
+        }
         let release_count = releases.len() as u32;
-        for ds in &datasets {
+        for (position, r) in releases.iter().enumerate() {
+            let ds = &mut datasets[dataset_ix[&r.dataset]];
+            match r.backfilled {
+                true => ds.backfills.push((position as u32, r.published_at)),
+                false => ds.mainline.push((r.published_at, position as u32)),
+            }
+        }
+        for ds in &mut datasets {
+            if ds.mainline.windows(2).any(|w| w[0].0 > w[1].0) {
+                return Err(format!("dataset {}: releases out of publication order", ds.def.id));
+            }
             for id in 0..ds.figures.len() {
-                if ds.figures.versions(id).iter().any(|v| v.release >= release_count) {
+                let versions = ds.figures.versions(id);
+                if versions.iter().any(|v| v.release >= release_count) {
                     return Err(format!("a version of dataset {} names an unknown release", ds.def.id));
+                }
+                // In publication order, and (ties) recording order.
+                let order = |v: &Version| (releases[v.release as usize].published_at, v.release);
+                if versions.windows(2).any(|w| order(&w[0]) >= order(&w[1])) {
+                    return Err(format!("dataset {}: versions out of order", ds.def.id));
+                }
+                if versions.iter().any(|v| releases[v.release as usize].backfilled) {
+                    ds.figures.mixed.insert(id);
                 }
             }
         }
@@ -274,6 +322,7 @@ impl Projection {
             release_ix,
             published,
             published_max,
+            recorded,
             version_count,
             extents,
         })
@@ -407,13 +456,9 @@ impl DatasetView {
             if n == 0 {
                 return Err("a figure without versions".into());
             }
-            let mut last = None;
+            // Their order (publication order) is checked once the releases are read.
             for _ in 0..n {
                 let release = r.u32()?;
-                if last.is_some_and(|l| release <= l) {
-                    return Err("versions out of order".into());
-                }
-                last = Some(release);
                 figures.add(
                     id,
                     Version {
@@ -455,6 +500,8 @@ impl DatasetView {
             figures,
             release_count,
             frequencies,
+            mainline: Vec::new(),
+            backfills: Vec::new(),
         })
     }
 }

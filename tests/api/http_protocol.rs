@@ -939,6 +939,7 @@ async fn request_timeout_cuts_off_slow_requests() {
                         measure: None,
                         value: format!("-{}", 4000 + i),
                     }],
+                    backfill: false,
                 }
             })
             .collect();

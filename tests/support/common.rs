@@ -97,5 +97,6 @@ pub fn draft(observations: Vec<ObservationDraft>) -> ReleaseDraft {
         published_at: "2026-01-05T00:00:00Z".parse().unwrap(),
         source: None,
         observations,
+        backfill: false,
     }
 }
