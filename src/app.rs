@@ -45,6 +45,15 @@ pub struct ServeArgs {
     /// Refuse writes; also lets a damaged log be served up to its last good revision.
     #[arg(long, env = "TRADELEDGER_READ_ONLY")]
     pub read_only: bool,
+    /// How far in the future (in seconds, by this server's clock) a release's `publishedAt`
+    /// may be: clocks differ. A later one is refused with BAD_USER_INPUT naming the field.
+    #[arg(
+        long,
+        env = "TRADELEDGER_MAX_CLOCK_SKEW",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    pub max_clock_skew: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -174,6 +183,7 @@ impl ServeArgs {
             fixtures: PathBuf::from("fixtures"),
             no_fixtures: false,
             read_only: false,
+            max_clock_skew: crate::ledger::DEFAULT_MAX_CLOCK_SKEW.as_secs(),
             limits: LimitArgs::default(),
             snapshot: SnapshotArgs::default(),
             no_introspection: false,
@@ -235,6 +245,7 @@ impl App {
         }
         tracing::info!(verifier_key = %signer.verifier_key(), "signing checkpoints");
         ledger.set_signer(Arc::new(signer));
+        ledger.set_max_clock_skew(std::time::Duration::from_secs(settings.max_clock_skew));
         let mut tokens = Tokens {
             write: Token::parse_list(settings.write_tokens.as_deref().unwrap_or("")).context("--write-tokens")?,
             read: Token::parse_list(settings.read_tokens.as_deref().unwrap_or("")).context("--read-tokens")?,
@@ -446,10 +457,7 @@ pub(crate) fn open_ledger_with(
     let snapshot = use_snapshot.then(|| crate::snapshot::load(data_dir)).flatten();
     let covered = snapshot.as_ref().map_or(0, |p| p.head().revision);
     let (store, prefold, used) = open_locked(data_dir, chunk, snapshot)?;
-    let options = OpenOptions {
-        read_only,
-        ..OpenOptions::default()
-    };
+    let options = OpenOptions { read_only };
     let opened = Ledger::open_after(store, options, Some(prefold));
     let (ledger, verification, kept) = keep_or_refold(opened, used, || {
         let (store, prefold, _) = open_locked(data_dir, chunk, None)?;
@@ -588,10 +596,7 @@ async fn open_jetstream_ledger(
     .await
     .context("folding the JetStream stream")??;
     tracing::info!(stream = %config.stream, local, fetched = prefold.revision().saturating_sub(local), "read the JetStream stream");
-    let options = OpenOptions {
-        read_only,
-        ..OpenOptions::default()
-    };
+    let options = OpenOptions { read_only };
     let opened = Ledger::open_after(store.clone(), options, Some(prefold));
     let (ledger, verification, kept) = keep_or_refold(opened, used, || Ok(Ledger::open(store, options)))?;
     let covered = if kept { covered } else { 0 };

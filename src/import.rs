@@ -715,7 +715,10 @@ impl<'a> Record<'a> {
                     self.report.releases_recorded += 1;
                     self.report.observations_recorded += observations;
                     let p = self.ledger.read();
-                    if c.release.and_then(|id| p.release(&id)).is_some_and(|(_, r)| r.backfilled) {
+                    if c.release
+                        .and_then(|id| p.release(&id))
+                        .is_some_and(|(_, r)| r.backfilled)
+                    {
                         self.report.backfilled += 1;
                     }
                 }

@@ -609,11 +609,7 @@ impl QueryRoot {
             period,
             measure,
             total: b.total.as_ref().map(|t| observation(&p, t, bound)),
-            items: b
-                .items
-                .iter()
-                .map(|o| Tick(observation(&p, o, bound)))
-                .collect(),
+            items: b.items.iter().map(|o| Tick(observation(&p, o, bound))).collect(),
             sum_of_items: Computed(match b.overflow {
                 Some(e) => Err(e),
                 None => Ok(b.sum_of_items),

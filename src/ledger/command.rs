@@ -166,7 +166,9 @@ impl Context<'_> {
                      say backfill: true",
                     r.published_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                     r.dataset,
-                    latest.expect("backdated").to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    latest
+                        .expect("backdated")
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
                 ),
             ));
         }

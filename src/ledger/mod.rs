@@ -99,9 +99,6 @@ impl Verification {
 pub struct OpenOptions {
     /// Serve reads from a damaged log (up to its last good revision) instead of refusing.
     pub read_only: bool,
-    /// How far in the future a release's `publishedAt` may be; `None` for
-    /// [`DEFAULT_MAX_CLOCK_SKEW`].
-    pub max_clock_skew: Option<std::time::Duration>,
 }
 
 /// The default of `--max-clock-skew`: five minutes.
@@ -127,8 +124,8 @@ struct Inner {
     poisoned: AtomicBool,
     /// The key checkpoints of the transparency log are signed with, once configured.
     signer: std::sync::OnceLock<Arc<crate::tlog::Signer>>,
-    /// How far in the future a release's `publishedAt` may be.
-    max_clock_skew: chrono::Duration,
+    /// How far in the future a release's `publishedAt` may be, in milliseconds.
+    max_clock_skew_ms: std::sync::atomic::AtomicU64,
 }
 
 /// The log as far as verifications have covered it: every event up to `head` was checked
@@ -200,8 +197,7 @@ impl Ledger {
             storage_failure: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             signer: Default::default(),
-            max_clock_skew: chrono::Duration::from_std(options.max_clock_skew.unwrap_or(DEFAULT_MAX_CLOCK_SKEW))
-                .unwrap_or(chrono::Duration::MAX),
+            max_clock_skew_ms: (DEFAULT_MAX_CLOCK_SKEW.as_millis() as u64).into(),
         });
         tokio::spawn(writer::writer(Arc::downgrade(&inner), rx));
         Ok((Ledger { inner }, verification))
@@ -264,6 +260,12 @@ impl Ledger {
     }
 
     /// The key that signs checkpoints, if one was set.
+    /// Sets how far in the future a release's `publishedAt` may be (`--max-clock-skew`).
+    pub fn set_max_clock_skew(&self, skew: std::time::Duration) {
+        let ms = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
+        self.inner.max_clock_skew_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn signer(&self) -> Option<&Arc<crate::tlog::Signer>> {
         self.inner.signer.get()
     }

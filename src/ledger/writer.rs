@@ -255,12 +255,17 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
     let mut outcomes = Vec::with_capacity(slots.len());
     let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
     // Recording times never go back, whatever the clock does: "known at" stays a prefix.
-    let now = state.last_recorded_at().map_or_else(Utc::now, |last| last.max(Utc::now()));
+    let now = state
+        .last_recorded_at()
+        .map_or_else(Utc::now, |last| last.max(Utc::now()));
     let ctx = Context {
         state: &state,
         store: inner.store.as_ref(),
         now,
-        max_clock_skew: inner.max_clock_skew,
+        max_clock_skew: i64::try_from(inner.max_clock_skew_ms.load(Ordering::Relaxed))
+            .ok()
+            .and_then(chrono::Duration::try_milliseconds)
+            .unwrap_or(chrono::Duration::MAX),
         group: Default::default(),
     };
     let mut head = state.head();

@@ -11,10 +11,10 @@ mod filter;
 mod snapshot;
 mod stats;
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound as RangeBound;
 use std::sync::Arc;
 
@@ -653,7 +653,10 @@ impl Projection {
             revision,
             hash: event.hash,
         };
-        let recorded = self.recorded.last().map_or(event.recorded_at, |&t| t.max(event.recorded_at));
+        let recorded = self
+            .recorded
+            .last()
+            .map_or(event.recorded_at, |&t| t.max(event.recorded_at));
         self.recorded.push(recorded);
         Ok(applied)
     }

@@ -272,7 +272,11 @@ impl Projection {
         let mut nanos: i64 = 0;
         for i in 0..n {
             let delta = i64::try_from(r.uint()?).map_err(|_| "bad recording time")?;
-            nanos = if i == 0 { delta } else { nanos.checked_add(delta).ok_or("bad recording time")? };
+            nanos = if i == 0 {
+                delta
+            } else {
+                nanos.checked_add(delta).ok_or("bad recording time")?
+            };
             recorded.push(DateTime::from_timestamp_nanos(nanos));
         }
         let release_count = releases.len() as u32;

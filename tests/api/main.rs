@@ -18,6 +18,7 @@ mod store;
 #[path = "../support/mod.rs"]
 mod support;
 mod tamper;
+mod time_model;
 mod web;
 mod websocket;
 

@@ -127,10 +127,7 @@ async fn damaged_log_is_refused_unless_read_only() {
     put(&store, 3, &bad);
     assert_refused(&store, 3);
 
-    let (ledger, v) = Ledger::open(Arc::new(store.clone()), OpenOptions {
-            read_only: true,
-            ..OpenOptions::default()
-        }).unwrap();
+    let (ledger, v) = Ledger::open(Arc::new(store.clone()), OpenOptions { read_only: true }).unwrap();
     assert_eq!(v.damage.as_ref().map(|d| d.revision), Some(3));
     assert_eq!(v.checked, 2);
     assert!(ledger.is_read_only().unwrap().contains("damaged"));

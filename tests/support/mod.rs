@@ -47,7 +47,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server with a configuration adjusted by `configure`, with or without the fixtures.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig), fixtures: bool) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), configure, fixtures).await
+}
+
+/// A server over the store already in `dir` (its `log`), with the default configuration.
+pub async fn spawn_app_on(dir: TempDir) -> TestApp {
+    spawn_app_in(dir, |_| {}, false).await
+}
+
+async fn spawn_app_in(dir: TempDir, configure: impl FnOnce(&mut ServerConfig), fixtures: bool) -> TestApp {
     let store = Arc::new(SledStore::open(&dir.path().join("log")).expect("open store"));
     let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("open ledger");
     if fixtures {

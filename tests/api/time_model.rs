@@ -1,0 +1,315 @@
+//! The two time axes over real HTTP: what was public at a time (`publishedAt`) and what the
+//! ledger showed at a time (`knownAt`); back-dated releases refused unless they say they are
+//! back-fills, which then take their place in publication order; the dataset's frequency;
+//! a `publishedAt` in the future. Each test fails when its rule is removed.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tradeledger::domain::{Dataset, Event, Release, ReleaseDraft};
+use tradeledger::import::Batch;
+use tradeledger::store::{encode, Envelope, Hash, Head, Record, SledStore, FORMAT_VERSION};
+use uuid::Uuid;
+
+use crate::support::{fixtures_dir, release_input, spawn_app, TestApp, PUBLISH};
+
+const TOTAL_2025_S1: &str = r#"observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1""#;
+
+/// The total for 2025-S1 as of `as_of` (a GraphQL object literal), with its times.
+async fn total(app: &TestApp, as_of: &str) -> Value {
+    let q = format!(
+        "{{ {TOTAL_2025_S1}, asOf: {as_of}) {{ value status publishedAt recordedAt backfilled versionCount }} }}"
+    );
+    let v = app.gql(&q, json!({})).await;
+    assert!(v.get("errors").is_none(), "{v}");
+    v["data"]["observation"].clone()
+}
+
+/// The total's history: (value, publishedAt, backfilled) per version, in the order served.
+async fn history(app: &TestApp) -> Vec<(String, String, bool)> {
+    let q = r#"{ history(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1") {
+        version value publishedAt recordedAt backfilled delta } }"#;
+    let v = app.gql(q, json!({})).await;
+    assert!(v.get("errors").is_none(), "{v}");
+    v["data"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert!(
+                h["recordedAt"].is_string(),
+                "every version shows its recording time: {h}"
+            );
+            (
+                h["value"].as_str().unwrap().to_owned(),
+                h["publishedAt"].as_str().unwrap().to_owned(),
+                h["backfilled"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The 2025-S1 total at `value`, published at `published_at`.
+fn typo_release(published_at: &str, value: &str) -> Value {
+    let mut input = release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2025-S1", value);
+    input["publishedAt"] = json!(published_at);
+    input
+}
+
+fn error_of(v: &Value) -> (&str, &str) {
+    let e = &v["errors"][0];
+    (
+        e["extensions"]["code"].as_str().unwrap_or(""),
+        e["message"].as_str().unwrap_or(""),
+    )
+}
+
+/// The write seen in the field: a release dated 2020 (a typo of the year) for a figure whose
+/// latest publication is 2025-12-10. Refused, naming the field and the latest publication,
+/// and the as-of answer it would have rewritten stays -4530.
+#[tokio::test]
+async fn a_back_dated_release_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let before = app.head().await;
+    assert_eq!(
+        total(&app, r#"{publishedAt: "2025-10-01T00:00:00Z"}"#).await["value"],
+        "-4530"
+    );
+    let v = app
+        .gql_write(
+            PUBLISH,
+            json!({ "input": typo_release("2020-01-01T00:00:00Z", "-9999") }),
+        )
+        .await;
+    let (code, message) = error_of(&v);
+    assert_eq!(code, "BAD_USER_INPUT", "{v}");
+    assert!(message.contains("publishedAt"), "names the field: {message}");
+    assert!(
+        message.contains("2025-12-10T03:00:00Z"),
+        "names the latest publication: {message}"
+    );
+    assert!(
+        message.contains("backfill: true"),
+        "says how to record an older vintage: {message}"
+    );
+    assert_eq!(app.head().await, before, "nothing was recorded");
+    assert_eq!(
+        total(&app, r#"{publishedAt: "2025-10-01T00:00:00Z"}"#).await["value"],
+        "-4530"
+    );
+}
+
+/// With `backfill: true` the older vintage is recorded, marked, and placed by publication
+/// time: first in the history, so it becomes the preliminary; the deltas follow that order;
+/// and as of a time between it and the real preliminary, it is the answer.
+#[tokio::test]
+async fn a_backfill_takes_its_place_in_publication_order_and_is_marked() {
+    let app = spawn_app().await;
+    let mut input = typo_release("2025-07-01T00:00:00Z", "-4400");
+    input["backfill"] = json!(true);
+    let v = app.gql_write(PUBLISH, json!({ "input": input })).await;
+    assert!(v.get("errors").is_none(), "{v}");
+    assert_eq!(
+        history(&app).await,
+        vec![
+            ("-4400".to_owned(), "2025-07-01T00:00:00+00:00".to_owned(), true),
+            ("-4530".to_owned(), "2025-09-03T03:00:00+00:00".to_owned(), false),
+            ("-4610".to_owned(), "2025-12-10T03:00:00+00:00".to_owned(), false),
+        ]
+    );
+    // The preliminary is the first in publication order; the current value is unchanged.
+    let q = format!("{{ {TOTAL_2025_S1}) {{ value preliminaryValue revisionCount backfilled }} }}");
+    let now = app.gql(&q, json!({})).await;
+    assert_eq!(
+        now["data"]["observation"],
+        json!({"value": "-4610", "preliminaryValue": "-4400", "revisionCount": 2, "backfilled": false}),
+        "{now}"
+    );
+    let at = total(&app, r#"{publishedAt: "2025-08-01T00:00:00Z"}"#).await;
+    assert_eq!(
+        (&at["value"], &at["backfilled"]),
+        (&json!("-4400"), &json!(true)),
+        "{at}"
+    );
+    assert_eq!(
+        total(&app, r#"{publishedAt: "2025-10-01T00:00:00Z"}"#).await["value"],
+        "-4530"
+    );
+    // The release is marked too, and the event says so.
+    let r = app
+        .gql("{ releases(first: 10) { nodes { title backfilled } } }", json!({}))
+        .await;
+    let marked: Vec<bool> = r["data"]["releases"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["backfilled"].as_bool().unwrap())
+        .collect();
+    assert_eq!(marked.iter().filter(|b| **b).count(), 1, "{r}");
+    let recorded = app
+        .ledger
+        .release_event(4)
+        .unwrap()
+        .expect("revision 4 is the back-fill");
+    assert!(recorded.backfill, "the event records the back-fill");
+}
+
+/// An answer for (publishedAt T, knownAt K) never changes once K is past: a back-fill
+/// recorded after K changes the answer as known now, not the one as known at K.
+#[tokio::test]
+async fn an_answer_known_at_a_past_time_never_changes() {
+    let app = spawn_app().await;
+    let t = "2025-08-01T00:00:00Z";
+    let k: DateTime<Utc> = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let pinned = format!(r#"{{publishedAt: "{t}", knownAt: "{}"}}"#, k.to_rfc3339());
+    let before = total(&app, &pinned).await;
+    assert_eq!(
+        before,
+        json!(null),
+        "nothing was public on {t} as the ledger knew it at {k}"
+    );
+    let head_before = total(&app, &format!(r#"{{knownAt: "{}"}}"#, k.to_rfc3339())).await;
+    assert_eq!(head_before["value"], "-4610");
+
+    let mut input = typo_release("2025-07-01T00:00:00Z", "-4400");
+    input["backfill"] = json!(true);
+    assert!(app
+        .gql_write(PUBLISH, json!({ "input": input }))
+        .await
+        .get("errors")
+        .is_none());
+    let mut later = typo_release("2026-02-01T00:00:00Z", "-4700");
+    later["id"] = json!(Uuid::new_v4().to_string());
+    assert!(app
+        .gql_write(PUBLISH, json!({ "input": later }))
+        .await
+        .get("errors")
+        .is_none());
+
+    // As known now, the back-fill answers for T; as known at K, nothing still does.
+    assert_eq!(
+        total(&app, &format!(r#"{{publishedAt: "{t}"}}"#)).await["value"],
+        "-4400"
+    );
+    assert_eq!(total(&app, &pinned).await, before);
+    assert_eq!(
+        total(&app, &format!(r#"{{knownAt: "{}"}}"#, k.to_rfc3339())).await,
+        head_before
+    );
+    // The recording times bound the answer: a `knownAt` after the writes sees them.
+    let after = format!(r#"{{knownAt: "{}"}}"#, Utc::now().to_rfc3339());
+    assert_eq!(total(&app, &after).await["value"], "-4700");
+}
+
+/// A period of another frequency than the dataset's is refused, naming the frequency, and
+/// the refusal of a quarterly period in queries stays a refusal.
+#[tokio::test]
+async fn a_period_of_another_frequency_is_refused() {
+    let app = spawn_app().await;
+    let before = app.head().await;
+    let v = app
+        .gql_write(
+            PUBLISH,
+            json!({ "input": release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2025-Q3", "1") }),
+        )
+        .await;
+    let (code, message) = error_of(&v);
+    assert_eq!(code, "BAD_USER_INPUT", "{v}");
+    assert!(
+        message.contains("half-yearly"),
+        "names the dataset's frequency: {message}"
+    );
+    assert!(message.contains("observations[0].period"), "names the field: {message}");
+    assert_eq!(app.head().await, before);
+    let q = r#"{ dataset(id: "KR_KNOWLEDGE_SERVICES") { frequency } }"#;
+    assert_eq!(app.gql(q, json!({})).await["data"]["dataset"]["frequency"], "HALF_YEAR");
+}
+
+/// A `publishedAt` beyond the allowed clock skew (2099) is refused; one within it is not.
+#[tokio::test]
+async fn a_publication_time_in_the_future_is_refused() {
+    let app = spawn_app().await;
+    let before = app.head().await;
+    let v = app
+        .gql_write(PUBLISH, json!({ "input": typo_release("2099-01-01T00:00:00Z", "-1") }))
+        .await;
+    let (code, message) = error_of(&v);
+    assert_eq!(code, "BAD_USER_INPUT", "{v}");
+    assert!(
+        message.contains("publishedAt") && message.contains("future"),
+        "{message}"
+    );
+    assert_eq!(app.head().await, before);
+    let soon = (Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
+    let v = app
+        .gql_write(PUBLISH, json!({ "input": typo_release(&soon, "-1") }))
+        .await;
+    assert!(v.get("errors").is_none(), "a minute of clock skew is allowed: {v}");
+}
+
+/// A data directory written before these rules, holding the back-dated write they now
+/// refuse: it opens, and its versions are ordered and marked by the same rules.
+#[tokio::test]
+async fn a_log_written_before_the_rules_is_read_by_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(&dir.path().join("log")).unwrap();
+    let batch = Batch::read_dir(&fixtures_dir()).unwrap();
+    // As such a log has it: the definition without a frequency, releases as they came.
+    let mut dataset: Dataset = batch.datasets[0].clone();
+    dataset.frequency = None;
+    let mut events = vec![Event::DatasetDefined {
+        dataset: dataset.clone(),
+    }];
+    for draft in batch.releases.iter().cloned() {
+        events.push(Event::ReleasePublished {
+            release: draft.validate(&dataset).unwrap(),
+        });
+    }
+    let typo: ReleaseDraft = serde_json::from_value(typo_release("2020-01-01T00:00:00Z", "-9999")).unwrap();
+    let typo: Release = typo.validate(&dataset).unwrap();
+    assert!(!typo.backfill);
+    events.push(Event::ReleasePublished { release: typo });
+    let mut head = Head::default();
+    let mut prev = Hash::GENESIS;
+    for (i, event) in events.into_iter().enumerate() {
+        let envelope = Envelope {
+            format: FORMAT_VERSION,
+            revision: i as u64 + 1,
+            event_id: Uuid::new_v4(),
+            recorded_at: Utc::now(),
+            actor: "before".into(),
+            prev_hash: prev.to_hex(),
+            event,
+        };
+        let (hash, bytes) = encode(&envelope);
+        head = store
+            .append_blocking(
+                &[Record {
+                    revision: envelope.revision,
+                    hash,
+                    bytes,
+                }],
+                head,
+            )
+            .unwrap();
+        prev = hash;
+    }
+    drop(store);
+    let app = crate::support::spawn_app_on(dir).await;
+    assert_eq!(
+        history(&app).await,
+        vec![
+            ("-9999".to_owned(), "2020-01-01T00:00:00+00:00".to_owned(), true),
+            ("-4530".to_owned(), "2025-09-03T03:00:00+00:00".to_owned(), false),
+            ("-4610".to_owned(), "2025-12-10T03:00:00+00:00".to_owned(), false),
+        ]
+    );
+    // What was public on 2025-10-01 is the preliminary again, not the 2020 typo.
+    assert_eq!(
+        total(&app, r#"{publishedAt: "2025-10-01T00:00:00Z"}"#).await["value"],
+        "-4530"
+    );
+    // The frequency of a definition without one is that of its figures.
+    let q = r#"{ dataset(id: "KR_KNOWLEDGE_SERVICES") { frequency } }"#;
+    assert_eq!(app.gql(q, json!({})).await["data"]["dataset"]["frequency"], "HALF_YEAR");
+}
