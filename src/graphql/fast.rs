@@ -217,6 +217,8 @@ enum ObsField {
     Status,
     Revision,
     PublishedAt,
+    RecordedAt,
+    Backfilled,
     PreliminaryValue,
     RevisionFromPreliminary,
     VersionCount,
@@ -246,6 +248,8 @@ enum VersionField {
     PreviousValue,
     Delta,
     PublishedAt,
+    RecordedAt,
+    Backfilled,
     Release(Vec<Sel<ReleaseField>>),
 }
 
@@ -261,6 +265,7 @@ enum ReleaseField {
     Actor,
     ObservationCount,
     RevisedCount,
+    Backfilled,
 }
 
 enum BreakdownField {
@@ -284,7 +289,15 @@ type InputFields = &'static [(&'static str, &'static [&'static str])];
 /// Input-object types a variable may have (not in lists): their fields, and for a field of an
 /// input-object type, that type's fields.
 const INPUT_OBJECTS: [(&str, InputFields); 2] = [
-    ("AsOf", &[("revision", &[]), ("release", &[]), ("publishedAt", &[])]),
+    (
+        "AsOf",
+        &[
+            ("revision", &[]),
+            ("release", &[]),
+            ("publishedAt", &[]),
+            ("knownAt", &[]),
+        ],
+    ),
     (
         "ObservationFilter",
         &[
@@ -532,6 +545,8 @@ impl<'a> Compiler<'a> {
                     "status" => ObsField::Status,
                     "revision" => ObsField::Revision,
                     "publishedAt" => ObsField::PublishedAt,
+                    "recordedAt" => ObsField::RecordedAt,
+                    "backfilled" => ObsField::Backfilled,
                     "preliminaryValue" => ObsField::PreliminaryValue,
                     "revisionFromPreliminary" => ObsField::RevisionFromPreliminary,
                     "versionCount" => ObsField::VersionCount,
@@ -563,6 +578,8 @@ impl<'a> Compiler<'a> {
                     "previousValue" => VersionField::PreviousValue,
                     "delta" => VersionField::Delta,
                     "publishedAt" => VersionField::PublishedAt,
+                    "recordedAt" => VersionField::RecordedAt,
+                    "backfilled" => VersionField::Backfilled,
                     _ => return None,
                 },
             )?,
@@ -585,6 +602,7 @@ impl<'a> Compiler<'a> {
                     "actor" => ReleaseField::Actor,
                     "observationCount" => ReleaseField::ObservationCount,
                     "revisedCount" => ReleaseField::RevisedCount,
+                    "backfilled" => ReleaseField::Backfilled,
                     _ => return None,
                 },
             )
@@ -1045,6 +1063,8 @@ impl<'a> Run<'a> {
                         None => run.null(),
                     },
                     VersionField::PublishedAt => run.datetime(&release.published_at),
+                    VersionField::RecordedAt => run.datetime(&release.recorded_at),
+                    VersionField::Backfilled => run.boolean(release.backfilled),
                     VersionField::Release(sels) => run.release(release, sels)?,
                 }
                 Some(())
@@ -1166,6 +1186,8 @@ impl<'a> Run<'a> {
                 ObsField::Status => run.status(release.status),
                 ObsField::Revision => run.number(release.revision),
                 ObsField::PublishedAt => run.datetime(&release.published_at),
+                ObsField::RecordedAt => run.datetime(&release.recorded_at),
+                ObsField::Backfilled => run.boolean(release.backfilled),
                 ObsField::PreliminaryValue => run.display(obs.preliminary().value),
                 ObsField::RevisionFromPreliminary => run.display(current.value.checked_sub(obs.preliminary().value)?),
                 ObsField::VersionCount => run.number(obs.versions.len() as u64),
@@ -1194,6 +1216,7 @@ impl<'a> Run<'a> {
                 ReleaseField::Actor => run.string(&r.actor),
                 ReleaseField::ObservationCount => run.number(u64::from(r.observation_count)),
                 ReleaseField::RevisedCount => run.number(u64::from(r.revised_count)),
+                ReleaseField::Backfilled => run.boolean(r.backfilled),
             }
             Some(())
         })
@@ -1371,6 +1394,10 @@ mod tests {
                     7 | 8 => json!({"publishedAt": self.pick(&["1990-01-01T00:00:00Z", "1990-06-20T12:00:00+02:00"])}),
                     9 => json!({"revision": "three"}),
                     10 => json!({"revision": 3_000_000_000i64}),
+                    11 if self.chance(0.5) => {
+                        json!({"knownAt": self.pick(&["1990-01-01T00:00:00Z", "2100-01-01T00:00:00Z"]),
+                               "publishedAt": self.pick(&["1990-01-01T00:00:00Z", "1990-06-20T12:00:00+02:00"])})
+                    }
                     _ => json!({"revision": 2, "publishedAt": "1990-01-01T00:00:00Z"}),
                 };
                 return Some(self.object_variable("AsOf", value));
@@ -1396,7 +1423,16 @@ mod tests {
                         "1990-06-20T12:00:00+02:00",
                         "2030-01-01T00:00:00Z",
                     ]);
-                    format!("{{publishedAt: {}}}", self.string("DateTime", t))
+                    if self.chance(0.3) {
+                        let k = self.pick(&["1990-01-01T00:00:00Z", "2100-01-01T00:00:00Z"]);
+                        format!(
+                            "{{publishedAt: {}, knownAt: {}}}",
+                            self.string("DateTime", t),
+                            self.string("DateTime", k)
+                        )
+                    } else {
+                        format!("{{publishedAt: {}}}", self.string("DateTime", t))
+                    }
                 }
                 _ => "{revision: 1, release: \"00000000-0000-0000-0000-000000000001\"}".to_owned(),
             })
@@ -1585,6 +1621,7 @@ mod tests {
                     ("actor", None),
                     ("observationCount", None),
                     ("revisedCount", None),
+                    ("backfilled", None),
                 ],
             )
         }
@@ -1603,6 +1640,8 @@ mod tests {
                     ("status", None),
                     ("revision", None),
                     ("publishedAt", None),
+                    ("recordedAt", None),
+                    ("backfilled", None),
                     ("preliminaryValue", None),
                     ("revisionFromPreliminary", None),
                     ("versionCount", None),
@@ -1648,6 +1687,8 @@ mod tests {
                     ("previousValue", None),
                     ("delta", None),
                     ("publishedAt", None),
+                    ("recordedAt", None),
+                    ("backfilled", None),
                     ("release", Some(Self::release)),
                 ],
             )

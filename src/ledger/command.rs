@@ -97,10 +97,12 @@ impl Command {
                     }
                 }))
             }
-            Command::AmendDataset(d) => {
+            Command::AmendDataset(mut d) => {
                 let Some(existing) = ctx.state.dataset(&d.id) else {
                     return Decision::Answer(Err(LedgerError::NotFound(format!("dataset `{}` not found", d.id))));
                 };
+                // A definition sent without its frequency keeps the recorded one.
+                d.frequency = d.frequency.or(existing.def.frequency);
                 if *existing.def == d {
                     // Nothing to change: a retry of an amendment already recorded.
                     return Decision::Answer(ctx.hash_of(existing.def_revision).map(|hash| Committed {

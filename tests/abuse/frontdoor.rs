@@ -351,7 +351,7 @@ fn ten_values(value: &str) -> Value {
         "dataset": TEN_CODES,
         "status": "PRELIMINARY",
         "title": "SYNTHETIC ten large values",
-        "publishedAt": "2030-01-15T00:00:00Z",
+        "publishedAt": "2026-01-15T00:00:00Z",
         "observations": observations
     }})
 }

@@ -111,7 +111,7 @@ async fn a_forged_record_in_the_stream_stops_writes_and_start_up() {
     // The running node notices and refuses writes; reads still answer at the old head.
     let started = Instant::now();
     loop {
-        let input = release_input(&uuid::Uuid::new_v4().to_string(), "_T._T._T", "2060-01", "1.5");
+        let input = release_input(&uuid::Uuid::new_v4().to_string(), "_T._T._T", "2060-S1", "1.5");
         let (_, body) = a.post(PUBLISH, json!({ "input": input }), Some(TOKEN)).await.unwrap();
         assert!(
             body["data"]["publishRelease"].is_null(),

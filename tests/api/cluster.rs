@@ -147,7 +147,7 @@ async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
     }
 
     let id = Uuid::new_v4().to_string();
-    let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2031-01", "1.5"))
+    let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2031-S1", "1.5"))
         .await
         .unwrap();
     let (revision, hash, duplicate) = ack_of(status, &body).unwrap_or_else(|| panic!("publish on A: {body}"));
@@ -176,7 +176,7 @@ async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
     assert_eq!(data["release"]["hash"].as_str(), Some(hash.as_str()), "{data}");
 
     // The same release re-sent through node B is a duplicate with the original revision.
-    let (status, body) = publish(&b, &release_input(&id, "_T._T._T", "2031-01", "1.5"))
+    let (status, body) = publish(&b, &release_input(&id, "_T._T._T", "2031-S1", "1.5"))
         .await
         .unwrap();
     assert_eq!(ack_of(status, &body), Some((revision, hash, true)), "{body}");
@@ -201,7 +201,7 @@ async fn concurrent_writers_through_two_nodes_keep_one_dense_log() {
             (0..PER_WRITER)
                 .map(|i| {
                     let id = Uuid::new_v4().to_string();
-                    let period = format!("{}-{:02}", 2040 + w * 3 + i / 12, i % 12 + 1);
+                    let period = format!("{}-S{}", 2040 + w * 18 + i / 2, i % 2 + 1);
                     let input = release_input(&id, "_T._T._T", &period, &format!("{w}{i}.5"));
                     (id, input)
                 })
@@ -272,7 +272,7 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     let sent = Instant::now();
     let (status, body) = publish(
         &a,
-        &release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2050-01", "2.5"),
+        &release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2050-S1", "2.5"),
     )
     .await
     .expect("publish answers");
@@ -305,7 +305,7 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     let started = Instant::now();
     loop {
         let id = Uuid::new_v4().to_string();
-        let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2050-02", "3.5"))
+        let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2050-S2", "3.5"))
             .await
             .expect("publish answers");
         if let Some((revision, _, false)) = ack_of(status, &body) {
@@ -482,7 +482,7 @@ async fn keep_writing(
     while !stop.load(Ordering::SeqCst) {
         n += 1;
         let id = Uuid::new_v4().to_string();
-        let period = format!("{}-{:02}", 2100 + writer as u64 * 200 + n / 12, n % 12 + 1);
+        let period = format!("{}-S{}", 2100 + writer as u64 * 1200 + n / 2, n % 2 + 1);
         let input = release_input(&id, "_T._T._T", &period, &format!("{writer}{n}.25"));
         let sent = client
             .post(&url)
@@ -629,7 +629,7 @@ async fn measure_cross_node_visibility() {
         let input = release_input(
             &Uuid::new_v4().to_string(),
             "_T._T._T",
-            &format!("{}-{:02}", 2400 + i / 12, i % 12 + 1),
+            &format!("{}-S{}", 2400 + i / 2, i % 2 + 1),
             "1.5",
         );
         let (status, body) = publish(&a, &input).await.unwrap();
@@ -711,7 +711,7 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
 
     let a = start_logged(&a_dir, &cluster, "COPIED", true, &[]).await;
-    let first = publish_n(&a, 2, "2031-01").await;
+    let first = publish_n(&a, 2, "2031-S1").await;
     let head = head_of(&a).await;
     let log = a.stop().await;
     let read = logged(&log, "read the JetStream stream");
@@ -724,7 +724,7 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
     // Node B joins fresh and writes while A is down.
     let b = start_logged(&b_dir, &cluster, "COPIED", false, &[]).await;
     assert_eq!(head_of(&b).await, head);
-    let later = publish_n(&b, 3, "2031-02").await;
+    let later = publish_n(&b, 3, "2031-S2").await;
     let b_head = head_of(&b).await;
     let read = logged(&b.stderr(), "read the JetStream stream");
     assert_eq!(read["local"], "0");
@@ -753,7 +753,7 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
     let (a_head, _) = checked_log(&a, "node A after its restart").await;
     assert_eq!(a_head, b_head);
     // Writes through the restarted node continue the log both nodes see.
-    let more = publish_n(&a, 1, "2031-03").await;
+    let more = publish_n(&a, 1, "2032-S1").await;
     wait_head(&b, b_head + 1, "node B sees node A's write").await;
     assert_eq!(release_revision(&b, &more[0]).await, Some(b_head + 1));
     drop(b);
@@ -786,7 +786,7 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
 
     // Another stream, longer than A's copy, whose record at the copy's head differs.
     let c = start_logged(&dir.path().join("c"), &cluster, "OTHER", true, &[]).await;
-    let other = publish_n(&c, 8, "2032-01").await;
+    let other = publish_n(&c, 8, "2033-S1").await;
     let other_head = head_of(&c).await;
     assert!(other_head > b_head + 1);
     drop(c);

@@ -86,8 +86,8 @@ async fn writer(client: reqwest::Client, url: String, counter: Arc<AtomicU64>, k
     loop {
         let n = counter.fetch_add(1, Ordering::Relaxed);
         let id = Uuid::new_v4().to_string();
-        // A distinct monthly period per release: 2030-01, 2030-02, ...
-        let period = format!("{}-{:02}", 2030 + n / 12, n % 12 + 1);
+        // A distinct half-year per release: 2030-S1, 2030-S2, 2031-S1, ...
+        let period = format!("{}-S{}", 2030 + n / 2, n % 2 + 1);
         let input = release_input(&id, "_T._T._T", &period, &format!("-{}.5", 1000 + n));
         let sent = Sent { id, input };
         match publish(&client, &url, &sent.input).await {
@@ -371,7 +371,7 @@ async fn audit_log_shows_only_acknowledged_events() {
                     let input = release_input(
                         &Uuid::new_v4().to_string(),
                         "_T._T._T",
-                        &format!("{}-{:02}", 2030 + n / 12, n % 12 + 1),
+                        &format!("{}-S{}", 2030 + n / 2, n % 2 + 1),
                         "1",
                     );
                     let (status, body) = publish(&client, &url, &input).await.expect("publish");

@@ -369,11 +369,11 @@ fn required_types_and_fields_are_present() {
         ],
     );
     assert_fields(&sdl, "type RevisionSummary", &["meanRevision", "meanAbsoluteRevision"]);
-    assert_fields(&sdl, "input AsOf", &["revision", "release", "publishedAt"]);
+    assert_fields(&sdl, "input AsOf", &["revision", "release", "publishedAt", "knownAt"]);
     assert_eq!(
         sdl.block("input AsOf").len(),
-        3,
-        "AsOf has exactly the three ways to name a point"
+        4,
+        "AsOf has exactly the three ways to name a point, and knownAt for the second time axis"
     );
     assert_fields(
         &sdl,

@@ -93,7 +93,7 @@ fn replace_once(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
 
 /// A valid release for a `publishRelease` attempt.
 fn fresh_release() -> Value {
-    release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2030-01", "-1")
+    release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2030-S1", "-1")
 }
 
 /// Asserts that `verify` exits 1 naming `bad` as the first bad revision.

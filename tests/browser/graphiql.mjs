@@ -116,7 +116,7 @@ try {
             dataset: 'KR_KNOWLEDGE_SERVICES',
             status: 'PRELIMINARY',
             title,
-            publishedAt: '2031-01-15T00:00:00Z',
+            publishedAt: '2026-01-15T00:00:00Z',
             source: 'SYNTHETIC: the browser test',
             observations: [{ key: 'IPR._T._T', period: '2031-S1', value: '1' }],
           },

@@ -377,7 +377,7 @@ pub fn release_input(id: &str, key: &str, period: &str, value: &str) -> Value {
         "dataset": DATASET,
         "status": "PRELIMINARY",
         "title": format!("SYNTHETIC process test release {id}"),
-        "publishedAt": "2030-01-15T00:00:00Z",
+        "publishedAt": "2026-01-15T00:00:00Z",
         "source": "SYNTHETIC: tests through the binary",
         "observations": [{ "key": key, "period": period, "value": value }]
     })
