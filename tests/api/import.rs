@@ -538,6 +538,8 @@ mod json_schema {
         let dataset = fixture("00_dataset.json");
         let mut release = fixture("02_synthetic_2025_s1_revision.json");
         release["observations"][0]["measure"] = json!("BAL");
+        release["backfill"] = json!(false);
+        assert!(dataset.get("frequency").is_some());
         assert!(release.get("source").is_some() && release.get("id").is_some());
         assert!(dataset.get("description").is_some());
         assert!(dataset["dimensions"][0]["codes"][1].get("parent").is_some());

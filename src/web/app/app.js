@@ -108,6 +108,20 @@
     return !!release && /SYNTHETIC/.test((release.title || '') + ' ' + (release.source || ''));
   }
 
+  // A back-fill: an older vintage recorded after later ones, placed by its publication time.
+  function backfillTag(item) {
+    return item && item.backfilled
+      ? h(
+          'span',
+          {
+            class: 'tag backfill',
+            title: 'Back-filled: published before releases the ledger had already recorded; placed here by its publication time',
+          },
+          'back-filled',
+        )
+      : null;
+  }
+
   function syntheticTag(release) {
     return isSynthetic(release)
       ? h(
@@ -685,7 +699,7 @@
       const data = await gql(
         `query($id: ID!, $key: String!, $period: Period!, $asOf: AsOf) {
           history(dataset: $id, key: $key, period: $period, asOf: $asOf) {
-            version revision status value previousValue delta publishedAt
+            version revision status value previousValue delta publishedAt backfilled
             release { id title source actor recordedAt hash } }
           observation(dataset: $id, key: $key, period: $period, asOf: $asOf) {
             value status asOfRevision proof { revision treeSize leafIndex canonical hashes rootHash } }
@@ -807,7 +821,7 @@
               h('td', { class: 'n' }, v.revision),
               h('td', null, releaseLink(v.release), ' ', syntheticTag(v.release)),
               h('td', null, badge(v.status)),
-              h('td', null, time(v.publishedAt)),
+              h('td', null, time(v.publishedAt), ' ', backfillTag(v)),
               h('td', { class: 'n value' }, value(v.value)),
               h('td', { class: 'n' }, delta(v.delta)),
               h('td', null, v.release.actor),
@@ -1302,7 +1316,7 @@
     const id = segments()[1];
     if (!UUID_RE.test(id)) return notFound(`“${id}” is not a release id (a UUID such as 6b1f0c2e-4d3a-4e51-9a57-2025a0000001).`);
     const data = await gql(
-      `query($id: UUID!) { release(id: $id) { id status title publishedAt source revision recordedAt actor
+      `query($id: UUID!) { release(id: $id) { id status title publishedAt backfilled source revision recordedAt actor
         observationCount revisedCount hash dataset { ${DATASET_FIELDS} }
         observations { key period measure value previousValue delta } } }`,
       { id },
@@ -1326,7 +1340,7 @@
         h('dt', null, 'Status'),
         h('dd', null, badge(r.status)),
         h('dt', null, 'Published'),
-        h('dd', null, time(r.publishedAt)),
+        h('dd', null, time(r.publishedAt), ' ', backfillTag(r)),
         h('dt', null, 'Source'),
         h('dd', null, r.source || '—'),
         h('dt', null, 'Recorded'),
