@@ -90,9 +90,9 @@ pub struct LimitArgs {
     pub ws_send_timeout_ms: u64,
     /// Bytes of subscription results one WebSocket may have waiting to be sent. A
     /// subscription that would go beyond waits (it reads on from the ledger when the client
-    /// catches up), so a client that stops reading holds this much and one result per
-    /// subscription being built, and is closed with 4504 after the send timeout. A single
-    /// result larger than this is still sent, alone.
+    /// catches up), so a client that stops reading holds this much and about one result
+    /// being built (subscriptions of one connection take turns), and is closed with 4504
+    /// after the send timeout. A single result larger than this is still sent, alone.
     #[arg(long, env = "TRADELEDGER_WS_MAX_BUFFERED_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub ws_max_buffered_bytes: usize,
     /// Responses to read-only queries kept per ledger revision (0 turns the cache off).

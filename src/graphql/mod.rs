@@ -25,7 +25,7 @@ pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use request::{request_from_params, ParamError};
 pub use scalars::Dec;
-pub use subscription::SubscriptionRoot;
+pub use subscription::{BuildTurn, SubscriptionRoot};
 
 use crate::ledger::Ledger;
 use crate::settings::LimitArgs;

@@ -26,8 +26,8 @@
 //! `ws_max_buffered_bytes` (a single larger result is sent alone); a subscription whose
 //! next result does not fit waits before reading on, and since subscriptions read from the
 //! ledger rather than from a queue of their own, waiting loses nothing. A client that stops
-//! reading thus holds that much and one result per subscription being built, until the send
-//! timeout closes it.
+//! reading thus holds that much and about one result being built (the subscriptions of a
+//! connection take turns to build theirs, [`BuildTurn`]), until the send timeout closes it.
 //!
 //! Queries and mutations (single results) run on the query pool with the request timeout,
 //! as over HTTP; subscriptions stay on the connection's runtime, where they mostly wait.
@@ -53,7 +53,7 @@ use super::peer::PeerSlot;
 use super::AppState;
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
-    add_codes, is_request_error, request_from_params, to_json_capped, Caller, ParamError, LIMIT_EXCEEDED,
+    add_codes, is_request_error, request_from_params, to_json_capped, BuildTurn, Caller, ParamError, LIMIT_EXCEEDED,
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -211,6 +211,8 @@ struct Connection {
     budget: Arc<Semaphore>,
     /// The budget's size.
     budget_bytes: usize,
+    /// Subscriptions build their results one at a time (see [`BuildTurn`]).
+    turn: BuildTurn,
 }
 
 impl Connection {
@@ -240,6 +242,7 @@ impl Connection {
             inbox: Some(inbox),
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
+            turn: BuildTurn::new(),
         }
     }
 
@@ -526,6 +529,7 @@ impl Connection {
         self.generation += 1;
         let generation = self.generation;
         let caller = self.caller.clone().unwrap_or_default();
+        let request = request.data(self.turn.clone());
         let state = self.state.clone();
         let outbox = self.outbox.clone();
         let task_id = id.clone();
