@@ -386,6 +386,7 @@ impl Observation {
     async fn proof(&self, ctx: &Context<'_>) -> Result<super::transparency::InclusionProof> {
         let ledger = ledger_of(ctx);
         let p = crate::tlog::inclusion(ledger, self.revision, self.as_of_revision).map_err(super::error::ledger)?;
+        super::limits::charge_texts(ctx, [p.canonical.as_str()])?;
         Ok(p.into())
     }
 
