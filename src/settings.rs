@@ -3,6 +3,10 @@
 //! [`ServerConfig`](crate::http::ServerConfig) and their `Default`s are all built from
 //! [`LimitArgs`], so a default is written once, here.
 
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
 /// The limits of `serve` (flattened into its flags).
@@ -80,6 +84,17 @@ pub struct LimitArgs {
     /// Interval of keep-alive pings on idle WebSocket connections, in milliseconds.
     #[arg(long, env = "TRADELEDGER_WS_KEEPALIVE_MS", default_value_t = 30_000)]
     pub ws_keepalive_ms: u64,
+    /// Longest a WebSocket client may take to accept a frame, in milliseconds; a client
+    /// that takes longer is closed with 4504 (it did not read in time).
+    #[arg(long, env = "TRADELEDGER_WS_SEND_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ws_send_timeout_ms: u64,
+    /// Bytes of subscription results one WebSocket may have waiting to be sent. A
+    /// subscription that would go beyond waits (it reads on from the ledger when the client
+    /// catches up), so a client that stops reading holds this much and about one result
+    /// being built (subscriptions of one connection take turns), and is closed with 4504
+    /// after the send timeout. A single result larger than this is still sent, alone.
+    #[arg(long, env = "TRADELEDGER_WS_MAX_BUFFERED_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub ws_max_buffered_bytes: usize,
     /// Responses to read-only queries kept per ledger revision (0 turns the cache off).
     #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_ENTRIES", default_value_t = 1024)]
     pub response_cache_entries: usize,
@@ -117,10 +132,80 @@ pub struct LimitArgs {
     /// connection is closed. Keep it below the open-files limit (`ulimit -n`).
     #[arg(long, env = "TRADELEDGER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Open connections (WebSockets included) from one client address; beyond, a 429 with
+    /// Retry-After and the connection is closed. A browser opens up to 6 connections to a
+    /// host and a page a few WebSockets, so 64 leaves room for a dozen people behind one
+    /// NAT, while filling the default 10,000 slots takes 157 addresses. The client is the
+    /// socket's peer, or behind a proxy named in --trusted-proxies, the address that proxy
+    /// saw (X-Forwarded-For).
+    #[arg(long, env = "TRADELEDGER_MAX_CONNECTIONS_PER_PEER", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_peer: u32,
+    /// Reverse proxies whose X-Forwarded-For is believed, as comma-separated addresses or
+    /// CIDR blocks (`10.0.0.0/8,192.168.1.7`). Behind one, a client is the right-most
+    /// address of X-Forwarded-For that is not a trusted proxy; without any, the header is
+    /// ignored.
+    #[arg(long, env = "TRADELEDGER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
     /// On SIGTERM or Ctrl-C: how long in-flight requests and WebSockets get to finish
     /// before every connection is closed and the process exits.
     #[arg(long, env = "TRADELEDGER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+}
+
+/// An address block, `10.0.0.0/8` or a single address (`192.168.1.7`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` is in the block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or CIDR block"))?;
+        let network = network.to_canonical();
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
 }
 
 #[derive(Parser)]
@@ -149,5 +234,23 @@ mod tests {
         std::env::remove_var("TRADELEDGER_MAX_ALIASES");
         assert_eq!(defaults.max_aliases, 30);
         assert_eq!(defaults.max_depth, 12);
+    }
+
+    #[test]
+    fn cidr_blocks_parse_and_match() {
+        let block: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(block.contains("10.200.3.4".parse().unwrap()));
+        assert!(block.contains("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(!block.contains("11.0.0.1".parse().unwrap()));
+        let one: Cidr = "192.168.1.7".parse().unwrap();
+        assert!(one.contains("192.168.1.7".parse().unwrap()));
+        assert!(!one.contains("192.168.1.8".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6: Cidr = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::5".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("not-an-ip".parse::<Cidr>().is_err());
     }
 }

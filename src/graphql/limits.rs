@@ -40,10 +40,27 @@
 //! touching this file. Above `max_cost` the request is refused with `LIMIT_EXCEEDED` and the
 //! computed `cost` and `maxCost` in `extensions`, before anything runs.
 //!
-//! The response is then serialized under a byte cap ([`to_json_capped`]), which stops
-//! writing as soon as the cap is passed rather than after building the whole body.
+//! # Bytes: how large the answer can be
+//!
+//! Objects are not all alike: an event's `canonical` text is the whole event (742 KB for a
+//! release of 10,000 figures), so a page of a thousand of them is 742 MB, built in memory
+//! before a byte cap could refuse it. The same walk therefore estimates the worst-case size
+//! of the answer: every selected field costs its key, and its value an estimate times the
+//! number of times it can be returned. Values that can be large take the real largest size
+//! in the log ([`LogSizes`], JSON-escaped): `canonical` (of an event, and of an inclusion
+//! proof) the largest event; titles, sources, names, publishers and descriptions the longest
+//! such text. Other scalars count [`SCALAR_BYTES`] (numbers and flags [`NUMBER_BYTES`]).
+//! Above `--max-response-bytes` the request is refused with `LIMIT_EXCEEDED`, the estimate
+//! (`bytes`) and the limit (`maxResponseBytes`) before anything runs.
+//!
+//! The estimate of ordinary scalars is not a bound, so the response is also counted while it
+//! is built where it grows by the most ([`ResponseBytes`]: event texts and proofs): a field
+//! that takes it past the cap fails with `LIMIT_EXCEEDED` at once, and so does every one
+//! after it. The response is then serialized under the byte cap ([`to_json_capped`]), which
+//! stops writing as soon as the cap is passed rather than after building the whole body.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_graphql::parser::types::{
@@ -56,6 +73,7 @@ use async_graphql::{Name, Request, ServerError, Value, Variables};
 use super::fast::Plans;
 use super::{Limits, LIMIT_EXCEEDED};
 use crate::bounded::BoundedMap;
+use crate::domain::Event;
 use crate::ledger::Ledger;
 use crate::projection::Extents;
 
@@ -70,6 +88,154 @@ const DOCUMENT_BYTES_PER_BYTE: usize = 12;
 const DEFAULT_PAGE: u64 = 100;
 /// `revisionSummary.items` holds at most this many items.
 const REVISION_ITEMS: u64 = 1000;
+/// Estimated bytes of a scalar value without a size of its own in [`LogSizes`] (keys,
+/// periods, values, hashes, times), as JSON.
+pub const SCALAR_BYTES: u64 = 48;
+/// Estimated bytes of a number or a flag, as JSON.
+pub const NUMBER_BYTES: u64 = 20;
+/// Until the log is scanned through ([`LogSizes`]): bytes assumed per observation of the
+/// largest release, plus [`UNSCANNED_EVENT_BYTES`], for an event's canonical text, and
+/// [`UNSCANNED_TEXT_BYTES`] for a text. A canonical observation is about 75 bytes.
+const UNSCANNED_OBSERVATION_BYTES: u64 = 160;
+const UNSCANNED_EVENT_BYTES: u64 = 64 * 1024;
+const UNSCANNED_TEXT_BYTES: u64 = 16 * 1024;
+/// Events read per page while scanning the log's sizes.
+const SIZES_PAGE: usize = 16;
+
+/// The largest sizes in the log, for the byte estimate: the JSON-escaped length of the
+/// largest event's canonical text and of the longest release or dataset text. Kept up to
+/// date by a scan of the events not yet seen, started (on a thread of its own, which ends
+/// when it reaches the head) by the first check after they were recorded; a check never
+/// waits for it, and assumes sizes from the largest release's figures for events it has not
+/// reached yet.
+#[derive(Debug, Default)]
+pub struct LogSizes {
+    through: AtomicU64,
+    event: AtomicU64,
+    text: AtomicU64,
+    scanning: AtomicBool,
+}
+
+impl LogSizes {
+    /// Starts a scan of the events after the last one scanned, unless one runs.
+    fn refresh(self: &Arc<Self>, ledger: &Ledger, head: u64) {
+        if self.through.load(Ordering::Acquire) >= head || self.scanning.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let sizes = self.clone();
+        let ledger = ledger.clone();
+        let spawned = std::thread::Builder::new()
+            .name("log-sizes".into())
+            .spawn(move || {
+                sizes.scan(&ledger);
+                sizes.scanning.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the scan of the log's sizes");
+            self.scanning.store(false, Ordering::Release);
+        }
+    }
+
+    fn scan(&self, ledger: &Ledger) {
+        loop {
+            let after = self.through.load(Ordering::Acquire);
+            let page = match ledger.audit_events(after, SIZES_PAGE) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, after, "scanning the log's sizes stopped");
+                    return;
+                }
+            };
+            let Some(last) = page.last().map(|a| a.event.envelope.revision) else {
+                return;
+            };
+            for a in &page {
+                self.event.fetch_max(json_len(&a.canonical), Ordering::AcqRel);
+                let texts: Vec<&str> = match &a.event.envelope.event {
+                    Event::ReleasePublished { release } => std::iter::once(release.title.as_str())
+                        .chain(release.source.as_deref())
+                        .collect(),
+                    Event::DatasetDefined { dataset } | Event::DatasetAmended { dataset } => {
+                        [dataset.name.as_str(), dataset.publisher.as_str()]
+                            .into_iter()
+                            .chain(dataset.description.as_deref())
+                            .collect()
+                    }
+                };
+                for t in texts {
+                    self.text.fetch_max(json_len(t), Ordering::AcqRel);
+                }
+            }
+            self.through.store(last, Ordering::Release);
+        }
+    }
+
+    /// (largest event, longest text), as JSON; guessed from `extents` for events not yet
+    /// scanned.
+    fn get(&self, extents: &Extents) -> (u64, u64) {
+        let (event, text) = (self.event.load(Ordering::Acquire), self.text.load(Ordering::Acquire));
+        if self.through.load(Ordering::Acquire) >= extents.events {
+            return (event, text);
+        }
+        let guess = extents
+            .max_release_observations
+            .saturating_mul(UNSCANNED_OBSERVATION_BYTES)
+            .saturating_add(UNSCANNED_EVENT_BYTES);
+        (event.max(guess), text.max(UNSCANNED_TEXT_BYTES))
+    }
+}
+
+/// The length of `s` as a JSON string, quotes included.
+fn json_len(s: &str) -> u64 {
+    let escaped: usize = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            0..=0x1f => 5,
+            _ => 0,
+        })
+        .sum();
+    (s.len() + escaped + 2) as u64
+}
+
+/// Charges the JSON size of `texts` to the request's [`ResponseBytes`] (if it has one).
+pub(crate) fn charge_texts<'t>(
+    ctx: &async_graphql::Context<'_>,
+    texts: impl IntoIterator<Item = &'t str>,
+) -> async_graphql::Result<()> {
+    let Some(counter) = ctx.data_opt::<ResponseBytes>() else {
+        return Ok(());
+    };
+    let bytes: u64 = texts.into_iter().map(json_len).sum();
+    counter.charge(bytes as usize)
+}
+
+/// Bytes of the response counted while it is built, in the request data: the resolvers of
+/// the fields that can be large charge what they add ([`charge_texts`]), and once the total
+/// passes `--max-response-bytes` every charge fails, so nothing more is built.
+#[derive(Debug)]
+pub struct ResponseBytes {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl ResponseBytes {
+    pub fn new(limit: usize) -> Self {
+        ResponseBytes {
+            used: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Adds `bytes`; the `LIMIT_EXCEEDED` error once the total is past the limit.
+    pub fn charge(&self, bytes: usize) -> async_graphql::Result<()> {
+        let used = self.used.fetch_add(bytes, Ordering::AcqRel).saturating_add(bytes);
+        if used > self.limit {
+            return Err(ResponseTooLarge { limit: self.limit }.error().into());
+        }
+        Ok(())
+    }
+}
 
 /// The limits, the schema's shape, and the documents that passed the limits, by query text;
 /// see the module docs.
@@ -80,6 +246,8 @@ pub struct QueryLimits {
     cache: BoundedMap<Arc<str>, Arc<ExecutableDocument>>,
     /// Plans of the fast path ([`super::fast`]), learned from clean answers.
     plans: Plans,
+    /// The log's largest sizes, for the byte estimate.
+    sizes: Arc<LogSizes>,
 }
 
 impl QueryLimits {
@@ -91,6 +259,7 @@ impl QueryLimits {
             ledger,
             cache: BoundedMap::new(CACHE_ENTRIES, CACHE_BYTES),
             plans: Plans::new(limits.query_plans),
+            sizes: Arc::default(),
         }
     }
 
@@ -115,16 +284,23 @@ impl QueryLimits {
     pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
         let doc = self.check(&request)?;
         request.set_parsed_query((*doc).clone());
-        Ok(request)
+        Ok(request.data(ResponseBytes::new(self.limits.max_response_bytes)))
     }
 
     /// The parsed document of `request` if it passes every limit, its cost included.
     pub fn check(&self, request: &Request) -> Result<Arc<ExecutableDocument>, ServerError> {
         let doc = self.document(&request.query)?;
         let extents = self.ledger.read().extents();
-        let cost = cost(&doc, request, &self.shape, &extents, self.limits.max_page_size as u64);
+        self.sizes.refresh(&self.ledger, extents.events);
+        let sizes = self.sizes.get(&extents);
+        let max_page = self.limits.max_page_size as u64;
+        let (cost, bytes) = cost_and_bytes(&doc, request, &self.shape, &extents, sizes, max_page);
         if cost > self.limits.max_cost {
             return Err(too_costly(cost, self.limits.max_cost));
+        }
+        let max_bytes = self.limits.max_response_bytes as u64;
+        if bytes > max_bytes {
+            return Err(too_large(bytes, max_bytes));
         }
         Ok(doc)
     }
@@ -159,6 +335,18 @@ fn too_costly(cost: u64, max: u64) -> ServerError {
     let ext = e.extensions.get_or_insert_with(Default::default);
     ext.set("cost", cost);
     ext.set("maxCost", max);
+    e
+}
+
+fn too_large(bytes: u64, max: u64) -> ServerError {
+    let mut e = exceeded(format!(
+        "the response may be up to {bytes} bytes; the limit is {max} bytes (texts count at the \
+         log's largest, such as a whole event for `canonical`; ask for fewer or smaller pages, or \
+         fewer fields)"
+    ));
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("bytes", bytes);
+    ext.set("maxResponseBytes", max);
     e
 }
 
@@ -473,7 +661,21 @@ impl Shape {
 
 /// The worst-case number of objects the operation of `request` can return; see the module
 /// docs. Without an operation name, the costliest operation of the document counts.
+#[cfg(test)]
 pub fn cost(doc: &ExecutableDocument, request: &Request, shape: &Shape, extents: &Extents, max_page: u64) -> u64 {
+    cost_and_bytes(doc, request, shape, extents, (0, 0), max_page).0
+}
+
+/// The worst-case objects and bytes (estimated; see the module docs) of the operation of
+/// `request`; `sizes` are the largest event and text of the log ([`LogSizes`]).
+fn cost_and_bytes(
+    doc: &ExecutableDocument,
+    request: &Request,
+    shape: &Shape,
+    extents: &Extents,
+    sizes: (u64, u64),
+    max_page: u64,
+) -> (u64, u64) {
     let wanted = request.operation_name.as_deref();
     doc.operations
         .iter()
@@ -492,11 +694,13 @@ pub fn cost(doc: &ExecutableDocument, request: &Request, shape: &Shape, extents:
                 op: &op.node,
                 variables: &request.variables,
                 path: HashSet::new(),
+                sizes,
+                bytes: 0,
             };
-            walk.selection_set(root, &op.node.selection_set.node, 1, 0)
+            let cost = walk.selection_set(root, &op.node.selection_set.node, 1, 0);
+            (cost, walk.bytes)
         })
-        .max()
-        .unwrap_or(0)
+        .fold((0, 0), |(c, b), (cost, bytes)| (c.max(cost), b.max(bytes)))
 }
 
 struct CostWalk<'a> {
@@ -508,6 +712,10 @@ struct CostWalk<'a> {
     variables: &'a Variables,
     /// Fragments on the current path, to walk a cycle (which validation refuses) only once.
     path: HashSet<&'a str>,
+    /// The log's largest event and text, as JSON.
+    sizes: (u64, u64),
+    /// Estimated bytes so far.
+    bytes: u64,
 }
 
 impl<'a> CostWalk<'a> {
@@ -522,6 +730,11 @@ impl<'a> CostWalk<'a> {
                     let f = &f.node;
                     let name = f.name.node.as_str();
                     let children = &f.selection_set.node;
+                    // The key (`"name":` and a comma) wherever the field appears; its value
+                    // below, as objects or scalars.
+                    let key = f.alias.as_ref().map_or(name.len(), |a| a.node.len()) as u64 + 4;
+                    self.add_bytes(times, key);
+                    self.add_value_bytes(parent, name, times, page, children.items.is_empty());
                     match shape.field(parent, name) {
                         // Unknown here (validation refuses it next) or a scalar such as
                         // `__typename`.
@@ -566,6 +779,39 @@ impl<'a> CostWalk<'a> {
             total = total.saturating_add(cost);
         }
         total
+    }
+
+    fn add_bytes(&mut self, times: u64, each: u64) {
+        self.bytes = self.bytes.saturating_add(times.saturating_mul(each));
+    }
+
+    /// Adds the bytes of a scalar field's values (objects add theirs as they are walked:
+    /// braces here, their fields' keys and values below).
+    fn add_value_bytes(&mut self, parent: &str, name: &str, times: u64, page: u64, scalar: bool) {
+        let Some(field) = self.shape.field(parent, name) else {
+            // `__typename` and the like, or an unknown field (refused next).
+            self.add_bytes(times, SCALAR_BYTES);
+            return;
+        };
+        let count = if field.list {
+            times.saturating_mul(self.list_len(parent, name, page))
+        } else {
+            times
+        };
+        if !scalar || self.shape.is_object(&field.ty) {
+            self.add_bytes(count, 2);
+            return;
+        }
+        let (event, text) = self.sizes;
+        let each = match (parent, name) {
+            ("Event" | "InclusionProof", "canonical") => event,
+            ("Release", "title" | "source") | ("Dataset", "name" | "publisher" | "description") => text,
+            _ => match field.ty.as_str() {
+                "Int" | "Float" | "Boolean" => NUMBER_BYTES,
+                _ => SCALAR_BYTES,
+            },
+        };
+        self.add_bytes(count, each);
     }
 
     /// The page a connection field returns, from its `first` (or `last`) argument.

@@ -20,12 +20,12 @@ use async_graphql::{Context, Schema};
 
 pub use classify::{add_codes, is_request_error};
 pub use error::{coded, BAD_USER_INPUT, FORBIDDEN, LIMIT_EXCEEDED, NOT_FOUND, UNAUTHENTICATED, UNAVAILABLE};
-pub use limits::{to_json_capped, QueryLimits, ResponseTooLarge, MAX_QUERY};
+pub use limits::{to_json_capped, QueryLimits, ResponseBytes, ResponseTooLarge, MAX_QUERY};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use request::{request_from_params, ParamError};
 pub use scalars::Dec;
-pub use subscription::SubscriptionRoot;
+pub use subscription::{BuildTurn, SubscriptionRoot};
 
 use crate::ledger::Ledger;
 use crate::settings::LimitArgs;
@@ -66,6 +66,9 @@ pub struct Limits {
     pub max_variables_nodes: usize,
     /// Query texts kept compiled for the fast path ([`fast`]); 0 turns it off.
     pub query_plans: usize,
+    /// Largest response, in bytes: a query whose estimated size is larger is refused before
+    /// it runs (see `limits`).
+    pub max_response_bytes: usize,
 }
 
 impl From<&LimitArgs> for Limits {
@@ -85,6 +88,7 @@ impl From<&LimitArgs> for Limits {
             max_variables_depth: a.max_variables_depth,
             max_variables_nodes: a.max_variables_nodes,
             query_plans: a.query_plans,
+            max_response_bytes: a.max_response_bytes,
         }
     }
 }

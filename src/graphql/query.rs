@@ -218,6 +218,24 @@ pub struct LedgerEvent {
     release: Option<Uuid>,
 }
 
+impl LedgerEvent {
+    /// An event of which only the revision is asked for: nothing else is read, nor shown.
+    fn revision_only(revision: u64) -> Self {
+        LedgerEvent {
+            revision,
+            event_id: Uuid::nil(),
+            kind: EventKind::ReleasePublished,
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+            actor: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+            canonical: String::new(),
+            dataset: ID(String::new()),
+            release: None,
+        }
+    }
+}
+
 #[async_graphql::ComplexObject]
 impl LedgerEvent {
     /// The release this event recorded, for `RELEASE_PUBLISHED`.
@@ -715,6 +733,29 @@ impl QueryRoot {
         };
         let ledger = ledger_of(ctx);
         let head = ledger.read().head().revision;
+        let fields = event_fields(ctx);
+        if filter.is_empty() && fields.iter().all(|f| f == "revision" || f == "__typename") {
+            // Nothing to read from the log for the revisions alone.
+            let last = head.min(after.saturating_add(limit as u64));
+            let edges: Vec<EventEdge> = (after + 1..=last)
+                .map(|revision| EventEdge {
+                    cursor: revision.to_string(),
+                    node: Tick(LedgerEvent::revision_only(revision)),
+                })
+                .collect();
+            let examined = last.max(after);
+            return Ok(EventConnection {
+                page_info: PageInfo {
+                    has_previous_page: after > 0,
+                    has_next_page: examined < head,
+                    start_cursor: edges.first().map(|e| e.cursor.clone()),
+                    end_cursor: (examined > after).then(|| examined.to_string()),
+                },
+                edges,
+                total_count: head,
+                examined_through: examined,
+            });
+        }
         let (events, examined) = if filter.is_empty() {
             let events = ledger.audit_events(after, limit).map_err(error::ledger)?;
             let last = events.last().map_or(after, |e| e.event.revision());
@@ -725,6 +766,9 @@ impl QueryRoot {
             }
             filtered_events(ledger, &filter, after, limit, limits_of(ctx).max_events_scanned)?
         };
+        if fields.contains("canonical") {
+            super::limits::charge_texts(ctx, events.iter().map(|a| a.canonical.as_str()))?;
+        }
         let edges: Vec<EventEdge> = events
             .into_iter()
             .map(|a| {
@@ -878,9 +922,9 @@ impl QueryRoot {
         let ledger = ledger_of(ctx);
         let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
         let revision = crate::tlog::tree_size(ledger, "revision", Some(revision)).map_err(error::ledger)?;
-        Ok(crate::tlog::inclusion(ledger, revision, size)
-            .map_err(error::ledger)?
-            .into())
+        let proof = crate::tlog::inclusion(ledger, revision, size).map_err(error::ledger)?;
+        super::limits::charge_texts(ctx, [proof.canonical.as_str()])?;
+        Ok(proof.into())
     }
 
     /// Proof that the tree of `fromSize` events is a prefix of the tree of `toSize`.
@@ -993,6 +1037,23 @@ fn filtered_events(
         }
     }
     Ok((out, examined))
+}
+
+/// The fields selected on the events of an `events` page, under `nodes` and `edges.node`
+/// (fragments included).
+fn event_fields(ctx: &Context<'_>) -> std::collections::HashSet<String> {
+    let mut fields = std::collections::HashSet::new();
+    for child in ctx.field().selection_set() {
+        let nodes: Vec<_> = match child.name() {
+            "nodes" => vec![child],
+            "edges" => child.selection_set().filter(|c| c.name() == "node").collect(),
+            _ => continue,
+        };
+        for node in nodes {
+            fields.extend(node.selection_set().map(|f| f.name().to_owned()));
+        }
+    }
+    fields
 }
 
 fn event_kind(event: &Event) -> (EventKind, &str) {

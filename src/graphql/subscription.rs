@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Result, SimpleObject, Subscription, ID};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{self, bad_input};
 use super::ledger_of;
@@ -29,6 +30,31 @@ pub struct ReleaseEvent {
     /// Revision of the event that recorded the release; pass it as `afterRevision` to resume.
     pub revision: u64,
     pub release: Release,
+    /// The connection's turn to build a result, held until this event is resolved.
+    #[graphql(skip)]
+    pub turn: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+/// One connection's turn to build a result, put in the request data by the WebSocket
+/// layer. A release resolved with all its figures takes megabytes while it is built (the
+/// event read and parsed, the figures, the response tree), so the `releasePublished`
+/// subscriptions of one connection (aliases of one operation included) build their
+/// results one at a time: what a connection holds while its client does not read is then
+/// its byte budget of finished results and about one result being built, however many
+/// subscriptions it has.
+#[derive(Clone)]
+pub struct BuildTurn(Arc<Semaphore>);
+
+impl BuildTurn {
+    pub fn new() -> Self {
+        BuildTurn(Arc::new(Semaphore::new(1)))
+    }
+}
+
+impl Default for BuildTurn {
+    fn default() -> Self {
+        BuildTurn::new()
+    }
 }
 
 /// Releases replayed per step, so a long replay never builds a huge queue.
@@ -42,6 +68,7 @@ struct ReleaseCursor {
     ready: VecDeque<ReleaseEvent>,
     /// True while the projection may hold releases after `after` not yet queued.
     behind: bool,
+    turn: Option<BuildTurn>,
 }
 
 impl ReleaseCursor {
@@ -56,6 +83,7 @@ impl ReleaseCursor {
                 self.ready.push_back(ReleaseEvent {
                     revision: r.revision,
                     release: Release::from_info((start + i) as u32, r),
+                    turn: None,
                 });
                 if self.ready.len() >= REPLAY_CHUNK {
                     self.behind = true;
@@ -205,11 +233,16 @@ impl SubscriptionRoot {
             dataset: dataset.map(|d| d.0),
             ready: VecDeque::new(),
             behind: true,
+            turn: ctx.data_opt::<BuildTurn>().cloned(),
         };
         cursor.catch_up();
         Ok(stream::unfold(cursor, |mut c| async move {
             loop {
-                if let Some(e) = c.ready.pop_front() {
+                if let Some(mut e) = c.ready.pop_front() {
+                    if let Some(turn) = &c.turn {
+                        let permit = turn.0.clone().acquire_owned().await.ok()?;
+                        e.turn = Some(Arc::new(permit));
+                    }
                     return Some((e, c));
                 }
                 if c.behind {

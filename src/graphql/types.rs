@@ -451,6 +451,7 @@ impl Observation {
         let ledger = ledger_of(ctx);
         let tree = self.bound.revision.max(self.revision);
         let p = crate::tlog::inclusion(ledger, self.revision, tree).map_err(super::error::ledger)?;
+        super::limits::charge_texts(ctx, [p.canonical.as_str()])?;
         Ok(p.into())
     }
 

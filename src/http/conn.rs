@@ -13,15 +13,21 @@
 //! - an idle timeout: a connection on which no byte moves either way for that long (a body
 //!   that stops arriving, a client that stops reading its response) is closed;
 //! - a cap on open connections, WebSockets included (the slot is held by the socket itself,
-//!   so it is freed exactly when the descriptor is closed). Beyond it a connection gets a
-//!   minimal `503` with `Retry-After` and `Connection: close`; accept errors such as EMFILE
-//!   are logged and retried after a short pause, never fatal, never a busy loop;
+//!   so it is freed exactly when the descriptor is closed). Beyond it a connection takes one
+//!   of a few slots kept for `/healthz`, `/readyz` and `/metrics` ([`super::peer`]), and
+//!   beyond those it gets a minimal `503` with `Retry-After` and `Connection: close`; accept
+//!   errors such as EMFILE are logged and retried after a short pause, never fatal, never a
+//!   busy loop;
+//! - a cap per client address ([`super::peer`]): beyond it a connection gets a minimal `429`
+//!   with `Retry-After` and `Connection: close`. Connections from trusted proxies are not
+//!   counted here but per request, by the client `X-Forwarded-For` names;
 //! - shutdown with a deadline: stop accepting, ask every connection to finish its request in
 //!   flight and close, wait for them (and for whatever `drained` waits for: WebSockets) for
 //!   at most the grace period, then drop whatever is left.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,12 +36,15 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::server::conn::http1;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+
+use super::peer::{ConnInfo, PeerSlot, Peers, RESERVED_SLOTS};
 
 /// Limits of the listener; see the module docs. A zero duration turns that timeout off.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +69,18 @@ connection: close\r\n\
 content-length: 44\r\n\
 \r\n\
 too many open connections; retry in a moment";
+
+/// The answer to a connection over its address's cap: 429, since it is this client that
+/// holds too much, and a load balancer must not take a 503 of it for the node failing.
+fn peer_refusal(max: usize) -> Vec<u8> {
+    let body = format!("too many open connections from your address (limit {max}); retry in a moment");
+    format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
 
 /// When a connection last moved a byte.
 struct Activity {
@@ -106,6 +127,7 @@ struct Tracked {
     stream: TcpStream,
     activity: Arc<Activity>,
     _slot: OwnedSemaphorePermit,
+    _peer: Option<PeerSlot>,
 }
 
 impl AsyncRead for Tracked {
@@ -159,9 +181,9 @@ impl AsyncWrite for Tracked {
 /// Answers a connection over the cap with a 503 and closes it. The request is read (and
 /// dropped) after the answer so that closing does not reset the connection before the
 /// client has read it.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(mut stream: TcpStream, answer: &[u8]) {
     let _ = tokio::time::timeout(REFUSAL_TIME, async {
-        stream.write_all(REFUSAL).await?;
+        stream.write_all(answer).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 1024];
         while stream.read(&mut sink).await? > 0 {}
@@ -176,10 +198,12 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    peers: Arc<Peers>,
     signal: impl Future<Output = ()>,
     drained: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
+    let reserved = Arc::new(Semaphore::new(RESERVED_SLOTS));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).keep_alive(true);
@@ -189,13 +213,13 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     tokio::pin!(signal);
     loop {
-        let stream = tokio::select! {
+        let (stream, addr): (TcpStream, SocketAddr) = tokio::select! {
             biased;
             _ = &mut signal => break,
             // Reap finished connection tasks as we go, so the set does not grow.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed; pausing before the next accept");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -203,18 +227,44 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(
-                limit = limits.max_connections,
-                "connection refused: too many open connections"
-            );
-            if let Ok(permit) = refusing.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse(stream).await;
-                    drop(permit);
-                });
+        // Connections from a trusted proxy are counted per request, by client.
+        let peer = if peers.is_trusted(addr.ip()) {
+            None
+        } else {
+            match peers.acquire(addr.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(peer = %addr.ip(), limit = peers.max(), "connection refused: too many from its address");
+                    if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                        let answer = peer_refusal(peers.max());
+                        tokio::spawn(async move {
+                            refuse(stream, &answer).await;
+                            drop(permit);
+                        });
+                    }
+                    continue;
+                }
             }
-            continue;
+        };
+        let (slot, in_reserve) = match slots.clone().try_acquire_owned() {
+            Ok(slot) => (slot, false),
+            Err(_) => match reserved.clone().try_acquire_owned() {
+                // Answered on the health and metrics paths only (see `peer::admit`).
+                Ok(slot) => (slot, true),
+                Err(_) => {
+                    tracing::debug!(
+                        limit = limits.max_connections,
+                        "connection refused: too many open connections"
+                    );
+                    if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                        tokio::spawn(async move {
+                            refuse(stream, REFUSAL).await;
+                            drop(permit);
+                        });
+                    }
+                    continue;
+                }
+            },
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
@@ -222,8 +272,18 @@ pub async fn serve(
             stream,
             activity: activity.clone(),
             _slot: slot,
+            _peer: peer,
         });
-        let conn = http.serve_connection(io, service.clone()).with_upgrades();
+        let info = ConnInfo {
+            peer: addr,
+            reserved: in_reserve,
+        };
+        let inner = service.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(info);
+            inner.call(request)
+        });
+        let conn = http.serve_connection(io, service).with_upgrades();
         let mut stopping = stopping.clone();
         let idle = limits.idle_timeout;
         connections.spawn(async move {

@@ -7,6 +7,8 @@
 //! - `ws`: `graphql-transport-ws` and the legacy `graphql-ws`.
 //! - `cache`: responses to read-only queries, keyed by revision.
 //! - `conn`: the accept loop (connection cap, timeouts, shutdown with a deadline).
+//! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
+//!   address, and the slots kept for health and metrics.
 //! - `metrics`, `health`, `checkpoint`: `/metrics`, `/healthz` and `/readyz`, `/checkpoint`.
 
 mod cache;
@@ -15,6 +17,7 @@ pub(crate) mod conn;
 mod graphql;
 mod health;
 mod metrics;
+pub(crate) mod peer;
 mod state;
 mod ws;
 
@@ -45,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::serve))
         .route("/checkpoint", get(checkpoint::checkpoint))
         .merge(crate::web::routes(state.config.graphiql))
+        .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record));
     if !state.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state
@@ -86,7 +90,8 @@ pub async fn run(
     let websockets_closed = async move {
         let _ = ws_slots.acquire_many(all_slots).await;
     };
-    conn::serve(listener, router(state), limits, signal, websockets_closed).await;
+    let peers = state.peers.clone();
+    conn::serve(listener, router(state), limits, peers, signal, websockets_closed).await;
     if let Err(e) = ledger.flush().await {
         tracing::error!(error = %e, "final flush failed");
     }

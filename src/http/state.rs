@@ -12,7 +12,8 @@ use crate::auth::Tokens;
 use crate::graphql::{build_schema, AppSchema, Limits, QueryLimits};
 use crate::ledger::Ledger;
 use crate::pool::QueryPool;
-use crate::settings::LimitArgs;
+use super::peer::Peers;
+use crate::settings::{Cidr, LimitArgs};
 
 /// Everything configurable about serving.
 #[derive(Debug, Clone)]
@@ -26,6 +27,14 @@ pub struct ServerConfig {
     pub ws_init_timeout: Duration,
     /// Interval of keep-alive pings on idle WebSocket connections.
     pub ws_keepalive: Duration,
+    /// Longest a WebSocket client may take to accept a frame.
+    pub ws_send_timeout: Duration,
+    /// Bytes of results one WebSocket may have waiting to be sent.
+    pub ws_max_buffered_bytes: usize,
+    /// Open connections (and WebSockets) from one client address.
+    pub max_connections_per_peer: usize,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
     pub tokens: Tokens,
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
@@ -60,6 +69,10 @@ impl ServerConfig {
             max_ws_connections: limits.max_ws_connections,
             ws_init_timeout: ms(limits.ws_init_timeout_ms),
             ws_keepalive: ms(limits.ws_keepalive_ms),
+            ws_send_timeout: ms(limits.ws_send_timeout_ms),
+            ws_max_buffered_bytes: limits.ws_max_buffered_bytes,
+            max_connections_per_peer: limits.max_connections_per_peer as usize,
+            trusted_proxies: limits.trusted_proxies.clone(),
             tokens: Tokens::default(),
             cors_origins: Vec::new(),
             graphiql: true,
@@ -101,6 +114,8 @@ pub struct AppState {
     pub pool: QueryPool,
     /// Flips to true when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
+    /// Connections held per client address.
+    pub peers: Arc<Peers>,
 }
 
 /// Builds the shared state for `ledger` under `config`; fails if the query pool's threads
@@ -121,6 +136,7 @@ pub fn app_state(
         responses: ResponseCache::new(config.response_cache_entries, config.response_cache_bytes),
         queries: QueryLimits::new(config.limits, ledger.clone()),
         metrics: Metrics::new(),
+        peers: Peers::new(config.max_connections_per_peer, config.trusted_proxies.clone()),
         ledger,
         config,
         shutdown,

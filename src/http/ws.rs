@@ -19,6 +19,15 @@
 //! | more operations open than `max_subscriptions_per_connection` | `error` (`LIMIT_EXCEEDED`) for that id, connection stays |
 //! | a query or mutation past the request timeout, or the query pool full | `error` (`LIMIT_EXCEEDED`) for that id |
 //! | server shutdown | `complete` for every subscription, then close 1001 (bounded in time) |
+//! | nothing from the client (a `pong` counts, our `ping` does not) for the idle timeout | close 1001 |
+//! | a frame not taken by the client within the send timeout | close 4504 |
+//!
+//! Memory per connection is bounded in bytes: results waiting to be sent may take
+//! `ws_max_buffered_bytes` (a single larger result is sent alone); a subscription whose
+//! next result does not fit waits before reading on, and since subscriptions read from the
+//! ledger rather than from a queue of their own, waiting loses nothing. A client that stops
+//! reading thus holds that much and about one result being built (the subscriptions of a
+//! connection take turns to build theirs, [`BuildTurn`]), until the send timeout closes it.
 //!
 //! Queries and mutations (single results) run on the query pool with the request timeout,
 //! as over HTTP; subscriptions stay on the connection's runtime, where they mostly wait.
@@ -36,23 +45,28 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::graphql::pool_refusal;
+use super::peer::PeerSlot;
 use super::AppState;
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
-    add_codes, is_request_error, request_from_params, to_json_capped, Caller, ParamError, LIMIT_EXCEEDED,
+    add_codes, is_request_error, request_from_params, to_json_capped, BuildTurn, Caller, ParamError, LIMIT_EXCEEDED,
 };
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
 
-/// Messages from subscription tasks waiting to be sent, per connection.
+/// Messages from subscription tasks waiting to be sent, per connection (their bytes are
+/// bounded too, by `ws_max_buffered_bytes`).
 const OUTBOX: usize = 256;
-/// A client that does not take a frame within this time is disconnected.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the close frame may take to go out, unless the client was closed for not
+/// reading (then it gets the send timeout, with everything else already let go).
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// The close code for a client that did not take a frame within the send timeout.
+const SLOW_CLIENT: u16 = 4504;
 /// At shutdown, how long the `complete` messages may take to go out: a client that does not
 /// read must not hold the server up.
 const SHUTDOWN_SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -70,7 +84,15 @@ enum Protocol {
 }
 
 /// `GET /graphql/ws`: checks the subprotocol and the connection limit, then upgrades.
-pub async fn upgrade(State(state): State<Arc<AppState>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<PeerSlot>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Behind a trusted proxy, the client's slot (taken per request) is held for the
+    // WebSocket's life; otherwise the socket itself holds it.
+    let peer_slot = peer.map(|axum::Extension(slot)| slot);
     let offered = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
@@ -111,7 +133,7 @@ pub async fn upgrade(State(state): State<Arc<AppState>>, headers: HeaderMap, ws:
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             state.metrics.websocket_connections.inc();
-            Connection::new(state.clone(), socket, protocol, header_token, permit)
+            Connection::new(state.clone(), socket, protocol, header_token, (permit, peer_slot))
                 .run()
                 .await;
             state.metrics.websocket_connections.dec();
@@ -162,8 +184,9 @@ enum LegacyMessage {
 
 /// What a subscription task reports.
 enum Out {
-    /// A serialized execution result.
-    Next(String),
+    /// A whole `next` (or legacy `data`) message, with its share of the connection's byte
+    /// budget, given back once it is sent.
+    Next(String, OwnedSemaphorePermit),
     Error(Value),
     Complete,
 }
@@ -176,7 +199,7 @@ struct Connection {
     socket: WebSocket,
     protocol: Protocol,
     header_token: Option<String>,
-    _permit: OwnedSemaphorePermit,
+    _permit: (OwnedSemaphorePermit, Option<PeerSlot>),
     init_seen: bool,
     caller: Option<Caller>,
     /// Active subscriptions: id -> (generation, task).
@@ -184,6 +207,12 @@ struct Connection {
     generation: u64,
     outbox: mpsc::Sender<(String, u64, Out)>,
     inbox: Option<mpsc::Receiver<(String, u64, Out)>>,
+    /// Bytes of results that may wait to be sent (see the module docs).
+    budget: Arc<Semaphore>,
+    /// The budget's size.
+    budget_bytes: usize,
+    /// Subscriptions build their results one at a time (see [`BuildTurn`]).
+    turn: BuildTurn,
 }
 
 impl Connection {
@@ -192,9 +221,13 @@ impl Connection {
         socket: WebSocket,
         protocol: Protocol,
         header_token: Option<String>,
-        permit: OwnedSemaphorePermit,
+        permit: (OwnedSemaphorePermit, Option<PeerSlot>),
     ) -> Self {
         let (outbox, inbox) = mpsc::channel(OUTBOX);
+        let budget_bytes = state
+            .config
+            .ws_max_buffered_bytes
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         Connection {
             state,
             socket,
@@ -207,6 +240,9 @@ impl Connection {
             generation: 0,
             outbox,
             inbox: Some(inbox),
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+            turn: BuildTurn::new(),
         }
     }
 
@@ -216,10 +252,25 @@ impl Connection {
     }
 
     async fn send_text(&mut self, text: String) -> Result<(), Close> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await {
+        let timeout = self.state.config.ws_send_timeout;
+        match tokio::time::timeout(timeout, self.socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Close(1006, String::new())),
-            Err(_) => Err(Close(4504, "client did not read in time".into())),
+            Err(_) => {
+                let waiting = self.budget_bytes - self.budget.available_permits();
+                tracing::info!(
+                    send_timeout_ms = timeout.as_millis() as u64,
+                    waiting_bytes = waiting,
+                    "closing a WebSocket whose client did not read in time"
+                );
+                Err(Close(
+                    SLOW_CLIENT,
+                    truncate(format!(
+                        "client did not read for {} ms; {waiting} bytes of results waiting",
+                        timeout.as_millis()
+                    )),
+                ))
+            }
         }
     }
 
@@ -232,6 +283,10 @@ impl Connection {
         let keepalive_period = self.state.config.ws_keepalive;
         let mut keepalive = tokio::time::interval(keepalive_period.max(Duration::from_millis(1)));
         keepalive.tick().await;
+        // Idle means that the client sent nothing: our own pings do not count, its pongs do.
+        let idle_period = self.state.config.connections.idle_timeout;
+        let idle = tokio::time::sleep(idle_period);
+        tokio::pin!(idle);
         let close = loop {
             let result = tokio::select! {
                 biased;
@@ -257,7 +312,13 @@ impl Connection {
                 _ = &mut init_deadline, if !self.init_seen => {
                     Err(Close(4408, "Connection initialisation timeout".into()))
                 }
-                msg = self.socket.recv() => match msg {
+                _ = &mut idle, if !idle_period.is_zero() => {
+                    tracing::debug!(idle_ms = idle_period.as_millis() as u64, "closing an idle WebSocket");
+                    Err(Close(1001, format!("idle: nothing received from the client for {} ms", idle_period.as_millis())))
+                }
+                msg = self.socket.recv() => match msg.inspect(|m| if m.is_ok() && !idle_period.is_zero() {
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_period);
+                }) {
                     Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => Err(Close(4400, "binary frames are not part of the protocol".into())),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
@@ -267,7 +328,14 @@ impl Connection {
                 Some((id, generation, out)) = inbox.recv() => self.on_out(id, generation, out).await,
                 _ = keepalive.tick(), if !keepalive_period.is_zero() => match self.protocol {
                     Protocol::TransportWs => self.send(json!({"type": "ping", "payload": {"reason": "keepalive"}})).await,
-                    Protocol::LegacyWs => if self.caller.is_some() { self.send(json!({"type": "ka"})).await } else { Ok(()) },
+                    // `ka` asks for no answer, so a WebSocket ping goes with it, which clients
+                    // (browsers included) answer by themselves.
+                    Protocol::LegacyWs => if self.caller.is_some() {
+                        match self.send(json!({"type": "ka"})).await {
+                            Ok(()) => self.send_message(Message::Ping(Default::default())).await,
+                            Err(close) => Err(close),
+                        }
+                    } else { Ok(()) },
                 },
             };
             if let Err(close) = result {
@@ -277,12 +345,27 @@ impl Connection {
         for (_, (_, task)) in self.active.drain() {
             task.abort();
         }
+        // Let go of every result waiting before lingering on the close frame.
+        drop(inbox);
         if close.0 != 1006 {
+            let linger = if close.0 == SLOW_CLIENT {
+                self.state.config.ws_send_timeout
+            } else {
+                CLOSE_SEND_TIMEOUT
+            };
             let frame = CloseFrame {
                 code: close.0,
                 reason: close.1.into(),
             };
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(Message::Close(Some(frame)))).await;
+            let _ = tokio::time::timeout(linger, self.socket.send(Message::Close(Some(frame)))).await;
+        }
+    }
+
+    async fn send_message(&mut self, message: Message) -> Result<(), Close> {
+        match tokio::time::timeout(self.state.config.ws_send_timeout, self.socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Close(1006, String::new())),
+            Err(_) => Err(Close(SLOW_CLIENT, "client did not read in time".into())),
         }
     }
 
@@ -446,9 +529,17 @@ impl Connection {
         self.generation += 1;
         let generation = self.generation;
         let caller = self.caller.clone().unwrap_or_default();
+        let request = request.data(self.turn.clone());
         let state = self.state.clone();
         let outbox = self.outbox.clone();
         let task_id = id.clone();
+        let next = NextMessage {
+            budget: self.budget.clone(),
+            budget_bytes: self.budget_bytes,
+            kind: if self.protocol == Protocol::LegacyWs { "data" } else { "next" },
+            id: serde_json::to_string(&id).expect("strings serialize"),
+            limit: self.state.config.max_response_bytes,
+        };
         let task = tokio::spawn(async move {
             let mut request = match state.queries.prepare(request.data(caller)) {
                 Ok(request) => request,
@@ -461,8 +552,10 @@ impl Connection {
                 }
             };
             if operation_type(&mut request) != Some(OperationType::Subscription) {
-                let out = single_result(&state, request).await;
-                let done = matches!(out, Out::Next(_));
+                let Some(out) = single_result(&state, &next, request).await else {
+                    return;
+                };
+                let done = matches!(out, Out::Next(..));
                 if outbox.send((task_id.clone(), generation, out)).await.is_ok() && done {
                     let _ = outbox.send((task_id, generation, Out::Complete)).await;
                 }
@@ -472,18 +565,22 @@ impl Connection {
             let mut first = true;
             while let Some(mut response) = stream.next().await {
                 add_codes(&mut response.errors);
-                let out = if first && is_request_error(&response) {
+                if first && is_request_error(&response) {
                     let errors = serde_json::to_value(&response.errors).expect("errors serialize");
                     let _ = outbox.send((task_id, generation, Out::Error(errors))).await;
                     return;
-                } else {
-                    // Serialized here, in the subscription's own task, so that a burst of
-                    // notifications is encoded in parallel rather than by the connection.
-                    next_capped(&response, state.config.max_response_bytes)
-                };
+                }
                 first = false;
-                // Waiting here when the client is slow is fine: the writer never waits on
-                // us, and the subscription catches up from the projection when it lags.
+                // Serialized here, in the subscription's own task, so that a burst of
+                // notifications is encoded in parallel rather than by the connection.
+                let payload = payload_capped(&response, next.limit);
+                drop(response);
+                let Some(out) = next.wrap(payload).await else {
+                    return;
+                };
+                // Waiting here (and above, for room in the byte budget) when the client is
+                // slow is fine: the writer never waits on us, and the subscription reads on
+                // from the projection when it resumes.
                 if outbox.send((task_id.clone(), generation, out)).await.is_err() {
                     return;
                 }
@@ -500,12 +597,10 @@ impl Connection {
         }
         let legacy = self.protocol == Protocol::LegacyWs;
         let message = match out {
-            Out::Next(payload) => {
-                let kind = if legacy { "data" } else { "next" };
-                let id = serde_json::to_string(&id).expect("strings serialize");
-                return self
-                    .send_text(format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#))
-                    .await;
+            Out::Next(text, credit) => {
+                let sent = self.send_text(text).await;
+                drop(credit);
+                return sent;
             }
             Out::Error(errors) => {
                 self.active.remove(&id);
@@ -542,7 +637,8 @@ fn operation_type(request: &mut Request) -> Option<OperationType> {
 }
 
 /// Runs a query or mutation on the query pool, as over HTTP: same admission, same timeout.
-async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
+/// `None` when the connection went away meanwhile.
+async fn single_result(state: &Arc<AppState>, next: &NextMessage, request: Request) -> Option<Out> {
     let schema = state.schema.clone();
     let limit = state.config.max_response_bytes;
     let outcome = state
@@ -551,26 +647,60 @@ async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
             let mut response = schema.execute(request).await;
             add_codes(&mut response.errors);
             if is_request_error(&response) {
-                Out::Error(serde_json::to_value(&response.errors).expect("errors serialize"))
+                Err(Out::Error(serde_json::to_value(&response.errors).expect("errors serialize")))
             } else {
-                next_capped(&response, limit)
+                Ok(payload_capped(&response, limit))
             }
         })
         .await;
-    outcome.unwrap_or_else(|why| {
-        let (_, message, code) = pool_refusal(&state.config, why);
-        Out::Error(json!([{"message": message, "extensions": {"code": code}}]))
-    })
+    match outcome {
+        Ok(Ok(payload)) => next.wrap(payload).await,
+        Ok(Err(error)) => Some(error),
+        Err(why) => {
+            let (_, message, code) = pool_refusal(&state.config, why);
+            Some(Out::Error(json!([{"message": message, "extensions": {"code": code}}])))
+        }
+    }
+}
+
+/// Turns a subscription's results into whole messages, each with its share of the
+/// connection's byte budget.
+struct NextMessage {
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+    /// `next`, or `data` for the legacy protocol.
+    kind: &'static str,
+    /// The operation's id, as JSON.
+    id: String,
+    /// The response-size cap.
+    limit: usize,
+}
+
+impl NextMessage {
+    /// The message for `payload`, once the budget has room for it; `None` when the
+    /// connection went away meanwhile.
+    async fn wrap(&self, payload: Vec<u8>) -> Option<Out> {
+        let (kind, id) = (self.kind, &self.id);
+        let head = format!(r#"{{"type":"{kind}","id":{id},"payload":"#);
+        let mut text = String::with_capacity(head.len() + payload.len() + 1);
+        text.push_str(&head);
+        text.push_str(std::str::from_utf8(&payload).expect("serde_json writes UTF-8"));
+        text.push('}');
+        drop(payload);
+        // A message larger than the whole budget waits for all of it: it is sent alone.
+        let share = text.len().clamp(1, self.budget_bytes) as u32;
+        let credit = self.budget.clone().acquire_many_owned(share).await.ok()?;
+        Some(Out::Next(text, credit))
+    }
 }
 
 /// A `next` payload under the response-size cap; beyond it, the payload is the error
 /// instead (nothing of the response is sent).
-fn next_capped(response: &async_graphql::Response, limit: usize) -> Out {
-    let payload = to_json_capped(response, limit).unwrap_or_else(|e| {
+fn payload_capped(response: &async_graphql::Response, limit: usize) -> Vec<u8> {
+    to_json_capped(response, limit).unwrap_or_else(|e| {
         let refused = async_graphql::Response::from_errors(vec![e.error()]);
         serde_json::to_vec(&refused).expect("errors serialize")
-    });
-    Out::Next(String::from_utf8(payload).expect("serde_json writes UTF-8"))
+    })
 }
 
 /// The close code for a failed read: 1009 for a message over the size limit, 1007 for text

@@ -67,6 +67,9 @@ async fn spawn_app_in(dir: TempDir, configure: impl FnOnce(&mut ServerConfig), f
             write: vec![Token::parse(&format!("tester:{WRITE_SECRET}")).unwrap()],
             read: vec![],
         },
+        // Tests open hundreds of connections from 127.0.0.1; the per-address cap has tests
+        // of its own over the binary.
+        max_connections_per_peer: 1 << 20,
         ..ServerConfig::default()
     };
     configure(&mut config);
