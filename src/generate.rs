@@ -153,6 +153,7 @@ impl Iterator for Generator {
             source: Some("SYNTHETIC: tradeledger generate".into()),
             observations,
             backfill: false,
+            revision_reason: None,
         })
     }
 }

@@ -1045,6 +1045,7 @@ pub fn for_each_csv_release(
                 source: Some(get(source_col).to_owned()).filter(|s| !s.is_empty()),
                 observations: Vec::new(),
                 backfill: false,
+                revision_reason: None,
             };
             current = Some((rid.to_owned(), Vec::new(), draft));
         }

@@ -10,5 +10,8 @@ pub mod value;
 pub use dataset::{Code, Dataset, DatasetError, Dimension, KeyError, SeriesKey, TOTAL};
 pub use event::{Event, Subject};
 pub use period::{Frequency, Period, PeriodError};
-pub use release::{Observation, ObservationDraft, Release, ReleaseDraft, ReleaseError, ReleaseStatus};
+pub use release::{
+    Observation, ObservationDraft, Release, ReleaseDraft, ReleaseError, ReleaseStatus, RevisionReason,
+    RevisionReasonKind,
+};
 pub use value::{parse_value, ValueError, MAX_VALUE};

@@ -47,6 +47,39 @@ impl fmt::Display for ReleaseStatus {
     }
 }
 
+/// Why a release revises figures, in the categories of the OECD/Eurostat revision-policy
+/// guidelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RevisionReasonKind {
+    /// Scheduled revisions: new source data, seasonal re-estimation, the regular vintage cycle.
+    Routine,
+    /// A change of methods, definitions or classifications (a benchmark revision).
+    Methodological,
+    /// The correction of a mistake in an earlier release.
+    ErrorCorrection,
+}
+
+impl RevisionReasonKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevisionReasonKind::Routine => "ROUTINE",
+            RevisionReasonKind::Methodological => "METHODOLOGICAL",
+            RevisionReasonKind::ErrorCorrection => "ERROR_CORRECTION",
+        }
+    }
+}
+
+/// The reason a release gives for the figures it revises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevisionReason {
+    pub kind: RevisionReasonKind,
+    /// Free text: what changed and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// One published figure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
@@ -79,6 +112,9 @@ pub struct Release {
     /// existed lack it; the projection derives it for them by the same rule.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backfill: bool,
+    /// Why its figures revise earlier ones, when the agency says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_reason: Option<RevisionReason>,
 }
 
 impl Release {
@@ -93,6 +129,7 @@ impl Release {
             && a.title == b.title
             && a.published_at == b.published_at
             && a.source == b.source
+            && a.revision_reason == b.revision_reason
             && a.observations == b.observations
     }
 }
@@ -127,6 +164,10 @@ pub struct ReleaseDraft {
     /// older vintage recorded now (see [`Release::backfill`]).
     #[serde(default)]
     pub backfill: bool,
+    /// Why the release revises figures: `ROUTINE`, `METHODOLOGICAL` or `ERROR_CORRECTION`,
+    /// with an optional note.
+    #[serde(default)]
+    pub revision_reason: Option<RevisionReason>,
 }
 
 /// Takes a value as a string, or as an integer (which JSON carries exactly); refuses JSON
@@ -198,6 +239,16 @@ impl ReleaseDraft {
         {
             check_display_text(src, MAX_TEXT).map_err(|m| err("source", m))?;
         }
+        let revision_reason = match self.revision_reason {
+            Some(RevisionReason { kind, note }) => {
+                let note = note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+                if let Some(n) = &note {
+                    check_display_text(n, MAX_TEXT).map_err(|m| err("revisionReason.note", m))?;
+                }
+                Some(RevisionReason { kind, note })
+            }
+            None => None,
+        };
         if self.observations.is_empty() {
             return Err(err(
                 "observations",
@@ -265,6 +316,7 @@ impl ReleaseDraft {
             source: self.source.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
             observations,
             backfill: self.backfill,
+            revision_reason,
         })
     }
 }
@@ -335,6 +387,7 @@ mod tests {
             source: None,
             observations,
             backfill: false,
+            revision_reason: None,
         }
     }
 

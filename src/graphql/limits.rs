@@ -124,12 +124,10 @@ impl LogSizes {
         }
         let sizes = self.clone();
         let ledger = ledger.clone();
-        let spawned = std::thread::Builder::new()
-            .name("log-sizes".into())
-            .spawn(move || {
-                sizes.scan(&ledger);
-                sizes.scanning.store(false, Ordering::Release);
-            });
+        let spawned = std::thread::Builder::new().name("log-sizes".into()).spawn(move || {
+            sizes.scan(&ledger);
+            sizes.scanning.store(false, Ordering::Release);
+        });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not start the scan of the log's sizes");
             self.scanning.store(false, Ordering::Release);

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::error::{self, bad_input, coded, ErrorCode};
 use super::scalars::Dec;
-use super::types::{Dataset, Frequency, Release, ReleaseStatus};
+use super::types::{Dataset, Frequency, Release, ReleaseStatus, RevisionReasonKind};
 use super::{caller_of, ledger_of};
 use crate::domain::{self, Period};
 
@@ -81,6 +81,26 @@ pub struct ReleaseInput {
     /// refused, since it would change what was public at earlier times.
     #[graphql(default)]
     pub backfill: bool,
+    /// Why the release revises figures published before; shown with each version it sets
+    /// and counted in the revision statistics by reason.
+    pub revision_reason: Option<RevisionReasonInput>,
+}
+
+/// Why a release revises figures.
+#[derive(InputObject)]
+pub struct RevisionReasonInput {
+    pub kind: RevisionReasonKind,
+    /// Free text: what changed and why (at most 1,000 characters).
+    pub note: Option<String>,
+}
+
+impl From<RevisionReasonInput> for domain::RevisionReason {
+    fn from(r: RevisionReasonInput) -> Self {
+        domain::RevisionReason {
+            kind: r.kind.into(),
+            note: r.note,
+        }
+    }
 }
 
 /// What `publishRelease` recorded.
@@ -205,6 +225,7 @@ impl MutationRoot {
                 })
                 .collect(),
             backfill: input.backfill,
+            revision_reason: input.revision_reason.map(Into::into),
         };
         let ledger = ledger_of(ctx);
         let committed = ledger.publish(draft, expected, &actor).await.map_err(error::ledger)?;

@@ -178,6 +178,20 @@ pub struct RevisionSummary {
     pub max_absolute_revision: Option<Computed>,
     /// Per-figure statistics for revised figures, largest absolute revision first (at most 1000).
     pub items: Vec<Tick<RevisionStatItem>>,
+    /// The value changes of the selection by the reason their releases gave (a change is
+    /// counted under the release that set the newer value), most frequent first.
+    pub by_reason: Vec<RevisionsByReason>,
+}
+
+/// The value changes of a selection whose releases gave one reason.
+#[derive(SimpleObject)]
+pub struct RevisionsByReason {
+    /// Null for releases that gave no reason.
+    pub reason: Option<super::types::RevisionReasonKind>,
+    /// Number of value changes.
+    pub revision_count: u64,
+    /// Mean of `|newer - older|` over those changes.
+    pub mean_absolute_delta: Computed,
 }
 
 /// A figure of a revision summary: `None` for an empty selection, an error when the
@@ -656,7 +670,23 @@ impl QueryRoot {
         let ds = dataset_view(&p, &dataset)?;
         let bound = p.bound(spec).map_err(as_of_error)?;
         let filter = filter.unwrap_or_default().resolve(ds)?;
-        let s = Summary::of(p.select(ds, &filter, bound, None));
+        // Each value change, by the reason of the release that made it: (count, sum of |delta|).
+        let mut by_reason: std::collections::BTreeMap<
+            Option<crate::domain::RevisionReasonKind>,
+            (u64, Option<Decimal>),
+        > = Default::default();
+        let s = Summary::of(p.select(ds, &filter, bound, None).inspect(|o| {
+            for w in o.versions.windows(2).filter(|w| w[0].value != w[1].value) {
+                let reason = p.release_at(w[1].release).revision_reason.as_ref().map(|r| r.kind);
+                let entry = by_reason.entry(reason).or_insert((0, Some(Decimal::ZERO)));
+                entry.0 += 1;
+                entry.1 = entry.1.and_then(|sum| {
+                    w[1].value
+                        .checked_sub(w[0].value)
+                        .and_then(|d| sum.checked_add(d.abs()))
+                });
+            }
+        }));
         let mut items: Vec<_> = p
             .select(ds, &filter, bound, None)
             .filter_map(|o| {
@@ -687,6 +717,24 @@ impl QueryRoot {
             mean_absolute_revision: summary_figure(&s, s.mean_absolute_revision),
             max_absolute_revision: summary_figure(&s, s.max_absolute_revision),
             items,
+            by_reason: {
+                let mut rows: Vec<_> = by_reason
+                    .into_iter()
+                    .map(|(reason, (count, sum))| RevisionsByReason {
+                        reason: reason.map(Into::into),
+                        revision_count: count,
+                        mean_absolute_delta: Computed(
+                            sum.map(|s| (s / Decimal::from(count)).round_dp(6).normalize()).ok_or(
+                                crate::projection::Overflow {
+                                    figure: "meanAbsoluteDelta",
+                                },
+                            ),
+                        ),
+                    })
+                    .collect();
+                rows.sort_by_key(|r| std::cmp::Reverse(r.revision_count));
+                rows
+            },
         })
     }
 

@@ -141,6 +141,7 @@ impl RevisionCursor {
                 published_at: info.published_at,
                 recorded_at: info.recorded_at,
                 backfilled: info.backfilled,
+                revision_reason: info.revision_reason.as_ref().map(Into::into),
                 release_position: *release,
             });
         }

@@ -63,6 +63,35 @@ impl AsOf {
     }
 }
 
+/// Why a release revises figures (the OECD/Eurostat revision-policy categories).
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[graphql(remote = "crate::domain::RevisionReasonKind")]
+pub enum RevisionReasonKind {
+    /// Scheduled revisions: new source data, seasonal re-estimation, the regular vintage cycle.
+    Routine,
+    /// A change of methods, definitions or classifications (a benchmark revision).
+    Methodological,
+    /// The correction of a mistake in an earlier release.
+    ErrorCorrection,
+}
+
+/// The reason a release gives for the figures it revises.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct RevisionReason {
+    pub kind: RevisionReasonKind,
+    /// Free text: what changed and why.
+    pub note: Option<String>,
+}
+
+impl From<&domain::RevisionReason> for RevisionReason {
+    fn from(r: &domain::RevisionReason) -> Self {
+        RevisionReason {
+            kind: r.kind.into(),
+            note: r.note.clone(),
+        }
+    }
+}
+
 /// How often a dataset's figures are observed; SDMX's `FREQ` codes in brackets.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Frequency {
@@ -220,6 +249,8 @@ pub struct Release {
     /// recorded (an agency's older vintage). Its figures take their place in publication
     /// order.
     pub backfilled: bool,
+    /// Why its figures revise earlier ones, when the release says.
+    pub revision_reason: Option<RevisionReason>,
     #[graphql(skip)]
     pub dataset_id: String,
     #[graphql(skip)]
@@ -240,6 +271,7 @@ impl Release {
             observation_count: r.observation_count,
             revised_count: r.revised_count,
             backfilled: r.backfilled,
+            revision_reason: r.revision_reason.as_ref().map(Into::into),
             dataset_id: r.dataset.clone(),
             position,
         }
@@ -495,6 +527,9 @@ pub struct ObservationVersion {
     /// True when the release was a back-fill: an older vintage recorded after later ones,
     /// placed here by its publication time.
     pub backfilled: bool,
+    /// The reason the release gave for its revisions; null for the first version, and when
+    /// the release gave none.
+    pub revision_reason: Option<RevisionReason>,
     #[graphql(skip)]
     pub release_position: u32,
 }
@@ -571,6 +606,7 @@ pub fn versions(p: &Projection, obs: &ObservationAt<'_>) -> Vec<ObservationVersi
             published_at: release.published_at,
             recorded_at: release.recorded_at,
             backfilled: release.backfilled,
+            revision_reason: release.revision_reason.as_ref().filter(|_| i > 0).map(Into::into),
             release_position: v.release,
         });
     }

@@ -448,6 +448,7 @@ mod tests {
                     source: None,
                     observations: vec![obs(revision - 1, revision), obs(revision, revision)],
                     backfill: false,
+                    revision_reason: None,
                 }
                 .validate(&ds)
                 .expect("a valid release");

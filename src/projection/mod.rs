@@ -225,6 +225,8 @@ pub struct ReleaseInfo {
     /// Published before its dataset's latest publication when it was recorded: its versions
     /// took their place in publication order (see [`Projection::apply`]).
     pub backfilled: bool,
+    /// Why its figures revise earlier ones, when it says.
+    pub revision_reason: Option<crate::domain::RevisionReason>,
 }
 
 /// A point in the ledger's history that reads are made at, on two axes: what the ledger had
@@ -626,6 +628,7 @@ impl Projection {
                     observation_count: release.observations.len() as u32,
                     revised_count,
                     backfilled,
+                    revision_reason: release.revision_reason.clone(),
                 });
                 self.release_ix.insert(release.id, position);
                 self.index_publication(release.published_at, revision);

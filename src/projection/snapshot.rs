@@ -32,7 +32,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::{Dataset, Frequency, Period, ReleaseStatus, SeriesKey};
+use crate::domain::{Dataset, Frequency, Period, ReleaseStatus, RevisionReason, RevisionReasonKind, SeriesKey};
 use crate::store::{Hash, Head};
 
 use super::{DatasetView, Extents, FigureKey, Figures, Projection, ReleaseInfo, Series, Version};
@@ -171,6 +171,13 @@ impl Projection {
             w.uint(u64::from(r.observation_count));
             w.uint(u64::from(r.revised_count));
             w.uint(u64::from(r.backfilled));
+            match &r.revision_reason {
+                None => w.uint(0),
+                Some(reason) => {
+                    w.uint(1 + reason.kind as u64);
+                    w.str(reason.note.as_deref().unwrap_or(""));
+                }
+            }
         }
         // The recording times, as seconds and nanoseconds since the one before (they never
         // go back: it is the running maximum).
@@ -246,6 +253,23 @@ impl Projection {
                 1 => true,
                 b => return Err(format!("bad back-fill flag {b}")),
             };
+            let kind = match r.uint()? {
+                0 => None,
+                1 => Some(RevisionReasonKind::Routine),
+                2 => Some(RevisionReasonKind::Methodological),
+                3 => Some(RevisionReasonKind::ErrorCorrection),
+                k => return Err(format!("bad revision reason {k}")),
+            };
+            let revision_reason = match kind {
+                None => None,
+                Some(kind) => {
+                    let note = r.str()?;
+                    Some(RevisionReason {
+                        kind,
+                        note: (!note.is_empty()).then_some(note),
+                    })
+                }
+            };
             if release_ix.insert(id, position as u32).is_some() {
                 return Err(format!("release {id} twice"));
             }
@@ -262,6 +286,7 @@ impl Projection {
                 observation_count,
                 revised_count,
                 backfilled,
+                revision_reason,
             });
         }
         let n = r.count()?;

@@ -761,6 +761,7 @@ fn build_release(ds: &Dataset, g: &GenRelease) -> Release {
             })
             .collect(),
         backfill: false,
+        revision_reason: None,
     }
     .validate(ds)
     .expect("generated releases are valid")
@@ -965,6 +966,7 @@ fn sums_beyond_the_decimal_range_are_reported_not_panicked() {
                 source: None,
                 observations,
                 backfill: false,
+                revision_reason: None,
             },
         }
     };

@@ -940,6 +940,7 @@ async fn request_timeout_cuts_off_slow_requests() {
                         value: format!("-{}", 4000 + i),
                     }],
                     backfill: false,
+                    revision_reason: None,
                 }
             })
             .collect();

@@ -438,6 +438,7 @@ mod json_schema {
             "array" => v.is_array(),
             "string" => v.is_string(),
             "integer" => v.is_i64() || v.is_u64(),
+            "boolean" => v.is_boolean(),
             "null" => v.is_null(),
             other => panic!("type `{other}` not handled"),
         }
@@ -539,6 +540,7 @@ mod json_schema {
         let mut release = fixture("02_synthetic_2025_s1_revision.json");
         release["observations"][0]["measure"] = json!("BAL");
         release["backfill"] = json!(false);
+        release["revisionReason"] = json!({"kind": "ROUTINE", "note": "SYNTHETIC"});
         assert!(dataset.get("frequency").is_some());
         assert!(release.get("source").is_some() && release.get("id").is_some());
         assert!(dataset.get("description").is_some());

@@ -411,6 +411,7 @@ mod property {
                             })
                             .collect(),
                         backfill: w.backfill,
+                        revision_reason: None,
                     };
                     let before = ledger.read().head();
                     let backdated = latest.is_some_and(|l| draft.published_at < l);
@@ -440,4 +441,61 @@ mod property {
             })?;
         }
     }
+}
+
+/// A release's revision reason is shown with the versions it set (not on a first version),
+/// on the release, and counted by reason in the revision statistics; a note that shows
+/// nothing is refused naming the field.
+#[tokio::test]
+async fn revision_reasons_are_shown_and_counted() {
+    let app = spawn_app().await;
+    let mut input = typo_release("2026-01-15T00:00:00Z", "-4600");
+    input["revisionReason"] =
+        json!({"kind": "ERROR_CORRECTION", "note": "a transposed digit in the SYNTHETIC revision"});
+    input["observations"] = json!([
+        {"key": "_T._T._T", "period": "2025-S1", "value": "-4600"},
+        {"key": "IPR._T._T", "period": "2025-S2", "value": "-1"}
+    ]);
+    let v = app.gql_write(PUBLISH, json!({ "input": input })).await;
+    assert!(v.get("errors").is_none(), "{v}");
+    let q = r#"{ history(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1") { version revisionReason { kind note } } }"#;
+    let h = app.gql(q, json!({})).await;
+    assert_eq!(
+        h["data"]["history"],
+        json!([
+            {"version": 1, "revisionReason": null},
+            {"version": 2, "revisionReason": null},
+            {"version": 3, "revisionReason": {"kind": "ERROR_CORRECTION", "note": "a transposed digit in the SYNTHETIC revision"}}
+        ]),
+        "{h}"
+    );
+    // The new figure (IPR 2025-S2) has one version: no reason to show there.
+    let q = r#"{ history(dataset: "KR_KNOWLEDGE_SERVICES", key: "IPR._T._T", period: "2025-S2") { revisionReason { kind } } }"#;
+    assert_eq!(
+        app.gql(q, json!({})).await["data"]["history"],
+        json!([{"revisionReason": null}])
+    );
+    let q = r#"{ revisionSummary(dataset: "KR_KNOWLEDGE_SERVICES") { revisionCount byReason { reason revisionCount meanAbsoluteDelta } } }"#;
+    let s = app.gql(q, json!({})).await;
+    let summary = &s["data"]["revisionSummary"];
+    // The fixtures' SYNTHETIC revision changed 5 figures without a reason (by 80, 80, 40, 30
+    // and 30); this one, 1 (by 10).
+    assert_eq!(summary["revisionCount"], 6, "{s}");
+    assert_eq!(
+        summary["byReason"],
+        json!([
+            {"reason": null, "revisionCount": 5, "meanAbsoluteDelta": "52"},
+            {"reason": "ERROR_CORRECTION", "revisionCount": 1, "meanAbsoluteDelta": "10"}
+        ]),
+        "{s}"
+    );
+    let mut bad = typo_release("2026-01-16T00:00:00Z", "-4601");
+    bad["revisionReason"] = json!({"kind": "ROUTINE", "note": "\u{200b}\u{200b}"});
+    let (code, message) = {
+        let v = app.gql_write(PUBLISH, json!({ "input": bad })).await;
+        let (c, m) = error_of(&v);
+        (c.to_owned(), m.to_owned())
+    };
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert!(message.contains("revisionReason.note"), "{message}");
 }

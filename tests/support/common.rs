@@ -98,5 +98,6 @@ pub fn draft(observations: Vec<ObservationDraft>) -> ReleaseDraft {
         source: None,
         observations,
         backfill: false,
+        revision_reason: None,
     }
 }

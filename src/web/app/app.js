@@ -122,6 +122,13 @@
       : null;
   }
 
+  // The reason a release gave for its revisions: "Error correction: the note".
+  function reasonNote(reason) {
+    if (!reason) return null;
+    const kind = { ROUTINE: 'Routine revision', METHODOLOGICAL: 'Methodological revision', ERROR_CORRECTION: 'Error correction' }[reason.kind] || reason.kind;
+    return h('div', { class: 'small revision-reason' }, reason.note ? `${kind}: ${reason.note}` : kind);
+  }
+
   function syntheticTag(release) {
     return isSynthetic(release)
       ? h(
@@ -700,6 +707,7 @@
         `query($id: ID!, $key: String!, $period: Period!, $asOf: AsOf) {
           history(dataset: $id, key: $key, period: $period, asOf: $asOf) {
             version revision status value previousValue delta publishedAt backfilled
+            revisionReason { kind note }
             release { id title source actor recordedAt hash } }
           observation(dataset: $id, key: $key, period: $period, asOf: $asOf) {
             value status asOfRevision proof { revision treeSize leafIndex canonical hashes rootHash } }
@@ -819,7 +827,7 @@
               { 'data-revision': v.revision },
               h('th', { scope: 'row' }, v.version === 1 ? '1 (preliminary)' : String(v.version)),
               h('td', { class: 'n' }, v.revision),
-              h('td', null, releaseLink(v.release), ' ', syntheticTag(v.release)),
+              h('td', null, releaseLink(v.release), ' ', syntheticTag(v.release), reasonNote(v.revisionReason)),
               h('td', null, badge(v.status)),
               h('td', null, time(v.publishedAt), ' ', backfillTag(v)),
               h('td', { class: 'n value' }, value(v.value)),
@@ -1316,7 +1324,7 @@
     const id = segments()[1];
     if (!UUID_RE.test(id)) return notFound(`“${id}” is not a release id (a UUID such as 6b1f0c2e-4d3a-4e51-9a57-2025a0000001).`);
     const data = await gql(
-      `query($id: UUID!) { release(id: $id) { id status title publishedAt backfilled source revision recordedAt actor
+      `query($id: UUID!) { release(id: $id) { id status title publishedAt backfilled revisionReason { kind note } source revision recordedAt actor
         observationCount revisedCount hash dataset { ${DATASET_FIELDS} }
         observations { key period measure value previousValue delta } } }`,
       { id },
@@ -1343,6 +1351,8 @@
         h('dd', null, time(r.publishedAt), ' ', backfillTag(r)),
         h('dt', null, 'Source'),
         h('dd', null, r.source || '—'),
+        r.revisionReason ? h('dt', null, 'Revisions') : null,
+        r.revisionReason ? h('dd', null, reasonNote(r.revisionReason)) : null,
         h('dt', null, 'Recorded'),
         h('dd', null, 'revision ', h('a', { href: `/audit?after=${r.revision - 1}` }, r.revision), ' at ', time(r.recordedAt), ' by ', r.actor),
         h('dt', null, 'Event hash'),
