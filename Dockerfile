@@ -6,7 +6,9 @@ COPY src ./src
 # The web pages' vendored files (GraphiQL, the charts), embedded by src/web/assets.rs.
 COPY assets ./assets
 COPY benches ./benches
-RUN cargo build --release --locked --bin tradeledger
+# The release profile keeps debug info for profiling (Cargo.toml); the image ships without it.
+RUN cargo build --release --locked --bin tradeledger \
+ && strip --strip-debug target/release/tradeledger
 
 FROM debian:bookworm-slim
 RUN apt-get update \

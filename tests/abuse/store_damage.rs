@@ -3,7 +3,7 @@
 //! Merkle root; a byte changed in sled's own files never passes `verify` as a different
 //! history: either the content still reads intact (exit 0, same head and root), or `verify`
 //! names the first bad revision (exit 1), or sled refuses to open its files (exit 2, "Read
-//! corrupted data"), as the README's "A damaged log and a damaged store" says.
+//! corrupted data"), as docs/operations.md's "A damaged log and a damaged store" says.
 
 use std::path::Path;
 

@@ -260,7 +260,7 @@ async fn deleted_last_event_is_evident() {
     assert_damage_is_evident(&data, 3).await;
 }
 
-/// `serve --read-only` on a damaged log serves `events` up to the last good revision (as the README says).
+/// `serve --read-only` on a damaged log serves `events` up to the last good revision (as docs/operations.md says).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_serves_events_before_the_damage() {
     let mut failures = Vec::new();

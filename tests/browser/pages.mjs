@@ -99,7 +99,7 @@ async function text(page, selector) {
 
 /** The page at 1280 px (full page) and at 375 px. */
 async function screenshots(page, name) {
-  // The first screen of each, as the README shows them (docs/screenshots/), and the full page.
+  // The first screen of each, as docs/web.md shows them (docs/screenshots/), and the full page.
   await page.screenshot({ path: join(shots, `readme-${name}.png`) });
   await page.screenshot({ path: join(shots, `web-${name}.png`), fullPage: true });
   await page.setViewportSize({ width: 375, height: 800 });
