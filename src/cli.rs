@@ -323,7 +323,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             let started = Instant::now();
             let (store, prefold) = open_store(&store.data_dir, store.cold_scan_chunk)?;
             let (projection, v) = fold_log_after(store.as_ref(), Some(prefold))?;
-            let tree = crate::tlog::check_tree(store.as_ref(), v.checked)?;
+            let tree = crate::store::check_tree(store.as_ref(), v.checked)?;
             match v.damage.or(tree.damage) {
                 None => {
                     println!(

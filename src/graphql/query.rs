@@ -931,7 +931,7 @@ impl QueryRoot {
         // The transparency log's leaves are derived data: recompute them from the events.
         let store = ledger.log().clone();
         let checked = v.checked;
-        let tree = tokio::task::spawn_blocking(move || crate::tlog::check_tree(store.as_ref(), checked))
+        let tree = tokio::task::spawn_blocking(move || crate::store::check_tree(store.as_ref(), checked))
             .await
             .map_err(|e| coded(ErrorCode::InternalServerError, format!("verification failed: {e}")))?
             .map_err(|e| coded(ErrorCode::InternalServerError, e.to_string()))?;
@@ -956,8 +956,10 @@ impl QueryRoot {
         #[graphql(desc = "Number of events the tree covers (default: the head revision).")] tree_size: Option<i64>,
     ) -> Result<Checkpoint> {
         let ledger = ledger_of(ctx);
-        let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
-        Ok(crate::tlog::checkpoint(ledger, size).map_err(error::ledger)?.into())
+        let size = crate::ledger::transparency::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
+        Ok(crate::ledger::transparency::checkpoint(ledger, size)
+            .map_err(error::ledger)?
+            .into())
     }
 
     /// Proof that the event at `revision` is in the tree of `treeSize` events.
@@ -968,9 +970,10 @@ impl QueryRoot {
         #[graphql(desc = "Tree size to prove against (default: the head revision).")] tree_size: Option<i64>,
     ) -> Result<InclusionProof> {
         let ledger = ledger_of(ctx);
-        let size = crate::tlog::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
-        let revision = crate::tlog::tree_size(ledger, "revision", Some(revision)).map_err(error::ledger)?;
-        let proof = crate::tlog::inclusion(ledger, revision, size).map_err(error::ledger)?;
+        let size = crate::ledger::transparency::tree_size(ledger, "treeSize", tree_size).map_err(error::ledger)?;
+        let revision =
+            crate::ledger::transparency::tree_size(ledger, "revision", Some(revision)).map_err(error::ledger)?;
+        let proof = crate::ledger::transparency::inclusion(ledger, revision, size).map_err(error::ledger)?;
         super::limits::charge_texts(ctx, [proof.canonical.as_str()])?;
         Ok(proof.into())
     }
@@ -983,9 +986,10 @@ impl QueryRoot {
         #[graphql(desc = "The larger tree size (default: the head revision).")] to_size: Option<i64>,
     ) -> Result<ConsistencyProof> {
         let ledger = ledger_of(ctx);
-        let to = crate::tlog::tree_size(ledger, "toSize", to_size).map_err(error::ledger)?;
-        let from = crate::tlog::tree_size(ledger, "fromSize", Some(from_size)).map_err(error::ledger)?;
-        Ok(crate::tlog::consistency(ledger, from, to)
+        let to = crate::ledger::transparency::tree_size(ledger, "toSize", to_size).map_err(error::ledger)?;
+        let from =
+            crate::ledger::transparency::tree_size(ledger, "fromSize", Some(from_size)).map_err(error::ledger)?;
+        Ok(crate::ledger::transparency::consistency(ledger, from, to)
             .map_err(error::ledger)?
             .into())
     }

@@ -4,8 +4,6 @@
 
 use async_graphql::SimpleObject;
 
-use crate::tlog;
-
 /// A signed tree head of the transparency log.
 #[derive(SimpleObject)]
 pub struct Checkpoint {
@@ -20,8 +18,8 @@ pub struct Checkpoint {
     pub note: String,
 }
 
-impl From<tlog::SignedCheckpoint> for Checkpoint {
-    fn from(c: tlog::SignedCheckpoint) -> Self {
+impl From<crate::ledger::transparency::SignedCheckpoint> for Checkpoint {
+    fn from(c: crate::ledger::transparency::SignedCheckpoint) -> Self {
         Checkpoint {
             origin: c.origin,
             tree_size: c.size,
@@ -47,8 +45,8 @@ pub struct InclusionProof {
     pub root_hash: String,
 }
 
-impl From<tlog::Inclusion> for InclusionProof {
-    fn from(p: tlog::Inclusion) -> Self {
+impl From<crate::ledger::transparency::Inclusion> for InclusionProof {
+    fn from(p: crate::ledger::transparency::Inclusion) -> Self {
         InclusionProof {
             revision: p.revision,
             tree_size: p.size,
@@ -72,8 +70,8 @@ pub struct ConsistencyProof {
     pub to_root: String,
 }
 
-impl From<tlog::Consistency> for ConsistencyProof {
-    fn from(p: tlog::Consistency) -> Self {
+impl From<crate::ledger::transparency::Consistency> for ConsistencyProof {
+    fn from(p: crate::ledger::transparency::Consistency) -> Self {
         ConsistencyProof {
             from_size: p.from,
             to_size: p.to,

@@ -482,7 +482,7 @@ impl Observation {
     async fn proof(&self, ctx: &Context<'_>) -> Result<super::transparency::InclusionProof> {
         let ledger = ledger_of(ctx);
         let tree = self.bound.revision.max(self.revision);
-        let p = crate::tlog::inclusion(ledger, self.revision, tree).map_err(super::error::ledger)?;
+        let p = crate::ledger::transparency::inclusion(ledger, self.revision, tree).map_err(super::error::ledger)?;
         super::limits::charge_texts(ctx, [p.canonical.as_str()])?;
         Ok(p.into())
     }

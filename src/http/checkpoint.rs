@@ -40,7 +40,7 @@ pub async fn checkpoint(State(state): State<Arc<AppState>>, headers: HeaderMap) 
         return text(StatusCode::UNAUTHORIZED, format!("{why}\n"));
     }
     let size = state.ledger.read().head().revision;
-    match crate::tlog::checkpoint(&state.ledger, size) {
+    match crate::ledger::transparency::checkpoint(&state.ledger, size) {
         Ok(c) => text(StatusCode::OK, c.note),
         Err(e) => {
             tracing::error!(error = %e, "no checkpoint to serve");

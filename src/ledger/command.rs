@@ -49,8 +49,12 @@ pub(super) struct Context<'a> {
     pub max_clock_skew: chrono::Duration,
     /// What the releases decided earlier in the same group change, which the projection does
     /// not show yet: per dataset, the latest publication time and the frequency.
-    pub group: RefCell<HashMap<String, (Option<DateTime<Utc>>, Option<Frequency>)>>,
+    pub group: RefCell<HashMap<String, GroupDataset>>,
 }
+
+/// What the releases decided so far in a group did to one dataset: its latest publication
+/// time and its frequency.
+pub(super) type GroupDataset = (Option<DateTime<Utc>>, Option<Frequency>);
 
 impl Command {
     /// Decides against the ledger as it stands before the current group. Idempotency comes

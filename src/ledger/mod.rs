@@ -16,6 +16,7 @@
 mod command;
 mod error;
 mod fold;
+pub mod transparency;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};

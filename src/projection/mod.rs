@@ -835,7 +835,7 @@ impl DatasetView {
                 Cow::Borrowed(&all[..n])
             }
         };
-        (!versions.is_empty()).then(|| ObservationAt {
+        (!versions.is_empty()).then_some(ObservationAt {
             dataset: self,
             cell,
             versions,

@@ -12,6 +12,7 @@ mod jetstream;
 mod memory;
 mod record;
 mod sled_store;
+mod tree_check;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ pub use jetstream::{JetStreamConfig, JetStreamStore, DEFAULT_STREAM as DEFAULT_N
 pub use memory::MemoryStore;
 pub use record::{decode, encode, Damage, Envelope, Hash, StoredEvent, FORMAT_VERSION};
 pub use sled_store::{ColdScan, SledStore, COLD_SCAN_CHUNK};
+pub use tree_check::{check_tree, TreeCheck};
 
 /// A record ready to be appended: its revision, hash and encoded bytes.
 #[derive(Debug, Clone)]

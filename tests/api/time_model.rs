@@ -390,7 +390,9 @@ mod property {
                 let start = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
                 let times: Vec<Option<DateTime<Utc>>> =
                     [None, Some(0), Some(50), Some(100), Some(150), Some(250)].iter().map(|d| d.map(|d| start + Duration::days(d))).collect();
-                let mut seen: Vec<(Option<DateTime<Utc>>, DateTime<Utc>, Vec<Option<Decimal>>)> = Vec::new();
+                // (publishedAt, knownAt, the answers read then)
+                type Seen = (Option<DateTime<Utc>>, DateTime<Utc>, Vec<Option<Decimal>>);
+                let mut seen: Vec<Seen> = Vec::new();
                 let mut latest: Option<DateTime<Utc>> = None;
                 for w in writes {
                     let draft = ReleaseDraft {

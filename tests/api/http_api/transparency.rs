@@ -476,9 +476,9 @@ fn which_python() -> Result<String, ()> {
 /// and a store without leaves (written before the tree existed) gets them at open.
 #[tokio::test]
 async fn damaged_or_missing_leaves_are_found_and_rebuilt() {
+    use tradeledger::store::check_tree;
     use tradeledger::store::{LogStore, SledStore};
     use tradeledger::testing::*;
-    use tradeledger::tlog::check_tree;
     let mut app = app_with(test_signer("test.example/damage"), 3, 10).await;
     let leaves = event_leaves(&app).await;
     app.stop().await;
