@@ -166,12 +166,23 @@ impl RevisionCursor {
             let revised = {
                 let p = self.ledger.read();
                 let Some(ds) = p.dataset(&self.dataset) else { break };
+                // What the live notice said: read the figure as the ledger had it right after
+                // this release (a back-fill placed before later versions changed no current
+                // value, and later back-fills must not renumber what was sent).
+                let Ok(then) = p.bound(Some(crate::projection::AsOf::Revision(revision))) else {
+                    break;
+                };
                 release
                     .observations
                     .iter()
                     .filter_map(|o| {
                         let cell = cell_key(ds, &o.key, o.period, &o.measure).ok()?;
-                        let (version, previous) = ds.replaced_by(&cell, position)?;
+                        let at = ds.get(&cell, then)?;
+                        let n = at.versions.len();
+                        if at.current().release != position || n < 2 {
+                            return None;
+                        }
+                        let (version, previous) = (n as u32, at.versions[n - 2].value);
                         (previous != o.value).then(|| crate::projection::RevisedFigure {
                             key: o.key.clone(),
                             period: o.period,

@@ -501,3 +501,84 @@ async fn revision_reasons_are_shown_and_counted() {
     assert_eq!(code, "BAD_USER_INPUT");
     assert!(message.contains("revisionReason.note"), "{message}");
 }
+
+/// `observationRevised` announces a back-fill that becomes the figure's latest version, and
+/// not one placed before later versions (the figure's value did not change); the release
+/// itself is announced either way, marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_hear_of_a_back_fill_only_when_it_changes_the_current_value() {
+    use crate::support::ws::{connect, init, recv, subscribe};
+    let app = spawn_app().await;
+    let mut ws = connect(&app).await;
+    init(&mut ws).await;
+    subscribe(
+        &mut ws,
+        "obs",
+        r#"subscription { observationRevised(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T") { period value previousValue version backfilled } }"#,
+        json!({}),
+    )
+    .await;
+    subscribe(
+        &mut ws,
+        "rel",
+        "subscription { releasePublished { revision release { backfilled } } }",
+        json!({}),
+    )
+    .await;
+    while app.ledger.subscriber_count() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Another figure moves the dataset's latest publication to 2026-02-01.
+    let mut other = release_input(&Uuid::new_v4().to_string(), "IPR._T._T", "2025-S2", "-1");
+    other["publishedAt"] = json!("2026-02-01T00:00:00Z");
+    assert!(app
+        .gql_write(PUBLISH, json!({ "input": other }))
+        .await
+        .get("errors")
+        .is_none());
+    // A back-fill dated 2026-01-01 comes after the total's latest version (2025-12-10): it
+    // is the total's new current value.
+    let mut last = typo_release("2026-01-01T00:00:00Z", "-4620");
+    last["backfill"] = json!(true);
+    assert!(app
+        .gql_write(PUBLISH, json!({ "input": last }))
+        .await
+        .get("errors")
+        .is_none());
+    // One dated 2025-07-01 goes first: the current value stays -4620.
+    let mut first = typo_release("2025-07-01T00:00:00Z", "-4400");
+    first["backfill"] = json!(true);
+    assert!(app
+        .gql_write(PUBLISH, json!({ "input": first }))
+        .await
+        .get("errors")
+        .is_none());
+    // A plain revision after them, announced with the previous value in publication order.
+    let plain = typo_release("2026-02-02T00:00:00Z", "-4630");
+    assert!(app
+        .gql_write(PUBLISH, json!({ "input": plain }))
+        .await
+        .get("errors")
+        .is_none());
+
+    let mut releases = Vec::new();
+    let mut revisions = Vec::new();
+    while releases.len() < 4 || revisions.len() < 2 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(30), recv(&mut ws))
+            .await
+            .expect("a message in time");
+        match msg["id"].as_str() {
+            Some("rel") => releases.push(msg["payload"]["data"]["releasePublished"]["release"]["backfilled"].clone()),
+            Some("obs") => revisions.push(msg["payload"]["data"]["observationRevised"].clone()),
+            _ => panic!("unexpected {msg}"),
+        }
+    }
+    assert_eq!(releases, vec![json!(false), json!(true), json!(true), json!(false)]);
+    assert_eq!(
+        revisions,
+        vec![
+            json!({"period": "2025-S1", "value": "-4620", "previousValue": "-4610", "version": 3, "backfilled": true}),
+            json!({"period": "2025-S1", "value": "-4630", "previousValue": "-4620", "version": 5, "backfilled": false}),
+        ]
+    );
+}
