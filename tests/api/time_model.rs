@@ -582,3 +582,74 @@ async fn subscribers_hear_of_a_back_fill_only_when_it_changes_the_current_value(
         ]
     );
 }
+
+/// A data directory written by tradeledger before the two time axes (`tests/data/`, with its
+/// back-dated 2020 write and an older snapshot), opened by the current binary: it verifies,
+/// reads by the current rules, and takes writes under them.
+#[tokio::test]
+async fn a_data_directory_of_the_previous_release_opens_and_answers_by_the_rules() {
+    use crate::proc_support::{run_cli, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/before-time-axes"),
+        &data,
+    );
+    let out = run_cli(["verify".as_ref(), "--data-dir".as_ref(), data.as_os_str()]).await;
+    assert_eq!(out.code(), Some(0), "verify: {out:?}");
+    let server = Server::start(&data, &["--write-tokens", "t:legacy-secret"]).await;
+    let q = r#"{ history(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1") { value publishedAt backfilled recordedAt }
+        then: observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1", asOf: {publishedAt: "2025-10-01T00:00:00Z"}) { value }
+        dataset(id: "KR_KNOWLEDGE_SERVICES") { frequency } }"#;
+    let v = server.query(q, json!({})).await;
+    let shape: Vec<(Value, Value)> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["value"].clone(), h["backfilled"].clone()))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (json!("-9999"), json!(true)),
+            (json!("-4530"), json!(false)),
+            (json!("-4610"), json!(false))
+        ],
+        "{v}"
+    );
+    // The old server answered -9999 here; by the rules, the preliminary was public then.
+    assert_eq!(v["then"]["value"], "-4530", "{v}");
+    assert_eq!(v["dataset"]["frequency"], "HALF_YEAR", "{v}");
+    // Writes follow the rules: the same kind of back-dated write is refused now.
+    let (_, body) = server
+        .post(
+            PUBLISH,
+            json!({ "input": typo_release("2020-01-02T00:00:00Z", "-9998") }),
+            Some("legacy-secret"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(error_of(&body).0, "BAD_USER_INPUT", "{body}");
+    let (_, body) = server
+        .post(
+            PUBLISH,
+            json!({ "input": typo_release("2026-01-02T00:00:00Z", "-4615") }),
+            Some("legacy-secret"),
+        )
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
