@@ -10,6 +10,7 @@ mod fastpath;
 mod frontdoor;
 mod jetstream;
 mod ledger;
+mod round2;
 mod runtime;
 mod snapshot;
 mod store_damage;
