@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::domain::text::{quote_at_most, QUOTE};
 use crate::domain::{Dataset, Release, ReleaseDraft};
 use crate::projection::{Applied, Projection};
 use crate::store::{decode, Damage, Hash, Head, LogStore, StoredEvent};
@@ -338,7 +339,12 @@ impl Ledger {
             .read()
             .dataset(&draft.dataset)
             .map(|d| d.def.clone())
-            .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", draft.dataset)))?;
+            .ok_or_else(|| {
+                LedgerError::bad_input(
+                    "dataset",
+                    format!("unknown dataset `{}`", quote_at_most(&draft.dataset, QUOTE)),
+                )
+            })?;
         draft.validate(&dataset).map_err(LedgerError::from)
     }
 
