@@ -11,6 +11,12 @@
 //! The format is the one asked for ([`Format`], `import --format`), or else the file's
 //! extension (`.json`, `.csv`); `-` is standard input. Errors name the file and, in it, the
 //! item (JSON, numbered from 0 like an array index) or the line (CSV).
+//!
+//! Input is bounded where it is read, and errors quote it briefly: a CSV row is at most
+//! [`MAX_CSV_ROW_BYTES`] and a JSON string (value or member name) at most
+//! [`MAX_JSON_STRING_BYTES`], refused naming the file and line before more of it is held; an
+//! error quotes at most 200 bytes of a value, then `… (N bytes)` (a CSV line of a gigabyte
+//! once made an error message of a gigabyte, and took four of memory).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::domain::release::MAX_OBSERVATIONS_PER_RELEASE;
+use crate::domain::text::{quote_at_most, QUOTE};
 use crate::domain::{Dataset, ObservationDraft, ReleaseDraft, ReleaseStatus};
 use sha2::{Digest, Sha256};
 
@@ -44,6 +51,16 @@ pub struct ImportError {
 /// Largest file held in memory (a JSON file, or any file read from a pipe), to keep a
 /// mistaken path from exhausting memory; a regular CSV file is streamed, whatever its size.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Longest row (record) of a CSV file, in bytes; a longer one is refused naming its file
+/// and line, once about this much of it was read (so a line of a gigabyte is never held).
+/// A real row is a few hundred bytes: titles and sources are at most 1,000 characters.
+pub const MAX_CSV_ROW_BYTES: usize = 1 << 20;
+
+/// Longest string (a value or a member name, `$comment` included) of a JSON release file,
+/// in bytes; a longer one is refused naming its file and line before it is copied. Titles,
+/// sources, names and labels are at most 1,000 characters (4,000 bytes).
+pub const MAX_JSON_STRING_BYTES: usize = 64 * 1024;
 
 /// The format of a release file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,7 +145,7 @@ impl Origin {
                 format!("line {line}")
             }
         };
-        format!("{}: {at}: release \"{title}\": {e}", self.file)
+        format!("{}: {at}: release \"{}\": {e}", self.file, quote_at_most(title, QUOTE))
     }
 }
 
@@ -137,7 +154,7 @@ impl Origin {
 fn release_error(i: usize, origin: Option<&Origin>, title: &str, e: &LedgerError) -> String {
     match origin {
         Some(o) => o.locate(title, e),
-        None => format!("release {i} ({title}): {e}"),
+        None => format!("release {i} ({}): {e}", quote_at_most(title, QUOTE)),
     }
 }
 
@@ -530,7 +547,7 @@ impl<'a> Check<'a> {
         for (i, d) in self.datasets.iter().enumerate() {
             let recorded = self.ledger.read().dataset(&d.id).map(|v| v.def.clone());
             if let Err(e) = d.validate() {
-                errors.push(format!("dataset {}: {e}", d.id));
+                errors.push(format!("dataset {}: {e}", quote_at_most(&d.id, QUOTE)));
             } else if recorded.is_some_and(|r| *r != *d) {
                 errors.push(format!("dataset {}: already defined with different content", d.id));
             } else if self.datasets[..i].iter().any(|e| e.id == d.id && e != d) {
@@ -801,7 +818,7 @@ pub fn for_each_json_item(
     parsed.map_err(|e| ImportError {
         file: file.to_owned(),
         at: format!("line {}", e.line()),
-        message: e.to_string(),
+        message: brief(&e.to_string()),
     })
 }
 
@@ -831,7 +848,7 @@ impl<'de, F: FnMut(usize, Item) -> Result<(), ImportError>> serde::de::Visitor<'
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        while let Some(value) = seq.next_element::<Value>()? {
+        while let Some(value) = seq.next_element_seed(BoundedValue)? {
             self.take(i, value)?;
             i += 1;
         }
@@ -839,9 +856,135 @@ impl<'de, F: FnMut(usize, Item) -> Result<(), ImportError>> serde::de::Visitor<'
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        use serde::Deserialize as _;
-        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        use serde::de::DeserializeSeed as _;
+        let value = BoundedValue.deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
         self.take(0, value)
+    }
+
+    /// Not serde's default, which quotes the whole string.
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        Err(E::custom(format_args!(
+            "expected an object or an array of objects, not a string of {} bytes",
+            v.len()
+        )))
+    }
+}
+
+/// Deserializes a JSON value as `serde_json::Value` does, but refuses a string or a member
+/// name longer than [`MAX_JSON_STRING_BYTES`] before copying it.
+struct BoundedValue;
+
+fn too_long<E: serde::de::Error>(what: &str, len: usize) -> E {
+    E::custom(format_args!(
+        "a JSON {what} of {len} bytes is longer than the limit of {MAX_JSON_STRING_BYTES} bytes"
+    ))
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BoundedValue {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        if v.len() > MAX_JSON_STRING_BYTES {
+            return Err(too_long("string", v.len()));
+        }
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        if v.len() > MAX_JSON_STRING_BYTES {
+            return Err(too_long("string", v.len()));
+        }
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::de::DeserializeSeed::deserialize(self, d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(BoundedValue)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(BoundedKey)? {
+            let value = map.next_value_seed(BoundedValue)?;
+            members.insert(key, value);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// A member name, refused beyond [`MAX_JSON_STRING_BYTES`] as strings are.
+struct BoundedKey;
+
+impl<'de> serde::de::DeserializeSeed<'de> for BoundedKey {
+    type Value = String;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for BoundedKey {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        if v.len() > MAX_JSON_STRING_BYTES {
+            return Err(too_long("member name", v.len()));
+        }
+        Ok(v.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        if v.len() > MAX_JSON_STRING_BYTES {
+            return Err(too_long("member name", v.len()));
+        }
+        Ok(v)
     }
 }
 
@@ -858,11 +1001,11 @@ fn item_from_value(file: &str, at: String, mut item: Value) -> Result<Item, Impo
     if map.contains_key("dimensions") {
         serde_json::from_value(item)
             .map(Item::Dataset)
-            .map_err(|e| fail(at, format!("dataset: {e}")))
+            .map_err(|e| fail(at, format!("dataset: {}", brief(&e.to_string()))))
     } else if map.contains_key("observations") {
         serde_json::from_value(item)
             .map(Item::Release)
-            .map_err(|e| fail(at, format!("release: {e}")))
+            .map_err(|e| fail(at, format!("release: {}", brief(&e.to_string()))))
     } else {
         Err(fail(
             at,
@@ -923,6 +1066,66 @@ impl<W: std::io::Write> CsvWriter<W> {
     }
 }
 
+/// The input of a CSV reader, failing once more than [`MAX_CSV_ROW_BYTES`] were read since
+/// `read` was last set to 0 (after each row). The reader asks for more only when it has used
+/// all it read, inside a row: then that row is longer than the limit. (A row up to the limit
+/// always passes; one longer is refused within one buffer of the reader, 8 KiB, past it.)
+struct RowLimit<R> {
+    input: R,
+    read: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl<R: std::io::Read> std::io::Read for RowLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.read.get();
+        if read > MAX_CSV_ROW_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a row longer than the limit of {MAX_CSV_ROW_BYTES} bytes"),
+            ));
+        }
+        let n = self.input.read(buf)?;
+        self.read.set(read + n);
+        Ok(n)
+    }
+}
+
+/// `message` with every quoted run (between `"`, honouring backslash escapes, or between
+/// backticks) longer than [`QUOTE`] bytes cut by [`quote_at_most`], and at most four times
+/// that in all: for messages of libraries that quote input whole (serde's
+/// ``invalid type: string "…"`` or ``unknown variant `…` ``).
+fn brief(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[open];
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        let mut escaped = false;
+        let close = body.bytes().position(|b| {
+            let closes = b == quote && !escaped;
+            escaped = quote == b'"' && b == b'\\' && !escaped;
+            closes
+        });
+        match close {
+            Some(end) => {
+                out.push_str(&quote_at_most(&body[..end], QUOTE));
+                out.push(quote as char);
+                rest = &body[end + 1..];
+            }
+            None => {
+                out.push_str(&quote_at_most(body, QUOTE));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    if out.len() > 4 * QUOTE {
+        return quote_at_most(&out, 4 * QUOTE);
+    }
+    out
+}
+
 /// Parses a CSV release file (see the module docs for its columns).
 pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Batch, ImportError> {
     let mut batch = Batch::default();
@@ -951,17 +1154,27 @@ pub fn for_each_csv_release(
         at,
         message,
     };
+    let row_bytes = std::rc::Rc::new(std::cell::Cell::new(0));
+    let input = RowLimit {
+        input,
+        read: row_bytes.clone(),
+    };
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
     let headers = reader
         .headers()
-        .map_err(|e| fail("header".into(), e.to_string()))?
+        .map_err(|e| fail("header".into(), brief(&e.to_string())))?
         .clone();
+    row_bytes.set(0);
     let mut col = HashMap::new();
     for (i, h) in headers.iter().enumerate() {
         if !CSV_COLUMNS.contains(&h) {
             return Err(fail(
                 "header".into(),
-                format!("unknown column `{h}`; expected {}", CSV_COLUMNS.join(",")),
+                format!(
+                    "unknown column `{}`; expected {}",
+                    quote_at_most(h, QUOTE),
+                    CSV_COLUMNS.join(",")
+                ),
             ));
         }
         if col.insert(h.to_owned(), i).is_some() {
@@ -984,10 +1197,16 @@ pub fn for_each_csv_release(
     let mut row = csv::StringRecord::new();
     let mut rows = 0usize;
     loop {
-        let more = reader.read_record(&mut row).map_err(|e| {
-            let line = e.position().map_or(rows + 2, |p| p.line() as usize);
-            fail(format!("line {line}"), e.to_string())
-        })?;
+        let more = match reader.read_record(&mut row) {
+            Ok(more) => more,
+            Err(e) => {
+                // An I/O error (a row over the limit) has no position: the row that failed
+                // begins where the reader stands.
+                let line = e.position().unwrap_or(reader.position()).line();
+                return Err(fail(format!("line {line}"), brief(&e.to_string())));
+            }
+        };
+        row_bytes.set(0);
         if !more {
             break;
         }
@@ -1001,10 +1220,12 @@ pub fn for_each_csv_release(
             let id = if rid.is_empty() {
                 None
             } else {
-                Some(
-                    rid.parse::<uuid::Uuid>()
-                        .map_err(|e| fail(at(), format!("release_id `{rid}` is not a UUID: {e}")))?,
-                )
+                Some(rid.parse::<uuid::Uuid>().map_err(|e| {
+                    fail(
+                        at(),
+                        format!("release_id `{}` is not a UUID: {e}", quote_at_most(rid, QUOTE)),
+                    )
+                })?)
             };
             if let Some(first) = ended.get(&id) {
                 return Err(fail(
@@ -1027,13 +1248,19 @@ pub fn for_each_csv_release(
             let status = ReleaseStatus::parse(get(status_col)).ok_or_else(|| {
                 fail(
                     at(),
-                    format!("status `{}` is not PRELIMINARY, REVISED or FINAL", get(status_col)),
+                    format!(
+                        "status `{}` is not PRELIMINARY, REVISED or FINAL",
+                        quote_at_most(get(status_col), QUOTE)
+                    ),
                 )
             })?;
             let published_at = get(published_col).parse().map_err(|e| {
                 fail(
                     at(),
-                    format!("published_at `{}` is not an RFC 3339 time: {e}", get(published_col)),
+                    format!(
+                        "published_at `{}` is not an RFC 3339 time: {e}",
+                        quote_at_most(get(published_col), QUOTE)
+                    ),
                 )
             })?;
             let draft = ReleaseDraft {
@@ -1055,7 +1282,10 @@ pub fn for_each_csv_release(
             let status = ReleaseStatus::parse(get(status_col)).ok_or_else(|| {
                 fail(
                     at(),
-                    format!("status `{}` is not PRELIMINARY, REVISED or FINAL", get(status_col)),
+                    format!(
+                        "status `{}` is not PRELIMINARY, REVISED or FINAL",
+                        quote_at_most(get(status_col), QUOTE)
+                    ),
                 )
             })?;
             let published_at = get(published_col)
@@ -1063,7 +1293,10 @@ pub fn for_each_csv_release(
                 .map_err(|e| {
                     fail(
                         at(),
-                        format!("published_at `{}` is not an RFC 3339 time: {e}", get(published_col)),
+                        format!(
+                            "published_at `{}` is not an RFC 3339 time: {e}",
+                            quote_at_most(get(published_col), QUOTE)
+                        ),
                     )
                 })?;
             for (field, same) in [
@@ -1076,7 +1309,10 @@ pub fn for_each_csv_release(
                 if !same {
                     return Err(fail(
                         at(),
-                        format!("{field} differs from line {first} of the same release `{rid}`"),
+                        format!(
+                            "{field} differs from line {first} of the same release `{}`",
+                            quote_at_most(rid, QUOTE)
+                        ),
                     ));
                 }
             }
@@ -1293,6 +1529,90 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
         let batch = parse_csv("g.csv", &bytes).unwrap();
         assert_eq!(batch.releases, releases);
         assert_eq!(batch.origins[1].place, Place::Lines((42..82).collect()));
+    }
+
+    /// A CSV row over the limit is refused naming its line, before more of it is read; a row
+    /// just under it is read; quoted values are cut at 200 bytes.
+    #[test]
+    fn csv_rows_are_bounded_and_quoted_briefly() {
+        let head = "dataset,status,title,published_at,key,period,value\n";
+        let row = |title: &str| format!("KR,FINAL,{title},2025-09-03T00:00:00Z,_T,2025,1\n");
+        /// Gives `text` and counts what was read of it.
+        struct Counted<'a>(&'a [u8], usize);
+        impl std::io::Read for Counted<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let huge = format!("{head}{}{}{}", row("a"), row(&"t".repeat(50 << 20)), row("b"));
+        let mut input = Counted(huge.as_bytes(), 0);
+        let e = for_each_csv_release("big.csv", &mut input, |_, _| Ok(())).unwrap_err();
+        assert_eq!(e.at, "line 3", "{e}");
+        assert!(e.message.contains("longer than the limit of 1048576 bytes"), "{e}");
+        assert!(input.1 < (MAX_CSV_ROW_BYTES + (64 << 10)), "read {} bytes", input.1);
+        let near = format!("{head}{}", row(&"t".repeat(MAX_CSV_ROW_BYTES - 100)));
+        let mut seen = 0;
+        for_each_csv_release("near.csv", near.as_bytes(), |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+        let bad_status = format!("{head}KR,{},t,2025-09-03T00:00:00Z,_T,2025,1\n", "S".repeat(100_000));
+        let e = parse_csv("s.csv", bad_status.as_bytes()).unwrap_err();
+        assert!(e.to_string().len() < 500, "{e}");
+        assert!(e.message.contains("… (100000 bytes)"), "{e}");
+    }
+
+    /// A JSON string over the limit is refused naming its line; serde's messages quoting a
+    /// value are cut.
+    #[test]
+    fn json_strings_are_bounded_and_quoted_briefly() {
+        let release = |status: &str, title: &str| {
+            format!(
+                "[\n{{\"dataset\": \"KR\", \"status\": \"{status}\", \"title\": \"{title}\", \
+                 \"publishedAt\": \"2025-09-03T00:00:00Z\", \"observations\": []}}]"
+            )
+        };
+        let e = parse_json("f.json", release("FINAL", &"t".repeat(5 << 20)).as_bytes()).unwrap_err();
+        assert_eq!(e.at, "line 2", "{e}");
+        assert!(
+            e.message
+                .contains("a JSON string of 5242880 bytes is longer than the limit of 65536 bytes"),
+            "{e}"
+        );
+        let e = parse_json("f.json", release(&"S".repeat(60_000), "t").as_bytes()).unwrap_err();
+        assert!(e.to_string().len() < 1000, "{e}");
+        assert!(e.message.contains("… (60000 bytes)"), "{e}");
+        let key = format!("[{{\"{}\": 1}}]", "k".repeat(70_000));
+        let e = parse_json("f.json", key.as_bytes()).unwrap_err();
+        assert!(e.message.contains("member name of 70000 bytes"), "{e}");
+        let top = format!("\"{}\"", "x".repeat(100_000));
+        let e = parse_json("f.json", top.as_bytes()).unwrap_err();
+        assert!(e.to_string().len() < 1000, "{e}");
+    }
+
+    #[test]
+    fn brief_cuts_long_quotes_only() {
+        assert_eq!(
+            brief("unknown field `x`, expected `y`"),
+            "unknown field `x`, expected `y`"
+        );
+        let long = format!(
+            "invalid type: string \"{}\\\"{}\", expected a sequence",
+            "a".repeat(300),
+            "b".repeat(10)
+        );
+        let short = brief(&long);
+        assert!(
+            short.starts_with(&format!("invalid type: string \"{}… (", "a".repeat(200))),
+            "{short}"
+        );
+        assert!(short.ends_with("\", expected a sequence"), "{short}");
+        assert!(brief(&"z".repeat(5000)).len() < 1000);
     }
 
     #[test]

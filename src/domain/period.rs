@@ -185,7 +185,7 @@ impl Period {
     /// Parses any accepted form; see the type's documentation.
     pub fn parse(input: &str) -> Result<Self, PeriodError> {
         let fail = |reason| PeriodError {
-            input: input.to_owned(),
+            input: super::text::quote_at_most(input, super::text::QUOTE),
             reason,
         };
         let s = input.trim();

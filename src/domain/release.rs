@@ -275,7 +275,8 @@ impl ReleaseDraft {
                 return Err(err(
                     &at("measure"),
                     format!(
-                        "unknown measure `{measure}`; dataset {} has {}",
+                        "unknown measure `{}`; dataset {} has {}",
+                        super::text::quote_at_most(&measure, super::text::QUOTE),
                         dataset.id,
                         dataset.measures.join(", ")
                     ),

@@ -96,9 +96,42 @@ pub fn check_display_text(s: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// How many bytes of an input value an error message quotes at most.
+pub const QUOTE: usize = 200;
+
+/// `s` as an error message quotes it: whole if it has at most `max` bytes, else its first
+/// `max` bytes at most, cut on a character boundary, then `… (N bytes)` with its whole
+/// length. Every message that quotes input goes through here (with [`QUOTE`]), so that a
+/// value of a gigabyte makes an error of a few hundred bytes, not a copy of itself.
+pub fn quote_at_most(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..cut], s.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_are_cut_on_a_character_boundary() {
+        assert_eq!(quote_at_most("short", 200), "short");
+        assert_eq!(quote_at_most(&"x".repeat(200), 200), "x".repeat(200));
+        assert_eq!(
+            quote_at_most(&"x".repeat(5_000_000), 200),
+            format!("{}… (5000000 bytes)", "x".repeat(200))
+        );
+        // "é" is two bytes: 199 bytes of `a` then `é` would cut it in half.
+        let s = format!("{}é{}", "a".repeat(199), "b".repeat(100));
+        assert_eq!(quote_at_most(&s, 200), format!("{}… (301 bytes)", "a".repeat(199)));
+        assert_eq!(quote_at_most("漢字", 4), "漢… (6 bytes)");
+        assert_eq!(quote_at_most("漢字", 2), "… (6 bytes)");
+    }
 
     #[test]
     fn visibly_empty_text_is_told_apart() {

@@ -24,7 +24,7 @@ const MAX_DIGITS: usize = 28;
 /// more than 28 significant digits are refused rather than rounded.
 pub fn parse_value(input: &str) -> Result<Decimal, ValueError> {
     let fail = |reason| ValueError {
-        input: input.chars().take(64).collect(),
+        input: super::text::quote_at_most(input, super::text::QUOTE),
         reason,
     };
     let body = input

@@ -23,7 +23,11 @@
 //!   counted here but per request, by the client `X-Forwarded-For` names;
 //! - shutdown with a deadline: stop accepting, ask every connection to finish its request in
 //!   flight and close, wait for them (and for whatever `drained` waits for: WebSockets) for
-//!   at most the grace period, then drop whatever is left.
+//!   at most the grace period, then drop whatever is left;
+//! - a bound on the request method: hyper takes any token as a method (up to the size of the
+//!   request head), and it would reach every layer as text the client chose. A method
+//!   longer than [`MAX_METHOD_BYTES`] is answered `400` before the router, metrics included,
+//!   sees the request.
 
 use std::future::Future;
 use std::io;
@@ -45,6 +49,45 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::peer::{ConnInfo, PeerSlot, Peers, RESERVED_SLOTS};
+/// Longest request method served, in bytes (the longest registered method,
+/// `UPDATEREDIRECTREF`, has 17); beyond, `400` before anything else looks at the request.
+pub const MAX_METHOD_BYTES: usize = 32;
+
+/// The router behind the checks made before it sees a request (see the module docs).
+#[derive(Clone)]
+struct Front<S>(S);
+
+impl<S, B> hyper::service::Service<hyper::Request<B>> for Front<S>
+where
+    S: hyper::service::Service<hyper::Request<B>, Response = axum::response::Response>,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<std::future::Ready<Result<Self::Response, S::Error>>, S::Future>;
+
+    fn call(&self, req: hyper::Request<B>) -> Self::Future {
+        if req.method().as_str().len() > MAX_METHOD_BYTES {
+            return futures_util::future::Either::Left(std::future::ready(Ok(method_too_long())));
+        }
+        futures_util::future::Either::Right(self.0.call(req))
+    }
+}
+
+/// The answer to a method longer than [`MAX_METHOD_BYTES`]; the connection is closed after it.
+fn method_too_long() -> axum::response::Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    let mut response = axum::response::Response::new(axum::body::Body::from(format!(
+        "the request method is longer than the limit of {MAX_METHOD_BYTES} bytes"
+    )));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
 
 /// Limits of the listener; see the module docs. A zero duration turns that timeout off.
 #[derive(Debug, Clone, Copy)]
@@ -208,7 +251,7 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).keep_alive(true);
     http.header_read_timeout((!limits.header_read_timeout.is_zero()).then_some(limits.header_read_timeout));
-    let service = TowerToHyperService::new(app);
+    let service = Front(TowerToHyperService::new(app));
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(signal);

@@ -433,9 +433,17 @@ pub(super) async fn post(State(state): State<Arc<AppState>>, headers: HeaderMap,
         );
     }
     let limit = state.config.max_body_bytes;
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+    // A body announced (`Content-Length`) over the limit is refused before it is read, so
+    // that hyper does not answer `Expect: 100-continue` with `100 Continue` (it does when the
+    // body is first polled): the client is not invited to send what would be refused.
+    let announced_too_large = axum::body::HttpBody::size_hint(&body).lower() > limit as u64;
+    let read = match announced_too_large {
+        true => Err(()),
+        false => axum::body::to_bytes(body, limit).await.map_err(drop),
+    };
+    let bytes: Bytes = match read {
         Ok(b) => b,
-        Err(_) => {
+        Err(()) => {
             let mut response = refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 media,

@@ -23,8 +23,25 @@ use crate::ledger::Ledger;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
-    pub method: String,
+    /// One of [`METHOD_LABELS`]: never the raw method, which a client chooses freely (each
+    /// distinct label would be a series kept for ever).
+    pub method: &'static str,
     pub status: u16,
+}
+
+/// The values of the `method` label: the methods of RFC 9110 and PATCH, and `OTHER` for
+/// any other (extension) method.
+pub const METHOD_LABELS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "OTHER",
+];
+
+/// The `method` label of a request: its method if it is a standard one, else `OTHER`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    METHOD_LABELS[..METHOD_LABELS.len() - 1]
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or("OTHER")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,7 +206,9 @@ pub(super) async fn record(State(state): State<Arc<AppState>>, req: axum::extrac
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    // Routes are the router's own paths (or `unmatched`), statuses a closed set: the label
+    // sets stay few whatever clients send.
+    let method = method_label(req.method());
     let start = Instant::now();
     let response = next.run(req).await;
     state

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::domain::text::{quote_at_most, QUOTE};
 use crate::domain::{Dataset, Release, ReleaseDraft};
 use crate::projection::{Applied, Projection};
 use crate::store::{decode, Damage, Hash, Head, LogStore, StoredEvent};
@@ -351,7 +352,12 @@ impl Ledger {
             .read()
             .dataset(&draft.dataset)
             .map(|d| (d.def.clone(), d.frequency()))
-            .ok_or_else(|| LedgerError::bad_input("dataset", format!("unknown dataset `{}`", draft.dataset)))?;
+            .ok_or_else(|| {
+                LedgerError::bad_input(
+                    "dataset",
+                    format!("unknown dataset `{}`", quote_at_most(&draft.dataset, QUOTE)),
+                )
+            })?;
         // A dataset defined without a frequency has that of its figures (the writer checks
         // again, against releases recorded meanwhile).
         draft.validate_at(&dataset, frequency).map_err(LedgerError::from)

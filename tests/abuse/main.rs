@@ -11,6 +11,7 @@ mod frontdoor;
 mod jetstream;
 mod ledger;
 mod public2;
+mod round2;
 mod runtime;
 mod snapshot;
 mod store_damage;
