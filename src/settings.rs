@@ -80,6 +80,11 @@ pub struct LimitArgs {
     /// Interval of keep-alive pings on idle WebSocket connections, in milliseconds.
     #[arg(long, env = "TRADELEDGER_WS_KEEPALIVE_MS", default_value_t = 30_000)]
     pub ws_keepalive_ms: u64,
+    /// Time a WebSocket client has to take each frame the server sends, in milliseconds;
+    /// a client that reads nothing for this long while frames wait for it (its socket
+    /// buffers full) is disconnected with close code 4504, and its subscriptions end.
+    #[arg(long, env = "TRADELEDGER_WS_SEND_TIMEOUT_MS", default_value_t = 30_000)]
+    pub ws_send_timeout_ms: u64,
     /// Responses to read-only queries kept per ledger revision (0 turns the cache off).
     #[arg(long, env = "TRADELEDGER_RESPONSE_CACHE_ENTRIES", default_value_t = 1024)]
     pub response_cache_entries: usize,

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub ws_init_timeout: Duration,
     /// Interval of keep-alive pings on idle WebSocket connections.
     pub ws_keepalive: Duration,
+    /// How long a WebSocket client may take to accept one frame before it is disconnected.
+    pub ws_send_timeout: Duration,
     pub tokens: Tokens,
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
@@ -60,6 +62,7 @@ impl ServerConfig {
             max_ws_connections: limits.max_ws_connections,
             ws_init_timeout: ms(limits.ws_init_timeout_ms),
             ws_keepalive: ms(limits.ws_keepalive_ms),
+            ws_send_timeout: ms(limits.ws_send_timeout_ms),
             tokens: Tokens::default(),
             cors_origins: Vec::new(),
             graphiql: true,

@@ -51,8 +51,6 @@ const LEGACY_WS: &str = "graphql-ws";
 
 /// Messages from subscription tasks waiting to be sent, per connection.
 const OUTBOX: usize = 256;
-/// A client that does not take a frame within this time is disconnected.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// At shutdown, how long the `complete` messages may take to go out: a client that does not
 /// read must not hold the server up.
 const SHUTDOWN_SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -216,7 +214,9 @@ impl Connection {
     }
 
     async fn send_text(&mut self, text: String) -> Result<(), Close> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await {
+        // A client that does not take a frame within this time is disconnected.
+        let limit = self.state.config.ws_send_timeout;
+        match tokio::time::timeout(limit, self.socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Close(1006, String::new())),
             Err(_) => Err(Close(4504, "client did not read in time".into())),
