@@ -77,13 +77,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The 99th percentile of `samples`.
-fn p99(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    let rank = (samples.len() * 99).div_ceil(100);
-    samples[rank.max(1) - 1]
-}
-
 /// CPU time (user + system) the process has used so far.
 fn cpu_time(pid: u32) -> Duration {
     static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -134,7 +127,7 @@ async fn raw_exchange(stream: &mut TcpStream, request: &[u8], wait: Duration) ->
 async fn read_one_response(stream: &mut TcpStream) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    timeout(Duration::from_secs(10), async {
+    timeout(Duration::from_secs(60), async {
         loop {
             let n = stream.read(&mut buf).await.expect("read");
             assert!(n > 0, "connection closed before a full response");
@@ -156,7 +149,7 @@ async fn read_one_response(stream: &mut TcpStream) -> String {
         }
     })
     .await
-    .expect("a response in time")
+    .expect("no whole response within 60 s")
 }
 
 /// True once the server has closed `stream` (EOF or reset) within `wait`.
@@ -183,9 +176,9 @@ async fn ws_connect(server: &Server) -> Ws {
     request
         .headers_mut()
         .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("graphql-transport-ws"));
-    let (mut ws, _) = timeout(Duration::from_secs(10), connect_async(request))
+    let (mut ws, _) = timeout(Duration::from_secs(60), connect_async(request))
         .await
-        .expect("upgrade in time")
+        .expect("no WebSocket upgrade within 60 s")
         .expect("upgrade");
     ws_send(&mut ws, json!({"type": "connection_init"})).await;
     assert_eq!(ws_recv(&mut ws).await["type"], "connection_ack");
@@ -196,12 +189,12 @@ async fn ws_send(ws: &mut Ws, value: Value) {
     ws.send(Message::text(value.to_string())).await.expect("send");
 }
 
-/// The next JSON message (server pings skipped); panics on close or after 10 s.
+/// The next JSON message (server pings skipped); panics on close or after 60 s (a hang guard).
 async fn ws_recv(ws: &mut Ws) -> Value {
     loop {
-        let msg = timeout(Duration::from_secs(10), ws.next())
+        let msg = timeout(Duration::from_secs(60), ws.next())
             .await
-            .expect("a message in time")
+            .expect("no WebSocket message within 60 s")
             .expect("the connection is open")
             .expect("a frame");
         match msg {
@@ -222,77 +215,160 @@ async fn ws_recv(ws: &mut Ws) -> Value {
 // Class 3: heavy work must not freeze everyone, and the timeout cancels it
 // ---------------------------------------------------------------------------------------------
 
-/// While three heavy queries run, `/healthz` and a cheap uncached query keep a p99 under 100 ms.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn heavy_queries_do_not_freeze_health_or_cheap_queries() {
+/// Starts a server over a copy of the generated store with `args`, and returns how long
+/// `heavy_query(aliases)` takes there, run to the end (it must succeed): the yardstick of the
+/// timeout tests, measured under the same load as they run.
+async fn full_run(aliases: usize) -> Duration {
     let store = generated_store().await;
     let server = Server::start(store.path(), &["--response-cache-entries", "0"]).await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let resp = server
+        .client
+        .post(&server.url)
+        .json(&json!({ "query": heavy_query(aliases) }))
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .expect("the full heavy request (no answer within 600 s)");
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("heavy body");
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{}", &body.to_string()[..body.to_string().len().min(500)]);
+    assert!(body.get("errors").is_none(), "the full heavy query failed");
+    took
+}
+
+/// Waits until the process `pid` stops using CPU: two samples of its CPU time, `WINDOW`
+/// apart, equal. Returns how long after the call that was seen, or `None` if its CPU time
+/// still grew in every window until `until`.
+async fn cpu_quiet_before(pid: u32, until: Instant) -> Option<Duration> {
+    const WINDOW: Duration = Duration::from_millis(200);
+    let started = Instant::now();
+    let mut before = cpu_time(pid);
+    loop {
+        tokio::time::sleep(WINDOW).await;
+        let now = cpu_time(pid);
+        if now == before {
+            return Some(started.elapsed());
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        before = now;
+    }
+}
+
+/// While three heavy queries run (on the query pool's slow lane), `/healthz` and a cheap
+/// uncached query are answered: each probe is answered while every heavy request sent before
+/// it is still running, none of them finishing in between. Without the pool (operations
+/// run on the I/O threads, in one poll) a probe waits for a heavy query to end.
+///
+/// No latency is compared with a constant: a probe counts as clean when the three heavy
+/// requests were in flight when it was sent and none had completed when its answer came. A
+/// heavy query that finishes during a probe makes the probe dirty, and makes the heavy
+/// query heavier (more aliases, up to the limit), so a fast machine only makes the clean
+/// probes come easier. The test passes at `CLEAN` clean probes and fails at `DIRTY` dirty
+/// ones (a protected server has about one dirty probe in a hundred).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn heavy_queries_do_not_freeze_health_or_cheap_queries() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    const HEAVY: usize = 3;
+    const CLEAN: usize = 30;
+    const DIRTY: usize = 15;
+    let store = generated_store().await;
+    let server = Server::start(store.path(), &["--response-cache-entries", "0"]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Heavy requests sent and not yet answered, and heavy requests answered so far.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let completed = Arc::new(AtomicUsize::new(0));
+    let aliases = Arc::new(AtomicUsize::new(5));
     let mut heavy = Vec::new();
-    for _ in 0..3 {
-        let (client, url, stop) = (server.client.clone(), server.url.clone(), stop.clone());
+    for _ in 0..HEAVY {
+        let (client, url) = (server.client.clone(), server.url.clone());
+        let (stop, in_flight, completed, aliases) =
+            (stop.clone(), in_flight.clone(), completed.clone(), aliases.clone());
         heavy.push(tokio::spawn(async move {
             let mut done = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(SeqCst) {
+                let n = aliases.load(SeqCst);
                 let started = Instant::now();
+                in_flight.fetch_add(1, SeqCst);
                 let resp = client
                     .post(&url)
-                    .json(&json!({ "query": heavy_query(5) }))
-                    .timeout(Duration::from_secs(120))
+                    .json(&json!({ "query": heavy_query(n) }))
+                    .timeout(Duration::from_secs(600))
                     .send()
                     .await
-                    .expect("heavy request");
+                    .expect("heavy request (no answer within 600 s)");
                 let status = resp.status().as_u16();
                 let body: Value = resp.json().await.expect("heavy body");
+                completed.fetch_add(1, SeqCst);
+                in_flight.fetch_sub(1, SeqCst);
                 assert_eq!(status, 200, "{}", &body.to_string()[..body.to_string().len().min(500)]);
                 assert!(body.get("errors").is_none(), "heavy query failed");
-                done.push(started.elapsed());
+                done.push((n, started.elapsed()));
             }
             done
         }));
     }
-    // Let the heavy queries get going.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let health = format!("http://{}/healthz", server.addr);
-    let (mut healthz, mut cheap) = (Vec::new(), Vec::new());
-    for _ in 0..60 {
+    let (mut clean, mut dirty, mut skipped) = (Vec::new(), Vec::new(), 0usize);
+    while clean.len() < CLEAN && dirty.len() < DIRTY {
+        assert!(
+            heavy.iter().all(|h| !h.is_finished()),
+            "a heavy query failed while probing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let done_before = completed.load(SeqCst);
+        if in_flight.load(SeqCst) < HEAVY {
+            // A heavy client is between two requests: no probe now.
+            skipped += 1;
+            continue;
+        }
         let started = Instant::now();
         let resp = server.client.get(&health).send().await.expect("healthz");
         assert_eq!(resp.status(), 200);
-        healthz.push(started.elapsed());
-        let started = Instant::now();
         let data = server.query("{ ledger { revision } }", json!({})).await;
         assert!(data["ledger"]["revision"].as_u64().unwrap() > 1000);
-        cheap.push(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let took = started.elapsed();
+        let finished_meanwhile = completed.load(SeqCst) - done_before;
+        if finished_meanwhile == 0 {
+            clean.push(took);
+        } else {
+            dirty.push((took, finished_meanwhile));
+            // The heavy queries are not heavy enough to outlast a probe on this machine.
+            let n = aliases.load(SeqCst);
+            aliases.store((n * 2).min(30), SeqCst);
+        }
     }
-    let sampled_while_heavy = heavy.iter().all(|h| !h.is_finished());
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, SeqCst);
     let mut heavy_times = Vec::new();
     for h in heavy {
         heavy_times.extend(h.await.expect("heavy task"));
     }
-    assert!(sampled_while_heavy, "a heavy query failed while sampling");
-    let longest = heavy_times.iter().max().copied().unwrap_or_default();
-    assert!(
-        longest > Duration::from_secs(1),
-        "the heavy query is not heavy enough to show anything (longest {longest:?})"
-    );
-    let (h, c) = (p99(&mut healthz), p99(&mut cheap));
-    eprintln!("healthz p99 {h:?}, cheap query p99 {c:?}, heavy queries {heavy_times:?}");
-    assert!(
-        h < Duration::from_millis(100),
-        "/healthz p99 {h:?} while heavy queries run"
+    eprintln!(
+        "probes: {} clean {clean:?}, {} dirty (took, heavy queries finished meanwhile) {dirty:?}, \
+         {skipped} skipped; heavy queries (aliases, took) {heavy_times:?}",
+        clean.len(),
+        dirty.len()
     );
     assert!(
-        c < Duration::from_millis(100),
-        "cheap query p99 {c:?} while heavy queries run"
+        clean.len() >= CLEAN,
+        "only {} probes were answered while the heavy queries ran; {} waited for a heavy query \
+         to finish (took, heavy queries finished meanwhile): {dirty:?}",
+        clean.len(),
+        dirty.len()
     );
 }
 
-/// A query past a 200 ms timeout is answered 503 in about that time, and stops using CPU.
+/// A query past a 200 ms timeout is answered 503 before it could have run to the end (the
+/// same query with a sixth of the work takes longer without a timeout), and the server then
+/// stops using CPU long before the whole query would have ended.
 #[tokio::test]
 async fn a_query_past_its_timeout_is_answered_503_and_stops_using_cpu() {
+    // heavy_query(30) does six times the work of heavy_query(5).
+    let yardstick = full_run(5).await;
     let store = generated_store().await;
     let server = Server::start(store.path(), &["--request-timeout-ms", "200"]).await;
     let pid = server.child.id();
@@ -309,15 +385,19 @@ async fn a_query_past_its_timeout_is_answered_503_and_stops_using_cpu() {
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{body}");
-    assert!(took < Duration::from_secs(2), "answered after {took:?}");
-    // Give the abort a moment, then watch the CPU time of the idle server.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = cpu_time(pid);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let used = cpu_time(pid) - before;
     assert!(
-        used < Duration::from_millis(300),
-        "the server used {used:?} of CPU in the 1.5 s after the timeout: the work went on"
+        took < yardstick,
+        "the 503 came after {took:?}, later than a sixth of the query takes in full \
+         ({yardstick:?}): the answer waited for the work"
+    );
+    // Left running, the work would go on for about six yardsticks from `started`; it must
+    // stop well before: the server's CPU time stops growing within two yardsticks.
+    let quiet = cpu_quiet_before(pid, started + 2 * yardstick).await;
+    assert!(
+        quiet.is_some(),
+        "the server's CPU time still grew {:?} after the timeout (a sixth of the query takes \
+         {yardstick:?} in full): the work went on",
+        started.elapsed()
     );
 }
 
@@ -384,18 +464,25 @@ async fn beyond_the_admission_bound_requests_get_503_with_retry_after() {
 #[tokio::test]
 async fn half_sent_request_heads_are_disconnected() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--header-read-timeout-ms", "500"]).await;
+    // The idle timeout is off: only the header-read timeout can close these connections.
+    let server = Server::start(
+        dir.path(),
+        &["--header-read-timeout-ms", "500", "--idle-timeout-ms", "0"],
+    )
+    .await;
     let mut streams = Vec::new();
     for _ in 0..200 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         streams.push(s);
     }
+    // The deadline only guards against connections that are never closed.
     let started = Instant::now();
     for s in &mut streams {
         assert!(
-            closed_within(s, Duration::from_secs(5).saturating_sub(started.elapsed())).await,
-            "a connection with a half-sent head is still open after {:?}",
+            closed_within(s, Duration::from_secs(120).saturating_sub(started.elapsed())).await,
+            "a connection with a half-sent head is still open {:?} after it was sent (header-read \
+             timeout 500 ms)",
             started.elapsed()
         );
     }
@@ -407,16 +494,30 @@ async fn half_sent_request_heads_are_disconnected() {
 #[tokio::test]
 async fn a_stalled_body_is_disconnected_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--idle-timeout-ms", "500"]).await;
+    // The header-read timeout is off and the request timeout far away: only the idle timeout
+    // can close this connection.
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--idle-timeout-ms",
+            "500",
+            "--header-read-timeout-ms",
+            "0",
+            "--request-timeout-ms",
+            "600000",
+        ],
+    )
+    .await;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(
         b"POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"query\":",
     )
     .await
     .unwrap();
+    // The deadline only guards against a connection that is never closed.
     assert!(
-        closed_within(&mut s, Duration::from_secs(5)).await,
-        "a connection whose body stalled is still open"
+        closed_within(&mut s, Duration::from_secs(120)).await,
+        "a connection whose body stalled is still open after 120 s (idle timeout 500 ms)"
     );
 }
 
@@ -441,14 +542,16 @@ async fn connections_beyond_the_cap_are_refused_politely() {
         server.addr
     );
     let mut extra = TcpStream::connect(server.addr).await.unwrap();
-    let resp = raw_exchange(&mut extra, query.as_bytes(), Duration::from_secs(5)).await;
+    // The server closes this connection after its answer; the wait only guards against a hang.
+    let resp = raw_exchange(&mut extra, query.as_bytes(), Duration::from_secs(60)).await;
     assert!(resp.starts_with("HTTP/1.1 503"), "the 51st connection got: {resp:?}");
     let lower = resp.to_ascii_lowercase();
     assert!(lower.contains("retry-after: 1"), "{resp}");
     assert!(lower.contains("connection: close"), "{resp}");
 
     held.truncate(40);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The deadline only guards against a server that never serves again.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match server
             .client
@@ -460,7 +563,7 @@ async fn connections_beyond_the_cap_are_refused_politely() {
             other => {
                 assert!(
                     Instant::now() < deadline,
-                    "not served again after others left: {other:?}"
+                    "not served again within 60 s after 10 connections left: last answer {other:?}"
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -469,8 +572,9 @@ async fn connections_beyond_the_cap_are_refused_politely() {
 }
 
 /// SIGTERM with an idle keep-alive client, a half-sent request, a WebSocket that never reads
-/// and one that does: the process exits within the grace period (plus a margin), and the
-/// reading WebSocket sees its subscription completed and close code 1001.
+/// and one that does: the process exits while all of them are still connected (none of them
+/// holds it up past the grace period), and the reading WebSocket sees its subscription
+/// completed and close code 1001.
 #[tokio::test]
 async fn sigterm_exits_within_the_grace_period_whatever_the_clients_do() {
     let dir = tempfile::tempdir().unwrap();
@@ -490,15 +594,14 @@ async fn sigterm_exits_within_the_grace_period_whatever_the_clients_do() {
     ws_send(&mut reader, subscribe).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let started = Instant::now();
     sigterm(server.child.id());
     let reading = async {
         let complete = ws_recv(&mut reader).await;
         assert_eq!(complete, json!({"type": "complete", "id": "1"}));
         loop {
-            match timeout(Duration::from_secs(10), reader.next())
+            match timeout(Duration::from_secs(60), reader.next())
                 .await
-                .expect("close in time")
+                .expect("no close frame within 60 s")
             {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
                 Some(Ok(_)) => continue,
@@ -506,14 +609,17 @@ async fn sigterm_exits_within_the_grace_period_whatever_the_clients_do() {
             }
         }
     };
+    // A server that waited for its clients would never exit: they stay connected until the
+    // end of the test. The deadline only guards against that hang (the grace is 1 s).
     let (code, status) = tokio::join!(
         reading,
-        server.child.wait_timeout(Duration::from_secs(6), "serve after SIGTERM")
+        server.child.wait_timeout(
+            Duration::from_secs(120),
+            "serve after SIGTERM (grace 1 s) with clients that never finish"
+        )
     );
-    let took = started.elapsed();
     assert_eq!(code, Some(1001));
     assert!(status.success(), "{status:?}");
-    assert!(took < Duration::from_secs(5), "exited after {took:?}");
     drop((idle, half, deaf));
 }
 
@@ -556,9 +662,12 @@ async fn the_101st_subscription_on_one_connection_is_refused() {
     assert_eq!(ws_recv(&mut ws).await["type"], "pong");
 }
 
-/// A query over WebSocket gets the same timeout as over HTTP: an `error` with LIMIT_EXCEEDED.
+/// A query over WebSocket gets the same timeout as over HTTP: an `error` with LIMIT_EXCEEDED,
+/// before the query could have run to the end.
 #[tokio::test]
 async fn a_slow_query_over_websocket_times_out() {
+    // heavy_query(30) does six times the work of heavy_query(5).
+    let yardstick = full_run(5).await;
     let store = generated_store().await;
     let server = Server::start(store.path(), &["--request-timeout-ms", "200"]).await;
     let mut ws = ws_connect(&server).await;
@@ -577,9 +686,10 @@ async fn a_slow_query_over_websocket_times_out() {
     );
     assert_eq!(answer["id"], "q");
     assert_eq!(answer["payload"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{answer}");
+    let took = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "answered after {:?}",
-        started.elapsed()
+        took < yardstick,
+        "the error came after {took:?}, later than a sixth of the query takes in full \
+         ({yardstick:?}): the answer waited for the work"
     );
 }

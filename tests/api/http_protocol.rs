@@ -962,10 +962,26 @@ async fn request_timeout_cuts_off_slow_requests() {
     assert_eq!(status, 503, "{v}");
     assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("5 ms"), "{v}");
-    // Quick requests still go through.
-    let (status, v) = app.post(LEDGER_QUERY, json!({}), None).await;
-    assert_eq!(status, 200);
-    assert_eq!(v["data"]["ledger"]["revision"], u64::from(n) + 3);
+    // Quick requests still go through. On a loaded machine a quick query can itself miss a
+    // 5 ms deadline now and then (the thread that would run it is not scheduled in time), so
+    // it gets a bounded number of tries; each miss must be this same timeout, nothing else,
+    // and a server that cuts off every request fails all of them.
+    const TRIES: usize = 20;
+    let mut missed = Vec::new();
+    loop {
+        let (status, v) = app.post(LEDGER_QUERY, json!({}), None).await;
+        if status == 200 {
+            assert_eq!(v["data"]["ledger"]["revision"], u64::from(n) + 3, "{v}");
+            break;
+        }
+        assert_eq!((status, code(&v)), (503, "LIMIT_EXCEEDED"), "a quick query failed: {v}");
+        missed.push(v);
+        assert!(
+            missed.len() < TRIES,
+            "a quick query was cut off by the 5 ms timeout {TRIES} times in a row: {missed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

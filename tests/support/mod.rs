@@ -142,7 +142,13 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(h) = self.handle.take() {
-            h.await.expect("server task").expect("server result");
+            // Only guards against a shutdown that never ends (the grace is 10 s by default).
+            const STOP: std::time::Duration = std::time::Duration::from_secs(120);
+            tokio::time::timeout(STOP, h)
+                .await
+                .unwrap_or_else(|_| panic!("the server did not shut down within {STOP:?} of being asked to"))
+                .expect("server task")
+                .expect("server result");
         }
     }
 }

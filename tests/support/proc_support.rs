@@ -18,10 +18,18 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tradeledger");
 #[allow(unused_imports)]
 pub use super::fixtures::{fixtures_dir, DATASET, PUBLISH};
 
-/// How long `serve` may take to print its `listening on` line.
-pub const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a one-shot command (`import`, `verify`, `rebuild`) may take.
-pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `serve` may take to print its `listening on` line (open the store, verify the
+/// log, load the fixtures, connect to NATS): seconds on an idle machine; the bound only
+/// guards against a server that never starts, so it is generous for a loaded one.
+pub const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a one-shot command (`generate`, `import`, `verify`, `rebuild`) may take: a few
+/// seconds for the stores the tests make, idle; the bound only guards against a hang.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one HTTP request of a test to `serve` may take; only guards against a hang.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `serve` may take to exit after SIGTERM when its clients have all finished (its
+/// shutdown grace is 10 s by default); only guards against a hang.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A child process that is killed (SIGKILL) and reaped when dropped, unless it already exited.
 pub struct ChildGuard {
@@ -53,14 +61,22 @@ impl ChildGuard {
 
     /// Waits for the process to exit by itself, killing it and panicking after `timeout`.
     pub async fn wait_timeout(&mut self, timeout: Duration, what: &str) -> ExitStatus {
+        match self.wait_within(timeout).await {
+            Some(status) => status,
+            None => panic!("{what} did not finish within {timeout:?} (it was killed)"),
+        }
+    }
+
+    /// Waits for the process to exit by itself; after `timeout`, kills it and returns `None`.
+    pub async fn wait_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.try_wait() {
-                return status;
+                return Some(status);
             }
             if Instant::now() >= deadline {
                 self.kill();
-                panic!("{what} did not finish within {timeout:?}");
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -128,11 +144,14 @@ where
     let t_out = drain(child.stdout.take().expect("stdout"), out.clone());
     let t_err = drain(child.stderr.take().expect("stderr"), err.clone());
     let mut guard = ChildGuard::new(child);
-    let status = guard.wait_timeout(CLI_TIMEOUT, &what).await;
+    let status = guard.wait_within(CLI_TIMEOUT).await;
     let _ = t_out.join();
     let _ = t_err.join();
     let stdout = std::mem::take(&mut *out.lock().unwrap());
     let stderr = std::mem::take(&mut *err.lock().unwrap());
+    let Some(status) = status else {
+        panic!("{what} did not finish within {CLI_TIMEOUT:?} (it was killed); stdout:\n{stdout}\nstderr:\n{stderr}");
+    };
     Output { status, stdout, stderr }
 }
 
@@ -252,7 +271,7 @@ pub async fn start_server(data_dir: &Path, args: &[&str]) -> Result<Server, Star
                 addr,
                 url: format!("http://{addr}/graphql"),
                 client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(20))
+                    .timeout(REQUEST_TIMEOUT)
                     .build()
                     .expect("HTTP client"),
                 stderr,
@@ -269,7 +288,8 @@ pub async fn start_server(data_dir: &Path, args: &[&str]) -> Result<Server, Star
         if Instant::now() >= deadline {
             drop(guard);
             panic!(
-                "tradeledger serve did not print its listening line within {START_TIMEOUT:?}; stderr:\n{}",
+                "tradeledger serve did not print its listening line within {START_TIMEOUT:?}; stdout:\n{}\nstderr:\n{}",
+                stdout_text.lock().unwrap(),
                 stderr.lock().unwrap()
             );
         }
@@ -333,7 +353,7 @@ impl Server {
         assert!(status.success());
         let exit = self
             .child
-            .wait_timeout(Duration::from_secs(20), "serve after SIGTERM")
+            .wait_timeout(STOP_TIMEOUT, "serve after SIGTERM (its clients all finished)")
             .await;
         if let Some(reading) = self.stderr_read.take() {
             let _ = reading.join();
