@@ -1285,13 +1285,23 @@ mod tests {
     /// What builds a field's sub-selection, if it has one.
     type Sub<G> = Option<fn(&mut G) -> String>;
 
+    /// A variable of the generated operation.
+    struct Var {
+        name: String,
+        ty: &'static str,
+        /// What `variables` holds for it; `None` leaves it out.
+        sent: Option<Json>,
+        /// The value intended (none left out or null).
+        intended: Json,
+        /// The default in its definition (a literal), if any.
+        default: Option<String>,
+    }
+
     /// Builds one random query text and its variables.
     struct Gen<'a> {
         rng: StdRng,
         env: &'a Env,
-        /// `(name, type, value, the value intended)`; `None` leaves the variable out of
-        /// `variables`.
-        vars: Vec<(String, &'static str, Option<Json>, Json)>,
+        vars: Vec<Var>,
         fragments: Vec<String>,
         aliases: usize,
     }
@@ -1308,18 +1318,32 @@ mod tests {
         /// A literal, or (sometimes) a variable of type `ty` holding `value`.
         fn value(&mut self, ty: &'static str, literal: String, value: Json) -> String {
             if self.chance(0.35) {
-                let name = format!("v{}", self.vars.len());
-                // Now and then a null or missing value for the variable.
-                let sent = match self.rng.gen_range(0..30) {
-                    0 => Some(Json::Null),
-                    1 => None,
-                    _ => Some(value.clone()),
-                };
-                self.vars.push((name.clone(), ty, sent, value));
-                format!("${name}")
+                self.variable(ty, literal, value)
             } else {
                 literal
             }
+        }
+
+        /// A variable of type `ty` holding `value` (`literal` in GraphQL): now and then with
+        /// `literal` as its default and left out of `variables` (so that the default
+        /// applies), or null, or missing.
+        fn variable(&mut self, ty: &'static str, literal: String, value: Json) -> String {
+            let name = format!("v{}", self.vars.len());
+            let default = self.chance(0.3).then_some(literal);
+            let sent = match self.rng.gen_range(0..30) {
+                0 => Some(Json::Null),
+                1 => None,
+                2..=17 if default.is_some() => None,
+                _ => Some(value.clone()),
+            };
+            self.vars.push(Var {
+                name: name.clone(),
+                ty,
+                sent,
+                intended: value,
+                default,
+            });
+            format!("${name}")
         }
 
         fn string(&mut self, ty: &'static str, s: &str) -> String {
@@ -1379,7 +1403,13 @@ mod tests {
                 1 => None,
                 _ => Some(value.clone()),
             };
-            self.vars.push((name.clone(), ty, sent, value));
+            self.vars.push(Var {
+                name: name.clone(),
+                ty,
+                sent,
+                intended: value,
+                default: None,
+            });
             format!("${name}")
         }
 
@@ -1559,10 +1589,19 @@ mod tests {
                 0 => " @include(if: true)".to_owned(),
                 1 => " @include(if: false)".to_owned(),
                 2 => " @skip(if: true)".to_owned(),
-                3 => {
+                3 | 5 => {
                     let b = self.chance(0.5);
                     let v = self.value("Boolean!", b.to_string(), json!(b));
-                    format!(" @skip(if: {v})")
+                    let which = if self.chance(0.5) { "skip" } else { "include" };
+                    format!(" @{which}(if: {v})")
+                }
+                // A nullable variable, as clients write it: `$v: Boolean = true`, usually
+                // left out of `variables` so that its default decides.
+                6 | 7 => {
+                    let b = self.chance(0.5);
+                    let v = self.variable("Boolean", b.to_string(), json!(b));
+                    let which = if self.chance(0.5) { "skip" } else { "include" };
+                    format!(" @{which}(if: {v})")
                 }
                 4 => " @deprecated".to_owned(),
                 _ => String::new(),
@@ -1841,7 +1880,14 @@ mod tests {
                 let (name, rest) = field.split_at(field.find([' ', '(']).unwrap_or(field.len()));
                 roots.push(format!("r{i}: {name}{directive}{rest}"));
             }
-            let decls: Vec<String> = self.vars.iter().map(|(n, t, _, _)| format!("${n}: {t}")).collect();
+            let decls: Vec<String> = self
+                .vars
+                .iter()
+                .map(|v| match &v.default {
+                    Some(d) => format!("${}: {} = {d}", v.name, v.ty),
+                    None => format!("${}: {}", v.name, v.ty),
+                })
+                .collect();
             let head = if decls.is_empty() {
                 "query Q".to_owned()
             } else {
@@ -1851,10 +1897,10 @@ mod tests {
             let vars: serde_json::Map<String, Json> = self
                 .vars
                 .iter()
-                .filter_map(|(n, _, v, _)| v.clone().map(|v| (n.clone(), v)))
+                .filter_map(|v| v.sent.clone().map(|s| (v.name.clone(), s)))
                 .collect();
             let intended: serde_json::Map<String, Json> =
-                self.vars.iter().map(|(n, _, _, v)| (n.clone(), v.clone())).collect();
+                self.vars.iter().map(|v| (v.name.clone(), v.intended.clone())).collect();
             (text, Json::Object(vars), Json::Object(intended))
         }
     }

@@ -278,9 +278,11 @@ impl QueryLimits {
     }
 
     /// Parses `request` (or takes its document from the cache) and checks the limits, its
-    /// cost included; the request comes back with its parsed document, ready to execute.
+    /// cost included; the request comes back with its parsed document and the defaults of
+    /// the variables it does not give ([`apply_variable_defaults`]), ready to execute.
     pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
         let doc = self.check(&request)?;
+        apply_variable_defaults(&doc, &mut request);
         request.set_parsed_query((*doc).clone());
         Ok(request.data(ResponseBytes::new(self.limits.max_response_bytes)))
     }
@@ -321,6 +323,35 @@ impl QueryLimits {
     pub fn learn(&self, query: &str, operation: Option<&str>) {
         if let Some(doc) = self.cache.get(query) {
             self.plans.learn(query, operation, &doc);
+        }
+    }
+}
+
+/// Gives every variable of the operation to run that the request leaves out its default from
+/// the operation's variable definitions, as the GraphQL specification's
+/// CoerceVariableValues does (a variable sent as `null` stays `null`).
+///
+/// async-graphql applies a default where a resolver reads an argument, but not in `@skip` and
+/// `@include`: it removes skipped selections before executing, reading only the variables
+/// sent. So `query($inc: Boolean = true) { ... status @include(if: $inc) }` without variables
+/// lost `status`, while the fast path ([`super::fast`]) kept it and answered the same request
+/// differently once it had learned the query. With the defaults filled in here, for HTTP and
+/// WebSocket alike, both agree with the specification.
+pub fn apply_variable_defaults(doc: &ExecutableDocument, request: &mut Request) {
+    let wanted = request.operation_name.as_deref();
+    let mut operations = doc.operations.iter();
+    let operation = match wanted {
+        Some(wanted) => operations.find(|(name, _)| name.is_some_and(|n| n.as_str() == wanted)),
+        // Without a name, only a document of one operation runs.
+        None => operations.next().filter(|_| doc.operations.iter().count() == 1),
+    };
+    let Some((_, operation)) = operation else { return };
+    for def in &operation.node.variable_definitions {
+        let def = &def.node;
+        if let Some(default) = def.default_value() {
+            if !request.variables.contains_key(&def.name.node) {
+                request.variables.insert(def.name.node.clone(), default.clone());
+            }
         }
     }
 }

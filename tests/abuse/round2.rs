@@ -346,3 +346,47 @@ async fn import_errors_quote_huge_values_briefly() {
     let out = crate::proc_support::import(&data, &[dataset]).await;
     assert!(out.stdout.starts_with("recorded 1 dataset and 0 releases"), "{out:?}");
 }
+
+/// Requests answered by the fast path so far, from `/metrics`.
+async fn fast_answers(server: &Server) -> u64 {
+    let text = server.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fast path counter in {text}"))
+}
+
+/// Item 4: a variable's default decides `@include` and `@skip` when the request leaves the
+/// variable out, on async-graphql's path (the first answer) as on the compiled plan (the
+/// answers after it): the same answer each time, as the GraphQL specification has it.
+#[tokio::test]
+async fn variable_defaults_decide_include_and_skip_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--response-cache-entries", "0"]).await;
+    let include = "query($inc: Boolean = true) { observation(dataset: \"KR_KNOWLEDGE_SERVICES\", \
+        key: \"_T._T._T\", period: \"2025-S1\") { value status @include(if: $inc) } }";
+    let skip = "query($skip: Boolean! = true) { observation(dataset: \"KR_KNOWLEDGE_SERVICES\", \
+        key: \"_T._T._T\", period: \"2025-S1\") { value status @skip(if: $skip) } }";
+    for (query, shown) in [(include, true), (skip, false)] {
+        let before = fast_answers(&server).await;
+        let first = server.query(query, json!({})).await;
+        let second = server.query(query, json!({})).await;
+        assert_eq!(
+            fast_answers(&server).await,
+            before + 1,
+            "the second answer comes from the plan"
+        );
+        assert_eq!(first, second, "{query}");
+        let observation = first["observation"].as_object().expect("an observation");
+        assert!(observation.contains_key("value"), "{first}");
+        assert_eq!(observation.contains_key("status"), shown, "{query}: {first}");
+        // A value sent still wins over the default (true in both), on the plan too.
+        let name = if shown { "inc" } else { "skip" };
+        let flipped = server.query(query, json!({ name: false })).await;
+        assert_eq!(
+            flipped["observation"].as_object().unwrap().contains_key("status"),
+            !shown,
+            "{flipped}"
+        );
+    }
+}
