@@ -126,12 +126,10 @@ impl LogSizes {
         }
         let sizes = self.clone();
         let ledger = ledger.clone();
-        let spawned = std::thread::Builder::new()
-            .name("log-sizes".into())
-            .spawn(move || {
-                sizes.scan(&ledger);
-                sizes.scanning.store(false, Ordering::Release);
-            });
+        let spawned = std::thread::Builder::new().name("log-sizes".into()).spawn(move || {
+            sizes.scan(&ledger);
+            sizes.scanning.store(false, Ordering::Release);
+        });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not start the scan of the log's sizes");
             self.scanning.store(false, Ordering::Release);
@@ -1158,5 +1156,54 @@ mod tests {
         );
         let e = ResponseTooLarge { limit: 10 }.error();
         assert!(e.message.contains("10 bytes"), "{}", e.message);
+    }
+
+    fn bytes_of(query: &str, sizes: (u64, u64)) -> u64 {
+        let doc = parse_query(query).unwrap();
+        let request = Request::new(query);
+        cost_and_bytes(&doc, &request, &Shape::of_schema(), &extents(), sizes, 1000).1
+    }
+
+    #[test]
+    fn bytes_count_large_texts_at_the_logs_largest() {
+        let sizes = (750_000, 300);
+        // A page of 1000 events' canonical texts: 1000 whole events.
+        let canonical = bytes_of("{ events(first: 1000) { nodes { canonical } } }", sizes);
+        assert!(canonical >= 1000 * 750_000, "{canonical}");
+        assert!(canonical < 1000 * 750_000 + 100_000, "{canonical}");
+        // The same through inclusion proofs of figures.
+        let proofs = bytes_of(
+            r#"{ observations(dataset: "D", first: 1000) { nodes { proof { canonical } } } }"#,
+            sizes,
+        );
+        assert!(proofs >= 1000 * 750_000, "{proofs}");
+        // Revisions alone are small; titles count at the longest title.
+        let revisions = bytes_of("{ events(first: 1000) { nodes { revision } } }", sizes);
+        assert!(revisions < 1000 * 64, "{revisions}");
+        let titles = bytes_of("{ releases(first: 1000) { nodes { title } } }", sizes);
+        assert!((1000 * 300..1000 * 400).contains(&titles), "{titles}");
+        // Aliases multiply.
+        let three = bytes_of(
+            "{ a: events(first: 1000) { nodes { canonical } } b: events(first: 1000) { nodes { canonical } } c: events(first: 1000) { nodes { canonical } } }",
+            sizes,
+        );
+        assert!(three >= 3 * canonical - 100, "{three} vs {canonical}");
+    }
+
+    #[test]
+    fn json_len_counts_escapes_and_quotes() {
+        assert_eq!(json_len("abc"), 5);
+        assert_eq!(json_len(r#"{"a":1}"#), 7 + 2 + 2);
+        assert_eq!(json_len("\u{1}"), 6 + 2);
+    }
+
+    #[test]
+    fn response_bytes_fail_once_past_the_limit() {
+        let counter = ResponseBytes::new(100);
+        assert!(counter.charge(60).is_ok());
+        assert!(counter.charge(40).is_ok());
+        let e = counter.charge(1).unwrap_err();
+        assert!(e.message.contains("100 bytes"), "{}", e.message);
+        assert!(counter.charge(0).is_err(), "every charge after fails");
     }
 }

@@ -8,11 +8,11 @@ use tokio::sync::{watch, Semaphore};
 use super::cache::ResponseCache;
 use super::conn::ConnLimits;
 use super::metrics::Metrics;
+use super::peer::Peers;
 use crate::auth::Tokens;
 use crate::graphql::{build_schema, AppSchema, Limits, QueryLimits};
 use crate::ledger::Ledger;
 use crate::pool::QueryPool;
-use super::peer::Peers;
 use crate::settings::{Cidr, LimitArgs};
 
 /// Everything configurable about serving.

@@ -536,7 +536,11 @@ impl Connection {
         let next = NextMessage {
             budget: self.budget.clone(),
             budget_bytes: self.budget_bytes,
-            kind: if self.protocol == Protocol::LegacyWs { "data" } else { "next" },
+            kind: if self.protocol == Protocol::LegacyWs {
+                "data"
+            } else {
+                "next"
+            },
             id: serde_json::to_string(&id).expect("strings serialize"),
             limit: self.state.config.max_response_bytes,
         };
@@ -647,7 +651,9 @@ async fn single_result(state: &Arc<AppState>, next: &NextMessage, request: Reque
             let mut response = schema.execute(request).await;
             add_codes(&mut response.errors);
             if is_request_error(&response) {
-                Err(Out::Error(serde_json::to_value(&response.errors).expect("errors serialize")))
+                Err(Out::Error(
+                    serde_json::to_value(&response.errors).expect("errors serialize"),
+                ))
             } else {
                 Ok(payload_capped(&response, limit))
             }

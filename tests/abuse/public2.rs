@@ -249,7 +249,12 @@ async fn peer_behind_a_trusted_proxy_the_forwarded_client_is_capped() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &["--max-connections-per-peer", "2", "--trusted-proxies", "10.0.0.0/8,127.0.0.0/8"],
+        &[
+            "--max-connections-per-peer",
+            "2",
+            "--trusted-proxies",
+            "10.0.0.0/8,127.0.0.0/8",
+        ],
     )
     .await;
     let addr = server.addr;
@@ -261,7 +266,9 @@ async fn peer_behind_a_trusted_proxy_the_forwarded_client_is_capped() {
     let second = via_proxy("203.0.113.7, 10.1.1.1").await.expect("second WebSocket");
     assert_eq!(via_proxy("203.0.113.7").await.err(), Some(429));
     assert_eq!(via_proxy("203.0.113.8, 203.0.113.7").await.err(), Some(429));
-    let other = via_proxy("203.0.113.8").await.expect("another client through the proxy");
+    let other = via_proxy("203.0.113.8")
+        .await
+        .expect("another client through the proxy");
     // The proxy's own connections are not capped by its address: three are open.
     drop((first, second, other));
 }
@@ -282,7 +289,10 @@ async fn peer_health_and_metrics_answer_when_every_slot_is_taken() {
     }
     let mut graphql = connect_from("127.0.0.1", server.addr).await;
     let resp = get(&mut graphql, "/graphql?query=%7Bledger%7Brevision%7D%7D").await;
-    assert!(resp.starts_with("HTTP/1.1 503"), "a query with every slot taken got: {resp:?}");
+    assert!(
+        resp.starts_with("HTTP/1.1 503"),
+        "a query with every slot taken got: {resp:?}"
+    );
     for path in ["/healthz", "/readyz", "/metrics"] {
         let mut s = connect_from("127.0.0.1", server.addr).await;
         let resp = get(&mut s, path).await;
@@ -302,11 +312,7 @@ async fn peer_health_and_metrics_answer_when_every_slot_is_taken() {
 #[tokio::test]
 async fn peer_a_silent_websocket_is_closed_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &["--idle-timeout-ms", "1500", "--ws-keepalive-ms", "200"],
-    )
-    .await;
+    let server = Server::start(dir.path(), &["--idle-timeout-ms", "1500", "--ws-keepalive-ms", "200"]).await;
     let mut silent = ws_open("127.0.0.1", server.addr).await;
     let mut answering = ws_open("127.0.0.1", server.addr).await;
     // Answers every ping with a pong for three idle timeouts, and sends nothing else.
@@ -454,7 +460,10 @@ async fn cost_large_texts_are_refused_by_their_bytes_before_they_run() {
         assert_eq!(ext["maxResponseBytes"], 16 * 1024 * 1024, "{v}");
         assert!(estimate >= 3 * largest_event, "{v}");
         let message = v["errors"][0]["message"].as_str().unwrap();
-        assert!(message.contains(&estimate.to_string()) && message.contains("16777216"), "{message}");
+        assert!(
+            message.contains(&estimate.to_string()) && message.contains("16777216"),
+            "{message}"
+        );
     }
     let (_, peak) = memory_kb(pid);
     let grew = peak.saturating_sub(before);
@@ -544,12 +553,8 @@ async fn lock_healthz_answers_while_a_write_waits_for_the_projection() {
     let write = {
         let ledger = ledger.clone();
         tokio::spawn(async move {
-            let draft = crate::support::common::draft(vec![crate::support::common::obs(
-                "IPR._T._T",
-                "2031-S1",
-                None,
-                "17",
-            )]);
+            let draft =
+                crate::support::common::draft(vec![crate::support::common::obs("IPR._T._T", "2031-S1", None, "17")]);
             ledger.publish(draft, None, "test").await
         })
     };
@@ -653,7 +658,11 @@ async fn lock_a_long_aliased_fast_path_query_lets_a_write_through() {
     let mut writes = Vec::new();
     while !query.is_finished() {
         let (_, written) = server
-            .post(crate::proc_support::PUBLISH, json!({ "input": input(writes.len()) }), Some("lock-secret"))
+            .post(
+                crate::proc_support::PUBLISH,
+                json!({ "input": input(writes.len()) }),
+                Some("lock-secret"),
+            )
             .await
             .unwrap();
         assert!(written.get("errors").is_none(), "{written}");

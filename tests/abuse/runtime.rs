@@ -436,7 +436,10 @@ async fn connections_beyond_the_cap_are_refused_politely() {
         held.push(s);
     }
     // Not /healthz, which has slots of its own beyond the cap.
-    let query = format!("GET /graphql?query=%7Bledger%7Brevision%7D%7D HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    let query = format!(
+        "GET /graphql?query=%7Bledger%7Brevision%7D%7D HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    );
     let mut extra = TcpStream::connect(server.addr).await.unwrap();
     let resp = raw_exchange(&mut extra, query.as_bytes(), Duration::from_secs(5)).await;
     assert!(resp.starts_with("HTTP/1.1 503"), "the 51st connection got: {resp:?}");
