@@ -10,8 +10,9 @@
 //! parsed, validated and passed every limit) is compiled into a [`Plan`] for its operation: a
 //! tree of the fields it selects, fragments flattened, aliases kept. The next requests with
 //! that text run the plan: arguments are coerced by the schema's own input types, the
-//! resolvers' logic reads the projection under one lock, and the JSON is written into one
-//! buffer in selection order, byte for byte what async-graphql would have written.
+//! resolvers' logic reads the projection under its lock, taken once per root field, and the
+//! JSON is written into one buffer in selection order, byte for byte what async-graphql
+//! would have written.
 //!
 //! The plan covers `observations` (nodes, edges, pageInfo, totalCount), `observation`,
 //! `history`, `breakdown` and `revisionSummary` (its scalar fields) with the fields of
@@ -49,6 +50,7 @@ use super::types::{cell_key, AsOf};
 use super::{Limits, ResponseTooLarge};
 use crate::bounded::BoundedMap;
 use crate::domain::{Period, ReleaseStatus};
+use crate::ledger::Ledger;
 use crate::projection::{ObservationAt, Projection, ReleaseInfo, RevisionSummary};
 
 /// Bytes charged to the plan cache: a plan takes a few times its query text.
@@ -103,30 +105,59 @@ impl Plans {
     /// Runs the learned plan of `request`: `None` when there is none or it gave up (the
     /// request then goes to async-graphql), else the response body or the refusal of a body
     /// larger than `max_bytes`.
+    ///
+    /// The projection's lock is taken for one root field at a time, as async-graphql's
+    /// resolvers take it: the lock lets a waiting write go first, so holding it across thirty
+    /// aliased pages would keep a write (and every reader after it, `/healthz`-class requests
+    /// included) waiting for all of them. Each root field reads one consistent state.
     pub fn run(
         &self,
         request: &Request,
-        projection: &Projection,
+        ledger: &Ledger,
         limits: &Limits,
         max_bytes: usize,
     ) -> Option<Result<Vec<u8>, ResponseTooLarge>> {
         let compiled = self.get(request)?;
         let plan = compiled.plan.as_ref()?;
         let vars = plan.variables(request)?;
-        let mut run = Run {
-            p: projection,
-            limits,
-            vars: &vars,
-            plan,
-            out: Vec::with_capacity(1024),
-            max: max_bytes,
-            too_large: false,
-        };
-        match run.operation() {
-            Some(()) if !run.too_large && run.out.len() <= max_bytes => Some(Ok(run.out)),
-            _ if run.too_large || run.out.len() > max_bytes => Some(Err(ResponseTooLarge { limit: max_bytes })),
-            _ => None,
+        let mut out = Vec::with_capacity(1024);
+        let mut too_large = false;
+        out.extend_from_slice(b"{\"data\":");
+        // As `Run::object` writes an object, with the lock taken per field.
+        let start = out.len();
+        out.push(b'{');
+        let mut first = true;
+        for s in &plan.root {
+            let p = ledger.read();
+            let mut run = Run {
+                p: &p,
+                limits,
+                vars: &vars,
+                out,
+                max: max_bytes,
+                too_large,
+            };
+            let written = run.root_sel(s, first);
+            (out, too_large) = (run.out, run.too_large);
+            drop(p);
+            match written {
+                Some(true) => first = false,
+                Some(false) => {}
+                None if too_large => return Some(Err(ResponseTooLarge { limit: max_bytes })),
+                None => return None,
+            }
         }
+        if first {
+            out.truncate(start);
+            out.extend_from_slice(b"null");
+        } else {
+            out.push(b'}');
+        }
+        out.push(b'}');
+        if too_large || out.len() > max_bytes {
+            return Some(Err(ResponseTooLarge { limit: max_bytes }));
+        }
+        Some(Ok(out))
     }
 }
 
@@ -760,7 +791,6 @@ struct Run<'a> {
     p: &'a Projection,
     limits: &'a Limits,
     vars: &'a Resolved,
-    plan: &'a Plan,
     out: Vec<u8>,
     max: usize,
     /// The response passed `max`: what was written is dropped, and the rest is resolved (an
@@ -769,12 +799,18 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn operation(&mut self) -> Option<()> {
-        self.out.extend_from_slice(b"{\"data\":");
-        let plan = self.plan;
-        self.object(&plan.root, |run, f| run.root_field(f))?;
-        self.out.push(b'}');
-        Some(())
+    /// Writes one root field of the operation's object (after a comma unless `first`):
+    /// false when its conditions leave it out.
+    fn root_sel(&mut self, s: &Sel<RootField>, first: bool) -> Option<bool> {
+        if !self.included(&s.conditions)? {
+            return Some(false);
+        }
+        if !first {
+            self.out.push(b',');
+        }
+        self.out.extend_from_slice(&s.key_json);
+        self.root_field(&s.field)?;
+        Some(true)
     }
 
     /// Resolves a value as written (with variables) to a constant; `None` for an undefined
@@ -1975,12 +2011,7 @@ mod tests {
                 return Ok(());
             }
             plans.learn(&text, Some("Q"), &doc);
-            let fast = plans.run(
-                &request().operation_name("Q"),
-                &env.ledger.read(),
-                &env.limits,
-                max_bytes,
-            );
+            let fast = plans.run(&request().operation_name("Q"), &env.ledger, &env.limits, max_bytes);
             let fast_body = match fast {
                 None => {
                     fallbacks.set(fallbacks.get() + 1);

@@ -73,9 +73,8 @@ use async_graphql::{Name, Request, ServerError, Value, Variables};
 use super::fast::Plans;
 use super::{Limits, LIMIT_EXCEEDED};
 use crate::bounded::BoundedMap;
-use crate::domain::Event;
 use crate::ledger::Ledger;
-use crate::projection::Extents;
+use crate::projection::{Extents, Projection};
 
 /// Longest query text cached, by the document cache here and by the HTTP response cache.
 pub const MAX_QUERY: usize = 16 * 1024;
@@ -94,26 +93,29 @@ pub const SCALAR_BYTES: u64 = 48;
 /// Estimated bytes of a number or a flag, as JSON.
 pub const NUMBER_BYTES: u64 = 20;
 /// Until the log is scanned through ([`LogSizes`]): bytes assumed per observation of the
-/// largest release, plus [`UNSCANNED_EVENT_BYTES`], for an event's canonical text, and
-/// [`UNSCANNED_TEXT_BYTES`] for a text. A canonical observation is about 75 bytes.
+/// largest release, plus [`UNSCANNED_EVENT_BYTES`], for an event's canonical text. A
+/// canonical observation is about 75 bytes.
 const UNSCANNED_OBSERVATION_BYTES: u64 = 160;
 const UNSCANNED_EVENT_BYTES: u64 = 64 * 1024;
-const UNSCANNED_TEXT_BYTES: u64 = 16 * 1024;
 /// Events read per page while scanning the log's sizes.
 const SIZES_PAGE: usize = 16;
 
-/// The largest sizes in the log, for the byte estimate: the JSON-escaped length of the
-/// largest event's canonical text and of the longest release or dataset text. Kept up to
-/// date by a scan of the events not yet seen, started (on a thread of its own, which ends
-/// when it reaches the head) by the first check after they were recorded; a check never
-/// waits for it, and assumes sizes from the largest release's figures for events it has not
-/// reached yet.
+/// The largest sizes in the log, for the byte estimate, JSON-escaped.
+///
+/// - The largest event's canonical text: kept up to date by a scan of the events not yet
+///   seen, started (on a thread of its own, which ends when it reaches the head) by the
+///   first check after they were recorded. A check never waits for it, and assumes sizes
+///   from the largest release's figures for events it has not reached yet.
+/// - The longest release text (title, source) and dataset text (name, publisher,
+///   description): from the projection, where they are in memory, the releases not yet
+///   seen at each check (datasets are few, and read every time).
 #[derive(Debug, Default)]
 pub struct LogSizes {
     through: AtomicU64,
     event: AtomicU64,
-    text: AtomicU64,
     scanning: AtomicBool,
+    releases_seen: AtomicUsize,
+    release_text: AtomicU64,
 }
 
 impl LogSizes {
@@ -149,37 +151,50 @@ impl LogSizes {
             };
             for a in &page {
                 self.event.fetch_max(json_len(&a.canonical), Ordering::AcqRel);
-                let texts: Vec<&str> = match &a.event.envelope.event {
-                    Event::ReleasePublished { release } => std::iter::once(release.title.as_str())
-                        .chain(release.source.as_deref())
-                        .collect(),
-                    Event::DatasetDefined { dataset } | Event::DatasetAmended { dataset } => {
-                        [dataset.name.as_str(), dataset.publisher.as_str()]
-                            .into_iter()
-                            .chain(dataset.description.as_deref())
-                            .collect()
-                    }
-                };
-                for t in texts {
-                    self.text.fetch_max(json_len(t), Ordering::AcqRel);
-                }
             }
             self.through.store(last, Ordering::Release);
         }
     }
 
-    /// (largest event, longest text), as JSON; guessed from `extents` for events not yet
-    /// scanned.
-    fn get(&self, extents: &Extents) -> (u64, u64) {
-        let (event, text) = (self.event.load(Ordering::Acquire), self.text.load(Ordering::Acquire));
+    /// The largest event, as JSON; guessed from `extents` for events not yet scanned.
+    fn event(&self, extents: &Extents) -> u64 {
+        let event = self.event.load(Ordering::Acquire);
         if self.through.load(Ordering::Acquire) >= extents.events {
-            return (event, text);
+            return event;
         }
         let guess = extents
             .max_release_observations
             .saturating_mul(UNSCANNED_OBSERVATION_BYTES)
             .saturating_add(UNSCANNED_EVENT_BYTES);
-        (event.max(guess), text.max(UNSCANNED_TEXT_BYTES))
+        event.max(guess)
+    }
+
+    /// The longest release or dataset text in `p`, as JSON.
+    fn text(&self, p: &Projection) -> u64 {
+        let releases = p.releases();
+        let seen = self.releases_seen.load(Ordering::Acquire).min(releases.len());
+        if seen < releases.len() {
+            let longest = releases[seen..]
+                .iter()
+                .flat_map(|r| std::iter::once(r.title.as_str()).chain(r.source.as_deref()))
+                .map(json_len)
+                .max()
+                .unwrap_or(0);
+            self.release_text.fetch_max(longest, Ordering::AcqRel);
+            self.releases_seen.fetch_max(releases.len(), Ordering::AcqRel);
+        }
+        let datasets = p
+            .datasets()
+            .iter()
+            .flat_map(|d| {
+                [d.def.name.as_str(), d.def.publisher.as_str()]
+                    .into_iter()
+                    .chain(d.def.description.as_deref())
+            })
+            .map(json_len)
+            .max()
+            .unwrap_or(0);
+        self.release_text.load(Ordering::Acquire).max(datasets)
     }
 }
 
@@ -290,9 +305,12 @@ impl QueryLimits {
     /// The parsed document of `request` if it passes every limit, its cost included.
     pub fn check(&self, request: &Request) -> Result<Arc<ExecutableDocument>, ServerError> {
         let doc = self.document(&request.query)?;
-        let extents = self.ledger.read().extents();
+        let (extents, text) = {
+            let p = self.ledger.read();
+            (p.extents(), self.sizes.text(&p))
+        };
         self.sizes.refresh(&self.ledger, extents.events);
-        let sizes = self.sizes.get(&extents);
+        let sizes = (self.sizes.event(&extents), text);
         let max_page = self.limits.max_page_size as u64;
         let (cost, bytes) = cost_and_bytes(&doc, request, &self.shape, &extents, sizes, max_page);
         if cost > self.limits.max_cost {
@@ -310,8 +328,7 @@ impl QueryLimits {
     /// `None` sends it to async-graphql.
     pub fn fast(&self, request: &Request, max_response_bytes: usize) -> Option<Result<Vec<u8>, ResponseTooLarge>> {
         self.check(request).ok()?;
-        let p = self.ledger.read();
-        self.plans.run(request, &p, &self.limits, max_response_bytes)
+        self.plans.run(request, &self.ledger, &self.limits, max_response_bytes)
     }
 
     /// True when async-graphql's clean answer to `request` should be learned from.
@@ -1170,5 +1187,54 @@ mod tests {
         );
         let e = ResponseTooLarge { limit: 10 }.error();
         assert!(e.message.contains("10 bytes"), "{}", e.message);
+    }
+
+    fn bytes_of(query: &str, sizes: (u64, u64)) -> u64 {
+        let doc = parse_query(query).unwrap();
+        let request = Request::new(query);
+        cost_and_bytes(&doc, &request, &Shape::of_schema(), &extents(), sizes, 1000).1
+    }
+
+    #[test]
+    fn bytes_count_large_texts_at_the_logs_largest() {
+        let sizes = (750_000, 300);
+        // A page of 1000 events' canonical texts: 1000 whole events.
+        let canonical = bytes_of("{ events(first: 1000) { nodes { canonical } } }", sizes);
+        assert!(canonical >= 1000 * 750_000, "{canonical}");
+        assert!(canonical < 1000 * 750_000 + 100_000, "{canonical}");
+        // The same through inclusion proofs of figures.
+        let proofs = bytes_of(
+            r#"{ observations(dataset: "D", first: 1000) { nodes { proof { canonical } } } }"#,
+            sizes,
+        );
+        assert!(proofs >= 1000 * 750_000, "{proofs}");
+        // Revisions alone are small; titles count at the longest title.
+        let revisions = bytes_of("{ events(first: 1000) { nodes { revision } } }", sizes);
+        assert!(revisions < 1000 * 64, "{revisions}");
+        let titles = bytes_of("{ releases(first: 1000) { nodes { title } } }", sizes);
+        assert!((1000 * 300..1000 * 400).contains(&titles), "{titles}");
+        // Aliases multiply.
+        let three = bytes_of(
+            "{ a: events(first: 1000) { nodes { canonical } } b: events(first: 1000) { nodes { canonical } } c: events(first: 1000) { nodes { canonical } } }",
+            sizes,
+        );
+        assert!(three >= 3 * canonical - 100, "{three} vs {canonical}");
+    }
+
+    #[test]
+    fn json_len_counts_escapes_and_quotes() {
+        assert_eq!(json_len("abc"), 5);
+        assert_eq!(json_len(r#"{"a":1}"#), 7 + 2 + 2);
+        assert_eq!(json_len("\u{1}"), 6 + 2);
+    }
+
+    #[test]
+    fn response_bytes_fail_once_past_the_limit() {
+        let counter = ResponseBytes::new(100);
+        assert!(counter.charge(60).is_ok());
+        assert!(counter.charge(40).is_ok());
+        let e = counter.charge(1).unwrap_err();
+        assert!(e.message.contains("100 bytes"), "{}", e.message);
+        assert!(counter.charge(0).is_err(), "every charge after fails");
     }
 }

@@ -16,7 +16,8 @@ pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let health = state.ledger.health();
     let mut body = json!({
         "status": if health.degraded { "degraded" } else { "ok" },
-        "revision": state.ledger.read().head().revision,
+        // Never the projection's lock, which a waiting write would make this wait for.
+        "revision": state.ledger.head_revision(),
         "readOnly": health.read_only,
         "writable": health.writable,
     });
@@ -33,7 +34,7 @@ const READY_RETRY_AFTER_SECS: u64 = 5;
 /// cannot (read-only, or a store that failed to write and has not come back yet).
 pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let health = state.ledger.health();
-    let revision = state.ledger.read().head().revision;
+    let revision = state.ledger.head_revision();
     match health.reason {
         None => (
             StatusCode::OK,

@@ -19,7 +19,7 @@ mod fold;
 pub mod transparency;
 mod writer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -128,6 +128,8 @@ struct Inner {
     signer: std::sync::OnceLock<Arc<crate::tlog::Signer>>,
     /// How far in the future a release's `publishedAt` may be, in milliseconds.
     max_clock_skew_ms: std::sync::atomic::AtomicU64,
+    /// The head revision the last reader of `state` saw ([`Ledger::head_revision`]).
+    seen_head: AtomicU64,
 }
 
 /// The log as far as verifications have covered it: every event up to `head` was checked
@@ -187,6 +189,7 @@ impl Ledger {
             },
             verification: verification.clone(),
         };
+        let seen_head = projection.head().revision;
         let inner = Arc::new(Inner {
             store,
             state: RwLock::new(projection),
@@ -200,6 +203,7 @@ impl Ledger {
             poisoned: AtomicBool::new(false),
             signer: Default::default(),
             max_clock_skew_ms: (DEFAULT_MAX_CLOCK_SKEW.as_millis() as u64).into(),
+            seen_head: AtomicU64::new(seen_head),
         });
         tokio::spawn(writer::writer(Arc::downgrade(&inner), rx));
         Ok((Ledger { inner }, verification))
@@ -207,7 +211,34 @@ impl Ledger {
 
     /// Read access to the projection. The guard is a std lock: never hold it across `.await`.
     pub fn read(&self) -> RwLockReadGuard<'_, Projection> {
-        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+        let p = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
+        self.saw(p.head().revision);
+        p
+    }
+
+    fn saw(&self, revision: u64) {
+        let seen = &self.inner.seen_head;
+        if seen.load(Ordering::Relaxed) != revision {
+            seen.fetch_max(revision, Ordering::Relaxed);
+        }
+    }
+
+    /// The head revision, without waiting for the projection's lock: that lock lets a
+    /// waiting write go first, so a reader would queue behind it (and behind the readers the
+    /// write waits for). When the lock is not free for reading, this is the head the last
+    /// reader saw: with a write waiting, some reader holds the lock, and the head is what it
+    /// saw when it took it. For `/healthz` and `/readyz`.
+    pub fn head_revision(&self) -> u64 {
+        match self.inner.state.try_read() {
+            Ok(p) => {
+                let revision = p.head().revision;
+                drop(p);
+                self.saw(revision);
+                revision
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().head().revision,
+            Err(std::sync::TryLockError::WouldBlock) => self.inner.seen_head.load(Ordering::Relaxed),
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
