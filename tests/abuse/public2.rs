@@ -627,7 +627,7 @@ async fn lock_a_long_aliased_fast_path_query_lets_a_write_through() {
             "dataset": "SYNTHETIC_TRADE",
             "status": "REVISED",
             "title": format!("SYNTHETIC lock test release {n}"),
-            "publishedAt": "2031-01-15T00:00:00Z",
+            "publishedAt": "2026-01-15T00:00:00Z",
             "source": "SYNTHETIC: tests through the binary",
             "observations": [{ "key": figure["key"], "period": figure["period"], "measure": figure["measure"], "value": format!("{n}.5") }]
         })
