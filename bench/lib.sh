@@ -1,5 +1,9 @@
 # Shared by the bench scripts (sourced, not run).
 
+# The load generators run on 127.0.0.1 with more connections than one client address may
+# hold by default (--max-connections-per-peer 64).
+export TRADELEDGER_MAX_CONNECTIONS_PER_PEER=${TRADELEDGER_MAX_CONNECTIONS_PER_PEER:-100000}
+
 need() { command -v "$1" >/dev/null || { echo "$1 is needed: $2" >&2; exit 1; }; }
 
 # The release build, unless BIN names another (for example the previous release).

@@ -37,7 +37,7 @@ if [ ! -f "$STORE/.complete" ]; then
 fi
 
 $BIN serve --data-dir "$STORE" --listen "127.0.0.1:$PORT" --no-fixtures --write-tokens "load:load-test-secret" \
-  --response-cache-entries "$CACHE_ENTRIES" --log warn > "$WORK/serve.out" 2> "$WORK/serve.err" &
+  --response-cache-entries "$CACHE_ENTRIES" --max-connections-per-peer 100000 --log warn > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do

@@ -40,6 +40,9 @@ fn start_server(dir: &std::path::Path) -> (Server, String) {
             "warn",
             "--max-ws-connections",
             "30000",
+            // Every subscriber connects from 127.0.0.1.
+            "--max-connections-per-peer",
+            "30000",
         ])
         .arg("--data-dir")
         .arg(dir)

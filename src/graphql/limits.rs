@@ -299,6 +299,17 @@ impl QueryLimits {
         let doc = self.check(&request)?;
         apply_variable_defaults(&doc, &mut request);
         request.set_parsed_query((*doc).clone());
+        // One response per query or mutation; a subscription's events are capped one by one
+        // when they are serialized.
+        let wanted = request.operation_name.as_deref();
+        let subscription = doc
+            .operations
+            .iter()
+            .find(|(name, _)| wanted.is_none_or(|w| name.is_some_and(|n| n.as_str() == w)))
+            .is_some_and(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Subscription);
+        if subscription {
+            return Ok(request);
+        }
         Ok(request.data(ResponseBytes::new(self.limits.max_response_bytes)))
     }
 
@@ -744,7 +755,40 @@ fn cost_and_bytes(
                 bytes: 0,
             };
             let cost = walk.selection_set(root, &op.node.selection_set.node, 1, 0);
-            (cost, walk.bytes)
+            if op.node.ty != async_graphql::parser::types::OperationType::Subscription {
+                return (cost, walk.bytes);
+            }
+            // A subscription's event carries one of its root fields: the largest counts.
+            let singles: Vec<SelectionSet> = op
+                .node
+                .selection_set
+                .node
+                .items
+                .iter()
+                .map(|item| SelectionSet {
+                    items: vec![item.clone()],
+                })
+                .collect();
+            let bytes = singles
+                .iter()
+                .map(|set| {
+                    let mut walk = CostWalk {
+                        doc,
+                        shape,
+                        extents,
+                        max_page,
+                        op: &op.node,
+                        variables: &request.variables,
+                        path: HashSet::new(),
+                        sizes,
+                        bytes: 0,
+                    };
+                    walk.selection_set(root, set, 1, 0);
+                    walk.bytes
+                })
+                .max()
+                .unwrap_or(0);
+            (cost, bytes)
         })
         .fold((0, 0), |(c, b), (cost, bytes)| (c.max(cost), b.max(bytes)))
 }
@@ -1219,6 +1263,17 @@ mod tests {
             sizes,
         );
         assert!(three >= 3 * canonical - 100, "{three} vs {canonical}");
+    }
+
+    #[test]
+    fn a_subscription_counts_the_bytes_of_its_largest_root_field() {
+        let sizes = (750_000, 300);
+        let one = bytes_of("subscription { releasePublished { release { title } } }", sizes);
+        let three = bytes_of(
+            "subscription { a: releasePublished { release { title } } b: releasePublished { release { title } } c: releasePublished { revision } }",
+            sizes,
+        );
+        assert!(one > 300 && three <= one + 16, "{one} {three}");
     }
 
     #[test]
