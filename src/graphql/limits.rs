@@ -823,8 +823,15 @@ impl<'a> CostWalk<'a> {
                     // The key (`"name":` and a comma) wherever the field appears; its value
                     // below, as objects or scalars.
                     let key = f.alias.as_ref().map_or(name.len(), |a| a.node.len()) as u64 + 4;
-                    self.add_bytes(times, key);
-                    self.add_value_bytes(parent, name, times, page, children.items.is_empty());
+                    // Introspection answers describe the schema, which is fixed and small (its
+                    // whole description is some 100 KB): its lists are bounded by the object
+                    // count above, and their texts are no ledger data. Multiplying the
+                    // largest of each of its lists down the tree would refuse the standard
+                    // introspection queries (GraphiQL's, codegen's) for their size.
+                    if !(parent.starts_with("__") || name == "__schema" || name == "__type") {
+                        self.add_bytes(times, key);
+                        self.add_value_bytes(parent, name, times, page, children.items.is_empty());
+                    }
                     match shape.field(parent, name) {
                         // Unknown here (validation refuses it next) or a scalar such as
                         // `__typename`.
