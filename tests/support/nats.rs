@@ -310,8 +310,9 @@ impl NatsCluster {
                 if last.as_ref() != Some(&health) {
                     if last.is_some() || health.is_err() {
                         eprintln!(
-                            "nats-server {} after {:.1} s: {}",
+                            "nats-server {} (monitor port {}) after {:.1} s: {}",
                             self.nodes[i].name,
+                            self.nodes[i].monitor_port,
                             started.elapsed().as_secs_f64(),
                             health.as_ref().map_or_else(|e| e.as_str(), |_| "healthy")
                         );
