@@ -229,8 +229,12 @@ async fn concurrent_writers_through_two_nodes_keep_one_dense_log() {
     });
     let results = futures_util::future::join_all(runs).await;
 
+    // Writes recorded through one node reach the other's copy a moment later: both catch up
+    // with the newest head before their logs are read.
+    let newest = head_of(&a).await.max(head_of(&b).await);
+    wait_head(&a, newest, "node A catches up").await;
+    wait_head(&b, newest, "node B catches up").await;
     let (head_a, log_a) = checked_log(&a, "node A").await;
-    wait_head(&b, head_a, "node B catches up").await;
     let (head_b, log_b) = checked_log(&b, "node B").await;
     assert_eq!(head_a, head_b, "equal heads");
     assert_eq!(log_a, log_b, "the same log on both nodes");
@@ -608,8 +612,13 @@ async fn acknowledged_releases_survive_killed_nats_and_tradeledger_nodes() {
             None => assert!(!duplicate, "{id} is a duplicate of nothing: {body}"),
         }
     }
+    // A re-send recorded through one node reaches the other's copy a moment later: both
+    // catch up with the newest head before their logs are read (a log that grows during the
+    // walk would not match the head read before it).
+    let newest = head_of(&a).await.max(head_of(&b).await);
+    wait_head(&a, newest, "node A after the re-sends").await;
+    wait_head(&b, newest, "node B after the re-sends").await;
     let (head_a, _) = checked_log(&a, "node A after the re-sends").await;
-    wait_head(&b, head_a, "node B after the re-sends").await;
     assert_eq!(checked_log(&b, "node B after the re-sends").await.0, head_a);
 }
 

@@ -216,6 +216,10 @@ impl NatsCluster {
         binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        // A cluster name of its own: were a route of this cluster ever to reach a server of
+        // another test's cluster (which runs beside it, with the same server names), the
+        // two would refuse each other instead of merging.
+        let cluster_name = format!("tradeledger-test-{}", ports[0].1);
         let routes: Vec<String> = ports
             .iter()
             .map(|(_, cluster, _)| format!("nats://127.0.0.1:{cluster}"))
@@ -242,7 +246,7 @@ impl NatsCluster {
                 if n > 1 {
                     args.extend([
                         "--cluster_name".into(),
-                        "tradeledger-test".into(),
+                        cluster_name.clone(),
                         "--cluster".into(),
                         format!("nats://127.0.0.1:{cluster_port}"),
                         "--routes".into(),
@@ -306,8 +310,9 @@ impl NatsCluster {
                 if last.as_ref() != Some(&health) {
                     if last.is_some() || health.is_err() {
                         eprintln!(
-                            "nats-server {} after {:.1} s: {}",
+                            "nats-server {} (monitor port {}) after {:.1} s: {}",
                             self.nodes[i].name,
+                            self.nodes[i].monitor_port,
                             started.elapsed().as_secs_f64(),
                             health.as_ref().map_or_else(|e| e.as_str(), |_| "healthy")
                         );
