@@ -18,6 +18,7 @@
 //! | query text or variables beyond a front-door bound | `error` for that id (`LIMIT_EXCEEDED`), connection stays |
 //! | more operations open than `max_subscriptions_per_connection` | `error` (`LIMIT_EXCEEDED`) for that id, connection stays |
 //! | a query or mutation past the request timeout, or the query pool full | `error` (`LIMIT_EXCEEDED`) for that id |
+//! | a write handed to the ledger's writer whose outcome is not known within the write timeout | `error` (`OUTCOME_UNKNOWN`, with the id to retry with) for that id |
 //! | server shutdown | `complete` for every subscription, then close 1001 (bounded in time) |
 //!
 //! Queries and mutations (single results) run on the query pool with the request timeout,
@@ -39,7 +40,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-use super::graphql::pool_refusal;
+use super::graphql::{outcome_unknown_errors, pool_refusal};
+use crate::ledger::WriteGate;
+use crate::pool::Refused;
 use super::AppState;
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
@@ -545,9 +548,13 @@ fn operation_type(request: &mut Request) -> Option<OperationType> {
 async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
     let schema = state.schema.clone();
     let limit = state.config.max_response_bytes;
+    // Writes reach the ledger's writer through the gate, so that a timeout never hides one
+    // that may be recorded (see `crate::ledger::WriteGate`).
+    let gate = Arc::new(WriteGate::new());
+    let request = request.data(gate.clone());
     let outcome = state
         .pool
-        .run(state.config.request_timeout, async move {
+        .run_writing(state.config.request_timeout, Some((&gate, state.config.write_timeout)), async move {
             let mut response = schema.execute(request).await;
             add_codes(&mut response.errors);
             if is_request_error(&response) {
@@ -558,6 +565,10 @@ async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
         })
         .await;
     outcome.unwrap_or_else(|why| {
+        if why == Refused::OutcomeUnknown {
+            let errors = outcome_unknown_errors(&state.config, &gate);
+            return Out::Error(serde_json::to_value(&errors).expect("errors serialize"));
+        }
         let (_, message, code) = pool_refusal(&state.config, why);
         Out::Error(json!([{"message": message, "extensions": {"code": code}}]))
     })
