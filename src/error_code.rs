@@ -31,11 +31,16 @@ pub enum ErrorCode {
     Unavailable,
     /// The server failed (an inconsistency, a panic); not the client's fault.
     InternalServerError,
+    /// A write reached the ledger's writer but the request's time ran out before its outcome
+    /// was known: it may or may not be recorded. Retry it with the same id (given in
+    /// `extensions.releaseId` or `extensions.datasetId`): a write that was recorded answers
+    /// as a duplicate, one that was not is recorded once.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
     /// Every code, for exhaustive checks.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadUserInput,
         ErrorCode::Conflict,
         ErrorCode::NotFound,
@@ -47,5 +52,6 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::Unavailable,
         ErrorCode::InternalServerError,
+        ErrorCode::OutcomeUnknown,
     ];
 }

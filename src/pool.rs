@@ -35,6 +35,8 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::ledger::WriteGate;
+
 /// Why an operation was not run to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -44,6 +46,10 @@ pub enum Refused {
     TimedOut,
     /// The operation panicked; the pool carries on.
     Panicked,
+    /// The deadline passed after the operation handed writes to the ledger's writer, and
+    /// their outcome was not known within the write timeout either (see
+    /// [`crate::ledger::WriteGate`]): the gate says which writes.
+    OutcomeUnknown,
 }
 
 /// How long an operation may run on the fast lane before it moves to the slow one.
@@ -118,6 +124,27 @@ impl QueryPool {
         T: Send + 'static,
         F: Future<Output = T> + Send + 'static,
     {
+        self.run_writing(timeout, None, work).await
+    }
+
+    /// [`QueryPool::run`] for work that may hand writes to the ledger's writer through
+    /// `writes.0`. When `timeout` passes, the gate is closed: if nothing was handed over the
+    /// work is cancelled ([`Refused::TimedOut`]; none of its writes can be recorded any
+    /// more); if something was, the work goes on and is waited for until `writes.1` after
+    /// the start (the write timeout), and only beyond is it given up
+    /// ([`Refused::OutcomeUnknown`]): a write that reached the writer is never answered as
+    /// timed out.
+    pub async fn run_writing<T, F>(
+        &self,
+        timeout: Duration,
+        writes: Option<(&WriteGate, Duration)>,
+        work: F,
+    ) -> Result<T, Refused>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let start = Instant::now();
         let Ok(admitted) = self.admitted.clone().try_acquire_owned() else {
             return Err(Refused::Busy);
         };
@@ -153,13 +180,28 @@ impl QueryPool {
                 }
             }
         }));
-        match tokio::time::timeout(timeout, &mut task.0).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if e.is_panic() => {
+        let joined = match tokio::time::timeout(timeout, &mut task.0).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                let Some((gate, write_timeout)) = writes else {
+                    return Err(Refused::TimedOut);
+                };
+                if gate.close().is_empty() {
+                    return Err(Refused::TimedOut);
+                }
+                let left = write_timeout.saturating_sub(start.elapsed());
+                match tokio::time::timeout(left, &mut task.0).await {
+                    Ok(joined) => joined,
+                    Err(_) => return Err(Refused::OutcomeUnknown),
+                }
+            }
+        };
+        match joined {
+            Ok(value) => Ok(value),
+            Err(e) if e.is_panic() => {
                 tracing::error!(error = %e, "a GraphQL operation panicked");
                 Err(Refused::Panicked)
             }
-            Ok(Err(_)) => Err(Refused::TimedOut),
             Err(_) => Err(Refused::TimedOut),
         }
     }

@@ -74,6 +74,15 @@ pub struct LimitArgs {
     /// milliseconds; beyond, 503 with `Retry-After` (an `error` message over WebSocket).
     #[arg(long, env = "TRADELEDGER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Longest a request waits for the outcome of a write it handed to the ledger's writer,
+    /// in milliseconds, counted from the request's start. A write that reached the writer
+    /// before the request timeout passed is waited for until then rather than answered as
+    /// timed out (it would be recorded all the same); beyond, the request gets
+    /// `OUTCOME_UNKNOWN` with the id to retry the write with (`extensions.releaseId` or
+    /// `extensions.datasetId`), whose retry answers as a duplicate if the write was recorded.
+    /// Values below --request-timeout-ms act as --request-timeout-ms.
+    #[arg(long, env = "TRADELEDGER_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
     /// Open WebSocket connections; beyond, the upgrade is refused with 503.
     #[arg(long, env = "TRADELEDGER_MAX_WS_CONNECTIONS", default_value_t = 20_000)]
     pub max_ws_connections: usize,

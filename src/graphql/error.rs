@@ -3,7 +3,7 @@
 use async_graphql::{Error, ErrorExtensions};
 
 pub use crate::error_code::ErrorCode;
-use crate::ledger::LedgerError;
+use crate::ledger::{HandedWrite, LedgerError};
 use crate::projection::ProjectionError;
 
 /// The `extensions.code` string of each [`ErrorCode`]: the only place they are written.
@@ -20,6 +20,7 @@ pub const fn extension_code(code: ErrorCode) -> &'static str {
         ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
         ErrorCode::Unavailable => "UNAVAILABLE",
         ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
+        ErrorCode::OutcomeUnknown => "OUTCOME_UNKNOWN",
     }
 }
 
@@ -43,6 +44,7 @@ pub const UNAUTHENTICATED: &str = extension_code(ErrorCode::Unauthenticated);
 pub const FORBIDDEN: &str = extension_code(ErrorCode::Forbidden);
 pub const LIMIT_EXCEEDED: &str = extension_code(ErrorCode::LimitExceeded);
 pub const UNAVAILABLE: &str = extension_code(ErrorCode::Unavailable);
+pub const OUTCOME_UNKNOWN: &str = extension_code(ErrorCode::OutcomeUnknown);
 
 /// An error with a code.
 pub fn coded(code: ErrorCode, message: impl Into<String>) -> Error {
@@ -77,6 +79,25 @@ pub fn ledger(e: LedgerError) -> Error {
             ext.set("field", f.as_str());
         }
     })
+}
+
+/// The error for a write handed to the ledger's writer whose outcome the request could not
+/// wait for (`waited`: the write timeout): `OUTCOME_UNKNOWN`, with the id to retry it with in
+/// the message and in `extensions.releaseId` (or `extensions.datasetId`).
+pub fn outcome_unknown(write: &HandedWrite, waited: std::time::Duration) -> async_graphql::ServerError {
+    let (what, key, id) = match write {
+        HandedWrite::Release(id) => (format!("release {id}"), "releaseId", id.to_string()),
+        HandedWrite::Dataset(id) => (format!("dataset `{id}`"), "datasetId", id.clone()),
+    };
+    let message = format!(
+        "the outcome of the write of {what} is unknown: it reached the ledger's writer, but was not answered \
+         within the write timeout of {} ms; it may or may not be recorded. Retry with the same id ({id}): if it \
+         was recorded the retry answers as a duplicate (`duplicate: true` for a release), if not it is recorded once",
+        waited.as_millis()
+    );
+    coded(ErrorCode::OutcomeUnknown, message)
+        .extend_with(|_, e| e.set(key, id.as_str()))
+        .into_server_error(async_graphql::Pos::default())
 }
 
 pub fn projection(e: ProjectionError) -> Error {

@@ -82,7 +82,16 @@ pub const MAX_QUERY: usize = 16 * 1024;
 const CACHE_ENTRIES: usize = 1024;
 /// Bytes charged to the document cache: a parsed document takes several times its text.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
-const DOCUMENT_BYTES_PER_BYTE: usize = 12;
+/// A parsed document holds far more than its text: every selection, value, directive and
+/// name is a struct of its own (a field of `{ a a a … }`, two bytes of text, is a
+/// `Positioned<Selection>` of some 200 bytes). Measured with a counting allocator (document
+/// and key, plus 16 bytes of allocator overhead per block, async-graphql-parser 7.2.1):
+/// ordinary queries 23 (GraphiQL's introspection query) to 33 bytes per byte; the densest
+/// documents the limits let through 115 (a thousand one-letter fields), 88 (a 16 KB list of
+/// `{a:1}` objects), 55 (directives) and 37 (lists of numbers or strings, variables). The
+/// charge covers the worst, so that the cache's byte budget bounds its real memory (at 12
+/// per byte, 32 MB of budget could hold some 300 MB).
+const DOCUMENT_BYTES_PER_BYTE: usize = 120;
 /// The page a connection returns without `first`, as the resolvers choose it.
 const DEFAULT_PAGE: u64 = 100;
 /// `revisionSummary.items` holds at most this many items.
@@ -286,8 +295,8 @@ impl QueryLimits {
         check(&doc, self.limits)?;
         let doc = Arc::new(doc);
         if query.len() <= MAX_QUERY {
-            let charge = query.len().saturating_mul(DOCUMENT_BYTES_PER_BYTE) + 256;
-            self.cache.insert(Arc::from(query), doc.clone(), charge);
+            self.cache
+                .insert(Arc::from(query), doc.clone(), document_charge(query.len()));
         }
         Ok(doc)
     }
@@ -382,6 +391,12 @@ pub fn apply_variable_defaults(doc: &ExecutableDocument, request: &mut Request) 
             }
         }
     }
+}
+
+/// Bytes charged to the document cache for the parsed document of a query of `len` bytes
+/// and its key (see [`DOCUMENT_BYTES_PER_BYTE`]).
+fn document_charge(len: usize) -> usize {
+    len.saturating_mul(DOCUMENT_BYTES_PER_BYTE) + 256
 }
 
 fn too_costly(cost: u64, max: u64) -> ServerError {
@@ -1045,6 +1060,37 @@ mod tests {
     use super::*;
     use async_graphql::parser::parse_query;
     use serde_json::json;
+
+    /// The document cache charges at least what the densest documents it keeps hold inline:
+    /// a selection per two bytes of query (`{ a a a … }`, up to the field limit), and an
+    /// object value per six (`[{a:1} {a:1} …]`, which the field limit does not bound), before
+    /// counting their names, maps and the allocator's overhead. (Measured with a counting
+    /// allocator, which this crate cannot have (`unsafe_code` is forbidden), the whole cost
+    /// is about 115 and 88 bytes per byte; see [`DOCUMENT_BYTES_PER_BYTE`].)
+    #[test]
+    fn the_document_cache_charges_what_documents_hold() {
+        use async_graphql::parser::types::Selection;
+        let fields = format!("{{ {} }}", "a ".repeat(999));
+        let objects = format!("{{ a(x: [{}]) }}", "{a:1} ".repeat((MAX_QUERY - 16) / 6));
+        for q in [&fields, &objects] {
+            assert!(q.len() <= MAX_QUERY);
+            check(&parse_query(q).unwrap(), Limits::default()).expect("within the limits: cached");
+        }
+        let selection = std::mem::size_of::<Positioned<Selection>>();
+        assert!(
+            document_charge(fields.len()) >= 999 * selection,
+            "{} bytes charged for 999 selections of {selection} bytes",
+            document_charge(fields.len())
+        );
+        // Each object: a value in the list, a map with its hash table, one entry.
+        let object = 2 * std::mem::size_of::<Value>() + std::mem::size_of::<Name>() + 3 * 8;
+        let n = (MAX_QUERY - 16) / 6;
+        assert!(
+            document_charge(objects.len()) >= n * object,
+            "{} bytes charged for {n} objects of at least {object} bytes",
+            document_charge(objects.len())
+        );
+    }
 
     fn limits() -> Limits {
         Limits {

@@ -19,7 +19,10 @@ mod types;
 use async_graphql::{Context, Schema};
 
 pub use classify::{add_codes, is_request_error};
-pub use error::{coded, BAD_USER_INPUT, FORBIDDEN, LIMIT_EXCEEDED, NOT_FOUND, UNAUTHENTICATED, UNAVAILABLE};
+pub use error::{
+    coded, outcome_unknown, BAD_USER_INPUT, FORBIDDEN, LIMIT_EXCEEDED, NOT_FOUND, OUTCOME_UNKNOWN, UNAUTHENTICATED,
+    UNAVAILABLE,
+};
 pub use limits::{to_json_capped, QueryLimits, ResponseBytes, ResponseTooLarge, MAX_QUERY};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;

@@ -9,6 +9,7 @@ use super::scalars::Dec;
 use super::types::{Dataset, Frequency, Release, ReleaseStatus, RevisionReasonKind};
 use super::{caller_of, ledger_of};
 use crate::domain::{self, Period};
+use crate::ledger::WriteGate;
 
 #[derive(Default)]
 pub struct MutationRoot;
@@ -65,7 +66,9 @@ pub struct ObservationInput {
 /// A release to record.
 #[derive(InputObject)]
 pub struct ReleaseInput {
-    /// Optional; set it to make re-sending the same release idempotent.
+    /// Optional; set it to make re-sending the same release idempotent. Without it the server
+    /// picks one before anything else, and an `OUTCOME_UNKNOWN` error gives it in
+    /// `extensions.releaseId` to retry with.
     pub id: Option<Uuid>,
     pub dataset: ID,
     pub status: ReleaseStatus,
@@ -129,6 +132,12 @@ fn writer(ctx: &Context<'_>) -> Result<String> {
     }
 }
 
+/// The gate through which this request hands writes to the ledger's writer, when it has a
+/// deadline (HTTP and WebSocket set one; see [`crate::ledger::WriteGate`]).
+fn gate<'a>(ctx: &'a Context<'_>) -> Option<&'a WriteGate> {
+    ctx.data_opt::<std::sync::Arc<WriteGate>>().map(|g| g.as_ref())
+}
+
 impl DatasetInput {
     fn into_domain(self) -> domain::Dataset {
         let input = self;
@@ -171,7 +180,10 @@ impl MutationRoot {
         let dataset = input.into_domain();
         let id = dataset.id.clone();
         let ledger = ledger_of(ctx);
-        ledger.define_dataset(dataset, &actor).await.map_err(error::ledger)?;
+        ledger
+            .define_dataset_gated(dataset, &actor, gate(ctx))
+            .await
+            .map_err(error::ledger)?;
         let p = ledger.read();
         p.dataset(&id)
             .map(Dataset::from_view)
@@ -187,7 +199,10 @@ impl MutationRoot {
         let dataset = input.into_domain();
         let id = dataset.id.clone();
         let ledger = ledger_of(ctx);
-        ledger.amend_dataset(dataset, &actor).await.map_err(error::ledger)?;
+        ledger
+            .amend_dataset_gated(dataset, &actor, gate(ctx))
+            .await
+            .map_err(error::ledger)?;
         let p = ledger.read();
         p.dataset(&id)
             .map(Dataset::from_view)
@@ -208,7 +223,9 @@ impl MutationRoot {
             r => r.map(|r| r as u64),
         };
         let draft = domain::ReleaseDraft {
-            id: input.id,
+            // Chosen up front, so that a write whose outcome is not known can be named by the
+            // id to retry it with.
+            id: Some(input.id.unwrap_or_else(Uuid::new_v4)),
             dataset: input.dataset.0,
             status: input.status.into(),
             title: input.title,
@@ -228,7 +245,10 @@ impl MutationRoot {
             revision_reason: input.revision_reason.map(Into::into),
         };
         let ledger = ledger_of(ctx);
-        let committed = ledger.publish(draft, expected, &actor).await.map_err(error::ledger)?;
+        let committed = ledger
+            .publish_gated(draft, expected, &actor, gate(ctx))
+            .await
+            .map_err(error::ledger)?;
         let id = committed.release.expect("publish always names the release");
         let p = ledger.read();
         let (pos, info) = p

@@ -22,9 +22,10 @@ use serde_json::{json, Value};
 use super::{AppState, ServerConfig};
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
-    add_codes, is_request_error, request_from_params, to_json_capped, Caller, ResponseTooLarge, BAD_USER_INPUT,
-    LIMIT_EXCEEDED, UNAUTHENTICATED, UNAVAILABLE,
+    add_codes, is_request_error, outcome_unknown, request_from_params, to_json_capped, Caller, ResponseTooLarge,
+    BAD_USER_INPUT, LIMIT_EXCEEDED, OUTCOME_UNKNOWN, UNAUTHENTICATED, UNAVAILABLE,
 };
+use crate::ledger::WriteGate;
 use crate::pool::Refused;
 
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -128,14 +129,14 @@ fn json_refusal(what: &str, e: &serde_json::Error) -> (String, &'static str) {
 
 /// Executes the requests of a batch one after the other, as async-graphql's `execute_batch`
 /// does, each after [`QueryLimits::prepare`].
-async fn execute_batch(state: &AppState, caller: Caller, batch: BatchRequest) -> BatchResponse {
+async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, batch: BatchRequest) -> BatchResponse {
     let one = |request: async_graphql::Request| {
         // The fast path learns a query from async-graphql's first clean answer to it.
         let learn = state
             .queries
             .wants_plan(&request)
             .then(|| (request.query.clone(), request.operation_name.clone()));
-        let prepared = state.queries.prepare(request.data(caller.clone()));
+        let prepared = state.queries.prepare(request.data(caller.clone()).data(gate.clone()));
         async move {
             match prepared {
                 Ok(request) => {
@@ -185,7 +186,27 @@ pub(crate) fn pool_refusal(config: &ServerConfig, why: Refused) -> (StatusCode, 
             "internal error while executing the operation".to_owned(),
             "INTERNAL_SERVER_ERROR",
         ),
+        // Answered write by write from the gate ([`outcome_unknown_errors`]); this is the
+        // answer when there is none to name.
+        Refused::OutcomeUnknown => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the outcome of the request's writes is unknown: they reached the ledger's writer but were not \
+                 answered within the write timeout of {} ms; retry them with the same ids",
+                config.write_timeout.as_millis()
+            ),
+            OUTCOME_UNKNOWN,
+        ),
     }
+}
+
+/// One `OUTCOME_UNKNOWN` error for each write the request handed to the writer (see
+/// [`crate::ledger::WriteGate`]), naming the id to retry it with.
+pub(crate) fn outcome_unknown_errors(config: &ServerConfig, gate: &WriteGate) -> Vec<async_graphql::ServerError> {
+    gate.handed()
+        .iter()
+        .map(|w| outcome_unknown(w, config.write_timeout))
+        .collect()
 }
 
 /// Seconds a client refused for load should wait before it retries.
@@ -207,25 +228,43 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
         return body_response(StatusCode::OK, media, body);
     }
     let task_state = state.clone();
+    let gate = Arc::new(WriteGate::new());
+    let task_gate = gate.clone();
     let outcome = state
         .pool
-        .run(state.config.request_timeout, async move {
-            if let BatchRequest::Single(request) = &batch {
-                let max = task_state.config.max_response_bytes;
-                if let Some(answer) = task_state.queries.fast(request, max) {
-                    task_state.metrics.fast_path_answers.inc();
-                    return match answer {
-                        Ok(body) => (StatusCode::OK, Bytes::from(body), true),
-                        Err(too_large) => refuse_too_large(too_large, media, None),
-                    };
+        .run_writing(
+            state.config.request_timeout,
+            Some((&gate, state.config.write_timeout)),
+            async move {
+                if let BatchRequest::Single(request) = &batch {
+                    let max = task_state.config.max_response_bytes;
+                    if let Some(answer) = task_state.queries.fast(request, max) {
+                        task_state.metrics.fast_path_answers.inc();
+                        return match answer {
+                            Ok(body) => (StatusCode::OK, Bytes::from(body), true),
+                            Err(too_large) => refuse_too_large(too_large, media, None),
+                        };
+                    }
                 }
-            }
-            let response = execute_batch(&task_state, caller, batch).await;
-            encode(response, media, task_state.config.max_response_bytes)
-        })
+                let response = execute_batch(&task_state, caller, task_gate, batch).await;
+                encode(response, media, task_state.config.max_response_bytes)
+            },
+        )
         .await;
     let (status, body, clean) = match outcome {
         Ok(done) => done,
+        Err(Refused::OutcomeUnknown) => {
+            let errors = outcome_unknown_errors(&state.config, &gate);
+            let mut response = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                media,
+                &async_graphql::Response::from_errors(errors),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            return response;
+        }
         Err(why) => {
             let (status, message, code) = pool_refusal(&state.config, why);
             let mut response = refuse(status, media, &message, code);

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub request_timeout: Duration,
+    /// How long a request waits for the outcome of a write it handed to the ledger's writer
+    /// (from its start; see [`crate::ledger::WriteGate`]).
+    pub write_timeout: Duration,
     pub max_ws_connections: usize,
     /// How long a WebSocket client has to send `connection_init`.
     pub ws_init_timeout: Duration,
@@ -66,6 +69,7 @@ impl ServerConfig {
             max_body_bytes: limits.max_body_bytes,
             max_batch: limits.max_batch,
             request_timeout: ms(limits.request_timeout_ms),
+            write_timeout: ms(limits.write_timeout_ms),
             max_ws_connections: limits.max_ws_connections,
             ws_init_timeout: ms(limits.ws_init_timeout_ms),
             ws_keepalive: ms(limits.ws_keepalive_ms),

@@ -18,6 +18,7 @@
 //! | query text or variables beyond a front-door bound | `error` for that id (`LIMIT_EXCEEDED`), connection stays |
 //! | more operations open than `max_subscriptions_per_connection` | `error` (`LIMIT_EXCEEDED`) for that id, connection stays |
 //! | a query or mutation past the request timeout, or the query pool full | `error` (`LIMIT_EXCEEDED`) for that id |
+//! | a write handed to the ledger's writer whose outcome is not known within the write timeout | `error` (`OUTCOME_UNKNOWN`, with the id to retry with) for that id |
 //! | server shutdown | `complete` for every subscription, then close 1001 (bounded in time) |
 //! | nothing from the client (a `pong` counts, our `ping` does not) for the idle timeout | close 1001 |
 //! | a frame not taken by the client within the send timeout | close 4504 |
@@ -48,13 +49,15 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::graphql::pool_refusal;
+use super::graphql::{outcome_unknown_errors, pool_refusal};
 use super::peer::PeerSlot;
 use super::AppState;
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
     add_codes, is_request_error, request_from_params, to_json_capped, BuildTurn, Caller, ParamError, LIMIT_EXCEEDED,
 };
+use crate::ledger::WriteGate;
+use crate::pool::Refused;
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
@@ -645,23 +648,35 @@ fn operation_type(request: &mut Request) -> Option<OperationType> {
 async fn single_result(state: &Arc<AppState>, next: &NextMessage, request: Request) -> Option<Out> {
     let schema = state.schema.clone();
     let limit = state.config.max_response_bytes;
+    // Writes reach the ledger's writer through the gate, so that a timeout never hides one
+    // that may be recorded (see `crate::ledger::WriteGate`).
+    let gate = Arc::new(WriteGate::new());
+    let request = request.data(gate.clone());
     let outcome = state
         .pool
-        .run(state.config.request_timeout, async move {
-            let mut response = schema.execute(request).await;
-            add_codes(&mut response.errors);
-            if is_request_error(&response) {
-                Err(Out::Error(
-                    serde_json::to_value(&response.errors).expect("errors serialize"),
-                ))
-            } else {
-                Ok(payload_capped(&response, limit))
-            }
-        })
+        .run_writing(
+            state.config.request_timeout,
+            Some((&gate, state.config.write_timeout)),
+            async move {
+                let mut response = schema.execute(request).await;
+                add_codes(&mut response.errors);
+                if is_request_error(&response) {
+                    Err(Out::Error(
+                        serde_json::to_value(&response.errors).expect("errors serialize"),
+                    ))
+                } else {
+                    Ok(payload_capped(&response, limit))
+                }
+            },
+        )
         .await;
     match outcome {
         Ok(Ok(payload)) => next.wrap(payload).await,
         Ok(Err(error)) => Some(error),
+        Err(Refused::OutcomeUnknown) => {
+            let errors = outcome_unknown_errors(&state.config, &gate);
+            Some(Out::Error(serde_json::to_value(&errors).expect("errors serialize")))
+        }
         Err(why) => {
             let (_, message, code) = pool_refusal(&state.config, why);
             Some(Out::Error(json!([{"message": message, "extensions": {"code": code}}])))

@@ -16,6 +16,10 @@ pub enum LedgerError {
     NotFound(String),
     #[error("the ledger is read-only: {0}")]
     ReadOnly(String),
+    /// The request's deadline passed before the write reached the writer (see
+    /// [`super::WriteGate`]): nothing was recorded.
+    #[error("{0}")]
+    TimedOut(String),
     #[error("storage failure: {message}")]
     Storage {
         message: String,
@@ -32,7 +36,10 @@ impl PartialEq for LedgerError {
         use LedgerError::*;
         match (self, other) {
             (BadInput { field: f1, message: m1 }, BadInput { field: f2, message: m2 }) => f1 == f2 && m1 == m2,
-            (Conflict(a), Conflict(b)) | (NotFound(a), NotFound(b)) | (ReadOnly(a), ReadOnly(b)) => a == b,
+            (Conflict(a), Conflict(b))
+            | (NotFound(a), NotFound(b))
+            | (ReadOnly(a), ReadOnly(b))
+            | (TimedOut(a), TimedOut(b)) => a == b,
             (Storage { message: a, .. }, Storage { message: b, .. }) => a == b,
             _ => false,
         }
@@ -73,6 +80,7 @@ impl LedgerError {
             LedgerError::Conflict(_) => ErrorCode::Conflict,
             LedgerError::NotFound(_) => ErrorCode::NotFound,
             LedgerError::ReadOnly(_) => ErrorCode::Forbidden,
+            LedgerError::TimedOut(_) => ErrorCode::LimitExceeded,
             LedgerError::Storage { .. } => ErrorCode::Unavailable,
         }
     }

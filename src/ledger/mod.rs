@@ -16,6 +16,7 @@
 mod command;
 mod error;
 mod fold;
+mod gate;
 pub mod transparency;
 mod writer;
 
@@ -36,6 +37,7 @@ use writer::{Pending, MAX_GROUP};
 
 pub use error::{LedgerError, OpenError};
 pub use fold::{fold_log, fold_log_after, Prefold};
+pub use gate::{HandedWrite, WriteGate};
 pub use writer::{RECOVER_FIRST, RECOVER_MAX};
 
 /// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
@@ -306,22 +308,44 @@ impl Ledger {
     /// Records a dataset definition. Re-defining with identical content is a duplicate;
     /// with different content, a conflict.
     pub async fn define_dataset(&self, dataset: Dataset, actor: &str) -> Result<Committed, LedgerError> {
+        self.define_dataset_gated(dataset, actor, None).await
+    }
+
+    /// [`Ledger::define_dataset`], handing the write to the writer through `gate` (see
+    /// [`WriteGate`]).
+    pub async fn define_dataset_gated(
+        &self,
+        dataset: Dataset,
+        actor: &str,
+        gate: Option<&WriteGate>,
+    ) -> Result<Committed, LedgerError> {
         self.writable()?;
         dataset
             .validate()
             .map_err(|e| LedgerError::bad_input("input", e.to_string()))?;
-        self.submit(Command::DefineDataset(dataset), None, actor).await
+        self.submit(Command::DefineDataset(dataset), None, actor, gate).await
     }
 
     /// Records a new definition of a recorded dataset: a changed name, description or labels,
     /// codes appended. Removing or moving a code, or changing anything else, is refused
     /// (`BadInput`, naming it); the same definition again is a duplicate.
     pub async fn amend_dataset(&self, dataset: Dataset, actor: &str) -> Result<Committed, LedgerError> {
+        self.amend_dataset_gated(dataset, actor, None).await
+    }
+
+    /// [`Ledger::amend_dataset`], handing the write to the writer through `gate` (see
+    /// [`WriteGate`]).
+    pub async fn amend_dataset_gated(
+        &self,
+        dataset: Dataset,
+        actor: &str,
+        gate: Option<&WriteGate>,
+    ) -> Result<Committed, LedgerError> {
         self.writable()?;
         dataset
             .validate()
             .map_err(|e| LedgerError::bad_input("input", e.to_string()))?;
-        self.submit(Command::AmendDataset(dataset), None, actor).await
+        self.submit(Command::AmendDataset(dataset), None, actor, gate).await
     }
 
     /// Validates and records a release; see the module docs for when it returns.
@@ -331,9 +355,22 @@ impl Ledger {
         expected_revision: Option<u64>,
         actor: &str,
     ) -> Result<Committed, LedgerError> {
+        self.publish_gated(draft, expected_revision, actor, None).await
+    }
+
+    /// [`Ledger::publish`], handing the write to the writer through `gate` (see
+    /// [`WriteGate`]). Give the draft an id: it is the one a retry must carry when the
+    /// outcome is not known.
+    pub async fn publish_gated(
+        &self,
+        draft: ReleaseDraft,
+        expected_revision: Option<u64>,
+        actor: &str,
+        gate: Option<&WriteGate>,
+    ) -> Result<Committed, LedgerError> {
         self.writable()?;
         let release = self.validate(draft)?;
-        self.submit(Command::PublishRelease(release), expected_revision, actor)
+        self.submit(Command::PublishRelease(release), expected_revision, actor, gate)
             .await
     }
 
@@ -345,7 +382,7 @@ impl Ledger {
         let mut pending = Vec::with_capacity(drafts.len());
         for draft in drafts {
             pending.push(match self.validate(draft) {
-                Ok(release) => Ok(self.enqueue(Command::PublishRelease(release), None, actor).await),
+                Ok(release) => Ok(self.enqueue(Command::PublishRelease(release), None, actor, None).await),
                 Err(e) => Err(e),
             });
         }
@@ -394,29 +431,43 @@ impl Ledger {
         draft.validate_at(&dataset, frequency).map_err(LedgerError::from)
     }
 
-    async fn submit(&self, command: Command, expected: Option<u64>, actor: &str) -> Result<Committed, LedgerError> {
-        let rx = self.enqueue(command, expected, actor).await?;
+    async fn submit(
+        &self,
+        command: Command,
+        expected: Option<u64>,
+        actor: &str,
+        gate: Option<&WriteGate>,
+    ) -> Result<Committed, LedgerError> {
+        let rx = self.enqueue(command, expected, actor, gate).await?;
         rx.await.unwrap_or_else(|_| Err(writer_gone()))
     }
 
+    /// Puts a command in the writer's queue. With a `gate`, the command is handed over
+    /// through it once there is room in the queue, and enters the queue in the same step,
+    /// with nothing awaited in between: a request cancelled before that step hands nothing
+    /// over, and one whose gate is closed is refused (see [`WriteGate`]).
     async fn enqueue(
         &self,
         command: Command,
         expected_revision: Option<u64>,
         actor: &str,
+        gate: Option<&WriteGate>,
     ) -> Result<oneshot::Receiver<Result<Committed, LedgerError>>, LedgerError> {
         self.writable()?;
+        let permit = self.inner.commands.reserve().await.map_err(|_| writer_gone())?;
+        if let Some(gate) = gate {
+            gate.hand_over(match &command {
+                Command::PublishRelease(r) => HandedWrite::Release(r.id),
+                Command::DefineDataset(d) | Command::AmendDataset(d) => HandedWrite::Dataset(d.id.clone()),
+            })?;
+        }
         let (reply, rx) = oneshot::channel();
-        self.inner
-            .commands
-            .send(Pending {
-                command,
-                expected_revision,
-                actor: actor.to_owned(),
-                reply,
-            })
-            .await
-            .map_err(|_| writer_gone())?;
+        permit.send(Pending {
+            command,
+            expected_revision,
+            actor: actor.to_owned(),
+            reply,
+        });
         Ok(rx)
     }
 
