@@ -590,7 +590,8 @@ pub(crate) mod tests {
     #[test]
     fn errors_quote_long_input_briefly() {
         let long = "Z".repeat(1_000_000);
-        let cases: Vec<Box<dyn Fn(&mut Dataset)>> = vec![
+        type Mutation<'a> = Box<dyn Fn(&mut Dataset) + 'a>;
+        let cases: Vec<Mutation> = vec![
             Box::new(|d| d.id = long.clone()),
             Box::new(|d| d.dimensions[0].id = long.clone()),
             Box::new(|d| d.dimensions[0].codes[1].code = long.clone()),
