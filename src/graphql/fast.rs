@@ -722,7 +722,14 @@ impl Plan {
         self.variables
             .iter()
             .map(|def| {
-                let value = request.variables.get(&def.name).or(def.default.as_ref()).cloned();
+                let given = request.variables.get(&def.name);
+                // An explicit null where a default exists is left to async-graphql: the
+                // variable is null (not its default), and in a non-null position, such as
+                // `@skip(if:)`, the whole request is an error even where no field is reached.
+                if matches!(given, Some(Value::Null)) && def.default.is_some() {
+                    return None;
+                }
+                let value = given.or(def.default.as_ref()).cloned();
                 match &value {
                     None | Some(Value::Null) if !def.ty.nullable => None,
                     None | Some(Value::Null) => Some((def.name.clone(), value)),

@@ -263,12 +263,12 @@ const IMPORT_DATASET: &str = r#"{"id": "SYNTHETIC_IMPORT", "name": "SYNTHETIC im
 const CSV_HEAD: &str = "dataset,status,title,published_at,key,period,value\n";
 
 fn csv_row(status: &str, title: &str, key: &str) -> String {
-    format!("SYNTHETIC_IMPORT,{status},{title},2030-01-15T00:00:00Z,{key},2030,1\n")
+    format!("SYNTHETIC_IMPORT,{status},{title},2026-01-15T00:00:00Z,{key},2030,1\n")
 }
 
 fn json_release(status: &str, title: &str, key: &str) -> String {
     json!([{"dataset": "SYNTHETIC_IMPORT", "status": status, "title": title,
-        "publishedAt": "2030-01-15T00:00:00Z",
+        "publishedAt": "2026-01-15T00:00:00Z",
         "observations": [{"key": key, "period": "2030", "value": "1"}]}])
     .to_string()
 }
@@ -420,7 +420,7 @@ fn release_of(title: &str, n: usize) -> serde_json::Value {
         "dataset": "KR_KNOWLEDGE_SERVICES",
         "status": "PRELIMINARY",
         "title": title,
-        "publishedAt": "2030-01-15T00:00:00Z",
+        "publishedAt": "2026-01-15T00:00:00Z",
         "observations": observations
     })
 }
