@@ -1150,7 +1150,11 @@ pub fn for_each_csv_release(
         if !CSV_COLUMNS.contains(&h) {
             return Err(fail(
                 "header".into(),
-                format!("unknown column `{}`; expected {}", quote_at_most(h, QUOTE), CSV_COLUMNS.join(",")),
+                format!(
+                    "unknown column `{}`; expected {}",
+                    quote_at_most(h, QUOTE),
+                    CSV_COLUMNS.join(",")
+                ),
             ));
         }
         if col.insert(h.to_owned(), i).is_some() {
@@ -1196,10 +1200,12 @@ pub fn for_each_csv_release(
             let id = if rid.is_empty() {
                 None
             } else {
-                Some(
-                    rid.parse::<uuid::Uuid>()
-                        .map_err(|e| fail(at(), format!("release_id `{}` is not a UUID: {e}", quote_at_most(rid, QUOTE))))?,
-                )
+                Some(rid.parse::<uuid::Uuid>().map_err(|e| {
+                    fail(
+                        at(),
+                        format!("release_id `{}` is not a UUID: {e}", quote_at_most(rid, QUOTE)),
+                    )
+                })?)
             };
             if let Some(first) = ended.get(&id) {
                 return Err(fail(
@@ -1222,13 +1228,19 @@ pub fn for_each_csv_release(
             let status = ReleaseStatus::parse(get(status_col)).ok_or_else(|| {
                 fail(
                     at(),
-                    format!("status `{}` is not PRELIMINARY, REVISED or FINAL", quote_at_most(get(status_col), QUOTE)),
+                    format!(
+                        "status `{}` is not PRELIMINARY, REVISED or FINAL",
+                        quote_at_most(get(status_col), QUOTE)
+                    ),
                 )
             })?;
             let published_at = get(published_col).parse().map_err(|e| {
                 fail(
                     at(),
-                    format!("published_at `{}` is not an RFC 3339 time: {e}", quote_at_most(get(published_col), QUOTE)),
+                    format!(
+                        "published_at `{}` is not an RFC 3339 time: {e}",
+                        quote_at_most(get(published_col), QUOTE)
+                    ),
                 )
             })?;
             let draft = ReleaseDraft {
@@ -1248,7 +1260,10 @@ pub fn for_each_csv_release(
             let status = ReleaseStatus::parse(get(status_col)).ok_or_else(|| {
                 fail(
                     at(),
-                    format!("status `{}` is not PRELIMINARY, REVISED or FINAL", quote_at_most(get(status_col), QUOTE)),
+                    format!(
+                        "status `{}` is not PRELIMINARY, REVISED or FINAL",
+                        quote_at_most(get(status_col), QUOTE)
+                    ),
                 )
             })?;
             let published_at = get(published_col)
@@ -1256,7 +1271,10 @@ pub fn for_each_csv_release(
                 .map_err(|e| {
                     fail(
                         at(),
-                        format!("published_at `{}` is not an RFC 3339 time: {e}", quote_at_most(get(published_col), QUOTE)),
+                        format!(
+                            "published_at `{}` is not an RFC 3339 time: {e}",
+                            quote_at_most(get(published_col), QUOTE)
+                        ),
                     )
                 })?;
             for (field, same) in [
@@ -1557,10 +1575,20 @@ KR,6f1c1a52-3a39-4c8e-9d43-0d2f2b1a0002,REVISED,U,2025-12-03T00:00:00Z,src,_T._T
 
     #[test]
     fn brief_cuts_long_quotes_only() {
-        assert_eq!(brief("unknown field `x`, expected `y`"), "unknown field `x`, expected `y`");
-        let long = format!("invalid type: string \"{}\\\"{}\", expected a sequence", "a".repeat(300), "b".repeat(10));
+        assert_eq!(
+            brief("unknown field `x`, expected `y`"),
+            "unknown field `x`, expected `y`"
+        );
+        let long = format!(
+            "invalid type: string \"{}\\\"{}\", expected a sequence",
+            "a".repeat(300),
+            "b".repeat(10)
+        );
         let short = brief(&long);
-        assert!(short.starts_with(&format!("invalid type: string \"{}… (", "a".repeat(200))), "{short}");
+        assert!(
+            short.starts_with(&format!("invalid type: string \"{}… (", "a".repeat(200))),
+            "{short}"
+        );
         assert!(short.ends_with("\", expected a sequence"), "{short}");
         assert!(brief(&"z".repeat(5000)).len() < 1000);
     }

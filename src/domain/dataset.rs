@@ -561,14 +561,16 @@ pub(crate) mod tests {
         ds.dimensions = vec![chain("WIDE", MAX_CODES_PER_DIMENSION + 1)];
         let e = ds.validate().unwrap_err();
         assert!(
-            e.message.contains(&format!("the limit is {MAX_CODES_PER_DIMENSION} codes per dimension")),
+            e.message
+                .contains(&format!("the limit is {MAX_CODES_PER_DIMENSION} codes per dimension")),
             "{e}"
         );
         let n = MAX_CODES / 3 + 1;
         ds.dimensions = vec![chain("A", n), chain("B", n), chain("C", n)];
         let e = ds.validate().unwrap_err();
         assert!(
-            e.message.contains(&format!("the limit is {MAX_CODES} codes in all dimensions together")),
+            e.message
+                .contains(&format!("the limit is {MAX_CODES} codes in all dimensions together")),
             "{e}"
         );
     }
@@ -577,7 +579,8 @@ pub(crate) mod tests {
     #[test]
     fn errors_quote_long_input_briefly() {
         let long = "Z".repeat(1_000_000);
-        let cases: Vec<Box<dyn Fn(&mut Dataset)>> = vec![
+        type Mutation<'a> = Box<dyn Fn(&mut Dataset) + 'a>;
+        let cases: Vec<Mutation> = vec![
             Box::new(|d| d.id = long.clone()),
             Box::new(|d| d.dimensions[0].id = long.clone()),
             Box::new(|d| d.dimensions[0].codes[1].code = long.clone()),
@@ -588,7 +591,11 @@ pub(crate) mod tests {
             let mut ds = sample();
             mutate(&mut ds);
             let e = ds.validate().unwrap_err().to_string();
-            assert!(e.len() < 600 && e.contains("… (1000000 bytes)"), "{}", &e[..e.len().min(600)]);
+            assert!(
+                e.len() < 600 && e.contains("… (1000000 bytes)"),
+                "{}",
+                &e[..e.len().min(600)]
+            );
         }
         let ds = sample();
         for key in [format!("{long}._T"), format!("IPR.{long}._T")] {

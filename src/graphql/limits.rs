@@ -113,7 +113,8 @@ impl QueryLimits {
         check(&doc, self.limits)?;
         let doc = Arc::new(doc);
         if query.len() <= MAX_QUERY {
-            self.cache.insert(Arc::from(query), doc.clone(), document_charge(query.len()));
+            self.cache
+                .insert(Arc::from(query), doc.clone(), document_charge(query.len()));
         }
         Ok(doc)
     }

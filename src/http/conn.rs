@@ -73,7 +73,10 @@ fn method_too_long() -> axum::response::Response {
     )));
     *response.status_mut() = StatusCode::BAD_REQUEST;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }

@@ -236,18 +236,18 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
             state.config.request_timeout,
             Some((&gate, state.config.write_timeout)),
             async move {
-            if let BatchRequest::Single(request) = &batch {
-                let max = task_state.config.max_response_bytes;
-                if let Some(answer) = task_state.queries.fast(request, max) {
-                    task_state.metrics.fast_path_answers.inc();
-                    return match answer {
-                        Ok(body) => (StatusCode::OK, Bytes::from(body), true),
-                        Err(too_large) => refuse_too_large(too_large, media, None),
-                    };
+                if let BatchRequest::Single(request) = &batch {
+                    let max = task_state.config.max_response_bytes;
+                    if let Some(answer) = task_state.queries.fast(request, max) {
+                        task_state.metrics.fast_path_answers.inc();
+                        return match answer {
+                            Ok(body) => (StatusCode::OK, Bytes::from(body), true),
+                            Err(too_large) => refuse_too_large(too_large, media, None),
+                        };
+                    }
                 }
-            }
-            let response = execute_batch(&task_state, caller, task_gate, batch).await;
-            encode(response, media, task_state.config.max_response_bytes)
+                let response = execute_batch(&task_state, caller, task_gate, batch).await;
+                encode(response, media, task_state.config.max_response_bytes)
             },
         )
         .await;

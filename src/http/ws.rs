@@ -41,13 +41,13 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use super::graphql::{outcome_unknown_errors, pool_refusal};
-use crate::ledger::WriteGate;
-use crate::pool::Refused;
 use super::AppState;
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
     add_codes, is_request_error, request_from_params, to_json_capped, Caller, ParamError, LIMIT_EXCEEDED,
 };
+use crate::ledger::WriteGate;
+use crate::pool::Refused;
 
 const TRANSPORT_WS: &str = "graphql-transport-ws";
 const LEGACY_WS: &str = "graphql-ws";
@@ -554,15 +554,19 @@ async fn single_result(state: &Arc<AppState>, request: Request) -> Out {
     let request = request.data(gate.clone());
     let outcome = state
         .pool
-        .run_writing(state.config.request_timeout, Some((&gate, state.config.write_timeout)), async move {
-            let mut response = schema.execute(request).await;
-            add_codes(&mut response.errors);
-            if is_request_error(&response) {
-                Out::Error(serde_json::to_value(&response.errors).expect("errors serialize"))
-            } else {
-                next_capped(&response, limit)
-            }
-        })
+        .run_writing(
+            state.config.request_timeout,
+            Some((&gate, state.config.write_timeout)),
+            async move {
+                let mut response = schema.execute(request).await;
+                add_codes(&mut response.errors);
+                if is_request_error(&response) {
+                    Out::Error(serde_json::to_value(&response.errors).expect("errors serialize"))
+                } else {
+                    next_capped(&response, limit)
+                }
+            },
+        )
         .await;
     outcome.unwrap_or_else(|why| {
         if why == Refused::OutcomeUnknown {

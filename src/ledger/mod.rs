@@ -35,8 +35,8 @@ use error::{poisoned, writer_gone};
 use writer::{Pending, MAX_GROUP};
 
 pub use error::{LedgerError, OpenError};
-pub use gate::{HandedWrite, WriteGate};
 pub use fold::{fold_log, fold_log_after, Prefold};
+pub use gate::{HandedWrite, WriteGate};
 pub use writer::{RECOVER_FIRST, RECOVER_MAX};
 
 /// Capacity of the subscriber channel; a subscriber further behind reads from the projection.

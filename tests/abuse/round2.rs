@@ -230,10 +230,16 @@ async fn a_deep_code_list_is_checked_in_linear_time_and_bounded() {
     cyclic["input"]["dimensions"][0]["codes"][1]["parent"] = json!("C19999");
     let (_, body) = server.post(DEFINE, cyclic, Some(WRITE_SECRET)).await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("form a cycle"), "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("form a cycle"),
+        "{body}"
+    );
 
     let refusals = [
-        (chained_dataset("SYNTHETIC_WIDE", &[20_001]), "20000 codes per dimension"),
+        (
+            chained_dataset("SYNTHETIC_WIDE", &[20_001]),
+            "20000 codes per dimension",
+        ),
         (
             chained_dataset("SYNTHETIC_MANY", &[17_000, 17_000, 17_000]),
             "50000 codes in all dimensions together",
@@ -422,7 +428,10 @@ fn release_of(title: &str, n: usize) -> serde_json::Value {
 /// How the server answered one `publishRelease`.
 #[derive(Debug)]
 enum Published {
-    Recorded { id: String, duplicate: bool },
+    Recorded {
+        id: String,
+        duplicate: bool,
+    },
     /// `OUTCOME_UNKNOWN`, with the id to retry with.
     Unknown(String),
     /// Refused before the write reached the writer: a timeout, or the server busy.
@@ -492,9 +501,7 @@ async fn publish_job(server: &Server, title: String, mut input: serde_json::Valu
                         job.duplicate_on_retry = duplicate;
                         break;
                     }
-                    Published::Unknown(_) | Published::Refused => {
-                        tokio::time::sleep(Duration::from_millis(20)).await
-                    }
+                    Published::Unknown(_) | Published::Refused => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             }
             assert!(job.acknowledged.is_some(), "{} never known", job.title);
@@ -527,8 +534,9 @@ async fn no_write_answered_as_failed_is_recorded() {
         )
         .await,
     );
-    let fixtures: usize = server.query("{ releases(first: 1000) { nodes { id } } }", json!({})).await["releases"]
-        ["nodes"]
+    let fixtures: usize = server
+        .query("{ releases(first: 1000) { nodes { id } } }", json!({}))
+        .await["releases"]["nodes"]
         .as_array()
         .unwrap()
         .len();
@@ -571,7 +579,12 @@ async fn no_write_answered_as_failed_is_recorded() {
         .unwrap()
         .iter()
         .skip(fixtures)
-        .map(|n| (n["id"].as_str().unwrap().to_owned(), n["title"].as_str().unwrap().to_owned()))
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_owned(),
+                n["title"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let count = |title: &str| recorded.iter().filter(|(_, t)| t == title).count();
     let mut wrong = Vec::new();
@@ -587,7 +600,8 @@ async fn no_write_answered_as_failed_is_recorded() {
             _ => {}
         }
     }
-    let acknowledged: std::collections::HashSet<&String> = jobs.iter().filter_map(|j| j.acknowledged.as_ref()).collect();
+    let acknowledged: std::collections::HashSet<&String> =
+        jobs.iter().filter_map(|j| j.acknowledged.as_ref()).collect();
     let summary = format!(
         "{} jobs: {} acknowledged ({} after OUTCOME_UNKNOWN, {} of them duplicates on retry), {} refused; {} recorded",
         jobs.len(),
