@@ -2,7 +2,6 @@
 //! past their timeout, slow and numerous connections, a SIGTERM that never finished, and a
 //! WebSocket without bounds per connection.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -18,7 +17,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-use crate::proc_support::{import, run_cli, Server, DATASET};
+use crate::proc_support::{copy_dir, import, run_cli, Server, DATASET};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -62,19 +61,6 @@ async fn generated_store() -> TempDir {
     let copy = tempfile::tempdir().expect("temp dir");
     copy_dir(&template.path().join("data"), copy.path());
     copy
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target: PathBuf = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "lock" {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// CPU time (user + system) the process has used so far.

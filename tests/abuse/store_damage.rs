@@ -5,8 +5,6 @@
 //! names the first bad revision (exit 1), or sled refuses to open its files (exit 2, "Read
 //! corrupted data"), as docs/operations.md's "A damaged log and a damaged store" says.
 
-use std::path::Path;
-
 use crate::proc_support::*;
 
 /// `(head hash, tree root)` from `verify`'s `ok:` line, or `None` when it did not say ok.
@@ -72,20 +70,6 @@ async fn export_and_import_round_trip_a_generated_store() {
     .await;
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("line 30"), "{out:?}");
-}
-
-/// Copies a directory tree (sled's files: `conf`, `db`, `snap.*`, `blobs/`).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// One byte changed at offsets spread over sled's data file: `verify` never reports another

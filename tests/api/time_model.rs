@@ -588,7 +588,7 @@ async fn subscribers_hear_of_a_back_fill_only_when_it_changes_the_current_value(
 /// reads by the current rules, and takes writes under them.
 #[tokio::test]
 async fn a_data_directory_of_the_previous_release_opens_and_answers_by_the_rules() {
-    use crate::proc_support::{run_cli, Server};
+    use crate::proc_support::{copy_dir, run_cli, Server};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     copy_dir(
@@ -639,17 +639,4 @@ async fn a_data_directory_of_the_previous_release_opens_and_answers_by_the_rules
         .await
         .unwrap();
     assert!(body.get("errors").is_none(), "{body}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }

@@ -442,3 +442,18 @@ pub async fn walk_events(server: &Server) -> Vec<LogEntry> {
         }
     }
 }
+
+/// Copies a data directory (the `lock` file left out: the server that opens the copy makes
+/// its own).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "lock" {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
