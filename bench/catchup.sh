@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Catch-up of a JetStream node (issue 13), beside a sled node on the same data, in one run:
+# Catch-up of a JetStream node, beside a sled node on the same data, in one run:
 # one nats-server (R1, JetStream in $WORK/nats), a stream filled with `tradeledger import
 # --store jetstream` from `generate` (RELEASES x 500 observations for each size in SIZES:
 # 2000 and 20000 give 10^6 and 10^7 versions), and the same file imported into a sled store.

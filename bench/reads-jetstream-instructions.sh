@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reads on a JetStream node against a sled node, counted in instructions rather than req/s
-# (issue 13: within 5%). On a shared, loaded machine req/s and even CPU time per request
+# (within 5%). On a shared, loaded machine req/s and even CPU time per request
 # swing by tens of percent from run to run; callgrind counts the instructions the server
 # executes, the same whatever else runs. Each node runs under valgrind --tool=callgrind with
 # instrumentation off during start-up; it is switched on, REQUESTS requests of each query

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reads on a JetStream node against a sled node with the same data, in one run (issue 13:
+# Reads on a JetStream node against a sled node with the same data, in one run (the target:
 # within 5%, since both read the in-memory projection): one nats-server (R1), the same
 # generated file (RELEASES x PER_RELEASE) imported into a sled store and into a stream, one
 # node over each, and wrk with the same queries on both, alternating sled and JetStream

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start-up with and without the projection snapshot (issue 13), on the store bench/memory.sh
+# Start-up with and without the projection snapshot, on the store bench/memory.sh
 # generates (20,000 releases x 500 = 10^7 versions): time from launching `serve` to its
 # `listening on` line, the snapshot's size, and how long writing one takes (and for how long
 # the projection is read-locked, which is what writes wait for).

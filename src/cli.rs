@@ -469,7 +469,7 @@ mod tests {
     use super::*;
 
     /// Every flag of every subcommand has an environment variable, and every argument a help
-    /// text (issue 14): walks the whole command tree, so a new flag cannot forget either.
+    /// text: walks the whole command tree, so a new flag cannot forget either.
     #[test]
     fn every_flag_has_an_env_var_and_a_help_text() {
         fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {

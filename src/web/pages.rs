@@ -1,4 +1,4 @@
-//! The web interface (issue 15): every page is the same shell, rendered in the browser by
+//! The web interface: every page is the same shell, rendered in the browser by
 //! `app/app.js` from the GraphQL API of the page's own origin. The server does not look the
 //! dataset or release up: an unknown one gets the shell (200) and the page says "not found".
 //! The URLs are relied on outside the code base:

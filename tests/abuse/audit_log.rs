@@ -1,4 +1,4 @@
-//! `--max-events-scanned` over the real binary (issue 12): a filter of `events` that matches
+//! `--max-events-scanned` over the real binary: a filter of `events` that matches
 //! rarely must not read the whole log in one request; each page examines at most this many
 //! events and says where it stopped.
 

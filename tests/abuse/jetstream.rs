@@ -1,4 +1,4 @@
-//! The JetStream store (issue 13) against a hostile or mistaken stream, over the real binary
+//! The JetStream store against a hostile or mistaken stream, over the real binary
 //! and a real nats-server: a stream whose configuration could drop or reorder records is
 //! refused at start-up, naming the field; a record that someone else published into the
 //! stream and that does not continue the hash chain stops writes on a running node (reads go

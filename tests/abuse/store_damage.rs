@@ -1,4 +1,4 @@
-//! Backup, restore and damage below the event layer (issue 12), over the real binary on a
+//! Backup, restore and damage below the event layer, over the real binary on a
 //! generated store: `export` then `import --event-log` restores the same head hash and
 //! Merkle root; a byte changed in sled's own files never passes `verify` as a different
 //! history: either the content still reads intact (exit 0, same head and root), or `verify`

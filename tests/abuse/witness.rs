@@ -1,4 +1,4 @@
-//! `tradeledger witness` over the real binary (issue 12): what an auditor runs from cron.
+//! `tradeledger witness` over the real binary: what an auditor runs from cron.
 //! Honest growth exits 0 and moves the saved checkpoint; a history rewritten and re-signed
 //! with the same key, a checkpoint that does not verify under the given key, and a server
 //! that cannot be reached each exit 1 with a message naming the problem, and leave the

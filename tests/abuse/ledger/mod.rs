@@ -1,4 +1,4 @@
-//! The ledger and its store: start-up over and over (issue 17), `verifyLedger` that costs
+//! The ledger and its store: start-up over and over, `verifyLedger` that costs
 //! nothing at a head already verified (item 7), and health that tells the truth about
 //! writes, which resume by themselves after a storage failure (item 10).
 

@@ -1,4 +1,4 @@
-//! Argument errors on queries (issue 14, item 5): a period of a frequency the dataset has no
+//! Argument errors on queries: a period of a frequency the dataset has no
 //! figures of is `BAD_USER_INPUT` naming the dataset's frequencies, on every query taking a
 //! period (the range bounds `periodFrom` and `periodTo` keep selecting one frequency, as
 //! documented); bad arguments name themselves in `extensions.field`, as mutation input errors do.

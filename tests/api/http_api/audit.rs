@@ -1,4 +1,4 @@
-//! The auditor's queries (issue 12): `changes` between two points of history and the
+//! The auditor's queries: `changes` between two points of history and the
 //! filters of `events`, over real HTTP against the fixtures (dataset at revision 1, the
 //! preliminary release at 2, the SYNTHETIC revision at 3, which revises 5 of its 12 figures
 //! and republishes the other 7 unchanged).

@@ -1,4 +1,4 @@
-//! The transparency log (issue 12) over real HTTP: proofs checked with a verifier written here
+//! The transparency log over real HTTP: proofs checked with a verifier written here
 //! from RFC 9162's definitions (not the server's code), checkpoints checked with
 //! `ed25519-dalek` against the published verifier key, the witness against honest growth and
 //! a rewritten history, and the Python example.

@@ -1,4 +1,4 @@
-//! GraphiQL (issue 14, item 2) and the web interface (issue 15) in a real browser:
+//! GraphiQL and the web interface in a real browser:
 //! `tests/browser/graphiql.mjs` and `tests/browser/pages.mjs` drive headless Chromium through
 //! playwright-core against the server; each checks what its page shows, that nothing is
 //! requested from another origin and that nothing is logged as an error on the console.
@@ -109,7 +109,7 @@ async fn graphiql_works_offline_in_chromium() {
     run_script("graphiql.mjs", &server, &[WRITE_SECRET]).await;
 }
 
-/// The web interface (issue 15), every page in Chromium: the fixtures' figures, the chart,
+/// The web interface, every page in Chromium: the fixtures' figures, the chart,
 /// the proof verified in the browser, live updates within 2 s, pinned asOf pages, phone
 /// width, no other origin and no console error (`tests/browser/pages.mjs`). A second server
 /// with `--read-tokens` checks that the pages ask for a token and keep it in sessionStorage.

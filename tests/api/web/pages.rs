@@ -1,4 +1,4 @@
-//! Issue 14, items 2 and 3, and issue 15 over plain HTTP: the pages, the GraphiQL page and the
+//! The web pages over plain HTTP: the pages, the GraphiQL page and the
 //! embedded files they load: only the server's own paths, a content security policy of
 //! `'self'`, content-addressed URLs with long cache lifetimes, and revalidation by ETag.
 
@@ -181,7 +181,7 @@ async fn assets_are_gzipped_for_clients_that_accept_it() {
     assert!(decoded == plain, "gzip decodes to the same file");
 }
 
-/// Every page of the web interface (issue 15) is the shell for its script, with the policy
+/// Every page of the web interface is the shell for its script, with the policy
 /// and a `<noscript>` explanation, and loads only the server's own files, whose JavaScript
 /// weighs under 300 KB gzipped; a path outside them is 404.
 #[tokio::test(flavor = "multi_thread")]
