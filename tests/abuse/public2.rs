@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{client_async, MaybeTlsStream, WebSocketStream};
 
 use crate::proc_support::{generated_store, Server};
+use crate::support::ws::{recv as ws_recv, send as ws_send};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -113,32 +114,6 @@ async fn ws_open(from: &str, server: SocketAddr) -> Ws {
     ws_send(&mut ws, json!({"type": "connection_init"})).await;
     assert_eq!(ws_recv(&mut ws).await["type"], "connection_ack");
     ws
-}
-
-async fn ws_send(ws: &mut Ws, value: Value) {
-    ws.send(Message::text(value.to_string())).await.expect("send");
-}
-
-/// The next JSON message, server pings skipped.
-async fn ws_recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = timeout(Duration::from_secs(20), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("the connection is open")
-            .expect("a frame");
-        match msg {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "ping" {
-                    continue;
-                }
-                return v;
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 /// Reads on until the close frame (within `wait`); the frame, and how many text messages
