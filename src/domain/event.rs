@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::dataset::Dataset;
 use super::release::Release;
+use super::schedule::{Schedule, Withdrawal};
 
 /// Something that happened. Events are never changed or removed once recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,22 @@ pub enum Event {
     /// codes appended (see `Dataset::check_amends`).
     DatasetAmended {
         dataset: Dataset,
+    },
+    /// A release committed to before its publication time: only its commitment and public
+    /// details (see `domain::schedule`).
+    ReleaseScheduled {
+        schedule: Schedule,
+    },
+    /// A scheduled release made public at its time: the release and the salt that open the
+    /// commitment. It applies as a published release.
+    ReleaseRevealed {
+        release: Release,
+        salt: String,
+        commitment: String,
+    },
+    /// A scheduled release withdrawn before its time; its figures are never revealed.
+    ScheduledReleaseWithdrawn {
+        withdrawal: Withdrawal,
     },
 }
 
@@ -47,6 +64,9 @@ impl Event {
             Event::DatasetDefined { .. } => "DatasetDefined",
             Event::ReleasePublished { .. } => "ReleasePublished",
             Event::DatasetAmended { .. } => "DatasetAmended",
+            Event::ReleaseScheduled { .. } => "ReleaseScheduled",
+            Event::ReleaseRevealed { .. } => "ReleaseRevealed",
+            Event::ScheduledReleaseWithdrawn { .. } => "ScheduledReleaseWithdrawn",
         }
     }
 
@@ -55,18 +75,31 @@ impl Event {
             Event::DatasetDefined { dataset } => Subject::Dataset(dataset.id.clone()),
             Event::ReleasePublished { release } => Subject::Release(release.id),
             Event::DatasetAmended { dataset } => Subject::Dataset(dataset.id.clone()),
+            Event::ReleaseScheduled { schedule } => Subject::Release(schedule.id),
+            Event::ReleaseRevealed { release, .. } => Subject::Release(release.id),
+            Event::ScheduledReleaseWithdrawn { withdrawal } => Subject::Release(withdrawal.id),
         }
     }
 
-    /// The release, for a `ReleasePublished`.
+    /// The release, for a `ReleasePublished` or a `ReleaseRevealed`.
     pub fn release(&self) -> Option<&Release> {
         match self {
-            Event::ReleasePublished { release } => Some(release),
+            Event::ReleasePublished { release } | Event::ReleaseRevealed { release, .. } => Some(release),
             _ => None,
         }
     }
 
-    /// The release id, for a `ReleasePublished`.
+    /// The dataset the event is about.
+    pub fn dataset(&self) -> &str {
+        match self {
+            Event::DatasetDefined { dataset } | Event::DatasetAmended { dataset } => &dataset.id,
+            Event::ReleasePublished { release } | Event::ReleaseRevealed { release, .. } => &release.dataset,
+            Event::ReleaseScheduled { schedule } => &schedule.dataset,
+            Event::ScheduledReleaseWithdrawn { withdrawal } => &withdrawal.dataset,
+        }
+    }
+
+    /// The release id, for a `ReleasePublished` or a `ReleaseRevealed`.
     pub fn release_id(&self) -> Option<Uuid> {
         self.release().map(|r| r.id)
     }

@@ -4,6 +4,7 @@ pub mod dataset;
 pub mod event;
 pub mod period;
 pub mod release;
+pub mod schedule;
 pub mod text;
 pub mod value;
 
@@ -14,4 +15,5 @@ pub use release::{
     Observation, ObservationDraft, Release, ReleaseDraft, ReleaseError, ReleaseStatus, RevisionReason,
     RevisionReasonKind,
 };
+pub use schedule::{Schedule, Sealed, Withdrawal};
 pub use value::{parse_value, ValueError, MAX_VALUE};

@@ -1,5 +1,6 @@
 //! The GraphQL schema: query, mutation and subscription roots over the ledger.
 
+mod calendar;
 mod changes;
 mod classify;
 mod error;

@@ -119,6 +119,71 @@ pub struct PublishResult {
     pub duplicate: bool,
 }
 
+/// What `scheduleRelease` recorded.
+#[derive(SimpleObject)]
+pub struct ScheduleResult {
+    pub entry: super::calendar::CalendarEntry,
+    /// Revision of the event that recorded the commitment.
+    pub revision: u64,
+    /// SHA-256 (hex) of that event.
+    pub hash: String,
+    /// `SHA-256(salt || release JSON)` in hex: what the reveal will open.
+    pub commitment: String,
+    /// True when this exact release had been scheduled before: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// What `withdrawScheduledRelease` recorded.
+#[derive(SimpleObject)]
+pub struct WithdrawResult {
+    pub entry: super::calendar::CalendarEntry,
+    pub revision: u64,
+    pub hash: String,
+    pub duplicate: bool,
+}
+
+impl ReleaseInput {
+    fn into_draft(self) -> domain::ReleaseDraft {
+        let input = self;
+        domain::ReleaseDraft {
+            // Chosen up front, so that a write whose outcome is not known can be named by the
+            // id to retry it with.
+            id: Some(input.id.unwrap_or_else(Uuid::new_v4)),
+            dataset: input.dataset.0,
+            status: input.status.into(),
+            title: input.title,
+            published_at: input.published_at,
+            source: input.source,
+            observations: input
+                .observations
+                .into_iter()
+                .map(|o| domain::ObservationDraft {
+                    key: o.key,
+                    period: o.period.to_string(),
+                    measure: Some(o.measure),
+                    value: o.value.0.to_string(),
+                })
+                .collect(),
+            backfill: input.backfill,
+            revision_reason: input.revision_reason.map(Into::into),
+        }
+    }
+}
+
+/// The calendar entry of release `id`, just written.
+fn entry_of(ledger: &crate::ledger::Ledger, dataset: &str, id: Uuid) -> Result<super::calendar::CalendarEntry> {
+    let p = ledger.read();
+    super::calendar::calendar(&p, dataset, None, None, usize::MAX)
+        .into_iter()
+        .find(|e| e.release_id == id)
+        .ok_or_else(|| {
+            coded(
+                ErrorCode::InternalServerError,
+                "the schedule vanished after it was recorded",
+            )
+        })
+}
+
 /// The actor name of the caller's write token, or the right error.
 fn writer(ctx: &Context<'_>) -> Result<String> {
     let caller = caller_of(ctx);
@@ -222,28 +287,7 @@ impl MutationRoot {
             Some(r) if r < 0 => return Err(bad_input(format!("expectedRevision must not be negative (got {r})"))),
             r => r.map(|r| r as u64),
         };
-        let draft = domain::ReleaseDraft {
-            // Chosen up front, so that a write whose outcome is not known can be named by the
-            // id to retry it with.
-            id: Some(input.id.unwrap_or_else(Uuid::new_v4)),
-            dataset: input.dataset.0,
-            status: input.status.into(),
-            title: input.title,
-            published_at: input.published_at,
-            source: input.source,
-            observations: input
-                .observations
-                .into_iter()
-                .map(|o| domain::ObservationDraft {
-                    key: o.key,
-                    period: o.period.to_string(),
-                    measure: Some(o.measure),
-                    value: o.value.0.to_string(),
-                })
-                .collect(),
-            backfill: input.backfill,
-            revision_reason: input.revision_reason.map(Into::into),
-        };
+        let draft = input.into_draft();
         let ledger = ledger_of(ctx);
         let committed = ledger
             .publish_gated(draft, expected, &actor, gate(ctx))
@@ -256,6 +300,63 @@ impl MutationRoot {
             .ok_or_else(|| coded(ErrorCode::InternalServerError, "release vanished after it was recorded"))?;
         Ok(PublishResult {
             release: Release::from_info(pos, info),
+            revision: committed.revision,
+            hash: committed.hash.to_hex(),
+            duplicate: committed.duplicate,
+        })
+    }
+
+    /// Commits to a release to be published at its `publishedAt`, which must be in the
+    /// future: the log records a commitment (`SHA-256(salt || release)`) and the public
+    /// details (dataset, title, status, time); the figures stay sealed, readable by nobody,
+    /// until the server reveals them at that time. With `replace: true`, replaces the pending
+    /// schedule of the same release id (both are events). Sending the same release again is
+    /// harmless.
+    async fn schedule_release(
+        &self,
+        ctx: &Context<'_>,
+        input: ReleaseInput,
+        #[graphql(desc = "Replace the pending schedule of the same release id (default false).")] replace: Option<bool>,
+    ) -> Result<ScheduleResult> {
+        let replace = replace.unwrap_or(false);
+        let actor = writer(ctx)?;
+        let draft = input.into_draft();
+        let (dataset, id) = (draft.dataset.clone(), draft.id.expect("set above"));
+        let ledger = ledger_of(ctx);
+        let scheduled = ledger
+            .schedule_gated(draft, replace, &actor, gate(ctx))
+            .await
+            .map_err(error::ledger)?;
+        Ok(ScheduleResult {
+            entry: entry_of(ledger, &dataset, id)?,
+            revision: scheduled.committed.revision,
+            hash: scheduled.committed.hash.to_hex(),
+            commitment: scheduled.commitment,
+            duplicate: scheduled.committed.duplicate,
+        })
+    }
+
+    /// Withdraws a scheduled release before its time; its figures are never revealed. The
+    /// withdrawal is an event, and the calendar shows it.
+    async fn withdraw_scheduled_release(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        #[graphql(desc = "Why (at most 1,000 characters).")] reason: Option<String>,
+    ) -> Result<WithdrawResult> {
+        let actor = writer(ctx)?;
+        let ledger = ledger_of(ctx);
+        let committed = ledger
+            .withdraw_scheduled(id, reason, &actor, gate(ctx))
+            .await
+            .map_err(error::ledger)?;
+        let dataset = ledger
+            .read()
+            .schedule(&id)
+            .map(|s| s.schedule.dataset.clone())
+            .unwrap_or_default();
+        Ok(WithdrawResult {
+            entry: entry_of(ledger, &dataset, id)?,
             revision: committed.revision,
             hash: committed.hash.to_hex(),
             duplicate: committed.duplicate,

@@ -209,6 +209,11 @@ pub enum EventKind {
     DatasetDefined,
     ReleasePublished,
     DatasetAmended,
+    /// A release committed to before its time (its commitment only).
+    ReleaseScheduled,
+    /// A scheduled release made public: the release and the salt that opens its commitment.
+    ReleaseRevealed,
+    ScheduledReleaseWithdrawn,
 }
 
 /// An event of the audit log, with its place in the hash chain.
@@ -464,6 +469,23 @@ impl QueryRoot {
     /// One dataset by id, or null.
     async fn dataset(&self, ctx: &Context<'_>, id: ID) -> Option<Dataset> {
         ledger_of(ctx).read().dataset(&id).map(Dataset::from_view)
+    }
+
+    /// The release calendar of a dataset, by publication time: releases scheduled (committed
+    /// to and revealed at their time), and those published, revealed or withdrawn.
+    async fn release_calendar(
+        &self,
+        ctx: &Context<'_>,
+        dataset: ID,
+        #[graphql(desc = "Only releases published (or due) at or after this time.")] from: Option<DateTime<Utc>>,
+        #[graphql(desc = "Only releases published (or due) at or before this time.")] to: Option<DateTime<Utc>>,
+        #[graphql(desc = "At most this many entries, the earliest first (default 100).")] first: Option<i32>,
+    ) -> Result<Vec<super::calendar::CalendarEntry>> {
+        let limit = page_size(ctx, first)?;
+        let ledger = ledger_of(ctx);
+        let p = ledger.read();
+        dataset_view(&p, &dataset)?;
+        Ok(super::calendar::calendar(&p, &dataset, from, to, limit))
     }
 
     /// Releases in the order they were recorded (oldest first).
@@ -1109,11 +1131,15 @@ fn event_fields(ctx: &Context<'_>) -> std::collections::HashSet<String> {
 }
 
 fn event_kind(event: &Event) -> (EventKind, &str) {
-    match event {
-        Event::DatasetDefined { dataset } => (EventKind::DatasetDefined, &dataset.id),
-        Event::DatasetAmended { dataset } => (EventKind::DatasetAmended, &dataset.id),
-        Event::ReleasePublished { release } => (EventKind::ReleasePublished, &release.dataset),
-    }
+    let kind = match event {
+        Event::DatasetDefined { .. } => EventKind::DatasetDefined,
+        Event::DatasetAmended { .. } => EventKind::DatasetAmended,
+        Event::ReleasePublished { .. } => EventKind::ReleasePublished,
+        Event::ReleaseScheduled { .. } => EventKind::ReleaseScheduled,
+        Event::ReleaseRevealed { .. } => EventKind::ReleaseRevealed,
+        Event::ScheduledReleaseWithdrawn { .. } => EventKind::ScheduledReleaseWithdrawn,
+    };
+    (kind, event.dataset())
 }
 
 fn ledger_event(a: crate::ledger::AuditEvent) -> LedgerEvent {

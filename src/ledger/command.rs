@@ -14,8 +14,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Dataset, Event, Frequency, Release};
+use crate::domain::{Dataset, Event, Frequency, Release, Schedule, Withdrawal};
 use crate::projection::Projection;
+use crate::projection::ScheduleState;
 use crate::store::{decode, Hash, LogStore, StoredEvent};
 
 use super::{Committed, LedgerError};
@@ -27,6 +28,16 @@ pub(super) enum Command {
     DefineDataset(Dataset),
     PublishRelease(Release),
     AmendDataset(Dataset),
+    /// Commits to a release to be revealed at its publication time (its content sealed beside
+    /// the log already).
+    ScheduleRelease(Schedule),
+    /// Reveals a scheduled release at its time.
+    RevealRelease {
+        release: Release,
+        salt: String,
+        commitment: String,
+    },
+    WithdrawSchedule(Withdrawal),
 }
 
 /// What a command decided.
@@ -135,7 +146,87 @@ impl Command {
                     Err(e) => Decision::Answer(Err(LedgerError::bad_input("input", e.to_string()))),
                 }
             }
+            Command::ScheduleRelease(schedule) => ctx.decide_schedule(schedule),
+            Command::RevealRelease {
+                release,
+                salt,
+                commitment,
+            } => {
+                let id = release.id;
+                match ctx.state.schedule(&id).map(|s| (&s.state, &s.schedule)) {
+                    Some((ScheduleState::Pending, s)) if s.commitment == commitment => {
+                        if ctx.now < s.published_at {
+                            return Decision::Answer(Err(LedgerError::Conflict(format!(
+                                "release {id} is scheduled for {}; it is not revealed before",
+                                rfc3339(s.published_at)
+                            ))));
+                        }
+                        if let Err(why) = crate::domain::schedule::check_reveal(s, &salt, &release) {
+                            return Decision::Answer(Err(LedgerError::Conflict(format!(
+                                "release {id} does not open its commitment: {why}"
+                            ))));
+                        }
+                        Decision::Append(Event::ReleaseRevealed {
+                            release,
+                            salt,
+                            commitment,
+                        })
+                    }
+                    Some((ScheduleState::Revealed { revision }, s)) if s.commitment == commitment => {
+                        let revision = *revision;
+                        Decision::Answer(ctx.hash_of(revision).map(|hash| Committed {
+                            revision,
+                            hash,
+                            duplicate: true,
+                            release: Some(id),
+                        }))
+                    }
+                    _ => Decision::Answer(Err(LedgerError::Conflict(format!(
+                        "release {id} is not scheduled under commitment {commitment}"
+                    )))),
+                }
+            }
+            Command::WithdrawSchedule(w) => {
+                let id = w.id;
+                match ctx.state.schedule(&id).map(|s| (&s.state, &s.schedule)) {
+                    None => Decision::Answer(Err(LedgerError::NotFound(format!("release {id} is not scheduled")))),
+                    Some((ScheduleState::Withdrawn { revision, .. }, s)) if s.commitment == w.commitment => {
+                        let revision = *revision;
+                        Decision::Answer(ctx.hash_of(revision).map(|hash| Committed {
+                            revision,
+                            hash,
+                            duplicate: true,
+                            release: Some(id),
+                        }))
+                    }
+                    Some((ScheduleState::Pending, s)) if s.commitment == w.commitment => {
+                        if ctx.now >= s.published_at {
+                            return Decision::Answer(Err(LedgerError::Conflict(format!(
+                                "release {id} was due at {} and is being revealed; publish a revision instead",
+                                rfc3339(s.published_at)
+                            ))));
+                        }
+                        Decision::Append(Event::ScheduledReleaseWithdrawn { withdrawal: w })
+                    }
+                    Some((state, _)) => Decision::Answer(Err(LedgerError::Conflict(format!(
+                        "release {id} cannot be withdrawn: {}",
+                        describe(state)
+                    )))),
+                }
+            }
         }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn describe(state: &ScheduleState) -> String {
+    match state {
+        ScheduleState::Pending => "it is scheduled under another commitment".to_owned(),
+        ScheduleState::Revealed { revision } => format!("it was revealed at revision {revision}"),
+        ScheduleState::Withdrawn { revision, .. } => format!("it was withdrawn at revision {revision}"),
     }
 }
 
@@ -154,7 +245,7 @@ impl Context<'_> {
                 "publishedAt",
                 format!(
                     "{} is in the future (the server's clock says {}, and allows {} s of clock skew); \
-                     a release is recorded once it is public",
+                     a release is recorded once it is public; to commit to one before its time, use scheduleRelease",
                     r.published_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                     self.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     self.max_clock_skew.num_seconds()
@@ -198,6 +289,57 @@ impl Context<'_> {
         }
         entry.1 = entry.1.or(r.observations.first().map(|o| o.period.frequency()));
         Ok(())
+    }
+
+    /// A new schedule, or the replacement of a pending one.
+    fn decide_schedule(&self, schedule: Schedule) -> Decision {
+        let id = schedule.id;
+        if let Some((_, info)) = self.state.release(&id) {
+            return Decision::Answer(Err(LedgerError::Conflict(format!(
+                "release {id} was already published at revision {}",
+                info.revision
+            ))));
+        }
+        if schedule.published_at <= self.now {
+            return Decision::Answer(Err(LedgerError::bad_input(
+                "publishedAt",
+                format!(
+                    "{} is not in the future (the server's clock says {}); publish the release instead",
+                    rfc3339(schedule.published_at),
+                    rfc3339(self.now)
+                ),
+            )));
+        }
+        if schedule.published_at > self.now + crate::domain::schedule::MAX_SCHEDULE_AHEAD {
+            return Decision::Answer(Err(LedgerError::bad_input(
+                "publishedAt",
+                format!(
+                    "{} is more than {} days ahead",
+                    rfc3339(schedule.published_at),
+                    crate::domain::schedule::MAX_SCHEDULE_AHEAD.num_days()
+                ),
+            )));
+        }
+        match (self.state.schedule(&id), &schedule.replaces) {
+            (None, None) => Decision::Append(Event::ReleaseScheduled { schedule }),
+            (None, Some(_)) => Decision::Answer(Err(LedgerError::NotFound(format!(
+                "release {id} is not scheduled; there is nothing to replace"
+            )))),
+            (Some(s), Some(old)) if s.state == ScheduleState::Pending && s.schedule.commitment == *old => {
+                Decision::Append(Event::ReleaseScheduled { schedule })
+            }
+            (Some(s), None) if s.state == ScheduleState::Pending => {
+                Decision::Answer(Err(LedgerError::Conflict(format!(
+                    "release {id} is already scheduled for {} with other content; replace it (replace: true) or \
+                 withdraw it",
+                    rfc3339(s.schedule.published_at)
+                ))))
+            }
+            (Some(s), _) => Decision::Answer(Err(LedgerError::Conflict(format!(
+                "release {id} cannot be scheduled: {}",
+                describe(&s.state)
+            )))),
+        }
     }
 
     /// The hash of the recorded event at `revision`.

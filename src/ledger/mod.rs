@@ -17,6 +17,7 @@ mod command;
 mod error;
 mod fold;
 mod gate;
+mod schedule;
 pub mod transparency;
 mod writer;
 
@@ -38,6 +39,7 @@ use writer::{Pending, MAX_GROUP};
 pub use error::{LedgerError, OpenError};
 pub use fold::{fold_log, fold_log_after, Prefold};
 pub use gate::{HandedWrite, WriteGate};
+pub use schedule::{Scheduled, REVEAL_POLL};
 pub use writer::{RECOVER_FIRST, RECOVER_MAX};
 
 /// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
@@ -208,6 +210,9 @@ impl Ledger {
             seen_head: AtomicU64::new(seen_head),
         });
         tokio::spawn(writer::writer(Arc::downgrade(&inner), rx));
+        if inner.read_only.is_none() {
+            tokio::spawn(schedule::reveal_task(Arc::downgrade(&inner)));
+        }
         Ok((Ledger { inner }, verification))
     }
 
@@ -457,7 +462,9 @@ impl Ledger {
         let permit = self.inner.commands.reserve().await.map_err(|_| writer_gone())?;
         if let Some(gate) = gate {
             gate.hand_over(match &command {
-                Command::PublishRelease(r) => HandedWrite::Release(r.id),
+                Command::PublishRelease(r) | Command::RevealRelease { release: r, .. } => HandedWrite::Release(r.id),
+                Command::ScheduleRelease(s) => HandedWrite::Release(s.id),
+                Command::WithdrawSchedule(w) => HandedWrite::Release(w.id),
                 Command::DefineDataset(d) | Command::AmendDataset(d) => HandedWrite::Dataset(d.id.clone()),
             })?;
         }

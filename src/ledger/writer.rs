@@ -484,7 +484,10 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
                 revision: events[index].revision(),
                 hash: events[index].hash,
                 duplicate,
-                release: events[index].envelope.event.release_id(),
+                release: match events[index].envelope.event.subject() {
+                    crate::domain::Subject::Release(id) => Some(id),
+                    crate::domain::Subject::Dataset(_) => None,
+                },
             }),
         };
         let _ = reply.send(answer);

@@ -323,6 +323,34 @@ pub enum Applied {
     DatasetDefined { id: String },
     ReleasePublished { release: u32, revised: Vec<RevisedFigure> },
     DatasetAmended { id: String },
+    ReleaseScheduled { id: Uuid },
+    ScheduleWithdrawn { id: Uuid },
+}
+
+/// A scheduled release as the log shows it: what was committed to, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduleInfo {
+    /// The schedule in force (the last replacement's).
+    pub schedule: crate::domain::Schedule,
+    /// Revision of the first `ReleaseScheduled` event of the release.
+    pub first_revision: u64,
+    /// Revision of the last one (a replacement's).
+    pub revision: u64,
+    pub recorded_at: DateTime<Utc>,
+    /// How many times it was replaced before its time.
+    pub replaced: u32,
+    pub state: ScheduleState,
+}
+
+/// What became of a scheduled release.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ScheduleState {
+    /// Committed to, not public yet.
+    Pending,
+    /// Revealed at this revision.
+    Revealed { revision: u64 },
+    /// Withdrawn at this revision.
+    Withdrawn { revision: u64, reason: Option<String> },
 }
 
 /// One recorded event as the projection takes it in: the event with its place in the log.
@@ -353,6 +381,9 @@ pub struct Projection {
     recorded: Vec<DateTime<Utc>>,
     version_count: u64,
     extents: Extents,
+    /// Scheduled releases, in the order first scheduled.
+    schedules: Vec<ScheduleInfo>,
+    schedule_ix: HashMap<Uuid, usize>,
 }
 
 /// The largest sizes of the lists the API returns, kept up to date as events apply (O(1) to
@@ -414,6 +445,21 @@ impl Projection {
 
     pub fn release(&self, id: &Uuid) -> Option<(u32, &ReleaseInfo)> {
         self.release_ix.get(id).map(|&i| (i, &self.releases[i as usize]))
+    }
+
+    /// Scheduled releases, in the order first scheduled (pending, revealed or withdrawn).
+    pub fn schedules(&self) -> &[ScheduleInfo] {
+        &self.schedules
+    }
+
+    pub fn schedule(&self, id: &Uuid) -> Option<&ScheduleInfo> {
+        self.schedule_ix.get(id).map(|&i| &self.schedules[i])
+    }
+
+    /// For snapshots: puts back the schedules a snapshot kept.
+    pub(crate) fn set_schedules(&mut self, schedules: Vec<ScheduleInfo>) {
+        self.schedule_ix = schedules.iter().enumerate().map(|(i, s)| (s.schedule.id, i)).collect();
+        self.schedules = schedules;
     }
 
     pub fn release_at(&self, position: u32) -> &ReleaseInfo {
@@ -528,114 +574,74 @@ impl Projection {
                 e.max_codes = e.max_codes.max(codes as u64);
                 Applied::DatasetDefined { id: dataset.id.clone() }
             }
-            Event::ReleasePublished { release } => {
-                if self.release_ix.contains_key(&release.id) {
-                    return Err(inconsistent(format!("release {} recorded twice", release.id)));
+            Event::ReleasePublished { release } => self.apply_release(release, &event)?,
+            Event::ReleaseScheduled { schedule } => {
+                if self.release_ix.contains_key(&schedule.id) {
+                    return Err(inconsistent(format!(
+                        "release {} scheduled after it was recorded",
+                        schedule.id
+                    )));
                 }
-                let &ds_pos = self
-                    .dataset_ix
-                    .get(&release.dataset)
-                    .ok_or_else(|| inconsistent(format!("release of unknown dataset {}", release.dataset)))?;
-                let position = self.releases.len() as u32;
-                let ds = &mut self.datasets[ds_pos];
-                // Resolve everything before mutating, so a bad event leaves no trace.
-                let mut resolved = Vec::with_capacity(release.observations.len());
-                // Observations are sorted by key, so a key's periods come together: parse it once.
-                let mut last: Option<(&str, SeriesKey)> = None;
-                for o in &release.observations {
-                    let key = match last {
-                        Some((text, key)) if text == o.key => key,
-                        _ => ds.def.parse_key(&o.key).map_err(|e| inconsistent(e.to_string()))?,
-                    };
-                    last = Some((&o.key, key));
-                    let measure = ds
-                        .def
-                        .measures
-                        .iter()
-                        .position(|m| *m == o.measure)
-                        .ok_or_else(|| inconsistent(format!("unknown measure {}", o.measure)))?;
-                    resolved.push(CellKey {
-                        key,
-                        period: o.period,
-                        measure: measure as u8,
-                    });
+                if !self.dataset_ix.contains_key(&schedule.dataset) {
+                    return Err(inconsistent(format!(
+                        "schedule of unknown dataset {}",
+                        schedule.dataset
+                    )));
                 }
-                // A release published before the dataset's latest publication is a back-fill
-                // (the writer refuses one that does not say so; older logs are read by the
-                // same rule): its versions go where their publication time puts them.
-                let latest = ds.mainline.last().map(|m| m.0);
-                let backfilled = release.backfill || latest.is_some_and(|l| release.published_at < l);
-                let mut revised = Vec::new();
-                let mut revised_count = 0;
-                let mut max_versions = self.extents.max_versions;
-                let version_of = |o: &crate::domain::Observation| Version {
-                    release: position,
-                    value: o.value,
-                };
-                for (cell, o) in resolved.into_iter().zip(&release.observations) {
-                    let figure = ds.figure_or_insert(cell);
-                    let versions = ds.figures.versions(figure);
-                    let at = if backfilled {
-                        let releases = &self.releases;
-                        versions.partition_point(|v| releases[v.release as usize].published_at <= release.published_at)
-                    } else {
-                        versions.len()
-                    };
-                    if let Some(prev) = at.checked_sub(1).map(|i| versions[i]) {
-                        if prev.value != o.value {
-                            revised_count += 1;
-                            // Subscribers hear of a new current value only.
-                            if at == versions.len() {
-                                revised.push(RevisedFigure {
-                                    key: o.key.clone(),
-                                    period: o.period,
-                                    measure: o.measure.clone(),
-                                    previous: prev.value,
-                                    value: o.value,
-                                    version: versions.len() as u32 + 1,
-                                });
-                            }
+                match self.schedule_ix.get(&schedule.id) {
+                    Some(&i) => {
+                        let s = &mut self.schedules[i];
+                        if s.state != ScheduleState::Pending
+                            || schedule.replaces.as_ref() != Some(&s.schedule.commitment)
+                        {
+                            return Err(inconsistent(format!(
+                                "release {} scheduled again without replacing its pending commitment",
+                                schedule.id
+                            )));
                         }
+                        s.schedule = schedule.clone();
+                        s.revision = revision;
+                        s.recorded_at = event.recorded_at;
+                        s.replaced += 1;
                     }
-                    if backfilled {
-                        ds.figures.insert(figure, at, version_of(o));
-                    } else {
-                        ds.figures.add(figure, version_of(o));
+                    None => {
+                        if schedule.replaces.is_some() {
+                            return Err(inconsistent(format!("release {} replaces nothing", schedule.id)));
+                        }
+                        self.schedule_ix.insert(schedule.id, self.schedules.len());
+                        self.schedules.push(ScheduleInfo {
+                            schedule: schedule.clone(),
+                            first_revision: revision,
+                            revision,
+                            recorded_at: event.recorded_at,
+                            replaced: 0,
+                            state: ScheduleState::Pending,
+                        });
                     }
-                    max_versions = max_versions.max(u64::from(ds.figures.slot(figure).len));
                 }
-                if backfilled {
-                    ds.backfills.push((position, release.published_at));
-                } else {
-                    ds.mainline.push((release.published_at, position));
-                }
-                ds.release_count += 1;
-                let e = &mut self.extents;
-                e.max_versions = max_versions;
-                e.max_figures = e.max_figures.max(ds.cell_count() as u64);
-                e.max_release_observations = e.max_release_observations.max(release.observations.len() as u64);
-                self.version_count += release.observations.len() as u64;
-                self.releases.push(ReleaseInfo {
-                    id: release.id,
-                    dataset: release.dataset.clone(),
-                    status: release.status,
-                    title: release.title.clone(),
-                    published_at: release.published_at,
-                    source: release.source.clone(),
+                Applied::ReleaseScheduled { id: schedule.id }
+            }
+            Event::ReleaseRevealed {
+                release,
+                salt,
+                commitment,
+            } => {
+                let i = self.pending_schedule(&release.id, commitment).map_err(inconsistent)?;
+                crate::domain::schedule::check_reveal(&self.schedules[i].schedule, salt, release)
+                    .map_err(|why| inconsistent(format!("reveal of release {}: {why}", release.id)))?;
+                let applied = self.apply_release(release, &event)?;
+                self.schedules[i].state = ScheduleState::Revealed { revision };
+                applied
+            }
+            Event::ScheduledReleaseWithdrawn { withdrawal } => {
+                let i = self
+                    .pending_schedule(&withdrawal.id, &withdrawal.commitment)
+                    .map_err(inconsistent)?;
+                self.schedules[i].state = ScheduleState::Withdrawn {
                     revision,
-                    recorded_at: event.recorded_at,
-                    actor: event.actor.to_owned(),
-                    observation_count: release.observations.len() as u32,
-                    revised_count,
-                    backfilled,
-                    revision_reason: release.revision_reason.clone(),
-                });
-                self.release_ix.insert(release.id, position);
-                self.index_publication(release.published_at, revision);
-                Applied::ReleasePublished {
-                    release: position,
-                    revised,
-                }
+                    reason: withdrawal.reason.clone(),
+                };
+                Applied::ScheduleWithdrawn { id: withdrawal.id }
             }
             Event::DatasetAmended { dataset } => {
                 let &ds_pos = self
@@ -662,6 +668,139 @@ impl Projection {
             .map_or(event.recorded_at, |&t| t.max(event.recorded_at));
         self.recorded.push(recorded);
         Ok(applied)
+    }
+
+    /// The schedule of release `id`, if it is pending under `commitment`.
+    fn pending_schedule(&self, id: &Uuid, commitment: &str) -> Result<usize, String> {
+        let &i = self
+            .schedule_ix
+            .get(id)
+            .ok_or_else(|| format!("release {id} was never scheduled"))?;
+        let s = &self.schedules[i];
+        if s.state != ScheduleState::Pending {
+            return Err(format!("release {id} is no longer scheduled ({:?})", s.state));
+        }
+        if s.schedule.commitment != commitment {
+            return Err(format!("release {id} is scheduled under another commitment"));
+        }
+        Ok(i)
+    }
+
+    /// Folds in a release, published or revealed.
+    fn apply_release(
+        &mut self,
+        release: &crate::domain::Release,
+        event: &Recorded<'_>,
+    ) -> Result<Applied, ProjectionError> {
+        let revision = event.revision;
+        let inconsistent = |message: String| ProjectionError::Inconsistent { revision, message };
+        if self.release_ix.contains_key(&release.id) {
+            return Err(inconsistent(format!("release {} recorded twice", release.id)));
+        }
+        let &ds_pos = self
+            .dataset_ix
+            .get(&release.dataset)
+            .ok_or_else(|| inconsistent(format!("release of unknown dataset {}", release.dataset)))?;
+        let position = self.releases.len() as u32;
+        let ds = &mut self.datasets[ds_pos];
+        // Resolve everything before mutating, so a bad event leaves no trace.
+        let mut resolved = Vec::with_capacity(release.observations.len());
+        // Observations are sorted by key, so a key's periods come together: parse it once.
+        let mut last: Option<(&str, SeriesKey)> = None;
+        for o in &release.observations {
+            let key = match last {
+                Some((text, key)) if text == o.key => key,
+                _ => ds.def.parse_key(&o.key).map_err(|e| inconsistent(e.to_string()))?,
+            };
+            last = Some((&o.key, key));
+            let measure = ds
+                .def
+                .measures
+                .iter()
+                .position(|m| *m == o.measure)
+                .ok_or_else(|| inconsistent(format!("unknown measure {}", o.measure)))?;
+            resolved.push(CellKey {
+                key,
+                period: o.period,
+                measure: measure as u8,
+            });
+        }
+        // A release published before the dataset's latest publication is a back-fill
+        // (the writer refuses one that does not say so; older logs are read by the
+        // same rule): its versions go where their publication time puts them.
+        let latest = ds.mainline.last().map(|m| m.0);
+        let backfilled = release.backfill || latest.is_some_and(|l| release.published_at < l);
+        let mut revised = Vec::new();
+        let mut revised_count = 0;
+        let mut max_versions = self.extents.max_versions;
+        let version_of = |o: &crate::domain::Observation| Version {
+            release: position,
+            value: o.value,
+        };
+        for (cell, o) in resolved.into_iter().zip(&release.observations) {
+            let figure = ds.figure_or_insert(cell);
+            let versions = ds.figures.versions(figure);
+            let at = if backfilled {
+                let releases = &self.releases;
+                versions.partition_point(|v| releases[v.release as usize].published_at <= release.published_at)
+            } else {
+                versions.len()
+            };
+            if let Some(prev) = at.checked_sub(1).map(|i| versions[i]) {
+                if prev.value != o.value {
+                    revised_count += 1;
+                    // Subscribers hear of a new current value only.
+                    if at == versions.len() {
+                        revised.push(RevisedFigure {
+                            key: o.key.clone(),
+                            period: o.period,
+                            measure: o.measure.clone(),
+                            previous: prev.value,
+                            value: o.value,
+                            version: versions.len() as u32 + 1,
+                        });
+                    }
+                }
+            }
+            if backfilled {
+                ds.figures.insert(figure, at, version_of(o));
+            } else {
+                ds.figures.add(figure, version_of(o));
+            }
+            max_versions = max_versions.max(u64::from(ds.figures.slot(figure).len));
+        }
+        if backfilled {
+            ds.backfills.push((position, release.published_at));
+        } else {
+            ds.mainline.push((release.published_at, position));
+        }
+        ds.release_count += 1;
+        let e = &mut self.extents;
+        e.max_versions = max_versions;
+        e.max_figures = e.max_figures.max(ds.cell_count() as u64);
+        e.max_release_observations = e.max_release_observations.max(release.observations.len() as u64);
+        self.version_count += release.observations.len() as u64;
+        self.releases.push(ReleaseInfo {
+            id: release.id,
+            dataset: release.dataset.clone(),
+            status: release.status,
+            title: release.title.clone(),
+            published_at: release.published_at,
+            source: release.source.clone(),
+            revision,
+            recorded_at: event.recorded_at,
+            actor: event.actor.to_owned(),
+            observation_count: release.observations.len() as u32,
+            revised_count,
+            backfilled,
+            revision_reason: release.revision_reason.clone(),
+        });
+        self.release_ix.insert(release.id, position);
+        self.index_publication(release.published_at, revision);
+        Ok(Applied::ReleasePublished {
+            release: position,
+            revised,
+        })
     }
 
     /// Figures of `dataset` matching `filter` as of `bound`, in key order, after `after`.

@@ -39,7 +39,7 @@ use super::{DatasetView, Extents, FigureKey, Figures, Projection, ReleaseInfo, S
 
 /// Bump whenever the body's layout or the meaning of a field changes: an older snapshot is
 /// then ignored (a full fold), never misread.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 const MAGIC: &[u8; 8] = b"TLSNAPSH";
 /// Bytes before the body.
@@ -190,6 +190,8 @@ impl Projection {
             w.uint(delta as u64);
             last = Some(t);
         }
+        // Scheduled releases: few, so their JSON.
+        w.str(&serde_json::to_string(&self.schedules).expect("schedules serialize"));
     }
 
     fn decode_body(r: &mut Reader, head: Head) -> Result<Projection, String> {
@@ -343,7 +345,9 @@ impl Projection {
                 max
             })
             .collect();
-        Ok(Projection {
+        let schedules: Vec<super::ScheduleInfo> =
+            serde_json::from_str(&r.str()?).map_err(|e| format!("schedules: {e}"))?;
+        let mut p = Projection {
             head,
             datasets,
             dataset_ix,
@@ -354,7 +358,16 @@ impl Projection {
             recorded,
             version_count,
             extents,
-        })
+            ..Projection::default()
+        };
+        if schedules
+            .iter()
+            .any(|s| !p.dataset_ix.contains_key(&s.schedule.dataset))
+        {
+            return Err("a schedule names an unknown dataset".to_owned());
+        }
+        p.set_schedules(schedules);
+        Ok(p)
     }
 }
 

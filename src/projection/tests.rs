@@ -1012,3 +1012,59 @@ fn sums_beyond_the_decimal_range_are_reported_not_panicked() {
 
 #[path = "snapshot/tests.rs"]
 mod snapshot;
+
+/// A scheduled release applies only when its reveal opens the commitment recorded before it:
+/// a reveal whose figures differ (changed during the embargo) is refused, the genuine one
+/// applies as a release, and the schedules survive a snapshot.
+#[test]
+fn a_reveal_applies_only_when_it_opens_its_commitment() {
+    use crate::domain::{Schedule, Sealed};
+    let (mut p, mut log) = fixture_projection(3);
+    let batch = fixtures();
+    let mut draft = batch.releases[1].clone();
+    draft.id = Some(Uuid::new_v4());
+    draft.published_at = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+    let release = draft.validate(&batch.datasets[0]).unwrap();
+    let sealed = Sealed::new(release.clone());
+    let schedule = Schedule {
+        id: release.id,
+        dataset: release.dataset.clone(),
+        title: release.title.clone(),
+        status: release.status,
+        published_at: release.published_at,
+        commitment: sealed.commitment(),
+        replaces: None,
+    };
+    p.apply(&log.push(Event::ReleaseScheduled { schedule })).unwrap();
+    assert_eq!(p.schedules().len(), 1);
+    let back = Projection::from_snapshot(&p.to_snapshot()).expect("a snapshot with a schedule loads");
+    assert_eq!(back, p);
+
+    let mut changed = release.clone();
+    changed.observations[0].value += Decimal::ONE;
+    let forged = log.push(Event::ReleaseRevealed {
+        release: changed,
+        salt: sealed.salt.clone(),
+        commitment: sealed.commitment(),
+    });
+    let before = p.clone();
+    let err = p.apply(&forged).unwrap_err().to_string();
+    assert!(err.contains("SHA-256"), "{err}");
+    assert_eq!(p, before, "a refused reveal changes nothing");
+
+    let mut log2 = Log::default();
+    for e in &log.events[..4] {
+        log2.push(e.envelope.event.clone());
+    }
+    let genuine = log2.push(Event::ReleaseRevealed {
+        release: release.clone(),
+        salt: sealed.salt.clone(),
+        commitment: sealed.commitment(),
+    });
+    assert!(matches!(p.apply(&genuine).unwrap(), Applied::ReleasePublished { .. }));
+    assert!(p.release(&release.id).is_some());
+    assert!(matches!(
+        p.schedule(&release.id).unwrap().state,
+        ScheduleState::Revealed { revision: 5 }
+    ));
+}

@@ -12,6 +12,7 @@ pub struct MemoryStore {
     /// `records[i]` is revision `i + 1`, as `hash || canonical bytes`.
     records: RwLock<Vec<Vec<u8>>>,
     tree: TreeLock,
+    sealed: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl MemoryStore {
@@ -77,6 +78,26 @@ impl LogStore for MemoryStore {
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn seal(&self, commitment: &str, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut sealed = self.sealed.lock().unwrap_or_else(PoisonError::into_inner);
+        sealed.insert(commitment.to_owned(), bytes);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn sealed(&self, commitment: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+        let sealed = self.sealed.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = sealed.get(commitment).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn unseal(&self, commitment: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.sealed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(commitment);
         Box::pin(async { Ok(()) })
     }
 

@@ -186,4 +186,29 @@ pub trait LogStore: Send + Sync + 'static {
     fn unavailable(&self) -> Option<String> {
         None
     }
+
+    /// Keeps a scheduled release's sealed content beside the log (not in it) under its
+    /// commitment, until its reveal: durable once this resolves `Ok`. A store that cannot
+    /// keep it refuses (the default), and scheduling is refused with it.
+    fn seal(&self, commitment: &str, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = (commitment, bytes);
+        Box::pin(async { Err(no_sealed()) })
+    }
+
+    /// The sealed content kept under `commitment`, if any.
+    fn sealed(&self, commitment: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+        let _ = commitment;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Drops the sealed content kept under `commitment` (revealed or withdrawn).
+    fn unseal(&self, commitment: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = commitment;
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The refusal of a store that keeps no sealed releases.
+pub fn no_sealed() -> StoreError {
+    StoreError::io("this store keeps no scheduled releases (use the embedded sled store)")
 }

@@ -42,6 +42,8 @@ struct Handles {
     events: sled::Tree,
     meta: sled::Tree,
     tlog: sled::Tree,
+    /// Scheduled releases' sealed content, by commitment, until their reveal.
+    sealed: sled::Tree,
 }
 
 impl Handles {
@@ -50,6 +52,7 @@ impl Handles {
             events: db.open_tree(EVENTS)?,
             meta: db.open_tree("meta")?,
             tlog: db.open_tree("tlog")?,
+            sealed: db.open_tree("sealed")?,
             db,
         })
     }
@@ -414,6 +417,29 @@ impl LogStore for SledStore {
         Box::pin(async move {
             let db = self.handles()?.db;
             db.flush_async().await?;
+            Ok(())
+        })
+    }
+
+    fn seal(&self, commitment: &str, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let key = commitment.as_bytes().to_vec();
+        Box::pin(async move {
+            let h = self.handles()?;
+            h.sealed.insert(key, bytes)?;
+            h.db.flush_async().await?;
+            Ok(())
+        })
+    }
+
+    fn sealed(&self, commitment: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+        let key = commitment.as_bytes().to_vec();
+        Box::pin(async move { Ok(self.handles()?.sealed.get(key)?.map(|v| v.to_vec())) })
+    }
+
+    fn unseal(&self, commitment: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        let key = commitment.as_bytes().to_vec();
+        Box::pin(async move {
+            self.handles()?.sealed.remove(key)?;
             Ok(())
         })
     }

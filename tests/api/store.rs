@@ -199,8 +199,12 @@ async fn rehashed_event_breaks_the_chain() {
         };
         let mut event = decode(revision, &raw(&store, revision), &prev).unwrap();
         match &mut event.envelope.event {
-            Event::ReleasePublished { release } => release.observations[0].value = dec("-1"),
+            Event::ReleasePublished { release } | Event::ReleaseRevealed { release, .. } => {
+                release.observations[0].value = dec("-1")
+            }
             Event::DatasetDefined { dataset } | Event::DatasetAmended { dataset } => dataset.name = "forged".into(),
+            Event::ReleaseScheduled { schedule } => schedule.title = "forged".into(),
+            Event::ScheduledReleaseWithdrawn { withdrawal } => withdrawal.reason = Some("forged".into()),
         }
         let (_, bytes) = encode(&event.envelope);
         // The forged record is valid on its own.
