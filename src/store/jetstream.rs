@@ -116,6 +116,9 @@ pub struct JetStreamStore {
     probe: tokio::task::JoinHandle<()>,
     /// The largest message the servers take.
     max_payload: usize,
+    /// The key-value bucket that keeps scheduled releases' sealed content beside the
+    /// stream, opened (or created, with the stream's replicas) at its first use.
+    sealed: tokio::sync::OnceCell<jetstream::kv::Store>,
 }
 
 impl Drop for JetStreamStore {
@@ -318,6 +321,7 @@ impl Connection {
             copy_failure,
             kick,
             follower,
+            sealed: tokio::sync::OnceCell::new(),
         };
         Ok((store, feed))
     }
@@ -446,6 +450,42 @@ async fn wipe_copy(path: &Path, why: &str) -> Result<(), StoreError> {
 }
 
 impl JetStreamStore {
+    /// The bucket of sealed releases, `<stream>_SEALED`, with the stream's replicas.
+    async fn sealed_bucket(&self) -> Result<&jetstream::kv::Store, StoreError> {
+        self.sealed
+            .get_or_try_init(|| async {
+                let bucket = format!("{}_SEALED", self.stream);
+                match self.js.get_key_value(&bucket).await {
+                    Ok(kv) => return Ok(kv),
+                    Err(e) if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {}
+                    Err(e) => return Err(io(format!("opening the bucket {bucket}: {e}"))),
+                }
+                let mut stream = self
+                    .js
+                    .get_stream(&self.stream)
+                    .await
+                    .map_err(|e| io(format!("reading the JetStream stream {}: {e}", self.stream)))?;
+                let replicas = stream
+                    .info()
+                    .await
+                    .map_err(|e| io(format!("reading the JetStream stream {}: {e}", self.stream)))?
+                    .config
+                    .num_replicas;
+                self.js
+                    .create_key_value(jetstream::kv::Config {
+                        bucket: bucket.clone(),
+                        description: "tradeledger: scheduled releases' sealed content until their reveal".into(),
+                        history: 1,
+                        num_replicas: replicas,
+                        storage: jetstream::stream::StorageType::File,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| io(format!("creating the bucket {bucket}: {e}")))
+            })
+            .await
+    }
+
     /// Connects, creates the stream if it is missing (checks it otherwise), and checks this
     /// node's copy of it at `copy` (`None`: the copy is kept in memory). The copy is a sled
     /// store that the follower appends to without waiting for the disk (the stream is the
@@ -1215,6 +1255,42 @@ impl LogStore for JetStreamStore {
 
     fn max_batch(&self) -> usize {
         MAX_ATOMIC_BATCH
+    }
+
+    fn seal(&self, commitment: &str, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let key = commitment.to_owned();
+        Box::pin(async move {
+            let kv = self.sealed_bucket().await?;
+            tokio::time::timeout(self.timeout, kv.put(&key, bytes.into()))
+                .await
+                .map_err(|_| io(format!("sealing {key}: no answer within {:?}", self.timeout)))?
+                .map_err(|e| io(format!("sealing {key}: {e}")))?;
+            Ok(())
+        })
+    }
+
+    fn sealed(&self, commitment: &str) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
+        let key = commitment.to_owned();
+        Box::pin(async move {
+            let kv = self.sealed_bucket().await?;
+            let value = tokio::time::timeout(self.timeout, kv.get(&key))
+                .await
+                .map_err(|_| io(format!("reading sealed {key}: no answer within {:?}", self.timeout)))?
+                .map_err(|e| io(format!("reading sealed {key}: {e}")))?;
+            Ok(value.map(|b| b.to_vec()))
+        })
+    }
+
+    fn unseal(&self, commitment: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        let key = commitment.to_owned();
+        Box::pin(async move {
+            let kv = self.sealed_bucket().await?;
+            tokio::time::timeout(self.timeout, kv.purge(&key))
+                .await
+                .map_err(|_| io(format!("dropping sealed {key}: no answer within {:?}", self.timeout)))?
+                .map_err(|e| io(format!("dropping sealed {key}: {e}")))?;
+            Ok(())
+        })
     }
 
     fn max_record_bytes(&self) -> usize {

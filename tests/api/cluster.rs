@@ -183,6 +183,67 @@ async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
     assert_eq!(ack_of(status, &body), Some((revision, hash, true)), "{body}");
 }
 
+/// A release scheduled through node A is revealed exactly once although both nodes run the
+/// reveal at its time: the log (the same on both) holds one reveal, after the time, and both
+/// nodes serve its figure. Node B never had the sealed content in memory: it is in the
+/// stream's bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_to_reveal_a_scheduled_release_reveal_it_once() {
+    let cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_node(&dir.path().join("a"), &cluster, true, &[]).await;
+    let b = start_node(&dir.path().join("b"), &cluster, false, &[]).await;
+    wait_head(&b, head_of(&a).await, "node B reads the fixtures").await;
+
+    let id = Uuid::new_v4().to_string();
+    let mut input = release_input(&id, "_T._T._T", "2031-S1", "4.25");
+    let due = chrono::Utc::now() + chrono::Duration::seconds(4);
+    input["publishedAt"] = json!(due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let (status, body) = a
+        .post(
+            "mutation($input: ReleaseInput!) { scheduleRelease(input: $input) { revision commitment } }",
+            json!({ "input": input }),
+            Some(TOKEN),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+
+    let figure = format!(r#"{{ release(id: "{id}") {{ revision }} }}"#);
+    let started = Instant::now();
+    let revision = loop {
+        let data = b.query(&figure, json!({})).await;
+        if let Some(r) = data["release"]["revision"].as_u64() {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not revealed on node B within 120 s: {data}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Both nodes had every chance to reveal; then the logs are compared.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_head(&a, head_of(&b).await, "node A catches up").await;
+    for (server, name) in [(&a, "A"), (&b, "B")] {
+        let (_, releases) = checked_log(server, name).await;
+        assert_eq!(releases.get(&id).map(|r| r.0), Some(revision), "node {name}");
+        let data = server
+            .query("{ events(first: 1000) { nodes { kind recordedAt } } }", json!({}))
+            .await;
+        let reveals: Vec<&Value> = data["events"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "RELEASE_REVEALED")
+            .collect();
+        assert_eq!(reveals.len(), 1, "node {name}: {data}");
+        let at: chrono::DateTime<chrono::Utc> = reveals[0]["recordedAt"].as_str().unwrap().parse().unwrap();
+        assert!(at >= due, "node {name}: revealed at {at}, before {due}");
+    }
+}
+
 /// Four writers through two nodes, two of them re-sending the same release ids through the
 /// other node: the log is dense and chained, the same on both nodes, each release is in it
 /// once at the revision its acknowledgement named, and a re-send is a duplicate of it.
