@@ -335,6 +335,8 @@ mod property {
         /// Days after 2025-01-01.
         day: i64,
         backfill: bool,
+        /// Scheduled a moment ahead (instead of published on `day`), and revealed then.
+        scheduled: bool,
         obs: Vec<(usize, usize, i64)>,
     }
 
@@ -342,11 +344,13 @@ mod property {
         (
             0i64..200,
             any::<bool>(),
+            prop::bool::weighted(0.2),
             prop::collection::btree_map((0..KEYS.len(), 0..PERIODS.len()), -3i64..4, 1..4),
         )
-            .prop_map(|(day, backfill, m)| Write {
+            .prop_map(|(day, backfill, scheduled, m)| Write {
                 day,
                 backfill,
+                scheduled,
                 obs: m.into_iter().map(|((k, p), v)| (k, p, v)).collect(),
             })
     }
@@ -377,8 +381,8 @@ mod property {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
-        /// Random releases, some back-dated (refused unless they say `backfill`), interleaved
-        /// with as-of reads: an answer for a (T, K) whose K was past when it was read never
+        /// Random releases, some back-dated (refused unless they say `backfill`), some
+        /// scheduled (sealed until revealed a moment later), interleaved with as-of reads: an answer for a (T, K) whose K was past when it was read never
         /// changes as writes continue.
         #[test]
         fn answers_for_a_past_known_at_never_change(writes in prop::collection::vec(write(), 1..10)) {
@@ -415,6 +419,31 @@ mod property {
                         backfill: w.backfill,
                         revision_reason: None,
                     };
+                    if w.scheduled {
+                        let mut draft = draft;
+                        draft.id = Some(uuid::Uuid::new_v4());
+                        draft.backfill = false;
+                        draft.published_at = Utc::now() + Duration::milliseconds(100);
+                        let due = draft.published_at;
+                        ledger.schedule_gated(draft.clone(), false, "test", None).await.unwrap();
+                        // Read while sealed; the reveal must not change these answers.
+                        let k = Utc::now();
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        for &t in &times {
+                            seen.push((t, k, answers(&ledger, t, k)));
+                        }
+                        let waited = std::time::Instant::now();
+                        while ledger.read().release(&draft.id.unwrap()).is_none() {
+                            prop_assert!(waited.elapsed() < std::time::Duration::from_secs(60), "never revealed");
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        prop_assert!(ledger.read().last_recorded_at().unwrap() >= due, "revealed early");
+                        latest = Some(due);
+                        for (t, k, answer) in &seen {
+                            prop_assert_eq!(&answers(&ledger, *t, *k), answer, "after a reveal, at publishedAt {:?}, knownAt {}", t, k);
+                        }
+                        continue;
+                    }
                     let before = ledger.read().head();
                     let backdated = latest.is_some_and(|l| draft.published_at < l);
                     match ledger.publish(draft.clone(), None, "test").await {
