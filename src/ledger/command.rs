@@ -89,6 +89,13 @@ impl Command {
                 None => Decision::Append(Event::DatasetDefined { dataset: d }),
             },
             Command::PublishRelease(mut r) => {
+                if let Some(s) = ctx.state.schedule(&r.id).filter(|_| ctx.state.release(&r.id).is_none()) {
+                    return Decision::Answer(Err(LedgerError::Conflict(format!(
+                        "release {} is a scheduled release ({}); it cannot also be published directly",
+                        r.id,
+                        describe(&s.state)
+                    ))));
+                }
                 let Some((_, info)) = ctx.state.release(&r.id) else {
                     return match ctx.check_publication(&mut r) {
                         Ok(()) => Decision::Append(Event::ReleasePublished { release: r }),
@@ -208,6 +215,9 @@ impl Command {
                         }
                         Decision::Append(Event::ScheduledReleaseWithdrawn { withdrawal: w })
                     }
+                    Some((ScheduleState::Pending, _)) => Decision::Answer(Err(LedgerError::Conflict(format!(
+                        "release {id} was replaced meanwhile; withdraw it again"
+                    )))),
                     Some((state, _)) => Decision::Answer(Err(LedgerError::Conflict(format!(
                         "release {id} cannot be withdrawn: {}",
                         describe(state)
@@ -224,7 +234,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 fn describe(state: &ScheduleState) -> String {
     match state {
-        ScheduleState::Pending => "it is scheduled under another commitment".to_owned(),
+        ScheduleState::Pending => "it is scheduled and not revealed yet".to_owned(),
         ScheduleState::Revealed { revision } => format!("it was revealed at revision {revision}"),
         ScheduleState::Withdrawn { revision, .. } => format!("it was withdrawn at revision {revision}"),
     }

@@ -239,6 +239,11 @@ async fn replacing_and_withdrawing_are_events_and_a_withdrawn_release_is_never_r
         .await;
     assert!(v.get("errors").is_none(), "{v}");
     assert_eq!(v["data"]["withdrawScheduledRelease"]["entry"]["state"], "WITHDRAWN");
+    // Its id cannot be published directly, before or after.
+    let mut direct = first.clone();
+    direct["publishedAt"] = json!("2026-01-20T00:00:00Z");
+    let v = app.gql_write(PUBLISH, json!({ "input": direct })).await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "CONFLICT", "{v}");
     let again = app.gql_write(WITHDRAW, json!({ "id": id })).await;
     assert_eq!(again["data"]["withdrawScheduledRelease"]["duplicate"], true, "{again}");
 
