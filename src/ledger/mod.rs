@@ -223,6 +223,19 @@ impl Ledger {
         p
     }
 
+    /// [`Ledger::read`] when the lock is free for reading now, `None` when a reader would wait
+    /// (a write waits for it): for background tasks that must never block a runtime thread.
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, Projection>> {
+        match self.inner.state.try_read() {
+            Ok(p) => {
+                self.saw(p.head().revision);
+                Some(p)
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     fn saw(&self, revision: u64) {
         let seen = &self.inner.seen_head;
         if seen.load(Ordering::Relaxed) != revision {

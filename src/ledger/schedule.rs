@@ -151,7 +151,11 @@ impl Ledger {
     async fn reveal_due_with(&self, warned: &mut HashSet<String>) -> Option<DateTime<Utc>> {
         let now = Utc::now();
         let (due, next): (Vec<Schedule>, Option<DateTime<Utc>>) = {
-            let p = self.read();
+            // Never wait for the lock on a runtime thread (a write waiting for readers would
+            // hold this thread too): when it is taken, look again at the next poll.
+            let Some(p) = self.try_read() else {
+                return Some(now);
+            };
             let pending = p.schedules().iter().filter(|s| s.state == ScheduleState::Pending);
             let due = pending
                 .clone()
