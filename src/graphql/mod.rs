@@ -7,6 +7,7 @@ mod fast;
 pub mod guard;
 mod limits;
 mod mutation;
+mod order;
 mod query;
 mod request;
 mod scalars;
@@ -25,6 +26,7 @@ pub use error::{
 };
 pub use limits::{to_json_capped, QueryLimits, ResponseBytes, ResponseTooLarge, MAX_QUERY};
 pub use mutation::MutationRoot;
+pub use order::ResponseOrder;
 pub use query::QueryRoot;
 pub use request::{request_from_params, ParamError};
 pub use scalars::Dec;

@@ -139,8 +139,9 @@ async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, b
         let prepared = state.queries.prepare(request.data(caller.clone()).data(gate.clone()));
         async move {
             match prepared {
-                Ok(request) => {
-                    let response = state.schema.execute(request).await;
+                Ok((request, order)) => {
+                    let mut response = state.schema.execute(request).await;
+                    order.apply(&mut response);
                     if let Some((query, operation)) = learn.filter(|_| response.errors.is_empty()) {
                         state.queries.learn(&query, operation.as_deref());
                     }

@@ -54,7 +54,8 @@ use super::peer::PeerSlot;
 use super::AppState;
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
-    add_codes, is_request_error, request_from_params, to_json_capped, BuildTurn, Caller, ParamError, LIMIT_EXCEEDED,
+    add_codes, is_request_error, request_from_params, to_json_capped, BuildTurn, Caller, ParamError, ResponseOrder,
+    LIMIT_EXCEEDED,
 };
 use crate::ledger::WriteGate;
 use crate::pool::Refused;
@@ -548,8 +549,8 @@ impl Connection {
             limit: self.state.config.max_response_bytes,
         };
         let task = tokio::spawn(async move {
-            let mut request = match state.queries.prepare(request.data(caller)) {
-                Ok(request) => request,
+            let (mut request, order) = match state.queries.prepare(request.data(caller)) {
+                Ok(prepared) => prepared,
                 Err(e) => {
                     let mut errors = vec![e];
                     add_codes(&mut errors);
@@ -559,7 +560,7 @@ impl Connection {
                 }
             };
             if operation_type(&mut request) != Some(OperationType::Subscription) {
-                let Some(out) = single_result(&state, &next, request).await else {
+                let Some(out) = single_result(&state, &next, request, order).await else {
                     return;
                 };
                 let done = matches!(out, Out::Next(..));
@@ -571,6 +572,7 @@ impl Connection {
             let mut stream = state.schema.execute_stream(request);
             let mut first = true;
             while let Some(mut response) = stream.next().await {
+                order.apply(&mut response);
                 add_codes(&mut response.errors);
                 if first && is_request_error(&response) {
                     let errors = serde_json::to_value(&response.errors).expect("errors serialize");
@@ -645,7 +647,12 @@ fn operation_type(request: &mut Request) -> Option<OperationType> {
 
 /// Runs a query or mutation on the query pool, as over HTTP: same admission, same timeout.
 /// `None` when the connection went away meanwhile.
-async fn single_result(state: &Arc<AppState>, next: &NextMessage, request: Request) -> Option<Out> {
+async fn single_result(
+    state: &Arc<AppState>,
+    next: &NextMessage,
+    request: Request,
+    order: ResponseOrder,
+) -> Option<Out> {
     let schema = state.schema.clone();
     let limit = state.config.max_response_bytes;
     // Writes reach the ledger's writer through the gate, so that a timeout never hides one
@@ -659,6 +666,7 @@ async fn single_result(state: &Arc<AppState>, next: &NextMessage, request: Reque
             Some((&gate, state.config.write_timeout)),
             async move {
                 let mut response = schema.execute(request).await;
+                order.apply(&mut response);
                 add_codes(&mut response.errors);
                 if is_request_error(&response) {
                     Err(Out::Error(
