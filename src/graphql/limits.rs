@@ -332,14 +332,7 @@ impl QueryLimits {
     /// The parsed document of `request` if it passes every limit, its cost included.
     pub fn check(&self, request: &Request) -> Result<Arc<ExecutableDocument>, ServerError> {
         let doc = self.document(&request.query)?;
-        let (extents, text) = {
-            let p = self.ledger.read();
-            (p.extents(), self.sizes.text(&p))
-        };
-        self.sizes.refresh(&self.ledger, extents.events);
-        let sizes = (self.sizes.event(&extents), text);
-        let max_page = self.limits.max_page_size as u64;
-        let (cost, bytes) = cost_and_bytes(&doc, request, &self.shape, &extents, sizes, max_page);
+        let (cost, bytes) = self.estimate(&doc, request);
         if cost > self.limits.max_cost {
             return Err(too_costly(cost, self.limits.max_cost));
         }
@@ -348,6 +341,25 @@ impl QueryLimits {
             return Err(too_large(bytes, max_bytes));
         }
         Ok(doc)
+    }
+
+    /// The worst-case number of objects `request` may return (its cost, as the limit counts
+    /// it), if its text parses and passes the limits on fields, aliases and depth.
+    pub fn cost(&self, request: &Request) -> Option<u64> {
+        let doc = self.document(&request.query).ok()?;
+        Some(self.estimate(&doc, request).0)
+    }
+
+    /// The cost and the estimated response bytes of `request`, whose document is `doc`.
+    fn estimate(&self, doc: &ExecutableDocument, request: &Request) -> (u64, u64) {
+        let (extents, text) = {
+            let p = self.ledger.read();
+            (p.extents(), self.sizes.text(&p))
+        };
+        self.sizes.refresh(&self.ledger, extents.events);
+        let sizes = (self.sizes.event(&extents), text);
+        let max_page = self.limits.max_page_size as u64;
+        cost_and_bytes(doc, request, &self.shape, &extents, sizes, max_page)
     }
 
     /// Answers `request` on the fast path if a plan was learned for it and it passes the

@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::access_log::GraphqlNote;
 use super::{AppState, ServerConfig};
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
@@ -216,6 +217,27 @@ pub(crate) const RETRY_AFTER_SECS: &str = "1";
 /// Cache hits are answered here; everything else runs on the query pool (see [`crate::pool`]),
 /// response encoding included, under the request timeout.
 async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: BatchRequest) -> Response {
+    // What the request log says of the request (`access_log`), when it is on.
+    let note = GraphqlNote::of(state, &batch);
+    let fast = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut response, cache_hit) = execute_noted(state, caller, media, batch, fast.clone()).await;
+    if let Some(mut note) = note {
+        note.fast_path = fast.load(std::sync::atomic::Ordering::Relaxed);
+        note.cache_hit = cache_hit;
+        response.extensions_mut().insert(note);
+    }
+    response
+}
+
+/// [`execute`], saying whether the cache answered (`None` for a request it may not keep) and
+/// (in `fast`) whether the fast path did.
+async fn execute_noted(
+    state: &Arc<AppState>,
+    caller: Caller,
+    media: Media,
+    batch: BatchRequest,
+    fast: Arc<std::sync::atomic::AtomicBool>,
+) -> (Response, Option<bool>) {
     let revision = state.ledger.read().head().revision;
     let cache_key = match &batch {
         BatchRequest::Single(r) if state.responses.enabled() => {
@@ -226,8 +248,9 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
         _ => None,
     };
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
-        return body_response(StatusCode::OK, media, body);
+        return (body_response(StatusCode::OK, media, body), Some(true));
     }
+    let cache_miss = cache_key.is_some().then_some(false);
     let task_state = state.clone();
     let gate = Arc::new(WriteGate::new());
     let task_gate = gate.clone();
@@ -241,6 +264,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
                     let max = task_state.config.max_response_bytes;
                     if let Some(answer) = task_state.queries.fast(request, max) {
                         task_state.metrics.fast_path_answers.inc();
+                        fast.store(true, std::sync::atomic::Ordering::Relaxed);
                         return match answer {
                             Ok(body) => (StatusCode::OK, Bytes::from(body), true),
                             Err(too_large) => refuse_too_large(too_large, media, None),
@@ -264,7 +288,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-            return response;
+            return (response, cache_miss);
         }
         Err(why) => {
             let (status, message, code) = pool_refusal(&state.config, why);
@@ -274,7 +298,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             }
-            return response;
+            return (response, cache_miss);
         }
     };
     // Cache only clean answers computed entirely at the revision they are keyed by.
@@ -287,7 +311,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static(STORE_RETRY_AFTER_SECS));
     }
-    response
+    (response, cache_miss)
 }
 
 /// Seconds a client whose write the store did not take should wait: the pause `/readyz`

@@ -49,6 +49,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::access_log::{Who, WsOperation};
 use super::graphql::{outcome_unknown_errors, pool_refusal};
 use super::peer::PeerSlot;
 use super::AppState;
@@ -91,6 +92,7 @@ enum Protocol {
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     peer: Option<axum::Extension<PeerSlot>>,
+    who: Option<axum::Extension<Who>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -137,9 +139,9 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             state.metrics.websocket_connections.inc();
-            Connection::new(state.clone(), socket, protocol, header_token, (permit, peer_slot))
-                .run()
-                .await;
+            let mut connection = Connection::new(state.clone(), socket, protocol, header_token, (permit, peer_slot));
+            connection.who = who.map(|axum::Extension(who)| who);
+            connection.run().await;
             state.metrics.websocket_connections.dec();
         })
 }
@@ -217,6 +219,8 @@ struct Connection {
     budget_bytes: usize,
     /// Subscriptions build their results one at a time (see [`BuildTurn`]).
     turn: BuildTurn,
+    /// Who connected, for the request log's line of each operation.
+    who: Option<Who>,
 }
 
 impl Connection {
@@ -247,6 +251,7 @@ impl Connection {
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
             turn: BuildTurn::new(),
+            who: None,
         }
     }
 
@@ -533,6 +538,7 @@ impl Connection {
         self.generation += 1;
         let generation = self.generation;
         let caller = self.caller.clone().unwrap_or_default();
+        let mut log = WsOperation::start(&self.state, self.who.as_ref(), caller.actor.clone(), &id, &request);
         let request = request.data(self.turn.clone());
         let state = self.state.clone();
         let outbox = self.outbox.clone();
@@ -556,6 +562,7 @@ impl Connection {
                     add_codes(&mut errors);
                     let errors = serde_json::to_value(&errors).expect("errors serialize");
                     let _ = outbox.send((task_id, generation, Out::Error(errors))).await;
+                    set_outcome(&mut log, "error");
                     return;
                 }
             };
@@ -564,6 +571,7 @@ impl Connection {
                     return;
                 };
                 let done = matches!(out, Out::Next(..));
+                set_outcome(&mut log, if done { "complete" } else { "error" });
                 if outbox.send((task_id.clone(), generation, out)).await.is_ok() && done {
                     let _ = outbox.send((task_id, generation, Out::Complete)).await;
                 }
@@ -577,6 +585,7 @@ impl Connection {
                 if first && is_request_error(&response) {
                     let errors = serde_json::to_value(&response.errors).expect("errors serialize");
                     let _ = outbox.send((task_id, generation, Out::Error(errors))).await;
+                    set_outcome(&mut log, "error");
                     return;
                 }
                 first = false;
@@ -595,6 +604,7 @@ impl Connection {
                 }
             }
             let _ = outbox.send((task_id, generation, Out::Complete)).await;
+            set_outcome(&mut log, "complete");
         });
         self.active.insert(id, (generation, task));
     }
@@ -629,6 +639,13 @@ impl Connection {
             }
         };
         self.send(message).await
+    }
+}
+
+/// Records how an operation ended in its request-log line, if it has one.
+fn set_outcome(log: &mut Option<WsOperation>, outcome: &'static str) {
+    if let Some(log) = log {
+        log.outcome = outcome;
     }
 }
 
