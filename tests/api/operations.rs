@@ -459,3 +459,110 @@ async fn slow_requests_are_logged_without_the_access_log() {
     assert!(line.contains("path=/graphql"), "{line}");
     assert!(!stderr.contains("\"path\""), "no access log lines: {stderr}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The error table of docs/operations.md
+
+/// The rows of the error-code table in `docs/operations.md`: code and text.
+fn documented_codes() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+        .expect("docs/operations.md");
+    let start = doc.find("| code | when |").expect("the error table in docs/operations.md");
+    doc[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').splitn(2, '|').collect();
+            (
+                cells[0].trim().trim_matches('`').to_owned(),
+                cells.get(1).unwrap_or(&"").trim().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The table lists every code the server has (`ErrorCode::ALL`) and no other, and what each
+/// row says provokes its code does: the request is sent and the code it gets compared. Two
+/// codes need a failing store or a stalled writer and are provoked by the abuse suite
+/// (`UNAVAILABLE`: `tests/abuse/ledger/health.rs`; `OUTCOME_UNKNOWN`: `tests/abuse/round2.rs`).
+#[tokio::test]
+async fn the_error_table_matches_the_codes_the_server_sends() {
+    let rows = documented_codes();
+    let mut documented: Vec<&str> = rows.iter().map(|(c, _)| c.as_str()).collect();
+    let mut real: Vec<String> = tradeledger::error_code::ErrorCode::ALL
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    documented.sort_unstable();
+    real.sort_unstable();
+    assert_eq!(documented, real, "the table's codes are not the server's");
+
+    let app = spawn_app_with(|c| c.tokens.read = vec![Token::parse("viewer:table-read-secret").unwrap()], true).await;
+    let reader = Some("table-read-secret");
+    let publish = |id: &str| json!({ "input": release_input(id, "IPR._T._T", "2031-S1", "1") });
+    let aliases: String = (0..31).map(|i| format!("a{i}: ledger {{ revision }} ")).collect();
+    let cases: Vec<(&str, &str, String, Value, Option<&str>)> = vec![
+        (
+            "BAD_USER_INPUT",
+            "a bad argument",
+            "{ observation(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-X9\") { value } }".into(),
+            json!({}),
+            reader,
+        ),
+        ("GRAPHQL_PARSE_FAILED", "not GraphQL", "{ ledger {".into(), json!({}), reader),
+        ("GRAPHQL_VALIDATION_FAILED", "an unknown field", "{ noSuchField }".into(), json!({}), reader),
+        ("UNAUTHENTICATED", "a write without a token", PUBLISH.into(), publish("5b0c1d2e-0000-4000-8000-00000000e001"), None),
+        (
+            "UNAUTHENTICATED",
+            "a token that is not one of the server's",
+            "{ ledger { revision } }".into(),
+            json!({}),
+            Some("no-such-token-secret"),
+        ),
+        ("UNAUTHENTICATED", "a read without one", "{ ledger { revision } }".into(), json!({}), None),
+        ("FORBIDDEN", "a write with a read token", PUBLISH.into(), publish("5b0c1d2e-0000-4000-8000-00000000e002"), reader),
+        (
+            "NOT_FOUND",
+            "an unknown dataset",
+            "{ observation(dataset: \"NO_SUCH\", key: \"IPR._T._T\", period: \"2025-S1\") { value } }".into(),
+            json!({}),
+            reader,
+        ),
+        (
+            "CONFLICT",
+            "an `expectedRevision` that is not the head",
+            "mutation($input: ReleaseInput!) { publishRelease(input: $input, expectedRevision: 1) { revision } }".into(),
+            publish("5b0c1d2e-0000-4000-8000-00000000e003"),
+            Some(WRITE_SECRET),
+        ),
+        ("LIMIT_EXCEEDED", "a limit of", format!("{{ {aliases} }}"), json!({}), reader),
+        (
+            "INTERNAL_SERVER_ERROR",
+            "a fault of the server",
+            // This test server was built without a checkpoint signing key.
+            "{ verifierKey }".into(),
+            json!({}),
+            reader,
+        ),
+    ];
+    for (code, claim, query, variables, token) in cases {
+        let row = &rows.iter().find(|(c, _)| c == code).unwrap().1;
+        assert!(row.contains(claim), "the {code} row does not say `{claim}`: {row}");
+        let (_, body) = app.post(&query, variables, token).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{claim}: {body}");
+    }
+    // METHOD_NOT_ALLOWED is an HTTP answer: a mutation over GET.
+    let row = &rows.iter().find(|(c, _)| c == "METHOD_NOT_ALLOWED").unwrap().1;
+    assert!(row.contains("a mutation sent over `GET`"), "{row}");
+    let resp = app
+        .client
+        .get(format!("{}?query=mutation%20%7B%20__typename%20%7D", app.url))
+        .bearer_auth(WRITE_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "METHOD_NOT_ALLOWED");
+}
