@@ -130,8 +130,8 @@ pub struct LogArgs {
     pub nats_token: Option<String>,
     /// Longest wait on NATS, in milliseconds: connecting, a publish acknowledgement, the stream
     /// answering, this node reading back its own write. Beyond it a write fails as a storage
-    /// failure (INTERNAL_SERVER_ERROR; writes are refused and /readyz answers 503 until the
-    /// stream answers again; reads go on).
+    /// failure (UNAVAILABLE: nothing was acknowledged, retry later; writes are refused and
+    /// /readyz answers 503 until the stream answers again; reads go on).
     #[arg(long, env = "TRADELEDGER_NATS_TIMEOUT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub nats_timeout_ms: u64,

@@ -467,7 +467,9 @@ async fn slow_requests_are_logged_without_the_access_log() {
 fn documented_codes() -> Vec<(String, String)> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
         .expect("docs/operations.md");
-    let start = doc.find("| code | when |").expect("the error table in docs/operations.md");
+    let start = doc
+        .find("| code | when |")
+        .expect("the error table in docs/operations.md");
     doc[start..]
         .lines()
         .skip(2)
@@ -498,7 +500,11 @@ async fn the_error_table_matches_the_codes_the_server_sends() {
     real.sort_unstable();
     assert_eq!(documented, real, "the table's codes are not the server's");
 
-    let app = spawn_app_with(|c| c.tokens.read = vec![Token::parse("viewer:table-read-secret").unwrap()], true).await;
+    let app = spawn_app_with(
+        |c| c.tokens.read = vec![Token::parse("viewer:table-read-secret").unwrap()],
+        true,
+    )
+    .await;
     let reader = Some("table-read-secret");
     let publish = |id: &str| json!({ "input": release_input(id, "IPR._T._T", "2031-S1", "1") });
     let aliases: String = (0..31).map(|i| format!("a{i}: ledger {{ revision }} ")).collect();
@@ -506,13 +512,32 @@ async fn the_error_table_matches_the_codes_the_server_sends() {
         (
             "BAD_USER_INPUT",
             "a bad argument",
-            "{ observation(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-X9\") { value } }".into(),
+            "{ observation(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-X9\") { value } }"
+                .into(),
             json!({}),
             reader,
         ),
-        ("GRAPHQL_PARSE_FAILED", "not GraphQL", "{ ledger {".into(), json!({}), reader),
-        ("GRAPHQL_VALIDATION_FAILED", "an unknown field", "{ noSuchField }".into(), json!({}), reader),
-        ("UNAUTHENTICATED", "a write without a token", PUBLISH.into(), publish("5b0c1d2e-0000-4000-8000-00000000e001"), None),
+        (
+            "GRAPHQL_PARSE_FAILED",
+            "not GraphQL",
+            "{ ledger {".into(),
+            json!({}),
+            reader,
+        ),
+        (
+            "GRAPHQL_VALIDATION_FAILED",
+            "an unknown field",
+            "{ noSuchField }".into(),
+            json!({}),
+            reader,
+        ),
+        (
+            "UNAUTHENTICATED",
+            "a write without a token",
+            PUBLISH.into(),
+            publish("5b0c1d2e-0000-4000-8000-00000000e001"),
+            None,
+        ),
         (
             "UNAUTHENTICATED",
             "a token that is not one of the server's",
@@ -520,8 +545,20 @@ async fn the_error_table_matches_the_codes_the_server_sends() {
             json!({}),
             Some("no-such-token-secret"),
         ),
-        ("UNAUTHENTICATED", "a read without one", "{ ledger { revision } }".into(), json!({}), None),
-        ("FORBIDDEN", "a write with a read token", PUBLISH.into(), publish("5b0c1d2e-0000-4000-8000-00000000e002"), reader),
+        (
+            "UNAUTHENTICATED",
+            "a read without one",
+            "{ ledger { revision } }".into(),
+            json!({}),
+            None,
+        ),
+        (
+            "FORBIDDEN",
+            "a write with a read token",
+            PUBLISH.into(),
+            publish("5b0c1d2e-0000-4000-8000-00000000e002"),
+            reader,
+        ),
         (
             "NOT_FOUND",
             "an unknown dataset",
@@ -532,11 +569,18 @@ async fn the_error_table_matches_the_codes_the_server_sends() {
         (
             "CONFLICT",
             "an `expectedRevision` that is not the head",
-            "mutation($input: ReleaseInput!) { publishRelease(input: $input, expectedRevision: 1) { revision } }".into(),
+            "mutation($input: ReleaseInput!) { publishRelease(input: $input, expectedRevision: 1) { revision } }"
+                .into(),
             publish("5b0c1d2e-0000-4000-8000-00000000e003"),
             Some(WRITE_SECRET),
         ),
-        ("LIMIT_EXCEEDED", "a limit of", format!("{{ {aliases} }}"), json!({}), reader),
+        (
+            "LIMIT_EXCEEDED",
+            "a limit of",
+            format!("{{ {aliases} }}"),
+            json!({}),
+            reader,
+        ),
         (
             "INTERNAL_SERVER_ERROR",
             "a fault of the server",
@@ -565,4 +609,51 @@ async fn the_error_table_matches_the_codes_the_server_sends() {
     assert_eq!(resp.status(), 405);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "METHOD_NOT_ALLOWED");
+}
+
+/// `serve --help` names the code a NATS timeout gives clients: a storage failure is
+/// `UNAVAILABLE`, as the error table says.
+#[test]
+fn serve_help_names_the_real_codes() {
+    use clap::CommandFactory;
+    let mut cli = tradeledger::cli::Cli::command();
+    let help = cli
+        .find_subcommand_mut("serve")
+        .expect("serve")
+        .render_long_help()
+        .to_string();
+    let start = help.find("--nats-timeout-ms").expect("the flag");
+    let end = help[start + 2..].find("\n  -").map_or(help.len(), |e| start + 2 + e);
+    let nats = &help[start..end];
+    assert!(nats.contains("UNAVAILABLE"), "{nats}");
+    assert!(!nats.contains("INTERNAL_SERVER_ERROR"), "{nats}");
+}
+
+/// The compose file's NATS servers have no credentials, so their ports are not published to
+/// the host; the Docker docs name the file the generated write token is kept in.
+#[test]
+fn compose_keeps_nats_off_the_host_and_the_docs_find_the_token() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).expect("docker-compose.yml");
+    let mut service: Option<&str> = None;
+    let mut nats_services = 0;
+    for line in compose.lines() {
+        // A service is a key indented by two spaces under `services:`.
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+            if !name.starts_with(' ') {
+                service = Some(name);
+                nats_services += usize::from(name.starts_with("nats"));
+            }
+        }
+        if service.is_some_and(|s| s.starts_with("nats")) {
+            assert!(!line.trim_start().starts_with("ports:"), "{service:?} publishes {line}");
+        }
+    }
+    assert_eq!(nats_services, 3, "the three NATS services were not found");
+    let ops = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let token_file = format!("/data/{}", tradeledger::auth::TOKEN_FILE);
+    assert!(
+        ops.contains(&token_file),
+        "docs/operations.md does not say {token_file}"
+    );
 }
