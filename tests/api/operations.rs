@@ -657,3 +657,68 @@ fn compose_keeps_nats_off_the_host_and_the_docs_find_the_token() {
         "docs/operations.md does not say {token_file}"
     );
 }
+
+/// `examples/verify_inclusion.py` checks the proof of the docs' own `inclusionProof` query;
+/// a proof without `treeSize` takes it from the checkpoint, and without either (or with
+/// fields missing, or an error response) the script says what is missing instead of failing
+/// with a traceback.
+#[tokio::test]
+async fn the_inclusion_example_runs_on_the_documented_query() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/transparency.md")).unwrap();
+    let query = docs
+        .lines()
+        .find(|l| l.starts_with("{ inclusionProof("))
+        .expect("the documented inclusionProof query");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]).await;
+    let (_, response) = server.post(query, json!({}), None).await.unwrap();
+    assert!(response.get("errors").is_none(), "{response}");
+    let note = server.query("{ checkpoint(treeSize: 3) { note } }", json!({})).await["checkpoint"]["note"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let script = root.join("examples/verify_inclusion.py");
+    let run = |proof: &Value, with_note: bool| {
+        let proof_path = dir.path().join("proof.json");
+        std::fs::write(&proof_path, proof.to_string()).unwrap();
+        let note_path = dir.path().join("checkpoint.txt");
+        std::fs::write(&note_path, &note).unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).arg(&proof_path);
+        if with_note {
+            cmd.arg(&note_path);
+        }
+        let out = cmd.output().expect("python3 runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("Traceback"), "{text}");
+        (out.status.code(), text)
+    };
+    let (code, out) = run(&response, true);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        run(&response, false).0,
+        Some(0),
+        "the documented query selects treeSize"
+    );
+
+    let mut bare = response["data"]["inclusionProof"].clone();
+    bare.as_object_mut().unwrap().remove("treeSize");
+    bare.as_object_mut().unwrap().remove("revision");
+    let (code, out) = run(&bare, true);
+    assert_eq!(code, Some(0), "tree size from the checkpoint: {out}");
+    let (code, out) = run(&bare, false);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("treeSize"), "{out}");
+
+    bare.as_object_mut().unwrap().remove("hashes");
+    let (code, out) = run(&bare, true);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("hashes"), "{out}");
+    let (code, out) = run(&json!({ "data": null, "errors": [{ "message": "no" }] }), true);
+    assert_eq!(code, Some(2), "{out}");
+}
