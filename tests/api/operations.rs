@@ -722,3 +722,44 @@ async fn the_inclusion_example_runs_on_the_documented_query() {
     let (code, out) = run(&json!({ "data": null, "errors": [{ "message": "no" }] }), true);
     assert_eq!(code, Some(2), "{out}");
 }
+
+/// The custom scalars' descriptions, which code generators copy into clients, name no Rust
+/// type, and the guide maps every custom scalar of the schema for them.
+#[tokio::test]
+async fn scalars_are_described_for_clients_and_mapped_in_the_guide() {
+    let app = spawn_app().await;
+    let v = app
+        .gql(
+            "{ __schema { types { kind name description specifiedByURL } } }",
+            json!({}),
+        )
+        .await;
+    let builtin = ["String", "Int", "Float", "Boolean", "ID"];
+    let scalars: Vec<&Value> = v["data"]["__schema"]["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .filter(|t| t["kind"] == "SCALAR" && !builtin.contains(&t["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(scalars.len(), 4, "{scalars:?}");
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guide.md")).unwrap();
+    for s in scalars {
+        let name = s["name"].as_str().unwrap();
+        let description = s["description"].as_str().unwrap_or("");
+        assert!(!description.is_empty(), "{name} has no description");
+        for rust in ["Implement the", "<Utc>", "::", "Rust"] {
+            assert!(
+                !description.contains(rust),
+                "{name}'s description names Rust: {description}"
+            );
+        }
+        assert!(
+            guide.contains(&format!("| `{name}` |")),
+            "docs/guide.md does not map {name}"
+        );
+        assert!(
+            guide.contains(&format!("    {name}: string")),
+            "no codegen mapping of {name}"
+        );
+    }
+}
