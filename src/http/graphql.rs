@@ -132,6 +132,7 @@ fn json_refusal(what: &str, e: &serde_json::Error) -> (String, &'static str) {
 /// does, each after [`QueryLimits::prepare`].
 async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, batch: BatchRequest) -> BatchResponse {
     let one = |request: async_graphql::Request| {
+        let subscription = is_subscription(state, &request);
         // The fast path learns a query from async-graphql's first clean answer to it.
         let learn = state
             .queries
@@ -139,6 +140,9 @@ async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, b
             .then(|| (request.query.clone(), request.operation_name.clone()));
         let prepared = state.queries.prepare(request.data(caller.clone()).data(gate.clone()));
         async move {
+            if subscription {
+                return async_graphql::Response::from_errors(vec![subscription_over_http()]);
+            }
             match prepared {
                 Ok((request, order)) => {
                     let mut response = state.schema.execute(request).await;
@@ -162,6 +166,31 @@ async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, b
             BatchResponse::Batch(out)
         }
     }
+}
+
+/// True when `request` would run a subscription (its document, from the cache, says so).
+fn is_subscription(state: &AppState, request: &async_graphql::Request) -> bool {
+    let Ok(doc) = state.queries.document(&request.query) else {
+        return false;
+    };
+    let wanted = request.operation_name.as_deref();
+    doc.operations
+        .iter()
+        .find(|(name, _)| wanted.is_none_or(|w| name.is_some_and(|n| n.as_str() == w)))
+        .is_some_and(|(_, op)| op.node.ty == OperationType::Subscription)
+}
+
+/// The refusal of a subscription sent over HTTP, naming where subscriptions are served.
+fn subscription_over_http() -> async_graphql::ServerError {
+    let mut e = async_graphql::ServerError::new(
+        "subscriptions are not served over HTTP POST or GET: subscribe over WebSocket at /graphql/ws \
+         (subprotocol graphql-transport-ws, or the older graphql-ws)",
+        None,
+    );
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("code", BAD_USER_INPUT);
+    ext.set("websocket", "/graphql/ws");
+    e
 }
 
 /// The answer when the query pool did not run an operation to its end.

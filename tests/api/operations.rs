@@ -763,3 +763,40 @@ async fn scalars_are_described_for_clients_and_mapped_in_the_guide() {
         );
     }
 }
+
+/// A subscription sent over HTTP is refused with a message that says where subscriptions
+/// are served (and `extensions.websocket`), not as a validation failure.
+#[tokio::test]
+async fn a_subscription_over_http_names_the_websocket_endpoint() {
+    let app = spawn_app().await;
+    let q = "subscription Feed { releasePublished { revision } }";
+    for accept in ["application/graphql-response+json", "application/json"] {
+        let resp = app
+            .client
+            .post(&app.url)
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .json(&json!({ "query": q }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, if accept == "application/json" { 200 } else { 400 }, "{body}");
+        let e = &body["errors"][0];
+        assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+        assert_eq!(e["extensions"]["websocket"], "/graphql/ws", "{body}");
+        assert!(e["message"].as_str().unwrap().contains("/graphql/ws"), "{body}");
+    }
+    let get = app
+        .client
+        .get(format!(
+            "{}?query=subscription%20%7B%20releasePublished%20%7B%20revision%20%7D%20%7D",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = get.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["websocket"], "/graphql/ws", "{body}");
+}
