@@ -345,7 +345,8 @@ impl App {
     /// Snapshots are written in the background meanwhile, and once more after the final flush.
     pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let snapshots = self.snapshots.map(|p| p.spawn(self.ledger.clone()));
-        let served = http::run(self.listener, self.metrics_listener, self.ledger, self.config, signal).await;
+        let served =
+            http::run_with_metrics(self.listener, self.metrics_listener, self.ledger, self.config, signal).await;
         if let Some(writer) = snapshots {
             writer.finish().await;
         }

@@ -74,10 +74,18 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Serves until `signal` resolves, then stops accepting, lets in-flight requests finish and
 /// WebSockets complete their subscriptions and close (1001), all within the shutdown grace
 /// period, and flushes the store.
-///
-/// `metrics`, if given, serves `/metrics` alone (see [`metrics`]) with the same connection
-/// limits, until the same shutdown.
 pub async fn run(
+    listener: TcpListener,
+    ledger: Ledger,
+    config: ServerConfig,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    run_with_metrics(listener, None, ledger, config, signal).await
+}
+
+/// As [`run`]; `metrics`, if given, serves `/metrics` alone (see [`metrics`]) with the same
+/// connection limits, until the same shutdown (`--metrics-listen`).
+pub async fn run_with_metrics(
     listener: TcpListener,
     metrics: Option<TcpListener>,
     ledger: Ledger,
