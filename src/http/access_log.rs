@@ -259,7 +259,8 @@ impl Line {
         out
     }
 
-    /// The line as `tracing` fields cannot be chosen at run time: one text line.
+    /// The line in the text format, for the slow-request warning (a `tracing` event's field
+    /// names are fixed at compile time, so the line goes in its message).
     fn text(&self) -> String {
         self.render(AccessLogFormat::Text)
     }
