@@ -29,6 +29,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TRADELEDGER_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+    /// Also serve `GET /metrics` on this address, without a token (for a scraper on the
+    /// operator's network). `/metrics` on --listen stays, behind --read-tokens when set.
+    #[arg(long, env = "TRADELEDGER_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub access_log: http::AccessLogArgs,
     /// Write tokens, comma-separated, each `name:secret` or `secret`. Without any, a token is
     /// generated on first start, kept in the data directory and printed once.
     #[arg(long, env = "TRADELEDGER_WRITE_TOKENS", hide_env_values = true)]
@@ -124,8 +130,8 @@ pub struct LogArgs {
     pub nats_token: Option<String>,
     /// Longest wait on NATS, in milliseconds: connecting, a publish acknowledgement, the stream
     /// answering, this node reading back its own write. Beyond it a write fails as a storage
-    /// failure (INTERNAL_SERVER_ERROR; writes are refused and /readyz answers 503 until the
-    /// stream answers again; reads go on).
+    /// failure (UNAVAILABLE: nothing was acknowledged, retry later; writes are refused and
+    /// /readyz answers 503 until the stream answers again; reads go on).
     #[arg(long, env = "TRADELEDGER_NATS_TIMEOUT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub nats_timeout_ms: u64,
@@ -178,6 +184,8 @@ impl ServeArgs {
             },
             log: LogArgs::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
+            access_log: http::AccessLogArgs::default(),
             write_tokens: None,
             read_tokens: None,
             fixtures: PathBuf::from("fixtures"),
@@ -198,6 +206,8 @@ impl ServeArgs {
 /// A server ready to run: the ledger is open and the listener bound.
 pub struct App {
     listener: tokio::net::TcpListener,
+    /// The metrics address's listener (`--metrics-listen`), if any.
+    metrics_listener: Option<tokio::net::TcpListener>,
     ledger: Ledger,
     config: ServerConfig,
     /// When snapshots are written; `None` for a ledger opened by the caller.
@@ -289,10 +299,17 @@ impl App {
         config.tokens = tokens;
         config.cors_origins = serve.cors_origins;
         config.graphiql = !serve.no_graphiql;
+        serve.access_log.apply(&mut config);
         configure(&mut config);
         let listen = serve.listen;
         let mut app = App::with_ledger(ledger, config, listen).await?;
         app.snapshots = snapshots;
+        if let Some(addr) = serve.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --metrics-listen {addr}"))?;
+            app.metrics_listener = Some(listener);
+        }
         Ok(app)
     }
 
@@ -303,6 +320,7 @@ impl App {
             .with_context(|| format!("binding {listen}"))?;
         Ok(App {
             listener,
+            metrics_listener: None,
             ledger,
             config,
             snapshots: None,
@@ -314,6 +332,11 @@ impl App {
         self.listener.local_addr()
     }
 
+    /// The metrics address (`--metrics-listen`), if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -322,7 +345,8 @@ impl App {
     /// Snapshots are written in the background meanwhile, and once more after the final flush.
     pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let snapshots = self.snapshots.map(|p| p.spawn(self.ledger.clone()));
-        let served = http::run(self.listener, self.ledger, self.config, signal).await;
+        let served =
+            http::run_with_metrics(self.listener, self.metrics_listener, self.ledger, self.config, signal).await;
         if let Some(writer) = snapshots {
             writer.finish().await;
         }

@@ -193,7 +193,11 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             let app = App::build(*args).await?;
             let addr = app.local_addr()?;
             tracing::info!("listening on http://{addr}/graphql");
-            // Machine-readable line for scripts and tests that start the binary on port 0.
+            // Machine-readable lines for scripts and tests that start the binary on port 0.
+            if let Some(metrics) = app.metrics_addr() {
+                tracing::info!("serving metrics on http://{metrics}/metrics");
+                println!("metrics on {metrics}");
+            }
             println!("listening on {addr}");
             app.run_until_stopped(shutdown_signal()).await?;
             Ok(())

@@ -1988,10 +1988,13 @@ mod tests {
     /// What the HTTP handler sends for a response executed by async-graphql.
     fn slow(env: &Env, rt: &tokio::runtime::Runtime, request: Request, max_bytes: usize) -> (Vec<u8>, bool) {
         let mut response = match env.queries.prepare(request) {
-            // Without yields: async-graphql orders an object's fields by when they finish
-            // (`FuturesUnordered`), so only a run that never yields follows the selection
-            // order, as the GraphQL spec and the fast path do.
-            Ok(r) => rt.block_on(tokio::task::unconstrained(env.schema.execute(r))),
+            // async-graphql orders an object's fields by when they finish; the order of the
+            // selection set is restored as the servers restore it.
+            Ok((r, order)) => {
+                let mut response = rt.block_on(env.schema.execute(r));
+                order.apply(&mut response);
+                response
+            }
             Err(e) => async_graphql::Response::from_errors(vec![e]),
         };
         add_codes(&mut response.errors);

@@ -71,6 +71,7 @@ use async_graphql::parser::Positioned;
 use async_graphql::{Name, Request, ServerError, Value, Variables};
 
 use super::fast::Plans;
+use super::order::ResponseOrder;
 use super::{Limits, LIMIT_EXCEEDED};
 use crate::bounded::BoundedMap;
 use crate::ledger::Ledger;
@@ -303,11 +304,17 @@ impl QueryLimits {
 
     /// Parses `request` (or takes its document from the cache) and checks the limits, its
     /// cost included; the request comes back with its parsed document and the defaults of
-    /// the variables it does not give ([`apply_variable_defaults`]), ready to execute.
-    pub fn prepare(&self, mut request: Request) -> Result<Request, ServerError> {
+    /// the variables it does not give ([`apply_variable_defaults`]), ready to execute, with
+    /// the order its responses must be put in ([`ResponseOrder::apply`]).
+    pub fn prepare(&self, mut request: Request) -> Result<(Request, ResponseOrder), ServerError> {
         let doc = self.check(&request)?;
         apply_variable_defaults(&doc, &mut request);
         request.set_parsed_query((*doc).clone());
+        let order = ResponseOrder::new(
+            doc.clone(),
+            request.operation_name.as_deref(),
+            request.variables.clone(),
+        );
         // One response per query or mutation; a subscription's events are capped one by one
         // when they are serialized.
         let wanted = request.operation_name.as_deref();
@@ -317,22 +324,15 @@ impl QueryLimits {
             .find(|(name, _)| wanted.is_none_or(|w| name.is_some_and(|n| n.as_str() == w)))
             .is_some_and(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Subscription);
         if subscription {
-            return Ok(request);
+            return Ok((request, order));
         }
-        Ok(request.data(ResponseBytes::new(self.limits.max_response_bytes)))
+        Ok((request.data(ResponseBytes::new(self.limits.max_response_bytes)), order))
     }
 
     /// The parsed document of `request` if it passes every limit, its cost included.
     pub fn check(&self, request: &Request) -> Result<Arc<ExecutableDocument>, ServerError> {
         let doc = self.document(&request.query)?;
-        let (extents, text) = {
-            let p = self.ledger.read();
-            (p.extents(), self.sizes.text(&p))
-        };
-        self.sizes.refresh(&self.ledger, extents.events);
-        let sizes = (self.sizes.event(&extents), text);
-        let max_page = self.limits.max_page_size as u64;
-        let (cost, bytes) = cost_and_bytes(&doc, request, &self.shape, &extents, sizes, max_page);
+        let (cost, bytes) = self.estimate(&doc, request);
         if cost > self.limits.max_cost {
             return Err(too_costly(cost, self.limits.max_cost));
         }
@@ -341,6 +341,25 @@ impl QueryLimits {
             return Err(too_large(bytes, max_bytes));
         }
         Ok(doc)
+    }
+
+    /// The worst-case number of objects `request` may return (its cost, as the limit counts
+    /// it), if its text parses and passes the limits on fields, aliases and depth.
+    pub fn cost(&self, request: &Request) -> Option<u64> {
+        let doc = self.document(&request.query).ok()?;
+        Some(self.estimate(&doc, request).0)
+    }
+
+    /// The cost and the estimated response bytes of `request`, whose document is `doc`.
+    fn estimate(&self, doc: &ExecutableDocument, request: &Request) -> (u64, u64) {
+        let (extents, text) = {
+            let p = self.ledger.read();
+            (p.extents(), self.sizes.text(&p))
+        };
+        self.sizes.refresh(&self.ledger, extents.events);
+        let sizes = (self.sizes.event(&extents), text);
+        let max_page = self.limits.max_page_size as u64;
+        cost_and_bytes(doc, request, &self.shape, &extents, sizes, max_page)
     }
 
     /// Answers `request` on the fast path if a plan was learned for it and it passes the

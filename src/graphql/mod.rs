@@ -8,6 +8,7 @@ mod fast;
 pub mod guard;
 mod limits;
 mod mutation;
+mod order;
 mod query;
 mod request;
 mod scalars;
@@ -26,6 +27,7 @@ pub use error::{
 };
 pub use limits::{to_json_capped, QueryLimits, ResponseBytes, ResponseTooLarge, MAX_QUERY};
 pub use mutation::MutationRoot;
+pub use order::ResponseOrder;
 pub use query::QueryRoot;
 pub use request::{request_from_params, ParamError};
 pub use scalars::Dec;
@@ -106,7 +108,7 @@ impl Default for Limits {
 
 /// Builds the schema over `ledger`.
 pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let mut builder = scalars::describe(Schema::build(QueryRoot, MutationRoot, SubscriptionRoot))
         .data(ledger)
         .data(limits)
         // Depth is checked by `QueryLimits::prepare` alone, which lets introspection follow
@@ -122,13 +124,15 @@ pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
 
 /// The SDL of the schema as async-graphql exports it (what the query limits read).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
+    scalars::describe(Schema::build(QueryRoot, MutationRoot, SubscriptionRoot))
+        .finish()
+        .sdl()
 }
 
 /// The schema as kept in `schema/tradeledger.graphql`: printed like graphql-js's
 /// `printSchema`, with `@specifiedBy` on the scalars that have it.
 pub fn schema_file() -> String {
-    let registry_sdl = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let registry_sdl = scalars::describe(Schema::build(QueryRoot, MutationRoot, SubscriptionRoot))
         .finish()
         .sdl_with_options(sdl::export_options());
     sdl::print(&registry_sdl).expect("async-graphql's SDL parses")

@@ -1,18 +1,37 @@
-//! Custom scalars. `DateTime` and `UUID` come from async-graphql's chrono and uuid support.
+//! Custom scalars. `DateTime` and `UUID` come from async-graphql's chrono and uuid support;
+//! `DateTime`'s description is ours ([`describe`]).
 
 use std::borrow::Cow;
 
 use async_graphql::parser::types::Field;
 use async_graphql::registry::Registry;
 use async_graphql::{
-    ContextSelectionSet, InputValueError, InputValueResult, OutputType, Positioned, Scalar, ScalarType, ServerResult,
-    Value,
+    ContextSelectionSet, InputValueError, InputValueResult, ObjectType, OutputType, Positioned, Scalar, ScalarType,
+    SchemaBuilder, ServerResult, SubscriptionType, Value,
 };
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::error::{coded, ErrorCode};
 use crate::domain::{parse_value, Period};
 use crate::projection::Overflow;
+
+/// The description of `DateTime`. async-graphql's reads "Implement the DateTime<Utc> scalar",
+/// which names the Rust type behind it, and codegen copies a scalar's description into every
+/// client's generated code.
+pub const DATETIME_DESCRIPTION: &str =
+    "A point in time, as an RFC 3339 string with its UTC offset, always written in UTC \
+     (`2025-08-19T09:00:00+00:00`).\nInput takes any offset (`Z`, `+09:00`) and means the same instant.";
+
+/// Sets the descriptions of the scalars the schema takes from async-graphql.
+pub fn describe<Q, M, S>(builder: SchemaBuilder<Q, M, S>) -> SchemaBuilder<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    builder.override_output_type_description::<DateTime<Utc>>(DATETIME_DESCRIPTION)
+}
 
 /// An exact decimal number, written as a string (`"-4530"`, `"1960.25"`). Integers are also
 /// accepted as input; numbers with a fraction or exponent are refused, since JSON parsers

@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::access_log::GraphqlNote;
 use super::{AppState, ServerConfig};
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
@@ -131,6 +132,7 @@ fn json_refusal(what: &str, e: &serde_json::Error) -> (String, &'static str) {
 /// does, each after [`QueryLimits::prepare`].
 async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, batch: BatchRequest) -> BatchResponse {
     let one = |request: async_graphql::Request| {
+        let subscription = is_subscription(state, &request);
         // The fast path learns a query from async-graphql's first clean answer to it.
         let learn = state
             .queries
@@ -138,9 +140,13 @@ async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, b
             .then(|| (request.query.clone(), request.operation_name.clone()));
         let prepared = state.queries.prepare(request.data(caller.clone()).data(gate.clone()));
         async move {
+            if subscription {
+                return async_graphql::Response::from_errors(vec![subscription_over_http()]);
+            }
             match prepared {
-                Ok(request) => {
-                    let response = state.schema.execute(request).await;
+                Ok((request, order)) => {
+                    let mut response = state.schema.execute(request).await;
+                    order.apply(&mut response);
                     if let Some((query, operation)) = learn.filter(|_| response.errors.is_empty()) {
                         state.queries.learn(&query, operation.as_deref());
                     }
@@ -160,6 +166,31 @@ async fn execute_batch(state: &AppState, caller: Caller, gate: Arc<WriteGate>, b
             BatchResponse::Batch(out)
         }
     }
+}
+
+/// True when `request` would run a subscription (its document, from the cache, says so).
+fn is_subscription(state: &AppState, request: &async_graphql::Request) -> bool {
+    let Ok(doc) = state.queries.document(&request.query) else {
+        return false;
+    };
+    let wanted = request.operation_name.as_deref();
+    doc.operations
+        .iter()
+        .find(|(name, _)| wanted.is_none_or(|w| name.is_some_and(|n| n.as_str() == w)))
+        .is_some_and(|(_, op)| op.node.ty == OperationType::Subscription)
+}
+
+/// The refusal of a subscription sent over HTTP, naming where subscriptions are served.
+fn subscription_over_http() -> async_graphql::ServerError {
+    let mut e = async_graphql::ServerError::new(
+        "subscriptions are not served over HTTP POST or GET: subscribe over WebSocket at /graphql/ws \
+         (subprotocol graphql-transport-ws, or the older graphql-ws)",
+        None,
+    );
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("code", BAD_USER_INPUT);
+    ext.set("websocket", "/graphql/ws");
+    e
 }
 
 /// The answer when the query pool did not run an operation to its end.
@@ -215,6 +246,27 @@ pub(crate) const RETRY_AFTER_SECS: &str = "1";
 /// Cache hits are answered here; everything else runs on the query pool (see [`crate::pool`]),
 /// response encoding included, under the request timeout.
 async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: BatchRequest) -> Response {
+    // What the request log says of the request (`access_log`), when it is on.
+    let note = GraphqlNote::of(state, &batch);
+    let fast = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut response, cache_hit) = execute_noted(state, caller, media, batch, fast.clone()).await;
+    if let Some(mut note) = note {
+        note.fast_path = fast.load(std::sync::atomic::Ordering::Relaxed);
+        note.cache_hit = cache_hit;
+        response.extensions_mut().insert(note);
+    }
+    response
+}
+
+/// [`execute`], saying whether the cache answered (`None` for a request it may not keep) and
+/// (in `fast`) whether the fast path did.
+async fn execute_noted(
+    state: &Arc<AppState>,
+    caller: Caller,
+    media: Media,
+    batch: BatchRequest,
+    fast: Arc<std::sync::atomic::AtomicBool>,
+) -> (Response, Option<bool>) {
     let revision = state.ledger.read().head().revision;
     let cache_key = match &batch {
         BatchRequest::Single(r) if state.responses.enabled() => {
@@ -225,8 +277,9 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
         _ => None,
     };
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
-        return body_response(StatusCode::OK, media, body);
+        return (body_response(StatusCode::OK, media, body), Some(true));
     }
+    let cache_miss = cache_key.is_some().then_some(false);
     let task_state = state.clone();
     let gate = Arc::new(WriteGate::new());
     let task_gate = gate.clone();
@@ -240,6 +293,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
                     let max = task_state.config.max_response_bytes;
                     if let Some(answer) = task_state.queries.fast(request, max) {
                         task_state.metrics.fast_path_answers.inc();
+                        fast.store(true, std::sync::atomic::Ordering::Relaxed);
                         return match answer {
                             Ok(body) => (StatusCode::OK, Bytes::from(body), true),
                             Err(too_large) => refuse_too_large(too_large, media, None),
@@ -263,7 +317,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-            return response;
+            return (response, cache_miss);
         }
         Err(why) => {
             let (status, message, code) = pool_refusal(&state.config, why);
@@ -273,7 +327,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             }
-            return response;
+            return (response, cache_miss);
         }
     };
     // Cache only clean answers computed entirely at the revision they are keyed by.
@@ -286,7 +340,7 @@ async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: Bat
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static(STORE_RETRY_AFTER_SECS));
     }
-    response
+    (response, cache_miss)
 }
 
 /// Seconds a client whose write the store did not take should wait: the pause `/readyz`

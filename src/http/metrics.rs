@@ -1,6 +1,19 @@
-//! Prometheus metrics, served as text on `/metrics`.
+//! Prometheus metrics on `/metrics`, in the format the scraper asks for.
+//!
+//! prometheus-client writes OpenMetrics 1.0: a counter's family is named without `_total` and
+//! its samples with it, and the exposition ends with `# EOF`. The Prometheus text format
+//! 0.0.4, which is what `text/plain` promises, names a counter's family as its samples are
+//! named (`# TYPE x_total counter`, then `x_total{..}`) and has no `# EOF`: a 0.0.4 parser
+//! reading OpenMetrics sees every counter family empty and its samples as untyped metrics of
+//! their own. So the 0.0.4 answer is the OpenMetrics text with each counter's `# HELP` and
+//! `# TYPE` renamed and without the end marker; both are checked with Prometheus's own
+//! parsers (`promtool check metrics`, `prometheus_client`) in the tests.
+//!
+//! `/metrics` on the main address needs a read or write token when `--read-tokens` is set,
+//! like every read; `--metrics-listen` serves it on an address of its own, without a token,
+//! for a scraper on the operator's network.
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::encode_registry;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,11 +26,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::auth::{bearer, Access};
 use crate::ledger::Ledger;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,8 +164,8 @@ impl Metrics {
         }
     }
 
-    /// Renders the metrics in the Prometheus text format, reading ledger figures now.
-    pub fn render(&self, ledger: &Ledger) -> String {
+    /// Renders the metrics in `format`, reading ledger figures now.
+    pub fn render(&self, ledger: &Ledger, format: Format) -> String {
         {
             let p = ledger.read();
             let head = p.head().revision as i64;
@@ -162,14 +176,99 @@ impl Metrics {
         }
         self.subscribers.set(ledger.subscriber_count() as i64);
         let mut out = String::new();
-        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
-        out
+        encode_registry(&mut out, &self.registry).expect("writing to a String cannot fail");
+        match format {
+            Format::OpenMetrics => {
+                out.push_str("# EOF\n");
+                out
+            }
+            Format::Prometheus => prometheus_text(&out),
+        }
     }
 }
 
-/// `GET /metrics`: OpenMetrics for scrapers that ask for it in `Accept`, Prometheus text
-/// 0.0.4 (`text/plain`, which a browser or `curl` shows) otherwise. The body is the same:
-/// the 0.0.4 format reads OpenMetrics' extra lines (`# UNIT`, `# EOF`) as comments.
+/// The exposition formats of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format 0.0.4 (`text/plain`).
+    Prometheus,
+    /// OpenMetrics 1.0 (`application/openmetrics-text`).
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// The format `Accept` prefers: OpenMetrics when it is accepted (q above 0) at least as
+    /// much as `text/plain` (or a wildcard), Prometheus text otherwise, as a browser or
+    /// `curl` gets it. Prometheus itself asks for OpenMetrics first.
+    pub fn negotiate(headers: &HeaderMap) -> Format {
+        let mut openmetrics = 0.0f32;
+        let mut text = 0.0f32;
+        let accepts = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
+        for part in accepts.flat_map(|a| a.split(',')) {
+            let mut params = part.split(';');
+            let range = params.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = params
+                .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+                .next()
+                .unwrap_or(1.0)
+                .clamp(0.0, 1.0);
+            match range.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+}
+
+/// The Prometheus 0.0.4 text of an OpenMetrics exposition without its `# EOF`: each counter
+/// family is named as its samples are, with `_total`, and `# UNIT` (which 0.0.4 lacks) is
+/// left out.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `GET /metrics` on the metrics address (`--metrics-listen`): in the format `Accept` asks
+/// for ([`Format::negotiate`]).
 pub(super) async fn serve(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     state.metrics.response_cache_bytes.set(state.responses.bytes() as i64);
     // fetch_max: the cache's counts only grow, and concurrent scrapes must not add twice.
@@ -184,20 +283,44 @@ pub(super) async fn serve(State(state): State<Arc<AppState>>, headers: HeaderMap
         .response_cache_misses
         .inner()
         .fetch_max(misses, Ordering::Relaxed);
-    let openmetrics = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.to_ascii_lowercase().contains("application/openmetrics-text"));
-    let content_type = if openmetrics {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    } else {
-        "text/plain; version=0.0.4; charset=utf-8"
-    };
+    let format = Format::negotiate(&headers);
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        state.metrics.render(&state.ledger),
+        [(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()))],
+        state.metrics.render(&state.ledger, format),
     )
         .into_response()
+}
+
+/// `GET /metrics` on the main address: as [`serve`], for a read or write token when reads
+/// need one (`--read-tokens`).
+pub(super) async fn serve_main(state: State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let tokens = &state.config.tokens;
+    if tokens.reads_protected() {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer);
+        let refusal = match presented.map(|secret| tokens.check(secret)) {
+            Some(Access::Read(_) | Access::Write(_)) => None,
+            Some(Access::Invalid) => Some("the bearer token is not valid"),
+            None => Some("/metrics needs a read or write token (Authorization: Bearer <token>) on this address"),
+        };
+        if let Some(why) = refusal {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    ),
+                ],
+                format!("{why}\n"),
+            )
+                .into_response();
+        }
+    }
+    serve(state, headers).await
 }
 
 pub(super) async fn record(State(state): State<Arc<AppState>>, req: axum::extract::Request, next: Next) -> Response {

@@ -9,8 +9,10 @@
 //! - `conn`: the accept loop (connection cap, timeouts, shutdown with a deadline).
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
 //!   address, and the slots kept for health and metrics.
+//! - `access_log`: the request log (`--access-log`) and slow requests (`--slow-query-ms`).
 //! - `metrics`, `health`, `checkpoint`: `/metrics`, `/healthz` and `/readyz`, `/checkpoint`.
 
+mod access_log;
 mod cache;
 mod checkpoint;
 pub(crate) mod conn;
@@ -32,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use access_log::{AccessLogArgs, AccessLogFormat};
 pub use conn::ConnLimits;
 pub use graphql::GRAPHQL_RESPONSE_JSON;
 pub use state::{app_state, AppState, ServerConfig};
@@ -45,11 +48,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/graphql/ws", get(ws::upgrade))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::serve))
+        .route("/metrics", get(metrics::serve_main))
         .route("/checkpoint", get(checkpoint::checkpoint))
         .merge(crate::web::routes(state.config.graphiql))
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::record));
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log::record));
     if !state.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state
             .config
@@ -76,9 +80,32 @@ pub async fn run(
     config: ServerConfig,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_metrics(listener, None, ledger, config, signal).await
+}
+
+/// As [`run`]; `metrics`, if given, serves `/metrics` alone (see [`metrics`]) with the same
+/// connection limits, until the same shutdown (`--metrics-listen`).
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    ledger: Ledger,
+    config: ServerConfig,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let limits = config.connections;
+    let mut metrics_stopped = stopped.clone();
     let state = app_state(ledger.clone(), config, stopped)?;
+    let metrics_server = metrics.map(|listener| {
+        let app = Router::new()
+            .route("/metrics", get(metrics::serve))
+            .with_state(state.clone());
+        let peers = peer::Peers::new(state.config.max_connections_per_peer, Vec::new());
+        let stop = async move {
+            let _ = metrics_stopped.wait_for(|stopping| *stopping).await;
+        };
+        tokio::spawn(conn::serve(listener, app, limits, peers, stop, async {}))
+    });
     let signal = async move {
         signal.await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -92,6 +119,9 @@ pub async fn run(
     };
     let peers = state.peers.clone();
     conn::serve(listener, router(state), limits, peers, signal, websockets_closed).await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     if let Err(e) = ledger.flush().await {
         tracing::error!(error = %e, "final flush failed");
     }

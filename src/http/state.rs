@@ -42,6 +42,12 @@ pub struct ServerConfig {
     /// Origins allowed by CORS; empty turns CORS off.
     pub cors_origins: Vec<String>,
     pub graphiql: bool,
+    /// The request log's format (`--access-log`); `None` turns it off.
+    pub access_log: Option<super::AccessLogFormat>,
+    /// Query texts and variables in the request log (`--access-log-queries`).
+    pub access_log_queries: bool,
+    /// Requests slower than this are logged at WARN (`--slow-query-ms`).
+    pub slow_query: Option<Duration>,
     /// Responses to read-only queries kept per ledger revision; 0 turns the cache off.
     pub response_cache_entries: usize,
     /// Bytes the response cache may hold (bodies, keys and overhead).
@@ -80,6 +86,9 @@ impl ServerConfig {
             tokens: Tokens::default(),
             cors_origins: Vec::new(),
             graphiql: true,
+            access_log: None,
+            access_log_queries: false,
+            slow_query: None,
             response_cache_entries: limits.response_cache_entries,
             response_cache_bytes: limits.response_cache_bytes,
             max_response_bytes: limits.max_response_bytes,

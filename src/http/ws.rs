@@ -49,12 +49,14 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::access_log::{Who, WsOperation};
 use super::graphql::{outcome_unknown_errors, pool_refusal};
 use super::peer::PeerSlot;
 use super::AppState;
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
-    add_codes, is_request_error, request_from_params, to_json_capped, BuildTurn, Caller, ParamError, LIMIT_EXCEEDED,
+    add_codes, is_request_error, request_from_params, to_json_capped, BuildTurn, Caller, ParamError, ResponseOrder,
+    LIMIT_EXCEEDED,
 };
 use crate::ledger::WriteGate;
 use crate::pool::Refused;
@@ -90,6 +92,7 @@ enum Protocol {
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     peer: Option<axum::Extension<PeerSlot>>,
+    who: Option<axum::Extension<Who>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -136,9 +139,9 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             state.metrics.websocket_connections.inc();
-            Connection::new(state.clone(), socket, protocol, header_token, (permit, peer_slot))
-                .run()
-                .await;
+            let mut connection = Connection::new(state.clone(), socket, protocol, header_token, (permit, peer_slot));
+            connection.who = who.map(|axum::Extension(who)| who);
+            connection.run().await;
             state.metrics.websocket_connections.dec();
         })
 }
@@ -216,6 +219,8 @@ struct Connection {
     budget_bytes: usize,
     /// Subscriptions build their results one at a time (see [`BuildTurn`]).
     turn: BuildTurn,
+    /// Who connected, for the request log's line of each operation.
+    who: Option<Who>,
 }
 
 impl Connection {
@@ -246,6 +251,7 @@ impl Connection {
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
             turn: BuildTurn::new(),
+            who: None,
         }
     }
 
@@ -532,6 +538,7 @@ impl Connection {
         self.generation += 1;
         let generation = self.generation;
         let caller = self.caller.clone().unwrap_or_default();
+        let mut log = WsOperation::start(&self.state, self.who.as_ref(), caller.actor.clone(), &id, &request);
         let request = request.data(self.turn.clone());
         let state = self.state.clone();
         let outbox = self.outbox.clone();
@@ -548,21 +555,23 @@ impl Connection {
             limit: self.state.config.max_response_bytes,
         };
         let task = tokio::spawn(async move {
-            let mut request = match state.queries.prepare(request.data(caller)) {
-                Ok(request) => request,
+            let (mut request, order) = match state.queries.prepare(request.data(caller)) {
+                Ok(prepared) => prepared,
                 Err(e) => {
                     let mut errors = vec![e];
                     add_codes(&mut errors);
                     let errors = serde_json::to_value(&errors).expect("errors serialize");
                     let _ = outbox.send((task_id, generation, Out::Error(errors))).await;
+                    set_outcome(&mut log, "error");
                     return;
                 }
             };
             if operation_type(&mut request) != Some(OperationType::Subscription) {
-                let Some(out) = single_result(&state, &next, request).await else {
+                let Some(out) = single_result(&state, &next, request, order).await else {
                     return;
                 };
                 let done = matches!(out, Out::Next(..));
+                set_outcome(&mut log, if done { "complete" } else { "error" });
                 if outbox.send((task_id.clone(), generation, out)).await.is_ok() && done {
                     let _ = outbox.send((task_id, generation, Out::Complete)).await;
                 }
@@ -571,10 +580,12 @@ impl Connection {
             let mut stream = state.schema.execute_stream(request);
             let mut first = true;
             while let Some(mut response) = stream.next().await {
+                order.apply(&mut response);
                 add_codes(&mut response.errors);
                 if first && is_request_error(&response) {
                     let errors = serde_json::to_value(&response.errors).expect("errors serialize");
                     let _ = outbox.send((task_id, generation, Out::Error(errors))).await;
+                    set_outcome(&mut log, "error");
                     return;
                 }
                 first = false;
@@ -593,6 +604,7 @@ impl Connection {
                 }
             }
             let _ = outbox.send((task_id, generation, Out::Complete)).await;
+            set_outcome(&mut log, "complete");
         });
         self.active.insert(id, (generation, task));
     }
@@ -630,6 +642,13 @@ impl Connection {
     }
 }
 
+/// Records how an operation ended in its request-log line, if it has one.
+fn set_outcome(log: &mut Option<WsOperation>, outcome: &'static str) {
+    if let Some(log) = log {
+        log.outcome = outcome;
+    }
+}
+
 /// The type of the operation a prepared request will run, if the document names it.
 fn operation_type(request: &mut Request) -> Option<OperationType> {
     let wanted = request.operation_name.clone();
@@ -645,7 +664,12 @@ fn operation_type(request: &mut Request) -> Option<OperationType> {
 
 /// Runs a query or mutation on the query pool, as over HTTP: same admission, same timeout.
 /// `None` when the connection went away meanwhile.
-async fn single_result(state: &Arc<AppState>, next: &NextMessage, request: Request) -> Option<Out> {
+async fn single_result(
+    state: &Arc<AppState>,
+    next: &NextMessage,
+    request: Request,
+    order: ResponseOrder,
+) -> Option<Out> {
     let schema = state.schema.clone();
     let limit = state.config.max_response_bytes;
     // Writes reach the ledger's writer through the gate, so that a timeout never hides one
@@ -659,6 +683,7 @@ async fn single_result(state: &Arc<AppState>, next: &NextMessage, request: Reque
             Some((&gate, state.config.write_timeout)),
             async move {
                 let mut response = schema.execute(request).await;
+                order.apply(&mut response);
                 add_codes(&mut response.errors);
                 if is_request_error(&response) {
                     Err(Out::Error(

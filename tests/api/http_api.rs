@@ -5,6 +5,7 @@
 mod amend;
 mod arguments;
 mod audit;
+mod order;
 mod transparency;
 
 use crate::support;

@@ -362,6 +362,50 @@ try {
     expect((await fixed.dataset.locator('#breakdown-SERVICE_TYPE tr.item .tag.updated').count()) === 0, 'only it');
     await fixed.dataset.screenshot({ path: join(shots, 'web-dataset-live.png') });
   });
+  await step('a wrong period on the figure page says what is wrong once', async () => {
+    const page = (current = await newPage());
+    // A quarter of half-year statistics: both of the page's fields refuse it, with one message.
+    await page.goto(`${base}/datasets/${DS}/figures/_T._T._T/2025-Q1`);
+    const error = await text(page, '.error');
+    const times = error.split('is a quarterly (Q) period').length - 1;
+    expect(times === 1, `the error says it ${times} times: ${error}`);
+    await page.close();
+  });
+
+  await step('a figure of many versions at 375 px: labels do not overlap; an unchanged one is not REVISED', async () => {
+    const key = 'IPR._T._T';
+    // The fourth value repeats the third: that release republished the figure unchanged.
+    const values = ['-2460', '-2455', '-2470', '-2470', '-2440', '-2480', '-2430', '-2490', '-2420', '-2500', '-2410', '-2510'];
+    for (const [i, v] of values.entries()) {
+      await publish([{ key, period: '2025-S1', value: v }], `SYNTHETIC version ${i + 2} of a figure ${Date.now()}`);
+    }
+    const page = (current = await newPage(375));
+    await page.goto(`${base}/datasets/${DS}/figures/${key}/2025-S1`);
+    await page.locator('#chart canvas').first().waitFor();
+    await page.waitForFunction(() => document.querySelector('#chart').dataset.labels);
+    const chart = await page.evaluate(() => ({
+      boxes: JSON.parse(document.querySelector('#chart').dataset.labels),
+      skipped: Number(document.querySelector('#chart').dataset.labelsSkipped),
+    }));
+    const overlapping = chart.boxes.filter((a, i) =>
+      chart.boxes.some((b, j) => j < i && a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]),
+    );
+    expect(overlapping.length === 0, `overlapping labels: ${JSON.stringify(overlapping)}`);
+    expect(chart.skipped > 0 && chart.boxes.length >= 1, `labels drawn ${chart.boxes.length}, left out ${chart.skipped}`);
+    const rows = await page.locator('#versions tbody tr').allInnerTexts();
+    expect(rows.length === values.length + 2, `${rows.length} versions`);
+    const unchanged = rows.filter((r) => r.includes('UNCHANGED'));
+    expect(unchanged.length === 1 && !unchanged[0].includes('REVISED'), `unchanged rows: ${unchanged}`);
+    expect(rows[rows.length - 1].includes('REVISED'), `the last version revised the figure: ${rows[rows.length - 1]}`);
+    await page.screenshot({ path: join(shots, 'web-figure-many-375.png'), fullPage: true });
+    // The latest version republished unchanged: the figure's badge says so, not REVISED.
+    await publish([{ key, period: '2025-S1', value: '-2510' }], `SYNTHETIC unchanged again ${Date.now()}`);
+    await page.goto(`${base}/datasets/${DS}/figures/${key}/2025-S1`);
+    const meta = await text(page, '.meta');
+    expect(meta.includes('UNCHANGED') && !meta.includes('REVISED'), `meta: ${meta}`);
+    await page.close();
+  });
+
   if (protectedBase) {
     await step('with --read-tokens the pages ask for a token and keep it in sessionStorage only', async () => {
       // A fresh context: no storage from the pages above. The 401s before the token is

@@ -207,6 +207,8 @@ pub struct Server {
     pub url: String,
     pub client: reqwest::Client,
     stderr: Arc<Mutex<String>>,
+    /// What the server wrote on stdout so far.
+    stdout: Arc<Mutex<String>>,
     /// The thread reading stderr: done once the process has exited and all is read.
     stderr_read: Option<JoinHandle<()>>,
 }
@@ -275,6 +277,7 @@ pub async fn start_server(data_dir: &Path, args: &[&str]) -> Result<Server, Star
                     .build()
                     .expect("HTTP client"),
                 stderr,
+                stdout: stdout_text,
                 stderr_read: Some(t_err),
             });
         }
@@ -309,6 +312,12 @@ impl Server {
     /// What the server wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// What the server wrote on stdout so far (its `listening on` line, and before it a
+    /// `metrics on` line with `--metrics-listen`).
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// POSTs a GraphQL request with an optional bearer token; returns status and JSON body.

@@ -104,6 +104,21 @@
     return h('span', { class: 'badge badge-' + String(status).toLowerCase() }, status);
   }
 
+  /**
+   * The badge of one version of a figure: its release's status, except where a later release
+   * published the figure again with the same value (a delta of 0), which did not revise it.
+   */
+  function versionBadge(v) {
+    if (v.version > 1 && v.delta != null && /^-?0*(\.0*)?$/.test(v.delta.trim())) {
+      return h(
+        'span',
+        { class: 'badge badge-unchanged', title: `published again unchanged by a ${v.status} release` },
+        'UNCHANGED',
+      );
+    }
+    return badge(v.status);
+  }
+
   function isSynthetic(release) {
     return !!release && /SYNTHETIC/.test((release.title || '') + ' ' + (release.source || ''));
   }
@@ -221,10 +236,12 @@
     }
     const errors = body.errors || [];
     const codes = errors.map((e) => e.extensions && e.extensions.code);
+    // Fields that take the same argument fail with the same message: say it once.
+    const messages = [...new Set(errors.map((e) => e.message))].join('; ');
     if (response.status === 401 || codes.includes('UNAUTHENTICATED')) {
-      throw new AuthError(errors.map((e) => e.message).join('; ') || 'this server needs a read token');
+      throw new AuthError(messages || 'this server needs a read token');
     }
-    if (errors.length) throw new ApiError(errors.map((e) => e.message).join('; '), codes);
+    if (errors.length) throw new ApiError(messages, codes);
     return body.data;
   }
 
@@ -751,7 +768,7 @@
           ` · ${unitLabel(ds)} · latest value `,
           h('strong', { id: 'latest-value' }, value(obs.value)),
           ' ',
-          badge(obs.status),
+          versionBadge(versions[versions.length - 1]),
           ` as of revision ${obs.asOfRevision}`,
         ),
         asOf ? pinnedBadge(asOfText) : liveBadge,
@@ -828,7 +845,7 @@
               h('th', { scope: 'row' }, v.version === 1 ? '1 (preliminary)' : String(v.version)),
               h('td', { class: 'n' }, v.revision),
               h('td', null, releaseLink(v.release), ' ', syntheticTag(v.release), reasonNote(v.revisionReason)),
-              h('td', null, badge(v.status)),
+              h('td', null, versionBadge(v)),
               h('td', null, time(v.publishedAt), ' ', backfillTag(v)),
               h('td', { class: 'n value' }, value(v.value)),
               h('td', { class: 'n' }, delta(v.delta)),
@@ -883,13 +900,30 @@
             ctx.save();
             ctx.font = `${Math.round(12 * devicePixelRatio)}px system-ui, sans-serif`;
             ctx.fillStyle = '#1a1a1a';
+            // On a narrow chart many versions' labels would overlap: a label that would touch
+            // one already drawn is left out (the table below lists every delta). The boxes
+            // drawn are kept on the chart, in CSS pixels, for the browser test.
+            const drawn = [];
+            const gap = 4 * devicePixelRatio;
+            const lineHeight = 14 * devicePixelRatio;
             labels.forEach((text, i) => {
               const x = u.valToPos(xs[i], 'x', true);
               const y = u.valToPos(ys[i], 'y', true);
-              ctx.textAlign = i === 0 ? 'left' : 'center';
-              ctx.fillText(text, x + (i === 0 ? 6 : 0), y - 10 * devicePixelRatio);
+              const w = ctx.measureText(text).width;
+              const left = i === 0 ? x + 6 : x - w / 2;
+              const area = { left, right: left + w, top: y - 10 * devicePixelRatio - lineHeight, bottom: y - 10 * devicePixelRatio };
+              const overlaps = drawn.some(
+                (b) => area.left < b.right + gap && b.left < area.right + gap && area.top < b.bottom && b.top < area.bottom,
+              );
+              if (overlaps) return;
+              drawn.push(area);
+              ctx.textAlign = 'left';
+              ctx.fillText(text, left, area.bottom);
             });
             ctx.restore();
+            const css = (v) => Math.round(v / devicePixelRatio);
+            box.dataset.labels = JSON.stringify(drawn.map((b) => [css(b.left), css(b.top), css(b.right), css(b.bottom)]));
+            box.dataset.labelsSkipped = String(labels.length - drawn.length);
           },
         ],
       },
