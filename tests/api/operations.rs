@@ -949,3 +949,60 @@ async fn server_sent_events_keep_the_websocket_rules() {
     assert_eq!(ws::refused_status(ws), 503);
     drop(open);
 }
+
+/// The graphql-sse npm client (`tests/browser/sse.mjs`, distinct connections mode) gets the
+/// replayed releases from `/graphql/stream`, with the read token under `--read-tokens`; a
+/// subscription the server refuses reaches its `error` callback. Needs node and
+/// `tests/browser/node_modules` (`bash .ci/setup`).
+#[tokio::test]
+async fn the_graphql_sse_client_subscribes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/browser/node_modules/graphql-sse/package.json")
+            .is_file(),
+        "no tests/browser/node_modules/graphql-sse: run `bash .ci/setup`"
+    );
+    let app = spawn_app_with(
+        |c| c.tokens.read = vec![Token::parse("viewer:sse-client-secret").unwrap()],
+        true,
+    )
+    .await;
+    let url = format!("http://{}/graphql/stream", app.addr);
+    let run = |token: &'static str, query: &'static str, results: &'static str| {
+        let script = root.join("tests/browser/sse.mjs");
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new("node")
+                .arg(script)
+                .args([url.as_str(), token, query, results])
+                .output()
+                .unwrap_or_else(|e| panic!("node runs ({e}): run `bash .ci/setup`"));
+            (
+                out.status.code(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        })
+    };
+    let (code, out) = tokio::time::timeout(ws::RECV, run("sse-client-secret", SSE_SUBSCRIPTION, "2"))
+        .await
+        .expect("the client finished")
+        .unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    let revisions: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|_| panic!("not a result: {l}\n{out}")))
+        .map(|v| v["data"]["releasePublished"]["revision"].clone())
+        .collect();
+    assert_eq!(revisions, [json!(2), json!(3)], "{out}");
+
+    let (code, out) = tokio::time::timeout(ws::RECV, run("not-the-secret", SSE_SUBSCRIPTION, "1"))
+        .await
+        .expect("the client finished")
+        .unwrap();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("error"), "{out}");
+}
