@@ -183,13 +183,15 @@ fn is_subscription(state: &AppState, request: &async_graphql::Request) -> bool {
 /// The refusal of a subscription sent over HTTP, naming where subscriptions are served.
 fn subscription_over_http() -> async_graphql::ServerError {
     let mut e = async_graphql::ServerError::new(
-        "subscriptions are not served over HTTP POST or GET: subscribe over WebSocket at /graphql/ws \
-         (subprotocol graphql-transport-ws, or the older graphql-ws)",
+        "subscriptions are not served on /graphql: subscribe over WebSocket at /graphql/ws \
+         (subprotocol graphql-transport-ws, or the older graphql-ws), or over Server-Sent Events at \
+         /graphql/stream (graphql-sse, with Accept: text/event-stream)",
         None,
     );
     let ext = e.extensions.get_or_insert_with(Default::default);
     ext.set("code", BAD_USER_INPUT);
     ext.set("websocket", "/graphql/ws");
+    ext.set("sse", "/graphql/stream");
     e
 }
 

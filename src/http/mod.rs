@@ -5,6 +5,7 @@
 //! - `graphql`: the GraphQL-over-HTTP endpoint (content negotiation, parsing, execution on
 //!   the query pool, response cache).
 //! - `ws`: `graphql-transport-ws` and the legacy `graphql-ws`.
+//! - `sse`: subscriptions over Server-Sent Events (graphql-sse, distinct connections).
 //! - `cache`: responses to read-only queries, keyed by revision.
 //! - `conn`: the accept loop (connection cap, timeouts, shutdown with a deadline).
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
@@ -20,6 +21,7 @@ mod graphql;
 mod health;
 mod metrics;
 pub(crate) mod peer;
+mod sse;
 mod state;
 mod ws;
 
@@ -46,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/graphql/stream", get(sse::get).post(sse::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve_main))
