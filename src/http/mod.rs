@@ -6,18 +6,24 @@
 //!   the query pool, response cache).
 //! - `ws`: `graphql-transport-ws` and the legacy `graphql-ws`.
 //! - `cache`: responses to read-only queries, keyed by revision.
+//! - `caching`: HTTP caching headers (`Cache-Control`, `ETag`, surrogate keys) and 304s.
+//! - `persisted`: persisted queries (automatic, and a trusted manifest).
+//! - `purge`: purging HTTP caches when the ledger changes.
 //! - `conn`: the accept loop (connection cap, timeouts, shutdown with a deadline).
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
 //!   address, and the slots kept for health and metrics.
 //! - `metrics`, `health`, `checkpoint`: `/metrics`, `/healthz` and `/readyz`, `/checkpoint`.
 
 mod cache;
+pub mod caching;
 mod checkpoint;
 pub(crate) mod conn;
 mod graphql;
 mod health;
 mod metrics;
 pub(crate) mod peer;
+pub mod persisted;
+mod purge;
 mod state;
 mod ws;
 
@@ -91,7 +97,11 @@ pub async fn run(
         let _ = ws_slots.acquire_many(all_slots).await;
     };
     let peers = state.peers.clone();
+    let purges = purge::spawn(state.clone());
     conn::serve(listener, router(state), limits, peers, signal, websockets_closed).await;
+    if let Some(task) = purges {
+        task.abort();
+    }
     if let Err(e) = ledger.flush().await {
         tracing::error!(error = %e, "final flush failed");
     }
