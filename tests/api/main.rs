@@ -10,6 +10,7 @@ mod crash;
 mod fuzz_harness;
 mod hostile;
 mod http_api;
+mod http_cache;
 mod http_protocol;
 mod import;
 mod ledger;
