@@ -20,6 +20,7 @@ mod store;
 mod support;
 mod tamper;
 mod time_model;
+mod varnish;
 mod web;
 mod websocket;
 
