@@ -121,7 +121,9 @@ async fn the_head_etag_changes_after_a_publish() {
         "public, max-age=2, stale-while-revalidate=10"
     );
     let before = header(&r, "etag").to_owned();
-    assert!(header(&r, "xkey").split(' ').any(|k| k == "tl:ds:KR_KNOWLEDGE_SERVICES"));
+    assert!(header(&r, "xkey")
+        .split(' ')
+        .any(|k| k == "tl:ds:KR_KNOWLEDGE_SERVICES"));
     let r = get(&app, &[("query", HEAD_QUERY.to_owned())], &[("if-none-match", &before)]).await;
     assert_eq!(r.status(), 304);
 
@@ -242,7 +244,10 @@ async fn automatic_persisted_queries_round_trip() {
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "cache-control"), "no-store");
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        "{body}"
+    );
     // graphql-response+json clients get a 4xx other than 400.
     let r = get(
         &app,
@@ -253,7 +258,12 @@ async fn automatic_persisted_queries_round_trip() {
     assert_eq!(r.status(), 404);
     assert_eq!(header(&r, "cache-control"), "no-store");
 
-    let r = get(&app, &[("query", HEAD_QUERY.to_owned()), ("extensions", ext.clone())], &[]).await;
+    let r = get(
+        &app,
+        &[("query", HEAD_QUERY.to_owned()), ("extensions", ext.clone())],
+        &[],
+    )
+    .await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"]["observation"]["value"], "-4610", "{body}");
 
@@ -275,10 +285,21 @@ async fn automatic_persisted_queries_round_trip() {
     assert_eq!(counter(&app, "persisted_query_registrations").await, 1);
 
     let wrong = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha("{ ledger { revision } }") } });
-    let r = get(&app, &[("query", HEAD_QUERY.to_owned()), ("extensions", wrong.to_string())], &[]).await;
+    let r = get(
+        &app,
+        &[("query", HEAD_QUERY.to_owned()), ("extensions", wrong.to_string())],
+        &[],
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("SHA-256 of `query`"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SHA-256 of `query`"),
+        "{body}"
+    );
 }
 
 fn manifest() -> Arc<Manifest> {
@@ -299,7 +320,10 @@ async fn a_manifest_document_runs_by_id() {
     let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha(PINNED_QUERY) } }).to_string();
     for params in [
         vec![("extensions", ext), ("variables", vars.clone())],
-        vec![("documentId", format!("sha256:{}", sha(PINNED_QUERY))), ("variables", vars.clone())],
+        vec![
+            ("documentId", format!("sha256:{}", sha(PINNED_QUERY))),
+            ("variables", vars.clone()),
+        ],
     ] {
         let r = get(&app, &params, &[]).await;
         assert_eq!(header(&r, "cache-control"), IMMUTABLE);
@@ -308,7 +332,10 @@ async fn a_manifest_document_runs_by_id() {
     }
     let r = get(&app, &[("documentId", "nope".to_owned())], &[]).await;
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_IN_LIST", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_IN_LIST",
+        "{body}"
+    );
 }
 
 /// `--only-persisted` refuses any other document, with a clear error, and registers nothing.
@@ -326,15 +353,24 @@ async fn only_persisted_refuses_unknown_documents() {
     assert_eq!(r.status(), 400);
     assert_eq!(header(&r, "cache-control"), "no-store");
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_ID_REQUIRED", "{body}");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("only its persisted documents"));
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_ID_REQUIRED",
+        "{body}"
+    );
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("only its persisted documents"));
     let ext = json!({ "persistedQuery": { "version": 1, "sha256Hash": sha(HEAD_QUERY) } }).to_string();
     for params in [
         vec![("extensions", ext.clone())],
         vec![("query", HEAD_QUERY.to_owned()), ("extensions", ext.clone())],
     ] {
         let body: Value = get(&app, &params, &[]).await.json().await.unwrap();
-        assert_eq!(body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_IN_LIST", "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_IN_LIST",
+            "{body}"
+        );
     }
     // The manifest's own document, by id or by its exact text, runs.
     let r = get_query(&app, PINNED_QUERY, json!({ "at": 2 })).await;
@@ -395,7 +431,10 @@ async fn a_publish_purges_the_configured_caches() {
         .expect("a purge");
     assert_eq!(dataset, DATASET);
     let keys: Vec<&str> = keys.split(' ').collect();
-    assert!(keys.contains(&"tl:ds:KR_KNOWLEDGE_SERVICES") && keys.contains(&"tl:ledger"), "{keys:?}");
+    assert!(
+        keys.contains(&"tl:ds:KR_KNOWLEDGE_SERVICES") && keys.contains(&"tl:ledger"),
+        "{keys:?}"
+    );
     assert!(!keys.contains(&"tl:pinned"));
     assert!(counter(&app, "cache_purge_retries").await >= 1);
     assert_eq!(counter(&app, "cache_purges").await, 1);

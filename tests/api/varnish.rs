@@ -184,7 +184,11 @@ async fn varnish_serves_pinned_answers_and_refreshes_head_answers_by_max_age() {
         assert!(age(&headers) > 0, "a hit: {headers:?}");
         assert!(headers.get("xkey").is_none(), "surrogate keys stay in the cache");
     }
-    assert_eq!(origin_gets(&app).await, before + 1, "the pinned answer never reached the server again");
+    assert_eq!(
+        origin_gets(&app).await,
+        before + 1,
+        "the pinned answer never reached the server again"
+    );
 
     // The head answer over a few seconds of steady asking.
     let before = origin_gets(&app).await;
@@ -197,7 +201,10 @@ async fn varnish_serves_pinned_answers_and_refreshes_head_answers_by_max_age() {
     }
     let seconds = start.elapsed().as_secs() + 1;
     let reached = origin_gets(&app).await - before;
-    assert!(reached >= 2, "the head answer expired and was fetched again ({reached} of {asked})");
+    assert!(
+        reached >= 2,
+        "the head answer expired and was fetched again ({reached} of {asked})"
+    );
     assert!(
         reached <= seconds + 2,
         "about once per max-age of 1 s: {reached} origin requests for {asked} over {seconds} s"
@@ -224,7 +231,13 @@ async fn a_publish_purges_varnish_and_the_next_read_is_new() {
     let (_, pinned) = get_through(&client, &varnish, PINNED_QUERY).await;
     let (headers, again) = get_through(&client, &varnish, HEAD_QUERY).await;
     assert_eq!(again, old);
-    assert!(headers.get("x-varnish").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(' ')), "a hit");
+    assert!(
+        headers
+            .get("x-varnish")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains(' ')),
+        "a hit"
+    );
 
     let v = app
         .gql_write(
@@ -250,5 +263,9 @@ async fn a_publish_purges_varnish_and_the_next_read_is_new() {
     // The pinned answer was not purged: still a hit.
     let (_, still) = get_through(&client, &varnish, PINNED_QUERY).await;
     assert_eq!(still, pinned);
-    assert_eq!(origin_gets(&app).await, before + 1, "only the purged head answer was fetched");
+    assert_eq!(
+        origin_gets(&app).await,
+        before + 1,
+        "only the purged head answer was fetched"
+    );
 }
