@@ -35,6 +35,9 @@ use crate::graphql::{guard, Limits, BAD_USER_INPUT};
 
 /// The code of the answer to an unknown hash, which tells Apollo clients to send the text.
 pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+/// The code of the answer to a hash when automatic persisted queries are off
+/// (`--apq-max-entries 0`): Apollo clients then stop sending hashes.
+pub const PERSISTED_QUERY_NOT_SUPPORTED: &str = "PERSISTED_QUERY_NOT_SUPPORTED";
 /// The code of a request naming a document the safelist does not have.
 pub const PERSISTED_QUERY_NOT_IN_LIST: &str = "PERSISTED_QUERY_NOT_IN_LIST";
 /// The code of a request sending a document's text to a server that runs only known ones.
@@ -270,6 +273,10 @@ impl Persisted {
                         format!("no persisted document has id `{hex_hash}`"),
                         PERSISTED_QUERY_NOT_IN_LIST,
                     )),
+                    None if self.apq.keeps_nothing() => Err(Refusal::new(
+                        "PersistedQueryNotSupported",
+                        PERSISTED_QUERY_NOT_SUPPORTED,
+                    )),
                     None => Err(Refusal::new("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)),
                 }
             }
@@ -294,7 +301,7 @@ impl Persisted {
                     }
                     return Ok(Found::Text);
                 }
-                if self.apq.get(&hash).is_none() && acceptable(&text) {
+                if !self.apq.keeps_nothing() && self.apq.get(&hash).is_none() && acceptable(&text) {
                     let charge = text.len() + APQ_ENTRY_OVERHEAD;
                     self.apq.insert(hash, Arc::from(text.as_str()), charge);
                     return Ok(Found::Registered);
@@ -410,6 +417,19 @@ mod tests {
             Ok(Found::Text)
         );
         assert!(p.resolve(&mut params(json!({"extensions": ext2})), |_| true).is_err());
+    }
+
+    #[test]
+    fn automatic_persisted_queries_can_be_turned_off() {
+        let p = Persisted::new(None, false, 0, 1 << 20);
+        let ext = json!({"persistedQuery": {"version": 1, "sha256Hash": sha(Q)}});
+        let e = p
+            .resolve(&mut params(json!({"extensions": ext})), |_| true)
+            .unwrap_err();
+        assert_eq!(e.code, PERSISTED_QUERY_NOT_SUPPORTED);
+        // The text with its hash still runs; nothing is kept.
+        let found = p.resolve(&mut params(json!({"query": Q, "extensions": ext})), |_| true);
+        assert_eq!(found, Ok(Found::Text));
     }
 
     #[test]
