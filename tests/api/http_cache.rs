@@ -104,6 +104,33 @@ async fn an_answer_as_of_a_past_revision_is_immutable() {
     let q = r#"{ observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1", asOf: { knownAt: "2020-01-01T00:00:00Z" }) { value } }"#;
     let r = get_query(&app, q, json!({})).await;
     assert_eq!(header(&r, "cache-control"), IMMUTABLE);
+    // A recorded release, and a diff between two past points, are pinned; a diff to the head
+    // and a release's dataset (its definition may be amended) are not.
+    let cases = [
+        (format!(r#"{{ release(id: "{PRELIMINARY_ID}") {{ id title revision }} }}"#), true),
+        (format!(r#"{{ release(id: "{PRELIMINARY_ID}") {{ dataset {{ name }} }} }}"#), false),
+        (
+            r#"{ changes(dataset: "KR_KNOWLEDGE_SERVICES", from: { revision: 2 }, to: { release: "6b1f0c2e-4d3a-4e51-9a57-2025a0000002" }) { nodes { key } } }"#.to_owned(),
+            true,
+        ),
+        (
+            r#"{ changes(dataset: "KR_KNOWLEDGE_SERVICES", from: { revision: 2 }) { nodes { key } } }"#.to_owned(),
+            false,
+        ),
+        (
+            r#"{ ...F } fragment F on Query { observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1", asOf: { revision: 2 }) { value } }"#.to_owned(),
+            true,
+        ),
+        (
+            r#"{ ...F } fragment F on Query { observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1", asOf: { revision: 2 }) { value } ledger { revision } }"#.to_owned(),
+            false,
+        ),
+    ];
+    for (query, pinned) in cases {
+        let r = get_query(&app, &query, json!({})).await;
+        assert_eq!(r.status(), 200, "{query}");
+        assert_eq!(header(&r, "cache-control") == IMMUTABLE, pinned, "{query}");
+    }
     // Labels are read from the definition as it is now: not pinned.
     let q = r#"{ observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T", period: "2025-S1", asOf: { revision: 2 }) { dimensions { label } } }"#;
     let r = get_query(&app, q, json!({})).await;
