@@ -404,6 +404,24 @@ async fn only_persisted_refuses_unknown_documents() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["data"]["observation"]["revision"], 2, "{body}");
+
+    // Over WebSocket too: another document is refused, the manifest's runs.
+    let mut ws = support::ws::connect(&app).await;
+    support::ws::init(&mut ws).await;
+    support::ws::subscribe(&mut ws, "1", HEAD_QUERY, json!({})).await;
+    let msg = support::ws::recv(&mut ws).await;
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(
+        msg["payload"][0]["extensions"]["code"], "PERSISTED_QUERY_ID_REQUIRED",
+        "{msg}"
+    );
+    support::ws::send(
+        &mut ws,
+        json!({ "type": "subscribe", "id": "2", "payload": { "documentId": sha(PINNED_QUERY), "variables": { "at": 2 } } }),
+    )
+    .await;
+    let data = support::ws::next_data(&mut ws, "2").await;
+    assert_eq!(data["observation"]["revision"], 2, "{data}");
 }
 
 /// A stand-in cache: answers PURGE requests (the first with 500, to exercise the retry) and
