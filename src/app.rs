@@ -64,6 +64,8 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
+    #[command(flatten)]
+    pub caching: crate::http::caching::CachingArgs,
     /// Turn off schema introspection (for production).
     #[arg(long, env = "TRADELEDGER_NO_INTROSPECTION")]
     pub no_introspection: bool,
@@ -194,6 +196,7 @@ impl ServeArgs {
             max_clock_skew: crate::ledger::DEFAULT_MAX_CLOCK_SKEW.as_secs(),
             limits: LimitArgs::default(),
             snapshot: SnapshotArgs::default(),
+            caching: crate::http::caching::CachingArgs::default(),
             no_introspection: false,
             no_graphiql: false,
             cors_origins: Vec::new(),
@@ -300,6 +303,28 @@ impl App {
         config.cors_origins = serve.cors_origins;
         config.graphiql = !serve.no_graphiql;
         serve.access_log.apply(&mut config);
+        let caching = &serve.caching;
+        if caching.only_persisted && caching.persisted_queries.is_none() {
+            bail!("--only-persisted needs --persisted-queries FILE: without it every query would be refused");
+        }
+        config.persisted_queries = match &caching.persisted_queries {
+            Some(path) => Some(Arc::new(crate::http::persisted::Manifest::load(path, &config.limits)?)),
+            None => None,
+        };
+        config.only_persisted = caching.only_persisted;
+        config.apq_max_entries = caching.apq_max_entries;
+        config.apq_max_bytes = caching.apq_max_bytes;
+        config.http_caching = crate::http::caching::HttpCaching {
+            max_age: caching.cache_max_age,
+            stale_while_revalidate: caching.cache_stale_while_revalidate,
+        };
+        for url in &caching.purge_urls {
+            let parsed = reqwest::Url::parse(url).with_context(|| format!("--purge-url {url}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                bail!("--purge-url {url}: the URL must be http:// or https://");
+            }
+        }
+        config.purge_urls = caching.purge_urls.clone();
         configure(&mut config);
         let listen = serve.listen;
         let mut app = App::with_ledger(ledger, config, listen).await?;

@@ -67,38 +67,12 @@ impl ResponseCache {
     /// The key of `request` at `revision`, or `None` if it must not be cached. `document` is
     /// the request's parsed query, if it parsed and passed the limits.
     pub fn key(&self, revision: u64, request: &Request, document: Option<&ExecutableDocument>) -> Option<CacheKey> {
-        if self.entries.keeps_nothing() || request.query.len() > MAX_QUERY {
+        if self.entries.keeps_nothing() {
             return None;
-        }
-        let doc = document?;
-        let name = request.operation_name.as_deref();
-        let op = doc
-            .operations
-            .iter()
-            .find(|(n, _)| name.is_none_or(|wanted| n.is_some_and(|n| n.as_str() == wanted)))
-            .map(|(_, op)| &op.node)?;
-        if op.ty != OperationType::Query || verifies(doc, &op.selection_set.node, 0) {
-            return None;
-        }
-        let mut h = Sha256::new();
-        let mut part = |bytes: &[u8]| {
-            h.update((bytes.len() as u64).to_be_bytes());
-            h.update(bytes);
-        };
-        part(request.query.as_bytes());
-        part(name.unwrap_or("").as_bytes());
-        for def in &op.variable_definitions {
-            let var = &def.node.name.node;
-            part(var.as_bytes());
-            match request.variables.get(var) {
-                Some(value) => part(&serde_json::to_vec(value).ok()?),
-                // Absent and null differ: an absent variable takes its default.
-                None => part(b"absent"),
-            }
         }
         Some(CacheKey {
             revision,
-            digest: h.finalize().into(),
+            digest: request_digest(request, document?)?,
         })
     }
 
@@ -135,6 +109,41 @@ impl ResponseCache {
     pub fn bytes(&self) -> usize {
         self.entries.bytes()
     }
+}
+
+/// A digest of what the answer to `request` (parsed as `doc`) depends on besides the
+/// ledger: the query text, the operation name and the variables the operation declares;
+/// `None` when the answer must not be cached (not a query, `verifyLedger`, a long text).
+pub fn request_digest(request: &Request, doc: &ExecutableDocument) -> Option<[u8; 32]> {
+    if request.query.len() > MAX_QUERY {
+        return None;
+    }
+    let name = request.operation_name.as_deref();
+    let op = doc
+        .operations
+        .iter()
+        .find(|(n, _)| name.is_none_or(|wanted| n.is_some_and(|n| n.as_str() == wanted)))
+        .map(|(_, op)| &op.node)?;
+    if op.ty != OperationType::Query || verifies(doc, &op.selection_set.node, 0) {
+        return None;
+    }
+    let mut h = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    part(request.query.as_bytes());
+    part(name.unwrap_or("").as_bytes());
+    for def in &op.variable_definitions {
+        let var = &def.node.name.node;
+        part(var.as_bytes());
+        match request.variables.get(var) {
+            Some(value) => part(&serde_json::to_vec(value).ok()?),
+            // Absent and null differ: an absent variable takes its default.
+            None => part(b"absent"),
+        }
+    }
+    Some(h.finalize().into())
 }
 
 /// Root fields whose answer is not a function of the revision alone: they read the store

@@ -20,6 +20,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::access_log::GraphqlNote;
+use super::caching::{self, Freshness, Policy};
+use super::persisted::Refusal;
 use super::{AppState, ServerConfig};
 use crate::auth::{authorize, bearer};
 use crate::graphql::{
@@ -245,13 +247,28 @@ pub(crate) fn outcome_unknown_errors(config: &ServerConfig, gate: &WriteGate) ->
 /// Seconds a client refused for load should wait before it retries.
 pub(crate) const RETRY_AFTER_SECS: &str = "1";
 
+/// How a request may be answered from a client's copy: `If-None-Match` of a GET (304), or of
+/// a POST (412, as RFC 9110 asks for methods other than GET and HEAD).
+#[derive(Clone, Copy)]
+struct Conditional<'h> {
+    headers: &'h HeaderMap,
+    get: bool,
+}
+
 /// Cache hits are answered here; everything else runs on the query pool (see [`crate::pool`]),
-/// response encoding included, under the request timeout.
-async fn execute(state: &Arc<AppState>, caller: Caller, media: Media, batch: BatchRequest) -> Response {
+/// response encoding included, under the request timeout. A cacheable answer gets its caching
+/// headers ([`caching`]); one the client already holds is answered 304 before anything runs.
+async fn execute(
+    state: &Arc<AppState>,
+    caller: Caller,
+    media: Media,
+    batch: BatchRequest,
+    conditional: Conditional<'_>,
+) -> Response {
     // What the request log says of the request (`access_log`), when it is on.
     let note = GraphqlNote::of(state, &batch);
     let fast = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (mut response, cache_hit) = execute_noted(state, caller, media, batch, fast.clone()).await;
+    let (mut response, cache_hit) = execute_noted(state, caller, media, batch, conditional, fast.clone()).await;
     if let Some(mut note) = note {
         note.fast_path = fast.load(std::sync::atomic::Ordering::Relaxed);
         note.cache_hit = cache_hit;
@@ -267,19 +284,56 @@ async fn execute_noted(
     caller: Caller,
     media: Media,
     batch: BatchRequest,
+    conditional: Conditional<'_>,
     fast: Arc<std::sync::atomic::AtomicBool>,
 ) -> (Response, Option<bool>) {
-    let revision = state.ledger.read().head().revision;
-    let cache_key = match &batch {
-        BatchRequest::Single(r) if state.responses.enabled() => {
-            state
-                .responses
-                .key(revision, r, state.queries.document(&r.query).ok().as_deref())
+    let document = match &batch {
+        BatchRequest::Single(r) => state.queries.document(&r.query).ok(),
+        BatchRequest::Batch(_) => None,
+    };
+    let (revision, policy) = {
+        let p = state.ledger.read();
+        let policy = match (&batch, &document) {
+            (BatchRequest::Single(r), Some(doc)) => Policy::of(r, doc, media.content_type(), &p, chrono::Utc::now()),
+            _ => None,
+        };
+        (p.head().revision, policy)
+    };
+    let private = state.config.tokens.reads_protected();
+    if let Some(policy) = policy.as_ref().filter(|p| p.matches(conditional.headers)) {
+        if !conditional.get {
+            let refused = refuse(
+                StatusCode::PRECONDITION_FAILED,
+                media,
+                "If-None-Match names the current answer; a POST with it is not executed (use GET to revalidate)",
+                BAD_USER_INPUT,
+            );
+            return (refused, None);
         }
+        state.metrics.not_modified.inc();
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        policy.apply(response.headers_mut(), &state.config.http_caching, private);
+        return (response, None);
+    }
+    let cache_key = match &batch {
+        BatchRequest::Single(r) if state.responses.enabled() => state.responses.key(revision, r, document.as_deref()),
         _ => None,
     };
+    let with_policy = |mut response: Response, computed_at: u64| {
+        if let Some(policy) = &policy {
+            // A head answer computed after a write moved the head is not the one its ETag
+            // names: it goes out without caching headers (so `no-store`).
+            if policy.freshness == Freshness::Pinned || computed_at == revision {
+                policy.apply(response.headers_mut(), &state.config.http_caching, private);
+            }
+        }
+        response
+    };
     if let Some(body) = cache_key.as_ref().and_then(|k| state.responses.get(k)) {
-        return (body_response(StatusCode::OK, media, body), Some(true));
+        return (
+            with_policy(body_response(StatusCode::OK, media, body), revision),
+            Some(true),
+        );
     }
     let cache_miss = cache_key.is_some().then_some(false);
     let task_state = state.clone();
@@ -333,8 +387,12 @@ async fn execute_noted(
         }
     };
     // Cache only clean answers computed entirely at the revision they are keyed by.
-    if let Some(key) = cache_key.filter(|_| clean && state.ledger.read().head().revision == revision) {
+    let computed_at = state.ledger.read().head().revision;
+    if let Some(key) = cache_key.filter(|_| clean && computed_at == revision) {
         state.responses.put(key, body.clone());
+    }
+    if status == StatusCode::OK && clean {
+        return (with_policy(body_response(status, media, body), computed_at), cache_miss);
     }
     let mut response = body_response(status, media, body);
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -441,6 +499,12 @@ fn operation_type(query: &str, operation_name: Option<&str>) -> Option<Operation
 }
 
 pub(super) async fn get(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let mut response = get_answer(&state, &headers, raw).await;
+    caching::no_store_unless_set(response.headers_mut());
+    response
+}
+
+async fn get_answer(state: &Arc<AppState>, headers: &HeaderMap, raw: Option<String>) -> Response {
     let params: Vec<(String, String)> = match raw.as_deref().map(serde_urlencoded::from_str).transpose() {
         Ok(p) => p.unwrap_or_default(),
         Err(e) => {
@@ -456,11 +520,13 @@ pub(super) async fn get(State(state): State<Arc<AppState>>, headers: HeaderMap, 
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    let has_query = params.iter().any(|(k, _)| k == "query");
-    if !has_query && wants_html && state.config.graphiql {
-        return crate::web::graphiql_page(&headers);
+    let names_document = params
+        .iter()
+        .any(|(k, _)| k == "query" || k == "documentId" || k == "extensions");
+    if !names_document && wants_html && state.config.graphiql {
+        return crate::web::graphiql_page(headers);
     }
-    let Some(media) = negotiate(&headers) else {
+    let Some(media) = negotiate(headers) else {
         return not_acceptable();
     };
     let mut map = serde_json::Map::new();
@@ -476,6 +542,9 @@ pub(super) async fn get(State(state): State<Arc<AppState>>, headers: HeaderMap, 
             _ => Value::String(v),
         };
         map.insert(k, value);
+    }
+    if let Err(refusal) = resolve_persisted(state, &mut map) {
+        return refuse_persisted(state, media, &refusal, None);
     }
     let request = match request_from_params(&map, &state.config.limits) {
         Ok(r) => r,
@@ -494,11 +563,50 @@ pub(super) async fn get(State(state): State<Arc<AppState>>, headers: HeaderMap, 
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let caller = match caller(&state, &headers) {
+    let caller = match caller(state, headers) {
         Ok(c) => c,
         Err(why) => return refuse(StatusCode::UNAUTHORIZED, media, why, UNAUTHENTICATED),
     };
-    execute(&state, caller, media, BatchRequest::Single(request)).await
+    let conditional = Conditional { headers, get: true };
+    execute(state, caller, media, BatchRequest::Single(request), conditional).await
+}
+
+/// Puts the document a persisted-query request names into its parameters ([`super::persisted`]).
+fn resolve_persisted(state: &AppState, params: &mut serde_json::Map<String, Value>) -> Result<(), Refusal> {
+    let found = state
+        .persisted
+        .resolve(params, |query| state.queries.document(query).is_ok())?;
+    match found {
+        super::persisted::Found::Text => {}
+        super::persisted::Found::ById => {
+            state.metrics.persisted_hits.inc();
+        }
+        super::persisted::Found::Registered => {
+            state.metrics.persisted_registered.inc();
+        }
+    }
+    Ok(())
+}
+
+/// The refusal of a persisted-query request. `PERSISTED_QUERY_NOT_FOUND` is a step of
+/// Apollo's protocol (the client sends the text next): 200 for `application/json`, as Apollo
+/// servers answer, and 404 rather than 400 for `application/graphql-response+json`, which
+/// must not answer a request error with 2xx (Apollo clients turn persisted queries off after
+/// a 400). Every refusal is `no-store`, so that no cache keeps it for the URL.
+fn refuse_persisted(state: &AppState, media: Media, refusal: &Refusal, batch_item: Option<usize>) -> Response {
+    let status = match (refusal.is_not_found(), media) {
+        (true, Media::Json) => StatusCode::OK,
+        (true, Media::GraphqlResponse) => StatusCode::NOT_FOUND,
+        (false, _) => StatusCode::BAD_REQUEST,
+    };
+    if refusal.is_not_found() {
+        state.metrics.persisted_not_found.inc();
+    }
+    let message = match batch_item {
+        Some(i) => format!("batch item {i}: {}", refusal.message),
+        None => refusal.message.clone(),
+    };
+    refuse(status, media, &message, refusal.code)
 }
 
 fn not_acceptable() -> Response {
@@ -511,7 +619,13 @@ fn not_acceptable() -> Response {
 }
 
 pub(super) async fn post(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let Some(media) = negotiate(&headers) else {
+    let mut response = post_answer(&state, &headers, body).await;
+    caching::no_store_unless_set(response.headers_mut());
+    response
+}
+
+async fn post_answer(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Response {
+    let Some(media) = negotiate(headers) else {
         return not_acceptable();
     };
     let content_type = headers
@@ -562,10 +676,15 @@ pub(super) async fn post(State(state): State<Arc<AppState>>, headers: HeaderMap,
         }
     };
     let batch = match parsed {
-        Value::Object(map) => match request_from_params(&map, &state.config.limits) {
-            Ok(r) => BatchRequest::Single(r),
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e.to_string(), e.code()),
-        },
+        Value::Object(mut map) => {
+            if let Err(refusal) = resolve_persisted(state, &mut map) {
+                return refuse_persisted(state, media, &refusal, None);
+            }
+            match request_from_params(&map, &state.config.limits) {
+                Ok(r) => BatchRequest::Single(r),
+                Err(e) => return refuse(StatusCode::BAD_REQUEST, media, &e.to_string(), e.code()),
+            }
+        }
         Value::Array(items) => {
             let max = state.config.max_batch;
             if items.is_empty() {
@@ -580,8 +699,8 @@ pub(super) async fn post(State(state): State<Arc<AppState>>, headers: HeaderMap,
                 );
             }
             let mut requests = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let Value::Object(map) = item else {
+            for (i, item) in items.into_iter().enumerate() {
+                let Value::Object(mut map) = item else {
                     return refuse(
                         StatusCode::BAD_REQUEST,
                         media,
@@ -589,7 +708,10 @@ pub(super) async fn post(State(state): State<Arc<AppState>>, headers: HeaderMap,
                         BAD_USER_INPUT,
                     );
                 };
-                match request_from_params(map, &state.config.limits) {
+                if let Err(refusal) = resolve_persisted(state, &mut map) {
+                    return refuse_persisted(state, media, &refusal, Some(i));
+                }
+                match request_from_params(&map, &state.config.limits) {
                     Ok(r) => requests.push(r),
                     Err(e) => {
                         return refuse(
@@ -612,9 +734,10 @@ pub(super) async fn post(State(state): State<Arc<AppState>>, headers: HeaderMap,
             )
         }
     };
-    let caller = match caller(&state, &headers) {
+    let caller = match caller(state, headers) {
         Ok(c) => c,
         Err(why) => return refuse(StatusCode::UNAUTHORIZED, media, why, UNAUTHENTICATED),
     };
-    execute(&state, caller, media, batch).await
+    let conditional = Conditional { headers, get: false };
+    execute(state, caller, media, batch, conditional).await
 }

@@ -81,6 +81,16 @@ pub struct Metrics {
     pub response_cache_misses: Counter,
     /// GraphQL requests answered by the fast path (`graphql::fast`) rather than async-graphql.
     pub fast_path_answers: Counter,
+    /// GraphQL GETs answered 304 from `If-None-Match`, without executing.
+    pub not_modified: Counter,
+    /// Persisted queries: documents found by id, registered, and hashes not known.
+    pub persisted_hits: Counter,
+    pub persisted_registered: Counter,
+    pub persisted_not_found: Counter,
+    /// Cache purges (`--purge-url`): sent and acknowledged, retried, given up.
+    pub purges: Counter,
+    pub purge_retries: Counter,
+    pub purge_failures: Counter,
     head_revision: Gauge,
     events: Gauge,
     releases: Gauge,
@@ -138,6 +148,42 @@ impl Metrics {
             "GraphQL requests answered by the compiled fast path rather than by async-graphql",
             fast_path_answers.clone(),
         );
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let not_modified = counter(
+            &mut registry,
+            "http_not_modified",
+            "GraphQL GETs answered 304 Not Modified (If-None-Match) without executing",
+        );
+        let persisted_hits = counter(
+            &mut registry,
+            "persisted_query_hits",
+            "Requests whose document was found by id (manifest or automatic persisted queries)",
+        );
+        let persisted_registered = counter(
+            &mut registry,
+            "persisted_query_registrations",
+            "Documents registered by automatic persisted queries",
+        );
+        let persisted_not_found = counter(
+            &mut registry,
+            "persisted_query_not_found",
+            "Requests naming a document hash the server does not have (PERSISTED_QUERY_NOT_FOUND)",
+        );
+        let purges = counter(&mut registry, "cache_purges", "Cache purges acknowledged by a cache");
+        let purge_retries = counter(
+            &mut registry,
+            "cache_purge_retries",
+            "Cache purges retried after a failure",
+        );
+        let purge_failures = counter(
+            &mut registry,
+            "cache_purge_failures",
+            "Cache purges given up after their retries",
+        );
         let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
         let events = gauge(&mut registry, "ledger_events", "Events in the log");
         let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
@@ -156,6 +202,13 @@ impl Metrics {
             response_cache_hits,
             response_cache_misses,
             fast_path_answers,
+            not_modified,
+            persisted_hits,
+            persisted_registered,
+            persisted_not_found,
+            purges,
+            purge_retries,
+            purge_failures,
             head_revision,
             events,
             releases,

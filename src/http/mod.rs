@@ -7,6 +7,9 @@
 //! - `ws`: `graphql-transport-ws` and the legacy `graphql-ws`.
 //! - `sse`: subscriptions over Server-Sent Events (graphql-sse, distinct connections).
 //! - `cache`: responses to read-only queries, keyed by revision.
+//! - `caching`: HTTP caching headers (`Cache-Control`, `ETag`, surrogate keys) and 304s.
+//! - `persisted`: persisted queries (automatic, and a trusted manifest).
+//! - `purge`: purging HTTP caches when the ledger changes.
 //! - `conn`: the accept loop (connection cap, timeouts, shutdown with a deadline).
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
 //!   address, and the slots kept for health and metrics.
@@ -15,12 +18,15 @@
 
 mod access_log;
 mod cache;
+pub mod caching;
 mod checkpoint;
 pub(crate) mod conn;
 mod graphql;
 mod health;
 mod metrics;
 pub(crate) mod peer;
+pub mod persisted;
+mod purge;
 mod sse;
 mod state;
 mod ws;
@@ -121,9 +127,13 @@ pub async fn run_with_metrics(
         let _ = ws_slots.acquire_many(all_slots).await;
     };
     let peers = state.peers.clone();
+    let purges = purge::spawn(state.clone());
     conn::serve(listener, router(state), limits, peers, signal, websockets_closed).await;
     if let Some(server) = metrics_server {
         let _ = server.await;
+    }
+    if let Some(task) = purges {
+        task.abort();
     }
     if let Err(e) = ledger.flush().await {
         tracing::error!(error = %e, "final flush failed");

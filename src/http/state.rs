@@ -6,9 +6,11 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
 use super::cache::ResponseCache;
+use super::caching::{CachingArgs, HttpCaching};
 use super::conn::ConnLimits;
 use super::metrics::Metrics;
 use super::peer::Peers;
+use super::persisted::{Manifest, Persisted};
 use crate::auth::Tokens;
 use crate::graphql::{build_schema, AppSchema, Limits, QueryLimits};
 use crate::ledger::Ledger;
@@ -64,6 +66,17 @@ pub struct ServerConfig {
     pub max_subscriptions_per_connection: usize,
     /// Connections, limits and shutdown of the listener.
     pub connections: ConnLimits,
+    /// `Cache-Control` of answers read at the head ([`super::caching`]).
+    pub http_caching: HttpCaching,
+    /// Trusted documents (`--persisted-queries`).
+    pub persisted_queries: Option<Arc<Manifest>>,
+    /// Run only the trusted documents.
+    pub only_persisted: bool,
+    /// Documents, and bytes of text, kept for automatic persisted queries.
+    pub apq_max_entries: usize,
+    pub apq_max_bytes: usize,
+    /// Caches sent `PURGE` when an event is recorded ([`super::purge`]).
+    pub purge_urls: Vec<String>,
 }
 
 impl ServerConfig {
@@ -102,6 +115,12 @@ impl ServerConfig {
                 max_connections: limits.max_connections as usize,
                 shutdown_grace: ms(limits.shutdown_grace_ms),
             },
+            http_caching: HttpCaching::default(),
+            persisted_queries: None,
+            only_persisted: false,
+            apq_max_entries: CachingArgs::default().apq_max_entries,
+            apq_max_bytes: CachingArgs::default().apq_max_bytes,
+            purge_urls: Vec::new(),
         }
     }
 }
@@ -129,6 +148,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Connections held per client address.
     pub peers: Arc<Peers>,
+    /// Persisted documents: the trusted manifest and those registered automatically.
+    pub persisted: Persisted,
 }
 
 /// Builds the shared state for `ledger` under `config`; fails if the query pool's threads
@@ -150,6 +171,12 @@ pub fn app_state(
         queries: QueryLimits::new(config.limits, ledger.clone()),
         metrics: Metrics::new(),
         peers: Peers::new(config.max_connections_per_peer, config.trusted_proxies.clone()),
+        persisted: Persisted::new(
+            config.persisted_queries.clone(),
+            config.only_persisted,
+            config.apq_max_entries,
+            config.apq_max_bytes,
+        ),
         ledger,
         config,
         shutdown,

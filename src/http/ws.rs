@@ -439,6 +439,10 @@ impl Connection {
                 if let Some(error) = self.over_operation_limit() {
                     return self.send(json!({"type": "error", "id": id, "payload": [error]})).await;
                 }
+                let mut payload = payload;
+                if let Err(e) = self.persisted(&mut payload) {
+                    return self.send(json!({"type": "error", "id": id, "payload": [e]})).await;
+                }
                 let request = match request_from_params(&payload, &self.state.config.limits) {
                     Ok(r) => r,
                     // Beyond a front-door bound: a well-formed message refused, like an
@@ -501,6 +505,10 @@ impl Connection {
                 if let Some(error) = self.over_operation_limit() {
                     return self.send(json!({"type": "error", "id": id, "payload": error})).await;
                 }
+                let mut payload = payload;
+                if let Err(e) = self.persisted(&mut payload) {
+                    return self.send(json!({"type": "error", "id": id, "payload": e})).await;
+                }
                 match request_from_params(&payload, &self.state.config.limits) {
                     Ok(request) => {
                         self.start(id, request);
@@ -520,6 +528,17 @@ impl Connection {
             }
             LegacyMessage::ConnectionTerminate => Err(Close(1000, String::new())),
         }
+    }
+
+    /// Puts the document a persisted-query payload names into it, as over HTTP (so that
+    /// `--only-persisted` holds here too); the error to send when it is refused.
+    fn persisted(&self, payload: &mut serde_json::Map<String, Value>) -> Result<(), Value> {
+        let state = &self.state;
+        state
+            .persisted
+            .resolve(payload, |query| state.queries.document(query).is_ok())
+            .map(drop)
+            .map_err(|e| json!({"message": e.message, "extensions": {"code": e.code}}))
     }
 
     /// The error for a new operation when the connection already has as many open as it may.

@@ -10,6 +10,7 @@ mod crash;
 mod fuzz_harness;
 mod hostile;
 mod http_api;
+mod http_cache;
 mod http_protocol;
 mod import;
 mod ledger;
@@ -21,6 +22,7 @@ mod store;
 mod support;
 mod tamper;
 mod time_model;
+mod varnish;
 mod web;
 mod websocket;
 

@@ -223,11 +223,69 @@
     }
   }
 
+  /** Longest GET URL the page sends; a longer request goes as a POST. */
+  const MAX_GET_URL = 2000;
+
+  /** SHA-256 of `text` in hex, or null where the browser gives no crypto.subtle (plain HTTP). */
+  async function queryHash(text) {
+    if (!window.crypto || !crypto.subtle) return null;
+    try {
+      const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+      return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Runs a query with GET, so that the answer can be cached: as an automatic persisted query
+   * (its hash; the text only when the server asks for it), or with its text, or as a POST
+   * when the URL would be too long. `cache: 'no-cache'` makes the browser revalidate what it
+   * holds (a 304 that runs no query), so a page that reacts to a release never shows an
+   * answer older than it.
+   */
+  async function send(query, variables, headers) {
+    const url = (params) => {
+      const search = new URLSearchParams();
+      for (const [k, v] of Object.entries(params)) if (v != null) search.set(k, v);
+      return '/graphql?' + search;
+    };
+    const vars = variables ? JSON.stringify(variables) : null;
+    const post = (extensions) =>
+      fetch('/graphql', {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables, extensions }),
+      });
+    const get = (target) => fetch(target, { headers, cache: 'no-cache' });
+    const hash = await queryHash(query);
+    if (hash) {
+      const extensions = { persistedQuery: { version: 1, sha256Hash: hash } };
+      const ext = JSON.stringify(extensions);
+      const byHash = url({ variables: vars, extensions: ext });
+      if (byHash.length <= MAX_GET_URL) {
+        const response = await get(byHash);
+        const notFound = await response
+          .clone()
+          .json()
+          .then((b) => (b.errors || []).some((e) => e.extensions && e.extensions.code === 'PERSISTED_QUERY_NOT_FOUND'))
+          .catch(() => false);
+        if (!notFound) return response;
+        const full = url({ query, variables: vars, extensions: ext });
+        return full.length <= MAX_GET_URL ? get(full) : post(extensions);
+      }
+    }
+    const full = url({ query, variables: vars });
+    return full.length <= MAX_GET_URL ? get(full) : post(undefined);
+  }
+
   async function gql(query, variables) {
-    const headers = { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' };
+    // application/json: Apollo's protocol answers an unknown hash with 200 there (a 404 with
+    // application/graphql-response+json, which the browser would log as a failed load).
+    const headers = { accept: 'application/json' };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.authorization = 'Bearer ' + token;
-    const response = await fetch('/graphql', { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+    const response = await send(query, variables, headers);
     let body;
     try {
       body = await response.json();
