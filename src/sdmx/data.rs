@@ -163,8 +163,7 @@ pub fn prepare(
             ),
         )
     };
-    let phase_after_header;
-    if selection.history {
+    let phase_after_header = if selection.history {
         let mut releases = Vec::new();
         let mut total: u64 = 0;
         let visible = projection.releases_after(selection.bound.revision);
@@ -186,7 +185,7 @@ pub fn prepare(
         if releases.is_empty() {
             return Err(SdmxError::no_results("no release of the dataflow matches the query"));
         }
-        phase_after_header = Phase::History { releases, next: 0 };
+        Phase::History { releases, next: 0 }
     } else {
         let filter = selection.filter();
         let mut n: u64 = 0;
@@ -208,8 +207,8 @@ pub fn prepare(
         if n == 0 {
             return Err(SdmxError::no_results("no observation matches the query"));
         }
-        phase_after_header = Phase::Latest { cursor: None };
-    }
+        Phase::Latest { cursor: None }
+    };
     drop(projection);
     let regroup = matches!(selection.obs_dimension, ObsDimension::Dimension(_));
     let writer = Writer::new(format, &def, flow_agency, &selection, prepared);

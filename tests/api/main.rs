@@ -14,6 +14,7 @@ mod http_protocol;
 mod import;
 mod ledger;
 mod schema_sdl;
+mod sdmx;
 mod store;
 #[path = "../support/mod.rs"]
 mod support;
