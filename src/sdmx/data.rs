@@ -488,12 +488,7 @@ impl Writer {
     }
 
     fn ss_namespace(&self) -> String {
-        format!(
-            "urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure={}:{}({VERSION}):ObsLevelDim:{}",
-            self.agency,
-            self.def.id,
-            self.obs_dim_id()
-        )
+        super::schema::namespace(&self.flow(), &self.obs_dim_id())
     }
 
     fn header(&self, out: &mut String) {

@@ -11,6 +11,7 @@
 //! - `query`: the path, the query string and the time parameters, bounded.
 //! - `dsd`: a dataset's definition as SDMX artefacts.
 //! - `structure`: structure queries and the Structure message.
+//! - `schema`: the XML schema of a DSD's structure-specific data.
 //! - `data`: data queries, read in pages and written per format.
 //! - `error`: SDMX error messages.
 //! - `xml`: escaping and namespaces.
@@ -19,6 +20,7 @@ mod data;
 mod dsd;
 mod error;
 mod query;
+mod schema;
 mod structure;
 mod xml;
 
@@ -87,8 +89,11 @@ async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> 
     if let Some(r) = Resource::parse(&resource) {
         return structure_query(&sdmx, r, &segments[1..], &params, accept);
     }
+    if resource == "schema" {
+        return schema_query(&sdmx, &segments[1..], &params, accept);
+    }
     if structure::NOT_IMPLEMENTED.contains(&resource.as_str())
-        || ["metadata", "schema", "availableconstraint"].contains(&resource.as_str())
+        || ["metadata", "availableconstraint"].contains(&resource.as_str())
     {
         return Err(SdmxError::not_implemented(format!(
             "the `{resource}` resource is not implemented; this service answers dataflow, datastructure, codelist, conceptscheme and data queries"
@@ -309,6 +314,85 @@ fn structure_query(
     let body = structure::answer(&query, &flows, prepared)?;
     let etag = etag(&["structure", &format!("{query:?}"), &head.to_string()]);
     Ok(ok_response(body.into(), STRUCTURE_ML, &etag, false))
+}
+
+const SCHEMA_XSD: &str = "application/vnd.sdmx.schema+xml; version=2.1";
+
+/// `schema/{context}/{agencyID}/{resourceID}/{version}`: the XML schema of the DSD's
+/// structure-specific data (context `datastructure` or `dataflow`; no constraints apply).
+fn schema_query(
+    sdmx: &Sdmx,
+    segments: &[&str],
+    params: &[(String, String)],
+    accept: Option<&str>,
+) -> Result<Response, SdmxError> {
+    let get = check_params(params, &["dimensionAtObservation", "explicitMeasure"])?;
+    if let Some(accept) = accept.filter(|a| !a.trim().is_empty()) {
+        let ok = media_ranges(accept).iter().any(|m| {
+            matches!(
+                m.media.as_str(),
+                "application/vnd.sdmx.schema+xml" | "application/xml" | "text/xml" | "*/*" | "application/*"
+            )
+        });
+        if !ok {
+            return Err(not_acceptable(format!("`{}`", shorten(accept))));
+        }
+    }
+    let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
+    let (context, agency, id, version) = match segments.as_slice() {
+        [c, a, i] => (*c, *a, *i, None),
+        [c, a, i, v] => (*c, *a, *i, Some(*v)),
+        _ => {
+            return Err(SdmxError::syntax(
+                "a schema query is schema/{context}/{agencyID}/{resourceID}/{version}",
+            ))
+        }
+    };
+    match context {
+        "datastructure" | "dataflow" => {}
+        "metadatastructure" | "metadataflow" | "provisionagreement" => {
+            return Err(SdmxError::not_implemented(format!("schemas in the context `{context}` are not implemented")))
+        }
+        other => {
+            return Err(SdmxError::syntax(format!(
+                "the schema context must be datastructure, dataflow, metadatastructure, metadataflow or provisionagreement, not `{}`",
+                shorten(other)
+            )))
+        }
+    }
+    if get("explicitMeasure").is_some_and(|v| v != "false") {
+        return Err(SdmxError::not_implemented(
+            "explicitMeasure=true: the DSD has a single primary measure",
+        ));
+    }
+    let projection = sdmx.ledger.read();
+    let view = projection
+        .dataset(id)
+        .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
+    let flow = Flow::new(&view.def);
+    if agency != flow.agency || version.is_some_and(|v| v != dsd::VERSION && v != "latest") {
+        return Err(SdmxError::no_results(format!(
+            "no {context} {}:{}({})",
+            shorten(agency),
+            shorten(id),
+            shorten(version.unwrap_or("latest"))
+        )));
+    }
+    let dims = flow.key_dimensions();
+    let at = match get("dimensionAtObservation") {
+        None | Some("TIME_PERIOD") => ObsDimension::Time,
+        Some("AllDimensions") => ObsDimension::All,
+        Some(d) => ObsDimension::Dimension(dims.iter().position(|x| *x == d).ok_or_else(|| {
+            SdmxError::syntax(format!(
+                "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
+                dims.join(", "),
+                shorten(d)
+            ))
+        })?),
+    };
+    let body = schema::schema(&flow, &at);
+    let tag = etag(&["schema", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
+    Ok(ok_response(body.into(), SCHEMA_XSD, &tag, false))
 }
 
 fn etag(parts: &[&str]) -> String {

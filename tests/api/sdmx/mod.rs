@@ -2,9 +2,9 @@
 //! every format, the vintage parameters, every error code, a streamed answer of many pages,
 //! and a real client (Python's `sdmx1`) whose figures must equal GraphQL's.
 //!
-//! Every SDMX-ML 2.1 answer but structure-specific data (whose schema is derived from the
-//! DSD) is validated with `xmllint` against the standard's `SDMXMessage.xsd`; the schemas
-//! are found in `../shared/reference/sdmx/ml-2.1/schemas` beside the checkout, or in
+//! Every SDMX-ML 2.1 answer is validated with `xmllint` against the standard's
+//! `SDMXMessage.xsd`, structure-specific data together with the schema the service derives
+//! from the DSD (`schema/dataflow/...`); the standard's schemas are found in `../shared/reference/sdmx/ml-2.1/schemas` beside the checkout, or in
 //! `TRADELEDGER_SDMX_SCHEMAS`. `bash .ci/setup` installs `xmllint` (Debian `libxml2-utils`)
 //! and `sdmx1`. Without them the tests fail, unless `TRADELEDGER_SKIP_SDMX_TOOLS=1` says to
 //! skip what needs them.
@@ -57,6 +57,51 @@ fn validate(app: &TestApp, what: &str, body: &str) {
     assert!(
         out.status.success(),
         "{what}: not valid SDMX-ML 2.1:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        &body[..body.len().min(3000)]
+    );
+}
+
+/// Validates StructureSpecificData (`dimension` at the observation level) against
+/// `SDMXMessage.xsd` and the schema the service gives for the DSD.
+async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str) {
+    if skip_tools() {
+        return;
+    }
+    let (status, headers, xsd) = get(
+        app,
+        &format!("schema/dataflow/BOK/{FLOW}/1.0?dimensionAtObservation={dimension}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{xsd}");
+    assert_eq!(headers["content-type"], "application/vnd.sdmx.schema+xml; version=2.1");
+    let namespace = attr(&xsd, "targetNamespace").expect("targetNamespace").to_owned();
+    let dir = app.dir.path();
+    std::fs::write(dir.join("dsd.xsd"), &xsd).unwrap();
+    // One schema for both namespaces: the message's, and the DSD's (whose imports of the
+    // standard's schemas are then already loaded).
+    std::fs::write(
+        dir.join("both.xsd"),
+        format!(
+            "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">\
+             <xs:import namespace=\"http://www.sdmx.org/resources/sdmxml/schemas/v2_1/message\" schemaLocation=\"{}\"/>\
+             <xs:import namespace=\"{namespace}\" schemaLocation=\"dsd.xsd\"/></xs:schema>",
+            schemas().join("SDMXMessage.xsd").display()
+        ),
+    )
+    .unwrap();
+    let file = dir.join("answer.xml");
+    std::fs::write(&file, body).unwrap();
+    let out = Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(dir.join("both.xsd"))
+        .arg(&file)
+        .output()
+        .expect("running xmllint");
+    assert!(
+        out.status.success(),
+        "not valid structure-specific data ({dimension}):\n{}\n{}",
         String::from_utf8_lossy(&out.stderr),
         &body[..body.len().min(3000)]
     );
@@ -342,6 +387,7 @@ async fn every_data_format() {
     assert!(body.contains("xsi:type=\"ns1:DataSetType\""), "{body}");
     assert!(body.contains("<Series FREQ=\"S\" SERVICE_TYPE=\"IPR\" INDUSTRY=\"_T\" COUNTERPART=\"_T\" MEASURE=\"BAL\" UNIT=\"USD\" UNIT_MULT=\"6\"><Obs TIME_PERIOD=\"2025-S1\" OBS_VALUE=\"-2530\" OBS_STATUS=\"A\""), "{body}");
     assert_eq!(body.matches("<Obs ").count(), 12);
+    validate_structure_specific(&app, "TIME_PERIOD", &body).await;
 
     // SDMX-CSV 1.0, by Accept and by format; the vintage in attribute columns.
     for (path, accept) in [
@@ -459,6 +505,7 @@ async fn data_query_parameters() {
     .await;
     assert_eq!(status, 200);
     assert!(cross_ss.contains("<Series FREQ=\"S\" SERVICE_TYPE=\"_T\" COUNTERPART=\"_T\" MEASURE=\"BAL\" TIME_PERIOD=\"2025-S1\"><Obs INDUSTRY=\"_T\""), "{cross_ss}");
+    validate_structure_specific(&app, "INDUSTRY", &cross_ss).await;
 
     // detail.
     let (_, keys) = get_xml(&app, &format!("data/{FLOW}?detail=serieskeysonly"), None).await;
@@ -821,11 +868,32 @@ async fn errors_are_sdmx_messages() {
             "the `categoryscheme` resource is not implemented",
         ),
         (
-            format!("schema/datastructure/BOK/{FLOW}"),
+            format!("schema/metadatastructure/BOK/{FLOW}"),
             None,
             501,
             "501",
-            "not implemented",
+            "schemas in the context `metadatastructure` are not implemented",
+        ),
+        (
+            format!("schema/dataflow/ECB/{FLOW}"),
+            None,
+            404,
+            "100",
+            "no dataflow ECB:KR_KNOWLEDGE_SERVICES(latest)",
+        ),
+        (
+            format!("schema/dataflow/BOK/{FLOW}?dimensionAtObservation=X"),
+            None,
+            400,
+            "140",
+            "`dimensionAtObservation` must be",
+        ),
+        (
+            "schema/things/BOK/X".to_owned(),
+            None,
+            400,
+            "140",
+            "the schema context must be",
         ),
         ("metadata/x".to_owned(), None, 501, "501", "not implemented"),
     ];
@@ -1000,4 +1068,34 @@ async fn sdmx1_reads_what_graphql_answers() {
     let then = graphql_figures(&app, Some(BETWEEN)).await;
     assert_eq!(figures(&read["as_of"]), then);
     assert_ne!(then, latest);
+}
+
+/// Structure-specific data in every view (time series, flat, cross-sectional), every
+/// `detail` and with `includeHistory` validates against the schema the service derives from
+/// the DSD; and that schema refuses a code the code list lacks.
+#[tokio::test]
+async fn structure_specific_data_validates_against_its_schema() {
+    let app = spawn_app().await;
+    for dimension in ["TIME_PERIOD", "AllDimensions", "COUNTERPART"] {
+        for extra in [
+            "",
+            "&detail=nodata",
+            "&detail=serieskeysonly",
+            "&detail=dataonly",
+            "&includeHistory=true",
+        ] {
+            let path = format!("data/{FLOW}?format=structurespecificdata&dimensionAtObservation={dimension}{extra}");
+            let (status, _, body) = get(&app, &path, None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            validate_structure_specific(&app, dimension, &body).await;
+        }
+    }
+    if skip_tools() {
+        return;
+    }
+    let (_, _, body) = get(&app, &format!("data/{FLOW}?format=structurespecificdata"), None).await;
+    let broken = body.replacen("SERVICE_TYPE=\"IPR\"", "SERVICE_TYPE=\"NOPE\"", 1);
+    let outcome = std::panic::AssertUnwindSafe(validate_structure_specific(&app, "TIME_PERIOD", &broken));
+    let caught = futures_util::FutureExt::catch_unwind(outcome).await;
+    assert!(caught.is_err(), "an unknown code must not validate");
 }
