@@ -120,13 +120,13 @@ pub fn schema(flow: &Flow, at: &ObsDimension) -> String {
     } else {
         "SeriesType"
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<xs:complexType name=\"DataSetType\"><xs:complexContent><xs:restriction base=\"{ds_base}\"><xs:sequence>\
          <xs:element ref=\"common:Annotations\" minOccurs=\"0\"/>\
          <xs:element name=\"DataProvider\" type=\"common:DataProviderReferenceType\" form=\"unqualified\" minOccurs=\"0\"/>\
          <xs:choice minOccurs=\"0\"><xs:element name=\"{child}\" type=\"{child_type}\" form=\"unqualified\" maxOccurs=\"unbounded\"/></xs:choice>\
-         </xs:sequence>{prohibited}</xs:restriction></xs:complexContent></xs:complexType>\n"
+         </xs:sequence>{prohibited}</xs:restriction></xs:complexContent></xs:complexType>"
     );
     if !matches!(at, ObsDimension::All) {
         let _ = write!(
