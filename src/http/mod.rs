@@ -48,7 +48,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::serve))
         .route("/checkpoint", get(checkpoint::checkpoint))
         .merge(crate::web::routes(state.config.graphiql))
-        .merge(crate::sdmx::routes(state.ledger.clone(), state.config.sdmx))
+        .merge(crate::sdmx::routes(
+            state.ledger.clone(),
+            state.config.sdmx,
+            state.config.tokens.clone(),
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record));
     if !state.config.cors_origins.is_empty() {

@@ -11,6 +11,8 @@ use super::xml::{escape, MESSAGE_NS};
 pub enum Kind {
     /// 100 No results found (404).
     NoResults,
+    /// 110 Unauthorized (401): reads need a token and none valid was given.
+    Unauthorized,
     /// 140 Syntax error (400): a bad path, key or parameter.
     Syntax,
     /// 130 Response too large due to client request (413).
@@ -27,6 +29,7 @@ impl Kind {
     fn status(self) -> StatusCode {
         match self {
             Kind::NoResults => StatusCode::NOT_FOUND,
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
             Kind::Syntax => StatusCode::BAD_REQUEST,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
@@ -40,6 +43,7 @@ impl Kind {
     fn code(self) -> u16 {
         match self {
             Kind::NoResults => 100,
+            Kind::Unauthorized => 110,
             Kind::Syntax | Kind::NotAcceptable => 140,
             Kind::TooLarge => 130,
             Kind::NotImplemented => 501,
@@ -100,6 +104,9 @@ impl IntoResponse for SdmxError {
             HeaderValue::from_static("application/xml; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.kind == Kind::Unauthorized {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }

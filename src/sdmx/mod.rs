@@ -35,6 +35,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::auth::{authorize, bearer, Tokens};
 use crate::domain::dataset::KNOWN_MEASURES;
 use crate::domain::Frequency;
 use crate::ledger::Ledger;
@@ -57,13 +58,15 @@ pub struct SdmxConfig {
 struct Sdmx {
     ledger: Ledger,
     config: SdmxConfig,
+    /// Reads need one of these when read tokens are configured, as for GraphQL.
+    tokens: Tokens,
 }
 
 /// The SDMX routes, over `ledger`.
-pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConfig) -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConfig, tokens: Tokens) -> Router<S> {
     Router::new()
         .route("/sdmx/2.1/{*path}", get(v21))
-        .with_state(Arc::new(Sdmx { ledger, config }))
+        .with_state(Arc::new(Sdmx { ledger, config, tokens }))
 }
 
 const STRUCTURE_ML: &str = "application/vnd.sdmx.structure+xml; version=2.1";
@@ -79,6 +82,20 @@ async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> 
     if path.len() > 4096 {
         return Err(SdmxError::syntax("the path is longer than 4096 bytes"));
     }
+    let secret = match headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(bearer))
+    {
+        None => None,
+        Some(Some(s)) => Some(s),
+        Some(None) => {
+            return Err(SdmxError::new(
+                Kind::Unauthorized,
+                "the Authorization header must be `Bearer <token>`",
+            ))
+        }
+    };
+    authorize(&sdmx.tokens, secret).map_err(|why| SdmxError::new(Kind::Unauthorized, why))?;
     let params = query::parse_query_string(uri.query())?;
     let segments: Vec<&str> = path.split('/').collect();
     let resource = segments[0].to_ascii_lowercase();

@@ -15,7 +15,7 @@ use std::process::Command;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, spawn_app_with, TestApp, DATASET, PRELIMINARY_ID, PUBLISH, REVISION_ID};
+use crate::support::{spawn_app, spawn_app_with, TestApp, DATASET, PRELIMINARY_ID, PUBLISH, READ_SECRET, REVISION_ID};
 
 const FLOW: &str = "KR_KNOWLEDGE_SERVICES";
 /// Between the real preliminary release (2025-09-03) and the synthetic revision (2025-12-10).
@@ -641,7 +641,7 @@ async fn vintages() {
 }
 
 /// Every error is an SDMX-ML 2.1 error message with its code and a text naming what was
-/// wrong: 404 (100), 400 (140), 406, 413 (130) and 501.
+/// wrong: 404 (100), 400 (140), 401 (110), 406, 413 (130) and 501.
 #[tokio::test]
 async fn errors_are_sdmx_messages() {
     let app = spawn_app().await;
@@ -922,6 +922,34 @@ async fn errors_are_sdmx_messages() {
     assert_eq!(status, 200, "a narrower query fits");
     let (status, _, _) = get(&small, &format!("data/{FLOW}?includeHistory=true"), None).await;
     assert_eq!(status, 413, "a history counts its versions");
+
+    // 401 (110): reads protected by tokens cover SDMX too.
+    let protected = spawn_app_with(
+        |c| c.tokens.read = vec![tradeledger::auth::Token::parse(&format!("viewer:{READ_SECRET}")).unwrap()],
+        true,
+    )
+    .await;
+    for path in [format!("data/{FLOW}"), "dataflow".to_owned()] {
+        let (status, headers, body) = get(&protected, &path, None).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        assert!(
+            body.contains("code=\"110\"") && body.contains("needs a bearer token for reads"),
+            "{body}"
+        );
+        validate(&protected, "401", &body);
+        let url = format!("http://{}/sdmx/2.1/{path}", protected.addr);
+        let wrong = protected.client.get(&url).bearer_auth("nope").send().await.unwrap();
+        assert_eq!(wrong.status().as_u16(), 401);
+        let right = protected
+            .client
+            .get(&url)
+            .bearer_auth(READ_SECRET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status().as_u16(), 200, "{path}");
+    }
 }
 
 /// An answer of many pages (more figures than one page reads) holds every figure once, each
