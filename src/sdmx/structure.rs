@@ -13,7 +13,7 @@ use super::xml::{escape, header_time, COMMON_NS, MESSAGE_NS, STRUCTURE_NS, XSI_N
 use crate::domain::dataset::KNOWN_MEASURES;
 
 /// The structure resources this service answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
     Dataflow,
     Codelist,
@@ -326,12 +326,13 @@ pub fn answer(
     }
     let key = |a: &Artefact| (a.resource, a.agency(flows).to_owned(), a.id(flows));
     let mut all: Vec<(Artefact, bool)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (a, is_ref) in matched
         .iter()
         .map(|a| (*a, false))
         .chain(referenced.iter().map(|a| (*a, true)))
     {
-        if !all.iter().any(|(b, _)| key(b) == key(&a)) {
+        if seen.insert(key(&a)) {
             all.push((a, is_ref));
         }
     }
