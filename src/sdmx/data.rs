@@ -235,7 +235,7 @@ impl Answer {
             }
             Phase::Latest { cursor } => {
                 let (rows, cursor) = if self.regroup {
-                    (self.read_page(None, usize::MAX), None)
+                    (self.read_all(), None)
                 } else {
                     self.read_latest(cursor)
                 };
@@ -287,9 +287,10 @@ impl Answer {
         let mut rows = Vec::new();
         let mut last: Option<CellKey> = None;
         let mut more = false;
-        for obs in projection.select(view, &filter, s.bound, cursor.as_ref()) {
+        // Figures looked at: a selective filter ends a page too, so the lock is held briefly.
+        for (examined, obs) in projection.select(view, &filter, s.bound, cursor.as_ref()).enumerate() {
             let c = obs.cell;
-            if rows.len() >= PAGE && last.is_some_and(|l| l.key != c.key) {
+            if (rows.len() >= PAGE || examined >= 4 * PAGE) && last.is_some_and(|l| l.key != c.key) {
                 more = true;
                 break;
             }
@@ -315,10 +316,10 @@ impl Answer {
         (rows, if more { last } else { None })
     }
 
-    /// Everything at once (a cross-sectional view).
-    fn read_page(&self, cursor: Option<CellKey>, _max: usize) -> Vec<Row> {
+    /// Everything at once (a cross-sectional view), page by page.
+    fn read_all(&self) -> Vec<Row> {
         let mut all = Vec::new();
-        let mut cursor = cursor;
+        let mut cursor = None;
         loop {
             let (rows, next) = self.read_latest(cursor);
             all.extend(rows);
