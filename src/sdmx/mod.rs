@@ -754,3 +754,48 @@ fn plan(
         dataset,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_formats_by_accept_quality_and_parameter() {
+        let csv = DataFormat::Csv { labels: false };
+        let generic = DataFormat::Generic { time_series: false };
+        let ss = DataFormat::StructureSpecific { time_series: false };
+        assert_eq!(negotiate_data(None, None, None), Ok(generic));
+        assert_eq!(
+            negotiate_data(Some("application/vnd.sdmx.data+csv;version=1.0.0;q=0.5, application/vnd.sdmx.structurespecificdata+xml;version=2.1"), None, None),
+            Ok(ss)
+        );
+        assert_eq!(
+            negotiate_data(Some("application/json, text/csv;q=0.1"), None, None),
+            Ok(csv)
+        );
+        // The parameter wins over the header.
+        assert_eq!(
+            negotiate_data(Some("text/csv"), Some("structurespecificdata"), Some("2.1")),
+            Ok(ss)
+        );
+        assert_eq!(
+            negotiate_data(Some("application/xml;q=0"), None, None)
+                .unwrap_err()
+                .kind,
+            Kind::NotAcceptable
+        );
+        assert_eq!(
+            negotiate_data(None, Some("genericdata"), Some("3.0")).unwrap_err().kind,
+            Kind::NotAcceptable
+        );
+        assert_eq!(negotiate_data(None, Some("pdf"), None).unwrap_err().kind, Kind::Syntax);
+    }
+
+    #[test]
+    fn structure_formats() {
+        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None).is_ok());
+        assert!(negotiate_structure(Some("*/*"), None, None).is_ok());
+        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=3.0.0"), None, None).is_err());
+        assert!(negotiate_structure(None, Some("jsonstructure"), None).is_err());
+    }
+}
