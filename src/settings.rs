@@ -47,8 +47,9 @@ pub struct LimitArgs {
     #[arg(long, env = "TRADELEDGER_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_response_bytes: usize,
     /// Most observations one SDMX data answer may hold (with `includeHistory`, versions),
-    /// counted before anything is sent. Answers stream page by page, so memory does not grow
-    /// with this; it bounds the time and bandwidth one request may take.
+    /// counted before anything is sent. Time-series and flat answers stream page by page, so
+    /// their memory does not grow with this (a cross-sectional view is regrouped in memory);
+    /// it bounds the time and bandwidth one request may take.
     #[arg(long, env = "TRADELEDGER_SDMX_MAX_OBSERVATIONS", default_value_t = 2_000_000)]
     pub sdmx_max_observations: u64,
     /// Longest GraphQL query text, in bytes; checked before parsing (the standard
