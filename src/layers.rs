@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("testing", 95),
     ("http", 80),
     ("web", 75),
+    ("sdmx", 72),
     ("auth", 70),
     ("graphql", 60),
     ("export", 55),

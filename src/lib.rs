@@ -18,6 +18,8 @@
 //! - [`http`]: the router, GraphQL over HTTP, the WebSocket protocols, the per-revision
 //!   response cache, the accept loop (connection cap, timeouts, shutdown with a deadline),
 //!   Prometheus metrics, health and the checkpoint endpoint.
+//! - [`sdmx`]: SDMX-REST structure and data queries over the ledger, in SDMX-ML 2.1 and
+//!   SDMX-CSV, streamed.
 //! - [`auth`]: tokens, and who a presented token makes the caller.
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits,
 //!   request parsing and error codes.
@@ -56,6 +58,7 @@ pub mod ledger;
 pub mod logging;
 mod pool;
 pub mod projection;
+pub mod sdmx;
 pub mod settings;
 pub mod snapshot;
 pub mod store;

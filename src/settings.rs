@@ -46,6 +46,12 @@ pub struct LimitArgs {
     /// written.
     #[arg(long, env = "TRADELEDGER_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_response_bytes: usize,
+    /// Most observations one SDMX data answer may hold (with `includeHistory`, versions),
+    /// counted before anything is sent. Time-series and flat answers stream page by page, so
+    /// their memory does not grow with this (a cross-sectional view is regrouped in memory);
+    /// it bounds the time and bandwidth one request may take.
+    #[arg(long, env = "TRADELEDGER_SDMX_MAX_OBSERVATIONS", default_value_t = 2_000_000)]
+    pub sdmx_max_observations: u64,
     /// Longest GraphQL query text, in bytes; checked before parsing (the standard
     /// introspection query is about 1.3 KB).
     #[arg(long, env = "TRADELEDGER_MAX_QUERY_BYTES", default_value_t = 64 * 1024)]

@@ -60,6 +60,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::serve_main))
         .route("/checkpoint", get(checkpoint::checkpoint))
         .merge(crate::web::routes(state.config.graphiql))
+        .merge(crate::sdmx::routes(
+            state.ledger.clone(),
+            state.config.sdmx,
+            state.config.tokens.clone(),
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(middleware::from_fn_with_state(state.clone(), access_log::record));

@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub apq_max_bytes: usize,
     /// Caches sent `PURGE` when an event is recorded ([`super::purge`]).
     pub purge_urls: Vec<String>,
+    /// Limits of the SDMX endpoints.
+    pub sdmx: crate::sdmx::SdmxConfig,
 }
 
 impl ServerConfig {
@@ -109,6 +111,9 @@ impl ServerConfig {
             max_concurrent_queries: limits.max_concurrent_queries as usize,
             max_queued_queries: limits.max_queued_queries,
             max_subscriptions_per_connection: limits.max_subscriptions_per_connection,
+            sdmx: crate::sdmx::SdmxConfig {
+                max_observations: limits.sdmx_max_observations,
+            },
             connections: ConnLimits {
                 header_read_timeout: ms(limits.header_read_timeout_ms),
                 idle_timeout: ms(limits.idle_timeout_ms),

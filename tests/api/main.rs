@@ -17,6 +17,7 @@ mod ledger;
 mod operations;
 mod scheduled;
 mod schema_sdl;
+mod sdmx;
 mod store;
 #[path = "../support/mod.rs"]
 mod support;

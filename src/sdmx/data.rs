@@ -1,0 +1,864 @@
+//! Data queries: selecting the figures, in pages, and writing them as SDMX-ML 2.1
+//! GenericData or StructureSpecificData, or as SDMX-CSV 1.0.
+//!
+//! An answer is written page by page: each page is read under the ledger's read lock, a few
+//! thousand figures at a time ending at a series boundary, and sent before the next is read,
+//! so a whole-dataset answer never sits in memory. The point in history (the bound) is fixed
+//! before the first page, so releases recorded while an answer streams do not change it.
+//! A cross-sectional view (`dimensionAtObservation` naming a dimension other than the time)
+//! regroups the whole selection and is built in memory, within the observation limit.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::dsd::{obs_status, Flow, FREQ, MEASURE, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD, VERSION};
+use super::error::{Kind, SdmxError};
+use super::query::{months, DataDetail, Month, ObsDimension};
+use super::xml::{escape, header_time, COMMON_NS, GENERIC_NS, MESSAGE_NS, SS_NS, XSI_NS};
+use crate::domain::{Dataset, Frequency, Period, ReleaseStatus, SeriesKey};
+use crate::ledger::Ledger;
+use crate::projection::{Bound, CellKey, Filter, KeyPattern};
+
+/// Figures read per page (a page runs on to the end of its last series).
+const PAGE: usize = 4096;
+
+/// The data formats offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    Generic { time_series: bool },
+    StructureSpecific { time_series: bool },
+    Csv { labels: bool },
+}
+
+impl DataFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            DataFormat::Generic { time_series: false } => "application/vnd.sdmx.genericdata+xml; version=2.1",
+            DataFormat::Generic { time_series: true } => "application/vnd.sdmx.generictimeseriesdata+xml; version=2.1",
+            DataFormat::StructureSpecific { time_series: false } => {
+                "application/vnd.sdmx.structurespecificdata+xml; version=2.1"
+            }
+            DataFormat::StructureSpecific { time_series: true } => {
+                "application/vnd.sdmx.structurespecifictimeseriesdata+xml; version=2.1"
+            }
+            DataFormat::Csv { labels: false } => "application/vnd.sdmx.data+csv; version=1.0.0; charset=utf-8",
+            DataFormat::Csv { labels: true } => {
+                "application/vnd.sdmx.data+csv; version=1.0.0; labels=both; charset=utf-8"
+            }
+        }
+    }
+}
+
+/// A data query resolved against one dataset.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub dataset: String,
+    pub pattern: KeyPattern,
+    pub frequencies: Option<Vec<Frequency>>,
+    pub measures: Option<Vec<u8>>,
+    pub start: Option<Month>,
+    pub end: Option<Month>,
+    pub updated_after: Option<DateTime<Utc>>,
+    pub first_n: Option<u32>,
+    pub last_n: Option<u32>,
+    pub obs_dimension: ObsDimension,
+    pub detail: DataDetail,
+    pub history: bool,
+    pub bound: Bound,
+}
+
+/// One figure as written: its coordinates, value and the release that set it.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    key: SeriesKey,
+    period: Period,
+    measure: u8,
+    value: Decimal,
+    release: Uuid,
+    status: ReleaseStatus,
+    published: DateTime<Utc>,
+}
+
+impl Row {
+    /// The SDMX series a row belongs to (in a time-series view): key, measure, frequency.
+    fn series(&self) -> (SeriesKey, u8, u8) {
+        (self.key, self.measure, self.period.frequency() as u8)
+    }
+}
+
+impl Selection {
+    fn matches(&self, key: &SeriesKey, period: Period, measure: u8) -> bool {
+        let (first, last) = months(period);
+        self.pattern.matches(key)
+            && self
+                .frequencies
+                .as_ref()
+                .is_none_or(|f| f.contains(&period.frequency()))
+            && self.measures.as_ref().is_none_or(|m| m.contains(&measure))
+            && self.start.is_none_or(|s| last >= s)
+            && self.end.is_none_or(|e| first <= e)
+    }
+
+    fn filter(&self) -> Filter {
+        Filter {
+            key: Some(self.pattern.clone()),
+            measures: self.measures.clone(),
+            ..Filter::default()
+        }
+    }
+}
+
+/// Where a streamed answer is.
+enum Phase {
+    /// The message header, then the phase that follows.
+    Header(Box<Phase>),
+    /// The latest (or as-of) figures, after the cursor.
+    Latest {
+        cursor: Option<CellKey>,
+    },
+    /// One dataset per release: the releases still to write (revision, id, status, time).
+    History {
+        releases: Vec<(u64, Uuid, ReleaseStatus, DateTime<Utc>)>,
+        next: usize,
+    },
+    Footer,
+    Done,
+}
+
+/// A data answer being written.
+pub struct Answer {
+    ledger: Ledger,
+    selection: Selection,
+    writer: Writer,
+    phase: Phase,
+    /// Set for a cross-sectional view: everything is read at once and regrouped.
+    regroup: bool,
+}
+
+/// Counts what an answer would hold (figures, or versions for a history) up to `limit + 1`,
+/// and lists the releases of a history. `Err` is 404 when nothing matches, 413 beyond the
+/// limit.
+pub fn prepare(
+    ledger: &Ledger,
+    selection: Selection,
+    format: DataFormat,
+    flow_agency: String,
+    limit: u64,
+    prepared: DateTime<Utc>,
+) -> Result<Answer, SdmxError> {
+    let projection = ledger.read();
+    let view = projection
+        .dataset(&selection.dataset)
+        .ok_or_else(|| SdmxError::no_results(format!("no dataflow `{}`", selection.dataset)))?;
+    let def = view.def.clone();
+    let too_many = |n: u64| {
+        SdmxError::new(
+            Kind::TooLarge,
+            format!(
+                "the answer would hold more than {limit} observations ({n} or more); narrow the key or the periods, or use firstNObservations/lastNObservations"
+            ),
+        )
+    };
+    let phase_after_header = if selection.history {
+        let mut releases = Vec::new();
+        let mut total: u64 = 0;
+        let visible = projection.releases_after(selection.bound.revision);
+        for r in &projection.releases()[..visible] {
+            if r.dataset != selection.dataset || selection.bound.published.is_some_and(|t| r.published_at > t) {
+                continue;
+            }
+            if selection.updated_after.is_some_and(|t| r.published_at <= t) {
+                continue;
+            }
+            total += u64::from(r.observation_count);
+            releases.push((r.revision, r.id, r.status, r.published_at));
+        }
+        if total > limit {
+            return Err(too_many(total));
+        }
+        // Publication order; ties in recording order.
+        releases.sort_by_key(|r| (r.3, r.0));
+        if releases.is_empty() {
+            return Err(SdmxError::no_results("no release of the dataflow matches the query"));
+        }
+        Phase::History { releases, next: 0 }
+    } else {
+        let filter = selection.filter();
+        let mut n: u64 = 0;
+        for obs in projection.select(view, &filter, selection.bound, None) {
+            let c = obs.cell;
+            if !selection.matches(&c.key, c.period, c.measure) {
+                continue;
+            }
+            if let Some(t) = selection.updated_after {
+                if projection.release_at(obs.current().release).published_at <= t {
+                    continue;
+                }
+            }
+            n += 1;
+            if n > limit {
+                return Err(too_many(n));
+            }
+        }
+        if n == 0 {
+            return Err(SdmxError::no_results("no observation matches the query"));
+        }
+        Phase::Latest { cursor: None }
+    };
+    drop(projection);
+    let regroup = matches!(selection.obs_dimension, ObsDimension::Dimension(_));
+    let writer = Writer::new(format, &def, flow_agency, &selection, prepared);
+    Ok(Answer {
+        ledger: ledger.clone(),
+        selection,
+        writer,
+        phase: Phase::Header(Box::new(phase_after_header)),
+        regroup,
+    })
+}
+
+impl Answer {
+    /// The next piece of the body; `None` at the end.
+    pub fn next_chunk(&mut self) -> Option<Result<String, SdmxError>> {
+        let mut out = String::new();
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Header(next) => {
+                self.writer.header(&mut out);
+                if matches!(*next, Phase::Latest { .. }) {
+                    self.writer.open_dataset(&mut out, None);
+                }
+                self.phase = *next;
+            }
+            Phase::Latest { cursor } => {
+                let (rows, cursor) = if self.regroup {
+                    (self.read_all(), None)
+                } else {
+                    self.read_latest(cursor)
+                };
+                self.writer.rows(&mut out, rows, &self.selection);
+                self.phase = match cursor {
+                    Some(c) => Phase::Latest { cursor: Some(c) },
+                    None => {
+                        self.writer.close_dataset(&mut out);
+                        Phase::Footer
+                    }
+                };
+            }
+            Phase::History { releases, next } => {
+                let (revision, id, status, published) = releases[next];
+                let rows = match self.read_release(revision, id, status, published) {
+                    Ok(rows) => rows,
+                    Err(e) => return Some(Err(e)),
+                };
+                self.writer.open_dataset(&mut out, Some((id, status, published)));
+                self.writer.rows(&mut out, rows, &self.selection);
+                self.writer.close_dataset(&mut out);
+                self.phase = if next + 1 < releases.len() {
+                    Phase::History {
+                        releases,
+                        next: next + 1,
+                    }
+                } else {
+                    Phase::Footer
+                };
+            }
+            Phase::Footer => {
+                self.writer.footer(&mut out);
+                self.phase = Phase::Done;
+            }
+            Phase::Done => return None,
+        }
+        Some(Ok(out))
+    }
+
+    /// One page of the latest figures after `cursor`, ending at a series boundary, and the
+    /// cursor to continue from (`None`: this was the last page).
+    fn read_latest(&self, cursor: Option<CellKey>) -> (Vec<Row>, Option<CellKey>) {
+        let projection = self.ledger.read();
+        let Some(view) = projection.dataset(&self.selection.dataset) else {
+            return (Vec::new(), None);
+        };
+        let s = &self.selection;
+        let filter = s.filter();
+        let mut rows = Vec::new();
+        let mut last: Option<CellKey> = None;
+        let mut more = false;
+        // Figures looked at: a selective filter ends a page too, so the lock is held briefly.
+        for (examined, obs) in projection.select(view, &filter, s.bound, cursor.as_ref()).enumerate() {
+            let c = obs.cell;
+            if (rows.len() >= PAGE || examined >= 4 * PAGE) && last.is_some_and(|l| l.key != c.key) {
+                more = true;
+                break;
+            }
+            last = Some(c);
+            if !s.matches(&c.key, c.period, c.measure) {
+                continue;
+            }
+            let v = obs.current();
+            let r = projection.release_at(v.release);
+            if s.updated_after.is_some_and(|t| r.published_at <= t) {
+                continue;
+            }
+            rows.push(Row {
+                key: c.key,
+                period: c.period,
+                measure: c.measure,
+                value: v.value,
+                release: r.id,
+                status: r.status,
+                published: r.published_at,
+            });
+        }
+        (rows, if more { last } else { None })
+    }
+
+    /// Everything at once (a cross-sectional view), page by page.
+    fn read_all(&self) -> Vec<Row> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (rows, next) = self.read_latest(cursor);
+            all.extend(rows);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return all,
+            }
+        }
+    }
+
+    /// The figures one release set, as selected.
+    fn read_release(
+        &self,
+        revision: u64,
+        id: Uuid,
+        status: ReleaseStatus,
+        published: DateTime<Utc>,
+    ) -> Result<Vec<Row>, SdmxError> {
+        let release = self
+            .ledger
+            .release_event(revision)
+            .map_err(|e| SdmxError::new(Kind::Internal, format!("reading release {id}: {e}")))?
+            .ok_or_else(|| SdmxError::new(Kind::Internal, format!("release {id} is not at revision {revision}")))?;
+        let projection = self.ledger.read();
+        let Some(view) = projection.dataset(&self.selection.dataset) else {
+            return Ok(Vec::new());
+        };
+        let def = &view.def;
+        let mut rows = Vec::new();
+        for o in &release.observations {
+            let (Ok(key), Some(measure)) = (def.parse_key(&o.key), view.measure(&o.measure)) else {
+                continue;
+            };
+            if !self.selection.matches(&key, o.period, measure) {
+                continue;
+            }
+            rows.push(Row {
+                key,
+                period: o.period,
+                measure,
+                value: o.value,
+                release: id,
+                status,
+                published,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Writes one format.
+struct Writer {
+    format: DataFormat,
+    def: Arc<Dataset>,
+    agency: String,
+    prepared: DateTime<Utc>,
+    detail: DataDetail,
+    obs_dimension: ObsDimension,
+}
+
+/// The figures of one SDMX series (or section), in order.
+fn groups(mut rows: Vec<Row>, s: &Selection) -> Vec<Vec<Row>> {
+    match s.obs_dimension {
+        ObsDimension::Time => rows.sort_by_key(|r| (r.series(), r.period)),
+        ObsDimension::All => rows.sort_by_key(|r| (r.key, r.measure, r.period)),
+        ObsDimension::Dimension(d) => rows.sort_by_key(|r| {
+            let (other, code) = cross_key(r, d);
+            (other, r.period, code)
+        }),
+    }
+    let same = |a: &Row, b: &Row| match s.obs_dimension {
+        ObsDimension::Time => a.series() == b.series(),
+        ObsDimension::All => false,
+        ObsDimension::Dimension(d) => cross_key(a, d).0 == cross_key(b, d).0 && a.period == b.period,
+    };
+    let mut out: Vec<Vec<Row>> = Vec::new();
+    for r in rows {
+        match out.last_mut() {
+            Some(g) if same(&g[0], &r) => g.push(r),
+            _ => out.push(vec![r]),
+        }
+    }
+    if matches!(s.obs_dimension, ObsDimension::Time) {
+        for g in &mut out {
+            if let Some(n) = s.first_n {
+                g.truncate(n as usize);
+            }
+            if let Some(n) = s.last_n {
+                let n = n as usize;
+                if g.len() > n {
+                    g.drain(..g.len() - n);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The codes of every key dimension of a row (frequency, the dataset's, the measure), with
+/// the code at position `d` taken out and returned apart.
+fn cross_key(r: &Row, d: usize) -> (Vec<u16>, u16) {
+    let mut codes = vec![r.period.frequency() as u16];
+    codes.extend(r.key.codes());
+    codes.push(u16::from(r.measure));
+    let code = codes.remove(d);
+    (codes, code)
+}
+
+/// CSV field: quoted when it holds a comma, quote or line break.
+fn csv_field(out: &mut String, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+impl Writer {
+    fn new(format: DataFormat, def: &Arc<Dataset>, agency: String, s: &Selection, prepared: DateTime<Utc>) -> Self {
+        Writer {
+            format,
+            def: def.clone(),
+            agency,
+            prepared,
+            detail: s.detail,
+            obs_dimension: s.obs_dimension.clone(),
+        }
+    }
+
+    fn flow(&self) -> Flow<'_> {
+        Flow {
+            def: &self.def,
+            agency: self.agency.clone(),
+        }
+    }
+
+    /// `(id, code, label)` of every key dimension of a row, in key order.
+    fn key_values(&self, r: &Row) -> Vec<(&str, String, String)> {
+        let mut out = Vec::with_capacity(self.def.dimensions.len() + 2);
+        let f = r.period.frequency();
+        out.push((
+            FREQ,
+            f.code().to_owned(),
+            super::dsd::FREQ_CODES
+                .iter()
+                .find(|c| c.0 == f.code())
+                .map_or("", |c| c.1)
+                .to_owned(),
+        ));
+        for (dim, c) in self.def.dimensions.iter().zip(r.key.codes()) {
+            let code = &dim.codes[c as usize];
+            out.push((dim.id.as_str(), code.code.clone(), code.label.clone()));
+        }
+        let m = &self.def.measures[r.measure as usize];
+        out.push((MEASURE, m.clone(), super::dsd::measure_name(m).to_owned()));
+        out
+    }
+
+    fn obs_dim_id(&self) -> String {
+        match self.obs_dimension {
+            ObsDimension::Time => TIME_PERIOD.to_owned(),
+            ObsDimension::All => "AllDimensions".to_owned(),
+            ObsDimension::Dimension(d) => self.flow().key_dimensions()[d].to_owned(),
+        }
+    }
+
+    fn ss_namespace(&self) -> String {
+        super::schema::namespace(&self.flow(), &self.obs_dim_id())
+    }
+
+    fn header(&self, out: &mut String) {
+        let (root, ns) = match self.format {
+            DataFormat::Csv { labels } => {
+                self.csv_header(out, labels);
+                return;
+            }
+            DataFormat::Generic { time_series } => (
+                if time_series {
+                    "GenericTimeSeriesData"
+                } else {
+                    "GenericData"
+                },
+                format!("xmlns:generic=\"{GENERIC_NS}\""),
+            ),
+            DataFormat::StructureSpecific { time_series } => (
+                if time_series {
+                    "StructureSpecificTimeSeriesData"
+                } else {
+                    "StructureSpecificData"
+                },
+                format!("xmlns:ss=\"{SS_NS}\" xmlns:ns1=\"{}\"", escape(&self.ss_namespace())),
+            ),
+        };
+        let _ = write!(
+            out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<message:{root} xmlns:message=\"{MESSAGE_NS}\" xmlns:common=\"{COMMON_NS}\" xmlns:xsi=\"{XSI_NS}\" {ns}>\n\
+             <message:Header><message:ID>DATA</message:ID><message:Test>false</message:Test><message:Prepared>{}</message:Prepared>\
+             <message:Sender id=\"TRADELEDGER\"/><message:Structure structureID=\"STR\" dimensionAtObservation=\"{}\"",
+            header_time(self.prepared),
+            self.obs_dim_id()
+        );
+        if matches!(self.format, DataFormat::StructureSpecific { .. }) {
+            let _ = write!(out, " namespace=\"{}\"", escape(&self.ss_namespace()));
+        }
+        let _ = writeln!(
+            out,
+            "><common:Structure><Ref agencyID=\"{}\" id=\"{}\" version=\"{VERSION}\"/></common:Structure></message:Structure></message:Header>",
+            escape(&self.agency),
+            escape(&self.def.id)
+        );
+    }
+
+    fn csv_columns(&self) -> Vec<(String, String)> {
+        let mut cols = vec![("DATAFLOW".to_owned(), String::new())];
+        cols.push((FREQ.into(), "Frequency".into()));
+        for d in &self.def.dimensions {
+            cols.push((d.id.clone(), d.label.clone()));
+        }
+        cols.push((MEASURE.into(), "Measure".into()));
+        cols.push((TIME_PERIOD.into(), "Time period".into()));
+        cols.push((OBS_VALUE.into(), String::new()));
+        if self.detail.attributes() || self.detail == DataDetail::Full {
+            for (id, name) in SERIES_ATTRIBUTES.iter().chain(&OBS_ATTRIBUTES) {
+                cols.push((id.to_string(), name.to_string()));
+            }
+        }
+        cols
+    }
+
+    fn csv_header(&self, out: &mut String, labels: bool) {
+        for (i, (id, name)) in self.csv_columns().into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if labels && !name.is_empty() {
+                csv_field(out, &format!("{id}: {name}"));
+            } else {
+                out.push_str(&id);
+            }
+        }
+        out.push_str("\r\n");
+    }
+
+    /// Opens a data set; for a history, the one of a release, valid from its publication.
+    fn open_dataset(&self, out: &mut String, release: Option<(Uuid, ReleaseStatus, DateTime<Utc>)>) {
+        let validity = release.map(|(id, _, published)| (id, header_time(published)));
+        match self.format {
+            DataFormat::Csv { .. } => {}
+            DataFormat::Generic { .. } => {
+                out.push_str("<message:DataSet structureRef=\"STR\"");
+                if let Some((id, from)) = &validity {
+                    let _ = write!(
+                        out,
+                        " action=\"Replace\" setID=\"R{}\" validFromDate=\"{from}\"",
+                        id.simple()
+                    );
+                }
+                out.push_str(">\n");
+            }
+            DataFormat::StructureSpecific { .. } => {
+                out.push_str("<message:DataSet ss:structureRef=\"STR\" xsi:type=\"ns1:DataSetType\" ss:dataScope=\"DataStructure\"");
+                if let Some((id, from)) = &validity {
+                    let _ = write!(
+                        out,
+                        " ss:action=\"Replace\" ss:setID=\"R{}\" ss:validFromDate=\"{from}\"",
+                        id.simple()
+                    );
+                }
+                out.push_str(">\n");
+            }
+        }
+    }
+
+    fn close_dataset(&self, out: &mut String) {
+        if !matches!(self.format, DataFormat::Csv { .. }) {
+            out.push_str("</message:DataSet>\n");
+        }
+    }
+
+    fn footer(&self, out: &mut String) {
+        let root = match self.format {
+            DataFormat::Csv { .. } => return,
+            DataFormat::Generic { time_series: false } => "GenericData",
+            DataFormat::Generic { time_series: true } => "GenericTimeSeriesData",
+            DataFormat::StructureSpecific { time_series: false } => "StructureSpecificData",
+            DataFormat::StructureSpecific { time_series: true } => "StructureSpecificTimeSeriesData",
+        };
+        let _ = writeln!(out, "</message:{root}>");
+    }
+
+    fn series_attributes(&self) -> [(&'static str, String); 2] {
+        [
+            (SERIES_ATTRIBUTES[0].0, self.def.unit.clone()),
+            (SERIES_ATTRIBUTES[1].0, self.def.unit_multiplier.to_string()),
+        ]
+    }
+
+    fn obs_attributes(r: &Row) -> [(&'static str, String); 4] {
+        [
+            (OBS_ATTRIBUTES[0].0, obs_status(r.status).to_owned()),
+            (OBS_ATTRIBUTES[1].0, r.release.to_string()),
+            (OBS_ATTRIBUTES[2].0, r.status.as_str().to_owned()),
+            (OBS_ATTRIBUTES[3].0, header_time(r.published)),
+        ]
+    }
+
+    fn rows(&self, out: &mut String, rows: Vec<Row>, s: &Selection) {
+        let groups = groups(rows, s);
+        match self.format {
+            DataFormat::Csv { labels } => self.csv_rows(out, &groups, labels),
+            DataFormat::Generic { .. } => self.generic_rows(out, &groups),
+            DataFormat::StructureSpecific { .. } => self.ss_rows(out, &groups),
+        }
+    }
+
+    fn csv_rows(&self, out: &mut String, groups: &[Vec<Row>], labels: bool) {
+        let flow = self.flow().csv_ref();
+        let flow = if labels {
+            format!("{flow}: {}", self.def.name)
+        } else {
+            flow
+        };
+        let observations = self.detail.observations();
+        let attributes = self.detail.attributes();
+        for g in groups {
+            let rows: &[Row] = if observations { g } else { &g[..1] };
+            for r in rows {
+                csv_field(out, &flow);
+                for (_, code, label) in self.key_values(r) {
+                    out.push(',');
+                    if labels {
+                        csv_field(out, &format!("{code}: {label}"));
+                    } else {
+                        csv_field(out, &code);
+                    }
+                }
+                out.push(',');
+                if observations || !matches!(self.obs_dimension, ObsDimension::Time) {
+                    out.push_str(&r.period.to_string());
+                }
+                out.push(',');
+                if observations {
+                    out.push_str(&r.value.to_string());
+                }
+                if attributes || self.detail == DataDetail::Full {
+                    for (_, v) in self.series_attributes() {
+                        out.push(',');
+                        csv_field(out, &v);
+                    }
+                    for (id, v) in Self::obs_attributes(r) {
+                        out.push(',');
+                        if observations {
+                            if labels && id == "OBS_STATUS" {
+                                let name = super::dsd::OBS_STATUS_CODES
+                                    .iter()
+                                    .find(|c| c.0 == v)
+                                    .map_or("", |c| c.1);
+                                csv_field(out, &format!("{v}: {name}"));
+                            } else {
+                                csv_field(out, &v);
+                            }
+                        }
+                    }
+                }
+                out.push_str("\r\n");
+            }
+        }
+    }
+
+    fn generic_values(out: &mut String, values: impl IntoIterator<Item = (String, String)>) {
+        for (id, v) in values {
+            let _ = write!(out, "<generic:Value id=\"{}\" value=\"{}\"/>", escape(&id), escape(&v));
+        }
+    }
+
+    fn generic_rows(&self, out: &mut String, groups: &[Vec<Row>]) {
+        let observations = self.detail.observations();
+        let attributes = self.detail.attributes();
+        let obs_attrs = self.detail == DataDetail::Full;
+        for g in groups {
+            let first = &g[0];
+            let keys = self.key_values(first);
+            match &self.obs_dimension {
+                ObsDimension::All => {
+                    for r in g {
+                        out.push_str("<generic:Obs><generic:ObsKey>");
+                        let mut key: Vec<(String, String)> = self
+                            .key_values(r)
+                            .into_iter()
+                            .map(|(id, c, _)| (id.to_owned(), c))
+                            .collect();
+                        key.push((TIME_PERIOD.into(), r.period.to_string()));
+                        Self::generic_values(out, key);
+                        out.push_str("</generic:ObsKey>");
+                        if observations {
+                            let _ = write!(out, "<generic:ObsValue value=\"{}\"/>", r.value);
+                        }
+                        if attributes {
+                            out.push_str("<generic:Attributes>");
+                            let series = self.series_attributes().into_iter().map(|(i, v)| (i.to_owned(), v));
+                            Self::generic_values(out, series);
+                            if obs_attrs {
+                                let obs = Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v));
+                                Self::generic_values(out, obs);
+                            }
+                            out.push_str("</generic:Attributes>");
+                        }
+                        out.push_str("</generic:Obs>\n");
+                    }
+                }
+                dim => {
+                    out.push_str("<generic:Series><generic:SeriesKey>");
+                    let cross = match dim {
+                        ObsDimension::Dimension(d) => Some(*d),
+                        _ => None,
+                    };
+                    let mut key: Vec<(String, String)> = keys
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| Some(*i) != cross)
+                        .map(|(_, (id, c, _))| (id.to_string(), c.clone()))
+                        .collect();
+                    if cross.is_some() {
+                        key.push((TIME_PERIOD.into(), first.period.to_string()));
+                    }
+                    Self::generic_values(out, key);
+                    out.push_str("</generic:SeriesKey>");
+                    if attributes && cross.is_none() {
+                        out.push_str("<generic:Attributes>");
+                        Self::generic_values(
+                            out,
+                            self.series_attributes().into_iter().map(|(i, v)| (i.to_owned(), v)),
+                        );
+                        out.push_str("</generic:Attributes>");
+                    }
+                    if observations {
+                        for r in g {
+                            let at = match cross {
+                                Some(d) => self.key_values(r).swap_remove(d).1,
+                                None => r.period.to_string(),
+                            };
+                            let _ = write!(
+                                out,
+                                "<generic:Obs><generic:ObsDimension value=\"{}\"/><generic:ObsValue value=\"{}\"/>",
+                                escape(&at),
+                                r.value
+                            );
+                            if obs_attrs {
+                                out.push_str("<generic:Attributes>");
+                                if cross.is_some() {
+                                    let series = self.series_attributes().into_iter().map(|(i, v)| (i.to_owned(), v));
+                                    Self::generic_values(out, series);
+                                }
+                                Self::generic_values(
+                                    out,
+                                    Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)),
+                                );
+                                out.push_str("</generic:Attributes>");
+                            }
+                            out.push_str("</generic:Obs>");
+                        }
+                    }
+                    out.push_str("</generic:Series>\n");
+                }
+            }
+        }
+    }
+
+    fn ss_attrs(out: &mut String, values: impl IntoIterator<Item = (String, String)>) {
+        for (id, v) in values {
+            let _ = write!(out, " {}=\"{}\"", escape(&id), escape(&v));
+        }
+    }
+
+    fn ss_rows(&self, out: &mut String, groups: &[Vec<Row>]) {
+        let observations = self.detail.observations();
+        let attributes = self.detail.attributes();
+        let obs_attrs = self.detail == DataDetail::Full;
+        let series_attrs = || self.series_attributes().into_iter().map(|(i, v)| (i.to_owned(), v));
+        for g in groups {
+            let first = &g[0];
+            let keys = self.key_values(first);
+            let cross = match self.obs_dimension {
+                ObsDimension::Dimension(d) => Some(d),
+                _ => None,
+            };
+            if self.obs_dimension == ObsDimension::All {
+                for r in g {
+                    out.push_str("<Obs");
+                    Self::ss_attrs(out, self.key_values(r).into_iter().map(|(id, c, _)| (id.to_owned(), c)));
+                    Self::ss_attrs(out, [(TIME_PERIOD.to_owned(), r.period.to_string())]);
+                    if observations {
+                        Self::ss_attrs(out, [(OBS_VALUE.to_owned(), r.value.to_string())]);
+                    }
+                    if attributes {
+                        Self::ss_attrs(out, series_attrs());
+                    }
+                    if obs_attrs {
+                        Self::ss_attrs(out, Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)));
+                    }
+                    out.push_str("/>\n");
+                }
+                continue;
+            }
+            out.push_str("<Series");
+            let key = keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != cross)
+                .map(|(_, (id, c, _))| (id.to_string(), c.clone()));
+            Self::ss_attrs(out, key);
+            if cross.is_some() {
+                Self::ss_attrs(out, [(TIME_PERIOD.to_owned(), first.period.to_string())]);
+            } else if attributes {
+                Self::ss_attrs(out, series_attrs());
+            }
+            if !observations {
+                out.push_str("/>\n");
+                continue;
+            }
+            out.push('>');
+            for r in g {
+                out.push_str("<Obs");
+                let at = match cross {
+                    Some(d) => (keys[d].0.to_owned(), self.key_values(r).swap_remove(d).1),
+                    None => (TIME_PERIOD.to_owned(), r.period.to_string()),
+                };
+                Self::ss_attrs(out, [at, (OBS_VALUE.to_owned(), r.value.to_string())]);
+                if obs_attrs {
+                    if cross.is_some() {
+                        Self::ss_attrs(out, series_attrs());
+                    }
+                    Self::ss_attrs(out, Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)));
+                }
+                out.push_str("/>");
+            }
+            out.push_str("</Series>\n");
+        }
+    }
+}

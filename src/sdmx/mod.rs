@@ -1,0 +1,801 @@
+//! SDMX-REST 1.5 (SDMX 2.1) over the ledger, under `/sdmx/2.1/`: structure queries
+//! (`dataflow`, `datastructure`, `codelist`, `conceptscheme`) answered with SDMX-ML 2.1
+//! Structure messages, and data queries (`data/{flowRef}/{key}/{providerRef}`) answered
+//! with SDMX-ML 2.1 GenericData or StructureSpecificData, or SDMX-CSV 1.0, streamed.
+//!
+//! Vintages: `asOf` (from SDMX-REST 2.2, accepted here as an extension) reads the figures as
+//! published at that time; `knownAt` (an extension) reads them as the ledger showed them at
+//! that time, which never changes once it is past; `includeHistory=true` writes one data set
+//! per release; `updatedAfter` keeps the figures set by releases published after the time.
+//!
+//! - `query`: the path, the query string and the time parameters, bounded.
+//! - `dsd`: a dataset's definition as SDMX artefacts.
+//! - `structure`: structure queries and the Structure message.
+//! - `schema`: the XML schema of a DSD's structure-specific data.
+//! - `data`: data queries, read in pages and written per format.
+//! - `error`: SDMX error messages.
+//! - `xml`: escaping and namespaces.
+
+mod data;
+mod dsd;
+mod error;
+mod query;
+mod schema;
+mod structure;
+mod xml;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{authorize, bearer, Tokens};
+use crate::domain::dataset::KNOWN_MEASURES;
+use crate::domain::Frequency;
+use crate::ledger::Ledger;
+use crate::projection::{AsOf, KeyPattern};
+use data::{DataFormat, Selection};
+use dsd::Flow;
+use error::{Kind, SdmxError};
+use query::{shorten, DataDetail, FlowRef, ObsDimension};
+use structure::{References, Resource, StructureQuery};
+
+pub use dsd::agency_id;
+
+/// Limits of the SDMX endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdmxConfig {
+    /// Most observations (or, with `includeHistory`, versions) one data answer may hold.
+    pub max_observations: u64,
+}
+
+struct Sdmx {
+    ledger: Ledger,
+    config: SdmxConfig,
+    /// Reads need one of these when read tokens are configured, as for GraphQL.
+    tokens: Tokens,
+}
+
+/// The SDMX routes, over `ledger`.
+pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConfig, tokens: Tokens) -> Router<S> {
+    Router::new()
+        .route("/sdmx/2.1/{*path}", get(v21))
+        .with_state(Arc::new(Sdmx { ledger, config, tokens }))
+}
+
+const STRUCTURE_ML: &str = "application/vnd.sdmx.structure+xml; version=2.1";
+
+async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+    match answer(sdmx, &path, &uri, &headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, SdmxError> {
+    if path.len() > 4096 {
+        return Err(SdmxError::syntax("the path is longer than 4096 bytes"));
+    }
+    let secret = match headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(bearer))
+    {
+        None => None,
+        Some(Some(s)) => Some(s),
+        Some(None) => {
+            return Err(SdmxError::new(
+                Kind::Unauthorized,
+                "the Authorization header must be `Bearer <token>`",
+            ))
+        }
+    };
+    authorize(&sdmx.tokens, secret).map_err(|why| SdmxError::new(Kind::Unauthorized, why))?;
+    let params = query::parse_query_string(uri.query())?;
+    let segments: Vec<&str> = path.split('/').collect();
+    let resource = segments[0].to_ascii_lowercase();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if resource == "data" {
+        return data_query(sdmx, &segments[1..], &params, accept, headers).await;
+    }
+    if let Some(r) = Resource::parse(&resource) {
+        return structure_query(&sdmx, r, &segments[1..], &params, accept);
+    }
+    if resource == "schema" {
+        return schema_query(&sdmx, &segments[1..], &params, accept);
+    }
+    if structure::NOT_IMPLEMENTED.contains(&resource.as_str())
+        || ["metadata", "availableconstraint"].contains(&resource.as_str())
+    {
+        return Err(SdmxError::not_implemented(format!(
+            "the `{resource}` resource is not implemented; this service answers dataflow, datastructure, codelist, conceptscheme and data queries"
+        )));
+    }
+    Err(SdmxError::no_results(format!(
+        "`{}` is no SDMX-REST resource",
+        shorten(segments[0])
+    )))
+}
+
+/// The value of a parameter, after checking that every parameter is one of `known`.
+fn check_params<'p>(
+    params: &'p [(String, String)],
+    known: &[&str],
+) -> Result<impl Fn(&str) -> Option<&'p str> + 'p, SdmxError> {
+    if let Some((name, _)) = params.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+        return Err(SdmxError::syntax(format!(
+            "unknown parameter `{}`; this query takes {}",
+            shorten(name),
+            known.join(", ")
+        )));
+    }
+    Ok(move |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()))
+}
+
+/// A media range of `Accept`: its type, parameters and quality.
+struct MediaRange {
+    media: String,
+    params: Vec<(String, String)>,
+    q: f32,
+}
+
+fn media_ranges(accept: &str) -> Vec<MediaRange> {
+    let mut out: Vec<MediaRange> = accept
+        .split(',')
+        .take(32)
+        .filter_map(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next()?.trim().to_ascii_lowercase();
+            let mut params = Vec::new();
+            let mut q = 1.0;
+            for p in parts {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned());
+                if k == "q" {
+                    q = v.parse().unwrap_or(0.0);
+                } else {
+                    params.push((k, v));
+                }
+            }
+            (!media.is_empty() && q > 0.0).then_some(MediaRange { media, params, q })
+        })
+        .collect();
+    out.sort_by(|a, b| b.q.total_cmp(&a.q));
+    out
+}
+
+fn param<'m>(m: &'m MediaRange, name: &str) -> Option<&'m str> {
+    m.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn data_format_of(m: &MediaRange) -> Option<DataFormat> {
+    let ml21 = || param(m, "version").is_none_or(|v| v == "2.1");
+    match m.media.as_str() {
+        "application/vnd.sdmx.genericdata+xml" if ml21() => Some(DataFormat::Generic { time_series: false }),
+        "application/vnd.sdmx.generictimeseriesdata+xml" if ml21() => Some(DataFormat::Generic { time_series: true }),
+        "application/vnd.sdmx.structurespecificdata+xml" if ml21() => {
+            Some(DataFormat::StructureSpecific { time_series: false })
+        }
+        "application/vnd.sdmx.structurespecifictimeseriesdata+xml" if ml21() => {
+            Some(DataFormat::StructureSpecific { time_series: true })
+        }
+        "application/vnd.sdmx.data+csv" => {
+            let version = param(m, "version").is_none_or(|v| v == "1.0.0" || v == "1.0");
+            let labels = match param(m, "labels") {
+                None | Some("id") => false,
+                Some("both") => true,
+                Some(_) => return None,
+            };
+            let original = param(m, "timeformat").is_none_or(|t| t == "original");
+            (version && original).then_some(DataFormat::Csv { labels })
+        }
+        "text/csv" => Some(DataFormat::Csv { labels: false }),
+        "application/xml" | "text/xml" | "*/*" | "application/*" => Some(DataFormat::Generic { time_series: false }),
+        _ => None,
+    }
+}
+
+const DATA_TYPES: &str = "application/vnd.sdmx.genericdata+xml;version=2.1, application/vnd.sdmx.structurespecificdata+xml;version=2.1, application/vnd.sdmx.generictimeseriesdata+xml;version=2.1, application/vnd.sdmx.structurespecifictimeseriesdata+xml;version=2.1, application/vnd.sdmx.data+csv;version=1.0.0 (labels=id|both, timeFormat=original)";
+
+/// The data format: the `format` parameter first (the SDMX-REST extension for browsers),
+/// else `Accept`; SDMX-ML 2.1 GenericData when neither says.
+fn negotiate_data(accept: Option<&str>, format: Option<&str>, version: Option<&str>) -> Result<DataFormat, SdmxError> {
+    if let Some(f) = format {
+        let ml = |ts, ss| match version {
+            None | Some("2.1") => Ok(if ss {
+                DataFormat::StructureSpecific { time_series: ts }
+            } else {
+                DataFormat::Generic { time_series: ts }
+            }),
+            Some(v) => Err(not_acceptable(format!("format {f} version {}", shorten(v)))),
+        };
+        return match f {
+            "genericdata" => ml(false, false),
+            "generictimeseriesdata" => ml(true, false),
+            "structurespecificdata" => ml(false, true),
+            "structurespecifictimeseriesdata" => ml(true, true),
+            "csvdata" => match version {
+                None | Some("1.0.0") | Some("1.0") => Ok(DataFormat::Csv { labels: false }),
+                Some(v) => Err(not_acceptable(format!("format csvdata version {}", shorten(v)))),
+            },
+            "jsondata" | "structure" | "jsonstructure" | "schema" | "genericmetadata" | "structurespecificmetadata" => {
+                Err(not_acceptable(format!("format {f}")))
+            }
+            other => Err(SdmxError::syntax(format!(
+                "parameter `format` must be genericdata, structurespecificdata, generictimeseriesdata, structurespecifictimeseriesdata or csvdata, not `{}`",
+                shorten(other)
+            ))),
+        };
+    }
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(DataFormat::Generic { time_series: false });
+    };
+    media_ranges(accept)
+        .iter()
+        .find_map(data_format_of)
+        .ok_or_else(|| not_acceptable(format!("`{}`", shorten(accept))))
+}
+
+fn not_acceptable(what: String) -> SdmxError {
+    SdmxError::new(
+        Kind::NotAcceptable,
+        format!("{what} is not offered; this service offers {DATA_TYPES} for data and {STRUCTURE_ML} for structures"),
+    )
+}
+
+fn negotiate_structure(accept: Option<&str>, format: Option<&str>, version: Option<&str>) -> Result<(), SdmxError> {
+    if let Some(f) = format {
+        return match (f, version) {
+            ("structure", None | Some("2.1")) => Ok(()),
+            (
+                "structure"
+                | "jsonstructure"
+                | "genericdata"
+                | "structurespecificdata"
+                | "csvdata"
+                | "jsondata"
+                | "schema",
+                _,
+            ) => Err(not_acceptable(format!("format {f}"))),
+            (other, _) => Err(SdmxError::syntax(format!(
+                "parameter `format` must be structure, not `{}`",
+                shorten(other)
+            ))),
+        };
+    }
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(());
+    };
+    let ok = media_ranges(accept).iter().any(|m| match m.media.as_str() {
+        "application/vnd.sdmx.structure+xml" => param(m, "version").is_none_or(|v| v == "2.1"),
+        "application/xml" | "text/xml" | "*/*" | "application/*" => true,
+        _ => false,
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(not_acceptable(format!("`{}`", shorten(accept))))
+    }
+}
+
+fn structure_query(
+    sdmx: &Sdmx,
+    resource: Resource,
+    segments: &[&str],
+    params: &[(String, String)],
+    accept: Option<&str>,
+) -> Result<Response, SdmxError> {
+    let get = check_params(params, &["detail", "references", "format", "formatVersion"])?;
+    negotiate_structure(accept, get("format"), get("formatVersion"))?;
+    let item_scheme = matches!(resource, Resource::Codelist | Resource::ConceptScheme);
+    let max_segments = if item_scheme { 4 } else { 3 };
+    let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
+    if segments.len() > max_segments {
+        return Err(SdmxError::syntax(format!(
+            "a {} query has at most {max_segments} path parts after the resource (agency, id, version{})",
+            segments.len(),
+            if item_scheme { ", item" } else { "" }
+        )));
+    }
+    let at = |i: usize| segments.get(i).copied();
+    let query = StructureQuery {
+        resource,
+        agencies: structure::id_list("agency", at(0), &["all", "*"])?,
+        ids: structure::id_list("resource id", at(1), &["all", "*"])?,
+        versions: structure::id_list("version", at(2), &["latest", "all", "*", "~"])?,
+        items: structure::id_list("item id", at(3), &["all", "*"])?,
+        detail: get("detail")
+            .map(structure::Detail::parse)
+            .transpose()?
+            .unwrap_or(structure::Detail::Full),
+        references: get("references")
+            .map(References::parse)
+            .transpose()?
+            .unwrap_or(References::None),
+    };
+    let projection = sdmx.ledger.read();
+    let defs: Vec<Arc<crate::domain::Dataset>> = projection.datasets().iter().map(|v| v.def.clone()).collect();
+    let prepared = projection.last_recorded_at().unwrap_or_else(Utc::now);
+    let head = projection.head().revision;
+    drop(projection);
+    let flows: Vec<Flow> = defs
+        .iter()
+        .map(|d| Flow::new(d))
+        .filter(Flow::is_representable)
+        .collect();
+    let body = structure::answer(&query, &flows, prepared)?;
+    let etag = etag(&["structure", &format!("{query:?}"), &head.to_string()]);
+    Ok(ok_response(body.into(), STRUCTURE_ML, &etag, false))
+}
+
+const SCHEMA_XSD: &str = "application/vnd.sdmx.schema+xml; version=2.1";
+
+/// `schema/{context}/{agencyID}/{resourceID}/{version}`: the XML schema of the DSD's
+/// structure-specific data (context `datastructure` or `dataflow`; no constraints apply).
+fn schema_query(
+    sdmx: &Sdmx,
+    segments: &[&str],
+    params: &[(String, String)],
+    accept: Option<&str>,
+) -> Result<Response, SdmxError> {
+    let get = check_params(params, &["dimensionAtObservation", "explicitMeasure"])?;
+    if let Some(accept) = accept.filter(|a| !a.trim().is_empty()) {
+        let ok = media_ranges(accept).iter().any(|m| {
+            matches!(
+                m.media.as_str(),
+                "application/vnd.sdmx.schema+xml" | "application/xml" | "text/xml" | "*/*" | "application/*"
+            )
+        });
+        if !ok {
+            return Err(not_acceptable(format!("`{}`", shorten(accept))));
+        }
+    }
+    let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
+    let (context, agency, id, version) = match segments.as_slice() {
+        [c, a, i] => (*c, *a, *i, None),
+        [c, a, i, v] => (*c, *a, *i, Some(*v)),
+        _ => {
+            return Err(SdmxError::syntax(
+                "a schema query is schema/{context}/{agencyID}/{resourceID}/{version}",
+            ))
+        }
+    };
+    match context {
+        "datastructure" | "dataflow" => {}
+        "metadatastructure" | "metadataflow" | "provisionagreement" => {
+            return Err(SdmxError::not_implemented(format!("schemas in the context `{context}` are not implemented")))
+        }
+        other => {
+            return Err(SdmxError::syntax(format!(
+                "the schema context must be datastructure, dataflow, metadatastructure, metadataflow or provisionagreement, not `{}`",
+                shorten(other)
+            )))
+        }
+    }
+    if get("explicitMeasure").is_some_and(|v| v != "false") {
+        return Err(SdmxError::not_implemented(
+            "explicitMeasure=true: the DSD has a single primary measure",
+        ));
+    }
+    let projection = sdmx.ledger.read();
+    let view = projection
+        .dataset(id)
+        .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
+    let flow = Flow::new(&view.def);
+    if agency != flow.agency || version.is_some_and(|v| v != dsd::VERSION && v != "latest") {
+        return Err(SdmxError::no_results(format!(
+            "no {context} {}:{}({})",
+            shorten(agency),
+            shorten(id),
+            shorten(version.unwrap_or("latest"))
+        )));
+    }
+    let dims = flow.key_dimensions();
+    let at = match get("dimensionAtObservation") {
+        None | Some("TIME_PERIOD") => ObsDimension::Time,
+        Some("AllDimensions") => ObsDimension::All,
+        Some(d) => ObsDimension::Dimension(dims.iter().position(|x| *x == d).ok_or_else(|| {
+            SdmxError::syntax(format!(
+                "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
+                dims.join(", "),
+                shorten(d)
+            ))
+        })?),
+    };
+    let body = schema::schema(&flow, &at);
+    let tag = etag(&["schema", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
+    Ok(ok_response(body.into(), SCHEMA_XSD, &tag, false))
+}
+
+fn etag(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    format!("\"{}\"", hex::encode(&h.finalize()[..16]))
+}
+
+fn ok_response(body: Body, media: &str, etag: &str, immutable: bool) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(media).expect("static media type"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        }),
+    );
+    r
+}
+
+const DATA_PARAMS: [&str; 12] = [
+    "startPeriod",
+    "endPeriod",
+    "updatedAfter",
+    "firstNObservations",
+    "lastNObservations",
+    "dimensionAtObservation",
+    "detail",
+    "includeHistory",
+    "asOf",
+    "knownAt",
+    "format",
+    "formatVersion",
+];
+
+async fn data_query(
+    sdmx: Arc<Sdmx>,
+    segments: &[&str],
+    params: &[(String, String)],
+    accept: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, SdmxError> {
+    let get = check_params(params, &DATA_PARAMS)?;
+    let format = negotiate_data(accept, get("format"), get("formatVersion"))?;
+    if segments.len() > 3 {
+        return Err(SdmxError::syntax(
+            "a data query is data/{flowRef}/{key}/{providerRef}: at most three path parts after `data`",
+        ));
+    }
+    let flow_ref = FlowRef::parse(segments.first().copied().unwrap_or(""))?;
+    let key = segments.get(1).copied().filter(|k| !k.is_empty() && *k != "all");
+    let provider = segments.get(2).copied().filter(|p| !p.is_empty() && *p != "all");
+
+    let start = get("startPeriod")
+        .map(|v| query::period_bound("startPeriod", v, true))
+        .transpose()?;
+    let end = get("endPeriod")
+        .map(|v| query::period_bound("endPeriod", v, false))
+        .transpose()?;
+    let updated_after = get("updatedAfter")
+        .map(|v| query::date_time("updatedAfter", v))
+        .transpose()?;
+    let first_n = get("firstNObservations")
+        .map(|v| query::positive("firstNObservations", v))
+        .transpose()?;
+    let last_n = get("lastNObservations")
+        .map(|v| query::positive("lastNObservations", v))
+        .transpose()?;
+    let detail = get("detail")
+        .map(DataDetail::parse)
+        .transpose()?
+        .unwrap_or(DataDetail::Full);
+    let history = get("includeHistory")
+        .map(|v| query::boolean("includeHistory", v))
+        .transpose()?
+        .unwrap_or(false);
+    let as_of = get("asOf").map(|v| query::date_time("asOf", v)).transpose()?;
+    let known_at = get("knownAt").map(|v| query::date_time("knownAt", v)).transpose()?;
+    let now = Utc::now();
+    let pinned = known_at.is_some_and(|k| k <= now);
+
+    let planned = plan(
+        &sdmx.ledger,
+        &flow_ref,
+        key,
+        provider,
+        get("dimensionAtObservation"),
+        format,
+        as_of,
+        known_at,
+        pinned,
+        now,
+    )?;
+    let Planned {
+        obs_dimension,
+        pattern,
+        frequencies,
+        measures,
+        bound,
+        prepared,
+        head,
+        def_revision,
+        agency,
+        dataset,
+    } = planned;
+    let tag = etag(&[
+        "data",
+        &format!("{segments:?}"),
+        &format!("{params:?}"),
+        format.media_type(),
+        &format!("{bound:?}"),
+        &def_revision.to_string(),
+        &if pinned { String::new() } else { head.to_string() },
+    ]);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+    {
+        let mut r = ok_response(Body::empty(), format.media_type(), &tag, pinned);
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r.headers_mut().remove(header::CONTENT_TYPE);
+        return Ok(r);
+    }
+
+    let selection = Selection {
+        dataset,
+        pattern,
+        frequencies,
+        measures,
+        start,
+        end,
+        updated_after,
+        first_n,
+        last_n,
+        obs_dimension,
+        detail,
+        history,
+        bound,
+    };
+    let ledger = sdmx.ledger.clone();
+    let limit = sdmx.config.max_observations;
+    let answer =
+        tokio::task::spawn_blocking(move || data::prepare(&ledger, selection, format, agency, limit, prepared))
+            .await
+            .map_err(|e| SdmxError::new(Kind::Internal, e.to_string()))??;
+    let stream = futures_util::stream::unfold(Some(answer), |state| async move {
+        let mut answer = state?;
+        let (answer, chunk) = tokio::task::spawn_blocking(move || {
+            let chunk = answer.next_chunk();
+            (answer, chunk)
+        })
+        .await
+        .ok()?;
+        match chunk? {
+            Ok(text) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), Some(answer))),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    Ok(ok_response(
+        Body::from_stream(stream),
+        format.media_type(),
+        &tag,
+        pinned,
+    ))
+}
+
+/// What a data query resolves to against the ledger.
+struct Planned {
+    obs_dimension: ObsDimension,
+    pattern: KeyPattern,
+    frequencies: Option<Vec<Frequency>>,
+    measures: Option<Vec<u8>>,
+    bound: crate::projection::Bound,
+    prepared: DateTime<Utc>,
+    head: u64,
+    def_revision: u64,
+    agency: String,
+    dataset: String,
+}
+
+/// Resolves the dataflow, the provider, the key and the point in history.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    ledger: &Ledger,
+    flow_ref: &FlowRef,
+    key: Option<&str>,
+    provider: Option<&str>,
+    dimension_at_observation: Option<&str>,
+    format: DataFormat,
+    as_of: Option<DateTime<Utc>>,
+    known_at: Option<DateTime<Utc>>,
+    pinned: bool,
+    now: DateTime<Utc>,
+) -> Result<Planned, SdmxError> {
+    let projection = ledger.read();
+    let view = projection
+        .dataset(&flow_ref.id)
+        .ok_or_else(|| SdmxError::no_results(format!("no dataflow `{}`", shorten(&flow_ref.id))))?;
+    let flow = Flow::new(&view.def);
+    if flow_ref.agency.as_ref().is_some_and(|a| *a != flow.agency) {
+        return Err(SdmxError::no_results(format!(
+            "no dataflow `{}` maintained by `{}`",
+            flow.id(),
+            shorten(flow_ref.agency.as_deref().unwrap_or(""))
+        )));
+    }
+    if flow_ref.version.as_ref().is_some_and(|v| v != dsd::VERSION) {
+        return Err(SdmxError::no_results(format!(
+            "dataflow `{}` has only version {}",
+            flow.id(),
+            dsd::VERSION
+        )));
+    }
+    if let Some(p) = provider {
+        let ok = p.split('+').any(|one| {
+            let id = one.rsplit(',').next().unwrap_or(one);
+            let agency = one.split_once(',').map(|(a, _)| a);
+            id == flow.agency && agency.is_none_or(|a| a == "all" || a == flow.agency)
+        });
+        if !ok {
+            return Err(SdmxError::no_results(format!(
+                "the data of `{}` are provided by `{}` only",
+                flow.id(),
+                flow.agency
+            )));
+        }
+    }
+    let dims = flow.key_dimensions();
+    let obs_dimension = match dimension_at_observation {
+        None | Some("TIME_PERIOD") => ObsDimension::Time,
+        Some("AllDimensions") => ObsDimension::All,
+        Some(d) => match dims.iter().position(|x| *x == d) {
+            Some(i) => ObsDimension::Dimension(i),
+            None => {
+                return Err(SdmxError::syntax(format!(
+                    "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
+                    dims.join(", "),
+                    shorten(d)
+                )))
+            }
+        },
+    };
+    let obs_dimension = match format {
+        // A CSV is flat whatever the view; the grouping only serves first/lastNObservations.
+        DataFormat::Csv { .. } => ObsDimension::Time,
+        DataFormat::Generic { time_series: true } | DataFormat::StructureSpecific { time_series: true }
+            if obs_dimension != ObsDimension::Time =>
+        {
+            return Err(SdmxError::syntax(
+                "time-series formats need dimensionAtObservation=TIME_PERIOD",
+            ))
+        }
+        _ => obs_dimension,
+    };
+
+    let mut pattern = KeyPattern(vec![None; view.def.dimensions.len()]);
+    let mut frequencies = None;
+    let mut measures = None;
+    if let Some(key) = key {
+        let parts = query::split_key(key, &dims)?;
+        let unknown = |dim: &str, code: &str| {
+            SdmxError::syntax(format!(
+                "key `{}`: `{}` is no code of dimension {dim}",
+                shorten(key),
+                shorten(code)
+            ))
+        };
+        for (i, part) in parts.into_iter().enumerate() {
+            let Some(codes) = part else { continue };
+            if i == 0 {
+                let f: Result<Vec<Frequency>, _> = codes
+                    .iter()
+                    .map(|c| {
+                        Frequency::from_code(c)
+                            .filter(|_| c != "H")
+                            .ok_or_else(|| unknown(dsd::FREQ, c))
+                    })
+                    .collect();
+                frequencies = Some(f?);
+            } else if i == dims.len() - 1 {
+                let mut m = Vec::new();
+                for c in &codes {
+                    if !KNOWN_MEASURES.contains(&c.as_str()) {
+                        return Err(unknown(dsd::MEASURE, c));
+                    }
+                    if let Some(p) = view.measure(c) {
+                        m.push(p);
+                    }
+                }
+                measures = Some(m);
+            } else {
+                let dim = &view.def.dimensions[i - 1];
+                let positions: Result<Vec<u16>, _> = codes
+                    .iter()
+                    .map(|c| dim.position(c).map(|p| p as u16).ok_or_else(|| unknown(&dim.id, c)))
+                    .collect();
+                pattern.0[i - 1] = Some(positions?);
+            }
+        }
+    }
+    let as_of_spec = match (as_of, known_at) {
+        (None, None) => None,
+        (Some(t), None) => Some(AsOf::PublishedAt(t)),
+        (published_at, Some(known_at)) => Some(AsOf::KnownAt { known_at, published_at }),
+    };
+    let bound = projection
+        .bound(as_of_spec)
+        .map_err(|e| SdmxError::syntax(e.to_string()))?;
+    let prepared: DateTime<Utc> = match known_at {
+        Some(k) if pinned => k,
+        _ => projection.last_recorded_at().unwrap_or(now),
+    };
+    let head = projection.head().revision;
+    let def_revision = view.def_revision;
+    let agency = flow.agency.clone();
+    let dataset = view.def.id.clone();
+
+    Ok(Planned {
+        obs_dimension,
+        pattern,
+        frequencies,
+        measures,
+        bound,
+        prepared,
+        head,
+        def_revision,
+        agency,
+        dataset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_formats_by_accept_quality_and_parameter() {
+        let csv = DataFormat::Csv { labels: false };
+        let generic = DataFormat::Generic { time_series: false };
+        let ss = DataFormat::StructureSpecific { time_series: false };
+        assert_eq!(negotiate_data(None, None, None), Ok(generic));
+        assert_eq!(
+            negotiate_data(Some("application/vnd.sdmx.data+csv;version=1.0.0;q=0.5, application/vnd.sdmx.structurespecificdata+xml;version=2.1"), None, None),
+            Ok(ss)
+        );
+        assert_eq!(
+            negotiate_data(Some("application/json, text/csv;q=0.1"), None, None),
+            Ok(csv)
+        );
+        // The parameter wins over the header.
+        assert_eq!(
+            negotiate_data(Some("text/csv"), Some("structurespecificdata"), Some("2.1")),
+            Ok(ss)
+        );
+        assert_eq!(
+            negotiate_data(Some("application/xml;q=0"), None, None)
+                .unwrap_err()
+                .kind,
+            Kind::NotAcceptable
+        );
+        assert_eq!(
+            negotiate_data(None, Some("genericdata"), Some("3.0")).unwrap_err().kind,
+            Kind::NotAcceptable
+        );
+        assert_eq!(negotiate_data(None, Some("pdf"), None).unwrap_err().kind, Kind::Syntax);
+    }
+
+    #[test]
+    fn structure_formats() {
+        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None).is_ok());
+        assert!(negotiate_structure(Some("*/*"), None, None).is_ok());
+        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=3.0.0"), None, None).is_err());
+        assert!(negotiate_structure(None, Some("jsonstructure"), None).is_err());
+    }
+}
