@@ -10,8 +10,11 @@ When a checkpoint note (`GET /checkpoint`, or `checkpoint { note }`) is given to
 proof's root must be the root it states for the same tree size. (This script does not check
 the note's Ed25519 signature: `tradeledger witness` or any signed-note library does.)
 
-The leaf is SHA-256(0x00 || canonical), interior nodes SHA-256(0x01 || left || right), and the
-path is checked with the algorithm of RFC 9162 section 2.1.3.2. Exits 0 when the proof holds,
+The leaf is SHA-256(0x00 || entry), interior nodes SHA-256(0x01 || left || right), and the
+path is checked with the algorithm of RFC 9162 section 2.1.3.2. The entry is computed here
+from the event: the lines "tradeledger/event/v1", the revision and the hex SHA-256 of the
+canonical text, each ending in a newline; for an event recorded in format 1, the canonical
+text itself. Exits 0 when the proof holds,
 1 when it does not.
 """
 import base64
@@ -37,6 +40,13 @@ def verify(leaf_index, tree_size, leaf, path, root):
     return sn == 0 and r == root
 
 
+def entry(revision, canonical):
+    data = canonical.encode("utf-8")
+    if canonical.startswith('{"format":1,'):
+        return data
+    return f"tradeledger/event/v1\n{revision}\n{hashlib.sha256(data).hexdigest()}\n".encode()
+
+
 def main(argv):
     if len(argv) not in (2, 3):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
@@ -44,7 +54,7 @@ def main(argv):
     with open(argv[1], encoding="utf-8") as f:
         proof = json.load(f)
     proof = proof.get("data", proof).get("inclusionProof", proof)
-    leaf = hashlib.sha256(b"\x00" + proof["canonical"].encode("utf-8")).digest()
+    leaf = hashlib.sha256(b"\x00" + entry(proof["revision"], proof["canonical"])).digest()
     path = [bytes.fromhex(h) for h in proof["hashes"]]
     root = bytes.fromhex(proof["rootHash"])
     if not verify(proof["leafIndex"], proof["treeSize"], leaf, path, root):

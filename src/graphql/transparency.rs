@@ -37,8 +37,13 @@ pub struct InclusionProof {
     pub tree_size: u64,
     /// `revision - 1`.
     pub leaf_index: u64,
-    /// The event's canonical text; the leaf hash is `SHA-256(0x00 || canonical)`.
+    /// The event's canonical text; its SHA-256 is the event's hash.
     pub canonical: String,
+    /// The leaf data; the leaf hash is `SHA-256(0x00 || entry)`. For an event recorded in
+    /// format 2 or later, the three lines `tradeledger/event/v1`, the revision and the
+    /// event's hash in lowercase hex, each ending in a newline; for one recorded in format 1,
+    /// the canonical text itself.
+    pub entry: String,
     /// The audit path, from the leaf's sibling upwards, lowercase hex.
     pub hashes: Vec<String>,
     /// Root of the tree of `treeSize`, lowercase hex.
@@ -52,6 +57,7 @@ impl From<crate::ledger::transparency::Inclusion> for InclusionProof {
             tree_size: p.size,
             leaf_index: p.revision - 1,
             canonical: p.canonical,
+            entry: p.entry,
             hashes: p.hashes.iter().map(hex::encode).collect(),
             root_hash: hex::encode(p.root),
         }

@@ -9,16 +9,17 @@
 //! - `conn`: the accept loop (connection cap, timeouts, shutdown with a deadline).
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
 //!   address, and the slots kept for health and metrics.
-//! - `metrics`, `health`, `checkpoint`: `/metrics`, `/healthz` and `/readyz`, `/checkpoint`.
+//! - `metrics`, `health`: `/metrics`, `/healthz` and `/readyz`.
+//! - `tlog`: the transparency log under `/tlog/` (C2SP `tlog-tiles`), and `/checkpoint`.
 
 mod cache;
-mod checkpoint;
 pub(crate) mod conn;
 mod graphql;
 mod health;
 mod metrics;
 pub(crate) mod peer;
 mod state;
+mod tlog;
 mod ws;
 
 use std::future::Future;
@@ -46,7 +47,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
-        .route("/checkpoint", get(checkpoint::checkpoint))
+        .route("/checkpoint", get(tlog::checkpoint))
+        .route("/tlog/checkpoint", get(tlog::checkpoint))
+        .route("/tlog/tile/{*path}", get(tlog::tile))
+        .route("/tlog/event/{revision}", get(tlog::event))
         .merge(crate::web::routes(state.config.graphiql))
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record));

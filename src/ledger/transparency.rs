@@ -1,7 +1,8 @@
 //! The ledger's queries over its transparency log: checkpoints, inclusion and consistency
 //! proofs at a tree size (the tree itself, and the formats, are `crate::tlog`'s).
 
-use crate::tlog::{leaf_of_record, MerkleTree, Node, TreeError};
+use crate::tlog::tiles::{self, TileError, TilePath};
+use crate::tlog::{entry_of_record, leaf_hash, leaf_of_record, MerkleTree, Node, TreeError};
 
 use super::{Ledger, LedgerError};
 
@@ -20,8 +21,11 @@ pub struct SignedCheckpoint {
 pub struct Inclusion {
     pub revision: u64,
     pub size: u64,
-    /// The event's canonical text: the leaf data.
+    /// The event's canonical text.
     pub canonical: String,
+    /// The leaf data: a statement of the event's hash, or, for an event recorded in
+    /// format 1, its canonical text (see [`crate::tlog`]).
+    pub entry: String,
     pub hashes: Vec<Node>,
     pub root: Node,
 }
@@ -99,6 +103,7 @@ pub fn inclusion(ledger: &Ledger, revision: u64, size: u64) -> Result<Inclusion,
         revision,
         size,
         canonical: String::from_utf8_lossy(&stored[32..]).into_owned(),
+        entry: String::from_utf8_lossy(&entry_of_record(&stored)).into_owned(),
         hashes,
         root,
     })
@@ -120,4 +125,62 @@ pub fn consistency(ledger: &Ledger, from: u64, to: u64) -> Result<Consistency, L
         from_root: tree.root(from).map_err(tree_failure)?,
         to_root: tree.root(to).map_err(tree_failure)?,
     })
+}
+
+/// The hash tile at `path` of the acknowledged tree (`tlog-tiles`).
+pub fn hash_tile(ledger: &Ledger, path: &TilePath) -> Result<Vec<u8>, TileError> {
+    let size = ledger.read().head().revision;
+    tiles::hash_tile(&read_tree(ledger), size, path)
+}
+
+/// The entry bundle at `path` of the acknowledged tree: each event's entry, checked against
+/// its leaf in the tree before it is served.
+pub fn entry_bundle(ledger: &Ledger, path: &TilePath) -> Result<Vec<u8>, TileError> {
+    let size = ledger.read().head().revision;
+    let Some((start, end)) = path.leaf_range().filter(|_| path.within(size)) else {
+        return Err(TileError::NotFound(format!(
+            "the tree of {size} leaves has no entry bundle {}",
+            tiles::encode_path(path)
+        )));
+    };
+    let unavailable = |why: String| TileError::Unavailable(why);
+    let mut bundle = Vec::new();
+    let mut next = start + 1;
+    for item in ledger.log().scan(start + 1) {
+        let (revision, stored) = item.map_err(|e| unavailable(format!("reading the log: {e}")))?;
+        if revision > end {
+            break;
+        }
+        if revision != next {
+            return Err(unavailable(format!("revision {next} is missing from the log")));
+        }
+        next += 1;
+        let entry = entry_of_record(&stored);
+        if read_tree(ledger).leaf(revision - 1) != Some(&leaf_hash(&entry)) {
+            return Err(unavailable(format!(
+                "the transparency log's leaf for revision {revision} does not match the event; run verifyLedger"
+            )));
+        }
+        tiles::push_entry(&mut bundle, &entry).map_err(|len| {
+            unavailable(format!(
+                "the entry of revision {revision} is {len} bytes, more than the {} an entry bundle \
+                 can hold: it was recorded in format 1, whose entry is the whole event; read it at \
+                 /tlog/event/{revision}",
+                tiles::MAX_ENTRY_BYTES
+            ))
+        })?;
+    }
+    if next != end + 1 {
+        return Err(unavailable(format!("revision {next} is missing from the log")));
+    }
+    Ok(bundle)
+}
+
+/// The canonical bytes of the event at `revision`, if the acknowledged log has it.
+pub fn event_bytes(ledger: &Ledger, revision: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+    if revision == 0 || revision > ledger.read().head().revision {
+        return Ok(None);
+    }
+    let stored = ledger.log().get(revision).map_err(LedgerError::from)?;
+    Ok(stored.map(|mut s| s.split_off(32.min(s.len()))))
 }

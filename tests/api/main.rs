@@ -19,6 +19,7 @@ mod store;
 mod support;
 mod tamper;
 mod time_model;
+mod tlog;
 mod web;
 mod websocket;
 

@@ -930,6 +930,19 @@
     return new Uint8Array(await crypto.subtle.digest('SHA-256', concat(...parts)));
   }
 
+  /**
+   * The log entry of an event, computed here from its canonical bytes: from record format 2
+   * on, the statement "tradeledger/event/v1", the revision and the event's SHA-256 in hex,
+   * one per line; in format 1, the canonical bytes themselves.
+   */
+  async function leafEntry(canonical, revision) {
+    const bytes = new TextEncoder().encode(canonical);
+    if (canonical.startsWith('{"format":1,')) return { bytes, what: 'the entry is the event (format 1)' };
+    const hash = bytesToHex(await sha256(bytes));
+    const statement = `tradeledger/event/v1\n${revision}\n${hash}\n`;
+    return { bytes: new TextEncoder().encode(statement), what: `event hash ${hash.slice(0, 16)}…, the entry states it` };
+  }
+
   const LEAF = Uint8Array.of(0x00);
   const NODE = Uint8Array.of(0x01);
 
@@ -1017,8 +1030,9 @@
     const fail = (why) => ({ ok: false, why, steps });
     try {
       if (!window.crypto || !crypto.subtle) return fail('this browser has no WebCrypto (crypto.subtle); nothing was checked');
-      const leaf = await sha256(LEAF, new TextEncoder().encode(proof.canonical));
-      steps.push([true, `leaf hash SHA-256(0x00 ‖ event) = ${bytesToHex(leaf).slice(0, 16)}…`]);
+      const entry = await leafEntry(proof.canonical, proof.leafIndex + 1);
+      const leaf = await sha256(LEAF, entry.bytes);
+      steps.push([true, `${entry.what}; leaf hash SHA-256(0x00 ‖ entry) = ${bytesToHex(leaf).slice(0, 16)}…`]);
       if (!canonicalHasFigure(proof.canonical, figure)) return fail(`the proven event does not publish ${figure.key} ${figure.period} = ${figure.value}`);
       steps.push([true, `the event publishes ${figure.key} ${figure.period} = ${figure.value}`]);
       const root = await rootFromInclusion(proof.leafIndex, proof.treeSize, leaf, proof.hashes.map(hexToBytes));
