@@ -45,6 +45,15 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WitnessAlarmLabels {
+    /// The witness's name in the policy (the operator's file, not a client's choice).
+    pub witness: String,
+    /// The HTTP status it answered with, or `cosignature` for a response without a valid
+    /// cosignature.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
 }
@@ -67,6 +76,8 @@ pub struct Metrics {
     pub response_cache_misses: Counter,
     /// GraphQL requests answered by the fast path (`graphql::fast`) rather than async-graphql.
     pub fast_path_answers: Counter,
+    /// Witnesses of `--witness-policy` that refused a checkpoint or do not know the log.
+    pub witness_alarms: Family<WitnessAlarmLabels, Counter>,
     head_revision: Gauge,
     events: Gauge,
     releases: Gauge,
@@ -124,6 +135,12 @@ impl Metrics {
             "GraphQL requests answered by the compiled fast path rather than by async-graphql",
             fast_path_answers.clone(),
         );
+        let witness_alarms = Family::<WitnessAlarmLabels, Counter>::default();
+        registry.register(
+            "witness_alarms",
+            "Checkpoints a witness of the policy refused (403, 404, 422) or answered without a valid cosignature",
+            witness_alarms.clone(),
+        );
         let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
         let events = gauge(&mut registry, "ledger_events", "Events in the log");
         let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
@@ -142,6 +159,7 @@ impl Metrics {
             response_cache_hits,
             response_cache_misses,
             fast_path_answers,
+            witness_alarms,
             head_revision,
             events,
             releases,

@@ -11,9 +11,11 @@
 //!   address, and the slots kept for health and metrics.
 //! - `metrics`, `health`: `/metrics`, `/healthz` and `/readyz`.
 //! - `tlog`: the transparency log under `/tlog/` (C2SP `tlog-tiles`), and `/checkpoint`.
+//! - `cosigning`: checkpoints pushed to the witnesses of `--witness-policy`.
 
 mod cache;
 pub(crate) mod conn;
+mod cosigning;
 mod graphql;
 mod health;
 mod metrics;
@@ -51,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tlog/checkpoint", get(tlog::checkpoint))
         .route("/tlog/tile/{*path}", get(tlog::tile))
         .route("/tlog/event/{revision}", get(tlog::event))
+        .route("/tlog/proof/{revision}", get(tlog::proof))
         .merge(crate::web::routes(state.config.graphiql))
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record));
@@ -83,6 +86,7 @@ pub async fn run(
     let (stop, stopped) = watch::channel(false);
     let limits = config.connections;
     let state = app_state(ledger.clone(), config, stopped)?;
+    cosigning::spawn(state.clone());
     let signal = async move {
         signal.await;
         tracing::info!("shutting down: finishing in-flight requests");

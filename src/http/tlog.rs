@@ -3,7 +3,8 @@
 //! - `/tlog/checkpoint` (and `/checkpoint`): the signed note of the acknowledged head;
 //! - `/tlog/tile/<L>/<N>[.p/<W>]`: hash tiles;
 //! - `/tlog/tile/entries/<N>[.p/<W>]`: entry bundles (gzip when the client accepts it);
-//! - `/tlog/event/<revision>`: an event's canonical bytes, which its entry commits to.
+//! - `/tlog/event/<revision>`: an event's canonical bytes, which its entry commits to;
+//! - `/tlog/proof/<revision>`: a `c2sp.org/tlog-proof@v1` of that event.
 //!
 //! Tiles are derived from the in-memory tree the store keeps, bounded by the acknowledged
 //! head, so a tile once served never changes: full tiles are cached for a year.
@@ -209,6 +210,46 @@ pub async fn event(State(state): State<Arc<AppState>>, Path(revision): Path<Stri
         ),
         Err(e) => {
             tracing::error!(error = %e, revision, "an event cannot be served");
+            text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+        }
+    }
+}
+
+/// `GET /tlog/proof/{revision}`: the `c2sp.org/tlog-proof@v1` of the event at `revision`
+/// against the latest checkpoint the witnesses cosigned (the head without a witness policy).
+pub async fn proof(State(state): State<Arc<AppState>>, Path(revision): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let revision = match parse_revision(&revision) {
+        Ok(r) => r,
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
+    };
+    let head = state.ledger.read().head().revision;
+    if revision > head {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("the log has no revision {revision} (yet): its head is {head}\n"),
+        );
+    }
+    let size = transparency::proof_size(&state.ledger, revision);
+    match transparency::tlog_proof(&state.ledger, revision, size) {
+        Ok(proof) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, TEXT.to_owned()),
+                // Cosignatures of later sizes come in: a proof is short-lived.
+                (header::CACHE_CONTROL, MUTABLE.to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"revision-{revision}.tlog-proof\""),
+                ),
+            ],
+            proof,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, revision, "a proof cannot be served");
             text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
         }
     }

@@ -5,8 +5,11 @@
 //! - [`note`]: checkpoint bodies, Ed25519 signed notes, verifier and signing keys.
 //! - [`verify`]: the client side of the proofs (RFC 9162 verification algorithms).
 //! - [`witness`]: `tradeledger witness`: fetch, verify, check consistency, save.
+//! - [`witness_server`]: `tradeledger witness serve`, a C2SP `tlog-witness`.
 //!
 //! - [`tiles`]: the C2SP `tlog-tiles` paths, hash tiles and entry bundles.
+//! - [`cosign`], [`policy`], [`proof`]: C2SP `tlog-cosignature` (Ed25519), `tlog-policy`
+//!   files and `tlog-proof` offline evidence.
 //!
 //! The leaf of revision `r` is leaf index `r - 1`, so the tree size is the head revision.
 //! Its entry (the leaf data, what an entry bundle carries) is a statement of about 90 bytes
@@ -27,11 +30,15 @@
 //! beside its events; the ledger's queries over it (checkpoints, inclusion and consistency
 //! proofs at a tree size) are in `ledger::transparency`.
 
+pub mod cosign;
 pub mod merkle;
 pub mod note;
+pub mod policy;
+pub mod proof;
 pub mod tiles;
 pub mod verify;
 pub mod witness;
+pub mod witness_server;
 
 use std::io::Write;
 use std::path::Path;
@@ -70,7 +77,7 @@ pub fn entry_of_record(stored: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 
 /// The revision an event's canonical bytes state (`{"format":N,"revision":R,...`), 0 when
 /// they do not start that way (a damaged record, which reading it reports).
-fn revision_of(canonical: &[u8]) -> u64 {
+pub(crate) fn revision_of(canonical: &[u8]) -> u64 {
     let Some(rest) = canonical.strip_prefix(b"{\"format\":") else {
         return 0;
     };

@@ -22,5 +22,6 @@ mod time_model;
 mod tlog;
 mod web;
 mod websocket;
+mod witnessing;
 
 use support::{common, proc_support};

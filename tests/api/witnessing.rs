@@ -1,0 +1,381 @@
+//! Witness cosigning and offline evidence, over real HTTP and the real binary:
+//! `c2sp.org/tlog-proof@v1` files checked by `tradeledger verify-proof` against a tlog-policy,
+//! and `serve --witness-policy` pushing checkpoints to two `tradeledger witness serve`
+//! processes.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tradeledger::tlog::cosign::Cosigner;
+use tradeledger::tlog::policy::Policy;
+use tradeledger::tlog::Signer;
+
+use crate::proc_support::{run_cli, ChildGuard, Server, BIN};
+use crate::support::{release_input, spawn_app, PUBLISH, WRITE_SECRET};
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The checkpoint text (origin, size, root lines) of a proof's checkpoint.
+fn checkpoint_text(proof: &str) -> String {
+    let note = proof.split_once("\n\n").unwrap().1;
+    note[..note.rfind("\n\n").unwrap() + 1].to_owned()
+}
+
+/// A genuine proof, cosigned by two witnesses of a quorum-2 policy, is accepted; a flipped
+/// hash, a missing cosignature, another entry's proof, another event and a forged log
+/// signature are each refused, naming what failed.
+#[tokio::test]
+async fn verify_proof_accepts_genuine_evidence_and_names_each_failure() {
+    let app = spawn_app().await;
+    let signer = Arc::new(Signer::generate("proof.test.example/log").unwrap());
+    assert!(app.ledger.set_signer(signer.clone()));
+    let (a, b) = (
+        Cosigner::generate("a.witness.example").unwrap(),
+        Cosigner::generate("b.witness.example").unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "log {}\nwitness A {}\nwitness B {}\ngroup both all A B\nquorum both\n",
+        signer.verifier_key(),
+        a.verifier_key(),
+        b.verifier_key()
+    );
+    let policy_file = write(dir.path(), "policy", &policy);
+    let get = |path: String| {
+        let client = app.client.clone();
+        let url = format!("http://{}{path}", app.addr);
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap().to_vec()
+        }
+    };
+    let proof = String::from_utf8(get("/tlog/proof/2".into()).await).unwrap();
+    assert!(proof.starts_with("c2sp.org/tlog-proof@v1\nindex 1\n"), "{proof}");
+    // The witnesses' cosignatures, as they would return them, appended to the checkpoint.
+    let body = checkpoint_text(&proof);
+    let cosigned = format!(
+        "{proof}{}\n{}\n",
+        a.cosign(&body, 1_800_000_000),
+        b.cosign(&body, 1_800_000_001)
+    );
+    let event = get("/tlog/event/2".into()).await;
+    let other_event = get("/tlog/event/3".into()).await;
+    let run = |proof: String, event: Vec<u8>| {
+        let dir = dir.path().to_owned();
+        let policy_file = policy_file.clone();
+        async move {
+            let p = write(&dir, "case.tlog-proof", &proof);
+            let e = dir.join("case.event");
+            std::fs::write(&e, event).unwrap();
+            run_cli([
+                "verify-proof".as_ref(),
+                "--policy".as_ref(),
+                policy_file.as_os_str(),
+                p.as_os_str(),
+                e.as_os_str(),
+            ])
+            .await
+        }
+    };
+    let out = run(cosigned.clone(), event.clone()).await;
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("ok: revision 2 is in proof.test.example/log at tree size 3, cosigned by A, B"),
+        "{out:?}"
+    );
+
+    let hash_line = cosigned.lines().nth(2).unwrap().to_owned();
+    let mut flipped = hash_line.clone().into_bytes();
+    flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+    let flipped = cosigned.replacen(&hash_line, std::str::from_utf8(&flipped).unwrap(), 1);
+    let missing = format!("{proof}{}\n", a.cosign(&body, 1_800_000_000));
+    let forged_log = cosigned.replacen(&format!("\n{}", body.lines().nth(1).unwrap()), "\n4", 1);
+    let mut other_content = event.clone();
+    let at = other_content.len() - 3;
+    other_content[at] ^= 1;
+    for (case, proof, event, says) in [
+        (
+            "flipped hash",
+            flipped,
+            event.clone(),
+            "the inclusion proof does not lead",
+        ),
+        (
+            "missing cosignature",
+            missing,
+            event.clone(),
+            "the witness quorum is not met: cosigned by A",
+        ),
+        (
+            "another entry",
+            cosigned.clone(),
+            other_event,
+            "the proof is for another entry",
+        ),
+        (
+            "another event",
+            cosigned.clone(),
+            other_content,
+            "the inclusion proof does not lead",
+        ),
+        (
+            "forged log signature",
+            forged_log,
+            event.clone(),
+            "the checkpoint does not verify",
+        ),
+    ] {
+        let out = run(proof, event).await;
+        assert_eq!(out.code(), Some(1), "{case}: {out:?}");
+        assert!(out.stdout.contains(says), "{case}: {out:?}");
+    }
+    // A policy file with a malformed line is refused naming it.
+    let bad = write(
+        dir.path(),
+        "bad-policy",
+        &policy.replace("group both all", "group both 3"),
+    );
+    let p = write(dir.path(), "p.tlog-proof", &cosigned);
+    let e = dir.path().join("e.event");
+    std::fs::write(&e, &event).unwrap();
+    let out = run_cli([
+        "verify-proof".as_ref(),
+        "--policy".as_ref(),
+        bad.as_os_str(),
+        p.as_os_str(),
+        e.as_os_str(),
+    ])
+    .await;
+    assert_ne!(out.code(), Some(0));
+    assert!(out.stderr.contains("line 4"), "{out:?}");
+    // The API's Observation.proof offers the same text.
+    let q = r#"{ observation(dataset: "KR_KNOWLEDGE_SERVICES", key: "IPR._T._T", period: "2025-S1", asOf: {revision: 3}) {
+        revision proof { tlogProof } } }"#;
+    let v = app.gql(q, json!({})).await;
+    let o = &v["data"]["observation"];
+    let r = o["revision"].as_u64().unwrap();
+    let served = String::from_utf8(get(format!("/tlog/proof/{r}")).await).unwrap();
+    assert_eq!(o["proof"]["tlogProof"].as_str().unwrap(), served, "{v}");
+}
+
+/// A `tradeledger witness serve` child process.
+struct WitnessProcess {
+    child: ChildGuard,
+    addr: SocketAddr,
+}
+
+fn start_witness(key: &Path, log_vkey: &str, state: &Path, listen: &str) -> WitnessProcess {
+    let mut child = Command::new(BIN)
+        .args(["witness", "serve", "--key"])
+        .arg(key)
+        .args(["--log-vkey", log_vkey, "--state-dir"])
+        .arg(state)
+        .args(["--listen", listen])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning tradeledger witness serve");
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard::new(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the witness prints its listening line");
+    WitnessProcess { child: guard, addr }
+}
+
+/// Polls the server's GraphQL `checkpoint` until `done` holds (bounded), returning it.
+async fn checkpoint_until(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let q =
+        "{ ledger { revision } checkpoint { treeSize note cosigners quorum witnesses { name cosignedSize alarm } } }";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = server.query(q, json!({})).await;
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v:#}\nstderr:\n{}", server.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn publish(server: &Server, n: u32, tag: &str) {
+    for i in 0..n {
+        let id = format!("7c2d1e3f-5a4b-4c6d-8e9f-{tag}{i:08x}");
+        let (status, v) = server
+            .post(
+                PUBLISH,
+                json!({ "input": release_input(&id, "ICT._T._T", "2025-S1", &format!("{}", 1900 + i)) }),
+                Some(WRITE_SECRET),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{v}");
+        assert!(v.get("errors").is_none(), "{v}");
+    }
+}
+
+fn cosigners(v: &Value) -> Vec<String> {
+    v["checkpoint"]["cosigners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The log pushes its checkpoints to two witnesses (quorum 2); the served checkpoint carries
+/// both cosignatures. One witness killed: writes go on and the quorum is reported lost;
+/// restarted, it catches up through a consistency proof. A forged history under the same
+/// log key is refused by both with 422, and the forging server reports it.
+#[tokio::test]
+async fn two_witnesses_cosign_lose_quorum_catch_up_and_refuse_a_forged_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::generate("witnessed.test.example/log").unwrap();
+    let key_file = write(dir.path(), "log-key", &signer.to_private_text());
+    let log_vkey = signer.verifier_key();
+    let witness_keys: Vec<Cosigner> = ["a.witness.test", "b.witness.test"]
+        .iter()
+        .map(|n| Cosigner::generate(n).unwrap())
+        .collect();
+    let mut witnesses = Vec::new();
+    for (i, k) in witness_keys.iter().enumerate() {
+        let key = write(dir.path(), &format!("witness-{i}"), &k.to_private_text());
+        let state = dir.path().join(format!("state-{i}"));
+        witnesses.push((
+            key.clone(),
+            state.clone(),
+            start_witness(&key, &log_vkey, &state, "127.0.0.1:0"),
+        ));
+    }
+    let policy = format!(
+        "log {log_vkey}\nwitness A {} http://{}\nwitness B {} http://{}\ngroup AB 2 A B\nquorum AB\n",
+        witness_keys[0].verifier_key(),
+        witnesses[0].2.addr,
+        witness_keys[1].verifier_key(),
+        witnesses[1].2.addr
+    );
+    let policy_file = write(dir.path(), "policy", &policy);
+    let args = [
+        "--signing-key",
+        key_file.to_str().unwrap(),
+        "--witness-policy",
+        policy_file.to_str().unwrap(),
+        "--write-tokens",
+        &format!("tester:{WRITE_SECRET}"),
+    ];
+    let honest = Server::start(&dir.path().join("honest"), &args).await;
+    publish(&honest, 3, "0001").await;
+    let head = |v: &Value| v["ledger"]["revision"].as_u64().unwrap();
+    let v = checkpoint_until(&honest, "both witnesses cosign the head", |v| {
+        v["checkpoint"]["treeSize"] == v["ledger"]["revision"] && cosigners(v).len() == 2
+    })
+    .await;
+    assert_eq!(v["checkpoint"]["quorum"], true);
+    // The served checkpoint carries both cosignatures, and they verify under the policy.
+    let note = honest
+        .client
+        .get(format!("http://{}/tlog/checkpoint", honest.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let policy = Policy::parse(&policy).unwrap();
+    let checked = policy.check(&note).unwrap();
+    assert_eq!(checked.checkpoint.size, head(&v));
+    assert_eq!(checked.cosigners, vec!["A", "B"]);
+    assert!(checked.quorum);
+
+    // Witness B killed: writes go on, the quorum is reported lost at the new head.
+    witnesses[1].2.child.kill();
+    publish(&honest, 2, "0002").await;
+    let v = checkpoint_until(&honest, "A alone cosigns the new head", |v| {
+        v["checkpoint"]["treeSize"] == v["ledger"]["revision"] && cosigners(v) == ["A"]
+    })
+    .await;
+    assert_eq!(v["checkpoint"]["quorum"], false, "{v:#}");
+    let lost_at = head(&v);
+
+    // Restarted on its address with its state: it catches up from its last size.
+    let (key, state) = (witnesses[1].0.clone(), witnesses[1].1.clone());
+    let listen = witnesses[1].2.addr.to_string();
+    let restarted = start_witness(&key, &log_vkey, &state, &listen);
+    witnesses[1].2 = restarted;
+    let v = checkpoint_until(&honest, "B catches up", |v| {
+        v["checkpoint"]["treeSize"] == v["ledger"]["revision"] && cosigners(v).len() == 2
+    })
+    .await;
+    assert_eq!(v["checkpoint"]["quorum"], true);
+    assert!(head(&v) >= lost_at);
+
+    // A forged history under the same key, longer than the one the witnesses cosigned.
+    let forged = Server::start(&dir.path().join("forged"), &args).await;
+    publish(&forged, 12, "0f0f").await;
+    let v = checkpoint_until(&forged, "both witnesses refuse the forged history", |v| {
+        v["checkpoint"]["witnesses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["alarm"].as_str().is_some_and(|a| a.starts_with("422")))
+    })
+    .await;
+    assert!(cosigners(&v).is_empty(), "{v:#}");
+    assert_eq!(v["checkpoint"]["quorum"], false);
+    let metrics = forged.metrics().await;
+    for w in ["A", "B"] {
+        assert!(
+            metrics.contains(&format!(
+                "tradeledger_witness_alarms_total{{witness=\"{w}\",reason=\"422\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+    assert!(forged.stderr().contains("witness alarm"), "{}", forged.stderr());
+    let ready = forged
+        .client
+        .get(format!("http://{}/readyz", forged.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "an alarm does not make the server unready");
+    // The witnesses kept the honest log's checkpoint.
+    let origin_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"witnessed.test.example/log"));
+    for (_, _, w) in &witnesses {
+        let kept = reqwest::get(format!("http://{}/{origin_hash}/checkpoint", w.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let c = policy.check(&kept).unwrap();
+        let honest_root = honest
+            .query(
+                "query($n: Int) { checkpoint(treeSize: $n) { rootHash } }",
+                json!({ "n": c.checkpoint.size }),
+            )
+            .await;
+        assert_eq!(honest_root["checkpoint"]["rootHash"], hex::encode(c.checkpoint.root));
+    }
+}
