@@ -379,3 +379,128 @@ async fn two_witnesses_cosign_lose_quorum_catch_up_and_refuse_a_forged_history()
         assert_eq!(honest_root["checkpoint"]["rootHash"], hex::encode(c.checkpoint.root));
     }
 }
+
+/// The witness answers each case of the tlog-witness protocol with the spec's status: 404
+/// for an unknown log, 403 for a bad or missing log signature, 400 for an old size beyond
+/// the checkpoint or a malformed body, 409 with `text/x.tlog.size` for a stale old size, 422
+/// for a proof that does not verify, another root at the same size, or a non-empty proof
+/// from 0; and 200 with a verifying cosignature, kept across a restart.
+#[tokio::test]
+async fn the_witness_answers_the_protocol_with_the_spec_status_codes() {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use tradeledger::tlog::cosign::CosignatureVerifier;
+    use tradeledger::tlog::note::parse_signature_line;
+    use tradeledger::tlog::MerkleTree;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Signer::generate("protocol.test.example/log").unwrap();
+    let stranger = Signer::generate("protocol.test.example/other").unwrap();
+    let impostor = Signer::generate("protocol.test.example/log").unwrap();
+    let cosigner = Cosigner::generate("w.protocol.test").unwrap();
+    let key = write(dir.path(), "witness-key", &cosigner.to_private_text());
+    let state = dir.path().join("state");
+    let mut w = start_witness(&key, &log.verifier_key(), &state, "127.0.0.1:0");
+    let leaves: Vec<[u8; 32]> = (0u32..20)
+        .map(|i| tradeledger::tlog::leaf_hash(&i.to_be_bytes()))
+        .collect();
+    let tree = MerkleTree::from_leaves(leaves.clone());
+    let other = MerkleTree::from_leaves(leaves.iter().rev().copied().collect());
+    let body = |old: u64, proof: &[[u8; 32]], note: &str| {
+        let mut b = format!("old {old}\n");
+        for h in proof {
+            b.push_str(&STANDARD.encode(h));
+            b.push('\n');
+        }
+        format!("{b}\n{note}")
+    };
+    // A client per request: the witness is restarted on the same address below.
+    let post = |addr: SocketAddr, b: String| {
+        let client = reqwest::Client::new();
+        async move {
+            let r = client
+                .post(format!("http://{addr}/add-checkpoint"))
+                .body(b)
+                .send()
+                .await
+                .unwrap();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (r.status().as_u16(), ct, r.text().await.unwrap())
+        }
+    };
+    let at = |t: &MerkleTree, n: u64| log.checkpoint(n, &t.root(n).unwrap());
+    let proof = |from: u64, to: u64| tree.consistency_proof(from, to).unwrap();
+    for (case, b, status) in [
+        (
+            "unknown log",
+            body(0, &[], &stranger.checkpoint(5, &tree.root(5).unwrap())),
+            404,
+        ),
+        (
+            "impostor key",
+            body(0, &[], &impostor.checkpoint(5, &tree.root(5).unwrap())),
+            403,
+        ),
+        (
+            "bad signature",
+            body(0, &[], &at(&tree, 5).replacen("\n5\n", "\n6\n", 1)),
+            403,
+        ),
+        ("old beyond size", body(6, &[], &at(&tree, 5)), 400),
+        ("no old line", format!("\n{}", at(&tree, 5)), 400),
+        (
+            "old with a leading zero",
+            body(0, &[], &at(&tree, 5)).replacen("old 0", "old 00", 1),
+            400,
+        ),
+        ("proof from 0", body(0, &proof(3, 5), &at(&tree, 5)), 422),
+        (
+            "empty tree with a root",
+            body(0, &[], &log.checkpoint(0, &[7; 32])),
+            422,
+        ),
+    ] {
+        let (got, _, text) = post(w.addr, b).await;
+        assert_eq!(got, status, "{case}: {text}");
+    }
+    // First contact: cosigned, and the cosignature verifies.
+    let (got, _, text) = post(w.addr, body(0, &[], &at(&tree, 5))).await;
+    assert_eq!(got, 200, "{text}");
+    let verifier = CosignatureVerifier::parse(&cosigner.verifier_key()).unwrap();
+    let note = at(&tree, 5);
+    let signed_text = &note[..note.rfind("\n\n").unwrap() + 1];
+    let line = parse_signature_line(text.trim_end()).unwrap();
+    assert!(verifier.verify(signed_text, &line).is_ok());
+    // A stale old size: 409 with the witness's size, as text/x.tlog.size.
+    let (got, ct, text) = post(w.addr, body(0, &[], &at(&tree, 9))).await;
+    assert_eq!((got, ct.as_str(), text.as_str()), (409, "text/x.tlog.size", "5\n"));
+    // Another history: a bad proof, and another root at the same size.
+    let (got, _, _) = post(w.addr, body(5, &other.consistency_proof(5, 9).unwrap(), &at(&other, 9))).await;
+    assert_eq!(got, 422);
+    let (got, _, _) = post(w.addr, body(5, &[], &at(&other, 5))).await;
+    assert_eq!(got, 422);
+    // Honest growth, kept across a restart.
+    let (got, _, text) = post(w.addr, body(5, &proof(5, 12), &at(&tree, 12))).await;
+    assert_eq!(got, 200, "{text}");
+    let listen = w.addr.to_string();
+    w.child.kill();
+    let w = start_witness(&key, &log.verifier_key(), &state, &listen);
+    let (got, _, text) = post(w.addr, body(5, &proof(5, 20), &at(&tree, 20))).await;
+    assert_eq!((got, text.as_str()), (409, "12\n"));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"protocol.test.example/log"));
+    let kept = reqwest::get(format!("http://{}/{hash}/checkpoint", w.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(kept.starts_with("protocol.test.example/log\n12\n"), "{kept}");
+    let unknown = reqwest::get(format!("http://{}/{}/checkpoint", w.addr, "0".repeat(64)))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
