@@ -330,6 +330,16 @@ async fn two_witnesses_cosign_lose_quorum_catch_up_and_refuse_a_forged_history()
     assert_eq!(v["checkpoint"]["quorum"], true);
     assert!(head(&v) >= lost_at);
 
+    // The server restarted knows no witness's size: each answers 409 with its size, and the
+    // server resubmits from it (here the same size: cosigned again).
+    honest.stop().await;
+    let honest = Server::start(&dir.path().join("honest"), &args).await;
+    let v = checkpoint_until(&honest, "both cosign again after a restart", |v| {
+        v["checkpoint"]["treeSize"] == v["ledger"]["revision"] && cosigners(v).len() == 2
+    })
+    .await;
+    assert_eq!(v["checkpoint"]["quorum"], true);
+
     // A forged history under the same key, longer than the one the witnesses cosigned.
     let forged = Server::start(&dir.path().join("forged"), &args).await;
     publish(&forged, 12, "0f0f").await;

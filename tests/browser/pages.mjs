@@ -220,6 +220,15 @@ try {
     await page.locator('#proof-verdict.verified, #proof-verdict.failed').waitFor();
     const verdict = await text(page, '#proof-verdict');
     expect(verdict === 'verified', `proof verdict: ${verdict}`);
+    // The offline evidence: a c2sp.org/tlog-proof of the same event, and the event itself.
+    const links = await page.locator('p.evidence a[download]').evaluateAll((as) => as.map((a) => a.href));
+    expect(links.length === 2, `evidence links: ${links}`);
+    const [proofText, eventText] = await page.evaluate(
+      (urls) => Promise.all(urls.map((u) => fetch(u).then((r) => r.text()))),
+      links,
+    );
+    expect(proofText.startsWith('c2sp.org/tlog-proof@v1\nindex '), `tlog-proof: ${proofText.slice(0, 60)}`);
+    expect(eventText.startsWith('{"format":'), `event: ${eventText.slice(0, 40)}`);
     await screenshots(page, 'figure');
     fixed.figure = page;
   });

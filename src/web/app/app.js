@@ -766,6 +766,17 @@
         ),
         verdict,
         steps,
+        h(
+          'p',
+          { class: 'evidence' },
+          'Offline evidence for an audit report: ',
+          h('a', { href: `/tlog/proof/${obs.proof.revision}`, download: `revision-${obs.proof.revision}.tlog-proof` }, `revision-${obs.proof.revision}.tlog-proof`),
+          ' (c2sp.org/tlog-proof) and the event it proves, ',
+          h('a', { href: `/tlog/event/${obs.proof.revision}`, download: `revision-${obs.proof.revision}.event.json` }, `revision-${obs.proof.revision}.event.json`),
+          ' (its canonical bytes); check them with ',
+          h('code', null, 'tradeledger verify-proof --policy FILE PROOF EVENT'),
+          '.',
+        ),
         h('details', null, h('summary', null, 'The signed checkpoint and the verifier key'), h('pre', null, checkpoint.note), h('p', null, 'Verifier key (compare it with the one the log operator published): ', h('code', null, data.verifierKey))),
       );
       drawChart(chartBox, versions);
