@@ -937,7 +937,20 @@
     return out;
   }
 
+  /**
+   * Why WebCrypto is missing, in words that name the cause: browsers give it only to pages
+   * of a secure context (https:// or localhost), so over plain http:// from another address
+   * it is the page's address that lacks it, not the browser.
+   */
+  function noWebCrypto() {
+    if (window.isSecureContext === false) {
+      return `this page was loaded over plain http:// from ${location.host}, and browsers give WebCrypto only to https:// pages and to localhost: nothing was checked here. Open it over HTTPS (a reverse proxy in front of the server), or check the .tlog-proof offline with tradeledger verify-proof`;
+    }
+    return 'this browser has no WebCrypto (crypto.subtle): nothing was checked here';
+  }
+
   async function sha256(...parts) {
+    if (!window.crypto || !crypto.subtle) throw new Error(noWebCrypto());
     return new Uint8Array(await crypto.subtle.digest('SHA-256', concat(...parts)));
   }
 
@@ -1040,7 +1053,7 @@
     const steps = [];
     const fail = (why) => ({ ok: false, why, steps });
     try {
-      if (!window.crypto || !crypto.subtle) return fail('this browser has no WebCrypto (crypto.subtle); nothing was checked');
+      if (!window.crypto || !crypto.subtle) return fail(noWebCrypto());
       const entry = await leafEntry(proof.canonical, proof.leafIndex + 1);
       const leaf = await sha256(LEAF, entry.bytes);
       steps.push([true, `${entry.what}; leaf hash SHA-256(0x00 ‖ entry) = ${bytesToHex(leaf).slice(0, 16)}…`]);
@@ -1535,7 +1548,7 @@
         h('pre', { id: 'witness-command' }, witness),
         h('p', null, 'It exits 0 when everything verifies and 1 with the reason otherwise.'),
       );
-      const note = await verifyNote(meta.checkpoint.note, meta.verifierKey);
+      const note = await verifyNote(meta.checkpoint.note, meta.verifierKey).catch((e) => ({ ok: false, why: e.message || String(e) }));
       const ok = note.ok && note.size === meta.checkpoint.treeSize && note.rootHex === meta.checkpoint.rootHash;
       verdict.className = 'verdict ' + (ok ? 'verified' : 'failed');
       verdict.textContent = ok ? 'verified: the signature is good and states this root' : 'FAILED: ' + (note.why || 'the signed note does not state this size and root');
