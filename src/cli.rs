@@ -44,10 +44,10 @@ pub enum WitnessCommand {
     /// owner only, and print its verifier key, for the policies of the logs it witnesses.
     Keygen {
         /// The witness's name, e.g. `witness.agency.example/w1`: no spaces or `+`.
-        #[arg(long)]
+        #[arg(long, env = "TRADELEDGER_WITNESS_NAME")]
         name: String,
         /// The key file to create (it must not exist).
-        #[arg(long)]
+        #[arg(long, env = "TRADELEDGER_WITNESS_KEY_OUT")]
         out: PathBuf,
     },
 }
