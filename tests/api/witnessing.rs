@@ -514,3 +514,48 @@ async fn the_witness_answers_the_protocol_with_the_spec_status_codes() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+/// `serve --witness-policy` checks the policy at start: a malformed line is an error naming
+/// it, and a policy without this server's log key is refused.
+#[tokio::test]
+async fn serve_refuses_a_malformed_witness_policy_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::generate("policy.test.example/log").unwrap();
+    let key_file = write(dir.path(), "log-key", &signer.to_private_text());
+    let witness = Cosigner::generate("w.policy.test").unwrap();
+    for (name, policy, says) in [
+        (
+            "bad-line",
+            format!(
+                "log {}\nwitness A {} http://127.0.0.1:9\nquorum B\n",
+                signer.verifier_key(),
+                witness.verifier_key()
+            ),
+            "line 3",
+        ),
+        (
+            "other-log",
+            format!(
+                "log {}\nquorum none\n",
+                Signer::generate("policy.test.example/log").unwrap().verifier_key()
+            ),
+            "has no `log` line with this server's key",
+        ),
+    ] {
+        let policy_file = write(dir.path(), name, &policy);
+        let failure = crate::proc_support::start_server(
+            &dir.path().join(format!("data-{name}")),
+            &[
+                "--signing-key",
+                key_file.to_str().unwrap(),
+                "--witness-policy",
+                policy_file.to_str().unwrap(),
+            ],
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{name}: serve started with a bad policy"));
+        assert_ne!(failure.status.code(), Some(0), "{name}");
+        assert!(failure.stderr.contains(says), "{name}: {}", failure.stderr);
+    }
+}
