@@ -12,9 +12,12 @@ checkpoint note (`GET /checkpoint`, or `checkpoint { note }`) is given too, the 
 must be the root it states for the same tree size. (This script does not check the note's
 Ed25519 signature: `tradeledger witness` or any signed-note library does.)
 
-The leaf is SHA-256(0x00 || canonical), interior nodes SHA-256(0x01 || left || right), and the
-path is checked with the algorithm of RFC 9162 section 2.1.3.2. Exits 0 when the proof holds,
-1 when it does not, 2 when the input is not a proof (naming what is missing).
+The leaf is SHA-256(0x00 || entry), interior nodes SHA-256(0x01 || left || right), and the
+path is checked with the algorithm of RFC 9162 section 2.1.3.2. The entry is computed here
+from the event: the lines "tradeledger/event/v1", the revision and the hex SHA-256 of the
+canonical text, each ending in a newline; for an event recorded in format 1, the canonical
+text itself. Exits 0 when the proof holds, 1 when it does not, 2 when the input is not a
+proof (naming what is missing).
 """
 import base64
 import hashlib
@@ -37,6 +40,13 @@ def verify(leaf_index, tree_size, leaf, path, root):
             r = hashlib.sha256(b"\x01" + r + p).digest()
         fn, sn = fn >> 1, sn >> 1
     return sn == 0 and r == root
+
+
+def entry(revision, canonical):
+    data = canonical.encode("utf-8")
+    if canonical.startswith('{"format":1,'):
+        return data
+    return f"tradeledger/event/v1\n{revision}\n{hashlib.sha256(data).hexdigest()}\n".encode()
 
 
 def fail(message):
@@ -83,7 +93,7 @@ def main(argv):
     if tree_size is None:
         return fail("the proof has no treeSize: select it in the inclusionProof query, or give the checkpoint")
     revision = proof.get("revision", proof["leafIndex"] + 1)
-    leaf = hashlib.sha256(b"\x00" + proof["canonical"].encode("utf-8")).digest()
+    leaf = hashlib.sha256(b"\x00" + entry(revision, proof["canonical"])).digest()
     path = [bytes.fromhex(h) for h in proof["hashes"]]
     root = bytes.fromhex(proof["rootHash"])
     if not verify(proof["leafIndex"], tree_size, leaf, path, root):

@@ -85,6 +85,12 @@ pub struct ServeArgs {
     /// DATA_DIR/signing-key (owner-only) and its verifier key printed once.
     #[arg(long, env = "TRADELEDGER_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// A C2SP tlog-policy file (`log`, `witness NAME VKEY [URL]`, `group`, `quorum` lines):
+    /// after each checkpoint (at most one a second), the server submits it to every witness
+    /// with a URL and appends their cosignatures to the checkpoint it serves. It must list
+    /// this server's log key.
+    #[arg(long, env = "TRADELEDGER_WITNESS_POLICY", value_name = "FILE")]
+    pub witness_policy: Option<PathBuf>,
 }
 
 /// Where the store is: the flags of every command that opens one.
@@ -202,6 +208,7 @@ impl ServeArgs {
             cors_origins: Vec::new(),
             log_origin: None,
             signing_key: None,
+            witness_policy: None,
         }
     }
 }
@@ -257,6 +264,10 @@ impl App {
             ));
         }
         tracing::info!(verifier_key = %signer.verifier_key(), "signing checkpoints");
+        if let Some(path) = &settings.witness_policy {
+            let witnessing = load_witness_policy(path, &signer)?;
+            ledger.set_witnessing(Arc::new(witnessing));
+        }
         ledger.set_signer(Arc::new(signer));
         ledger.set_max_clock_skew(std::time::Duration::from_secs(settings.max_clock_skew));
         let mut tokens = Tokens {
@@ -377,6 +388,39 @@ impl App {
         }
         served
     }
+}
+
+/// Reads and checks `--witness-policy`: a malformed line is an error naming it, and the
+/// policy must list this server's log key.
+fn load_witness_policy(path: &Path, signer: &crate::tlog::Signer) -> Result<crate::ledger::transparency::Witnessing> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the witness policy {}", path.display()))?;
+    let policy =
+        crate::tlog::policy::Policy::parse(&text).with_context(|| format!("the witness policy {}", path.display()))?;
+    let ours = crate::tlog::Verifier::parse(&signer.verifier_key()).expect("our own key");
+    let listed = policy
+        .logs
+        .iter()
+        .any(|l| l.verifier.name() == ours.name() && l.verifier.public_key() == ours.public_key());
+    if !listed {
+        bail!(
+            "the witness policy {} has no `log` line with this server's key: add `log {}`",
+            path.display(),
+            signer.verifier_key()
+        );
+    }
+    for w in policy.witnesses.iter().filter(|w| w.url.is_some()) {
+        let url = w.url.as_deref().unwrap_or_default();
+        if !url.starts_with("http://") {
+            bail!(
+                "the witness policy {}: witness `{}` has the URL `{url}`; only http:// URLs are supported \
+                 (cosignatures are verified, so the transport need not be trusted)",
+                path.display(),
+                w.name
+            );
+        }
+    }
+    Ok(crate::ledger::transparency::Witnessing::new(policy))
 }
 
 /// Creates the data directory, readable by its owner only.

@@ -30,6 +30,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The largest event file `verify-proof` reads.
+const MAX_EVENT_BYTES: usize = 256 * 1024 * 1024;
+
+/// `tradeledger witness serve`.
+#[derive(Subcommand, Debug)]
+pub enum WitnessCommand {
+    /// Serve the C2SP tlog-witness protocol: cosign the checkpoints logs submit to
+    /// `POST /add-checkpoint` when they are consistent with the last one cosigned, and serve
+    /// the latest at `GET /<sha256(origin) hex>/checkpoint`.
+    Serve(Box<crate::tlog::witness_server::WitnessArgs>),
+    /// Write a new witness cosigning key (Ed25519, `cosignature/v1`) to a file readable by its
+    /// owner only, and print its verifier key, for the policies of the logs it witnesses.
+    Keygen {
+        /// The witness's name, e.g. `witness.agency.example/w1`: no spaces or `+`.
+        #[arg(long, env = "TRADELEDGER_WITNESS_NAME")]
+        name: String,
+        /// The key file to create (it must not exist).
+        #[arg(long, env = "TRADELEDGER_WITNESS_KEY_OUT")]
+        out: PathBuf,
+    },
+}
+
 // `Serve` carries every flag of the server; the enum is built once per process.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
@@ -111,19 +133,34 @@ pub enum Command {
     /// signed checkpoint, verify the signature, check with a consistency proof that it extends
     /// the checkpoint saved in the state file, then save it. Exits 0 when everything verifies,
     /// 1 with the reason otherwise.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Witness {
+        #[command(subcommand)]
+        action: Option<WitnessCommand>,
         /// The server's base URL, e.g. `http://ledger.example:8000` (http only).
-        #[arg(long, env = "TRADELEDGER_WITNESS_URL")]
-        url: String,
+        #[arg(long, env = "TRADELEDGER_WITNESS_URL", required = true)]
+        url: Option<String>,
         /// The log's note verifier key (`verifierKey` in the API).
-        #[arg(long, env = "TRADELEDGER_WITNESS_VKEY")]
-        vkey: String,
+        #[arg(long, env = "TRADELEDGER_WITNESS_VKEY", required = true)]
+        vkey: Option<String>,
         /// File holding the last checkpoint this witness accepted; created on the first run.
-        #[arg(long, env = "TRADELEDGER_WITNESS_STATE")]
-        state: PathBuf,
+        #[arg(long, env = "TRADELEDGER_WITNESS_STATE", required = true)]
+        state: Option<PathBuf>,
         /// Bearer token, for a server whose reads need one.
         #[arg(long, env = "TRADELEDGER_WITNESS_TOKEN", hide_env_values = true)]
         token: Option<String>,
+    },
+    /// Verify a `c2sp.org/tlog-proof@v1` file offline against a C2SP tlog-policy file: the
+    /// event's leaf, the log's signature, the witnesses' quorum and the inclusion. Exits 0 when
+    /// everything holds, 1 naming what failed.
+    VerifyProof {
+        /// The tlog-policy file: the logs and witnesses trusted, and the quorum.
+        #[arg(long, env = "TRADELEDGER_VERIFY_POLICY")]
+        policy: PathBuf,
+        /// The `.tlog-proof` file (`GET /tlog/proof/<revision>`, or `tlogProof` in the API).
+        proof: PathBuf,
+        /// The event's canonical bytes (`GET /tlog/event/<revision>`, or `canonical` in the API).
+        event: PathBuf,
     },
     /// Write a SYNTHETIC release file (dataset and releases) for benchmarks and load tests:
     /// each release publishes one new period and revises the two before it.
@@ -348,11 +385,31 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             }
         }
         Command::Witness {
+            action: Some(WitnessCommand::Serve(args)),
+            ..
+        } => crate::tlog::witness_server::serve(*args).await,
+        Command::Witness {
+            action: Some(WitnessCommand::Keygen { name, out }),
+            ..
+        } => {
+            let vkey = crate::tlog::witness_server::keygen(&name, &out)?;
+            println!("{vkey}");
+            Ok(())
+        }
+        Command::Witness {
+            action: None,
             url,
             vkey,
             state,
             token,
-        } => match crate::tlog::witness::run(&url, &vkey, &state, token.as_deref()).await {
+        } => match crate::tlog::witness::run(
+            url.as_deref().unwrap_or_default(),
+            vkey.as_deref().unwrap_or_default(),
+            &state.unwrap_or_default(),
+            token.as_deref(),
+        )
+        .await
+        {
             Ok(outcome) => {
                 println!("{outcome}");
                 Ok(())
@@ -362,6 +419,47 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 std::process::exit(1);
             }
         },
+        Command::VerifyProof { policy, proof, event } => {
+            let read = |path: &PathBuf, what: &str, limit: usize| -> Result<Vec<u8>> {
+                use std::io::Read;
+                let file =
+                    std::fs::File::open(path).with_context(|| format!("reading the {what} {}", path.display()))?;
+                let mut bytes = Vec::new();
+                file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+                if bytes.len() > limit {
+                    bail!("the {what} {} is longer than {limit} bytes", path.display());
+                }
+                Ok(bytes)
+            };
+            let text = |bytes: Vec<u8>, path: &PathBuf| {
+                String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))
+            };
+            let policy_text = text(read(&policy, "policy", crate::tlog::policy::MAX_POLICY_BYTES)?, &policy)?;
+            let parsed = crate::tlog::policy::Policy::parse(&policy_text)
+                .with_context(|| format!("the policy {}", policy.display()))?;
+            let proof_text = text(read(&proof, "proof", crate::tlog::proof::MAX_PROOF_BYTES)?, &proof)?;
+            let event_bytes = read(&event, "event", MAX_EVENT_BYTES)?;
+            match crate::tlog::proof::verify_event(&parsed, &proof_text, &event_bytes) {
+                Ok(v) => {
+                    println!(
+                        "ok: revision {} is in {} at tree size {}, cosigned by {} (quorum met)",
+                        v.revision,
+                        v.origin,
+                        v.size,
+                        if v.cosigners.is_empty() {
+                            "no witness".to_owned()
+                        } else {
+                            v.cosigners.join(", ")
+                        }
+                    );
+                    Ok(())
+                }
+                Err(why) => {
+                    println!("FAILED: {why}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::Generate {
             releases,
             observations_per_release,

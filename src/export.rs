@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::projection::Projection;
 use crate::store::{decode, Hash, Head, LogStore, Record, SledStore, StoreError};
-use crate::tlog::{leaf_hash, Checkpoint, MerkleTree, Node};
+use crate::tlog::{leaf_of_record, Checkpoint, MerkleTree, Node};
 
 /// Longest line `import --event-log` reads (one event's canonical text, JSON-escaped).
 pub const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
@@ -71,7 +71,7 @@ pub fn export(store: &dyn LogStore, head: u64, out: &mut dyn Write) -> Result<Su
         prev = event.hash;
         let canonical = std::str::from_utf8(&bytes[32..])
             .map_err(|_| ExportError::Refused(format!("revision {revision} is not UTF-8")))?;
-        tree.push(leaf_hash(canonical.as_bytes()));
+        tree.push(leaf_of_record(&bytes));
         let line = Line {
             revision,
             hash: event.hash.to_hex(),
@@ -132,7 +132,7 @@ fn read_log(
             .apply(&event)
             .map_err(|e| bad(number, format!("revision {}: {e}", line.revision)))?;
         prev = event.hash;
-        tree.push(leaf_hash(line.canonical.as_bytes()));
+        tree.push(leaf_of_record(&bytes));
         each(Record {
             revision: line.revision,
             hash,

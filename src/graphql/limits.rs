@@ -935,7 +935,7 @@ impl<'a> CostWalk<'a> {
         }
         let (event, text) = self.sizes;
         let each = match (parent, name) {
-            ("Event" | "InclusionProof", "canonical") => event,
+            ("Event" | "InclusionProof", "canonical") | ("InclusionProof", "entry") => event,
             ("Release", "title" | "source") | ("Dataset", "name" | "publisher" | "description") => text,
             _ => match field.ty.as_str() {
                 "Int" | "Float" | "Boolean" => NUMBER_BYTES,

@@ -996,7 +996,7 @@ impl QueryRoot {
         let revision =
             crate::ledger::transparency::tree_size(ledger, "revision", Some(revision)).map_err(error::ledger)?;
         let proof = crate::ledger::transparency::inclusion(ledger, revision, size).map_err(error::ledger)?;
-        super::limits::charge_texts(ctx, [proof.canonical.as_str()])?;
+        super::limits::charge_texts(ctx, [proof.canonical.as_str(), proof.entry.as_str()])?;
         Ok(proof.into())
     }
 

@@ -483,7 +483,7 @@ impl Observation {
         let ledger = ledger_of(ctx);
         let tree = self.bound.revision.max(self.revision);
         let p = crate::ledger::transparency::inclusion(ledger, self.revision, tree).map_err(super::error::ledger)?;
-        super::limits::charge_texts(ctx, [p.canonical.as_str()])?;
+        super::limits::charge_texts(ctx, [p.canonical.as_str(), p.entry.as_str()])?;
         Ok(p.into())
     }
 

@@ -146,17 +146,21 @@ pub fn request_digest(request: &Request, doc: &ExecutableDocument) -> Option<[u8
     Some(h.finalize().into())
 }
 
-/// Root fields whose answer is not a function of the revision alone: they read the store
-/// again (and so can see damage done since), so they are never cached.
-const UNCACHEABLE: [&str; 2] = ["verifyLedger", "verifyLedgerFull"];
+/// Fields whose answer is not a function of the revision alone, so they are never cached:
+/// the verifications read the store again (and so can see damage done since), and
+/// checkpoints and tlog proofs carry the witnesses' cosignatures, which come in after the
+/// write that made the revision.
+const UNCACHEABLE: [&str; 4] = ["verifyLedger", "verifyLedgerFull", "checkpoint", "tlogProof"];
 
-/// True if the selection runs a field of [`UNCACHEABLE`] (directly or through fragments at
-/// the root).
+/// True if the selection runs a field of [`UNCACHEABLE`] (at any depth, through fragments
+/// too).
 fn verifies(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
     // Fragments nest without bound only in cyclic documents, which validation refuses.
     depth < 32
         && set.items.iter().any(|item| match &item.node {
-            Selection::Field(f) => UNCACHEABLE.contains(&f.node.name.node.as_str()),
+            Selection::Field(f) => {
+                UNCACHEABLE.contains(&f.node.name.node.as_str()) || verifies(doc, &f.node.selection_set.node, depth + 1)
+            }
             Selection::InlineFragment(i) => verifies(doc, &i.node.selection_set.node, depth + 1),
             Selection::FragmentSpread(s) => doc
                 .fragments
@@ -194,6 +198,13 @@ mod tests {
         )
         .is_none());
         assert!(key(&cache, 1, &Request::new("{ ... on Query { a: verifyLedger { ok } } }")).is_none());
+        assert!(key(&cache, 1, &Request::new("{ checkpoint { note } }")).is_none());
+        assert!(key(
+            &cache,
+            1,
+            &Request::new("{ inclusionProof(revision: 1) { p: tlogProof } }")
+        )
+        .is_none());
         assert!(
             key(&cache, 1, &Request::new("{ ledger")).is_none(),
             "unparsed documents are not cached"

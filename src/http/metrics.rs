@@ -59,6 +59,15 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WitnessAlarmLabels {
+    /// The witness's name in the policy (the operator's file, not a client's choice).
+    pub witness: String,
+    /// The HTTP status it answered with, or `cosignature` for a response without a valid
+    /// cosignature.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
 }
@@ -91,6 +100,8 @@ pub struct Metrics {
     pub purges: Counter,
     pub purge_retries: Counter,
     pub purge_failures: Counter,
+    /// Witnesses of `--witness-policy` that refused a checkpoint or do not know the log.
+    pub witness_alarms: Family<WitnessAlarmLabels, Counter>,
     head_revision: Gauge,
     events: Gauge,
     releases: Gauge,
@@ -184,6 +195,12 @@ impl Metrics {
             "cache_purge_failures",
             "Cache purges given up after their retries",
         );
+        let witness_alarms = Family::<WitnessAlarmLabels, Counter>::default();
+        registry.register(
+            "witness_alarms",
+            "Checkpoints a witness of the policy refused (403, 404, 422) or answered without a valid cosignature",
+            witness_alarms.clone(),
+        );
         let head_revision = gauge(&mut registry, "ledger_head_revision", "Revision of the newest event");
         let events = gauge(&mut registry, "ledger_events", "Events in the log");
         let releases = gauge(&mut registry, "ledger_releases", "Releases recorded");
@@ -209,6 +226,7 @@ impl Metrics {
             purges,
             purge_retries,
             purge_failures,
+            witness_alarms,
             head_revision,
             events,
             releases,

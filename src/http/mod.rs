@@ -14,13 +14,15 @@
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
 //!   address, and the slots kept for health and metrics.
 //! - `access_log`: the request log (`--access-log`) and slow requests (`--slow-query-ms`).
-//! - `metrics`, `health`, `checkpoint`: `/metrics`, `/healthz` and `/readyz`, `/checkpoint`.
+//! - `metrics`, `health`: `/metrics`, `/healthz` and `/readyz`.
+//! - `tlog`: the transparency log under `/tlog/` (C2SP `tlog-tiles`), and `/checkpoint`.
+//! - `cosigning`: checkpoints pushed to the witnesses of `--witness-policy`.
 
 mod access_log;
 mod cache;
 pub mod caching;
-mod checkpoint;
 pub(crate) mod conn;
+mod cosigning;
 mod graphql;
 mod health;
 mod metrics;
@@ -29,6 +31,7 @@ pub mod persisted;
 mod purge;
 mod sse;
 mod state;
+mod tlog;
 mod ws;
 
 use std::future::Future;
@@ -58,7 +61,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve_main))
-        .route("/checkpoint", get(checkpoint::checkpoint))
+        .route("/checkpoint", get(tlog::checkpoint))
+        .route("/tlog/checkpoint", get(tlog::checkpoint))
+        .route("/tlog/tile/{*path}", get(tlog::tile))
+        .route("/tlog/event/{revision}", get(tlog::event))
+        .route("/tlog/proof/{revision}", get(tlog::proof))
         .merge(crate::web::routes(state.config.graphiql))
         .merge(crate::sdmx::routes(
             state.ledger.clone(),
@@ -120,6 +127,7 @@ pub async fn run_with_metrics(
         };
         tokio::spawn(conn::serve(listener, app, limits, peers, stop, async {}))
     });
+    cosigning::spawn(state.clone());
     let signal = async move {
         signal.await;
         tracing::info!("shutting down: finishing in-flight requests");

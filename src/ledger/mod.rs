@@ -130,6 +130,8 @@ struct Inner {
     poisoned: AtomicBool,
     /// The key checkpoints of the transparency log are signed with, once configured.
     signer: std::sync::OnceLock<Arc<crate::tlog::Signer>>,
+    /// The witnesses that cosign checkpoints, and their latest cosignatures, once configured.
+    witnessing: std::sync::OnceLock<Arc<transparency::Witnessing>>,
     /// How far in the future a release's `publishedAt` may be, in milliseconds.
     max_clock_skew_ms: std::sync::atomic::AtomicU64,
     /// The head revision the last reader of `state` saw ([`Ledger::head_revision`]).
@@ -206,6 +208,7 @@ impl Ledger {
             storage_failure: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             signer: Default::default(),
+            witnessing: Default::default(),
             max_clock_skew_ms: (DEFAULT_MAX_CLOCK_SKEW.as_millis() as u64).into(),
             seen_head: AtomicU64::new(seen_head),
         });
@@ -321,6 +324,16 @@ impl Ledger {
 
     pub fn signer(&self) -> Option<&Arc<crate::tlog::Signer>> {
         self.inner.signer.get()
+    }
+
+    /// Sets the witness policy whose cosignatures checkpoints carry; false if one was set.
+    pub fn set_witnessing(&self, witnessing: Arc<transparency::Witnessing>) -> bool {
+        self.inner.witnessing.set(witnessing).is_ok()
+    }
+
+    /// The witness policy and cosignatures, if a policy was set.
+    pub fn witnessing(&self) -> Option<&Arc<transparency::Witnessing>> {
+        self.inner.witnessing.get()
     }
 
     /// Records a dataset definition. Re-defining with identical content is a duplicate;

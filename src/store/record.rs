@@ -8,7 +8,10 @@ use uuid::Uuid;
 use crate::domain::Event;
 
 /// Version of the record layout below. Readers accept every version up to this one.
-pub const FORMAT_VERSION: u16 = 1;
+/// Versions 1 and 2 have the same layout; they differ in the event's transparency-log entry
+/// (its canonical bytes in version 1, a statement of its hash from version 2 on, see
+/// [`crate::tlog`]).
+pub const FORMAT_VERSION: u16 = 2;
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]

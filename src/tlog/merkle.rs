@@ -86,6 +86,12 @@ impl MerkleTree {
         self.levels.first()?.get(usize::try_from(index).ok()?)
     }
 
+    /// The hash of the complete subtree of leaves `index * 2^level .. (index + 1) * 2^level`,
+    /// if the tree has all of them.
+    pub fn subtree(&self, level: u32, index: u64) -> Option<&Node> {
+        self.levels.get(level as usize)?.get(usize::try_from(index).ok()?)
+    }
+
     /// Appends one leaf hash, completing the subtrees it closes.
     pub fn push(&mut self, leaf: Node) {
         let mut node = leaf;

@@ -5,9 +5,20 @@
 //! - [`note`]: checkpoint bodies, Ed25519 signed notes, verifier and signing keys.
 //! - [`verify`]: the client side of the proofs (RFC 9162 verification algorithms).
 //! - [`witness`]: `tradeledger witness`: fetch, verify, check consistency, save.
+//! - [`witness_server`]: `tradeledger witness serve`, a C2SP `tlog-witness`.
 //!
-//! The tree's leaves are the events' canonical bytes: the leaf of revision `r` is leaf index
-//! `r - 1`, so the tree size is the head revision. The store keeps the leaf hashes beside the
+//! - [`tiles`]: the C2SP `tlog-tiles` paths, hash tiles and entry bundles.
+//! - [`cosign`], [`policy`], [`proof`]: C2SP `tlog-cosignature` (Ed25519), `tlog-policy`
+//!   files and `tlog-proof` offline evidence.
+//!
+//! The leaf of revision `r` is leaf index `r - 1`, so the tree size is the head revision.
+//! Its entry (the leaf data, what an entry bundle carries) is a statement of about 90 bytes
+//! that commits to the event by its hash ([`event_statement`]), so that every entry fits
+//! the 65,535 bytes a bundle allows whatever the size of the release; the event itself is
+//! served beside it. Events recorded in format 1, before that rule, keep their canonical
+//! bytes as their entry, so that the checkpoints signed over them stay valid and every
+//! later tree is an extension of them: the rule is read from the event's own `format`
+//! field, which the hash chain covers, so an auditor recomputes every leaf from the log. The store keeps the leaf hashes beside the
 //! events, written in the same transaction ([`crate::store::SledStore`]), and builds the
 //! interior levels in memory at start-up from them: the log itself is not hashed again.
 //! They are derived data: `verifyLedger` and `tradeledger verify` recompute every leaf from
@@ -19,10 +30,15 @@
 //! beside its events; the ledger's queries over it (checkpoints, inclusion and consistency
 //! proofs at a tree size) are in `ledger::transparency`.
 
+pub mod cosign;
 pub mod merkle;
 pub mod note;
+pub mod policy;
+pub mod proof;
+pub mod tiles;
 pub mod verify;
 pub mod witness;
+pub mod witness_server;
 
 use std::io::Write;
 use std::path::Path;
@@ -33,9 +49,54 @@ pub use note::{Checkpoint, NoteError, Signer, Verifier};
 /// The Merkle tree a store keeps over its events, shared with readers.
 pub type TreeLock = std::sync::RwLock<MerkleTree>;
 
-/// The leaf data of a stored record (`hash || canonical bytes`): its canonical bytes.
+/// The first line of an event statement, naming its format.
+pub const STATEMENT_HEADER: &str = "tradeledger/event/v1";
+
+/// The entry of an event recorded in format 2 or later: three lines, the header, the
+/// revision and the lowercase hex SHA-256 of the event's canonical bytes (its `hash`, which
+/// covers `prev_hash` and so the whole history before it).
+pub fn event_statement(revision: u64, hash: &[u8; 32]) -> String {
+    format!("{STATEMENT_HEADER}\n{revision}\n{}\n", hex::encode(hash))
+}
+
+/// The canonical bytes of an event in format 1 start with this (the envelope's fields are
+/// serialized in declaration order, `format` first).
+const FORMAT_1_PREFIX: &[u8] = b"{\"format\":1,";
+
+/// The entry (leaf data) of a stored record (`hash || canonical bytes`): the canonical bytes
+/// for an event in format 1, else its [`event_statement`].
+pub fn entry_of_record(stored: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Some((hash, canonical)) = stored.split_first_chunk::<32>() else {
+        return std::borrow::Cow::Borrowed(&[]);
+    };
+    if canonical.starts_with(FORMAT_1_PREFIX) {
+        return std::borrow::Cow::Borrowed(canonical);
+    }
+    std::borrow::Cow::Owned(event_statement(revision_of(canonical), hash).into_bytes())
+}
+
+/// The revision an event's canonical bytes state (`{"format":N,"revision":R,...`), 0 when
+/// they do not start that way (a damaged record, which reading it reports).
+pub(crate) fn revision_of(canonical: &[u8]) -> u64 {
+    let Some(rest) = canonical.strip_prefix(b"{\"format\":") else {
+        return 0;
+    };
+    let Some(comma) = rest.iter().position(|b| *b == b',') else {
+        return 0;
+    };
+    let Some(rest) = rest[comma + 1..].strip_prefix(b"\"revision\":") else {
+        return 0;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits])
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The leaf hash of a stored record (`hash || canonical bytes`): that of its entry.
 pub fn leaf_of_record(stored: &[u8]) -> Node {
-    leaf_hash(stored.get(32..).unwrap_or_default())
+    leaf_hash(&entry_of_record(stored))
 }
 
 /// Name of the file, in the data directory, holding the generated signing key.
@@ -105,6 +166,20 @@ pub fn load_signer(data_dir: &Path, config: KeyConfig<'_>) -> anyhow::Result<(Si
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_statements_except_for_format_1_events() {
+        let hash = [7u8; 32];
+        let mut old = hash.to_vec();
+        old.extend_from_slice(br#"{"format":1,"revision":3,"x":1}"#);
+        assert_eq!(&*entry_of_record(&old), &old[32..]);
+        let mut new = hash.to_vec();
+        new.extend_from_slice(br#"{"format":2,"revision":31,"x":1}"#);
+        let statement = format!("tradeledger/event/v1\n31\n{}\n", hex::encode(hash));
+        assert_eq!(&*entry_of_record(&new), statement.as_bytes());
+        assert_eq!(leaf_of_record(&new), leaf_hash(statement.as_bytes()));
+        assert_eq!(revision_of(b"{\"format\":2,\"revision\":x"), 0);
+    }
 
     #[test]
     fn generated_key_is_private_stable_and_keeps_its_origin() {

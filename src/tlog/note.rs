@@ -43,13 +43,79 @@ pub fn check_name(name: &str) -> Result<(), NoteError> {
 
 /// The 4-byte key hash: the first bytes of `SHA-256(name || "\n" || 0x01 || public key)`.
 pub fn key_hash(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    typed_key_hash(name, ALG_ED25519, public)
+}
+
+/// The 4-byte key ID of a key of signature type `alg`: the first bytes of
+/// `SHA-256(name || "\n" || alg || public key)`.
+pub fn typed_key_hash(name: &str, alg: u8, public: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ALG_ED25519]);
+    h.update([alg]);
     h.update(public);
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
+}
+
+/// One signature line of a note: `— <name> base64(key ID || signature)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureLine {
+    pub name: String,
+    pub key_id: [u8; 4],
+    pub signature: Vec<u8>,
+    /// The whole line, without its newline.
+    pub line: String,
+}
+
+/// The most signature lines accepted in a note (the signed-note spec asks for at least 16).
+pub const MAX_SIGNATURES: usize = 64;
+
+/// Splits a signed note into its text (with its final newline) and its signature lines.
+pub fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine>), NoteError> {
+    if note.len() > MAX_NOTE_BYTES {
+        return Err(err(format!("the note is longer than {MAX_NOTE_BYTES} bytes")));
+    }
+    if note.chars().any(|c| c.is_ascii_control() && c != '\n') {
+        return Err(err(
+            "malformed note: it contains a control character other than newline",
+        ));
+    }
+    let split = note
+        .rfind("\n\n")
+        .ok_or_else(|| err("malformed note: no blank line before the signatures"))?;
+    let (text, block) = (&note[..split + 1], &note[split + 2..]);
+    if !block.ends_with('\n') {
+        return Err(err("malformed note: the signature block does not end with a newline"));
+    }
+    let mut lines = Vec::new();
+    for line in block.lines() {
+        if lines.len() == MAX_SIGNATURES {
+            return Err(err(format!("the note has more than {MAX_SIGNATURES} signatures")));
+        }
+        lines.push(parse_signature_line(line)?);
+    }
+    Ok((text, lines))
+}
+
+/// Parses one `— <name> <base64>` line (without its newline).
+pub fn parse_signature_line(line: &str) -> Result<SignatureLine, NoteError> {
+    let malformed = || err(format!("malformed signature line `{}`", line.escape_debug()));
+    let rest = line.strip_prefix("\u{2014} ").ok_or_else(malformed)?;
+    let (name, data) = rest.split_once(' ').ok_or_else(malformed)?;
+    if name.is_empty() || name.contains('+') {
+        return Err(malformed());
+    }
+    let data = STANDARD.decode(data).map_err(|_| malformed())?;
+    if data.len() < 5 {
+        return Err(malformed());
+    }
+    Ok(SignatureLine {
+        name: name.to_owned(),
+        key_id: [data[0], data[1], data[2], data[3]],
+        signature: data[4..].to_vec(),
+        line: line.to_owned(),
+    })
 }
 
 /// The C2SP `tlog-checkpoint` body: origin, tree size and base64 root, each on its own line.
@@ -227,6 +293,15 @@ impl Verifier {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn public_key(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// Whether a signature line is this key's (same name and key ID).
+    pub fn matches(&self, line: &SignatureLine) -> bool {
+        line.name == self.name && line.key_id == self.hash
     }
 
     /// Checks that `note` carries a valid signature by this key; returns the signed text.

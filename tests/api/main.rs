@@ -23,8 +23,10 @@ mod store;
 mod support;
 mod tamper;
 mod time_model;
+mod tlog;
 mod varnish;
 mod web;
 mod websocket;
+mod witnessing;
 
 use support::{common, proc_support};

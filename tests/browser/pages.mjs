@@ -40,7 +40,9 @@ const failures = [];
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox'],
+  // `ledger.test` is the server under a name that is not localhost: over plain http:// the
+  // browser gives its pages no WebCrypto, as on a server reached by its address.
+  args: ['--no-sandbox', '--host-resolver-rules=MAP ledger.test 127.0.0.1'],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
 await fromDisk(context);
@@ -220,6 +222,15 @@ try {
     await page.locator('#proof-verdict.verified, #proof-verdict.failed').waitFor();
     const verdict = await text(page, '#proof-verdict');
     expect(verdict === 'verified', `proof verdict: ${verdict}`);
+    // The offline evidence: a c2sp.org/tlog-proof of the same event, and the event itself.
+    const links = await page.locator('p.evidence a[download]').evaluateAll((as) => as.map((a) => a.href));
+    expect(links.length === 2, `evidence links: ${links}`);
+    const [proofText, eventText] = await page.evaluate(
+      (urls) => Promise.all(urls.map((u) => fetch(u).then((r) => r.text()))),
+      links,
+    );
+    expect(proofText.startsWith('c2sp.org/tlog-proof@v1\nindex '), `tlog-proof: ${proofText.slice(0, 60)}`);
+    expect(eventText.startsWith('{"format":'), `event: ${eventText.slice(0, 40)}`);
     await screenshots(page, 'figure');
     fixed.figure = page;
   });
@@ -293,6 +304,28 @@ try {
     await page.goto(`${base}/audit`);
     await page.locator('#events').waitFor();
     fixed.audit = page;
+  });
+
+  await step('over plain http:// from a non-localhost name, the pages say why nothing is checked', async () => {
+    // A context of its own: its requests go to another origin on purpose.
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+    await fromDisk(ctx);
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT);
+    const uncaught = [];
+    page.on('pageerror', (e) => uncaught.push(e.message));
+    const named = base.replace('127.0.0.1', 'ledger.test');
+    await page.goto(`${named}/datasets/${DS}/figures/_T._T._T/2025-S1`);
+    await page.locator('#proof-verdict.verified, #proof-verdict.failed').waitFor();
+    const verdict = await text(page, '#proof-verdict');
+    expect(verdict.startsWith('FAILED:') && verdict.includes('plain http:// from ledger.test'), `figure verdict: ${verdict}`);
+    expect((await page.locator('p.evidence a[download]').count()) === 2, 'the offline evidence is offered');
+    await page.goto(`${named}/audit`);
+    await page.locator('#checkpoint-verdict.verified, #checkpoint-verdict.failed').waitFor();
+    const audit = await text(page, '#checkpoint-verdict');
+    expect(audit.startsWith('FAILED:') && audit.includes('plain http://'), `audit verdict: ${audit}`);
+    expect(uncaught.length === 0, `uncaught: ${uncaught}`);
+    await ctx.close();
   });
 
   await step('the start page lists the dataset and the latest releases', async () => {

@@ -841,6 +841,17 @@
         ),
         verdict,
         steps,
+        h(
+          'p',
+          { class: 'evidence' },
+          'Offline evidence for an audit report: ',
+          h('a', { href: `/tlog/proof/${obs.proof.revision}`, download: `revision-${obs.proof.revision}.tlog-proof` }, `revision-${obs.proof.revision}.tlog-proof`),
+          ' (c2sp.org/tlog-proof) and the event it proves, ',
+          h('a', { href: `/tlog/event/${obs.proof.revision}`, download: `revision-${obs.proof.revision}.event.json` }, `revision-${obs.proof.revision}.event.json`),
+          ' (its canonical bytes); check them with ',
+          h('code', null, 'tradeledger verify-proof --policy FILE PROOF EVENT'),
+          '.',
+        ),
         h('details', null, h('summary', null, 'The signed checkpoint and the verifier key'), h('pre', null, checkpoint.note), h('p', null, 'Verifier key (compare it with the one the log operator published): ', h('code', null, data.verifierKey))),
       );
       drawChart(chartBox, versions);
@@ -1018,8 +1029,34 @@
     return out;
   }
 
+  /**
+   * Why WebCrypto is missing, in words that name the cause: browsers give it only to pages
+   * of a secure context (https:// or localhost), so over plain http:// from another address
+   * it is the page's address that lacks it, not the browser.
+   */
+  function noWebCrypto() {
+    if (window.isSecureContext === false) {
+      return `this page was loaded over plain http:// from ${location.host}, and browsers give WebCrypto only to https:// pages and to localhost: nothing was checked here. Open it over HTTPS (a reverse proxy in front of the server), or check the .tlog-proof offline with tradeledger verify-proof`;
+    }
+    return 'this browser has no WebCrypto (crypto.subtle): nothing was checked here';
+  }
+
   async function sha256(...parts) {
+    if (!window.crypto || !crypto.subtle) throw new Error(noWebCrypto());
     return new Uint8Array(await crypto.subtle.digest('SHA-256', concat(...parts)));
+  }
+
+  /**
+   * The log entry of an event, computed here from its canonical bytes: from record format 2
+   * on, the statement "tradeledger/event/v1", the revision and the event's SHA-256 in hex,
+   * one per line; in format 1, the canonical bytes themselves.
+   */
+  async function leafEntry(canonical, revision) {
+    const bytes = new TextEncoder().encode(canonical);
+    if (canonical.startsWith('{"format":1,')) return { bytes, what: 'the entry is the event (format 1)' };
+    const hash = bytesToHex(await sha256(bytes));
+    const statement = `tradeledger/event/v1\n${revision}\n${hash}\n`;
+    return { bytes: new TextEncoder().encode(statement), what: `event hash ${hash.slice(0, 16)}…, the entry states it` };
   }
 
   const LEAF = Uint8Array.of(0x00);
@@ -1108,9 +1145,10 @@
     const steps = [];
     const fail = (why) => ({ ok: false, why, steps });
     try {
-      if (!window.crypto || !crypto.subtle) return fail('this browser has no WebCrypto (crypto.subtle); nothing was checked');
-      const leaf = await sha256(LEAF, new TextEncoder().encode(proof.canonical));
-      steps.push([true, `leaf hash SHA-256(0x00 ‖ event) = ${bytesToHex(leaf).slice(0, 16)}…`]);
+      if (!window.crypto || !crypto.subtle) return fail(noWebCrypto());
+      const entry = await leafEntry(proof.canonical, proof.leafIndex + 1);
+      const leaf = await sha256(LEAF, entry.bytes);
+      steps.push([true, `${entry.what}; leaf hash SHA-256(0x00 ‖ entry) = ${bytesToHex(leaf).slice(0, 16)}…`]);
       if (!canonicalHasFigure(proof.canonical, figure)) return fail(`the proven event does not publish ${figure.key} ${figure.period} = ${figure.value}`);
       steps.push([true, `the event publishes ${figure.key} ${figure.period} = ${figure.value}`]);
       const root = await rootFromInclusion(proof.leafIndex, proof.treeSize, leaf, proof.hashes.map(hexToBytes));
@@ -1602,7 +1640,7 @@
         h('pre', { id: 'witness-command' }, witness),
         h('p', null, 'It exits 0 when everything verifies and 1 with the reason otherwise.'),
       );
-      const note = await verifyNote(meta.checkpoint.note, meta.verifierKey);
+      const note = await verifyNote(meta.checkpoint.note, meta.verifierKey).catch((e) => ({ ok: false, why: e.message || String(e) }));
       const ok = note.ok && note.size === meta.checkpoint.treeSize && note.rootHex === meta.checkpoint.rootHash;
       verdict.className = 'verdict ' + (ok ? 'verified' : 'failed');
       verdict.textContent = ok ? 'verified: the signature is good and states this root' : 'FAILED: ' + (note.why || 'the signed note does not state this size and root');

@@ -28,6 +28,22 @@ fn leaf(data: &[u8]) -> H {
     sha(&[&[0], data])
 }
 
+/// The log entry of the event at `revision` with `canonical` text, as the transparency
+/// docs define it: the canonical bytes for an event in format 1, else three lines stating
+/// the revision and the event's SHA-256.
+pub(crate) fn entry(revision: usize, canonical: &str) -> Vec<u8> {
+    if canonical.starts_with(r#"{"format":1,"#) {
+        return canonical.as_bytes().to_vec();
+    }
+    let hash = sha(&[canonical.as_bytes()]);
+    format!("tradeledger/event/v1\n{revision}\n{}\n", hex::encode(hash)).into_bytes()
+}
+
+/// The leaf hash of the event at `revision` with `canonical` text.
+fn event_leaf(revision: usize, canonical: &str) -> H {
+    leaf(&entry(revision, canonical))
+}
+
 fn node(l: &H, r: &H) -> H {
     sha(&[&[1], l, r])
 }
@@ -147,7 +163,7 @@ async fn event_leaves(app: &TestApp) -> Vec<H> {
         .enumerate()
         .map(|(i, e)| {
             assert_eq!(e["node"]["revision"], i + 1);
-            leaf(e["node"]["canonical"].as_str().unwrap().as_bytes())
+            event_leaf(i + 1, e["node"]["canonical"].as_str().unwrap())
         })
         .collect()
 }
@@ -160,7 +176,7 @@ async fn inclusion_proofs_verify_for_every_revision_at_every_size() {
     let leaves = event_leaves(&app).await;
     assert_eq!(leaves.len(), 13);
     let q = "query($r: Int!, $n: Int) { inclusionProof(revision: $r, treeSize: $n) {
-        revision treeSize leafIndex canonical hashes rootHash } }";
+        revision treeSize leafIndex canonical entry hashes rootHash } }";
     for n in 1..=13usize {
         let root = mth(&leaves[..n]);
         for r in 1..=n {
@@ -171,8 +187,12 @@ async fn inclusion_proofs_verify_for_every_revision_at_every_size() {
             );
             assert_eq!(p["leafIndex"], r - 1);
             assert_eq!(unhex(&p["rootHash"]), root, "root of size {n}");
-            let l = leaf(p["canonical"].as_str().unwrap().as_bytes());
+            let l = event_leaf(r, p["canonical"].as_str().unwrap());
             assert_eq!(l, leaves[r - 1]);
+            assert_eq!(
+                p["entry"].as_str().unwrap().as_bytes(),
+                entry(r, p["canonical"].as_str().unwrap())
+            );
             let path = hashes(&p["hashes"]);
             assert_eq!(
                 root_from_path(r - 1, n, l, &path),
@@ -364,7 +384,7 @@ async fn observation_proof_proves_the_release_that_set_the_value() {
         assert_eq!(o["revision"], set_at, "as of {as_of}");
         let r = set_at as usize;
         assert_eq!(
-            root_from_path(r - 1, as_of, leaf(canonical.as_bytes()), &hashes(&p["hashes"])),
+            root_from_path(r - 1, as_of, event_leaf(r, canonical), &hashes(&p["hashes"])),
             Some(mth(&leaves[..as_of]))
         );
     }

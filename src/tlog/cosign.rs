@@ -1,0 +1,203 @@
+//! C2SP `tlog-cosignature` Ed25519 cosignatures (`cosignature/v1`, signature type 0x04):
+//! a witness's timestamped statement that a checkpoint is the largest consistent tree it has
+//! seen of that log.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+
+use super::note::{check_name, typed_key_hash, NoteError, SignatureLine};
+
+/// The signature type byte of Ed25519 checkpoint cosignatures.
+pub const ALG_COSIGNATURE_V1: u8 = 0x04;
+
+fn err(message: impl Into<String>) -> NoteError {
+    NoteError(message.into())
+}
+
+/// The message a `cosignature/v1` signs: a header line, a time line, then the checkpoint's
+/// note text (with its final newline, without signatures).
+pub fn message(body: &str, time: u64) -> String {
+    format!("cosignature/v1\ntime {time}\n{body}")
+}
+
+/// A cosigner's signing key, kept as `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x04 || seed)>`.
+pub struct Cosigner {
+    name: String,
+    key: SigningKey,
+    id: [u8; 4],
+}
+
+impl std::fmt::Debug for Cosigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cosigner({})", self.verifier_key())
+    }
+}
+
+impl Cosigner {
+    pub fn new(name: &str, seed: [u8; 32]) -> Result<Cosigner, NoteError> {
+        check_name(name)?;
+        let key = SigningKey::from_bytes(&seed);
+        let id = typed_key_hash(name, ALG_COSIGNATURE_V1, key.verifying_key().as_bytes());
+        Ok(Cosigner {
+            name: name.to_owned(),
+            key,
+            id,
+        })
+    }
+
+    pub fn generate(name: &str) -> Result<Cosigner, NoteError> {
+        use rand::RngCore;
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        Cosigner::new(name, seed)
+    }
+
+    pub fn parse(text: &str) -> Result<Cosigner, NoteError> {
+        let bad = |why: &str| {
+            err(format!(
+                "not a cosigner key (`PRIVATE+KEY+name+id+base64(0x04 || seed)`): {why}"
+            ))
+        };
+        let parts: Vec<&str> = text.trim().splitn(5, '+').collect();
+        let [private, key, name, id, data] = parts[..] else {
+            return Err(bad("wrong number of `+`-separated fields"));
+        };
+        if private != "PRIVATE" || key != "KEY" {
+            return Err(bad("it does not start with `PRIVATE+KEY+`"));
+        }
+        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
+        let Some((&ALG_COSIGNATURE_V1, seed)) = data.split_first() else {
+            return Err(bad("the key is not of signature type 0x04 (Ed25519 cosignature)"));
+        };
+        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
+        let cosigner = Cosigner::new(name, seed)?;
+        if id != hex::encode(cosigner.id) {
+            return Err(bad("the key ID does not match the name and key"));
+        }
+        Ok(cosigner)
+    }
+
+    pub fn to_private_text(&self) -> String {
+        let mut data = vec![ALG_COSIGNATURE_V1];
+        data.extend_from_slice(self.key.as_bytes());
+        format!(
+            "PRIVATE+KEY+{}+{}+{}",
+            self.name,
+            hex::encode(self.id),
+            STANDARD.encode(data)
+        )
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `<name>+<hex key ID>+<base64(0x04 || public key)>`.
+    pub fn verifier_key(&self) -> String {
+        let mut data = vec![ALG_COSIGNATURE_V1];
+        data.extend_from_slice(self.key.verifying_key().as_bytes());
+        format!("{}+{}+{}", self.name, hex::encode(self.id), STANDARD.encode(data))
+    }
+
+    /// The signature line cosigning the checkpoint note text `body` at `time`.
+    pub fn cosign(&self, body: &str, time: u64) -> String {
+        let signature = self.key.sign(message(body, time).as_bytes());
+        let mut data = self.id.to_vec();
+        data.extend_from_slice(&time.to_be_bytes());
+        data.extend_from_slice(&signature.to_bytes());
+        format!("\u{2014} {} {}", self.name, STANDARD.encode(data))
+    }
+}
+
+/// A cosigner's verifier key (signature type 0x04).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignatureVerifier {
+    name: String,
+    id: [u8; 4],
+    key: VerifyingKey,
+}
+
+impl CosignatureVerifier {
+    pub fn parse(text: &str) -> Result<CosignatureVerifier, NoteError> {
+        let bad = |why: &str| err(format!("not a cosignature verifier key (`name+id+key`): {why}"));
+        let parts: Vec<&str> = text.trim().splitn(3, '+').collect();
+        let [name, id, data] = parts[..] else {
+            return Err(bad("wrong number of `+`-separated fields"));
+        };
+        check_name(name)?;
+        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
+        let Some((&ALG_COSIGNATURE_V1, public)) = data.split_first() else {
+            return Err(bad("the key is not of signature type 0x04 (Ed25519 cosignature)"));
+        };
+        let public: [u8; 32] = public.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
+        let key = VerifyingKey::from_bytes(&public).map_err(|_| bad("the key is not a valid Ed25519 point"))?;
+        let computed = typed_key_hash(name, ALG_COSIGNATURE_V1, &public);
+        if id != hex::encode(computed) {
+            return Err(bad("the key ID does not match the name and key"));
+        }
+        Ok(CosignatureVerifier {
+            name: name.to_owned(),
+            id: computed,
+            key,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn public_key(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// Whether a signature line is this key's (same name and key ID); others are ignored.
+    pub fn matches(&self, line: &SignatureLine) -> bool {
+        line.name == self.name && line.key_id == self.id
+    }
+
+    /// Verifies this key's signature line over the note text `body`: its timestamp.
+    pub fn verify(&self, body: &str, line: &SignatureLine) -> Result<u64, NoteError> {
+        let sig = &line.signature;
+        if !self.matches(line) || sig.len() != 8 + 64 {
+            return Err(err(format!("the cosignature by {} is malformed", self.name)));
+        }
+        let time = u64::from_be_bytes(sig[..8].try_into().expect("8 bytes"));
+        if time > i64::MAX as u64 {
+            return Err(err(format!(
+                "the cosignature by {} has a timestamp beyond 2^63 - 1",
+                self.name
+            )));
+        }
+        let signature = ed25519_dalek::Signature::from_bytes(sig[8..].try_into().expect("64 bytes"));
+        self.key
+            .verify_strict(message(body, time).as_bytes(), &signature)
+            .map_err(|_| err(format!("the cosignature by {} does not verify", self.name)))?;
+        Ok(time)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::note::parse_signature_line;
+    use super::*;
+
+    #[test]
+    fn cosignatures_verify_over_the_body_and_time() {
+        let w = Cosigner::new("witness.example/w1", [3; 32]).unwrap();
+        let v = CosignatureVerifier::parse(&w.verifier_key()).unwrap();
+        let body = "example.com/log\n5\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n";
+        let line = parse_signature_line(&w.cosign(body, 1_700_000_000)).unwrap();
+        assert_eq!(v.verify(body, &line), Ok(1_700_000_000));
+        assert!(v.verify(&body.replace("\n5\n", "\n6\n"), &line).is_err());
+        let mut later = line.clone();
+        later.signature[7] ^= 1;
+        assert!(v.verify(body, &later).is_err(), "the time is signed");
+        let back = Cosigner::parse(&w.to_private_text()).unwrap();
+        assert_eq!(back.verifier_key(), w.verifier_key());
+        // A log key (type 0x01) is not a cosigner key.
+        let log = super::super::note::Signer::new("witness.example/w1", [3; 32]).unwrap();
+        assert!(CosignatureVerifier::parse(&log.verifier_key()).is_err());
+        assert!(Cosigner::parse(&log.to_private_text()).is_err());
+    }
+}
