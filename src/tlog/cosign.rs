@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
-use super::note::{check_name, typed_key_hash, NoteError, SignatureLine};
+use super::note::{check_name, key_text, parse_private_key, typed_key_hash, NoteError, SignatureLine};
 
 /// The signature type byte of Ed25519 checkpoint cosignatures.
 pub const ALG_COSIGNATURE_V1: u8 = 0x04;
@@ -54,38 +54,23 @@ impl Cosigner {
     }
 
     pub fn parse(text: &str) -> Result<Cosigner, NoteError> {
-        let bad = |why: &str| {
-            err(format!(
-                "not a cosigner key (`PRIVATE+KEY+name+id+base64(0x04 || seed)`): {why}"
-            ))
-        };
-        let parts: Vec<&str> = text.trim().splitn(5, '+').collect();
-        let [private, key, name, id, data] = parts[..] else {
-            return Err(bad("wrong number of `+`-separated fields"));
-        };
-        if private != "PRIVATE" || key != "KEY" {
-            return Err(bad("it does not start with `PRIVATE+KEY+`"));
-        }
-        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
-        let Some((&ALG_COSIGNATURE_V1, seed)) = data.split_first() else {
-            return Err(bad("the key is not of signature type 0x04 (Ed25519 cosignature)"));
-        };
-        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
+        let (name, id, seed) = parse_private_key(text, ALG_COSIGNATURE_V1, "cosigner key")?;
         let cosigner = Cosigner::new(name, seed)?;
         if id != hex::encode(cosigner.id) {
-            return Err(bad("the key ID does not match the name and key"));
+            return Err(err(
+                "not a cosigner key (`PRIVATE+KEY+name+id+key`): the key ID does not match the name and key",
+            ));
         }
         Ok(cosigner)
     }
 
     pub fn to_private_text(&self) -> String {
-        let mut data = vec![ALG_COSIGNATURE_V1];
-        data.extend_from_slice(self.key.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex::encode(self.id),
-            STANDARD.encode(data)
+        key_text(
+            "PRIVATE+KEY+",
+            &self.name,
+            &self.id,
+            ALG_COSIGNATURE_V1,
+            self.key.as_bytes(),
         )
     }
 
@@ -95,9 +80,13 @@ impl Cosigner {
 
     /// `<name>+<hex key ID>+<base64(0x04 || public key)>`.
     pub fn verifier_key(&self) -> String {
-        let mut data = vec![ALG_COSIGNATURE_V1];
-        data.extend_from_slice(self.key.verifying_key().as_bytes());
-        format!("{}+{}+{}", self.name, hex::encode(self.id), STANDARD.encode(data))
+        key_text(
+            "",
+            &self.name,
+            &self.id,
+            ALG_COSIGNATURE_V1,
+            self.key.verifying_key().as_bytes(),
+        )
     }
 
     /// The signature line cosigning the checkpoint note text `body` at `time`.

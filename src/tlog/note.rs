@@ -24,6 +24,39 @@ fn err(message: impl Into<String>) -> NoteError {
     NoteError(message.into())
 }
 
+/// Reads a private key `PRIVATE+KEY+<name>+<hex id>+<base64(alg || seed)>` (the form of both
+/// note signers and witness cosigners): its name, hex id and seed. `what` names the key in
+/// errors; the caller checks the id, which depends on the key's type.
+pub(crate) fn parse_private_key<'t>(
+    text: &'t str,
+    alg: u8,
+    what: &str,
+) -> Result<(&'t str, &'t str, [u8; 32]), NoteError> {
+    let bad = |why: &str| err(format!("not a {what} (`PRIVATE+KEY+name+id+key`): {why}"));
+    // The base64 key may itself contain `+`: split off the first four fields only.
+    let parts: Vec<&str> = text.trim().splitn(5, '+').collect();
+    let [private, key, name, id, data] = parts[..] else {
+        return Err(bad("wrong number of `+`-separated fields"));
+    };
+    if private != "PRIVATE" || key != "KEY" {
+        return Err(bad("it does not start with `PRIVATE+KEY+`"));
+    }
+    let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
+    let Some((_, seed)) = data.split_first().filter(|(a, _)| **a == alg) else {
+        return Err(bad(&format!("the key is not of signature type 0x{alg:02x}")));
+    };
+    let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
+    Ok((name, id, seed))
+}
+
+/// `<prefix><name>+<hex id>+<base64(alg || key)>`: a private key text (prefix `PRIVATE+KEY+`)
+/// or a verifier key (no prefix).
+pub(crate) fn key_text(prefix: &str, name: &str, id: &[u8], alg: u8, key: &[u8; 32]) -> String {
+    let mut data = vec![alg];
+    data.extend_from_slice(key);
+    format!("{prefix}{name}+{}+{}", hex::encode(id), STANDARD.encode(data))
+}
+
 /// Checks a key name (the log origin): 1 to 256 bytes, no spaces and no `+`.
 pub fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
@@ -198,37 +231,19 @@ impl Signer {
 
     /// Reads `PRIVATE+KEY+<name>+<hex key hash>+<base64(0x01 || seed)>`.
     pub fn parse(text: &str) -> Result<Signer, NoteError> {
-        let bad = |why: &str| err(format!("not a note signing key (`PRIVATE+KEY+name+hash+key`): {why}"));
-        // The base64 key may itself contain `+`: split off the first four fields only.
-        let parts: Vec<&str> = text.trim().splitn(5, '+').collect();
-        let [private, key, name, hash, data] = parts[..] else {
-            return Err(bad("wrong number of `+`-separated fields"));
-        };
-        if private != "PRIVATE" || key != "KEY" {
-            return Err(bad("it does not start with `PRIVATE+KEY+`"));
-        }
-        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
-        let Some((&ALG_ED25519, seed)) = data.split_first() else {
-            return Err(bad("the key is not an Ed25519 key"));
-        };
-        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
+        let (name, hash, seed) = parse_private_key(text, ALG_ED25519, "note signing key")?;
         let signer = Signer::new(name, seed)?;
         if hash != hex::encode(signer.hash) {
-            return Err(bad("the key hash does not match the name and key"));
+            return Err(err(
+                "not a note signing key (`PRIVATE+KEY+name+id+key`): the key hash does not match the name and key",
+            ));
         }
         Ok(signer)
     }
 
     /// The form [`Signer::parse`] reads. Secret: keep it owner-only.
     pub fn to_private_text(&self) -> String {
-        let mut data = vec![ALG_ED25519];
-        data.extend_from_slice(self.key.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex::encode(self.hash),
-            STANDARD.encode(data)
-        )
+        key_text("PRIVATE+KEY+", &self.name, &self.hash, ALG_ED25519, self.key.as_bytes())
     }
 
     pub fn name(&self) -> &str {
@@ -237,9 +252,13 @@ impl Signer {
 
     /// The note verifier key: `<name>+<hex key hash>+<base64(0x01 || public key)>`.
     pub fn verifier_key(&self) -> String {
-        let mut data = vec![ALG_ED25519];
-        data.extend_from_slice(self.key.verifying_key().as_bytes());
-        format!("{}+{}+{}", self.name, hex::encode(self.hash), STANDARD.encode(data))
+        key_text(
+            "",
+            &self.name,
+            &self.hash,
+            ALG_ED25519,
+            self.key.verifying_key().as_bytes(),
+        )
     }
 
     /// Signs `text` (which must end with a newline) as a signed note.
