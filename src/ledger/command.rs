@@ -74,14 +74,7 @@ impl Command {
     pub(super) fn decide(self, ctx: &Context<'_>) -> Decision {
         match self {
             Command::DefineDataset(d) => match ctx.state.dataset(&d.id) {
-                Some(existing) if *existing.def == d => {
-                    Decision::Answer(ctx.hash_of(existing.revision).map(|hash| Committed {
-                        revision: existing.revision,
-                        hash,
-                        duplicate: true,
-                        release: None,
-                    }))
-                }
+                Some(existing) if *existing.def == d => Decision::Answer(ctx.duplicate_of(existing.revision, None)),
                 Some(existing) => Decision::Answer(Err(LedgerError::Conflict(format!(
                     "dataset `{}` is already defined (revision {}) with different content",
                     d.id, existing.revision
@@ -127,12 +120,7 @@ impl Command {
                 d.frequency = d.frequency.or(existing.def.frequency);
                 if *existing.def == d {
                     // Nothing to change: a retry of an amendment already recorded.
-                    return Decision::Answer(ctx.hash_of(existing.def_revision).map(|hash| Committed {
-                        revision: existing.def_revision,
-                        hash,
-                        duplicate: true,
-                        release: None,
-                    }));
+                    return Decision::Answer(ctx.duplicate_of(existing.def_revision, None));
                 }
                 if let Some(f) = d.frequency.filter(|_| existing.def.frequency.is_none()) {
                     if let Some(other) = existing.frequencies().into_iter().find(|&g| g != f) {
@@ -180,13 +168,7 @@ impl Command {
                         })
                     }
                     Some((ScheduleState::Revealed { revision }, s)) if s.commitment == commitment => {
-                        let revision = *revision;
-                        Decision::Answer(ctx.hash_of(revision).map(|hash| Committed {
-                            revision,
-                            hash,
-                            duplicate: true,
-                            release: Some(id),
-                        }))
+                        Decision::Answer(ctx.duplicate_of(*revision, Some(id)))
                     }
                     _ => Decision::Answer(Err(LedgerError::Conflict(format!(
                         "release {id} is not scheduled under commitment {commitment}"
@@ -198,13 +180,7 @@ impl Command {
                 match ctx.state.schedule(&id).map(|s| (&s.state, &s.schedule)) {
                     None => Decision::Answer(Err(LedgerError::NotFound(format!("release {id} is not scheduled")))),
                     Some((ScheduleState::Withdrawn { revision, .. }, s)) if s.commitment == w.commitment => {
-                        let revision = *revision;
-                        Decision::Answer(ctx.hash_of(revision).map(|hash| Committed {
-                            revision,
-                            hash,
-                            duplicate: true,
-                            release: Some(id),
-                        }))
+                        Decision::Answer(ctx.duplicate_of(*revision, Some(id)))
                     }
                     Some((ScheduleState::Pending, s)) if s.commitment == w.commitment => {
                         if ctx.now >= s.published_at {
@@ -350,6 +326,17 @@ impl Context<'_> {
                 describe(&s.state)
             )))),
         }
+    }
+
+    /// The answer to a retry of the write recorded at `revision`: its revision and hash,
+    /// `duplicate: true`.
+    fn duplicate_of(&self, revision: u64, release: Option<uuid::Uuid>) -> Result<Committed, LedgerError> {
+        self.hash_of(revision).map(|hash| Committed {
+            revision,
+            hash,
+            duplicate: true,
+            release,
+        })
     }
 
     /// The hash of the recorded event at `revision`.
