@@ -11,9 +11,11 @@
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
 //!   address, and the slots kept for health and metrics.
 //! - `access_log`: the request log (`--access-log`) and slow requests (`--slow-query-ms`).
+//! - `admin`: the online operations for admin tokens (export of the log, import of releases).
 //! - `metrics`, `health`, `checkpoint`: `/metrics`, `/healthz` and `/readyz`, `/checkpoint`.
 
 mod access_log;
+mod admin;
 mod cache;
 mod checkpoint;
 pub(crate) mod conn;
@@ -53,6 +55,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve_main))
         .route("/checkpoint", get(checkpoint::checkpoint))
+        .route("/admin/events", get(admin::events))
+        .route(
+            "/admin/releases",
+            axum::routing::post(admin::releases).layer(axum::extract::DefaultBodyLimit::max(admin::MAX_BATCH_BYTES)),
+        )
         .merge(crate::web::routes(state.config.graphiql))
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
