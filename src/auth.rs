@@ -240,7 +240,10 @@ mod tests {
 /// when there is none, it is not valid, or it is not an admin token.
 pub fn admin(tokens: &Tokens, header: Option<&str>) -> Result<String, (u16, &'static str)> {
     let Some(header) = header else {
-        return Err((401, "this operation needs an admin token (`Authorization: Bearer <token>`)"));
+        return Err((
+            401,
+            "this operation needs an admin token (`Authorization: Bearer <token>`)",
+        ));
     };
     let Some(secret) = bearer(header) else {
         return Err((401, "the Authorization header must be `Bearer <token>`"));

@@ -11,6 +11,7 @@
 //!   release is checked before any is recorded (a bad one refuses the batch, naming its origin:
 //!   file and item or line), then they are recorded in order as `tradeledger import` records
 //!   them: a release already recorded with the same content is a duplicate, not an error.
+//!   With `?check=true`, the checks alone: nothing is recorded.
 //!
 //! Refusals are `application/json` objects `{"errors": [...]}` with a 4xx status: 401 without
 //! a valid token, 403 with a token that is not an admin token, 400 for bad input, 413 for a
@@ -234,8 +235,13 @@ fn batch_of(body: &[u8]) -> Result<Batch, String> {
     Ok(batch)
 }
 
-/// `POST /admin/releases`.
-pub async fn releases(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// `POST /admin/releases`; with `?check=true`, only the checks, recording nothing.
+pub async fn releases(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let actor = match admin(&state, &headers) {
         Ok(name) => name,
         Err(refusal) => return refusal,
@@ -245,6 +251,25 @@ pub async fn releases(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
         Err(e) => return refuse(StatusCode::BAD_REQUEST, vec![e]),
     };
     drop(body);
+    let check_only = match query.as_deref().unwrap_or("") {
+        "" | "check=false" => false,
+        "check=true" => true,
+        other => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                vec![format!(
+                    "unknown query `{}` (only `check=true`)",
+                    other.chars().take(200).collect::<String>().escape_debug()
+                )],
+            )
+        }
+    };
+    if check_only {
+        return match crate::import::check(&state.ledger, batch) {
+            Ok(()) => (StatusCode::OK, axum::Json(json!({ "checked": true }))).into_response(),
+            Err(errors) => refuse(StatusCode::BAD_REQUEST, errors),
+        };
+    }
     match load(&state.ledger, batch, &actor).await {
         Ok(r) => (
             StatusCode::OK,
