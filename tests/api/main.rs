@@ -13,6 +13,7 @@ mod http_api;
 mod http_protocol;
 mod import;
 mod ledger;
+mod online;
 mod operations;
 mod scheduled;
 mod schema_sdl;
