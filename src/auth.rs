@@ -171,6 +171,28 @@ pub fn authorize(tokens: &Tokens, secret: Option<&str>) -> Result<Caller, &'stat
     Ok(caller)
 }
 
+/// The admin token presented in `Authorization`, by name: `Err` with the HTTP status and why
+/// when there is none, it is not valid, or it is not an admin token.
+pub fn admin(tokens: &Tokens, header: Option<&str>) -> Result<String, (u16, &'static str)> {
+    let Some(header) = header else {
+        return Err((
+            401,
+            "this operation needs an admin token (`Authorization: Bearer <token>`)",
+        ));
+    };
+    let Some(secret) = bearer(header) else {
+        return Err((401, "the Authorization header must be `Bearer <token>`"));
+    };
+    match tokens.check(secret) {
+        Access::Admin(name) => Ok(name),
+        Access::Write(_) | Access::Read(_) => Err((
+            403,
+            "this operation needs an admin token (--admin-tokens); the token given is valid but not an admin token",
+        )),
+        Access::Invalid => Err((401, "the bearer token is not valid")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,27 +255,5 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-    }
-}
-
-/// The admin token presented in `Authorization`, by name: `Err` with the HTTP status and why
-/// when there is none, it is not valid, or it is not an admin token.
-pub fn admin(tokens: &Tokens, header: Option<&str>) -> Result<String, (u16, &'static str)> {
-    let Some(header) = header else {
-        return Err((
-            401,
-            "this operation needs an admin token (`Authorization: Bearer <token>`)",
-        ));
-    };
-    let Some(secret) = bearer(header) else {
-        return Err((401, "the Authorization header must be `Bearer <token>`"));
-    };
-    match tokens.check(secret) {
-        Access::Admin(name) => Ok(name),
-        Access::Write(_) | Access::Read(_) => Err((
-            403,
-            "this operation needs an admin token (--admin-tokens); the token given is valid but not an admin token",
-        )),
-        Access::Invalid => Err((401, "the bearer token is not valid")),
     }
 }

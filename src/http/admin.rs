@@ -51,22 +51,22 @@ fn refuse(status: StatusCode, errors: Vec<String>) -> Response {
 }
 
 /// The admin token's name, or the refusal.
-fn admin(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+fn admin(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let header = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(_)) => {
-            return Err(refuse(
+            return Err(Box::new(refuse(
                 StatusCode::UNAUTHORIZED,
                 vec!["the Authorization header must be `Bearer <token>`".into()],
-            ))
+            )))
         }
     };
     crate::auth::admin(&state.config.tokens, header).map_err(|(status, why)| {
-        refuse(
+        Box::new(refuse(
             StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
             vec![why.into()],
-        )
+        ))
     })
 }
 
@@ -94,7 +94,7 @@ fn after_of(query: Option<&str>, head: u64) -> Result<u64, String> {
 /// `GET /admin/events?after=N`.
 pub async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     if let Err(refusal) = admin(&state, &headers) {
-        return refusal;
+        return *refusal;
     }
     let ledger = state.ledger.clone();
     let head = ledger.read().head().revision;
@@ -244,7 +244,7 @@ pub async fn releases(
 ) -> Response {
     let actor = match admin(&state, &headers) {
         Ok(name) => name,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let batch = match batch_of(&body) {
         Ok(b) => b,
