@@ -139,7 +139,7 @@ impl ResponseCache {
 
 /// Root fields whose answer is not a function of the revision alone: they read the store
 /// again (and so can see damage done since), so they are never cached.
-const UNCACHEABLE: [&str; 2] = ["verifyLedger", "verifyLedgerFull"];
+const UNCACHEABLE: [&str; 3] = ["verifyLedger", "verifyLedgerFull", "ledgerVerification"];
 
 /// True if the selection runs a field of [`UNCACHEABLE`] (directly or through fragments at
 /// the root).

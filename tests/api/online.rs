@@ -396,3 +396,56 @@ async fn admin_endpoints_need_an_admin_token_and_bound_their_input() {
         assert_eq!(v["headRevision"], 4);
     }
 }
+
+/// `startLedgerVerification` returns at once with a job; `ledgerVerification` gives its
+/// progress and, once done, the result `verifyLedgerFull` gives. Both need a write token.
+#[tokio::test]
+async fn background_verification_reports_progress_and_result() {
+    let app = spawn_app().await;
+    const START: &str = "mutation { startLedgerVerification { id phase total } }";
+    const READ: &str = "query($id: ID) { ledgerVerification(id: $id) { id phase checked total finishedAt error
+        result { ok checked firstBadRevision rootHash } } }";
+    let (_, refused) = app.post(START, json!({}), None).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    let (_, refused) = app.post(READ, json!({}), None).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    assert_eq!(
+        app.gql_write(READ, json!({})).await["data"]["ledgerVerification"],
+        Value::Null
+    );
+
+    let full = app
+        .gql_write(
+            "{ verifyLedgerFull { ok checked firstBadRevision rootHash } }",
+            json!({}),
+        )
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let started = app.gql_write(START, json!({})).await;
+        let job = &started["data"]["startLedgerVerification"];
+        assert_eq!(job["total"], 3, "{started}");
+        let id = job["id"].as_str().expect("an id").to_owned();
+        let mut done = Value::Null;
+        for _ in 0..600 {
+            let v = app.gql_write(READ, json!({ "id": id })).await;
+            let job = v["data"]["ledgerVerification"].clone();
+            assert_eq!(job["id"], id.as_str(), "{v}");
+            assert!(job["checked"].as_u64().unwrap() <= 3, "{v}");
+            if job["phase"] == "DONE" {
+                done = job;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(done["checked"], 3, "{done}");
+        assert!(done["finishedAt"].is_string() && done["error"].is_null(), "{done}");
+        assert_eq!(done["result"], full["data"]["verifyLedgerFull"], "{done} vs {full}");
+        assert_eq!(done["result"]["ok"], true);
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "a finished job is not given again");
+    // An id that is not the last job's: null.
+    let v = app.gql_write(READ, json!({ "id": ids[0] })).await;
+    assert_eq!(v["data"]["ledgerVerification"], Value::Null, "{v}");
+}
