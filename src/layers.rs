@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("web", 75),
     ("auth", 70),
     ("graphql", 60),
+    ("online", 58),
     ("export", 55),
     ("import", 55),
     ("ledger", 40),
