@@ -36,8 +36,9 @@ pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 pub const MAX_BATCH_RELEASES: usize = 1000;
 /// Most datasets in one `POST /admin/releases`.
 pub const MAX_BATCH_DATASETS: usize = 100;
-/// Events read from the store per page of `GET /admin/events`.
-const PAGE: usize = 512;
+/// Events read from the store per page of `GET /admin/events` (a page is one chunk of the
+/// body; two wait to be sent at most, so a slow client holds a few pages, not the log).
+const PAGE: usize = 128;
 /// Longest origin file name in a batch.
 const MAX_ORIGIN_BYTES: usize = 4096;
 
@@ -106,7 +107,7 @@ pub async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQ
         Ok(c) => c.note,
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     tokio::spawn(async move {
         let mut next = after;
         while next < head {
