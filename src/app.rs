@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Read tokens; when set, reads need a read or write token.
     #[arg(long, env = "TRADELEDGER_READ_TOKENS", hide_env_values = true)]
     pub read_tokens: Option<String>,
+    /// Admin tokens, as --write-tokens: they may write and read, and run the online
+    /// operations (`import --url`, `export --url`). None by default.
+    #[arg(long, env = "TRADELEDGER_ADMIN_TOKENS", hide_env_values = true)]
+    pub admin_tokens: Option<String>,
     /// Release files loaded into an empty store.
     #[arg(long, env = "TRADELEDGER_FIXTURES", default_value = "fixtures")]
     pub fixtures: PathBuf,
@@ -196,6 +200,7 @@ impl ServeArgs {
             access_log: http::AccessLogArgs::default(),
             write_tokens: None,
             read_tokens: None,
+            admin_tokens: None,
             fixtures: PathBuf::from("fixtures"),
             no_fixtures: false,
             read_only: false,
@@ -273,6 +278,7 @@ impl App {
         let mut tokens = Tokens {
             write: Token::parse_list(settings.write_tokens.as_deref().unwrap_or("")).context("--write-tokens")?,
             read: Token::parse_list(settings.read_tokens.as_deref().unwrap_or("")).context("--read-tokens")?,
+            admin: Token::parse_list(settings.admin_tokens.as_deref().unwrap_or("")).context("--admin-tokens")?,
         };
         if tokens.write.is_empty() {
             let (token, created) = generated_token(&settings.store.data_dir).context("the generated write token")?;

@@ -68,6 +68,8 @@ impl Token {
 /// What a presented token grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
+    /// May run the online operations (`/admin/`), and write and read.
+    Admin(String),
     Write(String),
     Read(String),
     Invalid,
@@ -78,6 +80,9 @@ pub enum Access {
 pub struct Tokens {
     pub write: Vec<Token>,
     pub read: Vec<Token>,
+    /// Admin tokens (`--admin-tokens`): everything a write token may do, and the online
+    /// operations under `/admin/` (import, export).
+    pub admin: Vec<Token>,
 }
 
 impl Tokens {
@@ -91,6 +96,11 @@ impl Tokens {
     pub fn check(&self, presented: &str) -> Access {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = Access::Invalid;
+        for t in &self.admin {
+            if bool::from(t.digest.ct_eq(&digest)) && found == Access::Invalid {
+                found = Access::Admin(t.name.clone());
+            }
+        }
         for t in &self.write {
             if bool::from(t.digest.ct_eq(&digest)) && found == Access::Invalid {
                 found = Access::Write(t.name.clone());
@@ -145,7 +155,7 @@ pub fn generated_token(data_dir: &Path) -> std::io::Result<(Token, Option<String
 pub fn authorize(tokens: &Tokens, secret: Option<&str>) -> Result<Caller, &'static str> {
     let caller = match secret.map(|s| tokens.check(s)) {
         None => Caller::default(),
-        Some(Access::Write(name)) => Caller {
+        Some(Access::Write(name) | Access::Admin(name)) => Caller {
             actor: Some(name),
             can_write: true,
         },
@@ -161,6 +171,28 @@ pub fn authorize(tokens: &Tokens, secret: Option<&str>) -> Result<Caller, &'stat
     Ok(caller)
 }
 
+/// The admin token presented in `Authorization`, by name: `Err` with the HTTP status and why
+/// when there is none, it is not valid, or it is not an admin token.
+pub fn admin(tokens: &Tokens, header: Option<&str>) -> Result<String, (u16, &'static str)> {
+    let Some(header) = header else {
+        return Err((
+            401,
+            "this operation needs an admin token (`Authorization: Bearer <token>`)",
+        ));
+    };
+    let Some(secret) = bearer(header) else {
+        return Err((401, "the Authorization header must be `Bearer <token>`"));
+    };
+    match tokens.check(secret) {
+        Access::Admin(name) => Ok(name),
+        Access::Write(_) | Access::Read(_) => Err((
+            403,
+            "this operation needs an admin token (--admin-tokens); the token given is valid but not an admin token",
+        )),
+        Access::Invalid => Err((401, "the bearer token is not valid")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +202,9 @@ mod tests {
         let tokens = Tokens {
             write: Token::parse_list("ci:secret-one-1, plainsecret2").unwrap(),
             read: Token::parse_list("viewer:read-secret").unwrap(),
+            admin: Token::parse_list("ops:admin-secret").unwrap(),
         };
+        assert_eq!(tokens.check("admin-secret"), Access::Admin("ops".into()));
         assert_eq!(tokens.check("secret-one-1"), Access::Write("ci".into()));
         assert!(matches!(tokens.check("plainsecret2"), Access::Write(n) if n.starts_with("token-")));
         assert_eq!(tokens.check("read-secret"), Access::Read("viewer".into()));
@@ -206,7 +240,7 @@ mod tests {
         assert_eq!(t1.name, t2.name);
         let tokens = Tokens {
             write: vec![t2],
-            read: vec![],
+            ..Tokens::default()
         };
         assert_eq!(
             tokens.check(printed.split_once(':').unwrap().1),

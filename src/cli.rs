@@ -80,6 +80,20 @@ pub enum Command {
         /// Actor name recorded with the events.
         #[arg(long, env = "TRADELEDGER_ACTOR", default_value = "import")]
         actor: String,
+        /// Send the releases to the running server at this address (e.g.
+        /// `http://127.0.0.1:8000`) instead of opening a store: the files are read here, the
+        /// server checks every release, then records them in batches (actor: the admin
+        /// token's name). Every release needs an id, so that running it again is safe.
+        #[arg(
+            long,
+            env = "TRADELEDGER_IMPORT_URL",
+            value_name = "URL",
+            conflicts_with = "event_log"
+        )]
+        url: Option<String>,
+        /// With --url: an admin token of that server (`--admin-tokens`).
+        #[arg(long, env = "TRADELEDGER_ADMIN_TOKEN", hide_env_values = true, requires = "url")]
+        token: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
         /// The log to import into (as for `serve`): with `--store jetstream`, releases are
@@ -94,6 +108,27 @@ pub enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, env = "TRADELEDGER_EXPORT_OUT")]
         out: Option<PathBuf>,
+        /// Export the log of the running server at this address (e.g. `http://127.0.0.1:8000`,
+        /// a sled or a JetStream node) instead of opening a store: appended to --out where
+        /// it ends, checked on the way, then the server's signed checkpoint is written to
+        /// --checkpoint-out for `import --event-log --checkpoint`. Needs --out and --token.
+        #[arg(long, env = "TRADELEDGER_EXPORT_URL", value_name = "URL", requires_all = ["out", "token"])]
+        url: Option<String>,
+        /// With --url: an admin token of that server (`--admin-tokens`).
+        #[arg(long, env = "TRADELEDGER_ADMIN_TOKEN", hide_env_values = true, requires = "url")]
+        token: Option<String>,
+        /// With --url: keep the first N events of --out and continue after revision N
+        /// (default: after the last complete event the file holds).
+        #[arg(long, env = "TRADELEDGER_EXPORT_AFTER", value_name = "N", requires = "url")]
+        after: Option<u64>,
+        /// With --url: where to write the server's checkpoint note (default: OUT.checkpoint).
+        #[arg(
+            long,
+            env = "TRADELEDGER_EXPORT_CHECKPOINT_OUT",
+            value_name = "FILE",
+            requires = "url"
+        )]
+        checkpoint_out: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -278,7 +313,31 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Export { out, store, sled } => {
+        Command::Export {
+            url: Some(url),
+            token,
+            after,
+            out,
+            checkpoint_out,
+            ..
+        } => {
+            let (Some(out), Some(token)) = (out, token) else {
+                bail!("export --url needs --out FILE and --token (an admin token)");
+            };
+            let e = crate::online::export(&url, &token, after, &out, checkpoint_out.as_deref()).await?;
+            eprintln!(
+                "exported {} events ({} kept from before, {} appended) to {}; checkpoint (size {}, root {}) in {}",
+                e.kept + e.appended,
+                e.kept,
+                e.appended,
+                out.display(),
+                e.checkpoint.size,
+                hex::encode(e.checkpoint.root),
+                e.checkpoint_file.display()
+            );
+            Ok(())
+        }
+        Command::Export { out, store, sled, .. } => {
             sled.check("export")?;
             require_store(&store.data_dir)?;
             let (store, prefold) = open_store(&store.data_dir, store.cold_scan_chunk)?;
@@ -301,6 +360,27 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                 summary.events,
                 summary.head,
                 hex::encode(summary.root)
+            );
+            Ok(())
+        }
+        Command::Import {
+            url: Some(url),
+            token,
+            files,
+            format,
+            ..
+        } => {
+            let token = token.context("import --url needs --token (an admin token of that server)")?;
+            let started = Instant::now();
+            let r = crate::online::import(&url, &token, &files, format).await?;
+            println!(
+                "recorded {} datasets and {} releases ({} observations sent); already there: {}; head revision {} ({:.2} s)",
+                r.datasets_defined,
+                r.releases_recorded,
+                r.observations,
+                r.duplicates,
+                r.head_revision,
+                started.elapsed().as_secs_f64()
             );
             Ok(())
         }

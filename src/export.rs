@@ -23,10 +23,39 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// One line of an exported log.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Line {
-    revision: u64,
-    hash: String,
-    canonical: String,
+pub struct Line {
+    pub revision: u64,
+    pub hash: String,
+    pub canonical: String,
+}
+
+impl Line {
+    /// The line of one stored event, newline included.
+    pub fn encode(revision: u64, hash: &Hash, canonical: &str) -> Vec<u8> {
+        let line = Line {
+            revision,
+            hash: hash.to_hex(),
+            canonical: canonical.to_owned(),
+        };
+        let mut out = serde_json::to_vec(&line).expect("strings and numbers serialize");
+        out.push(b'\n');
+        out
+    }
+
+    /// The stored record (`hash || canonical`) this line carries, checked against the hash
+    /// of the event before (`prev`): the same checks as a restore makes.
+    pub fn check(&self, prev: &Hash) -> Result<Record, String> {
+        let hash = Hash::from_hex(&self.hash).ok_or("hash is not 64 hex digits")?;
+        let mut bytes = Vec::with_capacity(32 + self.canonical.len());
+        bytes.extend_from_slice(&hash.0);
+        bytes.extend_from_slice(self.canonical.as_bytes());
+        decode(self.revision, &bytes, prev).map_err(|d| d.to_string())?;
+        Ok(Record {
+            revision: self.revision,
+            hash,
+            bytes,
+        })
+    }
 }
 
 /// What an export or a restore covered.

@@ -303,6 +303,27 @@ pub async fn load(ledger: &Ledger, batch: Batch, actor: &str) -> Result<LoadRepo
     record.finish()
 }
 
+/// The checks [`load`] makes, without recording anything: `Err` with every error found.
+pub fn check(ledger: &Ledger, batch: Batch) -> Result<(), Vec<String>> {
+    let mut check = Check::new(ledger);
+    batch.datasets.into_iter().for_each(|d| check.dataset(d));
+    let mut origins = batch.origins.into_iter();
+    for r in batch.releases {
+        check.release(r, origins.next());
+    }
+    check.finish().map(drop)
+}
+
+/// Reads one file whole as `format`, else as its extension says; `-` is standard input.
+pub fn read_file_as(path: &Path, format: Option<Format>) -> Result<Batch, ImportError> {
+    let format = format_of(path, format)?;
+    let (name, bytes, _) = read_bytes(path)?;
+    match format {
+        Format::Csv => parse_csv(&name, &bytes),
+        Format::Json => parse_json(&name, &bytes),
+    }
+}
+
 /// Why [`import_files`] stopped, and what it had recorded by then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportFailure {

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("sdmx", 72),
     ("auth", 70),
     ("graphql", 60),
+    ("online", 58),
     ("export", 55),
     ("import", 55),
     ("ledger", 40),

@@ -56,6 +56,7 @@ pub mod import;
 mod layers;
 pub mod ledger;
 pub mod logging;
+pub mod online;
 mod pool;
 pub mod projection;
 pub mod sdmx;

@@ -17,6 +17,7 @@ mod subscription;
 mod tick;
 mod transparency;
 mod types;
+mod verify_job;
 
 use async_graphql::{Context, Schema};
 

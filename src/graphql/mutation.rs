@@ -238,6 +238,19 @@ impl DatasetInput {
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
+    /// Starts `verifyLedgerFull`'s checks in the background and returns at once; read the
+    /// progress and the result with `ledgerVerification`. One runs at a time: while one runs,
+    /// this returns it. Needs a write token.
+    async fn start_ledger_verification(&self, ctx: &Context<'_>) -> Result<super::verify_job::VerificationJob> {
+        if !caller_of(ctx).can_write {
+            return Err(coded(
+                ErrorCode::Forbidden,
+                "startLedgerVerification needs a write token",
+            ));
+        }
+        Ok(super::verify_job::VerificationJob(ledger_of(ctx).start_verification()))
+    }
+
     /// Defines a dataset. Sending the identical definition again is harmless; a different
     /// definition under an existing id is a `CONFLICT`.
     async fn define_dataset(&self, ctx: &Context<'_>, input: DatasetInput) -> Result<Dataset> {

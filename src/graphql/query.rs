@@ -960,6 +960,22 @@ impl QueryRoot {
         Ok(verification(v, tree.damage, tree.root))
     }
 
+    /// A full verification started with `startLedgerVerification`: its progress and, once
+    /// done, its result. Without `id`, the last one started. Needs a write token.
+    async fn ledger_verification(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The job's id (default: the last one started).")] id: Option<ID>,
+    ) -> Result<Option<super::verify_job::VerificationJob>> {
+        if !super::caller_of(ctx).can_write {
+            return Err(coded(ErrorCode::Forbidden, "ledgerVerification needs a write token"));
+        }
+        let job = ledger_of(ctx).verification_job();
+        Ok(job
+            .filter(|j| id.as_ref().is_none_or(|id| id.as_str() == j.id.to_string()))
+            .map(super::verify_job::VerificationJob))
+    }
+
     /// The note verifier key of the key checkpoints are signed with:
     /// `<origin>+<hex key hash>+<base64(0x01 || Ed25519 public key)>`.
     async fn verifier_key(&self, ctx: &Context<'_>) -> Result<String> {
@@ -1019,7 +1035,7 @@ impl QueryRoot {
 
 /// The answer of a verification: the chain's, and the transparency log's damage if the
 /// chain is intact.
-fn verification(
+pub(super) fn verification(
     v: crate::ledger::Verification,
     tree_damage: Option<crate::store::Damage>,
     root: crate::tlog::Node,

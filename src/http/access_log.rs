@@ -168,7 +168,7 @@ fn token_name(state: &AppState, headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)?;
     Some(match state.config.tokens.check(secret) {
-        Access::Write(name) | Access::Read(name) => name,
+        Access::Admin(name) | Access::Write(name) | Access::Read(name) => name,
         Access::Invalid => "invalid".to_owned(),
     })
 }

@@ -150,7 +150,13 @@ pub fn request_digest(request: &Request, doc: &ExecutableDocument) -> Option<[u8
 /// the verifications read the store again (and so can see damage done since), and
 /// checkpoints and tlog proofs carry the witnesses' cosignatures, which come in after the
 /// write that made the revision.
-const UNCACHEABLE: [&str; 4] = ["verifyLedger", "verifyLedgerFull", "checkpoint", "tlogProof"];
+const UNCACHEABLE: [&str; 5] = [
+    "verifyLedger",
+    "verifyLedgerFull",
+    "ledgerVerification",
+    "checkpoint",
+    "tlogProof",
+];
 
 /// True if the selection runs a field of [`UNCACHEABLE`] (at any depth, through fragments
 /// too).

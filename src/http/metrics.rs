@@ -372,7 +372,7 @@ pub(super) async fn serve_main(state: State<Arc<AppState>>, headers: HeaderMap) 
             .and_then(|v| v.to_str().ok())
             .and_then(bearer);
         let refusal = match presented.map(|secret| tokens.check(secret)) {
-            Some(Access::Read(_) | Access::Write(_)) => None,
+            Some(Access::Read(_) | Access::Write(_) | Access::Admin(_)) => None,
             Some(Access::Invalid) => Some("the bearer token is not valid"),
             None => Some("/metrics needs a read or write token (Authorization: Bearer <token>) on this address"),
         };

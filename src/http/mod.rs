@@ -14,11 +14,13 @@
 //! - `peer`: who a client is (`X-Forwarded-For` from trusted proxies), the cap per client
 //!   address, and the slots kept for health and metrics.
 //! - `access_log`: the request log (`--access-log`) and slow requests (`--slow-query-ms`).
+//! - `admin`: the online operations for admin tokens (export of the log, import of releases).
 //! - `metrics`, `health`: `/metrics`, `/healthz` and `/readyz`.
 //! - `tlog`: the transparency log under `/tlog/` (C2SP `tlog-tiles`), and `/checkpoint`.
 //! - `cosigning`: checkpoints pushed to the witnesses of `--witness-policy`.
 
 mod access_log;
+mod admin;
 mod cache;
 pub mod caching;
 pub(crate) mod conn;
@@ -66,6 +68,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tlog/tile/{*path}", get(tlog::tile))
         .route("/tlog/event/{revision}", get(tlog::event))
         .route("/tlog/proof/{revision}", get(tlog::proof))
+        .route("/admin/events", get(admin::events))
+        .route(
+            "/admin/releases",
+            axum::routing::post(admin::releases).layer(axum::extract::DefaultBodyLimit::max(admin::MAX_BATCH_BYTES)),
+        )
         .merge(crate::web::routes(state.config.graphiql))
         .merge(crate::sdmx::routes(
             state.ledger.clone(),

@@ -1,6 +1,8 @@
 //! Folding the log into a projection, and verifying it: at start-up, in full on demand, and
 //! incrementally since the last verification.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sha2::{Digest, Sha256};
 
 use crate::projection::Projection;
@@ -91,6 +93,9 @@ impl Prefold {
 
 /// One record as the reading thread hands it to the applying one.
 type Decoded = Result<Result<StoredEvent, Damage>, String>;
+
+/// Events folded between two reports of a verification's progress.
+const PROGRESS_STEP: u64 = 20_000;
 
 /// Records per batch sent from the reading thread to the applying one.
 const FOLD_BATCH: usize = 64;
@@ -251,12 +256,33 @@ impl Ledger {
     /// it are appended but not yet acknowledged), catching up while the head moves, and the
     /// two projections are compared while the head is held still.
     pub fn verify(&self) -> Result<Verification, LedgerError> {
+        self.verify_reporting(None)
+    }
+
+    /// [`Ledger::verify`], storing in `progress` the number of events checked so far.
+    pub fn verify_reporting(&self, progress: Option<&AtomicU64>) -> Result<Verification, LedgerError> {
         let storage = |e: OpenError| LedgerError::storage(e.to_string());
         let store = self.inner.store.as_ref();
         let mut fold = Fold::default();
         loop {
             let target = self.read().head().revision;
-            fold.advance(store, Some(target)).map_err(storage)?;
+            match progress {
+                None => fold.advance(store, Some(target)).map_err(storage)?,
+                Some(progress) => loop {
+                    let at = fold.projection.head().revision;
+                    if at >= target || fold.damage.is_some() {
+                        break;
+                    }
+                    fold.advance(store, Some(target.min(at + PROGRESS_STEP)))
+                        .map_err(storage)?;
+                    progress.store(fold.projection.head().revision, Ordering::Relaxed);
+                    if fold.projection.head().revision == at {
+                        // Nothing more to read: the fold records what is missing.
+                        fold.advance(store, Some(target)).map_err(storage)?;
+                        break;
+                    }
+                },
+            }
             if fold.damage.is_some() {
                 return Ok(fold.finish(store, None).map_err(storage)?.1);
             }

@@ -19,6 +19,7 @@ mod fold;
 mod gate;
 mod schedule;
 pub mod transparency;
+mod verify_job;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +41,7 @@ pub use error::{LedgerError, OpenError};
 pub use fold::{fold_log, fold_log_after, Prefold};
 pub use gate::{HandedWrite, WriteGate};
 pub use schedule::{Scheduled, REVEAL_POLL};
+pub use verify_job::{JobPhase, JobResult, VerifyJob};
 pub use writer::{RECOVER_FIRST, RECOVER_MAX};
 
 /// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
@@ -122,6 +124,8 @@ struct Inner {
     verifying: Arc<tokio::sync::Mutex<()>>,
     /// How far verifications have covered the log. Held while one extends it.
     verified: Arc<tokio::sync::Mutex<Verified>>,
+    /// The last full verification started in the background.
+    job: Mutex<Option<Arc<verify_job::VerifyJob>>>,
     /// Why writes are refused for now: a write did not reach the disk and the writer has not
     /// brought the store back yet. Cleared once it has.
     storage_failure: Mutex<Option<String>>,
@@ -205,6 +209,7 @@ impl Ledger {
             damaged: verification.damage.is_some(),
             verifying: Arc::default(),
             verified: Arc::new(tokio::sync::Mutex::new(verified)),
+            job: Mutex::new(None),
             storage_failure: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             signer: Default::default(),

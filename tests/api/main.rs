@@ -14,6 +14,7 @@ mod http_cache;
 mod http_protocol;
 mod import;
 mod ledger;
+mod online;
 mod operations;
 mod scheduled;
 mod schema_sdl;

@@ -23,6 +23,7 @@ use tradeledger::store::SledStore;
 
 pub const WRITE_SECRET: &str = "test-write-secret";
 pub const READ_SECRET: &str = "test-read-secret";
+pub const ADMIN_SECRET: &str = "test-admin-secret";
 #[allow(unused_imports)]
 pub use fixtures::{fixtures_dir, DATASET, PRELIMINARY_ID, PUBLISH, REVISION_ID};
 
@@ -66,6 +67,7 @@ async fn spawn_app_in(dir: TempDir, configure: impl FnOnce(&mut ServerConfig), f
         tokens: Tokens {
             write: vec![Token::parse(&format!("tester:{WRITE_SECRET}")).unwrap()],
             read: vec![],
+            admin: vec![Token::parse(&format!("operator:{ADMIN_SECRET}")).unwrap()],
         },
         // Tests open hundreds of connections from 127.0.0.1; the per-address cap has tests
         // of its own over the binary.

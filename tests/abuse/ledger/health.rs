@@ -113,6 +113,7 @@ async fn writes_resume_after_a_failed_flush() {
         tokens: Tokens {
             write: vec![Token::parse(&format!("tester:{SECRET}")).unwrap()],
             read: vec![],
+            admin: vec![],
         },
         ..ServerConfig::default()
     };
