@@ -244,6 +244,27 @@ pub(crate) fn outcome_unknown_errors(config: &ServerConfig, gate: &WriteGate) ->
         .collect()
 }
 
+/// Largest body announced over the limit that is read (and dropped) before the 413, and
+/// the longest that takes: beyond either the connection is closed with the body unread.
+const DRAIN_MAX: u64 = 16 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops a refused body, bounded by [`DRAIN_MAX`] and [`DRAIN_TIME`].
+async fn drain(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut data = body.into_data_stream();
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = data.next().await {
+            read += chunk.len() as u64;
+            if read > DRAIN_MAX {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Seconds a client refused for load should wait before it retries.
 pub(crate) const RETRY_AFTER_SECS: &str = "1";
 
@@ -645,9 +666,21 @@ async fn post_answer(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> 
     // A body announced (`Content-Length`) over the limit is refused before it is read, so
     // that hyper does not answer `Expect: 100-continue` with `100 Continue` (it does when the
     // body is first polled): the client is not invited to send what would be refused.
-    let announced_too_large = axum::body::HttpBody::size_hint(&body).lower() > limit as u64;
-    let read = match announced_too_large {
-        true => Err(()),
+    let announced = axum::body::HttpBody::size_hint(&body).lower();
+    let read = match announced > limit as u64 {
+        true => {
+            // A client that did not ask `Expect: 100-continue` is sending the body already:
+            // read it (up to DRAIN_MAX bytes, for at most DRAIN_TIME) before answering, so that
+            // closing the connection does not reset it under the client, which would then see
+            // a broken connection instead of the 413.
+            let expects = headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !expects && announced <= DRAIN_MAX {
+                drain(body).await;
+            }
+            Err(())
+        }
         false => axum::body::to_bytes(body, limit).await.map_err(drop),
     };
     let bytes: Bytes = match read {

@@ -4,8 +4,8 @@
 //!
 //! Every SDMX-ML 2.1 answer is validated with `xmllint` against the standard's
 //! `SDMXMessage.xsd`, structure-specific data together with the schema the service derives
-//! from the DSD (`schema/dataflow/...`); the standard's schemas are found in `../shared/reference/sdmx/ml-2.1/schemas` beside the checkout, or in
-//! `TRADELEDGER_SDMX_SCHEMAS`. `bash .ci/setup` installs `xmllint` (Debian `libxml2-utils`)
+//! from the DSD (`schema/dataflow/...`); the standard's schemas are kept in
+//! `tests/data/sdmx-ml-2.1/schemas` (or `TRADELEDGER_SDMX_SCHEMAS`). `bash .ci/setup` installs `xmllint` (Debian `libxml2-utils`)
 //! and `sdmx1`. Without them the tests fail, unless `TRADELEDGER_SKIP_SDMX_TOOLS=1` says to
 //! skip what needs them.
 
@@ -27,7 +27,7 @@ fn skip_tools() -> bool {
 
 fn schemas() -> PathBuf {
     std::env::var_os("TRADELEDGER_SDMX_SCHEMAS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/sdmx/ml-2.1/schemas"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-ml-2.1/schemas"),
         PathBuf::from,
     )
 }
