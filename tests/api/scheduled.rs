@@ -288,6 +288,20 @@ async fn schedule_times_are_checked() {
         v["errors"][0]["message"].as_str().unwrap().contains("scheduleRelease"),
         "{v}"
     );
+    // More than ten years ahead.
+    let mut input = scheduled_input(Uuid::new_v4(), "-1", Duration::ZERO);
+    input["publishedAt"] = json!(rfc3339(Utc::now() + chrono::Duration::days(3660)));
+    let v = app.gql_write(SCHEDULE, json!({ "input": input })).await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{v}");
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("days ahead"),
+        "{v}"
+    );
+    // A withdrawal reason over 1,000 characters.
+    let v = app
+        .gql_write(WITHDRAW, json!({ "id": Uuid::new_v4(), "reason": "x".repeat(1001) }))
+        .await;
+    assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{v}");
     // Withdrawing what was never scheduled.
     let v = app.gql_write(WITHDRAW, json!({ "id": Uuid::new_v4() })).await;
     assert_eq!(v["errors"][0]["extensions"]["code"], "NOT_FOUND", "{v}");
