@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub apq_max_bytes: usize,
     /// Caches sent `PURGE` when an event is recorded ([`super::purge`]).
     pub purge_urls: Vec<String>,
+    /// HTTPS on the main listener (`--tls-cert`/`--tls-key`); plain HTTP without.
+    pub tls: Option<std::sync::Arc<super::tls::Tls>>,
     /// Limits of the SDMX endpoints.
     pub sdmx: crate::sdmx::SdmxConfig,
 }
@@ -126,6 +128,7 @@ impl ServerConfig {
             apq_max_entries: CachingArgs::default().apq_max_entries,
             apq_max_bytes: CachingArgs::default().apq_max_bytes,
             purge_urls: Vec::new(),
+            tls: None,
         }
     }
 }
