@@ -329,6 +329,8 @@ try {
       await page.goto(url);
       return page;
     };
+    // The driver does not resolve ledger.test as the browser does: it fetches from the address.
+    const direct = (route) => route.fetch({ url: route.request().url().replace('//ledger.test:', '//127.0.0.1:') });
     const verdictOf = async (page, id) => {
       await page.locator(`#${id}.verified, #${id}.failed`).waitFor();
       return text(page, `#${id}`);
@@ -360,7 +362,7 @@ try {
     // One byte of an event's canonical text changed in the server's answer.
     const editedText = await open(`${named}/audit`, (page) =>
       page.route((url) => url.pathname === '/graphql', async (route) => {
-        const response = await route.fetch();
+        const response = await direct(route);
         const body = (await response.text()).replace('\\"actor\\":\\"', '\\"actor\\":\\"X');
         await route.fulfill({ response, body });
       }),
@@ -368,12 +370,13 @@ try {
     const editedVerdict = await verdictOf(editedText, 'events-verdict');
     expect(editedVerdict.startsWith('FAILED: event 1: its canonical bytes hash to'), `edited canonical text: ${editedVerdict}`);
     expect((await text(editedText, '#ev-1')).includes('✗'), `the row says so: ${await text(editedText, '#ev-1')}`);
+    await editedText.screenshot({ path: join(shots, 'web-audit-tampered.png'), fullPage: true });
     await editedText.close();
 
     // One byte of a level-0 hash tile changed: the leaves no longer lead to the signed root.
     const editedTile = await open(`${named}/audit?kind=DATASET_DEFINED`, (page) =>
       page.route((url) => url.pathname.startsWith('/tlog/tile/0/'), async (route) => {
-        const response = await route.fetch();
+        const response = await direct(route);
         const body = Buffer.from(await response.body());
         body[body.length - 1] ^= 1;
         await route.fulfill({ response, body });
@@ -386,7 +389,7 @@ try {
     // One hash of the figure's audit path changed.
     const editedProof = await open(`${named}/datasets/${DS}/figures/_T._T._T/2025-S1`, (page) =>
       page.route((url) => url.pathname === '/graphql', async (route) => {
-        const response = await route.fetch();
+        const response = await direct(route);
         let body = await response.text();
         if (body.includes('"proof"')) body = body.replace(/"hashes":\["([0-9a-f])/, (m, c) => `"hashes":["${c === '0' ? '1' : '0'}`);
         await route.fulfill({ response, body });
