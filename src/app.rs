@@ -389,6 +389,11 @@ impl App {
         self.listener.local_addr()
     }
 
+    /// Whether the listener speaks HTTPS (`--tls-cert`).
+    pub fn is_tls(&self) -> bool {
+        self.config.tls.is_some()
+    }
+
     /// The metrics address (`--metrics-listen`), if there is one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
