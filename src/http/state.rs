@@ -158,6 +158,8 @@ pub struct AppState {
     pub peers: Arc<Peers>,
     /// Persisted documents: the trusted manifest and those registered automatically.
     pub persisted: Persisted,
+    /// Full entry bundles of the tile log, already built.
+    pub bundles: super::tlog::BundleCache,
 }
 
 /// Builds the shared state for `ledger` under `config`; fails if the query pool's threads
@@ -179,6 +181,7 @@ pub fn app_state(
         queries: QueryLimits::new(config.limits, ledger.clone()),
         metrics: Metrics::new(),
         peers: Peers::new(config.max_connections_per_peer, config.trusted_proxies.clone()),
+        bundles: Default::default(),
         persisted: Persisted::new(
             config.persisted_queries.clone(),
             config.only_persisted,

@@ -54,7 +54,10 @@ struct Served {
 
 impl fmt::Debug for Served {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Served").field("cert", &self.cert).field("key", &self.key).finish()
+        f.debug_struct("Served")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -83,7 +86,10 @@ fn read_pair(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Certi
     CertifiedKey::from_der(chain, der, provider).map_err(|e| {
         bad(
             key,
-            format!("not a usable private key for the certificate in {}: {e}", cert.display()),
+            format!(
+                "not a usable private key for the certificate in {}: {e}",
+                cert.display()
+            ),
         )
     })
 }
@@ -137,8 +143,12 @@ impl Tls {
                     tokio::spawn(async move {
                         while hangups.recv().await.is_some() {
                             match tls.reload() {
-                                Ok(()) => tracing::info!(cert = %tls.served.cert.display(), "SIGHUP: reloaded the TLS certificate and key"),
-                                Err(e) => tracing::error!(error = %e, "SIGHUP: the TLS files were not reloaded; serving the previous pair"),
+                                Ok(()) => {
+                                    tracing::info!(cert = %tls.served.cert.display(), "SIGHUP: reloaded the TLS certificate and key")
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "SIGHUP: the TLS files were not reloaded; serving the previous pair")
+                                }
                             }
                         }
                     });
@@ -173,8 +183,18 @@ mod tests {
             (data("server1.pem"), missing.clone(), &missing, "cannot read"),
             (garbage.clone(), data("server1.key"), &garbage, "no CERTIFICATE"),
             (data("server1.pem"), garbage.clone(), &garbage, "no PEM private key"),
-            (data("server1.pem"), data("server1.pem"), &data("server1.pem"), "no PEM private key"),
-            (data("server1.pem"), data("server2.key"), &data("server2.key"), "not a usable private key"),
+            (
+                data("server1.pem"),
+                data("server1.pem"),
+                &data("server1.pem"),
+                "no PEM private key",
+            ),
+            (
+                data("server1.pem"),
+                data("server2.key"),
+                &data("server2.key"),
+                "not a usable private key",
+            ),
         ];
         for (cert, key, named, why) in cases {
             let e = Tls::load(&cert, &key).unwrap_err();

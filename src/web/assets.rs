@@ -120,7 +120,10 @@ impl Served {
 /// file in `dir`.
 fn directory_hash(dir: &str) -> String {
     let mut hasher = Sha256::new();
-    for file in EMBEDDED.iter().filter(|f| f.name.split_once('/').is_some_and(|(d, _)| d == dir)) {
+    for file in EMBEDDED
+        .iter()
+        .filter(|f| f.name.split_once('/').is_some_and(|(d, _)| d == dir))
+    {
         hasher.update(file.name.as_bytes());
         hasher.update([0]);
         hasher.update(Sha256::digest(file.bytes));
