@@ -2,7 +2,9 @@
 # Requests per second for the transparency log's tiles against /healthz, one server, in one
 # run (the machine is noisy: compare the ratios, not the numbers):
 #   /healthz, a full hash tile, the checkpoint (an Ed25519 signature each), and a full entry
-#   bundle twice, plain and with gzip (kept in memory once built).
+#   bundle twice, plain and with gzip (kept in memory once built), and the partial bundle
+#   of the last 221 events, which is built on every request (not kept): the cost without
+#   the cache.
 # Each URL gets `wrk -t2 -c16 -d${SECONDS_EACH}s` in turn against a store of
 # `generate --releases 1500 --observations-per-release 4` (1,501 events).
 #   bash bench/tiles.sh               # the release build
@@ -34,3 +36,4 @@ report "/tlog/tile/0/000" "$(rate "$base/tlog/tile/0/000")"
 report "/tlog/checkpoint" "$(rate "$base/tlog/checkpoint")"
 report "/tlog/tile/entries/000" "$(rate "$base/tlog/tile/entries/000")"
 report "/tlog/tile/entries/000 (gzip)" "$(rate -H 'Accept-Encoding: gzip' "$base/tlog/tile/entries/000")"
+report "/tlog/tile/entries/005.p/221 (built)" "$(rate "$base/tlog/tile/entries/005.p/221")"

@@ -41,7 +41,9 @@ async fn https(addr: std::net::SocketAddr, request: &str) -> Result<(Certificate
         .connect(name, tcp)
         .await
         .map_err(|e| format!("TLS handshake: {e}"))?;
-    let presented = tls.get_ref().1.peer_certificates().expect("a certificate")[0].clone().into_owned();
+    let presented = tls.get_ref().1.peer_certificates().expect("a certificate")[0]
+        .clone()
+        .into_owned();
     tls.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 8192];
@@ -87,14 +89,19 @@ async fn serve_speaks_https_and_reloads_its_certificate_on_sighup() {
     )
     .await;
 
-    let (presented, answer) = https(server.addr, &post_graphql("{ ledger { revision } }")).await.unwrap();
+    let (presented, answer) = https(server.addr, &post_graphql("{ ledger { revision } }"))
+        .await
+        .unwrap();
     assert_eq!(presented, pem_cert("server1.pem"));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#"{"data":{"ledger":{"revision":3}}}"#), "{answer}");
     let (_, answer) = https(server.addr, &get("/tlog/checkpoint")).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let note = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    assert!(note.lines().nth(1) == Some("3") && note.contains("\n\n\u{2014} "), "{answer}");
+    assert!(
+        note.lines().nth(1) == Some("3") && note.contains("\n\n\u{2014} "),
+        "{answer}"
+    );
 
     // Plain HTTP to the TLS port: no HTTP answer.
     let plain = server
