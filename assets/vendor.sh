@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds DIR/dist/ from npm at the versions pinned in DIR/package-lock.json, and
 # DIR/MANIFEST with each file's package, version and SHA-256. Standard input lists the files,
-# one a line: `name-in-dist package path-inside-the-package` (production builds only). The
+# one a line: `name-in-dist package path-inside-the-package` (production builds only; a name
+# may have a directory, for ES modules that import their neighbours by relative path). The
 # binary embeds dist/ (src/web/assets.rs) and a unit test checks dist/ against MANIFEST and
 # MANIFEST against package-lock.json, so a hand-edited or stale file fails the build's tests.
 # Needs node and npm; `cargo build` does not. Called by DIR/build.sh.
@@ -14,6 +15,7 @@ cp package.json package-lock.json "$work"/
 rm -rf dist && mkdir dist
 : > MANIFEST
 while read -r name pkg path; do
+  mkdir -p "$(dirname "dist/$name")"
   cp "$work/node_modules/$pkg/$path" "dist/$name"
   version=$(node -p "require('$work/node_modules/$pkg/package.json').version")
   sum=$(sha256sum "dist/$name" | cut -d' ' -f1)

@@ -95,6 +95,13 @@ pub struct ServeArgs {
     /// this server's log key.
     #[arg(long, env = "TRADELEDGER_WITNESS_POLICY", value_name = "FILE")]
     pub witness_policy: Option<PathBuf>,
+    /// Serve HTTPS on --listen with this PEM certificate chain (leaf first); needs --tls-key.
+    /// Both files are read again on SIGHUP.
+    #[arg(long, env = "TRADELEDGER_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TRADELEDGER_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where the store is: the flags of every command that opens one.
@@ -214,6 +221,8 @@ impl ServeArgs {
             log_origin: None,
             signing_key: None,
             witness_policy: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -238,6 +247,11 @@ impl App {
     /// As [`App::build`], with the HTTP configuration adjusted by `configure` before the
     /// server starts (tests use it for settings that have no flag, such as the tokens).
     pub async fn build_with(settings: ServeArgs, configure: impl FnOnce(&mut ServerConfig)) -> Result<App> {
+        // Checked before the store is opened: a bad file is an error naming it, at once.
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(http::tls::Tls::load(cert, key).context("--tls-cert/--tls-key")?),
+            _ => None,
+        };
         let limits = &settings.limits;
         if limits.max_query_nesting < limits.max_depth {
             bail!(
@@ -342,6 +356,7 @@ impl App {
             }
         }
         config.purge_urls = caching.purge_urls.clone();
+        config.tls = tls;
         configure(&mut config);
         let listen = serve.listen;
         let mut app = App::with_ledger(ledger, config, listen).await?;
@@ -372,6 +387,11 @@ impl App {
     /// The address the server listens on (with its real port when asked for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Whether the listener speaks HTTPS (`--tls-cert`).
+    pub fn is_tls(&self) -> bool {
+        self.config.tls.is_some()
     }
 
     /// The metrics address (`--metrics-listen`), if there is one.

@@ -264,7 +264,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
         Command::Serve(args) => {
             let app = App::build(*args).await?;
             let addr = app.local_addr()?;
-            tracing::info!("listening on http://{addr}/graphql");
+            let scheme = if app.is_tls() { "https" } else { "http" };
+            tracing::info!("listening on {scheme}://{addr}/graphql");
             // Machine-readable lines for scripts and tests that start the binary on port 0.
             if let Some(metrics) = app.metrics_addr() {
                 tracing::info!("serving metrics on http://{metrics}/metrics");

@@ -28,6 +28,8 @@
 //!   request head), and it would reach every layer as text the client chose. A method
 //!   longer than [`MAX_METHOD_BYTES`] is answered `400` before the router, metrics included,
 //!   sees the request.
+//! - TLS (`--tls-cert`/`--tls-key`, [`super::tls`]): the handshake runs on the connection's
+//!   own task, after the caps, within the header-read timeout.
 
 use std::future::Future;
 use std::io;
@@ -49,6 +51,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::peer::{ConnInfo, PeerSlot, Peers, RESERVED_SLOTS};
+use super::tls::Tls;
 /// Longest request method served, in bytes (the longest registered method,
 /// `UPDATEREDIRECTREF`, has 17); beyond, `400` before anything else looks at the request.
 pub const MAX_METHOD_BYTES: usize = 32;
@@ -103,6 +106,8 @@ const MAX_REFUSING: usize = 64;
 /// How long a refused connection gets to take its 503.
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 /// Pause after a failed `accept` (EMFILE, ENFILE, ENOBUFS...).
+/// Longest TLS handshake when the header-read timeout is off.
+const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -235,13 +240,54 @@ async fn refuse(mut stream: TcpStream, answer: &[u8]) {
     .await;
 }
 
+/// Serves one connection until it ends, falls idle, or is asked to stop (then it finishes
+/// the request in flight).
+async fn drive<I, S>(
+    http: &http1::Builder,
+    io: I,
+    service: S,
+    mut stopping: watch::Receiver<bool>,
+    activity: &Activity,
+    idle: Duration,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let mut asked_to_stop = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopping.changed(), if !asked_to_stop => {
+                asked_to_stop = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = activity.idle(idle) => {
+                tracing::debug!(idle_ms = idle.as_millis() as u64, "closing an idle connection");
+                return;
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `signal` resolves, then shuts down within
-/// `limits.shutdown_grace`, waiting for `drained` as well as for the HTTP connections.
+/// `limits.shutdown_grace`, waiting for `drained` as well as for the HTTP connections. With
+/// `tls`, each connection first completes a TLS handshake, within the header-read timeout
+/// (or [`HANDSHAKE_TIME`] when that is off).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
     peers: Arc<Peers>,
+    tls: Option<Arc<Tls>>,
     signal: impl Future<Output = ()>,
     drained: impl Future<Output = ()>,
 ) {
@@ -311,12 +357,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let io = TokioIo::new(Tracked {
+        let tracked = Tracked {
             stream,
             activity: activity.clone(),
             _slot: slot,
             _peer: peer,
-        });
+        };
         let info = ConnInfo {
             peer: addr,
             reserved: in_reserve,
@@ -326,29 +372,23 @@ pub async fn serve(
             request.extensions_mut().insert(info);
             inner.call(request)
         });
-        let conn = http.serve_connection(io, service).with_upgrades();
-        let mut stopping = stopping.clone();
+        let http = http.clone();
+        let stopping = stopping.clone();
         let idle = limits.idle_timeout;
+        let tls = tls.clone();
+        let handshake_time = if limits.header_read_timeout.is_zero() {
+            HANDSHAKE_TIME
+        } else {
+            limits.header_read_timeout
+        };
         connections.spawn(async move {
-            tokio::pin!(conn);
-            let mut asked_to_stop = false;
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
-                        return;
-                    }
-                    _ = stopping.changed(), if !asked_to_stop => {
-                        asked_to_stop = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ = activity.idle(idle) => {
-                        tracing::debug!(idle_ms = idle.as_millis() as u64, "closing an idle connection");
-                        return;
-                    }
-                }
+            let Some(tls) = tls else {
+                return drive(&http, TokioIo::new(tracked), service, stopping, &activity, idle).await;
+            };
+            match tokio::time::timeout(handshake_time, tls.acceptor().accept(tracked)).await {
+                Ok(Ok(stream)) => drive(&http, TokioIo::new(stream), service, stopping, &activity, idle).await,
+                Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
             }
         });
     }

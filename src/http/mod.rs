@@ -34,6 +34,7 @@ mod purge;
 mod sse;
 mod state;
 mod tlog;
+pub mod tls;
 mod ws;
 
 use std::future::Future;
@@ -122,6 +123,10 @@ pub async fn run_with_metrics(
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let limits = config.connections;
+    let tls = config.tls.clone();
+    if let Some(tls) = &tls {
+        tls.reload_on_sighup();
+    }
     let mut metrics_stopped = stopped.clone();
     let state = app_state(ledger.clone(), config, stopped)?;
     let metrics_server = metrics.map(|listener| {
@@ -132,7 +137,7 @@ pub async fn run_with_metrics(
         let stop = async move {
             let _ = metrics_stopped.wait_for(|stopping| *stopping).await;
         };
-        tokio::spawn(conn::serve(listener, app, limits, peers, stop, async {}))
+        tokio::spawn(conn::serve(listener, app, limits, peers, None, stop, async {}))
     });
     cosigning::spawn(state.clone());
     let signal = async move {
@@ -148,7 +153,7 @@ pub async fn run_with_metrics(
     };
     let peers = state.peers.clone();
     let purges = purge::spawn(state.clone());
-    conn::serve(listener, router(state), limits, peers, signal, websockets_closed).await;
+    conn::serve(listener, router(state), limits, peers, tls, signal, websockets_closed).await;
     if let Some(server) = metrics_server {
         let _ = server.await;
     }

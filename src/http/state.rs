@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub apq_max_bytes: usize,
     /// Caches sent `PURGE` when an event is recorded ([`super::purge`]).
     pub purge_urls: Vec<String>,
+    /// HTTPS on the main listener (`--tls-cert`/`--tls-key`); plain HTTP without.
+    pub tls: Option<std::sync::Arc<super::tls::Tls>>,
     /// Limits of the SDMX endpoints.
     pub sdmx: crate::sdmx::SdmxConfig,
 }
@@ -126,6 +128,7 @@ impl ServerConfig {
             apq_max_entries: CachingArgs::default().apq_max_entries,
             apq_max_bytes: CachingArgs::default().apq_max_bytes,
             purge_urls: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -155,6 +158,8 @@ pub struct AppState {
     pub peers: Arc<Peers>,
     /// Persisted documents: the trusted manifest and those registered automatically.
     pub persisted: Persisted,
+    /// Full entry bundles of the tile log, already built.
+    pub bundles: super::tlog::BundleCache,
 }
 
 /// Builds the shared state for `ledger` under `config`; fails if the query pool's threads
@@ -176,6 +181,7 @@ pub fn app_state(
         queries: QueryLimits::new(config.limits, ledger.clone()),
         metrics: Metrics::new(),
         peers: Peers::new(config.max_connections_per_peer, config.trusted_proxies.clone()),
+        bundles: Default::default(),
         persisted: Persisted::new(
             config.persisted_queries.clone(),
             config.only_persisted,

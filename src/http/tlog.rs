@@ -9,9 +9,11 @@
 //! Tiles are derived from the in-memory tree the store keeps, bounded by the acknowledged
 //! head, so a tile once served never changes: full tiles are cached for a year.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -121,6 +123,85 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
+/// Most full entry bundles kept in memory ([`BundleCache`]).
+pub const BUNDLE_CACHE_ENTRIES: usize = 64;
+/// Most bytes of full entry bundles kept in memory, their gzip included.
+pub const BUNDLE_CACHE_BYTES: usize = 16 << 20;
+
+/// Full entry bundles already built. They never change (the log only grows), and building
+/// one reads up to 256 events from the store and hashes each entry, so the latest ones asked
+/// for are kept: at most [`BUNDLE_CACHE_ENTRIES`] bundles and [`BUNDLE_CACHE_BYTES`] bytes,
+/// the first one in going first. Partial bundles are not kept.
+#[derive(Default)]
+pub struct BundleCache {
+    inner: Mutex<Bundles>,
+}
+
+#[derive(Default)]
+struct Bundles {
+    by_index: HashMap<u64, Arc<Bundle>>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+/// One bundle, and its gzip made on first demand.
+struct Bundle {
+    raw: Bytes,
+    gzip: OnceLock<Option<Bytes>>,
+}
+
+impl Bundle {
+    fn new(raw: Vec<u8>) -> Bundle {
+        Bundle {
+            raw: Bytes::from(raw),
+            gzip: OnceLock::new(),
+        }
+    }
+
+    /// Counted as twice its size: the gzip, if made, is no larger than the bundle plus a
+    /// few bytes of header on these short, repetitive entries.
+    fn weight(&self) -> usize {
+        2 * self.raw.len() + 64
+    }
+
+    fn gzipped(&self) -> Option<Bytes> {
+        self.gzip.get_or_init(|| gzip(&self.raw).ok().map(Bytes::from)).clone()
+    }
+}
+
+impl BundleCache {
+    fn get(&self, index: u64) -> Option<Arc<Bundle>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.by_index.get(&index).cloned()
+    }
+
+    fn insert(&self, index: u64, bundle: Arc<Bundle>) {
+        let weight = bundle.weight();
+        if weight > BUNDLE_CACHE_BYTES {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.by_index.contains_key(&index) {
+            return;
+        }
+        while inner.order.len() >= BUNDLE_CACHE_ENTRIES || inner.bytes + weight > BUNDLE_CACHE_BYTES {
+            let Some(oldest) = inner.order.pop_front() else { break };
+            if let Some(gone) = inner.by_index.remove(&oldest) {
+                inner.bytes -= gone.weight();
+            }
+        }
+        inner.order.push_back(index);
+        inner.bytes += weight;
+        inner.by_index.insert(index, bundle);
+    }
+
+    #[cfg(test)]
+    fn len_and_bytes(&self) -> (usize, usize) {
+        let inner = self.inner.lock().unwrap();
+        (inner.by_index.len(), inner.bytes)
+    }
+}
+
 /// `GET /tlog/tile/{*path}`: hash tiles and entry bundles.
 pub async fn tile(State(state): State<Arc<AppState>>, Path(path): Path<String>, headers: HeaderMap) -> Response {
     if let Some(r) = refused(&state, &headers) {
@@ -131,41 +212,58 @@ pub async fn tile(State(state): State<Arc<AppState>>, Path(path): Path<String>, 
         Err(e) => return tile_error(e),
     };
     let cache = if tile.width == TILE_WIDTH { IMMUTABLE } else { PARTIAL };
-    let ledger = state.ledger.clone();
-    let (bytes, bundle) = match tile.kind {
-        TileKind::Hashes { .. } => (transparency::hash_tile(&ledger, &tile), false),
-        // Up to 256 reads from the store: off the async workers.
-        TileKind::Entries => {
-            match tokio::task::spawn_blocking(move || transparency::entry_bundle(&ledger, &tile)).await {
-                Ok(r) => (r, true),
-                Err(e) => (Err(TileError::Unavailable(format!("reading the bundle: {e}"))), true),
+    let bundle = match tile.kind {
+        TileKind::Hashes { .. } => match transparency::hash_tile(&state.ledger, &tile) {
+            Ok(bytes) => {
+                let mut response = (StatusCode::OK, bytes).into_response();
+                let h = response.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTETS));
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+                return response;
             }
-        }
+            Err(e) => return tile_error(e),
+        },
+        TileKind::Entries => match entry_bundle(&state, tile).await {
+            Ok(b) => b,
+            Err(e) => return tile_error(e),
+        },
     };
-    let bytes = match bytes {
-        Ok(b) => b,
-        Err(e) => return tile_error(e),
-    };
-    let mut response = if bundle && accepts_gzip(&headers) {
-        match gzip(&bytes) {
-            Ok(z) => {
-                let mut r = (StatusCode::OK, z).into_response();
-                r.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                r
-            }
-            Err(_) => (StatusCode::OK, bytes).into_response(),
+    let gzipped = if accepts_gzip(&headers) { bundle.gzipped() } else { None };
+    let mut response = match gzipped {
+        Some(z) => {
+            let mut r = (StatusCode::OK, z).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
         }
-    } else {
-        (StatusCode::OK, bytes).into_response()
+        None => (StatusCode::OK, bundle.raw.clone()).into_response(),
     };
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTETS));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if bundle {
-        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     response
+}
+
+/// The entry bundle `tile`: a full one from the cache when it is there, else read from the
+/// store (up to 256 reads: off the async workers) and, if full, kept.
+async fn entry_bundle(state: &AppState, tile: TilePath) -> Result<Arc<Bundle>, TileError> {
+    let full = tile.width == TILE_WIDTH;
+    if full {
+        if let Some(hit) = state.bundles.get(tile.index) {
+            return Ok(hit);
+        }
+    }
+    let ledger = state.ledger.clone();
+    let raw = match tokio::task::spawn_blocking(move || transparency::entry_bundle(&ledger, &tile)).await {
+        Ok(r) => r?,
+        Err(e) => return Err(TileError::Unavailable(format!("reading the bundle: {e}"))),
+    };
+    let bundle = Arc::new(Bundle::new(raw));
+    if full {
+        state.bundles.insert(tile.index, bundle.clone());
+    }
+    Ok(bundle)
 }
 
 /// A revision in a path: a decimal from 1 to 2^63 - 1, without leading zeroes; else the
@@ -252,5 +350,34 @@ pub async fn proof(State(state): State<Arc<AppState>>, Path(revision): Path<Stri
             tracing::error!(error = %e, revision, "a proof cannot be served");
             text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cache keeps at most its count and its bytes, dropping the first ones in.
+    #[test]
+    fn the_bundle_cache_is_bounded() {
+        let cache = BundleCache::default();
+        for i in 0..(BUNDLE_CACHE_ENTRIES as u64 + 10) {
+            cache.insert(i, Arc::new(Bundle::new(vec![7; 100])));
+        }
+        assert_eq!(cache.len_and_bytes().0, BUNDLE_CACHE_ENTRIES);
+        assert!(cache.get(0).is_none() && cache.get(9).is_none());
+        assert!(cache.get(10).is_some() && cache.get(BUNDLE_CACHE_ENTRIES as u64 + 9).is_some());
+
+        let big = BUNDLE_CACHE_BYTES / 2 / 3;
+        for i in 1000..1010 {
+            cache.insert(i, Arc::new(Bundle::new(vec![1; big])));
+        }
+        let (n, bytes) = cache.len_and_bytes();
+        assert!(bytes <= BUNDLE_CACHE_BYTES, "{bytes}");
+        assert!(n < BUNDLE_CACHE_ENTRIES && cache.get(1009).is_some() && cache.get(1000).is_none());
+        // One bundle over the whole budget is served but not kept.
+        cache.insert(2000, Arc::new(Bundle::new(vec![0; BUNDLE_CACHE_BYTES])));
+        assert!(cache.get(2000).is_none());
+        assert_eq!(cache.get(1009).unwrap().gzipped().map(|z| z.len() < big), Some(true));
     }
 }

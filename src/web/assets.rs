@@ -1,11 +1,15 @@
 //! Static files embedded in the binary: GraphiQL's production builds (pinned in
 //! `assets/graphiql/package-lock.json`, copied into `assets/graphiql/dist/` by
 //! `assets/graphiql/build.sh`), the web interface's chart library (uPlot, the same way from
-//! `assets/web/`) and the server's own scripts and styles (`app/` is the web interface).
+//! `assets/web/`), the audited cryptography the pages fall back to where the browser has no
+//! WebCrypto (`@noble/hashes` and `@noble/ed25519`, the same way from `assets/noble/`) and
+//! the server's own scripts and styles (`app/` is the web interface).
 //!
 //! Each file is served at `/assets/<stem>.<hash>.<ext>`, the hash being the first 16 hex
 //! digits of its SHA-256: a URL names one content for ever, so responses carry a year-long
-//! `immutable` cache lifetime, and a new build of a file gets a new URL. Clients that accept
+//! `immutable` cache lifetime, and a new build of a file gets a new URL. The ES modules of
+//! a package import their neighbours by relative path, so they keep their directory:
+//! `/assets/<dir>.<hash>/<file>`, the hash covering every file of the directory. Clients that accept
 //! gzip get it (GraphiQL's script shrinks from 1,066 KB to 340 KB), compressed once, on first use.
 
 use std::io::Write;
@@ -29,6 +33,7 @@ struct Embedded {
 
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 
 macro_rules! dist {
     ($name:literal, $ty:expr) => {
@@ -55,7 +60,7 @@ macro_rules! own {
     };
 }
 
-static EMBEDDED: [Embedded; 11] = [
+static EMBEDDED: [Embedded; 18] = [
     dist!("react.production.min.js", JS),
     dist!("react-dom.production.min.js", JS),
     dist!("graphql-ws.min.js", JS),
@@ -77,12 +82,20 @@ static EMBEDDED: [Embedded; 11] = [
     dist!("web", "uplot.min.css", CSS),
     own!("app/app.js", "app.js", JS),
     own!("app/app.css", "app.css", CSS),
+    dist!("noble", "noble-hashes/sha2.js", JS),
+    dist!("noble", "noble-hashes/_md.js", JS),
+    dist!("noble", "noble-hashes/_u64.js", JS),
+    dist!("noble", "noble-hashes/utils.js", JS),
+    dist!("noble", "noble-hashes/LICENSE", TEXT),
+    dist!("noble", "noble-ed25519/index.js", JS),
+    dist!("noble", "noble-ed25519/LICENSE", TEXT),
 ];
 
 /// An embedded file with its content-addressed URL.
 struct Served {
     file: &'static Embedded,
-    /// `<stem>.<hash>.<ext>`, the last segment of the URL.
+    /// `<stem>.<hash>.<ext>`, the last segment of the URL, or `<dir>.<hash>/<file>` for a
+    /// file in a directory.
     hashed_name: String,
     path: String,
     etag: HeaderValue,
@@ -103,14 +116,33 @@ impl Served {
     }
 }
 
+/// The first 16 hex digits of the SHA-256 over the names and contents of every embedded
+/// file in `dir`.
+fn directory_hash(dir: &str) -> String {
+    let mut hasher = Sha256::new();
+    for file in EMBEDDED
+        .iter()
+        .filter(|f| f.name.split_once('/').is_some_and(|(d, _)| d == dir))
+    {
+        hasher.update(file.name.as_bytes());
+        hasher.update([0]);
+        hasher.update(Sha256::digest(file.bytes));
+    }
+    hex::encode(hasher.finalize())[..16].to_owned()
+}
+
 static SERVED: LazyLock<Vec<Served>> = LazyLock::new(|| {
     EMBEDDED
         .iter()
         .map(|file| {
             let digest = hex::encode(Sha256::digest(file.bytes));
-            let hash = &digest[..16];
-            let (stem, ext) = file.name.split_once('.').expect("embedded names have an extension");
-            let hashed_name = format!("{stem}.{hash}.{ext}");
+            let hashed_name = match file.name.split_once('/') {
+                Some((dir, name)) => format!("{dir}.{}/{name}", directory_hash(dir)),
+                None => {
+                    let (stem, ext) = file.name.split_once('.').expect("embedded names have an extension");
+                    format!("{stem}.{}.{ext}", &digest[..16])
+                }
+            };
             Served {
                 file,
                 path: format!("/assets/{hashed_name}"),
@@ -158,10 +190,19 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 /// `GET /assets/{file}`: an embedded file by its hashed name, gzipped when the client
 /// accepts it, 304 when the client's `If-None-Match` already names it, 404 for anything else.
 pub async fn get(Path(file): Path<String>, headers: HeaderMap) -> Response {
-    let Some(served) = SERVED.iter().find(|s| s.hashed_name == file) else {
+    serve(&file, &headers)
+}
+
+/// `GET /assets/{dir}/{file}`: an embedded file of a directory, as [`get`].
+pub async fn get_in_directory(Path((dir, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    serve(&format!("{dir}/{file}"), &headers)
+}
+
+fn serve(hashed_name: &str, headers: &HeaderMap) -> Response {
+    let Some(served) = SERVED.iter().find(|s| s.hashed_name == hashed_name) else {
         return (StatusCode::NOT_FOUND, "no such asset\n").into_response();
     };
-    let gzip = accepts_gzip(&headers);
+    let gzip = accepts_gzip(headers);
     let etag = if gzip { &served.gzip_etag } else { &served.etag };
     let cache = [
         (header::ETAG, etag.clone()),
@@ -193,7 +234,7 @@ mod tests {
     use super::*;
 
     /// Each vendored directory: its MANIFEST and its package-lock.json.
-    const VENDORED: [(&str, &str, &str); 2] = [
+    const VENDORED: [(&str, &str, &str); 3] = [
         (
             "graphiql",
             include_str!("../../assets/graphiql/MANIFEST"),
@@ -203,6 +244,11 @@ mod tests {
             "web",
             include_str!("../../assets/web/MANIFEST"),
             include_str!("../../assets/web/package-lock.json"),
+        ),
+        (
+            "noble",
+            include_str!("../../assets/noble/MANIFEST"),
+            include_str!("../../assets/noble/package-lock.json"),
         ),
     ];
 
@@ -262,6 +308,18 @@ mod tests {
         assert!(!with("br, deflate"));
         assert!(!with("gzipx"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    /// A file of a directory keeps its name, under a directory named by the hash of all its
+    /// files, so that its relative imports resolve to the files of the same build.
+    #[test]
+    fn files_in_a_directory_share_one_hashed_directory() {
+        let sha2 = url("noble-hashes/sha2.js");
+        let md = url("noble-hashes/_md.js");
+        let dir = format!("/assets/noble-hashes.{}/", directory_hash("noble-hashes"));
+        assert_eq!(sha2, format!("{dir}sha2.js"));
+        assert_eq!(md, format!("{dir}_md.js"));
+        assert_ne!(directory_hash("noble-hashes"), directory_hash("noble-ed25519"));
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub use graphiql::page as graphiql_page;
 /// The routes of this module; `graphiql` says whether GraphiQL is served (`--no-graphiql`),
 /// which the pages mention.
 pub fn routes<S: Clone + Send + Sync + 'static>(graphiql: bool) -> Router<S> {
-    pages::routes(graphiql).route("/assets/{file}", get(assets::get))
+    pages::routes(graphiql)
+        .route("/assets/{file}", get(assets::get))
+        .route("/assets/{dir}/{file}", get(assets::get_in_directory))
 }
 
 /// The content security policy of every page: scripts, styles, images and connections only

@@ -85,7 +85,7 @@ fn shell(headers: &HeaderMap, page: Page, graphiql: bool) -> Response {
     let content = format!(
         r#"<header class="site"><a class="brand" href="/">tradeledger</a>
 <nav aria-label="Site"><a href="/">Datasets</a> <a href="/audit">Audit log</a></nav></header>
-{intro}<main id="app" data-page="{name}" tabindex="-1"><p class="loading">Loading…</p></main>
+{intro}<main id="app" data-page="{name}" data-noble-hashes="{noble_hashes}" data-noble-ed25519="{noble_ed25519}" tabindex="-1"><p class="loading">Loading…</p></main>
 <noscript><p class="noscript">This page is drawn by JavaScript from the server's GraphQL API,
 and needs it turned on. Without it, the same data is at <code>/graphql</code> (GraphQL over
 HTTP) and the signed checkpoint at <a href="/checkpoint">/checkpoint</a>.</p></noscript>
@@ -95,6 +95,8 @@ HTTP) and the signed checkpoint at <a href="/checkpoint">/checkpoint</a>.</p></n
 <p>tradeledger {version}. Every file of this page comes from this server; it only reads.</p></footer>
 {scripts}"#,
         name = page.name(),
+        noble_hashes = url("noble-hashes/sha2.js"),
+        noble_ed25519 = url("noble-ed25519/index.js"),
         version = env!("CARGO_PKG_VERSION"),
     );
     let body = super::document(&styles, "web-app", &content);

@@ -25,6 +25,7 @@ mod support;
 mod tamper;
 mod time_model;
 mod tlog;
+mod tls;
 mod varnish;
 mod web;
 mod websocket;

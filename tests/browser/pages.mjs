@@ -294,6 +294,9 @@ try {
     expect((await text(page, '#ev-3')).includes('links to 2'), 'event 3 links to 2');
     await page.locator('#checkpoint-verdict.verified, #checkpoint-verdict.failed').waitFor();
     expect((await text(page, '#checkpoint-verdict')).startsWith('verified'), 'checkpoint verified');
+    await page.locator('#events-verdict.verified, #events-verdict.failed').waitFor();
+    const events = await text(page, '#events-verdict');
+    expect(events.startsWith('verified') && events.includes('all 3 are leaves of the signed tree of 3 events'), `events verdict: ${events}`);
     expect((await text(page, '#witness-command')).includes('tradeledger witness --url'), 'witness command');
     await screenshots(page, 'audit');
     await page.locator('#f-kind').selectOption('DATASET_DEFINED');
@@ -301,29 +304,100 @@ try {
     await page.waitForURL(/kind=DATASET_DEFINED/);
     await page.locator('#events').waitFor();
     expect((await page.locator('#events tbody tr').count()) === 1, 'the kind filter');
+    await page.locator('#events-verdict.verified, #events-verdict.failed').waitFor();
+    const one = await text(page, '#events-verdict');
+    expect(one.startsWith('verified') && one.includes('is a leaf of the signed tree of 3 events'), `filtered events verdict: ${one}`);
     await page.goto(`${base}/audit`);
     await page.locator('#events').waitFor();
     fixed.audit = page;
   });
 
-  await step('over plain http:// from a non-localhost name, the pages say why nothing is checked', async () => {
+  await step('over plain http:// from a non-localhost name, the pages check with the embedded @noble code', async () => {
     // A context of its own: its requests go to another origin on purpose.
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
     await fromDisk(ctx);
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(STEP_TIMEOUT);
-    const uncaught = [];
-    page.on('pageerror', (e) => uncaught.push(e.message));
     const named = base.replace('127.0.0.1', 'ledger.test');
-    await page.goto(`${named}/datasets/${DS}/figures/_T._T._T/2025-S1`);
-    await page.locator('#proof-verdict.verified, #proof-verdict.failed').waitFor();
-    const verdict = await text(page, '#proof-verdict');
-    expect(verdict.startsWith('FAILED:') && verdict.includes('plain http:// from ledger.test'), `figure verdict: ${verdict}`);
-    expect((await page.locator('p.evidence a[download]').count()) === 2, 'the offline evidence is offered');
-    await page.goto(`${named}/audit`);
-    await page.locator('#checkpoint-verdict.verified, #checkpoint-verdict.failed').waitFor();
-    const audit = await text(page, '#checkpoint-verdict');
-    expect(audit.startsWith('FAILED:') && audit.includes('plain http://'), `audit verdict: ${audit}`);
+    const uncaught = [];
+    const open = async (url, tamper) => {
+      const page = await ctx.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT);
+      page.on('pageerror', (e) => uncaught.push(e.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error') uncaught.push(`console: ${m.text()}`);
+      });
+      if (tamper) await tamper(page);
+      await page.goto(url);
+      return page;
+    };
+    // The driver does not resolve ledger.test as the browser does: it fetches from the address.
+    const direct = (route) => route.fetch({ url: route.request().url().replace('//ledger.test:', '//127.0.0.1:') });
+    const verdictOf = async (page, id) => {
+      await page.locator(`#${id}.verified, #${id}.failed`).waitFor();
+      return text(page, `#${id}`);
+    };
+
+    const figure = await open(`${named}/datasets/${DS}/figures/_T._T._T/2025-S1`);
+    const secure = await figure.evaluate(() => ({ secure: window.isSecureContext, subtle: Boolean(window.crypto && window.crypto.subtle) }));
+    expect(!secure.secure && !secure.subtle, `the page is not a secure context: ${JSON.stringify(secure)}`);
+    expect((await verdictOf(figure, 'proof-verdict')) === 'verified', `figure verdict: ${await text(figure, '#proof-verdict')}`);
+    const steps = await text(figure, '.proof-steps');
+    expect(steps.includes('the embedded @noble/hashes') && steps.includes('verifies (the embedded @noble/ed25519)'), `steps: ${steps}`);
+    expect((await figure.locator('p.evidence a[download]').count()) === 2, 'the offline evidence is offered');
+    await figure.screenshot({ path: join(shots, 'web-figure-not-secure.png'), fullPage: true });
+    await figure.close();
+
+    const audit = await open(`${named}/audit`);
+    expect((await verdictOf(audit, 'checkpoint-verdict')).startsWith('verified'), `audit checkpoint: ${await text(audit, '#checkpoint-verdict')}`);
+    const events = await verdictOf(audit, 'events-verdict');
+    expect(events.startsWith('verified here (the embedded @noble/hashes') && events.includes('all 3 are leaves'), `audit events: ${events}`);
+    expect((await text(audit, '#ev-3')).includes('✓ links to 2'), 'event 3 links to 2, recomputed');
+    await audit.screenshot({ path: join(shots, 'web-audit-not-secure.png'), fullPage: true });
+    await audit.close();
+    // Filtered to event 1: the rest of the tree comes from the hash tiles.
+    const filtered = await open(`${named}/audit?kind=DATASET_DEFINED`);
+    const one = await verdictOf(filtered, 'events-verdict');
+    expect(one.startsWith('verified') && one.includes('is a leaf of the signed tree of 3 events'), `filtered audit: ${one}`);
+    await filtered.close();
+
+    // One byte of an event's canonical text changed in the server's answer.
+    const editedText = await open(`${named}/audit`, (page) =>
+      page.route((url) => url.pathname === '/graphql', async (route) => {
+        const response = await direct(route);
+        const body = (await response.text()).replace('\\"actor\\":\\"', '\\"actor\\":\\"X');
+        await route.fulfill({ response, body });
+      }),
+    );
+    const editedVerdict = await verdictOf(editedText, 'events-verdict');
+    expect(editedVerdict.startsWith('FAILED: event 1: its canonical bytes hash to'), `edited canonical text: ${editedVerdict}`);
+    expect((await text(editedText, '#ev-1')).includes('✗'), `the row says so: ${await text(editedText, '#ev-1')}`);
+    await editedText.screenshot({ path: join(shots, 'web-audit-tampered.png'), fullPage: true });
+    await editedText.close();
+
+    // One byte of a level-0 hash tile changed: the leaves no longer lead to the signed root.
+    const editedTile = await open(`${named}/audit?kind=DATASET_DEFINED`, (page) =>
+      page.route((url) => url.pathname.startsWith('/tlog/tile/0/'), async (route) => {
+        const response = await direct(route);
+        const body = Buffer.from(await response.body());
+        body[body.length - 1] ^= 1;
+        await route.fulfill({ response, body });
+      }),
+    );
+    const tileVerdict = await verdictOf(editedTile, 'events-verdict');
+    expect(tileVerdict.startsWith('FAILED:') && tileVerdict.includes('do not lead to the signed root'), `edited tile: ${tileVerdict}`);
+    await editedTile.close();
+
+    // One hash of the figure's audit path changed.
+    const editedProof = await open(`${named}/datasets/${DS}/figures/_T._T._T/2025-S1`, (page) =>
+      page.route((url) => url.pathname === '/graphql', async (route) => {
+        const response = await direct(route);
+        let body = await response.text();
+        if (body.includes('"proof"')) body = body.replace(/"hashes":\["([0-9a-f])/, (m, c) => `"hashes":["${c === '0' ? '1' : '0'}`);
+        await route.fulfill({ response, body });
+      }),
+    );
+    const proofVerdict = await verdictOf(editedProof, 'proof-verdict');
+    expect(proofVerdict.startsWith('FAILED:'), `tampered proof over plain http: ${proofVerdict}`);
+    await editedProof.close();
     expect(uncaught.length === 0, `uncaught: ${uncaught}`);
     await ctx.close();
   });

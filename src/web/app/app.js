@@ -837,7 +837,7 @@
         h(
           'p',
           null,
-          `The event of the release that set the value (revision ${obs.proof.revision}) is checked here, in this browser with WebCrypto, to be leaf ${obs.proof.leafIndex} of the transparency log of ${obs.proof.treeSize} events, whose root the server's signed checkpoint states.`,
+          `The event of the release that set the value (revision ${obs.proof.revision}) is checked here, in this browser (with WebCrypto, or the embedded @noble code where the page has none), to be leaf ${obs.proof.leafIndex} of the transparency log of ${obs.proof.treeSize} events, whose root the server's signed checkpoint states.`,
         ),
         verdict,
         steps,
@@ -1030,20 +1030,58 @@
   }
 
   /**
-   * Why WebCrypto is missing, in words that name the cause: browsers give it only to pages
-   * of a secure context (https:// or localhost), so over plain http:// from another address
-   * it is the page's address that lacks it, not the browser.
+   * The hash and signature functions of the checks: the browser's WebCrypto where the page
+   * has it, else the audited @noble/hashes (SHA-256, SHA-512) and @noble/ed25519 that this
+   * server embeds, unchanged, and the page loads on first use. Browsers give WebCrypto only
+   * to a secure context (https:// or localhost), so a page over plain http:// from another
+   * address checks with the embedded code: the same algorithms, the same verdicts.
    */
-  function noWebCrypto() {
-    if (window.isSecureContext === false) {
-      return `this page was loaded over plain http:// from ${location.host}, and browsers give WebCrypto only to https:// pages and to localhost: nothing was checked here. Open it over HTTPS (a reverse proxy in front of the server), or check the .tlog-proof offline with tradeledger verify-proof`;
+  const hasSubtle = () => Boolean(window.crypto && crypto.subtle);
+  let nobleModules = null;
+  function noble() {
+    if (!nobleModules) {
+      nobleModules = Promise.all([import(root.dataset.nobleHashes), import(root.dataset.nobleEd25519)]).then(([hashes, ed]) => {
+        ed.hashes.sha512 = hashes.sha512;
+        return { sha256: hashes.sha256, ed };
+      });
     }
-    return 'this browser has no WebCrypto (crypto.subtle): nothing was checked here';
+    return nobleModules;
+  }
+
+  /** Which code computed the SHA-256 hashes, for the steps shown. */
+  function hashedBy() {
+    return hasSubtle() ? 'WebCrypto' : 'the embedded @noble/hashes: this page is not a secure context, so the browser gives it no WebCrypto';
   }
 
   async function sha256(...parts) {
-    if (!window.crypto || !crypto.subtle) throw new Error(noWebCrypto());
-    return new Uint8Array(await crypto.subtle.digest('SHA-256', concat(...parts)));
+    const data = concat(...parts);
+    if (hasSubtle()) return new Uint8Array(await crypto.subtle.digest('SHA-256', data));
+    return (await noble()).sha256(data);
+  }
+
+  /**
+   * Whether `signature` by the Ed25519 `publicKey` verifies over `message` (RFC 8032), and
+   * by which code: WebCrypto where it has Ed25519, else @noble/ed25519 (strict RFC 8032
+   * decoding, as WebCrypto).
+   */
+  async function ed25519Verify(publicKey, signature, message) {
+    if (hasSubtle()) {
+      let key = null;
+      try {
+        key = await crypto.subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
+      } catch {
+        // A browser whose WebCrypto lacks Ed25519: the embedded code checks it instead.
+      }
+      if (key) return { good: await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, message), by: 'WebCrypto' };
+    }
+    const { ed } = await noble();
+    let good;
+    try {
+      good = ed.verify(signature, message, publicKey, { zip215: false });
+    } catch {
+      good = false;
+    }
+    return { good, by: 'the embedded @noble/ed25519' };
   }
 
   /**
@@ -1109,15 +1147,9 @@
     if (sig.length !== 68 || bytesToHex(sig.slice(0, 4)) !== keyHash) {
       return { ok: false, why: 'the signature line does not carry this key hash and a 64-byte signature', steps };
     }
-    let key;
-    try {
-      key = await crypto.subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
-    } catch (e) {
-      return { ok: false, why: `this browser cannot check Ed25519 signatures with WebCrypto (${e.name}); the signature is NOT checked`, steps };
-    }
-    const good = await crypto.subtle.verify({ name: 'Ed25519' }, key, sig.slice(4), new TextEncoder().encode(body));
+    const { good, by } = await ed25519Verify(publicKey, sig.slice(4), new TextEncoder().encode(body));
     if (!good) return { ok: false, why: 'the Ed25519 signature of the checkpoint does not verify', steps };
-    steps.push([true, 'the checkpoint’s Ed25519 signature verifies (WebCrypto)']);
+    steps.push([true, `the checkpoint’s Ed25519 signature verifies (${by})`]);
     const lines = body.split('\n');
     return { ok: true, steps, origin: lines[0], size: Number(lines[1]), rootHex: bytesToHex(b64ToBytes(lines[2] || '')) };
   }
@@ -1145,10 +1177,9 @@
     const steps = [];
     const fail = (why) => ({ ok: false, why, steps });
     try {
-      if (!window.crypto || !crypto.subtle) return fail(noWebCrypto());
       const entry = await leafEntry(proof.canonical, proof.leafIndex + 1);
       const leaf = await sha256(LEAF, entry.bytes);
-      steps.push([true, `${entry.what}; leaf hash SHA-256(0x00 ‖ entry) = ${bytesToHex(leaf).slice(0, 16)}…`]);
+      steps.push([true, `${entry.what}; leaf hash SHA-256(0x00 ‖ entry) = ${bytesToHex(leaf).slice(0, 16)}… (hashed with ${hashedBy()})`]);
       if (!canonicalHasFigure(proof.canonical, figure)) return fail(`the proven event does not publish ${figure.key} ${figure.period} = ${figure.value}`);
       steps.push([true, `the event publishes ${figure.key} ${figure.period} = ${figure.value}`]);
       const root = await rootFromInclusion(proof.leafIndex, proof.treeSize, leaf, proof.hashes.map(hexToBytes));
@@ -1165,6 +1196,130 @@
     } catch (e) {
       return fail(e.message || String(e));
     }
+  }
+
+  /** A tile's path (C2SP tlog-tiles): the index in 3-digit elements, all but the last after an `x`. */
+  function tilePath(level, index, width) {
+    let n = index;
+    let path = String(n % 1000).padStart(3, '0');
+    n = Math.floor(n / 1000);
+    while (n > 0) {
+      path = 'x' + String(n % 1000).padStart(3, '0') + '/' + path;
+      n = Math.floor(n / 1000);
+    }
+    return `/tlog/tile/${level}/${path}` + (width < 256 ? `.p/${width}` : '');
+  }
+
+  /** A reader of the log's hash tiles that fetches each one once (with the read token, if any). */
+  function tileReader() {
+    const fetched = new Map();
+    async function load(level, index, width) {
+      const headers = {};
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      if (token) headers.authorization = 'Bearer ' + token;
+      let response = await fetch(tilePath(level, index, width), { headers });
+      // tlog-tiles: a partial tile may be gone once the full one exists, with the same prefix.
+      if (response.status === 404 && width < 256) response = await fetch(tilePath(level, index, 256), { headers });
+      if (!response.ok) throw new Error(`the tile ${tilePath(level, index, width)} answered HTTP ${response.status}`);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      if (bytes.length < width * 32) throw new Error(`the tile ${tilePath(level, index, width)} has ${bytes.length} bytes, not ${width * 32}`);
+      return bytes;
+    }
+    return (level, index, width) => {
+      const key = `${level}/${index}/${width}`;
+      if (!fetched.has(key)) fetched.set(key, load(level, index, width));
+      return fetched.get(key);
+    };
+  }
+
+  /**
+   * The root of the tree of `size` leaves (RFC 9162 section 2.1.1) in which the leaves of
+   * `known` (leaf index to hash, computed in this page) stand at their indices: every
+   * subtree that holds one of them is hashed here, every other one is read from the log's
+   * hash tiles. The result is the signed root only if each known leaf is in the signed tree
+   * at its index, whatever the tiles say.
+   */
+  async function rootWithLeaves(size, known, tile) {
+    const indices = [...known.keys()];
+    const holdsKnown = (lo, n) => indices.some((i) => i >= lo && i < lo + n);
+    // The complete subtree of 2^height leaves numbered `index` at its height.
+    async function stored(height, index) {
+      const level = Math.floor(height / 8);
+      const below = 2 ** (height % 8);
+      const first = index * below;
+      const t = Math.floor(first / 256);
+      const width = Math.min(256, Math.floor(size / 2 ** (8 * level)) - t * 256);
+      const bytes = await tile(level, t, width);
+      let hashes = [];
+      for (let k = 0; k < below; k++) {
+        const at = (first - t * 256 + k) * 32;
+        hashes.push(bytes.slice(at, at + 32));
+      }
+      while (hashes.length > 1) {
+        const next = [];
+        for (let k = 0; k < hashes.length; k += 2) next.push(await sha256(NODE, hashes[k], hashes[k + 1]));
+        hashes = next;
+      }
+      return hashes[0];
+    }
+    async function mth(lo, n) {
+      if (n === 1 && known.has(lo)) return known.get(lo);
+      let k = 1;
+      while (k * 2 < n) k *= 2;
+      if (k * 2 === n || n === 1) {
+        if (!holdsKnown(lo, n)) return stored(Math.log2(n), lo / n);
+      }
+      return sha256(NODE, await mth(lo, k), await mth(lo + k, n - k));
+    }
+    return size === 0 ? sha256() : mth(0, size);
+  }
+
+  /**
+   * The audit page's own reading of its events, from their canonical bytes alone: each
+   * event's hash (SHA-256 of the canonical text), the revision and previous hash the text
+   * states, and the leaf hash of its log entry; `problems` says where the server's answer
+   * differs.
+   */
+  async function recomputeEvents(events) {
+    const out = new Map();
+    for (const e of events) {
+      const hashHex = bytesToHex(await sha256(new TextEncoder().encode(e.canonical)));
+      let stated = null;
+      try {
+        stated = JSON.parse(e.canonical);
+      } catch {
+        // Reported below: a canonical text that is not JSON states nothing.
+      }
+      const problems = [];
+      if (hashHex !== e.hash) problems.push(`its canonical bytes hash to ${hashHex.slice(0, 12)}…, not to the hash shown`);
+      if (!stated || stated.revision !== e.revision) problems.push('its canonical text does not state this revision');
+      else if (stated.prev_hash !== e.prevHash) problems.push('its canonical text states another previous hash');
+      const entry = await leafEntry(e.canonical, e.revision);
+      const leaf = await sha256(LEAF, entry.bytes);
+      out.set(e.revision, { hash: hashHex, prevHash: stated ? stated.prev_hash : null, leaf, problems });
+    }
+    return out;
+  }
+
+  /**
+   * Whether the recomputed events are leaves of the signed tree `note` (size, root) verified:
+   * their leaf hashes, with the log's tiles for the rest of the tree, lead to its root.
+   */
+  async function eventsInTree(recomputed, note) {
+    const bad = [...recomputed].find(([, r]) => r.problems.length);
+    if (bad) return { ok: false, why: `event ${bad[0]}: ${bad[1].problems.join('; ')}` };
+    const known = new Map();
+    for (const [revision, r] of recomputed) if (revision <= note.size) known.set(revision - 1, r.leaf);
+    if (!known.size) return { ok: true, text: 'the events shown came after the signed checkpoint; nothing to prove yet' };
+    const root = bytesToHex(await rootWithLeaves(note.size, known, tileReader()));
+    if (root !== note.rootHex) return { ok: false, why: 'the leaves of the events shown, with the log’s tiles, do not lead to the signed root' };
+    const later = recomputed.size - known.size;
+    return {
+      ok: true,
+      text:
+        `verified here (${hashedBy()}): each event shown hashes to its canonical bytes, links to the one before it, and ${known.size === 1 ? 'is a leaf' : `all ${known.size} are leaves`} of the signed tree of ${note.size} events` +
+        (later ? `; ${later} came after it` : ''),
+    };
   }
 
   // ---------------------------------------------------------------- page: vintage triangle
@@ -1548,11 +1703,11 @@
         `query($after: Int, $dataset: ID, $kind: EventKind, $actor: String, $recordedFrom: DateTime, $recordedTo: DateTime) {
           events(after: $after, first: 50, dataset: $dataset, kind: $kind, actor: $actor, recordedFrom: $recordedFrom, recordedTo: $recordedTo) {
             totalCount examinedThrough pageInfo { hasNextPage endCursor }
-            nodes { revision eventId kind recordedAt actor prevHash hash dataset release { id title source } } } }`,
+            nodes { revision eventId kind recordedAt actor prevHash hash canonical dataset release { id title source } } } }`,
         { after, ...filters },
       );
       const events = d.events.nodes;
-      const byRevision = new Map(events.map((e) => [e.revision, e]));
+      const recomputed = await recomputeEvents(events);
       const q = (patch) => {
         const p = new URLSearchParams(location.search);
         for (const [k, v] of Object.entries(patch)) v == null ? p.delete(k) : p.set(k, v);
@@ -1588,12 +1743,14 @@
           'tbody',
           null,
           events.map((e) => {
-            const prev = byRevision.get(e.revision - 1);
-            const link =
-              e.revision === 1
-                ? h('span', null, e.prevHash === '0'.repeat(64) ? '✓ first event' : '✗ first event must follow 64 zeros')
+            const mine = recomputed.get(e.revision);
+            const prev = recomputed.get(e.revision - 1);
+            const link = mine.problems.length
+              ? h('span', { class: 'bad' }, '✗ ' + mine.problems.join('; '))
+              : e.revision === 1
+                ? h('span', null, mine.prevHash === '0'.repeat(64) ? '✓ first event' : '✗ first event must follow 64 zeros')
                 : prev
-                  ? h('a', { href: '#ev-' + prev.revision, class: prev.hash === e.prevHash ? 'ok' : 'bad' }, prev.hash === e.prevHash ? `✓ links to ${prev.revision}` : `✗ does not match ${prev.revision}`)
+                  ? h('a', { href: '#ev-' + (e.revision - 1), class: prev.hash === mine.prevHash ? 'ok' : 'bad' }, prev.hash === mine.prevHash ? `✓ links to ${e.revision - 1}` : `✗ does not match ${e.revision - 1}`)
                   : h('a', { href: q({ after: String(e.revision - 2) }) }, `→ ${e.revision - 1}`);
             return h(
               'tr',
@@ -1612,13 +1769,14 @@
         ),
       );
       const verdict = h('p', { class: 'verdict pending', id: 'checkpoint-verdict', role: 'status' }, 'checking…');
+      const eventsVerdict = h('p', { class: 'verdict pending', id: 'events-verdict', role: 'status' }, 'checking the events…');
       const witness = `tradeledger witness --url ${location.origin} \\\n  --vkey '${meta.verifierKey}' \\\n  --state witness-state.txt` + (sessionStorage.getItem(TOKEN_KEY) ? ' \\\n  --token "$READ_TOKEN"' : '');
       render(
         h('h1', null, 'Audit log'),
         h('p', null, 'Every change to the ledger is an event; each event’s hash covers the previous one’s, so the chain below cannot be edited without every later hash changing.'),
         form,
         afterParam == null && !Object.values(filters).some(Boolean) ? liveBadge : null,
-        events.length ? tableWrap('Events', table) : h('p', null, 'No event on this page matches.'),
+        events.length ? [eventsVerdict, tableWrap('Events', table)] : h('p', null, 'No event on this page matches.'),
         h(
           'p',
           { class: 'pager' },
@@ -1644,6 +1802,13 @@
       const ok = note.ok && note.size === meta.checkpoint.treeSize && note.rootHex === meta.checkpoint.rootHash;
       verdict.className = 'verdict ' + (ok ? 'verified' : 'failed');
       verdict.textContent = ok ? 'verified: the signature is good and states this root' : 'FAILED: ' + (note.why || 'the signed note does not state this size and root');
+      if (events.length) {
+        const inTree = ok
+          ? await eventsInTree(recomputed, note).catch((e) => ({ ok: false, why: e.message || String(e) }))
+          : { ok: false, why: 'the checkpoint does not verify, so the events are not checked against it' };
+        eventsVerdict.className = 'verdict ' + (inTree.ok ? 'verified' : 'failed');
+        eventsVerdict.textContent = inTree.ok ? inTree.text : 'FAILED: ' + inTree.why;
+      }
       if (update) notice(...update);
       return meta.ledger.revision;
     }
