@@ -367,6 +367,27 @@ mod tests {
         assert!(!is_camel_of("published", "published_at"));
     }
 
+    /// Strings are written exactly as serde_json (and so async-graphql) writes them.
+    #[test]
+    fn escapes_strings_as_serde_json_does() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "\u{7f}",
+            "é 漢字 🙂",
+            "</script>",
+            "\u{2028}",
+        ] {
+            let mut out = Vec::new();
+            json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
     /// The fields of `ty` in the schema's SDL.
     fn sdl_fields(ty: &str) -> BTreeSet<String> {
         let doc = async_graphql::parser::parse_schema(crate::graphql::sdl()).expect("the SDL parses");
@@ -402,7 +423,11 @@ mod tests {
             assert_eq!(declared, sdl_fields(ty), "{ty}: declarations against the SDL");
         }
         check("Observation", Observation::SCALARS, Observation::OBJECTS);
-        check("ObservationVersion", ObservationVersion::SCALARS, ObservationVersion::OBJECTS);
+        check(
+            "ObservationVersion",
+            ObservationVersion::SCALARS,
+            ObservationVersion::OBJECTS,
+        );
         check("Release", Release::SCALARS, Release::OBJECTS);
         check("DimensionValue", DimensionValue::SCALARS, DimensionValue::OBJECTS);
     }
