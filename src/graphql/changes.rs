@@ -67,19 +67,7 @@ impl FigureChange {
         FigureChange {
             dataset: ID(def.id.clone()),
             key: def.format_key(&c.to.cell.key),
-            dimensions: def
-                .dimensions
-                .iter()
-                .zip(c.to.cell.key.codes())
-                .map(|(d, code)| {
-                    let code = &d.codes[code as usize];
-                    DimensionValue {
-                        dimension: d.id.clone(),
-                        code: code.code.clone(),
-                        label: code.label.clone(),
-                    }
-                })
-                .collect(),
+            dimensions: DimensionValue::of_key(def, &c.to.cell.key),
             period: c.to.cell.period,
             measure: ds.measure_id(c.to.cell.measure).to_owned(),
             kind: c.kind.into(),

@@ -5,6 +5,7 @@ mod changes;
 mod classify;
 mod error;
 mod fast;
+mod fields;
 pub mod guard;
 mod limits;
 mod mutation;

@@ -16,7 +16,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{self, bad_input};
 use super::ledger_of;
-use super::scalars::{Computed, Dec};
 use super::types::{cell_key, ObservationVersion, Release};
 use crate::ledger::{Ledger, Notice};
 use crate::projection::{Applied, KeyPattern};
@@ -128,16 +127,15 @@ impl RevisionCursor {
                 continue;
             }
             self.ready.push_back(ObservationVersion {
-                dataset: ID(self.dataset.clone()),
+                dataset: self.dataset.clone(),
                 key: f.key.clone(),
                 period: f.period,
                 measure: f.measure.clone(),
                 version: f.version,
                 revision: info.revision,
                 status: info.status.into(),
-                value: Dec(f.value),
-                previous_value: Some(Dec(f.previous)),
-                delta: Some(Computed::difference(f.value, f.previous, "delta")),
+                value: f.value,
+                previous_value: Some(f.previous),
                 published_at: info.published_at,
                 recorded_at: info.recorded_at,
                 backfilled: info.backfilled,

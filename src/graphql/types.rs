@@ -1,13 +1,12 @@
 //! Output and input types of the schema, and how projection views become them.
 
-use std::sync::Arc;
-
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::error::{bad_argument, coded, ErrorCode};
+use super::fields::{read_type, Def, KeyText, MaybeText, Text};
 use super::ledger_of;
 use super::scalars::{Computed, Dec};
 use super::tick::{checkpoint, ticks, Tick};
@@ -225,54 +224,17 @@ impl Dataset {
     }
 }
 
-/// A release: figures an agency published at one moment.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
+/// A release: figures an agency published at one moment, as the projection holds it.
+#[derive(Clone)]
 pub struct Release {
-    pub id: Uuid,
-    pub status: ReleaseStatus,
-    pub title: String,
-    /// Official publication time.
-    pub published_at: DateTime<Utc>,
-    /// Where the figures come from (text or URL).
-    pub source: Option<String>,
-    /// Ledger revision of the event that recorded the release.
-    pub revision: u64,
-    /// When the ledger recorded it.
-    pub recorded_at: DateTime<Utc>,
-    /// Name of the write token that recorded it.
-    pub actor: String,
-    pub observation_count: u32,
-    /// How many of its figures changed a value published by an earlier release.
-    pub revised_count: u32,
-    /// A back-fill: published before its dataset's latest publication at the time it was
-    /// recorded (an agency's older vintage). Its figures take their place in publication
-    /// order.
-    pub backfilled: bool,
-    /// Why its figures revise earlier ones, when the release says.
-    pub revision_reason: Option<RevisionReason>,
-    #[graphql(skip)]
-    pub dataset_id: String,
-    #[graphql(skip)]
-    pub position: u32,
+    info: ReleaseInfo,
+    position: u32,
 }
 
 impl Release {
     pub fn from_info(position: u32, r: &ReleaseInfo) -> Self {
         Release {
-            id: r.id,
-            status: r.status.into(),
-            title: r.title.clone(),
-            published_at: r.published_at,
-            source: r.source.clone(),
-            revision: r.revision,
-            recorded_at: r.recorded_at,
-            actor: r.actor.clone(),
-            observation_count: r.observation_count,
-            revised_count: r.revised_count,
-            backfilled: r.backfilled,
-            revision_reason: r.revision_reason.as_ref().map(Into::into),
-            dataset_id: r.dataset.clone(),
+            info: r.clone(),
             position,
         }
     }
@@ -291,21 +253,49 @@ pub struct ReleaseFigure {
     pub delta: Option<Computed>,
 }
 
-#[ComplexObject]
-impl Release {
+read_type! {
+    /// A release: figures an agency published at one moment.
+    Release reads ReleaseInfo as |r| from |this| &this.info;
+    scalars {
+        id: Uuid = r.id,
+        status: ReleaseStatus = ReleaseStatus::from(r.status),
+        title: String = Text(&r.title),
+        /// Official publication time.
+        published_at: DateTime<Utc> = r.published_at,
+        /// Where the figures come from (text or URL).
+        source: Option<String> = MaybeText(r.source.as_deref()),
+        /// Ledger revision of the event that recorded the release.
+        revision: u64 = r.revision,
+        /// When the ledger recorded it.
+        recorded_at: DateTime<Utc> = r.recorded_at,
+        /// Name of the write token that recorded it.
+        actor: String = Text(&r.actor),
+        observation_count: u32 = r.observation_count,
+        /// How many of its figures changed a value published by an earlier release.
+        revised_count: u32 = r.revised_count,
+        /// A back-fill: published before its dataset's latest publication at the time it was
+        /// recorded (an agency's older vintage). Its figures take their place in publication
+        /// order.
+        backfilled: bool = r.backfilled,
+    }
+    objects {
+        /// Why its figures revise earlier ones, when the release says.
+        async fn revision_reason(&self) -> Option<RevisionReason> {
+            self.info.revision_reason.as_ref().map(Into::into)
+        }
     /// The dataset the release belongs to.
     async fn dataset(&self, ctx: &Context<'_>) -> Result<Dataset> {
         let ledger = ledger_of(ctx);
         let p = ledger.read();
-        p.dataset(&self.dataset_id)
+        p.dataset(&self.info.dataset)
             .map(Dataset::from_view)
-            .ok_or_else(|| coded(ErrorCode::NotFound, format!("dataset `{}` not found", self.dataset_id)))
+            .ok_or_else(|| coded(ErrorCode::NotFound, format!("dataset `{}` not found", self.info.dataset)))
     }
 
     /// SHA-256 (hex) of the event that recorded the release.
     async fn hash(&self, ctx: &Context<'_>) -> Result<String> {
         let ledger = ledger_of(ctx);
-        let events = ledger.events(self.revision - 1, 1).map_err(super::error::ledger)?;
+        let events = ledger.events(self.info.revision - 1, 1).map_err(super::error::ledger)?;
         Ok(events.first().map(|e| e.hash.to_hex()).unwrap_or_default())
     }
 
@@ -314,9 +304,9 @@ impl Release {
         checkpoint().await;
         let ledger = ledger_of(ctx);
         let release = ledger
-            .release_event(self.revision)
+            .release_event(self.info.revision)
             .map_err(super::error::ledger)?
-            .ok_or_else(|| coded(ErrorCode::NotFound, format!("release {} not in the log", self.id)))?;
+            .ok_or_else(|| coded(ErrorCode::NotFound, format!("release {} not in the log", self.info.id)))?;
         let p = ledger.read();
         let ds = p.dataset(&release.dataset);
         Ok(release
@@ -338,14 +328,49 @@ impl Release {
             })
             .collect())
     }
+    }
 }
 
-/// A code of one dimension in a series key.
-#[derive(SimpleObject, Clone)]
+/// A code of one dimension in a series key: the `code`-th code of the dataset's `dim`-th
+/// dimension.
+#[derive(Clone)]
 pub struct DimensionValue {
-    pub dimension: String,
-    pub code: String,
-    pub label: String,
+    def: Def,
+    dim: usize,
+    code: usize,
+}
+
+impl DimensionValue {
+    /// `key` spelled out, a code per dimension.
+    pub fn of_key(def: &Def, key: &domain::SeriesKey) -> Vec<DimensionValue> {
+        key.codes()
+            .enumerate()
+            .map(|(dim, code)| DimensionValue {
+                def: def.clone(),
+                dim,
+                code: code as usize,
+            })
+            .collect()
+    }
+
+    fn dimension_def(&self) -> &domain::Dimension {
+        &self.def.dimensions[self.dim]
+    }
+
+    fn code_def(&self) -> &domain::Code {
+        &self.dimension_def().codes[self.code]
+    }
+}
+
+read_type! {
+    /// A code of one dimension in a series key.
+    DimensionValue reads DimensionValue as |d| from |this| this;
+    scalars {
+        dimension: String = Text(&d.dimension_def().id),
+        code: String = Text(&d.code_def().code),
+        label: String = Text(&d.code_def().label),
+    }
+    objects {}
 }
 
 /// A figure, as of the requested point in history (the latest by default).
@@ -354,7 +379,7 @@ pub struct DimensionValue {
 /// figures does not pay for labels it never reads.
 #[derive(Clone)]
 pub struct Observation {
-    def: Arc<domain::Dataset>,
+    def: Def,
     cell: CellKey,
     value: Decimal,
     preliminary: Decimal,
@@ -370,180 +395,151 @@ pub struct Observation {
     release_position: u32,
 }
 
-#[Object]
+read_type! {
+    /// A figure, as of the requested point in history (the latest by default).
+    Observation reads Observation as |o| from |this| this;
+    scalars {
+        /// Id of the dataset.
+        dataset: ID = Text(&o.def.id),
+        /// Series key in SDMX dot notation, e.g. `IPR._T._T`.
+        key: String = KeyText(&o.def, &o.cell.key),
+        period: Period = o.cell.period,
+        measure: String = Text(&o.def.measures[o.cell.measure as usize]),
+        value: Dec = Dec(o.value),
+        /// Status of the release that set this value.
+        status: ReleaseStatus = o.status,
+        /// Ledger revision of the release that set this value.
+        revision: u64 = o.revision,
+        /// Official publication time of that release.
+        published_at: DateTime<Utc> = o.published_at,
+        /// When the ledger recorded that release (its recording time, which the server gives).
+        recorded_at: DateTime<Utc> = o.recorded_at,
+        /// True when the release that set this value was a back-fill: an older vintage recorded
+        /// after later ones.
+        backfilled: bool = o.backfilled,
+        /// The first published (preliminary) value: the first version in publication order.
+        preliminary_value: Dec = Dec(o.preliminary),
+        /// `value - preliminaryValue`: how far the figure moved since its first estimate.
+        revision_from_preliminary: Computed = Computed::difference(o.value, o.preliminary, "revisionFromPreliminary"),
+        /// Number of releases that published this figure, up to the requested point.
+        version_count: u32 = o.version_count,
+        /// Number of times its value changed, up to the requested point.
+        revision_count: u32 = o.revision_count,
+        /// The value this one replaced, if a previous release published a figure here.
+        revised_from: Option<Dec> = o.revised_from.map(Dec),
+        /// The ledger revision this figure was read at.
+        as_of_revision: u64 = o.bound.revision,
+    }
+    objects {
+        /// The key spelled out: code and label per dimension.
+        async fn dimensions(&self) -> Vec<DimensionValue> {
+            DimensionValue::of_key(&self.def, &self.cell.key)
+        }
+
+        /// The release that set this value.
+        async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
+            let ledger = ledger_of(ctx);
+            let p = ledger.read();
+            Ok(Release::from_info(
+                self.release_position,
+                p.release_at(self.release_position),
+            ))
+        }
+
+        /// Proof that the event of the release that set this value is in the ledger's
+        /// transparency log, in the tree of the revision this figure was read at.
+        async fn proof(&self, ctx: &Context<'_>) -> Result<super::transparency::InclusionProof> {
+            let ledger = ledger_of(ctx);
+            let tree = self.bound.revision.max(self.revision);
+            let p = crate::ledger::transparency::inclusion(ledger, self.revision, tree).map_err(super::error::ledger)?;
+            super::limits::charge_texts(ctx, [p.canonical.as_str(), p.entry.as_str()])?;
+            Ok(p.into())
+        }
+
+        /// Every version of this figure up to the requested point, in publication order.
+        async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<Tick<ObservationVersion>>> {
+            checkpoint().await;
+            let ledger = ledger_of(ctx);
+            let p = ledger.read();
+            let Some(ds) = p.dataset(&self.def.id) else {
+                return Ok(vec![]);
+            };
+            Ok(ds
+                .get(&self.cell, self.bound)
+                .map(|obs| ticks(versions(&p, &obs)))
+                .unwrap_or_default())
+        }
+    }
+}
+
 impl Observation {
-    /// Id of the dataset.
-    async fn dataset(&self) -> ID {
-        ID(self.def.id.clone())
-    }
-
-    /// Series key in SDMX dot notation, e.g. `IPR._T._T`.
-    async fn key(&self) -> String {
-        self.def.format_key(&self.cell.key)
-    }
-
-    /// The key spelled out: code and label per dimension.
-    async fn dimensions(&self) -> Vec<DimensionValue> {
-        self.def
-            .dimensions
-            .iter()
-            .zip(self.cell.key.codes())
-            .map(|(d, c)| {
-                let code = &d.codes[c as usize];
-                DimensionValue {
-                    dimension: d.id.clone(),
-                    code: code.code.clone(),
-                    label: code.label.clone(),
-                }
-            })
-            .collect()
-    }
-
-    async fn period(&self) -> Period {
-        self.cell.period
-    }
-
-    async fn measure(&self) -> &str {
-        &self.def.measures[self.cell.measure as usize]
-    }
-
-    async fn value(&self) -> Dec {
-        Dec(self.value)
-    }
-
-    /// Status of the release that set this value.
-    async fn status(&self) -> ReleaseStatus {
-        self.status
-    }
-
-    /// Ledger revision of the release that set this value.
-    async fn revision(&self) -> u64 {
-        self.revision
-    }
-
-    /// Official publication time of that release.
-    async fn published_at(&self) -> DateTime<Utc> {
-        self.published_at
-    }
-
-    /// When the ledger recorded that release (its recording time, which the server gives).
-    async fn recorded_at(&self) -> DateTime<Utc> {
-        self.recorded_at
-    }
-
-    /// True when the release that set this value was a back-fill: an older vintage recorded
-    /// after later ones.
-    async fn backfilled(&self) -> bool {
-        self.backfilled
-    }
-
-    /// The first published (preliminary) value: the first version in publication order.
-    async fn preliminary_value(&self) -> Dec {
-        Dec(self.preliminary)
-    }
-
-    /// `value - preliminaryValue`: how far the figure moved since its first estimate.
-    async fn revision_from_preliminary(&self) -> Computed {
-        Computed::difference(self.value, self.preliminary, "revisionFromPreliminary")
-    }
-
-    /// Number of releases that published this figure, up to the requested point.
-    async fn version_count(&self) -> u32 {
-        self.version_count
-    }
-
-    /// Number of times its value changed, up to the requested point.
-    async fn revision_count(&self) -> u32 {
-        self.revision_count
-    }
-
-    /// The value this one replaced, if a previous release published a figure here.
-    async fn revised_from(&self) -> Option<Dec> {
-        self.revised_from.map(Dec)
-    }
-
-    /// The ledger revision this figure was read at.
-    async fn as_of_revision(&self) -> u64 {
-        self.bound.revision
-    }
-
-    /// The release that set this value.
-    async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
-        let ledger = ledger_of(ctx);
-        let p = ledger.read();
-        Ok(Release::from_info(
-            self.release_position,
-            p.release_at(self.release_position),
-        ))
-    }
-
-    /// Proof that the event of the release that set this value is in the ledger's
-    /// transparency log, in the tree of the revision this figure was read at.
-    async fn proof(&self, ctx: &Context<'_>) -> Result<super::transparency::InclusionProof> {
-        let ledger = ledger_of(ctx);
-        let tree = self.bound.revision.max(self.revision);
-        let p = crate::ledger::transparency::inclusion(ledger, self.revision, tree).map_err(super::error::ledger)?;
-        super::limits::charge_texts(ctx, [p.canonical.as_str(), p.entry.as_str()])?;
-        Ok(p.into())
-    }
-
-    /// Every version of this figure up to the requested point, in publication order.
-    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<Tick<ObservationVersion>>> {
-        checkpoint().await;
-        let ledger = ledger_of(ctx);
-        let p = ledger.read();
-        let Some(ds) = p.dataset(&self.def.id) else {
-            return Ok(vec![]);
-        };
-        Ok(ds
-            .get(&self.cell, self.bound)
-            .map(|obs| ticks(versions(&p, &obs)))
-            .unwrap_or_default())
+    /// Position of the release that set the value.
+    pub(crate) fn release_position(&self) -> u32 {
+        self.release_position
     }
 }
 
 /// One version of a figure: the value one release gave it.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
+#[derive(Clone)]
 pub struct ObservationVersion {
-    pub dataset: ID,
+    pub dataset: String,
     pub key: String,
     pub period: Period,
     pub measure: String,
-    /// 1 for the first (preliminary) version, then 2, 3, ...
     pub version: u32,
-    /// Ledger revision of the release that set it.
     pub revision: u64,
     pub status: ReleaseStatus,
-    pub value: Dec,
-    /// The value of the version before, if any.
-    pub previous_value: Option<Dec>,
-    /// `value - previousValue`; null for the first version.
-    pub delta: Option<Computed>,
-    /// Official publication time of the release.
+    pub value: Decimal,
+    pub previous_value: Option<Decimal>,
     pub published_at: DateTime<Utc>,
-    /// When the ledger recorded the release.
     pub recorded_at: DateTime<Utc>,
-    /// True when the release was a back-fill: an older vintage recorded after later ones,
-    /// placed here by its publication time.
     pub backfilled: bool,
-    /// The reason the release gave for its revisions; null for the first version, and when
-    /// the release gave none.
     pub revision_reason: Option<RevisionReason>,
-    #[graphql(skip)]
     pub release_position: u32,
 }
 
-#[ComplexObject]
-impl ObservationVersion {
-    /// The release that set this version.
-    async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
-        let ledger = ledger_of(ctx);
-        let p = ledger.read();
-        Ok(Release::from_info(
-            self.release_position,
-            p.release_at(self.release_position),
-        ))
+read_type! {
+    /// One version of a figure: the value one release gave it.
+    ObservationVersion reads ObservationVersion as |v| from |this| this;
+    scalars {
+        dataset: ID = Text(&v.dataset),
+        key: String = Text(&v.key),
+        period: Period = v.period,
+        measure: String = Text(&v.measure),
+        /// 1 for the first (preliminary) version, then 2, 3, ...
+        version: u32 = v.version,
+        /// Ledger revision of the release that set it.
+        revision: u64 = v.revision,
+        status: ReleaseStatus = v.status,
+        value: Dec = Dec(v.value),
+        /// The value of the version before, if any.
+        previous_value: Option<Dec> = v.previous_value.map(Dec),
+        /// `value - previousValue`; null for the first version.
+        delta: Option<Computed> = v.previous_value.map(|pv| Computed::difference(v.value, pv, "delta")),
+        /// Official publication time of the release.
+        published_at: DateTime<Utc> = v.published_at,
+        /// When the ledger recorded the release.
+        recorded_at: DateTime<Utc> = v.recorded_at,
+        /// True when the release was a back-fill: an older vintage recorded after later ones,
+        /// placed here by its publication time.
+        backfilled: bool = v.backfilled,
+    }
+    objects {
+        /// The reason the release gave for its revisions; null for the first version, and when
+        /// the release gave none.
+        async fn revision_reason(&self) -> Option<RevisionReason> {
+            self.revision_reason.clone()
+        }
+
+        /// The release that set this version.
+        async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
+            let ledger = ledger_of(ctx);
+            let p = ledger.read();
+            Ok(Release::from_info(
+                self.release_position,
+                p.release_at(self.release_position),
+            ))
+        }
     }
 }
 
@@ -591,18 +587,16 @@ pub fn versions(p: &Projection, obs: &ObservationAt<'_>) -> Vec<ObservationVersi
     let mut out = Vec::with_capacity(obs.versions.len());
     for (i, v) in obs.versions.iter().enumerate() {
         let release = p.release_at(v.release);
-        let previous_value = i.checked_sub(1).map(|j| obs.versions[j].value);
         out.push(ObservationVersion {
-            dataset: ID(ds.id.clone()),
+            dataset: ds.id.clone(),
             key: key.clone(),
             period: obs.cell.period,
             measure: measure.clone(),
             version: i as u32 + 1,
             revision: release.revision,
             status: release.status.into(),
-            value: Dec(v.value),
-            previous_value: previous_value.map(Dec),
-            delta: previous_value.map(|pv| Computed::difference(v.value, pv, "delta")),
+            value: v.value,
+            previous_value: i.checked_sub(1).map(|j| obs.versions[j].value),
             published_at: release.published_at,
             recorded_at: release.recorded_at,
             backfilled: release.backfilled,

@@ -1,0 +1,288 @@
+use super::*;
+use async_graphql::parser::parse_query;
+use serde_json::json;
+
+/// The document cache charges at least what the densest documents it keeps hold inline:
+/// a selection per two bytes of query (`{ a a a … }`, up to the field limit), and an
+/// object value per six (`[{a:1} {a:1} …]`, which the field limit does not bound), before
+/// counting their names, maps and the allocator's overhead. (Measured with a counting
+/// allocator, which this crate cannot have (`unsafe_code` is forbidden), the whole cost
+/// is about 115 and 88 bytes per byte; see [`DOCUMENT_BYTES_PER_BYTE`].)
+#[test]
+fn the_document_cache_charges_what_documents_hold() {
+    use async_graphql::parser::types::Selection;
+    let fields = format!("{{ {} }}", "a ".repeat(999));
+    let objects = format!("{{ a(x: [{}]) }}", "{a:1} ".repeat((MAX_QUERY - 16) / 6));
+    for q in [&fields, &objects] {
+        assert!(q.len() <= MAX_QUERY);
+        check(&parse_query(q).unwrap(), Limits::default()).expect("within the limits: cached");
+    }
+    let selection = std::mem::size_of::<Positioned<Selection>>();
+    assert!(
+        document_charge(fields.len()) >= 999 * selection,
+        "{} bytes charged for 999 selections of {selection} bytes",
+        document_charge(fields.len())
+    );
+    // Each object: a value in the list, a map with its hash table, one entry.
+    let object = 2 * std::mem::size_of::<Value>() + std::mem::size_of::<Name>() + 3 * 8;
+    let n = (MAX_QUERY - 16) / 6;
+    assert!(
+        document_charge(objects.len()) >= n * object,
+        "{} bytes charged for {n} objects of at least {object} bytes",
+        document_charge(objects.len())
+    );
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_depth: 4,
+        max_complexity: 10,
+        max_aliases: 3,
+        ..Limits::default()
+    }
+}
+
+fn run(q: &str) -> Result<(), String> {
+    check(&parse_query(q).unwrap(), limits()).map_err(|e| e.message)
+}
+
+#[test]
+fn counts_typename_and_aliases() {
+    assert!(run("{ a: __typename b: __typename c: __typename }").is_ok());
+    assert!(run("{ a: __typename b: __typename c: __typename d: __typename }")
+        .unwrap_err()
+        .contains("aliases"));
+    let many = format!("{{ {} }}", "__typename ".repeat(11));
+    assert!(run(&many).unwrap_err().contains("fields"));
+}
+
+#[test]
+fn measures_depth_through_fragments() {
+    assert!(run("{ a { b { c } } }").is_ok());
+    assert!(run("{ a { b { c { d { e } } } } }").unwrap_err().contains("deeper"));
+    assert!(run("query { a { ...F } } fragment F on T { b { c { d { e } } } }")
+        .unwrap_err()
+        .contains("deeper"));
+}
+
+#[test]
+fn fragment_bombs_stop_at_the_limit() {
+    let mut q = String::from("{ ...F0 } fragment F30 on Q { __typename }");
+    for i in 0..30 {
+        q.push_str(&format!(" fragment F{i} on Q {{ ...F{n} ...F{n} }}", n = i + 1));
+    }
+    // 2^30 expansions if walked naively; refused after a bounded number of steps.
+    assert!(run(&q).unwrap_err().contains("more than"));
+}
+
+#[test]
+fn fragment_cycles_do_not_loop() {
+    assert!(run("{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }").is_ok());
+}
+
+/// A ledger like the issue's: 2,000 releases of 100 observations, one dataset of 3
+/// dimensions with up to 20 codes, figures with up to 3 versions.
+fn extents() -> Extents {
+    Extents {
+        datasets: 1,
+        releases: 2000,
+        events: 2001,
+        max_figures: 150_000,
+        max_release_observations: 100,
+        max_versions: 3,
+        max_dimensions: 3,
+        max_codes: 20,
+        max_measures: 3,
+    }
+}
+
+fn cost_of(query: &str, variables: serde_json::Value) -> u64 {
+    let doc = parse_query(query).unwrap();
+    let request = Request::new(query).variables(Variables::from_json(variables));
+    cost(&doc, &request, &Shape::of_schema(), &extents(), 1000)
+}
+
+#[test]
+fn counts_objects_multiplied_down_lists() {
+    // The connection, 1000 nodes, 100 observations each.
+    let one = "{ releases(first: 1000, after: \"0\") { nodes { observations { key period measure value } } } }";
+    assert_eq!(cost_of(one, json!({})), 1 + 1000 + 1000 * 100);
+    let eight: String = (0..8)
+        .map(|i| format!("a{i}: releases(first: 1000) {{ nodes {{ observations {{ value }} }} }} "))
+        .collect();
+    assert_eq!(cost_of(&format!("{{ {eight} }}"), json!({})), 8 * (1 + 1000 + 100_000));
+    // Scalars cost nothing; objects count once per parent.
+    assert_eq!(cost_of("{ ledger { revision hash } __typename }", json!({})), 1);
+    // Without `first`, the default page of 100; never more items than there are.
+    assert_eq!(cost_of("{ releases { nodes { title } } }", json!({})), 1 + 100);
+    assert_eq!(
+        cost_of("{ events(first: 1000) { nodes { hash } } }", json!({})),
+        1 + 1000
+    );
+    let small = Extents {
+        releases: 7,
+        ..extents()
+    };
+    let doc = parse_query("{ releases(first: 1000) { nodes { title } } }").unwrap();
+    let request = Request::new("");
+    assert_eq!(cost(&doc, &request, &Shape::of_schema(), &small, 1000), 1 + 7);
+    // Edges and their nodes are objects each.
+    assert_eq!(
+        cost_of("{ observations(dataset: \"D\", first: 10) { edges { node { value versions { value } } } pageInfo { hasNextPage } } }", json!({})),
+        1 + 10 + 10 + 10 * 3 + 1
+    );
+}
+
+#[test]
+fn counts_changes_by_their_page_and_the_largest_dataset() {
+    let q = "{ changes(dataset: \"D\", from: { revision: 1 }, first: 1000) { nodes { key dimensions { code } release { title } } } }";
+    // The connection, 1000 changes, each with its 3 dimensions and its release.
+    assert_eq!(cost_of(q, json!({})), 1 + 1000 + 1000 * 3 + 1000);
+    // Without `first`, the default page.
+    let q = "{ changes(dataset: \"D\", from: { revision: 1 }) { nodes { key } } }";
+    assert_eq!(cost_of(q, json!({})), 1 + 100);
+}
+
+#[test]
+fn reads_page_sizes_from_variables_and_their_defaults() {
+    let q = "query($n: Int = 5) { releases(first: $n) { nodes { observations { value } } } }";
+    assert_eq!(cost_of(q, json!({})), 1 + 5 + 5 * 100);
+    assert_eq!(cost_of(q, json!({"n": 20})), 1 + 20 + 20 * 100);
+    assert_eq!(cost_of(q, json!({"n": null})), 1 + 100 + 100 * 100);
+    // Above the page-size cap (which the resolver refuses) or not a number: a full page.
+    assert_eq!(cost_of(q, json!({"n": 5000})), 1 + 1000 + 1000 * 100);
+    assert_eq!(cost_of(q, json!({"n": "x"})), 1 + 1000 + 1000 * 100);
+    assert_eq!(cost_of(q, json!({"n": -3})), 1);
+}
+
+#[test]
+fn follows_fragments_and_the_chosen_operation() {
+    let q = "query A { ...R } query B { ledger { revision } } fragment R on Query { releases(first: 10) { nodes { ... on Release { observations { value } } } } }";
+    let doc = parse_query(q).unwrap();
+    let shape = Shape::of_schema();
+    let a = cost(&doc, &Request::new(q).operation_name("A"), &shape, &extents(), 1000);
+    let b = cost(&doc, &Request::new(q).operation_name("B"), &shape, &extents(), 1000);
+    assert_eq!((a, b), (1 + 10 + 10 * 100, 1));
+    // Without a name, the costliest operation counts.
+    assert_eq!(cost(&doc, &Request::new(q), &shape, &extents(), 1000), a);
+}
+
+#[test]
+fn sizes_other_lists_by_the_ledger() {
+    let q = "{ datasets { dimensions { codes { code } } measures } history(dataset: \"D\", key: \"K\", period: \"2025\") { value release { title } } }";
+    assert_eq!(cost_of(q, json!({})), 1 + 3 + 3 * 20 + 3 + 3 + 3);
+    let q = "{ breakdown(dataset: \"D\", dimension: \"X\", period: \"2025\") { total { value } items { key dimensions { label } } } }";
+    assert_eq!(cost_of(q, json!({})), 1 + 1 + 20 + 20 * 3);
+    let q = "{ revisionSummary(dataset: \"D\") { items { key } } }";
+    assert_eq!(cost_of(q, json!({})), 1 + 1000);
+}
+
+#[test]
+fn introspection_has_a_bounded_cost() {
+    let q = include_str!("../../../tests/abuse/introspection.graphql");
+    let c = cost_of(q, json!({}));
+    assert!(
+        c > 1000 && c < Limits::default().max_cost,
+        "GraphiQL's introspection query costs {c}"
+    );
+    // Nested `ofType`/`fields` cycles multiply like any other list.
+    let deep = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    assert!(cost_of(deep, json!({})) > Limits::default().max_cost);
+}
+
+#[test]
+fn standard_introspection_queries_pass_the_default_limits() {
+    for q in [
+        include_str!("../../../tests/abuse/introspection-graphql-js.graphql"),
+        include_str!("../../../tests/abuse/introspection-graphql-js-all-options.graphql"),
+        include_str!("../../../tests/abuse/introspection.graphql"),
+    ] {
+        let doc = async_graphql::parser::parse_query(q).unwrap();
+        check(&doc, Limits::default()).unwrap();
+        assert!(cost_of(q, json!({})) < Limits::default().max_cost);
+    }
+    // The depth limit still holds for data, and introspection has its own bound.
+    let data = format!("{{ {}x{} }}", "a { ".repeat(12), " }".repeat(12));
+    let e = check(&async_graphql::parser::parse_query(&data).unwrap(), Limits::default()).unwrap_err();
+    assert!(e.message.contains("limit of 12"), "{}", e.message);
+    let deep = format!(
+        "{{ __schema {{ types {{ {}name{} }} }} }}",
+        "ofType { ".repeat(14),
+        " }".repeat(14)
+    );
+    let e = check(&async_graphql::parser::parse_query(&deep).unwrap(), Limits::default()).unwrap_err();
+    assert!(e.message.contains("introspection"), "{}", e.message);
+}
+
+#[test]
+fn caps_the_serialized_response() {
+    let value = json!({"data": {"a": "x".repeat(100)}});
+    let full = serde_json::to_vec(&value).unwrap();
+    assert_eq!(to_json_capped(&value, full.len()).unwrap(), full);
+    assert_eq!(
+        to_json_capped(&value, full.len() - 1),
+        Err(ResponseTooLarge { limit: full.len() - 1 })
+    );
+    let e = ResponseTooLarge { limit: 10 }.error();
+    assert!(e.message.contains("10 bytes"), "{}", e.message);
+}
+
+fn bytes_of(query: &str, sizes: (u64, u64)) -> u64 {
+    let doc = parse_query(query).unwrap();
+    let request = Request::new(query);
+    cost_and_bytes(&doc, &request, &Shape::of_schema(), &extents(), sizes, 1000).1
+}
+
+#[test]
+fn bytes_count_large_texts_at_the_logs_largest() {
+    let sizes = (750_000, 300);
+    // A page of 1000 events' canonical texts: 1000 whole events.
+    let canonical = bytes_of("{ events(first: 1000) { nodes { canonical } } }", sizes);
+    assert!(canonical >= 1000 * 750_000, "{canonical}");
+    assert!(canonical < 1000 * 750_000 + 100_000, "{canonical}");
+    // The same through inclusion proofs of figures.
+    let proofs = bytes_of(
+        r#"{ observations(dataset: "D", first: 1000) { nodes { proof { canonical } } } }"#,
+        sizes,
+    );
+    assert!(proofs >= 1000 * 750_000, "{proofs}");
+    // Revisions alone are small; titles count at the longest title.
+    let revisions = bytes_of("{ events(first: 1000) { nodes { revision } } }", sizes);
+    assert!(revisions < 1000 * 64, "{revisions}");
+    let titles = bytes_of("{ releases(first: 1000) { nodes { title } } }", sizes);
+    assert!((1000 * 300..1000 * 400).contains(&titles), "{titles}");
+    // Aliases multiply.
+    let three = bytes_of(
+        "{ a: events(first: 1000) { nodes { canonical } } b: events(first: 1000) { nodes { canonical } } c: events(first: 1000) { nodes { canonical } } }",
+        sizes,
+    );
+    assert!(three >= 3 * canonical - 100, "{three} vs {canonical}");
+}
+
+#[test]
+fn a_subscription_counts_the_bytes_of_its_largest_root_field() {
+    let sizes = (750_000, 300);
+    let one = bytes_of("subscription { releasePublished { release { title } } }", sizes);
+    let three = bytes_of(
+        "subscription { a: releasePublished { release { title } } b: releasePublished { release { title } } c: releasePublished { revision } }",
+        sizes,
+    );
+    assert!(one > 300 && three <= one + 16, "{one} {three}");
+}
+
+#[test]
+fn json_len_counts_escapes_and_quotes() {
+    assert_eq!(json_len("abc"), 5);
+    assert_eq!(json_len(r#"{"a":1}"#), 7 + 2 + 2);
+    assert_eq!(json_len("\u{1}"), 6 + 2);
+}
+
+#[test]
+fn response_bytes_fail_once_past_the_limit() {
+    let counter = ResponseBytes::new(100);
+    assert!(counter.charge(60).is_ok());
+    assert!(counter.charge(40).is_ok());
+    let e = counter.charge(1).unwrap_err();
+    assert!(e.message.contains("100 bytes"), "{}", e.message);
+    assert!(counter.charge(0).is_err(), "every charge after fails");
+}
