@@ -67,6 +67,7 @@ pub fn read<R: BufRead>(
                     }
                     "Ref" if up(3) == "Structure" && up(4) == "Header" => {
                         if let Some(id) = s.attr("id") {
+                            head.structure_line = s.line;
                             head.structure = Some(Ref {
                                 agency: s.attr("agencyID").map(str::to_owned),
                                 id: id.to_owned(),

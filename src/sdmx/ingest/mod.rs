@@ -215,6 +215,8 @@ struct Plan {
     time: String,
     /// The definition was already in the ledger.
     existing: bool,
+    /// Where the DSD is: the structure file and `line N: DataStructure ID`.
+    defined_at: (String, String),
 }
 
 /// The observations of one release, being collected.
@@ -602,6 +604,10 @@ impl Collect<'_> {
                 })?;
             }
         }
+        if !plan.existing {
+            let (file, at) = &plan.defined_at;
+            dataset.validate().map_err(|e| fail(file, at.clone(), e.to_string()))?;
+        }
         let name = quote_at_most(&dataset.name, 400);
         let one = self.groups.len() == 1;
         if args.release_id.is_some() && !one {
@@ -796,6 +802,7 @@ fn plan(
     existing: &dyn Fn(&str) -> Option<Dataset>,
 ) -> Result<Plan, ImportError> {
     let file = s.file.as_str();
+    let defined_at = (file.to_owned(), format!("line {}: DataStructure {}", dsd.line, dsd.id));
     let id = args
         .dataset
         .clone()
@@ -913,6 +920,7 @@ fn plan(
             measure,
             time,
             existing: true,
+            defined_at,
         });
     }
     let names = flow
@@ -940,5 +948,6 @@ fn plan(
         measure,
         time,
         existing: false,
+        defined_at,
     })
 }

@@ -357,7 +357,8 @@ fn place_name(out: &mut Structures, stack: &[String], lang: Option<String>, text
         _ => None,
     };
     if let Some(n) = names {
-        n.0.push((lang, text));
+        // Names are labels: the line breaks and indentation of the XML are not part of them.
+        n.0.push((lang, text.split_whitespace().collect::<Vec<_>>().join(" ")));
     }
 }
 
