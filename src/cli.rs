@@ -261,15 +261,9 @@ fn require_store(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The release file format of `import --format`; the SDMX formats need a store.
-fn release_format(format: Option<crate::sdmx::ingest::ImportFormat>) -> Result<Option<crate::import::Format>> {
-    match format {
-        None => Ok(None),
-        Some(f) => match f.release() {
-            Some(r) => Ok(Some(r)),
-            None => bail!("--format {f:?} is read into a local store (not with --url)"),
-        },
-    }
+/// The release file format of `import --format` (the SDMX formats are read apart).
+fn release_format(format: Option<crate::sdmx::ingest::ImportFormat>) -> Option<crate::import::Format> {
+    format.and_then(crate::sdmx::ingest::ImportFormat::release)
 }
 
 /// `import --format sdmx-ml|sdmx-csv --structure S DATA...` into the local store.
@@ -421,11 +415,24 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             token,
             files,
             format,
+            sdmx,
             ..
         } => {
             let token = token.context("import --url needs --token (an admin token of that server)")?;
             let started = Instant::now();
-            let r = crate::online::import(&url, &token, &files, release_format(format)?).await?;
+            let r = match format.and_then(|f| f.sdmx()) {
+                Some(sdmx_format) => {
+                    let structure = sdmx
+                        .structure
+                        .as_deref()
+                        .context("--format sdmx-ml and sdmx-csv need --structure STRUCTURE.xml; nothing was sent")?;
+                    // The server checks the dataset against its own definition.
+                    let read = crate::sdmx::ingest::read(structure, &files, sdmx_format, &sdmx, &|_| None)
+                        .map_err(|e| anyhow::anyhow!("{e}; nothing was sent"))?;
+                    crate::online::import_batch(&url, &token, read.batch).await?
+                }
+                None => crate::online::import(&url, &token, &files, release_format(format)).await?,
+            };
             println!(
                 "recorded {} datasets and {} releases ({} observations sent); already there: {}; head revision {} ({:.2} s)",
                 r.datasets_defined,
@@ -452,7 +459,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             if let Some(sdmx_format) = format.and_then(|f| f.sdmx()) {
                 return import_sdmx(&files, sdmx_format, &sdmx, &actor, &store, &log).await;
             }
-            let format = release_format(format)?;
+            let format = release_format(format);
             // A file of unknown format is refused before the store is opened (or created).
             for f in &files {
                 crate::import::format_of(f, format)?;

@@ -389,3 +389,48 @@ async fn bad_sdmx_files_are_refused_naming_file_and_line() {
     assert_eq!(head_revision(&app).await, 2, "only the good import was recorded");
     assert_eq!(figures(&app, "ECB_EXR_NG").await.len(), 12);
 }
+
+/// `import --url` sends SDMX files to a running server as it sends release files (checked,
+/// then recorded in batches, with the admin token): the figures are the file's, and a second
+/// run records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdmx_files_import_into_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::proc_support::Server::start(
+        &dir.path().join("data"),
+        &["--no-fixtures", "--admin-tokens", "ops:sdmx-admin-secret"],
+    )
+    .await;
+    let base = format!("http://{}", server.addr);
+    let structure = exr("ecb_exr_ng_full.xml");
+    let url = [
+        "--url",
+        base.as_str(),
+        "--token",
+        "sdmx-admin-secret",
+        "--unit",
+        "currency per euro",
+    ];
+    for expected in [
+        "recorded 1 datasets and 1 releases (12 observations sent)",
+        "already there: 2",
+    ] {
+        let out = import(
+            dir.path(),
+            "sdmx-ml",
+            &structure,
+            &url,
+            &[exr("generic/ecb_exr_ng_ts.xml")],
+        )
+        .await;
+        assert_eq!(out.code(), Some(0), "{out:?}");
+        assert!(out.stdout.contains(expected), "{out:?}");
+    }
+    let v = server
+        .query(
+            r#"{ observation(dataset: "ECB_EXR_NG", key: "USD.EUR.SP00.E", period: "2010-10") { value status } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["observation"], json!({ "value": "1.3898", "status": "FINAL" }), "{v}");
+}
