@@ -6,7 +6,7 @@ use std::io::BufRead;
 
 use super::structure::Ref;
 use super::xml::Counted;
-use super::{fail, Item, RawObs};
+use super::{fail, Item, RawObs, MAX_TOKEN_BYTES};
 use crate::domain::text::{quote_at_most, QUOTE};
 use crate::import::ImportError;
 
@@ -22,16 +22,26 @@ pub fn read<R: BufRead>(
         .from_reader(Counted::new(input));
     let mut record = csv::StringRecord::new();
     let at = |r: &csv::StringRecord| format!("line {}", r.position().map_or(0, |p| p.line()));
+    // A row is refused once more than the limit was read for it (within one buffer of the
+    // reader past it), and after it is read when its fields are longer than the limit.
     let read_row = |reader: &mut csv::Reader<Counted<R>>, record: &mut csv::StringRecord| {
         reader.get_mut().reset_token();
-        reader.read_record(record).map_err(|e| {
+        let more = reader.read_record(record).map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             let message = match e.kind() {
                 csv::ErrorKind::Io(io) => io.to_string(),
                 _ => quote_at_most(&e.to_string(), QUOTE),
             };
             fail(file, format!("line {line}"), message)
-        })
+        })?;
+        if record.as_slice().len() > MAX_TOKEN_BYTES {
+            return Err(fail(
+                file,
+                at(record),
+                format!("a row longer than the limit of {MAX_TOKEN_BYTES} bytes"),
+            ));
+        }
+        Ok(more)
     };
     if !read_row(&mut reader, &mut record)? {
         return Err(fail(file, "line 1".into(), "empty file: no SDMX-CSV header".into()));

@@ -951,3 +951,148 @@ fn plan(
         defined_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn structure() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-exr/ecb_exr_ng/ecb_exr_ng_full.xml")
+    }
+
+    fn sample() -> String {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/sdmx-exr/ecb_exr_ng/structured/ecb_exr_ng_ts.xml");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// Reads `text` as one data file of `format` (the ECB structure), with `--unit`.
+    fn read_text(format: SdmxFormat, text: &str, args: SdmxArgs) -> Result<Read, ImportError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data");
+        std::fs::write(&file, text).unwrap();
+        let args = SdmxArgs {
+            unit: Some("currency per euro".into()),
+            ..args
+        };
+        read(&structure(), &[file], format, &args, &|_| None)
+    }
+
+    fn refused(format: SdmxFormat, text: &str) -> String {
+        let e = read_text(format, text, SdmxArgs::default()).unwrap_err();
+        assert!(
+            e.to_string().len() < 1_000,
+            "an error quotes briefly: {} bytes",
+            e.to_string().len()
+        );
+        e.to_string()
+    }
+
+    #[test]
+    fn the_sample_reads_into_one_release() {
+        let r = read_text(SdmxFormat::Ml, &sample(), SdmxArgs::default()).unwrap();
+        assert_eq!(r.batch.releases.len(), 1);
+        assert_eq!(r.batch.releases[0].observations.len(), 12);
+        assert_eq!(r.batch.datasets[0].frequency, Some(Frequency::Month));
+        assert_eq!(r.batch.releases[0].status, ReleaseStatus::Final);
+    }
+
+    /// Nesting past [`MAX_DEPTH`] is refused at the element that goes too deep.
+    #[test]
+    fn deep_nesting_is_refused() {
+        let deep = format!("<GenericData>\n{}", "<a>".repeat(MAX_DEPTH + 5));
+        let e = refused(SdmxFormat::Ml, &deep);
+        assert!(
+            e.contains("line 2: element a: elements nested deeper than the limit of 64"),
+            "{e}"
+        );
+        // At the limit, it is the file's end that is wrong.
+        let at_limit = format!("<GenericData>{}", "<a>".repeat(MAX_DEPTH - 1));
+        assert!(refused(SdmxFormat::Ml, &at_limit).contains("ends inside element a"));
+    }
+
+    /// A tag, a text or a CSV row longer than [`MAX_TOKEN_BYTES`] is refused naming its line,
+    /// without being held whole.
+    #[test]
+    fn long_tokens_are_refused() {
+        let long = "x".repeat(MAX_TOKEN_BYTES + 10);
+        let tag = format!("<GenericData>\n<Header a=\"{long}\"/></GenericData>");
+        let e = refused(SdmxFormat::Ml, &tag);
+        assert!(e.contains("longer than the limit of 1048576 bytes"), "{e}");
+        let text = format!("<GenericData>\n<Header><ID>{long}</ID></Header></GenericData>");
+        assert!(refused(SdmxFormat::Ml, &text).contains("longer than the limit"));
+        let row = format!("DATAFLOW,FREQ\nECB:ECB_EXR_NG(1.0),{long}\n");
+        let e = refused(SdmxFormat::Csv, &row);
+        assert!(e.contains("longer than the limit of 1048576 bytes"), "{e}");
+        // Just under the limit is a value like any other: here an unknown frequency, quoted
+        // briefly.
+        let code = "D".repeat(MAX_TOKEN_BYTES / 2);
+        let e = refused(
+            SdmxFormat::Ml,
+            &sample().replacen("FREQ=\"M\"", &format!("FREQ=\"{code}\""), 1),
+        );
+        assert!(e.contains(&format!("… ({} bytes)", code.len())), "{e}");
+    }
+
+    /// A release whose observations are provisional and normal at once needs `--status`.
+    #[test]
+    fn mixed_observation_statuses_need_a_status() {
+        let mixed = sample().replacen("OBS_STATUS=\"A\"", "OBS_STATUS=\"P\"", 1);
+        let e = refused(SdmxFormat::Ml, &mixed);
+        assert!(e.contains("OBS_STATUS P (provisional) at line 16"), "{e}");
+        let r = read_text(
+            SdmxFormat::Ml,
+            &mixed,
+            SdmxArgs {
+                status: Some(ReleaseStatus::Revised),
+                ..SdmxArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.batch.releases[0].status, ReleaseStatus::Revised);
+        let all = sample().replace("OBS_STATUS=\"A\"", "OBS_STATUS=\"P\"");
+        let r = read_text(SdmxFormat::Ml, &all, SdmxArgs::default()).unwrap();
+        assert_eq!(r.batch.releases[0].status, ReleaseStatus::Preliminary);
+    }
+
+    /// Missing values are left out and counted; a deletion and two multipliers are refused.
+    #[test]
+    fn missing_values_deletions_and_multipliers() {
+        let r = read_text(
+            SdmxFormat::Ml,
+            &sample().replacen("OBS_VALUE=\"1.3413\"", "OBS_VALUE=\"NaN\"", 1),
+            SdmxArgs::default(),
+        )
+        .unwrap();
+        assert_eq!((r.missing, r.batch.releases[0].observations.len()), (1, 11));
+        let e = refused(
+            SdmxFormat::Ml,
+            &sample().replacen("data:dataScope", "data:action=\"Delete\" data:dataScope", 1),
+        );
+        assert!(e.contains("the ledger never deletes a figure"), "{e}");
+        let e = refused(
+            SdmxFormat::Ml,
+            &sample().replacen("UNIT_MULT=\"0\"", "UNIT_MULT=\"3\"", 1),
+        );
+        assert!(e.contains("UNIT_MULT `0` differs from `3`"), "{e}");
+    }
+
+    /// A structure message defines at most [`MAX_STRUCTURE_CODES`] codes.
+    #[test]
+    fn structure_codes_are_bounded() {
+        let codes: String = (0..=MAX_STRUCTURE_CODES)
+            .map(|i| format!("<Code id=\"C{i}\"/>\n"))
+            .collect();
+        let text = format!(
+            "<Structure><Structures><Codelists><Codelist id=\"CL\" agencyID=\"A\">\n{codes}</Codelist></Codelists></Structures></Structure>"
+        );
+        let e = structure::read("s.xml", text.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "line {}: element Code: more than the 200000 codes",
+                MAX_STRUCTURE_CODES + 2
+            )),
+            "{e}"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use crate::domain::text::{quote_at_most, QUOTE};
 use crate::import::ImportError;
 
 /// The input, counting the lines consumed and refusing a token longer than the limit
-/// (bytes read since [`Counted::reset`]) before more of it is held.
+/// (bytes read since [`Counted::reset_token`]) once it is past it, before more is held.
 pub struct Counted<R> {
     inner: R,
     newlines: usize,
@@ -158,6 +158,12 @@ impl<R: BufRead> Xml<R> {
             self.reader.get_mut().reset_token();
             let event = self.reader.read_event_into(&mut buf);
             let line = self.line();
+            if self.reader.get_ref().since > MAX_TOKEN_BYTES {
+                return Err(self.error(
+                    format!("line {line}"),
+                    format!("a tag or text longer than the limit of {MAX_TOKEN_BYTES} bytes"),
+                ));
+            }
             let event = match event {
                 Ok(e) => e,
                 Err(e) => {
