@@ -131,6 +131,10 @@ pub fn read<R: BufRead>(
             Ev::Text(t) => match (up(1), up(2)) {
                 ("ID", "Header") => head.id = Some(t),
                 ("Prepared", "Header") => head.prepared = Some(t),
+                ("URN", _) if up(3) == "Structure" && up(4) == "Header" => {
+                    head.structure_line = x.line();
+                    head.structure = Ref::from_urn(&t);
+                }
                 _ => {}
             },
             Ev::End(name) => {

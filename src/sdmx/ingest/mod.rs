@@ -124,30 +124,30 @@ pub struct SdmxArgs {
     pub structure: Option<PathBuf>,
     /// SDMX: the release's id (default: RELEASE_ID attributes, else one derived from the
     /// contents, so that importing the same file again records nothing). One release only.
-    #[arg(long, value_name = "UUID")]
+    #[arg(long, env = "TRADELEDGER_IMPORT_RELEASE_ID", value_name = "UUID")]
     pub release_id: Option<Uuid>,
     /// SDMX: the publication time (default: PUBLISHED_AT attributes, else the data set's
     /// validFromDate, else the message's Prepared time).
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, env = "TRADELEDGER_IMPORT_PUBLISHED_AT", value_name = "RFC3339")]
     pub published_at: Option<DateTime<Utc>>,
     /// SDMX: PRELIMINARY, REVISED or FINAL (default: RELEASE_STATUS attributes, else
     /// PRELIMINARY when every OBS_STATUS is P, else FINAL).
-    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    #[arg(long, env = "TRADELEDGER_IMPORT_STATUS", value_name = "STATUS", value_parser = parse_status)]
     pub status: Option<ReleaseStatus>,
     /// SDMX: the release's title (default: the dataflow's name and the message id).
-    #[arg(long)]
+    #[arg(long, env = "TRADELEDGER_IMPORT_TITLE")]
     pub title: Option<String>,
     /// SDMX: the release's source (default: the message id, sender and prepared time).
-    #[arg(long)]
+    #[arg(long, env = "TRADELEDGER_IMPORT_SOURCE")]
     pub source: Option<String>,
     /// SDMX: the dataset id (default: the dataflow's, else the DSD's).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, env = "TRADELEDGER_IMPORT_DATASET", value_name = "ID")]
     pub dataset: Option<String>,
     /// SDMX: the dataset's unit, when its series disagree (UNIT or UNIT_MEASURE) or say none.
-    #[arg(long)]
+    #[arg(long, env = "TRADELEDGER_IMPORT_UNIT")]
     pub unit: Option<String>,
     /// SDMX: the dataset's publisher (default: the dataflow's maintenance agency id).
-    #[arg(long)]
+    #[arg(long, env = "TRADELEDGER_IMPORT_PUBLISHER")]
     pub publisher: Option<String>,
 }
 
@@ -246,6 +246,8 @@ struct Collect<'a> {
     multipliers: BTreeSet<String>,
     multiplier_at: Option<(String, usize)>,
     observations: usize,
+    /// The first data file, which errors about the whole import name.
+    first_file: String,
     /// Observations without a value (`NaN` or none: SDMX's missing values), left out.
     pub missing: usize,
 }
@@ -292,6 +294,7 @@ pub fn read(
         multipliers: BTreeSet::new(),
         multiplier_at: None,
         observations: 0,
+        first_file: String::new(),
         missing: 0,
     };
     for (n, path) in files.iter().enumerate() {
@@ -326,6 +329,15 @@ pub fn read(
             }
         }
     }
+    if c.plan.is_none() {
+        let first = files.first().map(|f| f.display().to_string()).unwrap_or_default();
+        return Err(fail(
+            &first,
+            "file".into(),
+            "no observations and no structure named".into(),
+        ));
+    }
+    c.first_file = files.first().map(|f| f.display().to_string()).unwrap_or_default();
     c.finish()
 }
 
@@ -566,7 +578,11 @@ impl Collect<'_> {
     fn finish(self) -> Result<Read, ImportError> {
         let args = self.args;
         let Some(plan) = self.plan else {
-            return Err(fail("", "data".into(), "no data file named a structure".into()));
+            return Err(fail(
+                &self.first_file,
+                "file".into(),
+                "no data file named a structure".into(),
+            ));
         };
         let mut dataset = plan.dataset;
         if !plan.existing {
@@ -576,7 +592,7 @@ impl Collect<'_> {
                 (None, 1) => self.units.iter().next().cloned().unwrap_or_default(),
                 (None, 0) => {
                     return Err(fail(
-                        "",
+                        &self.first_file,
                         format!("dataset {}", dataset.id),
                         "no UNIT or UNIT_MEASURE attribute says the unit of the figures: give --unit".into(),
                     ))
@@ -612,7 +628,7 @@ impl Collect<'_> {
         let one = self.groups.len() == 1;
         if args.release_id.is_some() && !one {
             return Err(fail(
-                "",
+                &self.first_file,
                 "--release-id".into(),
                 format!("the files hold {} releases; --release-id names one", self.groups.len()),
             ));

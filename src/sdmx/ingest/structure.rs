@@ -42,7 +42,7 @@ impl Ref {
 
     /// `urn:sdmx:org.sdmx.infomodel.codelist.Codelist=ISO:CL_CURRENCY(1.0)`, with `.ITEM`
     /// after the version for an item.
-    pub fn from_urn(urn: &str) -> Option<Ref> {
+    pub(crate) fn from_urn(urn: &str) -> Option<Ref> {
         let (_, rest) = urn.trim().split_once('=')?;
         let (agency, rest) = rest.split_once(':')?;
         let (id, rest) = rest.split_once('(')?;
