@@ -66,8 +66,11 @@ pub enum Command {
         files: Vec<PathBuf>,
         /// Read every file as this format instead of choosing by extension (`.json`, `.csv`;
         /// any other extension is refused).
+        /// `sdmx-ml` and `sdmx-csv` read SDMX data files with --structure.
         #[arg(long, value_enum, env = "TRADELEDGER_IMPORT_FORMAT", conflicts_with = "event_log")]
-        format: Option<crate::import::Format>,
+        format: Option<crate::sdmx::ingest::ImportFormat>,
+        #[command(flatten)]
+        sdmx: crate::sdmx::ingest::SdmxArgs,
         /// Restore a log written by `tradeledger export` into an empty store instead: every
         /// line is checked before anything is written, then the restored head hash and Merkle
         /// root are compared with the file's.
@@ -258,6 +261,50 @@ fn require_store(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The release file format of `import --format` (the SDMX formats are read apart).
+fn release_format(format: Option<crate::sdmx::ingest::ImportFormat>) -> Option<crate::import::Format> {
+    format.and_then(crate::sdmx::ingest::ImportFormat::release)
+}
+
+/// `import --format sdmx-ml|sdmx-csv --structure S DATA...` into the local store.
+async fn import_sdmx(
+    files: &[PathBuf],
+    format: crate::sdmx::ingest::SdmxFormat,
+    args: &crate::sdmx::ingest::SdmxArgs,
+    actor: &str,
+    store: &StoreArgs,
+    log: &LogArgs,
+) -> Result<()> {
+    match &args.structure {
+        Some(s) if s.is_file() => {}
+        Some(s) => bail!("--structure {}: no such file; nothing was recorded", s.display()),
+        None => bail!("--format sdmx-ml and sdmx-csv need --structure STRUCTURE.xml; nothing was recorded"),
+    }
+    let (ledger, _) = open_any_ledger(store, log, false, false).await?;
+    let started = Instant::now();
+    match crate::sdmx::ingest::import(&ledger, files, format, args, actor).await {
+        Ok((r, missing)) => {
+            let skipped = match missing {
+                0 => String::new(),
+                n => format!("; {n} observations without a value (missing) left out"),
+            };
+            println!(
+                "{}{skipped}; refused: none; head revision {} ({:.2} s)",
+                r.summary(),
+                r.head_revision,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            bail!("refused: {} error(s) above; nothing was recorded", errors.len())
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
@@ -369,11 +416,24 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             token,
             files,
             format,
+            sdmx,
             ..
         } => {
             let token = token.context("import --url needs --token (an admin token of that server)")?;
             let started = Instant::now();
-            let r = crate::online::import(&url, &token, &files, format).await?;
+            let r = match format.and_then(|f| f.sdmx()) {
+                Some(sdmx_format) => {
+                    let structure = sdmx
+                        .structure
+                        .as_deref()
+                        .context("--format sdmx-ml and sdmx-csv need --structure STRUCTURE.xml; nothing was sent")?;
+                    // The server checks the dataset against its own definition.
+                    let read = crate::sdmx::ingest::read(structure, &files, sdmx_format, &sdmx, &|_| None)
+                        .map_err(|e| anyhow::anyhow!("{e}; nothing was sent"))?;
+                    crate::online::import_batch(&url, &token, read.batch).await?
+                }
+                None => crate::online::import(&url, &token, &files, release_format(format)).await?,
+            };
             println!(
                 "recorded {} datasets and {} releases ({} observations sent); already there: {}; head revision {} ({:.2} s)",
                 r.datasets_defined,
@@ -391,11 +451,16 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             actor,
             store,
             log,
+            sdmx,
             ..
         } => {
             if !crate::domain::text::has_visible(&actor) || actor.chars().any(crate::domain::text::is_hidden) {
                 bail!("--actor must show at least one visible character, without control or text-direction characters");
             }
+            if let Some(sdmx_format) = format.and_then(|f| f.sdmx()) {
+                return import_sdmx(&files, sdmx_format, &sdmx, &actor, &store, &log).await;
+            }
+            let format = release_format(format);
             // A file of unknown format is refused before the store is opened (or created).
             for f in &files {
                 crate::import::format_of(f, format)?;

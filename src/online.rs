@@ -331,6 +331,12 @@ pub async fn import(url: &str, token: &str, files: &[PathBuf], format: Option<Fo
     for f in files {
         batch.extend(crate::import::read_file_as(f, format).map_err(|e| anyhow::anyhow!("{e}"))?);
     }
+    import_batch(url, token, batch).await
+}
+
+/// Has the server at `url` check `batch`, then records it there in batches, reporting
+/// progress on standard error (what [`import`] does once the files are read).
+pub async fn import_batch(url: &str, token: &str, batch: Batch) -> Result<Imported> {
     let missing: Vec<String> = batch
         .releases
         .iter()

@@ -19,6 +19,7 @@
 mod data;
 mod dsd;
 mod error;
+pub mod ingest;
 mod query;
 mod schema;
 mod structure;

@@ -19,6 +19,7 @@ mod operations;
 mod scheduled;
 mod schema_sdl;
 mod sdmx;
+mod sdmx_import;
 mod store;
 #[path = "../support/mod.rs"]
 mod support;

@@ -564,6 +564,73 @@
   const FIGURE_FIELDS = `key value status preliminaryValue revisionFromPreliminary revisionCount revision
     release { id title source status }`;
 
+  // The SDMX-REST 1.5 data URLs (`/sdmx/2.1/`) of what a page shows, for one period: SDMX-CSV,
+  // SDMX-ML GenericData and SDMX-JSON, at the head and, on a pinned page, at its point in
+  // time: `asOf` for a publication time; for a revision or a release, `asOf` the publication
+  // time of the release recorded at that revision and `knownAt` its recording time (what the
+  // ledger showed then, of what had been published by then). `key` is an SDMX series key,
+  // or `all` for the whole dataflow.
+  const SDMX_FORMATS = [
+    ['csvdata', 'SDMX-CSV'],
+    ['genericdata', 'SDMX-ML'],
+    ['jsondata', 'SDMX-JSON'],
+  ];
+
+  // The SDMX frequency code of a period: `2025-S1` is S, `2025-Q3` Q, `2025-07` M, `2025` A.
+  function sdmxFreq(period) {
+    const m = /^\d{4}-?([SHQ])/i.exec(period);
+    if (m) return m[1].toUpperCase() === 'Q' ? 'Q' : 'S';
+    return /^\d{4}$/.test(period) ? 'A' : 'M';
+  }
+
+  async function sdmxPoint(asOf, revision) {
+    if (!asOf) return null;
+    if (asOf.publishedAt) return [['asOf', asOf.publishedAt]];
+    if (revision == null) return null;
+    const d = await gql(
+      'query($after: Int) { events(after: $after, first: 1) { nodes { recordedAt release { publishedAt } } } }',
+      { after: revision - 1 },
+    );
+    const ev = d.events.nodes[0];
+    if (!ev) return null;
+    // Several events of one group commit share a recording time: the publication time of
+    // the release at that revision leaves out the later ones.
+    return ev.release ? [['asOf', ev.release.publishedAt], ['knownAt', ev.recordedAt]] : [['knownAt', ev.recordedAt]];
+  }
+
+  function sdmxLinks(id, key, period, point) {
+    const base = `/sdmx/2.1/data/${enc(id)}/${enc(key)}?startPeriod=${enc(period)}&endPeriod=${enc(period)}`;
+    const row = (label, extra, cls) =>
+      h(
+        'li',
+        { class: cls },
+        `${label}: `,
+        ...SDMX_FORMATS.flatMap(([format, name], i) => [
+          i ? ' · ' : '',
+          h('a', { href: `${base}&format=${format}${extra}`, 'data-format': format }, name),
+        ]),
+      );
+    return h(
+      'div',
+      { class: 'sdmx-links', id: 'sdmx-links' },
+      'For SDMX clients (SDMX-REST 1.5, ',
+      h('a', { href: 'https://github.com/sdmx-twg/sdmx-rest' }, 'the standard'),
+      '):',
+      h(
+        'ul',
+        null,
+        row('latest', '', 'sdmx-latest'),
+        point
+          ? row(
+              `as of this page (${point.map(([k, v]) => `${k} ${v}`).join(', ')})`,
+              point.map(([k, v]) => `&${k}=${enc(v)}`).join(''),
+              'sdmx-pinned',
+            )
+          : null,
+      ),
+    );
+  }
+
   async function datasetPage() {
     const id = segments()[1];
     const asOfText = param('asOf');
@@ -606,6 +673,7 @@
       const synthetic = breakdowns.some(
         ({ b }) => b && [b.total, ...b.items].some((f) => f && isSynthetic(f.release)),
       );
+      const sdmxAt = period ? await sdmxPoint(asOf, revision) : null;
 
       const periodSelect = h(
         'select',
@@ -658,6 +726,7 @@
           ' · ',
           h('a', { href: `/audit?dataset=${enc(id)}` }, 'Audit log of this dataset'),
         ),
+        period ? sdmxLinks(id, 'all', period, sdmxAt) : null,
         form,
         status,
         revision != null
@@ -801,6 +870,7 @@
           size: obs.proof.treeSize,
         })
       ).checkpoint;
+      const sdmxAt = await sdmxPoint(asOf, obs.asOfRevision);
       const chartBox = h('div', {
         class: 'chart',
         id: 'chart',
@@ -830,6 +900,7 @@
           ` as of revision ${obs.asOfRevision}`,
         ),
         asOf ? pinnedBadge(asOfText) : liveBadge,
+        sdmxLinks(id, `${sdmxFreq(period)}.${key}.BAL`, period, sdmxAt),
         h('h2', null, 'Versions'),
         chartBox,
         versionsTable(ds, versions),

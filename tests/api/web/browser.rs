@@ -139,3 +139,13 @@ async fn the_web_interface_works_in_chromium() {
         }
     }
 }
+
+/// The dataset and figure pages link their SDMX-CSV, SDMX-ML and SDMX-JSON URLs under
+/// `/sdmx/2.1/`, latest and as of the page's point; the CSV and SDMX-ML links answer with the
+/// page's figures (`tests/browser/sdmx-links.mjs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pages_link_their_sdmx_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    run_script("sdmx-links.mjs", &server, &[]).await;
+}
