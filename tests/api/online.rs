@@ -449,3 +449,49 @@ async fn background_verification_reports_progress_and_result() {
     let v = app.gql_write(READ, json!({ "id": ids[0] })).await;
     assert_eq!(v["data"]["ledgerVerification"], Value::Null, "{v}");
 }
+
+/// `verifyLedgerFull` runs as the background job: one that cannot finish before the request
+/// timeout hands the request back (`LIMIT_EXCEEDED` naming the job) instead of holding it,
+/// the job goes on, and `ledgerVerification` gives its result once it can finish.
+#[tokio::test]
+async fn a_full_verification_longer_than_the_request_timeout_goes_on_as_a_job() {
+    use tradeledger::testing::LedgerTesting;
+    let app = spawn_app_with(|c| c.request_timeout = std::time::Duration::from_millis(1500), true).await;
+    const FULL: &str = "{ verifyLedgerFull { ok checked firstBadRevision } }";
+    const READ: &str = "query($id: ID) { ledgerVerification(id: $id) { id phase checked result { ok checked } } }";
+    let turn = app.ledger.hold_verification().expect("no verification runs");
+    let started = std::time::Instant::now();
+    let (status, v) = app.post(FULL, json!({}), Some(WRITE_SECRET)).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{v}");
+    let id = v["errors"][0]["extensions"]["verificationJob"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the job is named: {v}"))
+        .to_owned();
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("ledgerVerification"),
+        "{v}"
+    );
+    assert!(waited < std::time::Duration::from_millis(1500), "held {waited:?}");
+    let job = app.gql_write(READ, json!({ "id": id })).await;
+    assert_eq!(job["data"]["ledgerVerification"]["phase"], "CHAIN", "{job}");
+    drop(turn);
+    let mut done = Value::Null;
+    for _ in 0..500 {
+        let job = app.gql_write(READ, json!({ "id": id })).await["data"]["ledgerVerification"].clone();
+        if job["phase"] == "DONE" {
+            done = job;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(done["result"], json!({ "ok": true, "checked": 3 }), "{done}");
+    // With nothing in its way, it answers in the request.
+    let v = app.gql_write(FULL, json!({})).await;
+    assert_eq!(
+        v["data"]["verifyLedgerFull"],
+        json!({ "ok": true, "checked": 3, "firstBadRevision": null }),
+        "{v}"
+    );
+}
