@@ -330,15 +330,8 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             let (Some(out), Some(token)) = (out, token) else {
                 bail!("export --url needs --out FILE and --token (an admin token)");
             };
-            let e = crate::online::export(
-                &url,
-                &token,
-                after,
-                &out,
-                checkpoint_out.as_deref(),
-                vkey.as_deref(),
-            )
-            .await?;
+            let e =
+                crate::online::export(&url, &token, after, &out, checkpoint_out.as_deref(), vkey.as_deref()).await?;
             eprintln!(
                 "exported {} events ({} kept from before, {} appended) to {}; checkpoint (size {}, root {}) in {}",
                 e.kept + e.appended,

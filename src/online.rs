@@ -404,7 +404,10 @@ impl Pass<'_> {
     async fn release(&mut self, item: Vec<u8>, at: String, title: &str) -> Result<()> {
         let datasets_bytes = self.datasets_bytes;
         if item.len() + datasets_bytes + 64 > BATCH_BYTES {
-            bail!("{at}: release \"{title}\" is {} bytes, more than a batch takes ({BATCH_BYTES})", item.len());
+            bail!(
+                "{at}: release \"{title}\" is {} bytes, more than a batch takes ({BATCH_BYTES})",
+                item.len()
+            );
         }
         if self.count == BATCH_RELEASES || self.items.len() + item.len() + datasets_bytes + 64 > BATCH_BYTES {
             self.send().await?;
@@ -450,7 +453,9 @@ impl Pass<'_> {
         };
         let response = match response {
             Ok(r) => r,
-            Err(e) if self.check => return Err(anyhow::Error::new(e).context(format!("checking {span}; nothing was recorded"))),
+            Err(e) if self.check => {
+                return Err(anyhow::Error::new(e).context(format!("checking {span}; nothing was recorded")))
+            }
             Err(e) => return Err(anyhow::Error::new(e).context(not_recorded())),
         };
         if !response.status().is_success() {

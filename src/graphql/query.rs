@@ -973,7 +973,10 @@ impl QueryRoot {
         match job.result() {
             Some(Ok(r)) => Ok(verification(r.verification.clone(), r.tree_damage.clone(), r.root)),
             Some(Err(e)) => Err(coded(ErrorCode::InternalServerError, e.clone())),
-            None => Err(coded(ErrorCode::InternalServerError, "the verification ended without a result")),
+            None => Err(coded(
+                ErrorCode::InternalServerError,
+                "the verification ended without a result",
+            )),
         }
     }
 

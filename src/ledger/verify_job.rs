@@ -71,10 +71,7 @@ impl VerifyJob {
     /// Waits at most `budget` for the job to finish; true if it has.
     pub async fn wait(&self, budget: std::time::Duration) -> bool {
         let mut done = self.done.subscribe();
-        let finished = matches!(
-            tokio::time::timeout(budget, done.wait_for(|d| *d)).await,
-            Ok(Ok(_))
-        );
+        let finished = matches!(tokio::time::timeout(budget, done.wait_for(|d| *d)).await, Ok(Ok(_)));
         finished
     }
 
