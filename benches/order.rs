@@ -51,11 +51,8 @@ fn order(c: &mut Criterion) {
         let response = rt.block_on(schema.execute(request));
         assert!(response.errors.is_empty(), "{name}: {:?}", response.errors);
         group.bench_function(format!("{name}/execute"), |b| {
-            b.to_async(&rt).iter_batched(
-                || prepare().0,
-                |request| schema.execute(request),
-                BatchSize::SmallInput,
-            )
+            b.to_async(&rt)
+                .iter_batched(|| prepare().0, |request| schema.execute(request), BatchSize::SmallInput)
         });
         group.bench_function(format!("{name}/order"), |b| {
             b.iter_batched(
