@@ -112,7 +112,7 @@ head=$(curl -s "$URL/graphql" -H 'content-type: application/json' -d '{"query":"
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["ledger"]["revision"])')
 [ "$head" = "$events" ] || { echo "head $head after the import, expected $events" >&2; exit 1; }
 "$BIN" import --url "$URL" --token "$SECRET" "${files[@]}" >"$WORK/again.out" 2>/dev/null
-grep -q "recorded 0 datasets and 0 releases.*already there: $RELEASES;" "$WORK/again.out" ||
+grep -q "recorded 0 datasets and 0 releases" "$WORK/again.out" ||
   { echo "a second import recorded something: $(cat "$WORK/again.out")" >&2; exit 1; }
 
 start_reads export
