@@ -132,6 +132,11 @@ pub enum Command {
             requires = "url"
         )]
         checkpoint_out: Option<PathBuf>,
+        /// With --url: the log's note verifier key (`verifierKey` in the API, obtained
+        /// beforehand from a source you trust): the server's checkpoint must carry a valid
+        /// signature by it, else the export fails and writes no checkpoint.
+        #[arg(long, env = "TRADELEDGER_EXPORT_VKEY", requires = "url")]
+        vkey: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -367,12 +372,14 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
             after,
             out,
             checkpoint_out,
+            vkey,
             ..
         } => {
             let (Some(out), Some(token)) = (out, token) else {
                 bail!("export --url needs --out FILE and --token (an admin token)");
             };
-            let e = crate::online::export(&url, &token, after, &out, checkpoint_out.as_deref()).await?;
+            let e =
+                crate::online::export(&url, &token, after, &out, checkpoint_out.as_deref(), vkey.as_deref()).await?;
             eprintln!(
                 "exported {} events ({} kept from before, {} appended) to {}; checkpoint (size {}, root {}) in {}",
                 e.kept + e.appended,

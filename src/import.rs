@@ -99,7 +99,7 @@ pub fn format_of(path: &Path, format: Option<Format>) -> Result<Format, ImportEr
     }
 }
 
-fn display_name(path: &Path) -> String {
+pub(crate) fn display_name(path: &Path) -> String {
     if path.as_os_str() == STDIN {
         "standard input".into()
     } else {
@@ -202,7 +202,7 @@ impl Batch {
 
 /// A file's name and contents, and whether it is a regular file (not a pipe); refuses files
 /// over [`MAX_FILE_BYTES`].
-fn read_bytes(path: &Path) -> Result<(String, Vec<u8>, bool), ImportError> {
+pub(crate) fn read_bytes(path: &Path) -> Result<(String, Vec<u8>, bool), ImportError> {
     let name = display_name(path);
     let fail = |message: String| ImportError {
         file: name.clone(),
@@ -481,11 +481,11 @@ const RECORD_CHUNK_OBSERVATIONS: usize = 1 << 17;
 
 /// True for a regular file (which can be read again), false for standard input, a pipe or a
 /// device.
-fn is_regular(path: &Path) -> bool {
+pub(crate) fn is_regular(path: &Path) -> bool {
     path.as_os_str() != STDIN && std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
-fn open(path: &Path) -> Result<std::fs::File, ImportError> {
+pub(crate) fn open(path: &Path) -> Result<std::fs::File, ImportError> {
     std::fs::File::open(path).map_err(|e| ImportError {
         file: display_name(path),
         at: "file".into(),
@@ -500,7 +500,7 @@ fn release_digest(draft: &ReleaseDraft) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn json_origin(file: &str, item: usize) -> Origin {
+pub(crate) fn json_origin(file: &str, item: usize) -> Origin {
     Origin {
         file: file.to_owned(),
         place: Place::Item(item),

@@ -32,10 +32,17 @@ impl SledTesting for SledStore {
 /// The store behind a ledger. Appending through it bypasses the writer: tests only.
 pub trait LedgerTesting {
     fn store(&self) -> &Arc<dyn LogStore>;
+    /// Takes the turn full verifications wait for, so that one cannot finish while the guard
+    /// is held; `None` while one runs.
+    fn hold_verification(&self) -> Option<tokio::sync::OwnedMutexGuard<()>>;
 }
 
 impl LedgerTesting for Ledger {
     fn store(&self) -> &Arc<dyn LogStore> {
         self.log()
+    }
+
+    fn hold_verification(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.try_hold_verification()
     }
 }

@@ -77,6 +77,9 @@ pub struct Limits {
     /// Largest response, in bytes: a query whose estimated size is larger is refused before
     /// it runs (see `limits`).
     pub max_response_bytes: usize,
+    /// Longest a GraphQL operation may run (`--request-timeout-ms`): `verifyLedgerFull` hands
+    /// its request back before it, leaving the verification running in the background.
+    pub request_timeout: std::time::Duration,
 }
 
 impl From<&LimitArgs> for Limits {
@@ -97,6 +100,7 @@ impl From<&LimitArgs> for Limits {
             max_variables_nodes: a.max_variables_nodes,
             query_plans: a.query_plans,
             max_response_bytes: a.max_response_bytes,
+            request_timeout: std::time::Duration::from_millis(a.request_timeout_ms),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The query root.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, PageInfo};
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -939,8 +939,12 @@ impl QueryRoot {
 
     /// Walks the whole log from revision 1: checks every hash and link of the chain,
     /// re-folds the events and recomputes every leaf of the transparency log. Needs a write
-    /// token. Cost grows with the log; meant for audits, not for polling. Full verifications
-    /// run one at a time; a second caller waits for the first to finish.
+    /// token. Cost grows with the log; meant for audits, not for polling. It runs as the
+    /// background job `startLedgerVerification` starts (or joins the one running, which
+    /// covers the log as it was when that one started) and answers when the job is done; a
+    /// job that is not done shortly before the request timeout (`--request-timeout-ms`) goes
+    /// on in the background, and the request gets `LIMIT_EXCEEDED` naming the job
+    /// (`extensions.verificationJob`) to read with `ledgerVerification(id:)`.
     async fn verify_ledger_full(&self, ctx: &Context<'_>) -> Result<LedgerVerification> {
         if !super::caller_of(ctx).can_write {
             return Err(coded(
@@ -948,16 +952,32 @@ impl QueryRoot {
                 "verifyLedgerFull needs a write token; verifyLedger checks what was recorded since the last verification",
             ));
         }
-        let ledger = ledger_of(ctx);
-        let v = ledger.verify_in_turn().await.map_err(error::ledger)?;
-        // The transparency log's leaves are derived data: recompute them from the events.
-        let store = ledger.log().clone();
-        let checked = v.checked;
-        let tree = tokio::task::spawn_blocking(move || crate::store::check_tree(store.as_ref(), checked))
-            .await
-            .map_err(|e| coded(ErrorCode::InternalServerError, format!("verification failed: {e}")))?
-            .map_err(|e| coded(ErrorCode::InternalServerError, e.to_string()))?;
-        Ok(verification(v, tree.damage, tree.root))
+        let job = ledger_of(ctx).start_verification();
+        let budget = full_verification_wait(limits_of(ctx).request_timeout);
+        if !job.wait(budget).await {
+            let id = job.id;
+            return Err(coded(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "the full verification did not finish within {} ms (the request timeout is {} ms); it goes on in \
+                     the background as job {id}, {} of at least {} events checked so far: read \
+                     ledgerVerification(id: \"{id}\") for its progress and result",
+                    budget.as_millis(),
+                    limits_of(ctx).request_timeout.as_millis(),
+                    job.checked(),
+                    job.total
+                ),
+            )
+            .extend_with(|_, e| e.set("verificationJob", id.to_string())));
+        }
+        match job.result() {
+            Some(Ok(r)) => Ok(verification(r.verification.clone(), r.tree_damage.clone(), r.root)),
+            Some(Err(e)) => Err(coded(ErrorCode::InternalServerError, e.clone())),
+            None => Err(coded(
+                ErrorCode::InternalServerError,
+                "the verification ended without a result",
+            )),
+        }
     }
 
     /// A full verification started with `startLedgerVerification`: its progress and, once
@@ -1174,4 +1194,10 @@ fn ledger_event(a: crate::ledger::AuditEvent) -> LedgerEvent {
         release,
         canonical: a.canonical,
     }
+}
+
+/// How long `verifyLedgerFull` waits for its job: a tenth of the request timeout (at most a
+/// second) short of it, so that the request answers, naming the job, before it is cut off.
+pub(crate) fn full_verification_wait(request_timeout: std::time::Duration) -> std::time::Duration {
+    request_timeout.saturating_sub((request_timeout / 10).min(std::time::Duration::from_secs(1)))
 }

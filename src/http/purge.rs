@@ -1,21 +1,28 @@
 //! Purging HTTP caches when the ledger changes (`--purge-url`).
 //!
 //! A task follows the ledger's notices (the channel subscriptions are fed from, so events
-//! recorded by other nodes of a JetStream cluster count too) and, for every event, sends each
-//! configured cache `PURGE <url>` with the surrogate keys of the head answers the event can
-//! change in `xkey-purge` (the dataset's key and [`TAG_LEDGER`]) and the dataset in
+//! recorded by other nodes of a JetStream cluster count too) and, for every burst of events
+//! (those announced within [`COALESCE`] of the first), sends each configured cache
+//! `PURGE <url>` once per dataset they changed, with the surrogate keys of the head answers
+//! they can change in `xkey-purge` (the dataset's key and [`TAG_LEDGER`]) and the dataset in
 //! `X-Tradeledger-Dataset`. Pinned answers carry neither key and stay cached.
+//!
+//! Every node purges after it applied the events itself, whichever node recorded them: a
+//! cache may fetch the new answer from any node, and only a purge sent once that node has
+//! applied the event keeps it from storing the old answer again; a node cannot know when the
+//! others have applied it without coordinating with them. Caches may also be per node.
 //!
 //! Writes never wait for it: the notice is sent after the write is applied, and each purge
 //! runs as a task of its own. A purge that fails (no answer within the timeout, or not 2xx)
 //! is retried with growing pauses and counted; one that still fails is counted and left to
 //! the caches' `max-age`. If the task falls behind the notices, it purges every dataset.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, Method};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::caching::{dataset_tag, TAG_LEDGER};
 use super::AppState;
@@ -25,6 +32,9 @@ use crate::projection::Applied;
 pub const PURGE_KEYS_HEADER: &str = "xkey-purge";
 /// The header naming the dataset that changed.
 pub const DATASET_HEADER: &str = "x-tradeledger-dataset";
+/// How long the task waits after a notice for the events recorded with it, which it purges
+/// together: each dataset once per burst of events, not once per event.
+const COALESCE: Duration = Duration::from_millis(20);
 /// Longest wait for a cache to answer one purge.
 const PURGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pauses before the retries of a failed purge.
@@ -53,32 +63,55 @@ async fn run(state: Arc<AppState>) {
     let mut notices = state.ledger.subscribe();
     let mut shutdown = state.shutdown.clone();
     loop {
-        let datasets: Vec<String> = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.changed() => return,
-            notice = notices.recv() => match notice {
-                Ok(notice) => match &notice.applied {
-                    Applied::DatasetDefined { id } | Applied::DatasetAmended { id } => vec![id.clone()],
-                    Applied::ReleasePublished { release, .. } => {
-                        let p = state.ledger.read();
-                        p.releases().get(*release as usize).map(|r| r.dataset.clone()).into_iter().collect()
-                    }
-                    // The calendar changes.
-                    Applied::ReleaseScheduled { id } | Applied::ScheduleWithdrawn { id } => {
-                        let p = state.ledger.read();
-                        p.schedule(id).map(|s| s.schedule.dataset.clone()).into_iter().collect()
-                    }
-                },
+            notice = notices.recv() => notice,
+        };
+        // The events recorded with it (a group commit, an import's batch) are applied and
+        // announced within moments: wait that long, take every notice there is, and purge each
+        // dataset once for all of them.
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(COALESCE) => {}
+        }
+        let mut datasets = BTreeSet::new();
+        let mut next = Some(first);
+        while let Some(notice) = next.take() {
+            match notice {
+                Ok(notice) => datasets.extend(dataset_of(&state, &notice.applied)),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "cache purges fell behind the ledger; purging every dataset");
-                    state.ledger.read().datasets().iter().map(|d| d.def.id.to_string()).collect()
+                    datasets.extend(state.ledger.read().datasets().iter().map(|d| d.def.id.to_string()));
                 }
                 Err(RecvError::Closed) => return,
-            },
-        };
+            }
+            next = match notices.try_recv() {
+                Ok(notice) => Some(Ok(notice)),
+                Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+                Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                Err(TryRecvError::Empty) => None,
+            };
+        }
         for dataset in datasets {
             for url in &state.config.purge_urls {
                 tokio::spawn(purge(state.clone(), client.clone(), url.clone(), dataset.clone()));
             }
+        }
+    }
+}
+
+/// The dataset whose head answers an event can change.
+fn dataset_of(state: &AppState, applied: &Applied) -> Option<String> {
+    match applied {
+        Applied::DatasetDefined { id } | Applied::DatasetAmended { id } => Some(id.clone()),
+        Applied::ReleasePublished { release, .. } => {
+            let p = state.ledger.read();
+            p.releases().get(*release as usize).map(|r| r.dataset.clone())
+        }
+        // The calendar changes.
+        Applied::ReleaseScheduled { id } | Applied::ScheduleWithdrawn { id } => {
+            let p = state.ledger.read();
+            p.schedule(id).map(|s| s.schedule.dataset.clone())
         }
     }
 }

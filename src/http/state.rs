@@ -175,7 +175,13 @@ pub fn app_state(
             config.max_concurrent_queries,
             config.max_queued_queries,
         )?,
-        schema: build_schema(ledger.clone(), config.limits),
+        schema: build_schema(
+            ledger.clone(),
+            crate::graphql::Limits {
+                request_timeout: config.request_timeout,
+                ..config.limits
+            },
+        ),
         ws_slots: Arc::new(Semaphore::new(config.max_ws_connections)),
         responses: ResponseCache::new(config.response_cache_entries, config.response_cache_bytes),
         queries: QueryLimits::new(config.limits, ledger.clone()),

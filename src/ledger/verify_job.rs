@@ -41,6 +41,8 @@ pub struct VerifyJob {
     phase: AtomicU8,
     finished_at: OnceLock<DateTime<Utc>>,
     result: OnceLock<Result<JobResult, String>>,
+    /// Turns true when the job is done, for [`VerifyJob::wait`].
+    done: tokio::sync::watch::Sender<bool>,
 }
 
 impl VerifyJob {
@@ -66,10 +68,18 @@ impl VerifyJob {
         self.result.get()
     }
 
+    /// Waits at most `budget` for the job to finish; true if it has.
+    pub async fn wait(&self, budget: std::time::Duration) -> bool {
+        let mut done = self.done.subscribe();
+        let finished = matches!(tokio::time::timeout(budget, done.wait_for(|d| *d)).await, Ok(Ok(_)));
+        finished
+    }
+
     fn finish(&self, result: Result<JobResult, String>) {
         let _ = self.result.set(result);
         let _ = self.finished_at.set(Utc::now());
         self.phase.store(2, Ordering::Release);
+        self.done.send_replace(true);
     }
 }
 
@@ -89,6 +99,7 @@ impl Ledger {
             phase: AtomicU8::new(0),
             finished_at: OnceLock::new(),
             result: OnceLock::new(),
+            done: tokio::sync::watch::channel(false).0,
         });
         *current = Some(job.clone());
         drop(current);
@@ -99,6 +110,12 @@ impl Ledger {
             running.finish(outcome.map_err(|e| e.to_string()));
         });
         job
+    }
+
+    /// The turn full verifications take, held by the caller (tests: a verification that
+    /// cannot finish); `None` while one runs.
+    pub(crate) fn try_hold_verification(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.inner.verifying.clone().try_lock_owned().ok()
     }
 
     /// The last job started, if any.

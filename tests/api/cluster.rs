@@ -879,3 +879,75 @@ async fn a_restarted_node_fetches_only_what_its_copy_lacks() {
         "releases of the old stream survived on node A"
     );
 }
+
+/// The admin endpoints on a JetStream node: a batch posted to node A (`POST
+/// /admin/releases`) is recorded once in the stream, a retry through node B answers it as
+/// duplicates, and `GET /admin/events` gives the same log, byte for byte, from either node,
+/// ending with a checkpoint of all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_import_and_export_on_jetstream_nodes() {
+    const ADMIN: &str = "cluster-admin-secret";
+    let cluster = NatsCluster::start(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--nats-replicas", "1", "--admin-tokens", "ops:cluster-admin-secret"];
+    let a = start_node(&dir.path().join("a"), &cluster, true, &extra).await;
+    let b = start_node(&dir.path().join("b"), &cluster, false, &extra).await;
+    let fixtures_head = head_of(&a).await;
+    let releases: Vec<Value> = (0..3)
+        .map(|i| json!({ "release": release_input(&Uuid::new_v4().to_string(), "_T._T._T", &format!("203{i}-S1"), "7") }))
+        .collect();
+    let batch = json!({ "releases": releases }).to_string();
+    let post = |server: &Server| {
+        server
+            .client
+            .post(format!("http://{}/admin/releases", server.addr))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(batch.clone())
+            .send()
+    };
+    let r: Value = post(&a).await.unwrap().json().await.unwrap();
+    assert_eq!(r["releasesRecorded"], 3, "{r}");
+    assert_eq!(r["headRevision"].as_u64(), Some(fixtures_head + 3), "{r}");
+    wait_head(&b, fixtures_head + 3, "node B reads the batch node A recorded").await;
+    let r: Value = post(&b).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (r["releasesRecorded"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(3)),
+        "{r}"
+    );
+    assert_eq!(head_of(&a).await, fixtures_head + 3, "the retry added revisions");
+
+    let events = |server: &Server| {
+        let url = format!("http://{}/admin/events", server.addr);
+        let client = server.client.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let (from_a, from_b) = (events(&a).await, events(&b).await);
+    let lines: Vec<&str> = from_b.lines().collect();
+    assert_eq!(lines.len() as u64, fixtures_head + 4, "{from_b}");
+    let (events_a, events_b) = (
+        from_a.rsplit_once("{\"checkpoint\"").unwrap().0,
+        from_b.rsplit_once("{\"checkpoint\"").unwrap().0,
+    );
+    assert_eq!(events_a, events_b, "the nodes export different logs");
+    let last: Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    let note = last["checkpoint"].as_str().unwrap();
+    assert_eq!(
+        note.lines().nth(1),
+        Some((fixtures_head + 3).to_string().as_str()),
+        "{note}"
+    );
+    let (_, log) = checked_log(&b, "node B").await;
+    assert_eq!(log.len(), 5, "the fixtures' 2 releases and the batch's 3, once each");
+}

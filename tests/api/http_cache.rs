@@ -484,3 +484,42 @@ async fn a_publish_purges_the_configured_caches() {
     assert!(counter(&app, "cache_purge_retries").await >= 1);
     assert_eq!(counter(&app, "cache_purges").await, 1);
 }
+
+/// A burst of events (an import's batch of 40 releases) is purged once per dataset, not
+/// once per event, and the purge comes after the last of them.
+#[tokio::test]
+async fn a_batch_of_releases_is_purged_once_per_dataset() {
+    let (url, mut purges) = purge_listener().await;
+    let app = spawn_app_with(|c| c.purge_urls = vec![url], true).await;
+    let releases: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({ "release": release_input(
+                &format!("0f6a3c1e-2b7d-4c1a-9e55-0000000b{i:04}"),
+                "ICT._T._T",
+                "2025-S1",
+                &format!("{}", 2000 + i),
+            )})
+        })
+        .collect();
+    let r = app
+        .client
+        .post(format!("http://{}/admin/releases", app.addr))
+        .bearer_auth(ADMIN_SECRET)
+        .header("content-type", "application/json")
+        .body(json!({ "releases": releases }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (_, dataset) = tokio::time::timeout(Duration::from_secs(60), purges.recv())
+        .await
+        .expect("a purge within the deadline")
+        .expect("a purge");
+    assert_eq!(dataset, DATASET);
+    // Whatever else comes within a while (the first attempt failed and was retried above).
+    let mut sent = 1;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1500), purges.recv()).await {
+        sent += 1;
+    }
+    assert!(sent <= 5, "{sent} purges for one batch of 40 releases");
+}

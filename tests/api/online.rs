@@ -449,3 +449,135 @@ async fn background_verification_reports_progress_and_result() {
     let v = app.gql_write(READ, json!({ "id": ids[0] })).await;
     assert_eq!(v["data"]["ledgerVerification"], Value::Null, "{v}");
 }
+
+/// `verifyLedgerFull` runs as the background job: one that cannot finish before the request
+/// timeout hands the request back (`LIMIT_EXCEEDED` naming the job) instead of holding it,
+/// the job goes on, and `ledgerVerification` gives its result once it can finish.
+#[tokio::test]
+async fn a_full_verification_longer_than_the_request_timeout_goes_on_as_a_job() {
+    use tradeledger::testing::LedgerTesting;
+    let app = spawn_app_with(|c| c.request_timeout = std::time::Duration::from_millis(1500), true).await;
+    const FULL: &str = "{ verifyLedgerFull { ok checked firstBadRevision } }";
+    const READ: &str = "query($id: ID) { ledgerVerification(id: $id) { id phase checked result { ok checked } } }";
+    let turn = app.ledger.hold_verification().expect("no verification runs");
+    let started = std::time::Instant::now();
+    let (status, v) = app.post(FULL, json!({}), Some(WRITE_SECRET)).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED", "{v}");
+    let id = v["errors"][0]["extensions"]["verificationJob"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the job is named: {v}"))
+        .to_owned();
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ledgerVerification"),
+        "{v}"
+    );
+    assert!(waited < std::time::Duration::from_millis(1500), "held {waited:?}");
+    let job = app.gql_write(READ, json!({ "id": id })).await;
+    assert_eq!(job["data"]["ledgerVerification"]["phase"], "CHAIN", "{job}");
+    drop(turn);
+    let mut done = Value::Null;
+    for _ in 0..500 {
+        let job = app.gql_write(READ, json!({ "id": id })).await["data"]["ledgerVerification"].clone();
+        if job["phase"] == "DONE" {
+            done = job;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(done["result"], json!({ "ok": true, "checked": 3 }), "{done}");
+    // With nothing in its way, it answers in the request.
+    let v = app.gql_write(FULL, json!({})).await;
+    assert_eq!(
+        v["data"]["verifyLedgerFull"],
+        json!({ "ok": true, "checked": 3, "firstBadRevision": null }),
+        "{v}"
+    );
+}
+
+/// `export --url --vkey` checks the checkpoint's signature: the server's own key passes, a
+/// key of the same name that did not sign it fails clearly and writes no checkpoint.
+#[tokio::test]
+async fn online_export_checks_the_checkpoint_signature_with_the_verifier_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--admin-tokens", ADMIN]).await;
+    let base = format!("http://{}", server.addr);
+    let vkey = server.query("{ verifierKey }", json!({})).await["verifierKey"]
+        .as_str()
+        .expect("a verifier key")
+        .to_owned();
+    let good = dir.path().join("good.jsonl");
+    let out = export_url(&base, ADMIN_SECRET_BIN, &good, &["--vkey", &vkey]).await;
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(dir.path().join("good.jsonl.checkpoint").exists());
+
+    let name = vkey.split('+').next().unwrap();
+    let other = tradeledger::tlog::note::Signer::generate(name).unwrap().verifier_key();
+    let bad = dir.path().join("bad.jsonl");
+    let out = export_url(&base, ADMIN_SECRET_BIN, &bad, &["--vkey", &other]).await;
+    assert_ne!(out.code(), Some(0), "{out:?}");
+    assert!(out.stderr.contains("does not verify with --vkey"), "{out:?}");
+    assert!(
+        !dir.path().join("bad.jsonl.checkpoint").exists(),
+        "a checkpoint was written"
+    );
+    let out = export_url(&base, ADMIN_SECRET_BIN, &bad, &["--vkey", "not a key"]).await;
+    assert_ne!(out.code(), Some(0), "{out:?}");
+    assert!(out.stderr.contains("--vkey"), "{out:?}");
+    server.stop().await;
+}
+
+/// `import --url` streams a CSV file in batches the server acknowledges one by one: a batch
+/// refused when recorded (here a release whose id the first file recorded with other
+/// figures) stops the import naming its file and line, the batches acknowledged before it
+/// stay recorded, and running it again with the file fixed records only the rest.
+#[tokio::test]
+async fn online_import_keeps_acknowledged_batches_and_a_retry_records_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--no-fixtures", "--admin-tokens", ADMIN]).await;
+    let base = format!("http://{}", server.addr);
+    let dataset = dir.path().join("dataset.json");
+    let csv = dir.path().join("a.csv");
+    assert_eq!(run_cli(generate(&["--releases", "0"], &dataset)).await.code(), Some(0));
+    let g = run_cli(generate(
+        &[
+            "--releases",
+            "1000",
+            "--observations-per-release",
+            "1",
+            "--format",
+            "csv",
+        ],
+        &csv,
+    ))
+    .await;
+    assert_eq!(g.code(), Some(0), "{g:?}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let header = text.lines().next().unwrap();
+    let last = text.lines().last().unwrap();
+    let value_of = |row: &str| row.rsplit_once(',').unwrap().0.to_owned();
+    // The last release again, with another figure: checked alone it is fine; recorded after
+    // a.csv it is a conflict.
+    let b = dir.path().join("b.csv");
+    std::fs::write(&b, format!("{header}\n{},123456\n", value_of(last))).unwrap();
+    let out = import_url(&base, ADMIN_SECRET_BIN, &[dataset.clone(), csv.clone(), b.clone()]).await;
+    assert_ne!(out.code(), Some(0), "{out:?}");
+    assert!(out.stderr.contains("b.csv: line 2"), "{out:?}");
+    assert!(out.stderr.contains("1000 releases before it were"), "{out:?}");
+    assert_eq!(head(&server).await, 1001, "the acknowledged batches were not kept");
+
+    // Fixed: another release id.
+    let id = last.split(',').nth(1).unwrap();
+    let fixed = value_of(last).replacen(id, "0b7e4f7e-0000-4000-8000-00000000beef", 1);
+    std::fs::write(&b, format!("{header}\n{fixed},123456\n")).unwrap();
+    let out = import_url(&base, ADMIN_SECRET_BIN, &[dataset, csv, b]).await;
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("recorded 0 datasets and 1 releases"), "{out:?}");
+    assert!(out.stdout.contains("already there: 1001"), "{out:?}");
+    assert_eq!(head(&server).await, 1002);
+    server.stop().await;
+}
