@@ -19,9 +19,11 @@
 mod data;
 mod dsd;
 mod error;
+mod filter;
 mod query;
 mod schema;
 mod structure;
+mod v30;
 mod xml;
 
 use std::sync::Arc;
@@ -66,6 +68,7 @@ struct Sdmx {
 pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConfig, tokens: Tokens) -> Router<S> {
     Router::new()
         .route("/sdmx/2.1/{*path}", get(v21))
+        .route("/sdmx/3.0/{*path}", get(v30))
         .with_state(Arc::new(Sdmx { ledger, config, tokens }))
 }
 
@@ -78,7 +81,34 @@ async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, 
     }
 }
 
-async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, SdmxError> {
+/// SDMX-REST 2.2: errors in the format the answer would have had.
+async fn v30(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+    let params = query::parse_query_string(uri.query()).unwrap_or_default();
+    let style = v30::error_style(&headers, &params);
+    match answer30(sdmx, &path, &uri, &headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_styled(style),
+    }
+}
+
+async fn answer30(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, SdmxError> {
+    check_request(&sdmx, path, headers)?;
+    let params = query::parse_query_string(uri.query())?;
+    let segments: Vec<&str> = path.split('/').collect();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match segments[0] {
+        "data" => v30::data_query(sdmx, &segments[1..], &params, accept, headers).await,
+        "schema" => v30::schema_query(&sdmx, &segments[1..], &params),
+        "structure" | "availability" | "metadata" | "registration" => Err(SdmxError::not_implemented(format!(
+            "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data and schema queries here",
+            segments[0]
+        ))),
+        other => Err(SdmxError::no_results(format!("`{}` is no SDMX-REST resource", shorten(other)))),
+    }
+}
+
+/// The path's length and the read token, checked before anything else.
+fn check_request(sdmx: &Sdmx, path: &str, headers: &HeaderMap) -> Result<(), SdmxError> {
     if path.len() > 4096 {
         return Err(SdmxError::syntax("the path is longer than 4096 bytes"));
     }
@@ -96,6 +126,11 @@ async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> 
         }
     };
     authorize(&sdmx.tokens, secret).map_err(|why| SdmxError::new(Kind::Unauthorized, why))?;
+    Ok(())
+}
+
+async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, SdmxError> {
+    check_request(&sdmx, path, headers)?;
     let params = query::parse_query_string(uri.query())?;
     let segments: Vec<&str> = path.split('/').collect();
     let resource = segments[0].to_ascii_lowercase();
@@ -407,7 +442,7 @@ fn schema_query(
             ))
         })?),
     };
-    let body = schema::schema(&flow, &at);
+    let body = schema::schema(&flow, &at, schema::MlVersion::V21);
     let tag = etag(&["schema", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
     Ok(ok_response(body.into(), SCHEMA_XSD, &tag, false))
 }
@@ -475,52 +510,82 @@ async fn data_query(
     let flow_ref = FlowRef::parse(segments.first().copied().unwrap_or(""))?;
     let key = segments.get(1).copied().filter(|k| !k.is_empty() && *k != "all");
     let provider = segments.get(2).copied().filter(|p| !p.is_empty() && *p != "all");
-
-    let start = get("startPeriod")
-        .map(|v| query::period_bound("startPeriod", v, true))
-        .transpose()?;
-    let end = get("endPeriod")
-        .map(|v| query::period_bound("endPeriod", v, false))
-        .transpose()?;
-    let updated_after = get("updatedAfter")
-        .map(|v| query::date_time("updatedAfter", v))
-        .transpose()?;
-    let first_n = get("firstNObservations")
-        .map(|v| query::positive("firstNObservations", v))
-        .transpose()?;
-    let last_n = get("lastNObservations")
-        .map(|v| query::positive("lastNObservations", v))
-        .transpose()?;
-    let detail = get("detail")
-        .map(DataDetail::parse)
-        .transpose()?
-        .unwrap_or(DataDetail::Full);
-    let history = get("includeHistory")
-        .map(|v| query::boolean("includeHistory", v))
-        .transpose()?
-        .unwrap_or(false);
-    let as_of = get("asOf").map(|v| query::date_time("asOf", v)).transpose()?;
-    let known_at = get("knownAt").map(|v| query::date_time("knownAt", v)).transpose()?;
-    let now = Utc::now();
-    let pinned = known_at.is_some_and(|k| k <= now);
-
-    let planned = plan(
-        &sdmx.ledger,
-        &flow_ref,
-        key,
-        provider,
-        get("dimensionAtObservation"),
+    let request = DataRequest {
+        flow_ref,
+        keys: key.map(|k| vec![k.to_owned()]).unwrap_or_default(),
+        provider: provider.map(str::to_owned),
+        dimension_at_observation: get("dimensionAtObservation").map(str::to_owned),
         format,
-        as_of,
-        known_at,
-        pinned,
-        now,
-    )?;
+        start: get("startPeriod")
+            .map(|v| query::period_bound("startPeriod", v, true))
+            .transpose()?,
+        end: get("endPeriod")
+            .map(|v| query::period_bound("endPeriod", v, false))
+            .transpose()?,
+        updated_after: get("updatedAfter")
+            .map(|v| query::date_time("updatedAfter", v))
+            .transpose()?,
+        first_n: get("firstNObservations")
+            .map(|v| query::positive("firstNObservations", v))
+            .transpose()?,
+        last_n: get("lastNObservations")
+            .map(|v| query::positive("lastNObservations", v))
+            .transpose()?,
+        detail: get("detail")
+            .map(DataDetail::parse)
+            .transpose()?
+            .unwrap_or(DataDetail::Full),
+        history: get("includeHistory")
+            .map(|v| query::boolean("includeHistory", v))
+            .transpose()?
+            .unwrap_or(false),
+        as_of: get("asOf").map(|v| query::date_time("asOf", v)).transpose()?,
+        known_at: get("knownAt").map(|v| query::date_time("knownAt", v)).transpose()?,
+        filters: Vec::new(),
+        parts: data::Parts::ALL,
+        identity: format!("{segments:?}{params:?}"),
+    };
+    serve_data(sdmx, request, headers).await
+}
+
+/// A data query, parsed (SDMX-REST 1.5 or 2.2), not yet resolved against the ledger.
+struct DataRequest {
+    flow_ref: FlowRef,
+    /// Keys in SDMX-REST 1.5 form (empty parts and `*` are wildcards, `+` joins codes); a
+    /// figure matching any of them is kept; none: every key.
+    keys: Vec<String>,
+    provider: Option<String>,
+    dimension_at_observation: Option<String>,
+    format: DataFormat,
+    start: Option<query::Month>,
+    end: Option<query::Month>,
+    updated_after: Option<DateTime<Utc>>,
+    first_n: Option<u32>,
+    last_n: Option<u32>,
+    detail: DataDetail,
+    history: bool,
+    as_of: Option<DateTime<Utc>>,
+    known_at: Option<DateTime<Utc>>,
+    /// `c[COMPONENT]` parameters: the component id and the value.
+    filters: Vec<(String, String)>,
+    parts: data::Parts,
+    /// The path and the parameters, for the entity tag.
+    identity: String,
+}
+
+/// Resolves a data query, counts its answer within the limit and streams it.
+async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) -> Result<Response, SdmxError> {
+    let now = Utc::now();
+    let pinned = request.known_at.is_some_and(|k| k <= now);
+    let format = request.format;
+    let planned = plan(&sdmx.ledger, &request, pinned, now)?;
     let Planned {
         obs_dimension,
         pattern,
         frequencies,
         measures,
+        alternatives,
+        components,
         bound,
         prepared,
         head,
@@ -530,8 +595,7 @@ async fn data_query(
     } = planned;
     let tag = etag(&[
         "data",
-        &format!("{segments:?}"),
-        &format!("{params:?}"),
+        &request.identity,
         format.media_type(),
         &format!("{bound:?}"),
         &def_revision.to_string(),
@@ -553,15 +617,18 @@ async fn data_query(
         pattern,
         frequencies,
         measures,
-        start,
-        end,
-        updated_after,
-        first_n,
-        last_n,
+        start: request.start,
+        end: request.end,
+        updated_after: request.updated_after,
+        first_n: request.first_n,
+        last_n: request.last_n,
         obs_dimension,
-        detail,
-        history,
+        detail: request.detail,
+        history: request.history,
         bound,
+        alternatives,
+        components,
+        parts: request.parts,
     };
     let ledger = sdmx.ledger.clone();
     let limit = sdmx.config.max_observations;
@@ -596,6 +663,8 @@ struct Planned {
     pattern: KeyPattern,
     frequencies: Option<Vec<Frequency>>,
     measures: Option<Vec<u8>>,
+    alternatives: Vec<data::KeyAlternative>,
+    components: Vec<filter::ComponentFilter>,
     bound: crate::projection::Bound,
     prepared: DateTime<Utc>,
     head: u64,
@@ -605,19 +674,12 @@ struct Planned {
 }
 
 /// Resolves the dataflow, the provider, the key and the point in history.
-#[allow(clippy::too_many_arguments)]
-fn plan(
-    ledger: &Ledger,
-    flow_ref: &FlowRef,
-    key: Option<&str>,
-    provider: Option<&str>,
-    dimension_at_observation: Option<&str>,
-    format: DataFormat,
-    as_of: Option<DateTime<Utc>>,
-    known_at: Option<DateTime<Utc>>,
-    pinned: bool,
-    now: DateTime<Utc>,
-) -> Result<Planned, SdmxError> {
+fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>) -> Result<Planned, SdmxError> {
+    let flow_ref = &request.flow_ref;
+    let provider = request.provider.as_deref();
+    let dimension_at_observation = request.dimension_at_observation.as_deref();
+    let format = request.format;
+    let (as_of, known_at) = (request.as_of, request.known_at);
     let projection = ledger.read();
     let view = projection
         .dataset(&flow_ref.id)
@@ -679,51 +741,29 @@ fn plan(
         _ => obs_dimension,
     };
 
-    let mut pattern = KeyPattern(vec![None; view.def.dimensions.len()]);
-    let mut frequencies = None;
-    let mut measures = None;
-    if let Some(key) = key {
-        let parts = query::split_key(key, &dims)?;
-        let unknown = |dim: &str, code: &str| {
-            SdmxError::syntax(format!(
-                "key `{}`: `{}` is no code of dimension {dim}",
-                shorten(key),
-                shorten(code)
-            ))
-        };
-        for (i, part) in parts.into_iter().enumerate() {
-            let Some(codes) = part else { continue };
-            if i == 0 {
-                let f: Result<Vec<Frequency>, _> = codes
-                    .iter()
-                    .map(|c| {
-                        Frequency::from_code(c)
-                            .filter(|_| c != "H")
-                            .ok_or_else(|| unknown(dsd::FREQ, c))
-                    })
-                    .collect();
-                frequencies = Some(f?);
-            } else if i == dims.len() - 1 {
-                let mut m = Vec::new();
-                for c in &codes {
-                    if !KNOWN_MEASURES.contains(&c.as_str()) {
-                        return Err(unknown(dsd::MEASURE, c));
-                    }
-                    if let Some(p) = view.measure(c) {
-                        m.push(p);
-                    }
-                }
-                measures = Some(m);
-            } else {
-                let dim = &view.def.dimensions[i - 1];
-                let positions: Result<Vec<u16>, _> = codes
-                    .iter()
-                    .map(|c| dim.position(c).map(|p| p as u16).ok_or_else(|| unknown(&dim.id, c)))
-                    .collect();
-                pattern.0[i - 1] = Some(positions?);
-            }
-        }
-    }
+    let alternatives = request
+        .keys
+        .iter()
+        .map(|k| resolve_key(view, &dims, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut conditions = 0;
+    let components = request
+        .filters
+        .iter()
+        .map(|(id, v)| filter::ComponentFilter::parse(id, v, &dims, &mut conditions))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (union, alternatives) = match alternatives.len() {
+        0 => (
+            data::KeyAlternative {
+                pattern: KeyPattern(vec![None; view.def.dimensions.len()]),
+                frequencies: None,
+                measures: None,
+            },
+            Vec::new(),
+        ),
+        1 => (alternatives.into_iter().next().expect("one key"), Vec::new()),
+        _ => (data::KeyAlternative::union(&alternatives), alternatives),
+    };
     let as_of_spec = match (as_of, known_at) {
         (None, None) => None,
         (Some(t), None) => Some(AsOf::PublishedAt(t)),
@@ -743,15 +783,69 @@ fn plan(
 
     Ok(Planned {
         obs_dimension,
-        pattern,
-        frequencies,
-        measures,
+        pattern: union.pattern,
+        frequencies: union.frequencies,
+        measures: union.measures,
+        alternatives,
+        components,
         bound,
         prepared,
         head,
         def_revision,
         agency,
         dataset,
+    })
+}
+
+/// One key in SDMX-REST 1.5 form, resolved against the dataset's code lists.
+fn resolve_key(view: &crate::projection::DatasetView, dims: &[&str], key: &str) -> Result<data::KeyAlternative, SdmxError> {
+    let mut pattern = KeyPattern(vec![None; view.def.dimensions.len()]);
+    let mut frequencies = None;
+    let mut measures = None;
+    let parts = query::split_key(key, dims)?;
+    let unknown = |dim: &str, code: &str| {
+        SdmxError::syntax(format!(
+            "key `{}`: `{}` is no code of dimension {dim}",
+            shorten(key),
+            shorten(code)
+        ))
+    };
+    for (i, part) in parts.into_iter().enumerate() {
+        let Some(codes) = part else { continue };
+        if i == 0 {
+            let f: Result<Vec<Frequency>, _> = codes
+                .iter()
+                .map(|c| {
+                    Frequency::from_code(c)
+                        .filter(|_| c != "H")
+                        .ok_or_else(|| unknown(dsd::FREQ, c))
+                })
+                .collect();
+            frequencies = Some(f?);
+        } else if i == dims.len() - 1 {
+            let mut m = Vec::new();
+            for c in &codes {
+                if !KNOWN_MEASURES.contains(&c.as_str()) {
+                    return Err(unknown(dsd::MEASURE, c));
+                }
+                if let Some(p) = view.measure(c) {
+                    m.push(p);
+                }
+            }
+            measures = Some(m);
+        } else {
+            let dim = &view.def.dimensions[i - 1];
+            let positions: Result<Vec<u16>, _> = codes
+                .iter()
+                .map(|c| dim.position(c).map(|p| p as u16).ok_or_else(|| unknown(&dim.id, c)))
+                .collect();
+            pattern.0[i - 1] = Some(positions?);
+        }
+    }
+    Ok(data::KeyAlternative {
+        pattern,
+        frequencies,
+        measures,
     })
 }
 
