@@ -21,7 +21,9 @@ use super::error::{Kind, SdmxError};
 use super::filter::{Component, ComponentFilter, Value as FilterValue};
 use super::query::{months, DataDetail, Month, ObsDimension};
 use super::schema::MlVersion;
-use super::xml::{escape, header_time, COMMON3_NS, COMMON_NS, GENERIC_NS, MESSAGE3_NS, MESSAGE_NS, SS3_NS, SS_NS, XSI_NS};
+use super::xml::{
+    escape, header_time, COMMON3_NS, COMMON_NS, GENERIC_NS, MESSAGE3_NS, MESSAGE_NS, SS3_NS, SS_NS, XSI_NS,
+};
 use crate::domain::{Dataset, Frequency, Period, ReleaseStatus, SeriesKey};
 use crate::ledger::Ledger;
 use crate::projection::{Bound, CellKey, Filter, KeyPattern};
@@ -32,11 +34,19 @@ const PAGE: usize = 4096;
 /// The data formats offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataFormat {
-    Generic { time_series: bool },
-    StructureSpecific { time_series: bool },
-    Csv { labels: bool },
+    Generic {
+        time_series: bool,
+    },
+    StructureSpecific {
+        time_series: bool,
+    },
+    Csv {
+        labels: bool,
+    },
     /// SDMX-CSV 2.0.0 (SDMX-REST 2.2).
-    Csv2 { labels: bool },
+    Csv2 {
+        labels: bool,
+    },
     /// SDMX-JSON 2.0.0 data (SDMX-REST 2.2).
     Json2,
     /// SDMX-ML 3.0 structure-specific data (SDMX-REST 2.2).
@@ -192,9 +202,7 @@ impl Selection {
         self.components.iter().all(|f| {
             let value = match f.component {
                 Component::Freq => FilterValue::Text(r.period.frequency().code()),
-                Component::Dimension(i) => {
-                    FilterValue::Text(&def.dimensions[i].codes[r.key.code(i) as usize].code)
-                }
+                Component::Dimension(i) => FilterValue::Text(&def.dimensions[i].codes[r.key.code(i) as usize].code),
                 Component::Measure => FilterValue::Text(&def.measures[r.measure as usize]),
                 Component::Time => FilterValue::Period(r.period),
                 Component::Value => FilterValue::Number(r.value),
@@ -717,7 +725,12 @@ impl Writer {
         }
         if self.detail.attributes() || self.detail == DataDetail::Full {
             let wanted = self.parts.series.iter().chain(&self.parts.obs);
-            for ((id, name), _) in SERIES_ATTRIBUTES.iter().chain(&OBS_ATTRIBUTES).zip(wanted).filter(|(_, w)| **w) {
+            for ((id, name), _) in SERIES_ATTRIBUTES
+                .iter()
+                .chain(&OBS_ATTRIBUTES)
+                .zip(wanted)
+                .filter(|(_, w)| **w)
+            {
                 cols.push((id.to_string(), name.to_string()));
             }
         }
@@ -759,7 +772,8 @@ impl Writer {
                 self.entries = 0;
                 let _ = write!(
                     out,
-                    "{{\"structure\":0,\"action\":\"{}\"",
+                    "{{\"structure\":0,\"links\":[{{\"urn\":{},\"rel\":\"dataflow\"}}],\"action\":\"{}\"",
+                    json_text(&self.flow().dataflow_urn()),
                     if validity.is_some() { "Replace" } else { "Information" }
                 );
                 if let Some((_, from)) = &validity {
@@ -844,7 +858,11 @@ impl Writer {
             (SERIES_ATTRIBUTES[0].0, self.def.unit.clone()),
             (SERIES_ATTRIBUTES[1].0, self.def.unit_multiplier.to_string()),
         ];
-        all.into_iter().zip(self.parts.series).filter(|(_, w)| *w).map(|(a, _)| a).collect()
+        all.into_iter()
+            .zip(self.parts.series)
+            .filter(|(_, w)| *w)
+            .map(|(a, _)| a)
+            .collect()
     }
 
     /// The observation attributes asked for, with their values in row `r`.
@@ -855,7 +873,11 @@ impl Writer {
             (OBS_ATTRIBUTES[2].0, r.status.as_str().to_owned()),
             (OBS_ATTRIBUTES[3].0, header_time(r.published)),
         ];
-        all.into_iter().zip(self.parts.obs).filter(|(_, w)| *w).map(|(a, _)| a).collect()
+        all.into_iter()
+            .zip(self.parts.obs)
+            .filter(|(_, w)| *w)
+            .map(|(a, _)| a)
+            .collect()
     }
 
     fn rows(&mut self, out: &mut String, rows: Vec<Row>, s: &Selection) {
@@ -1201,7 +1223,11 @@ impl Writer {
             let time_series = self.obs_dimension == ObsDimension::Time;
             let mut inner = false;
             if time_series && self.detail.attributes() {
-                let values: Vec<String> = self.series_attributes().into_iter().map(|(_, v)| json_text(&v)).collect();
+                let values: Vec<String> = self
+                    .series_attributes()
+                    .into_iter()
+                    .map(|(_, v)| json_text(&v))
+                    .collect();
                 let _ = write!(out, "\"attributes\":[{}]", values.join(","));
                 inner = true;
             }
@@ -1228,13 +1254,23 @@ impl Writer {
     fn json_structure(&self, out: &mut String) {
         let n = self.def.dimensions.len();
         let text = json_text;
-        let named = |id: &str, name: &str| format!("\"id\":{},\"name\":{},\"names\":{{\"en\":{}}}", text(id), text(name), text(name));
+        let named = |id: &str, name: &str| {
+            format!(
+                "\"id\":{},\"name\":{},\"names\":{{\"en\":{}}}",
+                text(id),
+                text(name),
+                text(name)
+            )
+        };
         let dimension = |p: usize| -> String {
             let (id, name, values): (&str, &str, Vec<String>) = match p {
                 0 => (
                     FREQ,
                     "Frequency",
-                    super::dsd::FREQ_CODES.iter().map(|(c, l)| format!("{{{}}}", named(c, l))).collect(),
+                    super::dsd::FREQ_CODES
+                        .iter()
+                        .map(|(c, l)| format!("{{{}}}", named(c, l)))
+                        .collect(),
                 ),
                 p if p <= n => {
                     let d = &self.def.dimensions[p - 1];
@@ -1263,7 +1299,11 @@ impl Writer {
                     self.periods.iter().map(|p| format!("{{\"value\":\"{p}\"}}")).collect(),
                 ),
             };
-            format!("{{{},\"keyPosition\":{p},\"values\":[{}]}}", named(id, name), values.join(","))
+            format!(
+                "{{{},\"keyPosition\":{p},\"values\":[{}]}}",
+                named(id, name),
+                values.join(",")
+            )
         };
         let (series, obs) = self.json_levels();
         let list = |positions: &[usize]| positions.iter().map(|p| dimension(*p)).collect::<Vec<_>>().join(",");
@@ -1293,7 +1333,11 @@ impl Writer {
             (true, true) => (wanted_series, wanted_obs),
             (true, false) => (Vec::new(), wanted_obs.into_iter().chain(wanted_series).collect()),
         };
-        let obs_attrs = if self.detail == DataDetail::Full { obs_attrs } else { Vec::new() };
+        let obs_attrs = if self.detail == DataDetail::Full {
+            obs_attrs
+        } else {
+            Vec::new()
+        };
         let datasets: Vec<String> = (0..self.datasets).map(|i| i.to_string()).collect();
         let mut dimensions = vec![format!("\"series\":[{}]", list(&series))];
         dimensions.push(format!("\"observation\":[{}]", list(&obs)));

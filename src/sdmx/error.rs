@@ -123,7 +123,10 @@ impl SdmxError {
     pub fn into_styled(self, style: ErrorStyle) -> Response {
         let (body, media) = match style {
             ErrorStyle::Xml30 => (self.to_xml3(), "application/xml; charset=utf-8"),
-            ErrorStyle::Json => (self.to_json(), "application/vnd.sdmx.data+json; version=2.0.0; charset=utf-8"),
+            ErrorStyle::Json => (
+                self.to_json(),
+                "application/vnd.sdmx.data+json; version=2.0.0; charset=utf-8",
+            ),
         };
         let mut response = self.into_response();
         *response.body_mut() = axum::body::Body::from(body);

@@ -103,7 +103,10 @@ async fn answer30(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -
             "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data and schema queries here",
             segments[0]
         ))),
-        other => Err(SdmxError::no_results(format!("`{}` is no SDMX-REST resource", shorten(other)))),
+        other => Err(SdmxError::no_results(format!(
+            "`{}` is no SDMX-REST resource",
+            shorten(other)
+        ))),
     }
 }
 
@@ -798,7 +801,11 @@ fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>
 }
 
 /// One key in SDMX-REST 1.5 form, resolved against the dataset's code lists.
-fn resolve_key(view: &crate::projection::DatasetView, dims: &[&str], key: &str) -> Result<data::KeyAlternative, SdmxError> {
+fn resolve_key(
+    view: &crate::projection::DatasetView,
+    dims: &[&str],
+    key: &str,
+) -> Result<data::KeyAlternative, SdmxError> {
     let mut pattern = KeyPattern(vec![None; view.def.dimensions.len()]);
     let mut frequencies = None;
     let mut measures = None;

@@ -67,8 +67,8 @@ fn data_format_of(m: &super::MediaRange) -> Option<DataFormat> {
                 Some("both") => true,
                 Some(_) => return None,
             };
-            let plain = param(m, "timeformat").is_none_or(|t| t == "original")
-                && param(m, "keys").is_none_or(|k| k == "none");
+            let plain =
+                param(m, "timeformat").is_none_or(|t| t == "original") && param(m, "keys").is_none_or(|k| k == "none");
             plain.then_some(DataFormat::Csv2 { labels })
         }
         "text/csv" => Some(DataFormat::Csv2 { labels: false }),
@@ -177,7 +177,11 @@ fn key_v15(key: &str, dims: &[&str]) -> Result<String, SdmxError> {
         )));
     }
     parts.resize(dims.len(), "*");
-    Ok(parts.iter().map(|p| if *p == "*" { "" } else { p }).collect::<Vec<_>>().join("."))
+    Ok(parts
+        .iter()
+        .map(|p| if *p == "*" { "" } else { p })
+        .collect::<Vec<_>>()
+        .join("."))
 }
 
 /// `data/{context}/{agencyID}/{resourceID}/{version}/{key}`.
@@ -196,7 +200,10 @@ pub async fn data_query(
             None => others.push((name.clone(), value.clone())),
         }
     }
-    if ["startPeriod", "endPeriod"].iter().any(|p| others.iter().any(|(n, _)| n == p)) {
+    if ["startPeriod", "endPeriod"]
+        .iter()
+        .any(|p| others.iter().any(|(n, _)| n == p))
+    {
         return Err(SdmxError::syntax(
             "SDMX-REST 2.2 has no startPeriod or endPeriod; use c[TIME_PERIOD]=ge:2025-S1+le:2025-S2",
         ));
@@ -205,7 +212,9 @@ pub async fn data_query(
     let format = negotiate(accept, get("format"), get("formatVersion"))?;
     for p in ["offset", "limit", "sort", "reportingYearStartDay"] {
         if get(p).is_some() {
-            return Err(SdmxError::not_implemented(format!("parameter `{p}` is not implemented")));
+            return Err(SdmxError::not_implemented(format!(
+                "parameter `{p}` is not implemented"
+            )));
         }
     }
     if segments.len() > 5 {
@@ -284,7 +293,10 @@ pub async fn data_query(
         }
     };
     let dimension_at_observation = get("dimensionAtObservation").map(str::to_owned);
-    if dimension_at_observation.as_deref().is_some_and(|d| d != "TIME_PERIOD" && d != "AllDimensions" && !dims.contains(&d)) {
+    if dimension_at_observation
+        .as_deref()
+        .is_some_and(|d| d != "TIME_PERIOD" && d != "AllDimensions" && !dims.contains(&d))
+    {
         // Checked again against the dataflow in `plan`; named here with the 2.2 wording.
         let d = dimension_at_observation.as_deref().unwrap_or_default();
         return Err(SdmxError::syntax(format!(
@@ -293,7 +305,10 @@ pub async fn data_query(
             shorten(d)
         )));
     }
-    let (series, obs) = get("attributes").map(attributes).transpose()?.unwrap_or(([true; 2], [true; 4]));
+    let (series, obs) = get("attributes")
+        .map(attributes)
+        .transpose()?
+        .unwrap_or(([true; 2], [true; 4]));
     let value = match get("measures") {
         None | Some("all") | Some(OBS_VALUE) => true,
         Some("none") => false,
@@ -350,11 +365,7 @@ const SCHEMA_XSD: &str = "application/vnd.sdmx.schema+xml; version=3.0.0";
 
 /// `schema/{context}/{agencyID}/{resourceID}/{version}`: the XML schema of the DSD's
 /// SDMX-ML 3.0 structure-specific data.
-pub fn schema_query(
-    sdmx: &Sdmx,
-    segments: &[&str],
-    params: &[(String, String)],
-) -> Result<Response, SdmxError> {
+pub fn schema_query(sdmx: &Sdmx, segments: &[&str], params: &[(String, String)]) -> Result<Response, SdmxError> {
     let get = super::check_params(params, &["dimensionAtObservation"])?;
     let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
     let (context, agency, id) = match segments.as_slice() {
@@ -377,7 +388,11 @@ pub fn schema_query(
         .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
     let flow = Flow::new(&view.def);
     if agency != flow.agency {
-        return Err(SdmxError::no_results(format!("no {context} {}:{}", shorten(agency), shorten(id))));
+        return Err(SdmxError::no_results(format!(
+            "no {context} {}:{}",
+            shorten(agency),
+            shorten(id)
+        )));
     }
     let dims = flow.key_dimensions();
     let at = match get("dimensionAtObservation") {
@@ -392,7 +407,11 @@ pub fn schema_query(
         })?),
     };
     let body = super::schema::schema(&flow, &at, super::schema::MlVersion::V30);
-    let tag = super::etag(&["schema3", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
+    let tag = super::etag(&[
+        "schema3",
+        &format!("{segments:?}{at:?}"),
+        &view.def_revision.to_string(),
+    ]);
     Ok(super::ok_response(body.into(), SCHEMA_XSD, &tag, false))
 }
 
@@ -409,7 +428,11 @@ mod tests {
             Ok(DataFormat::Ml3)
         );
         assert_eq!(
-            negotiate(Some("application/vnd.sdmx.data+csv; version=2.0.0; labels=both"), None, None),
+            negotiate(
+                Some("application/vnd.sdmx.data+csv; version=2.0.0; labels=both"),
+                None,
+                None
+            ),
             Ok(DataFormat::Csv2 { labels: true })
         );
         assert_eq!(
@@ -427,7 +450,10 @@ mod tests {
                 "{refused}"
             );
         }
-        assert_eq!(negotiate(None, Some("csvdata"), None), Ok(DataFormat::Csv2 { labels: false }));
+        assert_eq!(
+            negotiate(None, Some("csvdata"), None),
+            Ok(DataFormat::Csv2 { labels: false })
+        );
     }
 
     #[test]
@@ -442,7 +468,10 @@ mod tests {
     fn attribute_selection() {
         assert_eq!(attributes("none").unwrap(), ([false; 2], [false; 4]));
         assert_eq!(attributes("series").unwrap(), ([true; 2], [false; 4]));
-        assert_eq!(attributes("OBS_STATUS,UNIT").unwrap(), ([true, false], [true, false, false, false]));
+        assert_eq!(
+            attributes("OBS_STATUS,UNIT").unwrap(),
+            ([true, false], [true, false, false, false])
+        );
         assert!(attributes("COLOUR").is_err());
     }
 }
