@@ -779,9 +779,9 @@ impl Writer {
                 if let Some((_, from)) = &validity {
                     let _ = write!(out, ",\"validFrom\":\"{from}\"");
                 }
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    ",\"{}\":{{\n",
+                    ",\"{}\":{{",
                     if self.obs_dimension == ObsDimension::All {
                         "observations"
                     } else {
