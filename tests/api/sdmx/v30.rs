@@ -359,6 +359,16 @@ async fn v30_errors_in_the_format_asked_for() {
         assert!(body.contains(text), "{path}: {body}");
         validate_ml(&app, None, &body).await;
     }
+    // The fixed bounds: 64 keys, 64 conditions.
+    let keys = vec!["S.IPR"; 65].join(",");
+    let (status, _, body) = get(&app, &format!("{DATA}/{keys}"), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("more than 64 keys"), "{body}");
+    let conditions = vec!["ne:X"; 65].join("+");
+    let (status, _, body) = get(&app, &format!("{DATA}?c[FREQ]={conditions}"), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("more than 64 conditions"), "{body}");
+
     // 406: a format not offered, answered as SDMX-ML 3.0.
     let (status, _, body) = get(&app, DATA, Some("application/vnd.sdmx.data+json;version=2.1.0")).await;
     assert_eq!(status, 406, "{body}");
