@@ -26,7 +26,7 @@ use super::xml::{
 };
 use crate::domain::{Dataset, Frequency, Period, ReleaseStatus, SeriesKey};
 use crate::ledger::Ledger;
-use crate::projection::{Bound, CellKey, Filter, KeyPattern};
+use crate::projection::{Bound, CellKey, Filter, KeyPattern, ObservationAt, Projection};
 
 /// Figures read per page (a page runs on to the end of its last series).
 const PAGE: usize = 4096;
@@ -174,27 +174,54 @@ impl KeyAlternative {
     }
 
     fn matches(&self, key: &SeriesKey, period: Period, measure: u8) -> bool {
-        self.pattern.matches(key)
-            && self
-                .frequencies
-                .as_ref()
-                .is_none_or(|f| f.contains(&period.frequency()))
-            && self.measures.as_ref().is_none_or(|m| m.contains(&measure))
+        key_matches(&self.pattern, &self.frequencies, &self.measures, key, period, measure)
     }
+}
+
+/// Whether a figure's key, frequency and measure are among those named.
+fn key_matches(
+    pattern: &KeyPattern,
+    frequencies: &Option<Vec<Frequency>>,
+    measures: &Option<Vec<u8>>,
+    key: &SeriesKey,
+    period: Period,
+    measure: u8,
+) -> bool {
+    pattern.matches(key)
+        && frequencies.as_ref().is_none_or(|f| f.contains(&period.frequency()))
+        && measures.as_ref().is_none_or(|m| m.contains(&measure))
 }
 
 impl Selection {
     fn matches(&self, key: &SeriesKey, period: Period, measure: u8) -> bool {
         let (first, last) = months(period);
-        self.pattern.matches(key)
-            && self
-                .frequencies
-                .as_ref()
-                .is_none_or(|f| f.contains(&period.frequency()))
-            && self.measures.as_ref().is_none_or(|m| m.contains(&measure))
+        key_matches(&self.pattern, &self.frequencies, &self.measures, key, period, measure)
             && self.start.is_none_or(|s| last >= s)
             && self.end.is_none_or(|e| first <= e)
             && (self.alternatives.is_empty() || self.alternatives.iter().any(|a| a.matches(key, period, measure)))
+    }
+
+    /// The row of a figure read as of the bound, if the selection keeps it.
+    fn row(&self, projection: &Projection, def: &Dataset, obs: &ObservationAt) -> Option<Row> {
+        let c = obs.cell;
+        if !self.matches(&c.key, c.period, c.measure) {
+            return None;
+        }
+        let v = obs.current();
+        let r = projection.release_at(v.release);
+        if self.updated_after.is_some_and(|t| r.published_at <= t) {
+            return None;
+        }
+        let row = Row {
+            key: c.key,
+            period: c.period,
+            measure: c.measure,
+            value: v.value,
+            release: r.id,
+            status: r.status,
+            published: r.published_at,
+        };
+        self.keeps(def, &row).then_some(row)
     }
 
     /// Whether a row passes the `c[...]` filters.
@@ -304,25 +331,7 @@ pub fn prepare(
         let filter = selection.filter();
         let mut n: u64 = 0;
         for obs in projection.select(view, &filter, selection.bound, None) {
-            let c = obs.cell;
-            if !selection.matches(&c.key, c.period, c.measure) {
-                continue;
-            }
-            let v = obs.current();
-            let r = projection.release_at(v.release);
-            if selection.updated_after.is_some_and(|t| r.published_at <= t) {
-                continue;
-            }
-            let row = Row {
-                key: c.key,
-                period: c.period,
-                measure: c.measure,
-                value: v.value,
-                release: r.id,
-                status: r.status,
-                published: r.published_at,
-            };
-            if !selection.keeps(&view.def, &row) {
+            if selection.row(&projection, &view.def, &obs).is_none() {
                 continue;
             }
             n += 1;
@@ -421,26 +430,7 @@ impl Answer {
                 break;
             }
             last = Some(c);
-            if !s.matches(&c.key, c.period, c.measure) {
-                continue;
-            }
-            let v = obs.current();
-            let r = projection.release_at(v.release);
-            if s.updated_after.is_some_and(|t| r.published_at <= t) {
-                continue;
-            }
-            let row = Row {
-                key: c.key,
-                period: c.period,
-                measure: c.measure,
-                value: v.value,
-                release: r.id,
-                status: r.status,
-                published: r.published_at,
-            };
-            if s.keeps(&view.def, &row) {
-                rows.push(row);
-            }
+            rows.extend(s.row(&projection, &view.def, &obs));
         }
         (rows, if more { last } else { None })
     }

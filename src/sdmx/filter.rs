@@ -157,9 +157,11 @@ impl ComponentFilter {
                     "nc" => Op::Nc,
                     "sw" => Op::Sw,
                     "ew" => Op::Ew,
-                    other => return Err(SdmxError::syntax(format!(
+                    other => {
+                        return Err(SdmxError::syntax(format!(
                         "parameter `{param}`: `{other}` is no operator; use eq, ne, lt, le, gt, ge, co, nc, sw or ew"
-                    ))),
+                    )))
+                    }
                 };
                 (op, rest)
             }

@@ -270,13 +270,23 @@ fn negotiate_data(accept: Option<&str>, format: Option<&str>, version: Option<&s
             ))),
         };
     }
+    by_accept(accept, DataFormat::Generic { time_series: false }, data_format_of).map_err(not_acceptable)
+}
+
+/// The first format of `Accept` (by quality) that `of` knows; `default` without `Accept`;
+/// else the header, quoted for a 406.
+fn by_accept(
+    accept: Option<&str>,
+    default: DataFormat,
+    of: fn(&MediaRange) -> Option<DataFormat>,
+) -> Result<DataFormat, String> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(DataFormat::Generic { time_series: false });
+        return Ok(default);
     };
     media_ranges(accept)
         .iter()
-        .find_map(data_format_of)
-        .ok_or_else(|| not_acceptable(format!("`{}`", shorten(accept))))
+        .find_map(of)
+        .ok_or_else(|| format!("`{}`", shorten(accept)))
 }
 
 fn not_acceptable(what: String) -> SdmxError {
@@ -433,18 +443,7 @@ fn schema_query(
             shorten(version.unwrap_or("latest"))
         )));
     }
-    let dims = flow.key_dimensions();
-    let at = match get("dimensionAtObservation") {
-        None | Some("TIME_PERIOD") => ObsDimension::Time,
-        Some("AllDimensions") => ObsDimension::All,
-        Some(d) => ObsDimension::Dimension(dims.iter().position(|x| *x == d).ok_or_else(|| {
-            SdmxError::syntax(format!(
-                "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
-                dims.join(", "),
-                shorten(d)
-            ))
-        })?),
-    };
+    let at = obs_dimension(&flow.key_dimensions(), get("dimensionAtObservation"))?;
     let body = schema::schema(&flow, &at, schema::MlVersion::V21);
     let tag = etag(&["schema", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
     Ok(ok_response(body.into(), SCHEMA_XSD, &tag, false))
@@ -525,25 +524,11 @@ async fn data_query(
         end: get("endPeriod")
             .map(|v| query::period_bound("endPeriod", v, false))
             .transpose()?,
-        updated_after: get("updatedAfter")
-            .map(|v| query::date_time("updatedAfter", v))
-            .transpose()?,
-        first_n: get("firstNObservations")
-            .map(|v| query::positive("firstNObservations", v))
-            .transpose()?,
-        last_n: get("lastNObservations")
-            .map(|v| query::positive("lastNObservations", v))
-            .transpose()?,
         detail: get("detail")
             .map(DataDetail::parse)
             .transpose()?
             .unwrap_or(DataDetail::Full),
-        history: get("includeHistory")
-            .map(|v| query::boolean("includeHistory", v))
-            .transpose()?
-            .unwrap_or(false),
-        as_of: get("asOf").map(|v| query::date_time("asOf", v)).transpose()?,
-        known_at: get("knownAt").map(|v| query::date_time("knownAt", v)).transpose()?,
+        common: Common::parse(&get)?,
         filters: Vec::new(),
         parts: data::Parts::ALL,
         identity: format!("{segments:?}{params:?}"),
@@ -562,13 +547,8 @@ struct DataRequest {
     format: DataFormat,
     start: Option<query::Month>,
     end: Option<query::Month>,
-    updated_after: Option<DateTime<Utc>>,
-    first_n: Option<u32>,
-    last_n: Option<u32>,
     detail: DataDetail,
-    history: bool,
-    as_of: Option<DateTime<Utc>>,
-    known_at: Option<DateTime<Utc>>,
+    common: Common,
     /// `c[COMPONENT]` parameters: the component id and the value.
     filters: Vec<(String, String)>,
     parts: data::Parts,
@@ -576,10 +556,38 @@ struct DataRequest {
     identity: String,
 }
 
+/// The data query parameters both APIs have.
+struct Common {
+    updated_after: Option<DateTime<Utc>>,
+    first_n: Option<u32>,
+    last_n: Option<u32>,
+    history: bool,
+    as_of: Option<DateTime<Utc>>,
+    known_at: Option<DateTime<Utc>>,
+}
+
+impl Common {
+    fn parse<'p>(get: &impl Fn(&str) -> Option<&'p str>) -> Result<Common, SdmxError> {
+        let time = |name: &str| get(name).map(|v| query::date_time(name, v)).transpose();
+        let n = |name: &str| get(name).map(|v| query::positive(name, v)).transpose();
+        Ok(Common {
+            updated_after: time("updatedAfter")?,
+            first_n: n("firstNObservations")?,
+            last_n: n("lastNObservations")?,
+            history: get("includeHistory")
+                .map(|v| query::boolean("includeHistory", v))
+                .transpose()?
+                .unwrap_or(false),
+            as_of: time("asOf")?,
+            known_at: time("knownAt")?,
+        })
+    }
+}
+
 /// Resolves a data query, counts its answer within the limit and streams it.
 async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) -> Result<Response, SdmxError> {
     let now = Utc::now();
-    let pinned = request.known_at.is_some_and(|k| k <= now);
+    let pinned = request.common.known_at.is_some_and(|k| k <= now);
     let format = request.format;
     let planned = plan(&sdmx.ledger, &request, pinned, now)?;
     let Planned {
@@ -622,12 +630,12 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
         measures,
         start: request.start,
         end: request.end,
-        updated_after: request.updated_after,
-        first_n: request.first_n,
-        last_n: request.last_n,
+        updated_after: request.common.updated_after,
+        first_n: request.common.first_n,
+        last_n: request.common.last_n,
         obs_dimension,
         detail: request.detail,
-        history: request.history,
+        history: request.common.history,
         bound,
         alternatives,
         components,
@@ -682,7 +690,7 @@ fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>
     let provider = request.provider.as_deref();
     let dimension_at_observation = request.dimension_at_observation.as_deref();
     let format = request.format;
-    let (as_of, known_at) = (request.as_of, request.known_at);
+    let (as_of, known_at) = (request.common.as_of, request.common.known_at);
     let projection = ledger.read();
     let view = projection
         .dataset(&flow_ref.id)
@@ -717,20 +725,7 @@ fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>
         }
     }
     let dims = flow.key_dimensions();
-    let obs_dimension = match dimension_at_observation {
-        None | Some("TIME_PERIOD") => ObsDimension::Time,
-        Some("AllDimensions") => ObsDimension::All,
-        Some(d) => match dims.iter().position(|x| *x == d) {
-            Some(i) => ObsDimension::Dimension(i),
-            None => {
-                return Err(SdmxError::syntax(format!(
-                    "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
-                    dims.join(", "),
-                    shorten(d)
-                )))
-            }
-        },
-    };
+    let obs_dimension = obs_dimension(&dims, dimension_at_observation)?;
     let obs_dimension = match format {
         // A CSV is flat whatever the view; the grouping only serves first/lastNObservations.
         DataFormat::Csv { .. } => ObsDimension::Time,
@@ -797,6 +792,21 @@ fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>
         def_revision,
         agency,
         dataset,
+    })
+}
+
+/// `dimensionAtObservation` among the key dimensions `dims` (`TIME_PERIOD` when left out).
+fn obs_dimension(dims: &[&str], value: Option<&str>) -> Result<ObsDimension, SdmxError> {
+    Ok(match value {
+        None | Some("TIME_PERIOD") => ObsDimension::Time,
+        Some("AllDimensions") => ObsDimension::All,
+        Some(d) => ObsDimension::Dimension(dims.iter().position(|x| *x == d).ok_or_else(|| {
+            SdmxError::syntax(format!(
+                "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
+                dims.join(", "),
+                shorten(d)
+            ))
+        })?),
     })
 }
 

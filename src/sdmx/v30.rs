@@ -12,8 +12,8 @@ use axum::response::Response;
 use super::data::{DataFormat, Parts};
 use super::dsd::{self, Flow, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES};
 use super::error::{ErrorStyle, SdmxError};
-use super::query::{self, shorten, DataDetail, FlowRef, ObsDimension};
-use super::{media_ranges, param, DataRequest, Sdmx};
+use super::query::{self, shorten, DataDetail, FlowRef};
+use super::{param, DataRequest, Sdmx};
 
 /// The parameters of a data query (besides `c[...]`).
 const DATA_PARAMS: [&str; 15] = [
@@ -101,13 +101,7 @@ fn negotiate(accept: Option<&str>, format: Option<&str>, version: Option<&str>) 
             _ => Ok(fmt),
         };
     }
-    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(DataFormat::Json2);
-    };
-    media_ranges(accept)
-        .iter()
-        .find_map(data_format_of)
-        .ok_or_else(|| not_acceptable(format!("`{}`", shorten(accept))))
+    super::by_accept(accept, DataFormat::Json2, data_format_of).map_err(not_acceptable)
 }
 
 fn not_acceptable(what: String) -> SdmxError {
@@ -293,18 +287,6 @@ pub async fn data_query(
         }
     };
     let dimension_at_observation = get("dimensionAtObservation").map(str::to_owned);
-    if dimension_at_observation
-        .as_deref()
-        .is_some_and(|d| d != "TIME_PERIOD" && d != "AllDimensions" && !dims.contains(&d))
-    {
-        // Checked again against the dataflow in `plan`; named here with the 2.2 wording.
-        let d = dimension_at_observation.as_deref().unwrap_or_default();
-        return Err(SdmxError::syntax(format!(
-            "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
-            dims.join(", "),
-            shorten(d)
-        )));
-    }
     let (series, obs) = get("attributes")
         .map(attributes)
         .transpose()?
@@ -319,11 +301,8 @@ pub async fn data_query(
             )))
         }
     };
-    let updated_after = get("updatedAfter")
-        .map(|v| query::date_time("updatedAfter", v))
-        .transpose()?;
-    let as_of = get("asOf").map(|v| query::date_time("asOf", v)).transpose()?;
-    if let (Some(u), Some(a)) = (updated_after, as_of) {
+    let common = super::Common::parse(&get)?;
+    if let (Some(u), Some(a)) = (common.updated_after, common.as_of) {
         if u > a {
             return Err(SdmxError::syntax("parameter `updatedAfter` is after `asOf`"));
         }
@@ -340,20 +319,8 @@ pub async fn data_query(
         format,
         start: None,
         end: None,
-        updated_after,
-        first_n: get("firstNObservations")
-            .map(|v| query::positive("firstNObservations", v))
-            .transpose()?,
-        last_n: get("lastNObservations")
-            .map(|v| query::positive("lastNObservations", v))
-            .transpose()?,
         detail: DataDetail::Full,
-        history: get("includeHistory")
-            .map(|v| query::boolean("includeHistory", v))
-            .transpose()?
-            .unwrap_or(false),
-        as_of,
-        known_at: get("knownAt").map(|v| query::date_time("knownAt", v)).transpose()?,
+        common,
         filters,
         parts: Parts { series, obs, value },
         identity: format!("3.0{segments:?}{params:?}"),
@@ -394,18 +361,7 @@ pub fn schema_query(sdmx: &Sdmx, segments: &[&str], params: &[(String, String)])
             shorten(id)
         )));
     }
-    let dims = flow.key_dimensions();
-    let at = match get("dimensionAtObservation") {
-        None | Some("TIME_PERIOD") => ObsDimension::Time,
-        Some("AllDimensions") => ObsDimension::All,
-        Some(d) => ObsDimension::Dimension(dims.iter().position(|x| *x == d).ok_or_else(|| {
-            SdmxError::syntax(format!(
-                "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
-                dims.join(", "),
-                shorten(d)
-            ))
-        })?),
-    };
+    let at = super::obs_dimension(&flow.key_dimensions(), get("dimensionAtObservation"))?;
     let body = super::schema::schema(&flow, &at, super::schema::MlVersion::V30);
     let tag = super::etag(&[
         "schema3",

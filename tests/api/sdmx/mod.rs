@@ -64,6 +64,17 @@ fn validate(app: &TestApp, what: &str, body: &str) {
     );
 }
 
+/// Writes `body` to `file` and runs xmllint on it with `schema`.
+fn xmllint(schema: &std::path::Path, file: &std::path::Path, body: &str) -> std::process::Output {
+    std::fs::write(file, body).expect("write answer");
+    Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(schema)
+        .arg(file)
+        .output()
+        .expect("running xmllint")
+}
+
 /// Validates StructureSpecificData (`dimension` at the observation level) against
 /// `SDMXMessage.xsd` and the schema the service gives for the DSD.
 async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str) {
@@ -93,14 +104,7 @@ async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str)
         ),
     )
     .unwrap();
-    let file = dir.join("answer.xml");
-    std::fs::write(&file, body).unwrap();
-    let out = Command::new("xmllint")
-        .args(["--noout", "--nonet", "--schema"])
-        .arg(dir.join("both.xsd"))
-        .arg(&file)
-        .output()
-        .expect("running xmllint");
+    let out = xmllint(&dir.join("both.xsd"), &dir.join("answer.xml"), body);
     assert!(
         out.status.success(),
         "not valid structure-specific data ({dimension}):\n{}\n{}",
@@ -111,7 +115,17 @@ async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str)
 
 /// A GET below `/sdmx/2.1/` with an optional `Accept`: status, headers and body.
 async fn get(app: &TestApp, path: &str, accept: Option<&str>) -> (u16, reqwest::header::HeaderMap, String) {
-    let mut req = app.client.get(format!("http://{}/sdmx/2.1/{path}", app.addr));
+    get_below(app, "2.1", path, accept).await
+}
+
+/// A GET below `/sdmx/{api}/`.
+async fn get_below(
+    app: &TestApp,
+    api: &str,
+    path: &str,
+    accept: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = app.client.get(format!("http://{}/sdmx/{api}/{path}", app.addr));
     if let Some(a) = accept {
         req = req.header("accept", a);
     }

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{attr, csv_rows, graphql_figures, skip_tools, Figure, BETWEEN};
+use super::{attr, csv_figures, csv_rows, graphql_figures, skip_tools, xmllint, Figure, BETWEEN};
 use crate::support::{spawn_app, spawn_app_with, TestApp};
 
 const DATA: &str = "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0";
@@ -24,15 +24,9 @@ fn data_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
+/// A GET below `/sdmx/3.0/`.
 async fn get(app: &TestApp, path: &str, accept: Option<&str>) -> (u16, reqwest::header::HeaderMap, String) {
-    let mut req = app.client.get(format!("http://{}/sdmx/3.0/{path}", app.addr));
-    if let Some(a) = accept {
-        req = req.header("accept", a);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    (status, headers, resp.text().await.expect("body"))
+    super::get_below(app, "3.0", path, accept).await
 }
 
 /// Validates an SDMX-JSON 2.0 data message against the standard's schema.
@@ -98,14 +92,7 @@ async fn validate_ml(app: &TestApp, dimension: Option<&str>, body: &str) {
         format!("<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">{imports}</xs:schema>"),
     )
     .unwrap();
-    let file = dir.join("answer3.xml");
-    std::fs::write(&file, body).unwrap();
-    let out = Command::new("xmllint")
-        .args(["--noout", "--nonet", "--schema"])
-        .arg(dir.join("both3.xsd"))
-        .arg(&file)
-        .output()
-        .expect("running xmllint");
+    let out = xmllint(&dir.join("both3.xsd"), &dir.join("answer3.xml"), body);
     assert!(
         out.status.success(),
         "not valid SDMX-ML 3.0 ({dimension:?}):\n{}\n{}",
@@ -169,23 +156,13 @@ fn ml_figures(body: &str) -> Vec<Figure> {
     out
 }
 
+/// The figures of SDMX-CSV 2.0, whose rows name the dataflow.
 fn csv2_figures(body: &str) -> Vec<Figure> {
-    let mut out: Vec<Figure> = csv_rows(body)
-        .into_iter()
-        .map(|r| {
-            assert_eq!(r["STRUCTURE"], "dataflow");
-            assert_eq!(r["STRUCTURE_ID"], "BOK:KR_KNOWLEDGE_SERVICES(1.0)");
-            (
-                format!("{}.{}.{}", r["SERVICE_TYPE"], r["INDUSTRY"], r["COUNTERPART"]),
-                r["TIME_PERIOD"].clone(),
-                r["MEASURE"].clone(),
-                r["OBS_VALUE"].parse().unwrap(),
-                r["OBS_STATUS"].clone(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
+    for r in csv_rows(body) {
+        assert_eq!(r["STRUCTURE"], "dataflow");
+        assert_eq!(r["STRUCTURE_ID"], "BOK:KR_KNOWLEDGE_SERVICES(1.0)");
+    }
+    csv_figures(body)
 }
 
 /// The three formats, latest and as of a time between the preliminary release and the
