@@ -78,6 +78,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.ledger.clone(),
             state.config.sdmx,
             state.config.tokens.clone(),
+            state.config.http_caching,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))

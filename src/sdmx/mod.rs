@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{authorize, bearer, Tokens};
 use crate::domain::dataset::KNOWN_MEASURES;
 use crate::domain::Frequency;
+use crate::http::caching::{self, HttpCaching, Policy};
 use crate::ledger::Ledger;
 use crate::projection::{AsOf, KeyPattern};
 use data::{DataFormat, Selection};
@@ -62,14 +63,26 @@ struct Sdmx {
     config: SdmxConfig,
     /// Reads need one of these when read tokens are configured, as for GraphQL.
     tokens: Tokens,
+    /// The server's HTTP caching settings.
+    caching: HttpCaching,
 }
 
 /// The SDMX routes, over `ledger`.
-pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConfig, tokens: Tokens) -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    ledger: Ledger,
+    config: SdmxConfig,
+    tokens: Tokens,
+    caching: HttpCaching,
+) -> Router<S> {
     Router::new()
         .route("/sdmx/2.1/{*path}", get(v21))
         .route("/sdmx/3.0/{*path}", get(v30))
-        .with_state(Arc::new(Sdmx { ledger, config, tokens }))
+        .with_state(Arc::new(Sdmx {
+            ledger,
+            config,
+            tokens,
+            caching,
+        }))
 }
 
 const STRUCTURE_ML: &str = "application/vnd.sdmx.structure+xml; version=2.1";
@@ -98,7 +111,7 @@ async fn answer30(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     match segments[0] {
         "data" => v30::data_query(sdmx, &segments[1..], &params, accept, headers).await,
-        "schema" => v30::schema_query(&sdmx, &segments[1..], &params),
+        "schema" => v30::schema_query(&sdmx, &segments[1..], &params, headers),
         "structure" | "availability" | "metadata" | "registration" => Err(SdmxError::not_implemented(format!(
             "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data and schema queries here",
             segments[0]
@@ -142,10 +155,10 @@ async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> 
         return data_query(sdmx, &segments[1..], &params, accept, headers).await;
     }
     if let Some(r) = Resource::parse(&resource) {
-        return structure_query(&sdmx, r, &segments[1..], &params, accept);
+        return structure_query(&sdmx, r, &segments[1..], &params, accept, headers);
     }
     if resource == "schema" {
-        return schema_query(&sdmx, &segments[1..], &params, accept);
+        return schema_query(&sdmx, &segments[1..], &params, accept, headers);
     }
     if structure::NOT_IMPLEMENTED.contains(&resource.as_str())
         || ["metadata", "availableconstraint"].contains(&resource.as_str())
@@ -337,6 +350,7 @@ fn structure_query(
     segments: &[&str],
     params: &[(String, String)],
     accept: Option<&str>,
+    headers: &HeaderMap,
 ) -> Result<Response, SdmxError> {
     let get = check_params(params, &["detail", "references", "format", "formatVersion"])?;
     negotiate_structure(accept, get("format"), get("formatVersion"))?;
@@ -376,9 +390,18 @@ fn structure_query(
         .map(|d| Flow::new(d))
         .filter(Flow::is_representable)
         .collect();
-    let body = structure::answer(&query, &flows, prepared)?;
-    let etag = etag(&["structure", &format!("{query:?}"), &head.to_string()]);
-    Ok(ok_response(body.into(), STRUCTURE_ML, &etag, false))
+    let policy = sdmx.policy(
+        etag(&["structure", &format!("{query:?}"), &head.to_string()]),
+        false,
+        head,
+        None,
+    );
+    sdmx.respond(
+        || Ok(structure::answer(&query, &flows, prepared)?.into()),
+        STRUCTURE_ML,
+        &policy,
+        headers,
+    )
 }
 
 const SCHEMA_XSD: &str = "application/vnd.sdmx.schema+xml; version=2.1";
@@ -390,6 +413,7 @@ fn schema_query(
     segments: &[&str],
     params: &[(String, String)],
     accept: Option<&str>,
+    headers: &HeaderMap,
 ) -> Result<Response, SdmxError> {
     let get = check_params(params, &["dimensionAtObservation", "explicitMeasure"])?;
     if let Some(accept) = accept.filter(|a| !a.trim().is_empty()) {
@@ -446,7 +470,8 @@ fn schema_query(
     let at = obs_dimension(&flow.key_dimensions(), get("dimensionAtObservation"))?;
     let body = schema::schema(&flow, &at, schema::MlVersion::V21);
     let tag = etag(&["schema", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
-    Ok(ok_response(body.into(), SCHEMA_XSD, &tag, false))
+    let policy = sdmx.policy(tag, false, projection.head().revision, Some(id));
+    sdmx.respond(|| Ok(body.into()), SCHEMA_XSD, &policy, headers)
 }
 
 fn etag(parts: &[&str]) -> String {
@@ -458,26 +483,49 @@ fn etag(parts: &[&str]) -> String {
     format!("\"{}\"", hex::encode(&h.finalize()[..16]))
 }
 
-fn ok_response(body: Body, media: &str, etag: &str, immutable: bool) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(media).expect("static media type"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
+impl Sdmx {
+    /// The server's caching policy for an answer: pinned (a past `knownAt`: immutable) or
+    /// read at the head revision (`--cache-max-age`), with the surrogate keys of what it
+    /// read (`dataset`, or the whole ledger).
+    fn policy(&self, etag: String, pinned: bool, head: u64, dataset: Option<&str>) -> Policy {
+        let mut tags = vec![caching::TAG_ALL.to_owned()];
+        tags.push(match (pinned, dataset) {
+            (true, _) => caching::TAG_PINNED.to_owned(),
+            (false, Some(id)) => caching::dataset_tag(id),
+            (false, None) => caching::TAG_LEDGER.to_owned(),
+        });
+        Policy {
+            freshness: if pinned {
+                caching::Freshness::Pinned
+            } else {
+                caching::Freshness::Head(head)
+            },
+            etag,
+            tags: tags.join(" "),
+        }
     }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(if immutable {
-            "public, max-age=31536000, immutable"
+
+    /// 200 with `body`, or 304 when `If-None-Match` names the answer; headers per `policy`.
+    fn respond(
+        &self,
+        body: impl FnOnce() -> Result<Body, SdmxError>,
+        media: &str,
+        policy: &Policy,
+        headers: &HeaderMap,
+    ) -> Result<Response, SdmxError> {
+        let mut r = if policy.matches(headers) {
+            StatusCode::NOT_MODIFIED.into_response()
         } else {
-            "no-cache"
-        }),
-    );
-    r
+            let mut r = (StatusCode::OK, body()?).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(media).expect("static media type"),
+            );
+            r
+        };
+        policy.apply(r.headers_mut(), &self.caching, self.tokens.reads_protected());
+        Ok(r)
+    }
 }
 
 const DATA_PARAMS: [&str; 12] = [
@@ -612,15 +660,9 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
         &def_revision.to_string(),
         &if pinned { String::new() } else { head.to_string() },
     ]);
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
-    {
-        let mut r = ok_response(Body::empty(), format.media_type(), &tag, pinned);
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r.headers_mut().remove(header::CONTENT_TYPE);
-        return Ok(r);
+    let policy = sdmx.policy(tag, pinned, head, Some(&dataset));
+    if policy.matches(headers) {
+        return sdmx.respond(|| Ok(Body::empty()), format.media_type(), &policy, headers);
     }
 
     let selection = Selection {
@@ -660,12 +702,7 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
     });
-    Ok(ok_response(
-        Body::from_stream(stream),
-        format.media_type(),
-        &tag,
-        pinned,
-    ))
+    sdmx.respond(|| Ok(Body::from_stream(stream)), format.media_type(), &policy, headers)
 }
 
 /// What a data query resolves to against the ledger.

@@ -332,7 +332,12 @@ const SCHEMA_XSD: &str = "application/vnd.sdmx.schema+xml; version=3.0.0";
 
 /// `schema/{context}/{agencyID}/{resourceID}/{version}`: the XML schema of the DSD's
 /// SDMX-ML 3.0 structure-specific data.
-pub fn schema_query(sdmx: &Sdmx, segments: &[&str], params: &[(String, String)]) -> Result<Response, SdmxError> {
+pub fn schema_query(
+    sdmx: &Sdmx,
+    segments: &[&str],
+    params: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Response, SdmxError> {
     let get = super::check_params(params, &["dimensionAtObservation"])?;
     let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
     let (context, agency, id) = match segments.as_slice() {
@@ -368,7 +373,8 @@ pub fn schema_query(sdmx: &Sdmx, segments: &[&str], params: &[(String, String)])
         &format!("{segments:?}{at:?}"),
         &view.def_revision.to_string(),
     ]);
-    Ok(super::ok_response(body.into(), SCHEMA_XSD, &tag, false))
+    let policy = sdmx.policy(tag, false, projection.head().revision, Some(id));
+    sdmx.respond(|| Ok(body.into()), SCHEMA_XSD, &policy, headers)
 }
 
 #[cfg(test)]

@@ -258,6 +258,21 @@ async fn dataflow_with_its_structure() {
         headers["content-type"],
         "application/vnd.sdmx.structure+xml; version=2.1"
     );
+    // The server's caching policy: read at the head, revalidated with a 304.
+    assert_eq!(headers["cache-control"], "public, max-age=2, stale-while-revalidate=10");
+    assert!(headers["xkey"].to_str().unwrap().contains("tl:ledger"));
+    let again = app
+        .client
+        .get(format!(
+            "http://{}/sdmx/2.1/dataflow/BOK/{FLOW}/latest?references=all",
+            app.addr
+        ))
+        .header("if-none-match", headers["etag"].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    assert_eq!(again.headers()["etag"], headers["etag"]);
     for part in [
         "<structure:Dataflow id=\"KR_KNOWLEDGE_SERVICES\" agencyID=\"BOK\" version=\"1.0\"",
         "<structure:DataStructure id=\"KR_KNOWLEDGE_SERVICES\" agencyID=\"BOK\"",
@@ -348,7 +363,7 @@ async fn generic_data_equals_graphql() {
         headers["content-type"],
         "application/vnd.sdmx.genericdata+xml; version=2.1"
     );
-    assert_eq!(headers["vary"], "Accept");
+    assert_eq!(headers["vary"], "Accept, Authorization");
     let figures = generic_figures(&body);
     assert_eq!(figures, graphql_figures(&app, None).await);
     assert_eq!(figures.len(), 12);
@@ -557,8 +572,8 @@ async fn vintages() {
         assert_eq!(generic_figures(&body), expected, "asOf={as_of}");
         assert!(headers.contains_key("etag"));
         assert_eq!(
-            headers["cache-control"], "no-cache",
-            "publication time alone can change by a back-fill"
+            headers["cache-control"], "public, max-age=2, stale-while-revalidate=10",
+            "publication time alone can change by a back-fill: the head's policy"
         );
     }
     let (_, _, csv) = get(
