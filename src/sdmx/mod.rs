@@ -40,7 +40,6 @@ use sha2::{Digest, Sha256};
 use crate::auth::{authorize, bearer, Tokens};
 use crate::domain::dataset::KNOWN_MEASURES;
 use crate::domain::Frequency;
-use crate::http::caching::{self, HttpCaching, Policy};
 use crate::ledger::Ledger;
 use crate::projection::{AsOf, KeyPattern};
 use data::{DataFormat, Selection};
@@ -63,26 +62,14 @@ struct Sdmx {
     config: SdmxConfig,
     /// Reads need one of these when read tokens are configured, as for GraphQL.
     tokens: Tokens,
-    /// The server's HTTP caching settings.
-    caching: HttpCaching,
 }
 
 /// The SDMX routes, over `ledger`.
-pub fn routes<S: Clone + Send + Sync + 'static>(
-    ledger: Ledger,
-    config: SdmxConfig,
-    tokens: Tokens,
-    caching: HttpCaching,
-) -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConfig, tokens: Tokens) -> Router<S> {
     Router::new()
         .route("/sdmx/2.1/{*path}", get(v21))
         .route("/sdmx/3.0/{*path}", get(v30))
-        .with_state(Arc::new(Sdmx {
-            ledger,
-            config,
-            tokens,
-            caching,
-        }))
+        .with_state(Arc::new(Sdmx { ledger, config, tokens }))
 }
 
 const STRUCTURE_ML: &str = "application/vnd.sdmx.structure+xml; version=2.1";
@@ -390,16 +377,16 @@ fn structure_query(
         .map(|d| Flow::new(d))
         .filter(Flow::is_representable)
         .collect();
-    let policy = sdmx.policy(
+    let policy = CacheFacts::new(
         etag(&["structure", &format!("{query:?}"), &head.to_string()]),
         false,
         head,
         None,
     );
-    sdmx.respond(
+    respond(
         || Ok(structure::answer(&query, &flows, prepared)?.into()),
         STRUCTURE_ML,
-        &policy,
+        policy,
         headers,
     )
 }
@@ -470,8 +457,8 @@ fn schema_query(
     let at = obs_dimension(&flow.key_dimensions(), get("dimensionAtObservation"))?;
     let body = schema::schema(&flow, &at, schema::MlVersion::V21);
     let tag = etag(&["schema", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
-    let policy = sdmx.policy(tag, false, projection.head().revision, Some(id));
-    sdmx.respond(|| Ok(body.into()), SCHEMA_XSD, &policy, headers)
+    let policy = CacheFacts::new(tag, false, projection.head().revision, Some(id));
+    respond(|| Ok(body.into()), SCHEMA_XSD, policy, headers)
 }
 
 fn etag(parts: &[&str]) -> String {
@@ -483,49 +470,61 @@ fn etag(parts: &[&str]) -> String {
     format!("\"{}\"", hex::encode(&h.finalize()[..16]))
 }
 
-impl Sdmx {
-    /// The server's caching policy for an answer: pinned (a past `knownAt`: immutable) or
-    /// read at the head revision (`--cache-max-age`), with the surrogate keys of what it
-    /// read (`dataset`, or the whole ledger).
-    fn policy(&self, etag: String, pinned: bool, head: u64, dataset: Option<&str>) -> Policy {
-        let mut tags = vec![caching::TAG_ALL.to_owned()];
-        tags.push(match (pinned, dataset) {
-            (true, _) => caching::TAG_PINNED.to_owned(),
-            (false, Some(id)) => caching::dataset_tag(id),
-            (false, None) => caching::TAG_LEDGER.to_owned(),
-        });
-        Policy {
-            freshness: if pinned {
-                caching::Freshness::Pinned
-            } else {
-                caching::Freshness::Head(head)
-            },
+/// What an SDMX answer depends on, left in the response's extensions for the HTTP layer,
+/// which sets the server's caching headers from it (`http::caching`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheFacts {
+    /// The strong entity tag, quoted.
+    pub etag: String,
+    /// Pinned to a past `knownAt`: the answer can never change.
+    pub pinned: bool,
+    /// The head revision the answer was read at.
+    pub head: u64,
+    /// The dataset read, if one.
+    pub dataset: Option<String>,
+}
+
+impl CacheFacts {
+    fn new(etag: String, pinned: bool, head: u64, dataset: Option<&str>) -> Self {
+        CacheFacts {
             etag,
-            tags: tags.join(" "),
+            pinned,
+            head,
+            dataset: dataset.map(str::to_owned),
         }
     }
 
-    /// 200 with `body`, or 304 when `If-None-Match` names the answer; headers per `policy`.
-    fn respond(
-        &self,
-        body: impl FnOnce() -> Result<Body, SdmxError>,
-        media: &str,
-        policy: &Policy,
-        headers: &HeaderMap,
-    ) -> Result<Response, SdmxError> {
-        let mut r = if policy.matches(headers) {
-            StatusCode::NOT_MODIFIED.into_response()
-        } else {
-            let mut r = (StatusCode::OK, body()?).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_str(media).expect("static media type"),
-            );
-            r
-        };
-        policy.apply(r.headers_mut(), &self.caching, self.tokens.reads_protected());
-        Ok(r)
+    /// True when `If-None-Match` names this answer (or is `*`), compared weakly.
+    fn matches(&self, headers: &HeaderMap) -> bool {
+        headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
+            v.to_str().is_ok_and(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag)
+            })
+        })
     }
+}
+
+/// 200 with `body`, or 304 when `If-None-Match` names the answer; `facts` go with it.
+fn respond(
+    body: impl FnOnce() -> Result<Body, SdmxError>,
+    media: &str,
+    facts: CacheFacts,
+    headers: &HeaderMap,
+) -> Result<Response, SdmxError> {
+    let mut r = if facts.matches(headers) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = (StatusCode::OK, body()?).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(media).expect("static media type"),
+        );
+        r
+    };
+    r.extensions_mut().insert(facts);
+    Ok(r)
 }
 
 const DATA_PARAMS: [&str; 12] = [
@@ -660,9 +659,9 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
         &def_revision.to_string(),
         &if pinned { String::new() } else { head.to_string() },
     ]);
-    let policy = sdmx.policy(tag, pinned, head, Some(&dataset));
+    let policy = CacheFacts::new(tag, pinned, head, Some(&dataset));
     if policy.matches(headers) {
-        return sdmx.respond(|| Ok(Body::empty()), format.media_type(), &policy, headers);
+        return respond(|| Ok(Body::empty()), format.media_type(), policy, headers);
     }
 
     let selection = Selection {
@@ -702,7 +701,7 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
     });
-    sdmx.respond(|| Ok(Body::from_stream(stream)), format.media_type(), &policy, headers)
+    respond(|| Ok(Body::from_stream(stream)), format.media_type(), policy, headers)
 }
 
 /// What a data query resolves to against the ledger.

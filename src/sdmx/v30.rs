@@ -373,8 +373,8 @@ pub fn schema_query(
         &format!("{segments:?}{at:?}"),
         &view.def_revision.to_string(),
     ]);
-    let policy = sdmx.policy(tag, false, projection.head().revision, Some(id));
-    sdmx.respond(|| Ok(body.into()), SCHEMA_XSD, &policy, headers)
+    let policy = super::CacheFacts::new(tag, false, projection.head().revision, Some(id));
+    super::respond(|| Ok(body.into()), SCHEMA_XSD, policy, headers)
 }
 
 #[cfg(test)]
