@@ -8,7 +8,13 @@
 //! that time, which never changes once it is past; `includeHistory=true` writes one data set
 //! per release; `updatedAfter` keeps the figures set by releases published after the time.
 //!
+//! SDMX-REST 2.2 (SDMX 3.0) data and schema queries under `/sdmx/3.0/` (`v30`) resolve to the
+//! same `DataRequest` and stream alike. Answers carry `CacheFacts`, from which the HTTP layer
+//! sets the server's caching headers.
+//!
 //! - `query`: the path, the query string and the time parameters, bounded.
+//! - `v30`: SDMX-REST 2.2 paths, parameters and formats.
+//! - `filter`: SDMX-REST 2.2 component filters (`c[...]`).
 //! - `dsd`: a dataset's definition as SDMX artefacts.
 //! - `structure`: structure queries and the Structure message.
 //! - `schema`: the XML schema of a DSD's structure-specific data.
