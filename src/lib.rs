@@ -18,8 +18,9 @@
 //! - [`http`]: the router, GraphQL over HTTP, the WebSocket protocols, the per-revision
 //!   response cache, the accept loop (connection cap, timeouts, shutdown with a deadline),
 //!   Prometheus metrics, health and the checkpoint endpoint.
-//! - [`sdmx`]: SDMX-REST structure and data queries over the ledger, in SDMX-ML 2.1 and
-//!   SDMX-CSV, streamed.
+//! - [`sdmx`]: SDMX-REST 1.5 structure and data queries over the ledger, in SDMX-ML 2.1 and
+//!   SDMX-CSV 1.0, and SDMX-REST 2.2 data queries in SDMX-JSON 2.0, SDMX-ML 3.0 and
+//!   SDMX-CSV 2.0, streamed.
 //! - [`auth`]: tokens, and who a presented token makes the caller.
 //! - [`graphql`]: the schema: query, mutation and subscription roots, scalars, limits,
 //!   request parsing and error codes.

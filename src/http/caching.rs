@@ -429,6 +429,36 @@ fn dataset_of(
     p.dataset(&id).map(|d| d.def.id.to_string())
 }
 
+/// Sets the caching headers of an SDMX answer from the facts the SDMX layer left in its
+/// extensions, under the same policy as GraphQL answers: pinned answers are immutable,
+/// the others are read at the head.
+pub async fn sdmx(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<super::AppState>>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let Some(facts) = response.extensions_mut().remove::<crate::sdmx::CacheFacts>() else {
+        return response;
+    };
+    let mut tags = vec![TAG_ALL.to_owned()];
+    tags.push(match (facts.pinned, &facts.dataset) {
+        (true, _) => TAG_PINNED.to_owned(),
+        (false, Some(id)) => dataset_tag(id),
+        (false, None) => TAG_LEDGER.to_owned(),
+    });
+    let policy = Policy {
+        freshness: if facts.pinned {
+            Freshness::Pinned
+        } else {
+            Freshness::Head(facts.head)
+        },
+        etag: facts.etag,
+        tags: tags.join(" "),
+    };
+    let private = state.config.tokens.reads_protected();
+    policy.apply(response.headers_mut(), &state.config.http_caching, private);
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,11 +75,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::post(admin::releases).layer(axum::extract::DefaultBodyLimit::max(admin::MAX_BATCH_BYTES)),
         )
         .merge(crate::web::routes(state.config.graphiql))
-        .merge(crate::sdmx::routes(
-            state.ledger.clone(),
-            state.config.sdmx,
-            state.config.tokens.clone(),
-        ))
+        .merge(
+            crate::sdmx::routes(state.ledger.clone(), state.config.sdmx, state.config.tokens.clone())
+                .layer(middleware::map_response_with_state(state.clone(), caching::sdmx)),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), peer::admit))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .layer(middleware::from_fn_with_state(state.clone(), access_log::record));

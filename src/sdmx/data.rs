@@ -8,6 +8,7 @@
 //! A cross-sectional view (`dimensionAtObservation` naming a dimension other than the time)
 //! regroups the whole selection and is built in memory, within the observation limit.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -17,11 +18,15 @@ use uuid::Uuid;
 
 use super::dsd::{obs_status, Flow, FREQ, MEASURE, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD, VERSION};
 use super::error::{Kind, SdmxError};
+use super::filter::{Component, ComponentFilter, Value as FilterValue};
 use super::query::{months, DataDetail, Month, ObsDimension};
-use super::xml::{escape, header_time, COMMON_NS, GENERIC_NS, MESSAGE_NS, SS_NS, XSI_NS};
+use super::schema::MlVersion;
+use super::xml::{
+    escape, header_time, COMMON3_NS, COMMON_NS, GENERIC_NS, MESSAGE3_NS, MESSAGE_NS, SS3_NS, SS_NS, XSI_NS,
+};
 use crate::domain::{Dataset, Frequency, Period, ReleaseStatus, SeriesKey};
 use crate::ledger::Ledger;
-use crate::projection::{Bound, CellKey, Filter, KeyPattern};
+use crate::projection::{Bound, CellKey, Filter, KeyPattern, ObservationAt, Projection};
 
 /// Figures read per page (a page runs on to the end of its last series).
 const PAGE: usize = 4096;
@@ -29,9 +34,23 @@ const PAGE: usize = 4096;
 /// The data formats offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataFormat {
-    Generic { time_series: bool },
-    StructureSpecific { time_series: bool },
-    Csv { labels: bool },
+    Generic {
+        time_series: bool,
+    },
+    StructureSpecific {
+        time_series: bool,
+    },
+    Csv {
+        labels: bool,
+    },
+    /// SDMX-CSV 2.0.0 (SDMX-REST 2.2).
+    Csv2 {
+        labels: bool,
+    },
+    /// SDMX-JSON 2.0.0 data (SDMX-REST 2.2).
+    Json2,
+    /// SDMX-ML 3.0 structure-specific data (SDMX-REST 2.2).
+    Ml3,
 }
 
 impl DataFormat {
@@ -49,6 +68,12 @@ impl DataFormat {
             DataFormat::Csv { labels: true } => {
                 "application/vnd.sdmx.data+csv; version=1.0.0; labels=both; charset=utf-8"
             }
+            DataFormat::Csv2 { labels: false } => "application/vnd.sdmx.data+csv; version=2.0.0; charset=utf-8",
+            DataFormat::Csv2 { labels: true } => {
+                "application/vnd.sdmx.data+csv; version=2.0.0; labels=both; charset=utf-8"
+            }
+            DataFormat::Json2 => "application/vnd.sdmx.data+json; version=2.0.0; charset=utf-8",
+            DataFormat::Ml3 => "application/vnd.sdmx.data+xml; version=3.0.0",
         }
     }
 }
@@ -69,6 +94,38 @@ pub struct Selection {
     pub detail: DataDetail,
     pub history: bool,
     pub bound: Bound,
+    /// SDMX-REST 2.2 keys joined by `,`: a figure must match one of them (empty: no more
+    /// than `pattern`, `frequencies` and `measures`, which then hold their union).
+    pub alternatives: Vec<KeyAlternative>,
+    /// SDMX-REST 2.2 `c[...]` filters, all of which a figure must pass.
+    pub components: Vec<ComponentFilter>,
+    /// What of each observation is written (`attributes`, `measures`).
+    pub parts: Parts,
+}
+
+/// One key of a list of keys.
+#[derive(Debug, Clone)]
+pub struct KeyAlternative {
+    pub pattern: KeyPattern,
+    pub frequencies: Option<Vec<Frequency>>,
+    pub measures: Option<Vec<u8>>,
+}
+
+/// The attributes (by position in `SERIES_ATTRIBUTES` and `OBS_ATTRIBUTES`) and whether
+/// `OBS_VALUE` are written; SDMX-REST 2.2 `attributes` and `measures`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub series: [bool; 2],
+    pub obs: [bool; 4],
+    pub value: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        series: [true; 2],
+        obs: [true; 4],
+        value: true,
+    };
 }
 
 /// One figure as written: its coordinates, value and the release that set it.
@@ -90,17 +147,101 @@ impl Row {
     }
 }
 
+impl KeyAlternative {
+    /// What any of `keys` can match, per dimension: the projection's filter reads no more.
+    pub fn union(keys: &[KeyAlternative]) -> KeyAlternative {
+        fn join<T: Clone + PartialEq>(lists: impl Iterator<Item = Option<Vec<T>>>) -> Option<Vec<T>> {
+            let mut out: Vec<T> = Vec::new();
+            for list in lists {
+                for x in list? {
+                    if !out.contains(&x) {
+                        out.push(x);
+                    }
+                }
+            }
+            Some(out)
+        }
+        let width = keys.first().map_or(0, |k| k.pattern.0.len());
+        KeyAlternative {
+            pattern: KeyPattern(
+                (0..width)
+                    .map(|d| join(keys.iter().map(|k| k.pattern.0[d].clone())))
+                    .collect(),
+            ),
+            frequencies: join(keys.iter().map(|k| k.frequencies.clone())),
+            measures: join(keys.iter().map(|k| k.measures.clone())),
+        }
+    }
+
+    fn matches(&self, key: &SeriesKey, period: Period, measure: u8) -> bool {
+        key_matches(&self.pattern, &self.frequencies, &self.measures, key, period, measure)
+    }
+}
+
+/// Whether a figure's key, frequency and measure are among those named.
+fn key_matches(
+    pattern: &KeyPattern,
+    frequencies: &Option<Vec<Frequency>>,
+    measures: &Option<Vec<u8>>,
+    key: &SeriesKey,
+    period: Period,
+    measure: u8,
+) -> bool {
+    pattern.matches(key)
+        && frequencies.as_ref().is_none_or(|f| f.contains(&period.frequency()))
+        && measures.as_ref().is_none_or(|m| m.contains(&measure))
+}
+
 impl Selection {
     fn matches(&self, key: &SeriesKey, period: Period, measure: u8) -> bool {
         let (first, last) = months(period);
-        self.pattern.matches(key)
-            && self
-                .frequencies
-                .as_ref()
-                .is_none_or(|f| f.contains(&period.frequency()))
-            && self.measures.as_ref().is_none_or(|m| m.contains(&measure))
+        key_matches(&self.pattern, &self.frequencies, &self.measures, key, period, measure)
             && self.start.is_none_or(|s| last >= s)
             && self.end.is_none_or(|e| first <= e)
+            && (self.alternatives.is_empty() || self.alternatives.iter().any(|a| a.matches(key, period, measure)))
+    }
+
+    /// The row of a figure read as of the bound, if the selection keeps it.
+    fn row(&self, projection: &Projection, def: &Dataset, obs: &ObservationAt) -> Option<Row> {
+        let c = obs.cell;
+        if !self.matches(&c.key, c.period, c.measure) {
+            return None;
+        }
+        let v = obs.current();
+        let r = projection.release_at(v.release);
+        if self.updated_after.is_some_and(|t| r.published_at <= t) {
+            return None;
+        }
+        let row = Row {
+            key: c.key,
+            period: c.period,
+            measure: c.measure,
+            value: v.value,
+            release: r.id,
+            status: r.status,
+            published: r.published_at,
+        };
+        self.keeps(def, &row).then_some(row)
+    }
+
+    /// Whether a row passes the `c[...]` filters.
+    fn keeps(&self, def: &Dataset, r: &Row) -> bool {
+        self.components.iter().all(|f| {
+            let value = match f.component {
+                Component::Freq => FilterValue::Text(r.period.frequency().code()),
+                Component::Dimension(i) => FilterValue::Text(&def.dimensions[i].codes[r.key.code(i) as usize].code),
+                Component::Measure => FilterValue::Text(&def.measures[r.measure as usize]),
+                Component::Time => FilterValue::Period(r.period),
+                Component::Value => FilterValue::Number(r.value),
+                Component::Series(0) => FilterValue::Text(&def.unit),
+                Component::Series(_) => FilterValue::Number(Decimal::from(def.unit_multiplier)),
+                Component::Obs(0) => FilterValue::Text(obs_status(r.status)),
+                Component::Obs(1) => return f.keeps(&FilterValue::Text(&r.release.to_string())),
+                Component::Obs(2) => FilterValue::Text(r.status.as_str()),
+                Component::Obs(_) => FilterValue::Time(r.published),
+            };
+            f.keeps(&value)
+        })
     }
 
     fn filter(&self) -> Filter {
@@ -190,14 +331,8 @@ pub fn prepare(
         let filter = selection.filter();
         let mut n: u64 = 0;
         for obs in projection.select(view, &filter, selection.bound, None) {
-            let c = obs.cell;
-            if !selection.matches(&c.key, c.period, c.measure) {
+            if selection.row(&projection, &view.def, &obs).is_none() {
                 continue;
-            }
-            if let Some(t) = selection.updated_after {
-                if projection.release_at(obs.current().release).published_at <= t {
-                    continue;
-                }
             }
             n += 1;
             if n > limit {
@@ -295,23 +430,7 @@ impl Answer {
                 break;
             }
             last = Some(c);
-            if !s.matches(&c.key, c.period, c.measure) {
-                continue;
-            }
-            let v = obs.current();
-            let r = projection.release_at(v.release);
-            if s.updated_after.is_some_and(|t| r.published_at <= t) {
-                continue;
-            }
-            rows.push(Row {
-                key: c.key,
-                period: c.period,
-                measure: c.measure,
-                value: v.value,
-                release: r.id,
-                status: r.status,
-                published: r.published_at,
-            });
+            rows.extend(s.row(&projection, &view.def, &obs));
         }
         (rows, if more { last } else { None })
     }
@@ -356,7 +475,7 @@ impl Answer {
             if !self.selection.matches(&key, o.period, measure) {
                 continue;
             }
-            rows.push(Row {
+            let row = Row {
                 key,
                 period: o.period,
                 measure,
@@ -364,7 +483,10 @@ impl Answer {
                 release: id,
                 status,
                 published,
-            });
+            };
+            if self.selection.keeps(def, &row) {
+                rows.push(row);
+            }
         }
         Ok(rows)
     }
@@ -378,6 +500,15 @@ struct Writer {
     prepared: DateTime<Utc>,
     detail: DataDetail,
     obs_dimension: ObsDimension,
+    parts: Parts,
+    /// SDMX-JSON: the periods met so far, each at its index in the message.
+    periods: Vec<Period>,
+    period_index: HashMap<Period, usize>,
+    /// SDMX-JSON: data sets opened so far; whether the open one has an entry yet.
+    datasets: usize,
+    entries: usize,
+    /// SDMX-CSV 2.0: the action of the data set being written (`I`, or `R` for a release).
+    action: &'static str,
 }
 
 /// The figures of one SDMX series (or section), in order.
@@ -448,6 +579,12 @@ impl Writer {
             prepared,
             detail: s.detail,
             obs_dimension: s.obs_dimension.clone(),
+            parts: s.parts,
+            periods: Vec::new(),
+            period_index: HashMap::new(),
+            datasets: 0,
+            entries: 0,
+            action: "I",
         }
     }
 
@@ -489,13 +626,44 @@ impl Writer {
     }
 
     fn ss_namespace(&self) -> String {
-        super::schema::namespace(&self.flow(), &self.obs_dim_id())
+        let version = if self.format == DataFormat::Ml3 {
+            MlVersion::V30
+        } else {
+            MlVersion::V21
+        };
+        super::schema::namespace(&self.flow(), &self.obs_dim_id(), version)
     }
 
-    fn header(&self, out: &mut String) {
+    fn header(&mut self, out: &mut String) {
         let (root, ns) = match self.format {
             DataFormat::Csv { labels } => {
-                self.csv_header(out, labels);
+                self.csv_header(out, labels, false);
+                return;
+            }
+            DataFormat::Csv2 { labels } => {
+                self.csv_header(out, labels, true);
+                return;
+            }
+            DataFormat::Json2 => {
+                let _ = write!(
+                    out,
+                    "{{\"meta\":{{\"schema\":\"{JSON_DATA_SCHEMA}\",\"id\":\"DATA\",\"test\":false,\"prepared\":\"{}\",\"contentLanguages\":[\"en\"],\"sender\":{{\"id\":\"TRADELEDGER\"}}}},\n\"data\":{{\"dataSets\":[",
+                    header_time(self.prepared)
+                );
+                return;
+            }
+            DataFormat::Ml3 => {
+                let _ = writeln!(
+                    out,
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<message:StructureSpecificData xmlns:message=\"{MESSAGE3_NS}\" xmlns:common=\"{COMMON3_NS}\" xmlns:xsi=\"{XSI_NS}\" xmlns:ss=\"{SS3_NS}\" xmlns:ns1=\"{ns}\">\n\
+                     <message:Header><message:ID>DATA</message:ID><message:Test>false</message:Test><message:Prepared>{}</message:Prepared>\
+                     <message:Sender id=\"TRADELEDGER\"/><message:Structure structureID=\"STR\" namespace=\"{ns}\" dimensionAtObservation=\"{}\">\
+                     <common:StructureUsage>{}</common:StructureUsage></message:Structure></message:Header>",
+                    header_time(self.prepared),
+                    self.obs_dim_id(),
+                    escape(&self.flow().dataflow_urn()),
+                    ns = escape(&self.ss_namespace()),
+                );
                 return;
             }
             DataFormat::Generic { time_series } => (
@@ -542,17 +710,32 @@ impl Writer {
         }
         cols.push((MEASURE.into(), "Measure".into()));
         cols.push((TIME_PERIOD.into(), "Time period".into()));
-        cols.push((OBS_VALUE.into(), String::new()));
+        if self.parts.value {
+            cols.push((OBS_VALUE.into(), String::new()));
+        }
         if self.detail.attributes() || self.detail == DataDetail::Full {
-            for (id, name) in SERIES_ATTRIBUTES.iter().chain(&OBS_ATTRIBUTES) {
+            let wanted = self.parts.series.iter().chain(&self.parts.obs);
+            for ((id, name), _) in SERIES_ATTRIBUTES
+                .iter()
+                .chain(&OBS_ATTRIBUTES)
+                .zip(wanted)
+                .filter(|(_, w)| **w)
+            {
                 cols.push((id.to_string(), name.to_string()));
             }
         }
         cols
     }
 
-    fn csv_header(&self, out: &mut String, labels: bool) {
-        for (i, (id, name)) in self.csv_columns().into_iter().enumerate() {
+    /// The header row; SDMX-CSV 2.0 (`v2`) names the structure and the action first.
+    fn csv_header(&self, out: &mut String, labels: bool, v2: bool) {
+        let mut columns = self.csv_columns();
+        if v2 {
+            columns[0] = ("STRUCTURE_ID".to_owned(), String::new());
+            out.push_str("STRUCTURE,");
+            columns.insert(1, ("ACTION".to_owned(), String::new()));
+        }
+        for (i, (id, name)) in columns.into_iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -566,10 +749,50 @@ impl Writer {
     }
 
     /// Opens a data set; for a history, the one of a release, valid from its publication.
-    fn open_dataset(&self, out: &mut String, release: Option<(Uuid, ReleaseStatus, DateTime<Utc>)>) {
+    fn open_dataset(&mut self, out: &mut String, release: Option<(Uuid, ReleaseStatus, DateTime<Utc>)>) {
         let validity = release.map(|(id, _, published)| (id, header_time(published)));
         match self.format {
             DataFormat::Csv { .. } => {}
+            DataFormat::Csv2 { .. } => self.action = if validity.is_some() { "R" } else { "I" },
+            DataFormat::Json2 => {
+                if self.datasets > 0 {
+                    out.push(',');
+                }
+                self.datasets += 1;
+                self.entries = 0;
+                let _ = write!(
+                    out,
+                    "{{\"structure\":0,\"links\":[{{\"urn\":{},\"rel\":\"dataflow\"}}],\"action\":\"{}\"",
+                    json_text(&self.flow().dataflow_urn()),
+                    if validity.is_some() { "Replace" } else { "Information" }
+                );
+                if let Some((_, from)) = &validity {
+                    let _ = write!(out, ",\"validFrom\":\"{from}\"");
+                }
+                let _ = writeln!(
+                    out,
+                    ",\"{}\":{{",
+                    if self.obs_dimension == ObsDimension::All {
+                        "observations"
+                    } else {
+                        "series"
+                    }
+                );
+            }
+            DataFormat::Ml3 => {
+                out.push_str("<message:DataSet ss:structureRef=\"STR\" xsi:type=\"ns1:DataSetType\"");
+                match &validity {
+                    Some((id, from)) => {
+                        let _ = write!(
+                            out,
+                            " ss:action=\"Replace\" ss:setID=\"R{}\" ss:validFromDate=\"{from}\"",
+                            id.simple()
+                        );
+                    }
+                    None => out.push_str(" ss:action=\"Information\""),
+                }
+                out.push_str(">\n");
+            }
             DataFormat::Generic { .. } => {
                 out.push_str("<message:DataSet structureRef=\"STR\"");
                 if let Some((id, from)) = &validity {
@@ -596,14 +819,21 @@ impl Writer {
     }
 
     fn close_dataset(&self, out: &mut String) {
-        if !matches!(self.format, DataFormat::Csv { .. }) {
-            out.push_str("</message:DataSet>\n");
+        match self.format {
+            DataFormat::Csv { .. } | DataFormat::Csv2 { .. } => {}
+            DataFormat::Json2 => out.push_str("}}\n"),
+            _ => out.push_str("</message:DataSet>\n"),
         }
     }
 
     fn footer(&self, out: &mut String) {
         let root = match self.format {
-            DataFormat::Csv { .. } => return,
+            DataFormat::Csv { .. } | DataFormat::Csv2 { .. } => return,
+            DataFormat::Json2 => {
+                self.json_structure(out);
+                return;
+            }
+            DataFormat::Ml3 => "StructureSpecificData",
             DataFormat::Generic { time_series: false } => "GenericData",
             DataFormat::Generic { time_series: true } => "GenericTimeSeriesData",
             DataFormat::StructureSpecific { time_series: false } => "StructureSpecificData",
@@ -612,32 +842,46 @@ impl Writer {
         let _ = writeln!(out, "</message:{root}>");
     }
 
-    fn series_attributes(&self) -> [(&'static str, String); 2] {
-        [
+    /// The series attributes asked for (`attributes`), with their values.
+    fn series_attributes(&self) -> Vec<(&'static str, String)> {
+        let all = [
             (SERIES_ATTRIBUTES[0].0, self.def.unit.clone()),
             (SERIES_ATTRIBUTES[1].0, self.def.unit_multiplier.to_string()),
-        ]
+        ];
+        all.into_iter()
+            .zip(self.parts.series)
+            .filter(|(_, w)| *w)
+            .map(|(a, _)| a)
+            .collect()
     }
 
-    fn obs_attributes(r: &Row) -> [(&'static str, String); 4] {
-        [
+    /// The observation attributes asked for, with their values in row `r`.
+    fn obs_attributes(&self, r: &Row) -> Vec<(&'static str, String)> {
+        let all = [
             (OBS_ATTRIBUTES[0].0, obs_status(r.status).to_owned()),
             (OBS_ATTRIBUTES[1].0, r.release.to_string()),
             (OBS_ATTRIBUTES[2].0, r.status.as_str().to_owned()),
             (OBS_ATTRIBUTES[3].0, header_time(r.published)),
-        ]
+        ];
+        all.into_iter()
+            .zip(self.parts.obs)
+            .filter(|(_, w)| *w)
+            .map(|(a, _)| a)
+            .collect()
     }
 
-    fn rows(&self, out: &mut String, rows: Vec<Row>, s: &Selection) {
+    fn rows(&mut self, out: &mut String, rows: Vec<Row>, s: &Selection) {
         let groups = groups(rows, s);
         match self.format {
-            DataFormat::Csv { labels } => self.csv_rows(out, &groups, labels),
+            DataFormat::Csv { labels } => self.csv_rows(out, &groups, labels, false),
+            DataFormat::Csv2 { labels } => self.csv_rows(out, &groups, labels, true),
             DataFormat::Generic { .. } => self.generic_rows(out, &groups),
-            DataFormat::StructureSpecific { .. } => self.ss_rows(out, &groups),
+            DataFormat::StructureSpecific { .. } | DataFormat::Ml3 => self.ss_rows(out, &groups),
+            DataFormat::Json2 => self.json_rows(out, &groups),
         }
     }
 
-    fn csv_rows(&self, out: &mut String, groups: &[Vec<Row>], labels: bool) {
+    fn csv_rows(&self, out: &mut String, groups: &[Vec<Row>], labels: bool, v2: bool) {
         let flow = self.flow().csv_ref();
         let flow = if labels {
             format!("{flow}: {}", self.def.name)
@@ -649,7 +893,14 @@ impl Writer {
         for g in groups {
             let rows: &[Row] = if observations { g } else { &g[..1] };
             for r in rows {
+                if v2 {
+                    out.push_str("dataflow,");
+                }
                 csv_field(out, &flow);
+                if v2 {
+                    out.push(',');
+                    out.push_str(self.action);
+                }
                 for (_, code, label) in self.key_values(r) {
                     out.push(',');
                     if labels {
@@ -662,16 +913,18 @@ impl Writer {
                 if observations || !matches!(self.obs_dimension, ObsDimension::Time) {
                     out.push_str(&r.period.to_string());
                 }
-                out.push(',');
-                if observations {
-                    out.push_str(&r.value.to_string());
+                if self.parts.value {
+                    out.push(',');
+                    if observations {
+                        out.push_str(&r.value.to_string());
+                    }
                 }
                 if attributes || self.detail == DataDetail::Full {
                     for (_, v) in self.series_attributes() {
                         out.push(',');
                         csv_field(out, &v);
                     }
-                    for (id, v) in Self::obs_attributes(r) {
+                    for (id, v) in self.obs_attributes(r) {
                         out.push(',');
                         if observations {
                             if labels && id == "OBS_STATUS" {
@@ -724,7 +977,7 @@ impl Writer {
                             let series = self.series_attributes().into_iter().map(|(i, v)| (i.to_owned(), v));
                             Self::generic_values(out, series);
                             if obs_attrs {
-                                let obs = Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v));
+                                let obs = self.obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v));
                                 Self::generic_values(out, obs);
                             }
                             out.push_str("</generic:Attributes>");
@@ -777,7 +1030,7 @@ impl Writer {
                                 }
                                 Self::generic_values(
                                     out,
-                                    Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)),
+                                    self.obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)),
                                 );
                                 out.push_str("</generic:Attributes>");
                             }
@@ -813,14 +1066,14 @@ impl Writer {
                     out.push_str("<Obs");
                     Self::ss_attrs(out, self.key_values(r).into_iter().map(|(id, c, _)| (id.to_owned(), c)));
                     Self::ss_attrs(out, [(TIME_PERIOD.to_owned(), r.period.to_string())]);
-                    if observations {
+                    if observations && self.parts.value {
                         Self::ss_attrs(out, [(OBS_VALUE.to_owned(), r.value.to_string())]);
                     }
                     if attributes {
                         Self::ss_attrs(out, series_attrs());
                     }
                     if obs_attrs {
-                        Self::ss_attrs(out, Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)));
+                        Self::ss_attrs(out, self.obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)));
                     }
                     out.push_str("/>\n");
                 }
@@ -849,16 +1102,262 @@ impl Writer {
                     Some(d) => (keys[d].0.to_owned(), self.key_values(r).swap_remove(d).1),
                     None => (TIME_PERIOD.to_owned(), r.period.to_string()),
                 };
-                Self::ss_attrs(out, [at, (OBS_VALUE.to_owned(), r.value.to_string())]);
+                Self::ss_attrs(out, [at]);
+                if self.parts.value {
+                    Self::ss_attrs(out, [(OBS_VALUE.to_owned(), r.value.to_string())]);
+                }
                 if obs_attrs {
                     if cross.is_some() {
                         Self::ss_attrs(out, series_attrs());
                     }
-                    Self::ss_attrs(out, Self::obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)));
+                    Self::ss_attrs(out, self.obs_attributes(r).into_iter().map(|(i, v)| (i.to_owned(), v)));
                 }
                 out.push_str("/>");
             }
             out.push_str("</Series>\n");
         }
     }
+}
+
+/// Where SDMX-JSON 2.0 data messages name their schema.
+const JSON_DATA_SCHEMA: &str =
+    "https://raw.githubusercontent.com/sdmx-twg/sdmx-json/master/data-message/tools/schemas/2.0.0/sdmx-json-data-schema.json";
+
+/// SDMX-JSON 2.0 data: data sets of series (or of observations in a flat view) keyed by the
+/// positions of their codes, written as they are read; the structure follows the data sets,
+/// since the periods (the time dimension's values) are only known once every figure is out.
+impl Writer {
+    /// The key positions at series and at observation level: the key dimensions (`FREQ`, the
+    /// dataset's, `MEASURE`), then `TIME_PERIOD`.
+    fn json_levels(&self) -> (Vec<usize>, Vec<usize>) {
+        let time = self.def.dimensions.len() + 2;
+        match self.obs_dimension {
+            ObsDimension::Time => ((0..time).collect(), vec![time]),
+            ObsDimension::All => (Vec::new(), (0..=time).collect()),
+            ObsDimension::Dimension(d) => ((0..=time).filter(|p| *p != d).collect(), vec![d]),
+        }
+    }
+
+    /// The index of row `r`'s value of the component at key position `p`.
+    fn json_index(&mut self, r: &Row, p: usize) -> usize {
+        let n = self.def.dimensions.len();
+        match p {
+            0 => super::dsd::FREQ_CODES
+                .iter()
+                .position(|c| c.0 == r.period.frequency().code())
+                .unwrap_or(0),
+            p if p <= n => r.key.code(p - 1) as usize,
+            p if p == n + 1 => r.measure as usize,
+            _ => {
+                let next = self.periods.len();
+                *self.period_index.entry(r.period).or_insert_with(|| {
+                    self.periods.push(r.period);
+                    next
+                })
+            }
+        }
+    }
+
+    fn json_key(&mut self, r: &Row, positions: &[usize]) -> String {
+        let mut key = String::new();
+        for (i, p) in positions.iter().enumerate() {
+            if i > 0 {
+                key.push(':');
+            }
+            let _ = write!(key, "{}", self.json_index(r, *p));
+        }
+        key
+    }
+
+    /// An observation's array: the value, then the attributes at observation level.
+    fn json_obs(&self, out: &mut String, r: &Row, series_attributes: bool) {
+        let mut values: Vec<String> = Vec::new();
+        if self.parts.value {
+            values.push(r.value.to_string());
+        }
+        if self.detail == DataDetail::Full {
+            values.extend(self.obs_attributes(r).into_iter().map(|(_, v)| json_text(&v)));
+            if series_attributes {
+                values.extend(self.series_attributes().into_iter().map(|(_, v)| json_text(&v)));
+            }
+        }
+        let _ = write!(out, "[{}]", values.join(","));
+    }
+
+    fn json_rows(&mut self, out: &mut String, groups: &[Vec<Row>]) {
+        let (series, obs) = self.json_levels();
+        let observations = self.detail.observations();
+        for g in groups {
+            for r in g {
+                self.json_index(r, self.def.dimensions.len() + 2);
+            }
+            if series.is_empty() {
+                for r in g {
+                    let key = self.json_key(r, &obs);
+                    if self.entries > 0 {
+                        out.push(',');
+                    }
+                    self.entries += 1;
+                    let _ = write!(out, "\"{key}\":");
+                    self.json_obs(out, r, true);
+                    out.push('\n');
+                }
+                continue;
+            }
+            let key = self.json_key(&g[0], &series);
+            if self.entries > 0 {
+                out.push(',');
+            }
+            self.entries += 1;
+            let _ = write!(out, "\"{key}\":{{");
+            let time_series = self.obs_dimension == ObsDimension::Time;
+            let mut inner = false;
+            if time_series && self.detail.attributes() {
+                let values: Vec<String> = self
+                    .series_attributes()
+                    .into_iter()
+                    .map(|(_, v)| json_text(&v))
+                    .collect();
+                let _ = write!(out, "\"attributes\":[{}]", values.join(","));
+                inner = true;
+            }
+            if observations {
+                if inner {
+                    out.push(',');
+                }
+                out.push_str("\"observations\":{");
+                for (i, r) in g.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let key = self.json_key(r, &obs);
+                    let _ = write!(out, "\"{key}\":");
+                    self.json_obs(out, r, !time_series);
+                }
+                out.push('}');
+            }
+            out.push_str("}\n");
+        }
+    }
+
+    /// The structure of the message, after its data sets.
+    fn json_structure(&self, out: &mut String) {
+        let n = self.def.dimensions.len();
+        let text = json_text;
+        let named = |id: &str, name: &str| {
+            format!(
+                "\"id\":{},\"name\":{},\"names\":{{\"en\":{}}}",
+                text(id),
+                text(name),
+                text(name)
+            )
+        };
+        let dimension = |p: usize| -> String {
+            let (id, name, values): (&str, &str, Vec<String>) = match p {
+                0 => (
+                    FREQ,
+                    "Frequency",
+                    super::dsd::FREQ_CODES
+                        .iter()
+                        .map(|(c, l)| format!("{{{}}}", named(c, l)))
+                        .collect(),
+                ),
+                p if p <= n => {
+                    let d = &self.def.dimensions[p - 1];
+                    let values = d
+                        .codes
+                        .iter()
+                        .map(|c| match &c.parent {
+                            Some(parent) => format!("{{{},\"parent\":{}}}", named(&c.code, &c.label), text(parent)),
+                            None => format!("{{{}}}", named(&c.code, &c.label)),
+                        })
+                        .collect();
+                    (&d.id, &d.label, values)
+                }
+                p if p == n + 1 => (
+                    MEASURE,
+                    "Measure",
+                    self.def
+                        .measures
+                        .iter()
+                        .map(|m| format!("{{{}}}", named(m, super::dsd::measure_name(m))))
+                        .collect(),
+                ),
+                _ => (
+                    TIME_PERIOD,
+                    "Time period",
+                    self.periods.iter().map(|p| format!("{{\"value\":\"{p}\"}}")).collect(),
+                ),
+            };
+            format!(
+                "{{{},\"keyPosition\":{p},\"values\":[{}]}}",
+                named(id, name),
+                values.join(",")
+            )
+        };
+        let (series, obs) = self.json_levels();
+        let list = |positions: &[usize]| positions.iter().map(|p| dimension(*p)).collect::<Vec<_>>().join(",");
+        let key_dims: Vec<String> = self.flow().key_dimensions().iter().map(|d| text(d)).collect();
+        let attribute = |(id, name): (&str, &str), series_level: bool| {
+            let relationship = if series_level {
+                format!("{{\"dimensions\":[{}]}}", key_dims.join(","))
+            } else {
+                "{\"observation\":{}}".to_owned()
+            };
+            format!("{{{},\"relationship\":{relationship}}}", named(id, name))
+        };
+        let wanted_series: Vec<String> = SERIES_ATTRIBUTES
+            .iter()
+            .zip(self.parts.series)
+            .filter(|(_, w)| *w)
+            .map(|(a, _)| attribute(*a, true))
+            .collect();
+        let wanted_obs: Vec<String> = OBS_ATTRIBUTES
+            .iter()
+            .zip(self.parts.obs)
+            .filter(|(_, w)| *w)
+            .map(|(a, _)| attribute(*a, false))
+            .collect();
+        let (series_attrs, obs_attrs) = match (self.detail.attributes(), self.obs_dimension == ObsDimension::Time) {
+            (false, _) => (Vec::new(), Vec::new()),
+            (true, true) => (wanted_series, wanted_obs),
+            (true, false) => (Vec::new(), wanted_obs.into_iter().chain(wanted_series).collect()),
+        };
+        let obs_attrs = if self.detail == DataDetail::Full {
+            obs_attrs
+        } else {
+            Vec::new()
+        };
+        let datasets: Vec<String> = (0..self.datasets).map(|i| i.to_string()).collect();
+        let mut dimensions = vec![format!("\"series\":[{}]", list(&series))];
+        dimensions.push(format!("\"observation\":[{}]", list(&obs)));
+        let mut attributes = Vec::new();
+        if !series_attrs.is_empty() {
+            attributes.push(format!("\"series\":[{}]", series_attrs.join(",")));
+        }
+        if !obs_attrs.is_empty() {
+            attributes.push(format!("\"observation\":[{}]", obs_attrs.join(",")));
+        }
+        let measures = if self.parts.value {
+            format!("\"observation\":[{{{}}}]", named(OBS_VALUE, "Observation value"))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "],\n\"structures\":[{{\"name\":{},\"names\":{{\"en\":{}}},\"links\":[{{\"urn\":{},\"rel\":\"dataflow\"}}],\"dataSets\":[{}],\
+             \"dimensions\":{{{}}},\"measures\":{{{measures}}},\"attributes\":{{{}}}}}]}}}}",
+            text(&self.def.name),
+            text(&self.def.name),
+            text(&self.flow().dataflow_urn()),
+            datasets.join(","),
+            dimensions.join(","),
+            attributes.join(",")
+        );
+    }
+}
+
+/// A JSON string.
+fn json_text(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
 }

@@ -133,6 +133,14 @@ impl<'a> Flow<'a> {
         out
     }
 
+    /// The dataflow's URN.
+    pub fn dataflow_urn(&self) -> String {
+        format!(
+            "urn:sdmx:org.sdmx.infomodel.datastructure.Dataflow={}:{}({VERSION})",
+            self.agency, self.def.id
+        )
+    }
+
     /// `AGENCY:ID(VERSION)`, the SDMX-CSV dataflow reference.
     pub fn csv_ref(&self) -> String {
         format!("{}:{}({VERSION})", self.agency, self.def.id)

@@ -4,7 +4,15 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::xml::{escape, MESSAGE_NS};
+use super::xml::{escape, COMMON3_NS, MESSAGE3_NS, MESSAGE_NS};
+
+/// The format of an SDMX-REST 2.2 error message: SDMX-ML 3.0, or SDMX-JSON when the answer
+/// asked for was SDMX-JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    Xml30,
+    Json,
+}
 
 /// The SDMX error classes this service answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +94,46 @@ impl SdmxError {
             self.kind.code(),
             escape(&self.message)
         )
+    }
+}
+
+impl SdmxError {
+    /// The SDMX-ML 3.0 `Error` message.
+    pub fn to_xml3(&self) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<message:Error xmlns:message=\"{MESSAGE3_NS}\" \
+             xmlns:common=\"{COMMON3_NS}\">\
+             <message:ErrorMessage code=\"{}\"><common:Text xml:lang=\"en\">{}</common:Text>\
+             </message:ErrorMessage></message:Error>\n",
+            self.kind.code(),
+            escape(&self.message)
+        )
+    }
+
+    /// The SDMX-JSON 2.0 message with `errors` only.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "meta": {"id": "ERROR", "prepared": super::xml::header_time(chrono::Utc::now()), "sender": {"id": "TRADELEDGER"}},
+            "errors": [{"code": self.kind.code(), "title": self.message}],
+        })
+        .to_string()
+    }
+
+    /// The answer in `style`.
+    pub fn into_styled(self, style: ErrorStyle) -> Response {
+        let (body, media) = match style {
+            ErrorStyle::Xml30 => (self.to_xml3(), "application/xml; charset=utf-8"),
+            ErrorStyle::Json => (
+                self.to_json(),
+                "application/vnd.sdmx.data+json; version=2.0.0; charset=utf-8",
+            ),
+        };
+        let mut response = self.into_response();
+        *response.body_mut() = axum::body::Body::from(body);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+        response
     }
 }
 

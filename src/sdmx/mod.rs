@@ -8,7 +8,13 @@
 //! that time, which never changes once it is past; `includeHistory=true` writes one data set
 //! per release; `updatedAfter` keeps the figures set by releases published after the time.
 //!
+//! SDMX-REST 2.2 (SDMX 3.0) data and schema queries under `/sdmx/3.0/` (`v30`) resolve to the
+//! same `DataRequest` and stream alike. Answers carry `CacheFacts`, from which the HTTP layer
+//! sets the server's caching headers.
+//!
 //! - `query`: the path, the query string and the time parameters, bounded.
+//! - `v30`: SDMX-REST 2.2 paths, parameters and formats.
+//! - `filter`: SDMX-REST 2.2 component filters (`c[...]`).
 //! - `dsd`: a dataset's definition as SDMX artefacts.
 //! - `structure`: structure queries and the Structure message.
 //! - `schema`: the XML schema of a DSD's structure-specific data.
@@ -19,10 +25,12 @@
 mod data;
 mod dsd;
 mod error;
+mod filter;
 pub mod ingest;
 mod query;
 mod schema;
 mod structure;
+mod v30;
 mod xml;
 
 use std::sync::Arc;
@@ -67,6 +75,7 @@ struct Sdmx {
 pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConfig, tokens: Tokens) -> Router<S> {
     Router::new()
         .route("/sdmx/2.1/{*path}", get(v21))
+        .route("/sdmx/3.0/{*path}", get(v30))
         .with_state(Arc::new(Sdmx { ledger, config, tokens }))
 }
 
@@ -79,7 +88,37 @@ async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, 
     }
 }
 
-async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, SdmxError> {
+/// SDMX-REST 2.2: errors in the format the answer would have had.
+async fn v30(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+    let params = query::parse_query_string(uri.query()).unwrap_or_default();
+    let style = v30::error_style(&headers, &params);
+    match answer30(sdmx, &path, &uri, &headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_styled(style),
+    }
+}
+
+async fn answer30(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, SdmxError> {
+    check_request(&sdmx, path, headers)?;
+    let params = query::parse_query_string(uri.query())?;
+    let segments: Vec<&str> = path.split('/').collect();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match segments[0] {
+        "data" => v30::data_query(sdmx, &segments[1..], &params, accept, headers).await,
+        "schema" => v30::schema_query(&sdmx, &segments[1..], &params, headers),
+        "structure" | "availability" | "metadata" | "registration" => Err(SdmxError::not_implemented(format!(
+            "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data and schema queries here",
+            segments[0]
+        ))),
+        other => Err(SdmxError::no_results(format!(
+            "`{}` is no SDMX-REST resource",
+            shorten(other)
+        ))),
+    }
+}
+
+/// The path's length and the read token, checked before anything else.
+fn check_request(sdmx: &Sdmx, path: &str, headers: &HeaderMap) -> Result<(), SdmxError> {
     if path.len() > 4096 {
         return Err(SdmxError::syntax("the path is longer than 4096 bytes"));
     }
@@ -97,6 +136,11 @@ async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> 
         }
     };
     authorize(&sdmx.tokens, secret).map_err(|why| SdmxError::new(Kind::Unauthorized, why))?;
+    Ok(())
+}
+
+async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, SdmxError> {
+    check_request(&sdmx, path, headers)?;
     let params = query::parse_query_string(uri.query())?;
     let segments: Vec<&str> = path.split('/').collect();
     let resource = segments[0].to_ascii_lowercase();
@@ -105,10 +149,10 @@ async fn answer(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -> 
         return data_query(sdmx, &segments[1..], &params, accept, headers).await;
     }
     if let Some(r) = Resource::parse(&resource) {
-        return structure_query(&sdmx, r, &segments[1..], &params, accept);
+        return structure_query(&sdmx, r, &segments[1..], &params, accept, headers);
     }
     if resource == "schema" {
-        return schema_query(&sdmx, &segments[1..], &params, accept);
+        return schema_query(&sdmx, &segments[1..], &params, accept, headers);
     }
     if structure::NOT_IMPLEMENTED.contains(&resource.as_str())
         || ["metadata", "availableconstraint"].contains(&resource.as_str())
@@ -233,13 +277,23 @@ fn negotiate_data(accept: Option<&str>, format: Option<&str>, version: Option<&s
             ))),
         };
     }
+    by_accept(accept, DataFormat::Generic { time_series: false }, data_format_of).map_err(not_acceptable)
+}
+
+/// The first format of `Accept` (by quality) that `of` knows; `default` without `Accept`;
+/// else the header, quoted for a 406.
+fn by_accept(
+    accept: Option<&str>,
+    default: DataFormat,
+    of: fn(&MediaRange) -> Option<DataFormat>,
+) -> Result<DataFormat, String> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(DataFormat::Generic { time_series: false });
+        return Ok(default);
     };
     media_ranges(accept)
         .iter()
-        .find_map(data_format_of)
-        .ok_or_else(|| not_acceptable(format!("`{}`", shorten(accept))))
+        .find_map(of)
+        .ok_or_else(|| format!("`{}`", shorten(accept)))
 }
 
 fn not_acceptable(what: String) -> SdmxError {
@@ -290,6 +344,7 @@ fn structure_query(
     segments: &[&str],
     params: &[(String, String)],
     accept: Option<&str>,
+    headers: &HeaderMap,
 ) -> Result<Response, SdmxError> {
     let get = check_params(params, &["detail", "references", "format", "formatVersion"])?;
     negotiate_structure(accept, get("format"), get("formatVersion"))?;
@@ -329,9 +384,18 @@ fn structure_query(
         .map(|d| Flow::new(d))
         .filter(Flow::is_representable)
         .collect();
-    let body = structure::answer(&query, &flows, prepared)?;
-    let etag = etag(&["structure", &format!("{query:?}"), &head.to_string()]);
-    Ok(ok_response(body.into(), STRUCTURE_ML, &etag, false))
+    let policy = CacheFacts::new(
+        etag(&["structure", &format!("{query:?}"), &head.to_string()]),
+        false,
+        head,
+        None,
+    );
+    respond(
+        || Ok(structure::answer(&query, &flows, prepared)?.into()),
+        STRUCTURE_ML,
+        policy,
+        headers,
+    )
 }
 
 const SCHEMA_XSD: &str = "application/vnd.sdmx.schema+xml; version=2.1";
@@ -343,6 +407,7 @@ fn schema_query(
     segments: &[&str],
     params: &[(String, String)],
     accept: Option<&str>,
+    headers: &HeaderMap,
 ) -> Result<Response, SdmxError> {
     let get = check_params(params, &["dimensionAtObservation", "explicitMeasure"])?;
     if let Some(accept) = accept.filter(|a| !a.trim().is_empty()) {
@@ -396,21 +461,11 @@ fn schema_query(
             shorten(version.unwrap_or("latest"))
         )));
     }
-    let dims = flow.key_dimensions();
-    let at = match get("dimensionAtObservation") {
-        None | Some("TIME_PERIOD") => ObsDimension::Time,
-        Some("AllDimensions") => ObsDimension::All,
-        Some(d) => ObsDimension::Dimension(dims.iter().position(|x| *x == d).ok_or_else(|| {
-            SdmxError::syntax(format!(
-                "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
-                dims.join(", "),
-                shorten(d)
-            ))
-        })?),
-    };
-    let body = schema::schema(&flow, &at);
+    let at = obs_dimension(&flow.key_dimensions(), get("dimensionAtObservation"))?;
+    let body = schema::schema(&flow, &at, schema::MlVersion::V21);
     let tag = etag(&["schema", &format!("{segments:?}{at:?}"), &view.def_revision.to_string()]);
-    Ok(ok_response(body.into(), SCHEMA_XSD, &tag, false))
+    let policy = CacheFacts::new(tag, false, projection.head().revision, Some(id));
+    respond(|| Ok(body.into()), SCHEMA_XSD, policy, headers)
 }
 
 fn etag(parts: &[&str]) -> String {
@@ -422,26 +477,61 @@ fn etag(parts: &[&str]) -> String {
     format!("\"{}\"", hex::encode(&h.finalize()[..16]))
 }
 
-fn ok_response(body: Body, media: &str, etag: &str, immutable: bool) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(media).expect("static media type"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
+/// What an SDMX answer depends on, left in the response's extensions for the HTTP layer,
+/// which sets the server's caching headers from it (`http::caching`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheFacts {
+    /// The strong entity tag, quoted.
+    pub etag: String,
+    /// Pinned to a past `knownAt`: the answer can never change.
+    pub pinned: bool,
+    /// The head revision the answer was read at.
+    pub head: u64,
+    /// The dataset read, if one.
+    pub dataset: Option<String>,
+}
+
+impl CacheFacts {
+    fn new(etag: String, pinned: bool, head: u64, dataset: Option<&str>) -> Self {
+        CacheFacts {
+            etag,
+            pinned,
+            head,
+            dataset: dataset.map(str::to_owned),
+        }
     }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(if immutable {
-            "public, max-age=31536000, immutable"
-        } else {
-            "no-cache"
-        }),
-    );
-    r
+
+    /// True when `If-None-Match` names this answer (or is `*`), compared weakly.
+    fn matches(&self, headers: &HeaderMap) -> bool {
+        headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
+            v.to_str().is_ok_and(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag)
+            })
+        })
+    }
+}
+
+/// 200 with `body`, or 304 when `If-None-Match` names the answer; `facts` go with it.
+fn respond(
+    body: impl FnOnce() -> Result<Body, SdmxError>,
+    media: &str,
+    facts: CacheFacts,
+    headers: &HeaderMap,
+) -> Result<Response, SdmxError> {
+    let mut r = if facts.matches(headers) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = (StatusCode::OK, body()?).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(media).expect("static media type"),
+        );
+        r
+    };
+    r.extensions_mut().insert(facts);
+    Ok(r)
 }
 
 const DATA_PARAMS: [&str; 12] = [
@@ -476,52 +566,91 @@ async fn data_query(
     let flow_ref = FlowRef::parse(segments.first().copied().unwrap_or(""))?;
     let key = segments.get(1).copied().filter(|k| !k.is_empty() && *k != "all");
     let provider = segments.get(2).copied().filter(|p| !p.is_empty() && *p != "all");
-
-    let start = get("startPeriod")
-        .map(|v| query::period_bound("startPeriod", v, true))
-        .transpose()?;
-    let end = get("endPeriod")
-        .map(|v| query::period_bound("endPeriod", v, false))
-        .transpose()?;
-    let updated_after = get("updatedAfter")
-        .map(|v| query::date_time("updatedAfter", v))
-        .transpose()?;
-    let first_n = get("firstNObservations")
-        .map(|v| query::positive("firstNObservations", v))
-        .transpose()?;
-    let last_n = get("lastNObservations")
-        .map(|v| query::positive("lastNObservations", v))
-        .transpose()?;
-    let detail = get("detail")
-        .map(DataDetail::parse)
-        .transpose()?
-        .unwrap_or(DataDetail::Full);
-    let history = get("includeHistory")
-        .map(|v| query::boolean("includeHistory", v))
-        .transpose()?
-        .unwrap_or(false);
-    let as_of = get("asOf").map(|v| query::date_time("asOf", v)).transpose()?;
-    let known_at = get("knownAt").map(|v| query::date_time("knownAt", v)).transpose()?;
-    let now = Utc::now();
-    let pinned = known_at.is_some_and(|k| k <= now);
-
-    let planned = plan(
-        &sdmx.ledger,
-        &flow_ref,
-        key,
-        provider,
-        get("dimensionAtObservation"),
+    let request = DataRequest {
+        flow_ref,
+        keys: key.map(|k| vec![k.to_owned()]).unwrap_or_default(),
+        provider: provider.map(str::to_owned),
+        dimension_at_observation: get("dimensionAtObservation").map(str::to_owned),
         format,
-        as_of,
-        known_at,
-        pinned,
-        now,
-    )?;
+        start: get("startPeriod")
+            .map(|v| query::period_bound("startPeriod", v, true))
+            .transpose()?,
+        end: get("endPeriod")
+            .map(|v| query::period_bound("endPeriod", v, false))
+            .transpose()?,
+        detail: get("detail")
+            .map(DataDetail::parse)
+            .transpose()?
+            .unwrap_or(DataDetail::Full),
+        common: Common::parse(&get)?,
+        filters: Vec::new(),
+        parts: data::Parts::ALL,
+        identity: format!("{segments:?}{params:?}"),
+    };
+    serve_data(sdmx, request, headers).await
+}
+
+/// A data query, parsed (SDMX-REST 1.5 or 2.2), not yet resolved against the ledger.
+struct DataRequest {
+    flow_ref: FlowRef,
+    /// Keys in SDMX-REST 1.5 form (empty parts and `*` are wildcards, `+` joins codes); a
+    /// figure matching any of them is kept; none: every key.
+    keys: Vec<String>,
+    provider: Option<String>,
+    dimension_at_observation: Option<String>,
+    format: DataFormat,
+    start: Option<query::Month>,
+    end: Option<query::Month>,
+    detail: DataDetail,
+    common: Common,
+    /// `c[COMPONENT]` parameters: the component id and the value.
+    filters: Vec<(String, String)>,
+    parts: data::Parts,
+    /// The path and the parameters, for the entity tag.
+    identity: String,
+}
+
+/// The data query parameters both APIs have.
+struct Common {
+    updated_after: Option<DateTime<Utc>>,
+    first_n: Option<u32>,
+    last_n: Option<u32>,
+    history: bool,
+    as_of: Option<DateTime<Utc>>,
+    known_at: Option<DateTime<Utc>>,
+}
+
+impl Common {
+    fn parse<'p>(get: &impl Fn(&str) -> Option<&'p str>) -> Result<Common, SdmxError> {
+        let time = |name: &str| get(name).map(|v| query::date_time(name, v)).transpose();
+        let n = |name: &str| get(name).map(|v| query::positive(name, v)).transpose();
+        Ok(Common {
+            updated_after: time("updatedAfter")?,
+            first_n: n("firstNObservations")?,
+            last_n: n("lastNObservations")?,
+            history: get("includeHistory")
+                .map(|v| query::boolean("includeHistory", v))
+                .transpose()?
+                .unwrap_or(false),
+            as_of: time("asOf")?,
+            known_at: time("knownAt")?,
+        })
+    }
+}
+
+/// Resolves a data query, counts its answer within the limit and streams it.
+async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) -> Result<Response, SdmxError> {
+    let now = Utc::now();
+    let pinned = request.common.known_at.is_some_and(|k| k <= now);
+    let format = request.format;
+    let planned = plan(&sdmx.ledger, &request, pinned, now)?;
     let Planned {
         obs_dimension,
         pattern,
         frequencies,
         measures,
+        alternatives,
+        components,
         bound,
         prepared,
         head,
@@ -531,22 +660,15 @@ async fn data_query(
     } = planned;
     let tag = etag(&[
         "data",
-        &format!("{segments:?}"),
-        &format!("{params:?}"),
+        &request.identity,
         format.media_type(),
         &format!("{bound:?}"),
         &def_revision.to_string(),
         &if pinned { String::new() } else { head.to_string() },
     ]);
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
-    {
-        let mut r = ok_response(Body::empty(), format.media_type(), &tag, pinned);
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r.headers_mut().remove(header::CONTENT_TYPE);
-        return Ok(r);
+    let policy = CacheFacts::new(tag, pinned, head, Some(&dataset));
+    if policy.matches(headers) {
+        return respond(|| Ok(Body::empty()), format.media_type(), policy, headers);
     }
 
     let selection = Selection {
@@ -554,15 +676,18 @@ async fn data_query(
         pattern,
         frequencies,
         measures,
-        start,
-        end,
-        updated_after,
-        first_n,
-        last_n,
+        start: request.start,
+        end: request.end,
+        updated_after: request.common.updated_after,
+        first_n: request.common.first_n,
+        last_n: request.common.last_n,
         obs_dimension,
-        detail,
-        history,
+        detail: request.detail,
+        history: request.common.history,
         bound,
+        alternatives,
+        components,
+        parts: request.parts,
     };
     let ledger = sdmx.ledger.clone();
     let limit = sdmx.config.max_observations;
@@ -583,12 +708,7 @@ async fn data_query(
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
     });
-    Ok(ok_response(
-        Body::from_stream(stream),
-        format.media_type(),
-        &tag,
-        pinned,
-    ))
+    respond(|| Ok(Body::from_stream(stream)), format.media_type(), policy, headers)
 }
 
 /// What a data query resolves to against the ledger.
@@ -597,6 +717,8 @@ struct Planned {
     pattern: KeyPattern,
     frequencies: Option<Vec<Frequency>>,
     measures: Option<Vec<u8>>,
+    alternatives: Vec<data::KeyAlternative>,
+    components: Vec<filter::ComponentFilter>,
     bound: crate::projection::Bound,
     prepared: DateTime<Utc>,
     head: u64,
@@ -606,19 +728,12 @@ struct Planned {
 }
 
 /// Resolves the dataflow, the provider, the key and the point in history.
-#[allow(clippy::too_many_arguments)]
-fn plan(
-    ledger: &Ledger,
-    flow_ref: &FlowRef,
-    key: Option<&str>,
-    provider: Option<&str>,
-    dimension_at_observation: Option<&str>,
-    format: DataFormat,
-    as_of: Option<DateTime<Utc>>,
-    known_at: Option<DateTime<Utc>>,
-    pinned: bool,
-    now: DateTime<Utc>,
-) -> Result<Planned, SdmxError> {
+fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>) -> Result<Planned, SdmxError> {
+    let flow_ref = &request.flow_ref;
+    let provider = request.provider.as_deref();
+    let dimension_at_observation = request.dimension_at_observation.as_deref();
+    let format = request.format;
+    let (as_of, known_at) = (request.common.as_of, request.common.known_at);
     let projection = ledger.read();
     let view = projection
         .dataset(&flow_ref.id)
@@ -653,20 +768,7 @@ fn plan(
         }
     }
     let dims = flow.key_dimensions();
-    let obs_dimension = match dimension_at_observation {
-        None | Some("TIME_PERIOD") => ObsDimension::Time,
-        Some("AllDimensions") => ObsDimension::All,
-        Some(d) => match dims.iter().position(|x| *x == d) {
-            Some(i) => ObsDimension::Dimension(i),
-            None => {
-                return Err(SdmxError::syntax(format!(
-                    "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
-                    dims.join(", "),
-                    shorten(d)
-                )))
-            }
-        },
-    };
+    let obs_dimension = obs_dimension(&dims, dimension_at_observation)?;
     let obs_dimension = match format {
         // A CSV is flat whatever the view; the grouping only serves first/lastNObservations.
         DataFormat::Csv { .. } => ObsDimension::Time,
@@ -680,51 +782,29 @@ fn plan(
         _ => obs_dimension,
     };
 
-    let mut pattern = KeyPattern(vec![None; view.def.dimensions.len()]);
-    let mut frequencies = None;
-    let mut measures = None;
-    if let Some(key) = key {
-        let parts = query::split_key(key, &dims)?;
-        let unknown = |dim: &str, code: &str| {
-            SdmxError::syntax(format!(
-                "key `{}`: `{}` is no code of dimension {dim}",
-                shorten(key),
-                shorten(code)
-            ))
-        };
-        for (i, part) in parts.into_iter().enumerate() {
-            let Some(codes) = part else { continue };
-            if i == 0 {
-                let f: Result<Vec<Frequency>, _> = codes
-                    .iter()
-                    .map(|c| {
-                        Frequency::from_code(c)
-                            .filter(|_| c != "H")
-                            .ok_or_else(|| unknown(dsd::FREQ, c))
-                    })
-                    .collect();
-                frequencies = Some(f?);
-            } else if i == dims.len() - 1 {
-                let mut m = Vec::new();
-                for c in &codes {
-                    if !KNOWN_MEASURES.contains(&c.as_str()) {
-                        return Err(unknown(dsd::MEASURE, c));
-                    }
-                    if let Some(p) = view.measure(c) {
-                        m.push(p);
-                    }
-                }
-                measures = Some(m);
-            } else {
-                let dim = &view.def.dimensions[i - 1];
-                let positions: Result<Vec<u16>, _> = codes
-                    .iter()
-                    .map(|c| dim.position(c).map(|p| p as u16).ok_or_else(|| unknown(&dim.id, c)))
-                    .collect();
-                pattern.0[i - 1] = Some(positions?);
-            }
-        }
-    }
+    let alternatives = request
+        .keys
+        .iter()
+        .map(|k| resolve_key(view, &dims, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut conditions = 0;
+    let components = request
+        .filters
+        .iter()
+        .map(|(id, v)| filter::ComponentFilter::parse(id, v, &dims, &mut conditions))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (union, alternatives) = match alternatives.len() {
+        0 => (
+            data::KeyAlternative {
+                pattern: KeyPattern(vec![None; view.def.dimensions.len()]),
+                frequencies: None,
+                measures: None,
+            },
+            Vec::new(),
+        ),
+        1 => (alternatives.into_iter().next().expect("one key"), Vec::new()),
+        _ => (data::KeyAlternative::union(&alternatives), alternatives),
+    };
     let as_of_spec = match (as_of, known_at) {
         (None, None) => None,
         (Some(t), None) => Some(AsOf::PublishedAt(t)),
@@ -744,15 +824,88 @@ fn plan(
 
     Ok(Planned {
         obs_dimension,
-        pattern,
-        frequencies,
-        measures,
+        pattern: union.pattern,
+        frequencies: union.frequencies,
+        measures: union.measures,
+        alternatives,
+        components,
         bound,
         prepared,
         head,
         def_revision,
         agency,
         dataset,
+    })
+}
+
+/// `dimensionAtObservation` among the key dimensions `dims` (`TIME_PERIOD` when left out).
+fn obs_dimension(dims: &[&str], value: Option<&str>) -> Result<ObsDimension, SdmxError> {
+    Ok(match value {
+        None | Some("TIME_PERIOD") => ObsDimension::Time,
+        Some("AllDimensions") => ObsDimension::All,
+        Some(d) => ObsDimension::Dimension(dims.iter().position(|x| *x == d).ok_or_else(|| {
+            SdmxError::syntax(format!(
+                "parameter `dimensionAtObservation` must be TIME_PERIOD, AllDimensions or one of {}, not `{}`",
+                dims.join(", "),
+                shorten(d)
+            ))
+        })?),
+    })
+}
+
+/// One key in SDMX-REST 1.5 form, resolved against the dataset's code lists.
+fn resolve_key(
+    view: &crate::projection::DatasetView,
+    dims: &[&str],
+    key: &str,
+) -> Result<data::KeyAlternative, SdmxError> {
+    let mut pattern = KeyPattern(vec![None; view.def.dimensions.len()]);
+    let mut frequencies = None;
+    let mut measures = None;
+    let parts = query::split_key(key, dims)?;
+    let unknown = |dim: &str, code: &str| {
+        SdmxError::syntax(format!(
+            "key `{}`: `{}` is no code of dimension {dim}",
+            shorten(key),
+            shorten(code)
+        ))
+    };
+    for (i, part) in parts.into_iter().enumerate() {
+        let Some(codes) = part else { continue };
+        if i == 0 {
+            let f: Result<Vec<Frequency>, _> = codes
+                .iter()
+                .map(|c| {
+                    Frequency::from_code(c)
+                        .filter(|_| c != "H")
+                        .ok_or_else(|| unknown(dsd::FREQ, c))
+                })
+                .collect();
+            frequencies = Some(f?);
+        } else if i == dims.len() - 1 {
+            let mut m = Vec::new();
+            for c in &codes {
+                if !KNOWN_MEASURES.contains(&c.as_str()) {
+                    return Err(unknown(dsd::MEASURE, c));
+                }
+                if let Some(p) = view.measure(c) {
+                    m.push(p);
+                }
+            }
+            measures = Some(m);
+        } else {
+            let dim = &view.def.dimensions[i - 1];
+            let positions: Result<Vec<u16>, _> = codes
+                .iter()
+                .map(|c| dim.position(c).map(|p| p as u16).ok_or_else(|| unknown(&dim.id, c)))
+                .collect();
+            pattern.0[i - 1] = Some(positions?);
+        }
+    }
+    Ok(data::KeyAlternative {
+        pattern,
+        frequencies,
+        measures,
     })
 }
 

@@ -9,35 +9,51 @@ use std::fmt::Write;
 
 use super::dsd::{Flow, FREQ_CODES, OBS_ATTRIBUTES, OBS_STATUS_CODES, SERIES_ATTRIBUTES};
 use super::query::ObsDimension;
-use super::xml::{escape, COMMON_NS, SS_NS};
+use super::xml::{escape, COMMON3_NS, COMMON_NS, SS3_NS, SS_NS};
 use crate::domain::dataset::KNOWN_MEASURES;
 
+/// The SDMX-ML version of structure-specific data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlVersion {
+    V21,
+    /// SDMX-ML 3.0: no time-series variants; data sets are derived from `dsd:DataSetType`
+    /// and name their dataflow.
+    V30,
+}
+
 /// The namespace of a DSD's structure-specific data with `dimension` at the observation level.
-pub fn namespace(flow: &Flow, dimension: &str) -> String {
-    format!(
-        "urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure={}:{}({}):ObsLevelDim:{dimension}",
-        flow.agency,
-        flow.id(),
-        super::dsd::VERSION
-    )
+pub fn namespace(flow: &Flow, dimension: &str, version: MlVersion) -> String {
+    match version {
+        MlVersion::V21 => format!(
+            "urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure={}:{}({}):ObsLevelDim:{dimension}",
+            flow.agency,
+            flow.id(),
+            super::dsd::VERSION
+        ),
+        MlVersion::V30 => format!("{}:ObsLevelDim:{dimension}", flow.dataflow_urn()),
+    }
 }
 
 /// The schema of `flow`'s structure-specific data with `at` at the observation level.
-pub fn schema(flow: &Flow, at: &ObsDimension) -> String {
+pub fn schema(flow: &Flow, at: &ObsDimension, version: MlVersion) -> String {
+    let (ss_ns, common_ns) = match version {
+        MlVersion::V21 => (SS_NS, COMMON_NS),
+        MlVersion::V30 => (SS3_NS, COMMON3_NS),
+    };
     let dims = flow.key_dimensions();
     let at_id = match at {
         ObsDimension::Time => super::dsd::TIME_PERIOD.to_owned(),
         ObsDimension::All => "AllDimensions".to_owned(),
         ObsDimension::Dimension(d) => dims[*d].to_owned(),
     };
-    let ns = namespace(flow, &at_id);
+    let ns = namespace(flow, &at_id, version);
     let mut out = String::new();
     let _ = write!(
         out,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns=\"{ns}\" \
-         xmlns:dsd=\"{SS_NS}\" xmlns:common=\"{COMMON_NS}\" targetNamespace=\"{ns}\" elementFormDefault=\"qualified\" attributeFormDefault=\"unqualified\">\n\
-         <xs:import namespace=\"{SS_NS}\" schemaLocation=\"SDMXDataStructureSpecific.xsd\"/>\n\
-         <xs:import namespace=\"{COMMON_NS}\" schemaLocation=\"SDMXCommon.xsd\"/>\n",
+         xmlns:dsd=\"{ss_ns}\" xmlns:common=\"{common_ns}\" targetNamespace=\"{ns}\" elementFormDefault=\"qualified\" attributeFormDefault=\"unqualified\">\n\
+         <xs:import namespace=\"{ss_ns}\" schemaLocation=\"SDMXDataStructureSpecific.xsd\"/>\n\
+         <xs:import namespace=\"{common_ns}\" schemaLocation=\"SDMXCommon.xsd\"/>\n",
         ns = escape(&ns)
     );
     // One enumerated type per code list.
@@ -103,7 +119,7 @@ pub fn schema(flow: &Flow, at: &ObsDimension) -> String {
     };
     let prohibited = "<xs:attribute name=\"REPORTING_YEAR_START_DAY\" type=\"xs:gMonthDay\" use=\"prohibited\"/>";
     let (ds_base, series_base, obs_base) = match at {
-        ObsDimension::Time => (
+        ObsDimension::Time if version == MlVersion::V21 => (
             "dsd:TimeSeriesDataSetType",
             "dsd:TimeSeriesType",
             "dsd:TimeSeriesObsType",
@@ -120,12 +136,18 @@ pub fn schema(flow: &Flow, at: &ObsDimension) -> String {
     } else {
         "SeriesType"
     };
+    // In SDMX-ML 3.0 the base's choice repeats.
+    let repeat = if version == MlVersion::V30 {
+        " maxOccurs=\"unbounded\""
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "<xs:complexType name=\"DataSetType\"><xs:complexContent><xs:restriction base=\"{ds_base}\"><xs:sequence>\
          <xs:element ref=\"common:Annotations\" minOccurs=\"0\"/>\
          <xs:element name=\"DataProvider\" type=\"common:DataProviderReferenceType\" form=\"unqualified\" minOccurs=\"0\"/>\
-         <xs:choice minOccurs=\"0\"><xs:element name=\"{child}\" type=\"{child_type}\" form=\"unqualified\" maxOccurs=\"unbounded\"/></xs:choice>\
+         <xs:choice minOccurs=\"0\"{repeat}><xs:element name=\"{child}\" type=\"{child_type}\" form=\"unqualified\" maxOccurs=\"unbounded\"/></xs:choice>\
          </xs:sequence>{prohibited}</xs:restriction></xs:complexContent></xs:complexType>"
     );
     if !matches!(at, ObsDimension::All) {

@@ -7,6 +7,9 @@ pub const COMMON_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/c
 pub const STRUCTURE_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/structure";
 pub const GENERIC_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/generic";
 pub const SS_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v2_1/data/structurespecific";
+pub const MESSAGE3_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v3_0/message";
+pub const COMMON3_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v3_0/common";
+pub const SS3_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v3_0/data/structurespecific";
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// Text and attribute values with `& < > " '` escaped; characters XML 1.0 cannot carry at

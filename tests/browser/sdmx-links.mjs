@@ -7,7 +7,7 @@
 // SDMX-ML (GenericData) and SDMX-JSON URLs under /sdmx/2.1/ (format=...), latest and, when
 // pinned, as of the page's point. The CSV and GenericData links answer 200 with the page's
 // figure (the latest -4610 of the 2025-S1 total; -4530 as of the preliminary release); the
-// JSON link is checked for its URL only. No console error. Prints `links=<json>` per page.
+// JSON link answers the figure too. No console error. Prints `links=<json>` per page.
 // Exits 0 when all hold, 1 with the reasons otherwise. CHROMIUM overrides the browser.
 import { chromium } from 'playwright-core';
 
@@ -95,6 +95,8 @@ try {
       `${c.url}: rows ${JSON.stringify(rows.map((r) => r.row))}, expected ${JSON.stringify(want)}`,
     );
     const prefix = `/sdmx/2.1/data/${DS}/${c.key}?startPeriod=2025-S1&endPeriod=2025-S1&format=`;
+    const key30 = c.key === 'all' ? '*' : c.key;
+    const prefix30 = `/sdmx/3.0/data/dataflow/*/${DS}/*/${key30}?c%5BTIME_PERIOD%5D=2025-S1&format=jsondata`;
     for (const r of rows) {
       const formats = r.links.map(([f]) => f);
       check(
@@ -103,7 +105,8 @@ try {
       );
       const pinned = r.row === 'sdmx-pinned';
       for (const [format, href] of r.links) {
-        check(href.startsWith(prefix + format), `${c.url}: ${r.row} ${format} link ${href} does not start with ${prefix}${format}`);
+        const want = format === 'jsondata' ? prefix30 : prefix + format;
+        check(href.startsWith(want), `${c.url}: ${r.row} ${format} link ${href} does not start with ${want}`);
         for (const p of c.params || []) {
           check(href.includes('&' + p) === pinned, `${c.url}: ${r.row} ${format} link ${href} and &${p}`);
         }
@@ -112,6 +115,8 @@ try {
       const other = pinned ? c.latest : c.pinned;
       const [, csv] = r.links.find(([f]) => f === 'csvdata');
       await answers(csv, `,_T,_T,_T,BAL,2025-S1,${value},`, other && `,_T,_T,_T,BAL,2025-S1,${other},`, `${c.url} ${r.row} CSV`);
+      const [, json] = r.links.find(([f]) => f === 'jsondata');
+      await answers(json, `[${value},`, other && `[${other},`, `${c.url} ${r.row} SDMX-JSON`);
       const [, xml] = r.links.find(([f]) => f === 'genericdata');
       await answers(xml, `<generic:ObsValue value="${value}"/>`, other && `<generic:ObsValue value="${other}"/>`, `${c.url} ${r.row} SDMX-ML`);
     }

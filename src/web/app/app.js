@@ -564,8 +564,9 @@
   const FIGURE_FIELDS = `key value status preliminaryValue revisionFromPreliminary revisionCount revision
     release { id title source status }`;
 
-  // The SDMX-REST 1.5 data URLs (`/sdmx/2.1/`) of what a page shows, for one period: SDMX-CSV,
-  // SDMX-ML GenericData and SDMX-JSON, at the head and, on a pinned page, at its point in
+  // The SDMX data URLs of what a page shows, for one period: SDMX-CSV and SDMX-ML
+  // GenericData from SDMX-REST 1.5 (`/sdmx/2.1/`), SDMX-JSON from SDMX-REST 2.2
+  // (`/sdmx/3.0/`), at the head and, on a pinned page, at its point in
   // time: `asOf` for a publication time; for a revision or a release, `asOf` the publication
   // time of the release recorded at that revision and `knownAt` its recording time (what the
   // ledger showed then, of what had been published by then). `key` is an SDMX series key,
@@ -600,6 +601,9 @@
 
   function sdmxLinks(id, key, period, point) {
     const base = `/sdmx/2.1/data/${enc(id)}/${enc(key)}?startPeriod=${enc(period)}&endPeriod=${enc(period)}`;
+    // SDMX-JSON is served by the SDMX-REST 2.2 API, where a period is a component filter.
+    const key30 = key === 'all' ? '*' : key;
+    const base30 = `/sdmx/3.0/data/dataflow/*/${enc(id)}/*/${enc(key30)}?c%5BTIME_PERIOD%5D=${enc(period)}`;
     const row = (label, extra, cls) =>
       h(
         'li',
@@ -607,7 +611,7 @@
         `${label}: `,
         ...SDMX_FORMATS.flatMap(([format, name], i) => [
           i ? ' · ' : '',
-          h('a', { href: `${base}&format=${format}${extra}`, 'data-format': format }, name),
+          h('a', { href: `${format === 'jsondata' ? base30 : base}&format=${format}${extra}`, 'data-format': format }, name),
         ]),
       );
     return h(

@@ -9,6 +9,8 @@
 //! and `sdmx1`. Without them the tests fail, unless `TRADELEDGER_SKIP_SDMX_TOOLS=1` says to
 //! skip what needs them.
 
+mod v30;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -62,6 +64,17 @@ fn validate(app: &TestApp, what: &str, body: &str) {
     );
 }
 
+/// Writes `body` to `file` and runs xmllint on it with `schema`.
+fn xmllint(schema: &std::path::Path, file: &std::path::Path, body: &str) -> std::process::Output {
+    std::fs::write(file, body).expect("write answer");
+    Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(schema)
+        .arg(file)
+        .output()
+        .expect("running xmllint")
+}
+
 /// Validates StructureSpecificData (`dimension` at the observation level) against
 /// `SDMXMessage.xsd` and the schema the service gives for the DSD.
 async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str) {
@@ -91,14 +104,7 @@ async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str)
         ),
     )
     .unwrap();
-    let file = dir.join("answer.xml");
-    std::fs::write(&file, body).unwrap();
-    let out = Command::new("xmllint")
-        .args(["--noout", "--nonet", "--schema"])
-        .arg(dir.join("both.xsd"))
-        .arg(&file)
-        .output()
-        .expect("running xmllint");
+    let out = xmllint(&dir.join("both.xsd"), &dir.join("answer.xml"), body);
     assert!(
         out.status.success(),
         "not valid structure-specific data ({dimension}):\n{}\n{}",
@@ -109,7 +115,17 @@ async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str)
 
 /// A GET below `/sdmx/2.1/` with an optional `Accept`: status, headers and body.
 async fn get(app: &TestApp, path: &str, accept: Option<&str>) -> (u16, reqwest::header::HeaderMap, String) {
-    let mut req = app.client.get(format!("http://{}/sdmx/2.1/{path}", app.addr));
+    get_below(app, "2.1", path, accept).await
+}
+
+/// A GET below `/sdmx/{api}/`.
+async fn get_below(
+    app: &TestApp,
+    api: &str,
+    path: &str,
+    accept: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = app.client.get(format!("http://{}/sdmx/{api}/{path}", app.addr));
     if let Some(a) = accept {
         req = req.header("accept", a);
     }
@@ -242,6 +258,21 @@ async fn dataflow_with_its_structure() {
         headers["content-type"],
         "application/vnd.sdmx.structure+xml; version=2.1"
     );
+    // The server's caching policy: read at the head, revalidated with a 304.
+    assert_eq!(headers["cache-control"], "public, max-age=2, stale-while-revalidate=10");
+    assert!(headers["xkey"].to_str().unwrap().contains("tl:ledger"));
+    let again = app
+        .client
+        .get(format!(
+            "http://{}/sdmx/2.1/dataflow/BOK/{FLOW}/latest?references=all",
+            app.addr
+        ))
+        .header("if-none-match", headers["etag"].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    assert_eq!(again.headers()["etag"], headers["etag"]);
     for part in [
         "<structure:Dataflow id=\"KR_KNOWLEDGE_SERVICES\" agencyID=\"BOK\" version=\"1.0\"",
         "<structure:DataStructure id=\"KR_KNOWLEDGE_SERVICES\" agencyID=\"BOK\"",
@@ -332,7 +363,7 @@ async fn generic_data_equals_graphql() {
         headers["content-type"],
         "application/vnd.sdmx.genericdata+xml; version=2.1"
     );
-    assert_eq!(headers["vary"], "Accept");
+    assert_eq!(headers["vary"], "Accept, Authorization");
     let figures = generic_figures(&body);
     assert_eq!(figures, graphql_figures(&app, None).await);
     assert_eq!(figures.len(), 12);
@@ -541,8 +572,8 @@ async fn vintages() {
         assert_eq!(generic_figures(&body), expected, "asOf={as_of}");
         assert!(headers.contains_key("etag"));
         assert_eq!(
-            headers["cache-control"], "no-cache",
-            "publication time alone can change by a back-fill"
+            headers["cache-control"], "public, max-age=2, stale-while-revalidate=10",
+            "publication time alone can change by a back-fill: the head's policy"
         );
     }
     let (_, _, csv) = get(
