@@ -58,19 +58,19 @@ async fn run(state: Arc<AppState>) {
             notice = notices.recv() => match notice {
                 Ok(notice) => match &notice.applied {
                     Applied::DatasetDefined { id } | Applied::DatasetAmended { id } => vec![id.clone()],
-                    Applied::ReleasePublished { release, .. } => {
-                        let p = state.ledger.read();
+                    // Off the worker while the lock is not free at once (a write waiting for
+                    // a long reader): see `Ledger::read_on_runtime`.
+                    Applied::ReleasePublished { release, .. } => state.ledger.read_on_runtime(|p| {
                         p.releases().get(*release as usize).map(|r| r.dataset.clone()).into_iter().collect()
-                    }
+                    }),
                     // The calendar changes.
-                    Applied::ReleaseScheduled { id } | Applied::ScheduleWithdrawn { id } => {
-                        let p = state.ledger.read();
+                    Applied::ReleaseScheduled { id } | Applied::ScheduleWithdrawn { id } => state.ledger.read_on_runtime(|p| {
                         p.schedule(id).map(|s| s.schedule.dataset.clone()).into_iter().collect()
-                    }
+                    }),
                 },
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "cache purges fell behind the ledger; purging every dataset");
-                    state.ledger.read().datasets().iter().map(|d| d.def.id.to_string()).collect()
+                    state.ledger.read_on_runtime(|p| p.datasets().iter().map(|d| d.def.id.to_string()).collect())
                 }
                 Err(RecvError::Closed) => return,
             },
