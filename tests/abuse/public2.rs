@@ -573,10 +573,14 @@ async fn lock_a_long_aliased_fast_path_query_lets_a_write_through() {
     const WRITER: &str = "writer:lock-secret";
     let dir = tempfile::tempdir().unwrap();
     let data = generated_store(dir.path(), RELEASES, PER_RELEASE).await;
-    // Pages of 5,000 (limits raised to allow them), so that the query runs long enough.
+    // Pages of 5,000 (limits raised to allow them), so that the query runs long enough. Its
+    // first run, through async-graphql, may take longer than the default request timeout on
+    // a loaded machine: the timeout is not what this test is about.
     let server = Server::start(
         &data,
         &[
+            "--request-timeout-ms",
+            "100000",
             "--write-tokens",
             WRITER,
             "--response-cache-entries",
