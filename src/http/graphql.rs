@@ -312,14 +312,13 @@ async fn execute_noted(
         BatchRequest::Single(r) => state.queries.document(&r.query).ok(),
         BatchRequest::Batch(_) => None,
     };
-    let (revision, policy) = {
-        let p = state.ledger.read();
+    let (revision, policy) = state.ledger.read_on_runtime(|p| {
         let policy = match (&batch, &document) {
-            (BatchRequest::Single(r), Some(doc)) => Policy::of(r, doc, media.content_type(), &p, chrono::Utc::now()),
+            (BatchRequest::Single(r), Some(doc)) => Policy::of(r, doc, media.content_type(), p, chrono::Utc::now()),
             _ => None,
         };
         (p.head().revision, policy)
-    };
+    });
     let private = state.config.tokens.reads_protected();
     if let Some(policy) = policy.as_ref().filter(|p| p.matches(conditional.headers)) {
         if !conditional.get {
@@ -408,7 +407,9 @@ async fn execute_noted(
         }
     };
     // Cache only clean answers computed entirely at the revision they are keyed by.
-    let computed_at = state.ledger.read().head().revision;
+    // Not below the revision the answer saw, nor below any acknowledged write, without
+    // waiting for the lock.
+    let computed_at = state.ledger.head_revision();
     if let Some(key) = cache_key.filter(|_| clean && computed_at == revision) {
         state.responses.put(key, body.clone());
     }

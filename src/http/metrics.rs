@@ -235,15 +235,24 @@ impl Metrics {
         }
     }
 
-    /// Renders the metrics in `format`, reading ledger figures now.
+    /// Renders the metrics in `format`, reading ledger figures now. Never waits for the
+    /// projection's lock: when it is not free at once (a write waits for a long reader), the
+    /// head comes from [`Ledger::head_revision`] and the release and version counts stay as
+    /// the last scrape left them.
     pub fn render(&self, ledger: &Ledger, format: Format) -> String {
-        {
-            let p = ledger.read();
-            let head = p.head().revision as i64;
-            self.head_revision.set(head);
-            self.events.set(head);
-            self.releases.set(p.releases().len() as i64);
-            self.versions.set(p.version_count() as i64);
+        match ledger.try_read() {
+            Some(p) => {
+                let head = p.head().revision as i64;
+                self.head_revision.set(head);
+                self.events.set(head);
+                self.releases.set(p.releases().len() as i64);
+                self.versions.set(p.version_count() as i64);
+            }
+            None => {
+                let head = ledger.head_revision() as i64;
+                self.head_revision.set(head);
+                self.events.set(head);
+            }
         }
         self.subscribers.set(ledger.subscriber_count() as i64);
         let mut out = String::new();

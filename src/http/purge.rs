@@ -81,7 +81,13 @@ async fn run(state: Arc<AppState>) {
                 Ok(notice) => datasets.extend(dataset_of(&state, &notice.applied)),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "cache purges fell behind the ledger; purging every dataset");
-                    datasets.extend(state.ledger.read().datasets().iter().map(|d| d.def.id.to_string()));
+                    // Off the worker while the lock is not free at once (a write waiting for a
+                    // long reader): see `Ledger::read_on_runtime`.
+                    datasets.extend(
+                        state
+                            .ledger
+                            .read_on_runtime(|p| p.datasets().iter().map(|d| d.def.id.to_string()).collect::<Vec<_>>()),
+                    );
                 }
                 Err(RecvError::Closed) => return,
             }
@@ -104,15 +110,14 @@ async fn run(state: Arc<AppState>) {
 fn dataset_of(state: &AppState, applied: &Applied) -> Option<String> {
     match applied {
         Applied::DatasetDefined { id } | Applied::DatasetAmended { id } => Some(id.clone()),
-        Applied::ReleasePublished { release, .. } => {
-            let p = state.ledger.read();
-            p.releases().get(*release as usize).map(|r| r.dataset.clone())
-        }
+        // Off the worker while the lock is not free at once: see `Ledger::read_on_runtime`.
+        Applied::ReleasePublished { release, .. } => state
+            .ledger
+            .read_on_runtime(|p| p.releases().get(*release as usize).map(|r| r.dataset.clone())),
         // The calendar changes.
-        Applied::ReleaseScheduled { id } | Applied::ScheduleWithdrawn { id } => {
-            let p = state.ledger.read();
-            p.schedule(id).map(|s| s.schedule.dataset.clone())
-        }
+        Applied::ReleaseScheduled { id } | Applied::ScheduleWithdrawn { id } => state
+            .ledger
+            .read_on_runtime(|p| p.schedule(id).map(|s| s.schedule.dataset.clone())),
     }
 }
 

@@ -23,7 +23,9 @@ mod verify_job;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex};
+
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
@@ -224,9 +226,10 @@ impl Ledger {
         Ok((Ledger { inner }, verification))
     }
 
-    /// Read access to the projection. The guard is a std lock: never hold it across `.await`.
+    /// Read access to the projection. The guard blocks the thread: never hold it across
+    /// `.await`. A write waiting for the lock keeps new readers out until it is done.
     pub fn read(&self) -> RwLockReadGuard<'_, Projection> {
-        let p = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
+        let p = self.inner.state.read();
         self.saw(p.head().revision);
         p
     }
@@ -234,13 +237,26 @@ impl Ledger {
     /// [`Ledger::read`] when the lock is free for reading now, `None` when a reader would wait
     /// (a write waits for it): for background tasks that must never block a runtime thread.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, Projection>> {
-        match self.inner.state.try_read() {
-            Ok(p) => {
-                self.saw(p.head().revision);
-                Some(p)
-            }
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
+        let p = self.inner.state.try_read()?;
+        self.saw(p.head().revision);
+        Some(p)
+    }
+
+    /// Runs `f` over the projection from async code on a runtime worker. When the lock is not
+    /// free for reading at once (a write waits for a long reader), the wait happens with the
+    /// worker handed over to a blocking thread ([`tokio::task::block_in_place`]), so that the
+    /// other tasks of that worker (`/healthz`, other connections) go on elsewhere meanwhile.
+    /// On a current-thread runtime, or outside one, it simply waits.
+    pub fn read_on_runtime<T>(&self, f: impl FnOnce(&Projection) -> T) -> T {
+        if let Some(p) = self.try_read() {
+            return f(&p);
+        }
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| f(&self.read()))
+        } else {
+            f(&self.read())
         }
     }
 
@@ -258,14 +274,13 @@ impl Ledger {
     /// saw when it took it. For `/healthz` and `/readyz`.
     pub fn head_revision(&self) -> u64 {
         match self.inner.state.try_read() {
-            Ok(p) => {
+            Some(p) => {
                 let revision = p.head().revision;
                 drop(p);
                 self.saw(revision);
                 revision
             }
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().head().revision,
-            Err(std::sync::TryLockError::WouldBlock) => self.inner.seen_head.load(Ordering::Relaxed),
+            None => self.inner.seen_head.load(Ordering::Relaxed),
         }
     }
 

@@ -155,7 +155,7 @@ async fn recover(inner: &Arc<Inner>) -> Result<(), String> {
     let notices = catch_up(inner)?;
     *inner.storage_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     tracing::info!(
-        revision = inner.state.read().unwrap_or_else(|e| e.into_inner()).head().revision,
+        revision = inner.state.read().head().revision,
         recovered_events = notices.len(),
         "the store takes writes again"
     );
@@ -171,7 +171,7 @@ async fn recover(inner: &Arc<Inner>) -> Result<(), String> {
 fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
     let store = inner.store.as_ref();
     let (from, prev) = {
-        let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = inner.state.read();
         (state.head().revision, state.head().hash)
     };
     let stored = store.head().map_err(|e| e.to_string())?;
@@ -206,7 +206,7 @@ fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
             stored.revision
         )));
     }
-    let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
+    let mut state = inner.state.write();
     let mut notices = Vec::with_capacity(events.len());
     for event in &events {
         let applied = state.apply(event).map_err(|e| poison(e.to_string()))?;
@@ -216,6 +216,57 @@ fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
         }));
     }
     Ok(notices)
+}
+
+/// Applies a durable group to the projection on a blocking thread, and returns its events
+/// and the notices for subscribers; `None` when the runtime shut down first.
+///
+/// The write lock waits for the readers that hold the projection (a long query holds it for
+/// one root field at a time), and meanwhile lets no new reader in: waiting for it on one of
+/// the runtime's workers would stall every connection that worker serves, and any reader
+/// the runtime runs would then block the other workers too.
+async fn apply_off_runtime(
+    inner: &Arc<Inner>,
+    events: Vec<StoredEvent>,
+) -> Option<(Vec<StoredEvent>, Vec<Arc<Notice>>)> {
+    let task_inner = inner.clone();
+    let applying = tokio::task::spawn_blocking(move || {
+        let notices = apply_now(&task_inner, &events);
+        (events, notices)
+    });
+    match applying.await {
+        Ok(done) => Some(done),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            // The runtime is shutting down: the events are durable and the next start
+            // folds them; nothing more is accepted meanwhile.
+            tracing::error!(error = %e, "a recorded group was not applied");
+            inner.poisoned.store(true, Ordering::Release);
+            None
+        }
+    }
+}
+
+/// Applies `events` under the write lock. Records the new head as seen, so that
+/// [`super::Ledger::head_revision`] never answers below an acknowledged write.
+fn apply_now(inner: &Inner, events: &[StoredEvent]) -> Vec<Arc<Notice>> {
+    let mut notices = Vec::with_capacity(events.len());
+    let mut state = inner.state.write();
+    for event in events {
+        match state.apply(event) {
+            Ok(applied) => notices.push(Arc::new(Notice {
+                revision: event.revision(),
+                applied,
+            })),
+            Err(e) => {
+                // Validated events always apply; if one does not, stop accepting writes.
+                tracing::error!(error = %e, "projection rejected a recorded event");
+                inner.poisoned.store(true, Ordering::Release);
+            }
+        }
+    }
+    inner.seen_head.fetch_max(state.head().revision, Ordering::Relaxed);
+    notices
 }
 
 /// How one command of a group is answered.
@@ -253,7 +304,7 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
     let mut records: Vec<Record> = Vec::new();
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut outcomes = Vec::with_capacity(slots.len());
-    let state = inner.state.read().unwrap_or_else(|e| e.into_inner());
+    let state = inner.state.read();
     // Recording times never go back, whatever the clock does: "known at" stays a prefix.
     let now = state
         .last_recorded_at()
@@ -460,23 +511,12 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         break decided;
     };
 
-    let mut notices = Vec::with_capacity(events.len());
-    {
-        let mut state = inner.state.write().unwrap_or_else(|e| e.into_inner());
-        for event in &events {
-            match state.apply(event) {
-                Ok(applied) => notices.push(Arc::new(Notice {
-                    revision: event.revision(),
-                    applied,
-                })),
-                Err(e) => {
-                    // Validated events always apply; if one does not, stop accepting writes.
-                    tracing::error!(error = %e, "projection rejected a recorded event");
-                    inner.poisoned.store(true, Ordering::Release);
-                }
-            }
+    let Some((events, notices)) = apply_off_runtime(inner, events).await else {
+        for reply in replies {
+            let _ = reply.send(Err(poisoned()));
         }
-    }
+        return Ok(());
+    };
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let answer = match outcome {
             Outcome::Answer(a) => a,

@@ -102,6 +102,10 @@ async fn odd_methods_are_labelled_other_and_long_ones_refused() {
 /// Item 6: a POST whose `Content-Length` is over `--max-body-bytes` and that asks for
 /// `Expect: 100-continue` gets `413` at once, not `100 Continue` (which would invite the
 /// client to send what will be refused).
+/// How long a read of the server's answer may wait: the answers are immediate, so this only
+/// guards against a hang, and says what it waited for when it gives up.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
 #[tokio::test]
 async fn no_100_continue_for_a_body_announced_over_the_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,9 +122,15 @@ async fn no_100_continue_for_a_body_announced_over_the_limit() {
     let mut buf = [0u8; 4096];
     // Read until the head of the first response is complete (or the server closes).
     while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = timeout(Duration::from_secs(20), stream.read(&mut buf))
+        let n = timeout(HANG_GUARD, stream.read(&mut buf))
             .await
-            .expect("an answer without sending the body")
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no answer head within {HANG_GUARD:?} of a head announcing a body over the limit (the \
+                     body is never sent); received so far: {:?}",
+                    String::from_utf8_lossy(&answer)
+                )
+            })
             .expect("read");
         if n == 0 {
             break;
@@ -135,18 +145,22 @@ async fn no_100_continue_for_a_body_announced_over_the_limit() {
     let body = json!({ "query": "{ ledger { revision } }" }).to_string();
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(head(body.len()).as_bytes()).await.unwrap();
-    let n = timeout(Duration::from_secs(20), stream.read(&mut buf))
+    let n = timeout(HANG_GUARD, stream.read(&mut buf))
         .await
-        .expect("100 Continue")
+        .unwrap_or_else(|_| {
+            panic!("nothing within {HANG_GUARD:?} of a head with expect: 100-continue and a body within the limit")
+        })
         .expect("read");
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(first.starts_with("HTTP/1.1 100 Continue"), "{first}");
     stream.write_all(body.as_bytes()).await.unwrap();
     let mut rest = first;
     while !rest.contains("\"revision\"") {
-        let n = timeout(Duration::from_secs(20), stream.read(&mut buf))
+        let n = timeout(HANG_GUARD, stream.read(&mut buf))
             .await
-            .expect("the answer")
+            .unwrap_or_else(|_| {
+                panic!("no answer within {HANG_GUARD:?} of sending the body; received so far: {rest:?}")
+            })
             .expect("read");
         assert!(n > 0, "closed before answering: {rest}");
         rest.push_str(&String::from_utf8_lossy(&buf[..n]));
