@@ -114,7 +114,7 @@ impl Default for Limits {
 
 /// Builds the schema over `ledger`.
 pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
-    let mut builder = scalars::describe(Schema::build(QueryRoot, MutationRoot, SubscriptionRoot))
+    let mut builder = scalars::describe(Schema::build(QueryRoot::default(), MutationRoot, SubscriptionRoot))
         .data(ledger)
         .data(limits)
         // Depth is checked by `QueryLimits::prepare` alone, which lets introspection follow
@@ -130,7 +130,7 @@ pub fn build_schema(ledger: Ledger, limits: Limits) -> AppSchema {
 
 /// The SDL of the schema as async-graphql exports it (what the query limits read).
 pub fn sdl() -> String {
-    scalars::describe(Schema::build(QueryRoot, MutationRoot, SubscriptionRoot))
+    scalars::describe(Schema::build(QueryRoot::default(), MutationRoot, SubscriptionRoot))
         .finish()
         .sdl()
 }
@@ -138,7 +138,7 @@ pub fn sdl() -> String {
 /// The schema as kept in `schema/tradeledger.graphql`: printed like graphql-js's
 /// `printSchema`, with `@specifiedBy` on the scalars that have it.
 pub fn schema_file() -> String {
-    let registry_sdl = scalars::describe(Schema::build(QueryRoot, MutationRoot, SubscriptionRoot))
+    let registry_sdl = scalars::describe(Schema::build(QueryRoot::default(), MutationRoot, SubscriptionRoot))
         .finish()
         .sdl_with_options(sdl::export_options());
     sdl::print(&registry_sdl).expect("async-graphql's SDL parses")
