@@ -423,9 +423,21 @@ mod property {
                         let mut draft = draft;
                         draft.id = Some(uuid::Uuid::new_v4());
                         draft.backfill = false;
-                        draft.published_at = Utc::now() + Duration::milliseconds(100);
+                        // 100 ms ahead; on a loaded machine that time can pass before the writer
+                        // decides, and the schedule is then refused as not in the future: try
+                        // again further ahead.
+                        let mut ahead = 100;
+                        loop {
+                            draft.published_at = Utc::now() + Duration::milliseconds(ahead);
+                            match ledger.schedule_gated(draft.clone(), false, "test", None).await {
+                                Ok(_) => break,
+                                Err(e) => {
+                                    prop_assert!(Utc::now() >= draft.published_at && ahead < 10_000, "scheduling failed: {}", e);
+                                    ahead *= 4;
+                                }
+                            }
+                        }
                         let due = draft.published_at;
-                        ledger.schedule_gated(draft.clone(), false, "test", None).await.unwrap();
                         // Read while sealed; the reveal must not change these answers.
                         let k = Utc::now();
                         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
