@@ -2,7 +2,6 @@
 
 use async_graphql::{ComplexObject, Context, Enum, SimpleObject, ID};
 
-use super::ledger_of;
 use super::scalars::{Computed, Dec};
 use super::types::{DimensionValue, Release, ReleaseStatus};
 use crate::domain::Period;
@@ -52,9 +51,7 @@ pub struct FigureChange {
 impl FigureChange {
     /// The release that set the value at `to`.
     async fn release(&self, ctx: &Context<'_>) -> Release {
-        let ledger = ledger_of(ctx);
-        let p = ledger.read();
-        Release::from_info(self.release_position, p.release_at(self.release_position))
+        Release::at(ctx, self.release_position)
     }
 }
 

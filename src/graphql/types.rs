@@ -238,6 +238,11 @@ impl Release {
             position,
         }
     }
+
+    /// The release at `position` of the ledger the request reads.
+    pub fn at(ctx: &Context<'_>, position: u32) -> Self {
+        Release::from_info(position, ledger_of(ctx).read().release_at(position))
+    }
 }
 
 /// A figure as a release published it, with the value it replaced.
@@ -438,12 +443,7 @@ read_type! {
 
         /// The release that set this value.
         async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
-            let ledger = ledger_of(ctx);
-            let p = ledger.read();
-            Ok(Release::from_info(
-                self.release_position,
-                p.release_at(self.release_position),
-            ))
+            Ok(Release::at(ctx, self.release_position))
         }
 
         /// Proof that the event of the release that set this value is in the ledger's
@@ -533,12 +533,7 @@ read_type! {
 
         /// The release that set this version.
         async fn release(&self, ctx: &Context<'_>) -> Result<Release> {
-            let ledger = ledger_of(ctx);
-            let p = ledger.read();
-            Ok(Release::from_info(
-                self.release_position,
-                p.release_at(self.release_position),
-            ))
+            Ok(Release::at(ctx, self.release_position))
         }
     }
 }
