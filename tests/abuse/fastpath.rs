@@ -9,21 +9,6 @@ use crate::proc_support::{generated_store, release_input, Server, PUBLISH};
 const WRITER: &str = "writer:fastpath-secret";
 const WRITE_SECRET: &str = "fastpath-secret";
 
-/// POSTs a request and returns the status and the body's exact bytes.
-async fn post_raw(server: &Server, query: &str, variables: Value) -> (u16, String) {
-    let resp = server
-        .client
-        .post(&server.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json")
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.expect("body"))
-}
-
 /// Requests answered by the fast path so far, from `/metrics`.
 async fn fast_answers(server: &Server) -> u64 {
     let text = server.metrics().await;
@@ -71,16 +56,25 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
     // Before the text is learned, async-graphql's path refuses both before anything runs:
     // the page of 80 by its cost, the page of 50 by its estimated size (more than 2,000
     // bytes; the plan's own stop at the response limit is a unit test of `fast`).
-    let too_costly = post_raw(&server, PAGE, json!({ "n": 80 })).await;
+    let too_costly = server
+        .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 80 } }))
+        .await
+        .parts();
     assert_eq!(code(&too_costly.1), "LIMIT_EXCEEDED", "{too_costly:?}");
     assert!(too_costly.1.contains("maxCost"), "{too_costly:?}");
-    let too_large = post_raw(&server, PAGE, json!({ "n": 50 })).await;
+    let too_large = server
+        .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 50 } }))
+        .await
+        .parts();
     assert_eq!(code(&too_large.1), "LIMIT_EXCEEDED", "{too_large:?}");
     assert!(too_large.1.contains("maxResponseBytes"), "{too_large:?}");
     assert_eq!(fast_answers(&server).await, 0);
 
     // A smaller page runs cleanly (the plan is learned from it), then on the plan.
-    let (status, body) = post_raw(&server, PAGE, json!({ "n": 5 })).await;
+    let (status, body) = server
+        .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 5 } }))
+        .await
+        .parts();
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -88,11 +82,29 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
         Some(5),
         "{body}"
     );
-    assert_eq!(post_raw(&server, PAGE, json!({ "n": 5 })).await, (status, body));
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 5 } }))
+            .await
+            .parts(),
+        (status, body)
+    );
     assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
     // The limits are checked before the plan runs: refused with the same bytes.
-    assert_eq!(post_raw(&server, PAGE, json!({ "n": 50 })).await, too_large);
-    assert_eq!(post_raw(&server, PAGE, json!({ "n": 80 })).await, too_costly);
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 50 } }))
+            .await
+            .parts(),
+        too_large
+    );
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 80 } }))
+            .await
+            .parts(),
+        too_costly
+    );
     assert_eq!(fast_answers(&server).await, 1, "refused before the plan runs");
 }
 
@@ -169,7 +181,13 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         "first": 5,
     });
     // async-graphql answers first (and the plan is learned), then the plan: the same bytes.
-    let first = post_raw(&server, LISTING, listing.clone()).await;
+    let first = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": listing.clone() }),
+        )
+        .await
+        .parts();
     assert_eq!(first.0, 200, "{first:?}");
     let v: Value = serde_json::from_str(&first.1).unwrap();
     assert!(v.get("errors").is_none(), "{first:?}");
@@ -183,36 +201,67 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         "{first:?}"
     );
     assert_eq!(fast_answers(&server).await, 0);
-    assert_eq!(post_raw(&server, LISTING, listing).await, first);
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": LISTING, "variables": listing }))
+            .await
+            .parts(),
+        first
+    );
     assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
 
     let summary = json!({ "filter": { "key": "_T.P02.", "periods": ["1991-03"] } });
-    let first_summary = post_raw(&server, SUMMARY, summary.clone()).await;
+    let first_summary = server
+        .post_raw(
+            "application/json",
+            json!({ "query": SUMMARY, "variables": summary.clone() }),
+        )
+        .await
+        .parts();
     assert!(!first_summary.1.contains("errors"), "{first_summary:?}");
     assert!(first_summary.1.contains("observationCount"), "{first_summary:?}");
-    assert_eq!(post_raw(&server, SUMMARY, summary).await, first_summary);
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": SUMMARY, "variables": summary }))
+            .await
+            .parts(),
+        first_summary
+    );
     assert_eq!(fast_answers(&server).await, 2, "answered by the plan");
 
     // A field the filter type does not have: async-graphql's refusal, not the plan's answer.
-    let (_, body) = post_raw(
-        &server,
-        LISTING,
-        json!({ "filter": { "key": "_T.P01.", "nope": 1 }, "first": 5 }),
-    )
-    .await;
+    let (_, body) = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": { "filter": { "key": "_T.P01.", "nope": 1 }, "first": 5 } }),
+        )
+        .await
+        .parts();
     assert!(body.contains("nope") && body.contains("errors"), "{body}");
     assert!(!body.contains("\"nodes\""), "{body}");
     assert_eq!(fast_answers(&server).await, 2, "not answered by the plan");
 
     // The cost limit refuses a page too large before the plan runs.
-    let (_, body) = post_raw(&server, LISTING, json!({ "filter": { "key": "_T.." }, "first": 80 })).await;
+    let (_, body) = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": { "filter": { "key": "_T.." }, "first": 80 } }),
+        )
+        .await
+        .parts();
     assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
     assert!(body.contains("maxCost"), "{body}");
     assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");
 
     // The response-size limit refuses a page too large, by its estimate, before the plan
     // runs.
-    let (_, body) = post_raw(&server, LISTING, json!({ "filter": { "key": "_T.." }, "first": 50 })).await;
+    let (_, body) = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": { "filter": { "key": "_T.." }, "first": 50 } }),
+        )
+        .await
+        .parts();
     assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
     assert!(body.contains("maxResponseBytes"), "{body}");
     assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");

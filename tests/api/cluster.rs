@@ -43,10 +43,6 @@ async fn start_node(data: &Path, cluster: &NatsCluster, fixtures: bool, extra: &
     Server::start(data, &args).await
 }
 
-async fn publish(server: &Server, input: &Value) -> Result<(u16, Value), String> {
-    server.post(PUBLISH, json!({ "input": input }), Some(TOKEN)).await
-}
-
 /// `(revision, hash, duplicate)` of a successful `publishRelease`.
 fn ack_of(status: u16, body: &Value) -> Option<(u64, String, bool)> {
     let r = &body["data"]["publishRelease"];
@@ -58,17 +54,6 @@ fn ack_of(status: u16, body: &Value) -> Option<(u64, String, bool)> {
         r["hash"].as_str()?.to_owned(),
         r["duplicate"].as_bool()?,
     ))
-}
-
-/// A graphql-transport-ws connection to `server` with `subscription` started as id "1".
-async fn subscribed(server: &Server, subscription: &str) -> crate::support::ws::Ws {
-    let url = format!("ws://{}/graphql/ws", server.addr);
-    let (mut ws, _) = crate::support::ws::try_connect(&url, Some(crate::support::ws::TRANSPORT), None)
-        .await
-        .expect("WebSocket to the node");
-    crate::support::ws::init(&mut ws).await;
-    crate::support::ws::subscribe(&mut ws, "1", subscription, json!({})).await;
-    ws
 }
 
 async fn head_of(server: &Server) -> u64 {
@@ -131,7 +116,13 @@ async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
     assert!(fixtures_head > 0, "node A loaded the fixtures");
     wait_head(&b, fixtures_head, "node B reads the fixtures node A wrote").await;
 
-    let mut ws = subscribed(&b, "subscription { releasePublished { revision release { id } } }").await;
+    let mut ws = b
+        .subscribe(
+            "1",
+            "subscription { releasePublished { revision release { id } } }",
+            json!({}),
+        )
+        .await;
     // The subscription is set up once node B counts it.
     let started = Instant::now();
     loop {
@@ -148,14 +139,15 @@ async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
     }
 
     let id = Uuid::new_v4().to_string();
-    let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2031-S1", "1.5"))
+    let (status, body) = a
+        .try_publish(&release_input(&id, "_T._T._T", "2031-S1", "1.5"))
         .await
         .unwrap();
     let (revision, hash, duplicate) = ack_of(status, &body).unwrap_or_else(|| panic!("publish on A: {body}"));
     assert!(!duplicate);
     assert_eq!(revision, fixtures_head + 1);
 
-    let heard = crate::support::ws::next_data(&mut ws, "1").await;
+    let heard = ws.next_data().await;
     assert_eq!(
         heard["releasePublished"]["revision"].as_u64(),
         Some(revision),
@@ -177,7 +169,8 @@ async fn a_release_published_on_one_node_is_read_and_heard_on_the_other() {
     assert_eq!(data["release"]["hash"].as_str(), Some(hash.as_str()), "{data}");
 
     // The same release re-sent through node B is a duplicate with the original revision.
-    let (status, body) = publish(&b, &release_input(&id, "_T._T._T", "2031-S1", "1.5"))
+    let (status, body) = b
+        .try_publish(&release_input(&id, "_T._T._T", "2031-S1", "1.5"))
         .await
         .unwrap();
     assert_eq!(ack_of(status, &body), Some((revision, hash, true)), "{body}");
@@ -281,7 +274,7 @@ async fn concurrent_writers_through_two_nodes_keep_one_dense_log() {
         async move {
             let mut acks = Vec::new();
             for (id, input) in mine {
-                let (status, body) = publish(server, &input).await.expect("publish");
+                let (status, body) = server.try_publish(&input).await.expect("publish");
                 let ack = ack_of(status, &body).unwrap_or_else(|| panic!("writer {w}: {body}"));
                 acks.push((id, ack));
             }
@@ -337,12 +330,15 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     );
     // Answered within the node's HTTP client timeout (20 s; the NATS timeout is 2 s): a write
     // that hangs fails here.
-    let (status, body) = publish(
-        &a,
-        &release_input(&Uuid::new_v4().to_string(), "_T._T._T", "2050-S1", "2.5"),
-    )
-    .await
-    .expect("a write without quorum is answered");
+    let (status, body) = a
+        .try_publish(&release_input(
+            &Uuid::new_v4().to_string(),
+            "_T._T._T",
+            "2050-S1",
+            "2.5",
+        ))
+        .await
+        .expect("a write without quorum is answered");
     assert!(
         ack_of(status, &body).is_none(),
         "a write without quorum succeeded: {body}"
@@ -370,7 +366,8 @@ async fn a_lost_quorum_refuses_writes_keeps_reads_and_recovers() {
     let started = Instant::now();
     loop {
         let id = Uuid::new_v4().to_string();
-        let (status, body) = publish(&a, &release_input(&id, "_T._T._T", "2050-S2", "3.5"))
+        let (status, body) = a
+            .try_publish(&release_input(&id, "_T._T._T", "2050-S2", "3.5"))
             .await
             .expect("publish answers");
         if let Some((revision, _, false)) = ack_of(status, &body) {
@@ -663,7 +660,7 @@ async fn acknowledged_releases_survive_killed_nats_and_tradeledger_nodes() {
     // recorded, recorded once otherwise.
     for (i, (id, input)) in in_doubt.iter().enumerate() {
         let server = if i % 2 == 0 { &a } else { &b };
-        let (status, body) = publish(server, input).await.expect("re-send");
+        let (status, body) = server.try_publish(input).await.expect("re-send");
         let (revision, hash, duplicate) = ack_of(status, &body).unwrap_or_else(|| panic!("re-send of {id}: {body}"));
         match log_a.get(id) {
             Some(recorded) => {
@@ -694,7 +691,9 @@ async fn measure_cross_node_visibility() {
     let a = start_node(&dir.path().join("a"), &cluster, true, &[]).await;
     let b = start_node(&dir.path().join("b"), &cluster, false, &[]).await;
     wait_head(&b, head_of(&a).await, "node B reads the fixtures").await;
-    let mut ws = subscribed(&b, "subscription { releasePublished { revision } }").await;
+    let mut ws = b
+        .subscribe("1", "subscription { releasePublished { revision } }", json!({}))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut lags = Vec::new();
     for i in 0..200u64 {
@@ -704,11 +703,11 @@ async fn measure_cross_node_visibility() {
             &format!("{}-S{}", 2400 + i / 2, i % 2 + 1),
             "1.5",
         );
-        let (status, body) = publish(&a, &input).await.unwrap();
+        let (status, body) = a.try_publish(&input).await.unwrap();
         let acked = Instant::now();
         let (revision, _, _) = ack_of(status, &body).unwrap_or_else(|| panic!("{body}"));
         loop {
-            let heard = crate::support::ws::next_data(&mut ws, "1").await;
+            let heard = ws.next_data().await;
             if heard["releasePublished"]["revision"].as_u64() >= Some(revision) {
                 break;
             }
@@ -755,7 +754,8 @@ async fn publish_n(server: &Server, n: usize, period: &str) -> Vec<String> {
     for i in 0..n {
         let id = Uuid::new_v4().to_string();
         let value = format!("{}.5", i + 1);
-        let (status, body) = publish(server, &release_input(&id, "_T._T._T", period, &value))
+        let (status, body) = server
+            .try_publish(&release_input(&id, "_T._T._T", period, &value))
             .await
             .unwrap();
         assert!(ack_of(status, &body).is_some(), "{body}");

@@ -15,17 +15,6 @@ use sha2::{Digest, Sha256};
 use support::*;
 use tradeledger::auth::Token;
 
-/// `errors[0].extensions.code` of a response, or "" when there is none.
-fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
-}
-
-/// Panics with the whole response when it carries errors.
-fn ok(v: Value) -> Value {
-    assert!(v.get("errors").is_none(), "unexpected errors: {v:#}");
-    v["data"].clone()
-}
-
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
@@ -61,7 +50,7 @@ const OBSERVATIONS: &str = "query($filter: ObservationFilter, $asOf: AsOf, $firs
 }";
 
 async fn observations(app: &TestApp, filter: Value) -> Vec<(String, String)> {
-    let data = ok(app.gql(OBSERVATIONS, json!({ "filter": filter })).await);
+    let data = app.query(OBSERVATIONS, json!({ "filter": filter })).await;
     keys_and_values(&data["observations"])
 }
 
@@ -79,12 +68,12 @@ const OBSERVATION: &str = "query($key: String!, $period: Period!, $asOf: AsOf) {
 }";
 
 async fn total_as_of(app: &TestApp, as_of: Value) -> Value {
-    let data = ok(app
-        .gql(
+    let data = app
+        .query(
             OBSERVATION,
             json!({ "key": "_T._T._T", "period": "2025-S1", "asOf": as_of }),
         )
-        .await);
+        .await;
     data["observation"].clone()
 }
 
@@ -95,12 +84,12 @@ async fn total_as_of(app: &TestApp, as_of: Value) -> Value {
 #[tokio::test]
 async fn ledger_reports_the_head() {
     let app = spawn_app().await;
-    let data = ok(app
-        .gql(
+    let data = app
+        .query(
             "{ ledger { revision hash eventCount releaseCount observationVersionCount readOnlyReason } }",
             json!({}),
         )
-        .await);
+        .await;
     let l = &data["ledger"];
     assert_eq!(l["revision"], 3);
     assert_eq!(l["eventCount"], 3);
@@ -116,12 +105,10 @@ async fn ledger_reports_the_head() {
 #[tokio::test]
 async fn datasets_lists_the_fixture_dataset() {
     let app = spawn_app().await;
-    let data = ok(app
-        .gql(
+    let data = app.query(
             "{ datasets { id name publisher unit unitMultiplier measures definedAtRevision releaseCount observationCount dimensions { id } } }",
             json!({}),
-        )
-        .await);
+        ).await;
     let list = data["datasets"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     let d = &list[0];
@@ -146,12 +133,10 @@ async fn datasets_lists_the_fixture_dataset() {
 #[tokio::test]
 async fn dataset_by_id_gives_dimensions_codes_and_labels() {
     let app = spawn_app().await;
-    let data = ok(app
-        .gql(
+    let data = app.query(
             "query($id: ID!) { dataset(id: $id) { id name dimensions { id label position codes { code label parent } } } }",
             json!({ "id": DATASET }),
-        )
-        .await);
+        ).await;
     let d = &data["dataset"];
     assert_eq!(d["name"], "Trade in cultural, information and knowledge services");
     let dims = d["dimensions"].as_array().unwrap();
@@ -217,7 +202,7 @@ fn release_ids(conn: &Value) -> Vec<String> {
 #[tokio::test]
 async fn releases_lists_both_releases() {
     let app = spawn_app().await;
-    let data = ok(app.gql(RELEASES, json!({})).await);
+    let data = app.query(RELEASES, json!({})).await;
     let c = &data["releases"];
     assert_eq!(c["totalCount"], 2);
     assert_eq!(release_ids(c), [PRELIMINARY_ID, REVISION_ID]);
@@ -245,13 +230,13 @@ async fn releases_filter_by_status() {
         ("REVISED", vec![REVISION_ID]),
         ("FINAL", vec![]),
     ] {
-        let data = ok(app.gql(RELEASES, json!({ "status": status })).await);
+        let data = app.query(RELEASES, json!({ "status": status })).await;
         assert_eq!(release_ids(&data["releases"]), ids, "status {status}");
         assert_eq!(data["releases"]["totalCount"], ids.len(), "totalCount for {status}");
     }
-    let data = ok(app
-        .gql(RELEASES, json!({ "dataset": DATASET, "status": "REVISED" }))
-        .await);
+    let data = app
+        .query(RELEASES, json!({ "dataset": DATASET, "status": "REVISED" }))
+        .await;
     assert_eq!(release_ids(&data["releases"]), [REVISION_ID]);
 }
 
@@ -263,7 +248,7 @@ async fn releases_pagination_visits_each_release_once() {
     let mut after = Value::Null;
     let mut pages = 0;
     loop {
-        let data = ok(app.gql(RELEASES, json!({ "first": 1, "after": after })).await);
+        let data = app.query(RELEASES, json!({ "first": 1, "after": after })).await;
         let c = &data["releases"];
         assert_eq!(c["totalCount"], 2, "totalCount counts all pages");
         let ids = release_ids(c);
@@ -281,7 +266,7 @@ async fn releases_pagination_visits_each_release_once() {
     assert_eq!(pages, 2);
     assert_eq!(seen, [PRELIMINARY_ID, REVISION_ID]);
     // A page after the last item is empty.
-    let data = ok(app.gql(RELEASES, json!({ "first": 1, "after": "3" })).await);
+    let data = app.query(RELEASES, json!({ "first": 1, "after": "3" })).await;
     assert_eq!(release_ids(&data["releases"]), Vec::<String>::new());
     assert_eq!(data["releases"]["pageInfo"]["hasNextPage"], false);
 }
@@ -293,7 +278,7 @@ async fn release_by_id_gives_figures_with_deltas_and_hash() {
     let q = "query($id: UUID!) { release(id: $id) {
         id status title revision hash source dataset { id }
         observations { key period measure value previousValue delta } } }";
-    let data = ok(app.gql(q, json!({ "id": REVISION_ID })).await);
+    let data = app.query(q, json!({ "id": REVISION_ID })).await;
     let r = &data["release"];
     assert_eq!(r["id"], REVISION_ID);
     assert_eq!(r["status"], "REVISED");
@@ -332,7 +317,7 @@ async fn release_by_id_gives_figures_with_deltas_and_hash() {
     );
 
     // The preliminary release replaced nothing; its hash is event 2's.
-    let data = ok(app.gql(q, json!({ "id": PRELIMINARY_ID })).await);
+    let data = app.query(q, json!({ "id": PRELIMINARY_ID })).await;
     let r = &data["release"];
     assert_eq!(r["status"], "PRELIMINARY");
     assert_eq!(r["revision"], 2);
@@ -346,7 +331,7 @@ async fn release_by_id_gives_figures_with_deltas_and_hash() {
         .find(|f| f["key"] == "_T._T._T" && f["period"] == "2025-S1")
         .unwrap();
     assert_eq!(total["value"], "-4530");
-    let events = ok(app.gql("{ events { nodes { revision hash } } }", json!({})).await);
+    let events = app.query("{ events { nodes { revision hash } } }", json!({})).await;
     assert_eq!(r["hash"], events["events"]["nodes"][1]["hash"]);
     assert_ne!(r["hash"], head.1);
 }
@@ -477,12 +462,12 @@ async fn observations_filter_by_status() {
     assert_eq!(observations(&app, json!({ "status": ["REVISED"] })).await.len(), 12);
     assert_eq!(observations(&app, json!({ "status": ["PRELIMINARY"] })).await, kv(&[]));
     assert_eq!(observations(&app, json!({ "status": ["FINAL"] })).await, kv(&[]));
-    let data = ok(app
-        .gql(
+    let data = app
+        .query(
             OBSERVATIONS,
             json!({ "filter": { "status": ["PRELIMINARY"] }, "asOf": { "revision": 2 } }),
         )
-        .await);
+        .await;
     let got = keys_and_values(&data["observations"]);
     assert_eq!(got.len(), 12);
     assert!(got.contains(&("_T._T._T 2025-S1".to_owned(), "-4530".to_owned())));
@@ -510,12 +495,12 @@ async fn observations_filter_revised_only() {
     );
     assert_eq!(observations(&app, json!({ "revisedOnly": false })).await.len(), 12);
     // Nothing had been revised at revision 2.
-    let data = ok(app
-        .gql(
+    let data = app
+        .query(
             OBSERVATIONS,
             json!({ "filter": { "revisedOnly": true }, "asOf": { "revision": 2 } }),
         )
-        .await);
+        .await;
     assert_eq!(keys_and_values(&data["observations"]), kv(&[]));
 }
 
@@ -529,7 +514,7 @@ async fn observations_pagination_visits_each_figure_once() {
     let mut after = Value::Null;
     let mut pages = 0;
     loop {
-        let data = ok(app.gql(OBSERVATIONS, json!({ "first": 2, "after": after })).await);
+        let data = app.query(OBSERVATIONS, json!({ "first": 2, "after": after })).await;
         let c = &data["observations"];
         let page = keys_and_values(c);
         assert_eq!(page.len(), 2, "page {pages}");
@@ -551,9 +536,9 @@ async fn observations_pagination_visits_each_figure_once() {
     let mut sizes = Vec::new();
     let mut after = Value::Null;
     loop {
-        let data = ok(app
-            .gql(OBSERVATIONS, json!({ "filter": filter, "first": 2, "after": after }))
-            .await);
+        let data = app
+            .query(OBSERVATIONS, json!({ "filter": filter, "first": 2, "after": after }))
+            .await;
         let c = &data["observations"];
         sizes.push(keys_and_values(c).len());
         if c["pageInfo"]["hasNextPage"] == false {
@@ -607,15 +592,15 @@ async fn observation_current_value_is_the_revision() {
         ])
     );
     // Another figure, by the alternative period spelling.
-    let data = ok(app
-        .gql(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2025H1" }))
-        .await);
+    let data = app
+        .query(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2025H1" }))
+        .await;
     assert_eq!(data["observation"]["value"], "-2530");
     assert_eq!(data["observation"]["preliminaryValue"], "-2450");
     // A figure never published is null.
-    let data = ok(app
-        .gql(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2024-S2" }))
-        .await);
+    let data = app
+        .query(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2024-S2" }))
+        .await;
     assert_eq!(data["observation"], Value::Null);
 }
 
@@ -659,7 +644,7 @@ async fn history_gives_both_versions_with_the_delta() {
     let app = spawn_app().await;
     let q = "query($key: String!) { history(dataset: \"KR_KNOWLEDGE_SERVICES\", key: $key, period: \"2025-S1\") {
         version revision status value previousValue delta publishedAt release { id } } }";
-    let data = ok(app.gql(q, json!({ "key": "_T._T._T" })).await);
+    let data = app.query(q, json!({ "key": "_T._T._T" })).await;
     assert_eq!(
         data["history"],
         json!([
@@ -670,7 +655,7 @@ async fn history_gives_both_versions_with_the_delta() {
         ])
     );
     // A republished, unchanged figure also has two versions, with delta 0.
-    let data = ok(app.gql(q, json!({ "key": "ICT._T._T" })).await);
+    let data = app.query(q, json!({ "key": "ICT._T._T" })).await;
     let deltas: Vec<&Value> = data["history"]
         .as_array()
         .unwrap()
@@ -679,7 +664,7 @@ async fn history_gives_both_versions_with_the_delta() {
         .collect();
     assert_eq!(deltas, [&Value::Null, &json!("0")]);
     // No figure, no history.
-    let data = ok(app.gql(q, json!({ "key": "CUL.MFG.EUR" })).await);
+    let data = app.query(q, json!({ "key": "CUL.MFG.EUR" })).await;
     assert_eq!(data["history"], json!([]));
 }
 
@@ -693,9 +678,8 @@ const BREAKDOWN: &str = "query($dimension: String!, $asOf: AsOf) {
 }";
 
 async fn breakdown(app: &TestApp, dimension: &str, as_of: Value) -> Value {
-    ok(app
-        .gql(BREAKDOWN, json!({ "dimension": dimension, "asOf": as_of }))
-        .await)["breakdown"]
+    app.query(BREAKDOWN, json!({ "dimension": dimension, "asOf": as_of }))
+        .await["breakdown"]
         .clone()
 }
 
@@ -777,7 +761,7 @@ const SUMMARY: &str = "query($filter: ObservationFilter, $asOf: AsOf) {
 #[tokio::test]
 async fn revision_summary_over_the_whole_dataset() {
     let app = spawn_app().await;
-    let s = ok(app.gql(SUMMARY, json!({})).await)["revisionSummary"].clone();
+    let s = app.query(SUMMARY, json!({})).await["revisionSummary"].clone();
     assert_eq!(s["observationCount"], 12);
     assert_eq!(s["revisedCount"], 5);
     assert_eq!(s["revisionCount"], 5);
@@ -818,29 +802,35 @@ async fn revision_summary_over_the_whole_dataset() {
 async fn revision_summary_with_filter_and_as_of() {
     let app = spawn_app().await;
     // 2025-S1 only: 11 figures, 4 revised by -80, -80, -40, -30: -230/11 = -20.909090...
-    let s = ok(app.gql(SUMMARY, json!({ "filter": { "periods": ["2025-S1"] } })).await)["revisionSummary"].clone();
+    let s = app
+        .query(SUMMARY, json!({ "filter": { "periods": ["2025-S1"] } }))
+        .await["revisionSummary"]
+        .clone();
     assert_eq!(s["observationCount"], 11);
     assert_eq!(s["revisedCount"], 4);
     assert_eq!(s["meanRevision"], "-20.909091");
     assert_eq!(s["meanAbsoluteRevision"], "20.909091");
     // The total over both periods: (-80 - 30) / 2 = -55.
-    let s = ok(app.gql(SUMMARY, json!({ "filter": { "key": "_T._T._T" } })).await)["revisionSummary"].clone();
+    let s = app.query(SUMMARY, json!({ "filter": { "key": "_T._T._T" } })).await["revisionSummary"].clone();
     assert_eq!(s["observationCount"], 2);
     assert_eq!(s["meanRevision"], "-55");
     assert_eq!(s["meanAbsoluteRevision"], "55");
     // Unrevised service types: 3 figures, one revised (IPR by -80): -80/3 = -26.666667.
-    let s = ok(app.gql(SUMMARY, json!({ "filter": { "key": "ICT+CUL+IPR.." } })).await)["revisionSummary"].clone();
+    let s = app
+        .query(SUMMARY, json!({ "filter": { "key": "ICT+CUL+IPR.." } }))
+        .await["revisionSummary"]
+        .clone();
     assert_eq!(s["observationCount"], 3);
     assert_eq!(s["revisedCount"], 1);
     assert_eq!(s["meanRevision"], "-26.666667");
     // As of revision 2 nothing was revised yet.
-    let s = ok(app.gql(SUMMARY, json!({ "asOf": { "revision": 2 } })).await)["revisionSummary"].clone();
+    let s = app.query(SUMMARY, json!({ "asOf": { "revision": 2 } })).await["revisionSummary"].clone();
     assert_eq!(s["observationCount"], 12);
     assert_eq!(s["revisedCount"], 0);
     assert_eq!(s["meanRevision"], "0");
     assert_eq!(s["items"], json!([]));
     // An empty selection has no means.
-    let s = ok(app.gql(SUMMARY, json!({ "filter": { "measures": ["CRE"] } })).await)["revisionSummary"].clone();
+    let s = app.query(SUMMARY, json!({ "filter": { "measures": ["CRE"] } })).await["revisionSummary"].clone();
     assert_eq!(s["observationCount"], 0);
     assert_eq!(s["meanRevision"], Value::Null);
     assert_eq!(s["meanAbsoluteRevision"], Value::Null);
@@ -853,12 +843,10 @@ async fn revision_summary_with_filter_and_as_of() {
 #[tokio::test]
 async fn events_form_a_hash_chain() {
     let app = spawn_app().await;
-    let data = ok(app
-        .gql(
+    let data = app.query(
             "{ events { totalCount pageInfo { hasNextPage } nodes { revision kind actor prevHash hash canonical dataset release { id } } } }",
             json!({}),
-        )
-        .await);
+        ).await;
     let c = &data["events"];
     assert_eq!(c["totalCount"], 3);
     assert_eq!(c["pageInfo"]["hasNextPage"], false);
@@ -893,12 +881,12 @@ async fn events_form_a_hash_chain() {
     assert_eq!(prev, app.head().await.1, "the last hash is the ledger head");
 
     // Paging by revision.
-    let data = ok(app
-        .gql(
+    let data = app
+        .query(
             "{ events(after: 1, first: 1) { totalCount pageInfo { hasNextPage hasPreviousPage } nodes { revision } } }",
             json!({}),
         )
-        .await);
+        .await;
     assert_eq!(data["events"]["nodes"], json!([{ "revision": 2 }]));
     assert_eq!(data["events"]["pageInfo"]["hasNextPage"], true);
     assert_eq!(data["events"]["pageInfo"]["hasPreviousPage"], true);
@@ -910,9 +898,9 @@ async fn events_form_a_hash_chain() {
 #[tokio::test]
 async fn verify_ledger_is_ok() {
     let app = spawn_app().await;
-    let data = ok(app
-        .gql("{ verifyLedger { ok checked firstBadRevision reason } }", json!({}))
-        .await);
+    let data = app
+        .query("{ verifyLedger { ok checked firstBadRevision reason } }", json!({}))
+        .await;
     assert_eq!(
         data["verifyLedger"],
         json!({ "ok": true, "checked": 3, "firstBadRevision": null, "reason": null })
@@ -930,8 +918,7 @@ const LATER_ID: &str = "0f6a3c1e-2b7d-4c1a-9e55-00000000aa02";
 async fn publish_then_read_your_write_and_idempotent_republish() {
     let app = spawn_app().await;
     let input = release_input(NEW_ID, "IPR._T._T", "2025-S1", "-2600.5");
-    let v = app.gql_write(PUBLISH, json!({ "input": input })).await;
-    let r = ok(v)["publishRelease"].clone();
+    let r = app.publish(input.clone()).await;
     assert_eq!(r["revision"], 4);
     assert_eq!(r["duplicate"], false);
     assert_eq!(r["release"], json!({ "id": NEW_ID, "status": "REVISED" }));
@@ -939,9 +926,9 @@ async fn publish_then_read_your_write_and_idempotent_republish() {
     assert!(is_hex64(&hash));
     assert_eq!(app.head().await, (4, hash.clone()));
 
-    let data = ok(app
-        .gql(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2025-S1" }))
-        .await);
+    let data = app
+        .query(OBSERVATION, json!({ "key": "IPR._T._T", "period": "2025-S1" }))
+        .await;
     let o = &data["observation"];
     assert_eq!(o["value"], "-2600.5");
     assert_eq!(o["revisedFrom"], "-2530");
@@ -952,9 +939,9 @@ async fn publish_then_read_your_write_and_idempotent_republish() {
     assert_eq!(o["release"]["id"], NEW_ID);
 
     // The write was recorded under the name of the token, never its secret.
-    let data = ok(app
-        .gql("{ events(after: 3) { nodes { actor canonical } } }", json!({}))
-        .await);
+    let data = app
+        .query("{ events(after: 3) { nodes { actor canonical } } }", json!({}))
+        .await;
     assert_eq!(data["events"]["nodes"][0]["actor"], "tester");
     assert!(!data["events"]["nodes"][0]["canonical"]
         .as_str()
@@ -962,18 +949,16 @@ async fn publish_then_read_your_write_and_idempotent_republish() {
         .contains(WRITE_SECRET));
 
     // Same id, same content: the original answer.
-    let again = ok(app.gql_write(PUBLISH, json!({ "input": input })).await)["publishRelease"].clone();
+    let again = app.publish(input.clone()).await;
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["revision"], 4);
     assert_eq!(again["hash"], hash.as_str());
     assert_eq!(app.head().await, (4, hash.clone()));
     // Also when the head has moved on since, and with a stale expectedRevision.
     let later = release_input(LATER_ID, "CUL._T._T", "2025-S1", "450");
-    assert_eq!(
-        ok(app.gql_write(PUBLISH, json!({ "input": later })).await)["publishRelease"]["revision"],
-        5
-    );
-    let again = ok(app.gql_write(PUBLISH, json!({ "input": input, "expected": 3 })).await)["publishRelease"].clone();
+    assert_eq!(app.publish(later).await["revision"], 5);
+    let again =
+        data_of(app.gql_write(PUBLISH, json!({ "input": input, "expected": 3 })).await)["publishRelease"].clone();
     assert_eq!(
         (again["duplicate"].clone(), again["revision"].clone()),
         (json!(true), json!(4))
@@ -986,7 +971,7 @@ async fn publish_then_read_your_write_and_idempotent_republish() {
 async fn publish_with_matching_expected_revision() {
     let app = spawn_app().await;
     let input = release_input(NEW_ID, "_T._T._T", "2025-S1", "-4600");
-    let r = ok(app.gql_write(PUBLISH, json!({ "input": input, "expected": 3 })).await)["publishRelease"].clone();
+    let r = data_of(app.gql_write(PUBLISH, json!({ "input": input, "expected": 3 })).await)["publishRelease"].clone();
     assert_eq!(r["revision"], 4);
     assert_eq!(r["duplicate"], false);
 }
@@ -996,10 +981,10 @@ async fn publish_with_matching_expected_revision() {
 async fn as_of_reads_are_stable_after_later_revisions() {
     let app = spawn_app().await;
     let first = release_input(NEW_ID, "_T._T._T", "2025-S1", "-4620");
-    ok(app.gql_write(PUBLISH, json!({ "input": first })).await);
+    app.publish(first).await;
     let mut second = release_input(LATER_ID, "_T._T._T", "2025-S1", "-4700.25");
     second["publishedAt"] = json!("2026-03-01T00:00:00Z");
-    ok(app.gql_write(PUBLISH, json!({ "input": second })).await);
+    app.publish(second).await;
     assert_eq!(app.head().await.0, 5);
 
     let expect = [
@@ -1047,12 +1032,12 @@ async fn mutation_without_token_is_unauthenticated() {
     assert_eq!(code(&v), "UNAUTHENTICATED", "{v}");
     assert_eq!(v["data"], Value::Null);
     assert_eq!(app.head().await, before);
-    let data = ok(app
-        .gql(
+    let data = app
+        .query(
             "{ release(id: \"0f6a3c1e-2b7d-4c1a-9e55-00000000aa01\") { id } }",
             json!({}),
         )
-        .await);
+        .await;
     assert_eq!(data["release"], Value::Null);
 }
 
@@ -1271,7 +1256,7 @@ async fn integer_json_number_is_accepted_exactly() {
             with_observations(json!([{ "key": "_T._T._T", "period": "2025-S1", "value": -4615 }])),
         )
         .await;
-    assert_eq!(ok(v)["publishRelease"]["revision"], 4);
+    assert_eq!(data_of(v)["publishRelease"]["revision"], 4);
     assert_eq!(total_as_of(&app, Value::Null).await["value"], "-4615");
 }
 
@@ -1329,12 +1314,12 @@ async fn conflicting_republish_is_conflict() {
         total_as_of(&app, json!({ "release": PRELIMINARY_ID })).await["value"],
         "-4530"
     );
-    let data = ok(app
-        .gql(
+    let data = app
+        .query(
             "query($id: UUID!) { release(id: $id) { title observationCount } }",
             json!({ "id": PRELIMINARY_ID }),
         )
-        .await);
+        .await;
     assert_eq!(data["release"]["observationCount"], 12);
 }
 

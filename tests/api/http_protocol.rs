@@ -18,10 +18,6 @@ use tradeledger::store::{LogStore, SledStore};
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const LEDGER_QUERY: &str = "{ ledger { revision } }";
 
-fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
-}
-
 /// A mutation that would write revision 4 if it ran.
 fn publish_body() -> Value {
     json!({
@@ -71,13 +67,13 @@ async fn query_type_name(app: &TestApp) -> String {
 
 /// A response read off a raw socket.
 #[derive(Debug)]
-struct RawResponse {
+struct TcpResponse {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
-impl RawResponse {
+impl TcpResponse {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -92,7 +88,7 @@ impl RawResponse {
 }
 
 /// Reads one HTTP/1.1 response (headers, then a `content-length` body or up to EOF).
-async fn read_response(reader: &mut (impl AsyncReadExt + Unpin)) -> RawResponse {
+async fn read_response(reader: &mut (impl AsyncReadExt + Unpin)) -> TcpResponse {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -134,11 +130,11 @@ async fn read_response(reader: &mut (impl AsyncReadExt + Unpin)) -> RawResponse 
             reader.read_to_end(&mut body).await.expect("read body");
         }
     }
-    RawResponse { status, headers, body }
+    TcpResponse { status, headers, body }
 }
 
 /// Sends raw bytes and reads the response: for requests reqwest will not make (no `Accept`).
-async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+async fn raw(addr: SocketAddr, request: &[u8]) -> TcpResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request).await.expect("write request");
     read_response(&mut stream).await
@@ -448,20 +444,6 @@ async fn json_content_type_with_charset_is_accepted() {
     }
 }
 
-async fn post_raw_body(app: &TestApp, accept: &str, body: &str) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(&app.url)
-        .header("content-type", "application/json")
-        .header("accept", accept)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
-}
-
 /// A body that is not JSON is 400, whatever the `Accept`.
 #[tokio::test]
 async fn unparseable_json_is_400() {
@@ -473,7 +455,7 @@ async fn unparseable_json_is_400() {
             "",
             "{\"query\": \"{ __typename }\"} trailing",
         ] {
-            let (status, v) = post_raw_body(&app, accept, body).await;
+            let (status, v) = app.post_raw(accept, body).await.json();
             assert_eq!(status, 400, "{accept} {body:?}: {v}");
             assert_eq!(code(&v), "BAD_USER_INPUT");
         }
@@ -493,7 +475,7 @@ async fn query_not_a_string_is_400() {
         json!(42),
     ] {
         for accept in [GRAPHQL_RESPONSE, "application/json"] {
-            let (status, v) = post_raw_body(&app, accept, &body.to_string()).await;
+            let (status, v) = app.post_raw(accept, &body.to_string()).await.json();
             assert_eq!(status, 400, "{accept} {body}: {v}");
         }
     }
@@ -510,17 +492,18 @@ async fn variables_not_an_object_is_400() {
         json!({ "query": "{ __typename }", "operationName": 3 }),
         json!({ "query": "{ __typename }", "extensions": [] }),
     ] {
-        let (status, v) = post_raw_body(&app, "application/json", &body.to_string()).await;
+        let (status, v) = app.post_raw("application/json", &body.to_string()).await.json();
         assert_eq!(status, 400, "{body}: {v}");
         assert_eq!(code(&v), "BAD_USER_INPUT");
     }
     // null variables are the same as none.
-    let (status, v) = post_raw_body(
-        &app,
-        "application/json",
-        &json!({ "query": "{ __typename }", "variables": null }).to_string(),
-    )
-    .await;
+    let (status, v) = app
+        .post_raw(
+            "application/json",
+            &json!({ "query": "{ __typename }", "variables": null }).to_string(),
+        )
+        .await
+        .json();
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["__typename"], query_type_name(&app).await.as_str());
 }
@@ -763,7 +746,7 @@ async fn batches_are_bounded() {
         })
     };
     let batch = json!([item("IPR._T._T"), item("ICT._T._T"), { "query": LEDGER_QUERY }]);
-    let (status, v) = post_raw_body(&app, "application/json", &batch.to_string()).await;
+    let (status, v) = app.post_raw("application/json", &batch.to_string()).await.json();
     assert_eq!(status, 200);
     assert_eq!(
         v,
@@ -775,19 +758,25 @@ async fn batches_are_bounded() {
     );
 
     let ten: Vec<Value> = (0..10).map(|_| json!({ "query": "{ __typename }" })).collect();
-    let (status, v) = post_raw_body(&app, "application/json", &Value::Array(ten).to_string()).await;
+    let (status, v) = app
+        .post_raw("application/json", &Value::Array(ten).to_string())
+        .await
+        .json();
     assert_eq!(status, 200, "{v}");
     assert_eq!(v.as_array().unwrap().len(), 10);
 
     let eleven: Vec<Value> = (0..11).map(|_| json!({ "query": "{ __typename }" })).collect();
     for accept in ["application/json", GRAPHQL_RESPONSE] {
-        let (status, v) = post_raw_body(&app, accept, &Value::Array(eleven.clone()).to_string()).await;
+        let (status, v) = app
+            .post_raw(accept, &Value::Array(eleven.clone()).to_string())
+            .await
+            .json();
         assert_eq!(status, 400, "{v}");
         assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");
     }
-    let (status, v) = post_raw_body(&app, "application/json", "[]").await;
+    let (status, v) = app.post_raw("application/json", "[]").await.json();
     assert_eq!(status, 400, "{v}");
-    let (status, v) = post_raw_body(&app, "application/json", "[1]").await;
+    let (status, v) = app.post_raw("application/json", "[1]").await.json();
     assert_eq!(status, 400, "{v}");
 
     // A mutation inside an over-long batch does not run.
@@ -809,7 +798,10 @@ async fn batches_are_bounded() {
     // A configured limit applies.
     let small = spawn_app_with(|c| c.max_batch = 2, false).await;
     let three: Vec<Value> = (0..3).map(|_| json!({ "query": "{ __typename }" })).collect();
-    let (status, v) = post_raw_body(&small, "application/json", &Value::Array(three).to_string()).await;
+    let (status, v) = small
+        .post_raw("application/json", &Value::Array(three).to_string())
+        .await
+        .json();
     assert_eq!((status, code(&v)), (400, "LIMIT_EXCEEDED"), "{v}");
 }
 
@@ -864,10 +856,10 @@ async fn configured_body_limit_is_enforced() {
     body["extensions"]["padding"] = json!("x".repeat(1024 - overhead));
     let exact = body.to_string();
     assert_eq!(exact.len(), 1024);
-    let (status, _) = post_raw_body(&app, "application/json", &exact).await;
+    let (status, _) = app.post_raw("application/json", &exact).await.json();
     assert_eq!(status, 200);
     body["extensions"]["padding"] = json!("x".repeat(1025 - overhead));
-    let (status, v) = post_raw_body(&app, "application/json", &body.to_string()).await;
+    let (status, v) = app.post_raw("application/json", &body.to_string()).await.json();
     assert_eq!(status, 413, "{v}");
     assert_eq!(code(&v), "LIMIT_EXCEEDED");
 }

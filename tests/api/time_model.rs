@@ -548,19 +548,11 @@ async fn revision_reasons_are_shown_and_counted() {
 /// itself is announced either way, marked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_hear_of_a_back_fill_only_when_it_changes_the_current_value() {
-    use crate::support::ws::{connect, init, recv, subscribe};
+    use crate::support::ws::subscribe;
     let app = spawn_app().await;
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
+    let mut sub = app.subscribe("obs", r#"subscription { observationRevised(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T") { period value previousValue version backfilled } }"#, json!({})).await;
     subscribe(
-        &mut ws,
-        "obs",
-        r#"subscription { observationRevised(dataset: "KR_KNOWLEDGE_SERVICES", key: "_T._T._T") { period value previousValue version backfilled } }"#,
-        json!({}),
-    )
-    .await;
-    subscribe(
-        &mut ws,
+        &mut sub.ws,
         "rel",
         "subscription { releasePublished { revision release { backfilled } } }",
         json!({}),
@@ -605,7 +597,7 @@ async fn subscribers_hear_of_a_back_fill_only_when_it_changes_the_current_value(
     let mut releases = Vec::new();
     let mut revisions = Vec::new();
     while releases.len() < 4 || revisions.len() < 2 {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(30), recv(&mut ws))
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(30), sub.recv())
             .await
             .expect("a message in time");
         match msg["id"].as_str() {

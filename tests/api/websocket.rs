@@ -70,20 +70,15 @@ fn new_release(key: &str, period: &str, value: &str) -> (String, Value) {
 }
 
 /// Publishes over HTTP with the write token; returns the revision.
-async fn publish(app: &TestApp, input: Value) -> u64 {
-    let body = timeout(RECV, app.gql_write(PUBLISH, json!({ "input": input })))
-        .await
-        .expect("publish timed out");
-    assert!(body.get("errors").is_none(), "publish failed: {body}");
-    body["data"]["publishRelease"]["revision"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no revision in {body}"))
+async fn publish_revision(app: &TestApp, input: Value) -> u64 {
+    let r = timeout(RECV, app.publish(input)).await.expect("publish timed out");
+    r["revision"].as_u64().unwrap_or_else(|| panic!("no revision in {r}"))
 }
 
 /// Publishes all `inputs`, `concurrency` at a time; returns their revisions.
 async fn publish_many(app: &TestApp, inputs: Vec<Value>, concurrency: usize) -> Vec<u64> {
     stream::iter(inputs)
-        .map(|input| publish(app, input))
+        .map(|input| publish_revision(app, input))
         .buffer_unordered(concurrency)
         .collect()
         .await
@@ -124,7 +119,7 @@ async fn release_published_delivers_a_release_published_over_http() {
     wait_subscribers(&app, 1).await;
 
     let (id, input) = new_release("_T._T._T", "2026-S1", "-5000");
-    let revision = publish(&app, input).await;
+    let revision = publish_revision(&app, input).await;
     assert_eq!(revision, 4, "fixtures take revisions 1 to 3");
 
     let (got_revision, got_id, title) = next_release(&mut ws, "live").await;
@@ -140,26 +135,24 @@ async fn after_revision_replays_the_missed_releases_then_continues_live() {
     let mut expected = vec![(2, PRELIMINARY_ID.to_owned()), (3, REVISION_ID.to_owned())];
     for i in 0..3 {
         let (id, input) = new_release("IPR._T._T", "2026-S1", &format!("-{i}"));
-        expected.push((publish(&app, input).await, id));
+        expected.push((publish_revision(&app, input).await, id));
     }
     assert_eq!(expected.iter().map(|e| e.0).collect::<Vec<_>>(), [2, 3, 4, 5, 6]);
 
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(&mut ws, "resume", RELEASES, json!({"after": 1})).await;
+    let mut sub = app.subscribe("resume", RELEASES, json!({"after": 1})).await;
     for (revision, id) in &expected {
-        let (r, got, _) = next_release(&mut ws, "resume").await;
+        let (r, got, _) = sub.next_release().await;
         assert_eq!((r, &got), (*revision, id), "replay out of order or with a gap");
     }
 
     // Now live: two more.
     for i in 0..2 {
         let (id, input) = new_release("IPR._T._T", "2026-S1", &format!("1{i}"));
-        let revision = publish(&app, input).await;
-        let (r, got, _) = next_release(&mut ws, "resume").await;
+        let revision = publish_revision(&app, input).await;
+        let (r, got, _) = sub.next_release().await;
         assert_eq!((r, got), (revision, id), "live release after the replay");
     }
-    expect_quiet(&mut ws).await;
+    sub.expect_quiet().await;
 }
 
 /// `afterRevision` beyond the head is refused or skips to releases after it, never replaying earlier ones.
@@ -189,7 +182,7 @@ async fn after_revision_beyond_the_head_delivers_nothing_at_or_before_it() {
     let mut published = Vec::new();
     for i in 0..4 {
         let (id, input) = new_release("_T._T._T", "2026-S1", &i.to_string());
-        published.push((publish(&app, input).await, id));
+        published.push((publish_revision(&app, input).await, id));
     }
     assert_eq!(published.iter().map(|p| p.0).collect::<Vec<_>>(), [4, 5, 6, 7]);
     let (revision, id, _) = next_release(&mut ws, "ahead").await;
@@ -217,15 +210,13 @@ async fn releases_published_during_a_replay_arrive_exactly_once() {
     let total = wanted.len();
     assert_eq!(total, BEFORE + DURING + 2);
 
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(&mut ws, "all", RELEASES, json!({"after": 0})).await;
+    let mut sub = app.subscribe("all", RELEASES, json!({"after": 0})).await;
 
     let collect = async {
         let mut got: Vec<(u64, String)> = Vec::new();
         let mut seen = HashSet::new();
         while seen.len() < total {
-            let (revision, id, _) = next_release(&mut ws, "all").await;
+            let (revision, id, _) = sub.next_release().await;
             assert!(wanted.contains(&id), "unexpected release {id}");
             assert!(
                 seen.insert(id.clone()),
@@ -244,7 +235,7 @@ async fn releases_published_during_a_replay_arrive_exactly_once() {
     assert_eq!(got.len(), total);
     assert_eq!(got.last().unwrap().0, *revisions.iter().max().unwrap());
     assert_eq!(got.last().unwrap().0, (total + 1) as u64);
-    expect_quiet(&mut ws).await;
+    sub.expect_quiet().await;
 }
 
 /// `releasePublished(dataset:)` delivers the KR_KNOWLEDGE_SERVICES release but not one of another dataset.
@@ -274,27 +265,25 @@ async fn release_published_filters_by_dataset() {
         .await;
     assert_eq!(define["data"]["defineDataset"]["id"], "SYNTHETIC_OTHER", "{define}");
 
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(
-        &mut ws,
-        "kr",
-        "subscription { releasePublished(dataset: \"KR_KNOWLEDGE_SERVICES\") { revision release { id title } } }",
-        json!({}),
-    )
-    .await;
+    let mut sub = app
+        .subscribe(
+            "kr",
+            "subscription { releasePublished(dataset: \"KR_KNOWLEDGE_SERVICES\") { revision release { id title } } }",
+            json!({}),
+        )
+        .await;
     wait_subscribers(&app, 1).await;
 
     let (_, mut other) = new_release("_T", "2026-S1", "1");
     other["dataset"] = json!("SYNTHETIC_OTHER");
-    let other_revision = publish(&app, other).await;
+    let other_revision = publish_revision(&app, other).await;
     let (kr_id, kr) = new_release("_T._T._T", "2026-S1", "2");
-    let kr_revision = publish(&app, kr).await;
+    let kr_revision = publish_revision(&app, kr).await;
     assert!(kr_revision > other_revision);
 
-    let (revision, id, _) = next_release(&mut ws, "kr").await;
+    let (revision, id, _) = sub.next_release().await;
     assert_eq!((revision, id), (kr_revision, kr_id), "only the KR release may arrive");
-    expect_quiet(&mut ws).await;
+    sub.expect_quiet().await;
 }
 
 /// An unknown dataset or a negative `afterRevision` is reported with its code and the connection stays usable.
@@ -379,7 +368,7 @@ async fn observation_revised_reports_changes_of_the_watched_figure_only() {
     wait_subscribers(&app, 2).await;
 
     // 2025-S1 total: -4610 (synthetic revision, version 2) -> -4700.
-    let r1 = publish(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
+    let r1 = publish_revision(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
     let expected_first = json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4610",
         "value": "-4700", "delta": "-90", "version": 3, "revision": r1});
     let (total, regions) = revised_events(&mut ws, 1, 1).await;
@@ -387,11 +376,11 @@ async fn observation_revised_reports_changes_of_the_watched_figure_only() {
 
     // Nothing for `total`: a new figure of the key, a revision of another key (which the
     // pattern matches), the same value again (a version 4 that changes nothing).
-    publish(&app, new_release("_T._T._T", "2026-S1", "100").1).await;
-    let asia = publish(&app, new_release("_T._T.ASIA", "2025-S1", "3600").1).await;
-    publish(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
+    publish_revision(&app, new_release("_T._T._T", "2026-S1", "100").1).await;
+    let asia = publish_revision(&app, new_release("_T._T.ASIA", "2025-S1", "3600").1).await;
+    publish_revision(&app, new_release("_T._T._T", "2025-S1", "-4700").1).await;
     // A second real change of the total is its next event.
-    let r2 = publish(&app, new_release("_T._T._T", "2025-S1", "-4650").1).await;
+    let r2 = publish_revision(&app, new_release("_T._T._T", "2025-S1", "-4650").1).await;
     let expected_second = json!({"key": "_T._T._T", "period": "2025-S1", "previousValue": "-4700",
         "value": "-4650", "delta": "50", "version": 5, "revision": r2});
     let (total, regions) = revised_events(&mut ws, 1, 2).await;
@@ -443,12 +432,7 @@ async fn one_publish_reaches_a_thousand_subscribers() {
 
     let started = Instant::now();
     let conns: Vec<Ws> = stream::iter(0..n)
-        .map(|_| async {
-            let mut ws = connect(&app).await;
-            init(&mut ws).await;
-            subscribe(&mut ws, "fan", RELEASES, json!({})).await;
-            ws
-        })
+        .map(|_| async { app.subscribe("fan", RELEASES, json!({})).await.ws })
         .buffer_unordered(64)
         .collect()
         .await;
@@ -463,7 +447,7 @@ async fn one_publish_reaches_a_thousand_subscribers() {
         });
     }
     let (id, input) = new_release("_T._T._T", "2026-S1", "-1");
-    let revision = publish(&app, input).await;
+    let revision = publish_revision(&app, input).await;
     let acked = Instant::now();
 
     let mut latencies = Vec::with_capacity(n);
@@ -511,9 +495,7 @@ async fn a_subscriber_that_never_reads_does_not_block_the_others() {
     .await;
     // From here on `stalled` is never polled again until the end of the test.
 
-    let mut healthy = connect(&app).await;
-    init(&mut healthy).await;
-    subscribe(&mut healthy, "ok", RELEASES, json!({})).await;
+    let mut sub = app.subscribe("ok", RELEASES, json!({})).await;
     wait_subscribers(&app, 2).await;
 
     let inputs: Vec<Value> = (0..N)
@@ -529,7 +511,7 @@ async fn a_subscriber_that_never_reads_does_not_block_the_others() {
     let receive = async {
         let mut last = 3;
         for _ in 0..N {
-            let (revision, _, title) = next_release(&mut healthy, "ok").await;
+            let (revision, _, title) = sub.next_release().await;
             assert_eq!(revision, last + 1, "releases must arrive in order, without gaps");
             assert_eq!(title.len(), 1_000);
             last = revision;
@@ -538,15 +520,15 @@ async fn a_subscriber_that_never_reads_does_not_block_the_others() {
     };
     let (took, _) = tokio::join!(receive, publish_many(&app, inputs, 16));
     println!(
-        "slow reader: healthy subscriber got {N} releases in {:.2} s",
+        "slow reader: sub.ws subscriber got {N} releases in {:.2} s",
         took.as_secs_f64()
     );
-    // The stalled client is still connected and subscribed: the healthy one was not let
+    // The stalled client is still connected and subscribed: the sub.ws one was not let
     // through by the server giving up on it.
     assert_eq!(
         app.ledger.subscriber_count(),
         2,
-        "the stalled subscription ended before the healthy one had every release"
+        "the stalled subscription ended before the sub.ws one had every release"
     );
     let metrics = app.metrics().await;
     assert!(
@@ -664,12 +646,10 @@ async fn subscribe_before_init_closes_4401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_subscription_id_closes_4409() {
     let app = spawn_app().await;
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(&mut ws, "dup", RELEASES, json!({})).await;
+    let mut sub = app.subscribe("dup", RELEASES, json!({})).await;
     wait_subscribers(&app, 1).await;
-    subscribe(&mut ws, "dup", RELEASES, json!({})).await;
-    assert_eq!(expect_close(&mut ws).await, 4409);
+    subscribe(&mut sub.ws, "dup", RELEASES, json!({})).await;
+    assert_eq!(expect_close(&mut sub.ws).await, 4409);
 }
 
 /// A second `connection_init` closes with 4429.
@@ -766,7 +746,7 @@ async fn messages_larger_than_the_read_buffer_are_read_whole() {
     subscribe(&mut ws, "big", &padded, json!({})).await;
     wait_subscribers(&app, 1).await;
     let (id, input) = new_release("_T._T._T", "2026-S1", "7");
-    let revision = publish(&app, input).await;
+    let revision = publish_revision(&app, input).await;
     let (got_revision, got_id, _) = next_release(&mut ws, "big").await;
     assert_eq!((got_revision, got_id.as_str()), (revision, id.as_str()));
 }
@@ -894,18 +874,16 @@ async fn ping_is_answered_with_pong() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_complete_stops_the_subscription() {
     let app = spawn_app().await;
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(&mut ws, "a", RELEASES, json!({})).await;
-    subscribe(&mut ws, "b", RELEASES, json!({})).await;
+    let mut sub = app.subscribe("a", RELEASES, json!({})).await;
+    subscribe(&mut sub.ws, "b", RELEASES, json!({})).await;
     wait_subscribers(&app, 2).await;
 
-    send(&mut ws, json!({"type": "complete", "id": "a"})).await;
+    send(&mut sub.ws, json!({"type": "complete", "id": "a"})).await;
     wait_subscribers_at_most(&app, 1).await;
     let (id, input) = new_release("_T._T._T", "2026-S1", "1");
-    let revision = publish(&app, input).await;
+    let revision = publish_revision(&app, input).await;
     let msg = loop {
-        let msg = recv(&mut ws).await;
+        let msg = sub.recv().await;
         match msg["id"].as_str() {
             // The protocol does not ask the server to confirm a client's `complete`, but
             // doing so is harmless; any other message for "a" is not.
@@ -919,11 +897,11 @@ async fn client_complete_stops_the_subscription() {
         (&event["revision"], &event["release"]["id"]),
         (&json!(revision), &json!(id))
     );
-    expect_quiet(&mut ws).await;
+    sub.expect_quiet().await;
 
     // The id is free again.
-    subscribe(&mut ws, "a", RELEASES, json!({"after": revision - 1})).await;
-    let (r, _, _) = next_release(&mut ws, "a").await;
+    subscribe(&mut sub.ws, "a", RELEASES, json!({"after": revision - 1})).await;
+    let (r, _, _) = sub.next_release().await;
     assert_eq!(r, revision);
 }
 
@@ -931,12 +909,10 @@ async fn client_complete_stops_the_subscription() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_over_websocket_gets_next_then_complete() {
     let app = spawn_app().await;
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(&mut ws, "q", "{ ledger { revision } }", json!({})).await;
-    assert_eq!(next_data(&mut ws, "q").await, json!({"ledger": {"revision": 3}}));
-    assert_eq!(recv(&mut ws).await, json!({"type": "complete", "id": "q"}));
-    expect_quiet(&mut ws).await;
+    let mut sub = app.subscribe("q", "{ ledger { revision } }", json!({})).await;
+    assert_eq!(sub.next_data().await, json!({"ledger": {"revision": 3}}));
+    assert_eq!(sub.recv().await, json!({"type": "complete", "id": "q"}));
+    sub.expect_quiet().await;
 }
 
 /// Idle connections get keep-alives at the configured interval: `ping` (transport) and `ka` (legacy).
@@ -969,10 +945,8 @@ async fn idle_connections_get_keepalives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_keepalive_interval_does_not_break_connections() {
     let app = spawn_app_with(|c| c.ws_keepalive = Duration::ZERO, true).await;
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(&mut ws, "r", RELEASES, json!({"after": 2})).await;
-    let (revision, _, _) = next_release(&mut ws, "r").await;
+    let mut sub = app.subscribe("r", RELEASES, json!({"after": 2})).await;
+    let (revision, _, _) = sub.next_release().await;
     assert_eq!(revision, 3);
 }
 
@@ -1043,7 +1017,7 @@ async fn legacy_graphql_ws_protocol() {
     wait_subscribers(&app, 1).await;
 
     let (id, input) = new_release("_T._T._T", "2026-S1", "3");
-    let revision = publish(&app, input).await;
+    let revision = publish_revision(&app, input).await;
     let data = recv(&mut ws).await;
     assert_eq!(data["type"], "data", "{data}");
     assert_eq!(data["id"], "1");
@@ -1061,15 +1035,13 @@ async fn legacy_graphql_ws_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_completes_subscriptions_then_closes_1001() {
     let mut app = spawn_app().await;
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(&mut ws, "live", RELEASES, json!({})).await;
+    let mut sub = app.subscribe("live", RELEASES, json!({})).await;
     wait_subscribers(&app, 1).await;
 
     timeout(RECV, app.stop())
         .await
         .expect("the server did not stop in time");
-    assert_eq!(recv(&mut ws).await, json!({"type": "complete", "id": "live"}));
-    let (code, reason) = expect_close_with_reason(&mut ws).await;
+    assert_eq!(sub.recv().await, json!({"type": "complete", "id": "live"}));
+    let (code, reason) = expect_close_with_reason(&mut sub.ws).await;
     assert_eq!(code, 1001, "close reason {reason:?}");
 }
