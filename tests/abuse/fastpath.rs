@@ -9,15 +9,6 @@ use crate::proc_support::{generated_store, release_input, Server, PUBLISH};
 const WRITER: &str = "writer:fastpath-secret";
 const WRITE_SECRET: &str = "fastpath-secret";
 
-/// Requests answered by the fast path so far, from `/metrics`.
-async fn fast_answers(server: &Server) -> u64 {
-    let text = server.metrics().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no fast path counter in {text}"))
-}
-
 fn code(body: &str) -> String {
     let v: Value = serde_json::from_str(body).expect("JSON body");
     v["errors"][0]["extensions"]["code"].as_str().unwrap_or("").to_owned()
@@ -68,7 +59,7 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
         .parts();
     assert_eq!(code(&too_large.1), "LIMIT_EXCEEDED", "{too_large:?}");
     assert!(too_large.1.contains("maxResponseBytes"), "{too_large:?}");
-    assert_eq!(fast_answers(&server).await, 0);
+    assert_eq!(server.fast_path_answers().await, 0);
 
     // A smaller page runs cleanly (the plan is learned from it), then on the plan.
     let (status, body) = server
@@ -89,7 +80,7 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
             .parts(),
         (status, body)
     );
-    assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
+    assert_eq!(server.fast_path_answers().await, 1, "answered by the plan");
     // The limits are checked before the plan runs: refused with the same bytes.
     assert_eq!(
         server
@@ -105,7 +96,7 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
             .parts(),
         too_costly
     );
-    assert_eq!(fast_answers(&server).await, 1, "refused before the plan runs");
+    assert_eq!(server.fast_path_answers().await, 1, "refused before the plan runs");
 }
 
 /// A read answered by the fast path after an acknowledged write sees that write.
@@ -121,7 +112,7 @@ async fn a_read_after_a_write_sees_it_on_the_fast_path() {
     let vars = json!({ "k": "IPR._T._T" });
     assert_eq!(server.query(q, vars.clone()).await, json!({ "observation": null }));
     assert_eq!(server.query(q, vars.clone()).await, json!({ "observation": null }));
-    let before = fast_answers(&server).await;
+    let before = server.fast_path_answers().await;
     assert_eq!(before, 1, "the second read ran on the fast path");
 
     let input = release_input("6b1f0c2e-4d3a-4e51-9a57-2030a0000016", "IPR._T._T", "2030-S1", "16");
@@ -138,7 +129,7 @@ async fn a_read_after_a_write_sees_it_on_the_fast_path() {
 
     let data = server.query(q, vars).await;
     assert_eq!(data, json!({ "observation": { "value": "16", "revision": revision } }));
-    assert_eq!(fast_answers(&server).await, before + 1, "read on the fast path");
+    assert_eq!(server.fast_path_answers().await, before + 1, "read on the fast path");
 }
 
 /// `--query-plans 0` turns the fast path off: every answer comes from async-graphql.
@@ -153,7 +144,7 @@ async fn no_query_plans_no_fast_path() {
     let q = "{ history(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-S1\") { value } }";
     let first = server.query(q, json!({})).await;
     assert_eq!(server.query(q, json!({})).await, first);
-    assert_eq!(fast_answers(&server).await, 0);
+    assert_eq!(server.fast_path_answers().await, 0);
 }
 
 /// The mixed workload's listing (`bench/mixed_bodies.py`): the whole filter and the point
@@ -200,7 +191,7 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         v["data"]["observations"]["totalCount"].as_u64().unwrap() > 5,
         "{first:?}"
     );
-    assert_eq!(fast_answers(&server).await, 0);
+    assert_eq!(server.fast_path_answers().await, 0);
     assert_eq!(
         server
             .post_raw("application/json", json!({ "query": LISTING, "variables": listing }))
@@ -208,7 +199,7 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
             .parts(),
         first
     );
-    assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
+    assert_eq!(server.fast_path_answers().await, 1, "answered by the plan");
 
     let summary = json!({ "filter": { "key": "_T.P02.", "periods": ["1991-03"] } });
     let first_summary = server
@@ -227,7 +218,7 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
             .parts(),
         first_summary
     );
-    assert_eq!(fast_answers(&server).await, 2, "answered by the plan");
+    assert_eq!(server.fast_path_answers().await, 2, "answered by the plan");
 
     // A field the filter type does not have: async-graphql's refusal, not the plan's answer.
     let (_, body) = server
@@ -239,7 +230,7 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         .parts();
     assert!(body.contains("nope") && body.contains("errors"), "{body}");
     assert!(!body.contains("\"nodes\""), "{body}");
-    assert_eq!(fast_answers(&server).await, 2, "not answered by the plan");
+    assert_eq!(server.fast_path_answers().await, 2, "not answered by the plan");
 
     // The cost limit refuses a page too large before the plan runs.
     let (_, body) = server
@@ -251,7 +242,7 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         .parts();
     assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
     assert!(body.contains("maxCost"), "{body}");
-    assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");
+    assert_eq!(server.fast_path_answers().await, 2, "refused before the plan runs");
 
     // The response-size limit refuses a page too large, by its estimate, before the plan
     // runs.
@@ -264,5 +255,5 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         .parts();
     assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
     assert!(body.contains("maxResponseBytes"), "{body}");
-    assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");
+    assert_eq!(server.fast_path_answers().await, 2, "refused before the plan runs");
 }

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{client_async, MaybeTlsStream, WebSocketStream};
 
-use crate::proc_support::{generated_store, Server};
+use crate::proc_support::{generated_store, memory_kb, Server};
 use crate::support::ws::{recv as ws_recv, send as ws_send};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -146,19 +146,6 @@ async fn ws_close(ws: &mut Ws, wait: Duration) -> (Option<CloseFrame>, usize) {
     .await
     .expect("a close frame in time");
     (frame, texts)
-}
-
-/// Resident and peak memory of a process, in kB, from `/proc/PID/status`.
-fn memory_kb(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {status}"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Waits (bounded) until the server has logged `text`.

@@ -107,3 +107,16 @@ async fn checked_log(server: &Server, what: &str) -> (u64, HashMap<String, (u64,
     assert_eq!(data["verifyLedger"]["checked"].as_u64(), Some(head), "{what}: {data}");
     (head, releases)
 }
+
+/// Waits until nodes A and B have both caught up with the newer of their heads, checks each
+/// one's log, and asserts they hold the same log; returns its head and releases.
+async fn same_log_on_both(a: &Server, b: &Server) -> (u64, HashMap<String, (u64, String)>) {
+    let newest = head_of(a).await.max(head_of(b).await);
+    wait_head(a, newest, "node A catches up").await;
+    wait_head(b, newest, "node B catches up").await;
+    let (head_a, log_a) = checked_log(a, "node A").await;
+    let (head_b, log_b) = checked_log(b, "node B").await;
+    assert_eq!(head_a, head_b, "equal heads");
+    assert_eq!(log_a, log_b, "the same log on both nodes");
+    (head_a, log_a)
+}

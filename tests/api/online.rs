@@ -166,20 +166,17 @@ fn generate(args: &[&str], out: &Path) -> Vec<std::ffi::OsString> {
     v
 }
 
-/// A served ledger and, beside it, the files an online import sends.
-struct Served {
-    server: Server,
-    /// `http://127.0.0.1:PORT`
-    base: String,
-    /// A file that defines the SYNTHETIC dataset.
-    dataset: PathBuf,
-    /// A CSV file of generated releases of that dataset.
-    csv: PathBuf,
-}
-
-/// `serve ARGS` over `dir/data`, and in `dir` a dataset file and a CSV file `csv_name` of
-/// `releases` generated releases of `per_release` observations each.
-async fn served_with_files(dir: &Path, args: &[&str], csv_name: &str, releases: u32, per_release: u32) -> Served {
+/// `serve ARGS` over `dir/data`, and in `dir` the files an online import sends: a dataset
+/// file and a CSV file `csv_name` of `releases` generated releases of `per_release`
+/// observations each. Returns the server, its base URL (`http://127.0.0.1:PORT`), and the
+/// two files.
+async fn served_with_files(
+    dir: &Path,
+    args: &[&str],
+    csv_name: &str,
+    releases: u32,
+    per_release: u32,
+) -> (Server, String, PathBuf, PathBuf) {
     let server = Server::start(&dir.join("data"), args).await;
     let base = format!("http://{}", server.addr);
     let dataset = dir.join("dataset.json");
@@ -199,12 +196,7 @@ async fn served_with_files(dir: &Path, args: &[&str], csv_name: &str, releases: 
     ))
     .await;
     assert_eq!(g.code(), Some(0), "{g:?}");
-    Served {
-        server,
-        base,
-        dataset,
-        csv,
-    }
+    (server, base, dataset, csv)
 }
 
 async fn head(server: &Server) -> u64 {
@@ -217,12 +209,7 @@ async fn head(server: &Server) -> u64 {
 #[tokio::test]
 async fn online_import_records_files_and_a_second_run_gives_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let Served {
-        server,
-        base,
-        dataset,
-        csv,
-    } = served_with_files(
+    let (server, base, dataset, csv) = served_with_files(
         dir.path(),
         &["--no-fixtures", "--admin-tokens", ADMIN, "--write-tokens", WRITE],
         "releases.csv",
@@ -266,12 +253,7 @@ async fn online_import_records_files_and_a_second_run_gives_duplicates() {
 #[tokio::test]
 async fn online_import_refuses_a_bad_file_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let Served {
-        server,
-        base,
-        dataset,
-        csv,
-    } = served_with_files(
+    let (server, base, dataset, csv) = served_with_files(
         dir.path(),
         &["--admin-tokens", ADMIN, "--write-tokens", WRITE],
         "releases.csv",
@@ -553,12 +535,7 @@ async fn online_export_checks_the_checkpoint_signature_with_the_verifier_key() {
 #[tokio::test]
 async fn online_import_keeps_acknowledged_batches_and_a_retry_records_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let Served {
-        server,
-        base,
-        dataset,
-        csv,
-    } = served_with_files(
+    let (server, base, dataset, csv) = served_with_files(
         dir.path(),
         &["--no-fixtures", "--admin-tokens", ADMIN],
         "a.csv",

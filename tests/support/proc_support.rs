@@ -369,6 +369,15 @@ impl Server {
         metrics_text(&self.client, self.addr).await
     }
 
+    /// Requests answered by the fast path so far, from `/metrics`.
+    pub async fn fast_path_answers(&self) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no fast path counter in {text}"))
+    }
+
     /// A read query that must succeed with HTTP 200 and no errors; returns `data`.
     pub async fn query(&self, query: &str, variables: Value) -> Value {
         let (status, body) = self.post(query, variables, None).await.expect("query request");
@@ -436,6 +445,19 @@ pub async fn post_graphql(
     let status = resp.status().as_u16();
     let body = resp.json().await.map_err(|e| e.to_string())?;
     Ok((status, body))
+}
+
+/// Resident and peak memory of a process, in kB, from `/proc/PID/status`.
+pub fn memory_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// The text of `GET /metrics` from the server at `addr`.

@@ -1,10 +1,7 @@
 //! Item 4: cost counts bytes as well as objects.
 
 use super::*;
-
-fn error_code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
-}
+use crate::support::code;
 
 /// On 20 releases x 5,000 figures (~375 KB per event), a page of 1,000 figures each with
 /// its inclusion proof's canonical event (a 100-byte query for ~375 MB), and three aliases
@@ -34,7 +31,7 @@ async fn cost_large_texts_are_refused_by_their_bytes_before_they_run() {
     for query in [proofs, events.as_str()] {
         let (status, v) = server.post(query, json!({}), None).await.unwrap();
         assert_eq!(status, 200, "{v}");
-        assert_eq!(error_code(&v), "LIMIT_EXCEEDED", "{v}");
+        assert_eq!(code(&v), "LIMIT_EXCEEDED", "{v}");
         assert!(v["data"].is_null(), "{v}");
         let ext = &v["errors"][0]["extensions"];
         let estimate = ext["bytes"].as_u64().expect("the estimate in bytes");

@@ -194,15 +194,6 @@ async fn import_errors_quote_huge_values_briefly() {
     assert!(out.stdout.starts_with("recorded 1 dataset and 0 releases"), "{out:?}");
 }
 
-/// Requests answered by the fast path so far, from `/metrics`.
-async fn fast_answers(server: &Server) -> u64 {
-    let text = server.metrics().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no fast path counter in {text}"))
-}
-
 /// Item 4: a variable's default decides `@include` and `@skip` when the request leaves the
 /// variable out, on async-graphql's path (the first answer) as on the compiled plan (the
 /// answers after it): the same answer each time, as the GraphQL specification has it.
@@ -215,11 +206,11 @@ async fn variable_defaults_decide_include_and_skip_on_both_paths() {
     let skip = "query($skip: Boolean! = true) { observation(dataset: \"KR_KNOWLEDGE_SERVICES\", \
         key: \"_T._T._T\", period: \"2025-S1\") { value status @skip(if: $skip) } }";
     for (query, shown) in [(include, true), (skip, false)] {
-        let before = fast_answers(&server).await;
+        let before = server.fast_path_answers().await;
         let first = server.query(query, json!({})).await;
         let second = server.query(query, json!({})).await;
         assert_eq!(
-            fast_answers(&server).await,
+            server.fast_path_answers().await,
             before + 1,
             "the second answer comes from the plan"
         );

@@ -214,13 +214,7 @@ async fn acknowledged_releases_survive_killed_nats_and_tradeledger_nodes() {
     assert!(!acked.is_empty(), "nothing was acknowledged");
 
     // Each node applies what the other wrote, within a bound.
-    let newest = head_of(&a).await.max(head_of(&b).await);
-    wait_head(&a, newest, "node A catches up").await;
-    wait_head(&b, newest, "node B catches up").await;
-    let (head_a, log_a) = checked_log(&a, "node A").await;
-    let (head_b, log_b) = checked_log(&b, "node B").await;
-    assert_eq!(head_a, head_b, "equal heads");
-    assert_eq!(log_a, log_b, "the same log on both nodes");
+    let (_, log_a) = same_log_on_both(&a, &b).await;
     let lost: Vec<_> = acked
         .iter()
         .filter(|(id, ack)| log_a.get(*id) != Some(ack))

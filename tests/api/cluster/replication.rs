@@ -184,13 +184,7 @@ async fn concurrent_writers_through_two_nodes_keep_one_dense_log() {
 
     // Writes recorded through one node reach the other's copy a moment later: both catch up
     // with the newest head before their logs are read.
-    let newest = head_of(&a).await.max(head_of(&b).await);
-    wait_head(&a, newest, "node A catches up").await;
-    wait_head(&b, newest, "node B catches up").await;
-    let (head_a, log_a) = checked_log(&a, "node A").await;
-    let (head_b, log_b) = checked_log(&b, "node B").await;
-    assert_eq!(head_a, head_b, "equal heads");
-    assert_eq!(log_a, log_b, "the same log on both nodes");
+    let (head_a, log_a) = same_log_on_both(&a, &b).await;
     assert_eq!(head_a, start + 2 * PER_WRITER as u64, "each release recorded once");
 
     let mut fresh = 0;
