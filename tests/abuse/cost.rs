@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::proc_support::{generated_store, Server};
+use crate::proc_support::{generated_store, memory_kb, Server};
+use crate::support::code;
 
 /// The attack: eight aliases of a page of 1000 releases with all their figures.
 fn eight_aliases(first: u32) -> String {
@@ -18,23 +19,6 @@ fn eight_aliases(first: u32) -> String {
         format!("a{i}: releases(first: {first}, after: \"0\") {{ nodes {{ observations {{ key period measure value }} }} }}")
     };
     format!("{{ {} }}", (0..8).map(one).collect::<Vec<_>>().join(" "))
-}
-
-fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
-}
-
-/// Resident and peak memory of a process, in kB, from `/proc/PID/status`.
-fn memory_kb(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {status}"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Item 2: the eight-alias query is refused before anything runs, with its computed cost and

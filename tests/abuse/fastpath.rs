@@ -9,30 +9,6 @@ use crate::proc_support::{generated_store, release_input, Server, PUBLISH};
 const WRITER: &str = "writer:fastpath-secret";
 const WRITE_SECRET: &str = "fastpath-secret";
 
-/// POSTs a request and returns the status and the body's exact bytes.
-async fn post_raw(server: &Server, query: &str, variables: Value) -> (u16, String) {
-    let resp = server
-        .client
-        .post(&server.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json")
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.expect("body"))
-}
-
-/// Requests answered by the fast path so far, from `/metrics`.
-async fn fast_answers(server: &Server) -> u64 {
-    let text = server.metrics().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no fast path counter in {text}"))
-}
-
 fn code(body: &str) -> String {
     let v: Value = serde_json::from_str(body).expect("JSON body");
     v["errors"][0]["extensions"]["code"].as_str().unwrap_or("").to_owned()
@@ -71,16 +47,25 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
     // Before the text is learned, async-graphql's path refuses both before anything runs:
     // the page of 80 by its cost, the page of 50 by its estimated size (more than 2,000
     // bytes; the plan's own stop at the response limit is a unit test of `fast`).
-    let too_costly = post_raw(&server, PAGE, json!({ "n": 80 })).await;
+    let too_costly = server
+        .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 80 } }))
+        .await
+        .parts();
     assert_eq!(code(&too_costly.1), "LIMIT_EXCEEDED", "{too_costly:?}");
     assert!(too_costly.1.contains("maxCost"), "{too_costly:?}");
-    let too_large = post_raw(&server, PAGE, json!({ "n": 50 })).await;
+    let too_large = server
+        .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 50 } }))
+        .await
+        .parts();
     assert_eq!(code(&too_large.1), "LIMIT_EXCEEDED", "{too_large:?}");
     assert!(too_large.1.contains("maxResponseBytes"), "{too_large:?}");
-    assert_eq!(fast_answers(&server).await, 0);
+    assert_eq!(server.fast_path_answers().await, 0);
 
     // A smaller page runs cleanly (the plan is learned from it), then on the plan.
-    let (status, body) = post_raw(&server, PAGE, json!({ "n": 5 })).await;
+    let (status, body) = server
+        .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 5 } }))
+        .await
+        .parts();
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -88,12 +73,30 @@ async fn the_fast_path_refuses_what_async_graphql_refuses() {
         Some(5),
         "{body}"
     );
-    assert_eq!(post_raw(&server, PAGE, json!({ "n": 5 })).await, (status, body));
-    assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 5 } }))
+            .await
+            .parts(),
+        (status, body)
+    );
+    assert_eq!(server.fast_path_answers().await, 1, "answered by the plan");
     // The limits are checked before the plan runs: refused with the same bytes.
-    assert_eq!(post_raw(&server, PAGE, json!({ "n": 50 })).await, too_large);
-    assert_eq!(post_raw(&server, PAGE, json!({ "n": 80 })).await, too_costly);
-    assert_eq!(fast_answers(&server).await, 1, "refused before the plan runs");
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 50 } }))
+            .await
+            .parts(),
+        too_large
+    );
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": PAGE, "variables": { "n": 80 } }))
+            .await
+            .parts(),
+        too_costly
+    );
+    assert_eq!(server.fast_path_answers().await, 1, "refused before the plan runs");
 }
 
 /// A read answered by the fast path after an acknowledged write sees that write.
@@ -109,7 +112,7 @@ async fn a_read_after_a_write_sees_it_on_the_fast_path() {
     let vars = json!({ "k": "IPR._T._T" });
     assert_eq!(server.query(q, vars.clone()).await, json!({ "observation": null }));
     assert_eq!(server.query(q, vars.clone()).await, json!({ "observation": null }));
-    let before = fast_answers(&server).await;
+    let before = server.fast_path_answers().await;
     assert_eq!(before, 1, "the second read ran on the fast path");
 
     let input = release_input("6b1f0c2e-4d3a-4e51-9a57-2030a0000016", "IPR._T._T", "2030-S1", "16");
@@ -126,7 +129,7 @@ async fn a_read_after_a_write_sees_it_on_the_fast_path() {
 
     let data = server.query(q, vars).await;
     assert_eq!(data, json!({ "observation": { "value": "16", "revision": revision } }));
-    assert_eq!(fast_answers(&server).await, before + 1, "read on the fast path");
+    assert_eq!(server.fast_path_answers().await, before + 1, "read on the fast path");
 }
 
 /// `--query-plans 0` turns the fast path off: every answer comes from async-graphql.
@@ -141,7 +144,7 @@ async fn no_query_plans_no_fast_path() {
     let q = "{ history(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-S1\") { value } }";
     let first = server.query(q, json!({})).await;
     assert_eq!(server.query(q, json!({})).await, first);
-    assert_eq!(fast_answers(&server).await, 0);
+    assert_eq!(server.fast_path_answers().await, 0);
 }
 
 /// The mixed workload's listing (`bench/mixed_bodies.py`): the whole filter and the point
@@ -169,7 +172,13 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         "first": 5,
     });
     // async-graphql answers first (and the plan is learned), then the plan: the same bytes.
-    let first = post_raw(&server, LISTING, listing.clone()).await;
+    let first = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": listing.clone() }),
+        )
+        .await
+        .parts();
     assert_eq!(first.0, 200, "{first:?}");
     let v: Value = serde_json::from_str(&first.1).unwrap();
     assert!(v.get("errors").is_none(), "{first:?}");
@@ -182,38 +191,69 @@ async fn listings_and_summaries_of_the_mix_run_on_the_fast_path_within_the_limit
         v["data"]["observations"]["totalCount"].as_u64().unwrap() > 5,
         "{first:?}"
     );
-    assert_eq!(fast_answers(&server).await, 0);
-    assert_eq!(post_raw(&server, LISTING, listing).await, first);
-    assert_eq!(fast_answers(&server).await, 1, "answered by the plan");
+    assert_eq!(server.fast_path_answers().await, 0);
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": LISTING, "variables": listing }))
+            .await
+            .parts(),
+        first
+    );
+    assert_eq!(server.fast_path_answers().await, 1, "answered by the plan");
 
     let summary = json!({ "filter": { "key": "_T.P02.", "periods": ["1991-03"] } });
-    let first_summary = post_raw(&server, SUMMARY, summary.clone()).await;
+    let first_summary = server
+        .post_raw(
+            "application/json",
+            json!({ "query": SUMMARY, "variables": summary.clone() }),
+        )
+        .await
+        .parts();
     assert!(!first_summary.1.contains("errors"), "{first_summary:?}");
     assert!(first_summary.1.contains("observationCount"), "{first_summary:?}");
-    assert_eq!(post_raw(&server, SUMMARY, summary).await, first_summary);
-    assert_eq!(fast_answers(&server).await, 2, "answered by the plan");
+    assert_eq!(
+        server
+            .post_raw("application/json", json!({ "query": SUMMARY, "variables": summary }))
+            .await
+            .parts(),
+        first_summary
+    );
+    assert_eq!(server.fast_path_answers().await, 2, "answered by the plan");
 
     // A field the filter type does not have: async-graphql's refusal, not the plan's answer.
-    let (_, body) = post_raw(
-        &server,
-        LISTING,
-        json!({ "filter": { "key": "_T.P01.", "nope": 1 }, "first": 5 }),
-    )
-    .await;
+    let (_, body) = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": { "filter": { "key": "_T.P01.", "nope": 1 }, "first": 5 } }),
+        )
+        .await
+        .parts();
     assert!(body.contains("nope") && body.contains("errors"), "{body}");
     assert!(!body.contains("\"nodes\""), "{body}");
-    assert_eq!(fast_answers(&server).await, 2, "not answered by the plan");
+    assert_eq!(server.fast_path_answers().await, 2, "not answered by the plan");
 
     // The cost limit refuses a page too large before the plan runs.
-    let (_, body) = post_raw(&server, LISTING, json!({ "filter": { "key": "_T.." }, "first": 80 })).await;
+    let (_, body) = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": { "filter": { "key": "_T.." }, "first": 80 } }),
+        )
+        .await
+        .parts();
     assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
     assert!(body.contains("maxCost"), "{body}");
-    assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");
+    assert_eq!(server.fast_path_answers().await, 2, "refused before the plan runs");
 
     // The response-size limit refuses a page too large, by its estimate, before the plan
     // runs.
-    let (_, body) = post_raw(&server, LISTING, json!({ "filter": { "key": "_T.." }, "first": 50 })).await;
+    let (_, body) = server
+        .post_raw(
+            "application/json",
+            json!({ "query": LISTING, "variables": { "filter": { "key": "_T.." }, "first": 50 } }),
+        )
+        .await
+        .parts();
     assert_eq!(code(&body), "LIMIT_EXCEEDED", "{body}");
     assert!(body.contains("maxResponseBytes"), "{body}");
-    assert_eq!(fast_answers(&server).await, 2, "refused before the plan runs");
+    assert_eq!(server.fast_path_answers().await, 2, "refused before the plan runs");
 }

@@ -95,20 +95,6 @@ async fn get(server: &Server, query: &str, variables: Option<&str>, token: Optio
     (status, resp.json().await.expect("a JSON body"))
 }
 
-async fn post_raw(server: &Server, body: String) -> (u16, Value) {
-    let resp = server
-        .client
-        .post(&server.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("POST answers");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("a JSON body"))
-}
-
 /// A 2,000-deep list or object literal over GET (with and without read tokens) is refused
 /// before parsing, and the process keeps serving.
 #[tokio::test]
@@ -146,7 +132,7 @@ async fn deep_literals_over_post_and_in_a_batch_are_refused() {
         let (status, body) = server.post(&q, json!({}), None).await.expect("POST answers");
         assert_refused(&format!("POST {what}"), status, &body, "deeper than the limit of 64");
         let batch = json!([{ "query": "{ ledger { revision } }" }, { "query": q }]).to_string();
-        let (status, body) = post_raw(&server, batch).await;
+        let (status, body) = server.post_raw("application/json", batch).await.json();
         assert_refused(&format!("batch {what}"), status, &body, "batch item 1");
         assert_alive(&mut server).await;
     }
@@ -175,16 +161,16 @@ async fn deep_json_is_refused() {
     let (status, body) = get(&server, q, Some(&json!({ "x": nested(100) }).to_string()), None).await;
     assert_refused("GET variables", status, &body, "`variables` nests");
     let body = json!({ "query": q, "extensions": { "x": nested(100) } }).to_string();
-    let (status, body) = post_raw(&server, body).await;
+    let (status, body) = server.post_raw("application/json", body).await.json();
     assert_refused("POST extensions", status, &body, "`extensions` nests");
     let body = format!(
         r#"{{"query": "{{ ledger {{ revision }} }}", "variables": {{"x": {}1{}}}}}"#,
         "[".repeat(200),
         "]".repeat(200)
     );
-    let (status, body) = post_raw(&server, body).await;
+    let (status, body) = server.post_raw("application/json", body).await.json();
     assert_refused("POST 200-deep variables", status, &body, "128");
-    let (status, body) = post_raw(&server, "[".repeat(100_000)).await;
+    let (status, body) = server.post_raw("application/json", "[".repeat(100_000)).await.json();
     assert_refused("POST 100,000 [", status, &body, "128");
     let many = json!({ "x": vec![0; 100_001] });
     let (status, body) = server.post(q, many, None).await.unwrap();

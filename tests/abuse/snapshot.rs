@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use crate::proc_support::*;
 
 const TOKENS: &str = "snap:snapshot-write-secret";
-const SECRET: &str = "snapshot-write-secret";
 const ID_A: &str = "5a000000-0000-4000-8000-00000000000a";
 const ID_B: &str = "5a000000-0000-4000-8000-00000000000b";
 
@@ -29,16 +28,6 @@ async fn start(data: &Path, extra: &[&str]) -> Server {
     let mut args = vec!["--write-tokens", TOKENS, "--shutdown-grace-ms", "2000"];
     args.extend_from_slice(extra);
     Server::start(data, &args).await
-}
-
-async fn publish(server: &Server, id: &str, key: &str, value: &str) {
-    let input = release_input(id, key, "2026-S1", value);
-    let (status, body) = server
-        .post(PUBLISH, json!({ "input": input }), Some(SECRET))
-        .await
-        .expect("publish");
-    assert_eq!(status, 200, "{body}");
-    assert!(body.get("errors").is_none(), "{body}");
 }
 
 /// Starts a server on `data` (with `extra` flags), answers [`ANSWERS`], stops it (SIGKILL, so
@@ -76,13 +65,15 @@ fn snapshot_used(log: &str) -> u64 {
 /// the tail.
 async fn store_with_tail(data: &Path) {
     let server = start(data, &[]).await;
-    publish(&server, ID_A, "IPR._T._T", "-12.5").await;
+    server
+        .publish(release_input(ID_A, "IPR._T._T", "2026-S1", "-12.5"))
+        .await;
     let log = server.stop().await;
     assert!(log.contains("wrote a snapshot"), "{log}");
     assert!(data.join("snapshot").is_file(), "no snapshot after a graceful stop");
 
     let mut server = start(data, &[]).await;
-    publish(&server, ID_B, "ICT._T._T", "7").await;
+    server.publish(release_input(ID_B, "ICT._T._T", "2026-S1", "7")).await;
     server.kill();
 }
 
@@ -146,10 +137,12 @@ async fn a_bad_snapshot_is_ignored_with_a_warning() {
     // release, recorded there with other event ids, so other hashes).
     let other = tmp.path().join("other");
     let mut server = start(&other, &[]).await;
-    publish(&server, ID_A, "IPR._T._T", "-12.5").await;
+    server
+        .publish(release_input(ID_A, "IPR._T._T", "2026-S1", "-12.5"))
+        .await;
     server.kill();
     let server = start(&other, &[]).await;
-    publish(&server, ID_B, "ICT._T._T", "7").await;
+    server.publish(release_input(ID_B, "ICT._T._T", "2026-S1", "7")).await;
     let log = server.stop().await;
     assert!(log.contains("wrote a snapshot"), "{log}");
     std::fs::copy(other.join("snapshot"), &path).unwrap();
@@ -170,7 +163,9 @@ async fn the_background_writer_snapshots_new_revisions() {
     let data = tmp.path().join("data");
     let every = ["--snapshot-every-revisions", "1"];
     let mut server = start(&data, &every).await;
-    publish(&server, ID_A, "IPR._T._T", "-12.5").await;
+    server
+        .publish(release_input(ID_A, "IPR._T._T", "2026-S1", "-12.5"))
+        .await;
     let mut covered = None;
     for _ in 0..200 {
         if let Ok(bytes) = std::fs::read(data.join("snapshot")) {

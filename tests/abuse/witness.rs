@@ -28,20 +28,11 @@ async fn start(data_dir: &Path, key: &str) -> Server {
 }
 
 /// Publishes `count` SYNTHETIC releases whose values depend on `tag`.
-async fn publish(server: &Server, count: u32, tag: u32) {
+async fn publish_n(server: &Server, count: u32, tag: u32) {
     for i in 0..count {
         let id = format!("0b7e4f7e-0000-4000-8000-{tag:06}{i:06}");
         let value = format!("{}", 100 * tag + i);
-        let (status, v) = server
-            .post(
-                PUBLISH,
-                json!({ "input": release_input(&id, "CUL._T._T", "2025-S1", &value) }),
-                Some(SECRET),
-            )
-            .await
-            .expect("publish");
-        assert_eq!(status, 200, "{v}");
-        assert!(v.get("errors").is_none(), "{v}");
+        server.publish(release_input(&id, "CUL._T._T", "2025-S1", &value)).await;
     }
 }
 
@@ -90,7 +81,7 @@ async fn witness_exits_0_on_growth_and_1_on_a_rewritten_history() {
     assert!(out.stdout.contains("first checkpoint"), "{out:?}");
     assert_eq!(saved_size(&state), 3);
 
-    publish(&honest, 2, 1).await;
+    publish_n(&honest, 2, 1).await;
     let out = witness(&format!("{}/graphql", base(&honest)), &vkey, &state).await;
     assert_eq!(out.code(), Some(0), "{out:?}");
     assert!(out.stdout.contains("grew from size 3 to 5"), "{out:?}");
@@ -100,7 +91,7 @@ async fn witness_exits_0_on_growth_and_1_on_a_rewritten_history() {
     // The same key file, another data directory: a rewritten history re-signed with the
     // key the witness trusts, grown past the size it saw.
     let forged = start(&dir.path().join("forged"), &key).await;
-    publish(&forged, 3, 2).await;
+    publish_n(&forged, 3, 2).await;
     let out = witness(&base(&forged), &vkey, &state).await;
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(

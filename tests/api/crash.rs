@@ -50,21 +50,6 @@ struct WriterLog {
     errors: Vec<String>,
 }
 
-async fn publish(client: &reqwest::Client, url: &str, input: &Value) -> Result<(u16, Value), String> {
-    let resp = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json")
-        .bearer_auth(TOKEN)
-        .json(&json!({ "query": PUBLISH, "variables": { "input": input } }))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let body = resp.json().await.map_err(|e| e.to_string())?;
-    Ok((status, body))
-}
-
 /// Parses a successful `publishRelease` answer.
 fn ack_of(status: u16, body: &Value) -> Option<(Ack, bool)> {
     let r = &body["data"]["publishRelease"];
@@ -90,7 +75,7 @@ async fn writer(client: reqwest::Client, url: String, counter: Arc<AtomicU64>, k
         let period = format!("{}-S{}", 2030 + n / 2, n % 2 + 1);
         let input = release_input(&id, "_T._T._T", &period, &format!("-{}.5", 1000 + n));
         let sent = Sent { id, input };
-        match publish(&client, &url, &sent.input).await {
+        match post_graphql(&client, &url, PUBLISH, json!({ "input": sent.input }), Some(TOKEN)).await {
             Ok((status, body)) => match ack_of(status, &body) {
                 Some((ack, false)) => log.acked.push((sent, ack)),
                 Some((_, true)) => {
@@ -226,7 +211,8 @@ async fn check_after_restart(
     let mut in_doubt_recorded = 0;
     let mut next = head + 1;
     for sent in in_doubt.drain(..) {
-        let (status, body) = publish(&server.client, &server.url, &sent.input)
+        let (status, body) = server
+            .try_publish(&sent.input)
             .await
             .expect("re-sending an in-doubt release");
         let (ack, duplicate) =
@@ -374,7 +360,9 @@ async fn audit_log_shows_only_acknowledged_events() {
                         &format!("{}-S{}", 2030 + n / 2, n % 2 + 1),
                         "1",
                     );
-                    let (status, body) = publish(&client, &url, &input).await.expect("publish");
+                    let (status, body) = post_graphql(&client, &url, PUBLISH, json!({ "input": input }), Some(TOKEN))
+                        .await
+                        .expect("publish");
                     assert!(ack_of(status, &body).is_some(), "{body}");
                     acked += 1;
                 }

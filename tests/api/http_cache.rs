@@ -54,16 +54,6 @@ async fn counter(app: &TestApp, name: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
-async fn publish(app: &TestApp, id: &str, value: &str) {
-    let v = app
-        .gql_write(
-            PUBLISH,
-            json!({ "input": release_input(id, "_T._T._T", "2025-S1", value) }),
-        )
-        .await;
-    assert!(v["errors"].is_null(), "{v}");
-}
-
 /// An answer as of revision 2 can never change: public, immutable for a year, a strong
 /// ETag, the pinned surrogate key; a revision beyond the head or a `knownAt` still to come is
 /// not pinned.
@@ -154,7 +144,13 @@ async fn the_head_etag_changes_after_a_publish() {
     let r = get(&app, &[("query", HEAD_QUERY.to_owned())], &[("if-none-match", &before)]).await;
     assert_eq!(r.status(), 304);
 
-    publish(&app, "0f6a3c1e-2b7d-4c1a-9e55-00000000c001", "-4000").await;
+    app.publish(release_input(
+        "0f6a3c1e-2b7d-4c1a-9e55-00000000c001",
+        "_T._T._T",
+        "2025-S1",
+        "-4000",
+    ))
+    .await;
     let r = get(&app, &[("query", HEAD_QUERY.to_owned())], &[("if-none-match", &before)]).await;
     assert_eq!(r.status(), 200, "the old tag no longer matches");
     let after = header(&r, "etag").to_owned();
@@ -469,7 +465,13 @@ async fn purge_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver<(Stri
 async fn a_publish_purges_the_configured_caches() {
     let (url, mut purges) = purge_listener().await;
     let app = spawn_app_with(|c| c.purge_urls = vec![url], true).await;
-    publish(&app, "0f6a3c1e-2b7d-4c1a-9e55-00000000c003", "-4100").await;
+    app.publish(release_input(
+        "0f6a3c1e-2b7d-4c1a-9e55-00000000c003",
+        "_T._T._T",
+        "2025-S1",
+        "-4100",
+    ))
+    .await;
     let (keys, dataset) = tokio::time::timeout(Duration::from_secs(60), purges.recv())
         .await
         .expect("a purge within the deadline")

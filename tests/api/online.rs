@@ -46,18 +46,10 @@ async fn import_url(addr: &str, token: &str, files: &[PathBuf]) -> Output {
 
 async fn publish_more(server: &Server, n: usize) {
     for i in 0..n {
-        let input = release_input(
-            &format!("6b1f0c2e-4d3a-4e51-9a57-0000000e{i:04}"),
-            "ICT._T._T",
-            "2025-S1",
-            &format!("{}", 1961 + i),
-        );
-        let (status, body) = server
-            .post(PUBLISH, json!({ "input": input }), Some("online-write-secret"))
-            .await
-            .expect("publish");
-        assert_eq!(status, 200, "{body}");
-        assert!(body["errors"].is_null(), "{body}");
+        let id = format!("6b1f0c2e-4d3a-4e51-9a57-0000000e{i:04}");
+        server
+            .publish(release_input(&id, "ICT._T._T", "2025-S1", &format!("{}", 1961 + i)))
+            .await;
     }
 }
 
@@ -174,6 +166,39 @@ fn generate(args: &[&str], out: &Path) -> Vec<std::ffi::OsString> {
     v
 }
 
+/// `serve ARGS` over `dir/data`, and in `dir` the files an online import sends: a dataset
+/// file and a CSV file `csv_name` of `releases` generated releases of `per_release`
+/// observations each. Returns the server, its base URL (`http://127.0.0.1:PORT`), and the
+/// two files.
+async fn served_with_files(
+    dir: &Path,
+    args: &[&str],
+    csv_name: &str,
+    releases: u32,
+    per_release: u32,
+) -> (Server, String, PathBuf, PathBuf) {
+    let server = Server::start(&dir.join("data"), args).await;
+    let base = format!("http://{}", server.addr);
+    let dataset = dir.join("dataset.json");
+    let csv = dir.join(csv_name);
+    assert_eq!(run_cli(generate(&["--releases", "0"], &dataset)).await.code(), Some(0));
+    let (releases, per_release) = (releases.to_string(), per_release.to_string());
+    let g = run_cli(generate(
+        &[
+            "--releases",
+            &releases,
+            "--observations-per-release",
+            &per_release,
+            "--format",
+            "csv",
+        ],
+        &csv,
+    ))
+    .await;
+    assert_eq!(g.code(), Some(0), "{g:?}");
+    (server, base, dataset, csv)
+}
+
 async fn head(server: &Server) -> u64 {
     let v = server.query("{ ledger { revision } }", json!({})).await;
     v["ledger"]["revision"].as_u64().expect("revision")
@@ -184,28 +209,14 @@ async fn head(server: &Server) -> u64 {
 #[tokio::test]
 async fn online_import_records_files_and_a_second_run_gives_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
+    let (server, base, dataset, csv) = served_with_files(
+        dir.path(),
         &["--no-fixtures", "--admin-tokens", ADMIN, "--write-tokens", WRITE],
+        "releases.csv",
+        700,
+        3,
     )
     .await;
-    let base = format!("http://{}", server.addr);
-    let dataset = dir.path().join("dataset.json");
-    let csv = dir.path().join("releases.csv");
-    assert_eq!(run_cli(generate(&["--releases", "0"], &dataset)).await.code(), Some(0));
-    let g = run_cli(generate(
-        &[
-            "--releases",
-            "700",
-            "--observations-per-release",
-            "3",
-            "--format",
-            "csv",
-        ],
-        &csv,
-    ))
-    .await;
-    assert_eq!(g.code(), Some(0), "{g:?}");
     let fixtures: Vec<PathBuf> = ["01_bok_2025_s1_preliminary.json", "02_synthetic_2025_s1_revision.json"]
         .iter()
         .map(|f| fixtures_dir().join(f))
@@ -242,29 +253,15 @@ async fn online_import_records_files_and_a_second_run_gives_duplicates() {
 #[tokio::test]
 async fn online_import_refuses_a_bad_file_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
+    let (server, base, dataset, csv) = served_with_files(
+        dir.path(),
         &["--admin-tokens", ADMIN, "--write-tokens", WRITE],
+        "releases.csv",
+        600,
+        1,
     )
     .await;
-    let base = format!("http://{}", server.addr);
     let before = head(&server).await;
-    let dataset = dir.path().join("dataset.json");
-    let csv = dir.path().join("releases.csv");
-    assert_eq!(run_cli(generate(&["--releases", "0"], &dataset)).await.code(), Some(0));
-    let g = run_cli(generate(
-        &[
-            "--releases",
-            "600",
-            "--observations-per-release",
-            "1",
-            "--format",
-            "csv",
-        ],
-        &csv,
-    ))
-    .await;
-    assert_eq!(g.code(), Some(0), "{g:?}");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
 
@@ -538,24 +535,14 @@ async fn online_export_checks_the_checkpoint_signature_with_the_verifier_key() {
 #[tokio::test]
 async fn online_import_keeps_acknowledged_batches_and_a_retry_records_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--no-fixtures", "--admin-tokens", ADMIN]).await;
-    let base = format!("http://{}", server.addr);
-    let dataset = dir.path().join("dataset.json");
-    let csv = dir.path().join("a.csv");
-    assert_eq!(run_cli(generate(&["--releases", "0"], &dataset)).await.code(), Some(0));
-    let g = run_cli(generate(
-        &[
-            "--releases",
-            "1000",
-            "--observations-per-release",
-            "1",
-            "--format",
-            "csv",
-        ],
-        &csv,
-    ))
+    let (server, base, dataset, csv) = served_with_files(
+        dir.path(),
+        &["--no-fixtures", "--admin-tokens", ADMIN],
+        "a.csv",
+        1000,
+        1,
+    )
     .await;
-    assert_eq!(g.code(), Some(0), "{g:?}");
     let text = std::fs::read_to_string(&csv).unwrap();
     let header = text.lines().next().unwrap();
     let last = text.lines().last().unwrap();

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::support::ws::{connect, init, recv, subscribe};
 use crate::support::{release_input, spawn_app, TestApp, DATASET, PUBLISH};
 
 const SCHEDULE: &str = "mutation($input: ReleaseInput!, $replace: Boolean) {
@@ -123,15 +122,13 @@ async fn a_scheduled_release_is_sealed_until_its_time_then_revealed_once_and_ope
     let app = spawn_app().await;
     let before = total(&app).await;
     let id = Uuid::new_v4();
-    let mut ws = connect(&app).await;
-    init(&mut ws).await;
-    subscribe(
-        &mut ws,
-        "r",
-        "subscription { releasePublished { revision release { id publishedAt } } }",
-        json!({}),
-    )
-    .await;
+    let mut sub = app
+        .subscribe(
+            "r",
+            "subscription { releasePublished { revision release { id publishedAt } } }",
+            json!({}),
+        )
+        .await;
     let input = scheduled_input(id, "-777123", Duration::from_secs(3));
     let published_at: DateTime<Utc> = input["publishedAt"].as_str().unwrap().parse().unwrap();
     let v = app.gql_write(SCHEDULE, json!({ "input": input })).await;
@@ -158,7 +155,7 @@ async fn a_scheduled_release_is_sealed_until_its_time_then_revealed_once_and_ope
     assert_eq!(again["data"]["scheduleRelease"]["commitment"], commitment.as_str());
 
     // Subscribers hear of it at its time.
-    let note = recv(&mut ws).await;
+    let note = sub.recv().await;
     assert_eq!(
         note["payload"]["data"]["releasePublished"]["release"]["id"],
         id.to_string(),

@@ -16,7 +16,7 @@ use tradeledger::tlog::policy::Policy;
 use tradeledger::tlog::Signer;
 
 use crate::proc_support::{run_cli, ChildGuard, Server, BIN};
-use crate::support::{release_input, spawn_app, PUBLISH, WRITE_SECRET};
+use crate::support::{release_input, spawn_app, WRITE_SECRET};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -223,19 +223,12 @@ async fn checkpoint_until(server: &Server, what: &str, done: impl Fn(&Value) -> 
     }
 }
 
-async fn publish(server: &Server, n: u32, tag: &str) {
+async fn publish_n(server: &Server, n: u32, tag: &str) {
     for i in 0..n {
         let id = format!("7c2d1e3f-5a4b-4c6d-8e9f-{tag}{i:08x}");
-        let (status, v) = server
-            .post(
-                PUBLISH,
-                json!({ "input": release_input(&id, "ICT._T._T", "2025-S1", &format!("{}", 1900 + i)) }),
-                Some(WRITE_SECRET),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "{v}");
-        assert!(v.get("errors").is_none(), "{v}");
+        server
+            .publish(release_input(&id, "ICT._T._T", "2025-S1", &format!("{}", 1900 + i)))
+            .await;
     }
 }
 
@@ -289,7 +282,7 @@ async fn two_witnesses_cosign_lose_quorum_catch_up_and_refuse_a_forged_history()
         &format!("tester:{WRITE_SECRET}"),
     ];
     let honest = Server::start(&dir.path().join("honest"), &args).await;
-    publish(&honest, 3, "0001").await;
+    publish_n(&honest, 3, "0001").await;
     let head = |v: &Value| v["ledger"]["revision"].as_u64().unwrap();
     let v = checkpoint_until(&honest, "both witnesses cosign the head", |v| {
         v["checkpoint"]["treeSize"] == v["ledger"]["revision"] && cosigners(v).len() == 2
@@ -314,7 +307,7 @@ async fn two_witnesses_cosign_lose_quorum_catch_up_and_refuse_a_forged_history()
 
     // Witness B killed: writes go on, the quorum is reported lost at the new head.
     witnesses[1].2.child.kill();
-    publish(&honest, 2, "0002").await;
+    publish_n(&honest, 2, "0002").await;
     let v = checkpoint_until(&honest, "A alone cosigns the new head", |v| {
         v["checkpoint"]["treeSize"] == v["ledger"]["revision"] && cosigners(v) == ["A"]
     })
@@ -346,7 +339,7 @@ async fn two_witnesses_cosign_lose_quorum_catch_up_and_refuse_a_forged_history()
 
     // A forged history under the same key, longer than the one the witnesses cosigned.
     let forged = Server::start(&dir.path().join("forged"), &args).await;
-    publish(&forged, 12, "0f0f").await;
+    publish_n(&forged, 12, "0f0f").await;
     let v = checkpoint_until(&forged, "both witnesses refuse the forged history", |v| {
         v["checkpoint"]["witnesses"]
             .as_array()

@@ -124,6 +124,27 @@ impl TestApp {
         (status, body)
     }
 
+    /// A query that must succeed (any status, no errors); returns its `data`.
+    pub async fn query(&self, query: &str, variables: Value) -> Value {
+        data_of(self.gql(query, variables).await)
+    }
+
+    /// `publishRelease` of `input` with the write token, which must succeed; returns the
+    /// `publishRelease` object (`revision hash duplicate release { id status }`).
+    pub async fn publish(&self, input: Value) -> Value {
+        published(self.gql_write(PUBLISH, json!({ "input": input })).await)
+    }
+
+    /// POSTs `body` exactly as given (`content-type: application/json`) with `Accept: accept`.
+    pub async fn post_raw(&self, accept: &str, body: impl std::fmt::Display) -> RawResponse {
+        post_raw(&self.client, &self.url, accept, body).await
+    }
+
+    /// A `graphql-transport-ws` connection, initialised, with `query` subscribed as `id`.
+    pub async fn subscribe(&self, id: &str, query: &str, variables: Value) -> ws::Subscriber {
+        ws::Subscriber::open(&self.ws_url, id, query, variables).await
+    }
+
     /// The text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
         proc_support::metrics_text(&self.client, self.addr).await
@@ -166,4 +187,60 @@ pub fn release_input(id: &str, key: &str, period: &str, value: &str) -> Value {
         "source": "tests",
         "observations": [{ "key": key, "period": period, "value": value }]
     })
+}
+
+/// `errors[0].extensions.code` of a response, or "" when there is none.
+pub fn code(v: &Value) -> &str {
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+}
+
+/// The `data` of a response, which must carry no errors (panics with the whole response).
+pub fn data_of(v: Value) -> Value {
+    assert!(v.get("errors").is_none(), "unexpected errors: {v:#}");
+    v["data"].clone()
+}
+
+/// The `publishRelease` object of a publish response, which must carry no errors.
+fn published(v: Value) -> Value {
+    let object = data_of(v.clone())["publishRelease"].clone();
+    assert!(object.is_object(), "no publishRelease in {v}");
+    object
+}
+
+/// What a raw POST got back: its status and the body's exact text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The status and the body's exact text.
+    pub fn parts(self) -> (u16, String) {
+        (self.status, self.body)
+    }
+
+    /// The status and the body parsed as JSON (panics when the body is not JSON).
+    pub fn json(&self) -> (u16, Value) {
+        let v = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("a JSON body was expected ({e}), got {}: {:?}", self.status, self.body));
+        (self.status, v)
+    }
+}
+
+/// POSTs `body` as it is to `url` (`content-type: application/json`, `Accept: accept`).
+pub async fn post_raw(client: &reqwest::Client, url: &str, accept: &str, body: impl std::fmt::Display) -> RawResponse {
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", accept)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url} got no answer (did the server die?): {}", e.without_url()));
+    let status = resp.status().as_u16();
+    RawResponse {
+        status,
+        body: resp.text().await.expect("the body"),
+    }
 }

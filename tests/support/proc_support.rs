@@ -206,6 +206,8 @@ pub struct Server {
     /// `http://127.0.0.1:PORT/graphql`
     pub url: String,
     pub client: reqwest::Client,
+    /// The secret of the first `--write-tokens` token the server was started with.
+    write_secret: Option<String>,
     stderr: Arc<Mutex<String>>,
     /// What the server wrote on stdout so far.
     stdout: Arc<Mutex<String>>,
@@ -276,6 +278,7 @@ pub async fn start_server(data_dir: &Path, args: &[&str]) -> Result<Server, Star
                     .timeout(REQUEST_TIMEOUT)
                     .build()
                     .expect("HTTP client"),
+                write_secret: write_secret(args),
                 stderr,
                 stdout: stdout_text,
                 stderr_read: Some(t_err),
@@ -300,6 +303,13 @@ pub async fn start_server(data_dir: &Path, args: &[&str]) -> Result<Server, Star
     }
 }
 
+/// The secret of the first token of `--write-tokens NAME:SECRET[,...]` in `args`.
+fn write_secret(args: &[&str]) -> Option<String> {
+    let tokens = args.iter().skip_while(|a| **a != "--write-tokens").nth(1)?;
+    let first = tokens.split(',').next()?;
+    Some(first.split_once(':')?.1.to_owned())
+}
+
 impl Server {
     /// Starts the server and panics if it does not come up.
     pub async fn start(data_dir: &Path, args: &[&str]) -> Server {
@@ -322,24 +332,50 @@ impl Server {
 
     /// POSTs a GraphQL request with an optional bearer token; returns status and JSON body.
     pub async fn post(&self, query: &str, variables: Value, token: Option<&str>) -> Result<(u16, Value), String> {
-        let mut req = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let body = resp.json().await.map_err(|e| e.to_string())?;
-        Ok((status, body))
+        post_graphql(&self.client, &self.url, query, variables, token).await
+    }
+
+    /// `publishRelease` of `input` with the write token the server was started with
+    /// (`--write-tokens NAME:SECRET`), which must succeed with HTTP 200; returns the
+    /// `publishRelease` object.
+    pub async fn publish(&self, input: Value) -> Value {
+        let (status, body) = self.try_publish(&input).await.expect("publish request");
+        assert_eq!(status, 200, "{body}");
+        super::published(body)
+    }
+
+    /// `publishRelease` of `input` with the server's write token, whatever the outcome:
+    /// status and body, or why no answer came.
+    pub async fn try_publish(&self, input: &Value) -> Result<(u16, Value), String> {
+        let token = self
+            .write_secret
+            .as_deref()
+            .expect("the server was started without --write-tokens");
+        self.post(PUBLISH, json!({ "input": input }), Some(token)).await
+    }
+
+    /// POSTs `body` exactly as given (`content-type: application/json`) with `Accept: accept`.
+    pub async fn post_raw(&self, accept: &str, body: impl std::fmt::Display) -> super::RawResponse {
+        super::post_raw(&self.client, &self.url, accept, body).await
+    }
+
+    /// A `graphql-transport-ws` connection, initialised, with `query` subscribed as `id`.
+    pub async fn subscribe(&self, id: &str, query: &str, variables: Value) -> super::ws::Subscriber {
+        super::ws::Subscriber::open(&format!("ws://{}/graphql/ws", self.addr), id, query, variables).await
     }
 
     /// The text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
         metrics_text(&self.client, self.addr).await
+    }
+
+    /// Requests answered by the fast path so far, from `/metrics`.
+    pub async fn fast_path_answers(&self) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("tradeledger_graphql_fast_path_answers_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no fast path counter in {text}"))
     }
 
     /// A read query that must succeed with HTTP 200 and no errors; returns `data`.
@@ -385,6 +421,43 @@ impl Server {
         }
         self.stderr()
     }
+}
+
+/// POSTs a GraphQL request to `url` (`Accept: application/json`) with an optional bearer
+/// token; returns status and JSON body, or why no answer came. For tests that hold no
+/// [`Server`] (a client in a task of its own, a server set up by hand).
+pub async fn post_graphql(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    variables: Value,
+    token: Option<&str>,
+) -> Result<(u16, Value), String> {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp.json().await.map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
+/// Resident and peak memory of a process, in kB, from `/proc/PID/status`.
+pub fn memory_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// The text of `GET /metrics` from the server at `addr`.

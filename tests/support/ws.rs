@@ -212,3 +212,42 @@ pub async fn next_release(ws: &mut Ws, id: &str) -> (u64, String, String) {
         e["release"]["title"].as_str().unwrap_or("").to_owned(),
     )
 }
+
+/// A `graphql-transport-ws` connection (initialised) with one subscription started: what
+/// `TestApp::subscribe` and `Server::subscribe` give. `ws` is there for anything more.
+pub struct Subscriber {
+    pub ws: Ws,
+    pub id: String,
+}
+
+impl Subscriber {
+    /// Connects to `ws_url` with `graphql-transport-ws`, initialises and subscribes.
+    pub async fn open(ws_url: &str, id: &str, query: &str, variables: Value) -> Subscriber {
+        let (mut ws, _) = try_connect(ws_url, Some(TRANSPORT), None)
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket upgrade at {ws_url} failed: {e}"));
+        init(&mut ws).await;
+        subscribe(&mut ws, id, query, variables).await;
+        Subscriber { ws, id: id.to_owned() }
+    }
+
+    /// The next protocol message (keep-alives skipped).
+    pub async fn recv(&mut self) -> Value {
+        recv(&mut self.ws).await
+    }
+
+    /// The `data` of the next `next` message of this subscription (which has no errors).
+    pub async fn next_data(&mut self) -> Value {
+        next_data(&mut self.ws, &self.id).await
+    }
+
+    /// The next `releasePublished` event: (revision, release id, title).
+    pub async fn next_release(&mut self) -> (u64, String, String) {
+        next_release(&mut self.ws, &self.id).await
+    }
+
+    /// Asserts nothing but keep-alives arrives for `QUIET`.
+    pub async fn expect_quiet(&mut self) {
+        expect_quiet(&mut self.ws).await
+    }
+}

@@ -18,7 +18,7 @@ use tradeledger::store::{BoxFuture, Head, LogStore, Record, RecordIter, SledStor
 use tradeledger::Ledger;
 
 use super::common::load_fixtures;
-use crate::proc_support::{release_input, PUBLISH};
+use crate::proc_support::{post_graphql, release_input, PUBLISH};
 
 const SECRET: &str = "health-write-secret";
 
@@ -83,16 +83,10 @@ async fn get(client: &reqwest::Client, url: String) -> (u16, Option<String>, Val
 
 async fn publish(client: &reqwest::Client, url: &str, id: &str, value: &str) -> Value {
     let input = release_input(id, "_T._T._T", "2026-S1", value);
-    client
-        .post(url)
-        .bearer_auth(SECRET)
-        .json(&json!({ "query": PUBLISH, "variables": { "input": input } }))
-        .send()
+    post_graphql(client, url, PUBLISH, json!({ "input": input }), Some(SECRET))
         .await
         .expect("POST")
-        .json()
-        .await
-        .expect("JSON body")
+        .1
 }
 
 /// A flush fails: the publish is refused as not acknowledged, `/healthz` says

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tradeledger::ledger::OpenOptions;
 use tradeledger::store::{LogStore, SledStore};
 use tradeledger::testing::*;
@@ -15,6 +15,7 @@ use tradeledger::Ledger;
 use super::common::{draft, load_fixtures, obs};
 use super::generated_store;
 use crate::proc_support::{release_input, Server, PUBLISH};
+use crate::support::code;
 
 const WRITE_TOKENS: &str = "auditor:verify-write-secret";
 const SECRET: &str = "verify-write-secret";
@@ -29,10 +30,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     let utime: u64 = fields[11].parse().expect("utime");
     let stime: u64 = fields[12].parse().expect("stime");
     utime + stime
-}
-
-fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
 }
 
 /// Thirty concurrent anonymous `verifyLedger` calls at a head already verified all answer

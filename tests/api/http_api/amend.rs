@@ -3,7 +3,6 @@
 use serde_json::{json, Value};
 
 use super::support::*;
-use super::{code, ok};
 
 const DEFINITION: &str = "query($id: ID!) { dataset(id: $id) {
   id name publisher description unit unitMultiplier measures
@@ -16,7 +15,7 @@ const AMEND: &str = "mutation($input: DatasetInput!) {
 
 /// The fixture dataset's definition as a `DatasetInput`.
 async fn current_input(app: &TestApp) -> Value {
-    let d = ok(app.gql(DEFINITION, json!({ "id": DATASET })).await)["dataset"].clone();
+    let d = app.query(DEFINITION, json!({ "id": DATASET })).await["dataset"].clone();
     let dimensions: Vec<Value> = d["dimensions"]
         .as_array()
         .expect("dimensions")
@@ -68,19 +67,19 @@ async fn amend_dataset_changes_labels_appends_codes_and_refuses_a_removed_code()
         .as_array_mut()
         .unwrap()
         .push(json!({ "code": "AIS", "label": "AI services", "parent": "_T" }));
-    let v = ok(app.gql_write(AMEND, json!({ "input": amended })).await)["amendDataset"].clone();
+    let v = data_of(app.gql_write(AMEND, json!({ "input": amended })).await)["amendDataset"].clone();
     assert_eq!(v["name"], "Knowledge services trade, amended");
     assert_eq!(v["description"], "Now with a code for AI services.");
     let mut expected = old_codes.clone();
     expected.push("AIS".into());
     assert_eq!(codes_of(&v, 0), expected);
     assert_eq!(app.head().await.0, head + 1, "one event recorded");
-    let events = ok(app
-        .gql(
+    let events = app
+        .query(
             "query($after: Int) { events(after: $after) { nodes { kind dataset } } }",
             json!({ "after": head }),
         )
-        .await);
+        .await;
     assert_eq!(
         events["events"]["nodes"],
         json!([{ "kind": "DATASET_AMENDED", "dataset": DATASET }])
@@ -89,7 +88,7 @@ async fn amend_dataset_changes_labels_appends_codes_and_refuses_a_removed_code()
     assert_eq!(codes_of(&current_input(&app).await, 0), expected);
 
     // The same definition again is a duplicate: nothing recorded.
-    ok(app.gql_write(AMEND, json!({ "input": amended })).await);
+    data_of(app.gql_write(AMEND, json!({ "input": amended })).await);
     assert_eq!(app.head().await.0, head + 1, "a repeated amendment records nothing");
 
     // The appended code can be published to.
@@ -99,7 +98,7 @@ async fn amend_dataset_changes_labels_appends_codes_and_refuses_a_removed_code()
         .collect::<Vec<_>>()
         .join(".");
     let input = release_input("6b1f0c2e-4d3a-4e51-9a57-2025a00000a1", &key, "2025-S1", "12.5");
-    ok(app.gql_write(PUBLISH, json!({ "input": input })).await);
+    app.publish(input).await;
     let (head, _) = app.head().await;
 
     // Removing a code is refused, naming it, and changes nothing.

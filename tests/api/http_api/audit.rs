@@ -15,15 +15,6 @@ const CHANGES: &str = "query($from: AsOf!, $to: AsOf, $first: Int, $after: Strin
   }
 }";
 
-fn code(v: &Value) -> &str {
-    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
-}
-
-fn ok(v: Value) -> Value {
-    assert!(v.get("errors").is_none(), "unexpected errors: {v:#}");
-    v["data"].clone()
-}
-
 /// `(key period, kind, fromValue, toValue, delta)` of each change.
 fn rows(conn: &Value) -> Vec<(String, String, Value, Value, Value)> {
     conn["nodes"]
@@ -51,7 +42,7 @@ fn row(key: &str, kind: &str, from: Value, to: &str, delta: Value) -> (String, S
 #[tokio::test]
 async fn changes_lists_the_revised_figures_with_both_values() {
     let app = spawn_app().await;
-    let data = ok(app.gql(CHANGES, json!({ "from": { "revision": 2 } })).await);
+    let data = app.query(CHANGES, json!({ "from": { "revision": 2 } })).await;
     let c = &data["changes"];
     assert_eq!(
         rows(c),
@@ -80,20 +71,20 @@ async fn changes_lists_the_revised_figures_with_both_values() {
     );
     assert_eq!(c["pageInfo"]["hasNextPage"], false);
     // The same points named by release: as of the preliminary release, to the revision.
-    let by_release = ok(app
-        .gql(
+    let by_release = app
+        .query(
             CHANGES,
             json!({ "from": { "release": PRELIMINARY_ID }, "to": { "release": REVISION_ID } }),
         )
-        .await);
+        .await;
     assert_eq!(rows(&by_release["changes"]), rows(c));
     // A filter narrows the list.
-    let filtered = ok(app
-        .gql(
+    let filtered = app
+        .query(
             CHANGES,
             json!({ "from": { "revision": 2 }, "filter": { "key": "IPR+ICT.._T" } }),
         )
-        .await);
+        .await;
     assert_eq!(
         rows(&filtered["changes"]),
         vec![row(
@@ -111,9 +102,9 @@ async fn changes_lists_the_revised_figures_with_both_values() {
 #[tokio::test]
 async fn changes_include_unchanged_lists_republished_figures() {
     let app = spawn_app().await;
-    let data = ok(app
-        .gql(CHANGES, json!({ "from": { "revision": 2 }, "all": true }))
-        .await);
+    let data = app
+        .query(CHANGES, json!({ "from": { "revision": 2 }, "all": true }))
+        .await;
     let all = rows(&data["changes"]);
     assert_eq!(all.len(), 12, "{all:?}");
     let republished: Vec<_> = all.iter().filter(|r| r.1 == "REPUBLISHED").collect();
@@ -131,9 +122,9 @@ async fn changes_include_unchanged_lists_republished_figures() {
     )));
     assert_eq!(all.iter().filter(|r| r.1 == "REVISED").count(), 5);
     // Nothing happened between the head and itself, even with includeUnchanged.
-    let data = ok(app
-        .gql(CHANGES, json!({ "from": { "revision": 3 }, "all": true }))
-        .await);
+    let data = app
+        .query(CHANGES, json!({ "from": { "revision": 3 }, "all": true }))
+        .await;
     assert_eq!(rows(&data["changes"]), vec![]);
 }
 
@@ -141,9 +132,9 @@ async fn changes_include_unchanged_lists_republished_figures() {
 #[tokio::test]
 async fn changes_from_before_the_first_release_are_new() {
     let app = spawn_app().await;
-    let data = ok(app
-        .gql(CHANGES, json!({ "from": { "revision": 1 }, "to": { "revision": 2 } }))
-        .await);
+    let data = app
+        .query(CHANGES, json!({ "from": { "revision": 1 }, "to": { "revision": 2 } }))
+        .await;
     let c = &data["changes"];
     let all = rows(c);
     assert_eq!(all.len(), 12);
@@ -158,7 +149,7 @@ async fn changes_from_before_the_first_release_are_new() {
         .iter()
         .all(|n| n["release"]["id"] == PRELIMINARY_ID && n["status"] == "PRELIMINARY"));
     // To the head, the newer value is the revised one.
-    let data = ok(app.gql(CHANGES, json!({ "from": { "revision": 0 } })).await);
+    let data = app.query(CHANGES, json!({ "from": { "revision": 0 } })).await;
     assert!(rows(&data["changes"]).contains(&row("_T._T._T 2025-S1", "NEW", Value::Null, "-4610", Value::Null)));
 }
 
@@ -166,17 +157,17 @@ async fn changes_from_before_the_first_release_are_new() {
 #[tokio::test]
 async fn changes_pages_visit_each_change_once() {
     let app = spawn_app().await;
-    let whole = rows(&ok(app.gql(CHANGES, json!({ "from": { "revision": 2 } })).await)["changes"]);
+    let whole = rows(&app.query(CHANGES, json!({ "from": { "revision": 2 } })).await["changes"]);
     let mut seen = Vec::new();
     let mut after = Value::Null;
     for page in 0.. {
         assert!(page < 10, "pagination does not end");
-        let data = ok(app
-            .gql(
+        let data = app
+            .query(
                 CHANGES,
                 json!({ "from": { "revision": 2 }, "first": 2, "after": after }),
             )
-            .await);
+            .await;
         let c = &data["changes"];
         assert_eq!(c["pageInfo"]["hasPreviousPage"], page > 0);
         seen.extend(rows(c));
@@ -238,7 +229,7 @@ fn revisions(conn: &Value) -> Vec<u64> {
 }
 
 async fn events(app: &TestApp, vars: Value) -> Value {
-    ok(app.gql(EVENTS, vars).await)["events"].clone()
+    app.query(EVENTS, vars).await["events"].clone()
 }
 
 /// Each filter of `events` keeps exactly the events it names.
@@ -252,7 +243,7 @@ async fn events_filter_by_dataset_kind_actor_and_time() {
             json!({ "input": input }),
         )
         .await;
-    assert_eq!(ok(v)["publishRelease"]["revision"], 4);
+    assert_eq!(data_of(v)["publishRelease"]["revision"], 4);
     let all = events(&app, json!({})).await;
     assert_eq!(revisions(&all), [1, 2, 3, 4]);
     assert_eq!(all["nodes"][3]["actor"], "tester");

@@ -115,20 +115,16 @@ fn hashes(v: &Value) -> Vec<H> {
     v.as_array().expect("hashes").iter().map(unhex).collect()
 }
 
-fn ok(v: Value) -> Value {
-    assert!(v.get("errors").is_none(), "unexpected errors: {v:#}");
-    v["data"].clone()
-}
-
 /// A server over the fixtures (3 events) plus `extra` SYNTHETIC releases, signing with `signer`.
 async fn app_with(signer: Arc<Signer>, extra: usize, tag: u32) -> TestApp {
     let app = spawn_app().await;
     assert!(app.ledger.set_signer(signer));
-    publish(&app, extra, tag).await;
+    publish_n(&app, extra, tag).await;
     app
 }
 
-async fn publish(app: &TestApp, count: usize, tag: u32) {
+/// Publishes `count` SYNTHETIC releases of `IPR._T._T`, their ids made of `tag` and the head.
+async fn publish_n(app: &TestApp, count: usize, tag: u32) {
     publish_key(app, count, tag, "IPR._T._T").await
 }
 
@@ -137,10 +133,7 @@ async fn publish_key(app: &TestApp, count: usize, tag: u32, key: &str) {
         let (head, _) = app.head().await;
         let id = format!("6b1f0c2e-4d3a-4e51-9a57-{tag:04x}{head:08x}");
         let value = format!("{}", 100 + head);
-        let v = app
-            .gql_write(PUBLISH, json!({ "input": release_input(&id, key, "2025-S1", &value) }))
-            .await;
-        ok(v);
+        app.publish(release_input(&id, key, "2025-S1", &value)).await;
     }
 }
 
@@ -150,12 +143,12 @@ fn test_signer(name: &str) -> Arc<Signer> {
 
 /// The leaf hashes of every event, computed here from their canonical text.
 async fn event_leaves(app: &TestApp) -> Vec<H> {
-    let v = ok(app
-        .gql(
+    let v = app
+        .query(
             "{ events(first: 1000) { edges { node { revision canonical } } } }",
             json!({}),
         )
-        .await);
+        .await;
     v["events"]["edges"]
         .as_array()
         .unwrap()
@@ -180,7 +173,7 @@ async fn inclusion_proofs_verify_for_every_revision_at_every_size() {
     for n in 1..=13usize {
         let root = mth(&leaves[..n]);
         for r in 1..=n {
-            let p = ok(app.gql(q, json!({ "r": r, "n": n })).await)["inclusionProof"].clone();
+            let p = app.query(q, json!({ "r": r, "n": n })).await["inclusionProof"].clone();
             assert_eq!(
                 (p["revision"].as_u64(), p["treeSize"].as_u64()),
                 (Some(r as u64), Some(n as u64))
@@ -206,9 +199,9 @@ async fn inclusion_proofs_verify_for_every_revision_at_every_size() {
         }
     }
     // The default tree size is the head, and hex is lowercase.
-    let p = ok(app
-        .gql("{ inclusionProof(revision: 2) { treeSize rootHash } }", json!({}))
-        .await);
+    let p = app
+        .query("{ inclusionProof(revision: 2) { treeSize rootHash } }", json!({}))
+        .await;
     assert_eq!(p["inclusionProof"]["treeSize"], 13);
     let root = p["inclusionProof"]["rootHash"].as_str().unwrap().to_owned();
     assert_eq!(root, root.to_lowercase());
@@ -226,7 +219,7 @@ async fn consistency_proofs_verify_between_every_pair_of_sizes() {
         fromSize toSize hashes fromRoot toRoot } }";
     for to in 1..=n {
         for from in 1..=to {
-            let p = ok(app.gql(q, json!({ "m": from, "n": to })).await)["consistencyProof"].clone();
+            let p = app.query(q, json!({ "m": from, "n": to })).await["consistencyProof"].clone();
             assert_eq!(
                 (p["fromSize"].as_u64(), p["toSize"].as_u64()),
                 (Some(from as u64), Some(to as u64))
@@ -292,12 +285,10 @@ fn open_note(note: &str, vkey: &str) -> Result<(String, u64, H), String> {
 async fn checkpoints_are_signed_notes_of_the_tree() {
     let app = app_with(test_signer("test.example/ckpt"), 2, 3).await;
     let leaves = event_leaves(&app).await;
-    let v = ok(app
-        .gql(
+    let v = app.query(
             "{ verifierKey checkpoint { origin treeSize rootHash note } old: checkpoint(treeSize: 3) { treeSize rootHash note } }",
             json!({}),
-        )
-        .await);
+        ).await;
     let vkey = v["verifierKey"].as_str().unwrap();
     let note = v["checkpoint"]["note"].as_str().unwrap();
     assert_eq!(v["checkpoint"]["origin"], "test.example/ckpt");
@@ -330,12 +321,12 @@ async fn checkpoints_are_signed_notes_of_the_tree() {
 #[tokio::test]
 async fn verify_ledger_and_checkpoint_agree() {
     let app = app_with(test_signer("test.example/agree"), 4, 4).await;
-    let v = ok(app
-        .gql(
+    let v = app
+        .query(
             "{ verifyLedger { ok checked rootHash } checkpoint { treeSize rootHash } }",
             json!({}),
         )
-        .await);
+        .await;
     assert_eq!(v["verifyLedger"]["ok"], true);
     assert_eq!(v["verifyLedger"]["checked"], v["checkpoint"]["treeSize"]);
     assert_eq!(v["verifyLedger"]["rootHash"], v["checkpoint"]["rootHash"]);
@@ -374,7 +365,7 @@ async fn observation_proof_proves_the_release_that_set_the_value() {
     let q = "query($r: Int!) { observation(dataset: \"KR_KNOWLEDGE_SERVICES\", key: \"IPR._T._T\", period: \"2025-S1\", asOf: { revision: $r }) {
         value revision release { id } proof { revision treeSize leafIndex canonical hashes rootHash } } }";
     for (as_of, set_at) in [(2usize, 2u64), (5, 5), (7, 6), (10, 6)] {
-        let o = ok(app.gql(q, json!({ "r": as_of })).await)["observation"].clone();
+        let o = app.query(q, json!({ "r": as_of })).await["observation"].clone();
         let p = &o["proof"];
         assert_eq!(p["revision"], o["revision"]);
         assert_eq!(p["treeSize"], as_of);
@@ -403,7 +394,7 @@ async fn witness_accepts_growth_and_rejects_a_rewritten_history() {
     let url = format!("http://{}", honest.addr);
     let first = run(&url, &vkey, &state, None).await.expect("first checkpoint");
     assert_eq!((first.previous, first.checkpoint.size), (None, 4));
-    publish(&honest, 3, 7).await;
+    publish_n(&honest, 3, 7).await;
     let grown = run(&format!("{url}/graphql"), &vkey, &state, None)
         .await
         .expect("honest growth");
@@ -417,10 +408,10 @@ async fn witness_accepts_growth_and_rejects_a_rewritten_history() {
     let forged_url = format!("http://{}", forged.addr);
     let e = run(&forged_url, &vkey, &state, None).await.unwrap_err().to_string();
     assert!(e.contains("REJECTED") && e.contains("shrank"), "{e}");
-    publish(&forged, 3, 8).await;
+    publish_n(&forged, 3, 8).await;
     let e = run(&forged_url, &vkey, &state, None).await.unwrap_err().to_string();
     assert!(e.contains("REJECTED") && e.contains("different roots"), "{e}");
-    publish(&forged, 2, 8).await;
+    publish_n(&forged, 2, 8).await;
     let e = run(&forged_url, &vkey, &state, None).await.unwrap_err().to_string();
     assert!(e.contains("REJECTED") && e.contains("not an extension"), "{e}");
     assert_eq!(
@@ -445,12 +436,10 @@ async fn python_example_verifies_inclusion_proofs() {
         panic!("python3 is needed to run examples/verify_inclusion.py");
     };
     let app = app_with(test_signer("test.example/py"), 4, 9).await;
-    let v = ok(app
-        .gql(
+    let v = app.query(
             "{ inclusionProof(revision: 3, treeSize: 6) { revision treeSize leafIndex canonical hashes rootHash } checkpoint(treeSize: 6) { note } other: checkpoint(treeSize: 7) { note } }",
             json!({}),
-        )
-        .await);
+        ).await;
     let dir = tempfile::tempdir().unwrap();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/verify_inclusion.py");
     let run = |proof: &Value, note: Option<&str>| {
@@ -544,7 +533,7 @@ async fn exported_log_restores_to_the_same_head_and_root() {
     use tradeledger::store::{LogStore, SledStore};
     use tradeledger::testing::*;
     let app = app_with(test_signer("test.example/export"), 5, 11).await;
-    let note = ok(app.gql("{ checkpoint { note } }", json!({})).await)["checkpoint"]["note"]
+    let note = app.query("{ checkpoint { note } }", json!({})).await["checkpoint"]["note"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -570,7 +559,7 @@ async fn exported_log_restores_to_the_same_head_and_root() {
     assert!(e.starts_with("line 2:") && e.contains("does not match its hash"), "{e}");
     assert_eq!(target.head().unwrap().revision, 0);
     // A checkpoint of another size is refused.
-    let other = ok(app.gql("{ checkpoint(treeSize: 3) { note } }", json!({})).await)["checkpoint"]["note"]
+    let other = app.query("{ checkpoint(treeSize: 3) { note } }", json!({})).await["checkpoint"]["note"]
         .as_str()
         .unwrap()
         .to_owned();
