@@ -9,6 +9,7 @@
 //! and `sdmx1`. Without them the tests fail, unless `TRADELEDGER_SKIP_SDMX_TOOLS=1` says to
 //! skip what needs them.
 
+mod json10;
 mod v30;
 
 use std::path::PathBuf;
