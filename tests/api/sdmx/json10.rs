@@ -353,3 +353,46 @@ async fn sdmx1_reads_json10() {
     assert_eq!(figures(&read["as_of"]), then);
     assert_ne!(then, latest);
 }
+
+/// An answer of many pages holds every figure once: no series is written twice (a key met
+/// again would merge in the decoded object and lose figures), and the structure lists
+/// every period used.
+#[tokio::test]
+async fn json10_long_answer_streams_in_pages() {
+    let app = spawn_app().await;
+    let mut observations = Vec::new();
+    for s in ["_T", "IPR", "ICT", "CUL", "PBS"] {
+        for i in ["_T", "ICT", "MFG", "DIP"] {
+            for r in ["_T", "ASIA", "NAM", "EUR"] {
+                for year in 1990..2024 {
+                    for half in 1..=2 {
+                        observations.push(serde_json::json!({ "key": format!("{s}.{i}.{r}"), "period": format!("{year}-S{half}"), "value": format!("{year}.{half}") }));
+                    }
+                }
+            }
+        }
+    }
+    let n = observations.len();
+    assert!(n > 5000, "more than a page of 4096 figures");
+    let input = serde_json::json!({
+        "id": "6b1f0c2e-4d3a-4e51-9a57-2025a0000077",
+        "dataset": crate::support::DATASET,
+        "status": "FINAL",
+        "title": "SYNTHETIC back series",
+        "publishedAt": "2025-12-20T00:00:00Z",
+        "observations": observations,
+    });
+    let v = app.gql_write(crate::support::PUBLISH, serde_json::json!({ "input": input })).await;
+    assert!(v["errors"].is_null(), "{v}");
+
+    let v = get_json(&app, "").await;
+    let (obs, _) = decode(&v);
+    assert_eq!(obs.len(), n + 12);
+    let series = v["data"]["dataSets"][0]["series"].as_object().unwrap();
+    assert_eq!(series.len(), 80, "one series per key, as in the other formats");
+    let periods = v["data"]["structure"]["dimensions"]["observation"][0]["values"].as_array().unwrap();
+    let listed: std::collections::BTreeSet<&str> = periods.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let used: std::collections::BTreeSet<&str> = obs.iter().map(|o| o.key["TIME_PERIOD"].as_str()).collect();
+    assert_eq!((listed.len(), &listed), (periods.len(), &used), "each period used, once");
+    assert!(used.len() > 68);
+}
