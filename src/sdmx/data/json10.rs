@@ -17,7 +17,10 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::hash::Hash;
 
-use super::super::dsd::{measure_name, obs_status, FREQ, FREQ_CODES, MEASURE, OBS_ATTRIBUTES, OBS_STATUS_CODES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD};
+use super::super::dsd::{
+    measure_name, obs_status, FREQ, FREQ_CODES, MEASURE, OBS_ATTRIBUTES, OBS_STATUS_CODES, OBS_VALUE,
+    SERIES_ATTRIBUTES, TIME_PERIOD,
+};
 use super::super::query::{DataDetail, ObsDimension};
 use super::super::xml::header_time;
 use super::{json_text, Row, Writer};
@@ -231,7 +234,12 @@ impl Writer {
                 FREQ,
                 "Frequency",
                 used(0)
-                    .map(|c| format!("{{{},\"order\":{c}}}", Self::json10_value(FREQ_CODES[c].0, FREQ_CODES[c].1)))
+                    .map(|c| {
+                        format!(
+                            "{{{},\"order\":{c}}}",
+                            Self::json10_value(FREQ_CODES[c].0, FREQ_CODES[c].1)
+                        )
+                    })
                     .collect(),
             ),
             p if p <= n => {
@@ -244,7 +252,10 @@ impl Writer {
                             .as_ref()
                             .map(|parent| format!(",\"parent\":{}", json_text(parent)))
                             .unwrap_or_default();
-                        format!("{{{}{parent},\"order\":{c}}}", Self::json10_value(&code.code, &code.label))
+                        format!(
+                            "{{{}{parent},\"order\":{c}}}",
+                            Self::json10_value(&code.code, &code.label)
+                        )
                     })
                     .collect();
                 (&d.id, &d.label, values)
@@ -304,7 +315,11 @@ impl Writer {
             for (((id, name), value), wanted) in SERIES_ATTRIBUTES.iter().zip(values).zip(self.parts.series) {
                 if wanted {
                     // Free text in the DSD: a value with a name and no id.
-                    let value = format!("{{\"name\":{},\"names\":{{\"en\":{}}}}}", json_text(&value), json_text(&value));
+                    let value = format!(
+                        "{{\"name\":{},\"names\":{{\"en\":{}}}}}",
+                        json_text(&value),
+                        json_text(&value)
+                    );
                     dataset_attributes.push(component(id, name, &by_key, vec![value]));
                 }
             }

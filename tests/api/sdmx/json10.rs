@@ -70,7 +70,10 @@ struct Obs {
 fn resolve(component: &Value, index: &Value) -> (String, String) {
     let i = index.as_u64().unwrap_or_else(|| panic!("index {index}")) as usize;
     let value = &component["values"][i];
-    let text = value["id"].as_str().or(value["name"].as_str()).unwrap_or_else(|| panic!("{value}"));
+    let text = value["id"]
+        .as_str()
+        .or(value["name"].as_str())
+        .unwrap_or_else(|| panic!("{value}"));
     (component["id"].as_str().unwrap().to_owned(), text.to_owned())
 }
 
@@ -82,7 +85,11 @@ fn decode(v: &Value) -> (Vec<Obs>, Vec<BTreeMap<String, String>>) {
     let (ds_attrs, obs_attrs) = (level("attributes", "dataSet"), level("attributes", "observation"));
     assert!(level("dimensions", "dataSet").is_empty() && level("attributes", "series").is_empty());
     let key_of = |key: &str, dims: &[Value]| -> BTreeMap<String, String> {
-        let parts: Vec<&str> = if key.is_empty() { Vec::new() } else { key.split(':').collect() };
+        let parts: Vec<&str> = if key.is_empty() {
+            Vec::new()
+        } else {
+            key.split(':').collect()
+        };
         assert_eq!(parts.len(), dims.len(), "key {key}");
         parts
             .iter()
@@ -132,7 +139,9 @@ fn figures(v: &Value) -> Vec<Figure> {
         .into_iter()
         .map(|o| {
             (
-                ["SERVICE_TYPE", "INDUSTRY", "COUNTERPART"].map(|d| o.key[d].clone()).join("."),
+                ["SERVICE_TYPE", "INDUSTRY", "COUNTERPART"]
+                    .map(|d| o.key[d].clone())
+                    .join("."),
                 o.key["TIME_PERIOD"].clone(),
                 o.key["MEASURE"].clone(),
                 o.value.expect("a value").to_string().parse().unwrap(),
@@ -153,7 +162,11 @@ async fn json10_holds_graphqls_figures_in_every_view() {
     for (as_of, query) in [(None, ""), (Some(BETWEEN), "asOf=2025-10-01T00:00:00%2B00:00&")] {
         let expected = graphql_figures(&app, as_of).await;
         assert!(!expected.is_empty());
-        for view in ["", "dimensionAtObservation=AllDimensions", "dimensionAtObservation=COUNTERPART"] {
+        for view in [
+            "",
+            "dimensionAtObservation=AllDimensions",
+            "dimensionAtObservation=COUNTERPART",
+        ] {
             let v = get_json(&app, &format!("?{query}{view}")).await;
             assert_eq!(figures(&v), expected, "{query}{view}");
             let levels = &v["data"]["structure"]["dimensions"];
@@ -174,13 +187,20 @@ async fn json10_holds_graphqls_figures_in_every_view() {
     for (query, accept) in [("?format=jsondata", None), ("", Some("application/json"))] {
         let (status, headers, body) = get(&app, &format!("data/{FLOW}{query}"), accept).await;
         assert_eq!((status, headers["content-type"].to_str().unwrap()), (200, MEDIA));
-        assert_eq!(figures(&validate(&app, query, &body)), graphql_figures(&app, None).await);
+        assert_eq!(
+            figures(&validate(&app, query, &body)),
+            graphql_figures(&app, None).await
+        );
     }
 
     let v = get_json(&app, &format!("/S.IPR._T._T.BAL?asOf={BETWEEN}").replace('+', "%2B")).await;
     let (obs, _) = decode(&v);
     assert_eq!(obs.len(), 1, "{v}");
-    let attributes: Vec<(&str, &str)> = obs[0].attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let attributes: Vec<(&str, &str)> = obs[0]
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
         attributes,
         [
@@ -214,7 +234,10 @@ async fn json10_detail_history_and_updated_after() {
     let (obs, _) = decode(&v);
     assert_eq!(obs.len(), all.len());
     assert!(obs.iter().all(|o| o.attributes.is_empty() && o.value.is_some()));
-    assert_eq!(v["data"]["structure"]["attributes"]["observation"], serde_json::json!([]));
+    assert_eq!(
+        v["data"]["structure"]["attributes"]["observation"],
+        serde_json::json!([])
+    );
 
     let series: std::collections::BTreeSet<(String, String)> = all.iter().map(|f| (f.0.clone(), f.2.clone())).collect();
     for detail in ["serieskeysonly", "nodata"] {
@@ -240,13 +263,26 @@ async fn json10_detail_history_and_updated_after() {
     let (obs, _) = decode(&v);
     let versions: Vec<(usize, String, &str)> = obs
         .iter()
-        .map(|o| (o.dataset, o.value.as_ref().unwrap().to_string(), o.attributes["RELEASE_ID"].as_str()))
+        .map(|o| {
+            (
+                o.dataset,
+                o.value.as_ref().unwrap().to_string(),
+                o.attributes["RELEASE_ID"].as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         versions,
-        [(0, "-2450".to_owned(), PRELIMINARY_ID), (1, "-2530".to_owned(), REVISION_ID)]
+        [
+            (0, "-2450".to_owned(), PRELIMINARY_ID),
+            (1, "-2530".to_owned(), REVISION_ID)
+        ]
     );
-    let early = get_json(&app, &format!("/S.IPR._T._T.BAL?includeHistory=true&asOf={BETWEEN}").replace('+', "%2B")).await;
+    let early = get_json(
+        &app,
+        &format!("/S.IPR._T._T.BAL?includeHistory=true&asOf={BETWEEN}").replace('+', "%2B"),
+    )
+    .await;
     assert_eq!(early["data"]["dataSets"].as_array().unwrap().len(), 1);
 
     let v = get_json(&app, &format!("?updatedAfter={BETWEEN}").replace('+', "%2B")).await;
@@ -290,18 +326,32 @@ async fn json10_errors_are_sdmx_json_messages() {
         assert!(error["title"].is_string());
     }
     for (path, accept, status) in [
-        ("data/KR_KNOWLEDGE_SERVICES", Some("application/vnd.sdmx.data+json;version=2.0.0"), 406),
-        ("data/KR_KNOWLEDGE_SERVICES?format=jsondata&formatVersion=2.0.0", None, 406),
+        (
+            "data/KR_KNOWLEDGE_SERVICES",
+            Some("application/vnd.sdmx.data+json;version=2.0.0"),
+            406,
+        ),
+        (
+            "data/KR_KNOWLEDGE_SERVICES?format=jsondata&formatVersion=2.0.0",
+            None,
+            406,
+        ),
         ("dataflow/BOK?format=jsondata", None, 406),
         ("data/NOPE", Some("text/csv"), 404),
     ] {
         let (got, headers, body) = get(&app, path, accept).await;
         assert_eq!(got, status, "{path}: {body}");
-        assert!(headers["content-type"].to_str().unwrap().starts_with("application/xml"), "{path}");
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with("application/xml"),
+            "{path}"
+        );
         assert!(body.contains("<message:Error"), "{body}");
     }
     let (_, _, body) = get(&app, "data/KR_KNOWLEDGE_SERVICES", Some("application/pdf")).await;
-    assert!(body.contains("application/vnd.sdmx.data+json;version=1.0.0"), "the 406 lists it: {body}");
+    assert!(
+        body.contains("application/vnd.sdmx.data+json;version=1.0.0"),
+        "the 406 lists it: {body}"
+    );
 }
 
 /// Python's `sdmx1` reads the SDMX-JSON 1.0 answers (time series, flat, as of a time) and
@@ -382,7 +432,9 @@ async fn json10_long_answer_streams_in_pages() {
         "publishedAt": "2025-12-20T00:00:00Z",
         "observations": observations,
     });
-    let v = app.gql_write(crate::support::PUBLISH, serde_json::json!({ "input": input })).await;
+    let v = app
+        .gql_write(crate::support::PUBLISH, serde_json::json!({ "input": input }))
+        .await;
     assert!(v["errors"].is_null(), "{v}");
 
     let v = get_json(&app, "").await;
@@ -390,9 +442,15 @@ async fn json10_long_answer_streams_in_pages() {
     assert_eq!(obs.len(), n + 12);
     let series = v["data"]["dataSets"][0]["series"].as_object().unwrap();
     assert_eq!(series.len(), 80, "one series per key, as in the other formats");
-    let periods = v["data"]["structure"]["dimensions"]["observation"][0]["values"].as_array().unwrap();
+    let periods = v["data"]["structure"]["dimensions"]["observation"][0]["values"]
+        .as_array()
+        .unwrap();
     let listed: std::collections::BTreeSet<&str> = periods.iter().map(|p| p["id"].as_str().unwrap()).collect();
     let used: std::collections::BTreeSet<&str> = obs.iter().map(|o| o.key["TIME_PERIOD"].as_str()).collect();
-    assert_eq!((listed.len(), &listed), (periods.len(), &used), "each period used, once");
+    assert_eq!(
+        (listed.len(), &listed),
+        (periods.len(), &used),
+        "each period used, once"
+    );
     assert!(used.len() > 68);
 }

@@ -859,17 +859,17 @@ async fn errors_are_sdmx_messages() {
         ),
         (
             format!("data/{FLOW}"),
-            Some("application/vnd.sdmx.data+json;version=1.0.0"),
+            Some("application/vnd.sdmx.data+json;version=2.0.0"),
             406,
             "140",
             "is not offered",
         ),
         (
-            format!("data/{FLOW}?format=jsondata"),
+            format!("data/{FLOW}?format=jsondata&formatVersion=2.0.0"),
             None,
             406,
             "140",
-            "format jsondata is not offered",
+            "format jsondata version 2.0.0 is not offered",
         ),
         (
             format!("data/{FLOW}"),
