@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::{get, graphql_figures, skip_tools, Figure, BETWEEN, FLOW};
-use crate::support::{spawn_app, TestApp, PRELIMINARY_ID, REVISION_ID};
+use crate::support::{spawn_app, spawn_app_with, TestApp, PRELIMINARY_ID, REVISION_ID};
 
 const JSON10: &str = "application/vnd.sdmx.data+json;version=1.0.0";
 const MEDIA: &str = "application/vnd.sdmx.data+json; version=1.0.0; charset=utf-8";
@@ -293,7 +293,8 @@ async fn json10_detail_history_and_updated_after() {
 
 /// When a data query asks for SDMX-JSON 1.0, its errors are SDMX-JSON 1.0 messages: the
 /// SDMX code, the class as title and what was wrong as detail. Other formats and structure
-/// queries keep SDMX-ML errors; SDMX-JSON 2.0 is not offered here (406).
+/// queries keep SDMX-ML errors; SDMX-JSON 2.0 is not offered here (406). An answer beyond
+/// the observation limit is a 413 in SDMX-JSON 1.0 too.
 #[tokio::test]
 async fn json10_errors_are_sdmx_json_messages() {
     let app = spawn_app().await;
@@ -351,6 +352,24 @@ async fn json10_errors_are_sdmx_json_messages() {
     assert!(
         body.contains("application/vnd.sdmx.data+json;version=1.0.0"),
         "the 406 lists it: {body}"
+    );
+
+    // 413, counted before anything is sent: a JSON message, not a cut data message.
+    let small = spawn_app_with(|c| c.sdmx.max_observations = 5, true).await;
+    let (status, headers, body) = get(&small, "data/KR_KNOWLEDGE_SERVICES", Some(JSON10)).await;
+    assert_eq!(
+        (status, headers["content-type"].to_str().unwrap()),
+        (413, MEDIA),
+        "{body}"
+    );
+    let v = validate(&small, "413", &body);
+    assert_eq!(v["errors"][0]["code"], 130, "{body}");
+    assert!(
+        v["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than 5 observations"),
+        "{body}"
     );
 }
 
