@@ -1,5 +1,6 @@
 //! Data queries: selecting the figures, in pages, and writing them as SDMX-ML 2.1
-//! GenericData or StructureSpecificData, or as SDMX-CSV 1.0.
+//! GenericData or StructureSpecificData, SDMX-CSV 1.0 or SDMX-JSON 1.0 (`json10`), and for
+//! SDMX-REST 2.2 as SDMX-JSON 2.0, SDMX-ML 3.0 or SDMX-CSV 2.0.
 //!
 //! An answer is written page by page: each page is read under the ledger's read lock, a few
 //! thousand figures at a time ending at a series boundary, and sent before the next is read,
@@ -7,6 +8,10 @@
 //! before the first page, so releases recorded while an answer streams do not change it.
 //! A cross-sectional view (`dimensionAtObservation` naming a dimension other than the time)
 //! regroups the whole selection and is built in memory, within the observation limit.
+
+mod json10;
+
+pub use json10::SCHEMA as JSON10_SCHEMA;
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -47,6 +52,8 @@ pub enum DataFormat {
     Csv2 {
         labels: bool,
     },
+    /// SDMX-JSON 1.0 data (SDMX-REST 1.5).
+    Json10,
     /// SDMX-JSON 2.0.0 data (SDMX-REST 2.2).
     Json2,
     /// SDMX-ML 3.0 structure-specific data (SDMX-REST 2.2).
@@ -72,6 +79,7 @@ impl DataFormat {
             DataFormat::Csv2 { labels: true } => {
                 "application/vnd.sdmx.data+csv; version=2.0.0; labels=both; charset=utf-8"
             }
+            DataFormat::Json10 => "application/vnd.sdmx.data+json; version=1.0.0; charset=utf-8",
             DataFormat::Json2 => "application/vnd.sdmx.data+json; version=2.0.0; charset=utf-8",
             DataFormat::Ml3 => "application/vnd.sdmx.data+xml; version=3.0.0",
         }
@@ -509,6 +517,8 @@ struct Writer {
     entries: usize,
     /// SDMX-CSV 2.0: the action of the data set being written (`I`, or `R` for a release).
     action: &'static str,
+    /// SDMX-JSON 1.0: the codes and attribute values met so far.
+    json10: json10::State,
 }
 
 /// The figures of one SDMX series (or section), in order.
@@ -585,6 +595,7 @@ impl Writer {
             datasets: 0,
             entries: 0,
             action: "I",
+            json10: json10::State::default(),
         }
     }
 
@@ -642,6 +653,10 @@ impl Writer {
             }
             DataFormat::Csv2 { labels } => {
                 self.csv_header(out, labels, true);
+                return;
+            }
+            DataFormat::Json10 => {
+                self.json10_header(out);
                 return;
             }
             DataFormat::Json2 => {
@@ -754,6 +769,7 @@ impl Writer {
         match self.format {
             DataFormat::Csv { .. } => {}
             DataFormat::Csv2 { .. } => self.action = if validity.is_some() { "R" } else { "I" },
+            DataFormat::Json10 => self.json10_open(out, validity.map(|(_, from)| from)),
             DataFormat::Json2 => {
                 if self.datasets > 0 {
                     out.push(',');
@@ -821,6 +837,7 @@ impl Writer {
     fn close_dataset(&self, out: &mut String) {
         match self.format {
             DataFormat::Csv { .. } | DataFormat::Csv2 { .. } => {}
+            DataFormat::Json10 => self.json10_close(out),
             DataFormat::Json2 => out.push_str("}}\n"),
             _ => out.push_str("</message:DataSet>\n"),
         }
@@ -829,6 +846,10 @@ impl Writer {
     fn footer(&self, out: &mut String) {
         let root = match self.format {
             DataFormat::Csv { .. } | DataFormat::Csv2 { .. } => return,
+            DataFormat::Json10 => {
+                self.json10_structure(out);
+                return;
+            }
             DataFormat::Json2 => {
                 self.json_structure(out);
                 return;
@@ -877,6 +898,7 @@ impl Writer {
             DataFormat::Csv2 { labels } => self.csv_rows(out, &groups, labels, true),
             DataFormat::Generic { .. } => self.generic_rows(out, &groups),
             DataFormat::StructureSpecific { .. } | DataFormat::Ml3 => self.ss_rows(out, &groups),
+            DataFormat::Json10 => self.json10_rows(out, &groups),
             DataFormat::Json2 => self.json_rows(out, &groups),
         }
     }

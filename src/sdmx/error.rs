@@ -12,6 +12,8 @@ use super::xml::{escape, COMMON3_NS, MESSAGE3_NS, MESSAGE_NS};
 pub enum ErrorStyle {
     Xml30,
     Json,
+    /// SDMX-JSON 1.0 (SDMX-REST 1.5, when a data query asked for SDMX-JSON).
+    Json10,
 }
 
 /// The SDMX error classes this service answers with.
@@ -43,6 +45,19 @@ impl Kind {
             Kind::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Kind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The name of the error class (SDMX-REST's table of error codes).
+    fn title(self) -> &'static str {
+        match self {
+            Kind::NoResults => "No results found",
+            Kind::Unauthorized => "Unauthorized",
+            Kind::Syntax => "Syntax error",
+            Kind::TooLarge => "Response too large due to client request",
+            Kind::NotAcceptable => "Not acceptable",
+            Kind::NotImplemented => "Not implemented",
+            Kind::Internal => "Internal server error",
         }
     }
 
@@ -119,6 +134,28 @@ impl SdmxError {
         .to_string()
     }
 
+    /// The SDMX-JSON 1.0 message with `errors` only: the error's code, its class as the
+    /// title (which the field guide wants the same for every occurrence) and the message
+    /// as the detail.
+    pub fn to_json10(&self) -> String {
+        serde_json::json!({
+            "meta": {
+                "schema": super::data::JSON10_SCHEMA,
+                "id": "ERROR",
+                "prepared": super::xml::header_time(chrono::Utc::now()),
+                "sender": {"id": "TRADELEDGER"},
+            },
+            "errors": [{
+                "code": self.kind.code(),
+                "title": self.kind.title(),
+                "titles": {"en": self.kind.title()},
+                "detail": self.message,
+                "details": {"en": self.message},
+            }],
+        })
+        .to_string()
+    }
+
     /// The answer in `style`.
     pub fn into_styled(self, style: ErrorStyle) -> Response {
         let (body, media) = match style {
@@ -126,6 +163,10 @@ impl SdmxError {
             ErrorStyle::Json => (
                 self.to_json(),
                 "application/vnd.sdmx.data+json; version=2.0.0; charset=utf-8",
+            ),
+            ErrorStyle::Json10 => (
+                self.to_json10(),
+                "application/vnd.sdmx.data+json; version=1.0.0; charset=utf-8",
             ),
         };
         let mut response = self.into_response();

@@ -1,7 +1,8 @@
 //! SDMX-REST 1.5 (SDMX 2.1) over the ledger, under `/sdmx/2.1/`: structure queries
 //! (`dataflow`, `datastructure`, `codelist`, `conceptscheme`) answered with SDMX-ML 2.1
 //! Structure messages, and data queries (`data/{flowRef}/{key}/{providerRef}`) answered
-//! with SDMX-ML 2.1 GenericData or StructureSpecificData, or SDMX-CSV 1.0, streamed.
+//! with SDMX-ML 2.1 GenericData or StructureSpecificData, SDMX-CSV 1.0 or SDMX-JSON 1.0,
+//! streamed.
 //!
 //! Vintages: `asOf` (from SDMX-REST 2.2, accepted here as an extension) reads the figures as
 //! published at that time; `knownAt` (an extension) reads them as the ledger showed them at
@@ -81,9 +82,17 @@ pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConf
 
 const STRUCTURE_ML: &str = "application/vnd.sdmx.structure+xml; version=2.1";
 
+/// SDMX-REST 1.5: errors in SDMX-ML 2.1, or SDMX-JSON 1.0 when a data query asked for it.
 async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
+    let json = path.split('/').next().is_some_and(|r| r.eq_ignore_ascii_case("data")) && {
+        let params = query::parse_query_string(uri.query()).unwrap_or_default();
+        let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        negotiate_data(accept, get("format"), get("formatVersion")) == Ok(DataFormat::Json10)
+    };
     match answer(sdmx, &path, &uri, &headers).await {
         Ok(r) => r,
+        Err(e) if json => e.into_styled(error::ErrorStyle::Json10),
         Err(e) => e.into_response(),
     }
 }
@@ -240,12 +249,17 @@ fn data_format_of(m: &MediaRange) -> Option<DataFormat> {
             (version && original).then_some(DataFormat::Csv { labels })
         }
         "text/csv" => Some(DataFormat::Csv { labels: false }),
+        // SDMX-JSON 1.0, the one JSON data format of SDMX-REST 1.5.
+        "application/vnd.sdmx.data+json" if param(m, "version").is_none_or(|v| v == "1.0.0" || v == "1.0") => {
+            Some(DataFormat::Json10)
+        }
+        "application/json" => Some(DataFormat::Json10),
         "application/xml" | "text/xml" | "*/*" | "application/*" => Some(DataFormat::Generic { time_series: false }),
         _ => None,
     }
 }
 
-const DATA_TYPES: &str = "application/vnd.sdmx.genericdata+xml;version=2.1, application/vnd.sdmx.structurespecificdata+xml;version=2.1, application/vnd.sdmx.generictimeseriesdata+xml;version=2.1, application/vnd.sdmx.structurespecifictimeseriesdata+xml;version=2.1, application/vnd.sdmx.data+csv;version=1.0.0 (labels=id|both, timeFormat=original)";
+const DATA_TYPES: &str = "application/vnd.sdmx.genericdata+xml;version=2.1, application/vnd.sdmx.structurespecificdata+xml;version=2.1, application/vnd.sdmx.generictimeseriesdata+xml;version=2.1, application/vnd.sdmx.structurespecifictimeseriesdata+xml;version=2.1, application/vnd.sdmx.data+csv;version=1.0.0 (labels=id|both, timeFormat=original), application/vnd.sdmx.data+json;version=1.0.0";
 
 /// The data format: the `format` parameter first (the SDMX-REST extension for browsers),
 /// else `Accept`; SDMX-ML 2.1 GenericData when neither says.
@@ -268,11 +282,15 @@ fn negotiate_data(accept: Option<&str>, format: Option<&str>, version: Option<&s
                 None | Some("1.0.0") | Some("1.0") => Ok(DataFormat::Csv { labels: false }),
                 Some(v) => Err(not_acceptable(format!("format csvdata version {}", shorten(v)))),
             },
-            "jsondata" | "structure" | "jsonstructure" | "schema" | "genericmetadata" | "structurespecificmetadata" => {
+            "jsondata" => match version {
+                None | Some("1.0.0") | Some("1.0") => Ok(DataFormat::Json10),
+                Some(v) => Err(not_acceptable(format!("format jsondata version {}", shorten(v)))),
+            },
+            "structure" | "jsonstructure" | "schema" | "genericmetadata" | "structurespecificmetadata" => {
                 Err(not_acceptable(format!("format {f}")))
             }
             other => Err(SdmxError::syntax(format!(
-                "parameter `format` must be genericdata, structurespecificdata, generictimeseriesdata, structurespecifictimeseriesdata or csvdata, not `{}`",
+                "parameter `format` must be genericdata, structurespecificdata, generictimeseriesdata, structurespecifictimeseriesdata, csvdata or jsondata, not `{}`",
                 shorten(other)
             ))),
         };
@@ -924,8 +942,25 @@ mod tests {
             Ok(ss)
         );
         assert_eq!(
-            negotiate_data(Some("application/json, text/csv;q=0.1"), None, None),
+            negotiate_data(Some("application/pdf, text/csv;q=0.1"), None, None),
             Ok(csv)
+        );
+        let json = DataFormat::Json10;
+        assert_eq!(negotiate_data(Some("application/json"), None, None), Ok(json));
+        assert_eq!(
+            negotiate_data(Some("application/vnd.sdmx.data+json;version=1.0.0"), None, None),
+            Ok(json)
+        );
+        assert_eq!(negotiate_data(None, Some("jsondata"), None), Ok(json));
+        assert_eq!(
+            negotiate_data(Some("application/vnd.sdmx.data+json;version=2.0.0"), None, None)
+                .unwrap_err()
+                .kind,
+            Kind::NotAcceptable
+        );
+        assert_eq!(
+            negotiate_data(None, Some("jsondata"), Some("2.0.0")).unwrap_err().kind,
+            Kind::NotAcceptable
         );
         // The parameter wins over the header.
         assert_eq!(
