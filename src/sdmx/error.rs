@@ -12,6 +12,8 @@ use super::xml::{escape, COMMON3_NS, MESSAGE3_NS, MESSAGE_NS};
 pub enum ErrorStyle {
     Xml30,
     Json,
+    /// SDMX-JSON, for a structure query.
+    StructureJson,
 }
 
 /// The SDMX error classes this service answers with.
@@ -126,6 +128,10 @@ impl SdmxError {
             ErrorStyle::Json => (
                 self.to_json(),
                 "application/vnd.sdmx.data+json; version=2.0.0; charset=utf-8",
+            ),
+            ErrorStyle::StructureJson => (
+                self.to_json(),
+                "application/vnd.sdmx.structure+json; version=2.0.0; charset=utf-8",
             ),
         };
         let mut response = self.into_response();

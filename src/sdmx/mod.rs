@@ -30,6 +30,8 @@ pub mod ingest;
 mod query;
 mod schema;
 mod structure;
+mod structure30;
+mod structure_formats;
 mod v30;
 mod xml;
 
@@ -53,7 +55,7 @@ use data::{DataFormat, Selection};
 use dsd::Flow;
 use error::{Kind, SdmxError};
 use query::{shorten, DataDetail, FlowRef, ObsDimension};
-use structure::{References, Resource, StructureQuery};
+use structure::{References, Resource, StructureFormat, StructureQuery, Versions};
 
 pub use dsd::agency_id;
 
@@ -79,7 +81,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConf
         .with_state(Arc::new(Sdmx { ledger, config, tokens }))
 }
 
-const STRUCTURE_ML: &str = "application/vnd.sdmx.structure+xml; version=2.1";
+const STRUCTURE_TYPES: &str = "application/vnd.sdmx.structure+xml;version=2.1, application/vnd.sdmx.structure+json;version=1.0.0";
 
 async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     match answer(sdmx, &path, &uri, &headers).await {
@@ -91,7 +93,11 @@ async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, 
 /// SDMX-REST 2.2: errors in the format the answer would have had.
 async fn v30(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     let params = query::parse_query_string(uri.query()).unwrap_or_default();
-    let style = v30::error_style(&headers, &params);
+    let style = if path.starts_with("structure") {
+        structure30::error_style(&headers, &params)
+    } else {
+        v30::error_style(&headers, &params)
+    };
     match answer30(sdmx, &path, &uri, &headers).await {
         Ok(r) => r,
         Err(e) => e.into_styled(style),
@@ -106,8 +112,9 @@ async fn answer30(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -
     match segments[0] {
         "data" => v30::data_query(sdmx, &segments[1..], &params, accept, headers).await,
         "schema" => v30::schema_query(&sdmx, &segments[1..], &params, headers),
-        "structure" | "availability" | "metadata" | "registration" => Err(SdmxError::not_implemented(format!(
-            "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data and schema queries here",
+        "structure" => structure30::query(&sdmx, &segments[1..], &params, accept, headers),
+        "availability" | "metadata" | "registration" => Err(SdmxError::not_implemented(format!(
+            "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data, schema and structure queries here",
             segments[0]
         ))),
         other => Err(SdmxError::no_results(format!(
@@ -299,14 +306,20 @@ fn by_accept(
 fn not_acceptable(what: String) -> SdmxError {
     SdmxError::new(
         Kind::NotAcceptable,
-        format!("{what} is not offered; this service offers {DATA_TYPES} for data and {STRUCTURE_ML} for structures"),
+        format!("{what} is not offered; this service offers {DATA_TYPES} for data and {STRUCTURE_TYPES} for structures"),
     )
 }
 
-fn negotiate_structure(accept: Option<&str>, format: Option<&str>, version: Option<&str>) -> Result<(), SdmxError> {
+/// The structure format: `format` first, else `Accept`; SDMX-ML 2.1 when neither says.
+fn negotiate_structure(
+    accept: Option<&str>,
+    format: Option<&str>,
+    version: Option<&str>,
+) -> Result<StructureFormat, SdmxError> {
     if let Some(f) = format {
         return match (f, version) {
-            ("structure", None | Some("2.1")) => Ok(()),
+            ("structure", None | Some("2.1")) => Ok(StructureFormat::Ml21),
+            ("jsonstructure", None | Some("1.0.0") | Some("1.0")) => Ok(StructureFormat::Json10),
             (
                 "structure"
                 | "jsonstructure"
@@ -318,24 +331,28 @@ fn negotiate_structure(accept: Option<&str>, format: Option<&str>, version: Opti
                 _,
             ) => Err(not_acceptable(format!("format {f}"))),
             (other, _) => Err(SdmxError::syntax(format!(
-                "parameter `format` must be structure, not `{}`",
+                "parameter `format` must be structure or jsonstructure, not `{}`",
                 shorten(other)
             ))),
         };
     }
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(());
+        return Ok(StructureFormat::Ml21);
     };
-    let ok = media_ranges(accept).iter().any(|m| match m.media.as_str() {
-        "application/vnd.sdmx.structure+xml" => param(m, "version").is_none_or(|v| v == "2.1"),
-        "application/xml" | "text/xml" | "*/*" | "application/*" => true,
-        _ => false,
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(not_acceptable(format!("`{}`", shorten(accept))))
-    }
+    media_ranges(accept)
+        .iter()
+        .find_map(|m| match m.media.as_str() {
+            "application/vnd.sdmx.structure+xml" if param(m, "version").is_none_or(|v| v == "2.1") => {
+                Some(StructureFormat::Ml21)
+            }
+            "application/vnd.sdmx.structure+json" if param(m, "version").is_none_or(|v| v == "1.0.0" || v == "1.0") => {
+                Some(StructureFormat::Json10)
+            }
+            "application/json" => Some(StructureFormat::Json10),
+            "application/xml" | "text/xml" | "*/*" | "application/*" => Some(StructureFormat::Ml21),
+            _ => None,
+        })
+        .ok_or_else(|| not_acceptable(format!("`{}`", shorten(accept))))
 }
 
 fn structure_query(
@@ -347,7 +364,7 @@ fn structure_query(
     headers: &HeaderMap,
 ) -> Result<Response, SdmxError> {
     let get = check_params(params, &["detail", "references", "format", "formatVersion"])?;
-    negotiate_structure(accept, get("format"), get("formatVersion"))?;
+    let format = negotiate_structure(accept, get("format"), get("formatVersion"))?;
     let item_scheme = matches!(resource, Resource::Codelist | Resource::ConceptScheme);
     let max_segments = if item_scheme { 4 } else { 3 };
     let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
@@ -360,20 +377,30 @@ fn structure_query(
     }
     let at = |i: usize| segments.get(i).copied();
     let query = StructureQuery {
-        resource,
+        resources: vec![resource],
         agencies: structure::id_list("agency", at(0), &["all", "*"])?,
         ids: structure::id_list("resource id", at(1), &["all", "*"])?,
-        versions: structure::id_list("version", at(2), &["latest", "all", "*", "~"])?,
+        versions: structure::id_list("version", at(2), &["latest", "all", "*", "~"])?.map_or(Versions::Latest, Versions::Exact),
         items: structure::id_list("item id", at(3), &["all", "*"])?,
         detail: get("detail")
             .map(structure::Detail::parse)
             .transpose()?
             .unwrap_or(structure::Detail::Full),
-        references: get("references")
+        references: vec![get("references")
             .map(References::parse)
             .transpose()?
-            .unwrap_or(References::None),
+            .unwrap_or(References::None)],
     };
+    serve_structure(sdmx, query, format, headers)
+}
+
+/// Answers a parsed structure query (either API) in `format`.
+fn serve_structure(
+    sdmx: &Sdmx,
+    query: StructureQuery,
+    format: StructureFormat,
+    headers: &HeaderMap,
+) -> Result<Response, SdmxError> {
     let projection = sdmx.ledger.read();
     let defs: Vec<Arc<crate::domain::Dataset>> = projection.datasets().iter().map(|v| v.def.clone()).collect();
     let prepared = projection.last_recorded_at().unwrap_or_else(Utc::now);
@@ -385,14 +412,14 @@ fn structure_query(
         .filter(Flow::is_representable)
         .collect();
     let policy = CacheFacts::new(
-        etag(&["structure", &format!("{query:?}"), &head.to_string()]),
+        etag(&["structure", &format!("{query:?}{format:?}"), &head.to_string()]),
         false,
         head,
         None,
     );
     respond(
-        || Ok(structure::answer(&query, &flows, prepared)?.into()),
-        STRUCTURE_ML,
+        || Ok(structure::answer(&query, &flows, prepared, format)?.into()),
+        format.media_type(),
         policy,
         headers,
     )
@@ -947,9 +974,19 @@ mod tests {
 
     #[test]
     fn structure_formats() {
-        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None).is_ok());
-        assert!(negotiate_structure(Some("*/*"), None, None).is_ok());
+        let ml = Ok(StructureFormat::Ml21);
+        let json = Ok(StructureFormat::Json10);
+        assert_eq!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None), ml);
+        assert_eq!(negotiate_structure(Some("*/*"), None, None), ml);
+        assert_eq!(negotiate_structure(None, None, None), ml);
         assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=3.0.0"), None, None).is_err());
-        assert!(negotiate_structure(None, Some("jsonstructure"), None).is_err());
+        assert_eq!(negotiate_structure(None, Some("jsonstructure"), None), json);
+        assert_eq!(negotiate_structure(None, Some("jsonstructure"), Some("1.0.0")), json);
+        assert!(negotiate_structure(None, Some("jsonstructure"), Some("2.0.0")).is_err());
+        assert_eq!(
+            negotiate_structure(Some("application/vnd.sdmx.structure+json;version=1.0.0, */*;q=0.1"), None, None),
+            json
+        );
+        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+json;version=2.0.0"), None, None).is_err());
     }
 }
