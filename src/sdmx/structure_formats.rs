@@ -133,6 +133,12 @@ fn attributes() -> Vec<Attribute> {
 
 // ---- SDMX-ML 3.0 ----
 
+/// `common:NCNameIDType`: `[A-Za-z][A-Za-z0-9_\-]*`.
+fn ncname(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn xml_element(r: Resource) -> (&'static str, &'static str) {
     match r {
         Resource::Codelist => ("Codelists", "Codelist"),
@@ -291,7 +297,9 @@ pub fn ml30(query: &StructureQuery, flows: &[Flow], prepared: chrono::DateTime<c
                             escape(id),
                             escape(label)
                         );
-                        if let Some(p) = parent {
+                        // SDMX-ML 3.0.0 admits only an NCName as a code's parent (`_T` is
+                        // none): such a parent is left out here; SDMX-JSON carries it.
+                        if let Some(p) = parent.as_ref().filter(|p| ncname(p)) {
                             let _ = write!(out, "<structure:Parent>{}</structure:Parent>", escape(p));
                         }
                         let _ = write!(out, "</structure:{item}>");

@@ -9,6 +9,7 @@
 //! and `sdmx1`. Without them the tests fail, unless `TRADELEDGER_SKIP_SDMX_TOOLS=1` says to
 //! skip what needs them.
 
+mod structure30;
 mod v30;
 
 use std::path::PathBuf;
@@ -886,7 +887,7 @@ async fn errors_are_sdmx_messages() {
         ),
         (
             "dataflow".to_owned(),
-            Some("application/vnd.sdmx.structure+json;version=1.0.0"),
+            Some("application/vnd.sdmx.structure+json;version=2.0.0"),
             406,
             "140",
             "is not offered",
