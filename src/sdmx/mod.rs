@@ -81,7 +81,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConf
         .with_state(Arc::new(Sdmx { ledger, config, tokens }))
 }
 
-const STRUCTURE_TYPES: &str = "application/vnd.sdmx.structure+xml;version=2.1, application/vnd.sdmx.structure+json;version=1.0.0";
+const STRUCTURE_TYPES: &str =
+    "application/vnd.sdmx.structure+xml;version=2.1, application/vnd.sdmx.structure+json;version=1.0.0";
 
 async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     match answer(sdmx, &path, &uri, &headers).await {
@@ -306,7 +307,9 @@ fn by_accept(
 fn not_acceptable(what: String) -> SdmxError {
     SdmxError::new(
         Kind::NotAcceptable,
-        format!("{what} is not offered; this service offers {DATA_TYPES} for data and {STRUCTURE_TYPES} for structures"),
+        format!(
+            "{what} is not offered; this service offers {DATA_TYPES} for data and {STRUCTURE_TYPES} for structures"
+        ),
     )
 }
 
@@ -380,7 +383,8 @@ fn structure_query(
         resources: vec![resource],
         agencies: structure::id_list("agency", at(0), &["all", "*"])?,
         ids: structure::id_list("resource id", at(1), &["all", "*"])?,
-        versions: structure::id_list("version", at(2), &["latest", "all", "*", "~"])?.map_or(Versions::Latest, Versions::Exact),
+        versions: structure::id_list("version", at(2), &["latest", "all", "*", "~"])?
+            .map_or(Versions::Latest, Versions::Exact),
         items: structure::id_list("item id", at(3), &["all", "*"])?,
         detail: get("detail")
             .map(structure::Detail::parse)
@@ -976,7 +980,10 @@ mod tests {
     fn structure_formats() {
         let ml = Ok(StructureFormat::Ml21);
         let json = Ok(StructureFormat::Json10);
-        assert_eq!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None), ml);
+        assert_eq!(
+            negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None),
+            ml
+        );
         assert_eq!(negotiate_structure(Some("*/*"), None, None), ml);
         assert_eq!(negotiate_structure(None, None, None), ml);
         assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=3.0.0"), None, None).is_err());
@@ -984,7 +991,11 @@ mod tests {
         assert_eq!(negotiate_structure(None, Some("jsonstructure"), Some("1.0.0")), json);
         assert!(negotiate_structure(None, Some("jsonstructure"), Some("2.0.0")).is_err());
         assert_eq!(
-            negotiate_structure(Some("application/vnd.sdmx.structure+json;version=1.0.0, */*;q=0.1"), None, None),
+            negotiate_structure(
+                Some("application/vnd.sdmx.structure+json;version=1.0.0, */*;q=0.1"),
+                None,
+                None
+            ),
             json
         );
         assert!(negotiate_structure(Some("application/vnd.sdmx.structure+json;version=2.0.0"), None, None).is_err());

@@ -66,7 +66,8 @@ const ITEM_SCHEMES: [&str; 14] = [
     "valuelist",
 ];
 
-const TYPES: &str = "application/vnd.sdmx.structure+json;version=2.0.0 (the default), application/vnd.sdmx.structure+xml;version=3.0.0";
+const TYPES: &str =
+    "application/vnd.sdmx.structure+json;version=2.0.0 (the default), application/vnd.sdmx.structure+xml;version=3.0.0";
 
 fn format_of(m: &super::MediaRange) -> Option<StructureFormat> {
     let version = |ours| param(m, "version").is_none_or(|v| super::v30::version_admits(v, ours));
@@ -88,15 +89,24 @@ fn not_acceptable(what: String) -> SdmxError {
 
 /// The structure format: `format` (with `formatVersion`) first, else `Accept`; SDMX-JSON when
 /// neither says (SDMX-REST 2.2 makes SDMX-JSON the default; this service has version 2.0.0).
-pub fn negotiate(accept: Option<&str>, format: Option<&str>, version: Option<&str>) -> Result<StructureFormat, SdmxError> {
+pub fn negotiate(
+    accept: Option<&str>,
+    format: Option<&str>,
+    version: Option<&str>,
+) -> Result<StructureFormat, SdmxError> {
     if let Some(f) = format {
         let (ours, fmt) = match f {
             "jsonstructure" => ([2, 0, 0], StructureFormat::Json20),
             "structure" => ([3, 0, 0], StructureFormat::Ml30),
-            "genericdata" | "structurespecificdata" | "generictimeseriesdata" | "structurespecifictimeseriesdata"
-            | "jsondata" | "csvdata" | "schema" | "genericmetadata" | "structurespecificmetadata" => {
-                return Err(not_acceptable(format!("format {f}")))
-            }
+            "genericdata"
+            | "structurespecificdata"
+            | "generictimeseriesdata"
+            | "structurespecifictimeseriesdata"
+            | "jsondata"
+            | "csvdata"
+            | "schema"
+            | "genericmetadata"
+            | "structurespecificmetadata" => return Err(not_acceptable(format!("format {f}"))),
             other => {
                 return Err(SdmxError::syntax(format!(
                     "parameter `format` must be jsonstructure or structure, not `{}`",
@@ -133,12 +143,7 @@ pub fn error_style(headers: &HeaderMap, params: &[(String, String)]) -> ErrorSty
 /// Whether a semantic version query (SDMX-REST 2.2, "Query syntax for specific, latest or
 /// all artefact versions") admits `ours`; a syntax error names what is not supported.
 pub fn version_admits(query: &str, ours: &str) -> Result<bool, SdmxError> {
-    let bad = |why: &str| {
-        Err(SdmxError::syntax(format!(
-            "version `{}` {why}",
-            shorten(query)
-        )))
-    };
+    let bad = |why: &str| Err(SdmxError::syntax(format!("version `{}` {why}", shorten(query))));
     let number = |s: &str| -> Option<u64> {
         (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0')))
             .then(|| s.parse().ok())
@@ -411,14 +416,30 @@ mod tests {
     #[test]
     fn semantic_versions_against_a_two_part_version() {
         let admits = |q: &str| version_admits(q, "1.0").unwrap();
-        for yes in ["1.0", "~", "*", "~.0", "*.0", "1.~", "1.*", "1.0~", "0~.0", "1*.0", "0*.0"] {
+        for yes in [
+            "1.0", "~", "*", "~.0", "*.0", "1.~", "1.*", "1.0~", "0~.0", "1*.0", "0*.0",
+        ] {
             assert!(admits(yes), "{yes}");
         }
         // `+` is the latest stable semantic version, x.y.z: a two-part version is none.
-        for no in ["+", "+.0.0", "1.+.0", "1.0.0", "1", "2.0", "1.1~", "2~.0", "~.0.0", "*.0.0", "1.0.0-draft"] {
+        for no in [
+            "+",
+            "+.0.0",
+            "1.+.0",
+            "1.0.0",
+            "1",
+            "2.0",
+            "1.1~",
+            "2~.0",
+            "~.0.0",
+            "*.0.0",
+            "1.0.0-draft",
+        ] {
             assert!(!admits(no), "{no}");
         }
-        for bad in ["+.0", "2.3+", "~.2", "1.*.3", "~.0.*", "3.2+.1+", "x", "1.0.0.0", "01.0", "1.0.0-"] {
+        for bad in [
+            "+.0", "2.3+", "~.2", "1.*.3", "~.0.*", "3.2+.1+", "x", "1.0.0.0", "01.0", "1.0.0-",
+        ] {
             assert!(version_admits(bad, "1.0").is_err(), "{bad}");
         }
     }
@@ -452,8 +473,14 @@ mod tests {
         );
         assert!(negotiate(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None).is_err());
         assert!(negotiate(Some("application/vnd.sdmx.structure+json;version=2.1.0"), None, None).is_err());
-        assert_eq!(negotiate(None, Some("structure"), Some("3.0.0")), Ok(StructureFormat::Ml30));
-        assert_eq!(negotiate(None, Some("jsonstructure"), None), Ok(StructureFormat::Json20));
+        assert_eq!(
+            negotiate(None, Some("structure"), Some("3.0.0")),
+            Ok(StructureFormat::Ml30)
+        );
+        assert_eq!(
+            negotiate(None, Some("jsonstructure"), None),
+            Ok(StructureFormat::Json20)
+        );
         assert_eq!(
             negotiate(None, Some("jsondata"), None).unwrap_err().kind,
             Kind::NotAcceptable

@@ -74,7 +74,10 @@ fn concept_urn(f: &Flow, id: &str) -> String {
 }
 
 fn codelist_urn(f: &Flow, id: &str) -> String {
-    format!("urn:sdmx:org.sdmx.infomodel.codelist.Codelist={}:{id}({VERSION})", f.agency)
+    format!(
+        "urn:sdmx:org.sdmx.infomodel.codelist.Codelist={}:{id}({VERSION})",
+        f.agency
+    )
 }
 
 fn dsd_urn(f: &Flow) -> String {
@@ -190,7 +193,9 @@ fn ml_components(out: &mut String, f: &Flow) {
     let _ = write!(out, "\n<structure:TimeDimension id=\"{TIME_PERIOD}\">");
     ml_concept(out, f, TIME_PERIOD);
     ml_repr(out, f, &Repr::Text("ObservationalTimePeriod"));
-    out.push_str("</structure:TimeDimension>\n</structure:DimensionList>\n<structure:AttributeList id=\"AttributeDescriptor\">");
+    out.push_str(
+        "</structure:TimeDimension>\n</structure:DimensionList>\n<structure:AttributeList id=\"AttributeDescriptor\">",
+    );
     for a in attributes() {
         let usage = if a.mandatory { "mandatory" } else { "optional" };
         let _ = write!(out, "\n<structure:Attribute id=\"{}\" usage=\"{usage}\">", a.id);
@@ -240,11 +245,7 @@ pub fn ml30(query: &StructureQuery, flows: &[Flow], prepared: chrono::DateTime<c
             open = Some(a.resource);
         }
         let s = shape(query, flows, &e);
-        let _ = write!(
-            out,
-            "<structure:{element} urn=\"{}\"",
-            escape(&urn(a, flows))
-        );
+        let _ = write!(out, "<structure:{element} urn=\"{}\"", escape(&urn(a, flows)));
         if s.stub {
             out.push_str(" isExternalReference=\"true\"");
         }
@@ -468,7 +469,11 @@ fn json_artefact(query: &StructureQuery, flows: &[Flow], e: &Entry, v: Json) -> 
                 }
                 // The schema wants at least one item; a stub or an empty list has none.
                 if !items.is_empty() {
-                    let key = if a.resource == Resource::Codelist { "codes" } else { "concepts" };
+                    let key = if a.resource == Resource::Codelist {
+                        "codes"
+                    } else {
+                        "concepts"
+                    };
                     out.insert(key.into(), Value::Array(items));
                 }
             }
@@ -517,11 +522,21 @@ fn json_message(
 }
 
 /// The SDMX-JSON 2.0 structure message.
-pub fn json20(query: &StructureQuery, flows: &[Flow], prepared: chrono::DateTime<chrono::Utc>, all: &[Entry]) -> String {
+pub fn json20(
+    query: &StructureQuery,
+    flows: &[Flow],
+    prepared: chrono::DateTime<chrono::Utc>,
+    all: &[Entry],
+) -> String {
     json_message(query, flows, prepared, all, Json::V20)
 }
 
 /// The SDMX-JSON 1.0 structure message.
-pub fn json10(query: &StructureQuery, flows: &[Flow], prepared: chrono::DateTime<chrono::Utc>, all: &[Entry]) -> String {
+pub fn json10(
+    query: &StructureQuery,
+    flows: &[Flow],
+    prepared: chrono::DateTime<chrono::Utc>,
+    all: &[Entry],
+) -> String {
     json_message(query, flows, prepared, all, Json::V10)
 }

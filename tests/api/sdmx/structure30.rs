@@ -143,7 +143,12 @@ async fn v30_structure_in_both_formats() {
         .iter()
         .find(|c| c["id"] == format!("CL_{FLOW}_SERVICE_TYPE"))
         .expect("the SERVICE_TYPE code list");
-    let ipr = services["codes"].as_array().unwrap().iter().find(|c| c["id"] == "IPR").unwrap();
+    let ipr = services["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "IPR")
+        .unwrap();
     assert_eq!(ipr["name"], "Intellectual property royalties");
     assert_eq!(ipr["parent"], "_T");
 
@@ -166,10 +171,28 @@ async fn v30_structure_in_both_formats() {
     assert!(at("<structure:Dataflows>") < at("<structure:DataStructures>"));
 
     // `format` picks the format as Accept does.
-    let (status, media, _) = get(&app, "3.0", &format!("structure/dataflow/BOK/{FLOW}?format=structure"), None).await;
-    assert_eq!((status, media.as_str()), (200, "application/vnd.sdmx.structure+xml; version=3.0.0"));
-    let (status, media, _) = get(&app, "3.0", &format!("structure/dataflow/BOK/{FLOW}"), Some("application/xml")).await;
-    assert_eq!((status, media.as_str()), (200, "application/vnd.sdmx.structure+xml; version=3.0.0"));
+    let (status, media, _) = get(
+        &app,
+        "3.0",
+        &format!("structure/dataflow/BOK/{FLOW}?format=structure"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, media.as_str()),
+        (200, "application/vnd.sdmx.structure+xml; version=3.0.0")
+    );
+    let (status, media, _) = get(
+        &app,
+        "3.0",
+        &format!("structure/dataflow/BOK/{FLOW}"),
+        Some("application/xml"),
+    )
+    .await;
+    assert_eq!(
+        (status, media.as_str()),
+        (200, "application/vnd.sdmx.structure+xml; version=3.0.0")
+    );
 }
 
 /// Versions as SDMX-REST 2.2 defines them against the artefacts' version 1.0 (two parts:
@@ -179,11 +202,23 @@ async fn v30_structure_in_both_formats() {
 async fn v30_structure_versions_references_and_detail() {
     let app = spawn_app().await;
     for v in ["~", "*", "1.0", "1.0~", "1.*", "~.0", "1.0,2.0", "2.0,1.*"] {
-        let (status, _, body) = get(&app, "3.0", &format!("structure/datastructure/BOK/{FLOW}/{v}"), Some(JSON2)).await;
+        let (status, _, body) = get(
+            &app,
+            "3.0",
+            &format!("structure/datastructure/BOK/{FLOW}/{v}"),
+            Some(JSON2),
+        )
+        .await;
         assert_eq!(status, 200, "{v}: {body}");
     }
     for v in ["+", "1.0.0", "2.0", "1.+.0", "1.1~", "~.0.0"] {
-        let (status, _, body) = get(&app, "3.0", &format!("structure/datastructure/BOK/{FLOW}/{v}"), Some(JSON2)).await;
+        let (status, _, body) = get(
+            &app,
+            "3.0",
+            &format!("structure/datastructure/BOK/{FLOW}/{v}"),
+            Some(JSON2),
+        )
+        .await;
         assert_eq!(status, 404, "{v}: {body}");
         validate_json(&app, "sdmx-json-2.0.0/sdmx-json-structure-schema.json", v, &body);
     }
@@ -198,7 +233,11 @@ async fn v30_structure_versions_references_and_detail() {
         assert!(body.contains(text), "{v}: {body}");
     }
 
-    let (parents, _) = both(&app, &format!("structure/datastructure/BOK/{FLOW}/~?references=parents")).await;
+    let (parents, _) = both(
+        &app,
+        &format!("structure/datastructure/BOK/{FLOW}/~?references=parents"),
+    )
+    .await;
     assert_eq!(ids(&parents, "dataflows"), [FLOW]);
     assert!(ids(&parents, "codelists").is_empty());
     // A code list's parents are the DSD; its ancestors add the dataflow.
@@ -209,7 +248,11 @@ async fn v30_structure_versions_references_and_detail() {
     assert_eq!(ids(&up, "dataflows"), [FLOW]);
     assert_eq!(ids(&up, "dataStructures"), [FLOW]);
     // Several references: the union.
-    let (two, _) = both(&app, &format!("structure/datastructure/BOK/{FLOW}?references=dataflow,conceptscheme")).await;
+    let (two, _) = both(
+        &app,
+        &format!("structure/datastructure/BOK/{FLOW}?references=dataflow,conceptscheme"),
+    )
+    .await;
     assert_eq!(ids(&two, "dataflows"), [FLOW]);
     assert_eq!(ids(&two, "conceptSchemes").len(), 1);
     assert!(ids(&two, "codelists").is_empty());
@@ -217,12 +260,22 @@ async fn v30_structure_versions_references_and_detail() {
     // Stubs: no codes; complete stubs keep the description.
     let (stubs, xml) = both(&app, "structure/codelist/*/*/*?detail=allstubs").await;
     assert_eq!(ids(&stubs, "codelists").len(), 6);
-    assert!(stubs["data"]["codelists"].as_array().unwrap().iter().all(|c| c["isExternalReference"] == true && c.get("codes").is_none()));
+    assert!(stubs["data"]["codelists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["isExternalReference"] == true && c.get("codes").is_none()));
     assert!(!xml.contains("<structure:Code "));
-    let (refstubs, _) = both(&app, &format!("structure/dataflow/BOK/{FLOW}?references=descendants&detail=referencecompletestubs")).await;
+    let (refstubs, _) = both(
+        &app,
+        &format!("structure/dataflow/BOK/{FLOW}?references=descendants&detail=referencecompletestubs"),
+    )
+    .await;
     assert_eq!(refstubs["data"]["dataflows"][0]["isExternalReference"], false);
     assert_eq!(refstubs["data"]["dataStructures"][0]["isExternalReference"], true);
-    assert!(refstubs["data"]["dataStructures"][0].get("dataStructureComponents").is_none());
+    assert!(refstubs["data"]["dataStructures"][0]
+        .get("dataStructureComponents")
+        .is_none());
 
     // `*` as structure type: every artefact of the agency.
     let (every, _) = both(&app, "structure/*/BOK").await;
@@ -238,10 +291,21 @@ async fn v30_structure_versions_references_and_detail() {
     assert_eq!(list["codes"].as_array().unwrap().len(), 2, "{list}");
     assert!(xml.contains("isPartial=\"true\""));
     let (freq, _) = both(&app, "structure/codelist/BOK/CL_FREQ/~/A,M").await;
-    let codes: Vec<&str> = freq["data"]["codelists"][0]["codes"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = freq["data"]["codelists"][0]["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["A", "M"]);
     let (concept, _) = both(&app, "structure/conceptscheme/BOK/*/~/OBS_STATUS").await;
-    assert_eq!(concept["data"]["conceptSchemes"][0]["concepts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        concept["data"]["conceptSchemes"][0]["concepts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Errors under `/sdmx/3.0/structure`: SDMX-JSON when SDMX-JSON was asked for (or nothing),
@@ -250,22 +314,36 @@ async fn v30_structure_versions_references_and_detail() {
 async fn v30_structure_errors_in_the_format_asked_for() {
     let app = spawn_app().await;
     let cases: [(&str, u16, &str); 9] = [
-        ("structure/categoryscheme/BOK", 501, "`categoryscheme` is not implemented"),
+        (
+            "structure/categoryscheme/BOK",
+            501,
+            "`categoryscheme` is not implemented",
+        ),
         ("structure/colours", 400, "no SDMX-REST 2.2 structure type"),
         ("structure", 400, "names its structure type"),
         ("structure/dataflow/BOK/NO_SUCH_FLOW", 404, "no dataflow matches"),
         (&format!("structure/dataflow/BOK/{FLOW}/~/X"), 400, "no item scheme"),
         ("structure/dataflow/BOK?detail=most", 400, "parameter `detail`"),
-        ("structure/dataflow/BOK?references=friends", 400, "parameter `references`"),
+        (
+            "structure/dataflow/BOK?references=friends",
+            400,
+            "parameter `references`",
+        ),
         ("structure/dataflow/BOK?asOf=2025-01-01T00:00:00Z", 501, "asOf"),
         ("structure/dataflow/B%20K", 400, "not an id"),
     ];
     for (path, status, text) in cases {
         let (got, media, body) = get(&app, "3.0", path, None).await;
         assert_eq!(got, status, "{path}: {body}");
-        assert!(media.starts_with("application/vnd.sdmx.structure+json"), "{path}: {media}");
+        assert!(
+            media.starts_with("application/vnd.sdmx.structure+json"),
+            "{path}: {media}"
+        );
         let v = validate_json(&app, "sdmx-json-2.0.0/sdmx-json-structure-schema.json", path, &body);
-        assert!(v["errors"][0]["title"].as_str().unwrap().contains(text), "{path}: {body}");
+        assert!(
+            v["errors"][0]["title"].as_str().unwrap().contains(text),
+            "{path}: {body}"
+        );
         let (got, media, body) = get(&app, "3.0", path, Some(ML3)).await;
         assert_eq!(got, status, "{path}: {body}");
         assert!(media.starts_with("application/xml"), "{path}: {media}");
@@ -291,7 +369,13 @@ async fn v21_structure_as_sdmx_json_10() {
     let app = spawn_app().await;
     let schema = "sdmx-json-1.0/sdmx-json-structure-schema.json";
     let path = format!("dataflow/BOK/{FLOW}/latest?references=all");
-    let (status, media, body) = get(&app, "2.1", &path, Some("application/vnd.sdmx.structure+json;version=1.0.0")).await;
+    let (status, media, body) = get(
+        &app,
+        "2.1",
+        &path,
+        Some("application/vnd.sdmx.structure+json;version=1.0.0"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(media, "application/vnd.sdmx.structure+json; version=1.0.0");
     let json = validate_json(&app, schema, &path, &body);
@@ -322,7 +406,11 @@ async fn v21_structure_as_sdmx_json_10() {
     assert_eq!(release["attributeRelationship"]["primaryMeasure"], "OBS_VALUE");
 
     let (status, media, body) = get(&app, "2.1", "codelist/BOK/CL_FREQ?format=jsonstructure", None).await;
-    assert_eq!((status, media.as_str()), (200, "application/vnd.sdmx.structure+json; version=1.0.0"), "{body}");
+    assert_eq!(
+        (status, media.as_str()),
+        (200, "application/vnd.sdmx.structure+json; version=1.0.0"),
+        "{body}"
+    );
     let freq = validate_json(&app, schema, "CL_FREQ", &body);
     assert_eq!(freq["data"]["codelists"][0]["codes"].as_array().unwrap().len(), 4);
 
@@ -338,7 +426,13 @@ async fn sdmx1_reads_sdmx_ml_30_structure() {
         return;
     }
     let app = spawn_app().await;
-    let (status, _, xml) = get(&app, "3.0", &format!("structure/dataflow/BOK/{FLOW}/~?references=all"), Some(ML3)).await;
+    let (status, _, xml) = get(
+        &app,
+        "3.0",
+        &format!("structure/dataflow/BOK/{FLOW}/~?references=all"),
+        Some(ML3),
+    )
+    .await;
     assert_eq!(status, 200, "{xml}");
     let file = app.dir.path().join("flow3.xml");
     std::fs::write(&file, &xml).unwrap();
@@ -368,11 +462,25 @@ async fn sdmx1_reads_sdmx_ml_30_structure() {
     assert_eq!(read["maintainer"], "BOK");
     assert_eq!(
         read["dimensions"],
-        serde_json::json!(["FREQ", "SERVICE_TYPE", "INDUSTRY", "COUNTERPART", "MEASURE", "TIME_PERIOD"])
+        serde_json::json!([
+            "FREQ",
+            "SERVICE_TYPE",
+            "INDUSTRY",
+            "COUNTERPART",
+            "MEASURE",
+            "TIME_PERIOD"
+        ])
     );
     assert_eq!(
         read["attributes"],
-        serde_json::json!(["UNIT", "UNIT_MULT", "OBS_STATUS", "RELEASE_ID", "RELEASE_STATUS", "PUBLISHED_AT"])
+        serde_json::json!([
+            "UNIT",
+            "UNIT_MULT",
+            "OBS_STATUS",
+            "RELEASE_ID",
+            "RELEASE_STATUS",
+            "PUBLISHED_AT"
+        ])
     );
     assert_eq!(read["measures"], serde_json::json!(["OBS_VALUE"]));
     assert_eq!(read["freq"]["S"], "Half-yearly, semester");
