@@ -162,7 +162,7 @@ async fn v30_structure_in_both_formats() {
         // SDMX-ML 3.0.0 admits only NCNames as parents: `_T` is left out (SDMX-JSON has it).
         "<common:Name xml:lang=\"en\">Intellectual property royalties</common:Name></structure:Code>",
     ] {
-        assert!(xml.contains(&*part), "missing {part}:\n{xml}");
+        assert!(xml.contains(part), "missing {part}:\n{xml}");
     }
     // SDMX-ML 3.0 lists the sections alphabetically.
     let at = |s: &str| xml.find(s).unwrap_or_else(|| panic!("no {s}"));
