@@ -1,6 +1,6 @@
 //! SDMX-REST 1.5 (SDMX 2.1) over the ledger, under `/sdmx/2.1/`: structure queries
 //! (`dataflow`, `datastructure`, `codelist`, `conceptscheme`) answered with SDMX-ML 2.1
-//! Structure messages, and data queries (`data/{flowRef}/{key}/{providerRef}`) answered
+//! Structure messages or SDMX-JSON 1.0 structure messages, and data queries (`data/{flowRef}/{key}/{providerRef}`) answered
 //! with SDMX-ML 2.1 GenericData or StructureSpecificData, or SDMX-CSV 1.0, streamed.
 //!
 //! Vintages: `asOf` (from SDMX-REST 2.2, accepted here as an extension) reads the figures as
@@ -9,14 +9,17 @@
 //! per release; `updatedAfter` keeps the figures set by releases published after the time.
 //!
 //! SDMX-REST 2.2 (SDMX 3.0) data and schema queries under `/sdmx/3.0/` (`v30`) resolve to the
-//! same `DataRequest` and stream alike. Answers carry `CacheFacts`, from which the HTTP layer
+//! same `DataRequest` and stream alike; its structure queries (`structure30`) to the same
+//! `StructureQuery`, answered with SDMX-JSON 2.0 or SDMX-ML 3.0. Answers carry `CacheFacts`, from which the HTTP layer
 //! sets the server's caching headers.
 //!
 //! - `query`: the path, the query string and the time parameters, bounded.
 //! - `v30`: SDMX-REST 2.2 paths, parameters and formats.
 //! - `filter`: SDMX-REST 2.2 component filters (`c[...]`).
 //! - `dsd`: a dataset's definition as SDMX artefacts.
-//! - `structure`: structure queries and the Structure message.
+//! - `structure`: structure queries, the artefacts they select and the SDMX-ML 2.1 message.
+//! - `structure30`: SDMX-REST 2.2 structure paths, parameters, versions and formats.
+//! - `structure_formats`: SDMX-ML 3.0, SDMX-JSON 2.0 and 1.0 structure messages.
 //! - `schema`: the XML schema of a DSD's structure-specific data.
 //! - `data`: data queries, read in pages and written per format.
 //! - `error`: SDMX error messages.
