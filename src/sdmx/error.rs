@@ -14,6 +14,8 @@ pub enum ErrorStyle {
     Json,
     /// SDMX-JSON 1.0 (SDMX-REST 1.5, when a data query asked for SDMX-JSON).
     Json10,
+    /// SDMX-JSON, for a structure query.
+    StructureJson,
 }
 
 /// The SDMX error classes this service answers with.
@@ -167,6 +169,10 @@ impl SdmxError {
             ErrorStyle::Json10 => (
                 self.to_json10(),
                 "application/vnd.sdmx.data+json; version=1.0.0; charset=utf-8",
+            ),
+            ErrorStyle::StructureJson => (
+                self.to_json(),
+                "application/vnd.sdmx.structure+json; version=2.0.0; charset=utf-8",
             ),
         };
         let mut response = self.into_response();

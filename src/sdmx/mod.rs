@@ -1,8 +1,8 @@
 //! SDMX-REST 1.5 (SDMX 2.1) over the ledger, under `/sdmx/2.1/`: structure queries
 //! (`dataflow`, `datastructure`, `codelist`, `conceptscheme`) answered with SDMX-ML 2.1
-//! Structure messages, and data queries (`data/{flowRef}/{key}/{providerRef}`) answered
-//! with SDMX-ML 2.1 GenericData or StructureSpecificData, SDMX-CSV 1.0 or SDMX-JSON 1.0,
-//! streamed.
+//! Structure messages or SDMX-JSON 1.0 structure messages, and data queries
+//! (`data/{flowRef}/{key}/{providerRef}`) answered with SDMX-ML 2.1 GenericData or
+//! StructureSpecificData, SDMX-CSV 1.0 or SDMX-JSON 1.0, streamed.
 //!
 //! Vintages: `asOf` (from SDMX-REST 2.2, accepted here as an extension) reads the figures as
 //! published at that time; `knownAt` (an extension) reads them as the ledger showed them at
@@ -10,14 +10,17 @@
 //! per release; `updatedAfter` keeps the figures set by releases published after the time.
 //!
 //! SDMX-REST 2.2 (SDMX 3.0) data and schema queries under `/sdmx/3.0/` (`v30`) resolve to the
-//! same `DataRequest` and stream alike. Answers carry `CacheFacts`, from which the HTTP layer
+//! same `DataRequest` and stream alike; its structure queries (`structure30`) to the same
+//! `StructureQuery`, answered with SDMX-JSON 2.0 or SDMX-ML 3.0. Answers carry `CacheFacts`, from which the HTTP layer
 //! sets the server's caching headers.
 //!
 //! - `query`: the path, the query string and the time parameters, bounded.
 //! - `v30`: SDMX-REST 2.2 paths, parameters and formats.
 //! - `filter`: SDMX-REST 2.2 component filters (`c[...]`).
 //! - `dsd`: a dataset's definition as SDMX artefacts.
-//! - `structure`: structure queries and the Structure message.
+//! - `structure`: structure queries, the artefacts they select and the SDMX-ML 2.1 message.
+//! - `structure30`: SDMX-REST 2.2 structure paths, parameters, versions and formats.
+//! - `structure_formats`: SDMX-ML 3.0, SDMX-JSON 2.0 and 1.0 structure messages.
 //! - `schema`: the XML schema of a DSD's structure-specific data.
 //! - `data`: data queries, read in pages and written per format.
 //! - `error`: SDMX error messages.
@@ -31,6 +34,8 @@ pub mod ingest;
 mod query;
 mod schema;
 mod structure;
+mod structure30;
+mod structure_formats;
 mod v30;
 mod xml;
 
@@ -54,7 +59,7 @@ use data::{DataFormat, Selection};
 use dsd::Flow;
 use error::{Kind, SdmxError};
 use query::{shorten, DataDetail, FlowRef, ObsDimension};
-use structure::{References, Resource, StructureQuery};
+use structure::{References, Resource, StructureFormat, StructureQuery, Versions};
 
 pub use dsd::agency_id;
 
@@ -80,7 +85,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(ledger: Ledger, config: SdmxConf
         .with_state(Arc::new(Sdmx { ledger, config, tokens }))
 }
 
-const STRUCTURE_ML: &str = "application/vnd.sdmx.structure+xml; version=2.1";
+const STRUCTURE_TYPES: &str =
+    "application/vnd.sdmx.structure+xml;version=2.1, application/vnd.sdmx.structure+json;version=1.0.0";
 
 /// SDMX-REST 1.5: errors in SDMX-ML 2.1, or SDMX-JSON 1.0 when a data query asked for it.
 async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
@@ -100,7 +106,11 @@ async fn v21(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, 
 /// SDMX-REST 2.2: errors in the format the answer would have had.
 async fn v30(State(sdmx): State<Arc<Sdmx>>, Path(path): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     let params = query::parse_query_string(uri.query()).unwrap_or_default();
-    let style = v30::error_style(&headers, &params);
+    let style = if path.starts_with("structure") {
+        structure30::error_style(&headers, &params)
+    } else {
+        v30::error_style(&headers, &params)
+    };
     match answer30(sdmx, &path, &uri, &headers).await {
         Ok(r) => r,
         Err(e) => e.into_styled(style),
@@ -115,8 +125,9 @@ async fn answer30(sdmx: Arc<Sdmx>, path: &str, uri: &Uri, headers: &HeaderMap) -
     match segments[0] {
         "data" => v30::data_query(sdmx, &segments[1..], &params, accept, headers).await,
         "schema" => v30::schema_query(&sdmx, &segments[1..], &params, headers),
-        "structure" | "availability" | "metadata" | "registration" => Err(SdmxError::not_implemented(format!(
-            "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data and schema queries here",
+        "structure" => structure30::query(&sdmx, &segments[1..], &params, accept, headers),
+        "availability" | "metadata" | "registration" => Err(SdmxError::not_implemented(format!(
+            "the `{}` resource is not implemented under /sdmx/3.0/; this service answers data, schema and structure queries here",
             segments[0]
         ))),
         other => Err(SdmxError::no_results(format!(
@@ -317,14 +328,22 @@ fn by_accept(
 fn not_acceptable(what: String) -> SdmxError {
     SdmxError::new(
         Kind::NotAcceptable,
-        format!("{what} is not offered; this service offers {DATA_TYPES} for data and {STRUCTURE_ML} for structures"),
+        format!(
+            "{what} is not offered; this service offers {DATA_TYPES} for data and {STRUCTURE_TYPES} for structures"
+        ),
     )
 }
 
-fn negotiate_structure(accept: Option<&str>, format: Option<&str>, version: Option<&str>) -> Result<(), SdmxError> {
+/// The structure format: `format` first, else `Accept`; SDMX-ML 2.1 when neither says.
+fn negotiate_structure(
+    accept: Option<&str>,
+    format: Option<&str>,
+    version: Option<&str>,
+) -> Result<StructureFormat, SdmxError> {
     if let Some(f) = format {
         return match (f, version) {
-            ("structure", None | Some("2.1")) => Ok(()),
+            ("structure", None | Some("2.1")) => Ok(StructureFormat::Ml21),
+            ("jsonstructure", None | Some("1.0.0") | Some("1.0")) => Ok(StructureFormat::Json10),
             (
                 "structure"
                 | "jsonstructure"
@@ -336,24 +355,28 @@ fn negotiate_structure(accept: Option<&str>, format: Option<&str>, version: Opti
                 _,
             ) => Err(not_acceptable(format!("format {f}"))),
             (other, _) => Err(SdmxError::syntax(format!(
-                "parameter `format` must be structure, not `{}`",
+                "parameter `format` must be structure or jsonstructure, not `{}`",
                 shorten(other)
             ))),
         };
     }
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(());
+        return Ok(StructureFormat::Ml21);
     };
-    let ok = media_ranges(accept).iter().any(|m| match m.media.as_str() {
-        "application/vnd.sdmx.structure+xml" => param(m, "version").is_none_or(|v| v == "2.1"),
-        "application/xml" | "text/xml" | "*/*" | "application/*" => true,
-        _ => false,
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(not_acceptable(format!("`{}`", shorten(accept))))
-    }
+    media_ranges(accept)
+        .iter()
+        .find_map(|m| match m.media.as_str() {
+            "application/vnd.sdmx.structure+xml" if param(m, "version").is_none_or(|v| v == "2.1") => {
+                Some(StructureFormat::Ml21)
+            }
+            "application/vnd.sdmx.structure+json" if param(m, "version").is_none_or(|v| v == "1.0.0" || v == "1.0") => {
+                Some(StructureFormat::Json10)
+            }
+            "application/json" => Some(StructureFormat::Json10),
+            "application/xml" | "text/xml" | "*/*" | "application/*" => Some(StructureFormat::Ml21),
+            _ => None,
+        })
+        .ok_or_else(|| not_acceptable(format!("`{}`", shorten(accept))))
 }
 
 fn structure_query(
@@ -365,7 +388,7 @@ fn structure_query(
     headers: &HeaderMap,
 ) -> Result<Response, SdmxError> {
     let get = check_params(params, &["detail", "references", "format", "formatVersion"])?;
-    negotiate_structure(accept, get("format"), get("formatVersion"))?;
+    let format = negotiate_structure(accept, get("format"), get("formatVersion"))?;
     let item_scheme = matches!(resource, Resource::Codelist | Resource::ConceptScheme);
     let max_segments = if item_scheme { 4 } else { 3 };
     let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
@@ -378,20 +401,31 @@ fn structure_query(
     }
     let at = |i: usize| segments.get(i).copied();
     let query = StructureQuery {
-        resource,
+        resources: vec![resource],
         agencies: structure::id_list("agency", at(0), &["all", "*"])?,
         ids: structure::id_list("resource id", at(1), &["all", "*"])?,
-        versions: structure::id_list("version", at(2), &["latest", "all", "*", "~"])?,
+        versions: structure::id_list("version", at(2), &["latest", "all", "*", "~"])?
+            .map_or(Versions::Latest, Versions::Exact),
         items: structure::id_list("item id", at(3), &["all", "*"])?,
         detail: get("detail")
             .map(structure::Detail::parse)
             .transpose()?
             .unwrap_or(structure::Detail::Full),
-        references: get("references")
+        references: vec![get("references")
             .map(References::parse)
             .transpose()?
-            .unwrap_or(References::None),
+            .unwrap_or(References::None)],
     };
+    serve_structure(sdmx, query, format, headers)
+}
+
+/// Answers a parsed structure query (either API) in `format`.
+fn serve_structure(
+    sdmx: &Sdmx,
+    query: StructureQuery,
+    format: StructureFormat,
+    headers: &HeaderMap,
+) -> Result<Response, SdmxError> {
     let projection = sdmx.ledger.read();
     let defs: Vec<Arc<crate::domain::Dataset>> = projection.datasets().iter().map(|v| v.def.clone()).collect();
     let prepared = projection.last_recorded_at().unwrap_or_else(Utc::now);
@@ -403,14 +437,14 @@ fn structure_query(
         .filter(Flow::is_representable)
         .collect();
     let policy = CacheFacts::new(
-        etag(&["structure", &format!("{query:?}"), &head.to_string()]),
+        etag(&["structure", &format!("{query:?}{format:?}"), &head.to_string()]),
         false,
         head,
         None,
     );
     respond(
-        || Ok(structure::answer(&query, &flows, prepared)?.into()),
-        STRUCTURE_ML,
+        || Ok(structure::answer(&query, &flows, prepared, format)?.into()),
+        format.media_type(),
         policy,
         headers,
     )
@@ -982,9 +1016,26 @@ mod tests {
 
     #[test]
     fn structure_formats() {
-        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None).is_ok());
-        assert!(negotiate_structure(Some("*/*"), None, None).is_ok());
+        let ml = Ok(StructureFormat::Ml21);
+        let json = Ok(StructureFormat::Json10);
+        assert_eq!(
+            negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=2.1"), None, None),
+            ml
+        );
+        assert_eq!(negotiate_structure(Some("*/*"), None, None), ml);
+        assert_eq!(negotiate_structure(None, None, None), ml);
         assert!(negotiate_structure(Some("application/vnd.sdmx.structure+xml;version=3.0.0"), None, None).is_err());
-        assert!(negotiate_structure(None, Some("jsonstructure"), None).is_err());
+        assert_eq!(negotiate_structure(None, Some("jsonstructure"), None), json);
+        assert_eq!(negotiate_structure(None, Some("jsonstructure"), Some("1.0.0")), json);
+        assert!(negotiate_structure(None, Some("jsonstructure"), Some("2.0.0")).is_err());
+        assert_eq!(
+            negotiate_structure(
+                Some("application/vnd.sdmx.structure+json;version=1.0.0, */*;q=0.1"),
+                None,
+                None
+            ),
+            json
+        );
+        assert!(negotiate_structure(Some("application/vnd.sdmx.structure+json;version=2.0.0"), None, None).is_err());
     }
 }

@@ -69,6 +69,8 @@ pub enum References {
     None,
     Parents,
     ParentsAndSiblings,
+    /// Parents, up to any level (SDMX-REST 2.2).
+    Ancestors,
     Children,
     Descendants,
     All,
@@ -109,6 +111,8 @@ pub enum Detail {
     ReferencePartial,
     AllCompleteStubs,
     ReferenceCompleteStubs,
+    /// SDMX-REST 2.2: as `full`, extended code lists left unresolved (this service has none).
+    Raw,
 }
 
 impl Detail {
@@ -131,9 +135,9 @@ impl Detail {
 
     /// Whether an artefact is written as a stub: matched ones (`referenced == false`) or
     /// those that came through `references`.
-    fn stub(self, referenced: bool) -> bool {
+    pub(super) fn stub(self, referenced: bool) -> bool {
         match self {
-            Detail::Full | Detail::ReferencePartial => false,
+            Detail::Full | Detail::ReferencePartial | Detail::Raw => false,
             Detail::AllStubs | Detail::AllCompleteStubs => true,
             Detail::ReferenceStubs | Detail::ReferenceCompleteStubs => referenced,
         }
@@ -161,23 +165,54 @@ pub fn id_list(what: &str, s: Option<&str>, any: &[&str]) -> Result<Option<Vec<S
     Ok(Some(items))
 }
 
+/// Which versions a structure query asks for (every artefact has one, `VERSION`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Versions {
+    /// The latest (SDMX-REST 1.5 `latest`, `all`, `*` or `~`; SDMX-REST 2.2 `*` or `~`).
+    Latest,
+    /// Exactly these (SDMX-REST 1.5).
+    Exact(Vec<String>),
+    /// SDMX-REST 2.2 semantic version queries, checked when parsed; one admits `VERSION`
+    /// or none does.
+    Semantic { queries: Vec<String>, admits: bool },
+}
+
+impl Versions {
+    fn admits(&self, version: &str) -> bool {
+        match self {
+            Versions::Latest => true,
+            Versions::Exact(list) => list.iter().any(|v| v == version),
+            Versions::Semantic { admits, .. } => *admits,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Versions::Latest => "latest".into(),
+            Versions::Exact(v) => v.join("+"),
+            Versions::Semantic { queries, .. } => shorten(&queries.join(",")),
+        }
+    }
+}
+
 /// A structure query, parsed.
 #[derive(Debug, Clone)]
 pub struct StructureQuery {
-    pub resource: Resource,
+    /// The resource types asked for (SDMX-REST 2.2 `*`: all four).
+    pub resources: Vec<Resource>,
     pub agencies: Option<Vec<String>>,
     pub ids: Option<Vec<String>>,
-    /// `None`: the latest (every artefact has one version).
-    pub versions: Option<Vec<String>>,
+    pub versions: Versions,
     /// Items of a code list or concept scheme (none: all).
     pub items: Option<Vec<String>>,
     pub detail: Detail,
-    pub references: References,
+    /// Which related artefacts come too: the union of these.
+    pub references: Vec<References>,
 }
 
 /// Which code list of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum List {
+pub(super) enum List {
     Freq,
     Dimension(usize),
     Measure,
@@ -186,21 +221,21 @@ enum List {
 
 /// One artefact: its kind, the flow it comes from and, for code lists, which one.
 #[derive(Debug, Clone, Copy)]
-struct Artefact {
-    resource: Resource,
-    flow: usize,
-    list: Option<List>,
+pub(super) struct Artefact {
+    pub resource: Resource,
+    pub flow: usize,
+    pub list: Option<List>,
 }
 
 /// What a code list or concept scheme is partial to: the items asked for.
-struct Ctx<'q> {
-    items: Option<&'q [String]>,
+pub(super) struct Ctx<'q> {
+    pub items: Option<&'q [String]>,
     /// Only the items the DSD uses (`referencepartial`).
-    partial: bool,
+    pub partial: bool,
 }
 
 impl Artefact {
-    fn id(&self, flows: &[Flow]) -> String {
+    pub(super) fn id(&self, flows: &[Flow]) -> String {
         let f = &flows[self.flow];
         match (self.resource, self.list) {
             (Resource::Codelist, Some(List::Freq)) => "CL_FREQ".into(),
@@ -211,7 +246,7 @@ impl Artefact {
             _ => f.id().to_owned(),
         }
     }
-    fn agency<'f>(&self, flows: &'f [Flow]) -> &'f str {
+    pub(super) fn agency<'f>(&self, flows: &'f [Flow]) -> &'f str {
         &flows[self.flow].agency
     }
 }
@@ -252,80 +287,121 @@ fn parents(a: Artefact, dimensions: usize) -> Vec<Artefact> {
     }
 }
 
-/// Answers a structure query over `flows` with an SDMX-ML 2.1 Structure message; 404 when
-/// nothing matches.
-pub fn answer(
-    query: &StructureQuery,
-    flows: &[Flow],
-    prepared: chrono::DateTime<chrono::Utc>,
-) -> Result<String, SdmxError> {
+/// The formats of structure messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StructureFormat {
+    /// SDMX-ML 2.1 Structure (SDMX-REST 1.5).
+    Ml21,
+    /// SDMX-JSON 1.0 structure message (SDMX-REST 1.5).
+    Json10,
+    /// SDMX-ML 3.0 Structure (SDMX-REST 2.2).
+    Ml30,
+    /// SDMX-JSON 2.0 structure message (SDMX-REST 2.2).
+    Json20,
+}
+
+impl StructureFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            StructureFormat::Ml21 => "application/vnd.sdmx.structure+xml; version=2.1",
+            StructureFormat::Json10 => "application/vnd.sdmx.structure+json; version=1.0.0",
+            StructureFormat::Ml30 => "application/vnd.sdmx.structure+xml; version=3.0.0",
+            StructureFormat::Json20 => "application/vnd.sdmx.structure+json; version=2.0.0",
+        }
+    }
+}
+
+/// One artefact of an answer: matched by the query, or come with it through `references`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    pub artefact: Artefact,
+    pub referenced: bool,
+}
+
+/// The artefacts that answer `query`, sorted by resource type; 404 when nothing matches.
+pub(super) fn select(query: &StructureQuery, flows: &[Flow]) -> Result<Vec<Entry>, SdmxError> {
     let wanted = |list: &Option<Vec<String>>, v: &str| list.as_ref().is_none_or(|l| l.iter().any(|x| x == v));
     let mut matched: Vec<Artefact> = Vec::new();
-    for (i, f) in flows.iter().enumerate() {
-        for a in artefacts_of(query.resource, i, f.def.dimensions.len()) {
-            if wanted(&query.agencies, a.agency(flows))
-                && wanted(&query.ids, &a.id(flows))
-                && wanted(&query.versions, VERSION)
-            {
-                matched.push(a);
+    for &resource in &query.resources {
+        for (i, f) in flows.iter().enumerate() {
+            for a in artefacts_of(resource, i, f.def.dimensions.len()) {
+                if wanted(&query.agencies, a.agency(flows))
+                    && wanted(&query.ids, &a.id(flows))
+                    && query.versions.admits(VERSION)
+                {
+                    matched.push(a);
+                }
             }
         }
     }
-    let ctx_items = query.items.as_deref();
     // Item queries: the item schemes that hold one of the items.
-    if let Some(items) = ctx_items {
+    if let Some(items) = query.items.as_deref() {
         matched.retain(|a| has_any_item(*a, flows, items));
     }
     if matched.is_empty() {
         return Err(SdmxError::no_results(format!(
             "no {} matches {}/{}/{}",
-            resource_name(query.resource),
+            query
+                .resources
+                .iter()
+                .map(|r| resource_name(*r))
+                .collect::<Vec<_>>()
+                .join(","),
             list_text(&query.agencies),
             list_text(&query.ids),
-            query.versions.as_ref().map_or("latest".into(), |v| v.join("+"))
+            query.versions.text()
         )));
     }
     let mut referenced: Vec<Artefact> = Vec::new();
     let dims = |a: &Artefact| flows[a.flow].def.dimensions.len();
     for a in &matched {
-        let mut down = Vec::new();
-        let mut up = Vec::new();
-        match query.references {
-            References::None => {}
-            References::Parents => up = parents(*a, dims(a)),
-            References::ParentsAndSiblings => {
-                up = parents(*a, dims(a));
-                for p in up.clone() {
-                    down.extend(children(p, dims(&p)));
+        for references in &query.references {
+            let mut down = Vec::new();
+            let mut up = Vec::new();
+            match references {
+                References::None => {}
+                References::Parents => up = parents(*a, dims(a)),
+                References::Ancestors => {
+                    let mut frontier = std::collections::VecDeque::from(parents(*a, dims(a)));
+                    while let Some(p) = frontier.pop_front() {
+                        frontier.extend(parents(p, dims(&p)));
+                        up.push(p);
+                    }
                 }
-            }
-            References::Children => down = children(*a, dims(a)),
-            References::Descendants | References::All | References::Only(_) => {
-                // Breadth first, so artefacts keep their order (the code lists in key order).
-                let mut frontier = std::collections::VecDeque::from(children(*a, dims(a)));
-                while let Some(c) = frontier.pop_front() {
-                    frontier.extend(children(c, dims(&c)));
-                    down.push(c);
-                }
-                if matches!(query.references, References::All | References::Only(_)) {
+                References::ParentsAndSiblings => {
                     up = parents(*a, dims(a));
                     for p in up.clone() {
                         down.extend(children(p, dims(&p)));
                     }
                 }
-            }
-        }
-        for r in up.into_iter().chain(down) {
-            if let References::Only(kind) = query.references {
-                if r.resource != kind {
-                    continue;
+                References::Children => down = children(*a, dims(a)),
+                References::Descendants | References::All | References::Only(_) => {
+                    // Breadth first, so artefacts keep their order (the code lists in key order).
+                    let mut frontier = std::collections::VecDeque::from(children(*a, dims(a)));
+                    while let Some(c) = frontier.pop_front() {
+                        frontier.extend(children(c, dims(&c)));
+                        down.push(c);
+                    }
+                    if matches!(references, References::All | References::Only(_)) {
+                        up = parents(*a, dims(a));
+                        for p in up.clone() {
+                            down.extend(children(p, dims(&p)));
+                        }
+                    }
                 }
             }
-            referenced.push(r);
+            for r in up.into_iter().chain(down) {
+                if let References::Only(kind) = references {
+                    if r.resource != *kind {
+                        continue;
+                    }
+                }
+                referenced.push(r);
+            }
         }
     }
     let key = |a: &Artefact| (a.resource, a.agency(flows).to_owned(), a.id(flows));
-    let mut all: Vec<(Artefact, bool)> = Vec::new();
+    let mut all: Vec<Entry> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (a, is_ref) in matched
         .iter()
@@ -333,11 +409,40 @@ pub fn answer(
         .chain(referenced.iter().map(|a| (*a, true)))
     {
         if seen.insert(key(&a)) {
-            all.push((a, is_ref));
+            all.push(Entry {
+                artefact: a,
+                referenced: is_ref,
+            });
         }
     }
-    all.sort_by_key(|(a, _)| a.resource);
+    all.sort_by_key(|e| e.artefact.resource);
+    Ok(all)
+}
 
+/// Answers a structure query over `flows` in `format`; 404 when nothing matches.
+pub fn answer(
+    query: &StructureQuery,
+    flows: &[Flow],
+    prepared: chrono::DateTime<chrono::Utc>,
+    format: StructureFormat,
+) -> Result<String, SdmxError> {
+    let all = select(query, flows)?;
+    Ok(match format {
+        StructureFormat::Ml21 => write_ml21(query, flows, prepared, &all),
+        StructureFormat::Ml30 => super::structure_formats::ml30(query, flows, prepared, &all),
+        StructureFormat::Json20 => super::structure_formats::json20(query, flows, prepared, &all),
+        StructureFormat::Json10 => super::structure_formats::json10(query, flows, prepared, &all),
+    })
+}
+
+/// The SDMX-ML 2.1 Structure message.
+fn write_ml21(
+    query: &StructureQuery,
+    flows: &[Flow],
+    prepared: chrono::DateTime<chrono::Utc>,
+    all: &[Entry],
+) -> String {
+    let ctx_items = query.items.as_deref();
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
@@ -349,7 +454,11 @@ pub fn answer(
         header_time(prepared)
     );
     let mut open: Option<Resource> = None;
-    for (a, is_ref) in &all {
+    for Entry {
+        artefact: a,
+        referenced: is_ref,
+    } in all
+    {
         if open != Some(a.resource) {
             if let Some(r) = open {
                 let _ = writeln!(out, "</structure:{}>", section(r));
@@ -368,14 +477,14 @@ pub fn answer(
         let _ = writeln!(out, "</structure:{}>", section(r));
     }
     out.push_str("</message:Structures>\n</message:Structure>\n");
-    Ok(out)
+    out
 }
 
 fn list_text(l: &Option<Vec<String>>) -> String {
     l.as_ref().map_or("all".into(), |v| shorten(&v.join("+")))
 }
 
-fn resource_name(r: Resource) -> &'static str {
+pub(super) fn resource_name(r: Resource) -> &'static str {
     match r {
         Resource::Dataflow => "dataflow",
         Resource::DataStructure => "datastructure",
@@ -394,7 +503,7 @@ fn section(r: Resource) -> &'static str {
 }
 
 /// `(id, name, parent)` of every item of a code list or concept scheme.
-fn items(a: Artefact, flows: &[Flow]) -> Vec<(String, String, Option<String>)> {
+pub(super) fn items(a: Artefact, flows: &[Flow]) -> Vec<(String, String, Option<String>)> {
     let f = &flows[a.flow];
     let plain = |pairs: &[(&str, &str)]| {
         pairs
@@ -437,7 +546,7 @@ fn has_any_item(a: Artefact, flows: &[Flow], wanted: &[String]) -> bool {
         && items(a, flows).iter().any(|(id, _, _)| wanted.contains(id))
 }
 
-fn urn(a: Artefact, flows: &[Flow]) -> String {
+pub(super) fn urn(a: Artefact, flows: &[Flow]) -> String {
     let class = match a.resource {
         Resource::Dataflow => "datastructure.Dataflow",
         Resource::DataStructure => "datastructure.DataStructure",
@@ -455,6 +564,43 @@ fn name(out: &mut String, text: &str) {
     let _ = write!(out, "<common:Name xml:lang=\"en\">{}</common:Name>", escape(text));
 }
 
+/// The items an item scheme keeps: `None` for all; else the items asked for and their
+/// ancestors (SDMX-REST: a nested item comes with its parents).
+pub(super) fn kept_items(all_items: &[(String, String, Option<String>)], ctx: &Ctx) -> Option<Vec<String>> {
+    if ctx.partial {
+        return None;
+    }
+    ctx.items.map(|wanted| {
+        let mut keep: Vec<String> = Vec::new();
+        for w in wanted {
+            let mut cur = all_items.iter().find(|(id, _, _)| id == w);
+            while let Some((id, _, parent)) = cur {
+                if !keep.contains(id) {
+                    keep.push(id.clone());
+                }
+                cur = parent
+                    .as_ref()
+                    .and_then(|p| all_items.iter().find(|(id, _, _)| id == p));
+            }
+        }
+        keep
+    })
+}
+
+/// The name of an artefact.
+pub(super) fn title(a: Artefact, flows: &[Flow]) -> String {
+    let f = &flows[a.flow];
+    match (a.resource, a.list) {
+        (Resource::Dataflow | Resource::DataStructure, _) => f.def.name.clone(),
+        (Resource::ConceptScheme, _) => format!("Concepts of {}", f.def.name),
+        (_, Some(List::Freq)) => "Frequency".into(),
+        (_, Some(List::Measure)) => "Measure".into(),
+        (_, Some(List::ObsStatus)) => "Observation status".into(),
+        (_, Some(List::Dimension(i))) => f.def.dimensions[i].label.clone(),
+        _ => String::new(),
+    }
+}
+
 fn write_artefact(out: &mut String, a: Artefact, flows: &[Flow], stub: bool, ctx: &Ctx) {
     let f = &flows[a.flow];
     let element = match a.resource {
@@ -464,26 +610,7 @@ fn write_artefact(out: &mut String, a: Artefact, flows: &[Flow], stub: bool, ctx
         Resource::ConceptScheme => "ConceptScheme",
     };
     let all_items = items(a, flows);
-    let used: Option<Vec<String>> = if ctx.partial {
-        None
-    } else {
-        ctx.items.map(|wanted| {
-            // An item and its ancestors (SDMX-REST: a nested item comes with its parents).
-            let mut keep: Vec<String> = Vec::new();
-            for w in wanted {
-                let mut cur = all_items.iter().find(|(id, _, _)| id == w);
-                while let Some((id, _, parent)) = cur {
-                    if !keep.contains(id) {
-                        keep.push(id.clone());
-                    }
-                    cur = parent
-                        .as_ref()
-                        .and_then(|p| all_items.iter().find(|(id, _, _)| id == p));
-                }
-            }
-            keep
-        })
-    };
+    let used = kept_items(&all_items, ctx);
     let partial = used.is_some();
     let _ = write!(
         out,
@@ -499,15 +626,7 @@ fn write_artefact(out: &mut String, a: Artefact, flows: &[Flow], stub: bool, ctx
         out.push_str(" isPartial=\"true\"");
     }
     out.push('>');
-    let title = match (a.resource, a.list) {
-        (Resource::Dataflow | Resource::DataStructure, _) => f.def.name.clone(),
-        (Resource::ConceptScheme, _) => format!("Concepts of {}", f.def.name),
-        (_, Some(List::Freq)) => "Frequency".into(),
-        (_, Some(List::Measure)) => "Measure".into(),
-        (_, Some(List::ObsStatus)) => "Observation status".into(),
-        (_, Some(List::Dimension(i))) => f.def.dimensions[i].label.clone(),
-        _ => String::new(),
-    };
+    let title = title(a, flows);
     name(out, &title);
     if !stub {
         if let (Resource::Dataflow | Resource::DataStructure, Some(d)) = (a.resource, &f.def.description) {

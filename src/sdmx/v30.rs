@@ -38,7 +38,7 @@ const DATA_TYPES: &str = "application/vnd.sdmx.data+json;version=2.0.0 (the defa
 
 /// Whether a requested format `version` (SDMX semantic versioning: `2.0.0`, `2`, `2.0.0+`,
 /// `2+.0.0`) admits `ours`.
-fn version_admits(requested: &str, ours: [u32; 3]) -> bool {
+pub(super) fn version_admits(requested: &str, ours: [u32; 3]) -> bool {
     let parts: Vec<&str> = requested.trim().split('.').collect();
     if parts.len() > 3 {
         return false;

@@ -218,7 +218,7 @@ async fn errors_are_sdmx_messages() {
         ),
         (
             "dataflow".to_owned(),
-            Some("application/vnd.sdmx.structure+json;version=1.0.0"),
+            Some("application/vnd.sdmx.structure+json;version=2.0.0"),
             406,
             "140",
             "is not offered",

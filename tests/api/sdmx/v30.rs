@@ -316,7 +316,7 @@ async fn v30_errors_in_the_format_asked_for() {
             "updatedAfter",
         ),
         (&format!("{DATA}?offset=10"), 501, "offset"),
-        ("structure/dataflow/BOK", 501, "not implemented"),
+        ("availability/dataflow/BOK", 501, "not implemented"),
     ];
     for (path, status, text) in cases {
         let (got, headers, body) = get(&app, path, None).await;
