@@ -159,9 +159,9 @@ impl ReleaseInput {
                 .into_iter()
                 .map(|o| domain::ObservationDraft {
                     key: o.key,
-                    period: o.period.to_string(),
+                    period: o.period.into(),
                     measure: Some(o.measure),
-                    value: o.value.0.to_string(),
+                    value: o.value.0.into(),
                 })
                 .collect(),
             backfill: input.backfill,

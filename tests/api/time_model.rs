@@ -413,7 +413,7 @@ mod property {
                                 key: KEYS[k].into(),
                                 period: PERIODS[p].into(),
                                 measure: None,
-                                value: v.to_string(),
+                                value: v.to_string().into(),
                             })
                             .collect(),
                         backfill: w.backfill,
