@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::Subject;
+use crate::projection::{Applied, ReleaseInfo};
 use crate::store::{decode, encode, Envelope, Head, Record, StoreError, StoredEvent, FORMAT_VERSION};
 
 use super::command::{Command, Context, Decision};
@@ -29,8 +30,18 @@ pub(super) struct Pending {
     pub command: Command,
     pub expected_revision: Option<u64>,
     pub actor: String,
-    pub reply: oneshot::Sender<Result<Committed, LedgerError>>,
+    pub reply: oneshot::Sender<Result<Reply, LedgerError>>,
 }
+
+/// What the writer answers a command with: the commit and, for a release, its position and
+/// what the projection keeps of it, taken under the lock the group holds anyway, so that
+/// the caller need not read the projection again.
+#[derive(Debug)]
+pub(super) struct Reply {
+    pub committed: Committed,
+    pub release: Option<(u32, ReleaseInfo)>,
+}
+
 
 /// The single writer. Holds only a weak reference so dropping every `Ledger` stops it.
 ///
@@ -225,14 +236,11 @@ fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
 /// one root field at a time), and meanwhile lets no new reader in: waiting for it on one of
 /// the runtime's workers would stall every connection that worker serves, and any reader
 /// the runtime runs would then block the other workers too.
-async fn apply_off_runtime(
-    inner: &Arc<Inner>,
-    events: Vec<StoredEvent>,
-) -> Option<(Vec<StoredEvent>, Vec<Arc<Notice>>)> {
+async fn apply_off_runtime(inner: &Arc<Inner>, events: Vec<StoredEvent>) -> Option<(Vec<StoredEvent>, Applying)> {
     let task_inner = inner.clone();
     let applying = tokio::task::spawn_blocking(move || {
-        let notices = apply_now(&task_inner, &events);
-        (events, notices)
+        let applied = apply_now(&task_inner, &events);
+        (events, applied)
     });
     match applying.await {
         Ok(done) => Some(done),
@@ -247,13 +255,26 @@ async fn apply_off_runtime(
     }
 }
 
+/// What applying a group gives: the notices for subscribers, and for each event that
+/// recorded a release its position and what the projection keeps of it.
+struct Applying {
+    notices: Vec<Arc<Notice>>,
+    releases: Vec<Option<(u32, ReleaseInfo)>>,
+}
+
 /// Applies `events` under the write lock. Records the new head as seen, so that
 /// [`super::Ledger::head_revision`] never answers below an acknowledged write.
-fn apply_now(inner: &Inner, events: &[StoredEvent]) -> Vec<Arc<Notice>> {
+fn apply_now(inner: &Inner, events: &[StoredEvent]) -> Applying {
     let mut notices = Vec::with_capacity(events.len());
+    let mut releases = Vec::with_capacity(events.len());
     let mut state = inner.state.write();
     for event in events {
-        match state.apply(event) {
+        let applied = state.apply(event);
+        releases.push(match &applied {
+            Ok(Applied::ReleasePublished { release, .. }) => Some((*release, state.release_at(*release).clone())),
+            _ => None,
+        });
+        match applied {
             Ok(applied) => notices.push(Arc::new(Notice {
                 revision: event.revision(),
                 applied,
@@ -266,13 +287,13 @@ fn apply_now(inner: &Inner, events: &[StoredEvent]) -> Vec<Arc<Notice>> {
         }
     }
     inner.seen_head.fetch_max(state.head().revision, Ordering::Relaxed);
-    notices
+    Applying { notices, releases }
 }
 
 /// How one command of a group is answered.
 enum Outcome {
     /// Answered without writing.
-    Answer(Result<Committed, LedgerError>),
+    Answer(Result<Reply, LedgerError>),
     /// The event at this index of the group: appended for this command, or (`duplicate`)
     /// for an earlier identical command of the same group.
     Event { index: usize, duplicate: bool },
@@ -335,7 +356,14 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
             continue;
         };
         let outcome = match command.decide(&ctx) {
-            Decision::Answer(answer) => Outcome::Answer(answer),
+            // A release recorded before (a retry) is in the projection this group reads.
+            Decision::Answer(answer) => Outcome::Answer(answer.map(|committed| Reply {
+                release: committed
+                    .release
+                    .and_then(|id| state.release(&id))
+                    .map(|(position, info)| (position, info.clone())),
+                committed,
+            })),
             Decision::Append(event) => {
                 let subject = event.subject();
                 if let Some(&index) = subjects.get(&subject) {
@@ -511,7 +539,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         break decided;
     };
 
-    let Some((events, notices)) = apply_off_runtime(inner, events).await else {
+    let Some((events, Applying { notices, releases })) = apply_off_runtime(inner, events).await else {
         for reply in replies {
             let _ = reply.send(Err(poisoned()));
         }
@@ -520,14 +548,17 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let answer = match outcome {
             Outcome::Answer(a) => a,
-            Outcome::Event { index, duplicate } => Ok(Committed {
-                revision: events[index].revision(),
-                hash: events[index].hash,
-                duplicate,
-                release: match events[index].envelope.event.subject() {
-                    crate::domain::Subject::Release(id) => Some(id),
-                    crate::domain::Subject::Dataset(_) => None,
+            Outcome::Event { index, duplicate } => Ok(Reply {
+                committed: Committed {
+                    revision: events[index].revision(),
+                    hash: events[index].hash,
+                    duplicate,
+                    release: match events[index].envelope.event.subject() {
+                        crate::domain::Subject::Release(id) => Some(id),
+                        crate::domain::Subject::Dataset(_) => None,
+                    },
                 },
+                release: releases[index].clone(),
             }),
         };
         let _ = reply.send(answer);
