@@ -546,6 +546,35 @@ mod tests {
         }
     }
 
+    /// A release given as text (a file) and the same given parsed (as GraphQL passes its
+    /// `Period` and `Decimal`) record the same event, byte for byte: the canonical JSON the
+    /// hash chain covers did not change when drafts became typed.
+    #[test]
+    fn text_and_parsed_drafts_record_the_same_bytes() {
+        let mut text = draft(vec![
+            obs("IPR._T", "2025H1", None, "-4530.10"),
+            obs("ICT._T", "2025-S1", Some("BAL"), "+7"),
+        ]);
+        text.id = Some(Uuid::nil());
+        let mut parsed = text.clone();
+        for (o, (p, v)) in parsed
+            .observations
+            .iter_mut()
+            .zip([("2025H1", "-4530.10"), ("2025-S1", "+7")])
+        {
+            o.period = Parsed::Value(Period::parse(p).unwrap());
+            o.value = Parsed::Value(parse_value(v).unwrap());
+        }
+        let ds = sample();
+        let a = serde_json::to_string(&text.validate(&ds).unwrap()).unwrap();
+        let b = serde_json::to_string(&parsed.validate(&ds).unwrap()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            r#"{"id":"00000000-0000-0000-0000-000000000000","dataset":"KR_KNOWLEDGE_SERVICES","status":"PRELIMINARY","title":"2025-H1 preliminary","published_at":"2025-09-03T00:00:00Z","observations":[{"key":"ICT._T","period":"2025-S1","measure":"BAL","value":"7"},{"key":"IPR._T","period":"2025-S1","measure":"BAL","value":"-4530.10"}]}"#
+        );
+    }
+
     #[test]
     fn validates_and_canonicalises() {
         let r = draft(vec![

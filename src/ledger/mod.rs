@@ -170,6 +170,10 @@ struct Inner {
     max_clock_skew_ms: std::sync::atomic::AtomicU64,
     /// The head revision the last reader of `state` saw ([`Ledger::head_revision`]).
     seen_head: AtomicU64,
+    /// Times `state` was taken for reading by [`Ledger::read`], [`Ledger::try_read`] or the
+    /// writer deciding a group, for the tests that count them.
+    #[cfg(test)]
+    reads: AtomicU64,
 }
 
 /// The log as far as verifications have covered it: every event up to `head` was checked
@@ -246,6 +250,8 @@ impl Ledger {
             witnessing: Default::default(),
             max_clock_skew_ms: (DEFAULT_MAX_CLOCK_SKEW.as_millis() as u64).into(),
             seen_head: AtomicU64::new(seen_head),
+            #[cfg(test)]
+            reads: AtomicU64::new(0),
         });
         tokio::spawn(writer::writer(Arc::downgrade(&inner), rx));
         if inner.read_only.is_none() {
@@ -257,6 +263,8 @@ impl Ledger {
     /// Read access to the projection. The guard blocks the thread: never hold it across
     /// `.await`. A write waiting for the lock keeps new readers out until it is done.
     pub fn read(&self) -> RwLockReadGuard<'_, Projection> {
+        #[cfg(test)]
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
         let p = self.inner.state.read();
         self.saw(p.head().revision);
         p
@@ -265,6 +273,8 @@ impl Ledger {
     /// [`Ledger::read`] when the lock is free for reading now, `None` when a reader would wait
     /// (a write waits for it): for background tasks that must never block a runtime thread.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, Projection>> {
+        #[cfg(test)]
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
         let p = self.inner.state.try_read()?;
         self.saw(p.head().revision);
         Some(p)

@@ -325,6 +325,8 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
     let mut records: Vec<Record> = Vec::new();
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut outcomes = Vec::with_capacity(slots.len());
+    #[cfg(test)]
+    inner.reads.fetch_add(1, Ordering::Relaxed);
     let state = inner.state.read();
     // Recording times never go back, whatever the clock does: "known at" stays a prefix.
     let now = state
@@ -568,4 +570,65 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         let _ = inner.notices.send(n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Ledger, LedgerError, OpenOptions};
+    use super::*;
+    use crate::domain::dataset::tests::sample;
+    use crate::domain::{ObservationDraft, ReleaseDraft, ReleaseStatus};
+    use crate::store::MemoryStore;
+
+    fn draft(value: &str) -> ReleaseDraft {
+        ReleaseDraft {
+            id: Some(Uuid::new_v4()),
+            dataset: "KR_KNOWLEDGE_SERVICES".into(),
+            status: ReleaseStatus::Preliminary,
+            title: "SYNTHETIC one read".into(),
+            published_at: "2025-09-03T00:00:00Z".parse().unwrap(),
+            source: None,
+            observations: vec![ObservationDraft {
+                key: "IPR._T".into(),
+                period: "2025-S1".into(),
+                measure: None,
+                value: value.into(),
+            }],
+            backfill: false,
+            revision_reason: None,
+        }
+    }
+
+    /// A publication takes the projection for reading once, in the writer, which validates
+    /// the draft against it and answers with the recorded release: not before (to validate)
+    /// nor after (to show the release).
+    #[tokio::test]
+    async fn a_publication_reads_the_projection_once_in_the_writer() {
+        let (ledger, _) = Ledger::open(Arc::new(MemoryStore::new()), OpenOptions::default()).unwrap();
+        ledger.define_dataset(sample(), "t").await.unwrap();
+        let reads = || ledger.inner.reads.load(Ordering::Relaxed);
+        let d = draft("-4530.0");
+        let before = reads();
+        let published = ledger.publish_gated(d.clone(), None, "t", None).await.unwrap();
+        assert_eq!(reads() - before, 1, "reads of the projection for one publication");
+        let (position, info) = published.release.expect("the recorded release");
+        assert_eq!((position, info.id, info.title.as_str()), (0, d.id.unwrap(), "SYNTHETIC one read"));
+        assert!(!published.committed.duplicate);
+
+        // A retry is answered from the same single read, with the release as recorded.
+        let before = reads();
+        let again = ledger.publish_gated(d, None, "t", None).await.unwrap();
+        assert_eq!(reads() - before, 1);
+        assert!(again.committed.duplicate);
+        assert_eq!(again.release.map(|(p, i)| (p, i.revision)), Some((0, info.revision)));
+
+        // A refusal names the field, from the writer's validation.
+        let before = reads();
+        let e = ledger.publish_gated(draft("1.5.5"), None, "t", None).await.unwrap_err();
+        assert_eq!(reads() - before, 1);
+        assert!(
+            matches!(&e, LedgerError::BadInput { field, message } if field == "observations[0].value" && message.contains("1.5.5")),
+            "{e:?}"
+        );
+    }
 }
