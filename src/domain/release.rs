@@ -183,7 +183,10 @@ impl<T> Parsed<T> {
         }
     }
 
-    fn from_text<E: fmt::Display>(text: impl AsRef<str> + Into<String>, parse: impl FnOnce(&str) -> Result<T, E>) -> Self {
+    fn from_text<E: fmt::Display>(
+        text: impl AsRef<str> + Into<String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Self {
         match parse(text.as_ref()) {
             Ok(v) => Parsed::Value(v),
             Err(e) => Parsed::Refused(Box::new(Refusal {
@@ -521,14 +524,21 @@ mod tests {
             serde_json::from_value(serde_json::json!({"key": "K", "period": "2025-S3", "value": "1e3"})).unwrap();
         assert_eq!(bad.period.to_string(), "2025-S3");
         assert!(bad.period.clone().into_result().unwrap_err().contains("2025-S3"));
-        assert!(bad.value.clone().into_result().unwrap_err().contains("invalid decimal `1e3`"));
+        assert!(bad
+            .value
+            .clone()
+            .into_result()
+            .unwrap_err()
+            .contains("invalid decimal `1e3`"));
         // Integers are exact; floats are refused where the JSON is read.
         let int: ObservationDraft =
             serde_json::from_value(serde_json::json!({"key": "K", "period": "2025", "value": -7})).unwrap();
         assert_eq!(int.value, Parsed::Value(Decimal::from(-7)));
-        let float = serde_json::from_value::<ObservationDraft>(serde_json::json!({"key": "K", "period": "2025", "value": 1.5}));
+        let float =
+            serde_json::from_value::<ObservationDraft>(serde_json::json!({"key": "K", "period": "2025", "value": 1.5}));
         assert!(float.unwrap_err().to_string().contains("fraction"));
-        let number = serde_json::from_value::<ObservationDraft>(serde_json::json!({"key": "K", "period": 2025, "value": "1"}));
+        let number =
+            serde_json::from_value::<ObservationDraft>(serde_json::json!({"key": "K", "period": 2025, "value": "1"}));
         assert!(number.is_err());
     }
 

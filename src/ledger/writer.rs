@@ -42,7 +42,6 @@ pub(super) struct Reply {
     pub release: Option<(u32, ReleaseInfo)>,
 }
 
-
 /// The single writer. Holds only a weak reference so dropping every `Ledger` stops it.
 ///
 /// After a group fails to reach the disk, it refuses every command and, with a pause that
@@ -359,12 +358,14 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
         };
         let outcome = match command.decide(&ctx) {
             // A release recorded before (a retry) is in the projection this group reads.
-            Decision::Answer(answer) => Outcome::Answer(answer.map(|committed| Reply {
-                release: committed
-                    .release
-                    .and_then(|id| state.release(&id))
-                    .map(|(position, info)| (position, info.clone())),
-                committed,
+            Decision::Answer(answer) => Outcome::Answer(answer.map(|committed| {
+                Reply {
+                    release: committed
+                        .release
+                        .and_then(|id| state.release(&id))
+                        .map(|(position, info)| (position, info.clone())),
+                    committed,
+                }
             })),
             Decision::Append(event) => {
                 let subject = event.subject();
@@ -612,7 +613,10 @@ mod tests {
         let published = ledger.publish_gated(d.clone(), None, "t", None).await.unwrap();
         assert_eq!(reads() - before, 1, "reads of the projection for one publication");
         let (position, info) = published.release.expect("the recorded release");
-        assert_eq!((position, info.id, info.title.as_str()), (0, d.id.unwrap(), "SYNTHETIC one read"));
+        assert_eq!(
+            (position, info.id, info.title.as_str()),
+            (0, d.id.unwrap(), "SYNTHETIC one read")
+        );
         assert!(!published.committed.duplicate);
 
         // A retry is answered from the same single read, with the release as recorded.

@@ -234,7 +234,13 @@ mod tests {
         assert!(stored[32..].starts_with(br#"{"format":1,"#));
         let back = decode(1, &stored, &Hash::GENESIS).unwrap();
         assert_eq!(back.envelope.event, current.event);
-        assert_eq!(back.envelope, Envelope { format: 1, ..current.clone() });
+        assert_eq!(
+            back.envelope,
+            Envelope {
+                format: 1,
+                ..current.clone()
+            }
+        );
         assert_eq!(back.hash, hash);
         assert_eq!(back.hash, Hash(Sha256::digest(&stored[32..]).into()));
         assert_ne!(back.hash, encode(&current).0, "the current form hashes differently");
@@ -277,7 +283,10 @@ mod tests {
         let mut bad = stored.clone();
         let at = bad.len() - 3;
         bad[at] ^= 1;
-        assert!(decode_in(&table, 1, &bad, &Hash::GENESIS).unwrap_err().reason.contains("hash"));
+        assert!(decode_in(&table, 1, &bad, &Hash::GENESIS)
+            .unwrap_err()
+            .reason
+            .contains("hash"));
     }
 
     #[test]
@@ -289,7 +298,8 @@ mod tests {
         let (_, stored) = record_of(&future);
         let e = decode(1, &stored, &Hash::GENESIS).unwrap_err();
         assert!(
-            e.reason.starts_with(&format!("unknown record format {}", FORMAT_VERSION + 1)),
+            e.reason
+                .starts_with(&format!("unknown record format {}", FORMAT_VERSION + 1)),
             "{e}"
         );
         assert!(e.reason.contains("newer"), "{e}");

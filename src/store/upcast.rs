@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn unknown_formats_are_refused_naming_what_is_read() {
         let e = chain(FORMAT_VERSION + 1).unwrap_err();
-        assert!(e.starts_with(&format!("unknown record format {}", FORMAT_VERSION + 1)), "{e}");
+        assert!(
+            e.starts_with(&format!("unknown record format {}", FORMAT_VERSION + 1)),
+            "{e}"
+        );
         assert!(e.contains(&format!("formats 1 to {FORMAT_VERSION}")), "{e}");
         assert!(e.contains("newer"), "{e}");
         assert!(chain(0).unwrap_err().contains("format 0"));

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::support::PUBLISH;
 use crate::proc_support::{copy_dir, release_input, run_cli, Server};
+use crate::support::PUBLISH;
 use tradeledger::store::FORMAT_VERSION;
 
 const EVENTS: &str = "{ events(first: 100) { nodes { revision hash prevHash canonical } } }";
@@ -45,7 +45,9 @@ fn checked_events(v: &Value) -> Vec<(u64, String, String)> {
 }
 
 fn format_of(canonical: &str) -> u64 {
-    serde_json::from_str::<Value>(canonical).unwrap()["format"].as_u64().unwrap()
+    serde_json::from_str::<Value>(canonical).unwrap()["format"]
+        .as_u64()
+        .unwrap()
 }
 
 /// The records of the previous release are format 1 and read as such; a write appends one
