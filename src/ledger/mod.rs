@@ -471,7 +471,7 @@ impl Ledger {
         let reply = rx.await.unwrap_or_else(|_| Err(writer_gone()))?;
         Ok(Published {
             committed: reply.committed,
-            release: reply.release,
+            release: reply.release.map(|r| *r),
         })
     }
 

@@ -39,7 +39,7 @@ pub(super) struct Pending {
 #[derive(Debug)]
 pub(super) struct Reply {
     pub committed: Committed,
-    pub release: Option<(u32, ReleaseInfo)>,
+    pub release: Option<Box<(u32, ReleaseInfo)>>,
 }
 
 /// The single writer. Holds only a weak reference so dropping every `Ledger` stops it.
@@ -363,7 +363,7 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
                     release: committed
                         .release
                         .and_then(|id| state.release(&id))
-                        .map(|(position, info)| (position, info.clone())),
+                        .map(|(position, info)| Box::new((position, info.clone()))),
                     committed,
                 }
             })),
@@ -561,7 +561,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
                         crate::domain::Subject::Dataset(_) => None,
                     },
                 },
-                release: releases[index].clone(),
+                release: releases[index].clone().map(Box::new),
             }),
         };
         let _ = reply.send(answer);
