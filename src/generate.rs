@@ -133,9 +133,9 @@ impl Iterator for Generator {
                 let value = self.value(k, p, age);
                 observations.push(ObservationDraft {
                     key: self.keys[k].clone(),
-                    period: period(p).to_string(),
+                    period: period(p).into(),
                     measure: None,
-                    value: value.to_string(),
+                    value: value.into(),
                 });
             }
         }
@@ -173,7 +173,7 @@ mod tests {
             r.clone().validate(&ds).unwrap();
         }
         let periods: std::collections::BTreeSet<_> =
-            releases[4].observations.iter().map(|o| o.period.clone()).collect();
+            releases[4].observations.iter().map(|o| o.period.to_string()).collect();
         assert_eq!(periods.len(), 3);
         assert!(releases[4].title.starts_with("SYNTHETIC"));
         // Same seed, same output.

@@ -12,7 +12,7 @@ pub use dataset::{Code, Dataset, DatasetError, Dimension, KeyError, SeriesKey, T
 pub use event::{Event, Subject};
 pub use period::{Frequency, Period, PeriodError};
 pub use release::{
-    Observation, ObservationDraft, Release, ReleaseDraft, ReleaseError, ReleaseStatus, RevisionReason,
+    Observation, ObservationDraft, Parsed, Refusal, Release, ReleaseDraft, ReleaseError, ReleaseStatus, RevisionReason,
     RevisionReasonKind,
 };
 pub use schedule::{Schedule, Sealed, Withdrawal};

@@ -134,21 +134,149 @@ impl Release {
     }
 }
 
-/// A figure as submitted, before validation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A figure as submitted, before validation. Its period and value are parsed once, where
+/// the text is read (a file, a JSON body, or a GraphQL argument, which arrives parsed), and
+/// carried typed to the event; a text that does not parse is carried with its refusal, which
+/// validation reports naming the field (`observations[3].period`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationDraft {
     pub key: String,
-    pub period: String,
+    pub period: Parsed<Period>,
+    /// Among the dataset's measures (`BAL` when not given).
     #[serde(default)]
     pub measure: Option<String>,
-    /// The value as text, so that it is never a float on its way in.
-    #[serde(deserialize_with = "exact_text")]
-    pub value: String,
+    /// The exact decimal; read from a string or an integer, never from a float.
+    pub value: Parsed<Decimal>,
+}
+
+/// A field of a draft as parsed from its text: the value, or the text with why it was
+/// refused. Parsing happens once, where the text is read; validation takes the value, or
+/// reports the refusal under the field's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<T> {
+    Value(T),
+    Refused(Box<Refusal>),
+}
+
+/// A text that did not parse, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub text: String,
+    pub why: String,
+}
+
+impl<T> Parsed<T> {
+    /// The value, or why its text was refused.
+    pub fn into_result(self) -> Result<T, String> {
+        match self {
+            Parsed::Value(v) => Ok(v),
+            Parsed::Refused(r) => Err(r.why),
+        }
+    }
+
+    /// The value, if the text parsed.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Parsed::Value(v) => Some(v),
+            Parsed::Refused(_) => None,
+        }
+    }
+
+    fn from_text<E: fmt::Display>(
+        text: impl AsRef<str> + Into<String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Self {
+        match parse(text.as_ref()) {
+            Ok(v) => Parsed::Value(v),
+            Err(e) => Parsed::Refused(Box::new(Refusal {
+                why: e.to_string(),
+                text: text.into(),
+            })),
+        }
+    }
+}
+
+impl From<Period> for Parsed<Period> {
+    fn from(p: Period) -> Self {
+        Parsed::Value(p)
+    }
+}
+
+impl From<&str> for Parsed<Period> {
+    fn from(text: &str) -> Self {
+        Parsed::from_text(text, Period::parse)
+    }
+}
+
+impl From<String> for Parsed<Period> {
+    fn from(text: String) -> Self {
+        Parsed::from_text(text, Period::parse)
+    }
+}
+
+impl From<Decimal> for Parsed<Decimal> {
+    fn from(d: Decimal) -> Self {
+        Parsed::Value(d)
+    }
+}
+
+impl From<&str> for Parsed<Decimal> {
+    fn from(text: &str) -> Self {
+        Parsed::from_text(text, parse_value)
+    }
+}
+
+impl From<String> for Parsed<Decimal> {
+    fn from(text: String) -> Self {
+        Parsed::from_text(text, parse_value)
+    }
+}
+
+/// The value in its canonical text (`2025-S1`, `-4530.0`: a decimal keeps its scale), or
+/// the refused text as given.
+impl<T: fmt::Display> fmt::Display for Parsed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Parsed::Value(v) => v.fmt(f),
+            Parsed::Refused(r) => f.write_str(&r.text),
+        }
+    }
+}
+
+impl<T: fmt::Display> Serialize for Parsed<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A period is read from a string.
+impl<'de> Deserialize<'de> for Parsed<Period> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Parsed<Period>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Parsed<Period>, E> {
+                Ok(v.into())
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A value is read from a string, or an integer (which JSON carries exactly); JSON numbers
+/// with a fraction or exponent, which parsers turn into floats, are refused.
+impl<'de> Deserialize<'de> for Parsed<Decimal> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        exact_text(d).map(Parsed::from)
+    }
 }
 
 /// A release as submitted (GraphQL input, JSON or CSV file), before validation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReleaseDraft {
     #[serde(default)]
@@ -266,7 +394,7 @@ impl ReleaseDraft {
         for (i, o) in self.observations.into_iter().enumerate() {
             let at = |f: &str| format!("observations[{i}].{f}");
             let key = dataset.parse_key(&o.key).map_err(|e| err(&at("key"), e.to_string()))?;
-            let period = Period::parse(&o.period).map_err(|e| err(&at("period"), e.to_string()))?;
+            let period = o.period.into_result().map_err(|e| err(&at("period"), e))?;
             if let Some(frequency) = frequency.filter(|&f| f != period.frequency()) {
                 return Err(err(&at("period"), wrong_frequency(period, &dataset.id, frequency)));
             }
@@ -282,7 +410,7 @@ impl ReleaseDraft {
                     ),
                 ));
             }
-            let value = parse_value(&o.value).map_err(|e| err(&at("value"), e.to_string()))?;
+            let value = o.value.into_result().map_err(|e| err(&at("value"), e))?;
             if value.abs() > MAX_VALUE {
                 return Err(err(
                     &at("value"),
@@ -378,6 +506,42 @@ mod tests {
         }
     }
 
+    /// Text is parsed once, where the draft is made: a period or value that parses is
+    /// carried typed (and shown in canonical form), one that does not is carried with its
+    /// refusal, which validation reports under the field's name.
+    #[test]
+    fn drafts_carry_parsed_values_or_their_refusal() {
+        let o = obs("IPR._T", "2025H1", None, "-4530.0");
+        assert_eq!(o.period, Parsed::Value(Period::parse("2025-S1").unwrap()));
+        assert_eq!(o.value.value().map(ToString::to_string).as_deref(), Some("-4530.0"));
+        assert_eq!(o.period.to_string(), "2025-S1");
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(json["period"], "2025-S1");
+        assert_eq!(json["value"], "-4530.0");
+        let back: ObservationDraft = serde_json::from_value(json).unwrap();
+        assert_eq!(back, o);
+        let bad: ObservationDraft =
+            serde_json::from_value(serde_json::json!({"key": "K", "period": "2025-S3", "value": "1e3"})).unwrap();
+        assert_eq!(bad.period.to_string(), "2025-S3");
+        assert!(bad.period.clone().into_result().unwrap_err().contains("2025-S3"));
+        assert!(bad
+            .value
+            .clone()
+            .into_result()
+            .unwrap_err()
+            .contains("invalid decimal `1e3`"));
+        // Integers are exact; floats are refused where the JSON is read.
+        let int: ObservationDraft =
+            serde_json::from_value(serde_json::json!({"key": "K", "period": "2025", "value": -7})).unwrap();
+        assert_eq!(int.value, Parsed::Value(Decimal::from(-7)));
+        let float =
+            serde_json::from_value::<ObservationDraft>(serde_json::json!({"key": "K", "period": "2025", "value": 1.5}));
+        assert!(float.unwrap_err().to_string().contains("fraction"));
+        let number =
+            serde_json::from_value::<ObservationDraft>(serde_json::json!({"key": "K", "period": 2025, "value": "1"}));
+        assert!(number.is_err());
+    }
+
     fn draft(observations: Vec<ObservationDraft>) -> ReleaseDraft {
         ReleaseDraft {
             id: None,
@@ -390,6 +554,35 @@ mod tests {
             backfill: false,
             revision_reason: None,
         }
+    }
+
+    /// A release given as text (a file) and the same given parsed (as GraphQL passes its
+    /// `Period` and `Decimal`) record the same event, byte for byte: the canonical JSON the
+    /// hash chain covers did not change when drafts became typed.
+    #[test]
+    fn text_and_parsed_drafts_record_the_same_bytes() {
+        let mut text = draft(vec![
+            obs("IPR._T", "2025H1", None, "-4530.10"),
+            obs("ICT._T", "2025-S1", Some("BAL"), "+7"),
+        ]);
+        text.id = Some(Uuid::nil());
+        let mut parsed = text.clone();
+        for (o, (p, v)) in parsed
+            .observations
+            .iter_mut()
+            .zip([("2025H1", "-4530.10"), ("2025-S1", "+7")])
+        {
+            o.period = Parsed::Value(Period::parse(p).unwrap());
+            o.value = Parsed::Value(parse_value(v).unwrap());
+        }
+        let ds = sample();
+        let a = serde_json::to_string(&text.validate(&ds).unwrap()).unwrap();
+        let b = serde_json::to_string(&parsed.validate(&ds).unwrap()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            r#"{"id":"00000000-0000-0000-0000-000000000000","dataset":"KR_KNOWLEDGE_SERVICES","status":"PRELIMINARY","title":"2025-H1 preliminary","published_at":"2025-09-03T00:00:00Z","observations":[{"key":"ICT._T","period":"2025-S1","measure":"BAL","value":"7"},{"key":"IPR._T","period":"2025-S1","measure":"BAL","value":"-4530.10"}]}"#
+        );
     }
 
     #[test]

@@ -159,9 +159,9 @@ impl ReleaseInput {
                 .into_iter()
                 .map(|o| domain::ObservationDraft {
                     key: o.key,
-                    period: o.period.to_string(),
+                    period: o.period.into(),
                     measure: Some(o.measure),
-                    value: o.value.0.to_string(),
+                    value: o.value.0.into(),
                 })
                 .collect(),
             backfill: input.backfill,
@@ -302,17 +302,17 @@ impl MutationRoot {
         };
         let draft = input.into_draft();
         let ledger = ledger_of(ctx);
-        let committed = ledger
+        let published = ledger
             .publish_gated(draft, expected, &actor, gate(ctx))
             .await
             .map_err(error::ledger)?;
-        let id = committed.release.expect("publish always names the release");
-        let p = ledger.read();
-        let (pos, info) = p
-            .release(&id)
+        let committed = published.committed;
+        // The writer answers with the release as recorded: no second read of the projection.
+        let (pos, info) = published
+            .release
             .ok_or_else(|| coded(ErrorCode::InternalServerError, "release vanished after it was recorded"))?;
         Ok(PublishResult {
-            release: Release::from_info(pos, info),
+            release: Release::from_info(pos, &info),
             revision: committed.revision,
             hash: committed.hash.to_hex(),
             duplicate: committed.duplicate,

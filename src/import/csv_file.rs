@@ -32,6 +32,7 @@ impl<W: std::io::Write> CsvWriter<W> {
         let id = r.id.map(|id| id.to_string()).unwrap_or_default();
         let published_at = r.published_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         for o in &r.observations {
+            let (period, value) = (o.period.to_string(), o.value.to_string());
             self.out.write_record([
                 r.dataset.as_str(),
                 &id,
@@ -40,9 +41,9 @@ impl<W: std::io::Write> CsvWriter<W> {
                 &published_at,
                 r.source.as_deref().unwrap_or(""),
                 &o.key,
-                &o.period,
+                &period,
                 o.measure.as_deref().unwrap_or(""),
-                &o.value,
+                &value,
             ])?;
         }
         Ok(())
@@ -281,9 +282,9 @@ pub fn for_each_csv_release(
         lines.push(line);
         draft.observations.push(ObservationDraft {
             key: get(key_col).to_owned(),
-            period: get(period_col).to_owned(),
+            period: get(period_col).into(),
             measure: Some(get(measure_col).to_owned()).filter(|m| !m.is_empty()),
-            value: get(value_col).to_owned(),
+            value: get(value_col).into(),
         });
     }
     if let Some((_, lines, draft)) = current {

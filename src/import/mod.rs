@@ -555,11 +555,14 @@ impl<'a> Check<'a> {
     /// the ledger's "unknown dataset" error.
     fn check(&mut self, i: usize, draft: ReleaseDraft, origin: Option<&Origin>, last: bool) -> Option<ReleaseDraft> {
         let title = draft.title.clone();
-        let in_ledger = self.ledger.read().dataset(&draft.dataset).is_some();
-        let result = match self.datasets.iter().find(|d| d.id == draft.dataset) {
-            Some(d) if !in_ledger => draft.validate(d).map(drop).map_err(LedgerError::from),
-            None if !in_ledger && !last => return Some(draft),
-            _ => self.ledger.validate(draft).map(drop),
+        // One read of the projection per release.
+        let recorded = crate::ledger::definition_of(&self.ledger.read(), &draft.dataset).ok();
+        let result = match (recorded, self.datasets.iter().find(|d| d.id == draft.dataset)) {
+            (Some((def, frequency)), _) => draft.validate_at(&def, frequency).map(drop).map_err(LedgerError::from),
+            (None, Some(d)) => draft.validate(d).map(drop).map_err(LedgerError::from),
+            (None, None) if !last => return Some(draft),
+            // The ledger's "unknown dataset" error.
+            (None, None) => self.ledger.validate(draft).map(drop),
         };
         if let Err(e) = result {
             self.errors.push((i, release_error(i, origin, &title, &e)));
@@ -744,27 +747,33 @@ impl<'a> Record<'a> {
             .map(|r| (r.title.clone(), r.observations.len()))
             .collect();
         self.report.observations += about.iter().map(|(_, n)| n).sum::<usize>();
-        for ((result, (title, observations)), origin) in self
-            .ledger
-            .publish_all(releases, self.actor)
-            .await
-            .into_iter()
-            .zip(about)
-            .zip(origins)
+        let results = self.ledger.publish_all(releases, self.actor).await;
+        // One read of the projection for the chunk, to count its back-fills.
+        let backfilled: Vec<bool> = {
+            let p = self.ledger.read();
+            results
+                .iter()
+                .map(|r| {
+                    r.as_ref()
+                        .ok()
+                        .and_then(|c| c.release)
+                        .and_then(|id| p.release(&id))
+                        .is_some_and(|(_, r)| r.backfilled)
+                })
+                .collect()
+        };
+        for (((result, backfilled), (title, observations)), origin) in
+            results.into_iter().zip(backfilled).zip(about).zip(origins)
         {
             match result {
                 Ok(c) if c.duplicate => {
                     self.report.duplicates += 1;
                     self.report.duplicate_releases += 1;
                 }
-                Ok(c) => {
+                Ok(_) => {
                     self.report.releases_recorded += 1;
                     self.report.observations_recorded += observations;
-                    let p = self.ledger.read();
-                    if c.release
-                        .and_then(|id| p.release(&id))
-                        .is_some_and(|(_, r)| r.backfilled)
-                    {
+                    if backfilled {
                         self.report.backfilled += 1;
                     }
                 }

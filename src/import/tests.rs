@@ -12,7 +12,7 @@ fn groups_csv_rows_into_releases() {
     assert_eq!(b.releases.len(), 2);
     assert_eq!(b.releases[0].observations.len(), 2);
     assert_eq!(b.releases[0].observations[1].measure, None);
-    assert_eq!(b.releases[0].observations[1].value, "-2450");
+    assert_eq!(b.releases[0].observations[1].value.to_string(), "-2450");
     assert_eq!(b.releases[1].status, ReleaseStatus::Revised);
     assert_eq!(b.releases[1].source.as_deref(), Some("src"));
 }
@@ -276,7 +276,7 @@ fn json_items_are_told_apart_and_comments_ignored() {
     ]"#;
     let b = parse_json("f.json", json.as_bytes()).unwrap();
     assert_eq!(b.datasets.len(), 1);
-    assert_eq!(b.releases[0].observations[1].value, "7");
+    assert_eq!(b.releases[0].observations[1].value.to_string(), "7");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Dataset, Event, Frequency, Release, Schedule, Withdrawal};
+use crate::domain::{Dataset, Event, Frequency, Release, ReleaseDraft, Schedule, Withdrawal};
 use crate::projection::Projection;
 use crate::projection::ScheduleState;
 use crate::store::{decode, Hash, LogStore, StoredEvent};
@@ -26,7 +26,9 @@ use super::{Committed, LedgerError};
 #[derive(Debug, Clone)]
 pub(super) enum Command {
     DefineDataset(Dataset),
-    PublishRelease(Release),
+    /// A release to validate against the dataset in the projection and record; its id is
+    /// set.
+    PublishRelease(ReleaseDraft),
     AmendDataset(Dataset),
     /// Commits to a release to be revealed at its publication time (its content sealed beside
     /// the log already).
@@ -81,7 +83,14 @@ impl Command {
                 )))),
                 None => Decision::Append(Event::DatasetDefined { dataset: d }),
             },
-            Command::PublishRelease(mut r) => {
+            Command::PublishRelease(draft) => {
+                // Validated here, against the projection the writer reads once for its group.
+                let mut r = match super::definition_of(ctx.state, &draft.dataset)
+                    .and_then(|(def, frequency)| draft.validate_at(&def, frequency).map_err(LedgerError::from))
+                {
+                    Ok(r) => r,
+                    Err(e) => return Decision::Answer(Err(e)),
+                };
                 if let Some(s) = ctx.state.schedule(&r.id).filter(|_| ctx.state.release(&r.id).is_none()) {
                     return Decision::Answer(Err(LedgerError::Conflict(format!(
                         "release {} is a scheduled release ({}); it cannot also be published directly",

@@ -455,9 +455,9 @@ mod tests {
             } else {
                 let obs = |year: u64, value: u64| ObservationDraft {
                     key: "IPR.ASIA".into(),
-                    period: (1900 + year).to_string(),
+                    period: (1900 + year).to_string().into(),
                     measure: Some("CRE".into()),
-                    value: value.to_string(),
+                    value: rust_decimal::Decimal::from(value).into(),
                 };
                 let id = if duplicate_at == Some(revision) {
                     last_id

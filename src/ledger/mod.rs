@@ -32,12 +32,12 @@ use uuid::Uuid;
 
 use crate::domain::text::{quote_at_most, QUOTE};
 use crate::domain::{Dataset, Release, ReleaseDraft};
-use crate::projection::{Applied, Projection};
+use crate::projection::{Applied, Projection, ReleaseInfo};
 use crate::store::{decode, Damage, Hash, Head, LogStore, StoredEvent};
 
 use command::Command;
 use error::{poisoned, writer_gone};
-use writer::{Pending, MAX_GROUP};
+use writer::{Pending, Reply, MAX_GROUP};
 
 pub use error::{LedgerError, OpenError};
 pub use fold::{fold_log, fold_log_after, Prefold};
@@ -45,6 +45,23 @@ pub use gate::{HandedWrite, WriteGate};
 pub use schedule::{Scheduled, REVEAL_POLL};
 pub use verify_job::{JobPhase, JobResult, VerifyJob};
 pub use writer::{RECOVER_FIRST, RECOVER_MAX};
+
+/// The definition a release of `dataset` is validated against, and the frequency its periods
+/// must have: the dataset's, or for one defined without, that of its figures (the writer
+/// checks again, against the releases of its group).
+pub(crate) fn definition_of(
+    p: &Projection,
+    dataset: &str,
+) -> Result<(Arc<Dataset>, Option<crate::domain::Frequency>), LedgerError> {
+    p.dataset(dataset)
+        .map(|d| (d.def.clone(), d.frequency()))
+        .ok_or_else(|| {
+            LedgerError::bad_input(
+                "dataset",
+                format!("unknown dataset `{}`", quote_at_most(dataset, QUOTE)),
+            )
+        })
+}
 
 /// Capacity of the subscriber channel; a subscriber further behind reads from the projection.
 const NOTICE_CAPACITY: usize = 4096;
@@ -70,6 +87,17 @@ pub struct Committed {
     pub duplicate: bool,
     /// For releases: the release id (generated if the caller gave none).
     pub release: Option<Uuid>,
+}
+
+/// What [`Ledger::publish_gated`] returns: the commit, and the release as the projection
+/// holds it once recorded (its position and info), taken by the writer under the lock of
+/// its group, so that the caller need not read the projection again.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub committed: Committed,
+    /// `None` only if the release left the projection before the answer was made (it never
+    /// does: releases are not removed).
+    pub release: Option<(u32, ReleaseInfo)>,
 }
 
 /// Sent to subscribers after an event is durable and applied.
@@ -142,6 +170,10 @@ struct Inner {
     max_clock_skew_ms: std::sync::atomic::AtomicU64,
     /// The head revision the last reader of `state` saw ([`Ledger::head_revision`]).
     seen_head: AtomicU64,
+    /// Times `state` was taken for reading by [`Ledger::read`], [`Ledger::try_read`] or the
+    /// writer deciding a group, for the tests that count them.
+    #[cfg(test)]
+    reads: AtomicU64,
 }
 
 /// The log as far as verifications have covered it: every event up to `head` was checked
@@ -218,6 +250,8 @@ impl Ledger {
             witnessing: Default::default(),
             max_clock_skew_ms: (DEFAULT_MAX_CLOCK_SKEW.as_millis() as u64).into(),
             seen_head: AtomicU64::new(seen_head),
+            #[cfg(test)]
+            reads: AtomicU64::new(0),
         });
         tokio::spawn(writer::writer(Arc::downgrade(&inner), rx));
         if inner.read_only.is_none() {
@@ -229,6 +263,8 @@ impl Ledger {
     /// Read access to the projection. The guard blocks the thread: never hold it across
     /// `.await`. A write waiting for the lock keeps new readers out until it is done.
     pub fn read(&self) -> RwLockReadGuard<'_, Projection> {
+        #[cfg(test)]
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
         let p = self.inner.state.read();
         self.saw(p.head().revision);
         p
@@ -237,6 +273,8 @@ impl Ledger {
     /// [`Ledger::read`] when the lock is free for reading now, `None` when a reader would wait
     /// (a write waits for it): for background tasks that must never block a runtime thread.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, Projection>> {
+        #[cfg(test)]
+        self.inner.reads.fetch_add(1, Ordering::Relaxed);
         let p = self.inner.state.try_read()?;
         self.saw(p.head().revision);
         Some(p)
@@ -406,42 +444,53 @@ impl Ledger {
         expected_revision: Option<u64>,
         actor: &str,
     ) -> Result<Committed, LedgerError> {
-        self.publish_gated(draft, expected_revision, actor, None).await
+        self.publish_gated(draft, expected_revision, actor, None)
+            .await
+            .map(|p| p.committed)
     }
 
     /// [`Ledger::publish`], handing the write to the writer through `gate` (see
-    /// [`WriteGate`]). Give the draft an id: it is the one a retry must carry when the
-    /// outcome is not known.
+    /// [`WriteGate`]). Gives the draft an id if it has none: the one a retry must carry when
+    /// the outcome is not known.
+    ///
+    /// The draft is validated by the writer, against the dataset definition in the
+    /// projection it reads once for its whole group (the draft's periods and values are
+    /// parsed already), and the answer carries the recorded release.
     pub async fn publish_gated(
         &self,
-        draft: ReleaseDraft,
+        mut draft: ReleaseDraft,
         expected_revision: Option<u64>,
         actor: &str,
         gate: Option<&WriteGate>,
-    ) -> Result<Committed, LedgerError> {
+    ) -> Result<Published, LedgerError> {
         self.writable()?;
-        let release = self.validate(draft)?;
-        self.submit(Command::PublishRelease(release), expected_revision, actor, gate)
-            .await
+        draft.id.get_or_insert_with(Uuid::new_v4);
+        let rx = self
+            .enqueue(Command::PublishRelease(draft), expected_revision, actor, gate)
+            .await?;
+        let reply = rx.await.unwrap_or_else(|_| Err(writer_gone()))?;
+        Ok(Published {
+            committed: reply.committed,
+            release: reply.release.map(|r| *r),
+        })
     }
 
-    /// Records many releases in order, letting the writer group them; one result each.
+    /// Records many releases in order, letting the writer group them (and validate each
+    /// against the projection it reads once per group); one result each.
     pub async fn publish_all(&self, drafts: Vec<ReleaseDraft>, actor: &str) -> Vec<Result<Committed, LedgerError>> {
         if let Err(e) = self.writable() {
             return drafts.iter().map(|_| Err(e.clone())).collect();
         }
         let mut pending = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            pending.push(match self.validate(draft) {
-                Ok(release) => Ok(self.enqueue(Command::PublishRelease(release), None, actor, None).await),
-                Err(e) => Err(e),
-            });
+        for mut draft in drafts {
+            draft.id.get_or_insert_with(Uuid::new_v4);
+            pending.push(self.enqueue(Command::PublishRelease(draft), None, actor, None).await);
         }
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
             out.push(match p {
-                Ok(Ok(rx)) => rx.await.unwrap_or_else(|_| Err(writer_gone())),
-                Ok(Err(e)) | Err(e) => Err(e),
+                Ok(rx) => rx.await.unwrap_or_else(|_| Err(writer_gone())).map(|r| r.committed),
+                Err(e) => Err(e),
             });
         }
         out
@@ -462,23 +511,13 @@ impl Ledger {
         }
     }
 
-    /// Validates a release against its dataset without recording it.
+    /// Validates a release against its dataset without recording it (an import's check, a
+    /// schedule's sealed content; a publication is validated by the writer).
     pub fn validate(&self, draft: ReleaseDraft) -> Result<Release, LedgerError> {
         // Amendments only append codes and change labels, so a release valid against the
         // definition read here stays valid against any later one: validating outside the
         // writer is safe.
-        let (dataset, frequency) = self
-            .read()
-            .dataset(&draft.dataset)
-            .map(|d| (d.def.clone(), d.frequency()))
-            .ok_or_else(|| {
-                LedgerError::bad_input(
-                    "dataset",
-                    format!("unknown dataset `{}`", quote_at_most(&draft.dataset, QUOTE)),
-                )
-            })?;
-        // A dataset defined without a frequency has that of its figures (the writer checks
-        // again, against releases recorded meanwhile).
+        let (dataset, frequency) = definition_of(&self.read(), &draft.dataset)?;
         draft.validate_at(&dataset, frequency).map_err(LedgerError::from)
     }
 
@@ -490,7 +529,7 @@ impl Ledger {
         gate: Option<&WriteGate>,
     ) -> Result<Committed, LedgerError> {
         let rx = self.enqueue(command, expected, actor, gate).await?;
-        rx.await.unwrap_or_else(|_| Err(writer_gone()))
+        rx.await.unwrap_or_else(|_| Err(writer_gone())).map(|r| r.committed)
     }
 
     /// Puts a command in the writer's queue. With a `gate`, the command is handed over
@@ -503,12 +542,13 @@ impl Ledger {
         expected_revision: Option<u64>,
         actor: &str,
         gate: Option<&WriteGate>,
-    ) -> Result<oneshot::Receiver<Result<Committed, LedgerError>>, LedgerError> {
+    ) -> Result<oneshot::Receiver<Result<Reply, LedgerError>>, LedgerError> {
         self.writable()?;
         let permit = self.inner.commands.reserve().await.map_err(|_| writer_gone())?;
         if let Some(gate) = gate {
             gate.hand_over(match &command {
-                Command::PublishRelease(r) | Command::RevealRelease { release: r, .. } => HandedWrite::Release(r.id),
+                Command::PublishRelease(d) => HandedWrite::Release(d.id.unwrap_or_default()),
+                Command::RevealRelease { release: r, .. } => HandedWrite::Release(r.id),
                 Command::ScheduleRelease(s) => HandedWrite::Release(s.id),
                 Command::WithdrawSchedule(w) => HandedWrite::Release(w.id),
                 Command::DefineDataset(d) | Command::AmendDataset(d) => HandedWrite::Dataset(d.id.clone()),

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::Subject;
+use crate::projection::{Applied, ReleaseInfo};
 use crate::store::{decode, encode, Envelope, Head, Record, StoreError, StoredEvent, FORMAT_VERSION};
 
 use super::command::{Command, Context, Decision};
@@ -29,7 +30,16 @@ pub(super) struct Pending {
     pub command: Command,
     pub expected_revision: Option<u64>,
     pub actor: String,
-    pub reply: oneshot::Sender<Result<Committed, LedgerError>>,
+    pub reply: oneshot::Sender<Result<Reply, LedgerError>>,
+}
+
+/// What the writer answers a command with: the commit and, for a release, its position and
+/// what the projection keeps of it, taken under the lock the group holds anyway, so that
+/// the caller need not read the projection again.
+#[derive(Debug)]
+pub(super) struct Reply {
+    pub committed: Committed,
+    pub release: Option<Box<(u32, ReleaseInfo)>>,
 }
 
 /// The single writer. Holds only a weak reference so dropping every `Ledger` stops it.
@@ -225,14 +235,11 @@ fn catch_up(inner: &Inner) -> Result<Vec<Arc<Notice>>, String> {
 /// one root field at a time), and meanwhile lets no new reader in: waiting for it on one of
 /// the runtime's workers would stall every connection that worker serves, and any reader
 /// the runtime runs would then block the other workers too.
-async fn apply_off_runtime(
-    inner: &Arc<Inner>,
-    events: Vec<StoredEvent>,
-) -> Option<(Vec<StoredEvent>, Vec<Arc<Notice>>)> {
+async fn apply_off_runtime(inner: &Arc<Inner>, events: Vec<StoredEvent>) -> Option<(Vec<StoredEvent>, Applying)> {
     let task_inner = inner.clone();
     let applying = tokio::task::spawn_blocking(move || {
-        let notices = apply_now(&task_inner, &events);
-        (events, notices)
+        let applied = apply_now(&task_inner, &events);
+        (events, applied)
     });
     match applying.await {
         Ok(done) => Some(done),
@@ -247,13 +254,26 @@ async fn apply_off_runtime(
     }
 }
 
+/// What applying a group gives: the notices for subscribers, and for each event that
+/// recorded a release its position and what the projection keeps of it.
+struct Applying {
+    notices: Vec<Arc<Notice>>,
+    releases: Vec<Option<(u32, ReleaseInfo)>>,
+}
+
 /// Applies `events` under the write lock. Records the new head as seen, so that
 /// [`super::Ledger::head_revision`] never answers below an acknowledged write.
-fn apply_now(inner: &Inner, events: &[StoredEvent]) -> Vec<Arc<Notice>> {
+fn apply_now(inner: &Inner, events: &[StoredEvent]) -> Applying {
     let mut notices = Vec::with_capacity(events.len());
+    let mut releases = Vec::with_capacity(events.len());
     let mut state = inner.state.write();
     for event in events {
-        match state.apply(event) {
+        let applied = state.apply(event);
+        releases.push(match &applied {
+            Ok(Applied::ReleasePublished { release, .. }) => Some((*release, state.release_at(*release).clone())),
+            _ => None,
+        });
+        match applied {
             Ok(applied) => notices.push(Arc::new(Notice {
                 revision: event.revision(),
                 applied,
@@ -266,13 +286,13 @@ fn apply_now(inner: &Inner, events: &[StoredEvent]) -> Vec<Arc<Notice>> {
         }
     }
     inner.seen_head.fetch_max(state.head().revision, Ordering::Relaxed);
-    notices
+    Applying { notices, releases }
 }
 
 /// How one command of a group is answered.
 enum Outcome {
     /// Answered without writing.
-    Answer(Result<Committed, LedgerError>),
+    Answer(Result<Reply, LedgerError>),
     /// The event at this index of the group: appended for this command, or (`duplicate`)
     /// for an earlier identical command of the same group.
     Event { index: usize, duplicate: bool },
@@ -304,6 +324,8 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
     let mut records: Vec<Record> = Vec::new();
     let mut events: Vec<StoredEvent> = Vec::new();
     let mut outcomes = Vec::with_capacity(slots.len());
+    #[cfg(test)]
+    inner.reads.fetch_add(1, Ordering::Relaxed);
     let state = inner.state.read();
     // Recording times never go back, whatever the clock does: "known at" stays a prefix.
     let now = state
@@ -335,7 +357,16 @@ fn decide_group(inner: &Inner, slots: &mut [Slot], again: bool) -> Decided {
             continue;
         };
         let outcome = match command.decide(&ctx) {
-            Decision::Answer(answer) => Outcome::Answer(answer),
+            // A release recorded before (a retry) is in the projection this group reads.
+            Decision::Answer(answer) => Outcome::Answer(answer.map(|committed| {
+                Reply {
+                    release: committed
+                        .release
+                        .and_then(|id| state.release(&id))
+                        .map(|(position, info)| Box::new((position, info.clone()))),
+                    committed,
+                }
+            })),
             Decision::Append(event) => {
                 let subject = event.subject();
                 if let Some(&index) = subjects.get(&subject) {
@@ -511,7 +542,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         break decided;
     };
 
-    let Some((events, notices)) = apply_off_runtime(inner, events).await else {
+    let Some((events, Applying { notices, releases })) = apply_off_runtime(inner, events).await else {
         for reply in replies {
             let _ = reply.send(Err(poisoned()));
         }
@@ -520,14 +551,17 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let answer = match outcome {
             Outcome::Answer(a) => a,
-            Outcome::Event { index, duplicate } => Ok(Committed {
-                revision: events[index].revision(),
-                hash: events[index].hash,
-                duplicate,
-                release: match events[index].envelope.event.subject() {
-                    crate::domain::Subject::Release(id) => Some(id),
-                    crate::domain::Subject::Dataset(_) => None,
+            Outcome::Event { index, duplicate } => Ok(Reply {
+                committed: Committed {
+                    revision: events[index].revision(),
+                    hash: events[index].hash,
+                    duplicate,
+                    release: match events[index].envelope.event.subject() {
+                        crate::domain::Subject::Release(id) => Some(id),
+                        crate::domain::Subject::Dataset(_) => None,
+                    },
                 },
+                release: releases[index].clone().map(Box::new),
             }),
         };
         let _ = reply.send(answer);
@@ -537,4 +571,68 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         let _ = inner.notices.send(n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Ledger, LedgerError, OpenOptions};
+    use super::*;
+    use crate::domain::dataset::tests::sample;
+    use crate::domain::{ObservationDraft, ReleaseDraft, ReleaseStatus};
+    use crate::store::MemoryStore;
+
+    fn draft(value: &str) -> ReleaseDraft {
+        ReleaseDraft {
+            id: Some(Uuid::new_v4()),
+            dataset: "KR_KNOWLEDGE_SERVICES".into(),
+            status: ReleaseStatus::Preliminary,
+            title: "SYNTHETIC one read".into(),
+            published_at: "2025-09-03T00:00:00Z".parse().unwrap(),
+            source: None,
+            observations: vec![ObservationDraft {
+                key: "IPR._T".into(),
+                period: "2025-S1".into(),
+                measure: None,
+                value: value.into(),
+            }],
+            backfill: false,
+            revision_reason: None,
+        }
+    }
+
+    /// A publication takes the projection for reading once, in the writer, which validates
+    /// the draft against it and answers with the recorded release: not before (to validate)
+    /// nor after (to show the release).
+    #[tokio::test]
+    async fn a_publication_reads_the_projection_once_in_the_writer() {
+        let (ledger, _) = Ledger::open(Arc::new(MemoryStore::new()), OpenOptions::default()).unwrap();
+        ledger.define_dataset(sample(), "t").await.unwrap();
+        let reads = || ledger.inner.reads.load(Ordering::Relaxed);
+        let d = draft("-4530.0");
+        let before = reads();
+        let published = ledger.publish_gated(d.clone(), None, "t", None).await.unwrap();
+        assert_eq!(reads() - before, 1, "reads of the projection for one publication");
+        let (position, info) = published.release.expect("the recorded release");
+        assert_eq!(
+            (position, info.id, info.title.as_str()),
+            (0, d.id.unwrap(), "SYNTHETIC one read")
+        );
+        assert!(!published.committed.duplicate);
+
+        // A retry is answered from the same single read, with the release as recorded.
+        let before = reads();
+        let again = ledger.publish_gated(d, None, "t", None).await.unwrap();
+        assert_eq!(reads() - before, 1);
+        assert!(again.committed.duplicate);
+        assert_eq!(again.release.map(|(p, i)| (p, i.revision)), Some((0, info.revision)));
+
+        // A refusal names the field, from the writer's validation.
+        let before = reads();
+        let e = ledger.publish_gated(draft("1.5.5"), None, "t", None).await.unwrap_err();
+        assert_eq!(reads() - before, 1);
+        assert!(
+            matches!(&e, LedgerError::BadInput { field, message } if field == "observations[0].value" && message.contains("1.5.5")),
+            "{e:?}"
+        );
+    }
 }

@@ -757,7 +757,7 @@ fn build_release(ds: &Dataset, g: &GenRelease) -> Release {
                 key: KEYS[k].into(),
                 period: PERIODS[per].into(),
                 measure: Some(MEASURES[m].into()),
-                value: Decimal::new(v, scale).to_string(),
+                value: Decimal::new(v, scale).into(),
             })
             .collect(),
         backfill: false,

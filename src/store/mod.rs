@@ -13,6 +13,7 @@ mod memory;
 mod record;
 mod sled_store;
 mod tree_check;
+pub mod upcast;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -7,10 +7,14 @@ use uuid::Uuid;
 
 use crate::domain::Event;
 
-/// Version of the record layout below. Readers accept every version up to this one.
-/// Versions 1 and 2 have the same layout; they differ in the event's transparency-log entry
-/// (its canonical bytes in version 1, a statement of its hash from version 2 on, see
-/// [`crate::tlog`]).
+use super::upcast::{self, Upcaster};
+
+/// Version of the record format written now (the envelope's `format`). Readers take every
+/// version up to this one, bringing older records to it with the upcasters of
+/// [`super::upcast`] (one per earlier version: raising this without adding one does not
+/// compile). Versions 1 and 2 have the same JSON; they differ in the event's
+/// transparency-log entry (its canonical bytes in version 1, a statement of its hash from
+/// version 2 on, see [`crate::tlog`]).
 pub const FORMAT_VERSION: u16 = 2;
 
 /// A SHA-256 digest.
@@ -94,12 +98,23 @@ pub fn encode(envelope: &Envelope) -> (Hash, Vec<u8>) {
 }
 
 /// Decodes and checks one stored value found under `revision`, which must follow `prev`.
+///
+/// A record of an earlier format is brought to the current one by the upcasters
+/// ([`super::upcast`]); its hash is the one of its stored bytes, whatever the upcasters do, and
+/// its envelope keeps the format it was written in. A record of a format newer than this
+/// build's is refused, naming it.
 pub fn decode(revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, Damage> {
+    decode_in(&upcast::UPCASTERS, revision, value, prev)
+}
+
+/// [`decode`] with another table of upcasters (tests give one with more steps).
+fn decode_in(table: &[Upcaster], revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, Damage> {
     let damage = |reason: String| Damage { revision, reason };
     if value.len() < 32 {
         return Err(damage("record is truncated".into()));
     }
     let (stored_hash, body) = value.split_at(32);
+    // Over the stored bytes, before anything reads them: never over an upcast form.
     let actual = Hash(Sha256::digest(body).into());
     if actual.0 != stored_hash {
         return Err(damage(format!(
@@ -107,16 +122,7 @@ pub fn decode(revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, D
             hex::encode(stored_hash)
         )));
     }
-    // Checking the text is UTF-8 once is cheaper than serde_json checking each string of it;
-    // a body that is not UTF-8 goes through `from_slice`, for the same error as ever.
-    let envelope: Envelope = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
-    }
-    .map_err(|e| damage(format!("record does not decode: {e}")))?;
-    if envelope.format == 0 || envelope.format > FORMAT_VERSION {
-        return Err(damage(format!("unknown record format {}", envelope.format)));
-    }
+    let envelope = envelope_of(table, body).map_err(damage)?;
     if envelope.revision != revision {
         return Err(damage(format!(
             "record says revision {} but is stored at {revision}",
@@ -131,6 +137,38 @@ pub fn decode(revision: u64, value: &[u8], prev: &Hash) -> Result<StoredEvent, D
         )));
     }
     Ok(StoredEvent { envelope, hash: actual })
+}
+
+/// The envelope of a record's canonical bytes, in the current format.
+fn envelope_of(table: &[Upcaster], body: &[u8]) -> Result<Envelope, String> {
+    let undecodable = |e: serde_json::Error| format!("record does not decode: {e}");
+    // The usual case: the bytes state a format whose JSON is the current one's, and decode
+    // as they are.
+    if let Some(format) = upcast::stated_format(body) {
+        if upcast::same_json(upcast::chain_in(table, format)?) {
+            // Checking the text is UTF-8 once is cheaper than serde_json checking each string
+            // of it; a body that is not UTF-8 goes through `from_slice`, for the same error.
+            let envelope: Envelope = match std::str::from_utf8(body) {
+                Ok(text) => serde_json::from_str(text),
+                Err(_) => serde_json::from_slice(body),
+            }
+            .map_err(undecodable)?;
+            return match envelope.format == format {
+                true => Ok(envelope),
+                false => Err(format!("record states format {format} and then {}", envelope.format)),
+            };
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(undecodable)?;
+    let format = value
+        .get("format")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or("record does not decode: it states no format")?;
+    let format = u16::try_from(format).map_err(|_| format!("unknown record format {format}"))?;
+    upcast::apply(upcast::chain_in(table, format)?, &mut value)?;
+    // The envelope keeps the format the record was written in, whatever a step did.
+    value["format"] = format.into();
+    serde_json::from_value(value).map_err(undecodable)
 }
 
 #[cfg(test)]
@@ -175,5 +213,109 @@ mod tests {
             );
         }
         assert!(decode(1, &v[..20], &Hash::GENESIS).is_err());
+    }
+
+    /// Encodes `envelope` as a record of its own `format`.
+    fn record_of(envelope: &Envelope) -> (Hash, Vec<u8>) {
+        encode(envelope)
+    }
+
+    /// A record of format 1 (the releases before 2026's transparency-log entries) decodes to
+    /// the event of the current format, keeps the format it was written in, and its hash is
+    /// the hash of its stored bytes, not of the current form.
+    #[test]
+    fn a_format_1_record_decodes_equal_to_its_current_form() {
+        let current = envelope(1, &Hash::GENESIS);
+        let old = Envelope {
+            format: 1,
+            ..current.clone()
+        };
+        let (hash, stored) = record_of(&old);
+        assert!(stored[32..].starts_with(br#"{"format":1,"#));
+        let back = decode(1, &stored, &Hash::GENESIS).unwrap();
+        assert_eq!(back.envelope.event, current.event);
+        assert_eq!(
+            back.envelope,
+            Envelope {
+                format: 1,
+                ..current.clone()
+            }
+        );
+        assert_eq!(back.hash, hash);
+        assert_eq!(back.hash, Hash(Sha256::digest(&stored[32..]).into()));
+        assert_ne!(back.hash, encode(&current).0, "the current form hashes differently");
+    }
+
+    fn rename_actor(v: &mut serde_json::Value) -> Result<(), String> {
+        let actor = v["actor"].as_str().ok_or("no actor")?.to_owned();
+        v["actor"] = format!("upcast {actor}").into();
+        // A step that touches `format` does not change what the envelope says it was.
+        v["format"] = 99.into();
+        Ok(())
+    }
+
+    /// Architecture invariant: the hash is computed over the stored canonical bytes, never
+    /// over the upcast form. An upcaster that changes the JSON changes the decoded envelope,
+    /// not its hash, and the chain still links.
+    #[test]
+    fn hashes_cover_the_stored_bytes_never_the_upcast_form() {
+        let table = [
+            Upcaster {
+                from: 1,
+                change: "actor renamed",
+                upcast: upcast::Upcast::Json(rename_actor),
+            },
+            upcast::UPCASTERS[0],
+        ];
+        let old = Envelope {
+            format: 1,
+            ..envelope(1, &Hash::GENESIS)
+        };
+        let (h1, stored) = record_of(&old);
+        let back = decode_in(&table, 1, &stored, &Hash::GENESIS).unwrap();
+        assert_eq!(back.envelope.actor, "upcast test");
+        assert_eq!(back.envelope.format, 1);
+        assert_eq!(back.hash, h1);
+        assert_ne!(back.hash, encode(&back.envelope).0);
+        let (_, next) = record_of(&envelope(2, &h1));
+        decode_in(&table, 2, &next, &back.hash).unwrap();
+        // Damage is still found before any step runs.
+        let mut bad = stored.clone();
+        let at = bad.len() - 3;
+        bad[at] ^= 1;
+        assert!(decode_in(&table, 1, &bad, &Hash::GENESIS)
+            .unwrap_err()
+            .reason
+            .contains("hash"));
+    }
+
+    #[test]
+    fn unknown_future_formats_are_refused_with_a_clear_error() {
+        let future = Envelope {
+            format: FORMAT_VERSION + 1,
+            ..envelope(1, &Hash::GENESIS)
+        };
+        let (_, stored) = record_of(&future);
+        let e = decode(1, &stored, &Hash::GENESIS).unwrap_err();
+        assert!(
+            e.reason
+                .starts_with(&format!("unknown record format {}", FORMAT_VERSION + 1)),
+            "{e}"
+        );
+        assert!(e.reason.contains("newer"), "{e}");
+        // Even when the rest of it means nothing to this build.
+        let body = format!(r#"{{"format":{},"revision":1,"shape":"new"}}"#, FORMAT_VERSION + 1);
+        let mut stored = Sha256::digest(body.as_bytes()).to_vec();
+        stored.extend_from_slice(body.as_bytes());
+        let e = decode(1, &stored, &Hash::GENESIS).unwrap_err();
+        assert!(e.reason.contains("unknown record format"), "{e}");
+        let zero = Envelope {
+            format: 0,
+            ..envelope(1, &Hash::GENESIS)
+        };
+        assert!(decode(1, &record_of(&zero).1, &Hash::GENESIS)
+            .unwrap_err()
+            .reason
+            .contains("format 0"));
     }
 }

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod crash;
+mod evolution;
 /// The fuzz crate's shared harness (`fuzz/src/lib.rs`), replayed by `hostile`.
 #[allow(dead_code)]
 #[path = "../../fuzz/src/lib.rs"]

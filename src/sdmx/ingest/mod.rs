@@ -231,8 +231,29 @@ struct Group {
     published: Option<(String, usize)>,
     valid_from: Option<String>,
     header: Header,
-    observations: Vec<ObservationDraft>,
+    observations: Vec<ObservationText>,
     lines: Vec<usize>,
+}
+
+/// An observation as the file gives it: its text is what a derived release id covers (so
+/// that the id stays the one earlier imports gave the same file); parsed into a draft once
+/// the release is complete.
+struct ObservationText {
+    key: String,
+    period: String,
+    measure: Option<String>,
+    value: String,
+}
+
+impl ObservationText {
+    fn into_draft(self) -> ObservationDraft {
+        ObservationDraft {
+            key: self.key,
+            period: self.period.into(),
+            measure: self.measure,
+            value: self.value.into(),
+        }
+    }
 }
 
 struct Collect<'a> {
@@ -565,7 +586,7 @@ impl Collect<'_> {
                 ),
             ));
         }
-        g.observations.push(ObservationDraft {
+        g.observations.push(ObservationText {
             key,
             period,
             measure,
@@ -744,7 +765,7 @@ impl Collect<'_> {
                 title,
                 published_at,
                 source: Some(source),
-                observations: g.observations,
+                observations: g.observations.into_iter().map(ObservationText::into_draft).collect(),
                 backfill: true,
                 revision_reason: None,
             });
@@ -777,7 +798,7 @@ impl Collect<'_> {
 }
 
 /// A release id from the contents, so that importing the same figures twice is a duplicate.
-fn derived_id(dataset: &str, published_at: DateTime<Utc>, observations: &[ObservationDraft]) -> Uuid {
+fn derived_id(dataset: &str, published_at: DateTime<Utc>, observations: &[ObservationText]) -> Uuid {
     let mut h = Sha256::new();
     h.update(dataset.as_bytes());
     h.update([0]);

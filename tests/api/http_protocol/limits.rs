@@ -314,7 +314,7 @@ async fn request_timeout_cuts_off_slow_requests() {
                         key: "_T._T._T".into(),
                         period: "2025-S1".into(),
                         measure: None,
-                        value: format!("-{}", 4000 + i),
+                        value: format!("-{}", 4000 + i).into(),
                     }],
                     backfill: false,
                     revision_reason: None,

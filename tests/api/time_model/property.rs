@@ -96,7 +96,7 @@ proptest! {
                             key: KEYS[k].into(),
                             period: PERIODS[p].into(),
                             measure: None,
-                            value: v.to_string(),
+                            value: v.to_string().into(),
                         })
                         .collect(),
                     backfill: w.backfill,
