@@ -14,6 +14,7 @@
 //! caching and `sdmx1`), `v21_errors`, `json10` (SDMX-JSON 1.0) and `v30` (SDMX-REST 2.2).
 
 mod json10;
+mod multi;
 mod v21_data;
 mod v21_errors;
 mod v21_structure;
