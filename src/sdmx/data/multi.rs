@@ -11,7 +11,7 @@ use axum::response::Response;
 use chrono::Utc;
 
 use super::super::{etag, plan, resolve_key, respond, CacheFacts, DataRequest, Sdmx};
-use super::{escape, header_time, prepare, Answer, DataFormat, Kind, Selection, SdmxError};
+use super::{escape, header_time, prepare, Answer, DataFormat, Kind, SdmxError, Selection};
 use super::{COMMON3_NS, MESSAGE3_NS, SS3_NS, TIME_PERIOD, XSI_NS};
 use crate::sdmx::dsd::Flow;
 
@@ -76,7 +76,11 @@ pub(in crate::sdmx) async fn serve(
     }
     let pinned = planned.iter().all(|p| p.2);
     let head = planned.iter().map(|p| p.1.head).max().unwrap_or(0);
-    let mut parts = vec!["data-multi".to_owned(), identity.to_owned(), format.media_type().to_owned()];
+    let mut parts = vec![
+        "data-multi".to_owned(),
+        identity.to_owned(),
+        format.media_type().to_owned(),
+    ];
     for (_, p, _) in &planned {
         parts.push(format!("{}:{:?}:{}", p.dataset, p.bound, p.def_revision));
     }

@@ -81,7 +81,8 @@ fn validate_json(app: &TestApp, body: &str) -> Value {
     }
     let file = app.dir.path().join("multi.json");
     std::fs::write(&file, body).unwrap();
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-json-2.0.0/sdmx-json-data-schema.json");
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-json-2.0.0/sdmx-json-data-schema.json");
     let out = Command::new("python3")
         .args([
             "-c",
@@ -107,7 +108,8 @@ async fn validate_ml(app: &TestApp, flows: &[&str], body: &str) {
         return;
     }
     let dir = app.dir.path();
-    let message = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-ml-3.0/schemas/SDMXMessage.xsd");
+    let message =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-ml-3.0/schemas/SDMXMessage.xsd");
     let mut imports = format!(
         "<xs:import namespace=\"http://www.sdmx.org/resources/sdmxml/schemas/v3_0/message\" schemaLocation=\"{}\"/>",
         message.display()
@@ -167,7 +169,9 @@ async fn several_dataflows_in_every_format() {
         .filter(|r| r["STRUCTURE_ID"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0)")
         .collect();
     assert_eq!(kr.len(), expected.len(), "{body}");
-    assert!(kr.iter().all(|r| r["FLOW_TYPE"].is_empty() && !r["SERVICE_TYPE"].is_empty()));
+    assert!(kr
+        .iter()
+        .all(|r| r["FLOW_TYPE"].is_empty() && !r["SERVICE_TYPE"].is_empty()));
     let other_id = other_structure_id(&rows);
     let mut other: Vec<(String, String, String)> = rows
         .iter()
@@ -217,7 +221,12 @@ async fn several_dataflows_in_every_format() {
     let (status, body) = get(&app, &path, Some(ML)).await;
     assert_eq!(status, 200, "{body}");
     let agency = other_id.split(':').next().unwrap().to_owned();
-    validate_ml(&app, &["BOK/KR_KNOWLEDGE_SERVICES", &format!("{agency}/{OTHER}")], &body).await;
+    validate_ml(
+        &app,
+        &["BOK/KR_KNOWLEDGE_SERVICES", &format!("{agency}/{OTHER}")],
+        &body,
+    )
+    .await;
     assert_eq!(body.matches("<message:Structure ").count(), 2, "{body}");
     assert!(body.contains("ss:structureRef=\"STR1\" xsi:type=\"ns1:DataSetType\""));
     assert!(body.contains("ss:structureRef=\"STR2\" xsi:type=\"ns2:DataSetType\""));
@@ -245,7 +254,9 @@ async fn keys_apply_per_dataflow() {
     assert_eq!(status, 200, "{body}");
     let rows = csv_rows(&body);
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["STRUCTURE_ID"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0)"));
+    assert!(rows
+        .iter()
+        .all(|r| r["STRUCTURE_ID"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0)"));
 
     // Alternatives (`,`) are kept per dataflow too: one for each.
     let (status, body) = get(&app, &format!("{ALL}/S._T._T._T.BAL,S.XQ"), None).await;
