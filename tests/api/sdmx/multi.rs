@@ -218,6 +218,26 @@ async fn several_dataflows_in_every_format() {
         .collect();
     assert_eq!(other_dims, ["FREQ", "FLOW_TYPE", "COUNTERPART", "MEASURE"]);
 
+    // With every version: one data set per dataflow and release, each listed by its structure.
+    let (status, body) = get(&app, &format!("{path}?includeHistory=true"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let v = validate_json(&app, &body);
+    let sets = v["data"]["dataSets"].as_array().unwrap();
+    let structures = v["data"]["structures"].as_array().unwrap();
+    assert_eq!(structures.len(), 2);
+    assert!(sets.len() >= 3, "{body}");
+    let mut listed: Vec<u64> = structures
+        .iter()
+        .flat_map(|s| s["dataSets"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap()))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, (0..sets.len() as u64).collect::<Vec<_>>());
+    for (i, set) in sets.iter().enumerate() {
+        let s = &structures[set["structure"].as_u64().unwrap() as usize];
+        assert!(s["dataSets"].as_array().unwrap().contains(&json!(i)), "{i}: {s}");
+        assert_eq!(set["links"][0]["urn"], s["links"][0]["urn"]);
+    }
+
     let (status, body) = get(&app, &path, Some(ML)).await;
     assert_eq!(status, 200, "{body}");
     let agency = other_id.split(':').next().unwrap().to_owned();
