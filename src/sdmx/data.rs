@@ -10,6 +10,7 @@
 //! regroups the whole selection and is built in memory, within the observation limit.
 
 mod json10;
+pub mod multi;
 
 pub use json10::SCHEMA as JSON10_SCHEMA;
 
@@ -286,6 +287,11 @@ pub struct Answer {
     phase: Phase,
     /// Set for a cross-sectional view: everything is read at once and regrouped.
     regroup: bool,
+    /// What the count before writing found (figures, or versions for a history).
+    counted: u64,
+    /// Whether this answer writes the message's header and footer (false inside a message
+    /// that holds several dataflows).
+    framed: bool,
 }
 
 /// Counts what an answer would hold (figures, or versions for a history) up to `limit + 1`,
@@ -312,6 +318,7 @@ pub fn prepare(
             ),
         )
     };
+    let counted;
     let phase_after_header = if selection.history {
         let mut releases = Vec::new();
         let mut total: u64 = 0;
@@ -334,6 +341,7 @@ pub fn prepare(
         if releases.is_empty() {
             return Err(SdmxError::no_results("no release of the dataflow matches the query"));
         }
+        counted = total;
         Phase::History { releases, next: 0 }
     } else {
         let filter = selection.filter();
@@ -350,6 +358,7 @@ pub fn prepare(
         if n == 0 {
             return Err(SdmxError::no_results("no observation matches the query"));
         }
+        counted = n;
         Phase::Latest { cursor: None }
     };
     drop(projection);
@@ -361,6 +370,8 @@ pub fn prepare(
         writer,
         phase: Phase::Header(Box::new(phase_after_header)),
         regroup,
+        counted,
+        framed: true,
     })
 }
 
@@ -370,7 +381,9 @@ impl Answer {
         let mut out = String::new();
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Header(next) => {
-                self.writer.header(&mut out);
+                if self.framed {
+                    self.writer.header(&mut out);
+                }
                 if matches!(*next, Phase::Latest { .. }) {
                     self.writer.open_dataset(&mut out, None);
                 }
@@ -410,7 +423,9 @@ impl Answer {
                 };
             }
             Phase::Footer => {
-                self.writer.footer(&mut out);
+                if self.framed {
+                    self.writer.footer(&mut out);
+                }
                 self.phase = Phase::Done;
             }
             Phase::Done => return None,
@@ -519,6 +534,14 @@ struct Writer {
     action: &'static str,
     /// SDMX-JSON 1.0: the codes and attribute values met so far.
     json10: json10::State,
+    /// The place of this dataflow's structure in the message (0 unless it holds several).
+    structure: usize,
+    /// Whether the message holds several dataflows.
+    multi: bool,
+    /// SDMX-JSON: the data sets of the dataflows written before this one.
+    first_dataset: usize,
+    /// SDMX-CSV 2.0 with several dataflows: the columns after ACTION, for all of them.
+    csv_union: Option<Vec<String>>,
 }
 
 /// The figures of one SDMX series (or section), in order.
@@ -596,6 +619,10 @@ impl Writer {
             entries: 0,
             action: "I",
             json10: json10::State::default(),
+            structure: 0,
+            multi: false,
+            first_dataset: 0,
+            csv_union: None,
         }
     }
 
@@ -634,6 +661,20 @@ impl Writer {
             ObsDimension::All => "AllDimensions".to_owned(),
             ObsDimension::Dimension(d) => self.flow().key_dimensions()[d].to_owned(),
         }
+    }
+
+    /// The id the SDMX-ML 3.0 header gives this dataflow's structure.
+    fn structure_ref(&self) -> String {
+        if self.multi {
+            format!("STR{}", self.structure + 1)
+        } else {
+            "STR".to_owned()
+        }
+    }
+
+    /// The namespace prefix of this dataflow's structure-specific types.
+    fn ns_prefix(&self) -> String {
+        format!("ns{}", self.structure + 1)
     }
 
     fn ss_namespace(&self) -> String {
@@ -771,14 +812,15 @@ impl Writer {
             DataFormat::Csv2 { .. } => self.action = if validity.is_some() { "R" } else { "I" },
             DataFormat::Json10 => self.json10_open(out, validity.map(|(_, from)| from)),
             DataFormat::Json2 => {
-                if self.datasets > 0 {
+                if self.first_dataset + self.datasets > 0 {
                     out.push(',');
                 }
                 self.datasets += 1;
                 self.entries = 0;
                 let _ = write!(
                     out,
-                    "{{\"structure\":0,\"links\":[{{\"urn\":{},\"rel\":\"dataflow\"}}],\"action\":\"{}\"",
+                    "{{\"structure\":{},\"links\":[{{\"urn\":{},\"rel\":\"dataflow\"}}],\"action\":\"{}\"",
+                    self.structure,
                     json_text(&self.flow().dataflow_urn()),
                     if validity.is_some() { "Replace" } else { "Information" }
                 );
@@ -796,7 +838,12 @@ impl Writer {
                 );
             }
             DataFormat::Ml3 => {
-                out.push_str("<message:DataSet ss:structureRef=\"STR\" xsi:type=\"ns1:DataSetType\"");
+                let _ = write!(
+                    out,
+                    "<message:DataSet ss:structureRef=\"{}\" xsi:type=\"{}:DataSetType\"",
+                    self.structure_ref(),
+                    self.ns_prefix()
+                );
                 match &validity {
                     Some((id, from)) => {
                         let _ = write!(
@@ -851,7 +898,7 @@ impl Writer {
                 return;
             }
             DataFormat::Json2 => {
-                self.json_structure(out);
+                let _ = writeln!(out, "],\n\"structures\":[{}]}}}}", self.json_structure());
                 return;
             }
             DataFormat::Ml3 => "StructureSpecificData",
@@ -912,6 +959,12 @@ impl Writer {
         };
         let observations = self.detail.observations();
         let attributes = self.detail.attributes();
+        // With several dataflows, where each of this one's columns goes in the message's.
+        let place: Option<Vec<Option<usize>>> = self.csv_union.as_ref().map(|union| {
+            let own: Vec<String> = self.csv_columns().into_iter().skip(1).map(|(id, _)| id).collect();
+            union.iter().map(|c| own.iter().position(|o| o == c)).collect()
+        });
+        let mut fields: Vec<String> = Vec::new();
         for g in groups {
             let rows: &[Row] = if observations { g } else { &g[..1] };
             for r in rows {
@@ -923,40 +976,61 @@ impl Writer {
                     out.push(',');
                     out.push_str(self.action);
                 }
+                fields.clear();
+                let field = |s: &str| {
+                    let mut f = String::new();
+                    csv_field(&mut f, s);
+                    f
+                };
                 for (_, code, label) in self.key_values(r) {
-                    out.push(',');
-                    if labels {
-                        csv_field(out, &format!("{code}: {label}"));
+                    fields.push(if labels {
+                        field(&format!("{code}: {label}"))
                     } else {
-                        csv_field(out, &code);
-                    }
+                        field(&code)
+                    });
                 }
-                out.push(',');
-                if observations || !matches!(self.obs_dimension, ObsDimension::Time) {
-                    out.push_str(&r.period.to_string());
-                }
+                fields.push(if observations || !matches!(self.obs_dimension, ObsDimension::Time) {
+                    r.period.to_string()
+                } else {
+                    String::new()
+                });
                 if self.parts.value {
-                    out.push(',');
-                    if observations {
-                        out.push_str(&r.value.to_string());
-                    }
+                    fields.push(if observations {
+                        r.value.to_string()
+                    } else {
+                        String::new()
+                    });
                 }
                 if attributes || self.detail == DataDetail::Full {
                     for (_, v) in self.series_attributes() {
-                        out.push(',');
-                        csv_field(out, &v);
+                        fields.push(field(&v));
                     }
                     for (id, v) in self.obs_attributes(r) {
-                        out.push(',');
-                        if observations {
-                            if labels && id == "OBS_STATUS" {
-                                let name = super::dsd::OBS_STATUS_CODES
-                                    .iter()
-                                    .find(|c| c.0 == v)
-                                    .map_or("", |c| c.1);
-                                csv_field(out, &format!("{v}: {name}"));
-                            } else {
-                                csv_field(out, &v);
+                        fields.push(if !observations {
+                            String::new()
+                        } else if labels && id == "OBS_STATUS" {
+                            let name = super::dsd::OBS_STATUS_CODES
+                                .iter()
+                                .find(|c| c.0 == v)
+                                .map_or("", |c| c.1);
+                            field(&format!("{v}: {name}"))
+                        } else {
+                            field(&v)
+                        });
+                    }
+                }
+                match &place {
+                    None => {
+                        for f in &fields {
+                            out.push(',');
+                            out.push_str(f);
+                        }
+                    }
+                    Some(place) => {
+                        for p in place {
+                            out.push(',');
+                            if let Some(f) = p.and_then(|p| fields.get(p)) {
+                                out.push_str(f);
                             }
                         }
                     }
@@ -1262,8 +1336,8 @@ impl Writer {
         }
     }
 
-    /// The structure of the message, after its data sets.
-    fn json_structure(&self, out: &mut String) {
+    /// The structure of this dataflow's data sets, listed after the data sets.
+    fn json_structure(&self) -> String {
         let n = self.def.dimensions.len();
         let text = json_text;
         let named = |id: &str, name: &str| {
@@ -1350,7 +1424,9 @@ impl Writer {
         } else {
             Vec::new()
         };
-        let datasets: Vec<String> = (0..self.datasets).map(|i| i.to_string()).collect();
+        let datasets: Vec<String> = (self.first_dataset..self.first_dataset + self.datasets)
+            .map(|i| i.to_string())
+            .collect();
         let mut dimensions = vec![format!("\"series\":[{}]", list(&series))];
         dimensions.push(format!("\"observation\":[{}]", list(&obs)));
         let mut attributes = Vec::new();
@@ -1365,17 +1441,16 @@ impl Writer {
         } else {
             String::new()
         };
-        let _ = writeln!(
-            out,
-            "],\n\"structures\":[{{\"name\":{},\"names\":{{\"en\":{}}},\"links\":[{{\"urn\":{},\"rel\":\"dataflow\"}}],\"dataSets\":[{}],\
-             \"dimensions\":{{{}}},\"measures\":{{{measures}}},\"attributes\":{{{}}}}}]}}}}",
+        format!(
+            "{{\"name\":{},\"names\":{{\"en\":{}}},\"links\":[{{\"urn\":{},\"rel\":\"dataflow\"}}],\"dataSets\":[{}],\
+             \"dimensions\":{{{}}},\"measures\":{{{measures}}},\"attributes\":{{{}}}}}",
             text(&self.def.name),
             text(&self.def.name),
             text(&self.flow().dataflow_urn()),
             datasets.join(","),
             dimensions.join(","),
             attributes.join(",")
-        );
+        )
     }
 }
 

@@ -245,8 +245,8 @@ pub async fn data_query(
     let ids = list(2, "resource id")?;
     let versions = list(3, "version")?.filter(|v| !v.iter().any(|v| ["+", "~", "latest"].contains(&v.as_str())));
 
-    // The dataflows the path names; a data answer reads one.
-    let (id, dims) = {
+    // The dataflows the path names, each with its key dimensions.
+    let matching: Vec<(String, String)> = {
         let projection = sdmx.ledger.read();
         let matching: Vec<(String, String)> = projection
             .datasets()
@@ -263,29 +263,68 @@ pub async fn data_query(
                 dsd::VERSION
             )));
         }
-        match matching.as_slice() {
-            [] => return Err(SdmxError::no_results("no dataflow matches the agency and id")),
-            [one] => one.clone(),
-            many => {
-                return Err(SdmxError::not_implemented(format!(
-                    "a data query reads one dataflow; {} match: {}",
-                    many.len(),
-                    many.iter().map(|m| m.0.as_str()).collect::<Vec<_>>().join(", ")
-                )))
-            }
+        if matching.is_empty() {
+            return Err(SdmxError::no_results("no dataflow matches the agency and id"));
         }
+        matching
     };
-    let dims: Vec<&str> = dims.split('.').collect();
-    let keys = match at(4) {
+    let keys: Vec<&str> = match at(4) {
         None => Vec::new(),
         Some(k) => {
             let keys: Vec<&str> = k.split(',').collect();
             if keys.len() > query::MAX_LIST {
                 return Err(SdmxError::syntax(format!("more than {} keys", query::MAX_LIST)));
             }
-            keys.iter().map(|k| key_v15(k, &dims)).collect::<Result<Vec<_>, _>>()?
+            keys
         }
     };
+    let several = matching.len() > 1;
+    let mut flows = Vec::with_capacity(matching.len());
+    for (id, dims) in matching {
+        let dims: Vec<&str> = dims.split('.').collect();
+        // With several dataflows, a key too long for one of them selects nothing of it.
+        let keys = if several {
+            let mut fit = Vec::new();
+            let mut why = None;
+            for k in &keys {
+                match key_v15(k, &dims) {
+                    Ok(k) => fit.push(k),
+                    Err(e) => {
+                        why.get_or_insert(e.message);
+                    }
+                }
+            }
+            if fit.is_empty() && !keys.is_empty() {
+                flows.push((id, Err(why.unwrap_or_default())));
+                continue;
+            }
+            fit
+        } else {
+            keys.iter().map(|k| key_v15(k, &dims)).collect::<Result<Vec<_>, _>>()?
+        };
+        let mut r = request(keys, &get, &filters, format, segments, params)?;
+        r.flow_ref.id = id.clone();
+        flows.push((id, Ok(r)));
+    }
+    if several {
+        let identity = format!("3.0{segments:?}{params:?}");
+        return super::data::multi::serve(sdmx, flows, format, &identity, headers).await;
+    }
+    let Some((_, Ok(request))) = flows.pop() else {
+        return Err(SdmxError::no_results("no dataflow matches the agency and id"));
+    };
+    super::serve_data(sdmx, request, headers).await
+}
+
+/// The request for one dataflow (its id in `flow_ref`) with `keys` in SDMX-REST 1.5 form.
+fn request<'p>(
+    keys: Vec<String>,
+    get: &impl Fn(&str) -> Option<&'p str>,
+    filters: &[(String, String)],
+    format: DataFormat,
+    segments: &[&str],
+    params: &[(String, String)],
+) -> Result<DataRequest, SdmxError> {
     let dimension_at_observation = get("dimensionAtObservation").map(str::to_owned);
     let (series, obs) = get("attributes")
         .map(attributes)
@@ -307,10 +346,10 @@ pub async fn data_query(
             return Err(SdmxError::syntax("parameter `updatedAfter` is after `asOf`"));
         }
     }
-    let request = DataRequest {
+    Ok(DataRequest {
         flow_ref: FlowRef {
             agency: None,
-            id,
+            id: String::new(),
             version: None,
         },
         keys,
@@ -321,11 +360,10 @@ pub async fn data_query(
         end: None,
         detail: DataDetail::Full,
         common,
-        filters,
+        filters: filters.to_vec(),
         parts: Parts { series, obs, value },
         identity: format!("3.0{segments:?}{params:?}"),
-    };
-    super::serve_data(sdmx, request, headers).await
+    })
 }
 
 const SCHEMA_XSD: &str = "application/vnd.sdmx.schema+xml; version=3.0.0";

@@ -11,9 +11,12 @@
 //!
 //! Here are the helpers the files share: `v21_structure` (structure queries), `v21_data`
 //! (data in every format and view, parameters, long answers), `v21_vintages` (vintages,
-//! caching and `sdmx1`), `v21_errors`, `json10` (SDMX-JSON 1.0) and `v30` (SDMX-REST 2.2).
+//! caching and `sdmx1`), `v21_errors`, `json10` (SDMX-JSON 1.0), `rsdmx` (R's client),
+//! `structure30` (SDMX-REST 2.2 structure queries), `v30` and `multi` (SDMX-REST 2.2 data,
+//! one and several dataflows).
 
 mod json10;
+mod multi;
 mod rsdmx;
 mod structure30;
 mod v21_data;
