@@ -617,7 +617,7 @@
     return h(
       'div',
       { class: 'sdmx-links', id: 'sdmx-links' },
-      'For SDMX clients (SDMX-REST 1.5, ',
+      'For SDMX clients (SDMX-REST 1.5 and 2.2, ',
       h('a', { href: 'https://github.com/sdmx-twg/sdmx-rest' }, 'the standard'),
       '):',
       h(
