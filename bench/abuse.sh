@@ -38,10 +38,10 @@ BIGL_RELEASES=${BIGL_RELEASES:-20}
 ATTACKS=${ATTACKS:-item2 item6 proof events idle-ws methods subscribers scans}
 WORK=${WORK:-/tmp/tradeledger-abuse}
 BEFORE=${BEFORE:-}
-AFTER=${AFTER:-target/release/tradeledger}
+AFTER=${AFTER:-${CARGO_TARGET_DIR:-target}/release/tradeledger}
 mkdir -p "$WORK"
 
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --quiet --bin tradeledger
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --quiet --bin tradeledger ${FEATURES:+--features "$FEATURES"}
 # Generates and imports a store of $1 releases x $2 observations once; prints its path.
 store() {
   local dir="$WORK/store-$1-$2"
@@ -73,7 +73,7 @@ attack() {
   case $name in
     item2|item6) ;;
     *)
-      python3 bench/abuse2.py "$name" "$addr" "$pid"
+      SERVE_ERR="$WORK/serve.err" python3 bench/abuse2.py "$name" "$addr" "$pid"
       kill $pid
       wait $pid 2>/dev/null || true
       return
@@ -124,7 +124,7 @@ PY
 }
 
 ulimit -n 30000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-echo "big: $RELEASES releases x $PER_RELEASE observations; bigL: $BIGL_RELEASES x 10,000; MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"
+echo "big: $RELEASES releases x $PER_RELEASE observations; bigL: $BIGL_RELEASES x 10,000; features: ${FEATURES:-none}; MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"
 echo
 echo "| attack | binary | seconds | answer | peak MB (VmHWM) | resident MB (VmRSS) |"
 echo "|---|---|---:|---|---|---|"

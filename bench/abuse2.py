@@ -217,9 +217,42 @@ def odd_methods():
     row("/metrics after 12,000 distinct 60 KB methods", "KB", size0 / 1024, size1 / 1024, note)
 
 
+def metric(name):
+    """A sample of /metrics (0 when absent), e.g. `tradeledger_websocket_connections`."""
+    _, data = get("/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def allocator_in_use():
+    """MB the allocator has handed out and not had back: jemalloc's stats.allocated from
+    /metrics (a `--features jemalloc` build), else glibc's malloc_stats() "in use bytes"
+    (called through gdb, read from the server's stderr, SERVE_ERR); None without either."""
+    allocated = metric("tradeledger_allocator_allocated_bytes")
+    if allocated:
+        return allocated / 1e6, "jemalloc stats.allocated"
+    err = os.environ.get("SERVE_ERR")
+    if not err:
+        return None
+    try:
+        subprocess.run(["gdb", "-p", PID, "-batch", "-ex", "call (void) malloc_stats()"],
+                       capture_output=True, timeout=120, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = open(err).read()
+    total = text[text.rfind("Total (incl. mmap):"):]
+    in_use = [l for l in total.splitlines() if l.startswith("in use bytes")]
+    if not in_use:
+        return None
+    return int(in_use[0].split("=")[1]) / 1e6, "glibc malloc_stats in use"
+
+
 def subscribers():
     """4 WebSockets that never read, each with 30 replaying subscriptions of whole releases."""
     hwm0, rss0 = mem()
+    base = allocator_in_use()
     query = (
         "subscription { releasePublished(afterRevision: 0) "
         "{ revision release { observations { key period value previousValue } } } }"
@@ -239,9 +272,24 @@ def subscribers():
     row("4 non-reading subscribers x 30 replays", "peak MB", hwm0, hwm1, f"{len(socks)} connections; resident {rss1:.0f} MB")
     for s in socks:
         s.close()
-    time.sleep(2)
+    # Until the server has let go of the connections and their subscription streams.
+    deadline = time.time() + 120
+    while metric("tradeledger_websocket_connections") or metric("tradeledger_subscribers"):
+        if time.time() > deadline:
+            print("the server still had WebSockets or subscription streams 120 s after the close", file=sys.stderr)
+            break
+        time.sleep(0.2)
+    _, at_close = mem()
+    time.sleep(15)
     _, rss2 = mem()
-    row("4 non-reading subscribers, after the close", "resident MB", rss0, rss2, "")
+    row("4 non-reading subscribers, after the close", "resident MB", rss0, rss2,
+        f"15 s after the server let go of the connections ({at_close:.0f} MB at once)")
+    now = allocator_in_use()
+    if base and now:
+        row("4 non-reading subscribers, after the close", "allocated MB", base[0], now[0], base[1])
+    trimmed = malloc_trim() if not metric("tradeledger_allocator_allocated_bytes") else None
+    if trimmed is not None:
+        row("4 non-reading subscribers, after malloc_trim(0)", "resident MB", rss0, trimmed, "")
 
 
 def scans_and_writes():

@@ -247,7 +247,7 @@ pub async fn data_query(
 
     // The dataflows the path names; a data answer reads one.
     let (id, dims) = {
-        let projection = sdmx.ledger.read();
+        let projection = sdmx.ledger.read_in_place();
         let matching: Vec<(String, String)> = projection
             .datasets()
             .iter()
@@ -354,7 +354,7 @@ pub fn schema_query(
             shorten(context)
         )));
     }
-    let projection = sdmx.ledger.read();
+    let projection = sdmx.ledger.read_in_place();
     let view = projection
         .dataset(id)
         .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
