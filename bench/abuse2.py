@@ -226,20 +226,35 @@ def metric(name):
     return 0.0
 
 
+def gdb_call(expr):
+    """Calls `expr` in the server through gdb; False when that is not possible."""
+    try:
+        subprocess.run(["gdb", "-p", PID, "-batch", "-ex", f"call {expr}"],
+                       capture_output=True, timeout=120, check=True)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def allocator_in_use():
-    """MB the allocator has handed out and not had back: jemalloc's stats.allocated from
-    /metrics (a `--features jemalloc` build), else glibc's malloc_stats() "in use bytes"
-    (called through gdb, read from the server's stderr, SERVE_ERR); None without either."""
+    """MB the allocator has handed out and not had back, and where the figure comes from:
+    jemalloc's stats.allocated from /metrics (a `--features jemalloc` build), or printed by
+    a preloaded libjemalloc's malloc_stats_print(), or glibc's malloc_stats() "in use bytes"
+    (both called through gdb and read from the server's stderr, SERVE_ERR). None otherwise."""
     allocated = metric("tradeledger_allocator_allocated_bytes")
     if allocated:
         return allocated / 1e6, "jemalloc stats.allocated"
     err = os.environ.get("SERVE_ERR")
-    if not err:
+    maps = open(f"/proc/{PID}/maps").read()
+    if not err or "libmimalloc" in maps:
         return None
-    try:
-        subprocess.run(["gdb", "-p", PID, "-batch", "-ex", "call (void) malloc_stats()"],
-                       capture_output=True, timeout=120, check=True)
-    except (OSError, subprocess.SubprocessError):
+    if "libjemalloc" in maps:
+        if not gdb_call("(void) malloc_stats_print(0, 0, 0)"):
+            return None
+        text = open(err).read()
+        line = text[text.rfind("Allocated: "):].splitlines()[0]
+        return int(line.split(",")[0].split()[1]) / 1e6, "jemalloc stats.allocated"
+    if not gdb_call("(void) malloc_stats()"):
         return None
     text = open(err).read()
     total = text[text.rfind("Total (incl. mmap):"):]
@@ -266,12 +281,17 @@ def subscribers():
         for i in range(30):
             s.sendall(frame(json.dumps({"type": "subscribe", "id": f"s{i}", "payload": {"query": query}})))
         socks.append(s)
-    # The replays are built and queued (or refused) within seconds; the peak is what counts.
-    time.sleep(10)
+    # Until the server closes them for not reading (the send timeout, 30 s by default): the
+    # subscriptions have built what they could by then.
+    started = time.time()
+    while metric("tradeledger_websocket_connections") and time.time() < started + 300:
+        time.sleep(0.5)
+    closed_after = time.time() - started
     hwm1, rss1 = mem()
-    row("4 non-reading subscribers x 30 replays", "peak MB", hwm0, hwm1, f"{len(socks)} connections; resident {rss1:.0f} MB")
     for s in socks:
         s.close()
+    row("4 non-reading subscribers x 30 replays", "peak MB", hwm0, hwm1,
+        f"{len(socks)} connections, closed by the server after {closed_after:.0f} s")
     # Until the server has let go of the connections and their subscription streams.
     deadline = time.time() + 120
     while metric("tradeledger_websocket_connections") or metric("tradeledger_subscribers"):
@@ -287,7 +307,8 @@ def subscribers():
     now = allocator_in_use()
     if base and now:
         row("4 non-reading subscribers, after the close", "allocated MB", base[0], now[0], base[1])
-    trimmed = malloc_trim() if not metric("tradeledger_allocator_allocated_bytes") else None
+    glibc = not metric("tradeledger_allocator_allocated_bytes") and "alloc.so" not in open(f"/proc/{PID}/maps").read()
+    trimmed = malloc_trim() if glibc else None
     if trimmed is not None:
         row("4 non-reading subscribers, after malloc_trim(0)", "resident MB", rss0, trimmed, "")
 
