@@ -175,7 +175,9 @@ impl RevisionCursor {
         };
         let revised = {
             let p = self.ledger.read_in_place();
-            let Some(ds) = p.dataset(&self.dataset) else { return Ok(()) };
+            let Some(ds) = p.dataset(&self.dataset) else {
+                return Ok(());
+            };
             // What the live notice said: read the figure as the ledger had it right after
             // this release (a back-fill placed before later versions changed no current
             // value, and later back-fills must not renumber what was sent).
