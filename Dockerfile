@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 FROM rust:1-slim-bookworm AS build
+# make builds jemalloc, the server's allocator (tikv-jemalloc-sys).
+RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

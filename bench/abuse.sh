@@ -18,7 +18,9 @@
 #    connection_init and never read (big);
 #  - methods: /metrics size after 12,000 requests with distinct 60 KB methods (big);
 #  - subscribers: 4 WebSockets that never read, with 30 replaying subscriptions of whole
-#    releases each (bigL);
+#    releases each (bigL), until the server closes them (send timeout); then resident memory
+#    15 s after the server let go of them, the allocator's in-use bytes (jemalloc's stats, or
+#    glibc's malloc_stats() through gdb) and, with glibc, after malloc_trim(0);
 #  - scans: /healthz from 127.0.0.2 while two clients run 30-alias fast-path scans of 1,000
 #    figures and one publishes releases (big).
 #
@@ -26,6 +28,9 @@
 #   ATTACKS="proof events" bench/abuse.sh         # some attacks only
 #   RELEASES=200 BIGL_RELEASES=10 bench/abuse.sh  # smaller stores
 #   MALLOC_ARENA_MAX=2 ATTACKS=events bench/abuse.sh  # glibc with fewer arenas
+#   BUILD_FLAGS=--no-default-features ATTACKS=subscribers bench/abuse.sh  # glibc's malloc
+#   BUILD_FLAGS=--no-default-features PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 \
+#     ATTACKS=subscribers bench/abuse.sh           # another allocator, preloaded into the server
 #
 # Needs python3, gdb (for malloc_trim; the row is left out without it) and `ulimit -n` of
 # 25,000 or more for idle-ws.
@@ -38,10 +43,10 @@ BIGL_RELEASES=${BIGL_RELEASES:-20}
 ATTACKS=${ATTACKS:-item2 item6 proof events idle-ws methods subscribers scans}
 WORK=${WORK:-/tmp/tradeledger-abuse}
 BEFORE=${BEFORE:-}
-AFTER=${AFTER:-target/release/tradeledger}
+AFTER=${AFTER:-${CARGO_TARGET_DIR:-target}/release/tradeledger}
 mkdir -p "$WORK"
 
-[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --quiet --bin tradeledger
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked --quiet --bin tradeledger ${BUILD_FLAGS:-}
 # Generates and imports a store of $1 releases x $2 observations once; prints its path.
 store() {
   local dir="$WORK/store-$1-$2"
@@ -63,7 +68,7 @@ attack() {
   case $name in proof|subscribers) store=$BIGL ;; esac
   # A copy of the store, so no run sees another's caches or writes.
   rm -rf "$WORK/run" && cp -r "$store" "$WORK/run" && rm -f "$WORK/run/lock"
-  $bin serve --data-dir "$WORK/run" --listen 127.0.0.1:0 --no-fixtures --write-tokens "bench:bench-secret" \
+  env ${PRELOAD:+LD_PRELOAD=$PRELOAD} $bin serve --data-dir "$WORK/run" --listen 127.0.0.1:0 --no-fixtures --write-tokens "bench:bench-secret" \
     --log warn >"$out" 2>"$WORK/serve.err" &
   local pid=$!
   for _ in $(seq 1 600); do grep -q "listening on" "$out" 2>/dev/null && break; sleep 0.1; done
@@ -73,7 +78,7 @@ attack() {
   case $name in
     item2|item6) ;;
     *)
-      python3 bench/abuse2.py "$name" "$addr" "$pid"
+      SERVE_ERR="$WORK/serve.err" python3 bench/abuse2.py "$name" "$addr" "$pid"
       kill $pid
       wait $pid 2>/dev/null || true
       return
@@ -124,7 +129,7 @@ PY
 }
 
 ulimit -n 30000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-echo "big: $RELEASES releases x $PER_RELEASE observations; bigL: $BIGL_RELEASES x 10,000; MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"
+echo "big: $RELEASES releases x $PER_RELEASE observations; bigL: $BIGL_RELEASES x 10,000; build flags: ${BUILD_FLAGS:-none}; preload: ${PRELOAD:-none}; MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"
 echo
 echo "| attack | binary | seconds | answer | peak MB (VmHWM) | resident MB (VmRSS) |"
 echo "|---|---|---:|---|---|---|"

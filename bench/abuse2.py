@@ -217,9 +217,57 @@ def odd_methods():
     row("/metrics after 12,000 distinct 60 KB methods", "KB", size0 / 1024, size1 / 1024, note)
 
 
+def metric(name):
+    """A sample of /metrics (0 when absent), e.g. `tradeledger_websocket_connections`."""
+    _, data = get("/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def gdb_call(expr):
+    """Calls `expr` in the server through gdb; False when that is not possible."""
+    try:
+        subprocess.run(["gdb", "-p", PID, "-batch", "-ex", f"call {expr}"],
+                       capture_output=True, timeout=120, check=True)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def allocator_in_use():
+    """MB the allocator has handed out and not had back, and where the figure comes from:
+    jemalloc's stats.allocated from /metrics (a `--features jemalloc` build), or printed by
+    a preloaded libjemalloc's malloc_stats_print(), or glibc's malloc_stats() "in use bytes"
+    (both called through gdb and read from the server's stderr, SERVE_ERR). None otherwise."""
+    allocated = metric("tradeledger_allocator_allocated_bytes")
+    if allocated:
+        return allocated / 1e6, "jemalloc stats.allocated"
+    err = os.environ.get("SERVE_ERR")
+    maps = open(f"/proc/{PID}/maps").read()
+    if not err or "libmimalloc" in maps:
+        return None
+    if "libjemalloc" in maps:
+        if not gdb_call("(void) malloc_stats_print(0, 0, 0)"):
+            return None
+        text = open(err).read()
+        line = text[text.rfind("Allocated: "):].splitlines()[0]
+        return int(line.split(",")[0].split()[1]) / 1e6, "jemalloc stats.allocated"
+    if not gdb_call("(void) malloc_stats()"):
+        return None
+    text = open(err).read()
+    total = text[text.rfind("Total (incl. mmap):"):]
+    in_use = [l for l in total.splitlines() if l.startswith("in use bytes")]
+    if not in_use:
+        return None
+    return int(in_use[0].split("=")[1]) / 1e6, "glibc malloc_stats in use"
+
+
 def subscribers():
     """4 WebSockets that never read, each with 30 replaying subscriptions of whole releases."""
     hwm0, rss0 = mem()
+    base = allocator_in_use()
     query = (
         "subscription { releasePublished(afterRevision: 0) "
         "{ revision release { observations { key period value previousValue } } } }"
@@ -233,15 +281,36 @@ def subscribers():
         for i in range(30):
             s.sendall(frame(json.dumps({"type": "subscribe", "id": f"s{i}", "payload": {"query": query}})))
         socks.append(s)
-    # The replays are built and queued (or refused) within seconds; the peak is what counts.
-    time.sleep(10)
+    # Until the server closes them for not reading (the send timeout, 30 s by default): the
+    # subscriptions have built what they could by then.
+    started = time.time()
+    while metric("tradeledger_websocket_connections") and time.time() < started + 300:
+        time.sleep(0.5)
+    closed_after = time.time() - started
     hwm1, rss1 = mem()
-    row("4 non-reading subscribers x 30 replays", "peak MB", hwm0, hwm1, f"{len(socks)} connections; resident {rss1:.0f} MB")
     for s in socks:
         s.close()
-    time.sleep(2)
+    row("4 non-reading subscribers x 30 replays", "peak MB", hwm0, hwm1,
+        f"{len(socks)} connections, closed by the server after {closed_after:.0f} s")
+    # Until the server has let go of the connections and their subscription streams.
+    deadline = time.time() + 120
+    while metric("tradeledger_websocket_connections") or metric("tradeledger_subscribers"):
+        if time.time() > deadline:
+            print("the server still had WebSockets or subscription streams 120 s after the close", file=sys.stderr)
+            break
+        time.sleep(0.2)
+    _, at_close = mem()
+    time.sleep(15)
     _, rss2 = mem()
-    row("4 non-reading subscribers, after the close", "resident MB", rss0, rss2, "")
+    row("4 non-reading subscribers, after the close", "resident MB", rss0, rss2,
+        f"15 s after the server let go of the connections ({at_close:.0f} MB at once)")
+    now = allocator_in_use()
+    if base and now:
+        row("4 non-reading subscribers, after the close", "allocated MB", base[0], now[0], base[1])
+    glibc = not metric("tradeledger_allocator_allocated_bytes") and "alloc.so" not in open(f"/proc/{PID}/maps").read()
+    trimmed = malloc_trim() if glibc else None
+    if trimmed is not None:
+        row("4 non-reading subscribers, after malloc_trim(0)", "resident MB", rss0, trimmed, "")
 
 
 def scans_and_writes():

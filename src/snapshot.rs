@@ -268,7 +268,7 @@ impl Policy {
                     _ = stopped.changed() => return covered,
                     () = tokio::time::sleep(poll) => {}
                 }
-                let head = l.read().head().revision;
+                let head = l.read_on_runtime(|p| p.head().revision);
                 let due = head >= covered.saturating_add(every) || (head > covered && since.elapsed() >= interval);
                 if due && Instant::now() >= next_try {
                     match save_logged(&l, &dir, "background").await {
@@ -294,7 +294,7 @@ impl Writer {
     pub async fn finish(self) {
         let _ = self.stop.send(true);
         let covered = self.task.await.unwrap_or(0);
-        if self.ledger.read().head().revision > covered {
+        if self.ledger.read_on_runtime(|p| p.head().revision) > covered {
             save_logged(&self.ledger, &self.dir, "shutdown").await;
         }
     }

@@ -29,18 +29,18 @@ pub struct ReleaseEvent {
     /// Revision of the event that recorded the release; pass it as `afterRevision` to resume.
     pub revision: u64,
     pub release: Release,
-    /// The connection's turn to build a result, held until this event is resolved.
-    #[graphql(skip)]
-    pub turn: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// One connection's turn to build a result, put in the request data by the WebSocket
 /// layer. A release resolved with all its figures takes megabytes while it is built (the
-/// event read and parsed, the figures, the response tree), so the `releasePublished`
-/// subscriptions of one connection (aliases of one operation included) build their
-/// results one at a time: what a connection holds while its client does not read is then
-/// its byte budget of finished results and about one result being built, however many
-/// subscriptions it has.
+/// event read and parsed, the figures, the response tree, the message), so the
+/// `releasePublished` subscriptions of one connection (aliases of one operation included)
+/// build their results one at a time. A subscription holds the turn from the moment it
+/// starts building a result until its stream is asked for the next one, which the
+/// connection does only once the message is queued within its byte budget: so a message
+/// waiting for room in the budget keeps the other subscriptions from building theirs, and
+/// what a connection holds while its client does not read is its byte budget of queued
+/// messages and one more result, however many subscriptions it has.
 #[derive(Clone)]
 pub struct BuildTurn(Arc<Semaphore>);
 
@@ -68,12 +68,14 @@ struct ReleaseCursor {
     /// True while the projection may hold releases after `after` not yet queued.
     behind: bool,
     turn: Option<BuildTurn>,
+    /// The turn taken for the last event yielded, given back when the next one is asked for.
+    held: Option<OwnedSemaphorePermit>,
 }
 
 impl ReleaseCursor {
     /// Moves up to a chunk of matching releases after `self.after` into `ready`.
     fn catch_up(&mut self) {
-        let p = self.ledger.read();
+        let p = self.ledger.read_in_place();
         let start = p.releases_after(self.after);
         self.behind = false;
         for (i, r) in p.releases()[start..].iter().enumerate() {
@@ -82,7 +84,6 @@ impl ReleaseCursor {
                 self.ready.push_back(ReleaseEvent {
                     revision: r.revision,
                     release: Release::from_info((start + i) as u32, r),
-                    turn: None,
                 });
                 if self.ready.len() >= REPLAY_CHUNK {
                     self.behind = true;
@@ -102,6 +103,9 @@ struct RevisionCursor {
     dataset: String,
     key: Option<KeyPattern>,
     ready: VecDeque<ObservationVersion>,
+    /// After falling behind: the releases of the dataset (position, revision) still to be
+    /// rebuilt, one at a time as the client takes their figures.
+    missed: VecDeque<(u32, u64)>,
 }
 
 impl RevisionCursor {
@@ -113,7 +117,7 @@ impl RevisionCursor {
         let Applied::ReleasePublished { release, revised } = &notice.applied else {
             return;
         };
-        let p = self.ledger.read();
+        let p = self.ledger.read_in_place();
         let info = p.release_at(*release);
         if info.dataset != self.dataset {
             return;
@@ -145,61 +149,70 @@ impl RevisionCursor {
         }
     }
 
-    /// After falling behind: rebuild what was missed from the log and the projection.
-    fn catch_up(&mut self) -> Result<(), crate::ledger::LedgerError> {
-        let releases: Vec<(u32, u64)> = {
-            let p = self.ledger.read();
-            let start = p.releases_after(self.after);
+    /// After falling behind: lists the releases of the dataset that were missed, rebuilt
+    /// later one at a time ([`RevisionCursor::rebuild_next`]), so that a long lag is never
+    /// turned into one long queue of figures.
+    fn fall_behind(&mut self) {
+        let from = self.missed.back().map_or(self.after, |&(_, revision)| revision);
+        let p = self.ledger.read_in_place();
+        let start = p.releases_after(from);
+        self.missed.extend(
             p.releases()[start..]
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| r.dataset == self.dataset)
-                .map(|(i, r)| ((start + i) as u32, r.revision))
+                .map(|(i, r)| ((start + i) as u32, r.revision)),
+        );
+    }
+
+    /// Rebuilds the figures of the next missed release from the log and the projection.
+    fn rebuild_next(&mut self) -> Result<(), crate::ledger::LedgerError> {
+        let Some((position, revision)) = self.missed.pop_front() else {
+            return Ok(());
+        };
+        let Some(release) = self.ledger.release_event(revision)? else {
+            return Ok(());
+        };
+        let revised = {
+            let p = self.ledger.read_in_place();
+            let Some(ds) = p.dataset(&self.dataset) else {
+                return Ok(());
+            };
+            // What the live notice said: read the figure as the ledger had it right after
+            // this release (a back-fill placed before later versions changed no current
+            // value, and later back-fills must not renumber what was sent).
+            let Ok(then) = p.bound(Some(crate::projection::AsOf::Revision(revision))) else {
+                return Ok(());
+            };
+            release
+                .observations
+                .iter()
+                .filter_map(|o| {
+                    let cell = cell_key(ds, &o.key, o.period, &o.measure).ok()?;
+                    let at = ds.get(&cell, then)?;
+                    let n = at.versions.len();
+                    if at.current().release != position || n < 2 {
+                        return None;
+                    }
+                    let (version, previous) = (n as u32, at.versions[n - 2].value);
+                    (previous != o.value).then(|| crate::projection::RevisedFigure {
+                        key: o.key.clone(),
+                        period: o.period,
+                        measure: o.measure.clone(),
+                        previous,
+                        value: o.value,
+                        version,
+                    })
+                })
                 .collect()
         };
-        for (position, revision) in releases {
-            let Some(release) = self.ledger.release_event(revision)? else {
-                continue;
-            };
-            let revised = {
-                let p = self.ledger.read();
-                let Some(ds) = p.dataset(&self.dataset) else { break };
-                // What the live notice said: read the figure as the ledger had it right after
-                // this release (a back-fill placed before later versions changed no current
-                // value, and later back-fills must not renumber what was sent).
-                let Ok(then) = p.bound(Some(crate::projection::AsOf::Revision(revision))) else {
-                    break;
-                };
-                release
-                    .observations
-                    .iter()
-                    .filter_map(|o| {
-                        let cell = cell_key(ds, &o.key, o.period, &o.measure).ok()?;
-                        let at = ds.get(&cell, then)?;
-                        let n = at.versions.len();
-                        if at.current().release != position || n < 2 {
-                            return None;
-                        }
-                        let (version, previous) = (n as u32, at.versions[n - 2].value);
-                        (previous != o.value).then(|| crate::projection::RevisedFigure {
-                            key: o.key.clone(),
-                            period: o.period,
-                            measure: o.measure.clone(),
-                            previous,
-                            value: o.value,
-                            version,
-                        })
-                    })
-                    .collect()
-            };
-            self.take(&Notice {
-                revision,
-                applied: Applied::ReleasePublished {
-                    release: position,
-                    revised,
-                },
-            });
-        }
+        self.take(&Notice {
+            revision,
+            applied: Applied::ReleasePublished {
+                release: position,
+                revised,
+            },
+        });
         Ok(())
     }
 }
@@ -219,7 +232,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = ReleaseEvent>> {
         let ledger = ledger_of(ctx).clone();
         if let Some(d) = &dataset {
-            if ledger.read().dataset(d).is_none() {
+            if ledger.read_on_runtime(|p| p.dataset(d).is_none()) {
                 return Err(error::coded(
                     error::ErrorCode::NotFound,
                     format!("dataset `{}` not found", d.as_str()),
@@ -228,7 +241,7 @@ impl SubscriptionRoot {
         }
         // Subscribe before reading the head, so nothing recorded in between is missed.
         let rx = ledger.subscribe();
-        let head = ledger.read().head().revision;
+        let head = ledger.read_on_runtime(|p| p.head().revision);
         let after = match after_revision {
             Some(r) if r < 0 => return Err(bad_input(format!("afterRevision must not be negative (got {r})"))),
             // Not clamped to the head: a client resuming from a node that has seen more than
@@ -244,14 +257,16 @@ impl SubscriptionRoot {
             ready: VecDeque::new(),
             behind: true,
             turn: ctx.data_opt::<BuildTurn>().cloned(),
+            held: None,
         };
         cursor.catch_up();
         Ok(stream::unfold(cursor, |mut c| async move {
+            // Asked for the next event: the last one is built and its message queued.
+            c.held = None;
             loop {
-                if let Some(mut e) = c.ready.pop_front() {
+                if let Some(e) = c.ready.pop_front() {
                     if let Some(turn) = &c.turn {
-                        let permit = turn.0.clone().acquire_owned().await.ok()?;
-                        e.turn = Some(Arc::new(permit));
+                        c.held = Some(turn.0.clone().acquire_owned().await.ok()?);
                     }
                     return Some((e, c));
                 }
@@ -278,7 +293,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = ObservationVersion>> {
         let ledger = ledger_of(ctx).clone();
         let key = {
-            let p = ledger.read();
+            let p = ledger.read_in_place();
             let ds = p.dataset(&dataset).ok_or_else(|| {
                 error::coded(
                     error::ErrorCode::NotFound,
@@ -291,7 +306,7 @@ impl SubscriptionRoot {
             }
         };
         let rx = ledger.subscribe();
-        let after = ledger.read().head().revision;
+        let after = ledger.read_on_runtime(|p| p.head().revision);
         let cursor = RevisionCursor {
             ledger,
             rx,
@@ -299,20 +314,23 @@ impl SubscriptionRoot {
             dataset: dataset.0,
             key,
             ready: VecDeque::new(),
+            missed: VecDeque::new(),
         };
         Ok(stream::unfold(cursor, |mut c| async move {
             loop {
                 if let Some(e) = c.ready.pop_front() {
                     return Some((e, c));
                 }
+                if !c.missed.is_empty() {
+                    if let Err(e) = c.rebuild_next() {
+                        tracing::warn!(error = %e, "observationRevised subscriber could not catch up");
+                        return None;
+                    }
+                    continue;
+                }
                 match c.rx.recv().await {
                     Ok(n) => c.take(&n),
-                    Err(RecvError::Lagged(_)) => {
-                        if let Err(e) = c.catch_up() {
-                            tracing::warn!(error = %e, "observationRevised subscriber could not catch up");
-                            return None;
-                        }
-                    }
+                    Err(RecvError::Lagged(_)) => c.fall_behind(),
                     Err(RecvError::Closed) => return None,
                 }
             }

@@ -98,7 +98,7 @@ pub async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap, RawQ
         return *refusal;
     }
     let ledger = state.ledger.clone();
-    let head = ledger.read().head().revision;
+    let head = ledger.read_on_runtime(|p| p.head().revision);
     let after = match after_of(query.as_deref(), head) {
         Ok(a) => a,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, vec![e]),

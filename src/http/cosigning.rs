@@ -76,7 +76,7 @@ async fn run(state: Arc<AppState>, w: Arc<Witnessing>, index: usize, url: String
         if *shutdown.borrow() {
             return;
         }
-        let head = state.ledger.read().head().revision;
+        let head = state.ledger.read_on_runtime(|p| p.head().revision);
         if head == 0 || done == Some(head) {
             continue;
         }

@@ -107,6 +107,10 @@ pub struct Metrics {
     releases: Gauge,
     versions: Gauge,
     subscribers: Gauge,
+    /// jemalloc's figures, with the `jemalloc` feature: bytes the program has allocated, and
+    /// bytes of the pages the allocator holds resident.
+    #[cfg(feature = "jemalloc")]
+    allocator: (Gauge, Gauge),
 }
 
 impl Default for Metrics {
@@ -210,6 +214,19 @@ impl Metrics {
             "Figure versions held by the projection",
         );
         let subscribers = gauge(&mut registry, "subscribers", "Live subscription streams");
+        #[cfg(feature = "jemalloc")]
+        let allocator = (
+            gauge(
+                &mut registry,
+                "allocator_allocated_bytes",
+                "Bytes the program has allocated (jemalloc's stats.allocated)",
+            ),
+            gauge(
+                &mut registry,
+                "allocator_resident_bytes",
+                "Bytes of the pages jemalloc holds resident (stats.resident)",
+            ),
+        );
         Metrics {
             registry,
             requests,
@@ -232,6 +249,8 @@ impl Metrics {
             releases,
             versions,
             subscribers,
+            #[cfg(feature = "jemalloc")]
+            allocator,
         }
     }
 
@@ -255,6 +274,16 @@ impl Metrics {
             }
         }
         self.subscribers.set(ledger.subscriber_count() as i64);
+        #[cfg(feature = "jemalloc")]
+        if tikv_jemalloc_ctl::epoch::advance().is_ok() {
+            if let (Ok(allocated), Ok(resident)) = (
+                tikv_jemalloc_ctl::stats::allocated::read(),
+                tikv_jemalloc_ctl::stats::resident::read(),
+            ) {
+                self.allocator.0.set(allocated as i64);
+                self.allocator.1.set(resident as i64);
+            }
+        }
         let mut out = String::new();
         encode_registry(&mut out, &self.registry).expect("writing to a String cannot fail");
         match format {

@@ -72,7 +72,7 @@ pub async fn checkpoint(State(state): State<Arc<AppState>>, headers: HeaderMap) 
     if let Some(r) = refused(&state, &headers) {
         return r;
     }
-    let size = state.ledger.read().head().revision;
+    let size = state.ledger.read_on_runtime(|p| p.head().revision);
     match transparency::checkpoint(&state.ledger, size) {
         Ok(c) => (
             StatusCode::OK,
@@ -323,7 +323,7 @@ pub async fn proof(State(state): State<Arc<AppState>>, Path(revision): Path<Stri
         Ok(r) => r,
         Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
-    let head = state.ledger.read().head().revision;
+    let head = state.ledger.read_on_runtime(|p| p.head().revision);
     if revision > head {
         return text(
             StatusCode::NOT_FOUND,

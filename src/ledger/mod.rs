@@ -286,15 +286,23 @@ impl Ledger {
     /// other tasks of that worker (`/healthz`, other connections) go on elsewhere meanwhile.
     /// On a current-thread runtime, or outside one, it simply waits.
     pub fn read_on_runtime<T>(&self, f: impl FnOnce(&Projection) -> T) -> T {
+        f(&self.read_in_place())
+    }
+
+    /// The guard of [`Ledger::read_on_runtime`], for code that reads the projection over a
+    /// whole function on a runtime worker: taken at once when the lock is free for reading,
+    /// else waited for with the worker handed over to a blocking thread. On a blocking thread,
+    /// a current-thread runtime or outside one, it is [`Ledger::read`].
+    pub fn read_in_place(&self) -> RwLockReadGuard<'_, Projection> {
         if let Some(p) = self.try_read() {
-            return f(&p);
+            return p;
         }
         let multi = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         if multi {
-            tokio::task::block_in_place(|| f(&self.read()))
+            tokio::task::block_in_place(|| self.read())
         } else {
-            f(&self.read())
+            self.read()
         }
     }
 

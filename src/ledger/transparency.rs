@@ -111,7 +111,7 @@ fn tree_failure(e: TreeError) -> LedgerError {
 
 /// A tree size argument: the acknowledged head when absent, else 1 to the head.
 pub fn tree_size(ledger: &Ledger, field: &str, value: Option<i64>) -> Result<u64, LedgerError> {
-    let head = ledger.read().head().revision;
+    let head = ledger.read_on_runtime(|p| p.head().revision);
     match value {
         None => Ok(head),
         Some(v) if v < 1 => Err(LedgerError::bad_input(field, format!("must be at least 1 (got {v})"))),
@@ -178,7 +178,7 @@ pub fn log_checkpoint(ledger: &Ledger, size: u64) -> Result<String, LedgerError>
 /// The tree size a proof of `revision` is best given against: the largest one the witnesses
 /// cosigned up to the quorum, else the largest any witness cosigned, else the head.
 pub fn proof_size(ledger: &Ledger, revision: u64) -> u64 {
-    let head = ledger.read().head().revision;
+    let head = ledger.read_on_runtime(|p| p.head().revision);
     let Some(w) = ledger.witnessing() else {
         return head;
     };
@@ -258,14 +258,14 @@ pub fn consistency(ledger: &Ledger, from: u64, to: u64) -> Result<Consistency, L
 
 /// The hash tile at `path` of the acknowledged tree (`tlog-tiles`).
 pub fn hash_tile(ledger: &Ledger, path: &TilePath) -> Result<Vec<u8>, TileError> {
-    let size = ledger.read().head().revision;
+    let size = ledger.read_on_runtime(|p| p.head().revision);
     tiles::hash_tile(&read_tree(ledger), size, path)
 }
 
 /// The entry bundle at `path` of the acknowledged tree: each event's entry, checked against
 /// its leaf in the tree before it is served.
 pub fn entry_bundle(ledger: &Ledger, path: &TilePath) -> Result<Vec<u8>, TileError> {
-    let size = ledger.read().head().revision;
+    let size = ledger.read_on_runtime(|p| p.head().revision);
     let Some((start, end)) = path.leaf_range().filter(|_| path.within(size)) else {
         return Err(TileError::NotFound(format!(
             "the tree of {size} leaves has no entry bundle {}",
@@ -307,7 +307,7 @@ pub fn entry_bundle(ledger: &Ledger, path: &TilePath) -> Result<Vec<u8>, TileErr
 
 /// The canonical bytes of the event at `revision`, if the acknowledged log has it.
 pub fn event_bytes(ledger: &Ledger, revision: u64) -> Result<Option<Vec<u8>>, LedgerError> {
-    if revision == 0 || revision > ledger.read().head().revision {
+    if revision == 0 || revision > ledger.read_on_runtime(|p| p.head().revision) {
         return Ok(None);
     }
     let stored = ledger.log().get(revision).map_err(LedgerError::from)?;

@@ -61,7 +61,7 @@ pub(super) async fn writer(inner: std::sync::Weak<Inner>, mut rx: mpsc::Receiver
     loop {
         if foreign && retry.is_none() {
             let Some(inner) = inner.upgrade() else { return };
-            apply_foreign(&inner);
+            apply_foreign(&inner).await;
         }
         foreign = false;
         // `recv_many` is cancel-safe: losing the race to the timer or the head watch loses
@@ -136,12 +136,22 @@ async fn head_moved(watch: Option<&mut tokio::sync::watch::Receiver<Head>>) -> b
 
 /// Applies the records other nodes appended to a shared log, and tells subscribers, as for
 /// this node's own writes. A record that breaks the hash chain poisons the ledger (see
-/// [`catch_up`]).
-fn apply_foreign(inner: &Inner) {
+/// [`catch_up`]). Runs on a blocking thread: the catch-up reads the store and waits for the
+/// projection's write lock, which would stall every connection of a runtime worker.
+async fn apply_foreign(inner: &Arc<Inner>) {
     if inner.poisoned.load(Ordering::Acquire) {
         return;
     }
-    match catch_up(inner) {
+    let task_inner = inner.clone();
+    match tokio::task::spawn_blocking(move || catch_up(&task_inner)).await {
+        Ok(caught) => tell_foreign(inner, caught),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => tracing::error!(error = %e, "the records other nodes appended were not applied"),
+    }
+}
+
+fn tell_foreign(inner: &Inner, caught: Result<Vec<Arc<Notice>>, String>) {
+    match caught {
         Ok(notices) => {
             for n in notices {
                 let _ = inner.notices.send(n);
@@ -162,7 +172,13 @@ fn set_storage_failure(inner: &Inner, error: &str) {
 /// projection whatever the failed group left in the log. Writes resume when this succeeds.
 async fn recover(inner: &Arc<Inner>) -> Result<(), String> {
     inner.store.recover().await.map_err(|e| e.to_string())?;
-    let notices = catch_up(inner)?;
+    // Off the runtime, as in `apply_foreign`.
+    let task_inner = inner.clone();
+    let notices = match tokio::task::spawn_blocking(move || catch_up(&task_inner)).await {
+        Ok(caught) => caught?,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => return Err(e.to_string()),
+    };
     *inner.storage_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     tracing::info!(
         revision = inner.state.read().head().revision,
@@ -474,7 +490,7 @@ async fn commit_group(inner: &Arc<Inner>, group: Vec<Pending>) -> Result<(), Str
         start: _,
     } = loop {
         if shared {
-            apply_foreign(inner);
+            apply_foreign(inner).await;
             if inner.poisoned.load(Ordering::Acquire) {
                 for reply in replies {
                     let _ = reply.send(Err(poisoned()));

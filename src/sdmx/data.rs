@@ -305,7 +305,7 @@ pub fn prepare(
     limit: u64,
     prepared: DateTime<Utc>,
 ) -> Result<Answer, SdmxError> {
-    let projection = ledger.read();
+    let projection = ledger.read_in_place();
     let view = projection
         .dataset(&selection.dataset)
         .ok_or_else(|| SdmxError::no_results(format!("no dataflow `{}`", selection.dataset)))?;
@@ -436,7 +436,7 @@ impl Answer {
     /// One page of the latest figures after `cursor`, ending at a series boundary, and the
     /// cursor to continue from (`None`: this was the last page).
     fn read_latest(&self, cursor: Option<CellKey>) -> (Vec<Row>, Option<CellKey>) {
-        let projection = self.ledger.read();
+        let projection = self.ledger.read_in_place();
         let Some(view) = projection.dataset(&self.selection.dataset) else {
             return (Vec::new(), None);
         };
@@ -485,7 +485,7 @@ impl Answer {
             .release_event(revision)
             .map_err(|e| SdmxError::new(Kind::Internal, format!("reading release {id}: {e}")))?
             .ok_or_else(|| SdmxError::new(Kind::Internal, format!("release {id} is not at revision {revision}")))?;
-        let projection = self.ledger.read();
+        let projection = self.ledger.read_in_place();
         let Some(view) = projection.dataset(&self.selection.dataset) else {
             return Ok(Vec::new());
         };

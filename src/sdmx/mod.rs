@@ -426,7 +426,7 @@ fn serve_structure(
     format: StructureFormat,
     headers: &HeaderMap,
 ) -> Result<Response, SdmxError> {
-    let projection = sdmx.ledger.read();
+    let projection = sdmx.ledger.read_in_place();
     let defs: Vec<Arc<crate::domain::Dataset>> = projection.datasets().iter().map(|v| v.def.clone()).collect();
     let prepared = projection.last_recorded_at().unwrap_or_else(Utc::now);
     let head = projection.head().revision;
@@ -500,7 +500,7 @@ fn schema_query(
             "explicitMeasure=true: the DSD has a single primary measure",
         ));
     }
-    let projection = sdmx.ledger.read();
+    let projection = sdmx.ledger.read_in_place();
     let view = projection
         .dataset(id)
         .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
@@ -786,7 +786,7 @@ fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>
     let dimension_at_observation = request.dimension_at_observation.as_deref();
     let format = request.format;
     let (as_of, known_at) = (request.common.as_of, request.common.known_at);
-    let projection = ledger.read();
+    let projection = ledger.read_in_place();
     let view = projection
         .dataset(&flow_ref.id)
         .ok_or_else(|| SdmxError::no_results(format!("no dataflow `{}`", shorten(&flow_ref.id))))?;

@@ -247,7 +247,7 @@ pub async fn data_query(
 
     // The dataflows the path names, each with its key dimensions.
     let matching: Vec<(String, String)> = {
-        let projection = sdmx.ledger.read();
+        let projection = sdmx.ledger.read_in_place();
         let matching: Vec<(String, String)> = projection
             .datasets()
             .iter()
@@ -392,7 +392,7 @@ pub fn schema_query(
             shorten(context)
         )));
     }
-    let projection = sdmx.ledger.read();
+    let projection = sdmx.ledger.read_in_place();
     let view = projection
         .dataset(id)
         .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;

@@ -10,6 +10,7 @@ mod fastpath;
 mod frontdoor;
 mod jetstream;
 mod ledger;
+mod memory;
 mod public2;
 mod round2;
 mod runtime;

@@ -41,7 +41,7 @@ pub(in crate::sdmx) async fn serve(
         };
         // A key naming a code this dataflow lacks selects nothing of it.
         if !request.keys.is_empty() {
-            let projection = sdmx.ledger.read();
+            let projection = sdmx.ledger.read_in_place();
             let Some(view) = projection.dataset(&id) else { continue };
             let flow = Flow::new(&view.def);
             let dims = flow.key_dimensions();
