@@ -6,6 +6,7 @@ mod classify;
 mod error;
 mod fast;
 mod fields;
+mod fragments;
 pub mod guard;
 mod limits;
 mod mutation;

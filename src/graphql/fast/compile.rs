@@ -2,13 +2,14 @@
 //! does not cover it.
 
 use async_graphql::parser::types::{
-    BaseType, Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet, Type,
+    BaseType, Directive, ExecutableDocument, Field, FragmentSpread, OperationType, SelectionSet, Type,
 };
 use async_graphql::parser::Positioned;
 use async_graphql::Name;
 use async_graphql_value::Value as InputValue;
 
 use crate::graphql::fields::Scalar;
+use crate::graphql::fragments::{Expand, Expansion, Fragment, NotExpanded};
 use crate::graphql::types::{DimensionValue, Observation, ObservationVersion, Release};
 
 use super::plan::*;
@@ -143,8 +144,14 @@ impl<'a> Compiler<'a> {
         type_name: &str,
         field: impl Fn(&Self, &'a Field) -> Option<F> + Copy,
     ) -> Option<Vec<Sel<F>>> {
-        let mut flat = Vec::new();
-        self.flatten(set, type_name, &[], &mut flat, 0)?;
+        let mut flatten = Flatten {
+            compiler: self,
+            type_name,
+            expansion: Expansion::new(self.doc, usize::MAX),
+            out: Vec::new(),
+        };
+        flatten.expand(set, &(Vec::new(), 0)).ok()?;
+        let flat = flatten.out;
         let mut out: Vec<Sel<F>> = Vec::with_capacity(flat.len());
         for (f, conditions) in flat {
             let key = f.response_key().node.clone();
@@ -162,48 +169,6 @@ impl<'a> Compiler<'a> {
             });
         }
         Some(out)
-    }
-
-    fn flatten(
-        &self,
-        set: &'a SelectionSet,
-        type_name: &str,
-        conditions: &[Condition],
-        out: &mut Vec<(&'a Field, Vec<Condition>)>,
-        depth: usize,
-    ) -> Option<()> {
-        if depth > 16 {
-            return None;
-        }
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(f) => {
-                    let mut own = clone_conditions(conditions);
-                    self.conditions(&f.node.directives, &mut own)?;
-                    out.push((&f.node, own));
-                }
-                Selection::InlineFragment(i) => {
-                    let i = &i.node;
-                    if i.type_condition.as_ref().is_some_and(|t| t.node.on.node != type_name) {
-                        return None;
-                    }
-                    let mut inner = clone_conditions(conditions);
-                    self.conditions(&i.directives, &mut inner)?;
-                    self.flatten(&i.selection_set.node, type_name, &inner, out, depth + 1)?;
-                }
-                Selection::FragmentSpread(s) => {
-                    let s = &s.node;
-                    let def = &self.doc.fragments.get(&s.fragment_name.node)?.node;
-                    if def.type_condition.node.on.node != type_name || !def.directives.is_empty() {
-                        return None;
-                    }
-                    let mut inner = clone_conditions(conditions);
-                    self.conditions(&s.directives, &mut inner)?;
-                    self.flatten(&def.selection_set.node, type_name, &inner, out, depth + 1)?;
-                }
-            }
-        }
-        Some(())
     }
 
     fn conn_field(&self, f: &'a Field) -> Option<ConnField> {
@@ -299,6 +264,83 @@ impl<'a> Compiler<'a> {
                 },
             )?,
         })
+    }
+}
+
+/// The fields of one selection set on `type_name`, fragments flattened, each with the
+/// conditions it is under; refuses (`Err(())`) a fragment on another type, a fragment with
+/// directives other than `@skip` and `@include`, an unknown fragment, a cycle, and fragments
+/// nested deeper than 16.
+struct Flatten<'c, 'a> {
+    compiler: &'c Compiler<'a>,
+    type_name: &'c str,
+    expansion: Expansion<'a>,
+    out: Vec<(&'a Field, Vec<Condition>)>,
+}
+
+impl<'a> Flatten<'_, 'a> {
+    /// The scope of a fragment's fields: the conditions so far and those of `directives`, one
+    /// level deeper.
+    fn inner(
+        &self,
+        (conditions, depth): &(Vec<Condition>, usize),
+        directives: &[Positioned<Directive>],
+    ) -> Result<(Vec<Condition>, usize), ()> {
+        if depth + 1 > 16 {
+            return Err(());
+        }
+        let mut inner = clone_conditions(conditions);
+        self.compiler.conditions(directives, &mut inner).ok_or(())?;
+        Ok((inner, depth + 1))
+    }
+}
+
+impl<'a> Expand<'a> for Flatten<'_, 'a> {
+    /// The conditions a field is under, and how many fragments deep it is.
+    type Scope = (Vec<Condition>, usize);
+    type Error = ();
+
+    fn expansion(&mut self) -> &mut Expansion<'a> {
+        &mut self.expansion
+    }
+
+    fn field(&mut self, (conditions, _): &(Vec<Condition>, usize), f: &'a Positioned<Field>) -> Result<(), ()> {
+        let mut own = clone_conditions(conditions);
+        self.compiler.conditions(&f.node.directives, &mut own).ok_or(())?;
+        self.out.push((&f.node, own));
+        Ok(())
+    }
+
+    fn fragment(
+        &mut self,
+        scope: &(Vec<Condition>, usize),
+        fragment: Fragment<'a>,
+    ) -> Result<(Vec<Condition>, usize), ()> {
+        match fragment {
+            Fragment::Inline(i) => {
+                if i.type_condition
+                    .as_ref()
+                    .is_some_and(|t| t.node.on.node != self.type_name)
+                {
+                    return Err(());
+                }
+                self.inner(scope, &i.directives)
+            }
+            Fragment::Spread(s, def) => {
+                if def.type_condition.node.on.node != self.type_name || !def.directives.is_empty() {
+                    return Err(());
+                }
+                self.inner(scope, &s.directives)
+            }
+        }
+    }
+
+    fn not_expanded(&mut self, _: &'a FragmentSpread, _: NotExpanded) -> Result<(), ()> {
+        Err(())
+    }
+
+    fn over_budget(&mut self, _: usize) -> Result<(), ()> {
+        Err(())
     }
 }
 

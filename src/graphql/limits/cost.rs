@@ -1,6 +1,11 @@
 //! Cost: the objects and bytes a query can return at worst (see the module docs above).
 
+use std::convert::Infallible;
+
+use async_graphql::parser::types::FragmentSpread;
+
 use super::*;
+use crate::graphql::fragments::{Expand, Expansion, Fragment, NotExpanded};
 
 /// The worst-case number of objects the operation of `request` can return; see the module
 /// docs. Without an operation name, the costliest operation of the document counts.
@@ -30,15 +35,15 @@ pub(super) fn cost_and_bytes(
                 async_graphql::parser::types::OperationType::Subscription => &shape.roots[2],
             };
             let mut walk = CostWalk {
-                doc,
                 shape,
                 extents,
                 max_page,
                 op: &op.node,
                 variables: &request.variables,
-                path: HashSet::new(),
+                expansion: Expansion::new(doc, usize::MAX),
                 sizes,
                 bytes: 0,
+                total: 0,
             };
             let cost = walk.selection_set(root, &op.node.selection_set.node, 1, 0);
             if op.node.ty != async_graphql::parser::types::OperationType::Subscription {
@@ -59,15 +64,15 @@ pub(super) fn cost_and_bytes(
                 .iter()
                 .map(|set| {
                     let mut walk = CostWalk {
-                        doc,
                         shape,
                         extents,
                         max_page,
                         op: &op.node,
                         variables: &request.variables,
-                        path: HashSet::new(),
+                        expansion: Expansion::new(doc, usize::MAX),
                         sizes,
                         bytes: 0,
+                        total: 0,
                     };
                     walk.selection_set(root, set, 1, 0);
                     walk.bytes
@@ -80,88 +85,78 @@ pub(super) fn cost_and_bytes(
 }
 
 pub(super) struct CostWalk<'a> {
-    pub(super) doc: &'a ExecutableDocument,
     pub(super) shape: &'a Shape,
     pub(super) extents: &'a Extents,
     pub(super) max_page: u64,
     pub(super) op: &'a OperationDefinition,
     pub(super) variables: &'a Variables,
-    /// Fragments on the current path, to walk a cycle (which validation refuses) only once.
-    pub(super) path: HashSet<&'a str>,
+    /// Fragments expanded, a cycle (which validation refuses) walked only once. The walk has
+    /// no budget of its own: it runs on documents that passed the limits' walk, whose
+    /// budget bounds the same expansion.
+    pub(super) expansion: Expansion<'a>,
     /// The log's largest event and text, as JSON.
     pub(super) sizes: (u64, u64),
     /// Estimated bytes so far.
     pub(super) bytes: u64,
+    /// Objects of the selection set being walked so far.
+    pub(super) total: u64,
+}
+
+/// Where [`CostWalk`] walks a selection set: the type of its parent, which is returned
+/// `times` times; `page` is the page size of the nearest connection above.
+#[derive(Clone, Copy)]
+pub(super) struct CostScope<'a> {
+    parent: &'a str,
+    times: u64,
+    page: u64,
 }
 
 impl<'a> CostWalk<'a> {
     /// Objects `set` returns on `parent`, which is returned `times` times; `page` is the page
     /// size of the nearest connection above.
     pub(super) fn selection_set(&mut self, parent: &'a str, set: &'a SelectionSet, times: u64, page: u64) -> u64 {
+        let outer = std::mem::take(&mut self.total);
+        let Ok(()) = self.expand(set, &CostScope { parent, times, page });
+        // The objects are counts, so saturating sums do not depend on how the fields of
+        // fragments are grouped.
+        std::mem::replace(&mut self.total, outer)
+    }
+
+    /// Objects the field `f` of `parent` returns, with those of its selections.
+    fn field_cost(&mut self, CostScope { parent, times, page }: CostScope<'a>, f: &'a Field) -> u64 {
         let shape = self.shape;
-        let mut total = 0u64;
-        for item in &set.items {
-            let cost = match &item.node {
-                Selection::Field(f) => {
-                    let f = &f.node;
-                    let name = f.name.node.as_str();
-                    let children = &f.selection_set.node;
-                    // The key (`"name":` and a comma) wherever the field appears; its value
-                    // below, as objects or scalars.
-                    let key = f.alias.as_ref().map_or(name.len(), |a| a.node.len()) as u64 + 4;
-                    // Introspection answers describe the schema, which is fixed and small (its
-                    // whole description is some 100 KB): its lists are bounded by the object
-                    // count above, and their texts are no ledger data. Multiplying the
-                    // largest of each of its lists down the tree would refuse the standard
-                    // introspection queries (GraphiQL's, codegen's) for their size.
-                    if !(parent.starts_with("__") || name == "__schema" || name == "__type") {
-                        self.add_bytes(times, key);
-                        self.add_value_bytes(parent, name, times, page, children.items.is_empty());
-                    }
-                    match shape.field(parent, name) {
-                        // Unknown here (validation refuses it next) or a scalar such as
-                        // `__typename`.
-                        None if children.items.is_empty() => 0,
-                        None => times.saturating_add(self.selection_set("", children, times, page)),
-                        Some(field) if field.ty.ends_with("Connection") && !field.list => {
-                            let n = self.page(f).min(self.available(parent, name));
-                            times.saturating_add(self.selection_set(&field.ty, children, times, n))
-                        }
-                        Some(field) if field.list => {
-                            let n = times.saturating_mul(self.list_len(parent, name, page));
-                            n.saturating_add(self.selection_set(&field.ty, children, n, page))
-                        }
-                        Some(field) if shape.is_object(&field.ty) => {
-                            times.saturating_add(self.selection_set(&field.ty, children, times, page))
-                        }
-                        Some(_) => 0,
-                    }
-                }
-                Selection::InlineFragment(i) => {
-                    let ty = i
-                        .node
-                        .type_condition
-                        .as_ref()
-                        .map_or(parent, |c| c.node.on.node.as_str());
-                    self.selection_set(ty, &i.node.selection_set.node, times, page)
-                }
-                Selection::FragmentSpread(s) => {
-                    let name: &Name = &s.node.fragment_name.node;
-                    let Some(def): Option<&Positioned<FragmentDefinition>> = self.doc.fragments.get(name) else {
-                        continue;
-                    };
-                    if !self.path.insert(name.as_str()) {
-                        continue;
-                    }
-                    let ty = def.node.type_condition.node.on.node.as_str();
-                    let cost = self.selection_set(ty, &def.node.selection_set.node, times, page);
-                    self.path.remove(name.as_str());
-                    cost
-                }
-            };
-            total = total.saturating_add(cost);
+        let name = f.name.node.as_str();
+        let children = &f.selection_set.node;
+        // The key (`"name":` and a comma) wherever the field appears; its value
+        // below, as objects or scalars.
+        let key = f.alias.as_ref().map_or(name.len(), |a| a.node.len()) as u64 + 4;
+        // Introspection answers describe the schema, which is fixed and small (its
+        // whole description is some 100 KB): its lists are bounded by the object
+        // count above, and their texts are no ledger data. Multiplying the
+        // largest of each of its lists down the tree would refuse the standard
+        // introspection queries (GraphiQL's, codegen's) for their size.
+        if !(parent.starts_with("__") || name == "__schema" || name == "__type") {
+            self.add_bytes(times, key);
+            self.add_value_bytes(parent, name, times, page, children.items.is_empty());
         }
-        total
+        match shape.field(parent, name) {
+            // Unknown here (validation refuses it next) or a scalar such as
+            // `__typename`.
+            None if children.items.is_empty() => 0,
+            None => times.saturating_add(self.selection_set("", children, times, page)),
+            Some(field) if field.ty.ends_with("Connection") && !field.list => {
+                let n = self.page(f).min(self.available(parent, name));
+                times.saturating_add(self.selection_set(&field.ty, children, times, n))
+            }
+            Some(field) if field.list => {
+                let n = times.saturating_mul(self.list_len(parent, name, page));
+                n.saturating_add(self.selection_set(&field.ty, children, n, page))
+            }
+            Some(field) if shape.is_object(&field.ty) => {
+                times.saturating_add(self.selection_set(&field.ty, children, times, page))
+            }
+            Some(_) => 0,
+        }
     }
 
     pub(super) fn add_bytes(&mut self, times: u64, each: u64) {
@@ -269,5 +264,41 @@ impl<'a> CostWalk<'a> {
             // A list this table does not know: a full page.
             _ => self.max_page,
         }
+    }
+}
+
+impl<'a> Expand<'a> for CostWalk<'a> {
+    type Scope = CostScope<'a>;
+    type Error = Infallible;
+
+    fn expansion(&mut self) -> &mut Expansion<'a> {
+        &mut self.expansion
+    }
+
+    fn field(&mut self, scope: &CostScope<'a>, f: &'a Positioned<Field>) -> Result<(), Infallible> {
+        let cost = self.field_cost(*scope, &f.node);
+        self.total = self.total.saturating_add(cost);
+        Ok(())
+    }
+
+    /// A fragment's fields are walked on the type of its condition.
+    fn fragment(&mut self, scope: &CostScope<'a>, fragment: Fragment<'a>) -> Result<CostScope<'a>, Infallible> {
+        let parent = match fragment {
+            Fragment::Inline(i) => i
+                .type_condition
+                .as_ref()
+                .map_or(scope.parent, |c| c.node.on.node.as_str()),
+            Fragment::Spread(_, def) => def.type_condition.node.on.node.as_str(),
+        };
+        Ok(CostScope { parent, ..*scope })
+    }
+
+    fn not_expanded(&mut self, _: &'a FragmentSpread, _: NotExpanded) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    /// Never reached (the budget is `usize::MAX`, and visits saturate there).
+    fn over_budget(&mut self, _: usize) -> Result<(), Infallible> {
+        Ok(())
     }
 }

@@ -59,13 +59,12 @@
 //! after it. The response is then serialized under the byte cap ([`to_json_capped`]), which
 //! stops writing as soon as the cap is passed rather than after building the whole body.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, Field, FragmentDefinition, OperationDefinition, Selection, SelectionSet, Type,
-    TypeKind, TypeSystemDefinition,
+    BaseType, ExecutableDocument, Field, OperationDefinition, SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::parser::Positioned;
 use async_graphql::{Name, Request, ServerError, Value, Variables};
