@@ -7,12 +7,10 @@
 //! schema (`tests/data/sdmx-json-1.0`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
 
-use super::{get, graphql_figures, skip_tools, Figure, BETWEEN, FLOW};
+use super::{get, graphql_figures, run_client, skip_tools, validate_json_schema, Figure, BETWEEN, FLOW};
 use crate::support::{spawn_app, spawn_app_with, TestApp, PRELIMINARY_ID, REVISION_ID};
 
 const JSON10: &str = "application/vnd.sdmx.data+json;version=1.0.0";
@@ -20,31 +18,7 @@ const MEDIA: &str = "application/vnd.sdmx.data+json; version=1.0.0; charset=utf-
 
 /// Validates an SDMX-JSON 1.0 message (data or errors) against the standard's schema.
 fn validate(app: &TestApp, what: &str, body: &str) -> Value {
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
-    if skip_tools() {
-        return v;
-    }
-    let file = app.dir.path().join("answer10.json");
-    std::fs::write(&file, body).unwrap();
-    let schema = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-json-1.0/sdmx-json-data-schema.json");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             schema = json.load(open(sys.argv[1]))\n\
-             jsonschema.validate(json.load(open(sys.argv[2])), schema, format_checker=jsonschema.FormatChecker())",
-        ])
-        .arg(&schema)
-        .arg(&file)
-        .output()
-        .expect("running python3 (bash .ci/setup installs jsonschema)");
-    assert!(
-        out.status.success(),
-        "{what}: not valid SDMX-JSON 1.0:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        &body[..body.len().min(2000)]
-    );
-    v
+    validate_json_schema(app, "sdmx-json-1.0/sdmx-json-data-schema.json", what, body)
 }
 
 /// GETs a data query in SDMX-JSON 1.0 and expects 200 and a valid message.
@@ -382,19 +356,8 @@ async fn sdmx1_reads_json10() {
         return;
     }
     let app = spawn_app().await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/sdmx/client_json10.py");
-    let base = format!("http://{}/sdmx/2.1", app.addr);
-    let out =
-        tokio::task::spawn_blocking(move || Command::new("python3").arg(&script).arg(&base).arg(BETWEEN).output())
-            .await
-            .expect("python3 task")
-            .expect("running python3");
-    assert!(
-        out.status.success(),
-        "sdmx1 failed (run `bash .ci/setup` to install it, or set TRADELEDGER_SKIP_SDMX_TOOLS=1):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    let out = run_client(&app, "python3", "client_json10.py", "2.1", true).await;
+    let read: Value = serde_json::from_str(&out).expect("the script's JSON");
     let figures = |v: &Value| -> Vec<Figure> {
         let mut out: Vec<Figure> = v
             .as_array()

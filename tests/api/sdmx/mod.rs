@@ -41,6 +41,69 @@ fn skip_tools() -> bool {
     std::env::var("TRADELEDGER_SKIP_SDMX_TOOLS").as_deref() == Ok("1")
 }
 
+/// Runs an SDMX client's script (`program tests/api/sdmx/{script} BASE_URL [BETWEEN]`)
+/// against `app`'s SDMX API `api` (`2.1` or `3.0`), off the runtime, and returns what it
+/// printed; panics with its standard error unless it succeeded.
+async fn run_client(app: &TestApp, program: &'static str, script: &'static str, api: &str, with_time: bool) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api/sdmx")
+        .join(script);
+    let base = format!("http://{}/sdmx/{api}", app.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(program);
+        command.arg(&path).arg(&base);
+        if with_time {
+            command.arg(BETWEEN);
+        }
+        command.output()
+    })
+    .await
+    .expect("client task")
+    .unwrap_or_else(|e| panic!("running {program} (bash .ci/setup installs the SDMX clients): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {script} failed (run `bash .ci/setup` to install the clients, or set TRADELEDGER_SKIP_SDMX_TOOLS=1):\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A file below `tests/data`.
+fn data_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// Parses an SDMX-JSON message and validates it with Python's `jsonschema` against `schema`
+/// (below `tests/data`: one of the standard's SDMX-JSON schemas); panics naming `what`
+/// unless it is valid.
+fn validate_json_schema(app: &TestApp, schema: &str, what: &str, body: &str) -> Value {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+    if skip_tools() {
+        return v;
+    }
+    let file = app.dir.path().join("sdmx-answer.json");
+    std::fs::write(&file, body).unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.validate(json.load(open(sys.argv[2])), schema, format_checker=jsonschema.FormatChecker())",
+        ])
+        .arg(data_dir(schema))
+        .arg(&file)
+        .output()
+        .expect("running python3 (bash .ci/setup installs jsonschema)");
+    assert!(
+        out.status.success(),
+        "{what}: not valid against {schema}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        &body[..body.len().min(2000)]
+    );
+    v
+}
+
 fn schemas() -> PathBuf {
     std::env::var_os("TRADELEDGER_SDMX_SCHEMAS").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-ml-2.1/schemas"),

@@ -5,11 +5,9 @@
 //! schemas and both DSD schemas) and SDMX-CSV 2.0; keys applied per dataflow; the limit on
 //! observations counted across the dataflows.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
-use super::{attr, csv_rows, graphql_figures, skip_tools, xmllint};
+use super::{attr, csv_rows, graphql_figures, skip_tools, validate_json_schema, xmllint};
 use crate::support::{spawn_app_with, TestApp};
 
 const ALL: &str = "data/dataflow/*/*/*";
@@ -75,31 +73,12 @@ async fn two_flows(max_observations: Option<u64>) -> TestApp {
 }
 
 fn validate_json(app: &TestApp, body: &str) -> Value {
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
-    if skip_tools() {
-        return v;
-    }
-    let file = app.dir.path().join("multi.json");
-    std::fs::write(&file, body).unwrap();
-    let schema =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-json-2.0.0/sdmx-json-data-schema.json");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])), format_checker=jsonschema.FormatChecker())",
-        ])
-        .arg(schema)
-        .arg(&file)
-        .output()
-        .expect("running python3 (bash .ci/setup installs jsonschema)");
-    assert!(
-        out.status.success(),
-        "not valid SDMX-JSON 2.0:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        &body[..body.len().min(2000)]
-    );
-    v
+    validate_json_schema(
+        app,
+        "sdmx-json-2.0.0/sdmx-json-data-schema.json",
+        "several dataflows",
+        body,
+    )
 }
 
 /// Validates SDMX-ML 3.0 against `SDMXMessage.xsd` and the schema of each of `flows`.

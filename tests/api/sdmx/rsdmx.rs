@@ -15,19 +15,7 @@ async fn rsdmx_reads_what_graphql_answers() {
         return;
     }
     let app = spawn_app().await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/sdmx/client.R");
-    let base = format!("http://{}/sdmx/2.1", app.addr);
-    let out =
-        tokio::task::spawn_blocking(move || Command::new("Rscript").arg(&script).arg(&base).arg(BETWEEN).output())
-            .await
-            .expect("Rscript task")
-            .expect("running Rscript (bash .ci/setup installs r-cran-rsdmx)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "rsdmx failed (run `bash .ci/setup` to install it, or set TRADELEDGER_SKIP_SDMX_TOOLS=1):\n{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_client(&app, "Rscript", "client.R", "2.1", true).await;
     let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
     let dimensions: Vec<&str> = lines.iter().filter(|l| l[0] == "dimension").map(|l| l[1]).collect();
     assert_eq!(

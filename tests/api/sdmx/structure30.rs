@@ -7,21 +7,16 @@
 //! against the standard's structure schema (`tests/data/sdmx-json-2.0.0`,
 //! `tests/data/sdmx-json-1.0`). `sdmx1` reads the dataflow with its DSD from SDMX-ML 3.0.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
-use super::{skip_tools, xmllint};
+use super::{data_dir, skip_tools, validate_json_schema, xmllint};
 use crate::support::{spawn_app, TestApp};
 
 const FLOW: &str = "KR_KNOWLEDGE_SERVICES";
 const ML3: &str = "application/vnd.sdmx.structure+xml;version=3.0.0";
 const JSON2: &str = "application/vnd.sdmx.structure+json;version=2.0.0";
-
-fn data_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
-}
 
 async fn get(app: &TestApp, api: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
     let (status, headers, body) = super::get_below(app, api, path, accept).await;
@@ -34,30 +29,7 @@ async fn get(app: &TestApp, api: &str, path: &str, accept: Option<&str>) -> (u16
 
 /// Validates an SDMX-JSON message against `schema` (below `tests/data`).
 fn validate_json(app: &TestApp, schema: &str, what: &str, body: &str) -> Value {
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
-    if skip_tools() {
-        return v;
-    }
-    let file = app.dir.path().join("structure.json");
-    std::fs::write(&file, body).unwrap();
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             schema = json.load(open(sys.argv[1]))\n\
-             jsonschema.validate(json.load(open(sys.argv[2])), schema, format_checker=jsonschema.FormatChecker())",
-        ])
-        .arg(data_dir(schema))
-        .arg(&file)
-        .output()
-        .expect("running python3 (bash .ci/setup installs jsonschema)");
-    assert!(
-        out.status.success(),
-        "{what}: not valid against {schema}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        &body[..body.len().min(2000)]
-    );
-    v
+    validate_json_schema(app, schema, what, body)
 }
 
 /// Validates an SDMX-ML 3.0 message (a Structure or an Error).

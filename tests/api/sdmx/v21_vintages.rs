@@ -132,19 +132,8 @@ async fn sdmx1_reads_what_graphql_answers() {
         return;
     }
     let app = spawn_app().await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/sdmx/client.py");
-    let base = format!("http://{}/sdmx/2.1", app.addr);
-    let out =
-        tokio::task::spawn_blocking(move || Command::new("python3").arg(&script).arg(&base).arg(BETWEEN).output())
-            .await
-            .expect("python3 task")
-            .expect("running python3");
-    assert!(
-        out.status.success(),
-        "sdmx1 failed (run `bash .ci/setup` to install it, or set TRADELEDGER_SKIP_SDMX_TOOLS=1):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    let out = run_client(&app, "python3", "client.py", "2.1", true).await;
+    let read: Value = serde_json::from_str(&out).expect("the script's JSON");
     assert_eq!(read["maintainer"], "BOK");
     assert_eq!(
         read["dimensions"],

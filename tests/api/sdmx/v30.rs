@@ -8,21 +8,16 @@
 //! standard's schemas (`tests/data/sdmx-ml-3.0/schemas`) and the DSD's schema the service
 //! gives (`schema/dataflow/...`).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde_json::Value;
 
-use super::{attr, csv_figures, csv_rows, graphql_figures, skip_tools, xmllint, Figure, BETWEEN};
+use super::{
+    attr, csv_figures, csv_rows, data_dir, graphql_figures, skip_tools, validate_json_schema, xmllint, Figure, BETWEEN,
+};
 use crate::support::{spawn_app, spawn_app_with, TestApp};
 
 const DATA: &str = "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0";
 const ML: &str = "application/vnd.sdmx.data+xml;version=3.0.0";
 const CSV: &str = "application/vnd.sdmx.data+csv;version=2.0.0";
-
-fn data_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
-}
 
 /// A GET below `/sdmx/3.0/`.
 async fn get(app: &TestApp, path: &str, accept: Option<&str>) -> (u16, reqwest::header::HeaderMap, String) {
@@ -31,30 +26,7 @@ async fn get(app: &TestApp, path: &str, accept: Option<&str>) -> (u16, reqwest::
 
 /// Validates an SDMX-JSON 2.0 data message against the standard's schema.
 fn validate_json(app: &TestApp, what: &str, body: &str) -> Value {
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
-    if skip_tools() {
-        return v;
-    }
-    let file = app.dir.path().join("answer.json");
-    std::fs::write(&file, body).unwrap();
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, jsonschema\n\
-             schema = json.load(open(sys.argv[1]))\n\
-             jsonschema.validate(json.load(open(sys.argv[2])), schema, format_checker=jsonschema.FormatChecker())",
-        ])
-        .arg(data_dir("sdmx-json-2.0.0/sdmx-json-data-schema.json"))
-        .arg(&file)
-        .output()
-        .expect("running python3 (bash .ci/setup installs jsonschema)");
-    assert!(
-        out.status.success(),
-        "{what}: not valid SDMX-JSON 2.0:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        &body[..body.len().min(2000)]
-    );
-    v
+    validate_json_schema(app, "sdmx-json-2.0.0/sdmx-json-data-schema.json", what, body)
 }
 
 /// Validates SDMX-ML 3.0 (`dimension` at the observation level; `None`: an error message)
