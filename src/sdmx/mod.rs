@@ -747,10 +747,17 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
         tokio::task::spawn_blocking(move || data::prepare(&ledger, selection, format, agency, limit, prepared))
             .await
             .map_err(|e| SdmxError::new(Kind::Internal, e.to_string()))??;
-    let stream = futures_util::stream::unfold(Some(answer), |state| async move {
+    let body = chunked_body(answer, data::Answer::next_chunk);
+    respond(|| Ok(body), format.media_type(), policy, headers)
+}
+
+/// A body streamed from `answer`, one chunk at a time, each written off the runtime (a chunk
+/// reads a page of figures under the ledger's lock).
+fn chunked_body<A: Send + 'static>(answer: A, next: fn(&mut A) -> Option<Result<String, SdmxError>>) -> Body {
+    let stream = futures_util::stream::unfold(Some(answer), move |state| async move {
         let mut answer = state?;
         let (answer, chunk) = tokio::task::spawn_blocking(move || {
-            let chunk = answer.next_chunk();
+            let chunk = next(&mut answer);
             (answer, chunk)
         })
         .await
@@ -760,7 +767,7 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
     });
-    respond(|| Ok(Body::from_stream(stream)), format.media_type(), policy, headers)
+    Body::from_stream(stream)
 }
 
 /// What a data query resolves to against the ledger.

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
@@ -146,20 +146,8 @@ pub(in crate::sdmx) async fn serve(
     })
     .await
     .map_err(|e| SdmxError::new(Kind::Internal, e.to_string()))??;
-    let stream = futures_util::stream::unfold(Some(answer), |state| async move {
-        let mut answer = state?;
-        let (answer, chunk) = tokio::task::spawn_blocking(move || {
-            let chunk = answer.next_chunk();
-            (answer, chunk)
-        })
-        .await
-        .ok()?;
-        match chunk? {
-            Ok(text) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), Some(answer))),
-            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
-        }
-    });
-    respond(|| Ok(Body::from_stream(stream)), format.media_type(), policy, headers)
+    let body = super::super::chunked_body(answer, Multi::next_chunk);
+    respond(|| Ok(body), format.media_type(), policy, headers)
 }
 
 enum Step {
