@@ -217,9 +217,68 @@ mod tests {
     #[test]
     fn refuses_weak_or_malformed_tokens() {
         assert!(Token::parse("short").is_err());
+        // Eight characters is the shortest secret taken, with or without a name.
+        assert!(Token::parse("1234567").is_err());
+        assert!(Token::parse("ci:1234567").is_err());
+        assert!(Token::parse("12345678").is_ok());
+        assert_eq!(Token::parse("ci:12345678").unwrap().name, "ci");
         assert!(Token::parse("name:has space inside").is_err());
         assert!(Token::parse("bad name!:longenoughsecret").is_err());
         assert!(Token::parse(":longenoughsecret").is_err());
+    }
+
+    fn configured(read: &str) -> Tokens {
+        Tokens {
+            write: Token::parse_list("ci:write-secret").unwrap(),
+            read: Token::parse_list(read).unwrap(),
+            admin: Token::parse_list("ops:admin-secret").unwrap(),
+        }
+    }
+
+    #[test]
+    fn anonymous_reads_pass_only_without_read_tokens() {
+        let open = configured("");
+        assert!(!open.reads_protected());
+        assert_eq!(authorize(&open, None), Ok(Caller::default()));
+        let closed = configured("viewer:read-secret");
+        assert!(closed.reads_protected());
+        assert_eq!(
+            authorize(&closed, None),
+            Err("this server needs a bearer token for reads")
+        );
+        assert_eq!(
+            authorize(&closed, Some("read-secret")),
+            Ok(Caller {
+                actor: Some("viewer".into()),
+                can_write: false
+            })
+        );
+        for tokens in [&open, &closed] {
+            assert_eq!(
+                authorize(tokens, Some("wrong-secret")),
+                Err("the bearer token is not valid")
+            );
+            for (secret, name) in [("write-secret", "ci"), ("admin-secret", "ops")] {
+                assert_eq!(
+                    authorize(tokens, Some(secret)),
+                    Ok(Caller {
+                        actor: Some(name.into()),
+                        can_write: true
+                    })
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn admin_operations_need_an_admin_token() {
+        let tokens = configured("viewer:read-secret");
+        assert_eq!(admin(&tokens, Some("Bearer admin-secret")), Ok("ops".into()));
+        assert_eq!(admin(&tokens, None).unwrap_err().0, 401);
+        assert_eq!(admin(&tokens, Some("Basic admin-secret")).unwrap_err().0, 401);
+        assert_eq!(admin(&tokens, Some("Bearer wrong-secret")).unwrap_err().0, 401);
+        assert_eq!(admin(&tokens, Some("Bearer write-secret")).unwrap_err().0, 403);
+        assert_eq!(admin(&tokens, Some("Bearer read-secret")).unwrap_err().0, 403);
     }
 
     #[test]

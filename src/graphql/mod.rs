@@ -43,7 +43,7 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Who is calling, decided by the HTTP layer from the `Authorization` header (or the
 /// WebSocket `connection_init` payload) and passed in as request data.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     /// Name of the token presented, if it was valid.
     pub actor: Option<String>,

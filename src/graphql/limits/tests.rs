@@ -286,3 +286,25 @@ fn response_bytes_fail_once_past_the_limit() {
     assert!(e.message.contains("100 bytes"), "{}", e.message);
     assert!(counter.charge(0).is_err(), "every charge after fails");
 }
+
+#[test]
+fn variable_defaults_fill_only_the_operation_that_runs() {
+    let defaults = |query: &str, operation: Option<&str>, sent: serde_json::Value| {
+        let doc = parse_query(query).unwrap();
+        let mut request = Request::new(query).variables(async_graphql::Variables::from_json(sent));
+        if let Some(op) = operation {
+            request = request.operation_name(op);
+        }
+        apply_variable_defaults(&doc, &mut request);
+        request.variables.into_value().into_json().unwrap()
+    };
+    let one = "query($inc: Boolean = true, $n: Int = 3) { __typename }";
+    assert_eq!(defaults(one, None, json!({})), json!({"inc": true, "n": 3}));
+    // A variable sent, even as null, keeps its value.
+    assert_eq!(defaults(one, None, json!({"inc": null})), json!({"inc": null, "n": 3}));
+    let two = "query A($a: Int = 1) { __typename } query B($b: Int = 2) { __typename }";
+    assert_eq!(defaults(two, Some("B"), json!({})), json!({"b": 2}));
+    assert_eq!(defaults(two, Some("C"), json!({})), json!({}));
+    // Without a name, a document of several operations does not run: nothing is filled in.
+    assert_eq!(defaults(two, None, json!({})), json!({}));
+}
