@@ -10,7 +10,7 @@
 #
 #   bench/image-size.sh                   # builds the binary as the Dockerfile does
 #   BIN=target/release/tradeledger bench/image-size.sh     # an already built (unstripped) binary
-#   KEEP=1 bench/image-size.sh            # keep the root filesystems in $WORK (about 350 MB)
+#   KEEP=1 bench/image-size.sh            # keep the root filesystems in $WORK (about 250 MB)
 #
 # Needs root (debootstrap, chroot, mounts) and Debian's debootstrap and debuerreotype packages.
 # The base is fetched from the archive as it is today, so it carries today's point releases:
