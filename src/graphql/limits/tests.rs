@@ -308,3 +308,20 @@ fn variable_defaults_fill_only_the_operation_that_runs() {
     // Without a name, a document of several operations does not run: nothing is filled in.
     assert_eq!(defaults(two, None, json!({})), json!({}));
 }
+
+/// The byte budget is for the dense, hostile documents: a full cache of queries of ordinary
+/// size (a few hundred bytes, as a frontend sends) stays within it, so the entry limit binds
+/// first; and each entry is charged for its key and its place in the map besides the
+/// document.
+#[test]
+fn ordinary_queries_fill_the_cache_by_count_not_by_bytes() {
+    assert!(CACHE_ENTRIES * document_charge(256) <= CACHE_BYTES);
+    assert!(
+        CACHE_ENTRIES * document_charge(512) > CACHE_BYTES,
+        "the budget is not idle"
+    );
+    let entry = std::mem::size_of::<Arc<str>>() + std::mem::size_of::<Arc<ExecutableDocument>>() + 64;
+    for len in [3, 100, MAX_QUERY] {
+        assert!(document_charge(len) >= len * DOCUMENT_BYTES_PER_BYTE + entry, "{len}");
+    }
+}
