@@ -241,6 +241,10 @@ mod tests {
         assert_eq!(s.nesting, 2);
         // { a ( x : "..." y : """...""" ) }
         assert_eq!(s.tokens, 11);
+        // Only the byte-order mark is ignored, not every character that starts with its
+        // first byte (U+FF21 is EF BC A1 in UTF-8, three bytes the parser will refuse).
+        assert_eq!(shape("\u{FEFF}{ a }").tokens, 3);
+        assert_eq!(shape("\u{FF21}{ a }").tokens, 6);
         // An unterminated string stops at its line's end; the next line counts.
         assert_eq!(bound("{ a(x: \"[[[[[[\n[[[[[[ ) }"), "--max-query-nesting");
         // An unterminated block string runs to the end.
@@ -250,6 +254,9 @@ mod tests {
     #[test]
     fn refuses_beyond_each_bound() {
         assert_eq!(bound(&"x".repeat(1001)), "--max-query-bytes");
+        // The limit itself is allowed, and the shape reports the bytes scanned.
+        assert_eq!(shape(&format!("{{{}}}", " ".repeat(998))).bytes, 1000);
+        assert_eq!(shape("{ a }").bytes, 5);
         assert_eq!(bound(&"a ".repeat(51)), "--max-query-tokens");
         assert!(check_query(&"a ".repeat(50), &limits()).is_ok());
         assert_eq!(bound("{ a(x: [[[1]]]) }"), "--max-query-nesting");
