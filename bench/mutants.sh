@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Mutation testing of the modules that guard the public, with cargo-mutants: each mutant (a
+# `>` made `>=`, a function body replaced by a default, a match guard made `true`, ...) is
+# built and run against the tests that guard its module; a mutant no test fails on is
+# "missed". docs/architecture.md has the results and what each missed mutant means.
+#
+#   cargo install cargo-mutants --locked      # 27.x
+#   bench/mutants.sh                          # the front door, the limits, the tokens
+#   GROUP=conn bench/mutants.sh               # the connection guard, against the abuse tests
+#   GROUP=tlog bench/mutants.sh               # the transparency log
+#   SHARDS=2 bench/mutants.sh                 # two working copies at once (2 cores: about 1.7x)
+#   ITERATE=1 bench/mutants.sh                # again, testing only what was missed or not reached
+#
+# It mutates copies under $WORK (the first run of each builds the crate once, some minutes),
+# not this checkout, and writes cargo-mutants' output to $WORK/out-<group>-<shard>/.
+# Debug info is off for the builds, which makes each mutant's link a few times faster.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+GROUP=${GROUP:-front}
+SHARDS=${SHARDS:-1}
+WORK=${WORK:-${TMPDIR:-/tmp}/tradeledger-mutants}
+export CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0
+
+case $GROUP in
+front)
+    files=(-f src/graphql/guard.rs -f 'src/graphql/limits/*.rs' -f src/auth.rs)
+    tests=(--lib -- graphql:: auth::) ;;
+conn)
+    files=(-f src/http/conn.rs)
+    tests=(--test abuse -- public2:: round2:: runtime::slow_clients) ;;
+tlog)
+    files=(-f 'src/tlog/*.rs')
+    tests=(--lib -- tlog:: ledger::transparency) ;;
+*)
+    echo "GROUP is front, conn or tlog" >&2
+    exit 2 ;;
+esac
+
+mkdir -p "$WORK"
+pids=()
+for ((k = 0; k < SHARDS; k++)); do
+    copy=$WORK/tree-$k
+    # A copy of the committed tree, so that a mutant never lands in this checkout.
+    rm -rf "$copy/src" "$copy/tests"
+    git -C "$here" archive HEAD | (mkdir -p "$copy" && tar -x -C "$copy")
+    args=(--in-place --no-shuffle --shard "$k/$SHARDS" -o "$WORK/out-$GROUP-$k"
+        --timeout 120 --build-timeout 900)
+    [[ ${ITERATE:-} ]] && args+=(--iterate)
+    (cd "$copy" && cargo mutants "${args[@]}" "${files[@]}" -- "${tests[@]}" >"$WORK/out-$GROUP-$k.log" 2>&1) &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+for ((k = 0; k < SHARDS; k++)); do
+    out=$WORK/out-$GROUP-$k/mutants.out
+    for kind in caught missed timeout unviable; do
+        printf '%s shard %d %-8s %4d\n' "$GROUP" "$k" "$kind" "$(cat "$out/$kind.txt" 2>/dev/null | wc -l)"
+    done
+    sed 's/^/  missed: /' "$out/missed.txt" 2>/dev/null || true
+done
