@@ -325,3 +325,31 @@ fn ordinary_queries_fill_the_cache_by_count_not_by_bytes() {
         assert!(document_charge(len) >= len * DOCUMENT_BYTES_PER_BYTE + entry, "{len}");
     }
 }
+
+/// A request exactly at `--max-cost` or `--max-response-bytes` runs; one unit less refuses it,
+/// naming the bound it passed.
+#[tokio::test]
+async fn check_allows_a_request_at_the_limits_themselves() {
+    use crate::ledger::{Ledger, OpenOptions};
+    use crate::store::{LogStore, MemoryStore};
+    let store = Arc::new(MemoryStore::new()) as Arc<dyn LogStore>;
+    let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("ledger opens");
+    let request = Request::new("{ ledger { revision } releases(first: 5) { nodes { id } } }");
+    let probe = QueryLimits::new(Limits::default(), ledger.clone());
+    let (cost, bytes) = probe.estimate(&probe.document(&request.query).unwrap(), &request);
+    assert!(cost > 1 && bytes > 1, "{cost} {bytes}");
+    let at = |max_cost: u64, max_bytes: u64| {
+        let limits = Limits {
+            max_cost,
+            max_response_bytes: max_bytes as usize,
+            ..Limits::default()
+        };
+        let checked = QueryLimits::new(limits, ledger.clone()).check(&request);
+        checked.map(|_| ()).map_err(|e| e.message)
+    };
+    assert_eq!(at(cost, bytes), Ok(()));
+    let e = at(cost - 1, bytes).unwrap_err();
+    assert!(e.contains(&format!("up to {cost} objects")), "{e}");
+    let e = at(cost, bytes - 1).unwrap_err();
+    assert!(e.contains(&format!("up to {bytes} bytes")), "{e}");
+}
