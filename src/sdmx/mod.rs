@@ -22,6 +22,7 @@
 //! - `structure30`: SDMX-REST 2.2 structure paths, parameters, versions and formats.
 //! - `structure_formats`: SDMX-ML 3.0, SDMX-JSON 2.0 and 1.0 structure messages.
 //! - `schema`: the XML schema of a DSD's structure-specific data.
+//! - `version`: artefact versions in queries (SDMX-REST 2.2 and 1.5 rules).
 //! - `data`: data queries, read in pages and written per format.
 //! - `error`: SDMX error messages.
 //! - `xml`: escaping and namespaces.
@@ -37,6 +38,7 @@ mod structure;
 mod structure30;
 mod structure_formats;
 mod v30;
+mod version;
 mod xml;
 
 use std::sync::Arc;
@@ -505,13 +507,20 @@ fn schema_query(
         .dataset(id)
         .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
     let flow = Flow::new(&view.def);
-    if agency != flow.agency || version.is_some_and(|v| v != dsd::VERSION && v != "latest") {
+    if agency != flow.agency {
         return Err(SdmxError::no_results(format!(
-            "no {context} {}:{}({})",
+            "no {context} {}:{}",
             shorten(agency),
             shorten(id),
-            shorten(version.unwrap_or("latest"))
         )));
+    }
+    if let Some(v) =
+        version.filter(|v| !["latest", "all", "*", "~"].contains(v) && !version::rest15_is(v, dsd::VERSION))
+    {
+        return Err(version::not_there(
+            &format!("{context} {}:{}", flow.agency, flow.id()),
+            v,
+        ));
     }
     let at = obs_dimension(&flow.key_dimensions(), get("dimensionAtObservation"))?;
     let body = schema::schema(&flow, &at, schema::MlVersion::V21);
@@ -805,12 +814,15 @@ fn plan(ledger: &Ledger, request: &DataRequest, pinned: bool, now: DateTime<Utc>
             shorten(flow_ref.agency.as_deref().unwrap_or(""))
         )));
     }
-    if flow_ref.version.as_ref().is_some_and(|v| v != dsd::VERSION) {
-        return Err(SdmxError::no_results(format!(
-            "dataflow `{}` has only version {}",
-            flow.id(),
-            dsd::VERSION
-        )));
+    if let Some(v) = flow_ref
+        .version
+        .as_deref()
+        .filter(|v| !version::rest15_is(v, dsd::VERSION))
+    {
+        return Err(version::not_there(
+            &format!("dataflow {}:{}", flow.agency, flow.id()),
+            v,
+        ));
     }
     if let Some(p) = provider {
         let ok = p.split('+').any(|one| {

@@ -407,6 +407,21 @@ impl Collect<'_> {
                 ),
             ));
         };
+        if let (Some(named), Some(defined)) = (r.version.as_deref(), s.version_named(r)) {
+            if !same_version(named, defined) {
+                return Err(fail(
+                    file,
+                    at,
+                    format!(
+                        "names version {} of {}; the structure file {} defines version {}",
+                        quote_at_most(named, QUOTE),
+                        r.id,
+                        s.file,
+                        quote_at_most(defined, QUOTE)
+                    ),
+                ));
+            }
+        }
         let plan = plan(s, dsd, flow, self.args, existing)?;
         match &self.plan {
             Some(p) if p.dataset.id != plan.dataset.id => Err(fail(
@@ -830,6 +845,19 @@ impl Plan {
     }
 }
 
+/// Whether the version a data file names for its structure (`named`) is the version the
+/// structure message defines: the same numbers, part by part (SDMX 2.1 `VersionType`: `1.03`
+/// is `1.3`). On import only, `1.0` is also `1.0.0`: tradeledger wrote `1.0` for its
+/// artefacts before it wrote `1.0.0`, so its older exports import with its newer structures.
+fn same_version(named: &str, defined: &str) -> bool {
+    let parts = |v: &str| -> Option<Vec<u64>> { v.trim().split('.').map(|p| p.parse::<u64>().ok()).collect() };
+    let legacy = |v: &[u64]| if v == [1, 0] { vec![1, 0, 0] } else { v.to_vec() };
+    match (parts(named), parts(defined)) {
+        (Some(n), Some(d)) => legacy(&n) == legacy(&d),
+        _ => named == defined,
+    }
+}
+
 /// Maps a DSD (and its dataflow) onto a dataset.
 fn plan(
     s: &Structures,
@@ -1032,6 +1060,32 @@ mod tests {
         assert_eq!(r.batch.releases[0].observations.len(), 12);
         assert_eq!(r.batch.datasets[0].frequency, Some(Frequency::Month));
         assert_eq!(r.batch.releases[0].status, ReleaseStatus::Final);
+    }
+
+    /// The version a data file names for its structure must be the structure file's (the
+    /// ECB sample's DSD is `1.0`); `1.0` and `1.0.0` are one, tradeledger's older spelling.
+    #[test]
+    fn the_structure_version_named_must_be_the_one_defined() {
+        let named = |v: &str| {
+            sample().replacen(
+                r#"id="ECB_EXR_NG" version="1.0""#,
+                &format!(r#"id="ECB_EXR_NG" version="{v}""#),
+                1,
+            )
+        };
+        assert_ne!(named("9"), sample());
+        for same in ["1.0", "1.0.0", "01.00"] {
+            read_text(SdmxFormat::Ml, &named(same), SdmxArgs::default()).unwrap_or_else(|e| panic!("{same}: {e}"));
+        }
+        let e = refused(SdmxFormat::Ml, &named("2.0"));
+        assert!(
+            e.contains("line 10: structure ECB:ECB_EXR_NG: names version 2.0 of ECB_EXR_NG; the structure file"),
+            "{e}"
+        );
+        assert!(e.ends_with("defines version 1.0"), "{e}");
+        assert!(same_version("1.0.0", "1.0"));
+        assert!(!same_version("1.0.1", "1.0"));
+        assert!(!same_version("1", "1.0.0"));
     }
 
     /// Nesting past [`MAX_DEPTH`] is refused at the element that goes too deep.
