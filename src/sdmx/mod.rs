@@ -705,51 +705,24 @@ async fn serve_data(sdmx: Arc<Sdmx>, request: DataRequest, headers: &HeaderMap) 
     let pinned = request.common.known_at.is_some_and(|k| k <= now);
     let format = request.format;
     let planned = plan(&sdmx.ledger, &request, pinned, now)?;
-    let Planned {
-        obs_dimension,
-        pattern,
-        frequencies,
-        measures,
-        alternatives,
-        components,
-        bound,
-        prepared,
-        head,
-        def_revision,
-        agency,
-        dataset,
-    } = planned;
     let tag = etag(&[
         "data",
         &request.identity,
         format.media_type(),
-        &format!("{bound:?}"),
-        &def_revision.to_string(),
-        &if pinned { String::new() } else { head.to_string() },
+        &format!("{:?}", planned.bound),
+        &planned.def_revision.to_string(),
+        &if pinned {
+            String::new()
+        } else {
+            planned.head.to_string()
+        },
     ]);
-    let policy = CacheFacts::new(tag, pinned, head, Some(&dataset));
+    let policy = CacheFacts::new(tag, pinned, planned.head, Some(&planned.dataset));
     if policy.matches(headers) {
         return respond(|| Ok(Body::empty()), format.media_type(), policy, headers);
     }
 
-    let selection = Selection {
-        dataset,
-        pattern,
-        frequencies,
-        measures,
-        start: request.start,
-        end: request.end,
-        updated_after: request.common.updated_after,
-        first_n: request.common.first_n,
-        last_n: request.common.last_n,
-        obs_dimension,
-        detail: request.detail,
-        history: request.common.history,
-        bound,
-        alternatives,
-        components,
-        parts: request.parts,
-    };
+    let (selection, agency, prepared) = planned.into_selection(&request);
     let ledger = sdmx.ledger.clone();
     let limit = sdmx.config.max_observations;
     let answer =
@@ -793,6 +766,32 @@ struct Planned {
     def_revision: u64,
     agency: String,
     dataset: String,
+}
+
+impl Planned {
+    /// What `request`, planned, selects, with the dataflow's agency and the time the answer
+    /// is prepared as of: one dataflow's part of a single- or a several-dataflow answer.
+    fn into_selection(self, request: &DataRequest) -> (Selection, String, DateTime<Utc>) {
+        let selection = Selection {
+            dataset: self.dataset,
+            pattern: self.pattern,
+            frequencies: self.frequencies,
+            measures: self.measures,
+            start: request.start,
+            end: request.end,
+            updated_after: request.common.updated_after,
+            first_n: request.common.first_n,
+            last_n: request.common.last_n,
+            obs_dimension: self.obs_dimension,
+            detail: request.detail,
+            history: request.common.history,
+            bound: self.bound,
+            alternatives: self.alternatives,
+            components: self.components,
+            parts: request.parts,
+        };
+        (selection, self.agency, self.prepared)
+    }
 }
 
 /// Resolves the dataflow, the provider, the key and the point in history.
