@@ -25,21 +25,17 @@ pub use json10::SCHEMA as JSON10_SCHEMA;
 use json20::{json_text, JSON_DATA_SCHEMA};
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::dsd::{obs_status, Flow, FREQ, MEASURE, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD, VERSION};
+use super::dsd::{obs_status, TIME_PERIOD};
 use super::error::{Kind, SdmxError};
 use super::filter::{Component, ComponentFilter, Value as FilterValue};
 use super::query::{months, DataDetail, Month, ObsDimension};
-use super::schema::MlVersion;
-use super::xml::{
-    escape, header_time, COMMON3_NS, COMMON_NS, GENERIC_NS, MESSAGE3_NS, MESSAGE_NS, SS3_NS, SS_NS, XSI_NS,
-};
+use super::xml::{escape, header_time, COMMON3_NS, MESSAGE3_NS, SS3_NS, XSI_NS};
 use crate::domain::{Dataset, Frequency, Period, ReleaseStatus, SeriesKey};
 use crate::ledger::Ledger;
 use crate::projection::{Bound, CellKey, Filter, KeyPattern, ObservationAt, Projection};

@@ -52,27 +52,20 @@ mod xml;
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use crate::auth::{authorize, bearer, Tokens};
-use crate::domain::dataset::KNOWN_MEASURES;
-use crate::domain::Frequency;
 use crate::ledger::Ledger;
-use crate::projection::{AsOf, KeyPattern};
-use data::{DataFormat, Selection};
-use dsd::Flow;
+use data::DataFormat;
 use error::{Kind, SdmxError};
-use query::{shorten, DataDetail, FlowRef, ObsDimension};
-use structure::{References, Resource, StructureFormat, StructureQuery, Versions};
+use query::shorten;
+use structure::Resource;
 
-use negotiate::{by_accept, media_ranges, negotiate_data, negotiate_structure, not_acceptable, param, MediaRange};
+use negotiate::{by_accept, media_ranges, negotiate_data, param, MediaRange};
 use reply::{chunked_body, etag, respond};
 use rest15::{check_params, data_query, schema_query, structure_query};
 use serve::{obs_dimension, plan, resolve_key, serve_data, serve_structure, Common, DataRequest};

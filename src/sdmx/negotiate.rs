@@ -1,7 +1,10 @@
 //! Content negotiation of SDMX-REST 1.5 answers: `Accept` media ranges with their
 //! parameters and qualities, and `format`/`formatVersion`, for data and structure queries.
 
-use super::*;
+use super::data::DataFormat;
+use super::error::{Kind, SdmxError};
+use super::query::shorten;
+use super::structure::StructureFormat;
 
 pub(super) const STRUCTURE_TYPES: &str =
     "application/vnd.sdmx.structure+xml;version=2.1, application/vnd.sdmx.structure+json;version=1.0.0";

@@ -1,7 +1,12 @@
 //! Answers: the entity tag, the `CacheFacts` the HTTP layer sets caching headers from, 200
 //! or 304, and a body streamed chunk by chunk off the runtime.
 
-use super::*;
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::error::SdmxError;
 
 pub(super) fn etag(parts: &[&str]) -> String {
     let mut h = Sha256::new();

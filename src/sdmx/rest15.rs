@@ -1,7 +1,19 @@
 //! SDMX-REST 1.5 paths and parameters under `/sdmx/2.1/`: structure, schema and data
 //! queries parsed into what `serve` answers.
 
-use super::*;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::dsd::{self, Flow};
+use super::error::SdmxError;
+use super::negotiate::{media_ranges, negotiate_data, negotiate_structure, not_acceptable};
+use super::query::{self, shorten, DataDetail, FlowRef};
+use super::reply::{etag, respond, CacheFacts};
+use super::serve::{obs_dimension, serve_data, serve_structure, Common, DataRequest};
+use super::structure::{self, References, Resource, StructureQuery, Versions};
+use super::{data, schema, version, Sdmx};
 
 /// The value of a parameter, after checking that every parameter is one of `known`.
 pub(super) fn check_params<'p>(

@@ -1,7 +1,24 @@
 //! Answering a parsed query (either API): a structure query from the artefacts, a data
 //! query resolved against the ledger (`plan`), counted within the limit and streamed.
 
-use super::*;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+
+use super::data::{self, DataFormat, Selection};
+use super::dsd::{self, Flow};
+use super::error::{Kind, SdmxError};
+use super::query::{self, shorten, DataDetail, FlowRef, ObsDimension};
+use super::reply::{chunked_body, etag, respond, CacheFacts};
+use super::structure::{self, StructureFormat, StructureQuery};
+use super::{filter, version, Sdmx};
+use crate::domain::dataset::KNOWN_MEASURES;
+use crate::domain::Frequency;
+use crate::ledger::Ledger;
+use crate::projection::{AsOf, KeyPattern};
 
 /// Answers a parsed structure query (either API) in `format`.
 pub(super) fn serve_structure(

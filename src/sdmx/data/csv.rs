@@ -1,6 +1,8 @@
 //! SDMX-CSV 1.0 and 2.0 rows and their header.
 
-use super::*;
+use super::super::dsd::{FREQ, MEASURE, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD};
+use super::super::query::{DataDetail, ObsDimension};
+use super::{Row, Writer};
 
 /// CSV field: quoted when it holds a comma, quote or line break.
 pub(super) fn csv_field(out: &mut String, s: &str) {

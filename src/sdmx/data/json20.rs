@@ -1,6 +1,10 @@
 //! SDMX-JSON 2.0 data: the data sets and the structure that follows them.
 
-use super::*;
+use std::fmt::Write;
+
+use super::super::dsd::{FREQ, MEASURE, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD};
+use super::super::query::{DataDetail, ObsDimension};
+use super::{Row, Writer};
 
 /// Where SDMX-JSON 2.0 data messages name their schema.
 pub(super) const JSON_DATA_SCHEMA: &str =

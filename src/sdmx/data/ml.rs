@@ -1,7 +1,12 @@
 //! SDMX-ML series and observations: GenericData (2.1) and StructureSpecificData (2.1 and
 //! 3.0).
 
-use super::*;
+use std::fmt::Write;
+
+use super::super::dsd::{OBS_VALUE, TIME_PERIOD};
+use super::super::query::{DataDetail, ObsDimension};
+use super::super::xml::escape;
+use super::{Row, Writer};
 
 impl Writer {
     pub(super) fn generic_values(out: &mut String, values: impl IntoIterator<Item = (String, String)>) {

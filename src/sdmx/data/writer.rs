@@ -1,7 +1,21 @@
 //! The frame of a data message in every format: the header, the data sets and the footer,
 //! and each page of rows handed to its format's writer (`csv`, `ml`, `json20`, `json10`).
 
-use super::*;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::super::dsd::{obs_status, Flow, FREQ, MEASURE, OBS_ATTRIBUTES, SERIES_ATTRIBUTES, TIME_PERIOD, VERSION};
+use super::super::query::ObsDimension;
+use super::super::schema::MlVersion;
+use super::super::xml::{
+    escape, header_time, COMMON3_NS, COMMON_NS, GENERIC_NS, MESSAGE3_NS, MESSAGE_NS, SS3_NS, SS_NS, XSI_NS,
+};
+use super::{json10, json_text, DataFormat, Row, Selection, Writer, JSON_DATA_SCHEMA};
+use crate::domain::{Dataset, ReleaseStatus};
 
 /// The figures of one SDMX series (or section), in order.
 pub(super) fn groups(mut rows: Vec<Row>, s: &Selection) -> Vec<Vec<Row>> {

@@ -2,7 +2,22 @@
 //! attributes, else the file), checked against the dataset's codes and the file's header,
 //! then made into release drafts.
 
-use super::*;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::mapping::{plan, same_version, Plan};
+use super::structure::{Ref, Structures};
+use super::{
+    fail, Header, RawObs, Read, SdmxArgs, MAX_OBSERVATIONS, OBS_STATUS, OBS_VALUE_ID, PUBLISHED_AT, RELEASE_ID,
+    RELEASE_STATUS, UNIT, UNIT_MULT,
+};
+use crate::domain::text::{quote_at_most, QUOTE};
+use crate::domain::{Dataset, Frequency, ObservationDraft, ReleaseDraft, ReleaseStatus};
+use crate::import::{Batch, ImportError, Origin, Place};
 
 /// The observations of one release, being collected.
 #[derive(Default)]

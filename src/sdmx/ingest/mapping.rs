@@ -1,7 +1,11 @@
 //! How a data structure definition (and its dataflow) maps onto a dataset: its dimensions,
 //! measures, frequency and time, and the version a data file names for it.
 
-use super::*;
+use super::structure::{self, DimensionKind, Structures};
+use super::{fail, SdmxArgs, FREQ};
+use crate::domain::dataset::{Code, Dimension, KNOWN_MEASURES, TOTAL};
+use crate::domain::Dataset;
+use crate::import::ImportError;
 
 /// How the DSD's components map onto the dataset.
 pub(super) struct Plan {

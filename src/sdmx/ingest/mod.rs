@@ -27,16 +27,12 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::dataset::{Code, Dimension, KNOWN_MEASURES, TOTAL};
-use crate::domain::text::{quote_at_most, QUOTE};
-use crate::domain::{Dataset, Frequency, ObservationDraft, ReleaseDraft, ReleaseStatus};
-use crate::import::{Batch, ImportError, Origin, Place};
+use crate::domain::{Dataset, ReleaseStatus};
+use crate::import::{Batch, ImportError};
 use collect::Collect;
-use mapping::{plan, same_version, Plan};
-use structure::{DimensionKind, Ref, Structures};
+use structure::Ref;
 
 /// Deepest nesting of elements in an SDMX-ML file (real messages nest about 10 deep).
 pub const MAX_DEPTH: usize = 64;
@@ -315,7 +311,9 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, ImportError> {
 
 #[cfg(test)]
 mod tests {
+    use super::mapping::same_version;
     use super::*;
+    use crate::domain::Frequency;
 
     fn structure() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-exr/ecb_exr_ng/ecb_exr_ng_full.xml")
