@@ -13,14 +13,15 @@
 //!   `RELEASE_ID`, `RELEASE_STATUS` (PRELIMINARY, REVISED or FINAL) and `PUBLISHED_AT`.
 //! - The maintainer is the agency that publishes the dataset; its id is the publisher's
 //!   name when that is an SDMX id, else its initials (`Bank of Korea` is `BOK`).
-//! - Every artefact has version `1.0`; amendments of a definition only add codes and change
-//!   labels.
+//! - Every artefact has version `1.0.0`, a stable semantic version (SDMX 3.0) and an SDMX
+//!   2.1 `VersionType`; amendments of a definition only add codes and change labels.
+//!   Builds before wrote `1.0`; the importer takes that as `1.0.0`.
 
 use crate::domain::dataset::is_valid_id;
 use crate::domain::{Dataset, ReleaseStatus};
 
 /// The version of every artefact.
-pub const VERSION: &str = "1.0";
+pub const VERSION: &str = "1.0.0";
 /// The frequency dimension, its code list and the measure dimension.
 pub const FREQ: &str = "FREQ";
 pub const MEASURE: &str = "MEASURE";

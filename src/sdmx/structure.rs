@@ -172,17 +172,16 @@ pub enum Versions {
     Latest,
     /// Exactly these (SDMX-REST 1.5).
     Exact(Vec<String>),
-    /// SDMX-REST 2.2 semantic version queries, checked when parsed; one admits `VERSION`
-    /// or none does.
-    Semantic { queries: Vec<String>, admits: bool },
+    /// SDMX-REST 2.2 version queries, checked when parsed; one admits `VERSION` or none does.
+    Semantic(super::version::Wanted),
 }
 
 impl Versions {
     fn admits(&self, version: &str) -> bool {
         match self {
             Versions::Latest => true,
-            Versions::Exact(list) => list.iter().any(|v| v == version),
-            Versions::Semantic { admits, .. } => *admits,
+            Versions::Exact(list) => list.iter().any(|v| super::version::rest15_is(v, version)),
+            Versions::Semantic(wanted) => wanted.admits,
         }
     }
 
@@ -190,7 +189,7 @@ impl Versions {
         match self {
             Versions::Latest => "latest".into(),
             Versions::Exact(v) => v.join("+"),
-            Versions::Semantic { queries, .. } => shorten(&queries.join(",")),
+            Versions::Semantic(wanted) => wanted.text(),
         }
     }
 }
@@ -340,7 +339,7 @@ pub(super) fn select(query: &StructureQuery, flows: &[Flow]) -> Result<Vec<Entry
     }
     if matched.is_empty() {
         return Err(SdmxError::no_results(format!(
-            "no {} matches {}/{}/{}",
+            "no {} matches {}/{}/{}{}",
             query
                 .resources
                 .iter()
@@ -349,7 +348,12 @@ pub(super) fn select(query: &StructureQuery, flows: &[Flow]) -> Result<Vec<Entry
                 .join(","),
             list_text(&query.agencies),
             list_text(&query.ids),
-            query.versions.text()
+            query.versions.text(),
+            if query.versions.admits(VERSION) {
+                String::new()
+            } else {
+                format!(": every artefact here has version {VERSION} only")
+            }
         )));
     }
     let mut referenced: Vec<Artefact> = Vec::new();

@@ -70,7 +70,7 @@ const TYPES: &str =
     "application/vnd.sdmx.structure+json;version=2.0.0 (the default), application/vnd.sdmx.structure+xml;version=3.0.0";
 
 fn format_of(m: &super::MediaRange) -> Option<StructureFormat> {
-    let version = |ours| param(m, "version").is_none_or(|v| super::v30::version_admits(v, ours));
+    let version = |ours| param(m, "version").is_none_or(|v| super::v30::format_version_admits(v, ours));
     match m.media.as_str() {
         "application/vnd.sdmx.structure+json" if version([2, 0, 0]) => Some(StructureFormat::Json20),
         "application/vnd.sdmx.structure+xml" if version([3, 0, 0]) => Some(StructureFormat::Ml30),
@@ -115,7 +115,7 @@ pub fn negotiate(
             }
         };
         return match version {
-            Some(v) if !super::v30::version_admits(v, ours) => {
+            Some(v) if !super::v30::format_version_admits(v, ours) => {
                 Err(not_acceptable(format!("format {f} version {}", shorten(v))))
             }
             _ => Ok(fmt),
@@ -137,93 +137,6 @@ pub fn error_style(headers: &HeaderMap, params: &[(String, String)]) -> ErrorSty
     match negotiate(accept, format, None) {
         Ok(StructureFormat::Json20) => ErrorStyle::StructureJson,
         _ => ErrorStyle::Xml30,
-    }
-}
-
-/// Whether a semantic version query (SDMX-REST 2.2, "Query syntax for specific, latest or
-/// all artefact versions") admits `ours`; a syntax error names what is not supported.
-pub fn version_admits(query: &str, ours: &str) -> Result<bool, SdmxError> {
-    let bad = |why: &str| Err(SdmxError::syntax(format!("version `{}` {why}", shorten(query))));
-    let number = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0')))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    // Ours: `x`, `x.y`, or `x.y.z` with an optional `-ext`.
-    let (our_core, our_ext) = match ours.split_once('-') {
-        Some((core, ext)) => (core, Some(ext)),
-        None => (ours, None),
-    };
-    let our_parts: Vec<u64> = our_core.split('.').filter_map(number).collect();
-
-    if query == "~" || query == "*" {
-        return Ok(true);
-    }
-    if query.contains('-') {
-        // `X.Y.Z-EXT`: that version exactly.
-        let (core, ext) = query.split_once('-').expect("has -");
-        let parts: Vec<&str> = core.split('.').collect();
-        if parts.len() != 3 || parts.iter().any(|p| number(p).is_none()) || ext.is_empty() {
-            return bad("is not a version: an extension follows X.Y.Z");
-        }
-        return Ok(query == ours);
-    }
-    let query = if query == "+" { "+.0.0" } else { query };
-    let parts: Vec<&str> = query.split('.').collect();
-    if parts.len() > 3 {
-        return bad("has more than three parts");
-    }
-    let ops: Vec<(usize, char)> = parts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, p)| p.chars().filter(|c| matches!(c, '+' | '~' | '*')).map(move |c| (i, c)))
-        .collect();
-    match ops.as_slice() {
-        [] => {
-            if parts.iter().any(|p| number(p).is_none()) {
-                return bad("is not a version: its parts are numbers, or a wildcard (+, ~, *)");
-            }
-            Ok(query == ours)
-        }
-        [(at, op)] => {
-            let (at, op) = (*at, *op);
-            let part = parts[at];
-            let head = &part[..part.len() - 1];
-            if !part.ends_with(op) || (!head.is_empty() && number(head).is_none()) {
-                return bad("is not a version: a wildcard (+, ~, *) ends a part");
-            }
-            let mut minimum: Vec<u64> = Vec::new();
-            for (i, p) in parts.iter().enumerate() {
-                if i == at {
-                    minimum.push(number(head).unwrap_or(0));
-                } else {
-                    match number(p) {
-                        Some(n) => minimum.push(n),
-                        None => return bad("is not a version: its parts are numbers, or a wildcard (+, ~, *)"),
-                    }
-                }
-            }
-            if head.is_empty() && minimum[at + 1..].iter().any(|n| *n != 0) {
-                return bad("is not supported: parts after a bare wildcard must be 0");
-            }
-            if op == '+' {
-                if parts.len() != 3 {
-                    return bad("is not supported: `+` asks for a stable version X.Y.Z, of three parts");
-                }
-                if at > 0 && minimum[0] == 0 {
-                    return bad("is not supported: `+` needs a major version above 0");
-                }
-            }
-            // The form: as many parts as the query (an extension only with three), stable for `+`.
-            if our_parts.len() != parts.len() || (our_ext.is_some() && (parts.len() != 3 || op == '+')) {
-                return Ok(false);
-            }
-            if op == '+' && our_parts[0] == 0 {
-                return Ok(false);
-            }
-            Ok(our_parts[..at] == minimum[..at] && our_parts[at..] >= minimum[at..])
-        }
-        _ => bad("is not supported: it has more than one wildcard (+, ~, *)"),
     }
 }
 
@@ -373,27 +286,7 @@ pub fn query(
             "parameter `asOf` is not implemented for structure queries; structures are answered as they are now",
         ));
     }
-    let versions = match at(3) {
-        None | Some("~") | Some("*") => Versions::Latest,
-        Some(v) => {
-            let queries: Vec<String> = v.split(',').map(str::to_owned).collect();
-            if queries.len() > MAX_LIST {
-                return Err(SdmxError::syntax(format!(
-                    "the version lists more than {MAX_LIST} values"
-                )));
-            }
-            let mut admits = false;
-            for q in &queries {
-                if q == "latest" || q == "all" {
-                    return Err(SdmxError::syntax(format!(
-                        "version `{q}` is SDMX-REST 1.5; SDMX-REST 2.2 writes `~` (the latest) or `*` (all)"
-                    )));
-                }
-                admits |= version_admits(q, super::dsd::VERSION)?;
-            }
-            Versions::Semantic { queries, admits }
-        }
-    };
+    let versions = super::version::rest22(at(3))?.map_or(Versions::Latest, Versions::Semantic);
     let query = StructureQuery {
         resources,
         agencies: list("agency", at(1), agency_id)?,
@@ -412,52 +305,6 @@ pub fn query(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn semantic_versions_against_a_two_part_version() {
-        let admits = |q: &str| version_admits(q, "1.0").unwrap();
-        for yes in [
-            "1.0", "~", "*", "~.0", "*.0", "1.~", "1.*", "1.0~", "0~.0", "1*.0", "0*.0",
-        ] {
-            assert!(admits(yes), "{yes}");
-        }
-        // `+` is the latest stable semantic version, x.y.z: a two-part version is none.
-        for no in [
-            "+",
-            "+.0.0",
-            "1.+.0",
-            "1.0.0",
-            "1",
-            "2.0",
-            "1.1~",
-            "2~.0",
-            "~.0.0",
-            "*.0.0",
-            "1.0.0-draft",
-        ] {
-            assert!(!admits(no), "{no}");
-        }
-        for bad in [
-            "+.0", "2.3+", "~.2", "1.*.3", "~.0.*", "3.2+.1+", "x", "1.0.0.0", "01.0", "1.0.0-",
-        ] {
-            assert!(version_admits(bad, "1.0").is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn semantic_versions_against_three_parts() {
-        let admits = |q: &str, ours: &str| version_admits(q, ours).unwrap();
-        assert!(admits("+", "1.2.3"));
-        assert!(!admits("+", "0.2.3"));
-        assert!(!admits("+", "1.2.3-draft"));
-        assert!(admits("~", "1.2.3-draft"));
-        assert!(admits("1.2+.0", "1.3.0"));
-        assert!(!admits("1.2+.0", "2.0.0"));
-        assert!(admits("1+.2.0", "2.0.0"));
-        assert!(!admits("1+.2.0", "1.1.9"));
-        assert!(admits("1.2.3-draft", "1.2.3-draft"));
-        assert!(admits("1.2.*", "1.2.7-x"));
-    }
 
     #[test]
     fn formats() {

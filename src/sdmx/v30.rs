@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 
 use super::data::{DataFormat, Parts};
-use super::dsd::{self, Flow, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES};
+use super::dsd::{Flow, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES};
 use super::error::{ErrorStyle, SdmxError};
 use super::query::{self, shorten, DataDetail, FlowRef};
 use super::{param, DataRequest, Sdmx};
@@ -38,7 +38,7 @@ const DATA_TYPES: &str = "application/vnd.sdmx.data+json;version=2.0.0 (the defa
 
 /// Whether a requested format `version` (SDMX semantic versioning: `2.0.0`, `2`, `2.0.0+`,
 /// `2+.0.0`) admits `ours`.
-pub(super) fn version_admits(requested: &str, ours: [u32; 3]) -> bool {
+pub(super) fn format_version_admits(requested: &str, ours: [u32; 3]) -> bool {
     let parts: Vec<&str> = requested.trim().split('.').collect();
     if parts.len() > 3 {
         return false;
@@ -57,7 +57,7 @@ pub(super) fn version_admits(requested: &str, ours: [u32; 3]) -> bool {
 }
 
 fn data_format_of(m: &super::MediaRange) -> Option<DataFormat> {
-    let version = |ours| param(m, "version").is_none_or(|v| version_admits(v, ours));
+    let version = |ours| param(m, "version").is_none_or(|v| format_version_admits(v, ours));
     match m.media.as_str() {
         "application/vnd.sdmx.data+json" if version([2, 0, 0]) => Some(DataFormat::Json2),
         "application/vnd.sdmx.data+xml" if version([3, 0, 0]) => Some(DataFormat::Ml3),
@@ -97,7 +97,9 @@ fn negotiate(accept: Option<&str>, format: Option<&str>, version: Option<&str>) 
             }
         };
         return match version {
-            Some(v) if !version_admits(v, ours) => Err(not_acceptable(format!("format {f} version {}", shorten(v)))),
+            Some(v) if !format_version_admits(v, ours) => {
+                Err(not_acceptable(format!("format {f} version {}", shorten(v))))
+            }
             _ => Ok(fmt),
         };
     }
@@ -243,7 +245,7 @@ pub async fn data_query(
     };
     let agencies = list(1, "agency")?;
     let ids = list(2, "resource id")?;
-    let versions = list(3, "version")?.filter(|v| !v.iter().any(|v| ["+", "~", "latest"].contains(&v.as_str())));
+    let versions = super::version::rest22(at(3))?;
 
     // The dataflows the path names, each with its key dimensions.
     let matching: Vec<(String, String)> = {
@@ -257,14 +259,15 @@ pub async fn data_query(
             .filter(|f| ids.as_ref().is_none_or(|i| i.iter().any(|i| i == f.id())))
             .map(|f| (f.id().to_owned(), f.key_dimensions().join(".")))
             .collect();
-        if versions.as_ref().is_some_and(|v| !v.iter().any(|v| v == dsd::VERSION)) {
-            return Err(SdmxError::no_results(format!(
-                "every dataflow has version {} only",
-                dsd::VERSION
-            )));
-        }
         if matching.is_empty() {
             return Err(SdmxError::no_results("no dataflow matches the agency and id"));
+        }
+        if let Some(wanted) = versions.filter(|w| !w.admits) {
+            let what = match matching.as_slice() {
+                [(id, _)] => format!("dataflow {id}"),
+                several => format!("the {} dataflows", several.len()),
+            };
+            return Err(super::version::not_there(&what, &wanted.text()));
         }
         matching
     };
@@ -378,8 +381,9 @@ pub fn schema_query(
 ) -> Result<Response, SdmxError> {
     let get = super::check_params(params, &["dimensionAtObservation"])?;
     let segments: Vec<&str> = segments.iter().copied().filter(|s| !s.is_empty()).collect();
-    let (context, agency, id) = match segments.as_slice() {
-        [c, a, i] | [c, a, i, _] => (*c, *a, *i),
+    let (context, agency, id, version) = match segments.as_slice() {
+        [c, a, i] => (*c, *a, *i, None),
+        [c, a, i, v] => (*c, *a, *i, Some(*v)),
         _ => {
             return Err(SdmxError::syntax(
                 "a schema query is schema/{context}/{agencyID}/{resourceID}/{version}",
@@ -403,6 +407,12 @@ pub fn schema_query(
             shorten(agency),
             shorten(id)
         )));
+    }
+    if let Some(wanted) = super::version::rest22(version)?.filter(|w| !w.admits) {
+        return Err(super::version::not_there(
+            &format!("{context} {}:{}", flow.agency, flow.id()),
+            &wanted.text(),
+        ));
     }
     let at = super::obs_dimension(&flow.key_dimensions(), get("dimensionAtObservation"))?;
     let body = super::schema::schema(&flow, &at, super::schema::MlVersion::V30);

@@ -253,7 +253,11 @@ async fn bank_of_korea_dataset_round_trips_through_sdmx() {
         .enumerate()
         .map(|(i, l)| match i {
             0 => l.replacen("DATAFLOW", "STRUCTURE,STRUCTURE_ID,ACTION", 1) + "\r\n",
-            _ => l.replacen("BOK:", "dataflow,BOK:", 1).replacen("(1.0),", "(1.0),I,", 1) + "\r\n",
+            _ => {
+                l.replacen("BOK:", "dataflow,BOK:", 1)
+                    .replacen("(1.0.0),", "(1.0.0),I,", 1)
+                    + "\r\n"
+            }
         })
         .collect();
     let forms = [
@@ -275,14 +279,27 @@ async fn bank_of_korea_dataset_round_trips_through_sdmx() {
             )
             .await,
         ),
-        ("data.csv", "sdmx-csv", csv),
+        ("data.csv", "sdmx-csv", csv.clone()),
         ("data2.csv", "sdmx-csv", csv2),
+        // As earlier builds wrote them, naming version 1.0 of the dataflow: read as 1.0.0.
+        ("legacy.csv", "sdmx-csv", csv.replace("(1.0.0)", "(1.0)")),
     ];
-    for (name, format, body) in forms {
+    // A structure as earlier builds wrote it (version 1.0), for the data written now.
+    let legacy = work.path().join("legacy-structure.xml");
+    let text = std::fs::read_to_string(&structure).unwrap();
+    assert!(text.contains("version=\"1.0.0\""));
+    std::fs::write(
+        &legacy,
+        text.replace("version=\"1.0.0\"", "version=\"1.0\"")
+            .replace("(1.0.0)", "(1.0)"),
+    )
+    .unwrap();
+    let forms = forms.into_iter().map(|(n, f, b)| (n, f, b, &structure));
+    for (name, format, body, structure) in forms.chain([("data-now.csv", "sdmx-csv", csv.clone(), &legacy)]) {
         let file = work.path().join(name);
         std::fs::write(&file, body).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let out = import(dir.path(), format, &structure, &[], &[file]).await;
+        let out = import(dir.path(), format, structure, &[], &[file]).await;
         assert_eq!(out.code(), Some(0), "{name}: {out:?}");
         assert!(
             out.stdout
@@ -330,6 +347,16 @@ async fn bad_sdmx_files_are_refused_naming_file_and_line() {
             text.replacen(r#"CURRENCY="CHF""#, r#"CURRENCY="XXX""#, 1),
             line_of(&text, first_obs),
             "unknown code `XXX` for dimension CURRENCY",
+        ),
+        (
+            "other-version.xml",
+            text.replacen(
+                r#"id="ECB_EXR_NG" version="1.0""#,
+                r#"id="ECB_EXR_NG" version="2.0""#,
+                1,
+            ),
+            line_of(&text, r#"<Ref agencyID="ECB" id="ECB_EXR_NG""#),
+            "names version 2.0 of ECB_EXR_NG; the structure file",
         ),
         (
             "no-structure.xml",

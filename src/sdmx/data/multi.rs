@@ -11,7 +11,7 @@ use axum::response::Response;
 use chrono::Utc;
 
 use super::super::{etag, plan, resolve_key, respond, CacheFacts, DataRequest, Sdmx};
-use super::{escape, header_time, prepare, Answer, DataFormat, Kind, SdmxError, Selection};
+use super::{escape, header_time, prepare, Answer, DataFormat, Kind, SdmxError};
 use super::{COMMON3_NS, MESSAGE3_NS, SS3_NS, TIME_PERIOD, XSI_NS};
 use crate::sdmx::dsd::Flow;
 
@@ -93,27 +93,7 @@ pub(in crate::sdmx) async fn serve(
 
     let selections: Vec<_> = planned
         .into_iter()
-        .map(|(request, p, _)| {
-            let selection = Selection {
-                dataset: p.dataset,
-                pattern: p.pattern,
-                frequencies: p.frequencies,
-                measures: p.measures,
-                start: request.start,
-                end: request.end,
-                updated_after: request.common.updated_after,
-                first_n: request.common.first_n,
-                last_n: request.common.last_n,
-                obs_dimension: p.obs_dimension,
-                detail: request.detail,
-                history: request.common.history,
-                bound: p.bound,
-                alternatives: p.alternatives,
-                components: p.components,
-                parts: request.parts,
-            };
-            (selection, p.agency, p.prepared)
-        })
+        .map(|(request, p, _)| p.into_selection(&request))
         .collect();
     let ledger = sdmx.ledger.clone();
     let limit = sdmx.config.max_observations;

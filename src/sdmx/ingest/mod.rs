@@ -10,11 +10,15 @@
 //! observations into releases, else each file is one release described by its header and
 //! the flags.
 //!
+//! - `mapping`: how the DSD maps onto the dataset; `collect`: the observations collected
+//!   into releases.
 //! - `structure`: the Structure message; `data`: SDMX-ML data; `csv`: SDMX-CSV;
 //!   `xml`: the bounded pull reader both XML readers use.
 
+mod collect;
 mod csv;
 mod data;
+mod mapping;
 mod structure;
 mod xml;
 
@@ -23,14 +27,12 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::dataset::{Code, Dimension, KNOWN_MEASURES, TOTAL};
-use crate::domain::text::{quote_at_most, QUOTE};
-use crate::domain::{Dataset, Frequency, ObservationDraft, ReleaseDraft, ReleaseStatus};
-use crate::import::{Batch, ImportError, Origin, Place};
-use structure::{DimensionKind, Ref, Structures};
+use crate::domain::{Dataset, ReleaseStatus};
+use crate::import::{Batch, ImportError};
+use collect::Collect;
+use structure::Ref;
 
 /// Deepest nesting of elements in an SDMX-ML file (real messages nest about 10 deep).
 pub const MAX_DEPTH: usize = 64;
@@ -55,7 +57,6 @@ const OBS_STATUS: &str = "OBS_STATUS";
 const RELEASE_ID: &str = "RELEASE_ID";
 const RELEASE_STATUS: &str = "RELEASE_STATUS";
 const PUBLISHED_AT: &str = "PUBLISHED_AT";
-
 /// The SDMX formats `import --format` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SdmxFormat {
@@ -205,74 +206,6 @@ impl RawObs {
     }
 }
 
-/// How the DSD's components map onto the dataset.
-struct Plan {
-    dataset: Dataset,
-    /// The DSD ids of the ledger's dimensions, in key order.
-    key: Vec<String>,
-    freq: Option<String>,
-    measure: Option<String>,
-    time: String,
-    /// The definition was already in the ledger.
-    existing: bool,
-    /// Where the DSD is: the structure file and `line N: DataStructure ID`.
-    defined_at: (String, String),
-}
-
-/// The observations of one release, being collected.
-#[derive(Default)]
-struct Group {
-    file: String,
-    release_id: Option<String>,
-    set_id: Option<String>,
-    status: Option<(String, usize)>,
-    provisional: Option<usize>,
-    normal: Option<usize>,
-    published: Option<(String, usize)>,
-    valid_from: Option<String>,
-    header: Header,
-    observations: Vec<ObservationText>,
-    lines: Vec<usize>,
-}
-
-/// An observation as the file gives it: its text is what a derived release id covers (so
-/// that the id stays the one earlier imports gave the same file); parsed into a draft once
-/// the release is complete.
-struct ObservationText {
-    key: String,
-    period: String,
-    measure: Option<String>,
-    value: String,
-}
-
-impl ObservationText {
-    fn into_draft(self) -> ObservationDraft {
-        ObservationDraft {
-            key: self.key,
-            period: self.period.into(),
-            measure: self.measure,
-            value: self.value.into(),
-        }
-    }
-}
-
-struct Collect<'a> {
-    args: &'a SdmxArgs,
-    plan: Option<Plan>,
-    groups: Vec<Group>,
-    by_key: HashMap<String, usize>,
-    frequency: Option<(Frequency, String, usize)>,
-    units: BTreeSet<String>,
-    unit_at: Option<(String, usize)>,
-    multipliers: BTreeSet<String>,
-    multiplier_at: Option<(String, usize)>,
-    observations: usize,
-    /// The first data file, which errors about the whole import name.
-    first_file: String,
-    /// Observations without a value (`NaN` or none: SDMX's missing values), left out.
-    pub missing: usize,
-}
-
 /// What [`read`] gives: the batch to record, and what it left out.
 #[derive(Debug)]
 pub struct Read {
@@ -376,622 +309,11 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, ImportError> {
         .map_err(|e| fail(&name, "file".into(), e.to_string()))
 }
 
-impl Collect<'_> {
-    /// The plan for the structure a data file names; every file must name the same one.
-    fn plan_for(
-        &mut self,
-        s: &Structures,
-        r: &Ref,
-        file: &str,
-        line: usize,
-        existing: &dyn Fn(&str) -> Option<Dataset>,
-    ) -> Result<(), ImportError> {
-        let at = format!("line {line}: structure {}:{}", r.agency.as_deref().unwrap_or("*"), r.id);
-        let Some((dsd, flow)) = s.find(r) else {
-            return Err(fail(
-                file,
-                at,
-                format!(
-                    "the structure file {} defines no data structure or dataflow {} (it has {})",
-                    s.file,
-                    quote_at_most(&r.id, QUOTE),
-                    if s.dsds.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        s.dsds
-                            .iter()
-                            .map(|d| format!("{}:{}", d.agency, d.id))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                ),
-            ));
-        };
-        let plan = plan(s, dsd, flow, self.args, existing)?;
-        match &self.plan {
-            Some(p) if p.dataset.id != plan.dataset.id => Err(fail(
-                file,
-                at,
-                format!(
-                    "names dataset {}, another file named {}: one import, one dataset",
-                    plan.dataset.id, p.dataset.id
-                ),
-            )),
-            Some(_) => Ok(()),
-            None => {
-                self.plan = Some(plan);
-                Ok(())
-            }
-        }
-    }
-
-    fn observation(&mut self, file: &str, n: usize, header: &Header, o: RawObs) -> Result<(), ImportError> {
-        let at = || format!("line {}: element Obs", o.line);
-        let plan = self
-            .plan
-            .as_ref()
-            .ok_or_else(|| fail(file, at(), "an observation before the structure is known".into()))?;
-        let need = |id: &str| {
-            o.get(id).filter(|v| !v.is_empty()).ok_or_else(|| {
-                fail(
-                    file,
-                    at(),
-                    format!(
-                        "no value for {id} (the dimensions of {} are {})",
-                        plan.dataset.id,
-                        plan.all().join(", ")
-                    ),
-                )
-            })
-        };
-        let mut key = String::new();
-        for (i, d) in plan.key.iter().enumerate() {
-            if i > 0 {
-                key.push('.');
-            }
-            key.push_str(need(d)?);
-        }
-        let period = need(&plan.time)?.to_owned();
-        let measure = match &plan.measure {
-            Some(m) => Some(need(m)?.to_owned()),
-            None => None,
-        };
-        if let Some(f) = &plan.freq {
-            let code = need(f)?;
-            let Some(freq) = Frequency::from_code(code) else {
-                return Err(fail(
-                    file,
-                    at(),
-                    format!(
-                        "{f} `{}` cannot be represented: the ledger holds annual (A), half-yearly (S), quarterly (Q) and monthly (M) figures",
-                        quote_at_most(code, QUOTE)
-                    ),
-                ));
-            };
-            match &self.frequency {
-                None => self.frequency = Some((freq, file.to_owned(), o.line)),
-                Some((f0, file0, line0)) if *f0 != freq => {
-                    return Err(fail(
-                        file,
-                        at(),
-                        format!(
-                            "{f} `{}`, but {file0} line {line0} is {}: a dataset has one frequency",
-                            freq.code(),
-                            f0.code()
-                        ),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        if !plan.existing {
-            if let Some(u) = UNIT.iter().find_map(|u| o.get(u)) {
-                if self.units.insert(u.to_owned()) && self.unit_at.is_none() {
-                    self.unit_at = Some((file.to_owned(), o.line));
-                }
-            }
-            if let Some(m) = o.get(UNIT_MULT) {
-                if self.multipliers.insert(m.to_owned()) && self.multipliers.len() > 1 {
-                    return Err(fail(
-                        file,
-                        at(),
-                        format!(
-                            "UNIT_MULT `{}` differs from `{}` before: a dataset has one unit multiplier",
-                            quote_at_most(m, QUOTE),
-                            self.multipliers
-                                .iter()
-                                .find(|x| *x != m)
-                                .map(String::as_str)
-                                .unwrap_or("")
-                        ),
-                    ));
-                }
-                self.multiplier_at.get_or_insert((file.to_owned(), o.line));
-            }
-        }
-        let value = match o.get(OBS_VALUE_ID) {
-            None => {
-                self.missing += 1;
-                return Ok(());
-            }
-            Some(v) if v.trim().is_empty() || v.trim() == "NaN" => {
-                self.missing += 1;
-                return Ok(());
-            }
-            Some(v) => v.trim().to_owned(),
-        };
-        self.observations += 1;
-        if self.observations > MAX_OBSERVATIONS {
-            return Err(fail(
-                file,
-                at(),
-                format!("more than the {MAX_OBSERVATIONS} observations one import reads: split the files"),
-            ));
-        }
-        // The release: RELEASE_ID, else the data set's setID, else the file.
-        let release_id = o.get(RELEASE_ID).map(str::to_owned);
-        let set_id = o.set.as_ref().and_then(|s| s.set_id.clone());
-        let group_key = match (&release_id, &set_id) {
-            (Some(r), _) => format!("r:{r}"),
-            (None, Some(s)) => format!("s:{n}:{s}"),
-            (None, None) => format!("f:{n}"),
-        };
-        let g = match self.by_key.get(&group_key) {
-            Some(&i) => i,
-            None => {
-                self.groups.push(Group {
-                    file: file.to_owned(),
-                    release_id: release_id.clone(),
-                    set_id,
-                    valid_from: o.set.as_ref().and_then(|s| s.valid_from.clone()),
-                    header: header.clone(),
-                    ..Group::default()
-                });
-                self.by_key.insert(group_key, self.groups.len() - 1);
-                self.groups.len() - 1
-            }
-        };
-        let g = &mut self.groups[g];
-        for (id, slot) in [(RELEASE_STATUS, &mut g.status), (PUBLISHED_AT, &mut g.published)] {
-            if let Some(v) = o.get(id) {
-                match slot {
-                    None => *slot = Some((v.to_owned(), o.line)),
-                    Some((v0, line0)) if v0 != v => {
-                        return Err(fail(
-                            file,
-                            at(),
-                            format!(
-                                "{id} `{}`, but line {line0} of the same release says `{}`",
-                                quote_at_most(v, QUOTE),
-                                quote_at_most(v0, QUOTE)
-                            ),
-                        ))
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        match o.get(OBS_STATUS) {
-            Some("P") => g.provisional = g.provisional.or(Some(o.line)),
-            Some(_) => g.normal = g.normal.or(Some(o.line)),
-            None => {}
-        }
-        if g.observations.len() >= crate::domain::release::MAX_OBSERVATIONS_PER_RELEASE {
-            return Err(fail(
-                file,
-                at(),
-                format!(
-                    "more than the {} observations a release may have",
-                    crate::domain::release::MAX_OBSERVATIONS_PER_RELEASE
-                ),
-            ));
-        }
-        g.observations.push(ObservationText {
-            key,
-            period,
-            measure,
-            value,
-        });
-        g.lines.push(o.line);
-        Ok(())
-    }
-
-    fn finish(self) -> Result<Read, ImportError> {
-        let args = self.args;
-        let Some(plan) = self.plan else {
-            return Err(fail(
-                &self.first_file,
-                "file".into(),
-                "no data file named a structure".into(),
-            ));
-        };
-        let mut dataset = plan.dataset;
-        if !plan.existing {
-            dataset.frequency = self.frequency.as_ref().map(|f| f.0);
-            dataset.unit = match (&args.unit, self.units.len()) {
-                (Some(u), _) => u.clone(),
-                (None, 1) => self.units.iter().next().cloned().unwrap_or_default(),
-                (None, 0) => {
-                    return Err(fail(
-                        &self.first_file,
-                        format!("dataset {}", dataset.id),
-                        "no UNIT or UNIT_MEASURE attribute says the unit of the figures: give --unit".into(),
-                    ))
-                }
-                (None, _) => {
-                    let (file, line) = self.unit_at.clone().unwrap_or_default();
-                    return Err(fail(
-                        &file,
-                        format!("line {line}"),
-                        format!(
-                            "the series have different units ({}); a ledger dataset has one unit: give --unit to name it",
-                            quote_at_most(&self.units.iter().cloned().collect::<Vec<_>>().join(", "), QUOTE)
-                        ),
-                    ));
-                }
-            };
-            if let Some(m) = self.multipliers.iter().next() {
-                let (file, line) = self.multiplier_at.clone().unwrap_or_default();
-                dataset.unit_multiplier = m.trim().parse().map_err(|_| {
-                    fail(
-                        &file,
-                        format!("line {line}"),
-                        format!("UNIT_MULT `{}` is not an integer", quote_at_most(m, QUOTE)),
-                    )
-                })?;
-            }
-        }
-        if !plan.existing {
-            let (file, at) = &plan.defined_at;
-            dataset.validate().map_err(|e| fail(file, at.clone(), e.to_string()))?;
-        }
-        let name = quote_at_most(&dataset.name, 400);
-        let one = self.groups.len() == 1;
-        if args.release_id.is_some() && !one {
-            return Err(fail(
-                &self.first_file,
-                "--release-id".into(),
-                format!("the files hold {} releases; --release-id names one", self.groups.len()),
-            ));
-        }
-        let mut releases = Vec::new();
-        let mut origins = Vec::new();
-        for g in self.groups {
-            let file = g.file.clone();
-            let first = g.lines.first().copied().unwrap_or(0);
-            let at = |line: usize| format!("line {line}");
-            let status = match (args.status, &g.status) {
-                (Some(s), _) => s,
-                (None, Some((s, line))) => ReleaseStatus::parse(s).ok_or_else(|| {
-                    fail(
-                        &file,
-                        at(*line),
-                        format!("RELEASE_STATUS `{}`: use PRELIMINARY, REVISED or FINAL", quote_at_most(s, QUOTE)),
-                    )
-                })?,
-                (None, None) => match (g.provisional, g.normal) {
-                    (Some(_), None) => ReleaseStatus::Preliminary,
-                    (Some(p), Some(n)) => {
-                        return Err(fail(
-                            &file,
-                            at(p.max(n)),
-                            format!(
-                                "OBS_STATUS P (provisional) at line {p} and another status at line {n} in one release: the ledger's status belongs to a release; give --status"
-                            ),
-                        ))
-                    }
-                    _ => ReleaseStatus::Final,
-                },
-            };
-            let time = |s: &str| {
-                DateTime::parse_from_rfc3339(s.trim())
-                    .map(|t| t.with_timezone(&Utc))
-                    .or_else(|_| {
-                        chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
-                    })
-            };
-            let published_at = match (args.published_at, &g.published, &g.valid_from, &g.header.prepared) {
-                (Some(t), ..) => t,
-                (None, Some((s, line)), ..) => time(s).map_err(|_| {
-                    fail(
-                        &file,
-                        at(*line),
-                        format!("PUBLISHED_AT `{}` is not a date-time", quote_at_most(s, QUOTE)),
-                    )
-                })?,
-                (None, None, Some(s), _) => time(s).map_err(|_| {
-                    fail(
-                        &file,
-                        at(first),
-                        format!("validFromDate `{}` is not a date-time", quote_at_most(s, QUOTE)),
-                    )
-                })?,
-                (None, None, None, Some(s)) => time(s).map_err(|_| {
-                    fail(
-                        &file,
-                        "element Prepared".into(),
-                        format!("`{}` is not a date-time", quote_at_most(s, QUOTE)),
-                    )
-                })?,
-                _ => {
-                    return Err(fail(
-                        &file,
-                        at(first),
-                        "no publication time: no PUBLISHED_AT attribute or message header: give --published-at".into(),
-                    ))
-                }
-            };
-            let basename = Path::new(&file)
-                .file_name()
-                .map_or(file.clone(), |f| f.to_string_lossy().into_owned());
-            let message = g
-                .header
-                .id
-                .clone()
-                .map_or(format!("file {basename}"), |id| format!("message {id}"));
-            let title = args
-                .title
-                .clone()
-                .unwrap_or_else(|| quote_at_most(&format!("{name}: SDMX {message}"), 900));
-            let source = args.source.clone().unwrap_or_else(|| {
-                let mut s = format!("SDMX {message}");
-                if let Some(sender) = &g.header.sender {
-                    s.push_str(&format!(" from {sender}"));
-                }
-                if let Some(p) = &g.header.prepared {
-                    s.push_str(&format!(", prepared {p}"));
-                }
-                quote_at_most(&s, 900)
-            });
-            let id = match (args.release_id, &g.release_id, &g.set_id) {
-                (Some(id), ..) => id,
-                (None, Some(r), _) => Uuid::parse_str(r).map_err(|_| {
-                    fail(
-                        &file,
-                        at(first),
-                        format!("RELEASE_ID `{}` is not a UUID", quote_at_most(r, QUOTE)),
-                    )
-                })?,
-                (None, None, Some(s)) => s
-                    .strip_prefix('R')
-                    .and_then(|u| Uuid::parse_str(u).ok())
-                    .unwrap_or_else(|| derived_id(&dataset.id, published_at, &g.observations)),
-                _ => derived_id(&dataset.id, published_at, &g.observations),
-            };
-            releases.push(ReleaseDraft {
-                id: Some(id),
-                dataset: dataset.id.clone(),
-                status,
-                title,
-                published_at,
-                source: Some(source),
-                observations: g.observations.into_iter().map(ObservationText::into_draft).collect(),
-                backfill: true,
-                revision_reason: None,
-            });
-            origins.push(Origin {
-                file,
-                place: Place::Lines(g.lines),
-            });
-        }
-        // Recorded in publication order, each in its place.
-        let mut order: Vec<usize> = (0..releases.len()).collect();
-        order.sort_by_key(|&i| releases[i].published_at);
-        let mut batch = Batch::default();
-        let (mut releases, mut origins): (Vec<Option<ReleaseDraft>>, Vec<Option<Origin>>) = (
-            releases.into_iter().map(Some).collect(),
-            origins.into_iter().map(Some).collect(),
-        );
-        for i in order {
-            batch.releases.extend(releases[i].take());
-            batch.origins.extend(origins[i].take());
-        }
-        if !plan.existing {
-            batch.datasets.push(dataset);
-        }
-        Ok(Read {
-            batch,
-            missing: self.missing,
-            existing_dataset: plan.existing,
-        })
-    }
-}
-
-/// A release id from the contents, so that importing the same figures twice is a duplicate.
-fn derived_id(dataset: &str, published_at: DateTime<Utc>, observations: &[ObservationText]) -> Uuid {
-    let mut h = Sha256::new();
-    h.update(dataset.as_bytes());
-    h.update([0]);
-    h.update(published_at.to_rfc3339().as_bytes());
-    // In a fixed order: the time-series, flat and cross-sectional forms of one message are
-    // one release.
-    let mut parts: Vec<[&str; 4]> = observations
-        .iter()
-        .map(|o| [&o.key, &o.period, o.measure.as_deref().unwrap_or(""), &o.value])
-        .collect();
-    parts.sort_unstable();
-    for part in parts.iter().flatten() {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    let digest: [u8; 32] = h.finalize().into();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-impl Plan {
-    fn all(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.freq.iter().cloned().collect();
-        v.extend(self.key.iter().cloned());
-        v.extend(self.measure.iter().cloned());
-        v.push(self.time.clone());
-        v
-    }
-}
-
-/// Maps a DSD (and its dataflow) onto a dataset.
-fn plan(
-    s: &Structures,
-    dsd: &structure::Dsd,
-    flow: Option<&structure::Dataflow>,
-    args: &SdmxArgs,
-    existing: &dyn Fn(&str) -> Option<Dataset>,
-) -> Result<Plan, ImportError> {
-    let file = s.file.as_str();
-    let defined_at = (file.to_owned(), format!("line {}: DataStructure {}", dsd.line, dsd.id));
-    let id = args
-        .dataset
-        .clone()
-        .unwrap_or_else(|| flow.map_or(dsd.id.clone(), |f| f.id.clone()));
-    let mut freq = None;
-    let mut measure = None;
-    let mut time = None;
-    let mut key = Vec::new();
-    let mut dimensions = Vec::new();
-    let mut measures = Vec::new();
-    for d in &dsd.dimensions {
-        let at = || format!("line {}: Dimension {}", d.line, d.id);
-        let concept = d.concept.as_ref().and_then(|c| s.concept(c));
-        if d.kind == DimensionKind::Time {
-            time = Some(d.id.clone());
-            continue;
-        }
-        let is_freq = d.id == FREQ || concept.is_some_and(|c| c.id == FREQ);
-        if is_freq && freq.is_none() {
-            freq = Some(d.id.clone());
-            continue;
-        }
-        let list_ref = d.codelist.as_ref().or(concept.and_then(|c| c.codelist.as_ref()));
-        let Some(list_ref) = list_ref else {
-            return Err(fail(
-                file,
-                at(),
-                "no code list (neither the dimension nor its concept names one): a ledger dimension is a code list"
-                    .into(),
-            ));
-        };
-        let Some(list) = s.codelist(list_ref) else {
-            return Err(fail(
-                file,
-                at(),
-                format!(
-                    "its code list {}:{} is not in the structure message",
-                    list_ref.agency.as_deref().unwrap_or("*"),
-                    list_ref.id
-                ),
-            ));
-        };
-        if list.external {
-            return Err(fail(
-                file,
-                format!("line {}: Codelist {}", list.line, list.id),
-                "only referenced (isExternalReference): give a structure message that holds its codes".into(),
-            ));
-        }
-        let is_measure = (d.kind == DimensionKind::Measure || d.id == "MEASURE")
-            && measure.is_none()
-            && !list.codes.is_empty()
-            && list.codes.iter().all(|c| KNOWN_MEASURES.contains(&c.id.as_str()));
-        if is_measure {
-            measure = Some(d.id.clone());
-            measures = list.codes.iter().map(|c| c.id.clone()).collect();
-            continue;
-        }
-        let mut codes: Vec<Code> = list
-            .codes
-            .iter()
-            .map(|c| Code {
-                code: c.id.clone(),
-                label: c.names.best().unwrap_or(&c.id).to_owned(),
-                parent: c.parent.clone(),
-            })
-            .collect();
-        if !codes.iter().any(|c| c.code == TOTAL) {
-            codes.insert(
-                0,
-                Code {
-                    code: TOTAL.into(),
-                    label: "Total".into(),
-                    parent: None,
-                },
-            );
-        }
-        for c in codes.iter_mut().filter(|c| c.code != TOTAL && c.parent.is_none()) {
-            c.parent = Some(TOTAL.into());
-        }
-        key.push(d.id.clone());
-        dimensions.push(Dimension {
-            id: d.id.clone(),
-            label: concept.and_then(|c| c.names.best()).unwrap_or(&d.id).to_owned(),
-            codes,
-        });
-    }
-    let Some(time) = time else {
-        return Err(fail(
-            file,
-            format!("line {}: DataStructure {}", dsd.line, dsd.id),
-            "no TimeDimension: the ledger's figures are per period".into(),
-        ));
-    };
-    if measures.is_empty() {
-        measures.push("BAL".into());
-    }
-    if let Some(def) = existing(&id) {
-        let ids: Vec<&str> = def.dimensions.iter().map(|d| d.id.as_str()).collect();
-        if ids != key.iter().map(String::as_str).collect::<Vec<_>>() {
-            return Err(fail(
-                file,
-                format!("line {}: DataStructure {}", dsd.line, dsd.id),
-                format!(
-                    "the ledger's dataset {id} has the dimensions {}, this structure {}",
-                    ids.join(", "),
-                    key.join(", ")
-                ),
-            ));
-        }
-        return Ok(Plan {
-            dataset: def,
-            key,
-            freq,
-            measure,
-            time,
-            existing: true,
-            defined_at,
-        });
-    }
-    let names = flow
-        .map(|f| &f.names)
-        .filter(|n| n.best().is_some())
-        .unwrap_or(&dsd.names);
-    let dataset = Dataset {
-        id: id.clone(),
-        name: names.best().unwrap_or(&id).to_owned(),
-        publisher: args
-            .publisher
-            .clone()
-            .unwrap_or_else(|| flow.map_or(dsd.agency.clone(), |f| f.agency.clone())),
-        unit: String::new(),
-        unit_multiplier: 0,
-        dimensions,
-        measures,
-        description: None,
-        frequency: None,
-    };
-    Ok(Plan {
-        dataset,
-        key,
-        freq,
-        measure,
-        time,
-        existing: false,
-        defined_at,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::mapping::same_version;
     use super::*;
+    use crate::domain::Frequency;
 
     fn structure() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sdmx-exr/ecb_exr_ng/ecb_exr_ng_full.xml")
@@ -1032,6 +354,32 @@ mod tests {
         assert_eq!(r.batch.releases[0].observations.len(), 12);
         assert_eq!(r.batch.datasets[0].frequency, Some(Frequency::Month));
         assert_eq!(r.batch.releases[0].status, ReleaseStatus::Final);
+    }
+
+    /// The version a data file names for its structure must be the structure file's (the
+    /// ECB sample's DSD is `1.0`); `1.0` and `1.0.0` are one, tradeledger's older spelling.
+    #[test]
+    fn the_structure_version_named_must_be_the_one_defined() {
+        let named = |v: &str| {
+            sample().replacen(
+                r#"id="ECB_EXR_NG" version="1.0""#,
+                &format!(r#"id="ECB_EXR_NG" version="{v}""#),
+                1,
+            )
+        };
+        assert_ne!(named("9"), sample());
+        for same in ["1.0", "1.0.0", "01.00"] {
+            read_text(SdmxFormat::Ml, &named(same), SdmxArgs::default()).unwrap_or_else(|e| panic!("{same}: {e}"));
+        }
+        let e = refused(SdmxFormat::Ml, &named("2.0"));
+        assert!(
+            e.contains("line 10: structure ECB:ECB_EXR_NG: names version 2.0 of ECB_EXR_NG; the structure file"),
+            "{e}"
+        );
+        assert!(e.ends_with("defines version 1.0"), "{e}");
+        assert!(same_version("1.0.0", "1.0"));
+        assert!(!same_version("1.0.1", "1.0"));
+        assert!(!same_version("1", "1.0.0"));
     }
 
     /// Nesting past [`MAX_DEPTH`] is refused at the element that goes too deep.

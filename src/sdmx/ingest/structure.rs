@@ -126,6 +126,7 @@ pub struct DimensionDef {
 pub struct Dsd {
     pub agency: String,
     pub id: String,
+    pub version: Option<String>,
     pub names: Names,
     pub dimensions: Vec<DimensionDef>,
     pub line: usize,
@@ -135,6 +136,7 @@ pub struct Dsd {
 pub struct Dataflow {
     pub agency: String,
     pub id: String,
+    pub version: Option<String>,
     pub names: Names,
     pub structure: Option<Ref>,
 }
@@ -166,6 +168,19 @@ impl Structures {
             .iter()
             .find(|c| c.id == item && c.scheme == r.id)
             .or_else(|| self.concepts.iter().find(|c| c.id == item))
+    }
+
+    /// The version of the data structure or dataflow `r` names (as `find` finds it), when
+    /// the structure message gives one.
+    pub fn version_named(&self, r: &Ref) -> Option<&str> {
+        match self.dsds.iter().find(|d| r.matches(&d.agency, &d.id)) {
+            Some(d) => d.version.as_deref(),
+            None => self
+                .dataflows
+                .iter()
+                .find(|f| r.matches(&f.agency, &f.id))
+                .and_then(|f| f.version.as_deref()),
+        }
     }
 
     /// The data structure a data message names (`Ref` to a DSD or to a dataflow), with the
@@ -280,6 +295,7 @@ pub fn read<R: BufRead>(file: &str, input: R) -> Result<Structures, ImportError>
                     ("DataStructure", "DataStructures") => out.dsds.push(Dsd {
                         agency: need("agencyID")?,
                         id: need("id")?,
+                        version: s.attr("version").map(str::to_owned),
                         names: Names::default(),
                         dimensions: Vec::new(),
                         line: s.line,
@@ -304,6 +320,7 @@ pub fn read<R: BufRead>(file: &str, input: R) -> Result<Structures, ImportError>
                     ("Dataflow", "Dataflows") => out.dataflows.push(Dataflow {
                         agency: need("agencyID")?,
                         id: need("id")?,
+                        version: s.attr("version").map(str::to_owned),
                         names: Names::default(),
                         structure: None,
                     }),

@@ -160,7 +160,7 @@ async fn validate_structure_specific(app: &TestApp, dimension: &str, body: &str)
     }
     let (status, headers, xsd) = get(
         app,
-        &format!("schema/dataflow/BOK/{FLOW}/1.0?dimensionAtObservation={dimension}"),
+        &format!("schema/dataflow/BOK/{FLOW}/1.0.0?dimensionAtObservation={dimension}"),
         None,
     )
     .await;

@@ -94,7 +94,7 @@ async fn validate_ml(app: &TestApp, flows: &[&str], body: &str) {
         message.display()
     );
     for (i, flow) in flows.iter().enumerate() {
-        let (status, xsd) = get(app, &format!("schema/dataflow/{flow}/1.0"), None).await;
+        let (status, xsd) = get(app, &format!("schema/dataflow/{flow}/1.0.0"), None).await;
         assert_eq!(status, 200, "{xsd}");
         let namespace = attr(&xsd, "targetNamespace").expect("targetNamespace").to_owned();
         std::fs::write(dir.join(format!("multi{i}.xsd")), &xsd).unwrap();
@@ -145,7 +145,7 @@ async fn several_dataflows_in_every_format() {
     let rows = csv_rows(&body);
     let kr: Vec<_> = rows
         .iter()
-        .filter(|r| r["STRUCTURE_ID"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0)")
+        .filter(|r| r["STRUCTURE_ID"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0.0)")
         .collect();
     assert_eq!(kr.len(), expected.len(), "{body}");
     assert!(kr
@@ -255,7 +255,7 @@ async fn keys_apply_per_dataflow() {
     assert!(!rows.is_empty());
     assert!(rows
         .iter()
-        .all(|r| r["STRUCTURE_ID"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0)"));
+        .all(|r| r["STRUCTURE_ID"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0.0)"));
 
     // Alternatives (`,`) are kept per dataflow too: one for each.
     let (status, body) = get(&app, &format!("{ALL}/S._T._T._T.BAL,S.XQ"), None).await;
@@ -270,7 +270,7 @@ async fn keys_apply_per_dataflow() {
     assert!(body.contains("NOPE"), "{body}");
 
     // One dataflow named: as before, an unknown code is a bad key (400).
-    let (status, body) = get(&app, "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0/S.NOPE", None).await;
+    let (status, body) = get(&app, "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0.0/S.NOPE", None).await;
     assert_eq!(status, 400, "{body}");
 }
 
@@ -282,7 +282,7 @@ async fn limit_counts_across_dataflows() {
     drop(probe);
     // Room for the fixture's figures and one more: each dataflow alone fits, both do not.
     let app = two_flows(Some(n + 1)).await;
-    let (status, body) = get(&app, "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0", Some(CSV)).await;
+    let (status, body) = get(&app, "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0.0", Some(CSV)).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = get(&app, &format!("{ALL}/*"), Some(CSV)).await;
     assert_eq!(status, 413, "{body}");

@@ -89,7 +89,7 @@ async fn v30_structure_in_both_formats() {
     let flow = &json["data"]["dataflows"][0];
     assert_eq!(
         flow["structure"],
-        format!("urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure=BOK:{FLOW}(1.0)")
+        format!("urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure=BOK:{FLOW}(1.0.0)")
     );
     let dsd = &json["data"]["dataStructures"][0]["dataStructureComponents"];
     let dims: Vec<&str> = dsd["dimensionList"]["dimensions"]
@@ -125,10 +125,10 @@ async fn v30_structure_in_both_formats() {
     assert_eq!(ipr["parent"], "_T");
 
     for part in [
-        &format!("<structure:Dataflow urn=\"urn:sdmx:org.sdmx.infomodel.datastructure.Dataflow=BOK:{FLOW}(1.0)\" agencyID=\"BOK\" id=\"{FLOW}\" version=\"1.0\">"),
-        &format!("<structure:Structure>urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure=BOK:{FLOW}(1.0)</structure:Structure>"),
+        &format!("<structure:Dataflow urn=\"urn:sdmx:org.sdmx.infomodel.datastructure.Dataflow=BOK:{FLOW}(1.0.0)\" agencyID=\"BOK\" id=\"{FLOW}\" version=\"1.0.0\">"),
+        &format!("<structure:Structure>urn:sdmx:org.sdmx.infomodel.datastructure.DataStructure=BOK:{FLOW}(1.0.0)</structure:Structure>"),
         "<structure:Dimension id=\"COUNTERPART\" position=\"4\">",
-        &format!("<structure:Enumeration>urn:sdmx:org.sdmx.infomodel.codelist.Codelist=BOK:CL_{FLOW}_COUNTERPART(1.0)</structure:Enumeration>"),
+        &format!("<structure:Enumeration>urn:sdmx:org.sdmx.infomodel.codelist.Codelist=BOK:CL_{FLOW}_COUNTERPART(1.0.0)</structure:Enumeration>"),
         "<structure:Attribute id=\"RELEASE_ID\" usage=\"optional\">",
         "<structure:Measure id=\"OBS_VALUE\" usage=\"mandatory\">",
         // SDMX-ML 3.0.0 admits only NCNames as parents: `_T` is left out (SDMX-JSON has it).
@@ -167,13 +167,26 @@ async fn v30_structure_in_both_formats() {
     );
 }
 
-/// Versions as SDMX-REST 2.2 defines them against the artefacts' version 1.0 (two parts:
-/// no stable semantic version for `+`); `references` (several, `ancestors`) and `detail`;
-/// `*` as structure type; item queries.
+/// Versions as SDMX-REST 2.2 defines them against the artefacts' version 1.0.0 (a stable
+/// semantic version: `+` finds it); `references` (several, `ancestors`) and `detail`; `*` as
+/// structure type; item queries.
 #[tokio::test]
 async fn v30_structure_versions_references_and_detail() {
     let app = spawn_app().await;
-    for v in ["~", "*", "1.0", "1.0~", "1.*", "~.0", "1.0,2.0", "2.0,1.*"] {
+    for v in [
+        "~",
+        "*",
+        "+",
+        "1.0.0",
+        "+.0.0",
+        "1+.0.0",
+        "1.+.0",
+        "1.0.0~",
+        "1.*.0",
+        "1.0.*",
+        "1.0,1.0.0",
+        "2.0.0,1.*.0",
+    ] {
         let (status, _, body) = get(
             &app,
             "3.0",
@@ -182,8 +195,14 @@ async fn v30_structure_versions_references_and_detail() {
         )
         .await;
         assert_eq!(status, 200, "{v}: {body}");
+        assert_eq!(
+            ids(&serde_json::from_str(&body).unwrap(), "dataStructures"),
+            [FLOW],
+            "{v}"
+        );
     }
-    for v in ["+", "1.0.0", "2.0", "1.+.0", "1.1~", "~.0.0"] {
+    // `1.0` and `1.*` are two-part forms; `2.0.0` and `1.1+.0` ask for later versions.
+    for v in ["1.0", "1.*", "~.0", "2.0.0", "1.1+.0", "1.0.1+", "2+.0.0"] {
         let (status, _, body) = get(
             &app,
             "3.0",
@@ -192,6 +211,10 @@ async fn v30_structure_versions_references_and_detail() {
         )
         .await;
         assert_eq!(status, 404, "{v}: {body}");
+        assert!(
+            body.contains("every artefact here has version 1.0.0 only"),
+            "{v}: {body}"
+        );
         validate_json(&app, "sdmx-json-2.0.0/sdmx-json-structure-schema.json", v, &body);
     }
     for (v, text) in [
@@ -456,4 +479,51 @@ async fn sdmx1_reads_sdmx_ml_30_structure() {
     );
     assert_eq!(read["measures"], serde_json::json!(["OBS_VALUE"]));
     assert_eq!(read["freq"]["S"], "Half-yearly, semester");
+}
+
+/// `sdmx1`'s own SDMX-REST 2.2 client asks for structures in its default version `+`, the
+/// latest stable semantic version: it gets the dataflow (version 1.0.0) with its DSD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdmx1_queries_v30_structure_with_its_default_version() {
+    if skip_tools() {
+        eprintln!("skipped: TRADELEDGER_SKIP_SDMX_TOOLS=1");
+        return;
+    }
+    let app = spawn_app().await;
+    let script = "import json, sys, sdmx\n\
+                  sdmx.add_source({'id': 'TL3', 'url': sys.argv[1], 'name': 'tradeledger', 'versions': ['3.0.0']}, override=True)\n\
+                  client = sdmx.Client('TL3')\n\
+                  client.session.headers['Accept'] = sys.argv[3]\n\
+                  kw = dict(agency_id='BOK', params={'references': 'all'})\n\
+                  url = client.get('dataflow', sys.argv[2], dry_run=True, **kw).url\n\
+                  msg = client.get('dataflow', sys.argv[2], **kw)\n\
+                  flow = msg.dataflow[sys.argv[2]]\n\
+                  print(json.dumps({\n\
+                    'url': url,\n\
+                    'version': str(flow.version),\n\
+                    'dimensions': [d.id for d in flow.structure.dimensions],\n\
+                  }))";
+    let base = format!("http://{}/sdmx/3.0", app.addr);
+    // Off the runtime: the server answers sdmx1 meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", script])
+            .arg(base)
+            .arg(FLOW)
+            .arg(ML3)
+            .output()
+    })
+    .await
+    .expect("client task")
+    .expect("running python3");
+    assert!(
+        out.status.success(),
+        "sdmx1 failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    let url = read["url"].as_str().unwrap();
+    assert!(url.contains(&format!("/structure/dataflow/BOK/{FLOW}/+")), "{url}");
+    assert_eq!(read["version"], "1.0.0");
+    assert_eq!(read["dimensions"].as_array().unwrap().len(), 6, "{read}");
 }

@@ -84,7 +84,7 @@ async fn every_data_format() {
         assert!(body.starts_with("DATAFLOW,FREQ,SERVICE_TYPE,INDUSTRY,COUNTERPART,MEASURE,TIME_PERIOD,OBS_VALUE,UNIT,UNIT_MULT,OBS_STATUS,RELEASE_ID,RELEASE_STATUS,PUBLISHED_AT\r\n"), "{body}");
         assert_eq!(csv_figures(&body), expected);
         let rows = csv_rows(&body);
-        assert!(rows.iter().all(|r| r["DATAFLOW"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0)"));
+        assert!(rows.iter().all(|r| r["DATAFLOW"] == "BOK:KR_KNOWLEDGE_SERVICES(1.0.0)"));
         let revised = rows.iter().find(|r| r["SERVICE_TYPE"] == "IPR").unwrap();
         assert_eq!(revised["RELEASE_ID"], REVISION_ID);
         assert_eq!(revised["RELEASE_STATUS"], "REVISED");
@@ -112,7 +112,7 @@ async fn every_data_format() {
 async fn data_query_parameters() {
     let app = spawn_app().await;
     let csv = |body: &str| csv_figures(body);
-    let total_and_ipr = format!("data/BOK,{FLOW},1.0/S.IPR+_T._T._T.BAL/BOK");
+    let total_and_ipr = format!("data/BOK,{FLOW},1.0.0/S.IPR+_T._T._T.BAL/BOK");
     let (status, _, body) = get(&app, &format!("{total_and_ipr}?format=csvdata"), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(csv(&body).len(), 3, "{body}");

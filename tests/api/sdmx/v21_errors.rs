@@ -19,7 +19,35 @@ async fn errors_are_sdmx_messages() {
             "no dataflow `NO_SUCH_FLOW`",
         ),
         (format!("data/OTHER,{FLOW}"), None, 404, "100", "maintained by `OTHER`"),
-        (format!("data/BOK,{FLOW},2.0"), None, 404, "100", "only version 1.0"),
+        (
+            format!("data/BOK,{FLOW},2.0"),
+            None,
+            404,
+            "100",
+            "matches no version of dataflow BOK:KR_KNOWLEDGE_SERVICES: every artefact here has version 1.0.0 only",
+        ),
+        // `1.0`, the artefacts' version before `1.0.0`, is another version (two parts).
+        (
+            format!("data/BOK,{FLOW},1.0"),
+            None,
+            404,
+            "100",
+            "version `1.0` matches no version",
+        ),
+        (
+            format!("dataflow/BOK/{FLOW}/1.0"),
+            None,
+            404,
+            "100",
+            "has version 1.0.0 only",
+        ),
+        (
+            format!("schema/dataflow/BOK/{FLOW}/1.0"),
+            None,
+            404,
+            "100",
+            "version `1.0` matches no version of dataflow",
+        ),
         (
             format!("data/{FLOW}/all/ECB"),
             None,
@@ -242,7 +270,7 @@ async fn errors_are_sdmx_messages() {
             None,
             404,
             "100",
-            "no dataflow ECB:KR_KNOWLEDGE_SERVICES(latest)",
+            "no dataflow ECB:KR_KNOWLEDGE_SERVICES<",
         ),
         (
             format!("schema/dataflow/BOK/{FLOW}?dimensionAtObservation=X"),

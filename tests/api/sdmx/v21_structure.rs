@@ -31,7 +31,7 @@ async fn dataflow_with_its_structure() {
     assert_eq!(again.status().as_u16(), 304);
     assert_eq!(again.headers()["etag"], headers["etag"]);
     for part in [
-        "<structure:Dataflow id=\"KR_KNOWLEDGE_SERVICES\" agencyID=\"BOK\" version=\"1.0\"",
+        "<structure:Dataflow id=\"KR_KNOWLEDGE_SERVICES\" agencyID=\"BOK\" version=\"1.0.0\"",
         "<structure:DataStructure id=\"KR_KNOWLEDGE_SERVICES\" agencyID=\"BOK\"",
         "<structure:Dimension id=\"FREQ\" position=\"1\">",
         "<structure:Dimension id=\"SERVICE_TYPE\" position=\"2\">",
@@ -44,9 +44,9 @@ async fn dataflow_with_its_structure() {
         "<structure:Attribute id=\"PUBLISHED_AT\"",
         "<structure:PrimaryMeasure id=\"OBS_VALUE\">",
         "<structure:Codelist id=\"CL_FREQ\" agencyID=\"BOK\"",
-        "<structure:Code id=\"S\" urn=\"urn:sdmx:org.sdmx.infomodel.codelist.Code=BOK:CL_FREQ(1.0).S\"><common:Name xml:lang=\"en\">Half-yearly, semester</common:Name>",
+        "<structure:Code id=\"S\" urn=\"urn:sdmx:org.sdmx.infomodel.codelist.Code=BOK:CL_FREQ(1.0.0).S\"><common:Name xml:lang=\"en\">Half-yearly, semester</common:Name>",
         "<structure:Codelist id=\"CL_KR_KNOWLEDGE_SERVICES_SERVICE_TYPE\"",
-        "<structure:Code id=\"IPR\" urn=\"urn:sdmx:org.sdmx.infomodel.codelist.Code=BOK:CL_KR_KNOWLEDGE_SERVICES_SERVICE_TYPE(1.0).IPR\"><common:Name xml:lang=\"en\">Intellectual property royalties</common:Name><structure:Parent><Ref id=\"_T\"/></structure:Parent>",
+        "<structure:Code id=\"IPR\" urn=\"urn:sdmx:org.sdmx.infomodel.codelist.Code=BOK:CL_KR_KNOWLEDGE_SERVICES_SERVICE_TYPE(1.0.0).IPR\"><common:Name xml:lang=\"en\">Intellectual property royalties</common:Name><structure:Parent><Ref id=\"_T\"/></structure:Parent>",
         "<structure:Code id=\"BAL\"",
         "<structure:Code id=\"P\"",
         "<structure:ConceptScheme id=\"CS_KR_KNOWLEDGE_SERVICES\"",
@@ -81,7 +81,12 @@ async fn structure_references_detail_and_wildcards() {
     assert_eq!(count(&children, "<structure:ConceptScheme "), 1);
     assert_eq!(count(&children, "<structure:Dataflow "), 0);
 
-    let (_, parents) = get_xml(&app, &format!("datastructure/BOK/{FLOW}/1.0?references=parents"), None).await;
+    let (_, parents) = get_xml(
+        &app,
+        &format!("datastructure/BOK/{FLOW}/1.0.0?references=parents"),
+        None,
+    )
+    .await;
     assert_eq!(count(&parents, "<structure:Dataflow "), 1);
     assert_eq!(count(&parents, "<structure:Codelist "), 0);
 

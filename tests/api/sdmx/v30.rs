@@ -15,7 +15,7 @@ use super::{
 };
 use crate::support::{spawn_app, spawn_app_with, TestApp};
 
-const DATA: &str = "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0";
+const DATA: &str = "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0.0";
 const ML: &str = "application/vnd.sdmx.data+xml;version=3.0.0";
 const CSV: &str = "application/vnd.sdmx.data+csv;version=2.0.0";
 
@@ -44,7 +44,7 @@ async fn validate_ml(app: &TestApp, dimension: Option<&str>, body: &str) {
     if let Some(d) = dimension {
         let (status, headers, xsd) = get(
             app,
-            &format!("schema/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0?dimensionAtObservation={d}"),
+            &format!("schema/dataflow/BOK/KR_KNOWLEDGE_SERVICES/1.0.0?dimensionAtObservation={d}"),
             None,
         )
         .await;
@@ -132,7 +132,7 @@ fn ml_figures(body: &str) -> Vec<Figure> {
 fn csv2_figures(body: &str) -> Vec<Figure> {
     for r in csv_rows(body) {
         assert_eq!(r["STRUCTURE"], "dataflow");
-        assert_eq!(r["STRUCTURE_ID"], "BOK:KR_KNOWLEDGE_SERVICES(1.0)");
+        assert_eq!(r["STRUCTURE_ID"], "BOK:KR_KNOWLEDGE_SERVICES(1.0.0)");
     }
     csv_figures(body)
 }
@@ -272,7 +272,11 @@ async fn v30_errors_in_the_format_asked_for() {
     let app = spawn_app().await;
     let cases: [(&str, u16, &str); 10] = [
         ("data/dataflow/BOK/NO_SUCH_FLOW", 404, "no dataflow"),
-        ("data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/2.0", 404, "version 1.0"),
+        (
+            "data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/2.0",
+            404,
+            "has version 1.0.0 only",
+        ),
         (
             &format!("{DATA}/S.XXX"),
             400,
@@ -330,4 +334,60 @@ async fn v30_errors_in_the_format_asked_for() {
     assert_eq!(status, 413, "{body}");
     let v = validate_json(&small, "413", &body);
     assert_eq!(v["errors"][0]["code"], 130);
+}
+
+/// The version part of a data query follows the rules of the structure queries (SDMX-REST
+/// 2.2 "Query syntax for specific, latest or all artefact versions") against the dataflow's
+/// version 1.0.0: whatever matches answers the same data; what matches nothing is a 404
+/// naming the version there is; SDMX-REST 1.5 keywords are refused.
+#[tokio::test]
+async fn v30_data_versions_follow_the_structure_rules() {
+    let app = spawn_app().await;
+    let path = |v: &str| format!("data/dataflow/BOK/KR_KNOWLEDGE_SERVICES/{v}/S.IPR");
+    let (status, _, want) = get(&app, &path("1.0.0"), Some(CSV)).await;
+    assert_eq!(status, 200, "{want}");
+    assert!(want.lines().count() > 1, "{want}");
+    for v in [
+        "+",
+        "~",
+        "*",
+        "+.0.0",
+        "1+.0.0",
+        "1.+.0",
+        "1.*.0",
+        "1.0.*",
+        "1.0.0~",
+        "2.0.0,1.0.0",
+    ] {
+        let (status, _, body) = get(&app, &path(v), Some(CSV)).await;
+        assert_eq!((status, body.as_str()), (200, want.as_str()), "{v}");
+    }
+    // `1.0` and `1.*` are two-part forms (no artefact has such a version).
+    for v in ["2.0.0", "1.1+.0", "1.0.1+", "2+.0.0", "1.0", "1.*", "~.0"] {
+        let (status, _, body) = get(&app, &path(v), None).await;
+        assert_eq!(status, 404, "{v}: {body}");
+        let e = validate_json(&app, v, &body);
+        let title = e["errors"][0]["title"].as_str().unwrap();
+        assert!(
+            title.contains(&format!(
+                "version `{v}` matches no version of dataflow KR_KNOWLEDGE_SERVICES: every artefact here has version 1.0.0 only"
+            )),
+            "{v}: {title}"
+        );
+    }
+    for (v, text) in [
+        ("latest", "writes `~`"),
+        ("2.3+", "three parts"),
+        ("x", "is not a version"),
+    ] {
+        let (status, _, body) = get(&app, &path(v), None).await;
+        assert_eq!(status, 400, "{v}: {body}");
+        assert!(body.contains(text), "{v}: {body}");
+    }
+    // The schema query too.
+    let schema = |v: &str| format!("schema/dataflow/BOK/KR_KNOWLEDGE_SERVICES/{v}");
+    assert_eq!(get(&app, &schema("+"), None).await.0, 200);
+    let (status, _, body) = get(&app, &schema("1.0"), None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("has version 1.0.0 only"), "{body}");
 }
