@@ -6,6 +6,7 @@
 #
 #   cargo install cargo-mutants --locked      # 27.x
 #   bench/mutants.sh                          # the front door, the limits, the tokens
+#   GROUP=served bench/mutants.sh             # QueryLimits' methods the HTTP layer calls, over HTTP
 #   GROUP=conn bench/mutants.sh               # the connection guard, against the abuse tests
 #   GROUP=tlog bench/mutants.sh               # the transparency log
 #   SHARDS=2 bench/mutants.sh                 # two working copies at once (2 cores: about 1.7x)
@@ -24,7 +25,11 @@ export CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0
 case $GROUP in
 front)
     files=(-f src/graphql/guard.rs -f 'src/graphql/limits/*.rs' -f src/auth.rs)
-    tests=(--lib -- graphql:: auth::) ;;
+    tests=(--lib -- graphql:: auth:: http::) ;;
+served)
+    # The fast path and the access log's cost are seen only over HTTP.
+    files=(-f src/graphql/limits/mod.rs -F 'QueryLimits::(cost|fast|wants_plan|learn)')
+    tests=(--test abuse --test api -- fastpath:: request_log) ;;
 conn)
     files=(-f src/http/conn.rs)
     tests=(--test abuse -- public2:: round2:: runtime::slow_clients) ;;
@@ -32,7 +37,7 @@ tlog)
     files=(-f 'src/tlog/*.rs')
     tests=(--lib -- tlog:: ledger::transparency) ;;
 *)
-    echo "GROUP is front, conn or tlog" >&2
+    echo "GROUP is front, served, conn or tlog" >&2
     exit 2 ;;
 esac
 
