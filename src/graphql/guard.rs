@@ -245,6 +245,8 @@ mod tests {
         // first byte (U+FF21 is EF BC A1 in UTF-8, three bytes the parser will refuse).
         assert_eq!(shape("\u{FEFF}{ a }").tokens, 3);
         assert_eq!(shape("\u{FF21}{ a }").tokens, 6);
+        // A comment may end the text, without a line terminator.
+        assert_eq!(shape("{ a } # [[[[[[").tokens, 3);
         // An unterminated string stops at its line's end; the next line counts.
         assert_eq!(bound("{ a(x: \"[[[[[[\n[[[[[[ ) }"), "--max-query-nesting");
         // An unterminated block string runs to the end.
