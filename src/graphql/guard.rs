@@ -245,6 +245,10 @@ mod tests {
         // first byte (U+FF21 is EF BC A1 in UTF-8, three bytes the parser will refuse).
         assert_eq!(shape("\u{FEFF}{ a }").tokens, 3);
         assert_eq!(shape("\u{FF21}{ a }").tokens, 6);
+        // A spread is one token, also right after a name; a lone `.` is one byte, and what
+        // follows it still counts.
+        assert_eq!(shape("{ a...F }").tokens, 5);
+        assert_eq!(bound(".[[[[["), "--max-query-nesting");
         // A comment may end the text, without a line terminator.
         assert_eq!(shape("{ a } # [[[[[[").tokens, 3);
         // An unterminated string stops at its line's end; the next line counts.
