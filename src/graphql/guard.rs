@@ -248,6 +248,9 @@ mod tests {
         // A spread is one token, also right after a name; a lone `.` is one byte, and what
         // follows it still counts.
         assert_eq!(shape("{ a...F }").tokens, 5);
+        // A punctuator is one token before a name; a negative number is one token.
+        assert_eq!(shape("query($x: Int) { a }").tokens, 10);
+        assert_eq!(shape("{ a(x: -2) }").tokens, 8);
         assert_eq!(bound(".[[[[["), "--max-query-nesting");
         // A comment may end the text, without a line terminator.
         assert_eq!(shape("{ a } # [[[[[[").tokens, 3);
