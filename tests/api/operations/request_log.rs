@@ -74,7 +74,8 @@ async fn the_access_log_has_a_line_per_request_and_no_secrets() {
     }
     let get = format!(
         "http://{}/graphql?query={}&variables=%7B%22x%22%3A%22{VARIABLE_MARKER}%22%7D",
-        server.addr, "%7B%20ledger%20%7B%20revision%20%7D%20releases(first%3A%202)%20%7B%20nodes%20%7B%20id%20%7D%20%7D%20%7D"
+        server.addr,
+        "%7B%20ledger%20%7B%20revision%20%7D%20releases(first%3A%202)%20%7B%20nodes%20%7B%20id%20%7D%20%7D%20%7D"
     );
     assert_eq!(server.client.get(&get).send().await.unwrap().status(), 200);
     let (_, body) = server
