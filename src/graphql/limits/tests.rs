@@ -353,3 +353,29 @@ async fn check_allows_a_request_at_the_limits_themselves() {
     let e = at(cost, bytes - 1).unwrap_err();
     assert!(e.contains(&format!("up to {bytes} bytes")), "{e}");
 }
+
+/// `prepare` gives a query or a mutation one response budget, and leaves a subscription's
+/// events to be capped one by one: by the operation that runs, when a document has several.
+#[tokio::test]
+async fn prepare_budgets_every_operation_but_a_subscription() {
+    use crate::ledger::{Ledger, OpenOptions};
+    use crate::store::{LogStore, MemoryStore};
+    let store = Arc::new(MemoryStore::new()) as Arc<dyn LogStore>;
+    let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("ledger opens");
+    let queries = QueryLimits::new(Limits::default(), ledger);
+    let budgeted = |query: &str, operation: Option<&str>| {
+        let mut request = Request::new(query);
+        if let Some(op) = operation {
+            request = request.operation_name(op);
+        }
+        let (request, _) = queries
+            .prepare(request)
+            .unwrap_or_else(|e| panic!("{query}: {}", e.message));
+        request.data.contains_key(&std::any::TypeId::of::<ResponseBytes>())
+    };
+    assert!(budgeted("{ ledger { revision } }", None));
+    assert!(!budgeted("subscription { releasePublished { revision } }", None));
+    let both = "query Q { ledger { revision } } subscription S { releasePublished { revision } }";
+    assert!(budgeted(both, Some("Q")));
+    assert!(!budgeted(both, Some("S")));
+}
