@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::dsd::{self, Flow};
+use super::dsd;
 use super::error::SdmxError;
 use super::negotiate::{media_ranges, negotiate_data, negotiate_structure, not_acceptable};
 use super::query::{self, shorten, DataDetail, FlowRef};
@@ -121,17 +121,7 @@ pub(super) fn schema_query(
         ));
     }
     let projection = sdmx.ledger.read_in_place();
-    let view = projection
-        .dataset(id)
-        .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
-    let flow = Flow::new(&view.def);
-    if agency != flow.agency {
-        return Err(SdmxError::no_results(format!(
-            "no {context} {}:{}",
-            shorten(agency),
-            shorten(id),
-        )));
-    }
+    let (view, flow) = schema::find_flow(&projection, context, agency, id)?;
     if let Some(v) =
         version.filter(|v| !["latest", "all", "*", "~"].contains(v) && !version::rest15_is(v, dsd::VERSION))
     {

@@ -8,9 +8,33 @@
 use std::fmt::Write;
 
 use super::dsd::{Flow, FREQ_CODES, OBS_ATTRIBUTES, OBS_STATUS_CODES, SERIES_ATTRIBUTES};
-use super::query::ObsDimension;
+use super::error::SdmxError;
+use super::query::{shorten, ObsDimension};
 use super::xml::{escape, COMMON3_NS, COMMON_NS, SS3_NS, SS_NS};
 use crate::domain::dataset::KNOWN_MEASURES;
+use crate::projection::{DatasetView, Projection};
+
+/// The dataset a schema query names in `context`, as `agency`'s flow; no results when there
+/// is no such dataset or another agency maintains it.
+pub fn find_flow<'p>(
+    projection: &'p Projection,
+    context: &str,
+    agency: &str,
+    id: &str,
+) -> Result<(&'p DatasetView, Flow<'p>), SdmxError> {
+    let view = projection
+        .dataset(id)
+        .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
+    let flow = Flow::new(&view.def);
+    if agency != flow.agency {
+        return Err(SdmxError::no_results(format!(
+            "no {context} {}:{}",
+            shorten(agency),
+            shorten(id)
+        )));
+    }
+    Ok((view, flow))
+}
 
 /// The SDMX-ML version of structure-specific data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

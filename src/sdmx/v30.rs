@@ -397,17 +397,7 @@ pub fn schema_query(
         )));
     }
     let projection = sdmx.ledger.read_in_place();
-    let view = projection
-        .dataset(id)
-        .ok_or_else(|| SdmxError::no_results(format!("no {context} `{}`", shorten(id))))?;
-    let flow = Flow::new(&view.def);
-    if agency != flow.agency {
-        return Err(SdmxError::no_results(format!(
-            "no {context} {}:{}",
-            shorten(agency),
-            shorten(id)
-        )));
-    }
+    let (view, flow) = super::schema::find_flow(&projection, context, agency, id)?;
     if let Some(wanted) = super::version::rest22(version)?.filter(|w| !w.admits) {
         return Err(super::version::not_there(
             &format!("{context} {}:{}", flow.agency, flow.id()),

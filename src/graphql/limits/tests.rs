@@ -326,14 +326,19 @@ fn ordinary_queries_fill_the_cache_by_count_not_by_bytes() {
     }
 }
 
+/// A ledger with no release, in memory.
+fn empty_ledger() -> Ledger {
+    use crate::ledger::OpenOptions;
+    use crate::store::{LogStore, MemoryStore};
+    let store = Arc::new(MemoryStore::new()) as Arc<dyn LogStore>;
+    Ledger::open(store, OpenOptions::default()).expect("ledger opens").0
+}
+
 /// A request exactly at `--max-cost` or `--max-response-bytes` runs; one unit less refuses it,
 /// naming the bound it passed.
 #[tokio::test]
 async fn check_allows_a_request_at_the_limits_themselves() {
-    use crate::ledger::{Ledger, OpenOptions};
-    use crate::store::{LogStore, MemoryStore};
-    let store = Arc::new(MemoryStore::new()) as Arc<dyn LogStore>;
-    let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("ledger opens");
+    let ledger = empty_ledger();
     let request = Request::new("{ ledger { revision } releases(first: 5) { nodes { id } } }");
     let probe = QueryLimits::new(Limits::default(), ledger.clone());
     let (cost, bytes) = probe.estimate(&probe.document(&request.query).unwrap(), &request);
@@ -358,10 +363,7 @@ async fn check_allows_a_request_at_the_limits_themselves() {
 /// events to be capped one by one: by the operation that runs, when a document has several.
 #[tokio::test]
 async fn prepare_budgets_every_operation_but_a_subscription() {
-    use crate::ledger::{Ledger, OpenOptions};
-    use crate::store::{LogStore, MemoryStore};
-    let store = Arc::new(MemoryStore::new()) as Arc<dyn LogStore>;
-    let (ledger, _) = Ledger::open(store, OpenOptions::default()).expect("ledger opens");
+    let ledger = empty_ledger();
     let queries = QueryLimits::new(Limits::default(), ledger);
     let budgeted = |query: &str, operation: Option<&str>| {
         let mut request = Request::new(query);
