@@ -258,6 +258,10 @@ mod tests {
         assert_eq!(bound("{ a(x: \"[[[[[[\n[[[[[[ ) }"), "--max-query-nesting");
         // An unterminated block string runs to the end.
         assert_eq!(shape("{ a(x: \"\"\"[[[[[[\n[[[[[[ ) }").nesting, 2);
+        // A string may end the text unterminated, also right after a backslash: the scan
+        // stops at the end and does not read past it.
+        assert_eq!(shape("{ a(x: \"[[[").tokens, 6);
+        assert_eq!(shape("{ a(x: \"[[[\\").tokens, 6);
     }
 
     #[test]

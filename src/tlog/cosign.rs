@@ -189,4 +189,46 @@ mod tests {
         assert!(CosignatureVerifier::parse(&log.verifier_key()).is_err());
         assert!(Cosigner::parse(&log.to_private_text()).is_err());
     }
+
+    /// A cosignature is this verifier's only with its name and its key ID both; a line of the
+    /// wrong length is malformed (not read past its end), and the timestamp may be at most
+    /// 2^63 - 1, as the spec asks.
+    #[test]
+    fn a_cosignature_must_be_this_keys_and_well_formed() {
+        let w = Cosigner::new("witness.example/w1", [3; 32]).unwrap();
+        let v = CosignatureVerifier::parse(&w.verifier_key()).unwrap();
+        assert_eq!((w.name(), v.name()), ("witness.example/w1", "witness.example/w1"));
+        let debug = format!("{w:?}");
+        assert_eq!(debug, format!("Cosigner({})", w.verifier_key()));
+        assert!(!debug.contains(&w.to_private_text()["PRIVATE+KEY+".len()..]));
+        let body = "example.com/log\n5\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n";
+        let line = parse_signature_line(&w.cosign(body, 7)).unwrap();
+        assert!(v.matches(&line));
+        let renamed = SignatureLine {
+            name: "witness.example/w2".into(),
+            ..line.clone()
+        };
+        let rekeyed = SignatureLine {
+            key_id: [0; 4],
+            ..line.clone()
+        };
+        for other in [&renamed, &rekeyed] {
+            assert!(!v.matches(other), "{other:?}");
+            let e = v.verify(body, other).unwrap_err();
+            assert!(e.0.contains("malformed"), "{e}");
+        }
+        for len in [0, 7, 71, 73] {
+            let mut short = line.clone();
+            short.signature.resize(len, 0);
+            let e = v.verify(body, &short).unwrap_err();
+            assert!(e.0.contains("malformed"), "{len}: {e}");
+        }
+        let last = i64::MAX as u64;
+        let at = |time: u64| v.verify(body, &parse_signature_line(&w.cosign(body, time)).unwrap());
+        assert_eq!(at(last), Ok(last));
+        for time in [last + 1, u64::MAX] {
+            let e = at(time).unwrap_err();
+            assert!(e.0.contains("beyond 2^63 - 1"), "{time}: {e}");
+        }
+    }
 }

@@ -288,4 +288,21 @@ mod tests {
         assert!(tree.consistency_proof(3, 6).is_err());
         assert_eq!(tree.consistency_proof(5, 5), Ok(vec![]));
     }
+
+    #[test]
+    fn reads_leaves_and_counts_its_bytes() {
+        assert!(MerkleTree::default().is_empty());
+        let mut tree = MerkleTree::from_leaves(leaves(4));
+        assert!(!tree.is_empty());
+        assert_eq!(tree.leaf(3), Some(&leaves(4)[3]));
+        assert_eq!((tree.leaf(4), tree.leaf(u64::MAX)), (None, None));
+        // Levels of 4, 2 and 1 hashes, each allocated to fit.
+        assert_eq!(tree.heap_bytes(), 32 * 7);
+        // Truncated to nothing, it is the empty tree, and grows again from there.
+        tree.truncate(0);
+        assert_eq!(tree, MerkleTree::from_leaves(vec![]));
+        assert!(tree.is_empty());
+        tree.push(leaves(1)[0]);
+        assert_eq!(tree, MerkleTree::from_leaves(leaves(1)));
+    }
 }

@@ -409,6 +409,100 @@ mod tests {
         assert!(Signer::new("", [1; 32]).is_err());
     }
 
+    /// The example of Go's `golang.org/x/mod/sumdb/note`, the reference implementation: its
+    /// private key reads to its verifier key (so the key ID is the spec's hash), and signing
+    /// its text gives its note byte for byte (Ed25519 is deterministic).
+    #[test]
+    fn signs_the_reference_implementations_example_byte_for_byte() {
+        let skey = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+        let vkey = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        let text = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n";
+        let signer = Signer::parse(skey).unwrap();
+        assert_eq!(signer.verifier_key(), vkey);
+        assert_eq!(signer.to_private_text(), skey);
+        let note = signer.sign(text);
+        assert_eq!(
+            note,
+            format!(
+                "{text}\n\u{2014} PeterNeumann \
+                 x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+            )
+        );
+        assert_eq!(Verifier::parse(vkey).unwrap().open(&note), Ok(text));
+        let public = signer.verifier_key();
+        let public: [u8; 32] = STANDARD.decode(public.rsplit('+').next().unwrap()).unwrap()[1..]
+            .try_into()
+            .unwrap();
+        assert_eq!(hex::encode(key_hash("PeterNeumann", &public)), "c74f20a3");
+    }
+
+    /// A verifier reads only its own signature lines (same name and key ID, 68 bytes), skips
+    /// every other, and opens notes up to 64 KiB.
+    #[test]
+    fn a_verifier_reads_only_its_own_signatures() {
+        let signer = Signer::new("example.com/log", [7; 32]).unwrap();
+        let verifier = Verifier::parse(&signer.verifier_key()).unwrap();
+        let key = STANDARD
+            .decode(signer.verifier_key().rsplit('+').next().unwrap())
+            .unwrap();
+        assert_eq!(verifier.public_key()[..], key[1..]);
+        let note = signer.sign("text\n");
+        let (_, lines) = split_note(&note).unwrap();
+        assert!(verifier.matches(&lines[0]));
+        let renamed = SignatureLine {
+            name: "example.com/other".into(),
+            ..lines[0].clone()
+        };
+        let rekeyed = SignatureLine {
+            key_id: [0; 4],
+            ..lines[0].clone()
+        };
+        assert!(!verifier.matches(&renamed) && !verifier.matches(&rekeyed));
+        // Lines under the key's name that are not its signature are skipped: a short one with
+        // its key ID, a full one with another key ID.
+        let hash = key_hash("example.com/log", verifier.public_key());
+        let short = STANDARD.encode([&hash[..], &[1]].concat());
+        let other = STANDARD.encode([&[0u8; 4][..], &[1; 64]].concat());
+        for line in [short, other] {
+            let e = verifier
+                .open(&format!("text\n\n\u{2014} example.com/log {line}\n"))
+                .unwrap_err();
+            assert!(e.0.contains("has no signature by example.com/log+"), "{line}: {e}");
+        }
+        // At 64 KiB a note is read (here, to find no signature); one byte more is refused.
+        let padded = |len: usize| {
+            let tail = "\n\n\u{2014} x AAAA\n";
+            format!("{}{tail}", "a".repeat(len - tail.len()))
+        };
+        let e = verifier.open(&padded(MAX_NOTE_BYTES)).unwrap_err();
+        assert!(e.0.contains("has no signature"), "{e}");
+        let e = verifier.open(&padded(MAX_NOTE_BYTES + 1)).unwrap_err();
+        assert!(e.0.contains("longer than 65536 bytes"), "{e}");
+    }
+
+    /// The bounds are inclusive: a name of exactly 256 bytes and a note of exactly 64 KiB are
+    /// read, one byte more is refused for its length; a private key must start `PRIVATE+KEY+`.
+    #[test]
+    fn refuses_past_the_bounds_and_not_at_them() {
+        assert!(check_name(&"n".repeat(MAX_NAME_BYTES)).is_ok());
+        let e = check_name(&"n".repeat(MAX_NAME_BYTES + 1)).unwrap_err();
+        assert!(e.0.contains("1 to 256 bytes"), "{e}");
+        let note = |len: usize| {
+            let tail = "\n\n\u{2014} x AAAA\n";
+            format!("{}{tail}", "a".repeat(len - tail.len()))
+        };
+        assert_eq!(note(MAX_NOTE_BYTES).len(), 65_536);
+        let at = split_note(&note(MAX_NOTE_BYTES)).map(|(text, _)| text.len());
+        assert!(!at.as_ref().is_err_and(|e| e.0.contains("longer")), "{at:?}");
+        let e = split_note(&note(MAX_NOTE_BYTES + 1)).unwrap_err();
+        assert!(e.0.contains("longer than 65536 bytes"), "{e}");
+        for text in ["PRIVATE+KEX+a+00000000+AQ==", "PRIVATX+KEY+a+00000000+AQ=="] {
+            let e = Signer::parse(text).unwrap_err();
+            assert!(e.0.contains("does not start with `PRIVATE+KEY+`"), "{text}: {e}");
+        }
+    }
+
     #[test]
     fn refuses_malformed_checkpoints() {
         for body in [
@@ -421,5 +515,36 @@ mod tests {
         ] {
             assert!(Checkpoint::parse(body).is_err(), "{body:?}");
         }
+        // Each fault alone, beside a well-formed root: no final newline, an empty origin.
+        let root = STANDARD.encode([9; 32]);
+        assert!(Checkpoint::parse(&format!("o\n1\n{root}\n")).is_ok());
+        for body in [format!("o\n1\n{root}"), format!("\n1\n{root}\n")] {
+            let e = Checkpoint::parse(&body).unwrap_err();
+            assert!(e.0.contains("empty origin or no final newline"), "{body:?}: {e}");
+        }
+    }
+
+    /// A signature line names a key without `+` and carries its 4-byte key ID and at least
+    /// one byte of signature.
+    #[test]
+    fn reads_signature_lines() {
+        let line = parse_signature_line("\u{2014} a AQIDBAU=").unwrap();
+        assert_eq!(
+            (line.name.as_str(), line.key_id, line.signature),
+            ("a", [1, 2, 3, 4], vec![5])
+        );
+        for bad in [
+            "\u{2014}  AQIDBAU=",
+            "\u{2014} a+b AQIDBAU=",
+            "\u{2014} a AQIDBA==",
+            "\u{2014} a AQID",
+        ] {
+            let e = parse_signature_line(bad).unwrap_err();
+            assert!(e.0.starts_with("malformed signature line"), "{bad:?}: {e}");
+        }
+        let signer = Signer::new("example.com/log", [7; 32]).unwrap();
+        let debug = format!("{signer:?}");
+        assert_eq!(debug, format!("Signer({})", signer.verifier_key()));
+        assert!(!debug.contains(&signer.to_private_text()["PRIVATE+KEY+".len()..]));
     }
 }

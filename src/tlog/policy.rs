@@ -99,7 +99,9 @@ impl Policy {
                 continue;
             }
             let words: Vec<&str> = line.split(is_space).filter(|w| !w.is_empty()).collect();
-            if logs.len() + witnesses.len() + groups.len() >= MAX_ENTRIES {
+            // The quorum line defines nothing: a policy of MAX_ENTRIES entries still has one.
+            let defines = matches!(words[0], "log" | "witness" | "group");
+            if defines && logs.len() + witnesses.len() + groups.len() >= MAX_ENTRIES {
                 return Err(at(n, format!("more than {MAX_ENTRIES} logs, witnesses and groups")));
             }
             match words[0] {
@@ -343,6 +345,8 @@ mod tests {
             (format!("witness A {w}\nwitness B {w}\nquorum A\n"), 2, "duplicate"),
             (format!("witness A {w}\ngroup G 2 A\nquorum G\n"), 2, "threshold"),
             (format!("witness A {w}\ngroup G 0 A\nquorum G\n"), 2, "threshold"),
+            (format!("witness A {w}\ngroup G 01 A\nquorum G\n"), 2, "threshold"),
+            (format!("witness A {w}\ngroup G +1 A\nquorum G\n"), 2, "threshold"),
             (format!("witness A {w}\ngroup G any A A\nquorum G\n"), 2, "listed twice"),
             (format!("witness A {w}\ngroup G any\nquorum G\n"), 2, "no members"),
             (format!("witness A {w}\nquorum A\nquorum A\n"), 3, "second quorum"),
@@ -359,5 +363,51 @@ mod tests {
             assert!(e.message.contains(says), "{text}: {e}");
         }
         assert!(Policy::parse("quorum none\n").unwrap().quorum_met(&BTreeSet::new()));
+    }
+
+    /// A policy defines at most 256 logs, witnesses and groups together, and its quorum line
+    /// after them is not one more; a log may have a URL, and the same log key twice is refused.
+    #[test]
+    fn counts_every_kind_of_entry_against_one_limit() {
+        let (log, _) = keys();
+        let witnesses: Vec<String> = (0..200u8)
+            .map(|i| Cosigner::new(&format!("w{i}.example"), [i; 32]).unwrap().verifier_key())
+            .collect();
+        let policy = |groups: usize| {
+            let mut text = format!("log {} https://log.example/\n", log.verifier_key());
+            for (i, w) in witnesses.iter().enumerate() {
+                text += &format!("witness W{i} {w}\n");
+            }
+            for g in 0..groups {
+                text += &format!("group G{g} any W{g}\n");
+            }
+            text + "quorum G0\n"
+        };
+        let p = Policy::parse(&policy(MAX_ENTRIES - 201)).unwrap();
+        assert_eq!((p.logs.len(), p.witnesses.len(), p.groups.len()), (1, 200, 55));
+        assert_eq!(p.logs[0].url.as_deref(), Some("https://log.example/"));
+        let e = Policy::parse(&policy(MAX_ENTRIES - 200)).unwrap_err();
+        assert_eq!(e.line, 257, "{e}");
+        assert!(e.message.contains("more than 256 logs, witnesses and groups"), "{e}");
+        let other = Signer::new("example.com/other", [2; 32]).unwrap();
+        let two = format!(
+            "log {}\nlog {}\nquorum none\n",
+            log.verifier_key(),
+            other.verifier_key()
+        );
+        assert_eq!(Policy::parse(&two).unwrap().logs.len(), 2);
+        let twice = format!("log {}\nlog {}\nquorum none\n", log.verifier_key(), log.verifier_key());
+        let e = Policy::parse(&twice).unwrap_err();
+        assert!(e.line == 2 && e.message.contains("duplicate log"), "{e}");
+    }
+
+    /// A policy of 256 KiB is read; one byte more is refused for its length.
+    #[test]
+    fn reads_a_policy_up_to_its_length_limit() {
+        let policy = |len: usize| format!("quorum none\n#{}\n", "x".repeat(len - 14));
+        assert_eq!(policy(MAX_POLICY_BYTES).len(), 262_144);
+        assert!(Policy::parse(&policy(MAX_POLICY_BYTES)).is_ok());
+        let e = Policy::parse(&policy(MAX_POLICY_BYTES + 1)).unwrap_err();
+        assert!(e.message.contains("longer than 262144 bytes"), "{e}");
     }
 }

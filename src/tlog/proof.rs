@@ -172,4 +172,83 @@ mod tests {
             assert!(TlogProof::parse(&bad).is_err(), "{bad}");
         }
     }
+
+    /// A proof of 128 KiB (a note's 64 KiB and 64 KiB more) is read; one byte more is refused
+    /// for its length.
+    #[test]
+    fn reads_a_proof_up_to_its_length_limit() {
+        assert_eq!(MAX_PROOF_BYTES, 131_072);
+        let note = "o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u{2014} o AAAA\n";
+        // The checkpoint is kept verbatim, so padding it makes a proof of any length.
+        let proof = |len: usize| {
+            let text = encode(0, &[], note);
+            format!("{text}{}", "x".repeat(len - text.len()))
+        };
+        assert!(TlogProof::parse(&proof(MAX_PROOF_BYTES)).is_ok());
+        let e = TlogProof::parse(&proof(MAX_PROOF_BYTES + 1)).unwrap_err();
+        assert!(e.contains("longer than 131072 bytes"), "{e}");
+    }
+
+    /// `verify_event` checks the event's revision, the log's signature, the witness quorum and
+    /// the inclusion, in that order, and names the step that failed.
+    #[test]
+    fn verifies_an_event_and_names_the_step_that_fails() {
+        use super::super::cosign::Cosigner;
+        use super::super::merkle::MerkleTree;
+        use super::super::note::Signer;
+        let log = Signer::new("example.com/log", [1; 32]).unwrap();
+        let witness = Cosigner::new("w.example", [2; 32]).unwrap();
+        let events: Vec<Vec<u8>> = (1..=3)
+            .map(|r| format!("{{\"format\":2,\"revision\":{r},\"x\":1}}").into_bytes())
+            .collect();
+        let leaf = |event: &[u8]| {
+            let mut record = Sha256::digest(event).to_vec();
+            record.extend_from_slice(event);
+            leaf_hash(&entry_of_record(&record))
+        };
+        let tree = MerkleTree::from_leaves(events.iter().map(|e| leaf(e)).collect());
+        let note = log.checkpoint(3, &tree.root(3).unwrap());
+        let body = note.split("\n\n").next().unwrap().to_owned() + "\n";
+        let cosigned = format!("{note}{}\n", witness.cosign(&body, 7));
+        let policy = Policy::parse(&format!(
+            "log {}\nwitness W {}\nquorum W\n",
+            log.verifier_key(),
+            witness.verifier_key()
+        ))
+        .unwrap();
+        let proof = |index: u64, path: u64, note: &str| encode(index, &tree.inclusion_proof(path, 3).unwrap(), note);
+        let verified = verify_event(&policy, &proof(1, 1, &cosigned), &events[1]).unwrap();
+        let want = Verified {
+            origin: "example.com/log".into(),
+            revision: 2,
+            size: 3,
+            cosigners: vec!["W".into()],
+        };
+        assert_eq!(verified, want);
+        let other = Signer::new("example.com/log", [3; 32])
+            .unwrap()
+            .checkpoint(3, &tree.root(3).unwrap());
+        for (proof, event, says) in [
+            (proof(1, 1, &cosigned), &b"{\"x\":1}"[..], "not a tradeledger event"),
+            (
+                proof(1, 1, &cosigned),
+                &events[2],
+                "index 1 is revision 2, the event is revision 3",
+            ),
+            (proof(1, 1, &other), &events[1], "the checkpoint does not verify"),
+            (
+                proof(1, 1, &note),
+                &events[1],
+                "quorum is not met: cosigned by no witness",
+            ),
+            (
+                proof(0, 1, &cosigned),
+                &events[0],
+                "does not lead from the event to the root",
+            ),
+        ] {
+            let e = verify_event(&policy, &proof, event).unwrap_err();
+            assert!(e.contains(says), "{says}: {e}");
+        }
+    }
 }

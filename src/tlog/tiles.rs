@@ -279,6 +279,24 @@ mod tests {
             assert!(TilePath::parse(path).is_err(), "{path:?}");
         }
         assert!(TilePath::parse(&"x".repeat(100)).is_err());
+        // A path of 64 bytes is read (here, to find it is not a path); one byte more is refused
+        // for its length.
+        let e = TilePath::parse(&"0".repeat(MAX_PATH_BYTES)).unwrap_err().to_string();
+        assert!(!e.contains("longer"), "{e}");
+        let e = TilePath::parse(&"0".repeat(MAX_PATH_BYTES + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 64 bytes"), "{e}");
+        // The error names the part that is wrong.
+        for (path, says) in [
+            ("+1/000", "the level `+1`"),
+            ("08/000", "the level `08`"),
+            ("0/000.p/+8", "the partial width `+8`"),
+            ("0/000.p/08", "the partial width `08`"),
+        ] {
+            let e = TilePath::parse(path).unwrap_err().to_string();
+            assert!(e.contains(says), "{path}: {e}");
+        }
     }
 
     #[test]
@@ -293,11 +311,30 @@ mod tests {
         assert!(hash_tile(&tree, 600, &TilePath::parse("0/002").unwrap()).is_err());
         // Served only within the size asked for, even when the tree holds more.
         assert!(hash_tile(&tree, 511, &TilePath::parse("0/001").unwrap()).is_err());
+        // A smaller tree's tile is served from the same hashes; a size past the tree is not.
+        assert_eq!(hash_tile(&tree, 512, &TilePath::parse("0/001").unwrap()).unwrap(), t0);
+        let e = hash_tile(&tree, 768, &TilePath::parse("0/002").unwrap()).unwrap_err();
+        assert!(matches!(e, TileError::NotFound(_)), "{e}");
         let t1 = hash_tile(&tree, 600, &TilePath::parse("1/000.p/2").unwrap()).unwrap();
         let mut level: Vec<_> = leaves[256..512].to_vec();
         while level.len() > 1 {
             level = level.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
         }
         assert_eq!(&t1[32..], &level[0]);
+    }
+
+    /// An entry bundle holds each entry after its length, two bytes big-endian; an entry whose
+    /// length does not fit is refused, naming its length, and the bundle is left as it was.
+    #[test]
+    fn bundles_entries_after_their_length() {
+        let mut bundle = Vec::new();
+        push_entry(&mut bundle, b"ab").unwrap();
+        push_entry(&mut bundle, &[7; 300]).unwrap();
+        assert_eq!(&bundle[..6], &[0, 2, b'a', b'b', 1, 44]);
+        assert_eq!(bundle.len(), 2 + 2 + 2 + 300);
+        assert_eq!(push_entry(&mut bundle, &vec![0; 65_536]), Err(65_536));
+        assert_eq!(bundle.len(), 306);
+        push_entry(&mut bundle, &vec![0; 65_535]).unwrap();
+        assert_eq!(&bundle[306..308], &[255, 255]);
     }
 }

@@ -77,6 +77,19 @@ mod tests {
     use super::super::merkle::{leaf_hash, MerkleTree};
     use super::*;
 
+    /// Sizes out of order, or a first tree of no leaves, prove nothing, whatever the proof.
+    #[test]
+    fn consistency_needs_a_first_tree_of_one_leaf_or_more_within_the_second() {
+        let leaves: Vec<Node> = (0u32..8).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let tree = MerkleTree::from_leaves(leaves);
+        let (r3, r5) = (tree.root(3).unwrap(), tree.root(5).unwrap());
+        let proof = tree.consistency_proof(3, 5).unwrap();
+        assert!(consistency(3, 5, &r3, &r5, &proof));
+        assert!(!consistency(5, 3, &r5, &r3, &proof));
+        assert!(!consistency(0, 5, &tree.root(0).unwrap(), &r5, &proof));
+        assert!(!consistency(0, 5, &tree.root(0).unwrap(), &r5, &[]));
+    }
+
     #[test]
     fn proofs_of_the_tree_verify_and_tampered_ones_do_not() {
         let leaves: Vec<Node> = (0u32..40).map(|i| leaf_hash(&i.to_be_bytes())).collect();
