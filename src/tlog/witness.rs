@@ -195,3 +195,203 @@ pub async fn run(url: &str, vkey: &str, state: &Path, token: Option<&str>) -> Re
         checkpoint: current,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+
+    use super::super::merkle::{leaf_hash, MerkleTree};
+    use super::super::note::Signer;
+    use super::*;
+
+    /// A log that signs the tree it is told to serve and answers consistency proofs from it,
+    /// or answers what a test overrides.
+    struct Log {
+        signer: Signer,
+        tree: MerkleTree,
+        size: u64,
+        checkpoint: Option<(StatusCode, Vec<u8>)>,
+        proof: Option<String>,
+    }
+
+    type Shared = Arc<Mutex<Log>>;
+
+    fn tree(salt: u8) -> MerkleTree {
+        MerkleTree::from_leaves((0..10u8).map(|i| leaf_hash(&[salt, i])).collect())
+    }
+
+    async fn checkpoint(State(log): State<Shared>) -> (StatusCode, Vec<u8>) {
+        let log = log.lock().unwrap();
+        log.checkpoint.clone().unwrap_or_else(|| {
+            let root = log.tree.root(log.size).unwrap();
+            (StatusCode::OK, log.signer.checkpoint(log.size, &root).into_bytes())
+        })
+    }
+
+    /// The proof between the sizes the witness asks for, padded past 2 KiB with spaces.
+    async fn graphql(State(log): State<Shared>, Json(request): Json<Value>) -> String {
+        let log = log.lock().unwrap();
+        if let Some(body) = &log.proof {
+            return body.clone();
+        }
+        let size = |name: &str| request["variables"][name].as_u64().unwrap();
+        let hashes: Vec<String> = log
+            .tree
+            .consistency_proof(size("from"), size("to"))
+            .unwrap()
+            .iter()
+            .map(hex::encode)
+            .collect();
+        format!(
+            "{}{}",
+            json!({ "data": { "consistencyProof": { "hashes": hashes } } }),
+            " ".repeat(2048)
+        )
+    }
+
+    async fn serve(log: Log) -> (String, Shared) {
+        let log = Arc::new(Mutex::new(log));
+        let app = Router::new()
+            .route("/checkpoint", get(checkpoint))
+            .route("/graphql", post(graphql))
+            .with_state(log.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, log)
+    }
+
+    /// The witness saves the first checkpoint, accepts the same one and a consistent larger
+    /// one, and refuses (keeping its state) a smaller tree, another root for its size, and a
+    /// larger tree that does not extend its own.
+    #[tokio::test]
+    async fn follows_a_log_and_refuses_every_rewrite() {
+        let signer = Signer::new("example.com/log", [5; 32]).unwrap();
+        let vkey = signer.verifier_key();
+        let (url, log) = serve(Log {
+            signer,
+            tree: tree(0),
+            size: 0,
+            checkpoint: None,
+            proof: None,
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let set = |size: u64, salt: u8| {
+            let mut log = log.lock().unwrap();
+            (log.size, log.tree) = (size, tree(salt));
+        };
+        let root = |size: u64| base64::engine::general_purpose::STANDARD.encode(tree(0).root(size).unwrap());
+        let ok = run(&url, &vkey, &state, None).await.unwrap();
+        assert_eq!(
+            ok.to_string(),
+            format!(
+                "ok: first checkpoint of example.com/log saved: size 0, root {}",
+                root(0)
+            )
+        );
+        // From size 0 there is nothing to prove: no proof is asked for.
+        set(3, 0);
+        let ok = run(&format!("{url}/graphql/"), &vkey, &state, None).await.unwrap();
+        assert_eq!(ok.previous, Some(0));
+        let ok = run(&format!("{url}/checkpoint"), &vkey, &state, None).await.unwrap();
+        assert_eq!(
+            ok.to_string(),
+            format!("ok: example.com/log unchanged at size 3, root {}", root(3))
+        );
+        set(7, 0);
+        let ok = run(&url, &vkey, &state, None).await.unwrap();
+        let grew = format!(
+            "ok: example.com/log grew from size 3 to 7 consistently; root {}",
+            root(7)
+        );
+        assert_eq!(ok.to_string(), grew);
+        let saved = std::fs::read_to_string(&state).unwrap();
+        for (size, salt, says) in [
+            (5, 0, "REJECTED: the log shrank from size 7 to 5"),
+            (7, 1, "REJECTED: two different roots signed for size 7"),
+            (
+                9,
+                1,
+                "REJECTED: the tree of size 9 is not an extension of the tree of size 7",
+            ),
+        ] {
+            set(size, salt);
+            let e = run(&url, &vkey, &state, None).await.unwrap_err();
+            assert!(e.0.starts_with(says), "{says}: {e}");
+            assert_eq!(std::fs::read_to_string(&state).unwrap(), saved);
+        }
+        // A server that answers no proof is refused, with its errors.
+        log.lock().unwrap().proof = Some(r#"{"data":null,"errors":[{"message":"no"}]}"#.into());
+        let e = run(&url, &vkey, &state, None).await.unwrap_err();
+        assert!(e.0.starts_with("no consistency proof from size 7 to 9: [{"), "{e}");
+        let pad = " ".repeat(MAX_RESPONSE_BYTES);
+        log.lock().unwrap().proof = Some(format!(r#"{{"data":null}}{pad}"#));
+        let e = run(&url, &vkey, &state, None).await.unwrap_err();
+        assert_eq!(e.0, "the consistency proof is larger than 1048576 bytes");
+    }
+
+    /// What the server sends is bounded and must be a checkpoint, and the state file must be
+    /// one this key signed, or readable at all.
+    #[tokio::test]
+    async fn refuses_what_is_not_a_checkpoint_of_the_key() {
+        let signer = Signer::new("example.com/log", [5; 32]).unwrap();
+        let vkey = signer.verifier_key();
+        let (url, log) = serve(Log {
+            signer,
+            tree: tree(0),
+            size: 2,
+            checkpoint: None,
+            proof: None,
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        for (status, body, says) in [
+            (
+                500,
+                b"boom\n".to_vec(),
+                "the checkpoint: HTTP 500 Internal Server Error: boom",
+            ),
+            (200, vec![0xff, 0xfe], "the checkpoint is not UTF-8"),
+            (
+                200,
+                vec![b'a'; MAX_NOTE_BYTES],
+                "the server's checkpoint does not verify",
+            ),
+            (
+                200,
+                vec![b'a'; MAX_NOTE_BYTES + 1],
+                "the checkpoint is larger than 65536 bytes",
+            ),
+        ] {
+            log.lock().unwrap().checkpoint = Some((StatusCode::from_u16(status).unwrap(), body));
+            let e = run(&url, &vkey, &state, None).await.unwrap_err();
+            assert!(e.0.starts_with(says), "{says}: {e}");
+        }
+        assert!(!state.exists());
+        log.lock().unwrap().checkpoint = None;
+        let other = Signer::new("example.com/log", [6; 32]).unwrap();
+        std::fs::write(&state, other.checkpoint(0, &tree(0).root(0).unwrap())).unwrap();
+        let e = run(&url, &vkey, &state, None).await.unwrap_err();
+        assert!(e.0.contains("does not hold a checkpoint signed by this key"), "{e}");
+        let e = run(&url, &vkey, dir.path(), None).await.unwrap_err();
+        assert!(e.0.starts_with(&format!("reading {}", dir.path().display())), "{e}");
+        for (bad, says) in [
+            ("https://log.example", "https URLs are not supported"),
+            (
+                "ftp://log.example",
+                "--url must be an http:// URL (got `ftp://log.example`)",
+            ),
+        ] {
+            let e = run(bad, &vkey, &dir.path().join("new"), None).await.unwrap_err();
+            assert!(e.0.starts_with(says), "{e}");
+        }
+    }
+}

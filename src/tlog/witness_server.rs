@@ -125,6 +125,24 @@ pub fn keygen(name: &str, out: &Path) -> anyhow::Result<String> {
 
 /// Runs the witness until the process is stopped.
 pub async fn serve(args: WitnessArgs) -> anyhow::Result<()> {
+    let (app, lock, vkey) = open(&args)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(vkey = %vkey, "witness listening on http://{addr}/");
+    println!("listening on {addr}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    drop(lock);
+    Ok(())
+}
+
+/// The witness's routes over its state directory, the lock held on that directory while
+/// they serve, and the witness's verifier key.
+fn open(args: &WitnessArgs) -> anyhow::Result<(Router, std::fs::File, String)> {
     let key_text = std::fs::read_to_string(&args.key)
         .with_context(|| format!("reading the witness key {}", args.key.display()))?;
     let cosigner = Cosigner::parse(&key_text).with_context(|| format!("the witness key {}", args.key.display()))?;
@@ -178,23 +196,13 @@ pub async fn serve(args: WitnessArgs) -> anyhow::Result<()> {
         logs,
         by_hash,
     });
+    let vkey = witness.cosigner.verifier_key();
     let app = Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
         .route("/{origin_hash}/checkpoint", get(latest_checkpoint))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(witness.clone());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(vkey = %witness.cosigner.verifier_key(), "witness listening on http://{addr}/");
-    println!("listening on {addr}");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    drop(lock);
-    Ok(())
+        .with_state(witness);
+    Ok((app, lock, vkey))
 }
 
 fn answer(status: StatusCode, body: impl Into<String>) -> Response {
@@ -372,5 +380,164 @@ async fn latest_checkpoint(State(w): State<Arc<Witness>>, UrlPath(hash): UrlPath
             StatusCode::NOT_FOUND,
             "this witness has not cosigned a checkpoint of that log\n",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cosign::CosignatureVerifier;
+    use super::super::merkle::{leaf_hash, MerkleTree};
+    use super::super::note::{parse_signature_line, Signer};
+    use super::*;
+
+    fn args(dir: &Path, logs: Vec<String>) -> WitnessArgs {
+        WitnessArgs {
+            key: dir.join("key"),
+            logs,
+            state_dir: dir.join("state"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+        }
+    }
+
+    /// Serves the witness of `args` on a port of its own: its URL, the lock it holds, its vkey.
+    async fn start(args: &WitnessArgs) -> (String, std::fs::File, String) {
+        let (app, lock, vkey) = open(args).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, lock, vkey)
+    }
+
+    /// `POST /add-checkpoint`: the status, the content type and the body.
+    async fn add(url: &str, body: String) -> (u16, String, String) {
+        let r = reqwest::Client::new()
+            .post(format!("{url}/add-checkpoint"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), kind.unwrap_or_default(), r.text().await.unwrap())
+    }
+
+    async fn latest(url: &str) -> (u16, String) {
+        let hash = hex::encode(Sha256::digest(b"example.com/log"));
+        let r = reqwest::get(format!("{url}/{hash}/checkpoint")).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    fn request(old: &str, proof: &[Node], note: &str) -> String {
+        let mut body = format!("old {old}\n");
+        for h in proof {
+            body += &STANDARD.encode(h);
+            body.push('\n');
+        }
+        body + "\n" + note
+    }
+
+    fn tree(salt: u8) -> MerkleTree {
+        MerkleTree::from_leaves((0..10u8).map(|i| leaf_hash(&[salt, i])).collect())
+    }
+
+    /// The witness cosigns a log's first checkpoint and each consistent one after it, answers
+    /// each mistake with the spec's status, serves the latest cosigned note, and finds it again
+    /// after a restart; its state directory is locked against a second process.
+    #[tokio::test]
+    async fn cosigns_consistent_checkpoints_and_keeps_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Signer::new("example.com/log", [1; 32]).unwrap();
+        let vkey = keygen("w.example", &dir.path().join("key")).unwrap();
+        assert!(
+            keygen("w.example", &dir.path().join("key")).is_err(),
+            "a key is never overwritten"
+        );
+        let args = args(dir.path(), vec![log.verifier_key()]);
+        let (url, lock, served) = start(&args).await;
+        assert_eq!(served, vkey);
+        let cosigner = CosignatureVerifier::parse(&vkey).unwrap();
+        assert_eq!(latest(&url).await.0, 404);
+
+        let t = tree(0);
+        let note3 = log.checkpoint(3, &t.root(3).unwrap());
+        let (status, _, body) = add(&url, request("0", &[], &note3)).await;
+        assert_eq!(status, 200, "{body}");
+        let line = parse_signature_line(body.trim_end()).unwrap();
+        assert!(cosigner.verify(split_note(&note3).unwrap().0, &line).is_ok());
+        let note7 = log.checkpoint(7, &t.root(7).unwrap());
+        let proof = t.consistency_proof(3, 7).unwrap();
+        let (status, _, body) = add(&url, request("3", &proof, &note7)).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, saved) = latest(&url).await;
+        assert_eq!(status, 200);
+        assert!(saved.starts_with(&note7) && saved.ends_with(&body), "{saved}");
+
+        let other_root = log.checkpoint(7, &tree(1).root(7).unwrap());
+        let stranger = Signer::new("example.com/other", [2; 32])
+            .unwrap()
+            .checkpoint(1, &[0; 32]);
+        let forged = Signer::new("example.com/log", [3; 32])
+            .unwrap()
+            .checkpoint(9, &t.root(9).unwrap());
+        let note9 = log.checkpoint(9, &t.root(9).unwrap());
+        let bad_proof = t.consistency_proof(3, 9).unwrap();
+        for (body, status, says) in [
+            (request("3", &proof, &note7), 409, "7\n"),
+            (request("0", &[], &note7), 409, "7\n"),
+            (
+                request("9", &[], &note7),
+                400,
+                "the old size 9 is larger than the checkpoint's size 7",
+            ),
+            (request("07", &[], &note9), 400, "the first line must be `old <size>`"),
+            (
+                request("7", &[], &stranger),
+                404,
+                "does not know the log `example.com/other`",
+            ),
+            (request("7", &[], &forged), 403, "no signature by example.com/log"),
+            (
+                request("7", &[], &other_root),
+                422,
+                "differs from the one cosigned at size 7",
+            ),
+            (
+                request("7", &bad_proof, &note9),
+                422,
+                "from size 7 to 9 does not verify",
+            ),
+            ("a".repeat(MAX_BODY_BYTES), 400, "no empty line"),
+            ("a".repeat(MAX_BODY_BYTES + 1), 413, ""),
+        ] {
+            let (got, kind, text) = add(&url, body).await;
+            assert_eq!(got, status, "{says}: {text}");
+            assert!(text.contains(says), "{says}: {text}");
+            let size = if status == 409 { SIZE_CONTENT_TYPE } else { "text/plain" };
+            assert!(status == 413 || kind.starts_with(size), "{says}: {kind}");
+        }
+        assert_eq!(latest(&url).await.1, saved, "nothing refused is kept");
+
+        let e = open(&args).unwrap_err();
+        assert!(format!("{e:#}").contains("in use by another witness process"), "{e:#}");
+        drop(lock);
+        let (again, _lock, _) = start(&args).await;
+        assert_eq!(latest(&again).await, (200, saved));
+    }
+
+    /// A state file that cannot be read, a missing key or a log given twice stop the witness
+    /// before it serves.
+    #[tokio::test]
+    async fn refuses_to_start_on_state_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Signer::new("example.com/log", [1; 32]).unwrap();
+        let e = serve(args(dir.path(), vec![log.verifier_key()])).await.unwrap_err();
+        assert!(format!("{e:#}").contains("reading the witness key"), "{e:#}");
+        keygen("w.example", &dir.path().join("key")).unwrap();
+        let twice = args(dir.path(), vec![log.verifier_key(), log.verifier_key()]);
+        let e = open(&twice).unwrap_err();
+        assert!(format!("{e:#}").contains("is given twice"), "{e:#}");
+        let args = args(dir.path(), vec![log.verifier_key()]);
+        std::fs::create_dir_all(args.state_dir.join(origin_hash("example.com/log"))).unwrap();
+        let e = open(&args).unwrap_err();
+        assert!(format!("{e:#}").contains("reading"), "{e:#}");
     }
 }
