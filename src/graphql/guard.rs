@@ -306,6 +306,14 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.bound, "--max-variables-nodes");
+        // Exactly `--max-variables-nodes` values (the object, its array and 8 numbers) pass.
+        let at = serde_json::json!({"a": [1, 2, 3, 4, 5, 6, 7, 8]});
+        assert!(check_json("variables", &at, &l).is_ok());
+        let past = serde_json::json!({"a": [1, 2, 3, 4, 5, 6, 7, 8, 9]});
+        assert_eq!(
+            check_json("variables", &past, &l).unwrap_err().bound,
+            "--max-variables-nodes"
+        );
         // Scalars at the depth limit are fine; only containers beyond it are refused.
         assert!(check_json("variables", &serde_json::json!({"a": {"b": "x"}}), &l).is_ok());
     }

@@ -381,3 +381,43 @@ async fn prepare_budgets_every_operation_but_a_subscription() {
     assert!(budgeted(both, Some("Q")));
     assert!(!budgeted(both, Some("S")));
 }
+
+/// Until the scan reaches the head, an event counts as the largest release's figures at 160
+/// bytes each plus 64 KiB; once it has, as the largest event it found.
+#[test]
+fn events_not_yet_scanned_count_at_a_guess_from_the_largest_release() {
+    let sizes = LogSizes::default();
+    let extents = extents();
+    sizes.event.store(1_000, Ordering::Release);
+    assert_eq!(sizes.event(&extents), 100 * 160 + 64 * 1024);
+    sizes.through.store(extents.events, Ordering::Release);
+    assert_eq!(sizes.event(&extents), 1_000);
+}
+
+/// The document cache keeps queries up to `MAX_QUERY` bytes, and parses longer ones each time.
+#[tokio::test]
+async fn the_document_cache_keeps_only_queries_it_can_key() {
+    let queries = QueryLimits::new(Limits::default(), empty_ledger());
+    let short = "{ ledger { revision } }";
+    let same = |query: &str| Arc::ptr_eq(&queries.document(query).unwrap(), &queries.document(query).unwrap());
+    assert!(same(short));
+    let long = format!("{short}{}", " ".repeat(MAX_QUERY - short.len()));
+    assert!(same(&long));
+    assert!(!same(&format!("{long} ")));
+}
+
+/// A key counts its name or alias and four bytes (quotes, colon, comma); introspection
+/// counts no bytes at all (its size is bounded by the object count).
+#[test]
+fn keys_count_their_length_and_introspection_counts_no_bytes() {
+    let sizes = (1_000, 100);
+    let base = bytes_of("{ ledger { revision } }", sizes);
+    assert_eq!(bytes_of("{ ledger { r: revision } }", sizes), base - 7);
+    assert_eq!(bytes_of("{ ledger { rr: revision } }", sizes), base - 6);
+    for introspection in [
+        "{ ledger { revision } __schema { types { name fields { name } } } }",
+        r#"{ ledger { revision } __type(name: "Query") { name fields { name } } }"#,
+    ] {
+        assert_eq!(bytes_of(introspection, sizes), base, "{introspection}");
+    }
+}
