@@ -88,6 +88,10 @@ mod tests {
         assert!(!consistency(5, 3, &r5, &r3, &proof));
         assert!(!consistency(0, 5, &tree.root(0).unwrap(), &r5, &proof));
         assert!(!consistency(0, 5, &tree.root(0).unwrap(), &r5, &[]));
+        // Equal sizes need equal roots and an empty proof, both.
+        assert!(consistency(5, 5, &r5, &r5, &[]));
+        assert!(!consistency(5, 5, &r5, &r3, &[]));
+        assert!(!consistency(5, 5, &r5, &r5, &[r3]));
     }
 
     #[test]

@@ -327,8 +327,12 @@ mod tests {
             assert!(e.0.starts_with(says), "{says}: {e}");
             assert_eq!(std::fs::read_to_string(&state).unwrap(), saved);
         }
-        // A server that answers no proof is refused, with its errors.
+        // A server that answers no proof is refused, with its errors; at an unchanged size no
+        // proof is asked for.
         log.lock().unwrap().proof = Some(r#"{"data":null,"errors":[{"message":"no"}]}"#.into());
+        set(7, 0);
+        assert_eq!(run(&url, &vkey, &state, None).await.unwrap().previous, Some(7));
+        set(9, 1);
         let e = run(&url, &vkey, &state, None).await.unwrap_err();
         assert!(e.0.starts_with("no consistency proof from size 7 to 9: [{"), "{e}");
         let pad = " ".repeat(MAX_RESPONSE_BYTES);

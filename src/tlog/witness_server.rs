@@ -458,7 +458,23 @@ mod tests {
         assert_eq!(latest(&url).await.0, 404);
 
         let t = tree(0);
+        let note0 = log.checkpoint(0, &empty_root());
+        let (status, _, body) = add(&url, request("0", &[], &note0)).await;
+        assert_eq!(status, 200, "{body}");
         let note3 = log.checkpoint(3, &t.root(3).unwrap());
+        for (body, says) in [
+            (
+                request("0", &[], &log.checkpoint(0, &[1; 32])),
+                "size 0 must have the root of the empty tree",
+            ),
+            (
+                request("0", &[[1; 32]], &note3),
+                "the consistency proof from size 0 must be empty",
+            ),
+        ] {
+            let (status, _, text) = add(&url, body).await;
+            assert_eq!((status, text.contains(says)), (422, true), "{says}: {text}");
+        }
         let (status, _, body) = add(&url, request("0", &[], &note3)).await;
         assert_eq!(status, 200, "{body}");
         let line = parse_signature_line(body.trim_end()).unwrap();
@@ -467,6 +483,15 @@ mod tests {
         let proof = t.consistency_proof(3, 7).unwrap();
         let (status, _, body) = add(&url, request("3", &proof, &note7)).await;
         assert_eq!(status, 200, "{body}");
+        // The same checkpoint again is cosigned again; with a proof, it is not.
+        let (status, _, body) = add(&url, request("7", &[], &note7)).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, _, text) = add(&url, request("7", &[[1; 32]], &note7)).await;
+        assert_eq!(
+            (status, text.contains("differs from the one cosigned")),
+            (422, true),
+            "{text}"
+        );
         let (status, saved) = latest(&url).await;
         assert_eq!(status, 200);
         assert!(saved.starts_with(&note7) && saved.ends_with(&body), "{saved}");
@@ -505,8 +530,9 @@ mod tests {
                 422,
                 "from size 7 to 9 does not verify",
             ),
-            ("a".repeat(MAX_BODY_BYTES), 400, "no empty line"),
-            ("a".repeat(MAX_BODY_BYTES + 1), 413, ""),
+            // 72 KiB: a 64 KiB note and 63 proof lines.
+            ("a".repeat(73_728), 400, "no empty line"),
+            ("a".repeat(73_729), 413, ""),
         ] {
             let (got, kind, text) = add(&url, body).await;
             assert_eq!(got, status, "{says}: {text}");

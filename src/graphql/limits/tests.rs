@@ -414,6 +414,8 @@ fn keys_count_their_length_and_introspection_counts_no_bytes() {
     let base = bytes_of("{ ledger { revision } }", sizes);
     assert_eq!(bytes_of("{ ledger { r: revision } }", sizes), base - 7);
     assert_eq!(bytes_of("{ ledger { rr: revision } }", sizes), base - 6);
+    // A number counts 20 bytes, a text without a size of its own 48 (keys: 12 and 14).
+    assert_eq!(bytes_of("{ ledger { __typename } }", sizes), base - 12 - 20 + 14 + 48);
     for introspection in [
         "{ ledger { revision } __schema { types { name fields { name } } } }",
         r#"{ ledger { revision } __type(name: "Query") { name fields { name } } }"#,
