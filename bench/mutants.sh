@@ -35,20 +35,45 @@ conn)
     files=(-f src/http/conn.rs)
     tests=(--test abuse -- public2:: round2:: runtime::slow_clients) ;;
 tlog)
+    # `tlog` uses no other module of the crate (`src/layers.rs` holds it to that), so it is
+    # mutated in a crate of its own: a build of 2 to 5 s per mutant instead of 20 to 60.
     files=(-f 'src/tlog/*.rs')
-    tests=(--lib -- tlog:: ledger::transparency) ;;
+    tests=(--lib) ;;
 *)
     echo "GROUP is front, served, conn or tlog" >&2
     exit 2 ;;
 esac
 
 mkdir -p "$WORK"
+
+# The crate `tlog` alone: its sources, and the dependencies it names at the versions locked.
+tlog_crate() {
+    local copy=$1
+    rm -rf "$copy/src"
+    mkdir -p "$copy/src"
+    git -C "$here" archive HEAD src/tlog | tar -x -C "$copy"
+    echo 'pub mod tlog;' >"$copy/src/lib.rs"
+    git -C "$here" show HEAD:Cargo.lock >"$copy/Cargo.lock"
+    {
+        printf '[package]\nname = "tlog"\nversion = "0.0.0"\nedition = "2021"\n\n[dependencies]\n'
+        git -C "$here" show HEAD:Cargo.toml |
+            grep -E '^(anyhow|axum|base64|clap|ed25519-dalek|hex|rand|reqwest|serde_json|sha2|thiserror|tokio|tracing) '
+        printf '\n[dev-dependencies]\n'
+        git -C "$here" show HEAD:Cargo.toml | grep -E '^tempfile '
+        printf '\n[profile.dev.package."*"]\nopt-level = 1\n'
+    } >"$copy/Cargo.toml"
+}
+
 pids=()
 for ((k = 0; k < SHARDS; k++)); do
     copy=$WORK/tree-$k
     # A copy of the committed tree, so that a mutant never lands in this checkout.
-    rm -rf "$copy/src" "$copy/tests"
-    git -C "$here" archive HEAD | (mkdir -p "$copy" && tar -x -C "$copy")
+    if [[ $GROUP == tlog ]]; then
+        tlog_crate "$copy"
+    else
+        rm -rf "$copy/src" "$copy/tests"
+        git -C "$here" archive HEAD | (mkdir -p "$copy" && tar -x -C "$copy")
+    fi
     args=(--in-place --no-shuffle --shard "$k/$SHARDS" -o "$WORK/out-$GROUP-$k"
         --timeout 120 --build-timeout 900)
     [[ ${ITERATE:-} ]] && args+=(--iterate)

@@ -63,6 +63,42 @@ async fn a_stalled_body_is_disconnected_after_the_idle_timeout() {
     );
 }
 
+/// The idle timeout counts from the last byte moved, not from the connection's start: a body
+/// that keeps arriving, a byte every 100 ms for some 3.5 s, is read to its end and answered
+/// under an idle timeout of 1 s.
+#[tokio::test]
+async fn a_body_that_keeps_arriving_outlives_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--idle-timeout-ms",
+            "1000",
+            "--header-read-timeout-ms",
+            "0",
+            "--request-timeout-ms",
+            "600000",
+        ],
+    )
+    .await;
+    let body = br#"{"query":"{ ledger { revision } }"}"#;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for byte in body {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(&[*byte]).await.unwrap();
+    }
+    assert!(started.elapsed() > Duration::from_secs(3));
+    let resp = read_one_response(&mut s).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains(r#""revision":"#), "{resp}");
+}
+
 /// With `--max-connections 50` the 51st connection gets a 503 with Retry-After and is closed;
 /// once others leave, clients are served again.
 #[tokio::test]
