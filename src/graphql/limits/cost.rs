@@ -260,7 +260,6 @@ impl<'a> CostWalk<'a> {
             ("__Type", "interfaces") => s.interfaces,
             ("__Type", "possibleTypes") => s.possible_types,
             ("__Field" | "__Directive", "args") => s.args,
-            ("__Directive", "locations") => DIRECTIVE_LOCATIONS,
             // A list this table does not know: a full page.
             _ => self.max_page,
         }

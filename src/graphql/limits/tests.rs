@@ -177,6 +177,37 @@ fn sizes_other_lists_by_the_ledger() {
     assert_eq!(cost_of(q, json!({})), 1 + 1000);
 }
 
+/// No connection has more items than the ledger holds: a page of 1000 asked of a ledger of
+/// 7 figures and 5 events counts 7 or 5 items, and so does the revision summary.
+#[test]
+fn pages_count_no_more_items_than_the_ledger_holds() {
+    let small = Extents {
+        max_figures: 7,
+        events: 5,
+        ..extents()
+    };
+    let cost_in = |q: &str| {
+        cost(
+            &parse_query(q).unwrap(),
+            &Request::new(q),
+            &Shape::of_schema(),
+            &small,
+            1000,
+        )
+    };
+    for (q, items) in [
+        ("{ observations(dataset: \"D\", first: 1000) { nodes { value } } }", 7),
+        ("{ events(first: 1000) { nodes { hash } } }", 5),
+        (
+            "{ changes(dataset: \"D\", from: { revision: 1 }, first: 1000) { nodes { key } } }",
+            7,
+        ),
+        ("{ revisionSummary(dataset: \"D\") { items { key } } }", 7),
+    ] {
+        assert_eq!(cost_in(q), 1 + items, "{q}");
+    }
+}
+
 #[test]
 fn introspection_has_a_bounded_cost() {
     let q = include_str!("../../../tests/abuse/introspection.graphql");
