@@ -454,3 +454,35 @@ fn keys_count_their_length_and_introspection_counts_no_bytes() {
         assert_eq!(bytes_of(introspection, sizes), base, "{introspection}");
     }
 }
+
+/// Introspection lists are sized with what the SDL leaves out: the introspection types and
+/// built-in scalars, the built-in directives, `__Type`'s fields and `__DirectiveLocation`'s
+/// values; past those, by the SDL's largest.
+#[test]
+fn introspection_lists_count_the_built_ins_the_sdl_leaves_out() {
+    let small = Shape::from_sdl("type Query { a: Int }").unwrap().sizes;
+    assert_eq!(
+        (
+            small.types,
+            small.directives,
+            small.fields,
+            small.enum_values,
+            small.args
+        ),
+        (1 + 13, 6, 11, 19, 1)
+    );
+    let fields: String = (0..12).map(|i| format!("f{i}: Int ")).collect();
+    let values: String = (0..20).map(|i| format!("V{i} ")).collect();
+    let sdl = format!("directive @d(a: Int, b: Int) on FIELD type Query {{ {fields} }} enum E {{ {values} }}");
+    let large = Shape::from_sdl(&sdl).unwrap().sizes;
+    assert_eq!(
+        (
+            large.types,
+            large.directives,
+            large.fields,
+            large.enum_values,
+            large.args
+        ),
+        (2 + 13, 7, 12, 20, 2)
+    );
+}
