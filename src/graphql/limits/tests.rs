@@ -485,4 +485,8 @@ fn introspection_lists_count_the_built_ins_the_sdl_leaves_out() {
         ),
         (2 + 13, 7, 12, 20, 2)
     );
+    let sdl = "interface I { x: Int } type A implements I { x: Int } type B implements I { x: Int } \
+               type Query implements I { x: Int }";
+    let implemented = Shape::from_sdl(sdl).unwrap().sizes;
+    assert_eq!((implemented.interfaces, implemented.possible_types), (1, 3));
 }
