@@ -490,3 +490,35 @@ fn introspection_lists_count_the_built_ins_the_sdl_leaves_out() {
     let implemented = Shape::from_sdl(sdl).unwrap().sizes;
     assert_eq!((implemented.interfaces, implemented.possible_types), (1, 3));
 }
+
+/// Once events are recorded, a refresh scans the log on a thread of its own: the estimate then
+/// counts an event at the largest event recorded, and a text at the longest title, source or
+/// dataset text, releases included.
+#[tokio::test]
+async fn a_refresh_learns_the_logs_largest_event_and_longest_text() {
+    let ledger = empty_ledger();
+    ledger
+        .define_dataset(crate::generate::dataset(), "test")
+        .await
+        .expect("dataset defined");
+    for (i, mut draft) in crate::generate::Generator::new(3, 20, 1).enumerate() {
+        draft.title = "t".repeat(400 + i);
+        ledger.publish(draft, None, "test").await.expect("release published");
+    }
+    let head = ledger.read().head().revision;
+    let sizes = Arc::new(LogSizes::default());
+    sizes.refresh(&ledger, head);
+    // The deadline only guards against a scan that never ends.
+    for _ in 0..6000 {
+        if sizes.through.load(Ordering::Acquire) >= head && !sizes.scanning.load(Ordering::Acquire) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(sizes.through.load(Ordering::Acquire), head);
+    let events = ledger.audit_events(0, 100).expect("events read");
+    let largest = events.iter().map(|a| json_len(&a.canonical)).max().unwrap();
+    let p = ledger.read();
+    assert_eq!(sizes.event(&p.extents()), largest);
+    assert_eq!(sizes.text(&p), json_len(&"t".repeat(402)));
+}
