@@ -254,8 +254,17 @@ mod tests {
         )
     }
 
-    async fn serve(log: Log) -> (String, Shared) {
-        let log = Arc::new(Mutex::new(log));
+    /// Serves a log whose tree of 10 leaves is at `size`: its URL, its state and its vkey.
+    async fn serve(size: u64) -> (String, Shared, String) {
+        let signer = Signer::new("example.com/log", [5; 32]).unwrap();
+        let vkey = signer.verifier_key();
+        let log = Arc::new(Mutex::new(Log {
+            signer,
+            tree: tree(0),
+            size,
+            checkpoint: None,
+            proof: None,
+        }));
         let app = Router::new()
             .route("/checkpoint", get(checkpoint))
             .route("/graphql", post(graphql))
@@ -263,7 +272,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (url, log)
+        (url, log, vkey)
     }
 
     /// The witness saves the first checkpoint, accepts the same one and a consistent larger
@@ -271,16 +280,7 @@ mod tests {
     /// larger tree that does not extend its own.
     #[tokio::test]
     async fn follows_a_log_and_refuses_every_rewrite() {
-        let signer = Signer::new("example.com/log", [5; 32]).unwrap();
-        let vkey = signer.verifier_key();
-        let (url, log) = serve(Log {
-            signer,
-            tree: tree(0),
-            size: 0,
-            checkpoint: None,
-            proof: None,
-        })
-        .await;
+        let (url, log, vkey) = serve(0).await;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let set = |size: u64, salt: u8| {
@@ -345,16 +345,7 @@ mod tests {
     /// one this key signed, or readable at all.
     #[tokio::test]
     async fn refuses_what_is_not_a_checkpoint_of_the_key() {
-        let signer = Signer::new("example.com/log", [5; 32]).unwrap();
-        let vkey = signer.verifier_key();
-        let (url, log) = serve(Log {
-            signer,
-            tree: tree(0),
-            size: 2,
-            checkpoint: None,
-            proof: None,
-        })
-        .await;
+        let (url, log, vkey) = serve(2).await;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         for (status, body, says) in [
