@@ -54,6 +54,14 @@ fn counts_typename_and_aliases() {
         .contains("aliases"));
     let many = format!("{{ {} }}", "__typename ".repeat(11));
     assert!(run(&many).unwrap_err().contains("fields"));
+    // Exactly `--max-complexity` fields pass.
+    assert_eq!(run(&format!("{{ {} }}", "__typename ".repeat(10))), Ok(()));
+    // Selections count too, up to four per allowed field: seven fields in five inline
+    // fragments each are 42 selections, over 40.
+    let wrapped = "... { ... { ... { ... { ... { __typename } } } } } ";
+    let e = run(&format!("{{ {} }}", wrapped.repeat(7))).unwrap_err();
+    assert!(e.contains("expands to more than 40 selections"), "{e}");
+    assert_eq!(run(&format!("{{ {} }}", wrapped.repeat(6))), Ok(()));
 }
 
 #[test]
