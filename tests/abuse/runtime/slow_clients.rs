@@ -32,24 +32,25 @@ async fn half_sent_request_heads_are_disconnected() {
     server.query("{ ledger { revision } }", json!({})).await;
 }
 
+/// A server whose header-read timeout is off and request timeout far away: only the idle
+/// timeout of `ms` can close a connection.
+async fn idle_only(dir: &std::path::Path, ms: &str) -> Server {
+    let args = [
+        "--idle-timeout-ms",
+        ms,
+        "--header-read-timeout-ms",
+        "0",
+        "--request-timeout-ms",
+        "600000",
+    ];
+    Server::start(dir, &args).await
+}
+
 /// A connection whose request body stops arriving is closed after the idle timeout.
 #[tokio::test]
 async fn a_stalled_body_is_disconnected_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    // The header-read timeout is off and the request timeout far away: only the idle timeout
-    // can close this connection.
-    let server = Server::start(
-        dir.path(),
-        &[
-            "--idle-timeout-ms",
-            "500",
-            "--header-read-timeout-ms",
-            "0",
-            "--request-timeout-ms",
-            "600000",
-        ],
-    )
-    .await;
+    let server = idle_only(dir.path(), "500").await;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(
         b"POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"query\":",
@@ -69,18 +70,7 @@ async fn a_stalled_body_is_disconnected_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_body_that_keeps_arriving_outlives_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &[
-            "--idle-timeout-ms",
-            "1000",
-            "--header-read-timeout-ms",
-            "0",
-            "--request-timeout-ms",
-            "600000",
-        ],
-    )
-    .await;
+    let server = idle_only(dir.path(), "1000").await;
     let body = br#"{"query":"{ ledger { revision } }"}"#;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
