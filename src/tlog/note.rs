@@ -437,6 +437,12 @@ mod tests {
         assert_eq!(hex::encode(key_hash("PeterNeumann", &public)), "c74f20a3");
     }
 
+    /// A note of `len` bytes: text, a blank line and one signature line by another key.
+    fn padded_note(len: usize) -> String {
+        let tail = "\n\n\u{2014} x AAAA\n";
+        format!("{}{tail}", "a".repeat(len - tail.len()))
+    }
+
     /// A verifier reads only its own signature lines (same name and key ID, 68 bytes), skips
     /// every other, and opens notes up to 64 KiB.
     #[test]
@@ -471,13 +477,9 @@ mod tests {
             assert!(e.0.contains("has no signature by example.com/log+"), "{line}: {e}");
         }
         // At 64 KiB a note is read (here, to find no signature); one byte more is refused.
-        let padded = |len: usize| {
-            let tail = "\n\n\u{2014} x AAAA\n";
-            format!("{}{tail}", "a".repeat(len - tail.len()))
-        };
-        let e = verifier.open(&padded(MAX_NOTE_BYTES)).unwrap_err();
+        let e = verifier.open(&padded_note(MAX_NOTE_BYTES)).unwrap_err();
         assert!(e.0.contains("has no signature"), "{e}");
-        let e = verifier.open(&padded(MAX_NOTE_BYTES + 1)).unwrap_err();
+        let e = verifier.open(&padded_note(MAX_NOTE_BYTES + 1)).unwrap_err();
         assert!(e.0.contains("longer than 65536 bytes"), "{e}");
     }
 
@@ -488,14 +490,10 @@ mod tests {
         assert!(check_name(&"n".repeat(MAX_NAME_BYTES)).is_ok());
         let e = check_name(&"n".repeat(MAX_NAME_BYTES + 1)).unwrap_err();
         assert!(e.0.contains("1 to 256 bytes"), "{e}");
-        let note = |len: usize| {
-            let tail = "\n\n\u{2014} x AAAA\n";
-            format!("{}{tail}", "a".repeat(len - tail.len()))
-        };
-        assert_eq!(note(MAX_NOTE_BYTES).len(), 65_536);
-        let at = split_note(&note(MAX_NOTE_BYTES)).map(|(text, _)| text.len());
+        assert_eq!(padded_note(MAX_NOTE_BYTES).len(), 65_536);
+        let at = split_note(&padded_note(MAX_NOTE_BYTES)).map(|(text, _)| text.len());
         assert!(!at.as_ref().is_err_and(|e| e.0.contains("longer")), "{at:?}");
-        let e = split_note(&note(MAX_NOTE_BYTES + 1)).unwrap_err();
+        let e = split_note(&padded_note(MAX_NOTE_BYTES + 1)).unwrap_err();
         assert!(e.0.contains("longer than 65536 bytes"), "{e}");
         for text in ["PRIVATE+KEX+a+00000000+AQ==", "PRIVATX+KEY+a+00000000+AQ=="] {
             let e = Signer::parse(text).unwrap_err();
