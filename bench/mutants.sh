@@ -11,6 +11,7 @@
 #   GROUP=tlog bench/mutants.sh               # the transparency log
 #   SHARDS=2 bench/mutants.sh                 # two working copies at once (2 cores: about 1.7x)
 #   ITERATE=1 bench/mutants.sh                # again, testing only what was missed or not reached
+#   MAX_RSS_MB=3072 bench/mutants.sh          # the watchdog's bound on a mutant's memory (default)
 #
 # It mutates copies under $WORK (the first run of each builds the crate once, some minutes),
 # not this checkout, and writes cargo-mutants' output to $WORK/out-<group>-<shard>/.
@@ -45,6 +46,23 @@ tlog)
 esac
 
 mkdir -p "$WORK"
+
+# A mutant can loop while it allocates (one in the tile code reached 11 GB in 13 s). Every
+# second, the watchdog kills any process run from the copies that holds more than
+# $MAX_RSS_MB of memory; its test then fails, and the mutant counts as caught.
+MAX_RSS_MB=${MAX_RSS_MB:-3072}
+watchdog() {
+    while sleep 1; do
+        ps -eo pid=,rss=,args= |
+            awk -v max=$((MAX_RSS_MB * 1024)) -v copies="$WORK/tree-" '$2 > max && index($3, copies) == 1 {
+                print $1
+                print "watchdog: killed " $3 " at " int($2 / 1024) " MB" > "/dev/stderr"
+            }' | xargs -r kill -9
+    done
+}
+watchdog &
+dog=$!
+trap 'kill "$dog" 2>/dev/null || true' EXIT
 
 # The crate `tlog` alone: its sources, and the dependencies it names at the versions locked.
 tlog_crate() {

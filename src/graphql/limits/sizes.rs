@@ -19,6 +19,8 @@ pub struct LogSizes {
     pub(super) scanning: AtomicBool,
     pub(super) releases_seen: AtomicUsize,
     pub(super) release_text: AtomicU64,
+    /// Scans started, ever: one at a time, and none while the scan is at the head.
+    pub(super) scans: AtomicU64,
 }
 
 impl LogSizes {
@@ -27,6 +29,7 @@ impl LogSizes {
         if self.through.load(Ordering::Acquire) >= head || self.scanning.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.scans.fetch_add(1, Ordering::Relaxed);
         let sizes = self.clone();
         let ledger = ledger.clone();
         let spawned = std::thread::Builder::new().name("log-sizes".into()).spawn(move || {

@@ -499,23 +499,36 @@ fn introspection_lists_count_the_built_ins_the_sdl_leaves_out() {
     assert_eq!((implemented.interfaces, implemented.possible_types), (1, 3));
 }
 
-/// Once events are recorded, a refresh scans the log on a thread of its own: the estimate then
-/// counts an event at the largest event recorded, and a text at the longest title, source or
-/// dataset text, releases included.
-#[tokio::test]
-async fn a_refresh_learns_the_logs_largest_event_and_longest_text() {
+/// A ledger in memory with a dataset and `n` releases, titled with 400, 401, … `t`s.
+async fn published_ledger(n: usize) -> Ledger {
     let ledger = empty_ledger();
     ledger
         .define_dataset(crate::generate::dataset(), "test")
         .await
         .expect("dataset defined");
-    for (i, mut draft) in crate::generate::Generator::new(3, 20, 1).enumerate() {
+    for (i, mut draft) in crate::generate::Generator::new(n, 20, 1).enumerate() {
         draft.title = "t".repeat(400 + i);
         ledger.publish(draft, None, "test").await.expect("release published");
     }
+    ledger
+}
+
+/// Once events are recorded, a refresh scans the log on a thread of its own: the estimate then
+/// counts an event at the largest event recorded, and a text at the longest title, source or
+/// dataset text, releases included. It starts no scan while one runs, nor once the scan has
+/// reached the head.
+#[tokio::test]
+async fn a_refresh_scans_once_at_a_time_and_learns_the_logs_largest_event_and_longest_text() {
+    let ledger = published_ledger(3).await;
     let head = ledger.read().head().revision;
     let sizes = Arc::new(LogSizes::default());
+    let scans = || sizes.scans.load(Ordering::Relaxed);
+    sizes.scanning.store(true, Ordering::Release);
     sizes.refresh(&ledger, head);
+    assert_eq!(scans(), 0, "a second scan started while one runs");
+    sizes.scanning.store(false, Ordering::Release);
+    sizes.refresh(&ledger, head);
+    assert_eq!(scans(), 1);
     // The deadline only guards against a scan that never ends.
     for _ in 0..6000 {
         if sizes.through.load(Ordering::Acquire) >= head && !sizes.scanning.load(Ordering::Acquire) {
@@ -524,9 +537,33 @@ async fn a_refresh_learns_the_logs_largest_event_and_longest_text() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(sizes.through.load(Ordering::Acquire), head);
+    sizes.refresh(&ledger, head);
+    assert_eq!(scans(), 1, "a scan started at the head");
+    assert!(!sizes.scanning.load(Ordering::Acquire));
     let events = ledger.audit_events(0, 100).expect("events read");
     let largest = events.iter().map(|a| json_len(&a.canonical)).max().unwrap();
     let p = ledger.read();
     assert_eq!(sizes.event(&p.extents()), largest);
     assert_eq!(sizes.text(&p), json_len(&"t".repeat(402)));
+}
+
+/// The resolvers of large texts charge them to the request's `ResponseBytes`: events'
+/// `canonical` texts pass a budget of exactly their JSON size, and fail one byte under it,
+/// naming the limit.
+#[tokio::test]
+async fn large_texts_are_charged_to_the_response_budget_as_they_resolve() {
+    let ledger = published_ledger(2).await;
+    let events = ledger.audit_events(0, 100).expect("events read");
+    let total: u64 = events.iter().map(|a| json_len(&a.canonical)).sum();
+    let schema = crate::graphql::build_schema(ledger, Limits::default());
+    let query = "{ events(first: 100) { edges { node { canonical } } } }";
+    let run = |budget: u64| {
+        let request = Request::new(query).data(ResponseBytes::new(budget as usize));
+        schema.execute(request)
+    };
+    let within = run(total).await;
+    assert!(within.errors.is_empty(), "{:?}", within.errors);
+    let past = run(total - 1).await;
+    let e = past.errors.first().expect("an error one byte under the texts' size");
+    assert!(e.message.contains(&format!("{} bytes", total - 1)), "{}", e.message);
 }
