@@ -193,6 +193,10 @@ pub enum Command {
         #[arg(long, env = "TRADELEDGER_WITNESS_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Ask a server on this machine for `/healthz` (or `/readyz`), for a container's
+    /// HEALTHCHECK: exit status 0 on 200, with the answer on standard output; 1 otherwise,
+    /// with the reason on standard error.
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
     /// Verify a `c2sp.org/tlog-proof@v1` file offline against a C2SP tlog-policy file: the
     /// event's leaf, the log's signature, the witnesses' quorum and the inclusion. Exits 0 when
     /// everything holds, 1 naming what failed.
@@ -307,6 +311,16 @@ async fn import_sdmx(
             }
             bail!("refused: {} error(s) above; nothing was recorded", errors.len())
         }
+    }
+}
+
+/// The exit status for the error `run_cli` returned: 1 for a failed health check (Docker
+/// reserves 2 in a HEALTHCHECK), 2 for any other.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    if e.is::<crate::healthcheck::Unhealthy>() {
+        1
+    } else {
+        2
     }
 }
 
@@ -502,6 +516,11 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
                     )
                 }
             }
+        }
+        Command::Healthcheck(args) => {
+            let body = crate::healthcheck::check(&args).await?;
+            println!("{body}");
+            Ok(())
         }
         Command::ExportSchema { out } => {
             let sdl = crate::graphql::schema_file();

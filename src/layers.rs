@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("error_code", 5),
     ("logging", 5),
     ("bounded", 0),
+    ("healthcheck", 0),
     ("pool", 45),
     ("settings", 0),
 ];

@@ -8,7 +8,8 @@
 //! → [`store`] → [`domain`].
 //!
 //! - [`cli`]: the command line; `serve` runs [`app::App`]; [`logging`]: where and how
-//!   diagnostics are written.
+//!   diagnostics are written; [`healthcheck`]: the container's health check, a client of
+//!   `/healthz` and `/readyz`.
 //! - [`app`]: the composition root: [`app::App::build`] opens the store and the keys, loads
 //!   the fixtures and binds the listener, for `serve` and the tests alike.
 //! - [`settings`]: every limit of `serve` as one clap struct, defaults included.
@@ -51,6 +52,7 @@ pub mod error_code;
 pub mod export;
 pub mod generate;
 pub mod graphql;
+pub mod healthcheck;
 pub mod http;
 pub mod import;
 #[cfg(test)]

@@ -21,7 +21,7 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(tradeledger::cli::exit_status(&e))
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::support::*;
 use tradeledger::auth::Token;
 
 mod docs;
+mod healthcheck;
 mod metrics;
 mod request_log;
 mod sse;
