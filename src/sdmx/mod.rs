@@ -23,9 +23,9 @@
 //! - `v30`: SDMX-REST 2.2 paths, parameters and formats.
 //! - `filter`: SDMX-REST 2.2 component filters (`c[...]`).
 //! - `dsd`: a dataset's definition as SDMX artefacts.
-//! - `structure`: structure queries, the artefacts they select and the SDMX-ML 2.1 message.
+//! - `structure`: structure queries, the artefacts they select and the structure messages in
+//!   every format.
 //! - `structure30`: SDMX-REST 2.2 structure paths, parameters, versions and formats.
-//! - `structure_formats`: SDMX-ML 3.0, SDMX-JSON 2.0 and 1.0 structure messages.
 //! - `schema`: the XML schema of a DSD's structure-specific data.
 //! - `version`: artefact versions in queries (SDMX-REST 2.2 and 1.5 rules).
 //! - `data`: data queries, read in pages and written per format.
@@ -45,7 +45,6 @@ mod schema;
 mod serve;
 mod structure;
 mod structure30;
-mod structure_formats;
 mod v30;
 mod version;
 mod xml;

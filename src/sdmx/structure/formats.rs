@@ -1,5 +1,5 @@
 //! The structure messages besides SDMX-ML 2.1, written from the artefacts a structure query
-//! selects (`structure::select`): SDMX-ML 3.0 and SDMX-JSON 2.0 (SDMX-REST 2.2), SDMX-JSON 1.0
+//! selects (`artefact::select`): SDMX-ML 3.0 and SDMX-JSON 2.0 (SDMX-REST 2.2), SDMX-JSON 1.0
 //! (SDMX-REST 1.5). The artefacts, their names, items and components are the ones of the
 //! SDMX-ML 2.1 message.
 
@@ -7,9 +7,10 @@ use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
-use super::dsd::{Flow, FREQ, MEASURE, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD, VERSION};
-use super::structure::{items, kept_items, resource_name, title, urn, Ctx, Detail, Entry, Resource, StructureQuery};
-use super::xml::{escape, header_time, COMMON3_NS, MESSAGE3_NS};
+use super::artefact::{items, kept_items, resource_name, title, urn, Ctx, Entry};
+use super::query::{Detail, Resource, StructureQuery};
+use crate::sdmx::dsd::{Flow, FREQ, MEASURE, OBS_ATTRIBUTES, OBS_VALUE, SERIES_ATTRIBUTES, TIME_PERIOD, VERSION};
+use crate::sdmx::xml::{escape, header_time, COMMON3_NS, MESSAGE3_NS};
 
 const STRUCTURE3_NS: &str = "http://www.sdmx.org/resources/sdmxml/schemas/v3_0/structure";
 const JSON20_SCHEMA: &str = "https://raw.githubusercontent.com/sdmx-twg/sdmx-json/master/structure-message/tools/schemas/2.0.0/sdmx-json-structure-schema.json";
