@@ -205,25 +205,11 @@ fn references(s: &str) -> Result<Vec<References>, SdmxError> {
     values
         .into_iter()
         .map(|v| {
-            Ok(match v {
-                "none" => References::None,
-                "parents" => References::Parents,
-                "parentsandsiblings" => References::ParentsAndSiblings,
-                "ancestors" => References::Ancestors,
-                "children" => References::Children,
-                "descendants" => References::Descendants,
-                "all" => References::All,
-                other => match Resource::parse(other) {
-                    Some(r) => References::Only(r),
-                    // A type of artefact this service has none of: nothing comes with the match.
-                    None if OTHER_TYPES.contains(&other) => References::None,
-                    None => {
-                        return Err(SdmxError::syntax(format!(
-                            "parameter `references` must be none, parents, parentsandsiblings, ancestors, children, descendants, all or structure types, joined by `,`; not `{}`",
-                            shorten(other)
-                        )))
-                    }
-                },
+            References::of(v, true, &OTHER_TYPES).ok_or_else(|| {
+                SdmxError::syntax(format!(
+                    "parameter `references` must be none, parents, parentsandsiblings, ancestors, children, descendants, all or structure types, joined by `,`; not `{}`",
+                    shorten(v)
+                ))
             })
         })
         .collect()

@@ -71,25 +71,33 @@ pub enum References {
 }
 
 impl References {
-    pub fn parse(s: &str) -> Result<Self, SdmxError> {
-        Ok(match s {
+    /// One value of `references`: a relation (`ancestors` only when `ancestors`, as in
+    /// SDMX-REST 2.2) or a resource type, where a type of artefact this service has none of
+    /// (one of `others`) brings nothing with the match; `None` for any other value.
+    pub fn of(s: &str, ancestors: bool, others: &[&str]) -> Option<Self> {
+        Some(match s {
             "none" => References::None,
             "parents" => References::Parents,
             "parentsandsiblings" => References::ParentsAndSiblings,
+            "ancestors" if ancestors => References::Ancestors,
             "children" => References::Children,
             "descendants" => References::Descendants,
             "all" => References::All,
             other => match Resource::parse(other) {
                 Some(r) => References::Only(r),
-                // A type of artefact this service has none of: nothing comes with the match.
-                None if NOT_IMPLEMENTED.contains(&other) => References::None,
-                None => {
-                    return Err(SdmxError::syntax(format!(
-                        "parameter `references` must be none, parents, parentsandsiblings, children, descendants, all or a resource type, not `{}`",
-                        shorten(other)
-                    )))
-                }
+                None if others.contains(&other) => References::None,
+                None => return None,
             },
+        })
+    }
+
+    /// SDMX-REST 1.5's `references`.
+    pub fn parse(s: &str) -> Result<Self, SdmxError> {
+        References::of(s, false, &NOT_IMPLEMENTED).ok_or_else(|| {
+            SdmxError::syntax(format!(
+                "parameter `references` must be none, parents, parentsandsiblings, children, descendants, all or a resource type, not `{}`",
+                shorten(s)
+            ))
         })
     }
 }
@@ -199,4 +207,37 @@ pub struct StructureQuery {
     pub detail: Detail,
     /// Which related artefacts come too: the union of these.
     pub references: Vec<References>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ancestors` is SDMX-REST 2.2's: refused by SDMX-REST 1.5, naming the value; a type of
+    /// artefact this service has none of brings nothing; any other value is refused.
+    #[test]
+    fn references_take_each_apis_relations_and_types() {
+        assert_eq!(References::of("ancestors", true, &[]), Some(References::Ancestors));
+        assert_eq!(References::of("ancestors", false, &[]), None);
+        let e = References::parse("ancestors").unwrap_err().to_string();
+        assert!(e.contains("`references`") && e.contains("not `ancestors`"), "{e}");
+        assert_eq!(
+            References::parse("codelist").unwrap(),
+            References::Only(Resource::Codelist)
+        );
+        assert_eq!(References::parse("categoryscheme").unwrap(), References::None);
+        assert_eq!(References::of("categoryscheme", true, &[]), None);
+        assert_eq!(References::of("nonsense", true, &NOT_IMPLEMENTED), None);
+        for (s, r) in [
+            ("none", References::None),
+            ("parents", References::Parents),
+            ("parentsandsiblings", References::ParentsAndSiblings),
+            ("children", References::Children),
+            ("descendants", References::Descendants),
+            ("all", References::All),
+        ] {
+            assert_eq!(References::of(s, false, &[]), Some(r), "{s}");
+            assert_eq!(References::of(s, true, &[]), Some(r), "{s}");
+        }
+    }
 }
