@@ -126,7 +126,7 @@ row() {
   printf '%-34s %12s %12s %12s\n' "$1" "$(mb "$(du_b "$2")")" "$(mb "$(docker_b "$2")")" "$(mb "$gz")"
 }
 row "base (debian:bookworm-slim)" "$BASE"
-row "RUN: ca-certificates, curl, user" "$WORK/layers/run"
+row "RUN: ca-certificates, user" "$WORK/layers/run"
 row "COPY tradeledger (strip-debug)" "$WORK/layers/bin"
 row "COPY fixtures" "$WORK/layers/fixtures"
 printf '%-34s %12s %12s %12s\n' "image (gzip: the four layers)" "$(mb "$(du_b "$APP")")" "$(mb "$(docker_b "$APP")")" "$(mb "$total_gz")"
