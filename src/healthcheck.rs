@@ -23,10 +23,15 @@ pub struct HealthcheckArgs {
     pub listen: SocketAddr,
     /// `healthz`: the process serves (also when degraded, which the body says); `readyz`: it
     /// takes writes.
-    #[arg(long, value_enum, default_value_t = Probe::Healthz)]
+    #[arg(long, env = "TRADELEDGER_HEALTHCHECK_PROBE", value_enum, default_value_t = Probe::Healthz)]
     pub probe: Probe,
     /// Seconds to wait for the whole answer (at most 60).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    #[arg(
+        long,
+        env = "TRADELEDGER_HEALTHCHECK_TIMEOUT",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u64).range(1..=60)
+    )]
     pub timeout: u64,
     /// `serve`'s --tls-cert, read from its environment variable only to refuse: the check
     /// speaks plain HTTP, and the port then speaks HTTPS.
@@ -79,10 +84,12 @@ pub async fn check(args: &HealthcheckArgs) -> Result<String, Unhealthy> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| failed(format!("{e:#}")))?;
-    let mut response = client.get(&url).send().await.map_err(|e| failed(cause(&e)))?;
+    // The URL leads the message already.
+    let failed_with = |e: reqwest::Error| failed(cause(&e.without_url()));
+    let mut response = client.get(&url).send().await.map_err(failed_with)?;
     let status = response.status();
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| failed(cause(&e)))? {
+    while let Some(chunk) = response.chunk().await.map_err(failed_with)? {
         body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - body.len())]);
         if body.len() == MAX_BODY {
             break;
