@@ -364,6 +364,10 @@ impl Iterator for ColdScan {
     }
 }
 
+/// What a store error says when sled hands back what it never stored (its own checks passed):
+/// damage below the event layer, as sled's "Read corrupted data" says when they fail.
+const CORRUPT: &str = "the store's files are corrupt";
+
 /// The tree of events: big-endian revision -> stored record.
 const EVENTS: &str = "events";
 
@@ -373,7 +377,7 @@ fn event_record(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(u64, Ve
     let key: [u8; 8] = k
         .as_ref()
         .try_into()
-        .map_err(|_| StoreError::io("event key is not 8 bytes"))?;
+        .map_err(|_| StoreError::io(format!("{CORRUPT}: an event key is {} bytes, not 8", k.len())))?;
     Ok((u64::from_be_bytes(key), v.to_vec()))
 }
 
@@ -386,7 +390,10 @@ fn encode_head(head: &Head) -> [u8; 40] {
 
 fn decode_head(bytes: &[u8]) -> Result<Head, StoreError> {
     if bytes.len() != 40 {
-        return Err(StoreError::io("head metadata is malformed"));
+        return Err(StoreError::io(format!(
+            "{CORRUPT}: the head record is {} bytes, not 40",
+            bytes.len()
+        )));
     }
     let mut hash = [0u8; 32];
     hash.copy_from_slice(&bytes[8..]);
@@ -484,5 +491,30 @@ impl LogStore for SledStore {
 
     fn tree(&self) -> &TreeLock {
         &self.shared.tree
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event key or a head record of the wrong length can only be damage that sled's own
+    /// checks let through: the error says the files are corrupt, not only what was wrong.
+    #[test]
+    fn malformed_keys_and_heads_are_reported_as_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(EVENTS).unwrap().insert([0u8; 9], &[1u8][..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let e = store.scan(0).next().expect("an entry").unwrap_err().to_string();
+        assert!(
+            e.contains("corrupt") && e.contains("event key is 9 bytes, not 8"),
+            "{e}"
+        );
+        let e = decode_head(&[0; 39]).unwrap_err().to_string();
+        assert!(e.contains("corrupt") && e.contains("39 bytes, not 40"), "{e}");
     }
 }
