@@ -4,9 +4,10 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::Signer as _;
 
-use super::note::{check_name, key_text, parse_private_key, typed_key_hash, NoteError, SignatureLine};
+use super::keys::{NamedKey, NamedVerifier};
+use super::note::{NoteError, SignatureLine};
 
 /// The signature type byte of Ed25519 checkpoint cosignatures.
 pub const ALG_COSIGNATURE_V1: u8 = 0x04;
@@ -22,11 +23,7 @@ pub fn message(body: &str, time: u64) -> String {
 }
 
 /// A cosigner's signing key, kept as `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x04 || seed)>`.
-pub struct Cosigner {
-    name: String,
-    key: SigningKey,
-    id: [u8; 4],
-}
+pub struct Cosigner(NamedKey<ALG_COSIGNATURE_V1>);
 
 impl std::fmt::Debug for Cosigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,132 +33,80 @@ impl std::fmt::Debug for Cosigner {
 
 impl Cosigner {
     pub fn new(name: &str, seed: [u8; 32]) -> Result<Cosigner, NoteError> {
-        check_name(name)?;
-        let key = SigningKey::from_bytes(&seed);
-        let id = typed_key_hash(name, ALG_COSIGNATURE_V1, key.verifying_key().as_bytes());
-        Ok(Cosigner {
-            name: name.to_owned(),
-            key,
-            id,
-        })
+        NamedKey::new(name, seed).map(Cosigner)
     }
 
     pub fn generate(name: &str) -> Result<Cosigner, NoteError> {
-        use rand::RngCore;
-        let mut seed = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut seed);
-        Cosigner::new(name, seed)
+        NamedKey::generate(name).map(Cosigner)
     }
 
     pub fn parse(text: &str) -> Result<Cosigner, NoteError> {
-        let (name, id, seed) = parse_private_key(text, ALG_COSIGNATURE_V1, "cosigner key")?;
-        let cosigner = Cosigner::new(name, seed)?;
-        if id != hex::encode(cosigner.id) {
-            return Err(err(
-                "not a cosigner key (`PRIVATE+KEY+name+id+key`): the key ID does not match the name and key",
-            ));
-        }
-        Ok(cosigner)
+        NamedKey::parse(text, "cosigner key").map(Cosigner)
     }
 
     pub fn to_private_text(&self) -> String {
-        key_text(
-            "PRIVATE+KEY+",
-            &self.name,
-            &self.id,
-            ALG_COSIGNATURE_V1,
-            self.key.as_bytes(),
-        )
+        self.0.private_text()
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// `<name>+<hex key ID>+<base64(0x04 || public key)>`.
     pub fn verifier_key(&self) -> String {
-        key_text(
-            "",
-            &self.name,
-            &self.id,
-            ALG_COSIGNATURE_V1,
-            self.key.verifying_key().as_bytes(),
-        )
+        self.0.verifier_text()
     }
 
     /// The signature line cosigning the checkpoint note text `body` at `time`.
     pub fn cosign(&self, body: &str, time: u64) -> String {
-        let signature = self.key.sign(message(body, time).as_bytes());
-        let mut data = self.id.to_vec();
+        let signature = self.0.key.sign(message(body, time).as_bytes());
+        let mut data = self.0.id.to_vec();
         data.extend_from_slice(&time.to_be_bytes());
         data.extend_from_slice(&signature.to_bytes());
-        format!("\u{2014} {} {}", self.name, STANDARD.encode(data))
+        format!("\u{2014} {} {}", self.0.name, STANDARD.encode(data))
     }
 }
 
 /// A cosigner's verifier key (signature type 0x04).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CosignatureVerifier {
-    name: String,
-    id: [u8; 4],
-    key: VerifyingKey,
-}
+pub struct CosignatureVerifier(NamedVerifier<ALG_COSIGNATURE_V1>);
 
 impl CosignatureVerifier {
     pub fn parse(text: &str) -> Result<CosignatureVerifier, NoteError> {
-        let bad = |why: &str| err(format!("not a cosignature verifier key (`name+id+key`): {why}"));
-        let parts: Vec<&str> = text.trim().splitn(3, '+').collect();
-        let [name, id, data] = parts[..] else {
-            return Err(bad("wrong number of `+`-separated fields"));
-        };
-        check_name(name)?;
-        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
-        let Some((&ALG_COSIGNATURE_V1, public)) = data.split_first() else {
-            return Err(bad("the key is not of signature type 0x04 (Ed25519 cosignature)"));
-        };
-        let public: [u8; 32] = public.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&public).map_err(|_| bad("the key is not a valid Ed25519 point"))?;
-        let computed = typed_key_hash(name, ALG_COSIGNATURE_V1, &public);
-        if id != hex::encode(computed) {
-            return Err(bad("the key ID does not match the name and key"));
-        }
-        Ok(CosignatureVerifier {
-            name: name.to_owned(),
-            id: computed,
-            key,
-        })
+        NamedVerifier::parse(text, "cosignature verifier key", "Ed25519 cosignature").map(CosignatureVerifier)
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     pub fn public_key(&self) -> &[u8; 32] {
-        self.key.as_bytes()
+        self.0.key.as_bytes()
     }
 
     /// Whether a signature line is this key's (same name and key ID); others are ignored.
     pub fn matches(&self, line: &SignatureLine) -> bool {
-        line.name == self.name && line.key_id == self.id
+        self.0.matches(line)
     }
 
     /// Verifies this key's signature line over the note text `body`: its timestamp.
     pub fn verify(&self, body: &str, line: &SignatureLine) -> Result<u64, NoteError> {
         let sig = &line.signature;
         if !self.matches(line) || sig.len() != 8 + 64 {
-            return Err(err(format!("the cosignature by {} is malformed", self.name)));
+            return Err(err(format!("the cosignature by {} is malformed", self.0.name)));
         }
         let time = u64::from_be_bytes(sig[..8].try_into().expect("8 bytes"));
         if time > i64::MAX as u64 {
             return Err(err(format!(
                 "the cosignature by {} has a timestamp beyond 2^63 - 1",
-                self.name
+                self.0.name
             )));
         }
         let signature = ed25519_dalek::Signature::from_bytes(sig[8..].try_into().expect("64 bytes"));
-        self.key
+        self.0
+            .key
             .verify_strict(message(body, time).as_bytes(), &signature)
-            .map_err(|_| err(format!("the cosignature by {} does not verify", self.name)))?;
+            .map_err(|_| err(format!("the cosignature by {} does not verify", self.0.name)))?;
         Ok(time)
     }
 }

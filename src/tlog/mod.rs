@@ -31,6 +31,7 @@
 //! proofs at a tree size) are in `ledger::transparency`.
 
 pub mod cosign;
+pub mod keys;
 pub mod merkle;
 pub mod note;
 pub mod policy;
@@ -115,7 +116,7 @@ pub struct KeyConfig<'a> {
 pub fn load_signer(data_dir: &Path, config: KeyConfig<'_>) -> anyhow::Result<(Signer, bool)> {
     use anyhow::Context;
     if let Some(origin) = config.origin {
-        note::check_name(origin).context("--log-origin")?;
+        keys::check_name(origin).context("--log-origin")?;
     }
     let path = match config.key_file {
         Some(p) => p.to_owned(),

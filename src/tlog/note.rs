@@ -1,12 +1,11 @@
 //! Signed checkpoints in the C2SP formats: `tlog-checkpoint` bodies, `signed-note` Ed25519
-//! signatures, note verifier keys, and the `PRIVATE+KEY+...` form a signing key is kept in
-//! (the form Go's `golang.org/x/mod/sumdb/note` reads and writes).
+//! signatures, and the note signer and verifier keys (their text forms are in `keys`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
+use ed25519_dalek::Signer as _;
 
+use super::keys::{typed_key_hash, NamedKey, NamedVerifier};
 use super::merkle::Node;
 
 /// The signature algorithm byte of Ed25519 in signed notes.
@@ -24,71 +23,9 @@ fn err(message: impl Into<String>) -> NoteError {
     NoteError(message.into())
 }
 
-/// Reads a private key `PRIVATE+KEY+<name>+<hex id>+<base64(alg || seed)>` (the form of both
-/// note signers and witness cosigners): its name, hex id and seed. `what` names the key in
-/// errors; the caller checks the id, which depends on the key's type.
-pub(crate) fn parse_private_key<'t>(
-    text: &'t str,
-    alg: u8,
-    what: &str,
-) -> Result<(&'t str, &'t str, [u8; 32]), NoteError> {
-    let bad = |why: &str| err(format!("not a {what} (`PRIVATE+KEY+name+id+key`): {why}"));
-    // The base64 key may itself contain `+`: split off the first four fields only.
-    let parts: Vec<&str> = text.trim().splitn(5, '+').collect();
-    let [private, key, name, id, data] = parts[..] else {
-        return Err(bad("wrong number of `+`-separated fields"));
-    };
-    if private != "PRIVATE" || key != "KEY" {
-        return Err(bad("it does not start with `PRIVATE+KEY+`"));
-    }
-    let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
-    let Some((_, seed)) = data.split_first().filter(|(a, _)| **a == alg) else {
-        return Err(bad(&format!("the key is not of signature type 0x{alg:02x}")));
-    };
-    let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
-    Ok((name, id, seed))
-}
-
-/// `<prefix><name>+<hex id>+<base64(alg || key)>`: a private key text (prefix `PRIVATE+KEY+`)
-/// or a verifier key (no prefix).
-pub(crate) fn key_text(prefix: &str, name: &str, id: &[u8], alg: u8, key: &[u8; 32]) -> String {
-    let mut data = vec![alg];
-    data.extend_from_slice(key);
-    format!("{prefix}{name}+{}+{}", hex::encode(id), STANDARD.encode(data))
-}
-
-/// Checks a key name (the log origin): 1 to 256 bytes, no spaces and no `+`.
-pub fn check_name(name: &str) -> Result<(), NoteError> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(err(format!(
-            "the log origin must have 1 to {MAX_NAME_BYTES} bytes (got {})",
-            name.len()
-        )));
-    }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+') {
-        return Err(err(format!(
-            "the log origin `{}` must not contain spaces, control characters or `+`",
-            name.escape_debug()
-        )));
-    }
-    Ok(())
-}
-
 /// The 4-byte key hash: the first bytes of `SHA-256(name || "\n" || 0x01 || public key)`.
 pub fn key_hash(name: &str, public: &[u8; 32]) -> [u8; 4] {
     typed_key_hash(name, ALG_ED25519, public)
-}
-
-/// The 4-byte key ID of a key of signature type `alg`: the first bytes of
-/// `SHA-256(name || "\n" || alg || public key)`.
-pub fn typed_key_hash(name: &str, alg: u8, public: &[u8; 32]) -> [u8; 4] {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update([alg]);
-    h.update(public);
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
 }
 
 /// One signature line of a note: `— <name> base64(key ID || signature)`.
@@ -197,11 +134,7 @@ impl Checkpoint {
 }
 
 /// The log's signing key under its name (the origin).
-pub struct Signer {
-    name: String,
-    key: SigningKey,
-    hash: [u8; 4],
-}
+pub struct Signer(NamedKey<ALG_ED25519>);
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -211,116 +144,69 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(name: &str, seed: [u8; 32]) -> Result<Signer, NoteError> {
-        check_name(name)?;
-        let key = SigningKey::from_bytes(&seed);
-        let hash = key_hash(name, key.verifying_key().as_bytes());
-        Ok(Signer {
-            name: name.to_owned(),
-            key,
-            hash,
-        })
+        NamedKey::new(name, seed).map(Signer)
     }
 
     /// A new key from the operating system's random source.
     pub fn generate(name: &str) -> Result<Signer, NoteError> {
-        use rand::RngCore;
-        let mut seed = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut seed);
-        Signer::new(name, seed)
+        NamedKey::generate(name).map(Signer)
     }
 
     /// Reads `PRIVATE+KEY+<name>+<hex key hash>+<base64(0x01 || seed)>`.
     pub fn parse(text: &str) -> Result<Signer, NoteError> {
-        let (name, hash, seed) = parse_private_key(text, ALG_ED25519, "note signing key")?;
-        let signer = Signer::new(name, seed)?;
-        if hash != hex::encode(signer.hash) {
-            return Err(err(
-                "not a note signing key (`PRIVATE+KEY+name+id+key`): the key hash does not match the name and key",
-            ));
-        }
-        Ok(signer)
+        NamedKey::parse(text, "note signing key").map(Signer)
     }
 
     /// The form [`Signer::parse`] reads. Secret: keep it owner-only.
     pub fn to_private_text(&self) -> String {
-        key_text("PRIVATE+KEY+", &self.name, &self.hash, ALG_ED25519, self.key.as_bytes())
+        self.0.private_text()
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The note verifier key: `<name>+<hex key hash>+<base64(0x01 || public key)>`.
     pub fn verifier_key(&self) -> String {
-        key_text(
-            "",
-            &self.name,
-            &self.hash,
-            ALG_ED25519,
-            self.key.verifying_key().as_bytes(),
-        )
+        self.0.verifier_text()
     }
 
     /// Signs `text` (which must end with a newline) as a signed note.
     pub fn sign(&self, text: &str) -> String {
         debug_assert!(text.ends_with('\n'));
-        let signature = self.key.sign(text.as_bytes());
-        let mut data = self.hash.to_vec();
+        let signature = self.0.key.sign(text.as_bytes());
+        let mut data = self.0.id.to_vec();
         data.extend_from_slice(&signature.to_bytes());
-        format!("{text}\n\u{2014} {} {}\n", self.name, STANDARD.encode(data))
+        format!("{text}\n\u{2014} {} {}\n", self.0.name, STANDARD.encode(data))
     }
 
     /// The signed checkpoint of a tree.
     pub fn checkpoint(&self, size: u64, root: &Node) -> String {
-        self.sign(&checkpoint_body(&self.name, size, root))
+        self.sign(&checkpoint_body(&self.0.name, size, root))
     }
 }
 
 /// A note verifier key.
 #[derive(Debug, Clone)]
-pub struct Verifier {
-    name: String,
-    hash: [u8; 4],
-    key: VerifyingKey,
-}
+pub struct Verifier(NamedVerifier<ALG_ED25519>);
 
 impl Verifier {
     /// Parses `<name>+<hex key hash>+<base64(0x01 || public key)>`.
     pub fn parse(text: &str) -> Result<Verifier, NoteError> {
-        let bad = |why: &str| err(format!("not a note verifier key (`name+hash+key`): {why}"));
-        let parts: Vec<&str> = text.trim().splitn(3, '+').collect();
-        let [name, hash, data] = parts[..] else {
-            return Err(bad("wrong number of `+`-separated fields"));
-        };
-        check_name(name)?;
-        let data = STANDARD.decode(data).map_err(|_| bad("the key is not base64"))?;
-        let Some((&ALG_ED25519, public)) = data.split_first() else {
-            return Err(bad("the key is not an Ed25519 key"));
-        };
-        let public: [u8; 32] = public.try_into().map_err(|_| bad("the key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&public).map_err(|_| bad("the key is not a valid Ed25519 point"))?;
-        let computed = key_hash(name, &public);
-        if hash != hex::encode(computed) {
-            return Err(bad("the key hash does not match the name and key"));
-        }
-        Ok(Verifier {
-            name: name.to_owned(),
-            hash: computed,
-            key,
-        })
+        NamedVerifier::parse(text, "note verifier key", "Ed25519").map(Verifier)
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     pub fn public_key(&self) -> &[u8; 32] {
-        self.key.as_bytes()
+        self.0.key.as_bytes()
     }
 
     /// Whether a signature line is this key's (same name and key ID).
     pub fn matches(&self, line: &SignatureLine) -> bool {
-        line.name == self.name && line.key_id == self.hash
+        self.0.matches(line)
     }
 
     /// Checks that `note` carries a valid signature by this key; returns the signed text.
@@ -343,35 +229,35 @@ impl Verifier {
             let Some((name, data)) = rest.split_once(' ') else {
                 return Err(err(format!("malformed signature line `{}`", line.escape_debug())));
             };
-            if name != self.name {
+            if name != self.0.name {
                 continue;
             }
             let data = STANDARD
                 .decode(data)
                 .map_err(|_| err("malformed signature: not base64"))?;
-            if data.len() != 68 || data[..4] != self.hash {
+            if data.len() != 68 || data[..4] != self.0.id {
                 continue;
             }
             let signature = ed25519_dalek::Signature::from_bytes(data[4..].try_into().expect("64 bytes"));
-            return match self.key.verify_strict(text.as_bytes(), &signature) {
+            return match self.0.key.verify_strict(text.as_bytes(), &signature) {
                 Ok(()) => Ok(text),
-                Err(_) => Err(err(format!("the signature by {} does not verify", self.name))),
+                Err(_) => Err(err(format!("the signature by {} does not verify", self.0.name))),
             };
         }
         Err(err(format!(
             "the note has no signature by {}+{}",
-            self.name,
-            hex::encode(self.hash)
+            self.0.name,
+            hex::encode(self.0.id)
         )))
     }
 
     /// Opens a signed checkpoint: signature, format, and origin equal to the key's name.
     pub fn open_checkpoint(&self, note: &str) -> Result<Checkpoint, NoteError> {
         let checkpoint = Checkpoint::parse(self.open(note)?)?;
-        if checkpoint.origin != self.name {
+        if checkpoint.origin != self.0.name {
             return Err(err(format!(
                 "the checkpoint's origin `{}` is not the key's name `{}`",
-                checkpoint.origin, self.name
+                checkpoint.origin, self.0.name
             )));
         }
         Ok(checkpoint)
@@ -487,8 +373,8 @@ mod tests {
     /// read, one byte more is refused for its length; a private key must start `PRIVATE+KEY+`.
     #[test]
     fn refuses_past_the_bounds_and_not_at_them() {
-        assert!(check_name(&"n".repeat(MAX_NAME_BYTES)).is_ok());
-        let e = check_name(&"n".repeat(MAX_NAME_BYTES + 1)).unwrap_err();
+        assert!(super::super::keys::check_name(&"n".repeat(MAX_NAME_BYTES)).is_ok());
+        let e = super::super::keys::check_name(&"n".repeat(MAX_NAME_BYTES + 1)).unwrap_err();
         assert!(e.0.contains("1 to 256 bytes"), "{e}");
         assert_eq!(padded_note(MAX_NOTE_BYTES).len(), 65_536);
         let at = split_note(&padded_note(MAX_NOTE_BYTES)).map(|(text, _)| text.len());
