@@ -77,15 +77,16 @@ pub async fn check(args: &HealthcheckArgs) -> Result<String, Unhealthy> {
     }
     let url = url(args);
     let failed = |what: String| Unhealthy(format!("GET {url}: {what}"));
+    // With its causes (reqwest's own message says only "error sending request"), and
+    // without the URL, which leads the message already.
+    let failed_with = |e: reqwest::Error| failed(format!("{:#}", anyhow::Error::new(e.without_url())));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(args.timeout))
         // An HTTP_PROXY in the container's environment must not carry a loopback request away.
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| failed(format!("{e:#}")))?;
-    // The URL leads the message already.
-    let failed_with = |e: reqwest::Error| failed(cause(&e.without_url()));
+        .map_err(failed_with)?;
     let mut response = client.get(&url).send().await.map_err(failed_with)?;
     let status = response.status();
     let mut body = Vec::new();
@@ -100,18 +101,6 @@ pub async fn check(args: &HealthcheckArgs) -> Result<String, Unhealthy> {
         return Err(failed(format!("answered {status}: {body}")));
     }
     Ok(body)
-}
-
-/// An error with its causes (reqwest's own message says only "error sending request").
-fn cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
